@@ -1,0 +1,30 @@
+//! Firestore REST v1 JSON wire types, shared by the Counterbook app (wasm32) and
+//! `counterbook-server` (native).
+//!
+//! The types follow the proto3 JSON mapping that Cloud Firestore, its emulator and the official
+//! Firebase clients speak: `integerValue` travels as a string, `nullValue` may be `null` or
+//! `"NULL_VALUE"`, `doubleValue` may be `"NaN"` or `"Infinity"`, timestamps are RFC 3339 strings.
+//! Everything here is pure data and pure functions: no IO, no clock.
+
+pub mod batch_get;
+pub mod names;
+pub mod query;
+pub mod status;
+pub mod timestamp;
+pub mod value;
+pub mod write;
+
+pub use batch_get::{BatchGetRequest, BatchGetResponseItem};
+pub use names::{DocumentName, NameError};
+pub use query::{
+    CollectionSelector, CompositeFilter, CompositeOperator, Cursor, Direction, FieldFilter,
+    FieldOperator, FieldReference, Filter, Order, Projection, RunQueryRequest,
+    RunQueryResponseItem, StructuredQuery, UnaryFilter, UnaryOperator,
+};
+pub use status::{Code, ErrorResponse, Status};
+pub use timestamp::{Timestamp, TimestampError};
+pub use value::{ArrayValue, Document, LatLng, MapValue, Value};
+pub use write::{
+    CommitRequest, CommitResponse, DocumentMask, FieldTransform, Precondition, ServerValue,
+    TransformKind, Write, WriteOperation, WriteResult,
+};

@@ -1,0 +1,130 @@
+//! Writes and commits: `Write`, `FieldTransform`, `Precondition`, `CommitRequest`,
+//! `CommitResponse`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::timestamp::Timestamp;
+use crate::value::{ArrayValue, Document, Value};
+
+/// One write inside a commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Write {
+    #[serde(flatten)]
+    pub operation: WriteOperation,
+    /// For `update`: the fields to change; a masked field absent from the document is deleted.
+    /// Without a mask the document is replaced whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_mask: Option<DocumentMask>,
+    /// Applied after the update, in order, for the same document.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_transforms: Vec<FieldTransform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_document: Option<Precondition>,
+}
+
+/// What a write does: the `operation` oneof of `google.firestore.v1.Write`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WriteOperation {
+    Update(Document),
+    /// A document resource name.
+    Delete(String),
+    /// Checks the precondition on this document resource name, writes nothing.
+    Verify(String),
+    /// Legacy stand-alone transform (before `updateTransforms` existed).
+    Transform(DocumentTransform),
+}
+
+/// The legacy `transform` write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentTransform {
+    pub document: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_transforms: Vec<FieldTransform>,
+}
+
+/// A set of dotted field paths.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentMask {
+    #[serde(default)]
+    pub field_paths: Vec<String>,
+}
+
+/// A precondition on the document a write touches: it must (not) exist, or have this update time.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Precondition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_time: Option<Timestamp>,
+}
+
+/// A server-side change to one field, applied after the write's update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldTransform {
+    pub field_path: String,
+    #[serde(flatten)]
+    pub kind: TransformKind,
+}
+
+/// The `transform_type` oneof of `FieldTransform`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransformKind {
+    SetToServerValue(ServerValue),
+    Increment(Value),
+    Maximum(Value),
+    Minimum(Value),
+    AppendMissingElements(ArrayValue),
+    RemoveAllFromArray(ArrayValue),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerValue {
+    #[serde(rename = "SERVER_VALUE_UNSPECIFIED")]
+    Unspecified,
+    /// The commit time of the write.
+    #[serde(rename = "REQUEST_TIME")]
+    RequestTime,
+}
+
+/// Body of `POST .../documents:commit`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    /// Present in the gRPC request (and the conformance tests); the REST URL carries it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub writes: Vec<Write>,
+    /// A transaction id from `:beginTransaction`, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+}
+
+/// Reply to `:commit`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitResponse {
+    /// One per write, in the order of the request.
+    #[serde(default)]
+    pub write_results: Vec<WriteResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteResult {
+    /// Absent when the write changed nothing (a verify, or a delete of a missing document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_time: Option<Timestamp>,
+    /// One per `updateTransforms` entry, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transform_results: Vec<Value>,
+}
