@@ -85,7 +85,7 @@ impl DocumentName {
 
     /// Even segment count, at least two: the name of a document rather than a collection.
     pub fn is_document(&self) -> bool {
-        !self.segments.is_empty() && self.segments.len() % 2 == 0
+        !self.segments.is_empty() && self.segments.len().is_multiple_of(2)
     }
 
     /// The path below the `documents` root, e.g. `shops/s1/products/p1`.

@@ -83,9 +83,9 @@ impl fmt::Display for Timestamp {
         write!(f, "{}", date.format("%Y-%m-%dT%H:%M:%S"))?;
         let nanos = self.nanos;
         if nanos == 0 {
-        } else if nanos % 1_000_000 == 0 {
+        } else if nanos.is_multiple_of(1_000_000) {
             write!(f, ".{:03}", nanos / 1_000_000)?;
-        } else if nanos % 1000 == 0 {
+        } else if nanos.is_multiple_of(1000) {
             write!(f, ".{:06}", nanos / 1000)?;
         } else {
             write!(f, ".{nanos:09}")?;

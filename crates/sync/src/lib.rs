@@ -1,1 +1,19 @@
-//! Sync core.
+//! Counterbook's sync engine core, sans IO.
+//!
+//! The engine is a plain value: [`Outbox::handle`] takes the current time and one [`Event`]
+//! and returns the [`Command`]s for the driver to carry out (send a commit, read a marker,
+//! mark a unit done in the store, wake up later). It never awaits, never reads a clock and never
+//! touches the network or storage, so it is tested natively and deterministically.
+//!
+//! This crate currently holds the outbox and the push of units; pull and listen state live in
+//! the app's driver until they move here.
+
+pub mod backoff;
+pub mod outbox;
+pub mod unit;
+
+pub use backoff::{Backoff, SplitMix64};
+pub use outbox::{
+    Command, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure, Resume, UnitState,
+};
+pub use unit::{commit_request_for_unit, marker_path, DocumentWrite, Unit, UnitId};

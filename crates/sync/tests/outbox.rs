@@ -1,0 +1,592 @@
+//! Outbox state machine tests: each scenario feeds events and checks the commands, with a tiny
+//! in-memory server that applies commits atomically and enforces the marker precondition.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use counterbook_firestore_wire::{Code, CommitRequest, Value, WriteOperation};
+use counterbook_sync::{
+    Command, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure, SplitMix64, Unit,
+};
+
+const ROOT: &str = "projects/p/databases/(default)/documents/";
+
+fn unit(n: u32) -> Unit {
+    Unit {
+        id: format!("0193a0b0-0000-7000-8000-{n:012}"),
+        label: format!("Add product {n}"),
+        writes: vec![DocumentWrite {
+            path: format!("shops/s1/products/p{n}"),
+            fields: BTreeMap::from([("name".to_string(), Value::String(format!("Item {n}")))]),
+            mask: None,
+        }],
+        created_at_millis: 0,
+    }
+}
+
+fn outbox() -> Outbox {
+    Outbox::new(OutboxConfig::new("p", "s1", "device-A", 1))
+}
+
+fn server_error(code: Code, message: &str) -> PushFailure {
+    PushFailure::Server {
+        http_status: code.http_status(),
+        code,
+        message: message.into(),
+        retry_after_millis: None,
+    }
+}
+
+/// Applies commits like Firestore would: all writes or none; a marker that exists fails the
+/// whole commit with ALREADY_EXISTS. Counts how many times each document was written.
+#[derive(Default)]
+struct FakeServer {
+    documents: BTreeMap<String, BTreeMap<String, Value>>,
+    writes_per_document: BTreeMap<String, u32>,
+}
+
+impl FakeServer {
+    fn commit(&mut self, request: &CommitRequest) -> Result<(), PushFailure> {
+        for write in &request.writes {
+            if let (WriteOperation::Update(doc), Some(pre)) =
+                (&write.operation, &write.current_document)
+            {
+                if pre.exists == Some(false) && self.documents.contains_key(&doc.name) {
+                    return Err(server_error(Code::AlreadyExists, "entity already exists"));
+                }
+            }
+        }
+        for write in &request.writes {
+            if let WriteOperation::Update(doc) = &write.operation {
+                self.documents.insert(doc.name.clone(), doc.fields.clone());
+                *self
+                    .writes_per_document
+                    .entry(doc.name.clone())
+                    .or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn has(&self, relative_path: &str) -> bool {
+        self.documents
+            .contains_key(&format!("{ROOT}{relative_path}"))
+    }
+}
+
+fn sent_unit(commands: &[Command]) -> Option<(&str, &CommitRequest)> {
+    commands.iter().find_map(|c| match c {
+        Command::SendCommit { unit_id, request } => Some((unit_id.as_str(), request)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_unit_is_sent_and_marked_done() {
+    let mut outbox = outbox();
+    let commands = outbox.handle(0, Event::LocalWrite(unit(1)));
+    let (id, request) = sent_unit(&commands).expect("sent at once when online");
+    assert_eq!(id, unit(1).id);
+    assert_eq!(request.writes.len(), 2, "one entity write plus the marker");
+    assert_eq!(outbox.status().in_flight, 1);
+
+    let commands = outbox.handle(
+        1,
+        Event::CommitSucceeded {
+            unit_id: unit(1).id,
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::MarkDone {
+            unit_id: unit(1).id
+        }]
+    );
+    assert_eq!(outbox.status().pending, 0);
+}
+
+#[test]
+fn offline_units_wait_and_go_in_creation_order_when_online() {
+    let mut outbox = outbox();
+    assert!(outbox.handle(0, Event::Online(false)).is_empty());
+    // Inserted out of order: ids decide the order, not arrival.
+    assert!(outbox.handle(1, Event::LocalWrite(unit(2))).is_empty());
+    assert!(outbox.handle(2, Event::LocalWrite(unit(1))).is_empty());
+    assert_eq!(outbox.status().pending, 2);
+
+    let commands = outbox.handle(3, Event::Online(true));
+    assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
+    // The second unit waits until the first is done.
+    assert!(sent_unit(&outbox.handle(4, Event::Tick)).is_none());
+    let commands = outbox.handle(
+        5,
+        Event::CommitSucceeded {
+            unit_id: unit(1).id,
+        },
+    );
+    assert_eq!(
+        commands[0],
+        Command::MarkDone {
+            unit_id: unit(1).id
+        }
+    );
+    assert_eq!(sent_unit(&commands).unwrap().0, unit(2).id);
+}
+
+#[test]
+fn a_lost_acknowledgement_is_resolved_by_reading_the_marker() {
+    let mut outbox = outbox();
+    let mut server = FakeServer::default();
+    let commands = outbox.handle(0, Event::LocalWrite(unit(1)));
+    server.commit(sent_unit(&commands).unwrap().1).unwrap();
+    // The reply never arrives.
+    let commands = outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure: PushFailure::Network("connection reset".into()),
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::ReadMarker {
+            unit_id: unit(1).id,
+            path: format!("shops/s1/ops/{}", unit(1).id),
+        }]
+    );
+    let exists = server.has(&format!("shops/s1/ops/{}", unit(1).id));
+    let commands = outbox.handle(
+        2,
+        Event::MarkerRead {
+            unit_id: unit(1).id,
+            exists,
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::MarkDone {
+            unit_id: unit(1).id
+        }]
+    );
+    assert_eq!(
+        server.writes_per_document[&format!("{ROOT}shops/s1/products/p1")],
+        1
+    );
+}
+
+#[test]
+fn a_send_that_never_arrived_is_sent_again_after_the_marker_read() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let failure = PushFailure::Network("offline".into());
+    outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    let commands = outbox.handle(
+        2,
+        Event::MarkerRead {
+            unit_id: unit(1).id,
+            exists: false,
+        },
+    );
+    assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
+}
+
+#[test]
+fn a_unit_applied_before_a_restart_is_not_applied_twice() {
+    let mut server = FakeServer::default();
+    let mut before_crash = outbox();
+    let commands = before_crash.handle(0, Event::LocalWrite(unit(1)));
+    server.commit(sent_unit(&commands).unwrap().1).unwrap();
+
+    // The tab was closed before the reply; the store still holds the unit as pending.
+    let mut after_restart = outbox();
+    let commands = after_restart.handle(
+        10,
+        Event::Loaded {
+            pending: vec![unit(1)],
+            dead_letters: vec![],
+        },
+    );
+    let failure = server.commit(sent_unit(&commands).unwrap().1).unwrap_err();
+    let commands = after_restart.handle(
+        11,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    assert!(matches!(commands[0], Command::ReadMarker { .. }));
+    let commands = after_restart.handle(
+        12,
+        Event::MarkerRead {
+            unit_id: unit(1).id,
+            exists: true,
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::MarkDone {
+            unit_id: unit(1).id
+        }]
+    );
+    assert_eq!(
+        server.writes_per_document[&format!("{ROOT}shops/s1/products/p1")],
+        1
+    );
+}
+
+#[test]
+fn unavailable_backs_off_honouring_retry_after() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let failure = PushFailure::Server {
+        http_status: 503,
+        code: Code::Unavailable,
+        message: "overloaded".into(),
+        retry_after_millis: Some(30_000),
+    };
+    let commands = outbox.handle(
+        1_000,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    let Some(Command::WakeAt(at)) = commands.first() else {
+        panic!("expected a wake-up, got {commands:?}");
+    };
+    assert!(*at >= 31_000, "Retry-After ignored: wake at {at}");
+    assert!(sent_unit(&outbox.handle(*at - 1, Event::Tick)).is_none());
+    assert_eq!(
+        sent_unit(&outbox.handle(*at, Event::Tick)).unwrap().0,
+        unit(1).id
+    );
+    assert!(outbox.status().last_error.unwrap().contains("overloaded"));
+}
+
+#[test]
+fn repeated_server_errors_end_in_a_dead_letter_and_the_queue_moves_on() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    outbox.handle(0, Event::LocalWrite(unit(2)));
+    let mut now = 0;
+    let mut dead = None;
+    for _ in 0..8 {
+        let failure = server_error(Code::Internal, "disk on fire");
+        let commands = outbox.handle(
+            now,
+            Event::CommitFailed {
+                unit_id: unit(1).id,
+                failure,
+            },
+        );
+        if let Some(Command::MarkDeadLetter { reason, .. }) = commands.first() {
+            dead = Some(reason.clone());
+            assert_eq!(
+                sent_unit(&commands).unwrap().0,
+                unit(2).id,
+                "the queue goes on"
+            );
+            break;
+        }
+        now += 10 * 60 * 1000; // past any backoff
+        assert_eq!(
+            sent_unit(&outbox.handle(now, Event::Tick)).unwrap().0,
+            unit(1).id
+        );
+    }
+    let reason = dead.expect("dead-lettered after the limit");
+    assert!(
+        reason.contains("8 server errors") && reason.contains("disk on fire"),
+        "{reason}"
+    );
+    assert_eq!(outbox.status().dead_letters, 1);
+}
+
+#[test]
+fn network_errors_never_dead_letter() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let mut now = 0;
+    for _ in 0..50 {
+        let failure = PushFailure::Network("offline".into());
+        let commands = outbox.handle(
+            now,
+            Event::CommitFailed {
+                unit_id: unit(1).id,
+                failure,
+            },
+        );
+        assert!(matches!(commands[0], Command::ReadMarker { .. }));
+        let failure = PushFailure::Network("offline".into());
+        let commands = outbox.handle(
+            now,
+            Event::MarkerReadFailed {
+                unit_id: unit(1).id,
+                failure,
+            },
+        );
+        let Some(Command::WakeAt(at)) = commands.first() else {
+            panic!("expected a backoff, got {commands:?}");
+        };
+        assert!(*at - now <= 5 * 60 * 1000, "backoff is capped");
+        now = *at;
+        let commands = outbox.handle(now, Event::Tick);
+        assert!(
+            matches!(commands[0], Command::ReadMarker { .. }),
+            "{commands:?}"
+        );
+        let commands = outbox.handle(
+            now,
+            Event::MarkerRead {
+                unit_id: unit(1).id,
+                exists: false,
+            },
+        );
+        assert!(sent_unit(&commands).is_some());
+    }
+    assert_eq!(outbox.status().dead_letters, 0);
+}
+
+#[test]
+fn invalid_argument_dead_letters_at_once_and_can_be_retried_or_discarded() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let failure = server_error(Code::InvalidArgument, "price must be an integer");
+    let commands = outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::MarkDeadLetter {
+            unit_id: unit(1).id,
+            reason: "InvalidArgument: price must be an integer".into(),
+        }]
+    );
+    assert_eq!(outbox.dead_letters().len(), 1);
+
+    let commands = outbox.handle(
+        2,
+        Event::RetryDeadLetter {
+            unit_id: unit(1).id,
+        },
+    );
+    assert_eq!(
+        commands[0],
+        Command::MarkPending {
+            unit_id: unit(1).id
+        }
+    );
+    assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
+
+    let failure = server_error(Code::PermissionDenied, "not your shop");
+    outbox.handle(
+        3,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    let commands = outbox.handle(
+        4,
+        Event::DiscardDeadLetter {
+            unit_id: unit(1).id,
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::Discard {
+            unit_id: unit(1).id
+        }]
+    );
+    let status = outbox.status();
+    assert_eq!((status.pending, status.dead_letters), (0, 0));
+}
+
+#[test]
+fn unauthenticated_pauses_the_queue_without_dropping_anything() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let failure = server_error(Code::Unauthenticated, "token expired");
+    let commands = outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    assert!(commands.is_empty());
+    assert!(outbox.status().paused_for_sign_in);
+    assert!(outbox.handle(2, Event::LocalWrite(unit(2))).is_empty());
+    assert_eq!(outbox.status().pending, 2);
+    let commands = outbox.handle(3, Event::SignedIn);
+    assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
+}
+
+#[test]
+fn a_real_precondition_conflict_is_kept_as_a_dead_letter_for_now() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let failure = server_error(Code::FailedPrecondition, "the stored version changed");
+    let commands = outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure,
+        },
+    );
+    assert!(matches!(commands[0], Command::ReadMarker { .. }));
+    let commands = outbox.handle(
+        2,
+        Event::MarkerRead {
+            unit_id: unit(1).id,
+            exists: false,
+        },
+    );
+    let Command::MarkDeadLetter { reason, .. } = &commands[0] else {
+        panic!("expected a dead letter, got {commands:?}");
+    };
+    assert!(reason.starts_with("conflict:") && reason.contains("stored version changed"));
+}
+
+#[test]
+fn stale_replies_are_ignored() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    outbox.handle(
+        1,
+        Event::CommitSucceeded {
+            unit_id: unit(1).id,
+        },
+    );
+    // A duplicated reply for a unit that is already done changes nothing.
+    assert!(outbox
+        .handle(
+            2,
+            Event::CommitSucceeded {
+                unit_id: unit(1).id
+            }
+        )
+        .is_empty());
+    let failure = PushFailure::Network("late".into());
+    assert!(outbox
+        .handle(
+            3,
+            Event::CommitFailed {
+                unit_id: unit(1).id,
+                failure
+            }
+        )
+        .is_empty());
+    assert!(outbox.state_of(&unit(1).id).is_none());
+}
+
+/// Runs the outbox against the fake server with requests and replies dropped at random, and
+/// restarts in between; every unit must end on the server exactly once.
+#[test]
+fn seeded_runs_with_lost_requests_and_replies_apply_every_unit_exactly_once() {
+    for seed in 0..300u64 {
+        let mut rng = SplitMix64::new(seed);
+        let mut server = FakeServer::default();
+        let mut store: BTreeSet<u32> = (1..=5).collect(); // units not yet marked done
+        let mut outbox = outbox();
+        let mut now = 0i64;
+        let mut commands = outbox.handle(
+            now,
+            Event::Loaded {
+                pending: store.iter().map(|n| unit(*n)).collect(),
+                dead_letters: vec![],
+            },
+        );
+        for _step in 0..2_000 {
+            if store.is_empty() {
+                break;
+            }
+            if rng.up_to(30) == 0 {
+                // The tab restarts: in-memory state is lost, the store survives.
+                outbox = Outbox::new(OutboxConfig::new("p", "s1", "device-A", seed));
+                let pending = store.iter().map(|n| unit(*n)).collect();
+                commands = outbox.handle(
+                    now,
+                    Event::Loaded {
+                        pending,
+                        dead_letters: vec![],
+                    },
+                );
+                continue;
+            }
+            let mut next = Vec::new();
+            for command in commands.drain(..) {
+                let reply = match command {
+                    Command::SendCommit { unit_id, request } => {
+                        let lost_request = rng.up_to(3) == 0;
+                        let outcome = if lost_request {
+                            None
+                        } else {
+                            Some(server.commit(&request))
+                        };
+                        let lost_reply = rng.up_to(3) == 0;
+                        match (outcome, lost_reply) {
+                            (Some(Ok(())), false) => Event::CommitSucceeded { unit_id },
+                            (Some(Err(failure)), false) => Event::CommitFailed { unit_id, failure },
+                            _ => Event::CommitFailed {
+                                unit_id,
+                                failure: PushFailure::Network("lost".into()),
+                            },
+                        }
+                    }
+                    Command::ReadMarker { unit_id, path } => {
+                        if rng.up_to(4) == 0 {
+                            Event::MarkerReadFailed {
+                                unit_id,
+                                failure: PushFailure::Network("lost".into()),
+                            }
+                        } else {
+                            Event::MarkerRead {
+                                unit_id,
+                                exists: server.has(&path),
+                            }
+                        }
+                    }
+                    Command::MarkDone { unit_id } => {
+                        let n: u32 = unit_id.rsplit('-').next().unwrap().parse().unwrap();
+                        store.remove(&n);
+                        continue;
+                    }
+                    Command::WakeAt(at) => {
+                        now = now.max(at);
+                        Event::Tick
+                    }
+                    other => panic!("seed {seed}: unexpected {other:?}"),
+                };
+                now += 1;
+                next.extend(outbox.handle(now, reply));
+            }
+            commands = next;
+            if commands.is_empty() {
+                commands = outbox.handle(now, Event::Tick);
+            }
+        }
+        assert!(
+            store.is_empty(),
+            "seed {seed}: units never finished: {store:?}"
+        );
+        for n in 1..=5 {
+            let name = format!("{ROOT}shops/s1/products/p{n}");
+            assert_eq!(
+                server.writes_per_document.get(&name),
+                Some(&1),
+                "seed {seed}: {name}"
+            );
+        }
+        assert_eq!(outbox.status().dead_letters, 0, "seed {seed}");
+    }
+}
