@@ -1,1 +1,18 @@
-//! Counterbook app.
+//! Counterbook: an offline-first point of sale that runs in the browser.
+//!
+//! Every user action is written to IndexedDB first ([`storage`]), in one transaction with its
+//! outbox entry; the [`driver`] pushes the outbox and pulls other tablets' changes through
+//! [`remote`] whenever the network allows. The UI ([`ui`]) only reads signals and calls the
+//! driver. See ARCHITECTURE.md for the map and the rules.
+//!
+//! The crate is empty on other targets than wasm32.
+#![cfg(target_arch = "wasm32")]
+
+pub mod driver;
+pub mod ids;
+pub mod model;
+pub mod money;
+pub mod remote;
+pub mod settings;
+pub mod storage;
+pub mod ui;

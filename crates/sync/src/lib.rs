@@ -5,15 +5,17 @@
 //! mark a unit done in the store, wake up later). It never awaits, never reads a clock and never
 //! touches the network or storage, so it is tested natively and deterministically.
 //!
-//! This crate currently holds the outbox and the push of units; pull and listen state live in
-//! the app's driver until they move here.
+//! This crate holds the outbox and the push of units, and the pure parts of checkpointed pulls;
+//! the driver in the app decides when to pull. Listen state arrives with real-time sync.
 
 pub mod backoff;
 pub mod outbox;
+pub mod pull;
 pub mod unit;
 
 pub use backoff::{Backoff, SplitMix64};
 pub use outbox::{
     Command, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure, Resume, UnitState,
 };
+pub use pull::{checkpoint_after, pull_query, Checkpoint, UPDATED_AT};
 pub use unit::{commit_request_for_unit, marker_path, DocumentWrite, Unit, UnitId};

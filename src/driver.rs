@@ -1,0 +1,462 @@
+//! The sync driver: the only code that awaits. It feeds the sans-IO [`Outbox`] events, carries
+//! out its commands with [`Remote`] and [`Store`], pulls other tablets' changes while the page
+//! is visible, and publishes what the UI shows through signals.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use counterbook_sync::{
+    checkpoint_after, pull_query, Command, Event, Outbox, OutboxConfig, PushFailure,
+};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+use crate::model::{add_product_unit, Product};
+use crate::remote::Remote;
+use crate::settings::Settings;
+use crate::storage::{StorageError, Store};
+
+/// How often a visible, online page pulls (until real-time listeners arrive).
+const PULL_INTERVAL_MILLIS: i32 = 3_000;
+/// A slow wake-up in case a timer or an event was missed.
+const SLOW_TICK_MILLIS: i32 = 15_000;
+/// Documents per pull page.
+const PULL_PAGE_SIZE: i32 = 100;
+
+/// A unit that stopped for good, as the UI lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub unit_id: String,
+    pub label: String,
+    pub reason: String,
+}
+
+/// Everything the header badge and the status panel show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// `navigator.onLine`.
+    pub browser_online: bool,
+    /// Whether the last request got any reply from the server.
+    pub server_reachable: bool,
+    /// Units not yet on the server, dead letters excluded.
+    pub pending: usize,
+    pub dead_letters: Vec<DeadLetter>,
+    pub paused_for_sign_in: bool,
+    pub last_error: Option<String>,
+    /// When the last pull finished, Unix ms.
+    pub last_pull_millis: Option<i64>,
+}
+
+impl Default for SyncStatus {
+    fn default() -> Self {
+        SyncStatus {
+            browser_online: true,
+            server_reachable: true,
+            pending: 0,
+            dead_letters: Vec::new(),
+            paused_for_sign_in: false,
+            last_error: None,
+            last_pull_millis: None,
+        }
+    }
+}
+
+/// Why the app could not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a pull run can fail on.
+enum PullError {
+    Remote(PushFailure),
+    Storage(StorageError),
+}
+
+struct Inner {
+    settings: Settings,
+    store: Store,
+    remote: Remote,
+    outbox: RefCell<Outbox>,
+    status: RwSignal<SyncStatus>,
+    products: RwSignal<Vec<Product>>,
+    pulling: Cell<bool>,
+    server_reachable: Cell<bool>,
+    last_pull_millis: Cell<Option<i64>>,
+    pull_error: RefCell<Option<String>>,
+    wake_timer: Cell<Option<i32>>,
+}
+
+/// A handle on the running sync engine; cheap to clone.
+#[derive(Clone)]
+pub struct SyncDriver {
+    inner: Rc<Inner>,
+}
+
+fn now_millis() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+fn browser_online() -> bool {
+    web_sys::window()
+        .map(|w| w.navigator().on_line())
+        .unwrap_or(true)
+}
+
+fn page_visible() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .map(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+        .unwrap_or(true)
+}
+
+impl SyncDriver {
+    /// Opens the store, loads the outbox and starts pushing and pulling.
+    pub async fn start(settings: Settings) -> Result<SyncDriver, StartError> {
+        let store = Store::open(&settings.database_name).await?;
+        let device_id = store.device_id().await?;
+        let outbox_contents = store.outbox().await?;
+        let products = store.products().await?;
+        spawn_local(async {
+            crate::storage::request_persistent_storage().await;
+        });
+
+        let config = OutboxConfig::new(
+            &settings.project,
+            &settings.shop_id,
+            &device_id,
+            crate::ids::random_seed(),
+        );
+        let driver = SyncDriver {
+            inner: Rc::new(Inner {
+                remote: Remote::new(&settings.endpoint, &settings.project),
+                settings,
+                store,
+                outbox: RefCell::new(Outbox::new(config)),
+                status: RwSignal::new(SyncStatus::default()),
+                products: RwSignal::new(products),
+                pulling: Cell::new(false),
+                server_reachable: Cell::new(true),
+                last_pull_millis: Cell::new(None),
+                pull_error: RefCell::new(None),
+                wake_timer: Cell::new(None),
+            }),
+        };
+        driver.dispatch(Event::Online(browser_online()));
+        driver.dispatch(Event::Loaded {
+            pending: outbox_contents.pending,
+            dead_letters: outbox_contents.dead_letters,
+        });
+        driver.listen_to_the_browser();
+        driver.pull_soon();
+        Ok(driver)
+    }
+
+    pub fn status(&self) -> RwSignal<SyncStatus> {
+        self.inner.status
+    }
+
+    pub fn products(&self) -> RwSignal<Vec<Product>> {
+        self.inner.products
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Saves a new product with its outbox unit, shows it, and starts pushing it.
+    pub async fn add_product(&self, name: &str, price_minor: i64) -> Result<Product, StorageError> {
+        let settings = &self.inner.settings;
+        let product = Product {
+            id: crate::ids::new_id(),
+            name: name.trim().to_owned(),
+            price_minor,
+            currency: settings.currency.clone(),
+            server_updated_at_millis: None,
+        };
+        let unit = add_product_unit(
+            crate::ids::new_id(),
+            &product,
+            &settings.shop_id,
+            now_millis(),
+        );
+        self.inner.store.add_product(&product, &unit).await?;
+        self.refresh_products().await;
+        self.dispatch(Event::LocalWrite(unit));
+        Ok(product)
+    }
+
+    pub fn retry_dead_letter(&self, unit_id: String) {
+        self.dispatch(Event::RetryDeadLetter { unit_id });
+    }
+
+    pub fn discard_dead_letter(&self, unit_id: String) {
+        self.dispatch(Event::DiscardDeadLetter { unit_id });
+    }
+
+    /// Feeds one event to the engine and carries out what it asks for.
+    fn dispatch(&self, event: Event) {
+        let commands = self.inner.outbox.borrow_mut().handle(now_millis(), event);
+        self.publish_status();
+        for command in commands {
+            self.execute(command);
+        }
+    }
+
+    fn execute(&self, command: Command) {
+        let this = self.clone();
+        match command {
+            Command::SendCommit { unit_id, request } => spawn_local(async move {
+                let event = match this.inner.remote.commit(&request).await {
+                    Ok(_) => {
+                        this.note_reply(None);
+                        Event::CommitSucceeded { unit_id }
+                    }
+                    Err(failure) => {
+                        this.note_reply(Some(&failure));
+                        Event::CommitFailed { unit_id, failure }
+                    }
+                };
+                this.dispatch(event);
+            }),
+            Command::ReadMarker { unit_id, path } => spawn_local(async move {
+                let event = match this.inner.remote.get_document(&path).await {
+                    Ok(marker) => {
+                        this.note_reply(None);
+                        Event::MarkerRead {
+                            unit_id,
+                            exists: marker.is_some(),
+                        }
+                    }
+                    Err(failure) => {
+                        this.note_reply(Some(&failure));
+                        Event::MarkerReadFailed { unit_id, failure }
+                    }
+                };
+                this.dispatch(event);
+            }),
+            Command::MarkDone { unit_id } => spawn_local(async move {
+                // If this fails the unit is loaded again next start; its marker makes the
+                // resend harmless, so the only cost is one extra request.
+                this.report_storage(this.inner.store.mark_unit_done(&unit_id).await);
+                // Pull soon so that the server's `updatedAt` comes back to this device.
+                this.pull_soon();
+            }),
+            Command::MarkDeadLetter { unit_id, reason } => spawn_local(async move {
+                let outcome = this
+                    .inner
+                    .store
+                    .set_dead_letter(&unit_id, Some(&reason))
+                    .await;
+                this.report_storage(outcome);
+            }),
+            Command::MarkPending { unit_id } => spawn_local(async move {
+                let outcome = this.inner.store.set_dead_letter(&unit_id, None).await;
+                this.report_storage(outcome);
+            }),
+            Command::Discard { unit_id } => spawn_local(async move {
+                this.report_storage(this.inner.store.discard_unit(&unit_id).await);
+            }),
+            Command::WakeAt(at) => self.wake_at(at),
+        }
+    }
+
+    fn report_storage(&self, outcome: Result<(), StorageError>) {
+        if let Err(error) = outcome {
+            web_sys::console::error_1(&format!("counterbook storage: {error}").into());
+            self.inner
+                .status
+                .update(|s| s.last_error = Some(error.to_string()));
+        }
+    }
+
+    /// Records whether the server answered at all (any HTTP reply counts).
+    fn note_reply(&self, failure: Option<&PushFailure>) {
+        let reachable = !matches!(failure, Some(PushFailure::Network(_)));
+        self.inner.server_reachable.set(reachable);
+    }
+
+    fn publish_status(&self) {
+        let outbox = self.inner.outbox.borrow();
+        let engine = outbox.status();
+        let dead_letters = outbox
+            .dead_letters()
+            .into_iter()
+            .map(|(unit, reason)| DeadLetter {
+                unit_id: unit.id.clone(),
+                label: unit.label.clone(),
+                reason: reason.to_owned(),
+            })
+            .collect();
+        let status = SyncStatus {
+            browser_online: browser_online(),
+            server_reachable: self.inner.server_reachable.get(),
+            pending: engine.pending,
+            dead_letters,
+            paused_for_sign_in: engine.paused_for_sign_in,
+            last_error: engine
+                .last_error
+                .or_else(|| self.inner.pull_error.borrow().clone()),
+            last_pull_millis: self.inner.last_pull_millis.get(),
+        };
+        drop(outbox);
+        if self.inner.status.get_untracked() != status {
+            self.inner.status.set(status);
+        }
+    }
+
+    fn wake_at(&self, at: i64) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        if let Some(previous) = self.inner.wake_timer.take() {
+            window.clear_timeout_with_handle(previous);
+        }
+        let this = self.clone();
+        let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
+        let callback = Closure::once_into_js(move || {
+            this.inner.wake_timer.set(None);
+            this.dispatch(Event::Tick);
+        });
+        let handle = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
+            .ok();
+        self.inner.wake_timer.set(handle);
+    }
+
+    /// Online/offline events, visibility changes and the periodic timers. They live as long as
+    /// the page, so their closures are leaked on purpose.
+    fn listen_to_the_browser(&self) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        for (event_name, online) in [("online", true), ("offline", false)] {
+            let this = self.clone();
+            let callback = Closure::<dyn Fn()>::new(move || {
+                this.dispatch(Event::Online(online));
+                if online {
+                    this.pull_soon();
+                }
+            });
+            let _ = window
+                .add_event_listener_with_callback(event_name, callback.as_ref().unchecked_ref());
+            callback.forget();
+        }
+        if let Some(document) = window.document() {
+            let this = self.clone();
+            let callback = Closure::<dyn Fn()>::new(move || {
+                if page_visible() {
+                    this.dispatch(Event::Tick);
+                    this.pull_soon();
+                }
+            });
+            let _ = document.add_event_listener_with_callback(
+                "visibilitychange",
+                callback.as_ref().unchecked_ref(),
+            );
+            callback.forget();
+        }
+        let this = self.clone();
+        let pull = Closure::<dyn Fn()>::new(move || this.pull_soon());
+        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            pull.as_ref().unchecked_ref(),
+            PULL_INTERVAL_MILLIS,
+        );
+        pull.forget();
+        let this = self.clone();
+        let tick = Closure::<dyn Fn()>::new(move || this.dispatch(Event::Tick));
+        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            SLOW_TICK_MILLIS,
+        );
+        tick.forget();
+    }
+
+    /// Starts a pull unless one is running, the page is hidden or the browser is offline.
+    fn pull_soon(&self) {
+        if !page_visible() || !browser_online() || self.inner.pulling.replace(true) {
+            return;
+        }
+        let this = self.clone();
+        spawn_local(async move {
+            let outcome = this.pull_products().await;
+            this.inner.pulling.set(false);
+            match outcome {
+                Ok(()) => {
+                    this.inner.server_reachable.set(true);
+                    this.inner.last_pull_millis.set(Some(now_millis()));
+                }
+                Err(PullError::Remote(failure)) => {
+                    this.note_reply(Some(&failure));
+                    *this.inner.pull_error.borrow_mut() =
+                        Some(format!("pull failed: {}", failure.describe()));
+                }
+                Err(PullError::Storage(error)) => {
+                    *this.inner.pull_error.borrow_mut() = Some(error.to_string());
+                }
+            }
+            this.publish_status();
+        });
+    }
+
+    /// Pulls every page of products changed since the checkpoint, each page and its checkpoint
+    /// applied in one transaction.
+    async fn pull_products(&self) -> Result<(), PullError> {
+        let store = &self.inner.store;
+        let parent = format!("shops/{}", self.inner.settings.shop_id);
+        let mut skipped: Vec<String> = Vec::new();
+        loop {
+            let checkpoint = store
+                .checkpoint("products")
+                .await
+                .map_err(PullError::Storage)?;
+            let query = pull_query("products", checkpoint.as_ref(), PULL_PAGE_SIZE);
+            let page = self
+                .inner
+                .remote
+                .run_query(&parent, &query)
+                .await
+                .map_err(PullError::Remote)?;
+            let Some(next_checkpoint) = checkpoint_after(&page) else {
+                break;
+            };
+            let mut upserts = Vec::new();
+            let mut deleted_ids = Vec::new();
+            for document in &page {
+                match Product::from_document(document) {
+                    Ok(product) if Product::is_deleted(document) => deleted_ids.push(product.id),
+                    Ok(product) => upserts.push(product),
+                    // A document this version cannot read is skipped (and reported) rather
+                    // than blocking every later change behind it.
+                    Err(invalid) => skipped.push(invalid.to_string()),
+                }
+            }
+            store
+                .apply_pulled_products(&upserts, &deleted_ids, &next_checkpoint)
+                .await
+                .map_err(PullError::Storage)?;
+            self.refresh_products().await;
+            if (page.len() as i32) < PULL_PAGE_SIZE {
+                break;
+            }
+        }
+        *self.inner.pull_error.borrow_mut() = match skipped.as_slice() {
+            [] => None,
+            [first, ..] => Some(format!(
+                "skipped {} unreadable product document(s); first: {first}",
+                skipped.len()
+            )),
+        };
+        Ok(())
+    }
+
+    async fn refresh_products(&self) {
+        match self.inner.store.products().await {
+            Ok(products) => self.inner.products.set(products),
+            Err(error) => self.report_storage(Err(error)),
+        }
+    }
+}

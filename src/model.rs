@@ -1,0 +1,171 @@
+//! Domain types the shop works with, and how they map to Firestore documents.
+//!
+//! Field names on the wire are part of the protocol every tablet and backend shares; they are
+//! listed once here.
+
+use std::collections::BTreeMap;
+
+use counterbook_firestore_wire::{Document, DocumentName, Value};
+use counterbook_sync::{DocumentWrite, Unit, UPDATED_AT};
+use serde::{Deserialize, Serialize};
+
+/// A product on the shelf.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    /// UUID v7 made on the device that created it.
+    pub id: String,
+    pub name: String,
+    /// Price in minor units of `currency`.
+    pub price_minor: i64,
+    /// ISO 4217 code, e.g. "INR".
+    pub currency: String,
+    /// The server's `updatedAt` in Unix ms; `None` until the product came back from a pull.
+    #[serde(default)]
+    pub server_updated_at_millis: Option<i64>,
+}
+
+/// Why a document from the server is not a valid product.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("document {name} is not a valid product: {reason}")]
+pub struct InvalidDocument {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The longest product name we accept, in characters.
+pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
+
+impl Product {
+    pub fn document_path(&self, shop_id: &str) -> String {
+        format!("shops/{shop_id}/products/{}", self.id)
+    }
+
+    /// The entity fields of the product document (sync metadata is added by the engine).
+    pub fn to_fields(&self) -> BTreeMap<String, Value> {
+        BTreeMap::from([
+            ("name".to_string(), Value::String(self.name.clone())),
+            ("price".to_string(), Value::Integer(self.price_minor)),
+            ("currency".to_string(), Value::String(self.currency.clone())),
+            ("deleted".to_string(), Value::Boolean(false)),
+        ])
+    }
+
+    /// Reads a product document as pulled from the server.
+    pub fn from_document(document: &Document) -> Result<Product, InvalidDocument> {
+        let invalid = |reason: &str| InvalidDocument {
+            name: document.name.clone(),
+            reason: reason.to_owned(),
+        };
+        let name = DocumentName::parse(&document.name).map_err(|e| invalid(&e.to_string()))?;
+        let id = name
+            .id()
+            .ok_or_else(|| invalid("no document id"))?
+            .to_owned();
+        let fields = &document.fields;
+        let text = |field: &str| -> Result<String, InvalidDocument> {
+            fields
+                .get(field)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| invalid(&format!("`{field}` is missing or not a string")))
+        };
+        let price_minor = fields
+            .get("price")
+            .and_then(Value::as_integer)
+            .ok_or_else(|| invalid("`price` is missing or not an integer"))?;
+        Ok(Product {
+            id,
+            name: text("name")?,
+            price_minor,
+            currency: text("currency")?,
+            server_updated_at_millis: fields
+                .get(UPDATED_AT)
+                .and_then(Value::as_timestamp)
+                .map(|t| t.to_unix_millis()),
+        })
+    }
+
+    /// Whether a pulled document marks the product deleted (soft delete).
+    pub fn is_deleted(document: &Document) -> bool {
+        document.fields.get("deleted").and_then(Value::as_bool) == Some(true)
+    }
+}
+
+/// The unit of work for adding `product`: one document write, labelled for people.
+pub fn add_product_unit(
+    unit_id: String,
+    product: &Product,
+    shop_id: &str,
+    now_millis: i64,
+) -> Unit {
+    Unit {
+        id: unit_id,
+        label: format!("Add product {}", product.name),
+        writes: vec![DocumentWrite {
+            path: product.document_path(shop_id),
+            fields: product.to_fields(),
+            mask: None,
+        }],
+        created_at_millis: now_millis,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use counterbook_firestore_wire::Timestamp;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn a_product_survives_the_trip_through_a_document() {
+        let product = Product {
+            id: "0193a0b0-0000-7000-8000-000000000001".into(),
+            name: "Parle-G 250g".into(),
+            price_minor: 2500,
+            currency: "INR".into(),
+            server_updated_at_millis: None,
+        };
+        let mut fields = product.to_fields();
+        fields.insert(
+            UPDATED_AT.into(),
+            Value::Timestamp(Timestamp::from_unix_millis(42)),
+        );
+        let document = Document {
+            name: format!(
+                "projects/p/databases/(default)/documents/{}",
+                product.document_path("s1")
+            ),
+            fields,
+            ..Document::default()
+        };
+        let back = Product::from_document(&document).unwrap();
+        assert_eq!(
+            back,
+            Product {
+                server_updated_at_millis: Some(42),
+                ..product
+            }
+        );
+        assert!(!Product::is_deleted(&document));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_malformed_document_is_refused_with_the_reason() {
+        let document = Document {
+            name: "projects/p/databases/(default)/documents/shops/s1/products/x".into(),
+            fields: BTreeMap::from([
+                ("name".to_string(), Value::String("Tea".into())),
+                ("price".to_string(), Value::Double(12.5)),
+            ]),
+            ..Document::default()
+        };
+        let error = Product::from_document(&document).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`price` is missing or not an integer"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! The Firestore REST client: the only module that calls `fetch`.
+//!
+//! It speaks `counterbook-firestore-wire` types and turns every way a request can fail into a
+//! [`PushFailure`] the sync engine understands: no reply at all (`Network`), a Firestore error
+//! body or any other HTTP error (`Server`), or a success whose body is not what Firestore sends
+//! (`MalformedReply`). Nothing here panics on a bad reply.
+
+use counterbook_firestore_wire::{
+    Code, CommitRequest, CommitResponse, Document, ErrorResponse, RunQueryRequest,
+    RunQueryResponseItem, StructuredQuery,
+};
+use counterbook_sync::PushFailure;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// How long one request may take before it is abandoned (and its outcome treated as unknown).
+const REQUEST_TIMEOUT_MILLIS: i32 = 20_000;
+
+/// One Firestore-compatible backend: our server, the emulator, or Cloud Firestore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    endpoint: String,
+    project: String,
+    database: String,
+}
+
+impl Remote {
+    pub fn new(endpoint: &str, project: &str) -> Remote {
+        Remote {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            project: project.to_owned(),
+            database: "(default)".to_owned(),
+        }
+    }
+
+    fn documents_url(&self) -> String {
+        format!(
+            "{}/v1/projects/{}/databases/{}/documents",
+            self.endpoint, self.project, self.database
+        )
+    }
+
+    /// `POST documents:commit`.
+    pub async fn commit(&self, request: &CommitRequest) -> Result<CommitResponse, PushFailure> {
+        let url = format!("{}:commit", self.documents_url());
+        let body = to_json(request)?;
+        let (_, text) = self.send("POST", &url, Some(body)).await?;
+        parse_reply(&text)
+    }
+
+    /// `GET documents/{path}`; `Ok(None)` when the document does not exist.
+    pub async fn get_document(&self, path: &str) -> Result<Option<Document>, PushFailure> {
+        let url = format!("{}/{path}", self.documents_url());
+        match self.send("GET", &url, None).await {
+            Ok((_, text)) => parse_reply(&text).map(Some),
+            Err(PushFailure::Server {
+                code: Code::NotFound,
+                ..
+            }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// `POST {parent}:runQuery`, where `parent_path` is a document path such as `shops/s1`.
+    pub async fn run_query(
+        &self,
+        parent_path: &str,
+        query: &StructuredQuery,
+    ) -> Result<Vec<Document>, PushFailure> {
+        let url = format!("{}/{parent_path}:runQuery", self.documents_url());
+        let request = RunQueryRequest {
+            structured_query: Some(query.clone()),
+            ..RunQueryRequest::default()
+        };
+        let (_, text) = self.send("POST", &url, Some(to_json(&request)?)).await?;
+        let items: Vec<RunQueryResponseItem> = parse_reply(&text)?;
+        Ok(items.into_iter().filter_map(|item| item.document).collect())
+    }
+
+    /// Sends one request; `Ok` only for a 2xx status, with the body text.
+    async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<String>,
+    ) -> Result<(u16, String), PushFailure> {
+        let network = |what: &str, error: JsValue| {
+            PushFailure::Network(format!("{what}: {}", describe_js_error(&error)))
+        };
+        let window = web_sys::window().ok_or_else(|| PushFailure::Network("no window".into()))?;
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        let controller = web_sys::AbortController::new().map_err(|e| network("abort", e))?;
+        init.set_signal(Some(&controller.signal()));
+        if let Some(body) = &body {
+            init.set_body(&JsValue::from_str(body));
+            let headers = web_sys::Headers::new().map_err(|e| network("headers", e))?;
+            headers
+                .set("Content-Type", "application/json")
+                .map_err(|e| network("headers", e))?;
+            init.set_headers(&headers);
+        }
+        let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| {
+            PushFailure::Network(format!("bad request URL {url}: {}", describe_js_error(&e)))
+        })?;
+
+        let abort = wasm_bindgen::closure::Closure::once_into_js(move || controller.abort());
+        let timer = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                abort.unchecked_ref(),
+                REQUEST_TIMEOUT_MILLIS,
+            )
+            .ok();
+        let outcome = async {
+            let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+                .await
+                .map_err(|e| network("request failed", e))?
+                .unchecked_into();
+            let text_promise = response.text().map_err(|e| network("reading reply", e))?;
+            let text = JsFuture::from(text_promise)
+                .await
+                .map_err(|e| network("reading reply", e))?
+                .as_string()
+                .unwrap_or_default();
+            Ok::<_, PushFailure>((response, text))
+        }
+        .await;
+        if let Some(timer) = timer {
+            window.clear_timeout_with_handle(timer);
+        }
+        let (response, text) = outcome?;
+        let status = response.status();
+        if (200..300).contains(&status) {
+            return Ok((status, text));
+        }
+        let retry_after_millis = response
+            .headers()
+            .get("Retry-After")
+            .ok()
+            .flatten()
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(|seconds| seconds.saturating_mul(1000));
+        Err(server_failure(status, &text, retry_after_millis))
+    }
+}
+
+/// Reads an error reply: Firestore's `{"error": {...}}` body, or whatever a proxy sent.
+fn server_failure(status: u16, text: &str, retry_after_millis: Option<u64>) -> PushFailure {
+    match serde_json::from_str::<ErrorResponse>(text) {
+        Ok(reply) => PushFailure::Server {
+            http_status: status,
+            code: reply.error.status,
+            message: reply.error.message,
+            retry_after_millis,
+        },
+        Err(_) => {
+            let excerpt: String = text.chars().take(200).collect();
+            PushFailure::Server {
+                http_status: status,
+                code: Code::from_http_status(status),
+                message: format!("HTTP {status}: {excerpt}"),
+                retry_after_millis,
+            }
+        }
+    }
+}
+
+fn parse_reply<T: DeserializeOwned>(text: &str) -> Result<T, PushFailure> {
+    serde_json::from_str(text).map_err(|e| {
+        let excerpt: String = text.chars().take(200).collect();
+        PushFailure::MalformedReply(format!("{e} in {excerpt:?}"))
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PushFailure> {
+    // Serializing our own wire types cannot fail (no non-string map keys); keep it an error anyway.
+    serde_json::to_string(value)
+        .map_err(|e| PushFailure::MalformedReply(format!("cannot encode request: {e}")))
+}
+
+fn describe_js_error(error: &JsValue) -> String {
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| format!("{error:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn firestore_error_bodies_keep_their_code_and_message() {
+        let failure = server_failure(
+            409,
+            r#"{"error":{"code":409,"message":"entity already exists","status":"ALREADY_EXISTS"}}"#,
+            None,
+        );
+        assert_eq!(
+            failure,
+            PushFailure::Server {
+                http_status: 409,
+                code: Code::AlreadyExists,
+                message: "entity already exists".into(),
+                retry_after_millis: None,
+            }
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn a_proxy_error_page_becomes_a_status_from_the_http_code() {
+        let failure = server_failure(502, "<html>Bad Gateway</html>", Some(5_000));
+        let PushFailure::Server {
+            code,
+            message,
+            retry_after_millis,
+            ..
+        } = failure
+        else {
+            panic!("expected a server failure");
+        };
+        assert_eq!(code, Code::Unavailable);
+        assert!(message.contains("Bad Gateway"));
+        assert_eq!(retry_after_millis, Some(5_000));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_success_with_a_malformed_body_is_reported_not_panicked() {
+        let failure = parse_reply::<CommitResponse>("<html>captive portal</html>").unwrap_err();
+        assert!(
+            matches!(failure, PushFailure::MalformedReply(ref m) if m.contains("captive portal"))
+        );
+    }
+}

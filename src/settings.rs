@@ -1,0 +1,77 @@
+//! Device connection settings: which backend, project and shop this tablet syncs with.
+//!
+//! They live in `localStorage` (read synchronously at start-up, before IndexedDB opens) and can
+//! be set from the page URL, e.g. `/?endpoint=http://127.0.0.1:8080&project=p&shop=s1`, which is
+//! how an operator points a tablet at Cloud Firestore or the emulator without a settings screen.
+
+/// Where and as what this device syncs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Base URL of the Firestore REST API, without `/v1`: our server's origin, the emulator's
+    /// `http://127.0.0.1:8080`, or `https://firestore.googleapis.com`.
+    pub endpoint: String,
+    pub project: String,
+    pub shop_id: String,
+    pub currency: String,
+    /// IndexedDB database name; tests use their own.
+    pub database_name: String,
+}
+
+const KEYS: [&str; 4] = ["endpoint", "project", "shop", "currency"];
+
+impl Settings {
+    /// The defaults for a tablet served by counterbook-server: sync with the same origin.
+    pub fn defaults(origin: &str) -> Settings {
+        Settings {
+            endpoint: origin.trim_end_matches('/').to_owned(),
+            project: "counterbook".into(),
+            shop_id: "demo-shop".into(),
+            currency: "INR".into(),
+            database_name: "counterbook".into(),
+        }
+    }
+
+    /// Defaults, overridden by saved settings, overridden (and saved) by the page's URL.
+    pub fn load() -> Settings {
+        let window = web_sys::window();
+        let origin = window
+            .as_ref()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        let mut settings = Settings::defaults(&origin);
+        let storage = window
+            .as_ref()
+            .and_then(|w| w.local_storage().ok().flatten());
+        let query = window
+            .as_ref()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok());
+        for key in KEYS {
+            let from_url = query
+                .as_ref()
+                .and_then(|q| q.get(key))
+                .filter(|v| !v.trim().is_empty());
+            if let (Some(value), Some(storage)) = (&from_url, &storage) {
+                // Saving can fail in private mode; the URL value is still used for this visit.
+                let _ = storage.set_item(&format!("counterbook.{key}"), value);
+            }
+            let saved = storage
+                .as_ref()
+                .and_then(|s| s.get_item(&format!("counterbook.{key}")).ok().flatten());
+            if let Some(value) = from_url.or(saved) {
+                settings.set(key, value.trim());
+            }
+        }
+        settings
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        match key {
+            "endpoint" => self.endpoint = value.trim_end_matches('/').to_owned(),
+            "project" => self.project = value.to_owned(),
+            "shop" => self.shop_id = value.to_owned(),
+            "currency" => self.currency = value.to_uppercase(),
+            _ => {}
+        }
+    }
+}

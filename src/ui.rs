@@ -1,0 +1,240 @@
+//! The screens. Components read the driver's signals and call its methods; they never touch
+//! storage or the network themselves.
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::driver::{SyncDriver, SyncStatus};
+use crate::model::MAX_PRODUCT_NAME_CHARS;
+use crate::money::{format_price, minor_digits, parse_price};
+use crate::settings::Settings;
+
+/// The whole app, with settings from the URL and `localStorage`.
+#[component]
+pub fn App() -> impl IntoView {
+    view! { <Counterbook settings=Settings::load()/> }
+}
+
+enum Startup {
+    Opening,
+    Ready(SyncDriver),
+    Failed(String),
+}
+
+/// The app for explicit settings (tests mount this with their own database name).
+#[component]
+pub fn Counterbook(settings: Settings) -> impl IntoView {
+    let startup = RwSignal::new_local(Startup::Opening);
+    spawn_local(async move {
+        let next = match SyncDriver::start(settings).await {
+            Ok(driver) => Startup::Ready(driver),
+            Err(error) => Startup::Failed(error.to_string()),
+        };
+        startup.set(next);
+    });
+    move || {
+        startup.with(|state| match state {
+            Startup::Opening => view! { <p class="notice">"Opening the shop…"</p> }.into_any(),
+            Startup::Failed(message) => view! {
+                <p class="notice error" data-testid="startup-error">
+                    "Counterbook cannot start: " {message.clone()}
+                </p>
+            }
+            .into_any(),
+            Startup::Ready(driver) => view! { <Shop driver=driver.clone()/> }.into_any(),
+        })
+    }
+}
+
+#[component]
+fn Shop(driver: SyncDriver) -> impl IntoView {
+    let status = driver.status();
+    let shop_name = driver.settings().shop_id.clone();
+    let driver = StoredValue::new_local(driver);
+    view! {
+        <header class="topbar">
+            <h1>"Counterbook"</h1>
+            <span class="shop">{shop_name}</span>
+            <SyncBadge status=status/>
+        </header>
+        <main>
+            <SyncProblems driver=driver/>
+            <AddProductForm driver=driver/>
+            <ProductList driver=driver/>
+        </main>
+    }
+}
+
+/// "Online · 0 pending" / "Offline · 3 pending" in the header.
+#[component]
+fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
+    let state = move || {
+        status.with(|s| {
+            if !s.browser_online {
+                ("offline", "Offline")
+            } else if s.paused_for_sign_in {
+                ("paused", "Sign in needed")
+            } else if !s.server_reachable {
+                ("unreachable", "Server unreachable")
+            } else {
+                ("online", "Online")
+            }
+        })
+    };
+    view! {
+        <span class=move || format!("badge {}", state().0) data-testid="sync-badge"
+            data-state=move || state().0>
+            <span data-testid="connection">{move || state().1}</span>
+            " · "
+            <span data-testid="pending-count">{move || status.with(|s| s.pending)}</span>
+            " pending"
+        </span>
+    }
+}
+
+/// The last sync error and any dead letters, with retry and discard.
+#[component]
+fn SyncProblems(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let status = driver.with_value(|d| d.status());
+    view! {
+        <Show when=move || status.with(|s| s.last_error.is_some())>
+            <p class="sync-error" data-testid="sync-error" role="status">
+                {move || status.with(|s| s.last_error.clone().unwrap_or_default())}
+            </p>
+        </Show>
+        <Show when=move || status.with(|s| !s.dead_letters.is_empty())>
+            <section class="dead-letters" data-testid="dead-letters">
+                <h2>"Changes the server refused"</h2>
+                <p>"They are kept on this tablet. Retry them, or discard them if they are wrong."</p>
+                <ul>
+                    <For each=move || status.with(|s| s.dead_letters.clone())
+                        key=|dead| dead.unit_id.clone()
+                        children=move |dead| {
+                            let retry_id = dead.unit_id.clone();
+                            let discard_id = dead.unit_id.clone();
+                            view! {
+                                <li data-testid="dead-letter">
+                                    <strong>{dead.label}</strong>
+                                    <span class="reason">{dead.reason}</span>
+                                    <button on:click=move |_| driver.with_value(|d| d.retry_dead_letter(retry_id.clone()))>
+                                        "Retry"
+                                    </button>
+                                    <button on:click=move |_| driver.with_value(|d| d.discard_dead_letter(discard_id.clone()))>
+                                        "Discard"
+                                    </button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+fn AddProductForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let price = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let saving = RwSignal::new(false);
+    let currency = driver.with_value(|d| d.settings().currency.clone());
+    let name_input = NodeRef::<leptos::html::Input>::new();
+
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        if saving.get_untracked() {
+            return;
+        }
+        let typed_name = name.get_untracked().trim().to_owned();
+        if typed_name.is_empty() {
+            error.set(Some("Enter the product's name.".into()));
+            return;
+        }
+        if typed_name.chars().count() > MAX_PRODUCT_NAME_CHARS {
+            error.set(Some(format!(
+                "Use at most {MAX_PRODUCT_NAME_CHARS} characters for the name."
+            )));
+            return;
+        }
+        let currency = driver.with_value(|d| d.settings().currency.clone());
+        let price_minor = match parse_price(&price.get_untracked(), minor_digits(&currency)) {
+            Ok(minor) => minor,
+            Err(problem) => {
+                error.set(Some(problem.to_string()));
+                return;
+            }
+        };
+        let driver = driver.get_value();
+        saving.set(true);
+        spawn_local(async move {
+            match driver.add_product(&typed_name, price_minor).await {
+                Ok(_) => {
+                    error.set(None);
+                    name.set(String::new());
+                    price.set(String::new());
+                    if let Some(input) = name_input.get_untracked() {
+                        let _ = input.focus();
+                    }
+                }
+                // Nothing was saved (one transaction); the typed values stay for another try.
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+            saving.set(false);
+        });
+    };
+
+    view! {
+        <form class="add-product" on:submit=on_submit data-testid="add-product-form">
+            <h2>"Add a product"</h2>
+            <label>
+                "Name"
+                <input type="text" node_ref=name_input data-testid="product-name" autocomplete="off"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))/>
+            </label>
+            <label>
+                {format!("Price ({currency})")}
+                <input type="text" inputmode="decimal" data-testid="product-price" autocomplete="off"
+                    prop:value=move || price.get()
+                    on:input=move |ev| price.set(event_target_value(&ev))/>
+            </label>
+            <button type="submit" data-testid="add-product" disabled=move || saving.get()>
+                "Add"
+            </button>
+            <Show when=move || error.with(Option::is_some)>
+                <p class="form-error" role="alert" data-testid="form-error">
+                    {move || error.get().unwrap_or_default()}
+                </p>
+            </Show>
+        </form>
+    }
+}
+
+#[component]
+fn ProductList(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let products = driver.with_value(|d| d.products());
+    view! {
+        <section class="products">
+            <h2>"Products " <span class="count" data-testid="product-count">{move || products.with(Vec::len)}</span></h2>
+            <Show when=move || products.with(Vec::is_empty)>
+                <p class="empty">"No products yet. Add the first one above."</p>
+            </Show>
+            <ul data-testid="product-list">
+                <For each=move || products.get() key=|p| (p.id.clone(), p.name.clone(), p.price_minor)
+                    children=move |product| {
+                        let synced = product.server_updated_at_millis.is_some();
+                        view! {
+                            <li data-testid="product-row" data-synced=synced.to_string()>
+                                <span class="name" data-testid="product-row-name">{product.name.clone()}</span>
+                                <span class="price">{format_price(product.price_minor, &product.currency)}</span>
+                                {(!synced).then(|| view! { <span class="unsynced" title="Not yet on the server">"●"</span> })}
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+        </section>
+    }
+}
