@@ -1,1 +1,108 @@
-//! Server.
+//! `counterbook-server`: a Firestore-compatible REST endpoint on SQLite that also serves the
+//! built Counterbook PWA.
+//!
+//! `app(state)` builds the whole axum router; `main.rs` only parses flags, opens the state and
+//! serves it. Module map:
+//! - `routes`: the `/v1/...` Firestore REST surface: path parsing, body reading, dispatch;
+//! - `commit`: validating writes and applying them (masks, preconditions, transforms);
+//! - `query`: validating structured queries and evaluating filters, orders and cursors;
+//! - `field_path`: Firestore's dotted field path syntax and access into nested maps;
+//! - `store`: SQLite (the only module that imports rusqlite), the commit clock;
+//! - `static_files`: the PWA's files, with the single-page-app fallback;
+//! - `error`: `ServerError` and its Firestore-shaped JSON response.
+
+pub mod commit;
+pub mod error;
+pub mod field_path;
+pub mod query;
+pub mod routes;
+pub mod static_files;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::{HeaderName, Method};
+use axum::Router;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ServerError;
+use store::Store;
+
+/// How the server was asked to run.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Holds `counterbook.sqlite3`; created if missing.
+    pub data_directory: PathBuf,
+    /// The built PWA to serve at `/`, if any.
+    pub app_directory: Option<PathBuf>,
+    /// Emulator mode: no authentication, any project id, CORS open to any origin.
+    pub dev_mode: bool,
+}
+
+/// Everything a request handler needs: the store and the configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    store: Arc<Store>,
+    config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// Opens the data directory. Refuses to run without `dev_mode`: authentication does not
+    /// exist yet, and serving without it while pretending otherwise would expose every shop.
+    pub fn open(config: ServerConfig) -> Result<AppState, ServerError> {
+        if !config.dev_mode {
+            return Err(ServerError::AuthenticationNotImplemented);
+        }
+        let store = Store::open(&config.data_directory)?;
+        Ok(AppState {
+            store: Arc::new(store),
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Runs synchronous SQLite work on Tokio's blocking pool, off the async workers.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, ServerError> + Send + 'static,
+    ) -> Result<T, ServerError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|error| ServerError::StorageTaskFailed(error.to_string()))?
+    }
+}
+
+/// The whole HTTP application: the Firestore REST API under `/v1`, the PWA (or a note)
+/// everywhere else, request tracing, and in dev mode CORS for any origin.
+pub fn app(state: AppState) -> Router {
+    let mut router = routes::router()
+        .merge(static_files::router(state.config.app_directory.clone()))
+        .layer(TraceLayer::new_for_http());
+    if state.config.dev_mode {
+        router = router.layer(dev_mode_cors());
+    }
+    router.with_state(state)
+}
+
+/// Like the Firestore emulator: any origin, the methods the REST API uses, and whatever headers
+/// the browser asks for (the Firebase SDK sends `x-goog-api-client`, `x-firebase-gmpid`, ...).
+fn dev_mode_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([HeaderName::from_static("content-type")])
+        .max_age(std::time::Duration::from_secs(3600))
+}

@@ -1,0 +1,98 @@
+//! `ServerError`: the one error type of the server, and the one place that turns an error into
+//! Firestore's `google.rpc.Status` JSON (`{"error":{"code":..,"message":..,"status":..}}`).
+//!
+//! Every handler returns `Result<_, ServerError>`; the variant decides the gRPC code and with it
+//! the HTTP status, so a client (the sync engine, the Firebase SDK) can react to the status
+//! exactly as it would against Cloud Firestore or its emulator.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use counterbook_firestore_wire::{Code, ErrorResponse, Status};
+
+use crate::store::StoreError;
+
+/// Everything that can go wrong while answering a request or starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request is malformed: bad names, bad field paths, wrong value types. 400.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The body is not JSON of the expected shape. 400, worded like the emulator's
+    /// "Payload isn't valid for request." with serde's reason appended.
+    #[error("Payload isn't valid for request: {0}")]
+    MalformedBody(#[source] serde_json::Error),
+    /// The body is larger than Firestore's request limit. 400, as Cloud Firestore answers.
+    #[error("Request payload size exceeds the limit: {limit_bytes} bytes.")]
+    PayloadTooLarge { limit_bytes: usize },
+    /// A document the request needs does not exist (GET, or an `exists: true` precondition). 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// An `exists: false` precondition met an existing document. 409.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// An `updateTime` precondition did not match, or the query cannot be served. 400.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A Firestore feature this server recognises but does not implement yet. 501.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// No route answers this path. 404.
+    #[error("{0}")]
+    NoSuchMethod(String),
+    /// SQLite failed. 503 when the database is busy (retryable), 500 otherwise.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The blocking task that talks to SQLite panicked or was cancelled. 500.
+    #[error("internal error: the storage task did not finish: {0}")]
+    StorageTaskFailed(String),
+    /// The server was asked to run with authentication, which does not exist yet.
+    #[error(
+        "authentication is not implemented yet; run with --dev (no auth, like the Firestore emulator)"
+    )]
+    AuthenticationNotImplemented,
+}
+
+impl ServerError {
+    /// The gRPC code this error travels as.
+    pub fn code(&self) -> Code {
+        match self {
+            ServerError::InvalidArgument(_)
+            | ServerError::MalformedBody(_)
+            | ServerError::PayloadTooLarge { .. } => Code::InvalidArgument,
+            ServerError::NotFound(_) | ServerError::NoSuchMethod(_) => Code::NotFound,
+            ServerError::AlreadyExists(_) => Code::AlreadyExists,
+            ServerError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ServerError::Unimplemented(_) | ServerError::AuthenticationNotImplemented => {
+                Code::Unimplemented
+            }
+            ServerError::Storage(StoreError::Busy(_)) => Code::Unavailable,
+            ServerError::Storage(_) | ServerError::StorageTaskFailed(_) => Code::Internal,
+        }
+    }
+
+    /// The `google.rpc.Status` body for this error.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        // Server-side failures are the operator's business: log them with their source chain.
+        // Client mistakes are the client's business and only worth a debug line.
+        match code {
+            Code::Internal | Code::Unavailable => {
+                tracing::error!(error = ?self, "request failed on the server side")
+            }
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorResponse {
+            error: self.to_status(),
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,584 @@
+//! The SQLite store: schema, the commit clock, write transactions and read snapshots.
+//!
+//! This is the only module that imports `rusqlite`. It speaks domain types (`DocumentName`,
+//! `StoredDocument`, `Timestamp`) and knows nothing about HTTP or Firestore's write semantics;
+//! `commit` and `query` hold those as pure functions over what this module loads.
+//!
+//! Concurrency: one writer connection and one reader connection, each behind a std `Mutex`
+//! (not a Tokio one: every use is synchronous and runs on a blocking thread, never across an
+//! `.await`). The database runs in WAL mode, so the reader sees the last committed state while a
+//! write is in progress.
+//!
+//! Time: commit timestamps have microsecond precision and are assigned while the writer lock is
+//! held, as `max(now, last + 1µs)`, so they strictly increase even when the wall clock steps back;
+//! the last one is persisted in the same transaction, so a restart keeps the order. A read takes
+//! its read time under the same lock and raises the floor to it, so every later commit gets a
+//! later time than any read that did not see it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use counterbook_firestore_wire::{Document, DocumentName, Timestamp, Value};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::ServerError;
+
+/// The SQLite file inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "counterbook.sqlite3";
+
+/// How long a statement waits for a lock held by another connection before giving up with
+/// `Busy` (which clients see as a retryable `UNAVAILABLE`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bumped whenever the schema below changes; `open` refuses files from a newer server.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+    -- One row per document. `parent` is the path of the document that holds the collection
+    -- ('' for a root collection), so a collection is the key prefix
+    -- (database, parent, collection_id) and a collection scan is an index range scan.
+    CREATE TABLE IF NOT EXISTS documents (
+        database TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        collection_id TEXT NOT NULL,
+        document_id TEXT NOT NULL,
+        fields_json TEXT NOT NULL,
+        create_time_micros INTEGER NOT NULL,
+        update_time_micros INTEGER NOT NULL,
+        PRIMARY KEY (database, parent, collection_id, document_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS server_meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+";
+
+const LAST_COMMIT_KEY: &str = "last_commit_time_micros";
+
+/// What can go wrong in SQLite or around it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database lock for longer than the busy timeout.
+    #[error("the database is busy; try again: {0}")]
+    Busy(#[source] rusqlite::Error),
+    /// Any other SQLite failure.
+    #[error("internal storage error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// A stored row cannot be decoded (edited by hand, or written by a buggy version).
+    #[error("internal storage error: stored document {name} is corrupt: {reason}")]
+    CorruptRow { name: String, reason: String },
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was written by a newer server with a schema this one does not know.
+    #[error("the database file has schema version {found}, newer than this server's {SCHEMA_VERSION}; upgrade counterbook-server")]
+    SchemaTooNew { found: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(error)
+            }
+            _ => StoreError::Sqlite(error),
+        }
+    }
+}
+
+/// `projects/{project}/databases/{database}`: the database a request addresses (from its URL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseId {
+    pub project: String,
+    pub database: String,
+}
+
+impl DatabaseId {
+    /// `projects/{p}/databases/{d}`, the key prefix of every row of this database.
+    pub fn resource_name(&self) -> String {
+        format!("projects/{}/databases/{}", self.project, self.database)
+    }
+
+    /// Whether a parsed name lies in this database.
+    pub fn contains(&self, name: &DocumentName) -> bool {
+        name.project == self.project && name.database == self.database
+    }
+}
+
+/// A document as stored: its fields and its two timestamps. The name is the row's key.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct StoredDocument {
+    pub fields: BTreeMap<String, Value>,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+}
+
+impl StoredDocument {
+    /// The REST representation, named.
+    pub fn into_wire(self, name: String) -> Document {
+        Document {
+            name,
+            fields: self.fields,
+            create_time: Some(self.create_time),
+            update_time: Some(self.update_time),
+        }
+    }
+}
+
+/// A stored document with its full resource name, as a collection scan returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedDocument {
+    pub name: String,
+    pub stored: StoredDocument,
+}
+
+/// The writer connection and the clock it hands commit times from.
+struct Writer {
+    connection: Connection,
+    /// The latest commit or read time handed out; the next commit time is strictly later.
+    last_issued_micros: i64,
+}
+
+/// The SQLite database behind one data directory.
+pub struct Store {
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+    /// Tests replace the wall clock to check the commit-time rules; production uses the system.
+    wall_clock_micros: fn() -> i64,
+}
+
+fn system_clock_micros() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if needed) `data_directory/counterbook.sqlite3`.
+    pub fn open(data_directory: &Path) -> Result<Store, StoreError> {
+        Self::open_with_clock(data_directory, system_clock_micros)
+    }
+
+    /// Like `open`, with a replaceable wall clock (microseconds since the epoch).
+    pub fn open_with_clock(
+        data_directory: &Path,
+        wall_clock_micros: fn() -> i64,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_directory).map_err(|source| StoreError::DataDirectory {
+            path: data_directory.to_owned(),
+            source,
+        })?;
+        let path = data_directory.join(DATABASE_FILE_NAME);
+        let writer_connection = open_connection(&path)?;
+        let found_version: i64 =
+            writer_connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if found_version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: found_version,
+            });
+        }
+        writer_connection.execute_batch(SCHEMA)?;
+        writer_connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        let last_commit_micros: i64 = writer_connection
+            .query_row(
+                "SELECT value FROM server_meta WHERE key = ?1",
+                [LAST_COMMIT_KEY],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let reader_connection = open_connection(&path)?;
+        Ok(Store {
+            writer: Mutex::new(Writer {
+                connection: writer_connection,
+                last_issued_micros: last_commit_micros,
+            }),
+            reader: Mutex::new(reader_connection),
+            wall_clock_micros,
+        })
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while the lock was held dropped its transaction, which rolled back; the
+        // connection itself is still sound, so a poisoned lock is safe to take over.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `work` in one IMMEDIATE transaction with a fresh commit time. If `work` fails,
+    /// nothing it wrote is kept.
+    pub fn write_transaction<T>(
+        &self,
+        work: impl FnOnce(&WriteTransaction<'_>) -> Result<T, ServerError>,
+    ) -> Result<T, ServerError> {
+        let mut writer = self.lock_writer();
+        let Writer {
+            connection,
+            last_issued_micros,
+        } = &mut *writer;
+        let commit_micros = ((self.wall_clock_micros)()).max(*last_issued_micros + 1);
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let write_transaction = WriteTransaction {
+            transaction,
+            commit_time: Timestamp::from_unix_micros(commit_micros),
+        };
+        let output = work(&write_transaction)?;
+        let transaction = write_transaction.transaction;
+        transaction
+            .execute(
+                "INSERT INTO server_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![LAST_COMMIT_KEY, commit_micros],
+            )
+            .map_err(StoreError::from)?;
+        transaction.commit().map_err(StoreError::from)?;
+        *last_issued_micros = commit_micros;
+        Ok(output)
+    }
+
+    /// Runs `work` against a consistent snapshot that holds every commit up to its read time.
+    pub fn read_snapshot<T>(
+        &self,
+        work: impl FnOnce(&ReadSnapshot<'_>) -> Result<T, ServerError>,
+    ) -> Result<T, ServerError> {
+        let mut reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let transaction = reader.transaction().map_err(StoreError::from)?;
+        let read_micros = {
+            // No commit is in flight while the writer lock is held, so the snapshot pinned here
+            // holds every commit up to now, and raising the floor keeps later commits later.
+            let mut writer = self.lock_writer();
+            let read_micros = ((self.wall_clock_micros)()).max(writer.last_issued_micros);
+            transaction
+                .query_row("SELECT count(*) FROM server_meta", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map_err(StoreError::from)?;
+            writer.last_issued_micros = read_micros;
+            read_micros
+        };
+        let snapshot = ReadSnapshot {
+            transaction,
+            read_time: Timestamp::from_unix_micros(read_micros),
+        };
+        let output = work(&snapshot)?;
+        // Nothing was written; ending the transaction just releases the snapshot.
+        snapshot.transaction.rollback().map_err(StoreError::from)?;
+        Ok(output)
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never block the writer and see the last committed state. NORMAL
+    // synchronisation is durable across process crashes; only a power cut can lose the last
+    // transactions, and never corrupts the file.
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(connection)
+}
+
+/// The row key of a document name: (database, parent, collection_id, document_id).
+struct RowKey<'a> {
+    database: String,
+    parent: String,
+    collection_id: &'a str,
+    document_id: &'a str,
+}
+
+fn row_key(name: &DocumentName) -> RowKey<'_> {
+    let count = name.segments.len();
+    debug_assert!(
+        name.is_document(),
+        "row keys are only made for document names"
+    );
+    RowKey {
+        database: format!("projects/{}/databases/{}", name.project, name.database),
+        parent: name.segments[..count.saturating_sub(2)].join("/"),
+        collection_id: name
+            .segments
+            .get(count.wrapping_sub(2))
+            .map_or("", String::as_str),
+        document_id: name.segments.last().map_or("", String::as_str),
+    }
+}
+
+fn decode_row(
+    name: &str,
+    fields_json: &str,
+    create_time_micros: i64,
+    update_time_micros: i64,
+) -> Result<StoredDocument, StoreError> {
+    let fields = serde_json::from_str(fields_json).map_err(|error| StoreError::CorruptRow {
+        name: name.to_owned(),
+        reason: error.to_string(),
+    })?;
+    Ok(StoredDocument {
+        fields,
+        create_time: Timestamp::from_unix_micros(create_time_micros),
+        update_time: Timestamp::from_unix_micros(update_time_micros),
+    })
+}
+
+fn get_document(
+    connection: &Connection,
+    name: &DocumentName,
+) -> Result<Option<StoredDocument>, StoreError> {
+    let key = row_key(name);
+    let row = connection
+        .query_row(
+            "SELECT fields_json, create_time_micros, update_time_micros FROM documents
+             WHERE database = ?1 AND parent = ?2 AND collection_id = ?3 AND document_id = ?4",
+            params![key.database, key.parent, key.collection_id, key.document_id],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(fields_json, create, update)| {
+        decode_row(&name.to_string(), &fields_json, create, update)
+    })
+    .transpose()
+}
+
+/// An open write transaction and the commit time of everything written in it.
+pub struct WriteTransaction<'a> {
+    transaction: rusqlite::Transaction<'a>,
+    commit_time: Timestamp,
+}
+
+impl WriteTransaction<'_> {
+    /// The time this commit will carry: `updateTime` of every changed document.
+    pub fn commit_time(&self) -> Timestamp {
+        self.commit_time
+    }
+
+    /// The document as of this transaction, including its own earlier writes.
+    pub fn get_document(&self, name: &DocumentName) -> Result<Option<StoredDocument>, StoreError> {
+        get_document(&self.transaction, name)
+    }
+
+    /// Creates or replaces a document.
+    pub fn put_document(
+        &self,
+        name: &DocumentName,
+        document: &StoredDocument,
+    ) -> Result<(), StoreError> {
+        let key = row_key(name);
+        let fields_json =
+            serde_json::to_string(&document.fields).map_err(|error| StoreError::CorruptRow {
+                name: name.to_string(),
+                reason: error.to_string(),
+            })?;
+        self.transaction.execute(
+            "INSERT INTO documents (database, parent, collection_id, document_id, fields_json,
+                                    create_time_micros, update_time_micros)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (database, parent, collection_id, document_id) DO UPDATE SET
+                 fields_json = excluded.fields_json,
+                 create_time_micros = excluded.create_time_micros,
+                 update_time_micros = excluded.update_time_micros",
+            params![
+                key.database,
+                key.parent,
+                key.collection_id,
+                key.document_id,
+                fields_json,
+                document.create_time.to_unix_micros(),
+                document.update_time.to_unix_micros(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a document; deleting a missing one is not an error.
+    pub fn delete_document(&self, name: &DocumentName) -> Result<(), StoreError> {
+        let key = row_key(name);
+        self.transaction.execute(
+            "DELETE FROM documents
+             WHERE database = ?1 AND parent = ?2 AND collection_id = ?3 AND document_id = ?4",
+            params![key.database, key.parent, key.collection_id, key.document_id],
+        )?;
+        Ok(())
+    }
+}
+
+/// A consistent read-only view of the database at `read_time`.
+pub struct ReadSnapshot<'a> {
+    transaction: rusqlite::Transaction<'a>,
+    read_time: Timestamp,
+}
+
+impl ReadSnapshot<'_> {
+    /// The time this snapshot stands for.
+    pub fn read_time(&self) -> Timestamp {
+        self.read_time
+    }
+
+    pub fn get_document(&self, name: &DocumentName) -> Result<Option<StoredDocument>, StoreError> {
+        get_document(&self.transaction, name)
+    }
+
+    /// Every document directly in the collection `collection_id` under `parent` (a document
+    /// name, or the database root when it has no segments), in document id order.
+    pub fn documents_in_collection(
+        &self,
+        parent: &DocumentName,
+        collection_id: &str,
+    ) -> Result<Vec<NamedDocument>, StoreError> {
+        let database = format!("projects/{}/databases/{}", parent.project, parent.database);
+        let parent_path = parent.relative_path();
+        let name_prefix = if parent_path.is_empty() {
+            format!("{database}/documents/{collection_id}/")
+        } else {
+            format!("{database}/documents/{parent_path}/{collection_id}/")
+        };
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT document_id, fields_json, create_time_micros, update_time_micros
+             FROM documents
+             WHERE database = ?1 AND parent = ?2 AND collection_id = ?3
+             ORDER BY document_id",
+        )?;
+        let rows = statement.query_map(params![database, parent_path, collection_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut documents = Vec::new();
+        for row in rows {
+            let (document_id, fields_json, create, update) = row?;
+            let name = format!("{name_prefix}{document_id}");
+            let stored = decode_row(&name, &fields_json, create, update)?;
+            documents.push(NamedDocument { name, stored });
+        }
+        Ok(documents)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    fn name(path: &str) -> DocumentName {
+        DocumentName::new("p", "(default)", path).unwrap()
+    }
+
+    static STEPPED_CLOCK: AtomicI64 = AtomicI64::new(1_000_000);
+
+    fn stepped_clock() -> i64 {
+        STEPPED_CLOCK.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn commit_times_strictly_increase_even_when_the_clock_steps_back_and_survive_reopening() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open_with_clock(directory.path(), stepped_clock).unwrap();
+        let commit = |store: &Store| {
+            store
+                .write_transaction(|transaction| Ok(transaction.commit_time()))
+                .unwrap()
+        };
+        let first = commit(&store);
+        assert_eq!(first, Timestamp::from_unix_micros(1_000_000));
+        let second = commit(&store);
+        assert_eq!(second, Timestamp::from_unix_micros(1_000_001));
+        STEPPED_CLOCK.store(500, Ordering::SeqCst);
+        let third = commit(&store);
+        assert_eq!(third, Timestamp::from_unix_micros(1_000_002));
+        drop(store);
+
+        let reopened = Store::open_with_clock(directory.path(), stepped_clock).unwrap();
+        assert_eq!(
+            commit(&reopened),
+            Timestamp::from_unix_micros(1_000_003),
+            "the last commit time is persisted"
+        );
+        let read_time = reopened
+            .read_snapshot(|snapshot| Ok(snapshot.read_time()))
+            .unwrap();
+        assert_eq!(read_time, Timestamp::from_unix_micros(1_000_003));
+    }
+
+    #[test]
+    fn a_failed_transaction_keeps_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(directory.path()).unwrap();
+        let result: Result<(), ServerError> = store.write_transaction(|transaction| {
+            transaction.put_document(&name("c/a"), &StoredDocument::default())?;
+            Err(ServerError::InvalidArgument("second write is bad".into()))
+        });
+        assert!(result.is_err());
+        let found = store
+            .read_snapshot(|snapshot| Ok(snapshot.get_document(&name("c/a"))?))
+            .unwrap();
+        assert_eq!(found, None);
+    }
+
+    #[test]
+    fn collection_scans_see_only_direct_children_of_the_parent() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(directory.path()).unwrap();
+        store
+            .write_transaction(|transaction| {
+                for path in [
+                    "shops/s1/items/b",
+                    "shops/s1/items/a",
+                    "shops/s2/items/x",
+                    "shops/s1/items/a/sub/y",
+                    "items/root",
+                ] {
+                    transaction.put_document(&name(path), &StoredDocument::default())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let names = store
+            .read_snapshot(|snapshot| {
+                Ok(snapshot.documents_in_collection(&name("shops/s1"), "items")?)
+            })
+            .unwrap()
+            .into_iter()
+            .map(|document| document.name)
+            .collect::<Vec<_>>();
+        assert_eq!(
+            names,
+            [
+                "projects/p/databases/(default)/documents/shops/s1/items/a",
+                "projects/p/databases/(default)/documents/shops/s1/items/b",
+            ]
+        );
+        let root = DocumentName::parse("projects/p/databases/(default)/documents").unwrap();
+        let root_names = store
+            .read_snapshot(|snapshot| Ok(snapshot.documents_in_collection(&root, "items")?))
+            .unwrap();
+        assert_eq!(root_names.len(), 1);
+        assert_eq!(
+            root_names[0].name,
+            "projects/p/databases/(default)/documents/items/root"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Black-box tests of the real `counterbook-server` binary over real HTTP: startup line with the
+//! bound port, a commit and a query, clean refusal without `--dev`, and shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use serde_json::{json, Value};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_counterbook-server");
+
+/// A running server process, killed when dropped (also when a test fails half way).
+struct RunningServer {
+    child: Child,
+    base_url: String,
+    // Kept open so the server never writes into a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data_directory: &Path, extra_arguments: &[&str]) -> RunningServer {
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--addr", "127.0.0.1:0", "--dev", "--data"])
+        .arg(data_directory)
+        .args(extra_arguments)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting counterbook-server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // Blocks until the server has bound its port and printed the line; EOF means it died.
+    stdout.read_line(&mut line).unwrap();
+    let base_url = line
+        .trim()
+        .strip_prefix("counterbook-server listening on ")
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("unexpected first line {line:?}")
+        })
+        .to_owned();
+    RunningServer {
+        child,
+        base_url,
+        _stdout: stdout,
+    }
+}
+
+fn post_json(url: &str, body: &Value) -> Value {
+    let mut response = ureq::post(url)
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .send(body.to_string())
+        .unwrap_or_else(|error| panic!("POST {url}: {error}"));
+    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+#[test]
+fn commit_and_query_over_real_http_then_stop_on_sigterm() {
+    let data_directory = tempfile::tempdir().unwrap();
+    let mut server = start_server(data_directory.path(), &[]);
+    assert!(
+        server.base_url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.base_url
+    );
+    let port: u16 = server.base_url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "the real bound port is printed");
+
+    let root = "projects/black-box/databases/(default)/documents";
+    let api = format!("{}/v1/{root}", server.base_url);
+    let commit = post_json(
+        &format!("{api}:commit?key=fake"),
+        &json!({"writes": [{
+            "update": {"name": format!("{root}/shops/s1/products/p1"), "fields": {"n": {"integerValue": "1"}}},
+            "updateTransforms": [{"fieldPath": "updatedAt", "setToServerValue": "REQUEST_TIME"}]
+        }]}),
+    );
+    let commit_time = commit["commitTime"].as_str().unwrap().to_owned();
+
+    let items = post_json(
+        &format!("{api}/shops/s1:runQuery"),
+        &json!({"structuredQuery": {
+            "from": [{"collectionId": "products"}],
+            "where": {"fieldFilter": {"field": {"fieldPath": "updatedAt"}, "op": "GREATER_THAN_OR_EQUAL",
+                                      "value": {"timestampValue": commit_time}}},
+            "orderBy": [{"field": {"fieldPath": "updatedAt"}}, {"field": {"fieldPath": "__name__"}}],
+            "limit": 100
+        }}),
+    );
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        items[0]["document"]["name"],
+        json!(format!("{root}/shops/s1/products/p1"))
+    );
+    assert_eq!(items[0]["done"], json!(true));
+
+    // GET over the wire, with the database id percent-encoded as some clients send it.
+    let mut response = ureq::get(format!(
+        "{}/v1/projects/black-box/databases/%28default%29/documents/shops/s1/products/p1",
+        server.base_url
+    ))
+    .call()
+    .unwrap();
+    let document: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(
+        document["fields"]["updatedAt"]["timestampValue"],
+        json!(commit_time)
+    );
+
+    // SIGTERM: graceful shutdown, exit status 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+}
+
+#[test]
+fn the_binary_refuses_to_start_without_dev_mode() {
+    let data_directory = tempfile::tempdir().unwrap();
+    let output = Command::new(BINARY)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data_directory.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "authentication is not implemented yet; run with --dev (no auth, like the Firestore emulator)"
+        ),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "it must not claim to listen");
+}
+
+#[test]
+fn raw_traversal_requests_never_reach_files_outside_the_app_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let dist = root.path().join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("index.html"), "<title>Counterbook</title>").unwrap();
+    std::fs::write(root.path().join("secret.txt"), "TOP SECRET").unwrap();
+    let data_directory = tempfile::tempdir().unwrap();
+    let server = start_server(data_directory.path(), &["--app", dist.to_str().unwrap()]);
+    let address = server.base_url.trim_start_matches("http://").to_owned();
+    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt"] {
+        // A raw request: HTTP clients would normalise the dots away before sending.
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(!response.contains("TOP SECRET"), "{path}: {response}");
+    }
+}
