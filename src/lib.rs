@@ -16,3 +16,6 @@ pub mod remote;
 pub mod settings;
 pub mod storage;
 pub mod ui;
+
+#[cfg(test)]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

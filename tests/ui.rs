@@ -1,0 +1,135 @@
+//! The app mounted in headless Chromium on the real IndexedDB, with no server reachable: what a
+//! cashier sees when the network is gone.
+#![cfg(target_arch = "wasm32")]
+
+use counterbook::settings::Settings;
+use counterbook::ui::Counterbook;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_sys::{HtmlElement, HtmlInputElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn document() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+/// Yields to the browser for `millis` (lets IndexedDB and Leptos effects run).
+async fn pause(millis: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, millis)
+            .unwrap();
+    });
+    JsFuture::from(promise).await.unwrap();
+}
+
+/// Waits until `condition` holds, failing with `what` after five seconds.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..250 {
+        if condition() {
+            return;
+        }
+        pause(20).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn find(root: &web_sys::Element, test_id: &str) -> Option<web_sys::Element> {
+    root.query_selector(&format!("[data-testid='{test_id}']"))
+        .ok()
+        .flatten()
+}
+
+fn text(root: &web_sys::Element, test_id: &str) -> String {
+    find(root, test_id)
+        .and_then(|e| e.text_content())
+        .unwrap_or_default()
+}
+
+fn type_into(root: &web_sys::Element, test_id: &str, value: &str) {
+    let input: HtmlInputElement = find(root, test_id).unwrap().dyn_into().unwrap();
+    input.set_value(value);
+    let event = web_sys::Event::new("input").unwrap();
+    input.dispatch_event(&event).unwrap();
+}
+
+fn click(root: &web_sys::Element, test_id: &str) {
+    let button: HtmlElement = find(root, test_id).unwrap().dyn_into().unwrap();
+    button.click();
+}
+
+/// Mounts the app in its own container with its own database and an unreachable server.
+async fn mount_offline_app() -> web_sys::Element {
+    let container = document().create_element("div").unwrap();
+    document().body().unwrap().append_child(&container).unwrap();
+    let mut settings = Settings::defaults("http://127.0.0.1:9");
+    settings.database_name = format!("ui-test-{}", counterbook::ids::new_id());
+    let html: HtmlElement = container.clone().dyn_into().unwrap();
+    let handle = leptos::mount::mount_to(
+        html,
+        move || view! { <Counterbook settings=settings.clone()/> },
+    );
+    handle.forget();
+    let root = container.clone();
+    wait_until("the form is shown", || {
+        find(&root, "add-product-form").is_some()
+    })
+    .await;
+    container
+}
+
+#[wasm_bindgen_test]
+async fn a_product_added_without_a_server_shows_at_once_and_stays_pending() {
+    let root = mount_offline_app().await;
+    type_into(&root, "product-name", "Parle-G 250g");
+    type_into(&root, "product-price", "25.50");
+    click(&root, "add-product");
+
+    wait_until("the product is listed", || {
+        text(&root, "product-list").contains("Parle-G 250g")
+    })
+    .await;
+    assert!(text(&root, "product-list").contains("25.50"));
+    assert_eq!(text(&root, "pending-count"), "1");
+    wait_until("the badge notices the server is unreachable", || {
+        text(&root, "connection") == "Server unreachable"
+    })
+    .await;
+    // The unit is still pending: a network failure never drops or dead-letters it.
+    assert_eq!(text(&root, "pending-count"), "1");
+    assert!(find(&root, "dead-letters").is_none());
+    // The form is cleared for the next product.
+    let name: HtmlInputElement = find(&root, "product-name").unwrap().dyn_into().unwrap();
+    assert_eq!(name.value(), "");
+}
+
+#[wasm_bindgen_test]
+async fn a_bad_price_is_explained_and_nothing_is_saved() {
+    let root = mount_offline_app().await;
+    type_into(&root, "product-name", "Rice");
+    type_into(&root, "product-price", "12.345");
+    click(&root, "add-product");
+    wait_until("the error is shown", || find(&root, "form-error").is_some()).await;
+    assert_eq!(
+        text(&root, "form-error"),
+        "Use at most 2 digits after the decimal point."
+    );
+    assert_eq!(text(&root, "product-count"), "0");
+    assert_eq!(text(&root, "pending-count"), "0");
+    // What was typed stays, so the cashier only fixes the price.
+    let name: HtmlInputElement = find(&root, "product-name").unwrap().dyn_into().unwrap();
+    assert_eq!(name.value(), "Rice");
+
+    type_into(&root, "product-name", "   ");
+    type_into(&root, "product-price", "10");
+    click(&root, "add-product");
+    wait_until("the name error is shown", || {
+        text(&root, "form-error") == "Enter the product's name."
+    })
+    .await;
+    assert_eq!(text(&root, "product-count"), "0");
+}
