@@ -386,8 +386,11 @@ impl SyncDriver {
             this.inner.pulling.set(false);
             match outcome {
                 Ok(()) => {
-                    this.inner.server_reachable.set(true);
+                    let was_unreachable = !this.inner.server_reachable.replace(true);
                     this.inner.last_pull_millis.set(Some(now_millis()));
+                    if was_unreachable {
+                        this.dispatch(Event::ServerReachable);
+                    }
                 }
                 Err(PullError::Remote(failure)) => {
                     this.note_reply(Some(&failure));

@@ -120,7 +120,11 @@ async fn a_pulled_page_and_its_checkpoint_are_applied_together() {
         ),
     };
     store
-        .apply_pulled_products(&[pulled.clone()], &[local.id.clone()], &checkpoint)
+        .apply_pulled_products(
+            &[pulled.clone()],
+            std::slice::from_ref(&local.id),
+            &checkpoint,
+        )
         .await
         .unwrap();
     assert_eq!(store.products().await.unwrap(), vec![pulled]);

@@ -171,6 +171,10 @@ pub enum Event {
     },
     /// The browser's idea of connectivity changed.
     Online(bool),
+    /// Some request just got a reply from the server after requests failed for lack of one
+    /// (a pull succeeded, say): units backing off after network failures retry now instead of
+    /// waiting out a backoff grown during the outage.
+    ServerReachable,
     /// The user signed in again after `UNAUTHENTICATED`.
     SignedIn,
     /// The user asked to retry a dead letter.
@@ -361,6 +365,15 @@ impl Outbox {
                 );
             }
             Event::Online(online) => self.online = online,
+            Event::ServerReachable => {
+                for entry in self.entries.values_mut() {
+                    if let UnitState::WaitingToRetry { not_before, .. } = &mut entry.state {
+                        if entry.server_failures == 0 {
+                            *not_before = (*not_before).min(now_millis);
+                        }
+                    }
+                }
+            }
             Event::SignedIn => self.paused_for_sign_in = false,
             Event::RetryDeadLetter { unit_id } => {
                 if self.is_in_state(&unit_id, |s| matches!(s, UnitState::DeadLetter { .. })) {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use counterbook_firestore_wire::{Code, CommitRequest, Value, WriteOperation};
 use counterbook_sync::{
-    Command, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure, SplitMix64, Unit,
+    Command, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure, SplitMix64, Unit, UnitState,
 };
 
 const ROOT: &str = "projects/p/databases/(default)/documents/";
@@ -589,4 +589,76 @@ fn seeded_runs_with_lost_requests_and_replies_apply_every_unit_exactly_once() {
         }
         assert_eq!(outbox.status().dead_letters, 0, "seed {seed}");
     }
+}
+
+#[test]
+fn the_server_coming_back_cuts_a_network_backoff_short_but_not_a_server_one() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(unit(1)));
+    let mut now = 0;
+    // A long outage: the backoff ceiling grows.
+    for _ in 0..10 {
+        let failure = PushFailure::Network("unreachable".into());
+        outbox.handle(
+            now,
+            Event::CommitFailed {
+                unit_id: unit(1).id,
+                failure,
+            },
+        );
+        let failure = PushFailure::Network("unreachable".into());
+        let commands = outbox.handle(
+            now,
+            Event::MarkerReadFailed {
+                unit_id: unit(1).id,
+                failure,
+            },
+        );
+        let Some(Command::WakeAt(at)) = commands.first() else {
+            panic!("{commands:?}")
+        };
+        if *at > now + 1_000 {
+            break;
+        }
+        now = *at;
+        outbox.handle(now, Event::Tick);
+        outbox.handle(
+            now,
+            Event::MarkerRead {
+                unit_id: unit(1).id,
+                exists: false,
+            },
+        );
+    }
+    assert!(matches!(
+        outbox.state_of(&unit(1).id),
+        Some(UnitState::WaitingToRetry { .. })
+    ));
+    let commands = outbox.handle(now, Event::ServerReachable);
+    assert!(
+        matches!(commands[0], Command::ReadMarker { .. }),
+        "{commands:?}"
+    );
+
+    // A server that answered 503 asked us to back off: reachability does not override that.
+    let mut outbox = self::outbox();
+    outbox.handle(0, Event::LocalWrite(unit(2)));
+    let failure = PushFailure::Server {
+        http_status: 503,
+        code: Code::Unavailable,
+        message: "busy".into(),
+        retry_after_millis: Some(60_000),
+    };
+    outbox.handle(
+        0,
+        Event::CommitFailed {
+            unit_id: unit(2).id,
+            failure,
+        },
+    );
+    let commands = outbox.handle(1, Event::ServerReachable);
+    assert!(
+        matches!(commands[..], [Command::WakeAt(at)] if at >= 60_000),
+        "{commands:?}"
+    );
 }
