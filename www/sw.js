@@ -38,11 +38,13 @@ self.addEventListener("fetch", (event) => {
   if (request.mode === "navigate") {
     // Any page of the app is the one-page app shell.
     event.respondWith(
-      caches.match("/index.html", { cacheName: CACHE }).then((cached) => cached || fetch(request))
+      caches.match("/index.html", { cacheName: CACHE, ignoreVary: true }).then((cached) => cached || fetch(request))
     );
     return;
   }
+  // ignoreVary: the server's CORS layer answers `Vary: Origin`, and the module script and wasm
+  // are requested with an Origin header that the install-time requests did not carry.
   event.respondWith(
-    caches.match(request, { cacheName: CACHE }).then((cached) => cached || fetch(request))
+    caches.match(request, { cacheName: CACHE, ignoreVary: true }).then((cached) => cached || fetch(request))
   );
 });

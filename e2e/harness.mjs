@@ -1,0 +1,202 @@
+// Starts and stops what the end-to-end tests need: counterbook-server, Google's Firestore
+// emulator and Debian's Chromium. Everything binds to 127.0.0.1 and is stopped by the test
+// that started it (the emulator and the server run in their own process group, so stopping
+// the group also stops the java process the emulator's launcher script starts).
+
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const DIST = join(ROOT, "dist");
+export const SERVER_BIN = join(ROOT, "target", "release", "counterbook-server");
+export const ARTIFACTS = join(ROOT, "e2e", "artifacts");
+const EMULATOR =
+  "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
+
+export function temporaryDirectory(prefix) {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns `command` in its own process group and resolves once `ready` matches its output. */
+function startProcess(command, args, ready, what, timeoutMillis) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const timer = setTimeout(() => {
+      stopGroup(child);
+      reject(new Error(`${what} did not start within ${timeoutMillis} ms:\n${output}`));
+    }, timeoutMillis);
+    const onData = (chunk) => {
+      output += chunk.toString();
+      const match = output.match(ready);
+      if (match && timer) {
+        clearTimeout(timer);
+        resolve({ child, match, output: () => output });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code} before it was ready:\n${output}`));
+    });
+  });
+}
+
+function stopGroup(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      resolve();
+    }
+    // A process that ignores SIGTERM is killed after five seconds.
+    setTimeout(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }, 5000).unref();
+  });
+}
+
+/** counterbook-server in dev mode serving the built app. `port` 0 picks a free one. */
+export async function startServer({ dataDir, port = 0 }) {
+  const started = await startProcess(
+    SERVER_BIN,
+    ["serve", "--addr", `127.0.0.1:${port}`, "--data", dataDir, "--app", DIST, "--dev"],
+    /listening on (http:\/\/127\.0\.0\.1:(\d+))/,
+    "counterbook-server",
+    30_000,
+  );
+  return {
+    url: started.match[1],
+    port: Number(started.match[2]),
+    database: join(dataDir, "counterbook.sqlite3"),
+    stop: () => stopGroup(started.child),
+  };
+}
+
+/** Google's Firestore emulator on a free port. */
+export async function startEmulator() {
+  const port = await freePort();
+  const started = await startProcess(
+    EMULATOR,
+    ["start", `--host=127.0.0.1`, `--port=${port}`],
+    /Dev App Server is now running/,
+    "the Firestore emulator",
+    120_000,
+  );
+  return { url: `http://127.0.0.1:${port}`, stop: () => stopGroup(started.child) };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** Runs `runQuery` for a collection under `parentPath` and returns the documents. */
+export async function listDocuments(endpoint, project, parentPath, collectionId) {
+  const url = `${endpoint}/v1/projects/${project}/databases/(default)/documents/${parentPath}:runQuery`;
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ structuredQuery: { from: [{ collectionId }] } }),
+  });
+  if (!response.ok) throw new Error(`runQuery ${url}: ${response.status} ${await response.text()}`);
+  return (await response.json()).filter((item) => item.document).map((item) => item.document);
+}
+
+/** Counts rows per collection id in counterbook-server's SQLite file, for one project. */
+export function countRowsInSqlite(databaseFile, project) {
+  const script = [
+    "import json, sqlite3, sys",
+    "db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)",
+    "rows = db.execute('SELECT collection_id, count(*) FROM documents WHERE database = ? GROUP BY collection_id', ('projects/' + sys.argv[2] + '/databases/(default)',)).fetchall()",
+    "print(json.dumps(dict(rows)))",
+  ].join("\n");
+  const result = spawnSync("python3", ["-c", script, databaseFile, project], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`reading ${databaseFile}: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}
+
+/** The app's URL on `appOrigin`, syncing with `endpoint` as `project`/`shop`. */
+export function appUrl(appOrigin, { endpoint, project, shop }) {
+  const query = new URLSearchParams({ endpoint, project, shop });
+  return `${appOrigin}/?${query}`;
+}
+
+/** What the tablet shows: the badge, the pending count and the product names. */
+export async function screenOf(page) {
+  return page.evaluate(() => ({
+    connection: document.querySelector("[data-testid=connection]")?.textContent,
+    pending: document.querySelector("[data-testid=pending-count]")?.textContent,
+    products: [...document.querySelectorAll("[data-testid=product-row-name]")].map(
+      (e) => e.textContent,
+    ),
+  }));
+}
+
+export async function addProduct(page, name, price) {
+  await page.getByTestId("product-name").fill(name);
+  await page.getByTestId("product-price").fill(price);
+  await page.getByTestId("add-product").click();
+  // The form clears once the product is saved locally.
+  await page.waitForFunction(
+    () => document.querySelector("[data-testid=product-name]").value === "",
+  );
+}
+
+/** Waits until the page's badge shows `pending` units and `connection`. */
+export async function waitForBadge(page, { connection, pending }, timeout = 30_000) {
+  await page.waitForFunction(
+    ([connection, pending]) =>
+      document.querySelector("[data-testid=connection]")?.textContent === connection &&
+      document.querySelector("[data-testid=pending-count]")?.textContent === String(pending),
+    [connection, pending],
+    { timeout },
+  );
+}
+
+/** Waits until the page lists exactly these product names (in any order). */
+export async function waitForProducts(page, names, timeout = 30_000) {
+  await page.waitForFunction(
+    (expected) => {
+      const shown = [...document.querySelectorAll("[data-testid=product-row-name]")]
+        .map((e) => e.textContent)
+        .sort();
+      return JSON.stringify(shown) === JSON.stringify([...expected].sort());
+    },
+    names,
+    { timeout },
+  );
+}

@@ -1,0 +1,184 @@
+// The walking skeleton end to end: tablet A adds products while offline, comes back online and
+// pushes them; tablet B (another browser profile) pulls them. Run against counterbook-server and,
+// unchanged, against Google's Firestore emulator.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  ARTIFACTS,
+  DIST,
+  addProduct,
+  appUrl,
+  countRowsInSqlite,
+  launchBrowser,
+  listDocuments,
+  screenOf,
+  startEmulator,
+  startServer,
+  temporaryDirectory,
+  waitForBadge,
+  waitForProducts,
+} from "./harness.mjs";
+
+const PRODUCTS = [
+  ["Parle-G 250g", "10"],
+  ["Tata Salt 1kg", "28.00"],
+  ["Amul Butter 100g", "56.50"],
+];
+const NAMES = PRODUCTS.map(([name]) => name);
+
+mkdirSync(ARTIFACTS, { recursive: true });
+
+describe("one product travels from an offline tablet to another tablet", () => {
+  let server;
+  let emulator;
+  let browser;
+
+  before(async () => {
+    [server, emulator, browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory("counterbook-e2e-") }),
+      startEmulator(),
+      launchBrowser(),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop(), emulator?.stop()]);
+  });
+
+  for (const backend of ["counterbook-server", "firestore-emulator"]) {
+    test(`against ${backend}`, async () => {
+      const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
+      const project = `e2e-${backend}-${Date.now()}`;
+      const shop = "kirana-1";
+      // The app is always served by counterbook-server; only the sync endpoint changes.
+      const url = appUrl(server.url, { endpoint, project, shop });
+      const tabletA = await browser.newContext();
+      const tabletB = await browser.newContext();
+      try {
+        const pageA = await tabletA.newPage();
+        await pageA.goto(url);
+        await waitForBadge(pageA, { connection: "Online", pending: 0 });
+
+        await tabletA.setOffline(true);
+        for (const [name, price] of PRODUCTS) await addProduct(pageA, name, price);
+        // Saved locally and shown at once, while nothing can reach the server.
+        await waitForBadge(pageA, { connection: "Offline", pending: 3 });
+        await waitForProducts(pageA, NAMES);
+
+        const pageB = await tabletB.newPage();
+        await pageB.goto(url);
+        await waitForBadge(pageB, { connection: "Online", pending: 0 });
+        assert.deepEqual((await screenOf(pageB)).products, [], "B sees nothing before A syncs");
+
+        await tabletA.setOffline(false);
+        await waitForBadge(pageA, { connection: "Online", pending: 0 });
+        await waitForProducts(pageB, NAMES);
+        assert.match(await pageB.getByTestId("product-list").textContent(), /56\.50/);
+
+        await pageA.screenshot({ path: join(ARTIFACTS, `${backend}-tablet-a.png`), fullPage: true });
+        await pageB.screenshot({ path: join(ARTIFACTS, `${backend}-tablet-b.png`), fullPage: true });
+
+        // Exactly three products and three op markers reached the backend: nothing lost, nothing
+        // applied twice.
+        if (backend === "counterbook-server") {
+          const rows = countRowsInSqlite(server.database, project);
+          assert.deepEqual(rows, { products: 3, ops: 3 });
+        }
+        const products = await listDocuments(endpoint, project, `shops/${shop}`, "products");
+        const markers = await listDocuments(endpoint, project, `shops/${shop}`, "ops");
+        assert.deepEqual(products.map((d) => d.fields.name.stringValue).sort(), [...NAMES].sort());
+        assert.equal(markers.length, 3);
+        for (const product of products) {
+          assert.ok(product.fields.updatedAt.timestampValue, "updatedAt set by the server");
+          assert.ok(product.fields.lastOp.stringValue, "lastOp names the unit");
+        }
+      } finally {
+        await Promise.all([tabletA.close(), tabletB.close()]);
+      }
+    });
+  }
+});
+
+describe("the tablet keeps working when the network or the server goes away", () => {
+  let browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  test("the app reloads offline from the service worker with its products", async () => {
+    const server = await startServer({ dataDir: temporaryDirectory("counterbook-e2e-") });
+    const tablet = await browser.newContext();
+    try {
+      const page = await tablet.newPage();
+      const url = appUrl(server.url, { endpoint: server.url, project: "e2e-sw", shop: "s1" });
+      await page.goto(url);
+      await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+      await addProduct(page, "Maggi 70g", "14");
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+
+      await tablet.setOffline(true);
+      await page.reload();
+      await waitForBadge(page, { connection: "Offline", pending: 0 });
+      await waitForProducts(page, ["Maggi 70g"]);
+      // And it still sells offline after the reload.
+      await addProduct(page, "Good Day 100g", "20");
+      await waitForBadge(page, { connection: "Offline", pending: 1 });
+      await page.screenshot({ path: join(ARTIFACTS, "offline-reload.png"), fullPage: true });
+    } finally {
+      await tablet.close();
+      await server.stop();
+    }
+  });
+
+  test("a server that vanishes loses nothing and sync resumes when it returns", async () => {
+    const dataDir = temporaryDirectory("counterbook-e2e-");
+    let server = await startServer({ dataDir });
+    const tablet = await browser.newContext();
+    try {
+      const page = await tablet.newPage();
+      const url = appUrl(server.url, { endpoint: server.url, project: "e2e-vanish", shop: "s1" });
+      await page.goto(url);
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+
+      await server.stop();
+      await addProduct(page, "Lux Soap", "35");
+      await waitForBadge(page, { connection: "Server unreachable", pending: 1 });
+
+      server = await startServer({ dataDir, port: server.port });
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      assert.deepEqual(countRowsInSqlite(server.database, "e2e-vanish"), { products: 1, ops: 1 });
+    } finally {
+      await tablet.close();
+      await server.stop();
+    }
+  });
+});
+
+test("the service worker's version is a hash of the final built files", () => {
+  // Trunk names the wasm by a hash taken before wasm-opt; the service worker must be stamped
+  // after wasm-opt, from the bytes that are actually served.
+  const files = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name !== "sw.js") files.push("/" + relative(DIST, path));
+    }
+  };
+  walk(DIST);
+  files.sort();
+  const listing = files
+    .map((f) => `${f} ${createHash("sha256").update(readFileSync(join(DIST, f))).digest("hex")}\n`)
+    .join("");
+  const expected = createHash("sha256").update(listing).digest("hex").slice(0, 16);
+  const worker = readFileSync(join(DIST, "sw.js"), "utf8");
+  assert.match(worker, new RegExp(`const VERSION = "${expected}";`));
+  for (const file of files) assert.ok(worker.includes(`"${file}"`), `${file} is precached`);
+});
