@@ -1,0 +1,85 @@
+# Counterbook's two commands:
+#   make run   builds the PWA (release) and serves it from counterbook-server on
+#              http://127.0.0.1:8080, with its SQLite file under ./data;
+#   make test  runs every test: formatting and lints, native tests, browser tests on the real
+#              IndexedDB in headless Chromium, and the end-to-end tests.
+# Both install whatever is missing on a fresh Debian machine and skip what is already present at
+# the right version (the Rust tools install once into ~/.cargo/bin; trunk takes ~16 minutes).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+WASM_BINDGEN_VERSION := 0.2.130
+TRUNK_VERSION := 0.21.14
+ADDR ?= 127.0.0.1:8080
+DATA ?= $(CURDIR)/data
+
+export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# wasm-bindgen-test-runner drives Debian's Chromium through chromedriver (options in webdriver.json).
+export CHROMEDRIVER := /usr/bin/chromedriver
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
+export WASM_BINDGEN_TEST_TIMEOUT := 120
+
+.PHONY: run test build dist server lint test-native test-browser test-e2e \
+	tools wasm-target wasm-bindgen-cli trunk chromium
+
+run: build
+	@echo "Counterbook on http://$(ADDR) (data in $(DATA))"
+	./target/release/counterbook-server serve --addr $(ADDR) --data $(DATA) --app dist --dev
+
+test: lint test-native test-browser test-e2e
+
+build: dist server
+
+dist: wasm-target wasm-bindgen-cli trunk tools/node_modules/.installed
+	trunk build --release
+
+server:
+	cargo build --release -p counterbook-server
+
+lint: wasm-target
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p counterbook --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+test-native:
+	cargo test --workspace
+
+test-browser: wasm-target wasm-bindgen-cli chromium
+	cargo test -p counterbook --target wasm32-unknown-unknown
+
+test-e2e: build chromium e2e/node_modules/.installed
+	cd e2e && npm test
+
+# --- tools -------------------------------------------------------------------------------------
+
+tools: wasm-target wasm-bindgen-cli trunk chromium tools/node_modules/.installed e2e/node_modules/.installed
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+		|| rustup target add wasm32-unknown-unknown
+
+# Must match the wasm-bindgen crate pinned in Cargo.toml. Not --locked: a locked dependency is
+# missing from the registry mirror here.
+wasm-bindgen-cli:
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] \
+		|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+
+# 0.21: 0.22 needs a newer rustc than this machine's.
+trunk:
+	@[ "$$(trunk --version 2>/dev/null)" = "trunk $(TRUNK_VERSION)" ] \
+		|| cargo install trunk --version $(TRUNK_VERSION) --locked --force
+
+chromium:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
+
+# wasm-opt 132 from npm (Debian's binaryen 108 silently produces a wasm that fails to load).
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund
+	touch $@
+
+# playwright-core drives Debian's Chromium; it never downloads a browser.
+e2e/node_modules/.installed: e2e/package.json e2e/package-lock.json
+	cd e2e && npm ci --no-audit --no-fund
+	touch $@
