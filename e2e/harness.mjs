@@ -95,12 +95,13 @@ export async function startServer({ dataDir, port = 0 }) {
   };
 }
 
-/** Google's Firestore emulator on a free port. */
-export async function startEmulator() {
+/** Google's Firestore emulator on a free port, enforcing `rulesFile` if given. */
+export async function startEmulator({ rulesFile } = {}) {
   const port = await freePort();
+  const rules = rulesFile ? [`--rules=${rulesFile}`] : [];
   const started = await startProcess(
     EMULATOR,
-    ["start", `--host=127.0.0.1`, `--port=${port}`],
+    ["start", `--host=127.0.0.1`, `--port=${port}`, ...rules],
     /Dev App Server is now running/,
     "the Firestore emulator",
     120_000,

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -159,6 +159,56 @@ describe("the tablet keeps working when the network or the server goes away", ()
       await server.stop();
     }
   });
+});
+
+test("a change the backend refuses is kept on the tablet as a dead letter", async () => {
+  // The real emulator with rules that refuse every write: the commit gets PERMISSION_DENIED.
+  const rulesFile = join(temporaryDirectory("counterbook-rules-"), "deny-writes.rules");
+  writeFileSync(
+    rulesFile,
+    `rules_version = '2';
+service cloud.firestore {
+  match /databases/{database}/documents {
+    match /{document=**} {
+      allow read: if true;
+      allow write: if false;
+    }
+  }
+}
+`,
+  );
+  const [server, emulator, browser] = await Promise.all([
+    startServer({ dataDir: temporaryDirectory("counterbook-e2e-") }),
+    startEmulator({ rulesFile }),
+    launchBrowser(),
+  ]);
+  try {
+    const page = await browser.newPage();
+    await page.goto(appUrl(server.url, { endpoint: emulator.url, project: "e2e-deny", shop: "s1" }));
+    await addProduct(page, "Surf Excel 500g", "99");
+    await page.getByTestId("dead-letter").waitFor();
+    assert.match(
+      await page.getByTestId("dead-letter-reason").textContent(),
+      /the server refused it \(permission denied\)/,
+    );
+    // Nothing is lost: the product stays on the tablet, the unit stays in the outbox.
+    await waitForProducts(page, ["Surf Excel 500g"]);
+    await waitForBadge(page, { connection: "Online", pending: 0 });
+    await page.screenshot({ path: join(ARTIFACTS, "dead-letter.png"), fullPage: true });
+
+    // Retrying sends it again (and it is refused again); discarding removes it.
+    const refusedAgain = page.waitForResponse((response) => response.url().includes(":commit"));
+    await page.getByTestId("retry-dead-letter").click();
+    assert.equal((await refusedAgain).status(), 403);
+    await page.getByTestId("dead-letter").waitFor();
+    await page.getByTestId("discard-dead-letter").click();
+    await page.getByTestId("dead-letters").waitFor({ state: "detached" });
+    await page.reload();
+    await waitForProducts(page, ["Surf Excel 500g"]);
+    assert.equal(await page.getByTestId("dead-letter").count(), 0, "discarded for good");
+  } finally {
+    await Promise.all([browser.close(), server.stop(), emulator.stop()]);
+  }
 });
 
 test("the service worker's version is a hash of the final built files", () => {

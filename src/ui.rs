@@ -116,11 +116,13 @@ fn SyncProblems(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView 
                             view! {
                                 <li data-testid="dead-letter">
                                     <strong>{dead.label}</strong>
-                                    <span class="reason">{dead.reason}</span>
-                                    <button on:click=move |_| driver.with_value(|d| d.retry_dead_letter(retry_id.clone()))>
+                                    <span class="reason" data-testid="dead-letter-reason">{dead.reason}</span>
+                                    <button data-testid="retry-dead-letter"
+                                        on:click=move |_| driver.with_value(|d| d.retry_dead_letter(retry_id.clone()))>
                                         "Retry"
                                     </button>
-                                    <button on:click=move |_| driver.with_value(|d| d.discard_dead_letter(discard_id.clone()))>
+                                    <button data-testid="discard-dead-letter"
+                                        on:click=move |_| driver.with_value(|d| d.discard_dead_letter(discard_id.clone()))>
                                         "Discard"
                                     </button>
                                 </li>

@@ -116,8 +116,9 @@ impl Value {
         }
     }
 
-    /// Rank of the value's type in Firestore's cross-type ordering.
-    fn type_rank(&self) -> u8 {
+    /// Rank of the value's type in Firestore's cross-type ordering; integers and doubles share
+    /// one rank. Range filters only match values of the operand's rank.
+    pub fn type_rank(&self) -> u8 {
         match self {
             Value::Null => 0,
             Value::Boolean(_) => 1,

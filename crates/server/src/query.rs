@@ -278,23 +278,6 @@ fn validate_cursor(cursor: &Cursor, explicit_orders: &[PreparedOrder]) -> Result
     Ok(())
 }
 
-/// The order of types that compare with each other in range filters; integers and doubles
-/// share one class.
-fn type_class(value: &Value) -> u8 {
-    match value {
-        Value::Null => 0,
-        Value::Boolean(_) => 1,
-        Value::Integer(_) | Value::Double(_) => 2,
-        Value::Timestamp(_) => 3,
-        Value::String(_) => 4,
-        Value::Bytes(_) => 5,
-        Value::Reference(_) => 6,
-        Value::GeoPoint(_) => 7,
-        Value::Array(_) => 8,
-        Value::Map(_) => 9,
-    }
-}
-
 /// Whether a document's value at the filtered path (`None`: missing) passes a field filter.
 fn filter_matches(value: Option<&Value>, operator: FieldOperator, operand: &Value) -> bool {
     let Some(value) = value else {
@@ -310,7 +293,7 @@ fn filter_matches(value: Option<&Value>, operator: FieldOperator, operand: &Valu
         | FieldOperator::LessThanOrEqual
         | FieldOperator::GreaterThan
         | FieldOperator::GreaterThanOrEqual => {
-            if operand.is_nan() || value.is_nan() || type_class(value) != type_class(operand) {
+            if operand.is_nan() || value.is_nan() || value.type_rank() != operand.type_rank() {
                 return false;
             }
             let ordering = value.firestore_cmp(operand);

@@ -117,6 +117,20 @@ fn classify(http_status: u16, code: Code) -> ErrorClass {
     }
 }
 
+/// A few words for people about why the server refused something.
+fn describe_code(code: Code) -> &'static str {
+    match code {
+        Code::InvalidArgument => "invalid data",
+        Code::PermissionDenied => "permission denied",
+        Code::OutOfRange => "a value out of range",
+        Code::Unimplemented => "not supported by this server",
+        Code::DataLoss => "data loss on the server",
+        Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound => "a conflict",
+        Code::Unauthenticated => "not signed in",
+        _ => "a server error",
+    }
+}
+
 /// Where one unit is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnitState {
@@ -506,7 +520,12 @@ impl Outbox {
                     self.set_state(unit_id, UnitState::Pending);
                 }
                 ErrorClass::Permanent => {
-                    self.dead_letter(unit_id, format!("{code:?}: {message}"), commands)
+                    let reason = format!(
+                        "the server refused it ({}): {}",
+                        describe_code(code),
+                        message.trim()
+                    );
+                    self.dead_letter(unit_id, reason, commands)
                 }
             },
         }

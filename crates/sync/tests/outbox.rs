@@ -368,7 +368,7 @@ fn invalid_argument_dead_letters_at_once_and_can_be_retried_or_discarded() {
         commands,
         vec![Command::MarkDeadLetter {
             unit_id: unit(1).id,
-            reason: "InvalidArgument: price must be an integer".into(),
+            reason: "the server refused it (invalid data): price must be an integer".into(),
         }]
     );
     assert_eq!(outbox.dead_letters().len(), 1);
