@@ -13,6 +13,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
+use crate::entities::{AuditEntry, BaseCopy};
 use crate::model::{add_product_unit, Product};
 use crate::remote::Remote;
 use crate::settings::Settings;
@@ -78,6 +79,7 @@ enum PullError {
 
 struct Inner {
     settings: Settings,
+    device_id: String,
     store: Store,
     remote: Remote,
     outbox: RefCell<Outbox>,
@@ -134,6 +136,7 @@ impl SyncDriver {
             inner: Rc::new(Inner {
                 remote: Remote::new(&settings.endpoint, &settings.project),
                 settings,
+                device_id,
                 store,
                 outbox: RefCell::new(Outbox::new(config)),
                 status: RwSignal::new(SyncStatus::default()),
@@ -167,23 +170,39 @@ impl SyncDriver {
         &self.inner.settings
     }
 
+    pub fn device_id(&self) -> &str {
+        &self.inner.device_id
+    }
+
     /// Saves a new product with its outbox unit, shows it, and starts pushing it.
     pub async fn add_product(&self, name: &str, price_minor: i64) -> Result<Product, StorageError> {
         let settings = &self.inner.settings;
-        let product = Product {
-            id: crate::ids::new_id(),
-            name: name.trim().to_owned(),
+        let product = Product::new(
+            crate::ids::new_id(),
+            name.trim(),
             price_minor,
-            currency: settings.currency.clone(),
-            server_updated_at_millis: None,
-        };
+            &settings.currency,
+        );
         let unit = add_product_unit(
             crate::ids::new_id(),
             &product,
             &settings.shop_id,
             now_millis(),
         );
-        self.inner.store.add_product(&product, &unit).await?;
+        let audit = AuditEntry {
+            id: crate::ids::new_id(),
+            at_millis: now_millis(),
+            device_id: self.device_id().to_owned(),
+            cashier: None,
+            action: "product.create".into(),
+            path: product.document_path(&settings.shop_id),
+            before: None,
+            after: Some(product.to_fields()),
+        };
+        self.inner
+            .store
+            .add_product(&product, &[audit], &unit)
+            .await?;
         self.refresh_products().await;
         self.dispatch(Event::LocalWrite(unit));
         Ok(product)
@@ -428,6 +447,7 @@ impl SyncDriver {
             };
             let mut upserts = Vec::new();
             let mut deleted_ids = Vec::new();
+            let bases: Vec<BaseCopy> = page.iter().filter_map(base_copy_of).collect();
             for document in &page {
                 match Product::from_document(document) {
                     Ok(product) if Product::is_deleted(document) => deleted_ids.push(product.id),
@@ -438,7 +458,7 @@ impl SyncDriver {
                 }
             }
             store
-                .apply_pulled_products(&upserts, &deleted_ids, &next_checkpoint)
+                .apply_pulled_products(&upserts, &deleted_ids, &bases, &next_checkpoint)
                 .await
                 .map_err(PullError::Storage)?;
             self.refresh_products().await;
@@ -462,4 +482,15 @@ impl SyncDriver {
             Err(error) => self.report_storage(Err(error)),
         }
     }
+}
+
+/// The base copy of a pulled document: its fields as the server has them, keyed by the path
+/// below the database root.
+fn base_copy_of(document: &counterbook_firestore_wire::Document) -> Option<BaseCopy> {
+    let name = counterbook_firestore_wire::DocumentName::parse(&document.name).ok()?;
+    Some(BaseCopy {
+        path: name.relative_path(),
+        fields: document.fields.clone(),
+        update_time_micros: document.update_time?.to_unix_micros(),
+    })
 }

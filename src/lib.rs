@@ -9,6 +9,7 @@
 #![cfg(target_arch = "wasm32")]
 
 pub mod driver;
+pub mod entities;
 pub mod ids;
 pub mod model;
 pub mod money;

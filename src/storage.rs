@@ -1,27 +1,100 @@
 //! The local store: IndexedDB through rexie. The only module that touches IndexedDB; it speaks
-//! domain types ([`Product`], [`Unit`], [`Checkpoint`]), never `JsValue`, to the rest of the app.
+//! domain types ([`Product`], [`Unit`], [`Checkpoint`], the records of [`crate::entities`]),
+//! never `JsValue`, to the rest of the app.
 //!
-//! Every user action is ONE IndexedDB transaction across the entity stores and the outbox, so
-//! the UI never shows a state that is not durable and a crash can never leave an entity without
-//! its outbox entry or the reverse.
+//! Every user action is ONE IndexedDB transaction across the entity stores, the audit store and
+//! the outbox ([`Store::commit_unit`]), so the UI never shows a state that is not durable and a
+//! crash can never leave an entity without its outbox entry or the reverse.
 //!
-//! Schema version 1:
-//! - `products`: key path `id`, index `name`;
-//! - `outbox`: key path `id`; `{id, unit, state: "pending" | "dead", reason}`;
-//! - `meta`: out-of-line string keys: `deviceId`, `checkpoint/{collection}`.
+//! Schema (version 2):
+//! - entity stores, key path `id`: `products` (indexes `name`, `nameKey` for name prefixes,
+//!   `sku`, `barcode` multi-entry over `barcodes`), `customers` (`phone` over `phoneDigits`),
+//!   `bills` (`day`, unique `number`), `payments` (`billId`), `expenses` (`day`), `stockMoves`
+//!   (`productId`), `audit` (`atMillis`);
+//! - sync stores: `outbox` (key path `id`; `{id, unit, state: "pending" | "dead", reason}`),
+//!   `conflicts` (the conflict inbox, key path `id`), `bases` (base copies for the three-way
+//!   merge, key path `path`);
+//! - `meta`: out-of-line string keys: `deviceId`, `checkpoint/{collection}`, `dataVersion`.
+//!
+//! Migrations. Store and index changes are declarative: opening with a newer version creates
+//! what is missing and keeps every record (rexie drops stores that are not declared, so no store
+//! is ever left out of [`declare_schema`]). Record changes are data migrations: numbered steps in
+//! `DATA_MIGRATIONS`, each run once, in one transaction with the `dataVersion` that records it,
+//! right after opening. Version 1 had `products`, `outbox` and `meta`.
 
 use counterbook_sync::{Checkpoint, Unit};
-use rexie::{Index, ObjectStore, Rexie, TransactionMode};
+use rexie::{Index, KeyRange, ObjectStore, Rexie, TransactionMode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use crate::model::Product;
+use crate::entities::{AuditEntry, BaseCopy, Bill, ConflictEntry, Customer, EntityRecord};
+use crate::model::{name_key, Product};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 const PRODUCTS: &str = "products";
+const CUSTOMERS: &str = "customers";
+const BILLS: &str = "bills";
+const PAYMENTS: &str = "payments";
+const EXPENSES: &str = "expenses";
+const STOCK_MOVES: &str = "stockMoves";
+const AUDIT: &str = "audit";
 const OUTBOX: &str = "outbox";
+const CONFLICTS: &str = "conflicts";
+const BASES: &str = "bases";
 const META: &str = "meta";
+const DATA_VERSION_KEY: &str = "dataVersion";
+
+/// Declares the object stores and indexes of schema `version` (1 or 2).
+pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
+    let products = ObjectStore::new(PRODUCTS)
+        .key_path("id")
+        .add_index(Index::new("name", "name"));
+    let builder = Rexie::builder(name).version(version);
+    if version == 1 {
+        return builder
+            .add_object_store(products)
+            .add_object_store(ObjectStore::new(OUTBOX).key_path("id"))
+            .add_object_store(ObjectStore::new(META));
+    }
+    let products = products
+        .add_index(Index::new("nameKey", "nameKey"))
+        .add_index(Index::new("sku", "sku"))
+        .add_index(Index::new("barcode", "barcodes").multi_entry(true));
+    let keyed = |name: &str| ObjectStore::new(name).key_path("id");
+    builder
+        .add_object_store(products)
+        .add_object_store(keyed(CUSTOMERS).add_index(Index::new("phone", "phoneDigits")))
+        .add_object_store(
+            keyed(BILLS)
+                .add_index(Index::new("day", "day"))
+                .add_index(Index::new("number", "number").unique(true)),
+        )
+        .add_object_store(keyed(PAYMENTS).add_index(Index::new("billId", "billId")))
+        .add_object_store(keyed(EXPENSES).add_index(Index::new("day", "day")))
+        .add_object_store(keyed(STOCK_MOVES).add_index(Index::new("productId", "productId")))
+        .add_object_store(keyed(AUDIT).add_index(Index::new("atMillis", "atMillis")))
+        .add_object_store(keyed(OUTBOX))
+        .add_object_store(keyed(CONFLICTS))
+        .add_object_store(ObjectStore::new(BASES).key_path("path"))
+        .add_object_store(ObjectStore::new(META))
+}
+
+/// One data migration: brings records written by an older version up to date.
+struct DataMigration {
+    /// The `dataVersion` this step produces.
+    version: u32,
+    /// The stores it reads and writes (besides `meta`).
+    stores: &'static [&'static str],
+    what: &'static str,
+}
+
+/// Every data migration, oldest first.
+const DATA_MIGRATIONS: &[DataMigration] = &[DataMigration {
+    version: 2,
+    stores: &[PRODUCTS],
+    what: "backfill products' nameKey for the name-prefix index",
+}];
 
 /// What went wrong in the local store. Every failing write leaves nothing behind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +112,9 @@ pub enum StorageError {
 impl StorageError {
     fn from_rexie(error: rexie::Error) -> StorageError {
         let detail = match &error {
-            rexie::Error::IdbError(inner) => format!("{inner} ({inner:?})"),
+            // Display names the DOMException ("QuotaExceededError: ..."); Debug would add a
+            // JavaScript stack trace that no shopkeeper should read.
+            rexie::Error::IdbError(inner) => inner.to_string(),
             other => other.to_string(),
         };
         if detail.contains("QuotaExceeded") {
@@ -89,27 +164,139 @@ fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T> {
     serde_wasm_bindgen::from_value(value).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
+/// Key ranges fail only for values that are not valid keys, which our strings always are.
+fn key_range<E: std::fmt::Display>(range: std::result::Result<KeyRange, E>) -> Result<KeyRange> {
+    range.map_err(|e| StorageError::Transaction(format!("invalid key range: {e}")))
+}
+
+fn store_of(record: &EntityRecord) -> &'static str {
+    match record {
+        EntityRecord::Product(_) => PRODUCTS,
+        EntityRecord::Customer(_) => CUSTOMERS,
+        EntityRecord::Bill(_) => BILLS,
+        EntityRecord::Payment(_) => PAYMENTS,
+        EntityRecord::Expense(_) => EXPENSES,
+        EntityRecord::StockMove(_) => STOCK_MOVES,
+    }
+}
+
+fn record_to_js(record: &EntityRecord) -> Result<JsValue> {
+    match record {
+        EntityRecord::Product(product) => to_js(product),
+        EntityRecord::Customer(customer) => {
+            // The phone index holds digits only, so lookups ignore spaces and dashes.
+            let mut customer = customer.clone();
+            customer.phone_digits = customer
+                .phone
+                .as_ref()
+                .map(|p| p.chars().filter(char::is_ascii_digit).collect());
+            to_js(&customer)
+        }
+        EntityRecord::Bill(bill) => to_js(bill),
+        EntityRecord::Payment(payment) => to_js(payment),
+        EntityRecord::Expense(expense) => to_js(expense),
+        EntityRecord::StockMove(stock_move) => to_js(stock_move),
+    }
+}
+
 /// The open local database.
 pub struct Store {
     db: Rexie,
 }
 
 impl Store {
-    /// Opens (creating or upgrading) the database called `name`.
+    /// Opens (creating or upgrading) the database called `name`, then runs any data migration
+    /// it has not seen yet.
     pub async fn open(name: &str) -> Result<Store> {
-        let db = Rexie::builder(name)
-            .version(SCHEMA_VERSION)
-            .add_object_store(
-                ObjectStore::new(PRODUCTS)
-                    .key_path("id")
-                    .add_index(Index::new("name", "name")),
-            )
-            .add_object_store(ObjectStore::new(OUTBOX).key_path("id"))
-            .add_object_store(ObjectStore::new(META))
+        let db = declare_schema(name, SCHEMA_VERSION)
+            .build()
+            .await
+            .map_err(|e| StorageError::Open(StorageError::from_rexie(e).to_string()))?;
+        let store = Store { db };
+        store.run_data_migrations().await?;
+        Ok(store)
+    }
+
+    /// Opens `name` with an older schema, as an older release of the app did. Only migration
+    /// tests need this.
+    pub async fn open_with_old_schema(name: &str, version: u32) -> Result<Store> {
+        if version == 0 || version >= SCHEMA_VERSION {
+            return Err(StorageError::Open(format!(
+                "schema version {version} is not an older version (current: {SCHEMA_VERSION})"
+            )));
+        }
+        let db = declare_schema(name, version)
             .build()
             .await
             .map_err(|e| StorageError::Open(StorageError::from_rexie(e).to_string()))?;
         Ok(Store { db })
+    }
+
+    /// Closes the connection, so that another version can open the database.
+    pub fn close(self) {
+        self.db.close();
+    }
+
+    /// The data version recorded in `meta` (1 when none is: version 1 did not record it).
+    pub async fn data_version(&self) -> Result<u32> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+        let value = meta
+            .get(JsValue::from_str(DATA_VERSION_KEY))
+            .await
+            .map_err(StorageError::from_rexie)?;
+        Ok(value
+            .and_then(|v| v.as_f64())
+            .map(|v| v as u32)
+            .unwrap_or(1))
+    }
+
+    async fn run_data_migrations(&self) -> Result<()> {
+        let current = self.data_version().await?;
+        for migration in DATA_MIGRATIONS.iter().filter(|m| m.version > current) {
+            let mut stores: Vec<&str> = migration.stores.to_vec();
+            stores.push(META);
+            let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
+            let outcome = async {
+                match migration.version {
+                    2 => {
+                        let products = transaction
+                            .store(PRODUCTS)
+                            .map_err(StorageError::from_rexie)?;
+                        let values = products
+                            .get_all(None, None)
+                            .await
+                            .map_err(StorageError::from_rexie)?;
+                        for value in values {
+                            let mut product: Product = from_js(value)?;
+                            product.name_key = name_key(&product.name);
+                            products
+                                .put(&to_js(&product)?, None)
+                                .await
+                                .map_err(StorageError::from_rexie)?;
+                        }
+                    }
+                    other => {
+                        return Err(StorageError::Open(format!(
+                            "no data migration to version {other}"
+                        )))
+                    }
+                }
+                let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+                meta.put(
+                    &JsValue::from_f64(f64::from(migration.version)),
+                    Some(&JsValue::from_str(DATA_VERSION_KEY)),
+                )
+                .await
+                .map_err(StorageError::from_rexie)?;
+                Ok(())
+            }
+            .await;
+            Self::finish(transaction, outcome).await.map_err(|e| {
+                StorageError::Open(format!("migration \"{}\" failed: {e}", migration.what))
+            })?;
+        }
+        Ok(())
     }
 
     /// Deletes the database called `name` (tests start from nothing).
@@ -172,19 +359,50 @@ impl Store {
     }
 
     /// Saves a new product and the unit that will push it, in one transaction.
-    pub async fn add_product(&self, product: &Product, unit: &Unit) -> Result<()> {
-        let transaction = self.transaction(&[PRODUCTS, OUTBOX], TransactionMode::ReadWrite)?;
+    pub async fn add_product(
+        &self,
+        product: &Product,
+        audit: &[AuditEntry],
+        unit: &Unit,
+    ) -> Result<()> {
+        self.commit_unit(&[EntityRecord::Product(product.clone())], audit, unit)
+            .await
+    }
+
+    /// Writes one unit of work: its entity records, its audit entries and its outbox entry,
+    /// all in ONE transaction. If any part fails, nothing of it is kept.
+    pub async fn commit_unit(
+        &self,
+        records: &[EntityRecord],
+        audit: &[AuditEntry],
+        unit: &Unit,
+    ) -> Result<()> {
+        let mut stores: Vec<&str> = records.iter().map(store_of).collect();
+        stores.push(OUTBOX);
+        if !audit.is_empty() {
+            stores.push(AUDIT);
+        }
+        stores.sort_unstable();
+        stores.dedup();
+        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
         let outcome = async {
-            let products = transaction
-                .store(PRODUCTS)
-                .map_err(StorageError::from_rexie)?;
-            let outbox = transaction
-                .store(OUTBOX)
-                .map_err(StorageError::from_rexie)?;
-            products
-                .add(&to_js(product)?, None)
-                .await
-                .map_err(StorageError::from_rexie)?;
+            for record in records {
+                let store = transaction
+                    .store(store_of(record))
+                    .map_err(StorageError::from_rexie)?;
+                store
+                    .put(&record_to_js(record)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            for entry in audit {
+                let audit_store = transaction.store(AUDIT).map_err(StorageError::from_rexie)?;
+                // Append-only: `add` refuses to overwrite an existing entry.
+                audit_store
+                    .add(&to_js(entry)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
             let record = OutboxRecord {
                 id: unit.id.clone(),
                 unit: unit.clone(),
@@ -192,11 +410,156 @@ impl Store {
                 reason: None,
             };
             // `add`, not `put`: a unit id is never reused, and a clash must fail the whole unit.
-            outbox
+            transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?
                 .add(&to_js(&record)?, None)
                 .await
                 .map_err(StorageError::from_rexie)?;
             Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The products whose name starts with `prefix` (case and spacing ignored), by name.
+    pub async fn products_with_name_prefix(&self, prefix: &str) -> Result<Vec<Product>> {
+        let key = name_key(prefix);
+        let range = key_range(KeyRange::bound(
+            &JsValue::from_str(&key),
+            &JsValue::from_str(&format!("{key}\u{ffff}")),
+            Some(false),
+            Some(false),
+        ))?;
+        self.index_lookup(PRODUCTS, "nameKey", range).await
+    }
+
+    /// The product a scanner's barcode belongs to, if any.
+    pub async fn product_by_barcode(&self, barcode: &str) -> Result<Option<Product>> {
+        let range = key_range(KeyRange::only(&JsValue::from_str(barcode)))?;
+        Ok(self
+            .index_lookup(PRODUCTS, "barcode", range)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    pub async fn product_by_sku(&self, sku: &str) -> Result<Option<Product>> {
+        let range = key_range(KeyRange::only(&JsValue::from_str(sku)))?;
+        Ok(self
+            .index_lookup(PRODUCTS, "sku", range)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Customers by phone number; only the digits count ("+91 98765-43210" = "919876543210").
+    pub async fn customers_by_phone(&self, phone: &str) -> Result<Vec<Customer>> {
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let range = key_range(KeyRange::only(&JsValue::from_str(&digits)))?;
+        self.index_lookup(CUSTOMERS, "phone", range).await
+    }
+
+    /// The bills of one local day (`YYYY-MM-DD`).
+    pub async fn bills_on_day(&self, day: &str) -> Result<Vec<Bill>> {
+        let range = key_range(KeyRange::only(&JsValue::from_str(day)))?;
+        self.index_lookup(BILLS, "day", range).await
+    }
+
+    /// The audit trail, oldest first.
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        let transaction = self.transaction(&[AUDIT], TransactionMode::ReadOnly)?;
+        let store = transaction.store(AUDIT).map_err(StorageError::from_rexie)?;
+        let index = store.index("atMillis").map_err(StorageError::from_rexie)?;
+        let values = index
+            .get_all(None, None)
+            .await
+            .map_err(StorageError::from_rexie)?;
+        values.into_iter().map(from_js).collect()
+    }
+
+    /// The conflict inbox, oldest first.
+    pub async fn conflicts(&self) -> Result<Vec<ConflictEntry>> {
+        self.all(CONFLICTS).await
+    }
+
+    /// Puts entries into the conflict inbox, in one transaction.
+    pub async fn add_conflicts(&self, entries: &[ConflictEntry]) -> Result<()> {
+        let transaction = self.transaction(&[CONFLICTS], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction
+                .store(CONFLICTS)
+                .map_err(StorageError::from_rexie)?;
+            for entry in entries {
+                store
+                    .put(&to_js(entry)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Removes an entry from the conflict inbox (the user dealt with it).
+    pub async fn remove_conflict(&self, id: &str) -> Result<()> {
+        self.delete_key(CONFLICTS, id).await
+    }
+
+    /// The base copy of a document, as last pulled.
+    pub async fn base_copy(&self, path: &str) -> Result<Option<BaseCopy>> {
+        let transaction = self.transaction(&[BASES], TransactionMode::ReadOnly)?;
+        let store = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+        match store
+            .get(JsValue::from_str(path))
+            .await
+            .map_err(StorageError::from_rexie)?
+        {
+            Some(value) if !value.is_undefined() => from_js(value).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn all<T: DeserializeOwned>(&self, store_name: &str) -> Result<Vec<T>> {
+        let transaction = self.transaction(&[store_name], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(store_name)
+            .map_err(StorageError::from_rexie)?;
+        let values = store
+            .get_all(None, None)
+            .await
+            .map_err(StorageError::from_rexie)?;
+        values.into_iter().map(from_js).collect()
+    }
+
+    async fn index_lookup<T: DeserializeOwned>(
+        &self,
+        store_name: &str,
+        index_name: &str,
+        range: KeyRange,
+    ) -> Result<Vec<T>> {
+        let transaction = self.transaction(&[store_name], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(store_name)
+            .map_err(StorageError::from_rexie)?;
+        let index = store.index(index_name).map_err(StorageError::from_rexie)?;
+        let values = index
+            .get_all(Some(range), None)
+            .await
+            .map_err(StorageError::from_rexie)?;
+        values.into_iter().map(from_js).collect()
+    }
+
+    async fn delete_key(&self, store_name: &str, key: &str) -> Result<()> {
+        let transaction = self.transaction(&[store_name], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            transaction
+                .store(store_name)
+                .map_err(StorageError::from_rexie)?
+                .delete(JsValue::from_str(key))
+                .await
+                .map_err(StorageError::from_rexie)
         }
         .await;
         Self::finish(transaction, outcome).await
@@ -250,18 +613,7 @@ impl Store {
     }
 
     async fn delete_unit(&self, unit_id: &str) -> Result<()> {
-        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadWrite)?;
-        let outcome = async {
-            let store = transaction
-                .store(OUTBOX)
-                .map_err(StorageError::from_rexie)?;
-            store
-                .delete(JsValue::from_str(unit_id))
-                .await
-                .map_err(StorageError::from_rexie)
-        }
-        .await;
-        Self::finish(transaction, outcome).await
+        self.delete_key(OUTBOX, unit_id).await
     }
 
     /// Flags a unit as a dead letter (`Some(reason)`) or pending again (`None`).
@@ -305,20 +657,28 @@ impl Store {
         }
     }
 
-    /// Applies one pulled page of products and its checkpoint in one transaction: a crash
-    /// between the two can never skip or half-apply a page.
+    /// Applies one pulled page of products, their base copies and the checkpoint in one
+    /// transaction: a crash between them can never skip or half-apply a page.
     pub async fn apply_pulled_products(
         &self,
         upserts: &[Product],
         deleted_ids: &[String],
+        bases: &[BaseCopy],
         checkpoint: &Checkpoint,
     ) -> Result<()> {
-        let transaction = self.transaction(&[PRODUCTS, META], TransactionMode::ReadWrite)?;
+        let transaction = self.transaction(&[PRODUCTS, BASES, META], TransactionMode::ReadWrite)?;
         let outcome = async {
             let products = transaction
                 .store(PRODUCTS)
                 .map_err(StorageError::from_rexie)?;
             let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+            let base_store = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+            for base in bases {
+                base_store
+                    .put(&to_js(base)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
             for product in upserts {
                 products
                     .put(&to_js(product)?, None)

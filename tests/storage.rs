@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use counterbook::entities::{
+    AuditEntry, BaseCopy, Bill, BillLine, BillStatus, BillTotals, ConflictEntry, Customer,
+    EntityRecord, StockMove, StockMoveKind,
+};
 use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
 use counterbook::storage::{StorageError, Store};
@@ -17,14 +21,12 @@ async fn fresh_store() -> (Store, String) {
     (Store::open(&name).await.unwrap(), name)
 }
 
+fn pulled_fields(product: &Product) -> BTreeMap<String, Value> {
+    product.to_fields()
+}
+
 fn product(name: &str, price_minor: i64) -> Product {
-    Product {
-        id: new_id(),
-        name: name.into(),
-        price_minor,
-        currency: "INR".into(),
-        server_updated_at_millis: None,
-    }
+    Product::new(new_id(), name, price_minor, "INR")
 }
 
 #[wasm_bindgen_test]
@@ -32,7 +34,7 @@ async fn a_product_and_its_outbox_unit_are_saved_together_and_survive_reopening(
     let (store, name) = fresh_store().await;
     let chai = product("Chai 250g", 12_000);
     let unit = add_product_unit(new_id(), &chai, "s1", 0);
-    store.add_product(&chai, &unit).await.unwrap();
+    store.add_product(&chai, &[], &unit).await.unwrap();
 
     drop(store);
     let store = Store::open(&name).await.unwrap();
@@ -45,7 +47,7 @@ async fn a_unit_that_cannot_be_saved_leaves_no_product_behind() {
     let (store, _) = fresh_store().await;
     let first = product("Sugar 1kg", 4_500);
     let unit = add_product_unit(new_id(), &first, "s1", 0);
-    store.add_product(&first, &unit).await.unwrap();
+    store.add_product(&first, &[], &unit).await.unwrap();
 
     // Same unit id again: the outbox write fails inside the transaction, after the product
     // write succeeded; the whole unit must disappear.
@@ -54,7 +56,10 @@ async fn a_unit_that_cannot_be_saved_leaves_no_product_behind() {
         id: unit.id.clone(),
         ..add_product_unit(new_id(), &second, "s1", 0)
     };
-    let error = store.add_product(&second, &clashing).await.unwrap_err();
+    let error = store
+        .add_product(&second, &[], &clashing)
+        .await
+        .unwrap_err();
     assert!(matches!(error, StorageError::Transaction(_)), "{error:?}");
 
     assert_eq!(store.products().await.unwrap(), vec![first]);
@@ -72,7 +77,10 @@ async fn outbox_units_move_between_pending_dead_and_done() {
         })
         .collect();
     for (unit, n) in units.iter().zip(["a", "b", "c"]) {
-        store.add_product(&product(n, 100), unit).await.unwrap();
+        store
+            .add_product(&product(n, 100), &[], unit)
+            .await
+            .unwrap();
     }
     store
         .set_dead_letter(&units[1].id, Some("InvalidArgument: bad price"))
@@ -106,7 +114,7 @@ async fn a_pulled_page_and_its_checkpoint_are_applied_together() {
     assert_eq!(store.checkpoint("products").await.unwrap(), None);
     let local = product("Local soap", 3_000);
     store
-        .add_product(&local, &add_product_unit(new_id(), &local, "s1", 0))
+        .add_product(&local, &[], &add_product_unit(new_id(), &local, "s1", 0))
         .await
         .unwrap();
 
@@ -119,10 +127,16 @@ async fn a_pulled_page_and_its_checkpoint_are_applied_together() {
             pulled.id
         ),
     };
+    let base = BaseCopy {
+        path: format!("shops/s1/products/{}", pulled.id),
+        fields: pulled_fields(&pulled),
+        update_time_micros: 1_000_000,
+    };
     store
         .apply_pulled_products(
             &[pulled.clone()],
             std::slice::from_ref(&local.id),
+            std::slice::from_ref(&base),
             &checkpoint,
         )
         .await
@@ -167,6 +181,251 @@ async fn units_keep_every_value_type_through_indexeddb() {
         ]),
         mask: Some(vec!["big".into()]),
     });
-    store.add_product(&p, &unit).await.unwrap();
+    store.add_product(&p, &[], &unit).await.unwrap();
     assert_eq!(store.outbox().await.unwrap().pending, vec![unit]);
+}
+
+fn audit(action: &str, path: &str) -> AuditEntry {
+    AuditEntry {
+        id: new_id(),
+        at_millis: js_sys::Date::now() as i64,
+        device_id: "device-A".into(),
+        cashier: Some("asha".into()),
+        action: action.into(),
+        path: path.into(),
+        before: None,
+        after: None,
+    }
+}
+
+/// A finalized sale as one unit: bill, stock moves, customer balance, audit and outbox.
+fn sale(
+    customer: &Customer,
+    chai: &Product,
+    day: &str,
+    number: &str,
+) -> (Vec<EntityRecord>, Vec<AuditEntry>, Unit) {
+    let bill = Bill {
+        id: new_id(),
+        number: number.into(),
+        lines: vec![BillLine {
+            product_id: chai.id.clone(),
+            name: chai.name.clone(),
+            unit_price_minor: chai.price_minor,
+            quantity: 2,
+            discount_minor: 0,
+            tax_minor: 0,
+        }],
+        totals: BillTotals {
+            subtotal_minor: 2 * chai.price_minor,
+            discount_minor: 0,
+            tax_minor: 0,
+            total_minor: 2 * chai.price_minor,
+        },
+        customer_id: Some(customer.id.clone()),
+        payment_ids: vec![],
+        status: BillStatus::Final,
+        device_id: "device-A".into(),
+        cashier: Some("asha".into()),
+        day: day.into(),
+        created_at_millis: 0,
+    };
+    let stock_move = StockMove {
+        id: new_id(),
+        product_id: chai.id.clone(),
+        kind: StockMoveKind::Sale,
+        quantity: -2,
+        bill_id: Some(bill.id.clone()),
+        device_id: "device-A".into(),
+        at_millis: 0,
+    };
+    let mut owing = customer.clone();
+    owing.credit_balance_minor += bill.totals.total_minor;
+    let unit = Unit {
+        id: new_id(),
+        label: format!("Bill {number}"),
+        writes: vec![],
+        created_at_millis: 0,
+    };
+    let audit = vec![audit(
+        "bill.finalize",
+        &format!("shops/s1/bills/{}", bill.id),
+    )];
+    (
+        vec![
+            EntityRecord::Bill(bill),
+            EntityRecord::StockMove(stock_move),
+            EntityRecord::Customer(owing),
+        ],
+        audit,
+        unit,
+    )
+}
+
+fn customer(name: &str, phone: &str) -> Customer {
+    Customer {
+        id: new_id(),
+        name: name.into(),
+        phone: Some(phone.into()),
+        phone_digits: None,
+        credit_balance_minor: 0,
+        credit_limit_minor: Some(100_000),
+        deleted: false,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_sale_writes_bill_stock_move_balance_audit_and_outbox_in_one_unit() {
+    let (store, _) = fresh_store().await;
+    let chai = product("Chai", 1_000);
+    let ravi = customer("Ravi", "+91 98765-43210");
+    let (records, entries, unit) = sale(&ravi, &chai, "2026-11-22", "T2-000001");
+    store.commit_unit(&records, &entries, &unit).await.unwrap();
+
+    let bills = store.bills_on_day("2026-11-22").await.unwrap();
+    assert_eq!(bills.len(), 1);
+    assert_eq!(bills[0].number, "T2-000001");
+    assert!(store.bills_on_day("2026-11-21").await.unwrap().is_empty());
+    let found = store.customers_by_phone("919876543210").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].credit_balance_minor, 2_000);
+    assert_eq!(store.audit_entries().await.unwrap(), entries);
+    assert_eq!(store.outbox().await.unwrap().pending, vec![unit]);
+}
+
+#[wasm_bindgen_test]
+async fn a_sale_that_fails_half_way_leaves_nothing_behind() {
+    let (store, _) = fresh_store().await;
+    let chai = product("Chai", 1_000);
+    let ravi = customer("Ravi", "98765 43210");
+    let (records, entries, unit) = sale(&ravi, &chai, "2026-11-22", "T2-000001");
+    store.commit_unit(&records, &entries, &unit).await.unwrap();
+
+    // A second bill reusing the number breaks the unique index after the stock move and the
+    // customer were already put in the same transaction.
+    let (mut records, entries, unit) = sale(&ravi, &chai, "2026-11-22", "T2-000001");
+    records.reverse();
+    let error = store
+        .commit_unit(&records, &entries, &unit)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StorageError::Transaction(_)), "{error:?}");
+
+    assert_eq!(store.bills_on_day("2026-11-22").await.unwrap().len(), 1);
+    let found = store.customers_by_phone("9876543210").await.unwrap();
+    assert_eq!(
+        found[0].credit_balance_minor, 2_000,
+        "the balance was not changed twice"
+    );
+    assert_eq!(store.audit_entries().await.unwrap().len(), 1);
+    assert_eq!(store.outbox().await.unwrap().pending.len(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn products_are_found_by_barcode_sku_and_name_prefix() {
+    let (store, _) = fresh_store().await;
+    let mut marie = product("Britannia Marie Gold", 3_000);
+    marie.barcodes = vec!["8901063092341".into(), "8901063092358".into()];
+    marie.sku = Some("BRIT-MG".into());
+    let mut maggi = product("Maggi  Masala 70g", 1_400);
+    maggi.barcodes = vec!["8901058851434".into()];
+    for p in [&marie, &maggi] {
+        store
+            .add_product(p, &[], &add_product_unit(new_id(), p, "s1", 0))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.product_by_barcode("8901063092358").await.unwrap(),
+        Some(marie.clone())
+    );
+    assert_eq!(store.product_by_barcode("0000").await.unwrap(), None);
+    assert_eq!(
+        store.product_by_sku("BRIT-MG").await.unwrap(),
+        Some(marie.clone())
+    );
+    let names = |products: Vec<Product>| products.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.products_with_name_prefix("ma").await.unwrap()),
+        vec!["Maggi  Masala 70g"]
+    );
+    assert_eq!(
+        names(
+            store
+                .products_with_name_prefix("MAGGI masala")
+                .await
+                .unwrap()
+        ),
+        vec!["Maggi  Masala 70g"]
+    );
+    assert_eq!(
+        names(store.products_with_name_prefix("b").await.unwrap()),
+        vec!["Britannia Marie Gold"]
+    );
+    assert!(store
+        .products_with_name_prefix("z")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn the_conflict_inbox_keeps_entries_until_dealt_with() {
+    let (store, _) = fresh_store().await;
+    let entry = ConflictEntry {
+        id: new_id(),
+        path: "shops/s1/products/p1".into(),
+        kind: "field".into(),
+        field: Some("price".into()),
+        local_value: Some(Value::Integer(1_200)),
+        server_value: Some(Value::Integer(1_100)),
+        at_millis: 5,
+    };
+    store
+        .add_conflicts(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    assert_eq!(store.conflicts().await.unwrap(), vec![entry.clone()]);
+    store.remove_conflict(&entry.id).await.unwrap();
+    assert!(store.conflicts().await.unwrap().is_empty());
+}
+
+/// Regression guard for schema migrations: a database written by schema version 1, with
+/// products and pending units, must open with the current schema with every record kept.
+#[wasm_bindgen_test]
+async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
+    let name = format!("test-migration-{}", new_id());
+    let old = Store::open_with_old_schema(&name, 1).await.unwrap();
+    let tea = product("Assam  TEA 500g", 24_000);
+    let mut v1_tea = tea.clone();
+    v1_tea.name_key = String::new(); // version 1 did not have the field
+    let first = add_product_unit(new_id(), &v1_tea, "s1", 0);
+    old.add_product(&v1_tea, &[], &first).await.unwrap();
+    let sugar = product("Sugar", 4_500);
+    let second = add_product_unit(new_id(), &sugar, "s1", 0);
+    old.add_product(&sugar, &[], &second).await.unwrap();
+    old.set_dead_letter(&second.id, Some("the server refused it"))
+        .await
+        .unwrap();
+    assert_eq!(old.data_version().await.unwrap(), 1);
+    old.close();
+
+    let store = Store::open(&name).await.unwrap();
+    assert_eq!(
+        store.data_version().await.unwrap(),
+        counterbook::storage::SCHEMA_VERSION
+    );
+    let outbox = store.outbox().await.unwrap();
+    assert_eq!(outbox.pending, vec![first]);
+    assert_eq!(
+        outbox.dead_letters,
+        vec![(second, "the server refused it".to_string())]
+    );
+    assert_eq!(store.products().await.unwrap().len(), 2);
+    // The data migration backfilled the name-prefix key.
+    let found = store.products_with_name_prefix("assam tea").await.unwrap();
+    assert_eq!(found, vec![tea]);
+    // New stores exist and work.
+    assert!(store.conflicts().await.unwrap().is_empty());
+    assert!(store.bills_on_day("2026-11-22").await.unwrap().is_empty());
 }
