@@ -202,6 +202,7 @@ pub fn add_product_unit(
             path: product.document_path(shop_id),
             fields: product.to_fields(),
             mask: None,
+            ..DocumentWrite::default()
         }],
         created_at_millis: now_millis,
     }

@@ -180,6 +180,7 @@ async fn units_keep_every_value_type_through_indexeddb() {
             ),
         ]),
         mask: Some(vec!["big".into()]),
+        ..DocumentWrite::default()
     });
     store.add_product(&p, &[], &unit).await.unwrap();
     assert_eq!(store.outbox().await.unwrap().pending, vec![unit]);

@@ -9,13 +9,20 @@
 //! the driver in the app decides when to pull. Listen state arrives with real-time sync.
 
 pub mod backoff;
+pub mod conflict;
 pub mod outbox;
 pub mod pull;
 pub mod unit;
 
 pub use backoff::{Backoff, SplitMix64};
+pub use conflict::{
+    merge_unit, merge_write, BusinessRules, ConflictEntry, ConflictKind, UnitMerge, WriteMerge,
+};
 pub use outbox::{
     Command, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure, Resume, UnitState,
 };
 pub use pull::{checkpoint_after, pull_query, Checkpoint, UPDATED_AT};
-pub use unit::{commit_request_for_unit, marker_path, DocumentWrite, Unit, UnitId};
+pub use unit::{
+    commit_request_for_unit, commit_request_for_units, fold_writes, marker_path, BaseVersion,
+    BatchError, CommitContext, DocumentWrite, Unit, UnitId,
+};

@@ -14,11 +14,10 @@ fn unit(n: u32) -> Unit {
     Unit {
         id: format!("0193a0b0-0000-7000-8000-{n:012}"),
         label: format!("Add product {n}"),
-        writes: vec![DocumentWrite {
-            path: format!("shops/s1/products/p{n}"),
-            fields: BTreeMap::from([("name".to_string(), Value::String(format!("Item {n}")))]),
-            mask: None,
-        }],
+        writes: vec![DocumentWrite::create(
+            format!("shops/s1/products/p{n}"),
+            BTreeMap::from([("name".to_string(), Value::String(format!("Item {n}")))]),
+        )],
         created_at_millis: 0,
     }
 }
