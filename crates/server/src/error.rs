@@ -46,11 +46,22 @@ pub enum ServerError {
     /// The blocking task that talks to SQLite panicked or was cancelled. 500.
     #[error("internal error: the storage task did not finish: {0}")]
     StorageTaskFailed(String),
-    /// The server was asked to run with authentication, which does not exist yet.
+    /// No valid ID token: missing, malformed, badly signed, or expired. 401, as Cloud Firestore
+    /// answers a bad credential.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The signed-in user may not do this (another shop, or not their role). 403.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Authentication cannot start: the accounts tables or the signing key cannot be opened.
+    #[error("cannot set up authentication: {0}")]
+    AuthSetup(String),
+    /// The server was asked to run with authentication but without the project its tokens are
+    /// for.
     #[error(
-        "authentication is not implemented yet; run with --dev (no auth, like the Firestore emulator)"
+        "without --dev, authentication is on and needs the project id its tokens are for: pass --project PROJECT (or run with --dev: no auth, like the Firestore emulator)"
     )]
-    AuthenticationNotImplemented,
+    ProjectRequired,
 }
 
 impl ServerError {
@@ -63,9 +74,11 @@ impl ServerError {
             ServerError::NotFound(_) | ServerError::NoSuchMethod(_) => Code::NotFound,
             ServerError::AlreadyExists(_) => Code::AlreadyExists,
             ServerError::FailedPrecondition(_) => Code::FailedPrecondition,
-            ServerError::Unimplemented(_) | ServerError::AuthenticationNotImplemented => {
-                Code::Unimplemented
-            }
+            ServerError::Unimplemented(_) => Code::Unimplemented,
+            ServerError::Unauthenticated(_) => Code::Unauthenticated,
+            ServerError::PermissionDenied(_) => Code::PermissionDenied,
+            ServerError::ProjectRequired => Code::FailedPrecondition,
+            ServerError::AuthSetup(_) => Code::Internal,
             ServerError::Storage(StoreError::Busy(_)) => Code::Unavailable,
             ServerError::Storage(_) | ServerError::StorageTaskFailed(_) => Code::Internal,
         }

@@ -9,8 +9,10 @@
 //! - `field_path`: Firestore's dotted field path syntax and access into nested maps;
 //! - `store`: SQLite (the only module that imports rusqlite), the commit clock;
 //! - `static_files`: the PWA's files, with the single-page-app fallback;
+//! - `auth`: sign-in, ID tokens, accounts and the access policy (without `--dev`);
 //! - `error`: `ServerError` and its Firestore-shaped JSON response.
 
+pub mod auth;
 pub mod commit;
 pub mod error;
 pub mod field_path;
@@ -22,11 +24,12 @@ pub mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::http::{HeaderName, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::Router;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+pub use auth::{AuthConfig, AuthState, Clock, ManualClock, SystemClock};
 pub use error::ServerError;
 use store::Store;
 
@@ -41,29 +44,56 @@ pub struct ServerConfig {
     pub dev_mode: bool,
 }
 
-/// Everything a request handler needs: the store and the configuration. Cheap to clone.
+/// Everything a request handler needs: the store, the configuration and, unless in dev mode,
+/// authentication. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     store: Arc<Store>,
     config: Arc<ServerConfig>,
+    auth: Option<Arc<AuthState>>,
 }
 
 impl AppState {
-    /// Opens the data directory. Refuses to run without `dev_mode`: authentication does not
-    /// exist yet, and serving without it while pretending otherwise would expose every shop.
+    /// Opens the data directory in dev mode. Without `dev_mode` it refuses: authentication
+    /// needs a project (`open_authenticated`), and serving every shop to anyone is not an
+    /// option.
     pub fn open(config: ServerConfig) -> Result<AppState, ServerError> {
         if !config.dev_mode {
-            return Err(ServerError::AuthenticationNotImplemented);
+            return Err(ServerError::ProjectRequired);
         }
         let store = Store::open(&config.data_directory)?;
         Ok(AppState {
             store: Arc::new(store),
             config: Arc::new(config),
+            auth: None,
+        })
+    }
+
+    /// Opens the data directory with authentication: every Firestore request needs an ID token
+    /// from the sign-in endpoint, and reaches only its own shop.
+    pub fn open_authenticated(
+        config: ServerConfig,
+        auth_config: AuthConfig,
+    ) -> Result<AppState, ServerError> {
+        let store = Store::open(&config.data_directory)?;
+        let auth = AuthState::open(&config.data_directory, auth_config)?;
+        Ok(AppState {
+            store: Arc::new(store),
+            config: Arc::new(ServerConfig {
+                dev_mode: false,
+                ..config
+            }),
+            auth: Some(Arc::new(auth)),
         })
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// Authentication, or `None` in dev mode.
+    pub fn auth(&self) -> Option<&Arc<AuthState>> {
+        self.auth.as_ref()
     }
 
     /// Runs synchronous SQLite work on Tokio's blocking pool, off the async workers.
@@ -78,23 +108,34 @@ impl AppState {
     }
 }
 
-/// The whole HTTP application: the Firestore REST API under `/v1`, the PWA (or a note)
-/// everywhere else, request tracing, and in dev mode CORS for any origin.
+/// The whole HTTP application: the Firestore REST API under `/v1`, the sign-in API, the PWA (or
+/// a note) everywhere else, request tracing, and CORS: any origin in dev mode, the configured
+/// origins otherwise (the server's own origin needs none).
 pub fn app(state: AppState) -> Router {
     let mut router = routes::router()
+        .merge(auth::sign_in::router())
         .merge(static_files::router(state.config.app_directory.clone()))
         .layer(TraceLayer::new_for_http());
-    if state.config.dev_mode {
-        router = router.layer(dev_mode_cors());
+    match &state.auth {
+        None => router = router.layer(cors(AllowOrigin::mirror_request())),
+        Some(auth) if !auth.allowed_origins().is_empty() => {
+            let origins = auth
+                .allowed_origins()
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok());
+            router = router.layer(cors(AllowOrigin::list(origins)));
+        }
+        Some(_) => {}
     }
     router.with_state(state)
 }
 
-/// Like the Firestore emulator: any origin, the methods the REST API uses, and whatever headers
-/// the browser asks for (the Firebase SDK sends `x-goog-api-client`, `x-firebase-gmpid`, ...).
-fn dev_mode_cors() -> CorsLayer {
+/// Like the Firestore emulator for the allowed origins: the methods the REST API uses, and
+/// whatever headers the browser asks for (the Firebase SDK sends `authorization`,
+/// `x-goog-api-client`, `x-firebase-gmpid`, ...).
+fn cors(origins: AllowOrigin) -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(origins)
         .allow_methods([
             Method::GET,
             Method::POST,

@@ -1,13 +1,20 @@
-//! The `counterbook-server` binary: parses flags, opens the data directory and serves
-//! `counterbook_server::app` until SIGINT or SIGTERM.
+//! The `counterbook-server` binary: `serve` parses flags, opens the data directory and serves
+//! `counterbook_server::app` until SIGINT or SIGTERM; `shop` and `user` administer the accounts
+//! that sign in when the server runs without `--dev`.
 
+use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use counterbook_server::{app, AppState, ServerConfig, ServerError};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use counterbook_server::auth::accounts::Accounts;
+use counterbook_server::auth::passwords::{hash_password, MINIMUM_PASSWORD_LENGTH};
+use counterbook_server::auth::policy::Role;
+use counterbook_server::{
+    app, AppState, AuthConfig, Clock, ServerConfig, ServerError, SystemClock,
+};
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +43,78 @@ enum Command {
         /// Emulator mode: no authentication, any project id, CORS for any origin.
         #[arg(long)]
         dev: bool,
+        /// The Firebase-style project id: the audience of the ID tokens this server issues and
+        /// the only project it serves. Required without --dev.
+        #[arg(long)]
+        project: Option<String>,
+        /// An origin (scheme://host[:port]) whose pages may call the API from a browser;
+        /// repeatable. Without --dev only these (and the server's own origin) are allowed.
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origins: Vec<String>,
     },
+    /// Manage shops.
+    #[command(subcommand)]
+    Shop(ShopCommand),
+    /// Manage the users who sign in.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum ShopCommand {
+    /// Create a shop (its id becomes the `shops/{id}` path its data lives under).
+    Create {
+        #[arg(long)]
+        data: PathBuf,
+        /// 1 to 100 letters, digits, '-' or '_'.
+        #[arg(long)]
+        shop: String,
+        /// A display name; the id if omitted.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user to a shop. The password is read from --password-file, or from standard input
+    /// (prompted without echo on a terminal).
+    Add {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        shop: String,
+        #[arg(long)]
+        email: String,
+        /// owner, manager or cashier.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Disable a user: no more sign-ins or token refreshes; tokens already issued expire
+    /// within the hour.
+    Disable {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Args)]
+struct PasswordSource {
+    /// Read the password from the first line of this file.
+    #[arg(long, conflicts_with = "password_stdin")]
+    password_file: Option<PathBuf>,
+    /// Read the password from the first line of standard input (the default when standard
+    /// input is not a terminal).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: use owner, manager or cashier"))
 }
 
 fn main() -> ExitCode {
@@ -48,35 +126,130 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "counterbook_server=info,tower_http=warn".into()),
         )
         .init();
-    let Command::Serve {
-        addr,
-        data,
-        app: app_directory,
-        dev,
-    } = cli.command;
-    let config = ServerConfig {
-        data_directory: data,
-        app_directory,
-        dev_mode: dev,
-    };
-    let state = match AppState::open(config) {
-        Ok(state) => state,
-        Err(error @ ServerError::AuthenticationNotImplemented) => {
-            eprintln!("counterbook-server: {error}");
-            return ExitCode::from(2);
+    match cli.command {
+        Command::Serve {
+            addr,
+            data,
+            app: app_directory,
+            dev,
+            project,
+            allow_origins,
+        } => {
+            let config = ServerConfig {
+                data_directory: data,
+                app_directory,
+                dev_mode: dev,
+            };
+            let opened = match (dev, project) {
+                (true, _) => AppState::open(config),
+                (false, None) => Err(ServerError::ProjectRequired),
+                (false, Some(project)) => AppState::open_authenticated(
+                    config,
+                    AuthConfig {
+                        allowed_origins: allow_origins,
+                        ..AuthConfig::new(project)
+                    },
+                ),
+            };
+            let state = match opened {
+                Ok(state) => state,
+                Err(error @ ServerError::ProjectRequired) => {
+                    eprintln!("counterbook-server: {error}");
+                    return ExitCode::from(2);
+                }
+                Err(error) => {
+                    eprintln!("counterbook-server: cannot open the data directory: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            report(serve(addr, state))
         }
-        Err(error) => {
-            eprintln!("counterbook-server: cannot open the data directory: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match serve(addr, state) {
+        Command::Shop(command) => report(run_shop_command(command)),
+        Command::User(command) => report(run_user_command(command)),
+    }
+}
+
+fn report(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("counterbook-server: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn open_accounts(data: &Path) -> anyhow::Result<Accounts> {
+    Accounts::open(data).with_context(|| format!("opening the accounts in {}", data.display()))
+}
+
+fn run_shop_command(command: ShopCommand) -> anyhow::Result<()> {
+    let ShopCommand::Create { data, shop, name } = command;
+    let accounts = open_accounts(&data)?;
+    let name = name.unwrap_or_else(|| shop.clone());
+    accounts.create_shop(&shop, &name, SystemClock.now_unix_seconds())?;
+    println!("created shop {shop}");
+    Ok(())
+}
+
+fn run_user_command(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            data,
+            shop,
+            email,
+            role,
+            password,
+        } => {
+            let accounts = open_accounts(&data)?;
+            let password = read_password(&password)?;
+            if password.chars().count() < MINIMUM_PASSWORD_LENGTH {
+                bail!("the password is too short: at least {MINIMUM_PASSWORD_LENGTH} characters");
+            }
+            let password_hash =
+                hash_password(&password).map_err(|error| anyhow::anyhow!("hashing: {error}"))?;
+            let user_id = accounts.add_user(
+                &shop,
+                &email,
+                role,
+                &password_hash,
+                SystemClock.now_unix_seconds(),
+            )?;
+            println!(
+                "added {role} {} to shop {shop} (user id {user_id})",
+                email.trim()
+            );
+            Ok(())
+        }
+        UserCommand::Disable { data, email } => {
+            open_accounts(&data)?.disable_user(&email)?;
+            println!(
+                "disabled {}; their refresh tokens are revoked",
+                email.trim()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The password, never echoed: from a file, from piped standard input, or typed at a prompt
+/// with echo off.
+fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
+    let line = if let Some(path) = &source.password_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password file {}", path.display()))?;
+        text.lines().next().unwrap_or("").to_owned()
+    } else if source.password_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        line
+    } else {
+        rpassword::prompt_password("Password: ").context("reading the password")?
+    };
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<()> {
@@ -88,7 +261,9 @@ fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<()> {
         let bound = listener.local_addr().context("reading the bound address")?;
         // Tests and scripts wait for this exact line to learn the port.
         println!("counterbook-server listening on http://{bound}");
-        axum::serve(listener, app(state))
+        // Connect info gives the sign-in rate limiter the client's address.
+        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving HTTP")

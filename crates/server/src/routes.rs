@@ -51,7 +51,7 @@ pub fn router() -> Router<AppState> {
 
 /// One parsed API request.
 #[derive(Clone, Debug, PartialEq)]
-enum ApiCall {
+pub(crate) enum ApiCall {
     Commit(DatabaseId),
     RunQuery {
         database: DatabaseId,
@@ -70,6 +70,8 @@ async fn handle_api_request(State(state): State<AppState>, request: Request) -> 
 
 async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerError> {
     let call = parse_api_call(request.method(), request.uri().path())?;
+    // 401/403 unless the token's user may make this call; held until the call is served.
+    let (request, _authorization) = crate::auth::authorize(&state, &call, request).await?;
     match call {
         ApiCall::Commit(database) => {
             let body: CommitRequest = read_json_body(request.into_body()).await?;

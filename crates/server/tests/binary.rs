@@ -1,5 +1,6 @@
 //! Black-box tests of the real `counterbook-server` binary over real HTTP: startup line with the
-//! bound port, a commit and a query, clean refusal without `--dev`, and shutdown on SIGTERM.
+//! bound port, a commit and a query, clean refusal without `--dev` or `--project`, and shutdown
+//! on SIGTERM. The admin CLI and authenticated serving are exercised in `access_control.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -127,19 +128,17 @@ fn commit_and_query_over_real_http_then_stop_on_sigterm() {
 }
 
 #[test]
-fn the_binary_refuses_to_start_without_dev_mode() {
+fn the_binary_refuses_to_start_without_dev_mode_or_a_project() {
     let data_directory = tempfile::tempdir().unwrap();
     let output = Command::new(BINARY)
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(data_directory.path())
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(
-            "authentication is not implemented yet; run with --dev (no auth, like the Firestore emulator)"
-        ),
+        stderr.contains("authentication is on and needs the project id its tokens are for: pass --project PROJECT"),
         "{stderr}"
     );
     assert!(output.stdout.is_empty(), "it must not claim to listen");

@@ -19,9 +19,12 @@ pub use conflict::{
     merge_unit, merge_write, BusinessRules, ConflictEntry, ConflictKind, UnitMerge, WriteMerge,
 };
 pub use outbox::{
-    Command, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure, Resume, UnitState,
+    classify, Command, ErrorClass, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure,
+    Recovery, Resume, UnitState,
 };
-pub use pull::{checkpoint_after, pull_query, Checkpoint, UPDATED_AT};
+pub use pull::{
+    checkpoint_after, pull_query, Checkpoint, PullStep, PulledPage, Pulls, DELETED, UPDATED_AT,
+};
 pub use unit::{
     commit_request_for_unit, commit_request_for_units, fold_writes, marker_path, BaseVersion,
     BatchError, CommitContext, DocumentWrite, Unit, UnitId,

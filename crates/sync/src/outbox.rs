@@ -1,20 +1,44 @@
-//! The outbox state machine: every unit of work goes
-//! `Pending → InFlight → Done`, or through `WaitingToRetry` (backoff with full jitter) back to
-//! `Pending`, or ends as a `DeadLetter` that waits for a person to retry or discard it.
+//! The sync engine: the outbox state machine, and the pulls it runs for the driver.
 //!
-//! Units are sent one at a time in creation order, so units touching the same document keep
-//! their order. Exactly-once comes from the unit's marker document (see [`crate::unit`]): when
-//! the outcome of a send is unknown, or a precondition fails, the engine reads the marker before
-//! deciding whether the unit was applied.
+//! Every unit of work goes `PENDING → IN_PROGRESS → SYNCED` (removed, [`Command::MarkDone`]),
+//! or on a failed attempt `FAILED` (outcome unknown: read the marker; precondition failed: read
+//! the marker, then the documents, and merge) → `RETRY` (exponential backoff with full jitter,
+//! capped, never shorter than `Retry-After`) → back to `PENDING`, or `DEAD_LETTER` after
+//! [`OutboxConfig::max_server_failures`] server errors or at once on a permanent error. A dead
+//! letter waits for a person to retry or discard it. Network failures never dead-letter a unit:
+//! a shop can be offline for days.
+//!
+//! Ordering and pipelining: units are taken in creation order (UUID v7 ids sort by time). A unit
+//! waits while an earlier unit that touches one of its documents is not yet synced, so changes to
+//! a document reach the server in the order they were made. Units touching disjoint documents are
+//! pipelined: up to [`OutboxConfig::max_commits_in_flight`] commits are on the wire at once.
+//!
+//! Coalescing: a pending unit joins the commit being formed when it shares a document with it and
+//! nothing earlier holds any of its documents back; its writes fold into the commit's (see
+//! [`crate::unit`]). Only whole units are ever combined, each with its own marker, so a commit
+//! applies all its units exactly once or none, and units stay separate in the store: a unit can
+//! always be sent, merged or rejected on its own later.
+//!
+//! Exactly-once comes from the markers: when the outcome of a send is unknown, or a precondition
+//! fails, the engine reads each unit's marker before deciding whether that unit was applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use counterbook_firestore_wire::{Code, CommitRequest};
+use counterbook_firestore_wire::{
+    Code, CommitRequest, CommitResponse, Document, StructuredQuery, Timestamp, Value,
+};
 
 use crate::backoff::{Backoff, SplitMix64};
-use crate::unit::{commit_request_for_unit, marker_path, Unit, UnitId};
+use crate::conflict::{merge_unit, BusinessRules, ConflictEntry, UnitMerge};
+use crate::pull::{Checkpoint, PullStep, PulledPage, Pulls};
+use crate::unit::{
+    commit_request_for_units, marker_path, BaseVersion, CommitContext, DocumentWrite, Unit, UnitId,
+};
 
-/// Where the engine sends things.
+/// Firestore refuses commits with more writes than this.
+const MAX_WRITES_PER_COMMIT: usize = 500;
+
+/// Where the engine sends things, and its limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxConfig {
     pub project: String,
@@ -25,6 +49,13 @@ pub struct OutboxConfig {
     /// Failures answered by a server (5xx, 429, ...) before a unit becomes a dead letter.
     /// Network failures never count: a shop can be offline for days.
     pub max_server_failures: u32,
+    /// Commits on the wire at once (each touching documents no other one touches).
+    pub max_commits_in_flight: usize,
+    /// Units coalesced into one commit at most (Firestore allows 500 writes per commit).
+    pub max_units_per_commit: usize,
+    /// Documents per pull page.
+    pub pull_page_size: i32,
+    pub business_rules: BusinessRules,
     /// Seeds the jitter; the driver passes a random seed, tests a fixed one.
     pub seed: u64,
 }
@@ -38,7 +69,20 @@ impl OutboxConfig {
             device_id: device_id.to_owned(),
             backoff: Backoff::default(),
             max_server_failures: 8,
+            max_commits_in_flight: 4,
+            max_units_per_commit: 16,
+            pull_page_size: 100,
+            business_rules: BusinessRules::default(),
             seed,
+        }
+    }
+
+    fn commit_context(&self) -> CommitContext<'_> {
+        CommitContext {
+            project: &self.project,
+            database: &self.database,
+            shop_id: &self.shop_id,
+            device_id: &self.device_id,
         }
     }
 }
@@ -78,18 +122,22 @@ impl PushFailure {
 
 /// What the outbox does with a server error (DESIGN.md section 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ErrorClass {
-    /// Try again later with backoff.
+pub enum ErrorClass {
+    /// Try again later with backoff: `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, `DEADLINE_EXCEEDED`,
+    /// HTTP 5xx and 429. `ABORTED` too: on a commit outside a transaction Firestore uses it
+    /// only for contention, which a later resend resolves (a stale version is
+    /// `FAILED_PRECONDITION`).
     Transient,
     /// A precondition failed: our own marker (already applied) or a real conflict.
     PreconditionFailed,
     /// Sign in again; the queue pauses and nothing is dropped.
     Unauthenticated,
-    /// Retrying cannot help: dead-letter the unit.
+    /// Retrying cannot help (`INVALID_ARGUMENT`, `PERMISSION_DENIED`, ...): dead-letter the unit.
     Permanent,
 }
 
-fn classify(http_status: u16, code: Code) -> ErrorClass {
+/// Classifies a server error.
+pub fn classify(http_status: u16, code: Code) -> ErrorClass {
     match code {
         Code::AlreadyExists | Code::FailedPrecondition | Code::NotFound => {
             ErrorClass::PreconditionFailed
@@ -131,21 +179,29 @@ fn describe_code(code: Code) -> &'static str {
     }
 }
 
-/// Where one unit is in its life.
+/// Where one unit is in its life. A synced unit is no longer in the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnitState {
-    /// Waiting for its turn to be sent.
+    /// PENDING: waiting for its turn to be sent.
     Pending,
-    /// A commit for it is on the wire.
-    InFlight,
-    /// Its outcome is unknown; the marker must be read before anything else. `reading` is true
-    /// while that read is on the wire; `after_conflict` when a precondition failed (if the marker
-    /// is missing, the failure was a real conflict).
-    CheckingMarker { reading: bool, after_conflict: bool },
-    /// Backing off until `not_before` (Unix ms); then it does `then`.
-    WaitingToRetry { not_before: i64, then: Resume },
-    /// Stopped for good until a person retries or discards it.
+    /// IN_PROGRESS: a commit with it is on the wire.
+    InProgress,
+    /// FAILED: the last attempt did not succeed and the engine is finding out why.
+    Failed(Recovery),
+    /// RETRY: backing off until `not_before` (Unix ms); then it does `then`.
+    Retry { not_before: i64, then: Resume },
+    /// DEAD_LETTER: stopped for good until a person retries or discards it.
     DeadLetter { reason: String },
+}
+
+/// What a failed unit is finding out. `reading` is true while the read is on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Was it applied? `after_conflict`: a precondition failed, so if the marker is missing,
+    /// the unit's documents must be read and merged.
+    CheckMarker { reading: bool, after_conflict: bool },
+    /// Reading the server's versions of the unit's documents, to merge with them.
+    ReadDocuments { reading: bool },
 }
 
 /// What a unit does when its backoff ends.
@@ -155,6 +211,8 @@ pub enum Resume {
     Send,
     /// Read the marker again (the outcome of an earlier send is still unknown).
     CheckMarker { after_conflict: bool },
+    /// Read the documents again (a conflict is being resolved).
+    ReadDocuments,
 }
 
 /// Inputs to the engine.
@@ -167,20 +225,48 @@ pub enum Event {
     },
     /// A new unit was written to the store (together with its entities, in one transaction).
     LocalWrite(Unit),
-    CommitSucceeded {
+    /// The commit sent as `unit_id` (the id in [`Command::SendCommit`]) succeeded.
+    CommitSucceeded { unit_id: UnitId },
+    /// As [`Event::CommitSucceeded`], with the server's reply: its update times let later edits
+    /// of the same documents check the right version without an extra round trip.
+    CommitApplied {
         unit_id: UnitId,
+        response: CommitResponse,
     },
     CommitFailed {
         unit_id: UnitId,
         failure: PushFailure,
     },
     /// The marker read finished: `exists` says whether the unit was applied.
-    MarkerRead {
-        unit_id: UnitId,
-        exists: bool,
-    },
+    MarkerRead { unit_id: UnitId, exists: bool },
     MarkerReadFailed {
         unit_id: UnitId,
+        failure: PushFailure,
+    },
+    /// The documents asked for by [`Command::ReadDocuments`], by path (`None`: no such document).
+    DocumentsRead {
+        unit_id: UnitId,
+        documents: Vec<(String, Option<Document>)>,
+    },
+    DocumentsReadFailed {
+        unit_id: UnitId,
+        failure: PushFailure,
+    },
+    /// Pull `collection` to the end, from `checkpoint` as the store holds it.
+    PullRequested {
+        collection: String,
+        checkpoint: Option<Checkpoint>,
+    },
+    /// The reply to [`Command::RunPullQuery`]: documents in query order.
+    PullPage {
+        collection: String,
+        documents: Vec<Document>,
+    },
+    /// The store applied the page of [`Command::ApplyPulledPage`] with its checkpoint.
+    PulledPageApplied { collection: String },
+    /// The query or the store transaction of a pull failed; the pull stops.
+    PullFailed {
+        collection: String,
         failure: PushFailure,
     },
     /// The browser's idea of connectivity changed.
@@ -192,13 +278,9 @@ pub enum Event {
     /// The user signed in again after `UNAUTHENTICATED`.
     SignedIn,
     /// The user asked to retry a dead letter.
-    RetryDeadLetter {
-        unit_id: UnitId,
-    },
+    RetryDeadLetter { unit_id: UnitId },
     /// The user discarded a dead letter.
-    DiscardDeadLetter {
-        unit_id: UnitId,
-    },
+    DiscardDeadLetter { unit_id: UnitId },
     /// A timer the engine asked for fired (or any periodic wake-up).
     Tick,
 }
@@ -206,20 +288,41 @@ pub enum Event {
 /// Outputs for the driver to execute.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    /// POST the commit; answer with `CommitApplied` (or `CommitSucceeded`) or `CommitFailed`
+    /// naming this `unit_id` (the first of the units the commit carries).
     SendCommit {
         unit_id: UnitId,
         request: CommitRequest,
     },
     /// GET the marker document (path relative to the database root); answer with `MarkerRead`.
     ReadMarker { unit_id: UnitId, path: String },
+    /// GET these documents (paths relative to the database root); answer with `DocumentsRead`.
+    ReadDocuments { unit_id: UnitId, paths: Vec<String> },
     /// Remove the unit from the store's outbox: it reached the server exactly once.
     MarkDone { unit_id: UnitId },
+    /// Replace the stored unit with this version (merged with the server's, or with its bases
+    /// brought up to date), so a restart does not merge it again.
+    RewriteUnit { unit: Unit },
+    /// Add these entries to the conflict inbox (ids are stable: adding one twice keeps one).
+    RecordConflicts { entries: Vec<ConflictEntry> },
+    /// Remove the unit from the outbox WITHOUT it reaching the server (a conflict rejected it,
+    /// see the inbox); the store shows its documents as the server has them.
+    Reject { unit_id: UnitId },
     /// Keep the unit in the store, flagged as a dead letter with this reason.
     MarkDeadLetter { unit_id: UnitId, reason: String },
     /// Undo `MarkDeadLetter` in the store: the unit is pending again.
     MarkPending { unit_id: UnitId },
     /// Delete the unit from the store at the user's request.
     Discard { unit_id: UnitId },
+    /// POST `:runQuery` with this query under `shops/{shop}`; answer with `PullPage` or
+    /// `PullFailed`.
+    RunPullQuery {
+        collection: String,
+        query: StructuredQuery,
+    },
+    /// Store the page's documents and its checkpoint in ONE transaction, record its conflicts,
+    /// then answer `PulledPageApplied` (or `PullFailed`).
+    ApplyPulledPage(PulledPage),
     /// Send a `Tick` at this time (Unix ms) unless one comes earlier.
     WakeAt(i64),
 }
@@ -227,10 +330,15 @@ pub enum Command {
 /// Counts for the header badge and the status panel.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutboxStatus {
-    /// Units not yet known to be on the server (including in flight), excluding dead letters.
+    /// Units not yet known to be on the server (including in progress), excluding dead letters.
     pub pending: usize,
+    /// Units in a commit on the wire.
     pub in_flight: usize,
+    /// Units whose last attempt failed and which are finding out why or backing off.
+    pub retrying: usize,
     pub dead_letters: usize,
+    /// Collections being pulled.
+    pub pulling: usize,
     /// Set while the queue waits for the user to sign in again.
     pub paused_for_sign_in: bool,
     pub last_error: Option<String>,
@@ -242,14 +350,32 @@ struct Entry {
     state: UnitState,
     server_failures: u32,
     network_failures: u32,
+    /// Travel in a commit of its own: a commit it shared was refused and the culprit is unknown.
+    send_alone: bool,
+    /// How many units its last commit carried.
+    last_commit_size: usize,
 }
 
-/// The outbox engine. See the module documentation.
+/// A commit on the wire: its units in order, and the paths of its folded document writes in
+/// request order (so that the reply's update times can be matched to documents).
+#[derive(Clone, Debug)]
+struct CommitInFlight {
+    unit_ids: Vec<UnitId>,
+    written: Vec<String>,
+}
+
+/// The version a write checked: its base `updateTime` (as micros), or none.
+type BaseVersionKey = i64;
+
+/// The sync engine. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     config: OutboxConfig,
     /// Keyed by unit id; UUID v7 ids sort by creation time, so iteration is send order.
     entries: BTreeMap<UnitId, Entry>,
+    /// Keyed by the id of the first unit each carries.
+    commits: BTreeMap<UnitId, CommitInFlight>,
+    pulls: Pulls,
     online: bool,
     paused_for_sign_in: bool,
     last_error: Option<String>,
@@ -259,9 +385,12 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(config: OutboxConfig) -> Self {
         let rng = SplitMix64::new(config.seed);
+        let pulls = Pulls::new(config.pull_page_size);
         Outbox {
             config,
             entries: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            pulls,
             online: true,
             paused_for_sign_in: false,
             last_error: None,
@@ -269,20 +398,29 @@ impl Outbox {
         }
     }
 
+    pub fn config(&self) -> &OutboxConfig {
+        &self.config
+    }
+
     pub fn status(&self) -> OutboxStatus {
         let mut status = OutboxStatus {
             paused_for_sign_in: self.paused_for_sign_in,
             last_error: self.last_error.clone(),
+            pulling: self.pulls.running(),
             ..OutboxStatus::default()
         };
         for entry in self.entries.values() {
             match entry.state {
                 UnitState::DeadLetter { .. } => status.dead_letters += 1,
-                UnitState::InFlight => {
+                UnitState::InProgress => {
                     status.in_flight += 1;
                     status.pending += 1;
                 }
-                _ => status.pending += 1,
+                UnitState::Failed(_) | UnitState::Retry { .. } => {
+                    status.retrying += 1;
+                    status.pending += 1;
+                }
+                UnitState::Pending => status.pending += 1,
             }
         }
         status
@@ -290,6 +428,11 @@ impl Outbox {
 
     pub fn state_of(&self, unit_id: &str) -> Option<&UnitState> {
         self.entries.get(unit_id).map(|entry| &entry.state)
+    }
+
+    /// The unit as the engine holds it now (merged versions replace the stored one).
+    pub fn unit(&self, unit_id: &str) -> Option<&Unit> {
+        self.entries.get(unit_id).map(|entry| &entry.unit)
     }
 
     /// Dead letters with their reasons, oldest first.
@@ -301,6 +444,15 @@ impl Outbox {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether nothing is left to do: no unit waits (dead letters aside) and no pull runs.
+    pub fn is_idle(&self) -> bool {
+        self.pulls.running() == 0
+            && self
+                .entries
+                .values()
+                .all(|entry| matches!(entry.state, UnitState::DeadLetter { .. }))
     }
 
     /// Feeds one event in; returns what the driver must do, in order.
@@ -326,76 +478,89 @@ impl Outbox {
                 }
             }
             Event::CommitSucceeded { unit_id } => {
-                if self.is_in_state(&unit_id, |s| matches!(s, UnitState::InFlight)) {
-                    self.entries.remove(&unit_id);
-                    self.last_error = None;
-                    commands.push(Command::MarkDone { unit_id });
-                }
+                self.on_commit_succeeded(&unit_id, None, &mut commands)
+            }
+            Event::CommitApplied { unit_id, response } => {
+                self.on_commit_succeeded(&unit_id, Some(&response), &mut commands)
             }
             Event::CommitFailed { unit_id, failure } => {
-                if self.is_in_state(&unit_id, |s| matches!(s, UnitState::InFlight)) {
-                    self.on_commit_failed(now_millis, &unit_id, failure, &mut commands);
+                if let Some(commit) = self.commits.remove(&unit_id) {
+                    self.on_commit_failed(now_millis, commit, failure, &mut commands);
                 }
             }
             Event::MarkerRead { unit_id, exists } => {
-                let reading_after_conflict = match self.entries.get(&unit_id).map(|e| &e.state) {
-                    Some(UnitState::CheckingMarker {
-                        reading: true,
-                        after_conflict,
-                    }) => Some(*after_conflict),
-                    _ => None,
-                };
-                if let Some(after_conflict) = reading_after_conflict {
-                    if exists {
-                        self.entries.remove(&unit_id);
-                        self.last_error = None;
-                        commands.push(Command::MarkDone { unit_id });
-                    } else if after_conflict {
-                        // Issue 4 replaces this with the three-way merge of DESIGN.md section 6.
-                        let reason = self
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "a precondition failed on the server".into());
-                        self.dead_letter(&unit_id, format!("conflict: {reason}"), &mut commands);
-                    } else {
-                        self.set_state(&unit_id, UnitState::Pending);
-                    }
+                if let Some(after_conflict) = self.reading_marker(&unit_id) {
+                    self.on_marker_read(&unit_id, exists, after_conflict, &mut commands);
                 }
             }
             Event::MarkerReadFailed { unit_id, failure } => {
-                let after_conflict = match self.entries.get(&unit_id).map(|e| &e.state) {
-                    Some(UnitState::CheckingMarker {
-                        reading: true,
-                        after_conflict,
-                    }) => *after_conflict,
-                    _ => return self.pump(now_millis, commands),
-                };
-                self.on_marker_read_failed(
-                    now_millis,
-                    &unit_id,
-                    after_conflict,
-                    failure,
-                    &mut commands,
-                );
-            }
-            Event::Online(online) => self.online = online,
-            Event::ServerReachable => {
-                for entry in self.entries.values_mut() {
-                    if let UnitState::WaitingToRetry { not_before, .. } = &mut entry.state {
-                        if entry.server_failures == 0 {
-                            *not_before = (*not_before).min(now_millis);
-                        }
-                    }
+                if let Some(after_conflict) = self.reading_marker(&unit_id) {
+                    self.on_read_failed(
+                        now_millis,
+                        &unit_id,
+                        Resume::CheckMarker { after_conflict },
+                        failure,
+                        &mut commands,
+                    );
                 }
             }
+            Event::DocumentsRead { unit_id, documents } => {
+                if self.reading_documents(&unit_id) {
+                    self.on_documents_read(now_millis, &unit_id, documents, &mut commands);
+                }
+            }
+            Event::DocumentsReadFailed { unit_id, failure } => {
+                if self.reading_documents(&unit_id) {
+                    self.on_read_failed(
+                        now_millis,
+                        &unit_id,
+                        Resume::ReadDocuments,
+                        failure,
+                        &mut commands,
+                    );
+                }
+            }
+            Event::PullRequested {
+                collection,
+                checkpoint,
+            } => {
+                let step = self.pulls.request(&collection, checkpoint);
+                commands.extend(step.map(pull_command));
+            }
+            Event::PullPage {
+                collection,
+                documents,
+            } => {
+                let step =
+                    self.pulls
+                        .on_page(&collection, documents, &self.config.business_rules);
+                commands.extend(step.map(pull_command));
+                // A reply from the server: network backoffs are no longer warranted.
+                self.cut_network_backoffs(now_millis);
+            }
+            Event::PulledPageApplied { collection } => {
+                let step = self.pulls.on_applied(&collection);
+                commands.extend(step.map(pull_command));
+            }
+            Event::PullFailed {
+                collection,
+                failure,
+            } => {
+                self.pulls.on_failed(&collection);
+                self.last_error = Some(format!("pull failed: {}", failure.describe()));
+            }
+            Event::Online(online) => self.online = online,
+            Event::ServerReachable => self.cut_network_backoffs(now_millis),
             Event::SignedIn => self.paused_for_sign_in = false,
             Event::RetryDeadLetter { unit_id } => {
                 if self.is_in_state(&unit_id, |s| matches!(s, UnitState::DeadLetter { .. })) {
                     if let Some(entry) = self.entries.get_mut(&unit_id) {
                         entry.server_failures = 0;
                         entry.network_failures = 0;
-                        // The unit may have been applied before it was dead-lettered
-                        // (a conflict on our own marker), so it is safe to just resend it.
+                        // It may have been refused because of another unit it travelled with.
+                        entry.send_alone = true;
+                        // The unit may have been applied before it was dead-lettered (a lost
+                        // reply, then errors): the marker makes a resend safe.
                         entry.state = UnitState::Pending;
                     }
                     commands.push(Command::MarkPending { unit_id });
@@ -420,6 +585,8 @@ impl Outbox {
                 state,
                 server_failures: 0,
                 network_failures: 0,
+                send_alone: false,
+                last_commit_size: 1,
             },
         );
     }
@@ -430,9 +597,39 @@ impl Outbox {
             .is_some_and(|entry| predicate(&entry.state))
     }
 
+    fn reading_marker(&self, unit_id: &str) -> Option<bool> {
+        match self.entries.get(unit_id).map(|entry| &entry.state) {
+            Some(UnitState::Failed(Recovery::CheckMarker {
+                reading: true,
+                after_conflict,
+            })) => Some(*after_conflict),
+            _ => None,
+        }
+    }
+
+    fn reading_documents(&self, unit_id: &str) -> bool {
+        self.is_in_state(unit_id, |state| {
+            matches!(
+                state,
+                UnitState::Failed(Recovery::ReadDocuments { reading: true })
+            )
+        })
+    }
+
     fn set_state(&mut self, unit_id: &str, state: UnitState) {
         if let Some(entry) = self.entries.get_mut(unit_id) {
             entry.state = state;
+        }
+    }
+
+    fn cut_network_backoffs(&mut self, now_millis: i64) {
+        for entry in self.entries.values_mut() {
+            if let UnitState::Retry { not_before, .. } = &mut entry.state {
+                // A server that answered with errors asked us to back off; that still holds.
+                if entry.server_failures == 0 {
+                    *not_before = (*not_before).min(now_millis);
+                }
+            }
         }
     }
 
@@ -465,129 +662,10 @@ impl Outbox {
             .config
             .backoff
             .delay(attempt.max(1), retry_after_millis, &mut self.rng);
-        entry.state = UnitState::WaitingToRetry {
+        entry.state = UnitState::Retry {
             not_before: now_millis.saturating_add(delay as i64),
             then,
         };
-    }
-
-    fn on_commit_failed(
-        &mut self,
-        now_millis: i64,
-        unit_id: &str,
-        failure: PushFailure,
-        commands: &mut Vec<Command>,
-    ) {
-        self.last_error = Some(failure.describe());
-        match failure {
-            PushFailure::Network(_) | PushFailure::MalformedReply(_) => {
-                // The commit may have been applied: find out before sending it again.
-                if let Some(entry) = self.entries.get_mut(unit_id) {
-                    entry.network_failures += 1;
-                    entry.state = UnitState::CheckingMarker {
-                        reading: false,
-                        after_conflict: false,
-                    };
-                }
-            }
-            PushFailure::Server {
-                http_status,
-                code,
-                message,
-                retry_after_millis,
-            } => match classify(http_status, code) {
-                ErrorClass::Transient => {
-                    let failures = self.count_server_failure(unit_id);
-                    if failures >= self.config.max_server_failures {
-                        self.dead_letter(
-                            unit_id,
-                            format!("gave up after {failures} server errors; last: {message}"),
-                            commands,
-                        );
-                    } else {
-                        self.back_off(now_millis, unit_id, retry_after_millis, Resume::Send);
-                    }
-                }
-                ErrorClass::PreconditionFailed => self.set_state(
-                    unit_id,
-                    UnitState::CheckingMarker {
-                        reading: false,
-                        after_conflict: true,
-                    },
-                ),
-                ErrorClass::Unauthenticated => {
-                    self.paused_for_sign_in = true;
-                    self.set_state(unit_id, UnitState::Pending);
-                }
-                ErrorClass::Permanent => {
-                    let reason = format!(
-                        "the server refused it ({}): {}",
-                        describe_code(code),
-                        message.trim()
-                    );
-                    self.dead_letter(unit_id, reason, commands)
-                }
-            },
-        }
-    }
-
-    fn on_marker_read_failed(
-        &mut self,
-        now_millis: i64,
-        unit_id: &str,
-        after_conflict: bool,
-        failure: PushFailure,
-        commands: &mut Vec<Command>,
-    ) {
-        self.last_error = Some(failure.describe());
-        let retry_after = match &failure {
-            PushFailure::Network(_) | PushFailure::MalformedReply(_) => {
-                if let Some(entry) = self.entries.get_mut(unit_id) {
-                    entry.network_failures += 1;
-                }
-                None
-            }
-            PushFailure::Server {
-                http_status,
-                code,
-                message,
-                retry_after_millis,
-            } => match classify(*http_status, *code) {
-                ErrorClass::Unauthenticated => {
-                    self.paused_for_sign_in = true;
-                    self.set_state(
-                        unit_id,
-                        UnitState::CheckingMarker {
-                            reading: false,
-                            after_conflict,
-                        },
-                    );
-                    return;
-                }
-                ErrorClass::Permanent => {
-                    let reason = format!("cannot check whether it was applied: {message}");
-                    self.dead_letter(unit_id, reason, commands);
-                    return;
-                }
-                ErrorClass::Transient | ErrorClass::PreconditionFailed => {
-                    let failures = self.count_server_failure(unit_id);
-                    if failures >= self.config.max_server_failures {
-                        let reason = format!(
-                            "gave up checking whether it was applied after {failures} server errors; last: {message}"
-                        );
-                        self.dead_letter(unit_id, reason, commands);
-                        return;
-                    }
-                    *retry_after_millis
-                }
-            },
-        };
-        self.back_off(
-            now_millis,
-            unit_id,
-            retry_after,
-            Resume::CheckMarker { after_conflict },
-        );
     }
 
     fn count_server_failure(&mut self, unit_id: &str) -> u32 {
@@ -600,74 +678,557 @@ impl Outbox {
         }
     }
 
-    /// Starts the next piece of work if nothing is on the wire, and asks for a wake-up when the
-    /// head of the queue is backing off.
+    /// Backs off after a server error, or dead-letters the unit once the limit is reached.
+    fn back_off_or_give_up(
+        &mut self,
+        now_millis: i64,
+        unit_id: &str,
+        retry_after_millis: Option<u64>,
+        then: Resume,
+        what: &str,
+        message: &str,
+        commands: &mut Vec<Command>,
+    ) {
+        let failures = self.count_server_failure(unit_id);
+        if failures >= self.config.max_server_failures {
+            let reason = format!("gave up {what}after {failures} server errors; last: {message}");
+            self.dead_letter(unit_id, reason, commands);
+        } else {
+            self.back_off(now_millis, unit_id, retry_after_millis, then);
+        }
+    }
+
+    fn on_commit_succeeded(
+        &mut self,
+        commit_id: &str,
+        response: Option<&CommitResponse>,
+        commands: &mut Vec<Command>,
+    ) {
+        let Some(commit) = self.commits.remove(commit_id) else {
+            return;
+        };
+        self.last_error = None;
+        let mut synced = Vec::new();
+        for unit_id in &commit.unit_ids {
+            if let Some(entry) = self.entries.remove(unit_id) {
+                commands.push(Command::MarkDone {
+                    unit_id: unit_id.clone(),
+                });
+                synced.push(entry.unit);
+            }
+        }
+        // The reply's write results come in request order: the folded writes, then markers.
+        let update_times: BTreeMap<&str, BaseVersionKey> = response
+            .map(|response| {
+                commit
+                    .written
+                    .iter()
+                    .zip(&response.write_results)
+                    .filter_map(|(path, result)| {
+                        Some((path.as_str(), result.update_time?.to_unix_micros()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for unit in &synced {
+            self.advance_later_bases(unit, &update_times, commands);
+        }
+    }
+
+    /// A unit reached the server: later pending edits of its documents started from the same
+    /// server version, but that version now includes this unit's own changes. Folding those into
+    /// their bases keeps the three-way merge from calling our own change a conflict; a known
+    /// update time also spares them a failed precondition.
+    fn advance_later_bases(
+        &mut self,
+        synced: &Unit,
+        update_times: &BTreeMap<&str, BaseVersionKey>,
+        commands: &mut Vec<Command>,
+    ) {
+        for synced_write in &synced.writes {
+            let synced_base = version_key(synced_write);
+            let new_time = update_times.get(synced_write.path.as_str()).copied();
+            for entry in self.entries.values_mut() {
+                // Every later unit, whatever its state: one that is resolving a conflict needs
+                // the right base most of all. None of them is in progress: it would have had to
+                // wait for the synced unit, which touches the same document.
+                if entry.unit.id <= synced.id {
+                    continue;
+                }
+                let mut changed = false;
+                for write in &mut entry.unit.writes {
+                    if write.path != synced_write.path || version_key(write) != synced_base {
+                        continue;
+                    }
+                    let mut fields = write
+                        .base
+                        .as_ref()
+                        .map(|base| base.fields.clone())
+                        .unwrap_or_default();
+                    apply_fields(&mut fields, synced_write);
+                    let update_time = match (new_time, &write.base) {
+                        (Some(micros), _) => Timestamp::from_unix_micros(micros),
+                        (None, Some(base)) => base.update_time,
+                        // Unknown version: the edit stays without a check, as it was.
+                        (None, None) => continue,
+                    };
+                    write.base = Some(BaseVersion {
+                        update_time,
+                        fields,
+                    });
+                    changed = true;
+                }
+                if changed {
+                    commands.push(Command::RewriteUnit {
+                        unit: entry.unit.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_commit_failed(
+        &mut self,
+        now_millis: i64,
+        commit: CommitInFlight,
+        failure: PushFailure,
+        commands: &mut Vec<Command>,
+    ) {
+        self.last_error = Some(failure.describe());
+        let unit_ids: Vec<UnitId> = commit
+            .unit_ids
+            .into_iter()
+            .filter(|id| self.is_in_state(id, |s| *s == UnitState::InProgress))
+            .collect();
+        match failure {
+            PushFailure::Network(_) | PushFailure::MalformedReply(_) => {
+                // The commit may have been applied: find out before sending again.
+                for unit_id in &unit_ids {
+                    if let Some(entry) = self.entries.get_mut(unit_id) {
+                        entry.network_failures += 1;
+                        entry.state = UnitState::Failed(Recovery::CheckMarker {
+                            reading: false,
+                            after_conflict: false,
+                        });
+                    }
+                }
+            }
+            PushFailure::Server {
+                http_status,
+                code,
+                message,
+                retry_after_millis,
+            } => match classify(http_status, code) {
+                ErrorClass::Transient => {
+                    for unit_id in &unit_ids {
+                        self.back_off_or_give_up(
+                            now_millis,
+                            unit_id,
+                            retry_after_millis,
+                            Resume::Send,
+                            "",
+                            &message,
+                            commands,
+                        );
+                    }
+                }
+                ErrorClass::PreconditionFailed => {
+                    for unit_id in &unit_ids {
+                        self.set_state(
+                            unit_id,
+                            UnitState::Failed(Recovery::CheckMarker {
+                                reading: false,
+                                after_conflict: true,
+                            }),
+                        );
+                    }
+                }
+                ErrorClass::Unauthenticated => {
+                    self.paused_for_sign_in = true;
+                    for unit_id in &unit_ids {
+                        self.set_state(unit_id, UnitState::Pending);
+                    }
+                }
+                ErrorClass::Permanent if unit_ids.len() > 1 => {
+                    // One of them is refused, but which? Each goes again on its own, and only
+                    // the one refused alone becomes a dead letter.
+                    for unit_id in &unit_ids {
+                        if let Some(entry) = self.entries.get_mut(unit_id) {
+                            entry.send_alone = true;
+                            entry.state = UnitState::Pending;
+                        }
+                    }
+                }
+                ErrorClass::Permanent => {
+                    let reason = format!(
+                        "the server refused it ({}): {}",
+                        describe_code(code),
+                        message.trim()
+                    );
+                    for unit_id in &unit_ids {
+                        self.dead_letter(unit_id, reason.clone(), commands);
+                    }
+                }
+            },
+        }
+    }
+
+    fn on_marker_read(
+        &mut self,
+        unit_id: &str,
+        exists: bool,
+        after_conflict: bool,
+        commands: &mut Vec<Command>,
+    ) {
+        if exists {
+            if let Some(entry) = self.entries.remove(unit_id) {
+                self.last_error = None;
+                commands.push(Command::MarkDone {
+                    unit_id: unit_id.to_owned(),
+                });
+                self.advance_later_bases(&entry.unit, &BTreeMap::new(), commands);
+            }
+            return;
+        }
+        let checks_versions = self.entries.get(unit_id).is_some_and(|entry| {
+            entry
+                .unit
+                .writes
+                .iter()
+                .any(|write| write.required_update_time().is_some())
+        });
+        let next = if after_conflict && checks_versions {
+            UnitState::Failed(Recovery::ReadDocuments { reading: false })
+        } else {
+            // Not applied, and nothing of this unit can be stale: send it again (a unit it
+            // travelled with may have been the stale one).
+            UnitState::Pending
+        };
+        self.set_state(unit_id, next);
+    }
+
+    fn on_documents_read(
+        &mut self,
+        now_millis: i64,
+        unit_id: &str,
+        documents: Vec<(String, Option<Document>)>,
+        commands: &mut Vec<Command>,
+    ) {
+        let Some(entry) = self.entries.get(unit_id) else {
+            return;
+        };
+        let last_commit_size = entry.last_commit_size;
+        let server: BTreeMap<String, Option<Document>> = documents.into_iter().collect();
+        match merge_unit(&entry.unit, &server) {
+            UnitMerge::Unchanged if last_commit_size > 1 => {
+                // Another unit of the commit was the stale one.
+                self.set_state(unit_id, UnitState::Pending);
+            }
+            UnitMerge::Unchanged => {
+                // The precondition failed, yet every version still matches: a confused or
+                // racing server. Retrying is right, but not in a tight loop.
+                self.back_off_or_give_up(
+                    now_millis,
+                    unit_id,
+                    None,
+                    Resume::Send,
+                    "",
+                    "a precondition failed on versions that still match",
+                    commands,
+                );
+            }
+            UnitMerge::Rebased { unit, conflicts } => {
+                commands.push(Command::RewriteUnit { unit: unit.clone() });
+                if !conflicts.is_empty() {
+                    commands.push(Command::RecordConflicts { entries: conflicts });
+                }
+                if let Some(entry) = self.entries.get_mut(unit_id) {
+                    entry.unit = unit;
+                    entry.state = UnitState::Pending;
+                }
+            }
+            UnitMerge::Rejected { conflicts } => {
+                self.entries.remove(unit_id);
+                commands.push(Command::RecordConflicts { entries: conflicts });
+                commands.push(Command::Reject {
+                    unit_id: unit_id.to_owned(),
+                });
+            }
+        }
+    }
+
+    fn on_read_failed(
+        &mut self,
+        now_millis: i64,
+        unit_id: &str,
+        resume: Resume,
+        failure: PushFailure,
+        commands: &mut Vec<Command>,
+    ) {
+        self.last_error = Some(failure.describe());
+        let waiting = match resume {
+            Resume::CheckMarker { after_conflict } => Recovery::CheckMarker {
+                reading: false,
+                after_conflict,
+            },
+            _ => Recovery::ReadDocuments { reading: false },
+        };
+        match &failure {
+            PushFailure::Network(_) | PushFailure::MalformedReply(_) => {
+                if let Some(entry) = self.entries.get_mut(unit_id) {
+                    entry.network_failures += 1;
+                }
+                self.back_off(now_millis, unit_id, None, resume);
+            }
+            PushFailure::Server {
+                http_status,
+                code,
+                message,
+                retry_after_millis,
+            } => match classify(*http_status, *code) {
+                ErrorClass::Unauthenticated => {
+                    self.paused_for_sign_in = true;
+                    self.set_state(unit_id, UnitState::Failed(waiting));
+                }
+                ErrorClass::Permanent => {
+                    let reason = format!("cannot check whether it was applied: {message}");
+                    self.dead_letter(unit_id, reason, commands);
+                }
+                ErrorClass::Transient | ErrorClass::PreconditionFailed => {
+                    let message = message.clone();
+                    self.back_off_or_give_up(
+                        now_millis,
+                        unit_id,
+                        *retry_after_millis,
+                        resume,
+                        "checking whether it was applied ",
+                        &message,
+                        commands,
+                    );
+                }
+            },
+        }
+    }
+
+    /// Starts every piece of work that may start now and asks for a wake-up for the earliest
+    /// backoff still running.
     fn pump(&mut self, now_millis: i64, mut commands: Vec<Command>) -> Vec<Command> {
         if !self.online || self.paused_for_sign_in {
             return commands;
         }
-        let busy = self.entries.values().any(|entry| {
-            matches!(
-                entry.state,
-                UnitState::InFlight | UnitState::CheckingMarker { reading: true, .. }
-            )
-        });
-        if busy {
-            return commands;
-        }
-        // The head of the queue: the oldest unit that is not a dead letter. Later units wait
-        // behind it so that changes to one document reach the server in order.
-        let head = self
+        self.start_due_reads(now_millis, &mut commands);
+        self.start_commits(now_millis, &mut commands);
+        let earliest_retry = self
             .entries
-            .iter()
-            .find(|(_, entry)| !matches!(entry.state, UnitState::DeadLetter { .. }))
-            .map(|(id, entry)| (id.clone(), entry.state.clone()));
-        let Some((unit_id, state)) = head else {
-            return commands;
-        };
-        let next_state = match state {
-            UnitState::WaitingToRetry { not_before, then } => {
-                if now_millis < not_before {
-                    commands.push(Command::WakeAt(not_before));
-                    return commands;
-                }
-                match then {
-                    Resume::Send => UnitState::Pending,
-                    Resume::CheckMarker { after_conflict } => UnitState::CheckingMarker {
-                        reading: false,
-                        after_conflict,
-                    },
-                }
-            }
-            other => other,
-        };
-        match next_state {
-            UnitState::Pending => {
-                let entry = &self.entries[&unit_id];
-                let request = commit_request_for_unit(
-                    &self.config.project,
-                    &self.config.database,
-                    &self.config.shop_id,
-                    &self.config.device_id,
-                    &entry.unit,
-                    now_millis,
-                );
-                self.set_state(&unit_id, UnitState::InFlight);
-                commands.push(Command::SendCommit { unit_id, request });
-            }
-            UnitState::CheckingMarker { after_conflict, .. } => {
-                let path = marker_path(&self.config.shop_id, &unit_id);
-                self.set_state(
-                    &unit_id,
-                    UnitState::CheckingMarker {
-                        reading: true,
-                        after_conflict,
-                    },
-                );
-                commands.push(Command::ReadMarker { unit_id, path });
-            }
-            _ => {}
+            .values()
+            .filter_map(|entry| match entry.state {
+                UnitState::Retry { not_before, .. } => Some(not_before),
+                _ => None,
+            })
+            .min();
+        if let Some(at) = earliest_retry {
+            commands.push(Command::WakeAt(at));
         }
         commands
+    }
+
+    /// Ends the backoffs that are due and starts the marker and document reads waiting to go.
+    fn start_due_reads(&mut self, now_millis: i64, commands: &mut Vec<Command>) {
+        let shop_id = self.config.shop_id.clone();
+        for (unit_id, entry) in &mut self.entries {
+            if let UnitState::Retry { not_before, then } = entry.state {
+                if now_millis < not_before {
+                    continue;
+                }
+                entry.state = match then {
+                    Resume::Send => UnitState::Pending,
+                    Resume::CheckMarker { after_conflict } => {
+                        UnitState::Failed(Recovery::CheckMarker {
+                            reading: false,
+                            after_conflict,
+                        })
+                    }
+                    Resume::ReadDocuments => {
+                        UnitState::Failed(Recovery::ReadDocuments { reading: false })
+                    }
+                };
+            }
+            match entry.state {
+                UnitState::Failed(Recovery::CheckMarker {
+                    reading: false,
+                    after_conflict,
+                }) => {
+                    entry.state = UnitState::Failed(Recovery::CheckMarker {
+                        reading: true,
+                        after_conflict,
+                    });
+                    commands.push(Command::ReadMarker {
+                        unit_id: unit_id.clone(),
+                        path: marker_path(&shop_id, unit_id),
+                    });
+                }
+                UnitState::Failed(Recovery::ReadDocuments { reading: false }) => {
+                    entry.state = UnitState::Failed(Recovery::ReadDocuments { reading: true });
+                    let paths: BTreeSet<String> = entry
+                        .unit
+                        .writes
+                        .iter()
+                        .filter(|write| write.required_update_time().is_some())
+                        .map(|write| write.path.clone())
+                        .collect();
+                    commands.push(Command::ReadDocuments {
+                        unit_id: unit_id.clone(),
+                        paths: paths.into_iter().collect(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Forms commits from pending units, in creation order: a unit whose documents an earlier,
+    /// unfinished unit holds waits; a unit sharing a document with a commit being formed joins
+    /// it; a unit touching only free documents starts a new commit.
+    fn start_commits(&mut self, now_millis: i64, commands: &mut Vec<Command>) {
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        enum Holder {
+            /// An unfinished unit that is not being sent now: later units wait.
+            Waiting,
+            /// The commit being formed at this index.
+            Forming(usize),
+        }
+        let mut holders: BTreeMap<&str, Holder> = BTreeMap::new();
+        let mut forming: Vec<Vec<&UnitId>> = Vec::new();
+        let mut forming_alone: Vec<bool> = Vec::new();
+        let mut commits_free = self
+            .config
+            .max_commits_in_flight
+            .saturating_sub(self.commits.len());
+        let context = self.config.commit_context();
+        for (unit_id, entry) in &self.entries {
+            let paths = entry.unit.document_paths();
+            let mut holding: BTreeSet<Holder> = BTreeSet::new();
+            let mut waits = false;
+            for path in &paths {
+                match holders.get(path) {
+                    Some(Holder::Waiting) => waits = true,
+                    Some(holder) => {
+                        holding.insert(*holder);
+                    }
+                    None => {}
+                }
+            }
+            let joinable = match (waits, entry.state == UnitState::Pending, holding.len()) {
+                (false, true, 0) if commits_free > 0 => {
+                    forming.push(vec![unit_id]);
+                    forming_alone.push(entry.send_alone);
+                    commits_free -= 1;
+                    Some(forming.len() - 1)
+                }
+                (false, true, 1) => match holding.first() {
+                    Some(Holder::Forming(index))
+                        if !entry.send_alone
+                            && !forming_alone[*index]
+                            && forming[*index].len() < self.config.max_units_per_commit
+                            && self.can_join(&context, &forming[*index], entry) =>
+                    {
+                        forming[*index].push(unit_id);
+                        Some(*index)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let holder = match joinable {
+                Some(index) => Holder::Forming(index),
+                None => Holder::Waiting,
+            };
+            for path in paths {
+                // A unit that waits holds its documents against every later unit, even one that
+                // could have joined a commit holding them: it must not overtake this one.
+                holders.insert(path, holder);
+            }
+        }
+        if forming.is_empty() {
+            return;
+        }
+        let mut started = Vec::new();
+        for unit_ids in forming {
+            let units: Vec<&Unit> = unit_ids.iter().map(|id| &self.entries[*id].unit).collect();
+            let Ok(request) = commit_request_for_units(&context, &units, now_millis) else {
+                continue;
+            };
+            let written = folded_paths(&units);
+            let ids: Vec<UnitId> = unit_ids.into_iter().cloned().collect();
+            started.push((ids, written, request));
+        }
+        for (unit_ids, written, request) in started {
+            let size = unit_ids.len();
+            for unit_id in &unit_ids {
+                if let Some(entry) = self.entries.get_mut(unit_id) {
+                    entry.state = UnitState::InProgress;
+                    entry.last_commit_size = size;
+                }
+            }
+            let commit_id = unit_ids[0].clone();
+            self.commits
+                .insert(commit_id.clone(), CommitInFlight { unit_ids, written });
+            commands.push(Command::SendCommit {
+                unit_id: commit_id,
+                request,
+            });
+        }
+    }
+
+    fn can_join(&self, context: &CommitContext<'_>, forming: &[&UnitId], entry: &Entry) -> bool {
+        let mut units: Vec<&Unit> = forming.iter().map(|id| &self.entries[*id].unit).collect();
+        units.push(&entry.unit);
+        commit_request_for_units(context, &units, 0)
+            .is_ok_and(|request| request.writes.len() <= MAX_WRITES_PER_COMMIT)
+    }
+}
+
+fn pull_command(step: PullStep) -> Command {
+    match step {
+        PullStep::Query { collection, query } => Command::RunPullQuery { collection, query },
+        PullStep::Apply(page) => Command::ApplyPulledPage(page),
+    }
+}
+
+/// The version a write checks, as a comparable key.
+fn version_key(write: &DocumentWrite) -> Option<BaseVersionKey> {
+    write
+        .required_update_time()
+        .map(|time| time.to_unix_micros())
+}
+
+/// The paths of a commit's folded writes, in request order (first write of each document).
+fn folded_paths(units: &[&Unit]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for unit in units {
+        for write in &unit.writes {
+            if !paths.contains(&write.path) {
+                paths.push(write.path.clone());
+            }
+        }
+    }
+    paths
+}
+
+/// What `write` leaves of `fields` (counters it increments become unknown and are dropped).
+fn apply_fields(fields: &mut BTreeMap<String, Value>, write: &DocumentWrite) {
+    match &write.mask {
+        None => *fields = write.fields.clone(),
+        Some(paths) => {
+            for path in paths {
+                match write.fields.get(path) {
+                    Some(value) => fields.insert(path.clone(), value.clone()),
+                    None => fields.remove(path),
+                };
+            }
+        }
+    }
+    for path in write.increments.keys() {
+        fields.remove(path);
     }
 }

@@ -22,6 +22,45 @@ fn unit(n: u32) -> Unit {
     }
 }
 
+/// Unit `n` setting the price of product `p{product}`.
+fn price_edit(n: u32, product: u32, price: i64) -> Unit {
+    Unit {
+        id: format!("0193a0b0-0000-7000-8000-{n:012}"),
+        label: format!("Price of {product}"),
+        writes: vec![DocumentWrite::patch(
+            format!("shops/s1/products/p{product}"),
+            BTreeMap::from([("price".to_string(), Value::Integer(price))]),
+            None,
+        )],
+        created_at_millis: 0,
+    }
+}
+
+/// The unit ids of every commit sent.
+fn commands_sent(commands: &[Command]) -> Vec<&str> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::SendCommit { unit_id, .. } => Some(unit_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The fields a commit writes to the document ending in `suffix`.
+fn written_fields<'a>(request: &'a CommitRequest, suffix: &str) -> &'a BTreeMap<String, Value> {
+    request
+        .writes
+        .iter()
+        .find_map(|write| match &write.operation {
+            WriteOperation::Update(document) if document.name.ends_with(suffix) => {
+                Some(&document.fields)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no write to {suffix}"))
+}
+
 fn outbox() -> Outbox {
     Outbox::new(OutboxConfig::new("p", "s1", "device-A", 1))
 }
@@ -104,31 +143,68 @@ fn a_unit_is_sent_and_marked_done() {
 }
 
 #[test]
-fn offline_units_wait_and_go_in_creation_order_when_online() {
+fn offline_units_wait_and_changes_to_one_document_go_in_creation_order() {
     let mut outbox = outbox();
     assert!(outbox.handle(0, Event::Online(false)).is_empty());
     // Inserted out of order: ids decide the order, not arrival.
-    assert!(outbox.handle(1, Event::LocalWrite(unit(2))).is_empty());
-    assert!(outbox.handle(2, Event::LocalWrite(unit(1))).is_empty());
+    let (first, second) = (price_edit(1, 1, 100), price_edit(2, 1, 200));
+    assert!(outbox.handle(1, Event::LocalWrite(second.clone())).is_empty());
+    assert!(outbox.handle(2, Event::LocalWrite(first.clone())).is_empty());
     assert_eq!(outbox.status().pending, 2);
 
     let commands = outbox.handle(3, Event::Online(true));
-    assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
-    // The second unit waits until the first is done.
-    assert!(sent_unit(&outbox.handle(4, Event::Tick)).is_none());
+    let sent: Vec<&str> = commands_sent(&commands);
+    assert_eq!(sent, vec![first.id.as_str()], "one commit, both units");
+    let (_, request) = sent_unit(&commands).unwrap();
+    assert_eq!(request.writes.len(), 3, "one folded product write, two markers");
+    assert_eq!(
+        written_fields(request, "products/p1")["price"],
+        Value::Integer(200),
+        "the later edit wins"
+    );
     let commands = outbox.handle(
         5,
         Event::CommitSucceeded {
-            unit_id: unit(1).id,
+            unit_id: first.id.clone(),
         },
     );
     assert_eq!(
-        commands[0],
-        Command::MarkDone {
-            unit_id: unit(1).id
-        }
+        commands,
+        vec![
+            Command::MarkDone { unit_id: first.id },
+            Command::MarkDone { unit_id: second.id }
+        ]
     );
-    assert_eq!(sent_unit(&commands).unwrap().0, unit(2).id);
+}
+
+#[test]
+fn a_unit_waits_for_an_earlier_one_in_flight_on_the_same_document() {
+    let mut outbox = outbox();
+    let commands = outbox.handle(0, Event::LocalWrite(price_edit(1, 1, 100)));
+    assert_eq!(commands_sent(&commands).len(), 1);
+    // In flight: a later edit of p1 cannot join it and must not overtake it.
+    assert!(commands_sent(&outbox.handle(1, Event::LocalWrite(price_edit(2, 1, 200)))).is_empty());
+    // p2 is free: pipelined at once.
+    let commands = outbox.handle(2, Event::LocalWrite(price_edit(3, 2, 300)));
+    assert_eq!(commands_sent(&commands), vec![price_edit(3, 2, 0).id.as_str()]);
+    // A unit touching p1 and p2 waits for both, and one touching only p2 after it waits too.
+    let both = Unit {
+        writes: vec![
+            price_edit(4, 1, 1).writes[0].clone(),
+            price_edit(4, 2, 1).writes[0].clone(),
+        ],
+        ..price_edit(4, 1, 1)
+    };
+    assert!(commands_sent(&outbox.handle(3, Event::LocalWrite(both.clone()))).is_empty());
+    assert!(commands_sent(&outbox.handle(4, Event::LocalWrite(price_edit(5, 2, 5)))).is_empty());
+    let commands = outbox.handle(
+        5,
+        Event::CommitSucceeded {
+            unit_id: price_edit(1, 1, 0).id,
+        },
+    );
+    assert_eq!(commands_sent(&commands), vec![price_edit(2, 1, 0).id.as_str()]);
+    assert_eq!(outbox.status().in_flight, 2);
 }
 
 #[test]
@@ -271,7 +347,6 @@ fn unavailable_backs_off_honouring_retry_after() {
 fn repeated_server_errors_end_in_a_dead_letter_and_the_queue_moves_on() {
     let mut outbox = outbox();
     outbox.handle(0, Event::LocalWrite(unit(1)));
-    outbox.handle(0, Event::LocalWrite(unit(2)));
     let mut now = 0;
     let mut dead = None;
     for _ in 0..8 {
@@ -285,11 +360,6 @@ fn repeated_server_errors_end_in_a_dead_letter_and_the_queue_moves_on() {
         );
         if let Some(Command::MarkDeadLetter { reason, .. }) = commands.first() {
             dead = Some(reason.clone());
-            assert_eq!(
-                sent_unit(&commands).unwrap().0,
-                unit(2).id,
-                "the queue goes on"
-            );
             break;
         }
         now += 10 * 60 * 1000; // past any backoff
@@ -304,6 +374,14 @@ fn repeated_server_errors_end_in_a_dead_letter_and_the_queue_moves_on() {
         "{reason}"
     );
     assert_eq!(outbox.status().dead_letters, 1);
+    // Independent units go on; a later change to the dead letter's document waits behind it.
+    let commands = outbox.handle(now, Event::LocalWrite(unit(2)));
+    assert_eq!(sent_unit(&commands).unwrap().0, unit(2).id);
+    let same_document = Unit {
+        id: "0193a0b0-0000-7000-8000-000000000099".into(),
+        ..unit(1)
+    };
+    assert!(sent_unit(&outbox.handle(now, Event::LocalWrite(same_document))).is_none());
 }
 
 #[test]
@@ -428,32 +506,6 @@ fn unauthenticated_pauses_the_queue_without_dropping_anything() {
     assert_eq!(outbox.status().pending, 2);
     let commands = outbox.handle(3, Event::SignedIn);
     assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
-}
-
-#[test]
-fn a_real_precondition_conflict_is_kept_as_a_dead_letter_for_now() {
-    let mut outbox = outbox();
-    outbox.handle(0, Event::LocalWrite(unit(1)));
-    let failure = server_error(Code::FailedPrecondition, "the stored version changed");
-    let commands = outbox.handle(
-        1,
-        Event::CommitFailed {
-            unit_id: unit(1).id,
-            failure,
-        },
-    );
-    assert!(matches!(commands[0], Command::ReadMarker { .. }));
-    let commands = outbox.handle(
-        2,
-        Event::MarkerRead {
-            unit_id: unit(1).id,
-            exists: false,
-        },
-    );
-    let Command::MarkDeadLetter { reason, .. } = &commands[0] else {
-        panic!("expected a dead letter, got {commands:?}");
-    };
-    assert!(reason.starts_with("conflict:") && reason.contains("stored version changed"));
 }
 
 #[test]
@@ -631,7 +683,7 @@ fn the_server_coming_back_cuts_a_network_backoff_short_but_not_a_server_one() {
     }
     assert!(matches!(
         outbox.state_of(&unit(1).id),
-        Some(UnitState::WaitingToRetry { .. })
+        Some(UnitState::Retry { .. })
     ));
     let commands = outbox.handle(now, Event::ServerReachable);
     assert!(

@@ -1,0 +1,739 @@
+//! Authentication and authorization in process (`app().oneshot`): the sign-in and refresh
+//! endpoints in Firebase Auth's shapes, token expiry and disabled users on a hand-moved clock,
+//! the sign-in rate limit, each role's rules on Firestore requests, and CORS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use counterbook_server::auth::accounts::Accounts;
+use counterbook_server::auth::passwords::hash_password;
+use counterbook_server::auth::policy::Role;
+use counterbook_server::{app, AppState, AuthConfig, ManualClock, ServerConfig};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const PROJECT: &str = "demo-counterbook";
+const ROOT: &str = "projects/demo-counterbook/databases/(default)/documents";
+const PASSWORD: &str = "correct horse";
+const START: i64 = 1_800_000_000;
+const SIGN_IN: &str =
+    "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key";
+const REFRESH: &str = "/securetoken.googleapis.com/v1/token?key=fake-api-key";
+
+/// An authenticated server with shops `s1` and `s2`, one user per role in `s1`
+/// (`owner@s1.test`, ...) and an owner in `s2`, on a clock that moves only when told.
+struct AuthServer {
+    _data_directory: tempfile::TempDir,
+    router: Router,
+    clock: Arc<ManualClock>,
+    accounts: Accounts,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl AuthServer {
+    fn new() -> AuthServer {
+        Self::with_origins(Vec::new())
+    }
+
+    fn with_origins(allowed_origins: Vec<String>) -> AuthServer {
+        let data_directory = tempfile::tempdir().unwrap();
+        let accounts = Accounts::open(data_directory.path()).unwrap();
+        // One hash for every seeded user: Argon2 is slow on purpose.
+        let password_hash = hash_password(PASSWORD).unwrap();
+        for shop in ["s1", "s2"] {
+            accounts.create_shop(shop, shop, START).unwrap();
+        }
+        for role in Role::ALL {
+            let email = format!("{role}@s1.test");
+            accounts
+                .add_user("s1", &email, role, &password_hash, START)
+                .unwrap();
+        }
+        accounts
+            .add_user("s2", "owner@s2.test", Role::Owner, &password_hash, START)
+            .unwrap();
+        let clock = Arc::new(ManualClock::starting_at(START));
+        let state = AppState::open_authenticated(
+            ServerConfig {
+                data_directory: data_directory.path().to_owned(),
+                app_directory: None,
+                dev_mode: false,
+            },
+            AuthConfig {
+                project: PROJECT.into(),
+                allowed_origins,
+                clock: clock.clone(),
+            },
+        )
+        .unwrap();
+        AuthServer {
+            _data_directory: data_directory,
+            router: app(state),
+            clock,
+            accounts,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn sign_in_from(&self, email: &str, password: &str, address: &str) -> Reply {
+        let mut request = Request::post(SIGN_IN)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"email": email, "password": password, "returnSecureToken": true})
+                    .to_string(),
+            ))
+            .unwrap();
+        let address: SocketAddr = format!("{address}:40000").parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(address));
+        self.send(request).await
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> Reply {
+        self.sign_in_from(email, password, "192.0.2.1").await
+    }
+
+    /// Signs in and returns the ID token.
+    async fn id_token(&self, email: &str) -> String {
+        let reply = self.sign_in(email, PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["idToken"].as_str().unwrap().to_owned()
+    }
+
+    async fn refresh(&self, content_type: &str, body: String) -> Reply {
+        let request = Request::post(REFRESH)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn commit(&self, token: Option<&str>, writes: Value) -> Reply {
+        let mut request = Request::post(format!("/v1/{ROOT}:commit"))
+            .header("content-type", "text/plain;charset=UTF-8");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(
+            request
+                .body(Body::from(json!({ "writes": writes }).to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn get(&self, token: Option<&str>, path: &str) -> Reply {
+        let mut request = Request::get(format!("/v1/{ROOT}/{path}"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn query(&self, token: &str, parent: &str, collection: &str) -> Reply {
+        let request = Request::post(format!("/v1/{ROOT}/{parent}:runQuery"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(
+                json!({"structuredQuery": {"from": [{"collectionId": collection}]}}).to_string(),
+            ))
+            .unwrap();
+        self.send(request).await
+    }
+}
+
+fn set(path: &str, fields: Value) -> Value {
+    json!({"update": {"name": format!("{ROOT}/{path}"), "fields": fields}})
+}
+
+fn patch(path: &str, fields: Value) -> Value {
+    let paths: Vec<&String> = fields.as_object().unwrap().keys().collect();
+    json!({"update": {"name": format!("{ROOT}/{path}"), "fields": fields},
+           "updateMask": {"fieldPaths": paths}})
+}
+
+fn delete(path: &str) -> Value {
+    json!({"delete": format!("{ROOT}/{path}")})
+}
+
+fn int(value: i64) -> Value {
+    json!({"integerValue": value.to_string()})
+}
+
+fn assert_firestore_error(reply: &Reply, http: u16, status: &str) {
+    assert_eq!(reply.status.as_u16(), http, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], json!(http), "{}", reply.body);
+    assert_eq!(
+        reply.body["error"]["status"],
+        json!(status),
+        "{}",
+        reply.body
+    );
+}
+
+/// Firebase Auth's identitytoolkit error shape.
+fn assert_sign_in_error(reply: &Reply, message: &str) {
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({"error": {"code": 400, "message": message,
+                         "errors": [{"message": message, "domain": "global", "reason": "invalid"}]}})
+    );
+}
+
+fn decode_segment(token: &str, index: usize) -> Value {
+    let segment = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn sign_in_answers_in_firebase_auths_shape_with_a_signed_token_of_shop_and_role() {
+    let server = AuthServer::new();
+    let reply = server.sign_in(" Cashier@S1.test ", PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let body = &reply.body;
+    let user_id = body["localId"].as_str().unwrap();
+    assert_eq!(body["kind"], "identitytoolkit#VerifyPasswordResponse");
+    assert_eq!(body["email"], "cashier@s1.test");
+    assert_eq!(body["displayName"], "");
+    assert_eq!(body["registered"], true);
+    assert_eq!(body["expiresIn"], "3600");
+    assert!(body["refreshToken"].as_str().unwrap().len() >= 40);
+    let token = body["idToken"].as_str().unwrap();
+    assert_eq!(
+        decode_segment(token, 0),
+        json!({"typ": "JWT", "alg": "HS256"})
+    );
+    let claims = decode_segment(token, 1);
+    assert_eq!(
+        claims,
+        json!({
+            "iss": "https://securetoken.google.com/demo-counterbook",
+            "aud": "demo-counterbook",
+            "auth_time": START,
+            "user_id": user_id,
+            "sub": user_id,
+            "iat": START,
+            "exp": START + 3600,
+            "email": "cashier@s1.test",
+            "email_verified": false,
+            "firebase": {"identities": {"email": ["cashier@s1.test"]}, "sign_in_provider": "password"},
+            "shop": "s1",
+            "role": "cashier",
+        })
+    );
+    let got = server.get(Some(token), "shops/s1/products/nothing").await;
+    assert_firestore_error(&got, 404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_do_not_tell_which_emails_exist() {
+    let server = AuthServer::new();
+    let wrong_password = server.sign_in("owner@s1.test", "wrong password").await;
+    assert_sign_in_error(&wrong_password, "INVALID_LOGIN_CREDENTIALS");
+    let unknown_email = server.sign_in("nobody@s1.test", PASSWORD).await;
+    assert_sign_in_error(&unknown_email, "INVALID_LOGIN_CREDENTIALS");
+    assert_sign_in_error(
+        &server.sign_in("owner@s1.test", "").await,
+        "MISSING_PASSWORD",
+    );
+    assert_sign_in_error(
+        &server.sign_in("not-an-email", PASSWORD).await,
+        "INVALID_EMAIL",
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_give_new_id_tokens_from_forms_and_json() {
+    let server = AuthServer::new();
+    let signed_in = server.sign_in("manager@s1.test", PASSWORD).await.body;
+    let refresh_token = signed_in["refreshToken"].as_str().unwrap().to_owned();
+    server.clock.advance(600);
+
+    // As the Firebase JS SDK sends it.
+    let form = server
+        .refresh(
+            "application/x-www-form-urlencoded",
+            format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let id_token = form.body["id_token"].as_str().unwrap().to_owned();
+    assert_eq!(form.body["access_token"], json!(id_token));
+    assert_eq!(form.body["expires_in"], "3600");
+    assert_eq!(form.body["token_type"], "Bearer");
+    assert_eq!(form.body["refresh_token"], json!(refresh_token));
+    assert_eq!(form.body["user_id"], signed_in["localId"]);
+    assert_eq!(form.body["project_id"], PROJECT);
+    assert_eq!(decode_segment(&id_token, 1)["iat"], json!(START + 600));
+    let got = server
+        .get(Some(&id_token), "shops/s1/products/nothing")
+        .await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND, "{}", got.body);
+
+    let json_body = server
+        .refresh(
+            "application/json",
+            json!({"grant_type": "refresh_token", "refresh_token": refresh_token}).to_string(),
+        )
+        .await;
+    assert_eq!(json_body.status, StatusCode::OK, "{}", json_body.body);
+
+    let unknown = server
+        .refresh(
+            "application/x-www-form-urlencoded",
+            "grant_type=refresh_token&refresh_token=made-up".into(),
+        )
+        .await;
+    assert_eq!(
+        unknown.body,
+        json!({"error": {"code": 400, "message": "INVALID_REFRESH_TOKEN", "status": "INVALID_ARGUMENT"}})
+    );
+    let wrong_grant = server
+        .refresh(
+            "application/x-www-form-urlencoded",
+            format!("grant_type=password&refresh_token={refresh_token}"),
+        )
+        .await;
+    assert_eq!(wrong_grant.body["error"]["message"], "INVALID_GRANT_TYPE");
+    let missing = server
+        .refresh(
+            "application/x-www-form-urlencoded",
+            "grant_type=refresh_token".into(),
+        )
+        .await;
+    assert_eq!(missing.body["error"]["message"], "MISSING_REFRESH_TOKEN");
+}
+
+#[tokio::test]
+async fn id_tokens_expire_after_an_hour() {
+    let server = AuthServer::new();
+    let token = server.id_token("owner@s1.test").await;
+    server.clock.advance(3599);
+    let still_valid = server.get(Some(&token), "shops/s1/products/x").await;
+    assert_eq!(
+        still_valid.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        still_valid.body
+    );
+    server.clock.advance(1);
+    let expired = server.get(Some(&token), "shops/s1/products/x").await;
+    assert_firestore_error(&expired, 401, "UNAUTHENTICATED");
+    assert!(
+        expired.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        expired.body
+    );
+}
+
+#[tokio::test]
+async fn missing_malformed_and_foreign_tokens_are_unauthenticated() {
+    let server = AuthServer::new();
+    assert_firestore_error(
+        &server.get(None, "shops/s1/products/x").await,
+        401,
+        "UNAUTHENTICATED",
+    );
+    assert_firestore_error(
+        &server
+            .commit(None, json!([set("shops/s1/products/x", json!({}))]))
+            .await,
+        401,
+        "UNAUTHENTICATED",
+    );
+    assert_firestore_error(
+        &server.get(Some("garbage"), "shops/s1/products/x").await,
+        401,
+        "UNAUTHENTICATED",
+    );
+    // The unsigned mock tokens that the Firebase emulators accept are refused here.
+    let token = server.id_token("owner@s1.test").await;
+    let payload = token.split('.').nth(1).unwrap();
+    let unsigned = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","type":"JWT"}"#)
+    );
+    assert_firestore_error(
+        &server.get(Some(&unsigned), "shops/s1/products/x").await,
+        401,
+        "UNAUTHENTICATED",
+    );
+    // A token is good for this server's project only.
+    let request =
+        Request::get("/v1/projects/demo-other/databases/(default)/documents/shops/s1/products/x")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+    assert_firestore_error(&server.send(request).await, 403, "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn disabled_users_cannot_sign_in_or_refresh() {
+    let server = AuthServer::new();
+    let signed_in = server.sign_in("cashier@s1.test", PASSWORD).await.body;
+    let refresh_token = signed_in["refreshToken"].as_str().unwrap().to_owned();
+    server.accounts.disable_user("cashier@s1.test").unwrap();
+    assert_sign_in_error(
+        &server.sign_in("cashier@s1.test", PASSWORD).await,
+        "USER_DISABLED",
+    );
+    // Without the password, a disabled account looks like any failed sign-in.
+    assert_sign_in_error(
+        &server.sign_in("cashier@s1.test", "wrong password").await,
+        "INVALID_LOGIN_CREDENTIALS",
+    );
+    let refreshed = server
+        .refresh(
+            "application/x-www-form-urlencoded",
+            format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refreshed.body["error"]["message"], "INVALID_REFRESH_TOKEN");
+}
+
+#[tokio::test]
+async fn five_failures_in_five_minutes_lock_the_email_then_the_window_passes() {
+    let server = AuthServer::new();
+    for attempt in 0..5 {
+        let address = format!("192.0.2.{}", 10 + attempt);
+        let reply = server
+            .sign_in_from("owner@s1.test", "wrong password", &address)
+            .await;
+        assert_sign_in_error(&reply, "INVALID_LOGIN_CREDENTIALS");
+        server.clock.advance(10);
+    }
+    // Even the right password, from a fresh address, is refused now.
+    let limited = server
+        .sign_in_from("owner@s1.test", PASSWORD, "192.0.2.99")
+        .await;
+    assert_eq!(limited.status, StatusCode::BAD_REQUEST);
+    let message = limited.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("TOO_MANY_ATTEMPTS_TRY_LATER : "),
+        "{message}"
+    );
+    // Other emails are not affected.
+    let other = server
+        .sign_in_from("manager@s1.test", PASSWORD, "192.0.2.99")
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+    // The first failure leaves the five-minute window 300 s after it happened.
+    server.clock.advance(300 - 50);
+    let again = server
+        .sign_in_from("owner@s1.test", PASSWORD, "192.0.2.99")
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+}
+
+#[tokio::test]
+async fn five_failures_from_one_address_lock_that_address_for_every_email() {
+    let server = AuthServer::new();
+    for attempt in 0..5 {
+        let email = format!("guess{attempt}@s1.test");
+        let reply = server.sign_in_from(&email, PASSWORD, "198.51.100.4").await;
+        assert_sign_in_error(&reply, "INVALID_LOGIN_CREDENTIALS");
+    }
+    let limited = server
+        .sign_in_from("owner@s1.test", PASSWORD, "198.51.100.4")
+        .await;
+    assert!(limited.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("TOO_MANY_ATTEMPTS_TRY_LATER"));
+    let elsewhere = server
+        .sign_in_from("owner@s1.test", PASSWORD, "198.51.100.5")
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.body);
+}
+
+#[tokio::test]
+async fn each_role_writes_what_it_may_and_nothing_outside_its_shop() {
+    let server = AuthServer::new();
+    let owner = server.id_token("owner@s1.test").await;
+    let manager = server.id_token("manager@s1.test").await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let product = |id: &str| format!("shops/s1/products/{id}");
+    let seed = server
+        .commit(
+            Some(&owner),
+            json!([
+                set(
+                    &product("p1"),
+                    json!({"name": {"stringValue": "Chai"}, "price": int(1500)})
+                ),
+                set(
+                    &product("p2"),
+                    json!({"name": {"stringValue": "Rusk"}, "price": int(900)})
+                ),
+            ]),
+        )
+        .await;
+    assert_eq!(seed.status, StatusCode::OK, "{}", seed.body);
+
+    // Cashiers sell: they create bills and products, change names and stock...
+    for write in [
+        set("shops/s1/bills/b1", json!({"total": int(1500)})),
+        set(
+            &product("p3"),
+            json!({"name": {"stringValue": "Tea"}, "price": int(100)}),
+        ),
+        patch(
+            &product("p1"),
+            json!({"name": {"stringValue": "Masala chai"}}),
+        ),
+        // A whole-document write that keeps the price is not a price change.
+        set(
+            &product("p2"),
+            json!({"name": {"stringValue": "Rusk"}, "price": int(900), "stock": int(4)}),
+        ),
+        json!({"update": {"name": format!("{ROOT}/{}", product("p1")), "fields": {}},
+               "updateMask": {"fieldPaths": []},
+               "updateTransforms": [{"fieldPath": "stock", "increment": int(-1)}]}),
+    ] {
+        let reply = server.commit(Some(&cashier), json!([write])).await;
+        assert_eq!(reply.status, StatusCode::OK, "{write}: {}", reply.body);
+    }
+    // ...but do not change prices, soft-delete or delete.
+    for write in [
+        patch(&product("p1"), json!({"price": int(1)})),
+        set(&product("p2"), json!({"name": {"stringValue": "Rusk"}})),
+        json!({"update": {"name": format!("{ROOT}/{}", product("p1")), "fields": {}},
+               "updateMask": {"fieldPaths": []},
+               "updateTransforms": [{"fieldPath": "price", "increment": int(100)}]}),
+        patch(&product("p1"), json!({"deleted": {"booleanValue": true}})),
+        set(
+            "shops/s1/bills/b2",
+            json!({"deleted": {"booleanValue": true}}),
+        ),
+        delete(&product("p1")),
+        delete("shops/s1/bills/b1"),
+        set(
+            "shops/s1/users/u9",
+            json!({"role": {"stringValue": "owner"}}),
+        ),
+        set("shops/s1", json!({"name": {"stringValue": "Mine now"}})),
+        set("shops/s2/products/p1", json!({"price": int(1)})),
+        set("products/p1", json!({"price": int(1)})),
+    ] {
+        let reply = server.commit(Some(&cashier), json!([write])).await;
+        assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    }
+
+    // Managers change prices and delete, but do not manage users or the shop.
+    for write in [
+        patch(&product("p1"), json!({"price": int(1600)})),
+        patch(&product("p2"), json!({"deleted": {"booleanValue": true}})),
+        delete("shops/s1/bills/b1"),
+    ] {
+        let reply = server.commit(Some(&manager), json!([write])).await;
+        assert_eq!(reply.status, StatusCode::OK, "{write}: {}", reply.body);
+    }
+    for write in [
+        set(
+            "shops/s1/users/u9",
+            json!({"role": {"stringValue": "owner"}}),
+        ),
+        set("shops/s1", json!({"name": {"stringValue": "Mine now"}})),
+        set("shops/s2/products/p1", json!({"price": int(1)})),
+    ] {
+        let reply = server.commit(Some(&manager), json!([write])).await;
+        assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    }
+
+    // Owners manage users and the shop document, and still nothing of another shop.
+    for write in [
+        set(
+            "shops/s1/users/u9",
+            json!({"role": {"stringValue": "cashier"}}),
+        ),
+        set("shops/s1", json!({"name": {"stringValue": "Kirana"}})),
+        delete("shops/s1/users/u9"),
+    ] {
+        let reply = server.commit(Some(&owner), json!([write])).await;
+        assert_eq!(reply.status, StatusCode::OK, "{write}: {}", reply.body);
+    }
+    let reply = server
+        .commit(
+            Some(&owner),
+            json!([set("shops/s2/products/p1", json!({}))]),
+        )
+        .await;
+    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+
+    let price = server.get(Some(&cashier), &product("p1")).await;
+    assert_eq!(price.body["fields"]["price"], int(1600), "{}", price.body);
+    assert_eq!(price.body["fields"]["stock"], int(-1), "{}", price.body);
+}
+
+#[tokio::test]
+async fn one_denied_write_denies_the_whole_commit() {
+    let server = AuthServer::new();
+    let cashier = server.id_token("cashier@s1.test").await;
+    let reply = server
+        .commit(
+            Some(&cashier),
+            json!([
+                set("shops/s1/bills/b1", json!({"total": int(10)})),
+                set("shops/s2/bills/b1", json!({"total": int(10)})),
+            ]),
+        )
+        .await;
+    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    let got = server.get(Some(&cashier), "shops/s1/bills/b1").await;
+    assert_firestore_error(&got, 404, "NOT_FOUND");
+
+    // A later write in the commit is judged on what the earlier ones leave: creating a product
+    // and changing its price in one commit changes the price of an existing product.
+    let reply = server
+        .commit(
+            Some(&cashier),
+            json!([
+                set("shops/s1/products/p9", json!({"price": int(10)})),
+                patch("shops/s1/products/p9", json!({"price": int(20)})),
+            ]),
+        )
+        .await;
+    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn reads_and_queries_reach_only_the_tokens_shop() {
+    let server = AuthServer::new();
+    let cashier = server.id_token("cashier@s1.test").await;
+    let other_owner = server.id_token("owner@s2.test").await;
+    let seeded = server
+        .commit(
+            Some(&other_owner),
+            json!([set("shops/s2/products/p1", json!({"price": int(5)}))]),
+        )
+        .await;
+    assert_eq!(seeded.status, StatusCode::OK, "{}", seeded.body);
+
+    assert_firestore_error(
+        &server.get(Some(&cashier), "shops/s2/products/p1").await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    let own = server.query(&cashier, "shops/s1", "products").await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert_firestore_error(
+        &server.query(&cashier, "shops/s2", "products").await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    let root_query = Request::post(format!("/v1/{ROOT}:runQuery"))
+        .header("authorization", format!("Bearer {cashier}"))
+        .body(Body::from(
+            json!({"structuredQuery": {"from": [{"collectionId": "shops"}]}}).to_string(),
+        ))
+        .unwrap();
+    assert_firestore_error(&server.send(root_query).await, 403, "PERMISSION_DENIED");
+    let collection_group = Request::post(format!("/v1/{ROOT}/shops/s1:runQuery"))
+        .header("authorization", format!("Bearer {cashier}"))
+        .body(Body::from(
+            json!({"structuredQuery": {"from": [{"collectionId": "products", "allDescendants": true}]}})
+                .to_string(),
+        ))
+        .unwrap();
+    assert_firestore_error(
+        &server.send(collection_group).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_configured_origins_only() {
+    let server = AuthServer::with_origins(vec!["https://pos.example.com".into()]);
+    let preflight = |origin: &str| {
+        Request::options(format!("/v1/{ROOT}:commit"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = server.send(preflight("https://pos.example.com")).await;
+    assert_eq!(allowed.status, StatusCode::OK);
+    assert_eq!(
+        allowed.headers["access-control-allow-origin"],
+        "https://pos.example.com"
+    );
+    let allowed_headers = allowed.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
+    let refused = server.send(preflight("https://evil.example.com")).await;
+    assert!(refused.headers.get("access-control-allow-origin").is_none());
+
+    // Without configured origins, no cross-origin page is let in.
+    let same_origin_only = AuthServer::new();
+    let refused = same_origin_only
+        .send(preflight("https://pos.example.com"))
+        .await;
+    assert!(refused.headers.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn dev_mode_needs_no_token_and_has_no_sign_in() {
+    let data_directory = tempfile::tempdir().unwrap();
+    let router = app(AppState::open(ServerConfig {
+        data_directory: data_directory.path().to_owned(),
+        app_directory: None,
+        dev_mode: true,
+    })
+    .unwrap());
+    let request = Request::post(SIGN_IN)
+        .body(Body::from(
+            json!({"email": "a@b.c", "password": "x"}).to_string(),
+        ))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("OPERATION_NOT_ALLOWED"));
+    let request = Request::get(format!("/v1/{ROOT}/shops/s1/products/x"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
