@@ -279,7 +279,35 @@ impl SyncDriver {
             Command::Discard { unit_id } => spawn_local(async move {
                 this.report_storage(this.inner.store.discard_unit(&unit_id).await);
             }),
+            Command::ReadDocuments { unit_id, paths } => spawn_local(async move {
+                let mut documents = Vec::new();
+                for path in paths {
+                    match this.inner.remote.get_document(&path).await {
+                        Ok(document) => documents.push((path, document)),
+                        Err(failure) => {
+                            this.note_reply(Some(&failure));
+                            this.dispatch(Event::DocumentsReadFailed { unit_id, failure });
+                            return;
+                        }
+                    }
+                }
+                this.note_reply(None);
+                this.dispatch(Event::DocumentsRead { unit_id, documents });
+            }),
+            Command::Reject { unit_id } => spawn_local(async move {
+                this.report_storage(this.inner.store.discard_unit(&unit_id).await);
+            }),
             Command::WakeAt(at) => self.wake_at(at),
+            // The engine asks for these only for units whose writes carry base versions and for
+            // pulls it runs itself; this driver makes neither yet.
+            other @ (Command::RewriteUnit { .. }
+            | Command::RecordConflicts { .. }
+            | Command::RunPullQuery { .. }
+            | Command::ApplyPulledPage(_)) => {
+                web_sys::console::warn_1(
+                    &format!("counterbook: sync command not handled yet: {other:?}").into(),
+                );
+            }
         }
     }
 

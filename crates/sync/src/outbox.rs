@@ -531,9 +531,9 @@ impl Outbox {
                 collection,
                 documents,
             } => {
-                let step =
-                    self.pulls
-                        .on_page(&collection, documents, &self.config.business_rules);
+                let step = self
+                    .pulls
+                    .on_page(&collection, documents, &self.config.business_rules);
                 commands.extend(step.map(pull_command));
                 // A reply from the server: network backoffs are no longer warranted.
                 self.cut_network_backoffs(now_millis);
@@ -685,13 +685,19 @@ impl Outbox {
         unit_id: &str,
         retry_after_millis: Option<u64>,
         then: Resume,
-        what: &str,
-        message: &str,
+        last_error: &str,
         commands: &mut Vec<Command>,
     ) {
         let failures = self.count_server_failure(unit_id);
         if failures >= self.config.max_server_failures {
-            let reason = format!("gave up {what}after {failures} server errors; last: {message}");
+            let what = match then {
+                Resume::Send => "",
+                Resume::CheckMarker { .. } | Resume::ReadDocuments => {
+                    "checking whether it was applied "
+                }
+            };
+            let reason =
+                format!("gave up {what}after {failures} server errors; last: {last_error}");
             self.dead_letter(unit_id, reason, commands);
         } else {
             self.back_off(now_millis, unit_id, retry_after_millis, then);
@@ -826,7 +832,6 @@ impl Outbox {
                             unit_id,
                             retry_after_millis,
                             Resume::Send,
-                            "",
                             &message,
                             commands,
                         );
@@ -932,7 +937,6 @@ impl Outbox {
                     unit_id,
                     None,
                     Resume::Send,
-                    "",
                     "a precondition failed on versions that still match",
                     commands,
                 );
@@ -1001,7 +1005,6 @@ impl Outbox {
                         unit_id,
                         *retry_after_millis,
                         resume,
-                        "checking whether it was applied ",
                         &message,
                         commands,
                     );

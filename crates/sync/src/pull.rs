@@ -282,13 +282,20 @@ mod tests {
             panic!()
         };
         assert_eq!(query.start_at, None);
-        assert_eq!(pulls.request("products", None), None, "one pull per collection");
+        assert_eq!(
+            pulls.request("products", None),
+            None,
+            "one pull per collection"
+        );
         let page = vec![named("a", 5, false), named("b", 6, true)];
         let Some(PullStep::Apply(applied)) = pulls.on_page("products", page, &rules) else {
             panic!()
         };
         assert_eq!(applied.deletes, vec!["shops/s/products/b".to_string()]);
-        assert_eq!(applied.checkpoint.updated_at, Timestamp::from_unix_millis(6));
+        assert_eq!(
+            applied.checkpoint.updated_at,
+            Timestamp::from_unix_millis(6)
+        );
         // A second page only once the first is stored.
         let Some(PullStep::Query { query, .. }) = pulls.on_applied("products") else {
             panic!()
@@ -323,7 +330,10 @@ mod tests {
         let mut pulls = Pulls::new(10);
         pulls.request("products", None);
         pulls.on_failed("products");
-        assert_eq!(pulls.on_page("products", vec![named("a", 1, false)], &rules), None);
+        assert_eq!(
+            pulls.on_page("products", vec![named("a", 1, false)], &rules),
+            None
+        );
         assert_eq!(pulls.on_applied("products"), None);
     }
 

@@ -148,15 +148,23 @@ fn offline_units_wait_and_changes_to_one_document_go_in_creation_order() {
     assert!(outbox.handle(0, Event::Online(false)).is_empty());
     // Inserted out of order: ids decide the order, not arrival.
     let (first, second) = (price_edit(1, 1, 100), price_edit(2, 1, 200));
-    assert!(outbox.handle(1, Event::LocalWrite(second.clone())).is_empty());
-    assert!(outbox.handle(2, Event::LocalWrite(first.clone())).is_empty());
+    assert!(outbox
+        .handle(1, Event::LocalWrite(second.clone()))
+        .is_empty());
+    assert!(outbox
+        .handle(2, Event::LocalWrite(first.clone()))
+        .is_empty());
     assert_eq!(outbox.status().pending, 2);
 
     let commands = outbox.handle(3, Event::Online(true));
     let sent: Vec<&str> = commands_sent(&commands);
     assert_eq!(sent, vec![first.id.as_str()], "one commit, both units");
     let (_, request) = sent_unit(&commands).unwrap();
-    assert_eq!(request.writes.len(), 3, "one folded product write, two markers");
+    assert_eq!(
+        request.writes.len(),
+        3,
+        "one folded product write, two markers"
+    );
     assert_eq!(
         written_fields(request, "products/p1")["price"],
         Value::Integer(200),
@@ -186,7 +194,10 @@ fn a_unit_waits_for_an_earlier_one_in_flight_on_the_same_document() {
     assert!(commands_sent(&outbox.handle(1, Event::LocalWrite(price_edit(2, 1, 200)))).is_empty());
     // p2 is free: pipelined at once.
     let commands = outbox.handle(2, Event::LocalWrite(price_edit(3, 2, 300)));
-    assert_eq!(commands_sent(&commands), vec![price_edit(3, 2, 0).id.as_str()]);
+    assert_eq!(
+        commands_sent(&commands),
+        vec![price_edit(3, 2, 0).id.as_str()]
+    );
     // A unit touching p1 and p2 waits for both, and one touching only p2 after it waits too.
     let both = Unit {
         writes: vec![
@@ -203,7 +214,10 @@ fn a_unit_waits_for_an_earlier_one_in_flight_on_the_same_document() {
             unit_id: price_edit(1, 1, 0).id,
         },
     );
-    assert_eq!(commands_sent(&commands), vec![price_edit(2, 1, 0).id.as_str()]);
+    assert_eq!(
+        commands_sent(&commands),
+        vec![price_edit(2, 1, 0).id.as_str()]
+    );
     assert_eq!(outbox.status().in_flight, 2);
 }
 
