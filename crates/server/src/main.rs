@@ -261,6 +261,15 @@ fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<()> {
         let bound = listener.local_addr().context("reading the bound address")?;
         // Tests and scripts wait for this exact line to learn the port.
         println!("counterbook-server listening on http://{bound}");
+        match state.auth() {
+            Some(auth) => tracing::info!(
+                project = auth.project(),
+                allowed_origins = ?auth.allowed_origins(),
+                "authentication on: Firestore requests need an ID token from \
+                 /identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+            ),
+            None => tracing::warn!("dev mode: no authentication, every shop is open to anyone"),
+        }
         // Connect info gives the sign-in rate limiter the client's address.
         let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service)

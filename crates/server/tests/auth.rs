@@ -1,5 +1,5 @@
 //! Authentication and authorization in process (`app().oneshot`): the sign-in and refresh
-//! endpoints in Firebase Auth's shapes, token expiry and disabled users on a hand-moved clock,
+//! endpoints (and the account lookup) in Firebase Auth's shapes, token expiry and disabled users on a hand-moved clock,
 //! the sign-in rate limit, each role's rules on Firestore requests, and CORS.
 
 use std::net::SocketAddr;
@@ -247,6 +247,29 @@ async fn sign_in_answers_in_firebase_auths_shape_with_a_signed_token_of_shop_and
     );
     let got = server.get(Some(token), "shops/s1/products/nothing").await;
     assert_firestore_error(&got, 404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn the_account_lookup_the_firebase_sdk_makes_after_sign_in_answers_the_user() {
+    let server = AuthServer::new();
+    let signed_in = server.sign_in("owner@s1.test", PASSWORD).await.body;
+    let lookup = |id_token: &str| {
+        Request::post("/identitytoolkit.googleapis.com/v1/accounts:lookup?key=fake-api-key")
+            .header("content-type", "application/json")
+            .body(Body::from(json!({ "idToken": id_token }).to_string()))
+            .unwrap()
+    };
+    let reply = server
+        .send(lookup(signed_in["idToken"].as_str().unwrap()))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["kind"], "identitytoolkit#GetAccountInfoResponse");
+    let user = &reply.body["users"][0];
+    assert_eq!(user["localId"], signed_in["localId"]);
+    assert_eq!(user["email"], "owner@s1.test");
+    assert_eq!(user["providerUserInfo"][0]["providerId"], "password");
+    assert_eq!(user["createdAt"], json!((START * 1000).to_string()));
+    assert_sign_in_error(&server.send(lookup("garbage")).await, "INVALID_ID_TOKEN");
 }
 
 #[tokio::test]

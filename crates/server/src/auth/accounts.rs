@@ -81,6 +81,7 @@ pub struct UserRecord {
     pub role: Role,
     pub password_hash: String,
     pub disabled: bool,
+    pub created_at_seconds: i64,
 }
 
 /// The accounts tables behind one data directory.
@@ -247,6 +248,10 @@ impl Accounts {
         self.find_user("email = ?1", &normalize_email(email))
     }
 
+    pub fn find_user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, AccountsError> {
+        self.find_user("user_id = ?1", user_id)
+    }
+
     /// The user a refresh token belongs to, if the token is known (`token_sha256` from
     /// `tokens::hash_refresh_token`).
     pub fn find_user_by_refresh_token(
@@ -264,7 +269,8 @@ impl Accounts {
         let row = connection
             .query_row(
                 &format!(
-                    "SELECT user_id, email, shop_id, role, password_hash, disabled
+                    "SELECT user_id, email, shop_id, role, password_hash, disabled,
+                            created_at_seconds
                      FROM auth_users WHERE {condition}"
                 ),
                 [key],
@@ -276,12 +282,13 @@ impl Accounts {
                         row.get::<_, String>(3)?,
                         row.get::<_, String>(4)?,
                         row.get::<_, bool>(5)?,
+                        row.get::<_, i64>(6)?,
                     ))
                 },
             )
             .optional()?;
-        Ok(
-            row.and_then(|(user_id, email, shop, role, password_hash, disabled)| {
+        Ok(row.and_then(
+            |(user_id, email, shop, role, password_hash, disabled, created)| {
                 // The CHECK constraint keeps roles valid; a row edited by hand into something
                 // else is treated as no user rather than guessed at.
                 Some(UserRecord {
@@ -291,9 +298,10 @@ impl Accounts {
                     shop,
                     password_hash,
                     disabled,
+                    created_at_seconds: created,
                 })
-            }),
-        )
+            },
+        ))
     }
 
     pub fn store_refresh_token(
@@ -351,6 +359,10 @@ mod tests {
         assert_eq!(user.email, "asha@example.com");
         assert_eq!((user.shop.as_str(), user.role), ("kirana-1", Role::Cashier));
         assert!(!user.disabled);
+        assert_eq!(
+            accounts.find_user_by_id(&user_id).unwrap(),
+            Some(user.clone())
+        );
 
         accounts.store_refresh_token("digest", &user_id, 2).unwrap();
         assert_eq!(

@@ -5,6 +5,9 @@
 //! - `POST /identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=…` with
 //!   `{email, password, returnSecureToken}` answers `{kind, localId, email, displayName,
 //!   idToken, registered, refreshToken, expiresIn}`;
+//! - `POST /identitytoolkit.googleapis.com/v1/accounts:lookup?key=…` with `{idToken}` answers
+//!   `{kind, users: [{localId, email, …}]}`: the Firebase Auth SDK loads the user with it right
+//!   after signing in;
 //! - `POST /securetoken.googleapis.com/v1/token?key=…` with `grant_type=refresh_token&
 //!   refresh_token=…` (form-encoded as the SDK sends it, or JSON) answers `{access_token,
 //!   expires_in, token_type, refresh_token, id_token, user_id, project_id}`.
@@ -36,6 +39,7 @@ use crate::AppState;
 
 pub const SIGN_IN_WITH_PASSWORD_PATH: &str =
     "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword";
+pub const LOOKUP_PATH: &str = "/identitytoolkit.googleapis.com/v1/accounts:lookup";
 pub const REFRESH_TOKEN_PATH: &str = "/securetoken.googleapis.com/v1/token";
 
 /// Sign-in bodies are small; anything bigger is not a sign-in.
@@ -51,6 +55,7 @@ const TOO_MANY_ATTEMPTS: &str = "TOO_MANY_ATTEMPTS_TRY_LATER : Access to this ac
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(SIGN_IN_WITH_PASSWORD_PATH, post(sign_in_with_password))
+        .route(LOOKUP_PATH, post(look_up_account))
         .route(REFRESH_TOKEN_PATH, post(refresh_id_token))
 }
 
@@ -219,6 +224,54 @@ fn principal_of(user: &UserRecord) -> Principal {
         shop: user.shop.clone(),
         role: user.role,
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LookupRequest {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+/// The account of the ID token's user, in `GetAccountInfoResponse`'s shape.
+async fn look_up_account(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Value>, AuthApiError> {
+    let api = AuthApi::IdentityToolkit;
+    let auth = auth_state(&state, api)?;
+    let bytes = read_body(request.into_body(), api).await?;
+    let body: LookupRequest = serde_json::from_slice(&bytes).unwrap_or_default();
+    let principal = body
+        .id_token
+        .and_then(|token| auth.signer.verify_id_token(&token, auth.now()).ok())
+        .ok_or_else(|| AuthApiError::bad_request(api, "INVALID_ID_TOKEN"))?;
+    let accounts = Arc::clone(&auth.accounts);
+    let user = tokio::task::spawn_blocking(move || accounts.find_user_by_id(&principal.user_id))
+        .await
+        .map_err(|error| AuthApiError::internal(api, error))?
+        .map_err(|error| AuthApiError::internal(api, error))?
+        .ok_or_else(|| AuthApiError::bad_request(api, "USER_NOT_FOUND"))?;
+    let created_at_millis = (user.created_at_seconds * 1000).to_string();
+    Ok(Json(json!({
+        "kind": "identitytoolkit#GetAccountInfoResponse",
+        "users": [{
+            "localId": user.user_id,
+            "email": user.email,
+            "emailVerified": false,
+            "disabled": user.disabled,
+            "providerUserInfo": [{
+                "providerId": "password",
+                "email": user.email,
+                "federatedId": user.email,
+                "rawId": user.email,
+            }],
+            "validSince": user.created_at_seconds.to_string(),
+            "createdAt": created_at_millis,
+            "lastLoginAt": created_at_millis,
+            "customAttributes": json!({"shop": user.shop, "role": user.role.as_str()}).to_string(),
+        }],
+    })))
 }
 
 #[derive(Deserialize, Default)]
