@@ -21,12 +21,18 @@ pub enum NameError {
     NotUnderDocuments(String),
     #[error("resource name {name:?} has an invalid path segment {segment:?}")]
     InvalidSegment { name: String, segment: String },
-    #[error("resource name {0:?} is longer than 1500 bytes")]
+    #[error("resource name {0:?} has a path element longer than 1500 bytes")]
+    SegmentTooLong(String),
+    #[error("resource name {0:?} is longer than 6 KiB")]
     TooLong(String),
 }
 
-/// The longest resource name path Firestore accepts, in bytes.
-pub const MAX_NAME_BYTES: usize = 1500;
+/// The longest document or collection id Firestore accepts, in bytes (its emulator says "The
+/// key path element name is longer than 1500 bytes" past it).
+pub const MAX_SEGMENT_BYTES: usize = 1500;
+
+/// The longest document name path Firestore accepts (6 KiB).
+pub const MAX_NAME_BYTES: usize = 6 * 1024;
 
 impl DocumentName {
     /// Builds a name from a slash-separated path relative to the database's `documents` root.
@@ -61,6 +67,9 @@ impl DocumentName {
             path.split('/').map(str::to_owned).collect()
         };
         for segment in &segments {
+            if segment.len() > MAX_SEGMENT_BYTES {
+                return Err(NameError::SegmentTooLong(name.to_owned()));
+            }
             if !is_valid_segment(segment) {
                 return Err(NameError::InvalidSegment {
                     name: name.to_owned(),
@@ -168,9 +177,19 @@ mod tests {
                 "{bad} should be rejected"
             );
         }
-        let long = format!("projects/p/databases/d/documents/c/{}", "x".repeat(1500));
+        let longest_id = format!("projects/p/databases/d/documents/c/{}", "x".repeat(1500));
+        assert!(DocumentName::parse(&longest_id).is_ok());
+        let long_id = format!("projects/p/databases/d/documents/c/{}", "x".repeat(1501));
         assert!(matches!(
-            DocumentName::parse(&long),
+            DocumentName::parse(&long_id),
+            Err(NameError::SegmentTooLong(_))
+        ));
+        let long_path = format!(
+            "projects/p/databases/d/documents/{}",
+            ["c/d"; 2100].join("/")
+        );
+        assert!(matches!(
+            DocumentName::parse(&long_path),
             Err(NameError::TooLong(_))
         ));
     }
