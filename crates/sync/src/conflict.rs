@@ -279,6 +279,52 @@ pub fn merge_unit(unit: &Unit, server: &BTreeMap<String, Option<Document>>) -> U
     }
 }
 
+/// Checks a new unit against the server versions its own edits started from: a void of a bill
+/// that version already shows void, or an edit of a final bill, is rejected before it is ever
+/// sent. Without this, a tablet whose screen still showed a bill as final (a pending unit laid
+/// over a newer pulled version) could void it a second time with an up-to-date base version,
+/// and its compensating stock movements would apply twice.
+pub fn check_unit_against_bases(unit: &Unit) -> Option<ConflictEntry> {
+    for write in &unit.writes {
+        let Some(base) = &write.base else { continue };
+        let base_status = base.fields.get(STATUS).and_then(Value::as_str);
+        let names_status = write.changed_field_paths().contains(STATUS);
+        let voids =
+            names_status && write.fields.get(STATUS).and_then(Value::as_str) == Some(STATUS_VOID);
+        let changes_other_fields = write
+            .changed_field_paths()
+            .iter()
+            .any(|path| path != STATUS)
+            || !write.increments.is_empty();
+        let (kind, explanation) = match base_status {
+            Some(STATUS_VOID) if write.sets_fields() || !write.increments.is_empty() => (
+                ConflictKind::BillVoided,
+                if voids {
+                    "this bill was already voided; it was not voided twice"
+                } else {
+                    "this bill was voided, so your change was not applied"
+                },
+            ),
+            Some(STATUS_FINAL) if changes_other_fields || (names_status && !voids) => (
+                ConflictKind::FinalBill,
+                "a final bill is never edited; only a void can change it",
+            ),
+            _ => continue,
+        };
+        return Some(ConflictEntry {
+            id: format!("{}/{}", unit.id, write.path),
+            kind,
+            path: write.path.clone(),
+            unit_id: Some(unit.id.clone()),
+            field: None,
+            local_value: None,
+            server_value: None,
+            explanation: explanation.into(),
+        });
+    }
+    None
+}
+
 /// Which counters must stay at or above zero, and which balances must stay within a limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BusinessRules {
@@ -600,6 +646,38 @@ mod tests {
             Some(server("status=final", 1)),
         )]);
         assert_eq!(merge_unit(&void, &unchanged), UnitMerge::Unchanged);
+    }
+
+    #[test]
+    fn a_void_of_a_bill_whose_base_is_already_void_is_rejected_before_it_is_sent() {
+        // Regression guard (simulation seed 299): a tablet showed a voided bill as final because
+        // its own pending sale was laid over the newer pulled version; voiding it again with
+        // that up-to-date base passed the precondition and returned the stock twice.
+        let unit_with = |base: &str, local: &str| Unit {
+            id: "u1".into(),
+            label: "Void bill".into(),
+            writes: vec![
+                edit(base, local),
+                DocumentWrite::increment(
+                    "shops/s1/products/p2",
+                    BTreeMap::from([("stock".to_string(), 1)]),
+                ),
+            ],
+            created_at_millis: 0,
+        };
+        let kind = |base: &str, local: &str| {
+            check_unit_against_bases(&unit_with(base, local)).map(|entry| entry.kind)
+        };
+        assert_eq!(
+            kind("status=void", "status=void"),
+            Some(ConflictKind::BillVoided)
+        );
+        assert_eq!(kind("status=final", "status=void"), None);
+        assert_eq!(
+            kind("status=final", "total=3"),
+            Some(ConflictKind::FinalBill)
+        );
+        assert_eq!(kind("status=draft", "total=3"), None);
     }
 
     #[test]

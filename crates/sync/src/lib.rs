@@ -12,11 +12,13 @@ pub mod backoff;
 pub mod conflict;
 pub mod outbox;
 pub mod pull;
+pub mod sim;
 pub mod unit;
 
 pub use backoff::{Backoff, SplitMix64};
 pub use conflict::{
-    merge_unit, merge_write, BusinessRules, ConflictEntry, ConflictKind, UnitMerge, WriteMerge,
+    check_unit_against_bases, merge_unit, merge_write, BusinessRules, ConflictEntry, ConflictKind,
+    UnitMerge, WriteMerge,
 };
 pub use outbox::{
     classify, Command, ErrorClass, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure,

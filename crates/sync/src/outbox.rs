@@ -29,7 +29,9 @@ use counterbook_firestore_wire::{
 };
 
 use crate::backoff::{Backoff, SplitMix64};
-use crate::conflict::{merge_unit, BusinessRules, ConflictEntry, UnitMerge};
+use crate::conflict::{
+    check_unit_against_bases, merge_unit, BusinessRules, ConflictEntry, UnitMerge,
+};
 use crate::pull::{Checkpoint, PullStep, PulledPage, Pulls};
 use crate::unit::{
     commit_request_for_units, marker_path, BaseVersion, CommitContext, DocumentWrite, Unit, UnitId,
@@ -473,7 +475,15 @@ impl Outbox {
                 }
             }
             Event::LocalWrite(unit) => {
-                if !self.entries.contains_key(&unit.id) {
+                if self.entries.contains_key(&unit.id) {
+                    return self.pump(now_millis, commands);
+                }
+                if let Some(conflict) = check_unit_against_bases(&unit) {
+                    commands.push(Command::RecordConflicts {
+                        entries: vec![conflict],
+                    });
+                    commands.push(Command::Reject { unit_id: unit.id });
+                } else {
                     self.insert(unit, UnitState::Pending);
                 }
             }
@@ -775,8 +785,11 @@ impl Outbox {
                     let update_time = match (new_time, &write.base) {
                         (Some(micros), _) => Timestamp::from_unix_micros(micros),
                         (None, Some(base)) => base.update_time,
-                        // Unknown version: the edit stays without a check, as it was.
-                        (None, None) => continue,
+                        // The document now exists on the server in a version we do not know.
+                        // An edit of it must not go unchecked (a blind void could apply twice),
+                        // so it checks a version no document has: the precondition fails once,
+                        // and the conflict path reads the real version and merges against ours.
+                        (None, None) => Timestamp::default(),
                     };
                     write.base = Some(BaseVersion {
                         update_time,
