@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use counterbook_sync::{
-    checkpoint_after, pull_query, Command, Event, Outbox, OutboxConfig, PushFailure,
+    checkpoint_after, pull_query, Command, Event, Outbox, OutboxConfig, PushFailure, UnitState,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -17,7 +17,11 @@ use crate::entities::{AuditEntry, BaseCopy};
 use crate::model::{add_product_unit, Product};
 use crate::remote::Remote;
 use crate::settings::Settings;
-use crate::storage::{StorageError, Store};
+use crate::storage::{OutboxContents, StorageError, Store};
+use crate::tabs::{
+    leader_heartbeat_is_stale, request_leadership, write_leader_heartbeat, Leadership, TabChannel,
+    TabMessage,
+};
 
 /// How often a visible, online page pulls (until real-time listeners arrive).
 const PULL_INTERVAL_MILLIS: i32 = 3_000;
@@ -39,6 +43,8 @@ pub struct DeadLetter {
 pub struct SyncStatus {
     /// `navigator.onLine`.
     pub browser_online: bool,
+    /// Whether this tab runs the sync engine (one tab per browser profile does).
+    pub leader: bool,
     /// Whether the last request got any reply from the server.
     pub server_reachable: bool,
     /// Units not yet on the server, dead letters excluded.
@@ -54,6 +60,7 @@ impl Default for SyncStatus {
     fn default() -> Self {
         SyncStatus {
             browser_online: true,
+            leader: false,
             server_reachable: true,
             pending: 0,
             dead_letters: Vec::new(),
@@ -82,7 +89,16 @@ struct Inner {
     device_id: String,
     store: Store,
     remote: Remote,
+    /// The engine; only the leader tab feeds it. A follower's stays empty.
     outbox: RefCell<Outbox>,
+    outbox_config: OutboxConfig,
+    /// `Some` while this tab leads (runs push and pull).
+    leadership: RefCell<Option<Leadership>>,
+    /// A forced takeover from a stale leader is under way.
+    stealing: Cell<bool>,
+    channel: RefCell<Option<TabChannel>>,
+    /// What a follower shows: the outbox as last read from the store.
+    stored_outbox: RefCell<OutboxContents>,
     status: RwSignal<SyncStatus>,
     products: RwSignal<Vec<Product>>,
     pulling: Cell<bool>,
@@ -116,11 +132,12 @@ fn page_visible() -> bool {
 }
 
 impl SyncDriver {
-    /// Opens the store, loads the outbox and starts pushing and pulling.
+    /// Opens the store, shows what it holds, and asks to lead the tabs of this profile: the
+    /// leader pushes and pulls, the others follow its changes (see [`crate::tabs`]).
     pub async fn start(settings: Settings) -> Result<SyncDriver, StartError> {
         let store = Store::open(&settings.database_name).await?;
         let device_id = store.device_id().await?;
-        let outbox_contents = store.outbox().await?;
+        let stored_outbox = store.outbox().await?;
         let products = store.products().await?;
         spawn_local(async {
             crate::storage::request_persistent_storage().await;
@@ -138,7 +155,12 @@ impl SyncDriver {
                 settings,
                 device_id,
                 store,
-                outbox: RefCell::new(Outbox::new(config)),
+                outbox: RefCell::new(Outbox::new(config.clone())),
+                outbox_config: config,
+                leadership: RefCell::new(None),
+                stealing: Cell::new(false),
+                channel: RefCell::new(None),
+                stored_outbox: RefCell::new(stored_outbox),
                 status: RwSignal::new(SyncStatus::default()),
                 products: RwSignal::new(products),
                 pulling: Cell::new(false),
@@ -148,14 +170,165 @@ impl SyncDriver {
                 wake_timer: Cell::new(None),
             }),
         };
-        driver.dispatch(Event::Online(browser_online()));
-        driver.dispatch(Event::Loaded {
-            pending: outbox_contents.pending,
-            dead_letters: outbox_contents.dead_letters,
+        let listener = driver.clone();
+        let channel = TabChannel::open(&driver.inner.settings.database_name, move |message| {
+            listener.on_tab_message(message)
         });
+        *driver.inner.channel.borrow_mut() = channel;
+        driver.publish_status();
         driver.listen_to_the_browser();
-        driver.pull_soon();
+        driver.ask_to_lead(false);
         Ok(driver)
+    }
+
+    /// Whether this tab runs the sync engine.
+    pub fn is_leader(&self) -> bool {
+        self.inner.leadership.borrow().is_some()
+    }
+
+    /// Queues for leadership, or with `steal` takes it from a leader that stopped its heartbeat.
+    fn ask_to_lead(&self, steal: bool) {
+        let granted = self.clone();
+        let stolen = self.clone();
+        request_leadership(
+            &self.inner.settings.database_name,
+            steal,
+            move |leadership| {
+                if granted.is_leader() {
+                    // Already leading through another request of this tab.
+                    return;
+                }
+                *granted.inner.leadership.borrow_mut() = Some(leadership);
+                write_leader_heartbeat(&granted.inner.settings.database_name);
+                spawn_local(async move { granted.begin_leading().await });
+            },
+            move || {
+                // Another tab took over while this one was frozen: follow, and queue again.
+                if let Some(leadership) = stolen.inner.leadership.borrow_mut().take() {
+                    leadership.forget();
+                }
+                stolen.stop_leading();
+                stolen.ask_to_lead(false);
+            },
+        );
+    }
+
+    /// Called on every slow timer tick: the leader says it is alive; a follower takes over from
+    /// a leader whose heartbeat stopped.
+    fn check_leadership(&self) {
+        let database = &self.inner.settings.database_name;
+        if self.is_leader() {
+            write_leader_heartbeat(database);
+        } else if leader_heartbeat_is_stale(database) && !self.inner.stealing.replace(true) {
+            self.ask_to_lead(true);
+        }
+    }
+
+    /// Becoming the leader: a fresh engine loaded from the store, then push and pull.
+    async fn begin_leading(&self) {
+        self.inner.stealing.set(false);
+        let contents = match self.inner.store.outbox().await {
+            Ok(contents) => contents,
+            Err(error) => {
+                // Without its outbox this tab cannot push; let another tab lead.
+                self.report_storage(Err(error));
+                self.stop_leading();
+                return;
+            }
+        };
+        *self.inner.outbox.borrow_mut() = Outbox::new(self.inner.outbox_config.clone());
+        self.dispatch(Event::Online(browser_online()));
+        self.dispatch(Event::Loaded {
+            pending: contents.pending,
+            dead_letters: contents.dead_letters,
+        });
+        self.pull_soon();
+    }
+
+    /// Lets the next tab lead (this one is being frozen). Requests already on the wire finish;
+    /// a resend by the next leader is harmless thanks to the unit's marker.
+    fn stop_leading(&self) {
+        if let Some(leadership) = self.inner.leadership.borrow_mut().take() {
+            leadership.release();
+        }
+        self.inner.stealing.set(false);
+        *self.inner.outbox.borrow_mut() = Outbox::new(self.inner.outbox_config.clone());
+        if let (Some(window), Some(timer)) = (web_sys::window(), self.inner.wake_timer.take()) {
+            window.clear_timeout_with_handle(timer);
+        }
+        self.refresh_stored_outbox();
+        // Messages from the new leader may have been missed while this tab was stopped.
+        let this = self.clone();
+        spawn_local(async move { this.refresh_products().await });
+    }
+
+    fn on_tab_message(&self, message: TabMessage) {
+        let this = self.clone();
+        match message {
+            TabMessage::DataChanged => spawn_local(async move { this.refresh_products().await }),
+            TabMessage::OutboxChanged => {
+                if self.is_leader() {
+                    spawn_local(async move { this.adopt_outbox_changes().await });
+                } else {
+                    self.refresh_stored_outbox();
+                }
+            }
+        }
+    }
+
+    /// The leader brings its engine in line with outbox changes another tab made in the store:
+    /// new units, and dead letters retried or discarded there.
+    async fn adopt_outbox_changes(&self) {
+        let contents = match self.inner.store.outbox().await {
+            Ok(contents) => contents,
+            Err(error) => return self.report_storage(Err(error)),
+        };
+        for unit in contents.pending {
+            let known_as_dead = matches!(
+                self.inner.outbox.borrow().state_of(&unit.id),
+                Some(UnitState::DeadLetter { .. })
+            );
+            if known_as_dead {
+                self.dispatch(Event::RetryDeadLetter { unit_id: unit.id });
+            } else {
+                self.dispatch(Event::LocalWrite(unit));
+            }
+        }
+        let stored_dead: Vec<String> = contents
+            .dead_letters
+            .iter()
+            .map(|(unit, _)| unit.id.clone())
+            .collect();
+        let engine_dead: Vec<String> = self
+            .inner
+            .outbox
+            .borrow()
+            .dead_letters()
+            .into_iter()
+            .map(|(unit, _)| unit.id.clone())
+            .collect();
+        for unit_id in engine_dead {
+            if !stored_dead.contains(&unit_id) {
+                self.dispatch(Event::DiscardDeadLetter { unit_id });
+            }
+        }
+    }
+
+    fn refresh_stored_outbox(&self) {
+        let this = self.clone();
+        spawn_local(async move {
+            match this.inner.store.outbox().await {
+                Ok(contents) => *this.inner.stored_outbox.borrow_mut() = contents,
+                Err(error) => this.report_storage(Err(error)),
+            }
+            this.publish_status();
+        });
+    }
+
+    fn tell_other_tabs(&self, message: TabMessage) {
+        if let Some(channel) = self.inner.channel.borrow().as_ref() {
+            channel.post(&message);
+        }
     }
 
     pub fn status(&self) -> RwSignal<SyncStatus> {
@@ -204,20 +377,51 @@ impl SyncDriver {
             .add_product(&product, &[audit], &unit)
             .await?;
         self.refresh_products().await;
-        self.dispatch(Event::LocalWrite(unit));
+        self.tell_other_tabs(TabMessage::DataChanged);
+        self.tell_other_tabs(TabMessage::OutboxChanged);
+        if self.is_leader() {
+            self.dispatch(Event::LocalWrite(unit));
+        } else {
+            self.refresh_stored_outbox();
+        }
         Ok(product)
     }
 
     pub fn retry_dead_letter(&self, unit_id: String) {
-        self.dispatch(Event::RetryDeadLetter { unit_id });
+        if self.is_leader() {
+            self.dispatch(Event::RetryDeadLetter { unit_id });
+            return;
+        }
+        // A follower changes the store; the leader notices through the channel.
+        let this = self.clone();
+        spawn_local(async move {
+            let outcome = this.inner.store.set_dead_letter(&unit_id, None).await;
+            this.report_storage(outcome);
+            this.tell_other_tabs(TabMessage::OutboxChanged);
+            this.refresh_stored_outbox();
+        });
     }
 
     pub fn discard_dead_letter(&self, unit_id: String) {
-        self.dispatch(Event::DiscardDeadLetter { unit_id });
+        if self.is_leader() {
+            self.dispatch(Event::DiscardDeadLetter { unit_id });
+            return;
+        }
+        let this = self.clone();
+        spawn_local(async move {
+            let outcome = this.inner.store.discard_unit(&unit_id).await;
+            this.report_storage(outcome);
+            this.tell_other_tabs(TabMessage::OutboxChanged);
+            this.refresh_stored_outbox();
+        });
     }
 
-    /// Feeds one event to the engine and carries out what it asks for.
+    /// Feeds one event to the engine and carries out what it asks for. Only the leader runs
+    /// the engine; in a follower this does nothing.
     fn dispatch(&self, event: Event) {
+        if !self.is_leader() {
+            return;
+        }
         let commands = self.inner.outbox.borrow_mut().handle(now_millis(), event);
         self.publish_status();
         for command in commands {
@@ -261,6 +465,7 @@ impl SyncDriver {
                 // If this fails the unit is loaded again next start; its marker makes the
                 // resend harmless, so the only cost is one extra request.
                 this.report_storage(this.inner.store.mark_unit_done(&unit_id).await);
+                this.tell_other_tabs(TabMessage::OutboxChanged);
                 // Pull soon so that the server's `updatedAt` comes back to this device.
                 this.pull_soon();
             }),
@@ -271,13 +476,16 @@ impl SyncDriver {
                     .set_dead_letter(&unit_id, Some(&reason))
                     .await;
                 this.report_storage(outcome);
+                this.tell_other_tabs(TabMessage::OutboxChanged);
             }),
             Command::MarkPending { unit_id } => spawn_local(async move {
                 let outcome = this.inner.store.set_dead_letter(&unit_id, None).await;
                 this.report_storage(outcome);
+                this.tell_other_tabs(TabMessage::OutboxChanged);
             }),
             Command::Discard { unit_id } => spawn_local(async move {
                 this.report_storage(this.inner.store.discard_unit(&unit_id).await);
+                this.tell_other_tabs(TabMessage::OutboxChanged);
             }),
             Command::ReadDocuments { unit_id, paths } => spawn_local(async move {
                 let mut documents = Vec::new();
@@ -327,29 +535,49 @@ impl SyncDriver {
     }
 
     fn publish_status(&self) {
-        let outbox = self.inner.outbox.borrow();
-        let engine = outbox.status();
-        let dead_letters = outbox
-            .dead_letters()
-            .into_iter()
-            .map(|(unit, reason)| DeadLetter {
-                unit_id: unit.id.clone(),
-                label: unit.label.clone(),
-                reason: reason.to_owned(),
-            })
-            .collect();
-        let status = SyncStatus {
-            browser_online: browser_online(),
-            server_reachable: self.inner.server_reachable.get(),
-            pending: engine.pending,
-            dead_letters,
-            paused_for_sign_in: engine.paused_for_sign_in,
-            last_error: engine
-                .last_error
-                .or_else(|| self.inner.pull_error.borrow().clone()),
-            last_pull_millis: self.inner.last_pull_millis.get(),
+        let leader = self.is_leader();
+        let to_dead_letter = |(unit, reason): (&counterbook_sync::Unit, &str)| DeadLetter {
+            unit_id: unit.id.clone(),
+            label: unit.label.clone(),
+            reason: reason.to_owned(),
         };
-        drop(outbox);
+        let status = if leader {
+            let outbox = self.inner.outbox.borrow();
+            let engine = outbox.status();
+            SyncStatus {
+                browser_online: browser_online(),
+                leader,
+                server_reachable: self.inner.server_reachable.get(),
+                pending: engine.pending,
+                dead_letters: outbox
+                    .dead_letters()
+                    .into_iter()
+                    .map(to_dead_letter)
+                    .collect(),
+                paused_for_sign_in: engine.paused_for_sign_in,
+                last_error: engine
+                    .last_error
+                    .or_else(|| self.inner.pull_error.borrow().clone()),
+                last_pull_millis: self.inner.last_pull_millis.get(),
+            }
+        } else {
+            // A follower shows the outbox as the store holds it; the leader tab syncs it.
+            let stored = self.inner.stored_outbox.borrow();
+            SyncStatus {
+                browser_online: browser_online(),
+                leader,
+                server_reachable: true,
+                pending: stored.pending.len(),
+                dead_letters: stored
+                    .dead_letters
+                    .iter()
+                    .map(|(unit, reason)| to_dead_letter((unit, reason.as_str())))
+                    .collect(),
+                paused_for_sign_in: false,
+                last_error: None,
+                last_pull_millis: None,
+            }
+        };
         if self.inner.status.get_untracked() != status {
             self.inner.status.set(status);
         }
@@ -393,6 +621,22 @@ impl SyncDriver {
             callback.forget();
         }
         if let Some(document) = window.document() {
+            // A frozen leader (a background tab the browser suspended) would hold the lock while
+            // doing nothing: let go on freeze, ask again on resume.
+            let this = self.clone();
+            let on_freeze = Closure::<dyn Fn()>::new(move || this.stop_leading());
+            let _ = document
+                .add_event_listener_with_callback("freeze", on_freeze.as_ref().unchecked_ref());
+            on_freeze.forget();
+            let this = self.clone();
+            let on_resume = Closure::<dyn Fn()>::new(move || {
+                if !this.is_leader() {
+                    this.ask_to_lead(false);
+                }
+            });
+            let _ = document
+                .add_event_listener_with_callback("resume", on_resume.as_ref().unchecked_ref());
+            on_resume.forget();
             let this = self.clone();
             let callback = Closure::<dyn Fn()>::new(move || {
                 if page_visible() {
@@ -407,7 +651,10 @@ impl SyncDriver {
             callback.forget();
         }
         let this = self.clone();
-        let pull = Closure::<dyn Fn()>::new(move || this.pull_soon());
+        let pull = Closure::<dyn Fn()>::new(move || {
+            this.check_leadership();
+            this.pull_soon();
+        });
         let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
             pull.as_ref().unchecked_ref(),
             PULL_INTERVAL_MILLIS,
@@ -424,7 +671,11 @@ impl SyncDriver {
 
     /// Starts a pull unless one is running, the page is hidden or the browser is offline.
     fn pull_soon(&self) {
-        if !page_visible() || !browser_online() || self.inner.pulling.replace(true) {
+        if !self.is_leader()
+            || !page_visible()
+            || !browser_online()
+            || self.inner.pulling.replace(true)
+        {
             return;
         }
         let this = self.clone();
@@ -490,6 +741,7 @@ impl SyncDriver {
                 .await
                 .map_err(PullError::Storage)?;
             self.refresh_products().await;
+            self.tell_other_tabs(TabMessage::DataChanged);
             if (page.len() as i32) < PULL_PAGE_SIZE {
                 break;
             }

@@ -16,6 +16,7 @@ pub mod money;
 pub mod remote;
 pub mod settings;
 pub mod storage;
+pub mod tabs;
 pub mod ui;
 
 #[cfg(test)]

@@ -84,7 +84,13 @@ fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
     };
     view! {
         <span class=move || format!("badge {}", state().0) data-testid="sync-badge"
-            data-state=move || state().0>
+            data-state=move || state().0
+            data-leader=move || status.with(|s| s.leader.to_string())
+            title=move || if status.with(|s| s.leader) {
+                "This tab syncs for every tab of this browser."
+            } else {
+                "Another tab of this browser syncs; this one follows it."
+            }>
             <span data-testid="connection">{move || state().1}</span>
             " · "
             <span data-testid="pending-count">{move || status.with(|s| s.pending)}</span>

@@ -180,6 +180,7 @@ async fn units_keep_every_value_type_through_indexeddb() {
             ),
         ]),
         mask: Some(vec!["big".into()]),
+        increments: BTreeMap::from([("visits".to_string(), 3)]),
         ..DocumentWrite::default()
     });
     store.add_product(&p, &[], &unit).await.unwrap();
