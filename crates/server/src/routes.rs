@@ -31,11 +31,7 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 11 * 1024 * 1024;
 
 /// Verbs of the Firestore REST API that this server recognises but does not serve yet.
 const UNIMPLEMENTED_VERBS: &[&str] = &[
-    "batchGet",
     "batchWrite",
-    "beginTransaction",
-    "rollback",
-    "runAggregationQuery",
     "listCollectionIds",
     "partitionQuery",
     "listen",
@@ -58,7 +54,24 @@ pub(crate) enum ApiCall {
         /// The root of the database, or a document.
         parent: DocumentName,
     },
+    RunAggregationQuery {
+        database: DatabaseId,
+        /// The root of the database, or a document.
+        parent: DocumentName,
+    },
+    BatchGet(DatabaseId),
+    BeginTransaction(DatabaseId),
+    Rollback(DatabaseId),
     GetDocument(DocumentName),
+    /// `GET` of a collection: `collection` is the collection's own name (odd segment count).
+    ListDocuments {
+        database: DatabaseId,
+        collection: DocumentName,
+    },
+    /// `PATCH` of a document: an update write, with the mask and precondition in the query.
+    PatchDocument(DocumentName),
+    /// `DELETE` of a document, with an optional precondition in the query.
+    DeleteDocument(DocumentName),
 }
 
 async fn handle_api_request(State(state): State<AppState>, request: Request) -> Response {
@@ -111,6 +124,9 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             }
             Ok(Json(stored.into_wire(full_name)).into_response())
         }
+        other => Err(ServerError::Unimplemented(format!(
+            "{other:?} is not implemented yet"
+        ))),
     }
 }
 
@@ -241,9 +257,22 @@ fn parse_api_call(method: &Method, raw_path: &str) -> Result<ApiCall, ServerErro
             database,
             parent: name,
         }),
-        (&Method::POST, Some("runQuery")) => Err(ServerError::InvalidArgument(format!(
-            "the parent of a query must be a document or the database root, and {name} is a collection"
-        ))),
+        (&Method::POST, Some("runAggregationQuery")) if is_root || name.is_document() => {
+            Ok(ApiCall::RunAggregationQuery {
+                database,
+                parent: name,
+            })
+        }
+        (&Method::POST, Some("runQuery" | "runAggregationQuery")) => {
+            Err(ServerError::InvalidArgument(format!(
+                "the parent of a query must be a document or the database root, and {name} is a collection"
+            )))
+        }
+        (&Method::POST, Some("batchGet")) if is_root => Ok(ApiCall::BatchGet(database)),
+        (&Method::POST, Some("beginTransaction")) if is_root => {
+            Ok(ApiCall::BeginTransaction(database))
+        }
+        (&Method::POST, Some("rollback")) if is_root => Ok(ApiCall::Rollback(database)),
         (&Method::POST, Some(verb)) if UNIMPLEMENTED_VERBS.contains(&verb) => Err(
             ServerError::Unimplemented(format!(":{verb} is not implemented yet")),
         ),
@@ -252,14 +281,16 @@ fn parse_api_call(method: &Method, raw_path: &str) -> Result<ApiCall, ServerErro
             "creating a document with POST is not implemented yet; use :commit".into(),
         )),
         (&Method::GET, None) if name.is_document() => Ok(ApiCall::GetDocument(name)),
-        (&Method::GET, None) => Err(ServerError::Unimplemented(
-            "listing documents is not implemented yet; use :runQuery".into(),
-        )),
-        (&Method::PATCH | &Method::DELETE, None) if name.is_document() => {
-            Err(ServerError::Unimplemented(format!(
-                "{method} on a document is not implemented yet; use :commit"
-            )))
-        }
+        (&Method::GET, None) if !is_root => Ok(ApiCall::ListDocuments {
+            database,
+            collection: name,
+        }),
+        (&Method::PATCH, None) if name.is_document() => Ok(ApiCall::PatchDocument(name)),
+        (&Method::DELETE, None) if name.is_document() => Ok(ApiCall::DeleteDocument(name)),
+        (&Method::PATCH | &Method::DELETE, None) => Err(ServerError::InvalidArgument(format!(
+            "Document name \"{name}\" lacks \"/\" at index {}.",
+            name.to_string().len()
+        ))),
         _ => Err(no_such_method()),
     }
 }
@@ -366,7 +397,17 @@ mod tests {
         check(
             Method::POST,
             "/v1/projects/p/databases/(default)/documents:batchGet",
+            Ok(ApiCall::BatchGet(database())),
+        );
+        check(
+            Method::POST,
+            "/v1/projects/p/databases/(default)/documents:batchWrite",
             Err(Code::Unimplemented),
+        );
+        check(
+            Method::PATCH,
+            "/v1/projects/p/databases/(default)/documents/shops",
+            Err(Code::InvalidArgument),
         );
         check(
             Method::POST,
@@ -376,7 +417,10 @@ mod tests {
         check(
             Method::GET,
             "/v1/projects/p/databases/(default)/documents/shops",
-            Err(Code::Unimplemented),
+            Ok(ApiCall::ListDocuments {
+                database: database(),
+                collection: DocumentName::new("p", "(default)", "shops").unwrap(),
+            }),
         );
         check(
             Method::GET,
