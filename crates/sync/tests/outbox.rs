@@ -727,3 +727,270 @@ fn the_server_coming_back_cuts_a_network_backoff_short_but_not_a_server_one() {
         "{commands:?}"
     );
 }
+
+/// A price edit of `p1` made on the server version at `base_micros` with `base_price`.
+fn edit_of_version(n: u32, price: i64, base_price: i64, base_micros: i64) -> Unit {
+    let base = counterbook_sync::BaseVersion {
+        update_time: counterbook_firestore_wire::Timestamp::from_unix_micros(base_micros),
+        fields: BTreeMap::from([
+            ("price".to_string(), Value::Integer(base_price)),
+            ("name".to_string(), Value::String("Tea".into())),
+        ]),
+    };
+    Unit {
+        writes: vec![DocumentWrite::patch(
+            "shops/s1/products/p1",
+            BTreeMap::from([("price".to_string(), Value::Integer(price))]),
+            Some(base),
+        )],
+        ..price_edit(n, 1, price)
+    }
+}
+
+fn server_version(fields: &[(&str, Value)], micros: i64) -> counterbook_firestore_wire::Document {
+    counterbook_firestore_wire::Document {
+        name: format!("{ROOT}shops/s1/products/p1"),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        update_time: Some(counterbook_firestore_wire::Timestamp::from_unix_micros(
+            micros,
+        )),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_stale_edit_is_merged_with_the_server_version_and_sent_again() {
+    let mut outbox = outbox();
+    let unit = edit_of_version(1, 12, 10, 5);
+    let commands = outbox.handle(0, Event::LocalWrite(unit.clone()));
+    let (_, request) = sent_unit(&commands).unwrap();
+    assert!(
+        request.writes[0].current_document.is_some(),
+        "checks its base"
+    );
+    let failure = server_error(Code::FailedPrecondition, "version changed");
+    let commands = outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit.id.clone(),
+            failure,
+        },
+    );
+    assert!(matches!(commands[0], Command::ReadMarker { .. }));
+    let commands = outbox.handle(
+        2,
+        Event::MarkerRead {
+            unit_id: unit.id.clone(),
+            exists: false,
+        },
+    );
+    assert_eq!(
+        commands,
+        vec![Command::ReadDocuments {
+            unit_id: unit.id.clone(),
+            paths: vec!["shops/s1/products/p1".into()]
+        }]
+    );
+    // Another tablet renamed it and changed the price too: the name merges silently, the
+    // price keeps the server's value and mine goes to the inbox.
+    let theirs = server_version(
+        &[
+            ("price", Value::Integer(15)),
+            ("name", Value::String("Chai".into())),
+        ],
+        9,
+    );
+    let commands = outbox.handle(
+        3,
+        Event::DocumentsRead {
+            unit_id: unit.id.clone(),
+            documents: vec![("shops/s1/products/p1".into(), Some(theirs))],
+        },
+    );
+    let [Command::RewriteUnit { unit: rewritten }, Command::RecordConflicts { entries }, Command::SendCommit { request, .. }] =
+        commands.as_slice()
+    else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(entries[0].local_value, Some(Value::Integer(12)));
+    assert!(
+        rewritten.writes.is_empty(),
+        "nothing of mine is left to set"
+    );
+    assert_eq!(
+        request.writes.len(),
+        1,
+        "only the marker: the unit still counts as applied exactly once"
+    );
+}
+
+#[test]
+fn my_own_earlier_change_is_not_a_conflict_for_my_later_edit() {
+    // Regression guard: an edit made while an earlier edit of the same field was in flight
+    // started from the same server version; the server's new value is our own, so the later
+    // edit must win without an inbox entry.
+    let mut outbox = outbox();
+    let first = edit_of_version(1, 20, 10, 5);
+    let second = edit_of_version(2, 30, 10, 5);
+    outbox.handle(0, Event::LocalWrite(first.clone()));
+    outbox.handle(1, Event::LocalWrite(second.clone()));
+    // Applied, but the reply is lost; the marker says so.
+    outbox.handle(
+        2,
+        Event::CommitFailed {
+            unit_id: first.id.clone(),
+            failure: PushFailure::Network("reset".into()),
+        },
+    );
+    let commands = outbox.handle(
+        3,
+        Event::MarkerRead {
+            unit_id: first.id.clone(),
+            exists: true,
+        },
+    );
+    assert!(commands
+        .iter()
+        .any(|c| matches!(c, Command::RewriteUnit { unit } if unit.id == second.id)));
+    let failure = server_error(Code::FailedPrecondition, "version changed");
+    outbox.handle(
+        4,
+        Event::CommitFailed {
+            unit_id: second.id.clone(),
+            failure,
+        },
+    );
+    outbox.handle(
+        5,
+        Event::MarkerRead {
+            unit_id: second.id.clone(),
+            exists: false,
+        },
+    );
+    let mine_applied = server_version(
+        &[
+            ("price", Value::Integer(20)),
+            ("name", Value::String("Tea".into())),
+        ],
+        8,
+    );
+    let commands = outbox.handle(
+        6,
+        Event::DocumentsRead {
+            unit_id: second.id.clone(),
+            documents: vec![("shops/s1/products/p1".into(), Some(mine_applied))],
+        },
+    );
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, Command::RecordConflicts { .. })),
+        "{commands:?}"
+    );
+    let (_, request) = sent_unit(&commands).unwrap();
+    assert_eq!(
+        written_fields(request, "products/p1")["price"],
+        Value::Integer(30)
+    );
+    assert_eq!(
+        request.writes[0]
+            .current_document
+            .as_ref()
+            .unwrap()
+            .update_time,
+        Some(counterbook_firestore_wire::Timestamp::from_unix_micros(8)),
+        "now checks the version it merged with"
+    );
+}
+
+#[test]
+fn a_refused_shared_commit_is_split_and_only_the_culprit_is_dead_lettered() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::Online(false));
+    let good = price_edit(1, 1, 100);
+    let bad = price_edit(2, 1, 200);
+    outbox.handle(0, Event::LocalWrite(good.clone()));
+    outbox.handle(0, Event::LocalWrite(bad.clone()));
+    let commands = outbox.handle(1, Event::Online(true));
+    assert_eq!(
+        commands_sent(&commands),
+        vec![good.id.as_str()],
+        "one shared commit"
+    );
+    let commands = outbox.handle(
+        2,
+        Event::CommitFailed {
+            unit_id: good.id.clone(),
+            failure: server_error(Code::InvalidArgument, "bad price"),
+        },
+    );
+    assert_eq!(
+        commands_sent(&commands),
+        vec![good.id.as_str()],
+        "alone now"
+    );
+    let (_, request) = sent_unit(&commands).unwrap();
+    assert_eq!(request.writes.len(), 2, "one write, one marker");
+    let commands = outbox.handle(
+        3,
+        Event::CommitSucceeded {
+            unit_id: good.id.clone(),
+        },
+    );
+    assert_eq!(commands_sent(&commands), vec![bad.id.as_str()]);
+    let commands = outbox.handle(
+        4,
+        Event::CommitFailed {
+            unit_id: bad.id.clone(),
+            failure: server_error(Code::InvalidArgument, "bad price"),
+        },
+    );
+    assert!(matches!(&commands[0], Command::MarkDeadLetter { unit_id, .. } if *unit_id == bad.id));
+    assert_eq!(outbox.status().dead_letters, 1);
+}
+
+#[test]
+fn the_engine_pulls_page_by_page_and_raises_oversold_stock() {
+    let mut outbox = outbox();
+    let commands = outbox.handle(
+        0,
+        Event::PullRequested {
+            collection: "products".into(),
+            checkpoint: None,
+        },
+    );
+    assert!(
+        matches!(&commands[..], [Command::RunPullQuery { collection, .. }] if collection == "products")
+    );
+    let mut oversold = server_version(&[("stock", Value::Integer(-2))], 4);
+    oversold.fields.insert(
+        "updatedAt".into(),
+        Value::Timestamp(counterbook_firestore_wire::Timestamp::from_unix_micros(4)),
+    );
+    let commands = outbox.handle(
+        1,
+        Event::PullPage {
+            collection: "products".into(),
+            documents: vec![oversold],
+        },
+    );
+    let [Command::ApplyPulledPage(page)] = &commands[..] else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        page.conflicts[0].kind,
+        counterbook_sync::ConflictKind::Oversold
+    );
+    assert!(outbox
+        .handle(
+            2,
+            Event::PulledPageApplied {
+                collection: "products".into()
+            }
+        )
+        .is_empty());
+    assert!(outbox.is_idle());
+}
