@@ -101,7 +101,12 @@ const DATA_MIGRATIONS: &[DataMigration] = &[DataMigration {
 pub enum StorageError {
     #[error("Could not open the local database: {0}")]
     Open(String),
-    #[error("This device's storage is full, so nothing was saved. Free some space and try again.")]
+    /// The browser refused to commit: `QuotaExceededError`, or a disk error. The IndexedDB
+    /// spec aborts a transaction at commit for exactly those two causes, and rexie reports the
+    /// abort without its cause, so both end here.
+    #[error(
+        "This device's storage is full (or failing), so nothing was saved. Free some space and try again."
+    )]
     QuotaExceeded,
     #[error("Saving to the local database failed, so nothing was saved: {0}")]
     Transaction(String),
@@ -322,9 +327,8 @@ impl Store {
         if result.is_committed() {
             Ok(())
         } else {
-            Err(StorageError::Transaction(
-                "the transaction was aborted".into(),
-            ))
+            // Every request succeeded (a failing one returns above), yet the commit aborted.
+            Err(StorageError::QuotaExceeded)
         }
     }
 
