@@ -4,7 +4,7 @@
 // the group also stops the java process the emulator's launcher script starts).
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -15,6 +15,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DIST = join(ROOT, "dist");
 export const SERVER_BIN = join(ROOT, "target", "release", "counterbook-server");
 export const ARTIFACTS = join(ROOT, "e2e", "artifacts");
+mkdirSync(ARTIFACTS, { recursive: true });
 const EMULATOR =
   "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
 
