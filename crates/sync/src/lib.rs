@@ -1,12 +1,16 @@
 //! Counterbook's sync engine core, sans IO.
 //!
 //! The engine is a plain value: [`Outbox::handle`] takes the current time and one [`Event`]
-//! and returns the [`Command`]s for the driver to carry out (send a commit, read a marker,
-//! mark a unit done in the store, wake up later). It never awaits, never reads a clock and never
-//! touches the network or storage, so it is tested natively and deterministically.
+//! and returns the [`Command`]s for the driver to carry out (send a commit, read a marker or the
+//! documents to merge with, apply a pulled page, mark a unit done in the store, wake up later).
+//! It never awaits, never reads a clock and never touches the network or storage, so it is
+//! tested natively and deterministically: unit tests per module, scenario tests in
+//! `tests/outbox.rs`, and [`sim`], a seeded simulation of tablets, server and a hostile network.
 //!
-//! This crate holds the outbox and the push of units, and the pure parts of checkpointed pulls;
-//! the driver in the app decides when to pull. Listen state arrives with real-time sync.
+//! Modules: [`outbox`] (the state machine, pipelining, error classes), [`unit`] (units, folding,
+//! the commit), [`conflict`] (three-way merge, bill rules, business rules), [`pull`]
+//! (checkpointed pulls), [`backoff`] (full jitter), [`sim`] (the simulation). Listen state
+//! arrives with real-time sync.
 
 pub mod backoff;
 pub mod conflict;
