@@ -7,7 +7,19 @@
 //! - transforms run after the update, in order, on the updated fields; `REQUEST_TIME` is the
 //!   commit time (as Cloud Firestore does; the emulator uses a slightly earlier clock reading);
 //!   `increment` adds integers with saturation, goes to double if either side is a double, and
-//!   treats a missing or non-numeric field as 0.
+//!   treats a missing or non-numeric field as 0; `maximum` and `minimum` keep the current value
+//!   when it is numeric and not beaten (a tie keeps the current value and its type), take the
+//!   operand when the field is missing or not a number, and give NaN if either side is NaN;
+//!   `appendMissingElements` adds the elements not already present (Firestore equality, so
+//!   `2.0` is present when `2` is) and `removeAllFromArray` removes every equal element, both
+//!   starting from an empty array when the field is not an array, and both report a null
+//!   transform result, as the emulator does;
+//! - the legacy `transform` write is an update with an empty mask and those transforms;
+//! - a commit in a transaction first checks (under the writer lock, in the same SQLite
+//!   transaction) that nothing the transaction read has changed (`transaction`), else 409
+//!   `ABORTED`; a read-only transaction's commit may not write;
+//! - `limits`: field names, nesting and value sizes of the body, 1 MiB per document as the
+//!   write leaves it, 500 writes per commit.
 //! - a write that leaves an existing document unchanged keeps its `updateTime`.
 //! - `delete` and `verify` results carry no transform results; a delete's result is empty and a
 //!   verify's carries the document's current `updateTime`.
@@ -16,16 +28,20 @@
 //! is rejected the same way whatever the database holds. `apply_write` is pure too; `run_commit`
 //! is the only function here that touches the store, all inside one transaction.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use counterbook_firestore_wire::{
-    CommitRequest, CommitResponse, DocumentName, FieldTransform, Precondition, ServerValue,
-    Timestamp, TransformKind, Value, Write, WriteOperation, WriteResult,
+    CommitRequest, CommitResponse, Document, DocumentName, FieldTransform, Precondition,
+    ServerValue, Timestamp, TransformKind, Value, Write, WriteOperation, WriteResult,
 };
 
 use crate::error::ServerError;
 use crate::field_path::FieldPath;
-use crate::store::{DatabaseId, Store, StoredDocument};
+use crate::limits::{check_document_size, validate_client_fields, MAX_WRITES_PER_COMMIT};
+use crate::reads::{evaluate_query, result_versions};
+use crate::store::{DatabaseId, DocumentSource, Store, StoredDocument, WriteTransaction};
+use crate::transaction::{contention, RecordedRead};
 
 /// A write that passed validation.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,12 +78,18 @@ pub struct ValidatedTransform {
     pub kind: SupportedTransform,
 }
 
-/// The transforms this server implements so far.
+/// Every field transform Firestore defines.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SupportedTransform {
     RequestTime,
     /// The operand: always an integer or a double.
     Increment(Value),
+    /// The operand: always an integer or a double.
+    Maximum(Value),
+    /// The operand: always an integer or a double.
+    Minimum(Value),
+    AppendMissingElements(Vec<Value>),
+    RemoveAllFromArray(Vec<Value>),
 }
 
 /// Parses a document name from a request body and checks that it is a document of `database`.
@@ -94,10 +116,12 @@ pub fn validate_commit(
     request: CommitRequest,
     database: &DatabaseId,
 ) -> Result<Vec<ValidatedWrite>, ServerError> {
-    if request.transaction.is_some() {
-        return Err(ServerError::Unimplemented(
-            "transactions are not implemented yet; commit without a transaction".into(),
-        ));
+    // The transaction, if any, is `run_commit`'s business: the writes validate the same way.
+    if request.writes.len() > MAX_WRITES_PER_COMMIT {
+        return Err(ServerError::InvalidArgument(format!(
+            "A commit can hold at most {MAX_WRITES_PER_COMMIT} writes; this one has {}.",
+            request.writes.len()
+        )));
     }
     if let Some(named) = &request.database {
         if *named != database.resource_name() {
@@ -124,12 +148,13 @@ fn validate_write(write: Write, database: &DatabaseId) -> Result<ValidatedWrite,
     let (document, action) = match write.operation {
         WriteOperation::Update(body) => {
             let document = parse_document_name(&body.name, database)?;
+            validate_client_fields(&body.fields)?;
             let mask = write
                 .update_mask
                 .map(|mask| {
                     mask.field_paths
                         .iter()
-                        .map(|path| FieldPath::parse(path))
+                        .map(|path| FieldPath::parse_for_write(path))
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .transpose()?;
@@ -158,12 +183,29 @@ fn validate_write(write: Write, database: &DatabaseId) -> Result<ValidatedWrite,
             }
             (parse_document_name(&name, database)?, WriteAction::Verify)
         }
-        WriteOperation::Transform(_) => {
-            return Err(ServerError::Unimplemented(
-                "the stand-alone transform write is not implemented; \
-                 send updateTransforms on an update instead"
-                    .into(),
-            ))
+        WriteOperation::Transform(legacy) => {
+            if write.update_mask.is_some() {
+                return Err(ServerError::InvalidArgument(
+                    "a transform must not specify a document mask.".into(),
+                ));
+            }
+            if legacy.field_transforms.is_empty() {
+                return Err(ServerError::InvalidArgument(
+                    "The list of FieldTransform must not be empty.".into(),
+                ));
+            }
+            let transforms = legacy
+                .field_transforms
+                .iter()
+                .chain(&write.update_transforms)
+                .map(validate_transform)
+                .collect::<Result<Vec<_>, _>>()?;
+            let action = WriteAction::Update {
+                fields: BTreeMap::new(),
+                mask: Some(Vec::new()),
+                transforms,
+            };
+            (parse_document_name(&legacy.document, database)?, action)
         }
     };
     Ok(ValidatedWrite {
@@ -206,7 +248,13 @@ fn validate_precondition(
 }
 
 fn validate_transform(transform: &FieldTransform) -> Result<ValidatedTransform, ServerError> {
-    let path = FieldPath::parse(&transform.field_path)?;
+    let path = FieldPath::parse_for_write(&transform.field_path)?;
+    let numeric_operand = |operand: &Value| match operand {
+        Value::Integer(_) | Value::Double(_) => Ok(operand.clone()),
+        _ => Err(ServerError::InvalidArgument(
+            "Input must be int64 or double.".into(),
+        )),
+    };
     let kind = match &transform.kind {
         TransformKind::SetToServerValue(ServerValue::RequestTime) => {
             SupportedTransform::RequestTime
@@ -216,31 +264,19 @@ fn validate_transform(transform: &FieldTransform) -> Result<ValidatedTransform, 
                 "ServerValue type must be specified for set_to_server_value transformation.".into(),
             ))
         }
-        TransformKind::Increment(operand @ (Value::Integer(_) | Value::Double(_))) => {
-            SupportedTransform::Increment(operand.clone())
+        TransformKind::Increment(operand) => {
+            SupportedTransform::Increment(numeric_operand(operand)?)
         }
-        TransformKind::Increment(_) => {
-            return Err(ServerError::InvalidArgument(
-                "Input must be int64 or double.".into(),
-            ))
+        TransformKind::Maximum(operand) => SupportedTransform::Maximum(numeric_operand(operand)?),
+        TransformKind::Minimum(operand) => SupportedTransform::Minimum(numeric_operand(operand)?),
+        TransformKind::AppendMissingElements(elements) => {
+            SupportedTransform::AppendMissingElements(elements.values.clone())
         }
-        TransformKind::Maximum(_) => return Err(unimplemented_transform("maximum")),
-        TransformKind::Minimum(_) => return Err(unimplemented_transform("minimum")),
-        TransformKind::AppendMissingElements(_) => {
-            return Err(unimplemented_transform("appendMissingElements"))
-        }
-        TransformKind::RemoveAllFromArray(_) => {
-            return Err(unimplemented_transform("removeAllFromArray"))
+        TransformKind::RemoveAllFromArray(elements) => {
+            SupportedTransform::RemoveAllFromArray(elements.values.clone())
         }
     };
     Ok(ValidatedTransform { path, kind })
-}
-
-fn unimplemented_transform(kind: &str) -> ServerError {
-    ServerError::Unimplemented(format!(
-        "the {kind} transform is not implemented yet; \
-         only setToServerValue REQUEST_TIME and increment are"
-    ))
 }
 
 /// Fails the write if its precondition does not hold for the document as it is now.
@@ -334,6 +370,7 @@ pub fn apply_write(
                 .iter()
                 .map(|transform| apply_transform(&mut fields, transform, commit_time))
                 .collect();
+            check_document_size(&write.document, &fields)?;
             match current {
                 Some(existing) if existing.fields == fields => Ok(AppliedWrite {
                     change: DocumentChange::Unchanged,
@@ -367,9 +404,68 @@ fn apply_transform(
     let result = match &transform.kind {
         SupportedTransform::RequestTime => Value::Timestamp(commit_time),
         SupportedTransform::Increment(operand) => increment(transform.path.get(fields), operand),
+        SupportedTransform::Maximum(operand) => {
+            numeric_extreme(transform.path.get(fields), operand, Ordering::Greater)
+        }
+        SupportedTransform::Minimum(operand) => {
+            numeric_extreme(transform.path.get(fields), operand, Ordering::Less)
+        }
+        SupportedTransform::AppendMissingElements(elements) => {
+            let mut array = current_array(transform.path.get(fields));
+            for element in elements {
+                if !array
+                    .iter()
+                    .any(|present| present.firestore_eq(element) || same_nan(present, element))
+                {
+                    array.push(element.clone());
+                }
+            }
+            transform.path.set(fields, Value::Array(array));
+            return Value::Null;
+        }
+        SupportedTransform::RemoveAllFromArray(elements) => {
+            let mut array = current_array(transform.path.get(fields));
+            array.retain(|present| {
+                !elements
+                    .iter()
+                    .any(|element| present.firestore_eq(element) || same_nan(present, element))
+            });
+            transform.path.set(fields, Value::Array(array));
+            return Value::Null;
+        }
     };
     transform.path.set(fields, result.clone());
     result
+}
+
+/// Array transforms treat NaN as equal to NaN (they compare stored values, not filters).
+fn same_nan(a: &Value, b: &Value) -> bool {
+    a.is_nan() && b.is_nan()
+}
+
+fn current_array(current: Option<&Value>) -> Vec<Value> {
+    match current {
+        Some(Value::Array(values)) => values.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// `maximum` (`wins` = Greater) and `minimum` (`wins` = Less): the operand replaces the
+/// current value only when the current one is not a number or the operand strictly wins; NaN
+/// on either side gives NaN.
+pub fn numeric_extreme(current: Option<&Value>, operand: &Value, wins: Ordering) -> Value {
+    match current {
+        Some(current @ (Value::Integer(_) | Value::Double(_))) => {
+            if current.is_nan() {
+                current.clone()
+            } else if operand.is_nan() || operand.firestore_cmp(current) == wins {
+                operand.clone()
+            } else {
+                current.clone()
+            }
+        }
+        _ => operand.clone(),
+    }
 }
 
 /// Firestore's increment: integer + integer saturates at the i64 bounds, a double on either side
@@ -390,33 +486,203 @@ pub fn run_commit(
     database: &DatabaseId,
     request: CommitRequest,
 ) -> Result<CommitResponse, ServerError> {
+    let transaction_id = request.transaction.clone();
     let writes = validate_commit(request, database)?;
-    if writes.is_empty() {
+    let recorded_reads = match &transaction_id {
+        None => Vec::new(),
+        Some(id) => {
+            let closed = store.transactions().close_for_commit(id, database)?;
+            if closed.read_only && !writes.is_empty() {
+                return Err(ServerError::InvalidArgument(
+                    "Cannot modify entities in a read-only transaction.".into(),
+                ));
+            }
+            closed.reads
+        }
+    };
+    if writes.is_empty() && recorded_reads.is_empty() {
         // The emulator answers an empty commit with `{}`: no commit time, nothing written.
         return Ok(CommitResponse::default());
     }
     store.write_transaction(|transaction| {
-        let commit_time = transaction.commit_time();
-        let mut write_results = Vec::with_capacity(writes.len());
-        for write in &writes {
-            // Reads see this transaction's own earlier writes, so two writes to one document
-            // in one commit apply in order.
-            let current = transaction.get_document(&write.document)?;
-            let applied = apply_write(current.as_ref(), write, commit_time)?;
-            match &applied.change {
-                DocumentChange::Unchanged => {}
-                DocumentChange::Put(document) => {
-                    transaction.put_document(&write.document, document)?
-                }
-                DocumentChange::Delete => transaction.delete_document(&write.document)?,
-            }
-            write_results.push(applied.result);
+        check_recorded_reads(transaction, &recorded_reads)?;
+        if writes.is_empty() {
+            return Ok(CommitResponse::default());
         }
+        let write_results = apply_writes(transaction, &writes)?;
         Ok(CommitResponse {
             write_results,
-            commit_time: Some(commit_time),
+            commit_time: Some(transaction.commit_time()),
         })
     })
+}
+
+/// The query-string parameters of a `PATCH` or `DELETE` of one document.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DocumentWriteParameters {
+    /// `updateMask.fieldPaths`: without it a `PATCH` replaces the document.
+    pub update_mask: Option<Vec<String>>,
+    /// `mask.fieldPaths`: which fields the reply shows.
+    pub response_mask: Option<Vec<FieldPath>>,
+    pub exists: Option<bool>,
+    pub update_time: Option<Timestamp>,
+}
+
+impl DocumentWriteParameters {
+    fn precondition(&self) -> Option<Precondition> {
+        (self.exists.is_some() || self.update_time.is_some()).then_some(Precondition {
+            exists: self.exists,
+            update_time: self.update_time,
+        })
+    }
+}
+
+/// The one-write commit a `PATCH` stands for. A body naming another document than the URL is
+/// refused (the emulator never answers such a request).
+pub fn patch_as_commit(
+    name: &DocumentName,
+    body: Document,
+    parameters: &DocumentWriteParameters,
+) -> Result<CommitRequest, ServerError> {
+    let url_name = name.to_string();
+    if !body.name.is_empty() && body.name != url_name {
+        return Err(ServerError::InvalidArgument(format!(
+            "the body names document {:?} but the URL names {url_name}",
+            body.name
+        )));
+    }
+    Ok(CommitRequest {
+        database: None,
+        writes: vec![Write {
+            operation: WriteOperation::Update(Document {
+                name: url_name,
+                fields: body.fields,
+                create_time: None,
+                update_time: None,
+            }),
+            update_mask: parameters
+                .update_mask
+                .clone()
+                .map(|field_paths| counterbook_firestore_wire::DocumentMask { field_paths }),
+            update_transforms: Vec::new(),
+            current_document: parameters.precondition(),
+        }],
+        transaction: None,
+    })
+}
+
+/// The one-write commit a `DELETE` stands for.
+pub fn delete_as_commit(
+    name: &DocumentName,
+    parameters: &DocumentWriteParameters,
+) -> CommitRequest {
+    CommitRequest {
+        database: None,
+        writes: vec![Write {
+            operation: WriteOperation::Delete(name.to_string()),
+            update_mask: None,
+            update_transforms: Vec::new(),
+            current_document: parameters.precondition(),
+        }],
+        transaction: None,
+    }
+}
+
+fn database_of(name: &DocumentName) -> DatabaseId {
+    DatabaseId {
+        project: name.project.clone(),
+        database: name.database.clone(),
+    }
+}
+
+/// `PATCH` of a document: writes it and answers the document as it now is, shown through
+/// `mask.fieldPaths` if given.
+pub fn run_patch(
+    store: &Store,
+    name: &DocumentName,
+    body: Document,
+    parameters: DocumentWriteParameters,
+) -> Result<serde_json::Value, ServerError> {
+    let request = patch_as_commit(name, body, &parameters)?;
+    let writes = validate_commit(request, &database_of(name))?;
+    let stored = store.write_transaction(|transaction| {
+        apply_writes(transaction, &writes)?;
+        Ok(transaction.get_document(name)?)
+    })?;
+    let Some(mut stored) = stored else {
+        return Err(ServerError::NotFound(format!(
+            "Document \"{name}\" not found."
+        )));
+    };
+    if let Some(paths) = &parameters.response_mask {
+        stored.fields = crate::query::project_fields(&stored.fields, paths);
+    }
+    Ok(serde_json::to_value(stored.into_wire(name.to_string())).unwrap_or_default())
+}
+
+/// `DELETE` of a document; deleting a missing document succeeds unless a precondition says
+/// otherwise.
+pub fn run_delete(
+    store: &Store,
+    name: &DocumentName,
+    parameters: DocumentWriteParameters,
+) -> Result<(), ServerError> {
+    let writes = validate_commit(delete_as_commit(name, &parameters), &database_of(name))?;
+    store.write_transaction(|transaction| apply_writes(transaction, &writes))?;
+    Ok(())
+}
+
+/// Applies validated writes in order inside an open write transaction.
+pub fn apply_writes(
+    transaction: &WriteTransaction<'_>,
+    writes: &[ValidatedWrite],
+) -> Result<Vec<WriteResult>, ServerError> {
+    let commit_time = transaction.commit_time();
+    let mut write_results = Vec::with_capacity(writes.len());
+    for write in writes {
+        // Reads see this transaction's own earlier writes, so two writes to one document
+        // in one commit apply in order.
+        let current = transaction.get_document(&write.document)?;
+        let applied = apply_write(current.as_ref(), write, commit_time)?;
+        match &applied.change {
+            DocumentChange::Unchanged => {}
+            DocumentChange::Put(document) => transaction.put_document(&write.document, document)?,
+            DocumentChange::Delete => transaction.delete_document(&write.document)?,
+        }
+        write_results.push(applied.result);
+    }
+    Ok(write_results)
+}
+
+/// Fails with `ABORTED` if anything a transaction read is no longer what it saw.
+fn check_recorded_reads(
+    transaction: &WriteTransaction<'_>,
+    reads: &[RecordedRead],
+) -> Result<(), ServerError> {
+    for read in reads {
+        match read {
+            RecordedRead::Document { name, update_time } => {
+                let now = transaction
+                    .get_document(name)?
+                    .map(|document| document.update_time);
+                if now != *update_time {
+                    return Err(contention(&format!("document {name}")));
+                }
+            }
+            RecordedRead::Query {
+                parent,
+                query,
+                results,
+            } => {
+                let source: &dyn DocumentSource = transaction;
+                let run = evaluate_query(source, parent, query)?;
+                if result_versions(&run.documents) != *results {
+                    return Err(contention("the result of a query"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -548,6 +814,76 @@ mod tests {
         check_increment(Some(Value::String("x".into())), Integer(4), Integer(4));
     }
 
+    fn check_extreme(current: Option<Value>, operand: Value, wins: Ordering, expected: Value) {
+        let result = numeric_extreme(current.as_ref(), &operand, wins);
+        match (&result, &expected) {
+            (Value::Double(a), Value::Double(b)) if a.is_nan() && b.is_nan() => {}
+            _ => assert_eq!(result, expected, "{current:?} vs {operand:?}"),
+        }
+    }
+
+    #[test]
+    fn maximum_and_minimum_follow_the_emulator() {
+        use Value::{Double, Integer};
+        let (max, min) = (Ordering::Greater, Ordering::Less);
+        check_extreme(Some(Integer(5)), Double(5.0), max, Integer(5));
+        check_extreme(Some(Integer(5)), Double(6.5), max, Double(6.5));
+        check_extreme(Some(Double(2.5)), Integer(2), max, Double(2.5));
+        check_extreme(Some(Double(2.5)), Integer(2), min, Integer(2));
+        check_extreme(Some(Value::String("x".into())), Integer(3), max, Integer(3));
+        check_extreme(None, Integer(3), min, Integer(3));
+        check_extreme(Some(Double(f64::NAN)), Integer(3), max, Double(f64::NAN));
+        check_extreme(Some(Double(f64::NAN)), Integer(3), min, Double(f64::NAN));
+        check_extreme(Some(Integer(5)), Double(f64::NAN), max, Double(f64::NAN));
+        check_extreme(Some(Integer(5)), Double(f64::NAN), min, Double(f64::NAN));
+    }
+
+    #[test]
+    fn array_transforms_compare_numbers_by_value_and_report_null() {
+        let current = stored(json!({
+            "arr": {"arrayValue": {"values": [{"integerValue": "1"}, {"doubleValue": 1.0}, {"integerValue": "2"}, {"stringValue": "a"}, {"integerValue": "1"}]}},
+            "s": {"stringValue": "x"}
+        }));
+        let applied = apply(
+            Some(&current),
+            json!({
+                "update": {"name": DOC},
+                "updateMask": {},
+                "updateTransforms": [
+                    {"fieldPath": "arr", "appendMissingElements": {"values": [{"integerValue": "2"}, {"integerValue": "3"}, {"integerValue": "3"}, {"doubleValue": 2.0}]}},
+                    {"fieldPath": "arr", "removeAllFromArray": {"values": [{"doubleValue": 1.0}]}},
+                    {"fieldPath": "s", "appendMissingElements": {"values": [{"integerValue": "2"}]}},
+                    {"fieldPath": "missing", "removeAllFromArray": {"values": [{"integerValue": "2"}]}}
+                ]
+            }),
+        )
+        .unwrap();
+        assert_eq!(applied.result.transform_results, vec![Value::Null; 4]);
+        assert_eq!(
+            put_fields(applied),
+            fields(json!({
+                "arr": {"arrayValue": {"values": [{"integerValue": "2"}, {"stringValue": "a"}, {"integerValue": "3"}]}},
+                "s": {"arrayValue": {"values": [{"integerValue": "2"}]}},
+                "missing": {"arrayValue": {}}
+            }))
+        );
+    }
+
+    #[test]
+    fn the_legacy_transform_write_creates_or_updates_with_only_its_transforms() {
+        let applied = apply(
+            None,
+            json!({"transform": {"document": DOC, "fieldTransforms": [
+                {"fieldPath": "n", "increment": {"integerValue": "3"}}]}}),
+        )
+        .unwrap();
+        assert_eq!(applied.result.transform_results, vec![Value::Integer(3)]);
+        assert_eq!(
+            put_fields(applied),
+            fields(json!({"n": {"integerValue": "3"}}))
+        );
+    }
+
     #[test]
     fn transforms_apply_after_the_update_in_order() {
         let applied = apply(
@@ -627,9 +963,19 @@ mod tests {
             "int64 or double",
         );
         check_rejection(
-            json!({"update": {"name": DOC}, "updateTransforms": [{"fieldPath": "a", "maximum": {"integerValue": "1"}}]}),
-            Code::Unimplemented,
-            "maximum",
+            json!({"update": {"name": DOC}, "updateTransforms": [{"fieldPath": "a", "maximum": {"stringValue": "z"}}]}),
+            Code::InvalidArgument,
+            "int64 or double",
+        );
+        check_rejection(
+            json!({"update": {"name": DOC}, "updateMask": {"fieldPaths": ["__k__"]}}),
+            Code::InvalidArgument,
+            "reserved name",
+        );
+        check_rejection(
+            json!({"transform": {"document": DOC}}),
+            Code::InvalidArgument,
+            "must not be empty",
         );
         check_rejection(
             json!({"update": {"name": DOC}, "updateMask": {"fieldPaths": ["a..b"]}}),

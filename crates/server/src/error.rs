@@ -22,9 +22,13 @@ pub enum ServerError {
     /// "Payload isn't valid for request." with serde's reason appended.
     #[error("Payload isn't valid for request: {0}")]
     MalformedBody(#[source] serde_json::Error),
-    /// The body is larger than Firestore's request limit. 400, as Cloud Firestore answers.
+    /// The body is larger than Firestore's request limit. HTTP 413 with `INVALID_ARGUMENT`,
+    /// as the emulator's front end answers a body that large.
     #[error("Request payload size exceeds the limit: {limit_bytes} bytes.")]
     PayloadTooLarge { limit_bytes: usize },
+    /// A transaction's commit found that something it read has changed. 409.
+    #[error("{0}")]
+    Aborted(String),
     /// A document the request needs does not exist (GET, or an `exists: true` precondition). 404.
     #[error("{0}")]
     NotFound(String),
@@ -73,6 +77,7 @@ impl ServerError {
             | ServerError::PayloadTooLarge { .. } => Code::InvalidArgument,
             ServerError::NotFound(_) | ServerError::NoSuchMethod(_) => Code::NotFound,
             ServerError::AlreadyExists(_) => Code::AlreadyExists,
+            ServerError::Aborted(_) => Code::Aborted,
             ServerError::FailedPrecondition(_) => Code::FailedPrecondition,
             ServerError::Unimplemented(_) => Code::Unimplemented,
             ServerError::Unauthenticated(_) => Code::Unauthenticated,
@@ -101,11 +106,14 @@ impl IntoResponse for ServerError {
             }
             _ => tracing::debug!(error = %self, "request rejected"),
         }
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorResponse {
-            error: self.to_status(),
+        let status = match self {
+            ServerError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };
+        let mut error = self.to_status();
+        error.code = status.as_u16();
+        let body = ErrorResponse { error };
         (status, Json(body)).into_response()
     }
 }

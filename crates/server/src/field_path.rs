@@ -70,6 +70,32 @@ impl FieldPath {
         Ok(FieldPath { segments })
     }
 
+    /// A path from its segments, as found by walking a document's maps.
+    pub fn from_segments(segments: Vec<String>) -> FieldPath {
+        FieldPath { segments }
+    }
+
+    /// The map keys this path follows.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// Parses a path that a write sets (an update mask entry, a transform's target): the
+    /// `__.*__` names are Firestore's own and cannot be written.
+    pub fn parse_for_write(text: &str) -> Result<FieldPath, ServerError> {
+        let path = FieldPath::parse(text)?;
+        if path
+            .segments
+            .iter()
+            .any(|segment| is_reserved_name(segment))
+        {
+            return Err(ServerError::InvalidArgument(format!(
+                "Invalid reserved name in field path {text}"
+            )));
+        }
+        Ok(path)
+    }
+
     /// `true` for `__name__`, which queries resolve to the document's reference.
     pub fn is_document_name(&self) -> bool {
         self.segments.len() == 1 && self.segments[0] == DOCUMENT_NAME_FIELD
@@ -125,6 +151,11 @@ impl FieldPath {
         }
         current.remove(last);
     }
+}
+
+/// Firestore reserves field names that start and end with two underscores (`__name__`, ...).
+pub fn is_reserved_name(segment: &str) -> bool {
+    segment.len() >= 4 && segment.starts_with("__") && segment.ends_with("__")
 }
 
 fn is_simple_segment(segment: &str) -> bool {

@@ -12,14 +12,21 @@
 //! - `auth`: sign-in, ID tokens, accounts and the access policy (without `--dev`);
 //! - `error`: `ServerError` and its Firestore-shaped JSON response.
 
+pub mod aggregation;
 pub mod auth;
 pub mod commit;
 pub mod error;
 pub mod field_path;
+pub mod index_key;
+pub mod limits;
+pub mod opaque;
 pub mod query;
+pub mod reads;
+pub mod request_schema;
 pub mod routes;
 pub mod static_files;
 pub mod store;
+pub mod transaction;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,23 +7,26 @@
 //! accepted like `application/json`, an empty body means `{}` as on the emulator, and every
 //! failure becomes the Firestore-shaped JSON of `ServerError`.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use counterbook_firestore_wire::{
-    CommitRequest, CommitResponse, DocumentName, RunQueryRequest, RunQueryResponseItem,
+    CommitRequest, CommitResponse, Document, DocumentName, Timestamp,
 };
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 
-use crate::commit::run_commit;
+use crate::aggregation::RunAggregationQueryRequest;
+use crate::commit::{run_commit, run_delete, run_patch, DocumentWriteParameters};
 use crate::error::ServerError;
 use crate::field_path::FieldPath;
-use crate::query::prepare_query;
+use crate::reads::{self, BatchGetRequest, ListParameters, RunQueryRequest};
+use crate::request_schema;
 use crate::store::DatabaseId;
+use crate::transaction::{BeginTransactionRequest, RollbackRequest};
 use crate::AppState;
 
 /// Cloud Firestore's request size limit.
@@ -85,49 +88,117 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
     let call = parse_api_call(request.method(), request.uri().path())?;
     // 401/403 unless the token's user may make this call; held until the call is served.
     let (request, _authorization) = crate::auth::authorize(&state, &call, request).await?;
-    match call {
+    let parameters = QueryParameters::parse(request.uri().query().unwrap_or(""))?;
+    let body = request.into_body();
+    let reply: serde_json::Value = match call {
         ApiCall::Commit(database) => {
-            let body: CommitRequest = read_json_body(request.into_body()).await?;
+            let body: CommitRequest =
+                read_json_body(body, request_schema::commit_request()).await?;
             let response = state
                 .run_blocking(move |store| run_commit(store, &database, body))
                 .await?;
-            Ok(Json(commit_response_json(response)).into_response())
+            commit_response_json(response)
         }
         ApiCall::RunQuery { database, parent } => {
-            let body: RunQueryRequest = read_json_body(request.into_body()).await?;
+            let body: RunQueryRequest =
+                read_json_body(body, request_schema::run_query_request()).await?;
             let items = state
-                .run_blocking(move |store| run_query(store, &database, &parent, body))
+                .run_blocking(move |store| reads::run_query(store, &database, &parent, body))
                 .await?;
-            Ok(Json(items).into_response())
+            serde_json::Value::Array(items)
         }
-        ApiCall::GetDocument(name) => {
-            let mask = mask_from_query_string(request.uri().query().unwrap_or(""))?;
-            let full_name = name.to_string();
-            let document = state
+        ApiCall::RunAggregationQuery { database, parent } => {
+            let body: RunAggregationQueryRequest =
+                read_json_body(body, request_schema::run_aggregation_query_request()).await?;
+            let items = state
                 .run_blocking(move |store| {
-                    store.read_snapshot(|snapshot| Ok(snapshot.get_document(&name)?))
+                    reads::run_aggregation_query(store, &database, &parent, body)
                 })
                 .await?;
-            let Some(mut stored) = document else {
-                return Err(ServerError::NotFound(format!(
-                    "Document ({full_name}) not found."
-                )));
-            };
-            if let Some(paths) = mask {
-                let mut selected = std::collections::BTreeMap::new();
-                for path in &paths {
-                    if let Some(value) = path.get(&stored.fields) {
-                        path.set(&mut selected, value.clone());
-                    }
-                }
-                stored.fields = selected;
-            }
-            Ok(Json(stored.into_wire(full_name)).into_response())
+            serde_json::Value::Array(items)
         }
-        other => Err(ServerError::Unimplemented(format!(
-            "{other:?} is not implemented yet"
-        ))),
-    }
+        ApiCall::BatchGet(database) => {
+            let body: BatchGetRequest =
+                read_json_body(body, request_schema::batch_get_request()).await?;
+            let items = state
+                .run_blocking(move |store| reads::batch_get(store, &database, body))
+                .await?;
+            serde_json::Value::Array(items)
+        }
+        ApiCall::BeginTransaction(database) => {
+            let body: BeginTransactionRequest =
+                read_json_body(body, request_schema::begin_transaction_request()).await?;
+            let options = body.options.unwrap_or_default();
+            let id = state
+                .run_blocking(move |store| store.transactions().begin(&database, &options))
+                .await?;
+            serde_json::json!({ "transaction": id })
+        }
+        ApiCall::Rollback(database) => {
+            let body: RollbackRequest =
+                read_json_body(body, request_schema::rollback_request()).await?;
+            let Some(id) = body.transaction else {
+                return Err(ServerError::InvalidArgument("Invalid transaction.".into()));
+            };
+            state
+                .run_blocking(move |store| store.transactions().rollback(&id, &database))
+                .await?;
+            serde_json::json!({})
+        }
+        ApiCall::GetDocument(name) => {
+            let mask = parameters.field_paths("mask.fieldPaths")?;
+            let transaction = parameters.single("transaction").map(str::to_owned);
+            let read_time = parameters.timestamp("readTime")?;
+            state
+                .run_blocking(move |store| {
+                    reads::get_document(store, &name, mask, transaction, read_time)
+                })
+                .await?
+        }
+        ApiCall::ListDocuments {
+            database,
+            collection,
+        } => {
+            let list = ListParameters {
+                page_size: parameters.integer("pageSize")?,
+                page_token: parameters.single("pageToken").map(str::to_owned),
+                order_by: parameters.single("orderBy").map(str::to_owned),
+                mask: parameters.field_paths("mask.fieldPaths")?,
+                show_missing: parameters.boolean("showMissing")?.unwrap_or(false),
+                transaction: parameters.single("transaction").map(str::to_owned),
+                read_time: parameters.timestamp("readTime")?,
+            };
+            state
+                .run_blocking(move |store| {
+                    reads::list_documents(store, &database, &collection, list)
+                })
+                .await?
+        }
+        ApiCall::PatchDocument(name) => {
+            let document: Document = read_json_body(body, request_schema::document()).await?;
+            let patch = DocumentWriteParameters {
+                update_mask: parameters.strings("updateMask.fieldPaths"),
+                response_mask: parameters.field_paths("mask.fieldPaths")?,
+                exists: parameters.boolean("currentDocument.exists")?,
+                update_time: parameters.timestamp("currentDocument.updateTime")?,
+            };
+            state
+                .run_blocking(move |store| run_patch(store, &name, document, patch))
+                .await?
+        }
+        ApiCall::DeleteDocument(name) => {
+            let delete = DocumentWriteParameters {
+                exists: parameters.boolean("currentDocument.exists")?,
+                update_time: parameters.timestamp("currentDocument.updateTime")?,
+                ..DocumentWriteParameters::default()
+            };
+            state
+                .run_blocking(move |store| run_delete(store, &name, delete))
+                .await?;
+            serde_json::json!({})
+        }
+    };
+    Ok(Json(reply).into_response())
 }
 
 /// Proto3 JSON leaves out empty repeated fields, so an empty commit answers `{}` exactly as the
@@ -146,52 +217,82 @@ fn commit_response_json(response: CommitResponse) -> serde_json::Value {
     json
 }
 
-fn run_query(
-    store: &crate::store::Store,
-    database: &DatabaseId,
-    parent: &DocumentName,
-    request: RunQueryRequest,
-) -> Result<Vec<RunQueryResponseItem>, ServerError> {
-    debug_assert!(database.contains(parent));
-    if request.transaction.is_some() || request.read_time.is_some() {
-        return Err(ServerError::Unimplemented(
-            "queries in a transaction or at a past readTime are not implemented yet".into(),
-        ));
-    }
-    let Some(structured_query) = request.structured_query else {
-        return Err(ServerError::InvalidArgument(
-            "only structured queries are supported".into(),
-        ));
-    };
-    let prepared = prepare_query(structured_query)?;
-    let (output, read_time) = store.read_snapshot(|snapshot| {
-        let candidates = snapshot.documents_in_collection(parent, &prepared.collection_id)?;
-        Ok((prepared.execute(candidates), snapshot.read_time()))
-    })?;
-    // The emulator's shape: one item per document, `skippedResults` on the first, `done` on the
-    // last; an empty result is a single item with only `readTime` and `done`.
-    let mut items: Vec<RunQueryResponseItem> = output
-        .documents
-        .into_iter()
-        .map(|document| RunQueryResponseItem {
-            document: Some(document),
-            read_time: Some(read_time),
-            ..RunQueryResponseItem::default()
-        })
-        .collect();
-    match items.first_mut() {
-        Some(first) => {
-            first.skipped_results = i32::try_from(output.skipped_results).unwrap_or(i32::MAX)
+/// A request's query string, decoded: repeated keys keep every value, in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct QueryParameters {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParameters {
+    fn parse(query: &str) -> Result<QueryParameters, ServerError> {
+        let mut pairs = Vec::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            pairs.push((
+                decode_segment(&key.replace('+', " "))?,
+                decode_segment(&value.replace('+', " "))?,
+            ));
         }
-        None => items.push(RunQueryResponseItem {
-            read_time: Some(read_time),
-            ..RunQueryResponseItem::default()
-        }),
+        Ok(QueryParameters { pairs })
     }
-    if let Some(last) = items.last_mut() {
-        last.done = true;
+
+    fn strings(&self, key: &str) -> Option<Vec<String>> {
+        let values: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+            .collect();
+        (!values.is_empty()).then_some(values)
     }
-    Ok(items)
+
+    fn single(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn field_paths(&self, key: &str) -> Result<Option<Vec<FieldPath>>, ServerError> {
+        self.strings(key)
+            .map(|paths| paths.iter().map(|path| FieldPath::parse(path)).collect())
+            .transpose()
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ServerError> {
+        self.single(key)
+            .map(|text| match text {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ServerError::InvalidArgument(format!(
+                    "Invalid value at '{key}' (TYPE_BOOL), \"{text}\""
+                ))),
+            })
+            .transpose()
+    }
+
+    fn integer(&self, key: &str) -> Result<Option<i64>, ServerError> {
+        self.single(key)
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ServerError::InvalidArgument(format!(
+                        "Invalid value at '{key}' (TYPE_INT32), \"{text}\""
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, ServerError> {
+        self.single(key)
+            .map(|text| {
+                Timestamp::parse(text).map_err(|error| {
+                    ServerError::InvalidArgument(format!("Invalid value at '{key}': {error}"))
+                })
+            })
+            .transpose()
+    }
 }
 
 fn decode_segment(segment: &str) -> Result<String, ServerError> {
@@ -295,35 +396,49 @@ fn parse_api_call(method: &Method, raw_path: &str) -> Result<ApiCall, ServerErro
     }
 }
 
-/// `mask.fieldPaths=a&mask.fieldPaths=b` from a GET's query string; other keys (`key=`) are
-/// ignored.
-fn mask_from_query_string(query: &str) -> Result<Option<Vec<FieldPath>>, ServerError> {
-    let mut paths = None;
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "mask.fieldPaths" {
-            let value = value.replace('+', " ");
-            let decoded = decode_segment(&value)?;
-            paths
-                .get_or_insert_with(Vec::new)
-                .push(FieldPath::parse(&decoded)?);
+/// How many bytes of an oversized body are read (and thrown away) before answering 413, so
+/// that a client still sending gets its answer instead of a reset connection.
+const MAX_DRAINED_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a JSON body of at most `MAX_REQUEST_BODY_BYTES`, whatever its content type, refuses
+/// fields the API does not define (`request_schema`), and deserializes it. An empty body is
+/// the default value, as on the emulator. A larger body is drained and answered 413.
+async fn read_json_body<T: DeserializeOwned + Default>(
+    mut body: Body,
+    schema: &'static [(&'static str, request_schema::Shape)],
+) -> Result<T, ServerError> {
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let frame =
+            std::future::poll_fn(|context| std::pin::Pin::new(&mut body).poll_frame(context)).await;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|error| {
+            ServerError::InvalidArgument(format!("the request body could not be read: {error}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > MAX_DRAINED_BODY_BYTES {
+            break;
+        }
+        if total <= MAX_REQUEST_BODY_BYTES {
+            bytes.extend_from_slice(&data);
         }
     }
-    Ok(paths)
-}
-
-/// Reads a JSON body of at most `MAX_REQUEST_BODY_BYTES`, whatever its content type; an empty
-/// body is the default value, as on the emulator.
-async fn read_json_body<T: DeserializeOwned + Default>(body: Body) -> Result<T, ServerError> {
-    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
-        .await
-        .map_err(|_| ServerError::PayloadTooLarge {
+    if total > MAX_REQUEST_BODY_BYTES {
+        return Err(ServerError::PayloadTooLarge {
             limit_bytes: MAX_REQUEST_BODY_BYTES,
-        })?;
+        });
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(ServerError::MalformedBody)
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(ServerError::MalformedBody)?;
+    request_schema::check_known_fields(&json, schema)?;
+    serde_json::from_value(json).map_err(ServerError::MalformedBody)
 }
 
 #[cfg(test)]
@@ -437,14 +552,20 @@ mod tests {
 
     #[test]
     fn get_masks_come_from_repeated_query_parameters() {
-        let mask =
-            mask_from_query_string("key=abc&mask.fieldPaths=a&mask.fieldPaths=%60odd%20key%60.x")
-                .unwrap()
-                .unwrap();
+        let parameters = QueryParameters::parse(
+            "key=abc&mask.fieldPaths=a&mask.fieldPaths=%60odd%20key%60.x&currentDocument.exists=false",
+        )
+        .unwrap();
+        let mask = parameters.field_paths("mask.fieldPaths").unwrap().unwrap();
         assert_eq!(
             mask.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["a", "`odd key`.x"]
         );
-        assert_eq!(mask_from_query_string("key=abc").unwrap(), None);
+        assert_eq!(
+            parameters.boolean("currentDocument.exists").unwrap(),
+            Some(false)
+        );
+        let without_mask = QueryParameters::parse("key=abc").unwrap();
+        assert_eq!(without_mask.field_paths("mask.fieldPaths").unwrap(), None);
     }
 }

@@ -14,6 +14,13 @@
 //! the last one is persisted in the same transaction, so a restart keeps the order. A read takes
 //! its read time under the same lock and raises the floor to it, so every later commit gets a
 //! later time than any read that did not see it.
+//!
+//! Indexes: `field_index` holds one row per (document, field path) for every indexable value
+//! (`index_key`), maintained in the same SQLite transaction as the document row it mirrors.
+//! A query with an `IndexPlan` reads a key range of it joined to `documents`, lazily, in
+//! (key, document id) order, and stops as soon as the query has its page, so the app's
+//! checkpointed pulls (`updatedAt >= t order by updatedAt, __name__ limit n`) never read the
+//! whole collection. Collection-group queries use `documents_by_collection_id`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +31,9 @@ use counterbook_firestore_wire::{Document, DocumentName, Timestamp, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::ServerError;
+use crate::index_key::index_entries;
+use crate::query::IndexPlan;
+use crate::transaction::TransactionRegistry;
 
 /// The SQLite file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "counterbook.sqlite3";
@@ -33,7 +43,7 @@ pub const DATABASE_FILE_NAME: &str = "counterbook.sqlite3";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped whenever the schema below changes; `open` refuses files from a newer server.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
     -- One row per document. `parent` is the path of the document that holds the collection
@@ -49,6 +59,22 @@ const SCHEMA: &str = "
         update_time_micros INTEGER NOT NULL,
         PRIMARY KEY (database, parent, collection_id, document_id)
     ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS documents_by_collection_id
+        ON documents (database, collection_id, parent);
+    -- One row per indexable value of a document (schema v2): `field_path` is the canonical
+    -- dotted path, `sort_key` the order-preserving encoding of `index_key`.
+    CREATE TABLE IF NOT EXISTS field_index (
+        database TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        collection_id TEXT NOT NULL,
+        field_path TEXT NOT NULL,
+        sort_key BLOB NOT NULL,
+        document_id TEXT NOT NULL,
+        PRIMARY KEY (database, parent, collection_id, field_path, sort_key, document_id)
+    ) WITHOUT ROWID;
+    -- Finds a document's index rows when it is rewritten or deleted.
+    CREATE INDEX IF NOT EXISTS field_index_by_document
+        ON field_index (database, parent, collection_id, document_id);
     CREATE TABLE IF NOT EXISTS server_meta (
         key TEXT PRIMARY KEY,
         value INTEGER NOT NULL
@@ -149,6 +175,9 @@ struct Writer {
 pub struct Store {
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
+    /// Open transactions (in memory: they do not survive a restart, as on Firestore, where a
+    /// transaction's commit after a failover fails and the SDK retries it).
+    transactions: TransactionRegistry,
     /// Tests replace the wall clock to check the commit-time rules; production uses the system.
     wall_clock_micros: fn() -> i64,
 }
@@ -185,6 +214,9 @@ impl Store {
             });
         }
         writer_connection.execute_batch(SCHEMA)?;
+        if found_version < 2 {
+            rebuild_field_index(&writer_connection)?;
+        }
         writer_connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         let last_commit_micros: i64 = writer_connection
             .query_row(
@@ -201,8 +233,14 @@ impl Store {
                 last_issued_micros: last_commit_micros,
             }),
             reader: Mutex::new(reader_connection),
+            transactions: TransactionRegistry::default(),
             wall_clock_micros,
         })
+    }
+
+    /// The open transactions of this store.
+    pub fn transactions(&self) -> &TransactionRegistry {
+        &self.transactions
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
@@ -361,6 +399,259 @@ fn get_document(
     .transpose()
 }
 
+/// Fills `field_index` from every stored document: the upgrade from schema v1.
+fn rebuild_field_index(connection: &Connection) -> Result<(), StoreError> {
+    let transaction = connection.unchecked_transaction()?;
+    transaction.execute("DELETE FROM field_index", [])?;
+    {
+        let mut statement = transaction.prepare(
+            "SELECT database, parent, collection_id, document_id, fields_json FROM documents",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let database: String = row.get(0)?;
+            let parent: String = row.get(1)?;
+            let collection_id: String = row.get(2)?;
+            let document_id: String = row.get(3)?;
+            let fields_json: String = row.get(4)?;
+            let fields: BTreeMap<String, Value> =
+                serde_json::from_str(&fields_json).map_err(|error| StoreError::CorruptRow {
+                    name: format!("{database}/documents/{parent}/{collection_id}/{document_id}"),
+                    reason: error.to_string(),
+                })?;
+            insert_index_rows(
+                &transaction,
+                &RowKey {
+                    database: database.clone(),
+                    parent: parent.clone(),
+                    collection_id: &collection_id,
+                    document_id: &document_id,
+                },
+                &fields,
+            )?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+fn insert_index_rows(
+    connection: &Connection,
+    key: &RowKey<'_>,
+    fields: &BTreeMap<String, Value>,
+) -> Result<(), StoreError> {
+    let mut statement = connection.prepare_cached(
+        "INSERT OR IGNORE INTO field_index
+             (database, parent, collection_id, field_path, sort_key, document_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (field_path, sort_key) in index_entries(fields) {
+        statement.execute(params![
+            key.database,
+            key.parent,
+            key.collection_id,
+            field_path,
+            sort_key,
+            key.document_id
+        ])?;
+    }
+    Ok(())
+}
+
+fn delete_index_rows(connection: &Connection, key: &RowKey<'_>) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "DELETE FROM field_index
+             WHERE database = ?1 AND parent = ?2 AND collection_id = ?3 AND document_id = ?4",
+        )?
+        .execute(params![
+            key.database,
+            key.parent,
+            key.collection_id,
+            key.document_id
+        ])?;
+    Ok(())
+}
+
+fn database_and_parent_path(parent: &DocumentName) -> (String, String) {
+    (
+        format!("projects/{}/databases/{}", parent.project, parent.database),
+        parent.relative_path(),
+    )
+}
+
+fn documents_in_collection(
+    connection: &Connection,
+    parent: &DocumentName,
+    collection_id: &str,
+) -> Result<Vec<NamedDocument>, StoreError> {
+    let (database, parent_path) = database_and_parent_path(parent);
+    let mut statement = connection.prepare_cached(
+        "SELECT parent, collection_id, document_id, fields_json, create_time_micros,
+                update_time_micros
+         FROM documents
+         WHERE database = ?1 AND parent = ?2 AND collection_id = ?3
+         ORDER BY document_id",
+    )?;
+    let rows = statement.query(params![database, parent_path, collection_id])?;
+    collect_named_rows(&database, rows)
+}
+
+/// Every document in a collection named `collection_id` at any depth below `parent`.
+fn documents_in_collection_group(
+    connection: &Connection,
+    parent: &DocumentName,
+    collection_id: &str,
+) -> Result<Vec<NamedDocument>, StoreError> {
+    let (database, parent_path) = database_and_parent_path(parent);
+    // Below a document: its own subcollections (`parent = P`) and everything deeper
+    // (`parent` starts with `P/`). Below the root: every parent.
+    let mut statement = connection.prepare_cached(
+        "SELECT parent, collection_id, document_id, fields_json, create_time_micros,
+                update_time_micros
+         FROM documents
+         WHERE database = ?1 AND collection_id = ?2
+           AND (?3 = '' OR parent = ?3 OR substr(parent, 1, length(?3) + 1) = ?3 || '/')",
+    )?;
+    let rows = statement.query(params![database, collection_id, parent_path])?;
+    collect_named_rows(&database, rows)
+}
+
+fn named_row(database: &str, row: &rusqlite::Row<'_>) -> Result<NamedDocument, StoreError> {
+    let parent: String = row.get(0)?;
+    let collection_id: String = row.get(1)?;
+    let document_id: String = row.get(2)?;
+    let fields_json: String = row.get(3)?;
+    let name = if parent.is_empty() {
+        format!("{database}/documents/{collection_id}/{document_id}")
+    } else {
+        format!("{database}/documents/{parent}/{collection_id}/{document_id}")
+    };
+    let stored = decode_row(&name, &fields_json, row.get(4)?, row.get(5)?)?;
+    Ok(NamedDocument { name, stored })
+}
+
+fn collect_named_rows(
+    database: &str,
+    mut rows: rusqlite::Rows<'_>,
+) -> Result<Vec<NamedDocument>, StoreError> {
+    let mut documents = Vec::new();
+    while let Some(row) = rows.next()? {
+        documents.push(named_row(database, row)?);
+    }
+    Ok(documents)
+}
+
+/// Feeds `visit` the documents of one collection whose value at `plan.field_path` lies in the
+/// plan's key range, in (key, document id) order (reversed when descending), until `visit`
+/// answers `false`. Returns how many documents were read.
+fn visit_index_range(
+    connection: &Connection,
+    parent: &DocumentName,
+    collection_id: &str,
+    plan: &IndexPlan,
+    visit: &mut dyn FnMut(NamedDocument) -> bool,
+) -> Result<usize, StoreError> {
+    let (database, parent_path) = database_and_parent_path(parent);
+    let sql = format!(
+        "SELECT d.parent, d.collection_id, d.document_id, d.fields_json, d.create_time_micros,
+                d.update_time_micros
+         FROM field_index AS i
+         JOIN documents AS d
+           ON d.database = i.database AND d.parent = i.parent
+          AND d.collection_id = i.collection_id AND d.document_id = i.document_id
+         WHERE i.database = ?1 AND i.parent = ?2 AND i.collection_id = ?3
+           AND i.field_path = ?4 AND i.sort_key >= ?5 AND i.sort_key < ?6
+           AND (?7 IS NULL OR i.sort_key <= ?7)
+         ORDER BY i.sort_key {direction}, i.document_id {direction}",
+        direction = if plan.descending { "DESC" } else { "ASC" }
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let mut rows = statement.query(params![
+        database,
+        parent_path,
+        collection_id,
+        plan.field_path,
+        plan.lower,
+        plan.class_end,
+        plan.upper
+    ])?;
+    let mut examined = 0;
+    while let Some(row) = rows.next()? {
+        examined += 1;
+        if !visit(named_row(&database, row)?) {
+            break;
+        }
+    }
+    Ok(examined)
+}
+
+/// Reads shared by snapshots and write transactions, so that a transactional commit can run
+/// the same queries its transaction ran.
+pub trait DocumentSource {
+    fn get_document(&self, name: &DocumentName) -> Result<Option<StoredDocument>, StoreError>;
+    /// Every document directly in the collection `collection_id` under `parent` (a document
+    /// name, or the database root when it has no segments), in document id order.
+    fn documents_in_collection(
+        &self,
+        parent: &DocumentName,
+        collection_id: &str,
+    ) -> Result<Vec<NamedDocument>, StoreError>;
+    /// Every document of every collection named `collection_id` anywhere below `parent`.
+    fn documents_in_collection_group(
+        &self,
+        parent: &DocumentName,
+        collection_id: &str,
+    ) -> Result<Vec<NamedDocument>, StoreError>;
+    /// See `visit_index_range`.
+    fn visit_index_range(
+        &self,
+        parent: &DocumentName,
+        collection_id: &str,
+        plan: &IndexPlan,
+        visit: &mut dyn FnMut(NamedDocument) -> bool,
+    ) -> Result<usize, StoreError>;
+}
+
+macro_rules! document_source_for {
+    ($type:ident) => {
+        impl DocumentSource for $type<'_> {
+            fn get_document(
+                &self,
+                name: &DocumentName,
+            ) -> Result<Option<StoredDocument>, StoreError> {
+                get_document(&self.transaction, name)
+            }
+            fn documents_in_collection(
+                &self,
+                parent: &DocumentName,
+                collection_id: &str,
+            ) -> Result<Vec<NamedDocument>, StoreError> {
+                documents_in_collection(&self.transaction, parent, collection_id)
+            }
+            fn documents_in_collection_group(
+                &self,
+                parent: &DocumentName,
+                collection_id: &str,
+            ) -> Result<Vec<NamedDocument>, StoreError> {
+                documents_in_collection_group(&self.transaction, parent, collection_id)
+            }
+            fn visit_index_range(
+                &self,
+                parent: &DocumentName,
+                collection_id: &str,
+                plan: &IndexPlan,
+                visit: &mut dyn FnMut(NamedDocument) -> bool,
+            ) -> Result<usize, StoreError> {
+                visit_index_range(&self.transaction, parent, collection_id, plan, visit)
+            }
+        }
+    };
+}
+
+document_source_for!(WriteTransaction);
+document_source_for!(ReadSnapshot);
+
 /// An open write transaction and the commit time of everything written in it.
 pub struct WriteTransaction<'a> {
     transaction: rusqlite::Transaction<'a>,
@@ -408,6 +699,8 @@ impl WriteTransaction<'_> {
                 document.update_time.to_unix_micros(),
             ],
         )?;
+        delete_index_rows(&self.transaction, &key)?;
+        insert_index_rows(&self.transaction, &key, &document.fields)?;
         Ok(())
     }
 
@@ -419,6 +712,7 @@ impl WriteTransaction<'_> {
              WHERE database = ?1 AND parent = ?2 AND collection_id = ?3 AND document_id = ?4",
             params![key.database, key.parent, key.collection_id, key.document_id],
         )?;
+        delete_index_rows(&self.transaction, &key)?;
         Ok(())
     }
 }
@@ -435,46 +729,9 @@ impl ReadSnapshot<'_> {
         self.read_time
     }
 
+    /// The document as of this snapshot (also reachable through `DocumentSource`).
     pub fn get_document(&self, name: &DocumentName) -> Result<Option<StoredDocument>, StoreError> {
         get_document(&self.transaction, name)
-    }
-
-    /// Every document directly in the collection `collection_id` under `parent` (a document
-    /// name, or the database root when it has no segments), in document id order.
-    pub fn documents_in_collection(
-        &self,
-        parent: &DocumentName,
-        collection_id: &str,
-    ) -> Result<Vec<NamedDocument>, StoreError> {
-        let database = format!("projects/{}/databases/{}", parent.project, parent.database);
-        let parent_path = parent.relative_path();
-        let name_prefix = if parent_path.is_empty() {
-            format!("{database}/documents/{collection_id}/")
-        } else {
-            format!("{database}/documents/{parent_path}/{collection_id}/")
-        };
-        let mut statement = self.transaction.prepare_cached(
-            "SELECT document_id, fields_json, create_time_micros, update_time_micros
-             FROM documents
-             WHERE database = ?1 AND parent = ?2 AND collection_id = ?3
-             ORDER BY document_id",
-        )?;
-        let rows = statement.query_map(params![database, parent_path, collection_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-            ))
-        })?;
-        let mut documents = Vec::new();
-        for row in rows {
-            let (document_id, fields_json, create, update) = row?;
-            let name = format!("{name_prefix}{document_id}");
-            let stored = decode_row(&name, &fields_json, create, update)?;
-            documents.push(NamedDocument { name, stored });
-        }
-        Ok(documents)
     }
 }
 

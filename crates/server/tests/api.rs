@@ -460,10 +460,10 @@ async fn bad_requests_get_firestore_shaped_errors() {
     let response = server
         .commit(json!([{
             "update": {"name": name("t/a")},
-            "updateTransforms": [{"fieldPath": "x", "appendMissingElements": {"values": []}}]
+            "updateTransforms": [{"fieldPath": "x", "maximum": {"stringValue": "z"}}]
         }]))
         .await;
-    assert_error(&response, 501, "UNIMPLEMENTED");
+    assert_error(&response, 400, "INVALID_ARGUMENT");
 
     let response = server.get("shops/s1/products/missing").await;
     let message = assert_error(&response, 404, "NOT_FOUND");
@@ -472,10 +472,13 @@ async fn bad_requests_get_firestore_shaped_errors() {
         "{message}"
     );
 
-    let response = server.post(":batchGet", json!({})).await;
+    let response = server.post(":batchWrite", json!({})).await;
     assert_error(&response, 501, "UNIMPLEMENTED");
-    let response = server.post(":beginTransaction", json!({})).await;
-    assert_error(&response, 501, "UNIMPLEMENTED");
+    let response = server
+        .post(":commit", json!({"writes": [], "bogus": 1}))
+        .await;
+    let message = assert_error(&response, 400, "INVALID_ARGUMENT");
+    assert!(message.contains("Unknown name \"bogus\""), "{message}");
     let response = server.post(":frobnicate", json!({})).await;
     assert_error(&response, 404, "NOT_FOUND");
     let response = server
@@ -587,12 +590,12 @@ async fn without_an_app_directory_the_root_answers_a_plain_note() {
 }
 
 #[tokio::test]
-async fn bodies_over_the_11_mib_limit_are_refused_as_invalid_argument() {
+async fn bodies_over_the_11_mib_limit_are_refused_with_413() {
     let server = TestServer::new();
     let padding = "x".repeat(11 * 1024 * 1024);
     let body = json!({"writes": [update("t/big", json!({"blob": {"stringValue": padding}}))]});
     let response = server.post(":commit", body).await;
-    let message = assert_error(&response, 400, "INVALID_ARGUMENT");
+    let message = assert_error(&response, 413, "INVALID_ARGUMENT");
     assert!(message.contains("exceeds the limit"), "{message}");
     assert_error(&server.get("t/big").await, 404, "NOT_FOUND");
 }

@@ -1,0 +1,221 @@
+//! Firestore's limits on what a write may store, checked before anything is written.
+//!
+//! The numbers are Cloud Firestore's documented limits, and the boundaries were measured
+//! against Google's emulator:
+//! - a document is at most 1 MiB (1,048,576 bytes), counted as Firestore documents it
+//!   (`document_size_bytes`): the name's size (each path segment's UTF-8 bytes + 1, plus 16),
+//!   plus every field's name (UTF-8 bytes + 1) and value, plus 32. Values: a string is its UTF-8
+//!   bytes + 1; bytes their length; null and booleans 1; integers, doubles and timestamps 8; a
+//!   geo point 16; a reference its name's size; an array the sum of its elements; a map the sum
+//!   of its keys (bytes + 1) and values. On the emulator a document with 1,000,000 + 48,516
+//!   characters in two one-letter fields of `c/big` is the largest that fits: exactly 1 MiB by
+//!   this count;
+//! - a single string or bytes value is at most 1,048,487 bytes;
+//! - a value nests at most 20 maps or arrays, and an array never holds an array directly;
+//! - field names are not empty and never `__.*__` (reserved);
+//! - a commit holds at most 500 writes (the emulator accepts more; Cloud Firestore's documented
+//!   limit is what the app must live with, so the server enforces it);
+//! - a document id is at most 1,500 bytes and a name at most 6 KiB (`DocumentName::parse`).
+
+use std::collections::BTreeMap;
+
+use counterbook_firestore_wire::{DocumentName, Value};
+
+use crate::error::ServerError;
+use crate::field_path::is_reserved_name;
+
+/// The largest document Firestore stores, in bytes as `document_size_bytes` counts them.
+pub const MAX_DOCUMENT_BYTES: usize = 1_048_576;
+/// The longest single string or bytes value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 1_048_487;
+/// How many maps and arrays a value may nest.
+pub const MAX_NESTING_DEPTH: usize = 20;
+/// The most writes one commit may carry.
+pub const MAX_WRITES_PER_COMMIT: usize = 500;
+
+/// Checks the fields a client sends: names, nesting, arrays in arrays, value lengths.
+pub fn validate_client_fields(fields: &BTreeMap<String, Value>) -> Result<(), ServerError> {
+    for (name, value) in fields {
+        if name.is_empty() {
+            return Err(ServerError::InvalidArgument(
+                "The property.name is the empty string.".into(),
+            ));
+        }
+        if is_reserved_name(name) {
+            return Err(ServerError::InvalidArgument(format!(
+                "field name {name} is reserved"
+            )));
+        }
+        validate_value(name, value, 0, false)?;
+    }
+    Ok(())
+}
+
+fn validate_value(
+    top_level_name: &str,
+    value: &Value,
+    depth: usize,
+    inside_array: bool,
+) -> Result<(), ServerError> {
+    match value {
+        Value::String(text) if text.len() > MAX_VALUE_BYTES => Err(value_too_long(top_level_name)),
+        Value::Bytes(bytes) if bytes.len() > MAX_VALUE_BYTES => Err(value_too_long(top_level_name)),
+        Value::Array(_) if inside_array => Err(ServerError::InvalidArgument(
+            "Cannot convert an array value in an array value.".into(),
+        )),
+        Value::Array(_) | Value::Map(_) if depth >= MAX_NESTING_DEPTH => {
+            Err(ServerError::InvalidArgument(format!(
+                "Property {top_level_name} contains an invalid nested entity."
+            )))
+        }
+        Value::Array(values) => values
+            .iter()
+            .try_for_each(|inner| validate_value(top_level_name, inner, depth + 1, true)),
+        Value::Map(fields) => fields.iter().try_for_each(|(name, inner)| {
+            if name.is_empty() {
+                return Err(ServerError::InvalidArgument(
+                    "The property.name is the empty string.".into(),
+                ));
+            }
+            if is_reserved_name(name) {
+                return Err(ServerError::InvalidArgument(format!(
+                    "field name '{name}' is reserved."
+                )));
+            }
+            validate_value(top_level_name, inner, depth + 1, false)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn value_too_long(name: &str) -> ServerError {
+    ServerError::InvalidArgument(format!(
+        "The value of property \"{name}\" is longer than {MAX_VALUE_BYTES} bytes."
+    ))
+}
+
+/// Firestore's size of a document name: each segment's bytes + 1, plus 16.
+pub fn name_size_bytes(segments: &[String]) -> usize {
+    segments
+        .iter()
+        .map(|segment| segment.len() + 1)
+        .sum::<usize>()
+        + 16
+}
+
+/// Firestore's size of a value.
+pub fn value_size_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Boolean(_) => 1,
+        Value::Integer(_) | Value::Double(_) | Value::Timestamp(_) => 8,
+        Value::GeoPoint(_) => 16,
+        Value::String(text) => text.len() + 1,
+        Value::Bytes(bytes) => bytes.len(),
+        Value::Reference(name) => match DocumentName::parse(name) {
+            Ok(parsed) => name_size_bytes(&parsed.segments),
+            Err(_) => name.len() + 1,
+        },
+        Value::Array(values) => values.iter().map(value_size_bytes).sum(),
+        Value::Map(fields) => fields_size_bytes(fields),
+    }
+}
+
+fn fields_size_bytes(fields: &BTreeMap<String, Value>) -> usize {
+    fields
+        .iter()
+        .map(|(name, value)| name.len() + 1 + value_size_bytes(value))
+        .sum()
+}
+
+/// Firestore's size of a stored document: name + fields + 32.
+pub fn document_size_bytes(name: &DocumentName, fields: &BTreeMap<String, Value>) -> usize {
+    name_size_bytes(&name.segments) + fields_size_bytes(fields) + 32
+}
+
+/// Refuses a document (as a write would leave it) larger than 1 MiB.
+pub fn check_document_size(
+    name: &DocumentName,
+    fields: &BTreeMap<String, Value>,
+) -> Result<(), ServerError> {
+    let size = document_size_bytes(name, fields);
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(ServerError::InvalidArgument(format!(
+            "maximum entity size is {MAX_DOCUMENT_BYTES} bytes; this document would be {size} bytes"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use counterbook_firestore_wire::Code;
+
+    fn fields(entries: Vec<(&str, Value)>) -> BTreeMap<String, Value> {
+        entries
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
+
+    fn nested_maps(depth: usize) -> Value {
+        (0..depth).fold(Value::Integer(1), |inner, _| {
+            Value::Map(fields(vec![("a", inner)]))
+        })
+    }
+
+    fn check_fields(candidate: BTreeMap<String, Value>, expected: Result<(), &str>) {
+        let outcome = validate_client_fields(&candidate);
+        match (outcome, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(error), Err(needle)) => {
+                assert_eq!(error.code(), Code::InvalidArgument);
+                assert!(error.to_string().contains(needle), "{error}");
+            }
+            (outcome, expected) => panic!("{outcome:?} but expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn field_rules_match_the_emulator() {
+        check_fields(fields(vec![("a", nested_maps(20))]), Ok(()));
+        check_fields(fields(vec![("a", nested_maps(21))]), Err("nested entity"));
+        check_fields(
+            fields(vec![("a", Value::Array(vec![Value::Array(vec![])]))]),
+            Err("array value in an array value"),
+        );
+        check_fields(fields(vec![("__x__", Value::Null)]), Err("reserved"));
+        check_fields(
+            fields(vec![(
+                "m",
+                Value::Map(fields(vec![("__y__", Value::Null)])),
+            )]),
+            Err("reserved"),
+        );
+        check_fields(fields(vec![("", Value::Null)]), Err("empty string"));
+        check_fields(
+            fields(vec![("s", Value::String("x".repeat(MAX_VALUE_BYTES)))]),
+            Ok(()),
+        );
+        check_fields(
+            fields(vec![("s", Value::String("x".repeat(MAX_VALUE_BYTES + 1)))]),
+            Err("longer than 1048487 bytes"),
+        );
+    }
+
+    #[test]
+    fn the_largest_document_the_emulator_accepts_is_exactly_one_mebibyte() {
+        let name = DocumentName::new("p", "(default)", "c/big").unwrap();
+        let largest = fields(vec![
+            ("s", Value::String("x".repeat(1_000_000))),
+            ("t", Value::String("y".repeat(48_516))),
+        ]);
+        assert_eq!(document_size_bytes(&name, &largest), MAX_DOCUMENT_BYTES);
+        assert!(check_document_size(&name, &largest).is_ok());
+        let one_more = fields(vec![
+            ("s", Value::String("x".repeat(1_000_000))),
+            ("t", Value::String("y".repeat(48_517))),
+        ]);
+        assert!(check_document_size(&name, &one_more).is_err());
+    }
+}

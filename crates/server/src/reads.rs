@@ -1,0 +1,556 @@
+//! Every request that reads: `GET` of a document, `GET` of a collection (list), `:batchGet`,
+//! `:runQuery` and `:runAggregationQuery`, each optionally inside a transaction
+//! (`transaction`, or `newTransaction` to open one on the way, whose id comes back first).
+//!
+//! Reads in a read-write transaction register what they saw with the store's
+//! `TransactionRegistry`, so that the transaction's commit can check nothing changed. Reading
+//! at a past `readTime` needs document history, which this server does not keep: such a read
+//! is refused with 400 `FAILED_PRECONDITION` "too old" past an hour (the emulator's answer
+//! for old times) and 501 `UNIMPLEMENTED` within it.
+//!
+//! Response shapes are the emulator's: `:batchGet` answers one `found` or `missing` item per
+//! distinct requested name (duplicates are answered once), each with `readTime`; `:runQuery`
+//! answers one item per document with `skippedResults` on the first and `done` on the last (a
+//! lone `{readTime, done}` when nothing matched); a list answers `{documents, nextPageToken}`
+//! with a token whenever the page is full, and `{}` when there is nothing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use counterbook_firestore_wire::{
+    Direction, DocumentMask, DocumentName, FieldReference, Order, RunQueryResponseItem,
+    StructuredQuery, Timestamp, Value,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::aggregation::{prepare_aggregations, RunAggregationQueryRequest};
+use crate::error::ServerError;
+use crate::field_path::FieldPath;
+use crate::opaque::{decode_base64, encode_base64};
+use crate::query::{prepare_query, project_fields, PreparedQuery};
+use crate::store::{DatabaseId, DocumentSource, NamedDocument, ReadSnapshot, Store};
+use crate::transaction::{read_time_unsupported, RecordedRead, TransactionOptions};
+
+/// How far back a `readTime` may be before it is "too old" (Firestore's version retention).
+const READ_TIME_RETENTION_MICROS: i64 = 3600 * 1_000_000;
+
+/// The documents a query returned, unprojected, with their positions in its order.
+pub struct QueryRun {
+    pub documents: Vec<NamedDocument>,
+    pub positions: Vec<Vec<Value>>,
+    pub skipped_results: usize,
+    /// How many stored documents were read to answer (for tests of the index planner).
+    pub documents_examined: usize,
+}
+
+/// Runs a prepared query against any source: the index when `index_plan` finds one, else a
+/// scan of the collection (or collection group).
+pub fn evaluate_query(
+    source: &dyn DocumentSource,
+    parent: &DocumentName,
+    query: &PreparedQuery,
+) -> Result<QueryRun, ServerError> {
+    let plan = query.index_plan();
+    let streaming = plan.as_ref().is_some_and(|plan| plan.in_query_order);
+    let mut evaluation = query.evaluation(streaming);
+    let documents_examined = if query.all_descendants {
+        let candidates = source.documents_in_collection_group(parent, &query.collection_id)?;
+        let count = candidates.len();
+        candidates.into_iter().for_each(|document| {
+            evaluation.offer(document);
+        });
+        count
+    } else if let Some(plan) = &plan {
+        source.visit_index_range(parent, &query.collection_id, plan, &mut |document| {
+            evaluation.offer(document)
+        })?
+    } else {
+        let candidates = source.documents_in_collection(parent, &query.collection_id)?;
+        let count = candidates.len();
+        candidates.into_iter().for_each(|document| {
+            evaluation.offer(document);
+        });
+        count
+    };
+    let (rows, skipped_results) = evaluation.finish_with_positions();
+    let (positions, documents) = rows.into_iter().unzip();
+    Ok(QueryRun {
+        documents,
+        positions,
+        skipped_results,
+        documents_examined,
+    })
+}
+
+/// What a transaction records of a query's result: each document's name and version.
+pub fn result_versions(documents: &[NamedDocument]) -> Vec<(String, Timestamp)> {
+    documents
+        .iter()
+        .map(|document| (document.name.clone(), document.stored.update_time))
+        .collect()
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as i64)
+}
+
+/// Refuses reads at a past time (see the module documentation).
+fn refuse_read_time(read_time: Option<Timestamp>) -> Result<(), ServerError> {
+    match read_time {
+        None => Ok(()),
+        Some(time) if now_micros() - time.to_unix_micros() > READ_TIME_RETENTION_MICROS => Err(
+            ServerError::FailedPrecondition("The requested 'read_time' is too old.".into()),
+        ),
+        Some(time) => Err(read_time_unsupported(time)),
+    }
+}
+
+/// The transaction a read runs in: an existing one, or one opened for it.
+struct ReadTransaction {
+    id: Option<String>,
+    opened_here: bool,
+}
+
+fn open_read_transaction(
+    store: &Store,
+    database: &DatabaseId,
+    existing: Option<String>,
+    new_transaction: Option<TransactionOptions>,
+    read_time: Option<Timestamp>,
+) -> Result<ReadTransaction, ServerError> {
+    let chosen = [
+        existing.is_some(),
+        new_transaction.is_some(),
+        read_time.is_some(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if chosen > 1 {
+        return Err(ServerError::InvalidArgument(
+            "Payload isn't valid for request: transaction, newTransaction and readTime exclude each other"
+                .into(),
+        ));
+    }
+    refuse_read_time(read_time)?;
+    if let Some(id) = existing {
+        store.transactions().check_open(&id, database)?;
+        return Ok(ReadTransaction {
+            id: Some(id),
+            opened_here: false,
+        });
+    }
+    if let Some(options) = new_transaction {
+        let id = store.transactions().begin(database, &options)?;
+        return Ok(ReadTransaction {
+            id: Some(id),
+            opened_here: true,
+        });
+    }
+    Ok(ReadTransaction {
+        id: None,
+        opened_here: false,
+    })
+}
+
+impl ReadTransaction {
+    fn record(
+        &self,
+        store: &Store,
+        database: &DatabaseId,
+        reads: impl FnOnce() -> Vec<RecordedRead>,
+    ) -> Result<(), ServerError> {
+        match &self.id {
+            Some(id) => store.transactions().record(id, database, reads()),
+            None => Ok(()),
+        }
+    }
+
+    /// The `{"transaction": id}` item that leads a reply when the read opened it.
+    fn leading_item(&self) -> Option<serde_json::Value> {
+        match (&self.id, self.opened_here) {
+            (Some(id), true) => Some(json!({ "transaction": id })),
+            _ => None,
+        }
+    }
+}
+
+fn parse_mask(mask: Option<&DocumentMask>) -> Result<Option<Vec<FieldPath>>, ServerError> {
+    mask.map(|mask| {
+        mask.field_paths
+            .iter()
+            .map(|path| FieldPath::parse(path))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .transpose()
+}
+
+/// `GET` of one document.
+pub fn get_document(
+    store: &Store,
+    name: &DocumentName,
+    mask: Option<Vec<FieldPath>>,
+    transaction: Option<String>,
+    read_time: Option<Timestamp>,
+) -> Result<serde_json::Value, ServerError> {
+    let database = DatabaseId {
+        project: name.project.clone(),
+        database: name.database.clone(),
+    };
+    let read = open_read_transaction(store, &database, transaction, None, read_time)?;
+    let document = store.read_snapshot(|snapshot| Ok(snapshot.get_document(name)?))?;
+    read.record(store, &database, || {
+        vec![RecordedRead::Document {
+            name: name.clone(),
+            update_time: document.as_ref().map(|document| document.update_time),
+        }]
+    })?;
+    let Some(mut stored) = document else {
+        return Err(ServerError::NotFound(format!(
+            "Document \"{name}\" not found."
+        )));
+    };
+    if let Some(paths) = &mask {
+        stored.fields = project_fields(&stored.fields, paths);
+    }
+    Ok(serde_json::to_value(stored.into_wire(name.to_string())).unwrap_or_default())
+}
+
+/// Body of `:batchGet`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetRequest {
+    #[serde(default)]
+    pub documents: Vec<String>,
+    #[serde(default)]
+    pub mask: Option<DocumentMask>,
+    #[serde(default)]
+    pub transaction: Option<String>,
+    #[serde(default)]
+    pub new_transaction: Option<TransactionOptions>,
+    #[serde(default)]
+    pub read_time: Option<Timestamp>,
+}
+
+/// `:batchGet`. Names of another database are answered `missing`, as on the emulator: nothing
+/// of another project is ever read.
+pub fn batch_get(
+    store: &Store,
+    database: &DatabaseId,
+    request: BatchGetRequest,
+) -> Result<Vec<serde_json::Value>, ServerError> {
+    let mask = parse_mask(request.mask.as_ref())?;
+    let mut names: Vec<DocumentName> = Vec::new();
+    for text in &request.documents {
+        let name = DocumentName::parse(text).map_err(|error| {
+            ServerError::InvalidArgument(format!("invalid document name: {error}"))
+        })?;
+        if !name.is_document() {
+            return Err(ServerError::InvalidArgument(format!(
+                "Document name \"{text}\" lacks \"/\" at index {}.",
+                text.len()
+            )));
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let read = open_read_transaction(
+        store,
+        database,
+        request.transaction,
+        request.new_transaction,
+        request.read_time,
+    )?;
+    let (found, read_time) = store.read_snapshot(|snapshot| {
+        let mut found = Vec::with_capacity(names.len());
+        for name in &names {
+            let document = if database.contains(name) {
+                snapshot.get_document(name)?
+            } else {
+                None
+            };
+            found.push(document);
+        }
+        Ok((found, snapshot.read_time()))
+    })?;
+    read.record(store, database, || {
+        names
+            .iter()
+            .zip(&found)
+            .filter(|(name, _)| database.contains(name))
+            .map(|(name, document)| RecordedRead::Document {
+                name: name.clone(),
+                update_time: document.as_ref().map(|document| document.update_time),
+            })
+            .collect()
+    })?;
+    let mut items: Vec<serde_json::Value> = read.leading_item().into_iter().collect();
+    for (name, document) in names.iter().zip(found) {
+        items.push(match document {
+            Some(mut stored) => {
+                if let Some(paths) = &mask {
+                    stored.fields = project_fields(&stored.fields, paths);
+                }
+                json!({"found": stored.into_wire(name.to_string()), "readTime": read_time})
+            }
+            None => json!({"missing": name.to_string(), "readTime": read_time}),
+        });
+    }
+    Ok(items)
+}
+
+/// Body of `:runQuery`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunQueryRequest {
+    #[serde(default)]
+    pub structured_query: Option<StructuredQuery>,
+    #[serde(default)]
+    pub transaction: Option<String>,
+    #[serde(default)]
+    pub new_transaction: Option<TransactionOptions>,
+    #[serde(default)]
+    pub read_time: Option<Timestamp>,
+}
+
+/// Runs a query in a snapshot and registers it with the transaction, if any.
+fn query_in_snapshot(
+    store: &Store,
+    database: &DatabaseId,
+    parent: &DocumentName,
+    prepared: &PreparedQuery,
+    read: &ReadTransaction,
+) -> Result<(QueryRun, Timestamp), ServerError> {
+    let (run, read_time) = store.read_snapshot(|snapshot: &ReadSnapshot<'_>| {
+        Ok((
+            evaluate_query(snapshot, parent, prepared)?,
+            snapshot.read_time(),
+        ))
+    })?;
+    read.record(store, database, || {
+        vec![RecordedRead::Query {
+            parent: parent.clone(),
+            query: Box::new(prepared.clone()),
+            results: result_versions(&run.documents),
+        }]
+    })?;
+    Ok((run, read_time))
+}
+
+/// `:runQuery`.
+pub fn run_query(
+    store: &Store,
+    database: &DatabaseId,
+    parent: &DocumentName,
+    request: RunQueryRequest,
+) -> Result<Vec<serde_json::Value>, ServerError> {
+    let Some(structured_query) = request.structured_query else {
+        return Err(ServerError::InvalidArgument(
+            "Only structured queries are supported.".into(),
+        ));
+    };
+    let prepared = prepare_query(structured_query)?;
+    let read = open_read_transaction(
+        store,
+        database,
+        request.transaction,
+        request.new_transaction,
+        request.read_time,
+    )?;
+    let (run, read_time) = query_in_snapshot(store, database, parent, &prepared, &read)?;
+    let mut items: Vec<RunQueryResponseItem> = run
+        .documents
+        .into_iter()
+        .map(|document| RunQueryResponseItem {
+            document: Some(prepared.project(document)),
+            read_time: Some(read_time),
+            ..RunQueryResponseItem::default()
+        })
+        .collect();
+    match items.first_mut() {
+        Some(first) => {
+            first.skipped_results = i32::try_from(run.skipped_results).unwrap_or(i32::MAX)
+        }
+        None => items.push(RunQueryResponseItem {
+            read_time: Some(read_time),
+            skipped_results: i32::try_from(run.skipped_results).unwrap_or(i32::MAX),
+            ..RunQueryResponseItem::default()
+        }),
+    }
+    if let Some(last) = items.last_mut() {
+        last.done = true;
+    }
+    let mut reply: Vec<serde_json::Value> = read.leading_item().into_iter().collect();
+    reply.extend(
+        items
+            .into_iter()
+            .map(|item| serde_json::to_value(item).unwrap_or_default()),
+    );
+    Ok(reply)
+}
+
+/// `:runAggregationQuery`.
+pub fn run_aggregation_query(
+    store: &Store,
+    database: &DatabaseId,
+    parent: &DocumentName,
+    request: RunAggregationQueryRequest,
+) -> Result<Vec<serde_json::Value>, ServerError> {
+    let Some(aggregation_query) = request.structured_aggregation_query else {
+        return Err(ServerError::InvalidArgument(
+            "Only structured aggregation queries are supported.".into(),
+        ));
+    };
+    let aggregations = prepare_aggregations(&aggregation_query.aggregations)?;
+    let mut prepared = prepare_query(aggregation_query.structured_query.unwrap_or_default())?;
+    prepared.require_fields(aggregations.required_fields());
+    let read = open_read_transaction(
+        store,
+        database,
+        request.transaction,
+        request.new_transaction,
+        request.read_time,
+    )?;
+    let (run, read_time) = query_in_snapshot(store, database, parent, &prepared, &read)?;
+    let fields: Vec<_> = run
+        .documents
+        .iter()
+        .map(|document| &document.stored.fields)
+        .collect();
+    let result = aggregations.compute(&fields);
+    let mut reply: Vec<serde_json::Value> = read.leading_item().into_iter().collect();
+    reply.push(json!({
+        "result": {"aggregateFields": result},
+        "readTime": read_time,
+        "done": true
+    }));
+    Ok(reply)
+}
+
+/// The query-string parameters of a list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListParameters {
+    pub page_size: Option<i64>,
+    pub page_token: Option<String>,
+    pub order_by: Option<String>,
+    pub mask: Option<Vec<FieldPath>>,
+    pub show_missing: bool,
+    pub transaction: Option<String>,
+    pub read_time: Option<Timestamp>,
+}
+
+/// `orderBy=a desc, b` → orders; Firestore's list syntax.
+fn parse_list_order(text: &str) -> Result<Vec<Order>, ServerError> {
+    let invalid = || ServerError::InvalidArgument(format!("Invalid order by clause \"{text}\"."));
+    text.split(',')
+        .map(|clause| {
+            let words: Vec<&str> = clause.split_whitespace().collect();
+            let (path, direction) = match words.as_slice() {
+                [path] => (*path, Direction::Ascending),
+                [path, direction] if direction.eq_ignore_ascii_case("asc") => {
+                    (*path, Direction::Ascending)
+                }
+                [path, direction] if direction.eq_ignore_ascii_case("desc") => {
+                    (*path, Direction::Descending)
+                }
+                _ => return Err(invalid()),
+            };
+            FieldPath::parse(path).map_err(|_| invalid())?;
+            Ok(Order {
+                field: FieldReference::new(path),
+                direction: Some(direction),
+            })
+        })
+        .collect()
+}
+
+fn decode_page_token(token: &str) -> Result<Vec<Value>, ServerError> {
+    decode_base64(token)
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| ServerError::InvalidArgument("invalid page token".into()))
+}
+
+/// `GET` of a collection: its documents in `orderBy` order (by name by default), a page at a
+/// time. A page token is the last document's position, so pages stay correct while documents
+/// are added or removed between them.
+pub fn list_documents(
+    store: &Store,
+    database: &DatabaseId,
+    collection: &DocumentName,
+    parameters: ListParameters,
+) -> Result<serde_json::Value, ServerError> {
+    if parameters.show_missing {
+        return Err(ServerError::Unimplemented(
+            "showMissing is not supported: this server keeps no record of missing documents \
+             with subcollections"
+                .into(),
+        ));
+    }
+    if parameters.page_size.is_some_and(|size| size < 0) {
+        return Err(ServerError::InvalidArgument(
+            "Page size must be nonnegative.".into(),
+        ));
+    }
+    let order_by = match &parameters.order_by {
+        Some(text) if !text.trim().is_empty() => parse_list_order(text)?,
+        _ => Vec::new(),
+    };
+    let collection_id = collection.id().unwrap_or_default().to_owned();
+    let parent = DocumentName {
+        project: collection.project.clone(),
+        database: collection.database.clone(),
+        segments: collection.segments[..collection.segments.len() - 1].to_vec(),
+    };
+    let mut prepared = prepare_query(StructuredQuery {
+        from: vec![counterbook_firestore_wire::CollectionSelector {
+            collection_id,
+            all_descendants: false,
+        }],
+        order_by,
+        ..StructuredQuery::default()
+    })?;
+    let page_size = parameters
+        .page_size
+        .filter(|size| *size > 0)
+        .map(|size| size as usize);
+    prepared.set_page(0, page_size);
+    prepared.set_projection(parameters.mask);
+    if let Some(token) = &parameters.page_token {
+        if !token.is_empty() {
+            prepared.start_after(decode_page_token(token)?);
+        }
+    }
+    let read = open_read_transaction(
+        store,
+        database,
+        parameters.transaction,
+        None,
+        parameters.read_time,
+    )?;
+    let (run, _) = query_in_snapshot(store, database, &parent, &prepared, &read)?;
+    let next_page_token = match (page_size, run.positions.last()) {
+        (Some(size), Some(last)) if run.documents.len() == size => Some(encode_base64(
+            serde_json::to_string(last).unwrap_or_default().as_bytes(),
+        )),
+        _ => None,
+    };
+    let documents: Vec<_> = run
+        .documents
+        .into_iter()
+        .map(|document| prepared.project(document))
+        .collect();
+    let mut reply = serde_json::Map::new();
+    if !documents.is_empty() {
+        reply.insert(
+            "documents".into(),
+            serde_json::to_value(documents).unwrap_or_default(),
+        );
+    }
+    if let Some(token) = next_page_token {
+        reply.insert("nextPageToken".into(), token.into());
+    }
+    Ok(serde_json::Value::Object(reply))
+}

@@ -1,0 +1,329 @@
+//! Refusing request bodies with fields Firestore does not know, as Google's JSON front end does.
+//!
+//! The wire types are lenient on purpose (the app reads replies from newer servers), so the
+//! server checks every request body against the message shapes of the Firestore v1 REST API
+//! before deserializing it. A field the API does not define is answered with 400
+//! `INVALID_ARGUMENT` and Google's wording, `Invalid JSON payload received. Unknown name "x" at
+//! 'writes[0]': Cannot find field.` (the emulator answers the same code with "Payload isn't
+//! valid for request."). Both proto3 JSON spellings of a field name are accepted (`updateMask`
+//! and `update_mask`). Firestore `Value`s are not described here: their own deserializer
+//! already refuses anything but exactly one known `...Value` key.
+
+use crate::error::ServerError;
+
+type Fields = &'static [(&'static str, Shape)];
+
+/// What a JSON field holds.
+#[derive(Clone, Copy)]
+pub enum Shape {
+    /// A scalar, a list of scalars, or a Firestore `Value` (checked by its deserializer).
+    Leaf,
+    /// One message.
+    Message(fn() -> Fields),
+    /// A list of messages.
+    List(fn() -> Fields),
+}
+
+use Shape::{Leaf, List, Message};
+
+pub fn commit_request() -> Fields {
+    &[
+        ("database", Leaf),
+        ("writes", List(write)),
+        ("transaction", Leaf),
+    ]
+}
+
+fn write() -> Fields {
+    &[
+        ("update", Message(document)),
+        ("delete", Leaf),
+        ("verify", Leaf),
+        ("transform", Message(document_transform)),
+        ("updateMask", Message(document_mask)),
+        ("updateTransforms", List(field_transform)),
+        ("currentDocument", Message(precondition)),
+    ]
+}
+
+/// A document in a request body (`PATCH`, a commit's `update`).
+pub fn document() -> Fields {
+    &[
+        ("name", Leaf),
+        ("fields", Leaf),
+        ("createTime", Leaf),
+        ("updateTime", Leaf),
+    ]
+}
+
+fn document_transform() -> Fields {
+    &[
+        ("document", Leaf),
+        ("fieldTransforms", List(field_transform)),
+    ]
+}
+
+fn document_mask() -> Fields {
+    &[("fieldPaths", Leaf)]
+}
+
+fn precondition() -> Fields {
+    &[("exists", Leaf), ("updateTime", Leaf)]
+}
+
+fn field_transform() -> Fields {
+    &[
+        ("fieldPath", Leaf),
+        ("setToServerValue", Leaf),
+        ("increment", Leaf),
+        ("maximum", Leaf),
+        ("minimum", Leaf),
+        ("appendMissingElements", Message(array_value)),
+        ("removeAllFromArray", Message(array_value)),
+    ]
+}
+
+fn array_value() -> Fields {
+    &[("values", Leaf)]
+}
+
+pub fn run_query_request() -> Fields {
+    &[
+        ("parent", Leaf),
+        ("structuredQuery", Message(structured_query)),
+        ("transaction", Leaf),
+        ("newTransaction", Message(transaction_options)),
+        ("readTime", Leaf),
+        ("explainOptions", Leaf),
+    ]
+}
+
+fn structured_query() -> Fields {
+    &[
+        ("select", Message(projection)),
+        ("from", List(collection_selector)),
+        ("where", Message(filter)),
+        ("orderBy", List(order)),
+        ("startAt", Message(cursor)),
+        ("endAt", Message(cursor)),
+        ("offset", Leaf),
+        ("limit", Leaf),
+        ("findNearest", Leaf),
+    ]
+}
+
+fn projection() -> Fields {
+    &[("fields", List(field_reference))]
+}
+
+fn collection_selector() -> Fields {
+    &[("collectionId", Leaf), ("allDescendants", Leaf)]
+}
+
+fn filter() -> Fields {
+    &[
+        ("compositeFilter", Message(composite_filter)),
+        ("fieldFilter", Message(field_filter)),
+        ("unaryFilter", Message(unary_filter)),
+    ]
+}
+
+fn composite_filter() -> Fields {
+    &[("op", Leaf), ("filters", List(filter))]
+}
+
+fn field_filter() -> Fields {
+    &[
+        ("field", Message(field_reference)),
+        ("op", Leaf),
+        ("value", Leaf),
+    ]
+}
+
+fn unary_filter() -> Fields {
+    &[("op", Leaf), ("field", Message(field_reference))]
+}
+
+fn field_reference() -> Fields {
+    &[("fieldPath", Leaf)]
+}
+
+fn order() -> Fields {
+    &[("field", Message(field_reference)), ("direction", Leaf)]
+}
+
+fn cursor() -> Fields {
+    &[("values", Leaf), ("before", Leaf)]
+}
+
+fn transaction_options() -> Fields {
+    &[
+        ("readOnly", Message(read_only_options)),
+        ("readWrite", Message(read_write_options)),
+    ]
+}
+
+fn read_only_options() -> Fields {
+    &[("readTime", Leaf)]
+}
+
+fn read_write_options() -> Fields {
+    &[("retryTransaction", Leaf)]
+}
+
+pub fn begin_transaction_request() -> Fields {
+    &[
+        ("database", Leaf),
+        ("options", Message(transaction_options)),
+    ]
+}
+
+pub fn rollback_request() -> Fields {
+    &[("database", Leaf), ("transaction", Leaf)]
+}
+
+pub fn batch_get_request() -> Fields {
+    &[
+        ("database", Leaf),
+        ("documents", Leaf),
+        ("mask", Message(document_mask)),
+        ("transaction", Leaf),
+        ("newTransaction", Message(transaction_options)),
+        ("readTime", Leaf),
+    ]
+}
+
+pub fn run_aggregation_query_request() -> Fields {
+    &[
+        ("parent", Leaf),
+        (
+            "structuredAggregationQuery",
+            Message(structured_aggregation_query),
+        ),
+        ("transaction", Leaf),
+        ("newTransaction", Message(transaction_options)),
+        ("readTime", Leaf),
+        ("explainOptions", Leaf),
+    ]
+}
+
+fn structured_aggregation_query() -> Fields {
+    &[
+        ("structuredQuery", Message(structured_query)),
+        ("aggregations", List(aggregation)),
+    ]
+}
+
+fn aggregation() -> Fields {
+    &[
+        ("alias", Leaf),
+        ("count", Message(count)),
+        ("sum", Message(field_aggregation)),
+        ("avg", Message(field_aggregation)),
+    ]
+}
+
+fn count() -> Fields {
+    &[("upTo", Leaf)]
+}
+
+fn field_aggregation() -> Fields {
+    &[("field", Message(field_reference))]
+}
+
+/// Checks `body` against a message's fields; the first unknown field found is the error.
+pub fn check_known_fields(body: &serde_json::Value, fields: Fields) -> Result<(), ServerError> {
+    check_message(body, fields, "")
+}
+
+fn check_message(value: &serde_json::Value, fields: Fields, at: &str) -> Result<(), ServerError> {
+    // Anything but an object is the deserializer's to refuse, with its own message.
+    let Some(object) = value.as_object() else {
+        return Ok(());
+    };
+    for (key, inner) in object {
+        let Some((name, shape)) = fields
+            .iter()
+            .find(|(name, _)| *name == key || snake_case(name) == *key)
+        else {
+            let location = if at.is_empty() {
+                String::new()
+            } else {
+                format!(" at '{at}'")
+            };
+            return Err(ServerError::InvalidArgument(format!(
+                "Invalid JSON payload received. Unknown name \"{key}\"{location}: Cannot find field."
+            )));
+        };
+        let here = if at.is_empty() {
+            (*name).to_owned()
+        } else {
+            format!("{at}.{name}")
+        };
+        match shape {
+            Leaf => {}
+            Message(inner_fields) => check_message(inner, inner_fields(), &here)?,
+            List(inner_fields) => {
+                for (index, element) in inner.as_array().into_iter().flatten().enumerate() {
+                    check_message(element, inner_fields(), &format!("{here}[{index}]"))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `updateMask` → `update_mask`, the proto field name JSON parsers also accept.
+fn snake_case(camel: &str) -> String {
+    let mut snake = String::with_capacity(camel.len() + 4);
+    for character in camel.chars() {
+        if character.is_ascii_uppercase() {
+            snake.push('_');
+            snake.push(character.to_ascii_lowercase());
+        } else {
+            snake.push(character);
+        }
+    }
+    snake
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(body: serde_json::Value, fields: Fields, expected_error: Option<&str>) {
+        let outcome = check_known_fields(&body, fields);
+        match (outcome, expected_error) {
+            (Ok(()), None) => {}
+            (Err(error), Some(needle)) => assert!(error.to_string().contains(needle), "{error}"),
+            (outcome, expected) => panic!("{body}: {outcome:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_location() {
+        check(
+            json!({"writes": [{"update": {"name": "x", "fields": {"a": {"stringValue": "b"}}},
+                   "update_mask": {"fieldPaths": []}}]}),
+            commit_request(),
+            None,
+        );
+        check(
+            json!({"writes": [], "bogus": 1}),
+            commit_request(),
+            Some("Unknown name \"bogus\": Cannot find field."),
+        );
+        check(
+            json!({"writes": [{"update": {"name": "x", "bogus": 1}}]}),
+            commit_request(),
+            Some("Unknown name \"bogus\" at 'writes[0].update'"),
+        );
+        check(
+            json!({"structuredQuery": {"where": {"compositeFilter": {"op": "AND",
+                   "filters": [{"fieldFilter": {"field": {"fieldPath": "a", "x": 1}}}]}}}}),
+            run_query_request(),
+            Some("at 'structuredQuery.where.compositeFilter.filters[0].fieldFilter.field'"),
+        );
+    }
+}
