@@ -6,14 +6,15 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use counterbook_sync::{
-    checkpoint_after, pull_query, Command, Event, Outbox, OutboxConfig, PushFailure, UnitState,
+    BaseVersion, Command, ConflictEntry, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure,
+    Unit, UnitState,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
-use crate::entities::{AuditEntry, BaseCopy};
+use crate::entities::{AuditEntry, EntityRecord, StockMove, StockMoveKind};
 use crate::model::{add_product_unit, Product};
 use crate::remote::Remote;
 use crate::settings::Settings;
@@ -27,8 +28,6 @@ use crate::tabs::{
 const PULL_INTERVAL_MILLIS: i32 = 3_000;
 /// A slow wake-up in case a timer or an event was missed.
 const SLOW_TICK_MILLIS: i32 = 15_000;
-/// Documents per pull page.
-const PULL_PAGE_SIZE: i32 = 100;
 
 /// A unit that stopped for good, as the UI lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +48,12 @@ pub struct SyncStatus {
     pub server_reachable: bool,
     /// Units not yet on the server, dead letters excluded.
     pub pending: usize,
+    /// Units in a commit on the wire.
+    pub in_flight: usize,
+    /// Entries in the conflict inbox.
+    pub conflicts: usize,
+    /// When a commit last succeeded, Unix ms.
+    pub last_push_millis: Option<i64>,
     pub dead_letters: Vec<DeadLetter>,
     pub paused_for_sign_in: bool,
     pub last_error: Option<String>,
@@ -63,6 +68,9 @@ impl Default for SyncStatus {
             leader: false,
             server_reachable: true,
             pending: 0,
+            in_flight: 0,
+            conflicts: 0,
+            last_push_millis: None,
             dead_letters: Vec::new(),
             paused_for_sign_in: false,
             last_error: None,
@@ -76,12 +84,6 @@ impl Default for SyncStatus {
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// What a pull run can fail on.
-enum PullError {
-    Remote(PushFailure),
-    Storage(StorageError),
 }
 
 struct Inner {
@@ -101,10 +103,11 @@ struct Inner {
     stored_outbox: RefCell<OutboxContents>,
     status: RwSignal<SyncStatus>,
     products: RwSignal<Vec<Product>>,
-    pulling: Cell<bool>,
     server_reachable: Cell<bool>,
     last_pull_millis: Cell<Option<i64>>,
-    pull_error: RefCell<Option<String>>,
+    last_push_millis: Cell<Option<i64>>,
+    /// The conflict inbox, as the UI shows it.
+    conflicts: RwSignal<Vec<ConflictEntry>>,
     wake_timer: Cell<Option<i32>>,
 }
 
@@ -112,6 +115,16 @@ struct Inner {
 #[derive(Clone)]
 pub struct SyncDriver {
     inner: Rc<Inner>,
+}
+
+/// A structured log line for the browser console: `{"event": ..., key: value, ...}`.
+fn log_event(event: &str, details: &[(&str, &str)]) {
+    let mut line = serde_json::Map::new();
+    line.insert("event".into(), event.into());
+    for (key, value) in details {
+        line.insert((*key).into(), (*value).into());
+    }
+    web_sys::console::info_1(&serde_json::Value::Object(line).to_string().into());
 }
 
 fn now_millis() -> i64 {
@@ -139,6 +152,7 @@ impl SyncDriver {
         let device_id = store.device_id().await?;
         let stored_outbox = store.outbox().await?;
         let products = store.products().await?;
+        let conflicts = store.conflicts().await?;
         spawn_local(async {
             crate::storage::request_persistent_storage().await;
         });
@@ -163,10 +177,10 @@ impl SyncDriver {
                 stored_outbox: RefCell::new(stored_outbox),
                 status: RwSignal::new(SyncStatus::default()),
                 products: RwSignal::new(products),
-                pulling: Cell::new(false),
                 server_reachable: Cell::new(true),
                 last_pull_millis: Cell::new(None),
-                pull_error: RefCell::new(None),
+                last_push_millis: Cell::new(None),
+                conflicts: RwSignal::new(conflicts),
                 wake_timer: Cell::new(None),
             }),
         };
@@ -339,6 +353,231 @@ impl SyncDriver {
         self.inner.products
     }
 
+    pub fn conflicts(&self) -> RwSignal<Vec<ConflictEntry>> {
+        self.inner.conflicts
+    }
+
+    async fn refresh_conflicts(&self) {
+        match self.inner.store.conflicts().await {
+            Ok(conflicts) => self.inner.conflicts.set(conflicts),
+            Err(error) => self.report_storage(Err(error)),
+        }
+        self.publish_status();
+    }
+
+    /// The user read a conflict inbox entry and keeps the server's result.
+    pub async fn dismiss_conflict(&self, id: &str) {
+        let outcome = self.inner.store.remove_conflict(id).await;
+        self.report_storage(outcome);
+        self.refresh_conflicts().await;
+        self.tell_other_tabs(TabMessage::DataChanged);
+    }
+
+    /// "Use mine": re-applies the value that lost, as a new edit on top of the server's
+    /// version, and clears the entry.
+    pub async fn reapply_conflict(&self, entry: &ConflictEntry) {
+        let base = match self.base_of(&entry.path).await {
+            Ok(base) => base,
+            Err(error) => return self.report_storage(Err(error)),
+        };
+        let Some(write) = entry.reapply(base) else {
+            return self.dismiss_conflict(&entry.id).await;
+        };
+        let records = match self.locally_applied(&write).await {
+            Ok(records) => records,
+            Err(error) => return self.report_storage(Err(error)),
+        };
+        let unit = Unit {
+            id: crate::ids::new_id(),
+            label: format!(
+                "Use my {} again",
+                entry.field.as_deref().unwrap_or("change")
+            ),
+            writes: vec![write],
+            created_at_millis: now_millis(),
+        };
+        let outcome = self.save_unit(&records, &[], unit).await;
+        self.report_storage(outcome);
+        self.dismiss_conflict(&entry.id).await;
+    }
+
+    /// The local records a re-applied write changes (products only, for now).
+    async fn locally_applied(
+        &self,
+        write: &DocumentWrite,
+    ) -> Result<Vec<EntityRecord>, StorageError> {
+        let Some(base) = self.inner.store.base_copy(&write.path).await? else {
+            return Ok(Vec::new());
+        };
+        let mut document = base.to_document();
+        for (field, value) in &write.fields {
+            document.fields.insert(field.clone(), value.clone());
+        }
+        Ok(Product::from_document(&document)
+            .map(|product| vec![EntityRecord::Product(product)])
+            .unwrap_or_default())
+    }
+
+    /// The server's last known version of a document (the base of an edit), if pulled before.
+    async fn base_of(&self, path: &str) -> Result<Option<BaseVersion>, StorageError> {
+        Ok(self
+            .inner
+            .store
+            .base_copy(path)
+            .await?
+            .map(|base| base.to_base_version()))
+    }
+
+    /// Saves one unit of work (records, audit, outbox) and starts pushing it.
+    async fn save_unit(
+        &self,
+        records: &[EntityRecord],
+        audit: &[AuditEntry],
+        unit: Unit,
+    ) -> Result<(), StorageError> {
+        self.inner.store.commit_unit(records, audit, &unit).await?;
+        self.refresh_products().await;
+        self.tell_other_tabs(TabMessage::DataChanged);
+        self.tell_other_tabs(TabMessage::OutboxChanged);
+        if self.is_leader() {
+            self.dispatch(Event::LocalWrite(unit));
+        } else {
+            self.refresh_stored_outbox();
+        }
+        Ok(())
+    }
+
+    fn audit_entry(
+        &self,
+        action: &str,
+        path: &str,
+        before: Option<&Product>,
+        after: Option<&Product>,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: crate::ids::new_id(),
+            at_millis: now_millis(),
+            device_id: self.device_id().to_owned(),
+            cashier: None,
+            action: action.into(),
+            path: path.into(),
+            before: before.map(Product::to_fields),
+            after: after.map(Product::to_fields),
+        }
+    }
+
+    /// Changes a product's name and price: a masked write that checks the version it started
+    /// from, so a change made meanwhile on another tablet is merged, not overwritten.
+    pub async fn edit_product(
+        &self,
+        product: &Product,
+        name: &str,
+        price_minor: i64,
+    ) -> Result<(), StorageError> {
+        let shop = &self.inner.settings.shop_id;
+        let path = product.document_path(shop);
+        let mut edited = product.clone();
+        edited.name = name.trim().to_owned();
+        edited.name_key = crate::model::name_key(&edited.name);
+        edited.price_minor = price_minor;
+        let fields = edited.to_fields();
+        let write = DocumentWrite {
+            path: path.clone(),
+            fields: fields
+                .into_iter()
+                .filter(|(field, _)| field == "name" || field == "price")
+                .collect(),
+            mask: Some(vec!["name".into(), "price".into()]),
+            base: self.base_of(&path).await?,
+            ..DocumentWrite::default()
+        };
+        let unit = Unit {
+            id: crate::ids::new_id(),
+            label: format!("Change {} to {}", product.name, edited.name),
+            writes: vec![write],
+            created_at_millis: now_millis(),
+        };
+        let audit = self.audit_entry("product.edit", &path, Some(product), Some(&edited));
+        self.save_unit(&[EntityRecord::Product(edited)], &[audit], unit)
+            .await
+    }
+
+    /// Moves stock: `quantity` units sold (negative) or received (positive). Stock travels as
+    /// an `increment`, so two tablets selling the last items both count.
+    pub async fn move_stock(
+        &self,
+        product: &Product,
+        kind: StockMoveKind,
+        quantity: i64,
+    ) -> Result<(), StorageError> {
+        let shop = &self.inner.settings.shop_id;
+        let path = product.document_path(shop);
+        let stock_move = StockMove {
+            id: crate::ids::new_id(),
+            product_id: product.id.clone(),
+            kind,
+            quantity,
+            bill_id: None,
+            device_id: self.device_id().to_owned(),
+            at_millis: now_millis(),
+        };
+        let mut moved = product.clone();
+        moved.stock_on_hand += quantity;
+        let move_fields = std::collections::BTreeMap::from([
+            (
+                "productId".to_string(),
+                counterbook_firestore_wire::Value::String(product.id.clone()),
+            ),
+            (
+                "quantity".to_string(),
+                counterbook_firestore_wire::Value::Integer(quantity),
+            ),
+            (
+                "kind".to_string(),
+                counterbook_firestore_wire::Value::String(format!("{kind:?}").to_lowercase()),
+            ),
+            (
+                "device".to_string(),
+                counterbook_firestore_wire::Value::String(self.device_id().to_owned()),
+            ),
+            (
+                "deleted".to_string(),
+                counterbook_firestore_wire::Value::Boolean(false),
+            ),
+        ]);
+        let unit = Unit {
+            id: crate::ids::new_id(),
+            label: format!(
+                "{} {} × {}",
+                if quantity < 0 { "Sell" } else { "Receive" },
+                quantity.abs(),
+                product.name
+            ),
+            writes: vec![
+                DocumentWrite {
+                    path: path.clone(),
+                    increments: std::collections::BTreeMap::from([("stock".to_string(), quantity)]),
+                    ..DocumentWrite::default()
+                },
+                DocumentWrite::create(
+                    format!("shops/{shop}/stockMoves/{}", stock_move.id),
+                    move_fields,
+                ),
+            ],
+            created_at_millis: now_millis(),
+        };
+        let audit = self.audit_entry("stock.move", &path, Some(product), Some(&moved));
+        self.save_unit(
+            &[
+                EntityRecord::Product(moved),
+                EntityRecord::StockMove(stock_move),
+            ],
+            &[audit],
+            unit,
+        )
+        .await
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
@@ -362,28 +601,10 @@ impl SyncDriver {
             &settings.shop_id,
             now_millis(),
         );
-        let audit = AuditEntry {
-            id: crate::ids::new_id(),
-            at_millis: now_millis(),
-            device_id: self.device_id().to_owned(),
-            cashier: None,
-            action: "product.create".into(),
-            path: product.document_path(&settings.shop_id),
-            before: None,
-            after: Some(product.to_fields()),
-        };
-        self.inner
-            .store
-            .add_product(&product, &[audit], &unit)
+        let path = product.document_path(&settings.shop_id);
+        let audit = self.audit_entry("product.create", &path, None, Some(&product));
+        self.save_unit(&[EntityRecord::Product(product.clone())], &[audit], unit)
             .await?;
-        self.refresh_products().await;
-        self.tell_other_tabs(TabMessage::DataChanged);
-        self.tell_other_tabs(TabMessage::OutboxChanged);
-        if self.is_leader() {
-            self.dispatch(Event::LocalWrite(unit));
-        } else {
-            self.refresh_stored_outbox();
-        }
         Ok(product)
     }
 
@@ -434,12 +655,18 @@ impl SyncDriver {
         match command {
             Command::SendCommit { unit_id, request } => spawn_local(async move {
                 let event = match this.inner.remote.commit(&request).await {
-                    Ok(_) => {
+                    Ok(response) => {
                         this.note_reply(None);
-                        Event::CommitSucceeded { unit_id }
+                        this.inner.last_push_millis.set(Some(now_millis()));
+                        log_event("commit.applied", &[("unit", &unit_id)]);
+                        Event::CommitApplied { unit_id, response }
                     }
                     Err(failure) => {
                         this.note_reply(Some(&failure));
+                        log_event(
+                            "commit.failed",
+                            &[("unit", &unit_id), ("failure", &failure.describe())],
+                        );
                         Event::CommitFailed { unit_id, failure }
                     }
                 };
@@ -503,19 +730,68 @@ impl SyncDriver {
                 this.dispatch(Event::DocumentsRead { unit_id, documents });
             }),
             Command::Reject { unit_id } => spawn_local(async move {
-                this.report_storage(this.inner.store.discard_unit(&unit_id).await);
+                this.report_storage(this.inner.store.reject_unit(&unit_id).await);
+                this.refresh_products().await;
+                this.tell_other_tabs(TabMessage::OutboxChanged);
+                this.tell_other_tabs(TabMessage::DataChanged);
+            }),
+            Command::RewriteUnit { unit } => spawn_local(async move {
+                this.report_storage(this.inner.store.rewrite_unit(&unit).await);
+            }),
+            Command::RecordConflicts { entries } => spawn_local(async move {
+                this.report_storage(this.inner.store.add_conflicts(&entries).await);
+                this.refresh_conflicts().await;
+                this.tell_other_tabs(TabMessage::DataChanged);
+            }),
+            Command::RunPullQuery { collection, query } => spawn_local(async move {
+                let parent = format!("shops/{}", this.inner.settings.shop_id);
+                let event = match this.inner.remote.run_query(&parent, &query).await {
+                    Ok(documents) => {
+                        let was_unreachable = !this.inner.server_reachable.replace(true);
+                        if was_unreachable {
+                            this.dispatch(Event::ServerReachable);
+                        }
+                        Event::PullPage {
+                            collection,
+                            documents,
+                        }
+                    }
+                    Err(failure) => {
+                        this.note_reply(Some(&failure));
+                        Event::PullFailed {
+                            collection,
+                            failure,
+                        }
+                    }
+                };
+                this.dispatch(event);
+            }),
+            Command::ApplyPulledPage(page) => spawn_local(async move {
+                let collection = page.collection.clone();
+                let event = match this.inner.store.apply_pulled_page(&page).await {
+                    Ok(()) => {
+                        this.inner.last_pull_millis.set(Some(now_millis()));
+                        this.refresh_products().await;
+                        if !page.conflicts.is_empty() {
+                            this.refresh_conflicts().await;
+                        }
+                        this.tell_other_tabs(TabMessage::DataChanged);
+                        Event::PulledPageApplied { collection }
+                    }
+                    Err(error) => {
+                        let failure = PushFailure::Network(format!(
+                            "the page could not be saved on this device: {error}"
+                        ));
+                        this.report_storage(Err(error));
+                        Event::PullFailed {
+                            collection,
+                            failure,
+                        }
+                    }
+                };
+                this.dispatch(event);
             }),
             Command::WakeAt(at) => self.wake_at(at),
-            // The engine asks for these only for units whose writes carry base versions and for
-            // pulls it runs itself; this driver makes neither yet.
-            other @ (Command::RewriteUnit { .. }
-            | Command::RecordConflicts { .. }
-            | Command::RunPullQuery { .. }
-            | Command::ApplyPulledPage(_)) => {
-                web_sys::console::warn_1(
-                    &format!("counterbook: sync command not handled yet: {other:?}").into(),
-                );
-            }
         }
     }
 
@@ -549,15 +825,16 @@ impl SyncDriver {
                 leader,
                 server_reachable: self.inner.server_reachable.get(),
                 pending: engine.pending,
+                in_flight: engine.in_flight,
+                conflicts: self.inner.conflicts.with_untracked(Vec::len),
+                last_push_millis: self.inner.last_push_millis.get(),
                 dead_letters: outbox
                     .dead_letters()
                     .into_iter()
                     .map(to_dead_letter)
                     .collect(),
                 paused_for_sign_in: engine.paused_for_sign_in,
-                last_error: engine
-                    .last_error
-                    .or_else(|| self.inner.pull_error.borrow().clone()),
+                last_error: engine.last_error,
                 last_pull_millis: self.inner.last_pull_millis.get(),
             }
         } else {
@@ -568,6 +845,9 @@ impl SyncDriver {
                 leader,
                 server_reachable: true,
                 pending: stored.pending.len(),
+                in_flight: 0,
+                conflicts: self.inner.conflicts.with_untracked(Vec::len),
+                last_push_millis: None,
                 dead_letters: stored
                     .dead_letters
                     .iter()
@@ -669,91 +949,23 @@ impl SyncDriver {
         tick.forget();
     }
 
-    /// Starts a pull unless one is running, the page is hidden or the browser is offline.
+    /// Asks the engine to pull products, unless this tab does not lead, the page is hidden or
+    /// the browser is offline. The engine runs one pull per collection at a time and goes on
+    /// to the end again if asked meanwhile.
     fn pull_soon(&self) {
-        if !self.is_leader()
-            || !page_visible()
-            || !browser_online()
-            || self.inner.pulling.replace(true)
-        {
+        if !self.is_leader() || !page_visible() || !browser_online() {
             return;
         }
         let this = self.clone();
         spawn_local(async move {
-            let outcome = this.pull_products().await;
-            this.inner.pulling.set(false);
-            match outcome {
-                Ok(()) => {
-                    let was_unreachable = !this.inner.server_reachable.replace(true);
-                    this.inner.last_pull_millis.set(Some(now_millis()));
-                    if was_unreachable {
-                        this.dispatch(Event::ServerReachable);
-                    }
-                }
-                Err(PullError::Remote(failure)) => {
-                    this.note_reply(Some(&failure));
-                    *this.inner.pull_error.borrow_mut() =
-                        Some(format!("pull failed: {}", failure.describe()));
-                }
-                Err(PullError::Storage(error)) => {
-                    *this.inner.pull_error.borrow_mut() = Some(error.to_string());
-                }
+            match this.inner.store.checkpoint("products").await {
+                Ok(checkpoint) => this.dispatch(Event::PullRequested {
+                    collection: "products".into(),
+                    checkpoint,
+                }),
+                Err(error) => this.report_storage(Err(error)),
             }
-            this.publish_status();
         });
-    }
-
-    /// Pulls every page of products changed since the checkpoint, each page and its checkpoint
-    /// applied in one transaction.
-    async fn pull_products(&self) -> Result<(), PullError> {
-        let store = &self.inner.store;
-        let parent = format!("shops/{}", self.inner.settings.shop_id);
-        let mut skipped: Vec<String> = Vec::new();
-        loop {
-            let checkpoint = store
-                .checkpoint("products")
-                .await
-                .map_err(PullError::Storage)?;
-            let query = pull_query("products", checkpoint.as_ref(), PULL_PAGE_SIZE);
-            let page = self
-                .inner
-                .remote
-                .run_query(&parent, &query)
-                .await
-                .map_err(PullError::Remote)?;
-            let Some(next_checkpoint) = checkpoint_after(&page) else {
-                break;
-            };
-            let mut upserts = Vec::new();
-            let mut deleted_ids = Vec::new();
-            let bases: Vec<BaseCopy> = page.iter().filter_map(base_copy_of).collect();
-            for document in &page {
-                match Product::from_document(document) {
-                    Ok(product) if Product::is_deleted(document) => deleted_ids.push(product.id),
-                    Ok(product) => upserts.push(product),
-                    // A document this version cannot read is skipped (and reported) rather
-                    // than blocking every later change behind it.
-                    Err(invalid) => skipped.push(invalid.to_string()),
-                }
-            }
-            store
-                .apply_pulled_products(&upserts, &deleted_ids, &bases, &next_checkpoint)
-                .await
-                .map_err(PullError::Storage)?;
-            self.refresh_products().await;
-            self.tell_other_tabs(TabMessage::DataChanged);
-            if (page.len() as i32) < PULL_PAGE_SIZE {
-                break;
-            }
-        }
-        *self.inner.pull_error.borrow_mut() = match skipped.as_slice() {
-            [] => None,
-            [first, ..] => Some(format!(
-                "skipped {} unreadable product document(s); first: {first}",
-                skipped.len()
-            )),
-        };
-        Ok(())
     }
 
     async fn refresh_products(&self) {
@@ -762,15 +974,4 @@ impl SyncDriver {
             Err(error) => self.report_storage(Err(error)),
         }
     }
-}
-
-/// The base copy of a pulled document: its fields as the server has them, keyed by the path
-/// below the database root.
-fn base_copy_of(document: &counterbook_firestore_wire::Document) -> Option<BaseCopy> {
-    let name = counterbook_firestore_wire::DocumentName::parse(&document.name).ok()?;
-    Some(BaseCopy {
-        path: name.relative_path(),
-        fields: document.fields.clone(),
-        update_time_micros: document.update_time?.to_unix_micros(),
-    })
 }

@@ -1,13 +1,14 @@
 //! The shop's other records (DESIGN.md section 3) as this device stores them: customers, bills,
-//! payments, expenses, stock moves and the audit trail, plus the sync bookkeeping records kept
-//! beside them (conflict inbox entries, base copies for the three-way merge).
+//! payments, expenses, stock moves and the audit trail, plus the base copies kept for the
+//! three-way merge (conflict inbox entries are the sync engine's `ConflictEntry`).
 //!
 //! Money is always an integer count of minor units; quantities are integers in the product's
 //! smallest unit (milli-units for loose goods). Ids are UUID v7 made on the device.
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::Value;
+use counterbook_firestore_wire::{Document, DocumentName, Timestamp, Value};
+use counterbook_sync::BaseVersion;
 use serde::{Deserialize, Serialize};
 
 /// A customer, with the credit (khata) balance they owe.
@@ -162,23 +163,6 @@ pub struct AuditEntry {
     pub after: Option<BTreeMap<String, Value>>,
 }
 
-/// A change that lost to another tablet's (or broke a business rule), kept for a person.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConflictEntry {
-    pub id: String,
-    pub path: String,
-    /// "field", "oversold", "creditLimit", "finalBill", ...
-    pub kind: String,
-    #[serde(default)]
-    pub field: Option<String>,
-    #[serde(default)]
-    pub local_value: Option<Value>,
-    #[serde(default)]
-    pub server_value: Option<Value>,
-    pub at_millis: i64,
-}
-
 /// The server's version of a document as last pulled: the base of a three-way merge.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,6 +172,38 @@ pub struct BaseCopy {
     pub fields: BTreeMap<String, Value>,
     /// The server's `updateTime`, in Unix microseconds.
     pub update_time_micros: i64,
+}
+
+impl BaseCopy {
+    /// The base copy of a document read from the server (it needs a name and an update time).
+    pub fn of_document(document: &Document) -> Option<BaseCopy> {
+        let name = DocumentName::parse(&document.name).ok()?;
+        let update_time = BaseVersion::of_document(document)?.update_time;
+        Some(BaseCopy {
+            path: name.relative_path(),
+            fields: document.fields.clone(),
+            update_time_micros: update_time.to_unix_micros(),
+        })
+    }
+
+    /// The base an edit of this document starts from.
+    pub fn to_base_version(&self) -> BaseVersion {
+        BaseVersion {
+            update_time: Timestamp::from_unix_micros(self.update_time_micros),
+            fields: self.fields.clone(),
+        }
+    }
+
+    /// The document as the server had it (named relative to an unknown project: only the path
+    /// segments are meaningful).
+    pub fn to_document(&self) -> Document {
+        Document {
+            name: format!("projects/-/databases/(default)/documents/{}", self.path),
+            fields: self.fields.clone(),
+            create_time: None,
+            update_time: Some(Timestamp::from_unix_micros(self.update_time_micros)),
+        }
+    }
 }
 
 /// Any entity record a unit of work can write, tagged with the store it lives in.

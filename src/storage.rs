@@ -22,13 +22,15 @@
 //! `DATA_MIGRATIONS`, each run once, in one transaction with the `dataVersion` that records it,
 //! right after opening. Version 1 had `products`, `outbox` and `meta`.
 
-use counterbook_sync::{Checkpoint, Unit};
+use std::collections::BTreeSet;
+
+use counterbook_sync::{Checkpoint, ConflictEntry, PulledPage, Unit};
 use rexie::{Index, KeyRange, ObjectStore, Rexie, TransactionMode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use crate::entities::{AuditEntry, BaseCopy, Bill, ConflictEntry, Customer, EntityRecord};
+use crate::entities::{AuditEntry, BaseCopy, Bill, Customer, EntityRecord};
 use crate::model::{name_key, Product};
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -661,48 +663,174 @@ impl Store {
         }
     }
 
-    /// Applies one pulled page of products, their base copies and the checkpoint in one
-    /// transaction: a crash between them can never skip or half-apply a page.
-    pub async fn apply_pulled_products(
-        &self,
-        upserts: &[Product],
-        deleted_ids: &[String],
-        bases: &[BaseCopy],
-        checkpoint: &Checkpoint,
-    ) -> Result<()> {
-        let transaction = self.transaction(&[PRODUCTS, BASES, META], TransactionMode::ReadWrite)?;
+    /// Applies one pulled page in ONE transaction: the documents' base copies, the products
+    /// the page changes, the conflicts it raises and the checkpoint. A crash can never skip or
+    /// half-apply a page. A product with a unit still in the outbox keeps its local version
+    /// (the user's change, not yet on the server); its base copy still moves on, and the pull
+    /// after that unit is done brings the merged result.
+    pub async fn apply_pulled_page(&self, page: &PulledPage) -> Result<()> {
+        let transaction = self.transaction(
+            &[PRODUCTS, BASES, CONFLICTS, OUTBOX, META],
+            TransactionMode::ReadWrite,
+        )?;
         let outcome = async {
             let products = transaction
                 .store(PRODUCTS)
                 .map_err(StorageError::from_rexie)?;
-            let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
             let base_store = transaction.store(BASES).map_err(StorageError::from_rexie)?;
-            for base in bases {
+            let outbox = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let mut paths_with_pending_changes = BTreeSet::new();
+            for value in outbox
+                .get_all(None, None)
+                .await
+                .map_err(StorageError::from_rexie)?
+            {
+                let record: OutboxRecord = from_js(value)?;
+                paths_with_pending_changes
+                    .extend(record.unit.writes.iter().map(|write| write.path.clone()));
+            }
+            for document in &page.upserts {
+                let Some(base) = BaseCopy::of_document(document) else {
+                    continue;
+                };
                 base_store
-                    .put(&to_js(base)?, None)
+                    .put(&to_js(&base)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+                if page.collection != PRODUCTS || paths_with_pending_changes.contains(&base.path) {
+                    continue;
+                }
+                match Product::from_document(document) {
+                    Ok(product) if page.deletes.contains(&base.path) => products
+                        .delete(JsValue::from_str(&product.id))
+                        .await
+                        .map_err(StorageError::from_rexie)?,
+                    Ok(product) => {
+                        products
+                            .put(&to_js(&product)?, None)
+                            .await
+                            .map_err(StorageError::from_rexie)?;
+                    }
+                    // A document this version cannot read is kept only as a base copy rather
+                    // than blocking every later change behind it.
+                    Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                }
+            }
+            let conflicts = transaction
+                .store(CONFLICTS)
+                .map_err(StorageError::from_rexie)?;
+            for entry in &page.conflicts {
+                conflicts
+                    .put(&to_js(entry)?, None)
                     .await
                     .map_err(StorageError::from_rexie)?;
             }
-            for product in upserts {
-                products
-                    .put(&to_js(product)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            for id in deleted_ids {
-                products
-                    .delete(JsValue::from_str(id))
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            let key = JsValue::from_str(&format!("checkpoint/{PRODUCTS}"));
-            meta.put(&to_js(checkpoint)?, Some(&key))
+            let key = JsValue::from_str(&format!("checkpoint/{}", page.collection));
+            transaction
+                .store(META)
+                .map_err(StorageError::from_rexie)?
+                .put(&to_js(&page.checkpoint)?, Some(&key))
                 .await
                 .map_err(StorageError::from_rexie)?;
             Ok(())
         }
         .await;
         Self::finish(transaction, outcome).await
+    }
+
+    /// Replaces a pending unit with a new version of it (merged by the engine), keeping its
+    /// place in the outbox.
+    pub async fn rewrite_unit(&self, unit: &Unit) -> Result<()> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let record = OutboxRecord {
+                id: unit.id.clone(),
+                unit: unit.clone(),
+                state: OutboxRecordState::Pending,
+                reason: None,
+            };
+            store
+                .put(&to_js(&record)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Drops a unit a conflict rejected and shows its products as the server has them (their
+    /// base copies), in one transaction. A product the server never had disappears.
+    pub async fn reject_unit(&self, unit_id: &str) -> Result<()> {
+        let transaction =
+            self.transaction(&[OUTBOX, BASES, PRODUCTS], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let outbox = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let key = JsValue::from_str(unit_id);
+            let Some(value) = outbox
+                .get(key.clone())
+                .await
+                .map_err(StorageError::from_rexie)?
+            else {
+                return Ok(());
+            };
+            let record: OutboxRecord = from_js(value)?;
+            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+            let products = transaction
+                .store(PRODUCTS)
+                .map_err(StorageError::from_rexie)?;
+            for write in &record.unit.writes {
+                let Some(product_id) = product_id_of_path(&write.path) else {
+                    continue;
+                };
+                let base = bases
+                    .get(JsValue::from_str(&write.path))
+                    .await
+                    .map_err(StorageError::from_rexie)?
+                    .filter(|value| !value.is_undefined())
+                    .map(from_js::<BaseCopy>)
+                    .transpose()?;
+                let restored =
+                    base.and_then(|base| Product::from_document(&base.to_document()).ok());
+                match restored {
+                    Some(product) => {
+                        products
+                            .put(&to_js(&product)?, None)
+                            .await
+                            .map_err(StorageError::from_rexie)?;
+                    }
+                    None => products
+                        .delete(JsValue::from_str(product_id))
+                        .await
+                        .map_err(StorageError::from_rexie)?,
+                }
+            }
+            outbox.delete(key).await.map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+}
+
+/// The product id in `shops/{shop}/products/{id}`, if the path is a product's.
+fn product_id_of_path(path: &str) -> Option<&str> {
+    let mut segments = path.split('/');
+    match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some("shops"), Some(_), Some("products"), Some(id), None) => Some(id),
+        _ => None,
     }
 }
 

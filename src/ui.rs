@@ -6,6 +6,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::driver::{SyncDriver, SyncStatus};
+use crate::entities::StockMoveKind;
+use crate::model::Product;
 use crate::model::MAX_PRODUCT_NAME_CHARS;
 use crate::money::{format_price, minor_digits, parse_price};
 use crate::settings::Settings;
@@ -60,8 +62,10 @@ fn Shop(driver: SyncDriver) -> impl IntoView {
         </header>
         <main>
             <SyncProblems driver=driver/>
+            <ConflictInbox driver=driver/>
             <AddProductForm driver=driver/>
             <ProductList driver=driver/>
+            <StatusPanel status=status/>
         </main>
     }
 }
@@ -230,19 +234,181 @@ fn ProductList(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                 <p class="empty">"No products yet. Add the first one above."</p>
             </Show>
             <ul data-testid="product-list">
-                <For each=move || products.get() key=|p| (p.id.clone(), p.name.clone(), p.price_minor)
-                    children=move |product| {
-                        let synced = product.server_updated_at_millis.is_some();
-                        view! {
-                            <li data-testid="product-row" data-synced=synced.to_string()>
-                                <span class="name" data-testid="product-row-name">{product.name.clone()}</span>
-                                <span class="price">{format_price(product.price_minor, &product.currency)}</span>
-                                {(!synced).then(|| view! { <span class="unsynced" title="Not yet on the server">"●"</span> })}
-                            </li>
-                        }
-                    }
+                <For each=move || products.get()
+                    key=|p| (p.id.clone(), p.name.clone(), p.price_minor, p.stock_on_hand, p.server_updated_at_millis)
+                    children=move |product| view! { <ProductRow driver=driver product=product/> }
                 />
             </ul>
         </section>
+    }
+}
+
+/// One product: name, price and stock, with quick sale, stock receipt and editing.
+#[component]
+fn ProductRow(driver: StoredValue<SyncDriver, LocalStorage>, product: Product) -> impl IntoView {
+    let synced = product.server_updated_at_millis.is_some();
+    let editing = RwSignal::new(false);
+    let name = RwSignal::new(product.name.clone());
+    let price = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let product = StoredValue::new(product);
+    let digits = move || product.with_value(|p| minor_digits(&p.currency));
+
+    let move_stock = move |kind: StockMoveKind, quantity: i64| {
+        let driver = driver.get_value();
+        let product = product.get_value();
+        spawn_local(async move {
+            if let Err(problem) = driver.move_stock(&product, kind, quantity).await {
+                error.set(Some(problem.to_string()));
+            }
+        });
+    };
+    let start_editing = move |_| {
+        let (current_name, current_price) = product.with_value(|p| (p.name.clone(), p.price_minor));
+        name.set(current_name);
+        let scale = 10f64.powi(digits() as i32);
+        price.set(format!(
+            "{:.*}",
+            digits() as usize,
+            current_price as f64 / scale
+        ));
+        editing.set(true);
+    };
+    let save = move |event: SubmitEvent| {
+        event.prevent_default();
+        let typed_name = name.get_untracked().trim().to_owned();
+        if typed_name.is_empty() {
+            error.set(Some("Enter the product's name.".into()));
+            return;
+        }
+        let price_minor = match parse_price(&price.get_untracked(), digits()) {
+            Ok(minor) => minor,
+            Err(problem) => {
+                error.set(Some(problem.to_string()));
+                return;
+            }
+        };
+        let driver = driver.get_value();
+        let product = product.get_value();
+        spawn_local(async move {
+            match driver
+                .edit_product(&product, &typed_name, price_minor)
+                .await
+            {
+                Ok(()) => {
+                    error.set(None);
+                    editing.set(false);
+                }
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+        });
+    };
+
+    view! {
+        <li data-testid="product-row" data-synced=synced.to_string()
+            data-product-id=product.with_value(|p| p.id.clone())>
+            <Show when=move || !editing.get()
+                fallback=move || view! {
+                    <form class="edit-product" on:submit=save>
+                        <input type="text" data-testid="edit-name" prop:value=move || name.get()
+                            on:input=move |ev| name.set(event_target_value(&ev))/>
+                        <input type="text" inputmode="decimal" data-testid="edit-price"
+                            prop:value=move || price.get()
+                            on:input=move |ev| price.set(event_target_value(&ev))/>
+                        <button type="submit" data-testid="save-edit">"Save"</button>
+                        <button type="button" class="secondary" on:click=move |_| editing.set(false)>"Cancel"</button>
+                    </form>
+                }>
+                <span class="name" data-testid="product-row-name">{product.with_value(|p| p.name.clone())}</span>
+                <span class="stock" data-testid="product-stock" title="Stock on hand">
+                    {product.with_value(|p| p.stock_on_hand)}
+                </span>
+                <span class="price" data-testid="product-price-shown">
+                    {product.with_value(|p| format_price(p.price_minor, &p.currency))}
+                </span>
+                {(!synced).then(|| view! { <span class="unsynced" title="Not yet on the server">"●"</span> })}
+                <span class="actions">
+                    <button type="button" data-testid="sell-one"
+                        on:click=move |_| move_stock(StockMoveKind::Sale, -1)>"Sell 1"</button>
+                    <button type="button" class="secondary" data-testid="receive-ten"
+                        on:click=move |_| move_stock(StockMoveKind::Receive, 10)>"+10"</button>
+                    <button type="button" class="secondary" data-testid="edit-product"
+                        on:click=start_editing>"Edit"</button>
+                </span>
+            </Show>
+            <Show when=move || error.with(Option::is_some)>
+                <p class="form-error" role="alert" data-testid="row-error">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+        </li>
+    }
+}
+
+/// The conflict inbox: changes that lost to another tablet's, and broken business rules.
+#[component]
+fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let conflicts = driver.with_value(|d| d.conflicts());
+    view! {
+        <Show when=move || conflicts.with(|c| !c.is_empty())>
+            <section class="conflicts" data-testid="conflicts">
+                <h2>"Needs a look"</h2>
+                <ul>
+                    <For each=move || conflicts.get() key=|entry| entry.id.clone()
+                        children=move |entry| {
+                            let id = entry.id.clone();
+                            let reapply = entry.clone();
+                            let can_reapply = entry.local_value.is_some();
+                            view! {
+                                <li data-testid="conflict" data-kind=format!("{:?}", entry.kind)>
+                                    <span>{entry.explanation.clone()}</span>
+                                    {can_reapply.then(|| view! {
+                                        <button type="button" data-testid="reapply-conflict"
+                                            on:click=move |_| {
+                                                let driver = driver.get_value();
+                                                let entry = reapply.clone();
+                                                spawn_local(async move { driver.reapply_conflict(&entry).await; });
+                                            }>"Use mine"</button>
+                                    })}
+                                    <button type="button" class="secondary" data-testid="dismiss-conflict"
+                                        on:click=move |_| {
+                                            let driver = driver.get_value();
+                                            let id = id.clone();
+                                            spawn_local(async move { driver.dismiss_conflict(&id).await; });
+                                        }>"OK"</button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </section>
+        </Show>
+    }
+}
+
+/// What the sync engine is doing, for the curious and for support calls.
+#[component]
+fn StatusPanel(status: RwSignal<SyncStatus>) -> impl IntoView {
+    let time = |millis: Option<i64>| {
+        millis
+            .map(|m| {
+                let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(m as f64));
+                String::from(date.to_locale_time_string("default"))
+            })
+            .unwrap_or_else(|| "never".into())
+    };
+    view! {
+        <details class="status-panel" data-testid="status-panel">
+            <summary>"Sync details"</summary>
+            <dl>
+                <dt>"This tab"</dt>
+                <dd>{move || if status.with(|s| s.leader) { "syncs for this browser" } else { "follows the tab that syncs" }}</dd>
+                <dt>"Waiting to send"</dt><dd data-testid="status-pending">{move || status.with(|s| s.pending)}</dd>
+                <dt>"Sending now"</dt><dd data-testid="status-in-flight">{move || status.with(|s| s.in_flight)}</dd>
+                <dt>"Refused"</dt><dd>{move || status.with(|s| s.dead_letters.len())}</dd>
+                <dt>"Conflicts"</dt><dd data-testid="status-conflicts">{move || status.with(|s| s.conflicts)}</dd>
+                <dt>"Last sent"</dt><dd>{move || time(status.with(|s| s.last_push_millis))}</dd>
+                <dt>"Last received"</dt><dd>{move || time(status.with(|s| s.last_pull_millis))}</dd>
+                <dt>"Last problem"</dt><dd>{move || status.with(|s| s.last_error.clone().unwrap_or_else(|| "none".into()))}</dd>
+            </dl>
+        </details>
     }
 }

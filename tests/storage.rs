@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 
 use counterbook::entities::{
-    AuditEntry, BaseCopy, Bill, BillLine, BillStatus, BillTotals, ConflictEntry, Customer,
-    EntityRecord, StockMove, StockMoveKind,
+    AuditEntry, Bill, BillLine, BillStatus, BillTotals, Customer, EntityRecord, StockMove,
+    StockMoveKind,
 };
 use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
 use counterbook::storage::{StorageError, Store};
+use counterbook_firestore_wire::Document;
 use counterbook_firestore_wire::{Timestamp, Value};
-use counterbook_sync::{Checkpoint, DocumentWrite, Unit};
+use counterbook_sync::{Checkpoint, ConflictEntry, ConflictKind, DocumentWrite, PulledPage, Unit};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -19,10 +20,6 @@ wasm_bindgen_test_configure!(run_in_browser);
 async fn fresh_store() -> (Store, String) {
     let name = format!("test-{}", new_id());
     (Store::open(&name).await.unwrap(), name)
-}
-
-fn pulled_fields(product: &Product) -> BTreeMap<String, Value> {
-    product.to_fields()
 }
 
 fn product(name: &str, price_minor: i64) -> Product {
@@ -112,40 +109,125 @@ async fn outbox_units_move_between_pending_dead_and_done() {
 async fn a_pulled_page_and_its_checkpoint_are_applied_together() {
     let (store, _) = fresh_store().await;
     assert_eq!(store.checkpoint("products").await.unwrap(), None);
+    // A product with a change still in the outbox keeps its local version.
     let local = product("Local soap", 3_000);
     store
         .add_product(&local, &[], &add_product_unit(new_id(), &local, "s1", 0))
         .await
         .unwrap();
+    let mut stale_server_copy = local.clone();
+    stale_server_copy.price_minor = 2_500;
 
     let mut pulled = product("Pulled rice", 9_900);
     pulled.server_updated_at_millis = Some(1_000);
-    let checkpoint = Checkpoint {
-        updated_at: Timestamp::from_unix_millis(1_000),
-        name: format!(
-            "projects/p/databases/(default)/documents/shops/s1/products/{}",
-            pulled.id
-        ),
-    };
-    let base = BaseCopy {
-        path: format!("shops/s1/products/{}", pulled.id),
-        fields: pulled_fields(&pulled),
-        update_time_micros: 1_000_000,
-    };
+    let mut gone = product("Discontinued", 100);
+    gone.server_updated_at_millis = Some(1_000);
     store
-        .apply_pulled_products(
-            &[pulled.clone()],
-            std::slice::from_ref(&local.id),
-            std::slice::from_ref(&base),
-            &checkpoint,
-        )
+        .add_product(&gone, &[], &add_product_unit(new_id(), &gone, "s1", 0))
         .await
         .unwrap();
-    assert_eq!(store.products().await.unwrap(), vec![pulled]);
+    let gone_unit = store.outbox().await.unwrap().pending[1].id.clone();
+    store.mark_unit_done(&gone_unit).await.unwrap();
+
+    let document = |p: &Product, deleted: bool| {
+        let mut fields = p.to_fields();
+        fields.insert(
+            "updatedAt".into(),
+            Value::Timestamp(Timestamp::from_unix_millis(1_000)),
+        );
+        fields.insert("deleted".into(), Value::Boolean(deleted));
+        Document {
+            name: format!(
+                "projects/p/databases/(default)/documents/shops/s1/products/{}",
+                p.id
+            ),
+            fields,
+            create_time: None,
+            update_time: Some(Timestamp::from_unix_millis(1_000)),
+        }
+    };
+    let page = PulledPage {
+        collection: "products".into(),
+        upserts: vec![
+            document(&pulled, false),
+            document(&stale_server_copy, false),
+            document(&gone, true),
+        ],
+        deletes: vec![format!("shops/s1/products/{}", gone.id)],
+        conflicts: vec![],
+        checkpoint: Checkpoint {
+            updated_at: Timestamp::from_unix_millis(1_000),
+            name: format!(
+                "projects/p/databases/(default)/documents/shops/s1/products/{}",
+                gone.id
+            ),
+        },
+    };
+    store.apply_pulled_page(&page).await.unwrap();
+
+    let mut products = store.products().await.unwrap();
+    products.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(products, vec![local.clone(), pulled.clone()]);
     assert_eq!(
         store.checkpoint("products").await.unwrap(),
-        Some(checkpoint)
+        Some(page.checkpoint.clone())
     );
+    let base = store
+        .base_copy(&format!("shops/s1/products/{}", local.id))
+        .await
+        .unwrap()
+        .expect("the base copy moves on even when the product keeps its local version");
+    assert_eq!(base.fields["price"], Value::Integer(2_500));
+    assert_eq!(base.update_time_micros, 1_000_000);
+}
+
+#[wasm_bindgen_test]
+async fn a_rejected_unit_shows_the_servers_version_again() {
+    let (store, _) = fresh_store().await;
+    let rice = product("Rice", 5_000);
+    let created = add_product_unit(new_id(), &rice, "s1", 0);
+    store.add_product(&rice, &[], &created).await.unwrap();
+    store.mark_unit_done(&created.id).await.unwrap();
+    let mut server = rice.to_fields();
+    server.insert(
+        "updatedAt".into(),
+        Value::Timestamp(Timestamp::from_unix_millis(7)),
+    );
+    let page = PulledPage {
+        collection: "products".into(),
+        upserts: vec![Document {
+            name: format!(
+                "projects/p/databases/(default)/documents/shops/s1/products/{}",
+                rice.id
+            ),
+            fields: server,
+            create_time: None,
+            update_time: Some(Timestamp::from_unix_millis(7)),
+        }],
+        deletes: vec![],
+        conflicts: vec![],
+        checkpoint: Checkpoint {
+            updated_at: Timestamp::from_unix_millis(7),
+            name: "x".into(),
+        },
+    };
+    store.apply_pulled_page(&page).await.unwrap();
+
+    // A local edit that the engine later rejects.
+    let mut edited = rice.clone();
+    edited.price_minor = 1;
+    let edit = add_product_unit(new_id(), &edited, "s1", 0);
+    store.add_product(&edited, &[], &edit).await.unwrap();
+    let brand_new = product("Never synced", 10);
+    let creation = add_product_unit(new_id(), &brand_new, "s1", 0);
+    store.add_product(&brand_new, &[], &creation).await.unwrap();
+
+    store.reject_unit(&edit.id).await.unwrap();
+    store.reject_unit(&creation.id).await.unwrap();
+    let products = store.products().await.unwrap();
+    assert_eq!(products.len(), 1);
+    assert_eq!(products[0].price_minor, 5_000);
+    assert!(store.outbox().await.unwrap().pending.is_empty());
 }
 
 #[wasm_bindgen_test]
@@ -376,13 +458,19 @@ async fn the_conflict_inbox_keeps_entries_until_dealt_with() {
     let (store, _) = fresh_store().await;
     let entry = ConflictEntry {
         id: new_id(),
+        kind: ConflictKind::Field,
         path: "shops/s1/products/p1".into(),
-        kind: "field".into(),
+        unit_id: Some(new_id()),
         field: Some("price".into()),
         local_value: Some(Value::Integer(1_200)),
         server_value: Some(Value::Integer(1_100)),
-        at_millis: 5,
+        explanation: "Another tablet changed the price first.".into(),
     };
+    store
+        .add_conflicts(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    // Recording the same conflict again keeps one entry.
     store
         .add_conflicts(std::slice::from_ref(&entry))
         .await
