@@ -1,6 +1,9 @@
 //! The `counterbook-server` binary: `serve` parses flags, opens the data directory and serves
 //! `counterbook_server::app` until SIGINT or SIGTERM; `shop` and `user` administer the accounts
-//! that sign in when the server runs without `--dev`.
+//! that sign in when the server runs without `--dev`; `backup` copies the database of a data
+//! directory, also while a server is running on it.
+
+mod backup;
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -58,6 +61,16 @@ enum Command {
     /// Manage the users who sign in.
     #[command(subcommand)]
     User(UserCommand),
+    /// Copy the database into one file, consistently, while the server may be running.
+    /// Restore by copying the file as counterbook.sqlite3 into an empty data directory.
+    Backup {
+        /// The server's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The backup file to write (replaced atomically if it exists).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +179,7 @@ fn main() -> ExitCode {
         }
         Command::Shop(command) => report(run_shop_command(command)),
         Command::User(command) => report(run_user_command(command)),
+        Command::Backup { data, to } => report(run_backup(&data, &to)),
     }
 }
 
@@ -230,6 +244,20 @@ fn run_user_command(command: UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_backup(data: &Path, target: &Path) -> anyhow::Result<()> {
+    let report = backup::backup_data_directory(data, target)?;
+    let last_commit = report
+        .last_commit_time
+        .map_or_else(|| "none".to_owned(), |time| time.to_string());
+    println!(
+        "backed up {} documents (last commit {last_commit}) to {} ({} bytes)",
+        report.documents,
+        report.target.display(),
+        report.bytes
+    );
+    Ok(())
 }
 
 /// The password, never echoed: from a file, from piped standard input, or typed at a prompt
