@@ -376,6 +376,61 @@ const SCENARIOS = {
     return { numbers: [...numbers].sort(), thrown, counter: await dataOf(counter) };
   },
 
+  "runTransaction retries when another client writes between its read and its commit": async (
+    db,
+  ) => {
+    const stock = doc(db, SHOP, "products", "contended");
+    const reserved = doc(db, SHOP, "reservations", "r1");
+    await setDoc(stock, { stock: 10 });
+    let attempts = 0;
+    const seen = await runTransaction(db, async (transaction) => {
+      attempts += 1;
+      const current = (await transaction.get(stock)).data().stock;
+      const reservation = await transaction.get(reserved);
+      if (attempts === 1) {
+        // Another till sells 3 and creates the reservation this transaction saw missing: both
+        // the `updateTime` precondition and the `exists: false` verify now fail.
+        await setDoc(stock, { stock: current - 3 });
+        await setDoc(reserved, { by: "till-2" });
+      }
+      transaction.update(stock, { stock: current - 1 });
+      return { current, reserved: reservation.exists() };
+    });
+    assert.equal(attempts, 2, "the SDK retried once");
+    assert.deepEqual(seen, { current: 7, reserved: true });
+    assert.deepEqual(await dataOf(stock), { stock: 6 });
+
+    // Without retries the same interference fails the transaction, and nothing it wrote lands.
+    const onlyOnce = await errorCode(
+      runTransaction(
+        db,
+        async (transaction) => {
+          const current = (await transaction.get(stock)).data().stock;
+          await setDoc(stock, { stock: current + 100 });
+          transaction.update(stock, { stock: 0 });
+        },
+        { maxAttempts: 1 },
+      ),
+    );
+    assert.equal(onlyOnce, "failed-precondition");
+    assert.deepEqual(await dataOf(stock), { stock: 106 });
+    const missingThenCreated = await errorCode(
+      runTransaction(
+        db,
+        async (transaction) => {
+          const ghost = doc(db, SHOP, "reservations", "r2");
+          await transaction.get(ghost);
+          await setDoc(ghost, { by: "till-3" });
+          transaction.set(doc(db, SHOP, "reservations", "r3"), { by: "till-1" });
+        },
+        { maxAttempts: 1 },
+      ),
+    );
+    assert.equal(missingThenCreated, "aborted");
+    assert.deepEqual(await dataOf(doc(db, SHOP, "reservations", "r3")), "missing");
+    return { attempts, seen, onlyOnce, missingThenCreated };
+  },
+
   "getCount (getCountFromServer) counts a collection and a filtered query": async (db) => {
     const bills = collection(db, SHOP, "bills");
     for (let index = 0; index < 7; index += 1) {
