@@ -339,10 +339,12 @@ pub fn apply_write(
             change: DocumentChange::Delete,
             result: WriteResult::default(),
         }),
+        // A verify reports the document's update time, or the commit time when it does not
+        // exist, as the emulator does.
         WriteAction::Verify => Ok(AppliedWrite {
             change: DocumentChange::Unchanged,
             result: WriteResult {
-                update_time: current.map(|document| document.update_time),
+                update_time: Some(current.map_or(commit_time, |document| document.update_time)),
                 transform_results: Vec::new(),
             },
         }),

@@ -14,8 +14,6 @@
 //! lone `{readTime, done}` when nothing matched); a list answers `{documents, nextPageToken}`
 //! with a token whenever the page is full, and `{}` when there is nothing.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use counterbook_firestore_wire::{
     Direction, DocumentMask, DocumentName, FieldReference, Order, RunQueryResponseItem,
     StructuredQuery, Timestamp, Value,
@@ -29,10 +27,7 @@ use crate::field_path::FieldPath;
 use crate::opaque::{decode_base64, encode_base64};
 use crate::query::{prepare_query, project_fields, PreparedQuery};
 use crate::store::{DatabaseId, DocumentSource, NamedDocument, ReadSnapshot, Store};
-use crate::transaction::{read_time_unsupported, RecordedRead, TransactionOptions};
-
-/// How far back a `readTime` may be before it is "too old" (Firestore's version retention).
-const READ_TIME_RETENTION_MICROS: i64 = 3600 * 1_000_000;
+use crate::transaction::{refuse_read_time, RecordedRead, TransactionOptions};
 
 /// The documents a query returned, unprojected, with their positions in its order.
 pub struct QueryRun {
@@ -90,23 +85,6 @@ pub fn result_versions(documents: &[NamedDocument]) -> Vec<(String, Timestamp)> 
         .collect()
 }
 
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as i64)
-}
-
-/// Refuses reads at a past time (see the module documentation).
-fn refuse_read_time(read_time: Option<Timestamp>) -> Result<(), ServerError> {
-    match read_time {
-        None => Ok(()),
-        Some(time) if now_micros() - time.to_unix_micros() > READ_TIME_RETENTION_MICROS => Err(
-            ServerError::FailedPrecondition("The requested 'read_time' is too old.".into()),
-        ),
-        Some(time) => Err(read_time_unsupported(time)),
-    }
-}
-
 /// The transaction a read runs in: an existing one, or one opened for it.
 struct ReadTransaction {
     id: Option<String>,
@@ -134,7 +112,9 @@ fn open_read_transaction(
                 .into(),
         ));
     }
-    refuse_read_time(read_time)?;
+    if let Some(read_time) = read_time {
+        return Err(refuse_read_time(read_time));
+    }
     if let Some(id) = existing {
         store.transactions().check_open(&id, database)?;
         return Ok(ReadTransaction {
@@ -142,7 +122,12 @@ fn open_read_transaction(
             opened_here: false,
         });
     }
-    if let Some(options) = new_transaction {
+    if let Some(mut options) = new_transaction {
+        // A read that opens a transaction without saying which kind opens a read-only one, as
+        // on the emulator (whose commit of writes in it then fails).
+        if options.read_only.is_none() && options.read_write.is_none() {
+            options.read_only = Some(Default::default());
+        }
         let id = store.transactions().begin(database, &options)?;
         return Ok(ReadTransaction {
             id: Some(id),
@@ -374,9 +359,9 @@ pub fn run_query(
         Some(first) => {
             first.skipped_results = i32::try_from(run.skipped_results).unwrap_or(i32::MAX)
         }
+        // Like the emulator, the lone item of an empty result never reports skipped results.
         None => items.push(RunQueryResponseItem {
             read_time: Some(read_time),
-            skipped_results: i32::try_from(run.skipped_results).unwrap_or(i32::MAX),
             ..RunQueryResponseItem::default()
         }),
     }

@@ -18,13 +18,16 @@ type Fields = &'static [(&'static str, Shape)];
 pub enum Shape {
     /// A scalar, a list of scalars, or a Firestore `Value` (checked by its deserializer).
     Leaf,
+    /// A plain JSON number or string (an `Int32Value` in REST is a bare number, never
+    /// `{"value": n}`).
+    Scalar,
     /// One message.
     Message(fn() -> Fields),
     /// A list of messages.
     List(fn() -> Fields),
 }
 
-use Shape::{Leaf, List, Message};
+use Shape::{Leaf, List, Message, Scalar};
 
 pub fn commit_request() -> Fields {
     &[
@@ -106,8 +109,8 @@ fn structured_query() -> Fields {
         ("orderBy", List(order)),
         ("startAt", Message(cursor)),
         ("endAt", Message(cursor)),
-        ("offset", Leaf),
-        ("limit", Leaf),
+        ("offset", Scalar),
+        ("limit", Scalar),
         ("findNearest", Leaf),
     ]
 }
@@ -262,6 +265,12 @@ fn check_message(value: &serde_json::Value, fields: Fields, at: &str) -> Result<
         };
         match shape {
             Leaf => {}
+            Scalar if inner.is_object() || inner.is_array() => {
+                return Err(ServerError::InvalidArgument(format!(
+                    "Invalid value at '{here}': a number was expected, got {inner}"
+                )))
+            }
+            Scalar => {}
             Message(inner_fields) => check_message(inner, inner_fields(), &here)?,
             List(inner_fields) => {
                 for (index, element) in inner.as_array().into_iter().flatten().enumerate() {

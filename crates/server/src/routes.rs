@@ -437,6 +437,12 @@ async fn read_json_body<T: DeserializeOwned + Default>(
     }
     let json: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(ServerError::MalformedBody)?;
+    // Serde would read a struct from a JSON array too; a request message is an object.
+    if !json.is_object() {
+        return Err(ServerError::InvalidArgument(
+            "Payload isn't valid for request: the body must be a JSON object".into(),
+        ));
+    }
     request_schema::check_known_fields(&json, schema)?;
     serde_json::from_value(json).map_err(ServerError::MalformedBody)
 }

@@ -164,7 +164,7 @@ impl TransactionRegistry {
             ));
         }
         if let Some(read_time) = options.read_only.as_ref().and_then(|o| o.read_time) {
-            return Err(read_time_unsupported(read_time));
+            return Err(refuse_read_time(read_time));
         }
         let mut entries = self.lock();
         entries.retain(|_, entry| entry.opened_at.elapsed() < REMEMBERED_FOR);
@@ -268,8 +268,19 @@ impl TransactionRegistry {
     }
 }
 
-/// Reading at a past time needs document history, which this server does not keep.
-pub fn read_time_unsupported(read_time: Timestamp) -> ServerError {
+/// How far back a `readTime` may be before it is "too old" (Firestore's version retention).
+const READ_TIME_RETENTION_MICROS: i64 = 3600 * 1_000_000;
+
+/// Reading at a past time needs document history, which this server does not keep: past the
+/// retention Firestore keeps, the emulator's 400 `FAILED_PRECONDITION` "too old"; within it,
+/// 501 `UNIMPLEMENTED`.
+pub fn refuse_read_time(read_time: Timestamp) -> ServerError {
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as i64);
+    if now_micros - read_time.to_unix_micros() > READ_TIME_RETENTION_MICROS {
+        return ServerError::FailedPrecondition("The requested 'read_time' is too old.".into());
+    }
     ServerError::Unimplemented(format!(
         "reading at a past readTime ({read_time}) is not supported: this server keeps no \
          document history"

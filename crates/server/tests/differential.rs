@@ -1,0 +1,1727 @@
+//! The differential suite: every scenario below is a sequence of HTTP requests sent, in the
+//! same order, to Google's Firestore emulator and to the real `counterbook-server` binary; the
+//! two must answer with the same status codes and the same normalized JSON bodies.
+//!
+//! Each scenario uses its own project id, so scenarios are independent on both backends.
+//! Both processes start once for the whole suite, each in its own process group that is killed
+//! when the test ends, also on a panic. The emulator must start: the test fails otherwise.
+//!
+//! Normalization (`normalize`) sets aside what legitimately differs between two servers:
+//! `createTime`, `updateTime`, `readTime` and `commitTime` become `<time>`; a `timestampValue`
+//! within a day of now (one `REQUEST_TIME` produced) becomes `<request-time>`; transaction ids
+//! and page tokens become placeholders (each backend's own are captured and sent back in later
+//! steps as `{TX}` and `{TOKEN}`; `{UPDATE_TIME}` is the first write result's update time); an
+//! error body is reduced to its `code` and `status` (messages differ); the body of a 413 is
+//! ignored (the emulator's front end sends none).
+//!
+//! Known, intentional differences are not skipped: a step that differs says so with
+//! `Expect::Differs`, naming each backend's status and why, and both statuses are checked.
+//! They are listed in `crates/server/README.md` too.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+const EMULATOR: &str =
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
+const SERVER: &str = env!("CARGO_BIN_EXE_counterbook-server");
+/// Java takes a while on a small machine; this is a ceiling, not a wait.
+const START_LIMIT: Duration = Duration::from_secs(180);
+
+/// A process in its own process group (`setsid`); the whole group is killed on drop.
+struct ProcessGroup {
+    child: Child,
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program` under `setsid` and returns once an output line contains `ready`, with
+/// that line. Output keeps being drained afterwards so the process never blocks on a pipe.
+fn start_group(program: &str, arguments: &[String], ready: &str) -> (ProcessGroup, String) {
+    let mut child = Command::new("setsid")
+        .arg(program)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {program}: {error}"));
+    let (lines, received) = mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    drop(lines);
+    let group = ProcessGroup { child };
+    let mut output = Vec::new();
+    loop {
+        match received.recv_timeout(START_LIMIT) {
+            Ok(line) if line.contains(ready) => return (group, line),
+            Ok(line) => output.push(line),
+            Err(error) => panic!(
+                "{program} did not get ready ({error:?}):\n{}",
+                output.join("\n")
+            ),
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a step must show.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Same status and same normalized body on both.
+    Same,
+    /// A documented difference: each backend's status, and why they differ.
+    Differs {
+        emulator: u16,
+        ours: u16,
+        why: &'static str,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    method: &'static str,
+    /// Below `/v1/projects/{p}/databases/(default)/documents`, e.g. `:commit` or `/c/a`.
+    path: String,
+    body: Option<Vec<u8>>,
+    content_type: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    expect: Expect,
+}
+
+struct Scenario {
+    name: &'static str,
+    steps: Vec<Step>,
+}
+
+fn step(method: &'static str, path: &str, body: Option<Value>) -> Step {
+    Step {
+        method,
+        path: path.to_owned(),
+        body: body.map(|body| body.to_string().into_bytes()),
+        content_type: "application/json",
+        headers: Vec::new(),
+        expect: Expect::Same,
+    }
+}
+
+fn get(path: &str) -> Step {
+    step("GET", path, None)
+}
+
+fn post(path: &str, body: Value) -> Step {
+    step("POST", path, Some(body))
+}
+
+fn patch(path: &str, body: Value) -> Step {
+    step("PATCH", path, Some(body))
+}
+
+fn delete(path: &str) -> Step {
+    step("DELETE", path, None)
+}
+
+fn commit(writes: Value) -> Step {
+    post(":commit", json!({ "writes": writes }))
+}
+
+fn query(structured_query: Value) -> Step {
+    post(":runQuery", json!({ "structuredQuery": structured_query }))
+}
+
+fn aggregate(structured_query: Value, aggregations: Value) -> Step {
+    post(
+        ":runAggregationQuery",
+        json!({"structuredAggregationQuery": {"structuredQuery": structured_query, "aggregations": aggregations}}),
+    )
+}
+
+impl Step {
+    fn differs(mut self, emulator: u16, ours: u16, why: &'static str) -> Step {
+        self.expect = Expect::Differs {
+            emulator,
+            ours,
+            why,
+        };
+        self
+    }
+
+    fn content_type(mut self, content_type: &'static str) -> Step {
+        self.content_type = content_type;
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: &'static str) -> Step {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// The full name of a document of the scenario's project.
+fn name(path: &str) -> String {
+    format!("{{ROOT}}/{path}")
+}
+
+fn update(path: &str, fields: Value) -> Value {
+    json!({"update": {"name": name(path), "fields": fields}})
+}
+
+fn int(value: i64) -> Value {
+    json!({ "integerValue": value.to_string() })
+}
+
+fn double(value: f64) -> Value {
+    json!({ "doubleValue": value })
+}
+
+fn string(value: &str) -> Value {
+    json!({ "stringValue": value })
+}
+
+fn array(values: Vec<Value>) -> Value {
+    json!({"arrayValue": {"values": values}})
+}
+
+fn nan() -> Value {
+    json!({"doubleValue": "NaN"})
+}
+
+fn from(collection: &str) -> Value {
+    json!([{ "collectionId": collection }])
+}
+
+fn field_filter(path: &str, op: &str, value: Value) -> Value {
+    json!({"fieldFilter": {"field": {"fieldPath": path}, "op": op, "value": value}})
+}
+
+fn unary_filter(path: &str, op: &str) -> Value {
+    json!({"unaryFilter": {"field": {"fieldPath": path}, "op": op}})
+}
+
+fn composite(op: &str, filters: Vec<Value>) -> Value {
+    json!({"compositeFilter": {"op": op, "filters": filters}})
+}
+
+fn order(path: &str, direction: &str) -> Value {
+    json!({"field": {"fieldPath": path}, "direction": direction})
+}
+
+fn numbers(count: i64) -> Value {
+    array((1..=count).map(int).collect())
+}
+
+fn transform(path: &str, fields: Value, transforms: Value) -> Value {
+    json!({"update": {"name": name(path), "fields": fields}, "updateMask": {"fieldPaths": []},
+           "updateTransforms": transforms})
+}
+
+/// A collection of mixed values under `c`, the emulator's probe set.
+fn seed_mixed() -> Step {
+    commit(json!([
+        update(
+            "c/a",
+            json!({"k": int(1), "arr": array(vec![int(1), string("x")])})
+        ),
+        update("c/b", json!({"k": double(2.5), "arr": array(vec![int(2)])})),
+        update("c/c", json!({"k": string("x")})),
+        update("c/d", json!({"k": {"nullValue": null}})),
+        update("c/e", json!({"k": nan()})),
+        update("c/f", json!({"j": int(1)})),
+        update("c/g", json!({"k": array(vec![int(1)])})),
+        update("c/two", json!({"k": double(2.0)})),
+        update("c/a/c/deep", json!({"k": int(1)})),
+        update("x/y/c/deep2", json!({"k": int(7)})),
+    ]))
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let mut all = Vec::new();
+    let mut add = |name: &'static str, steps: Vec<Step>| all.push(Scenario { name, steps });
+
+    // --- GET, list, PATCH, DELETE ---
+    add("get a missing document", vec![get("/c/missing")]);
+    add(
+        "get with a field mask",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"x": int(1), "y": string("s"),
+                "m": {"mapValue": {"fields": {"k": int(2), "l": int(3)}}}})
+            )])),
+            get("/c/a?mask.fieldPaths=m.k&mask.fieldPaths=x"),
+            get("/c/a?mask.fieldPaths=nothing"),
+            get("/c/a?key=AIzaFake"),
+        ],
+    );
+    add(
+        "list a collection",
+        vec![seed_mixed(), get("/c"), get("/c/a/c"), get("/empty")],
+    );
+    add(
+        "list in pages with tokens",
+        vec![
+            seed_mixed(),
+            get("/c?pageSize=3&mask.fieldPaths=k"),
+            get("/c?pageSize=3&mask.fieldPaths=k&pageToken={TOKEN}"),
+            get("/c?pageSize=3&mask.fieldPaths=k&pageToken={TOKEN}"),
+        ],
+    );
+    add(
+        "list ordered and masked",
+        vec![
+            seed_mixed(),
+            get("/c?orderBy=k%20desc&mask.fieldPaths=k"),
+            get("/c?orderBy=j"),
+            get("/c?orderBy=k&pageSize=2&mask.fieldPaths=k"),
+            get("/c?orderBy=k&pageSize=2&mask.fieldPaths=k&pageToken={TOKEN}").differs(
+                500,
+                200,
+                "the emulator fails with 500 UNKNOWN on the second page of a list with orderBy; this server serves it",
+            ),
+        ],
+    );
+    add(
+        "list errors",
+        vec![
+            get("/c?pageToken=garbage"),
+            get("/c?orderBy=nope%20sideways"),
+            get("/c?pageSize=-1"),
+        ],
+    );
+    add(
+        "patch creates, replaces and masks",
+        vec![
+            patch("/c/a", json!({"fields": {"x": int(1), "y": int(2)}})),
+            patch(
+                "/c/a?updateMask.fieldPaths=x&updateMask.fieldPaths=z",
+                json!({"fields": {"y": int(5), "z": int(9)}}),
+            ),
+            patch("/c/a?updateMask.fieldPaths=x", json!({"fields": {}})),
+            patch(
+                "/c/a?mask.fieldPaths=q",
+                json!({"fields": {"q": int(5), "r": int(6)}}),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "patch preconditions",
+        vec![
+            patch("/c/a", json!({"fields": {}})),
+            patch("/c/a?currentDocument.exists=false", json!({"fields": {}})),
+            patch("/c/new?currentDocument.exists=true", json!({"fields": {}})),
+            patch(
+                "/c/a?currentDocument.updateTime=2020-01-01T00:00:00Z",
+                json!({"fields": {}}),
+            ),
+            patch(
+                "/c/a?currentDocument.exists=true",
+                json!({"fields": {"v": int(2)}}),
+            ),
+            get("/c/new"),
+        ],
+    );
+    add(
+        "patch errors",
+        vec![
+            patch("/c", json!({})),
+            patch("/c/a?updateMask.fieldPaths=a..b", json!({})),
+            patch("/c/a?updateMask.fieldPaths=__k__", json!({})),
+            patch("/c/a", json!({"fields": {}, "bogus": true})),
+        ],
+    );
+    add(
+        "delete with and without preconditions",
+        vec![
+            delete("/c/missing"),
+            delete("/c/missing?currentDocument.exists=true"),
+            patch("/c/a", json!({"fields": {"x": int(1)}})),
+            delete("/c/a?currentDocument.exists=false"),
+            delete("/c/a?currentDocument.updateTime=2020-01-01T00:00:00Z"),
+            delete("/c/a?currentDocument.exists=true"),
+            get("/c/a"),
+            delete("/c"),
+        ],
+    );
+
+    // --- :commit ---
+    add(
+        "every value type round trips",
+        vec![
+            commit(json!([update(
+                "c/all",
+                json!({
+                    "null": {"nullValue": null}, "bool": {"booleanValue": true}, "int": int(-42),
+                    "double": double(1.5), "nan": nan(), "inf": {"doubleValue": "-Infinity"},
+                    "time": {"timestampValue": "2001-02-03T04:05:06.789Z"},
+                    "string": string("chai ☕"), "bytes": {"bytesValue": "AQI="},
+                    "ref": {"referenceValue": name("c/other")},
+                    "geo": {"geoPointValue": {"latitude": 36.75, "longitude": 3.06}},
+                    "array": array(vec![int(1), string("a")]), "emptyArray": {"arrayValue": {}},
+                    "map": {"mapValue": {"fields": {"nested": {"mapValue": {"fields": {"deep": int(1)}}}}}},
+                    "emptyMap": {"mapValue": {}}
+                })
+            )])),
+            get("/c/all"),
+        ],
+    );
+    add(
+        "update masks",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"name": string("Chai"), "price": int(10),
+                "stock": int(5), "meta": {"mapValue": {"fields": {"a": int(1), "b": int(2)}}}})
+            )])),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {"price": int(12), "stock": int(999),
+                "meta": {"mapValue": {"fields": {"a": int(10)}}}}},
+                "updateMask": {"fieldPaths": ["price", "name", "meta.a", "`odd key`"]}}]),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "increment arithmetic",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"i": int(100), "d": double(1.5), "s": string("x"),
+                "big": int(i64::MAX - 1)})
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([
+                    {"fieldPath": "i", "increment": int(-30)},
+                    {"fieldPath": "d", "increment": int(2)},
+                    {"fieldPath": "i", "increment": double(0.5)},
+                    {"fieldPath": "missing", "increment": double(2.5)},
+                    {"fieldPath": "s", "increment": int(4)},
+                    {"fieldPath": "m.n", "increment": int(7)},
+                    {"fieldPath": "big", "increment": int(100)}
+                ])
+            )])),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "maximum and minimum with mixed numbers",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"i": int(5), "d": double(2.5), "j": double(6.5)})
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([
+                    {"fieldPath": "i", "maximum": double(5.0)},
+                    {"fieldPath": "d", "maximum": int(2)},
+                    {"fieldPath": "d", "minimum": int(2)},
+                    {"fieldPath": "j", "minimum": double(5.0)}
+                ])
+            )])),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "maximum and minimum with NaN, strings and missing fields",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"nan": nan(), "s": string("x"), "i": int(1), "k": int(1)})
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([
+                    {"fieldPath": "nan", "maximum": int(3)},
+                    {"fieldPath": "nan", "minimum": int(3)},
+                    {"fieldPath": "s", "maximum": int(3)},
+                    {"fieldPath": "missing", "minimum": int(3)},
+                    {"fieldPath": "i", "maximum": nan()},
+                    {"fieldPath": "k", "minimum": nan()}
+                ])
+            )])),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "array union and removal",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"arr": array(vec![int(1), double(1.0), int(2), string("a"), int(1)]),
+                "s": string("x")})
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([
+                    {"fieldPath": "arr", "appendMissingElements": {"values": [int(2), int(3), int(3), double(2.0)]}}
+                ])
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([
+                    {"fieldPath": "arr", "removeAllFromArray": {"values": [double(1.0)]}},
+                    {"fieldPath": "s", "appendMissingElements": {"values": [int(2)]}},
+                    {"fieldPath": "missing", "removeAllFromArray": {"values": [int(2)]}},
+                    {"fieldPath": "arr", "appendMissingElements": {}}
+                ])
+            )])),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "server timestamps",
+        vec![
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {"n": int(1)}},
+                "updateTransforms": [{"fieldPath": "updatedAt", "setToServerValue": "REQUEST_TIME"}]}]),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "legacy transform writes",
+        vec![
+            commit(
+                json!([{"transform": {"document": name("c/a"), "fieldTransforms": [
+                {"fieldPath": "n", "increment": int(3)},
+                {"fieldPath": "t", "setToServerValue": "REQUEST_TIME"}]}}]),
+            ),
+            commit(
+                json!([{"transform": {"document": name("c/a"), "fieldTransforms": [
+                {"fieldPath": "n", "increment": int(3)}]}, "currentDocument": {"exists": true}}]),
+            ),
+            get("/c/a"),
+            commit(json!([{"transform": {"document": name("c/a")}}])),
+            commit(
+                json!([{"transform": {"document": name("c/a"), "fieldTransforms": [
+                {"fieldPath": "n", "increment": int(3)}]}, "updateMask": {"fieldPaths": ["x"]}}]),
+            ),
+        ],
+    );
+    add(
+        "exists preconditions",
+        vec![
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {}}, "currentDocument": {"exists": false}}]),
+            ),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {}}, "currentDocument": {"exists": false}}]),
+            ),
+            commit(
+                json!([{"update": {"name": name("c/b"), "fields": {}}, "currentDocument": {"exists": true}}]),
+            ),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {"v": int(1)}}, "currentDocument": {"exists": true}}]),
+            ),
+        ],
+    );
+    add(
+        "update time preconditions",
+        vec![
+            commit(json!([update("c/a", json!({"v": int(1)}))])),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {"v": int(2)}},
+                "currentDocument": {"updateTime": "{UPDATE_TIME}"}}]),
+            ),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {"v": int(3)}},
+                "currentDocument": {"updateTime": "2020-01-01T00:00:00Z"}}]),
+            ),
+            commit(json!([{"update": {"name": name("c/missing"), "fields": {}},
+                "currentDocument": {"updateTime": "2020-01-01T00:00:00Z"}}])),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "verify writes",
+        vec![
+            commit(json!([update("c/a", json!({"v": int(1)}))])),
+            commit(
+                json!([{"verify": name("c/a"), "currentDocument": {"exists": true}},
+                update("c/b", json!({}))]),
+            ),
+            commit(json!([{"verify": name("c/missing"), "currentDocument": {"exists": true}}])),
+            commit(json!([{"verify": name("c/a")}])),
+            get("/c/b"),
+        ],
+    );
+    add(
+        "a failed write leaves the whole commit unapplied",
+        vec![
+            commit(json!([update("c/a", json!({"v": int(1)})),
+                {"update": {"name": name("c/b"), "fields": {}}, "currentDocument": {"exists": true}}])),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "deletes and empty commits",
+        vec![
+            commit(json!([update("c/a", json!({}))])),
+            commit(json!([{"delete": name("c/a")}, {"delete": name("c/never")}])),
+            commit(json!([])),
+            post(":commit", json!({})),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "invalid transforms",
+        vec![
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([{"fieldPath": "a", "increment": string("1")}])
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([{"fieldPath": "a", "maximum": string("z")}])
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([{"fieldPath": "__k__", "increment": int(1)}])
+            )])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([{"fieldPath": "a", "setToServerValue": "SERVER_VALUE_UNSPECIFIED"}])
+            )])),
+            commit(json!([{"delete": name("c/a"), "updateMask": {"fieldPaths": ["a"]}}])),
+        ],
+    );
+    add(
+        "invalid names",
+        vec![
+            commit(json!([{"update": {"name": name("c"), "fields": {}}}])),
+            commit(json!([{"update": {"name": "garbage/x", "fields": {}}}])),
+            commit(json!([update("c/__a__", json!({}))])),
+            commit(json!([update(&format!("c/{}", "x".repeat(1500)), json!({}))])),
+            commit(json!([update(&format!("c/{}", "x".repeat(1501)), json!({}))])),
+            commit(json!([{"update": {"name": "projects/someone-else/databases/(default)/documents/c/a", "fields": {}}}]))
+                .differs(200, 400, "a write naming another project than the URL's is refused here; the emulator writes it"),
+        ],
+    );
+
+    // --- validation and limits ---
+    add(
+        "unknown fields are refused",
+        vec![
+            post(":commit", json!({"writes": [], "bogus": 1})),
+            commit(json!([{"update": {"name": name("c/a"), "fields": {}, "bogus": 1}}])),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {}}, "updateMask": {"fieldPaths": [], "x": 1}}]),
+            ),
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": [{"collectionId": "c", "zz": 1}]}}),
+            ),
+            post(":batchGet", json!({"documents": [], "foo": {}})),
+            post(
+                ":beginTransaction",
+                json!({"options": {"readOnly": {"x": 1}}}),
+            ),
+        ],
+    );
+    add(
+        "malformed bodies",
+        vec![
+            commit(json!([update(
+                "c/a",
+                json!({"x": {"stringValue": "a", "integerValue": "1"}})
+            )])),
+            commit(json!([update(
+                "c/a",
+                json!({"x": {"integerValue": "abc"}})
+            )])),
+            step("POST", ":commit", None).content_type("application/json"),
+            Step {
+                body: Some(b"{\"writes\":[".to_vec()),
+                ..step("POST", ":commit", None)
+            },
+            Step {
+                body: Some(b"[]".to_vec()),
+                ..step("POST", ":commit", None)
+            },
+            post(":commit", json!({"writes": {}})),
+        ],
+    );
+    add(
+        "reserved and empty field names",
+        vec![
+            commit(json!([update("c/a", json!({"__x__": string("a")}))])),
+            commit(json!([update(
+                "c/a",
+                json!({"m": {"mapValue": {"fields": {"__y__": string("a")}}}})
+            )])),
+            commit(json!([update("c/a", json!({"": string("a")}))])),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {}}, "updateMask": {"fieldPaths": ["__k__"]}}]),
+            ),
+        ],
+    );
+    let nested = |depth: usize, container: &str| {
+        (0..depth).fold(int(1), |inner, _| match container {
+            "map" => json!({"mapValue": {"fields": {"a": inner}}}),
+            _ => json!({"arrayValue": {"values": [inner]}}),
+        })
+    };
+    add(
+        "nesting depth and arrays in arrays",
+        vec![
+            commit(json!([update("c/a", json!({"a": nested(20, "map")}))])),
+            commit(json!([update("c/a", json!({"a": nested(21, "map")}))])),
+            commit(json!([update("c/a", json!({"a": nested(2, "array")}))])),
+            get("/c/a?mask.fieldPaths=b"),
+        ],
+    );
+    add(
+        "one mebibyte per document, counted as Firestore counts",
+        vec![
+            commit(json!([update(
+                "c/big",
+                json!({"s": string(&"x".repeat(1_000_000)), "t": string(&"y".repeat(48_516))})
+            )])),
+            commit(json!([update(
+                "c/big",
+                json!({"s": string(&"x".repeat(1_000_000)), "t": string(&"y".repeat(48_517))})
+            )])),
+            commit(json!([update(
+                "c/one",
+                json!({"s": string(&"x".repeat(1_048_487))})
+            )])),
+            commit(json!([update(
+                "c/one",
+                json!({"s": string(&"x".repeat(1_048_488))})
+            )])),
+            get("/c/big?mask.fieldPaths=none"),
+        ],
+    );
+    add(
+        "500 writes per commit",
+        vec![
+            commit(Value::Array((0..500).map(|i| update(&format!("c/d{i}"), json!({}))).collect())),
+            commit(Value::Array((0..501).map(|i| update(&format!("e/d{i}"), json!({}))).collect()))
+                .differs(200, 400, "Cloud Firestore's documented limit is 500 writes per commit; the emulator accepts more"),
+        ],
+    );
+    add(
+        "huge bodies",
+        vec![Step {
+            body: Some(
+                json!({"writes": [update("c/a", json!({"s": string(&"x".repeat(30 * 1024 * 1024))}))]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            ..step("POST", ":commit", None)
+        }],
+    );
+    add(
+        "what the Firebase SDKs send",
+        vec![
+            commit(json!([update("c/a", json!({"v": int(1)}))]))
+                .content_type("text/plain;charset=UTF-8"),
+            get("/c/a?key=AIzaFake").header("google-cloud-resource-prefix", "{DATABASE}"),
+            query(json!({"from": from("c")}))
+                .content_type("text/plain")
+                .header("google-cloud-resource-prefix", "{DATABASE}"),
+        ],
+    );
+
+    // --- :runQuery ---
+    add(
+        "field filters across types",
+        vec![
+            seed_mixed(),
+            query(json!({"from": from("c"), "where": field_filter("k", "GREATER_THAN", int(0))})),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "LESS_THAN", json!({"doubleValue": "Infinity"}))}),
+            ),
+            query(json!({"from": from("c"), "where": field_filter("k", "NOT_EQUAL", int(1))})),
+            query(json!({"from": from("c"), "where": field_filter("k", "NOT_EQUAL", nan())})),
+            query(json!({"from": from("c"), "where": field_filter("k", "EQUAL", int(2))})),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "EQUAL", json!({"nullValue": null}))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "LESS_THAN_OR_EQUAL", string("z"))}),
+            ),
+        ],
+    );
+    add(
+        "ordering across types",
+        vec![
+            seed_mixed(),
+            query(json!({"from": from("c"), "orderBy": [order("k", "ASCENDING")]})),
+            query(json!({"from": from("c"), "orderBy": [order("k", "DESCENDING")]})),
+            query(json!({"from": from("c")})),
+            query(json!({"from": from("c"), "orderBy": [order("__name__", "DESCENDING")]})).differs(
+                400,
+                200,
+                "descending __name__ order: the emulator asks for a composite index (FAILED_PRECONDITION); this server needs no index definitions and serves it",
+            ),
+            query(json!({"from": [{"collectionId": "c", "allDescendants": true}], "orderBy": [order("__name__", "DESCENDING")]})).differs(
+                400,
+                200,
+                "(the same, for a collection group)",
+            ),
+        ],
+    );
+    add(
+        "unary filters",
+        vec![
+            seed_mixed(),
+            query(json!({"from": from("c"), "where": unary_filter("k", "IS_NAN")})),
+            query(json!({"from": from("c"), "where": unary_filter("k", "IS_NULL")})),
+            query(json!({"from": from("c"), "where": unary_filter("k", "IS_NOT_NAN")})),
+            query(json!({"from": from("c"), "where": unary_filter("k", "IS_NOT_NULL")})),
+        ],
+    );
+    add(
+        "in and not in",
+        vec![
+            seed_mixed(),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "IN", array(vec![int(1), string("x"), json!({"nullValue": null}), nan()]))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_IN", array(vec![int(1), string("x")]))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_IN", array(vec![json!({"nullValue": null})]))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_IN", array(vec![nan()]))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("__name__", "IN", array(vec![json!({"referenceValue": name("c/a")})]))}),
+            ),
+        ],
+    );
+    add(
+        "array membership",
+        vec![
+            seed_mixed(),
+            query(
+                json!({"from": from("c"), "where": field_filter("arr", "ARRAY_CONTAINS", int(1))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("arr", "ARRAY_CONTAINS", double(2.0))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("arr", "ARRAY_CONTAINS_ANY", array(vec![int(2), string("x")]))}),
+            ),
+        ],
+    );
+    add(
+        "or and nested composite filters",
+        vec![
+            seed_mixed(),
+            query(json!({"from": from("c"), "where": composite("OR", vec![
+                field_filter("k", "EQUAL", int(1)), field_filter("j", "EQUAL", int(1))])})),
+            query(json!({"from": from("c"), "where": composite("OR", vec![
+                field_filter("k", "GREATER_THAN", int(1)), field_filter("j", "EQUAL", int(1))])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                composite("OR", vec![field_filter("k", "EQUAL", int(1)), field_filter("k", "EQUAL", string("x"))]),
+                composite("OR", vec![field_filter("arr", "ARRAY_CONTAINS", int(1)), unary_filter("k", "IS_NOT_NULL")])])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![])})),
+            query(json!({"from": from("c"), "where": composite("OR", vec![
+                field_filter("k", "IN", numbers(10)), field_filter("j", "IN", numbers(3)), field_filter("q", "EQUAL", int(1))])})),
+        ],
+    );
+    add(
+        "several inequality fields",
+        vec![
+            seed_mixed(),
+            commit(json!([update("c/h", json!({"k": int(3), "j": int(0)}))])),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                field_filter("k", "GREATER_THAN", int(1)), field_filter("j", "LESS_THAN", int(1))])})),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "GREATER_THAN", int(0)), "orderBy": [order("j", "DESCENDING")]}),
+            ),
+        ],
+    );
+    add(
+        "query validation",
+        vec![
+            query(json!({"from": from("c"), "where": field_filter("k", "IN", int(1))})),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "IN", json!({"arrayValue": {}}))}),
+            ),
+            query(json!({"from": from("c"), "where": field_filter("k", "IN", numbers(31))})),
+            query(json!({"from": from("c"), "where": field_filter("k", "NOT_IN", numbers(11))})),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "ARRAY_CONTAINS_ANY", numbers(31))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "ARRAY_CONTAINS_ANY", int(1))}),
+            ),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                field_filter("k", "NOT_IN", numbers(1)), field_filter("k", "NOT_EQUAL", int(3))])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                field_filter("k", "IN", numbers(2)), field_filter("k2", "NOT_IN", numbers(2))])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                field_filter("k", "IN", numbers(10)), field_filter("j", "IN", numbers(4))])})),
+            query(json!({"from": from("c"), "where": composite("OR", vec![
+                field_filter("k", "IN", numbers(15)), field_filter("j", "IN", numbers(15)), field_filter("q", "EQUAL", int(1))])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                field_filter("a", "ARRAY_CONTAINS", int(1)), field_filter("b", "ARRAY_CONTAINS", int(1))])})),
+            query(json!({"from": from("c"), "where": composite("OR", vec![])})),
+            query(json!({"from": from("c"), "where": unary_filter("k", "OPERATOR_UNSPECIFIED")})),
+            query(json!({"from": from("c"), "where": unary_filter("__name__", "IS_NULL")})),
+            query(
+                json!({"from": from("c"), "where": field_filter("__name__", "EQUAL", string("a"))}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("__name__", "ARRAY_CONTAINS", json!({"referenceValue": name("c/a")}))}),
+            ),
+            query(json!({"from": from("c"), "limit": -1})),
+            query(json!({"from": [{"collectionId": "a"}, {"collectionId": "b"}]})),
+            query(
+                json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING"), order("k", "ASCENDING")]}),
+            ),
+            query(json!({"from": from("c"), "startAt": {"values": [int(1)]}})),
+            post(
+                "/c:runQuery",
+                json!({"structuredQuery": {"from": from("c")}}),
+            ),
+            post(":runQuery", json!({})),
+        ],
+    );
+    add(
+        "collection groups",
+        vec![
+            seed_mixed(),
+            query(json!({"from": [{"collectionId": "c", "allDescendants": true}]})),
+            post(
+                "/c/a:runQuery",
+                json!({"structuredQuery": {"from": [{"collectionId": "c", "allDescendants": true}]}}),
+            ),
+            query(
+                json!({"from": [{"collectionId": "c", "allDescendants": true}], "where": field_filter("k", "EQUAL", int(1))}),
+            ),
+            post(
+                "/x/y:runQuery",
+                json!({"structuredQuery": {"from": from("c")}}),
+            ),
+        ],
+    );
+    add(
+        "projections",
+        vec![
+            seed_mixed(),
+            query(
+                json!({"from": from("c"), "select": {"fields": [{"fieldPath": "arr"}]}, "limit": 3}),
+            ),
+            query(
+                json!({"from": from("c"), "select": {"fields": [{"fieldPath": "__name__"}]}, "limit": 3}),
+            ),
+            query(json!({"from": from("c"), "select": {"fields": []}, "limit": 2})),
+        ],
+    );
+    add(
+        "cursors",
+        vec![
+            seed_mixed(),
+            query(
+                json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING")],
+                "startAt": {"values": [{"referenceValue": name("c/b")}], "before": true}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING")],
+                "startAt": {"values": [{"referenceValue": name("c/b")}]}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING")],
+                "endAt": {"values": [{"referenceValue": name("c/c")}], "before": true}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING")],
+                "endAt": {"values": [{"referenceValue": name("c/c")}]}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("k", "ASCENDING")],
+                "startAt": {"values": [int(2)], "before": true}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("k", "DESCENDING")],
+                "startAt": {"values": [double(2.5)]}, "endAt": {"values": [int(1)]}}),
+            ),
+        ],
+    );
+    add(
+        "offset and limit",
+        vec![
+            seed_mixed(),
+            query(json!({"from": from("c"), "offset": 1, "limit": 2})),
+            query(json!({"from": from("c"), "offset": 20})),
+            query(json!({"from": from("c"), "limit": 0})),
+            query(json!({"from": from("c"), "limit": {"value": 1}})),
+        ],
+    );
+    let at = |second: u32| json!({"timestampValue": format!("2025-01-01T00:00:{second:02}Z")});
+    add(
+        "the app's checkpointed pull",
+        vec![
+            commit(Value::Array(
+                (0..12)
+                    .map(|i| {
+                        update(
+                            &format!("shops/s/products/p{:02}", 11 - i),
+                            json!({"updatedAt": at(i / 3), "n": int(i64::from(i))}),
+                        )
+                    })
+                    .chain([update("shops/s/products/nots", json!({"n": int(1)}))])
+                    .collect(),
+            )),
+            query(json!({"from": from("products"),
+                "where": field_filter("updatedAt", "GREATER_THAN_OR_EQUAL", at(1)),
+                "orderBy": [order("updatedAt", "ASCENDING"), order("__name__", "ASCENDING")],
+                "startAt": {"values": [at(1), {"referenceValue": name("shops/s/products/p06")}]},
+                "limit": 4}))
+            .content_type("text/plain"),
+            post(
+                "/shops/s:runQuery",
+                json!({"structuredQuery": {"from": from("products"),
+                "where": field_filter("updatedAt", "GREATER_THAN_OR_EQUAL", at(1)),
+                "orderBy": [order("updatedAt", "ASCENDING"), order("__name__", "ASCENDING")],
+                "startAt": {"values": [at(1), {"referenceValue": name("shops/s/products/p06")}]},
+                "limit": 4}}),
+            ),
+            post(
+                "/shops/s:runQuery",
+                json!({"structuredQuery": {"from": from("products"),
+                "where": field_filter("updatedAt", "GREATER_THAN", at(2)),
+                "orderBy": [order("updatedAt", "DESCENDING")], "limit": 2}}),
+            ),
+            post(
+                "/shops/s:runQuery",
+                json!({"structuredQuery": {"from": from("products"),
+                "where": composite("AND", vec![field_filter("updatedAt", "LESS_THAN", at(2)),
+                    field_filter("n", "GREATER_THAN", int(3))])}}),
+            ),
+        ],
+    );
+    add(
+        "reads at a past time",
+        vec![
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": from("c")}, "readTime": "2020-01-01T00:00:00Z"}),
+            ),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a")], "readTime": "2020-01-01T00:00:00Z"}),
+            ),
+            post(
+                ":beginTransaction",
+                json!({"options": {"readOnly": {"readTime": "2020-01-01T00:00:00Z"}}}),
+            ),
+        ],
+    );
+
+    // --- :runAggregationQuery ---
+    add(
+        "count, sum and average",
+        vec![
+            seed_mixed(),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "n", "count": {}}]),
+            ),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"count": {}},
+                {"sum": {"field": {"fieldPath": "k"}}}, {"avg": {"field": {"fieldPath": "k"}}}]),
+            ),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "c", "count": {"upTo": "3"}},
+                {"alias": "s", "sum": {"field": {"fieldPath": "j"}}}, {"alias": "a", "avg": {"field": {"fieldPath": "j"}}},
+                {"alias": "none", "avg": {"field": {"fieldPath": "nothing"}}}]),
+            ),
+            aggregate(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_EQUAL", string("zz"))}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "k"}}}, {"alias": "a", "avg": {"field": {"fieldPath": "k"}}}]),
+            ),
+        ],
+    );
+    add(
+        "integer and double sums",
+        vec![
+            commit(json!([
+                update(
+                    "c/a",
+                    json!({"i": int(i64::MAX), "m": int(1), "d": double(1.5)})
+                ),
+                update("c/b", json!({"i": int(1), "m": int(2), "d": int(2)})),
+                update("c/c", json!({"i": int(-5), "m": string("no")}))
+            ])),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "i"}}},
+                {"alias": "a", "avg": {"field": {"fieldPath": "i"}}}, {"alias": "n", "count": {}}]),
+            ),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "m"}}},
+                {"alias": "a", "avg": {"field": {"fieldPath": "m"}}}, {"alias": "n", "count": {}}]),
+            ),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "d"}}},
+                {"alias": "a", "avg": {"field": {"fieldPath": "d"}}}, {"alias": "n", "count": {}}]),
+            ),
+        ],
+    );
+    add(
+        "count with upTo, offset and limit",
+        vec![
+            seed_mixed(),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "n", "count": {"upTo": "2"}}]),
+            ),
+            aggregate(
+                json!({"from": from("c")}),
+                json!([{"alias": "n", "count": {"upTo": "0"}}]),
+            ),
+            aggregate(
+                json!({"from": from("c"), "limit": 2, "offset": 1}),
+                json!([{"alias": "n", "count": {}}]),
+            ),
+            aggregate(
+                json!({"from": from("c"), "select": {"fields": [{"fieldPath": "k"}]}}),
+                json!([{"alias": "n", "count": {}}]),
+            ),
+            post(
+                "/c/a:runAggregationQuery",
+                json!({"structuredAggregationQuery": {"structuredQuery":
+                {"from": [{"collectionId": "c", "allDescendants": true}]}, "aggregations": [{"alias": "n", "count": {}}]}}),
+            ),
+        ],
+    );
+    add(
+        "aggregation validation",
+        vec![
+            aggregate(json!({"from": from("c")}), json!([{"alias": "n", "count": {}}, {"alias": "n", "count": {}}])),
+            aggregate(json!({"from": from("c")}), json!([])),
+            aggregate(json!({"from": from("c")}), json!([{"alias": "n", "count": {"upTo": "-1"}}])),
+            aggregate(json!({"from": from("c")}), json!([{"alias": "n"}])),
+            aggregate(json!({"from": from("c")}), json!([{"alias": "s", "sum": {"field": {"fieldPath": "__name__"}}}])),
+            aggregate(json!({"from": from("c")}), json!([{"alias": "s", "sum": {}}])),
+            post(":runAggregationQuery", json!({})),
+            aggregate(json!({"from": from("c")}), json!([{"count": {}}, {"count": {}}, {"count": {}}, {"count": {}}, {"count": {}}, {"count": {}}]))
+                .differs(500, 400, "more than 5 aggregations: Cloud Firestore's limit is 5; the emulator fails with 500 UNKNOWN"),
+        ],
+    );
+
+    // --- :batchGet ---
+    add(
+        "batch get",
+        vec![
+            seed_mixed(),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a"), name("c/zz"), name("c/a"), name("c/b")]}),
+            ),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a")], "mask": {"fieldPaths": ["arr"]}}),
+            ),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a")], "mask": {"fieldPaths": ["zz"]}}),
+            ),
+            post(":batchGet", json!({"documents": []})),
+            post(":batchGet", json!({"documents": [name("c")]})),
+            post(
+                ":batchGet",
+                json!({"documents": ["projects/other/databases/(default)/documents/c/a"]}),
+            ),
+        ],
+    );
+
+    // --- transactions ---
+    add(
+        "a transaction commits once",
+        vec![
+            commit(json!([update("c/a", json!({"n": int(1)}))])),
+            post(":beginTransaction", json!({})),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a"), name("c/zz")], "transaction": "{TX}"}),
+            ),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [update("c/a", json!({"n": int(5)}))]}),
+            ),
+            post(":commit", json!({"transaction": "{TX}", "writes": []})),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "what runTransaction sends: reads, then writes with verify",
+        vec![
+            commit(json!([update("c/a", json!({"n": int(1)}))])),
+            post(":beginTransaction", json!({"options": {"readWrite": {}}})),
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": from("c")}, "transaction": "{TX}"}),
+            ),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [
+                {"update": {"name": name("c/a"), "fields": {"n": int(2)}}, "currentDocument": {"exists": true}},
+                {"verify": name("c/zz"), "currentDocument": {"exists": false}}]}),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "rollbacks",
+        vec![
+            post(":beginTransaction", json!({})),
+            post(":rollback", json!({"transaction": "{TX}"})),
+            post(":rollback", json!({"transaction": "{TX}"})),
+            post(":commit", json!({"transaction": "{TX}"})),
+            post(":rollback", json!({"transaction": "bm9wZQ=="})),
+            post(":rollback", json!({})),
+            post(":commit", json!({"transaction": "bm9wZQ=="})),
+            post(":commit", json!({"transaction": "!!!"})),
+        ],
+    );
+    add(
+        "read-only transactions",
+        vec![
+            commit(json!([update("c/a", json!({"n": int(1)}))])),
+            post(":beginTransaction", json!({"options": {"readOnly": {}}})),
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": from("c")}, "transaction": "{TX}"}),
+            ),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [update("c/a", json!({"n": int(5)}))]}),
+            ),
+            post(":beginTransaction", json!({"options": {"readOnly": {}}})),
+            post(":commit", json!({"transaction": "{TX}"})),
+            post(":beginTransaction", json!({"options": {"readOnly": {}}})),
+            post(
+                ":beginTransaction",
+                json!({"options": {"readWrite": {"retryTransaction": "{TX}"}}}),
+            ),
+            post(
+                ":beginTransaction",
+                json!({"options": {"readWrite": {}, "readOnly": {}}}),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "reads that open a transaction",
+        vec![
+            commit(json!([update("c/a", json!({"n": int(1)}))])),
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": from("c")}, "newTransaction": {}}),
+            ),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [update("c/a", json!({"n": int(2)}))]}),
+            ),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a")], "newTransaction": {}}),
+            ),
+            post(":rollback", json!({"transaction": "{TX}"})),
+            post(
+                ":runAggregationQuery",
+                json!({"structuredAggregationQuery": {"structuredQuery": {"from": from("c")},
+                "aggregations": [{"alias": "n", "count": {}}]}, "newTransaction": {"readOnly": {}}}),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "reads that open a read-write transaction",
+        vec![
+            commit(json!([update("c/a", json!({"n": int(1)}))])),
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": from("c")}, "newTransaction": {"readWrite": {}}}),
+            ),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [update("c/a", json!({"n": int(3)}))]}),
+            ),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a"), name("c/b")], "newTransaction": {"readWrite": {}}}),
+            ),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [update("c/b", json!({"n": int(4)}))]}),
+            ),
+            post(
+                ":batchGet",
+                json!({"documents": [name("c/a"), name("c/b")]}),
+            ),
+        ],
+    );
+    add(
+        "a transaction whose query results did not change commits",
+        vec![
+            seed_mixed(),
+            post(":beginTransaction", json!({})),
+            post(
+                ":runQuery",
+                json!({"structuredQuery": {"from": from("c"), "where": field_filter("k", "GREATER_THAN", int(1))}, "transaction": "{TX}"}),
+            ),
+            post(
+                ":runAggregationQuery",
+                json!({"structuredAggregationQuery": {"structuredQuery": {"from": from("c")},
+                "aggregations": [{"alias": "n", "count": {}}]}, "transaction": "{TX}"}),
+            ),
+            commit(json!([update("other/z", json!({"n": int(1)}))])),
+            post(
+                ":commit",
+                json!({"transaction": "{TX}", "writes": [update("c/new", json!({"n": int(1)}))]}),
+            ),
+            get("/c/new"),
+        ],
+    );
+    add(
+        "patch nested and quoted paths",
+        vec![
+            patch(
+                "/c/a",
+                json!({"fields": {"m": {"mapValue": {"fields": {"k": int(1), "l": int(2)}}}, "odd key": int(3)}}),
+            ),
+            patch(
+                "/c/a?updateMask.fieldPaths=m.k&updateMask.fieldPaths=%60odd%20key%60",
+                json!({"fields": {"m": {"mapValue": {"fields": {"k": int(10)}}}}}),
+            ),
+            patch(
+                "/c/a?updateMask.fieldPaths=m.new.deep",
+                json!({"fields": {"m": {"mapValue": {"fields": {"new": {"mapValue": {"fields": {"deep": string("d")}}}}}}}}),
+            ),
+            get("/c/a"),
+        ],
+    );
+    add(
+        "delete and create again",
+        vec![
+            commit(json!([update("c/a", json!({"v": int(1)}))])),
+            delete("/c/a"),
+            commit(
+                json!([{"update": {"name": name("c/a"), "fields": {"v": int(2)}}, "currentDocument": {"exists": false}}]),
+            ),
+            get("/c/a"),
+            get("/c"),
+        ],
+    );
+    add(
+        "queries on nested and quoted field paths",
+        vec![
+            commit(json!([
+                update(
+                    "c/a",
+                    json!({"m": {"mapValue": {"fields": {"k": int(2)}}}, "odd key": string("b")})
+                ),
+                update(
+                    "c/b",
+                    json!({"m": {"mapValue": {"fields": {"k": int(1)}}}, "odd key": string("a")})
+                ),
+                update("c/c", json!({"m": int(5)}))
+            ])),
+            query(json!({"from": from("c"), "orderBy": [order("m.k", "ASCENDING")]})),
+            query(
+                json!({"from": from("c"), "where": field_filter("`odd key`", "GREATER_THAN_OR_EQUAL", string("a")),
+                "select": {"fields": [{"fieldPath": "`odd key`"}]}}),
+            ),
+            query(json!({"from": from("c"), "orderBy": [order("m", "DESCENDING")]})),
+        ],
+    );
+    add(
+        "cursors on two ordered fields",
+        vec![
+            commit(json!([
+                update("c/a", json!({"g": int(1), "h": string("x")})),
+                update("c/b", json!({"g": int(1), "h": string("y")})),
+                update("c/c", json!({"g": int(2), "h": string("x")})),
+                update("c/d", json!({"g": int(2), "h": string("y")}))
+            ])),
+            query(
+                json!({"from": from("c"), "orderBy": [order("g", "ASCENDING"), order("h", "DESCENDING")],
+                "startAt": {"values": [int(1), string("x")]}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("g", "DESCENDING"), order("h", "ASCENDING")],
+                "startAt": {"values": [int(2)], "before": true}, "endAt": {"values": [int(1), string("x")], "before": true}}),
+            ),
+            query(
+                json!({"from": from("c"), "orderBy": [order("g", "ASCENDING"), order("__name__", "ASCENDING")],
+                "startAt": {"values": [int(1), {"referenceValue": name("c/a")}]}, "limit": 2}),
+            ),
+        ],
+    );
+    add(
+        "aggregations over collection groups and disjunctions",
+        vec![
+            seed_mixed(),
+            aggregate(
+                json!({"from": [{"collectionId": "c", "allDescendants": true}], "where": field_filter("k", "GREATER_THAN", int(0))}),
+                json!([{"alias": "n", "count": {}}, {"alias": "s", "sum": {"field": {"fieldPath": "k"}}}]),
+            ),
+            aggregate(
+                json!({"from": from("c"), "where": composite("OR", vec![field_filter("k", "EQUAL", int(1)), field_filter("j", "EQUAL", int(1))])}),
+                json!([{"alias": "n", "count": {}}, {"alias": "a", "avg": {"field": {"fieldPath": "j"}}}]),
+            ),
+        ],
+    );
+    add(
+        "contention between a transaction and a plain write",
+        vec![
+            commit(json!([update("c/a", json!({"n": int(1)}))])),
+            post(":beginTransaction", json!({})),
+            post(":batchGet", json!({"documents": [name("c/a")], "transaction": "{TX}"})),
+            commit(json!([update("c/a", json!({"n": int(2)}))])).differs(
+                409,
+                200,
+                "the emulator locks what a transaction read, so the plain write waits and fails with ABORTED; this server is optimistic: the write succeeds and the transaction's commit aborts",
+            ),
+            post(":commit", json!({"transaction": "{TX}", "writes": [update("c/a", json!({"n": int(5)}))]})).differs(
+                200,
+                409,
+                "(the other half of the same difference)",
+            ),
+        ],
+    );
+    add(
+        "no such method",
+        vec![
+            post(":frobnicate", json!({})).differs(
+                404,
+                404,
+                "an unknown method: the emulator's 404 has no JSON body, this server's is Firestore-shaped",
+            ),
+            post(":batchWrite", json!({"writes": []})).differs(
+                403,
+                501,
+                ":batchWrite is not served (the app and the Firebase clients do not use it)",
+            ),
+        ],
+    );
+    all
+}
+
+/// One backend under test.
+struct Backend {
+    label: &'static str,
+    base_url: String,
+    agent: ureq::Agent,
+}
+
+/// What a backend answered and what a scenario captured from it.
+#[derive(Default)]
+struct Captures {
+    transaction: Option<String>,
+    page_token: Option<String>,
+    update_time: Option<String>,
+}
+
+impl Backend {
+    fn new(label: &'static str, base_url: String) -> Backend {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Backend {
+            label,
+            base_url,
+            agent,
+        }
+    }
+
+    /// Sends one step and returns (status, body as JSON, or null when not JSON).
+    fn send(&self, project: &str, step: &Step, captures: &Captures) -> (u16, Value) {
+        let database = format!("projects/{project}/databases/(default)");
+        let root = format!("{database}/documents");
+        let substitute = |text: &str| {
+            text.replace("{ROOT}", &root)
+                .replace("{DATABASE}", &database)
+                .replace("{TX}", captures.transaction.as_deref().unwrap_or("none"))
+                .replace("{TOKEN}", captures.page_token.as_deref().unwrap_or(""))
+                .replace(
+                    "{UPDATE_TIME}",
+                    captures
+                        .update_time
+                        .as_deref()
+                        .unwrap_or("2000-01-01T00:00:00Z"),
+                )
+        };
+        let url = format!("{}/v1/{root}{}", self.base_url, substitute(&step.path));
+        let body = step
+            .body
+            .as_ref()
+            .map(|bytes| substitute(&String::from_utf8_lossy(bytes)).into_bytes());
+        let result = match (step.method, body) {
+            ("GET", _) => {
+                let mut request = self.agent.get(&url);
+                for (name, value) in &step.headers {
+                    request = request.header(*name, substitute(value));
+                }
+                request.call()
+            }
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (method, body) => {
+                let mut request = match method {
+                    "PATCH" => self.agent.patch(&url),
+                    _ => self.agent.post(&url),
+                }
+                .header("Content-Type", step.content_type);
+                for (name, value) in &step.headers {
+                    request = request.header(*name, substitute(value));
+                }
+                request.send(body.unwrap_or_default())
+            }
+        };
+        let mut response = result.unwrap_or_else(|error| panic!("{} {url}: {error}", self.label));
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+fn capture(body: &Value, captures: &mut Captures) {
+    let items: Vec<&Value> = match body {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for item in items {
+        if let Some(id) = item.get("transaction").and_then(Value::as_str) {
+            captures.transaction = Some(id.to_owned());
+        }
+    }
+    if let Some(token) = body.get("nextPageToken").and_then(Value::as_str) {
+        captures.page_token = Some(token.to_owned());
+    }
+    if let Some(time) = body
+        .get("writeResults")
+        .and_then(|results| results.get(0))
+        .and_then(|result| result.get("updateTime"))
+        .and_then(Value::as_str)
+    {
+        captures.update_time = Some(time.to_owned());
+    }
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Whether an RFC 3339 time is within a day of now: a `REQUEST_TIME` the commit produced.
+fn is_recent(text: &str) -> bool {
+    let Some(seconds) = text.get(..19).and_then(parse_utc_seconds) else {
+        return false;
+    };
+    (now_seconds() - seconds).abs() < 86_400
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS` (UTC), without a date crate.
+fn parse_utc_seconds(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Sets aside what legitimately differs (see the module documentation).
+fn normalize(status: u16, body: Value) -> Value {
+    if status == 413 {
+        return Value::Null;
+    }
+    if let Some(error) = body.get("error") {
+        return json!({"error": {"code": error.get("code"), "status": error.get("status")}});
+    }
+    normalize_value(body)
+}
+
+fn normalize_value(value: Value) -> Value {
+    match value {
+        Value::Object(object) => Value::Object(
+            object
+                .into_iter()
+                .map(|(key, inner)| {
+                    let replaced = match key.as_str() {
+                        "createTime" | "updateTime" | "readTime" | "commitTime" => {
+                            Value::String("<time>".into())
+                        }
+                        "transaction" if inner.is_string() => Value::String("<transaction>".into()),
+                        "nextPageToken" => Value::String("<page-token>".into()),
+                        "timestampValue" if inner.as_str().is_some_and(is_recent) => {
+                            Value::String("<request-time>".into())
+                        }
+                        _ => normalize_value(inner),
+                    };
+                    (key, replaced)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize_value).collect()),
+        other => other,
+    }
+}
+
+/// Runs every scenario against both backends and compares.
+#[test]
+fn counterbook_server_answers_like_the_firestore_emulator() {
+    let started = Instant::now();
+    let data_directory = tempfile::tempdir().unwrap();
+    let (_server_group, line) = start_group(
+        SERVER,
+        &[
+            "serve".into(),
+            "--dev".into(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--data".into(),
+            data_directory.path().display().to_string(),
+        ],
+        "counterbook-server listening on ",
+    );
+    let server_url = line
+        .split("listening on ")
+        .nth(1)
+        .expect("the startup line names the address")
+        .trim()
+        .to_owned();
+    let port = free_port();
+    let (_emulator_group, _) = start_group(
+        EMULATOR,
+        &[
+            "start".into(),
+            "--host=127.0.0.1".into(),
+            format!("--port={port}"),
+        ],
+        "Dev App Server is now running",
+    );
+    let emulator = Backend::new("emulator", format!("http://127.0.0.1:{port}"));
+    let ours = Backend::new("counterbook-server", server_url);
+
+    let scenarios = scenarios();
+    let run_id = now_seconds();
+    let mut mismatches = Vec::new();
+    let mut documented = Vec::new();
+    let mut step_count = 0;
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let project = format!("diff-{run_id}-{index}");
+        let mut emulator_captures = Captures::default();
+        let mut our_captures = Captures::default();
+        for (position, step) in scenario.steps.iter().enumerate() {
+            step_count += 1;
+            let (emulator_status, emulator_body) =
+                emulator.send(&project, step, &emulator_captures);
+            let (our_status, our_body) = ours.send(&project, step, &our_captures);
+            capture(&emulator_body, &mut emulator_captures);
+            capture(&our_body, &mut our_captures);
+            let where_ = format!(
+                "{} step {} ({} {})",
+                scenario.name,
+                position + 1,
+                step.method,
+                step.path
+            );
+            match step.expect {
+                Expect::Same => {
+                    let emulator_normalized = normalize(emulator_status, emulator_body);
+                    let our_normalized = normalize(our_status, our_body);
+                    if emulator_status != our_status || emulator_normalized != our_normalized {
+                        mismatches.push(format!(
+                            "{where_}:\n  emulator {emulator_status}: {emulator_normalized}\n  ours     {our_status}: {our_normalized}"
+                        ));
+                    }
+                }
+                Expect::Differs {
+                    emulator: expected_emulator,
+                    ours: expected_ours,
+                    why,
+                } => {
+                    if emulator_status != expected_emulator || our_status != expected_ours {
+                        mismatches.push(format!(
+                            "{where_}: documented difference did not hold: emulator {emulator_status} (expected {expected_emulator}), ours {our_status} (expected {expected_ours}): {why}"
+                        ));
+                    }
+                    documented.push(format!("{where_}: {why}"));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential suite: {} scenarios, {step_count} steps, {} documented differences, {:.1?}",
+        scenarios.len(),
+        documented.len(),
+        started.elapsed()
+    );
+    for difference in &documented {
+        eprintln!("  documented: {difference}");
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {step_count} steps differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    assert!(
+        scenarios.len() >= 60,
+        "the suite should keep at least 60 scenarios"
+    );
+}
