@@ -357,6 +357,26 @@ impl SyncDriver {
         self.inner.conflicts
     }
 
+    /// Reads documents from the server and shows them (their base copies move on too).
+    async fn refresh_documents(&self, paths: Vec<String>) {
+        let mut documents = Vec::new();
+        for path in paths {
+            match self.inner.remote.get_document(&path).await {
+                Ok(Some(document)) => documents.push(document),
+                Ok(None) => {}
+                // The next pull brings them instead.
+                Err(_) => return self.pull_soon(),
+            }
+        }
+        match self.inner.store.apply_server_documents(&documents).await {
+            Ok(()) => {
+                self.refresh_products().await;
+                self.tell_other_tabs(TabMessage::DataChanged);
+            }
+            Err(error) => self.report_storage(Err(error)),
+        }
+    }
+
     async fn refresh_conflicts(&self) {
         match self.inner.store.conflicts().await {
             Ok(conflicts) => self.inner.conflicts.set(conflicts),
@@ -481,16 +501,14 @@ impl SyncDriver {
         edited.name_key = crate::model::name_key(&edited.name);
         edited.price_minor = price_minor;
         let fields = edited.to_fields();
-        let write = DocumentWrite {
-            path: path.clone(),
-            fields: fields
+        let write = DocumentWrite::patch(
+            path.clone(),
+            fields
                 .into_iter()
                 .filter(|(field, _)| field == "name" || field == "price")
                 .collect(),
-            mask: Some(vec!["name".into(), "price".into()]),
-            base: self.base_of(&path).await?,
-            ..DocumentWrite::default()
-        };
+            self.base_of(&path).await?,
+        );
         let unit = Unit {
             id: crate::ids::new_id(),
             label: format!("Change {} to {}", product.name, edited.name),
@@ -554,11 +572,11 @@ impl SyncDriver {
                 product.name
             ),
             writes: vec![
-                DocumentWrite {
-                    path: path.clone(),
-                    increments: std::collections::BTreeMap::from([("stock".to_string(), quantity)]),
-                    ..DocumentWrite::default()
-                },
+                // Counters only: a masked write of no field, so the rest of the product stays.
+                DocumentWrite::increment(
+                    path.clone(),
+                    std::collections::BTreeMap::from([("stock".to_string(), quantity)]),
+                ),
                 DocumentWrite::create(
                     format!("shops/{shop}/stockMoves/{}", stock_move.id),
                     move_fields,
@@ -689,12 +707,17 @@ impl SyncDriver {
                 this.dispatch(event);
             }),
             Command::MarkDone { unit_id } => spawn_local(async move {
+                let unit = this.inner.store.pending_unit(&unit_id).await.ok().flatten();
                 // If this fails the unit is loaded again next start; its marker makes the
                 // resend harmless, so the only cost is one extra request.
                 this.report_storage(this.inner.store.mark_unit_done(&unit_id).await);
                 this.tell_other_tabs(TabMessage::OutboxChanged);
-                // Pull soon so that the server's `updatedAt` comes back to this device.
-                this.pull_soon();
+                // The unit's documents as the server now has them (other tablets' changes
+                // included), so the screen shows the truth without waiting for a pull.
+                if let Some(unit) = unit {
+                    this.refresh_documents(unit.writes.iter().map(|w| w.path.clone()).collect())
+                        .await;
+                }
             }),
             Command::MarkDeadLetter { unit_id, reason } => spawn_local(async move {
                 let outcome = this

@@ -22,9 +22,10 @@
 //! `DATA_MIGRATIONS`, each run once, in one transaction with the `dataVersion` that records it,
 //! right after opening. Version 1 had `products`, `outbox` and `meta`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
-use counterbook_sync::{Checkpoint, ConflictEntry, PulledPage, Unit};
+use counterbook_firestore_wire::{Document, Value};
+use counterbook_sync::{Checkpoint, ConflictEntry, DocumentWrite, PulledPage, Unit};
 use rexie::{Index, KeyRange, ObjectStore, Rexie, TransactionMode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -665,9 +666,8 @@ impl Store {
 
     /// Applies one pulled page in ONE transaction: the documents' base copies, the products
     /// the page changes, the conflicts it raises and the checkpoint. A crash can never skip or
-    /// half-apply a page. A product with a unit still in the outbox keeps its local version
-    /// (the user's change, not yet on the server); its base copy still moves on, and the pull
-    /// after that unit is done brings the merged result.
+    /// half-apply a page. A product with units still in the outbox shows the server's version
+    /// with those units' changes laid over it (see [`rebased`]).
     pub async fn apply_pulled_page(&self, page: &PulledPage) -> Result<()> {
         let transaction = self.transaction(
             &[PRODUCTS, BASES, CONFLICTS, OUTBOX, META],
@@ -681,16 +681,7 @@ impl Store {
             let outbox = transaction
                 .store(OUTBOX)
                 .map_err(StorageError::from_rexie)?;
-            let mut paths_with_pending_changes = BTreeSet::new();
-            for value in outbox
-                .get_all(None, None)
-                .await
-                .map_err(StorageError::from_rexie)?
-            {
-                let record: OutboxRecord = from_js(value)?;
-                paths_with_pending_changes
-                    .extend(record.unit.writes.iter().map(|write| write.path.clone()));
-            }
+            let pending = pending_writes_by_path(&outbox).await?;
             for document in &page.upserts {
                 let Some(base) = BaseCopy::of_document(document) else {
                     continue;
@@ -699,10 +690,11 @@ impl Store {
                     .put(&to_js(&base)?, None)
                     .await
                     .map_err(StorageError::from_rexie)?;
-                if page.collection != PRODUCTS || paths_with_pending_changes.contains(&base.path) {
+                if page.collection != PRODUCTS {
                     continue;
                 }
-                match Product::from_document(document) {
+                let shown = rebased(document, pending.get(&base.path));
+                match Product::from_document(&shown) {
                     Ok(product) if page.deletes.contains(&base.path) => products
                         .delete(JsValue::from_str(&product.id))
                         .await
@@ -738,6 +730,63 @@ impl Store {
         }
         .await;
         Self::finish(transaction, outcome).await
+    }
+
+    /// Takes documents just read from the server (after a unit reached it): their base copies
+    /// and, for products, the version to show (with units still pending laid over it), in one
+    /// transaction. The pull checkpoint does not move.
+    pub async fn apply_server_documents(&self, documents: &[Document]) -> Result<()> {
+        let transaction =
+            self.transaction(&[PRODUCTS, BASES, OUTBOX], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let outbox = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let pending = pending_writes_by_path(&outbox).await?;
+            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+            let products = transaction
+                .store(PRODUCTS)
+                .map_err(StorageError::from_rexie)?;
+            for document in documents {
+                let Some(base) = BaseCopy::of_document(document) else {
+                    continue;
+                };
+                bases
+                    .put(&to_js(&base)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+                if product_id_of_path(&base.path).is_none() {
+                    continue;
+                }
+                if let Ok(product) =
+                    Product::from_document(&rebased(document, pending.get(&base.path)))
+                {
+                    products
+                        .put(&to_js(&product)?, None)
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The unit waiting in the outbox under this id, if any.
+    pub async fn pending_unit(&self, unit_id: &str) -> Result<Option<Unit>> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(OUTBOX)
+            .map_err(StorageError::from_rexie)?;
+        match store
+            .get(JsValue::from_str(unit_id))
+            .await
+            .map_err(StorageError::from_rexie)?
+        {
+            Some(value) if !value.is_undefined() => Ok(Some(from_js::<OutboxRecord>(value)?.unit)),
+            _ => Ok(None),
+        }
     }
 
     /// Replaces a pending unit with a new version of it (merged by the engine), keeping its
@@ -817,6 +866,57 @@ impl Store {
         .await;
         Self::finish(transaction, outcome).await
     }
+}
+
+/// The writes of every unit still in the outbox, by document path, oldest first.
+async fn pending_writes_by_path(
+    outbox: &rexie::Store,
+) -> Result<BTreeMap<String, Vec<DocumentWrite>>> {
+    let mut by_path: BTreeMap<String, Vec<DocumentWrite>> = BTreeMap::new();
+    // Keys are UUID v7 unit ids, so the store's order is creation order.
+    for value in outbox
+        .get_all(None, None)
+        .await
+        .map_err(StorageError::from_rexie)?
+    {
+        let record: OutboxRecord = from_js(value)?;
+        if record.state == OutboxRecordState::Dead {
+            continue;
+        }
+        for write in record.unit.writes {
+            by_path.entry(write.path.clone()).or_default().push(write);
+        }
+    }
+    Ok(by_path)
+}
+
+/// The server's document with this device's pending writes laid over it, in order: what the
+/// document will be once they reach the server, and so what the shop should see meanwhile.
+/// Masked fields are set or removed, unmasked writes replace, counters add up.
+pub fn rebased(server: &Document, pending: Option<&Vec<DocumentWrite>>) -> Document {
+    let mut document = server.clone();
+    for write in pending.into_iter().flatten() {
+        let fields = &mut document.fields;
+        match &write.mask {
+            None => *fields = write.fields.clone(),
+            Some(mask) => {
+                for path in mask {
+                    match write.fields.get(path) {
+                        Some(value) => fields.insert(path.clone(), value.clone()),
+                        None => fields.remove(path),
+                    };
+                }
+            }
+        }
+        for (field, delta) in &write.increments {
+            let current = fields.get(field).and_then(Value::as_integer).unwrap_or(0);
+            fields.insert(
+                field.clone(),
+                Value::Integer(current.saturating_add(*delta)),
+            );
+        }
+    }
+    document
 }
 
 /// The product id in `shops/{shop}/products/{id}`, if the path is a product's.

@@ -234,9 +234,17 @@ fn ProductList(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                 <p class="empty">"No products yet. Add the first one above."</p>
             </Show>
             <ul data-testid="product-list">
-                <For each=move || products.get()
-                    key=|p| (p.id.clone(), p.name.clone(), p.price_minor, p.stock_on_hand, p.server_updated_at_millis)
-                    children=move |product| view! { <ProductRow driver=driver product=product/> }
+                // Keyed by id only: a row (and an edit in progress in it) survives a sync that
+                // changes the product; the row reads the product's current values reactively.
+                <For each=move || products.get() key=|p| p.id.clone()
+                    children=move |product| {
+                        let id = product.id.clone();
+                        let current = Memo::new(move |_| {
+                            products.with(|all| all.iter().find(|p| p.id == id).cloned())
+                                .unwrap_or_else(|| product.clone())
+                        });
+                        view! { <ProductRow driver=driver product=current/> }
+                    }
                 />
             </ul>
         </section>
@@ -245,18 +253,20 @@ fn ProductList(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
 
 /// One product: name, price and stock, with quick sale, stock receipt and editing.
 #[component]
-fn ProductRow(driver: StoredValue<SyncDriver, LocalStorage>, product: Product) -> impl IntoView {
-    let synced = product.server_updated_at_millis.is_some();
+fn ProductRow(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    product: Memo<Product>,
+) -> impl IntoView {
+    let synced = move || product.with(|p| p.server_updated_at_millis.is_some());
     let editing = RwSignal::new(false);
-    let name = RwSignal::new(product.name.clone());
+    let name = RwSignal::new(String::new());
     let price = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let product = StoredValue::new(product);
-    let digits = move || product.with_value(|p| minor_digits(&p.currency));
+    let digits = move || product.with_untracked(|p| minor_digits(&p.currency));
 
     let move_stock = move |kind: StockMoveKind, quantity: i64| {
         let driver = driver.get_value();
-        let product = product.get_value();
+        let product = product.get_untracked();
         spawn_local(async move {
             if let Err(problem) = driver.move_stock(&product, kind, quantity).await {
                 error.set(Some(problem.to_string()));
@@ -264,7 +274,8 @@ fn ProductRow(driver: StoredValue<SyncDriver, LocalStorage>, product: Product) -
         });
     };
     let start_editing = move |_| {
-        let (current_name, current_price) = product.with_value(|p| (p.name.clone(), p.price_minor));
+        let (current_name, current_price) =
+            product.with_untracked(|p| (p.name.clone(), p.price_minor));
         name.set(current_name);
         let scale = 10f64.powi(digits() as i32);
         price.set(format!(
@@ -289,7 +300,7 @@ fn ProductRow(driver: StoredValue<SyncDriver, LocalStorage>, product: Product) -
             }
         };
         let driver = driver.get_value();
-        let product = product.get_value();
+        let product = product.get_untracked();
         spawn_local(async move {
             match driver
                 .edit_product(&product, &typed_name, price_minor)
@@ -305,8 +316,8 @@ fn ProductRow(driver: StoredValue<SyncDriver, LocalStorage>, product: Product) -
     };
 
     view! {
-        <li data-testid="product-row" data-synced=synced.to_string()
-            data-product-id=product.with_value(|p| p.id.clone())>
+        <li data-testid="product-row" data-synced=move || synced().to_string()
+            data-product-id=product.with_untracked(|p| p.id.clone())>
             <Show when=move || !editing.get()
                 fallback=move || view! {
                     <form class="edit-product" on:submit=save>
@@ -319,14 +330,16 @@ fn ProductRow(driver: StoredValue<SyncDriver, LocalStorage>, product: Product) -
                         <button type="button" class="secondary" on:click=move |_| editing.set(false)>"Cancel"</button>
                     </form>
                 }>
-                <span class="name" data-testid="product-row-name">{product.with_value(|p| p.name.clone())}</span>
+                <span class="name" data-testid="product-row-name">{move || product.with(|p| p.name.clone())}</span>
                 <span class="stock" data-testid="product-stock" title="Stock on hand">
-                    {product.with_value(|p| p.stock_on_hand)}
+                    {move || product.with(|p| p.stock_on_hand)}
                 </span>
                 <span class="price" data-testid="product-price-shown">
-                    {product.with_value(|p| format_price(p.price_minor, &p.currency))}
+                    {move || product.with(|p| format_price(p.price_minor, &p.currency))}
                 </span>
-                {(!synced).then(|| view! { <span class="unsynced" title="Not yet on the server">"●"</span> })}
+                <Show when=move || !synced()>
+                    <span class="unsynced" title="Not yet on the server">"●"</span>
+                </Show>
                 <span class="actions">
                     <button type="button" data-testid="sell-one"
                         on:click=move |_| move_stock(StockMoveKind::Sale, -1)>"Sell 1"</button>
