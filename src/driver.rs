@@ -770,6 +770,7 @@ impl SyncDriver {
                 let parent = format!("shops/{}", this.inner.settings.shop_id);
                 let event = match this.inner.remote.run_query(&parent, &query).await {
                     Ok(documents) => {
+                        this.inner.last_pull_millis.set(Some(now_millis()));
                         let was_unreachable = !this.inner.server_reachable.replace(true);
                         if was_unreachable {
                             this.dispatch(Event::ServerReachable);
