@@ -21,7 +21,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run test build dist server lint test-native test-browser test-e2e \
-	tools wasm-target wasm-bindgen-cli trunk chromium
+	tools wasm-target wasm-bindgen-cli trunk chromium bench-server
 
 run: build
 	@echo "Counterbook on http://$(ADDR) (data in $(DATA))"
@@ -50,6 +50,13 @@ test-browser: wasm-target wasm-bindgen-cli chromium
 
 test-e2e: build chromium e2e/node_modules/.installed
 	cd e2e && npm test
+
+# A benchmark, not a test (about two minutes; not part of `make test`): commits/s and p50/p99
+# latency of counterbook-server and Google's Firestore emulator side by side, and the SQLite
+# ceiling. Release builds only; loopback only; it stops everything it starts.
+bench-server:
+	cargo build --release -p counterbook-server --bin counterbook-server --example bench_server
+	./target/release/examples/bench_server
 
 # --- tools -------------------------------------------------------------------------------------
 
