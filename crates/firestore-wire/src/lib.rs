@@ -7,6 +7,7 @@
 //! Everything here is pure data and pure functions: no IO, no clock.
 
 pub mod batch_get;
+pub mod listen;
 pub mod names;
 pub mod query;
 pub mod status;
@@ -15,6 +16,11 @@ pub mod value;
 pub mod write;
 
 pub use batch_get::{BatchGetRequest, BatchGetResponseItem};
+pub use listen::{
+    grpc_code, grpc_number, DocumentChange, DocumentDelete, DocumentRemove, DocumentsTarget,
+    ExistenceFilter, ListenRequest, ListenResponse, QueryTarget, RpcStatus, Target, TargetChange,
+    TargetChangeType, TargetKind,
+};
 pub use names::{DocumentName, NameError};
 pub use query::{
     CollectionSelector, CompositeFilter, CompositeOperator, Cursor, Direction, FieldFilter,
