@@ -190,6 +190,12 @@ fn assert_holds_every_acknowledged_sale(
         holdings.sales.len() as u64,
         "every commit applied both of its writes or neither"
     );
+    let distinct_times: std::collections::BTreeSet<_> = holdings.sales.values().collect();
+    assert_eq!(
+        distinct_times.len(),
+        holdings.sales.len(),
+        "commit times strictly increase, so no two commits share one"
+    );
     let latest = holdings.sales.values().max().copied().unwrap_or_default();
     let next = commit_sale(&agent(), api, fresh_seq).expect("a commit after the restart");
     assert!(
@@ -327,7 +333,12 @@ fn a_backup_taken_during_writes_is_consistent_and_serves_its_documents_after_a_r
     writers.finish(&mut acknowledged_later);
     drop(server);
 
-    // One self-contained, sound SQLite file.
+    // One self-contained, sound SQLite file, and nothing else left beside it.
+    let beside: Vec<_> = std::fs::read_dir(backups.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["shop.sqlite3"]);
     let copy = rusqlite::Connection::open(&backup_file).unwrap();
     let check: String = copy
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
