@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod conflict;
 pub mod outbox;
 pub mod pull;
+pub mod query_builder;
 pub mod sim;
 pub mod unit;
 
