@@ -11,10 +11,15 @@
 //!
 //! `authorize` is the one call the Firestore routes make per parsed request: it checks the
 //! bearer token (401 `UNAUTHENTICATED`) and the policy (403 `PERMISSION_DENIED`) before the
-//! request is served. Commits are judged on the documents as they are before and after each
-//! write, like Firestore's rules (`resource`, `request.resource`); to keep that judgement true
-//! when the commit then runs, commits in authenticated mode are serialized from authorization
-//! to the end of the commit (the store serializes commits anyway, so this costs little).
+//! request is served. Every `ApiCall` has its own arm, without a catch-all, so a new kind of
+//! request cannot be served before it is given a rule. Reads are judged on the names they
+//! reach (a `:batchGet` on every name: one outside the shop denies the whole batch), queries,
+//! lists and aggregations on their parent. Commits, and the `PATCH` and `DELETE` that stand for
+//! one-write commits, are judged on the documents as they are before and after each write,
+//! like Firestore's rules (`resource`, `request.resource`); to keep that judgement true when
+//! the write then runs, writes in authenticated mode are serialized from authorization to the
+//! end of the write (the store serializes commits anyway, so this costs little). Bodies are
+//! parsed with the route's own function, so what is judged is exactly what is served.
 
 pub mod accounts;
 pub mod passwords;
@@ -31,15 +36,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap};
-use counterbook_firestore_wire::{CommitRequest, RunQueryRequest};
+use counterbook_firestore_wire::{CommitRequest, Document, DocumentName};
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::commit::{apply_write, validate_commit, DocumentChange, ValidatedWrite, WriteAction};
+use crate::aggregation::RunAggregationQueryRequest;
+use crate::commit::{
+    apply_write, delete_as_commit, patch_as_commit, validate_commit, DocumentChange,
+    ValidatedWrite, WriteAction,
+};
 use crate::error::ServerError;
-use crate::routes::{ApiCall, MAX_REQUEST_BODY_BYTES};
-use crate::store::{Store, StoredDocument};
-use crate::AppState;
+use crate::reads::{BatchGetRequest, RunQueryRequest};
+use crate::routes::{self, ApiCall, MAX_REQUEST_BODY_BYTES};
+use crate::store::{DatabaseId, Store, StoredDocument};
+use crate::{request_schema, AppState};
 use accounts::Accounts;
 use policy::{Principal, WriteEffect};
 use rate_limit::SignInRateLimiter;
@@ -224,46 +234,130 @@ pub(crate) async fn authorize(
     let granted = Authorization::Granted {
         _commit_serialization: None,
     };
-    // Variants the routes add later are refused until they are given a rule here.
-    #[allow(unreachable_patterns)]
+    // No catch-all: a new `ApiCall` does not compile until it is given its rule here.
     match call {
         ApiCall::GetDocument(name) => {
             auth.check_database(&name.project, &name.database)?;
             policy::check_read(&principal, name).map_err(denied)?;
             Ok((request, granted))
         }
+        ApiCall::ListDocuments {
+            database,
+            collection,
+        } => {
+            auth.check_database(&database.project, &database.database)?;
+            policy::check_list(&principal, collection).map_err(denied)?;
+            Ok((request, granted))
+        }
+        ApiCall::BatchGet(database) => {
+            auth.check_database(&database.project, &database.database)?;
+            let (request, batch) =
+                peek_json_body::<BatchGetRequest>(request, request_schema::batch_get_request())
+                    .await?;
+            // Every document or none, as Cloud Firestore answers a batch with one document
+            // the rules deny: 403 for the whole request.
+            for text in &batch.documents {
+                // A name that does not parse, or names a collection, makes the batch fail
+                // with 400 before anything is read.
+                let Ok(name) = DocumentName::parse(text) else {
+                    continue;
+                };
+                if !name.is_document() {
+                    continue;
+                }
+                // A document of another project or database is read as missing; it is still
+                // not a document of the token's shop.
+                auth.check_database(&name.project, &name.database)?;
+                policy::check_read(&principal, &name).map_err(denied)?;
+            }
+            Ok((request, granted))
+        }
         ApiCall::RunQuery { database, parent } => {
             auth.check_database(&database.project, &database.database)?;
-            let (request, query) = peek_json_body::<RunQueryRequest>(request).await?;
+            // The parent first: a query outside the shop is refused before its body is read.
+            policy::check_query(&principal, parent, false).map_err(denied)?;
+            let (request, query) =
+                peek_json_body::<RunQueryRequest>(request, request_schema::run_query_request())
+                    .await?;
             let any_all_descendants = query
-                .and_then(|query| query.structured_query)
+                .structured_query
                 .is_some_and(|query| query.from.iter().any(|from| from.all_descendants));
             policy::check_query(&principal, parent, any_all_descendants).map_err(denied)?;
             Ok((request, granted))
         }
+        ApiCall::RunAggregationQuery { database, parent } => {
+            auth.check_database(&database.project, &database.database)?;
+            policy::check_query(&principal, parent, false).map_err(denied)?;
+            let (request, aggregation) = peek_json_body::<RunAggregationQueryRequest>(
+                request,
+                request_schema::run_aggregation_query_request(),
+            )
+            .await?;
+            let any_all_descendants = aggregation
+                .structured_aggregation_query
+                .and_then(|aggregation| aggregation.structured_query)
+                .is_some_and(|query| query.from.iter().any(|from| from.all_descendants));
+            policy::check_query(&principal, parent, any_all_descendants).map_err(denied)?;
+            Ok((request, granted))
+        }
+        // A transaction is begun and rolled back without touching a document; what is read
+        // and committed in it is judged request by request like any other read or commit.
+        ApiCall::BeginTransaction(database) | ApiCall::Rollback(database) => {
+            auth.check_database(&database.project, &database.database)?;
+            Ok((request, granted))
+        }
         ApiCall::Commit(database) => {
             auth.check_database(&database.project, &database.database)?;
-            let (request, commit) = peek_json_body::<CommitRequest>(request).await?;
-            let serialization = Arc::clone(&auth.commit_serialization).lock_owned().await;
-            // A body that does not parse or validate is refused by the commit itself, with the
-            // same error and before anything is written; there is nothing to authorize.
-            if let Some(writes) = commit.and_then(|commit| validate_commit(commit, database).ok())
-            {
-                state
-                    .run_blocking(move |store| authorize_writes(store, &principal, &writes))
-                    .await?;
-            }
-            Ok((
-                request,
-                Authorization::Granted {
-                    _commit_serialization: Some(serialization),
-                },
-            ))
+            let (request, commit) =
+                peek_json_body::<CommitRequest>(request, request_schema::commit_request()).await?;
+            // A commit that does not validate is refused here with the error the commit itself
+            // would answer, before anything is written.
+            let writes = validate_commit(commit, database)?;
+            let serialization = authorize_writes(state, auth, principal, writes).await?;
+            Ok((request, serialization))
         }
-        _ => Err(ServerError::PermissionDenied(
-            "Missing or insufficient permissions: this request is not available with authentication yet"
-                .into(),
-        )),
+        ApiCall::PatchDocument(name) => {
+            auth.check_database(&name.project, &name.database)?;
+            let parameters = routes::patch_parameters(request.uri().query())?;
+            let (request, document) =
+                peek_json_body::<Document>(request, request_schema::document()).await?;
+            let commit = patch_as_commit(name, document, &parameters)?;
+            let writes = validate_commit(commit, &database_of(name))?;
+            let serialization = authorize_writes(state, auth, principal, writes).await?;
+            Ok((request, serialization))
+        }
+        ApiCall::DeleteDocument(name) => {
+            auth.check_database(&name.project, &name.database)?;
+            let parameters = routes::delete_parameters(request.uri().query())?;
+            let commit = delete_as_commit(name, &parameters);
+            let writes = validate_commit(commit, &database_of(name))?;
+            let serialization = authorize_writes(state, auth, principal, writes).await?;
+            Ok((request, serialization))
+        }
+    }
+}
+
+/// Judges the writes of a commit (or of the `PATCH` or `DELETE` standing for one) under the
+/// commit serialization lock, which the returned authorization keeps until the writes are made.
+async fn authorize_writes(
+    state: &AppState,
+    auth: &AuthState,
+    principal: Principal,
+    writes: Vec<ValidatedWrite>,
+) -> Result<Authorization, ServerError> {
+    let serialization = Arc::clone(&auth.commit_serialization).lock_owned().await;
+    state
+        .run_blocking(move |store| judge_writes(store, &principal, &writes))
+        .await?;
+    Ok(Authorization::Granted {
+        _commit_serialization: Some(serialization),
+    })
+}
+
+fn database_of(name: &DocumentName) -> DatabaseId {
+    DatabaseId {
+        project: name.project.clone(),
+        database: name.database.clone(),
     }
 }
 
@@ -271,29 +365,27 @@ fn denied(denial: policy::Denial) -> ServerError {
     ServerError::PermissionDenied(denial.to_string())
 }
 
-/// Reads the whole body, parses it as `T` if it can (an empty body is `T::default()`, as the
-/// routes read it), and rebuilds the request with the same bytes.
+/// Reads the whole body, parses it exactly as the route will (`routes::parse_json_body`: a
+/// body the route refuses is refused here with the same error), and rebuilds the request with
+/// the same bytes.
 async fn peek_json_body<T: DeserializeOwned + Default>(
     request: Request,
-) -> Result<(Request, Option<T>), ServerError> {
+    schema: &'static [(&'static str, request_schema::Shape)],
+) -> Result<(Request, T), ServerError> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
         .await
         .map_err(|_| ServerError::PayloadTooLarge {
             limit_bytes: MAX_REQUEST_BODY_BYTES,
         })?;
-    let parsed = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Some(T::default())
-    } else {
-        serde_json::from_slice(&bytes).ok()
-    };
+    let parsed = routes::parse_json_body(&bytes, schema)?;
     Ok((Request::from_parts(parts, Body::from(bytes)), parsed))
 }
 
 /// Judges every write of a commit on the documents before and after it, in order, as the commit
 /// will apply them (a later write to the same document sees the earlier one). One denied write
 /// denies the commit.
-fn authorize_writes(
+fn judge_writes(
     store: &Store,
     principal: &Principal,
     writes: &[ValidatedWrite],

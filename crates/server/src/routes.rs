@@ -176,22 +176,13 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
         }
         ApiCall::PatchDocument(name) => {
             let document: Document = read_json_body(body, request_schema::document()).await?;
-            let patch = DocumentWriteParameters {
-                update_mask: parameters.strings("updateMask.fieldPaths"),
-                response_mask: parameters.field_paths("mask.fieldPaths")?,
-                exists: parameters.boolean("currentDocument.exists")?,
-                update_time: parameters.timestamp("currentDocument.updateTime")?,
-            };
+            let patch = parameters.patch_parameters()?;
             state
                 .run_blocking(move |store| run_patch(store, &name, document, patch))
                 .await?
         }
         ApiCall::DeleteDocument(name) => {
-            let delete = DocumentWriteParameters {
-                exists: parameters.boolean("currentDocument.exists")?,
-                update_time: parameters.timestamp("currentDocument.updateTime")?,
-                ..DocumentWriteParameters::default()
-            };
+            let delete = parameters.delete_parameters()?;
             state
                 .run_blocking(move |store| run_delete(store, &name, delete))
                 .await?;
@@ -217,6 +208,21 @@ fn commit_response_json(response: CommitResponse) -> serde_json::Value {
     json
 }
 
+/// The query-string parameters of a `PATCH` of one document, read exactly as `dispatch` reads
+/// them, so that `auth` judges the write that will be made.
+pub(crate) fn patch_parameters(
+    query: Option<&str>,
+) -> Result<DocumentWriteParameters, ServerError> {
+    QueryParameters::parse(query.unwrap_or(""))?.patch_parameters()
+}
+
+/// The query-string parameters of a `DELETE` of one document, as `dispatch` reads them.
+pub(crate) fn delete_parameters(
+    query: Option<&str>,
+) -> Result<DocumentWriteParameters, ServerError> {
+    QueryParameters::parse(query.unwrap_or(""))?.delete_parameters()
+}
+
 /// A request's query string, decoded: repeated keys keep every value, in order.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct QueryParameters {
@@ -234,6 +240,23 @@ impl QueryParameters {
             ));
         }
         Ok(QueryParameters { pairs })
+    }
+
+    fn patch_parameters(&self) -> Result<DocumentWriteParameters, ServerError> {
+        Ok(DocumentWriteParameters {
+            update_mask: self.strings("updateMask.fieldPaths"),
+            response_mask: self.field_paths("mask.fieldPaths")?,
+            exists: self.boolean("currentDocument.exists")?,
+            update_time: self.timestamp("currentDocument.updateTime")?,
+        })
+    }
+
+    fn delete_parameters(&self) -> Result<DocumentWriteParameters, ServerError> {
+        Ok(DocumentWriteParameters {
+            exists: self.boolean("currentDocument.exists")?,
+            update_time: self.timestamp("currentDocument.updateTime")?,
+            ..DocumentWriteParameters::default()
+        })
     }
 
     fn strings(&self, key: &str) -> Option<Vec<String>> {
@@ -432,11 +455,21 @@ async fn read_json_body<T: DeserializeOwned + Default>(
             limit_bytes: MAX_REQUEST_BODY_BYTES,
         });
     }
+    parse_json_body(&bytes, schema)
+}
+
+/// Parses a request body as `read_json_body` does; `auth` judges requests through this same
+/// function, so what it judges is exactly what is then served (a JSON object with a repeated
+/// key keeps its last value here, where deserializing straight into `T` would fail).
+pub(crate) fn parse_json_body<T: DeserializeOwned + Default>(
+    bytes: &[u8],
+    schema: &'static [(&'static str, request_schema::Shape)],
+) -> Result<T, ServerError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     let json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(ServerError::MalformedBody)?;
+        serde_json::from_slice(bytes).map_err(ServerError::MalformedBody)?;
     // Serde would read a struct from a JSON array too; a request message is an object.
     if !json.is_object() {
         return Err(ServerError::InvalidArgument(

@@ -1,8 +1,10 @@
 //! One access-control table, two backends, identical outcomes.
 //!
 //! Every case (each role of shop `s1`, and no token; against its own shop, another shop, and
-//! outside `shops/`; reading, querying, creating, renaming, repricing, soft- and hard-deleting,
-//! managing users) runs against
+//! outside `shops/`; getting, listing, batchGet alone and along a document of `s1`, querying,
+//! counting, creating, renaming and repricing by commit and by REST `PATCH`, soft-deleting,
+//! hard-deleting by commit and by REST `DELETE`, managing users, renaming in a transaction)
+//! runs against
 //! (a) Google's Firestore emulator enforcing `firestore.rules` from the repository root, with
 //!     the unsigned mock ID tokens the Firebase emulators accept (as the Firebase JS SDK's
 //!     `mockUserToken` builds them: header `{"alg":"none","type":"JWT"}`, the claims, an empty
@@ -10,7 +12,8 @@
 //! (b) the real `counterbook-server` binary in authenticated mode, its shops and users made
 //!     with the admin CLI, with signed ID tokens from its sign-in endpoint.
 //! Both must allow or deny every case exactly as the table expects. The emulator must start:
-//! if it cannot, this test fails; it never skips.
+//! if it cannot, this test fails; it never skips. `ACCESS_CONTROL_TRACE=1` prints every answer
+//! (the emulator's denials name the rule lines they tried).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -123,21 +126,31 @@ fn agent() -> ureq::Agent {
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
     let agent = agent();
     let bearer = token.map(|token| format!("Bearer {token}"));
-    let mut response = match (method, body) {
-        ("GET", _) => {
-            let mut request = agent.get(url);
+    let mut response = match method {
+        "GET" | "DELETE" => {
+            let mut request = if method == "GET" {
+                agent.get(url)
+            } else {
+                agent.delete(url)
+            };
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
             request.call()
         }
-        (_, body) => {
-            let mut request = agent.post(url).header("Content-Type", "application/json");
+        "POST" | "PATCH" => {
+            let mut request = if method == "POST" {
+                agent.post(url)
+            } else {
+                agent.patch(url)
+            }
+            .header("Content-Type", "application/json");
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
             request.send(body.map_or_else(String::new, Value::to_string))
         }
+        other => panic!("no such method in this test: {other}"),
     }
     .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
     let status = response.status().as_u16();
@@ -168,12 +181,29 @@ enum Target {
 enum Operation {
     Get,
     Query,
+    /// `GET` of the products collection.
+    List,
+    /// `:batchGet` of the product alone.
+    BatchGet,
+    /// `:batchGet` of a product of the user's own shop `s1` and then the target's product:
+    /// the whole batch is in `s1` for `OwnShop`, mixed for the other targets.
+    BatchGetAlongOwnShop,
+    /// `:runAggregationQuery` counting the products collection.
+    Count,
     CreateProduct,
     RenameProduct,
+    /// REST `PATCH` of the product's name (`updateMask.fieldPaths=name`).
+    PatchName,
     ChangePrice,
+    /// REST `PATCH` of the product's price.
+    PatchPrice,
     SoftDelete,
     HardDelete,
+    /// REST `DELETE` of the product.
+    RestDelete,
     WriteUserDocument,
+    /// `:beginTransaction`, then a commit renaming the product in that transaction.
+    RenameInTransaction,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,8 +226,9 @@ fn expected_outcome(who: Who, target: Target, operation: Operation) -> Outcome {
     let allowed = match (who, target) {
         (Who::NoToken, _) | (_, Target::OtherShop | Target::OutsideShops) => false,
         (_, Target::OwnShop) => match operation {
-            Get | Query | CreateProduct | RenameProduct => true,
-            ChangePrice | SoftDelete | HardDelete => who != Who::Cashier,
+            Get | Query | List | BatchGet | BatchGetAlongOwnShop | Count | CreateProduct
+            | RenameProduct | PatchName | RenameInTransaction => true,
+            ChangePrice | PatchPrice | SoftDelete | HardDelete | RestDelete => who != Who::Cashier,
             WriteUserDocument => who == Who::Owner,
         },
     };
@@ -225,17 +256,36 @@ fn table() -> Vec<Case> {
             for operation in [
                 Get,
                 Query,
+                List,
+                BatchGet,
+                BatchGetAlongOwnShop,
+                Count,
                 CreateProduct,
                 RenameProduct,
+                PatchName,
                 ChangePrice,
+                PatchPrice,
                 SoftDelete,
                 HardDelete,
+                RestDelete,
                 WriteUserDocument,
+                RenameInTransaction,
             ] {
                 add(who, target, operation);
             }
         }
-        for operation in [Get, Query, CreateProduct, HardDelete] {
+        for operation in [
+            Get,
+            Query,
+            List,
+            BatchGet,
+            BatchGetAlongOwnShop,
+            Count,
+            CreateProduct,
+            PatchName,
+            HardDelete,
+            RestDelete,
+        ] {
             add(who, Target::OutsideShops, operation);
         }
     }
@@ -313,30 +363,82 @@ impl Backend {
             json!([{"update": {"name": name(&product), "fields": {field: value}},
                     "updateMask": {"fieldPaths": [field]}}])
         };
-        let (status, body) = match case.operation {
-            Operation::Get => call(
-                "GET",
-                &format!("{}/{product}", self.documents_url()),
+        let documents = self.documents_url();
+        let document_url = format!("{documents}/{product}");
+        // `{parent}:verb` for queries of the products (or, outside shops, catalog) collection.
+        let (parent_url, collection) = if shop.is_empty() {
+            (documents.clone(), "catalog")
+        } else {
+            (format!("{documents}/{collection_parent}"), "products")
+        };
+        let batch_get = |names: Vec<String>| {
+            call(
+                "POST",
+                &format!("{documents}:batchGet"),
                 token,
-                None,
+                Some(&json!({ "documents": names })),
+            )
+        };
+        let rest_patch = |field: &str, value: Value| {
+            call(
+                "PATCH",
+                &format!("{document_url}?updateMask.fieldPaths={field}"),
+                token,
+                Some(&json!({"fields": {field: value}})),
+            )
+        };
+        let (status, body) = match case.operation {
+            Operation::Get => call("GET", &document_url, token, None),
+            Operation::Query => call(
+                "POST",
+                &format!("{parent_url}:runQuery"),
+                token,
+                Some(&json!({"structuredQuery": {"from": [{"collectionId": collection}]}})),
             ),
-            Operation::Query => {
-                let url = if collection_parent.is_empty() {
-                    format!("{}:runQuery", self.documents_url())
-                } else {
-                    format!("{}/{collection_parent}:runQuery", self.documents_url())
-                };
-                let collection = if shop.is_empty() {
-                    "catalog"
-                } else {
-                    "products"
-                };
-                call(
+            Operation::List => call("GET", &format!("{parent_url}/{collection}"), token, None),
+            Operation::BatchGet => batch_get(vec![name(&product)]),
+            Operation::BatchGetAlongOwnShop => {
+                let own = format!("shops/s1/products/{id}-own");
+                let (status, body) = self.commit(
+                    Some(&(self.seeding_token)("s1")),
+                    json!([{"update": {"name": name(&own), "fields": {
+                        "name": {"stringValue": "Ginger"}, "price": {"integerValue": "700"}
+                    }}}]),
+                );
+                assert_eq!(status, 200, "{}: seeding {own}: {body}", self.name);
+                batch_get(vec![name(&own), name(&product)])
+            }
+            Operation::Count => call(
+                "POST",
+                &format!("{parent_url}:runAggregationQuery"),
+                token,
+                Some(&json!({"structuredAggregationQuery": {
+                    "structuredQuery": {"from": [{"collectionId": collection}]},
+                    "aggregations": [{"alias": "products", "count": {}}]
+                }})),
+            ),
+            Operation::PatchName => rest_patch("name", json!({"stringValue": "Masala chai"})),
+            Operation::PatchPrice => rest_patch("price", json!({"integerValue": "1600"})),
+            Operation::RestDelete => call("DELETE", &document_url, token, None),
+            Operation::RenameInTransaction => {
+                let (status, body) = call(
                     "POST",
-                    &url,
+                    &format!("{documents}:beginTransaction"),
                     token,
-                    Some(&json!({"structuredQuery": {"from": [{"collectionId": collection}]}})),
-                )
+                    Some(&json!({})),
+                );
+                match body["transaction"].as_str() {
+                    Some(transaction) if status == 200 => call(
+                        "POST",
+                        &format!("{documents}:commit"),
+                        token,
+                        Some(&json!({
+                            "writes": masked("name", json!({"stringValue": "Masala chai"})),
+                            "transaction": transaction,
+                        })),
+                    ),
+                    _ => (status, body),
+                }
             }
             Operation::CreateProduct => self.commit(
                 token,
@@ -360,6 +462,12 @@ impl Backend {
                                    "fields": {"role": {"stringValue": "owner"}}}}]),
             ),
         };
+        if std::env::var_os("ACCESS_CONTROL_TRACE").is_some() {
+            eprintln!(
+                "{}: case {} {:?} {:?} {:?}: {status} {body}",
+                self.name, case.number, case.who, case.target, case.operation
+            );
+        }
         match status {
             200 => Outcome::Allowed,
             401 | 403 => {
@@ -573,5 +681,5 @@ fn the_emulator_with_firestore_rules_and_counterbook_server_allow_and_deny_the_s
         cases.len() - allowed
     );
     // The table must keep testing both answers, not only denials.
-    assert!(allowed >= 15 && cases.len() - allowed >= 40, "{allowed}");
+    assert!(allowed >= 40 && cases.len() - allowed >= 120, "{allowed}");
 }

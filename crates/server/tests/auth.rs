@@ -1,6 +1,7 @@
 //! Authentication and authorization in process (`app().oneshot`): the sign-in and refresh
 //! endpoints (and the account lookup) in Firebase Auth's shapes, token expiry and disabled users on a hand-moved clock,
-//! the sign-in rate limit, each role's rules on Firestore requests, and CORS.
+//! the sign-in rate limit, each role's rules on every kind of Firestore request (commits,
+//! gets, lists, batchGet, queries, aggregations, REST `PATCH`/`DELETE`, transactions), and CORS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,6 +153,28 @@ impl AuthServer {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// A request to `/v1/{ROOT}{path}` with a bearer token and an optional JSON body.
+    async fn api(&self, method: &str, token: &str, path: &str, body: Option<Value>) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/v1/{ROOT}{path}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn batch_get(&self, token: &str, names: &[&str]) -> Reply {
+        let documents: Vec<String> = names.iter().map(|path| format!("{ROOT}/{path}")).collect();
+        self.api(
+            "POST",
+            token,
+            ":batchGet",
+            Some(json!({ "documents": documents })),
+        )
+        .await
     }
 
     async fn query(&self, token: &str, parent: &str, collection: &str) -> Reply {
@@ -759,4 +782,360 @@ async fn dev_mode_needs_no_token_and_has_no_sign_in() {
         .unwrap();
     let response = router.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// Seeds `shops/s1/products/p1` (price 1500) and `shops/s2/products/p1` (price 5) as their
+/// owners.
+async fn seed_a_product_in_each_shop(server: &AuthServer) {
+    for (shop, price) in [("s1", 1500), ("s2", 5)] {
+        let owner = server.id_token(&format!("owner@{shop}.test")).await;
+        let seeded = server
+            .commit(
+                Some(&owner),
+                json!([set(
+                    &format!("shops/{shop}/products/p1"),
+                    json!({"name": {"stringValue": "Chai"}, "price": int(price)})
+                )]),
+            )
+            .await;
+        assert_eq!(seeded.status, StatusCode::OK, "{}", seeded.body);
+    }
+}
+
+#[tokio::test]
+async fn batch_get_list_and_count_serve_the_shops_own_users_and_nobody_else() {
+    // Regression: these requests were refused to everyone in authenticated mode, so the
+    // Firebase SDK's getDoc (a batchGet), lists and getCountFromServer failed for the owner.
+    let server = AuthServer::new();
+    seed_a_product_in_each_shop(&server).await;
+    let cashier = server.id_token("cashier@s1.test").await;
+
+    let own = server
+        .batch_get(
+            &cashier,
+            &["shops/s1/products/p1", "shops/s1/products/none"],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert_eq!(own.body[0]["found"]["fields"]["price"], int(1500));
+    assert!(own.body[1]["missing"].is_string(), "{}", own.body);
+    // One name outside the shop denies the whole batch, as on Cloud Firestore and the emulator.
+    for names in [
+        vec!["shops/s2/products/p1"],
+        vec!["shops/s1/products/p1", "shops/s2/products/p1"],
+        vec!["shops/s1/products/p1", "catalog/p1"],
+    ] {
+        let reply = server.batch_get(&cashier, &names).await;
+        assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    }
+    // Another project's copy of an own-shop path is not the shop's either.
+    let foreign = server
+        .api(
+            "POST",
+            &cashier,
+            ":batchGet",
+            Some(json!({"documents": [
+                "projects/demo-other/databases/(default)/documents/shops/s1/products/p1"
+            ]})),
+        )
+        .await;
+    assert_firestore_error(&foreign, 403, "PERMISSION_DENIED");
+    // A malformed request is still answered as one.
+    let malformed = server.batch_get(&cashier, &["shops/s1/products"]).await;
+    assert_firestore_error(&malformed, 400, "INVALID_ARGUMENT");
+
+    let list = server
+        .api("GET", &cashier, "/shops/s1/products", None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert_eq!(list.body["documents"].as_array().map(Vec::len), Some(1));
+    let nested = server
+        .api("GET", &cashier, "/shops/s1/products/p1/history", None)
+        .await;
+    assert_eq!(nested.status, StatusCode::OK, "{}", nested.body);
+    for collection in ["/shops/s2/products", "/shops", "/catalog"] {
+        let reply = server.api("GET", &cashier, collection, None).await;
+        assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    }
+
+    let count = |collection: &str, all_descendants: bool| {
+        json!({"structuredAggregationQuery": {
+            "structuredQuery": {"from": [{"collectionId": collection, "allDescendants": all_descendants}]},
+            "aggregations": [{"alias": "n", "count": {}}]
+        }})
+    };
+    let counted = server
+        .api(
+            "POST",
+            &cashier,
+            "/shops/s1:runAggregationQuery",
+            Some(count("products", false)),
+        )
+        .await;
+    assert_eq!(counted.status, StatusCode::OK, "{}", counted.body);
+    assert_eq!(
+        counted.body[0]["result"]["aggregateFields"]["n"],
+        int(1),
+        "{}",
+        counted.body
+    );
+    for (parent, all_descendants) in [("/shops/s2", false), ("", false), ("/shops/s1", true)] {
+        let reply = server
+            .api(
+                "POST",
+                &cashier,
+                &format!("{parent}:runAggregationQuery"),
+                Some(count("products", all_descendants)),
+            )
+            .await;
+        assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    }
+}
+
+#[tokio::test]
+async fn rest_patch_and_delete_are_judged_like_the_commits_they_stand_for() {
+    let server = AuthServer::new();
+    seed_a_product_in_each_shop(&server).await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let manager = server.id_token("manager@s1.test").await;
+    let rest_patch = |token: &str, query: &str, fields: Value| {
+        let token = token.to_owned();
+        let query = query.to_owned();
+        let server = &server;
+        async move {
+            server
+                .api(
+                    "PATCH",
+                    &token,
+                    &format!("/shops/s1/products/{query}"),
+                    Some(json!({ "fields": fields })),
+                )
+                .await
+        }
+    };
+
+    let renamed = rest_patch(
+        &cashier,
+        "p1?updateMask.fieldPaths=name",
+        json!({"name": {"stringValue": "Masala chai"}}),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["fields"]["price"], int(1500));
+    // A cashier creates products with a price, but changes no existing price, whether the
+    // PATCH masks the price or replaces the whole document (dropping the price).
+    let created = rest_patch(&cashier, "p2", json!({"price": int(10)})).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    for (query, fields) in [
+        ("p1?updateMask.fieldPaths=price", json!({"price": int(1)})),
+        (
+            "p1?updateMask.fieldPaths=price&currentDocument.exists=true",
+            json!({"price": int(1)}),
+        ),
+        ("p1", json!({"name": {"stringValue": "Chai"}})),
+        (
+            "p1?updateMask.fieldPaths=deleted",
+            json!({"deleted": {"booleanValue": true}}),
+        ),
+        ("p3", json!({"deleted": {"booleanValue": true}})),
+    ] {
+        let reply = rest_patch(&cashier, query, fields).await;
+        assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    }
+    let other_shop = server
+        .api(
+            "PATCH",
+            &manager,
+            "/shops/s2/products/p1?updateMask.fieldPaths=name",
+            Some(json!({"fields": {"name": {"stringValue": "Mine"}}})),
+        )
+        .await;
+    assert_firestore_error(&other_shop, 403, "PERMISSION_DENIED");
+    // A precondition that fails fails the PATCH as it would fail the commit.
+    let exists = rest_patch(
+        &cashier,
+        "p1?currentDocument.exists=false",
+        json!({"name": {"stringValue": "Chai"}}),
+    )
+    .await;
+    assert_firestore_error(&exists, 409, "ALREADY_EXISTS");
+    let repriced = rest_patch(
+        &manager,
+        "p1?updateMask.fieldPaths=price",
+        json!({"price": int(1600)}),
+    )
+    .await;
+    assert_eq!(repriced.status, StatusCode::OK, "{}", repriced.body);
+
+    let cashier_delete = server
+        .api("DELETE", &cashier, "/shops/s1/products/p1", None)
+        .await;
+    assert_firestore_error(&cashier_delete, 403, "PERMISSION_DENIED");
+    let other_delete = server
+        .api("DELETE", &manager, "/shops/s2/products/p1", None)
+        .await;
+    assert_firestore_error(&other_delete, 403, "PERMISSION_DENIED");
+    let manager_delete = server
+        .api("DELETE", &manager, "/shops/s1/products/p1", None)
+        .await;
+    assert_eq!(
+        manager_delete.status,
+        StatusCode::OK,
+        "{}",
+        manager_delete.body
+    );
+    let gone = server.get(Some(&cashier), "shops/s1/products/p1").await;
+    assert_firestore_error(&gone, 404, "NOT_FOUND");
+    let still_there = server
+        .get(
+            Some(&server.id_token("owner@s2.test").await),
+            "shops/s2/products/p1",
+        )
+        .await;
+    assert_eq!(
+        still_there.body["fields"]["price"],
+        int(5),
+        "{}",
+        still_there.body
+    );
+}
+
+#[tokio::test]
+async fn transactions_begin_for_any_signed_in_user_and_each_read_and_commit_is_judged() {
+    let server = AuthServer::new();
+    seed_a_product_in_each_shop(&server).await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let begin = || async {
+        let reply = server
+            .api("POST", &cashier, ":beginTransaction", Some(json!({})))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["transaction"].as_str().unwrap().to_owned()
+    };
+
+    // Read and write in the shop, in a transaction, as the Firebase SDK's runTransaction does.
+    let transaction = begin().await;
+    let read = server
+        .api(
+            "POST",
+            &cashier,
+            ":batchGet",
+            Some(
+                json!({"documents": [format!("{ROOT}/shops/s1/products/p1")],
+                        "transaction": transaction}),
+            ),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    let committed = server
+        .api(
+            "POST",
+            &cashier,
+            ":commit",
+            Some(
+                json!({"writes": [patch("shops/s1/products/p1", json!({"stock": int(3)}))],
+                        "transaction": transaction}),
+            ),
+        )
+        .await;
+    assert_eq!(committed.status, StatusCode::OK, "{}", committed.body);
+
+    // Inside a transaction, a read or a write outside the shop is still denied.
+    let transaction = begin().await;
+    let read = server
+        .api(
+            "POST",
+            &cashier,
+            ":batchGet",
+            Some(
+                json!({"documents": [format!("{ROOT}/shops/s2/products/p1")],
+                        "transaction": transaction}),
+            ),
+        )
+        .await;
+    assert_firestore_error(&read, 403, "PERMISSION_DENIED");
+    let write = server
+        .api(
+            "POST",
+            &cashier,
+            ":commit",
+            Some(
+                json!({"writes": [patch("shops/s1/products/p1", json!({"price": int(1)}))],
+                        "transaction": transaction}),
+            ),
+        )
+        .await;
+    assert_firestore_error(&write, 403, "PERMISSION_DENIED");
+    let rolled_back = server
+        .api(
+            "POST",
+            &cashier,
+            ":rollback",
+            Some(json!({ "transaction": transaction })),
+        )
+        .await;
+    assert_eq!(rolled_back.status, StatusCode::OK, "{}", rolled_back.body);
+
+    // Without a token nothing is served, not even a transaction that touches no document.
+    let request = Request::post(format!("/v1/{ROOT}:beginTransaction"))
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_firestore_error(&server.send(request).await, 401, "UNAUTHENTICATED");
+    let request =
+        Request::post("/v1/projects/demo-other/databases/(default)/documents:beginTransaction")
+            .header("authorization", format!("Bearer {cashier}"))
+            .body(Body::from("{}"))
+            .unwrap();
+    assert_firestore_error(&server.send(request).await, 403, "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn a_body_is_judged_as_the_route_reads_it_even_with_repeated_keys() {
+    // Regression: authorization parsed bodies straight into the request type, which fails on
+    // a repeated key, and then judged nothing; the route keeps the last value of a repeated
+    // key, so `{"writes": [], "writes": [<a write to another shop>]}` was written.
+    let server = AuthServer::new();
+    seed_a_product_in_each_shop(&server).await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let smuggled_write = format!(
+        r#"{{"writes": [], "writes": [{}]}}"#,
+        set("shops/s2/products/stolen", json!({"price": int(1)}))
+    );
+    let reply = server
+        .send(
+            Request::post(format!("/v1/{ROOT}:commit"))
+                .header("authorization", format!("Bearer {cashier}"))
+                .body(Body::from(smuggled_write))
+                .unwrap(),
+        )
+        .await;
+    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    let other_owner = server.id_token("owner@s2.test").await;
+    let got = server
+        .get(Some(&other_owner), "shops/s2/products/stolen")
+        .await;
+    assert_firestore_error(&got, 404, "NOT_FOUND");
+
+    let smuggled_read = format!(
+        r#"{{"documents": ["{ROOT}/shops/s1/products/p1"], "documents": ["{ROOT}/shops/s2/products/p1"]}}"#
+    );
+    let reply = server
+        .send(
+            Request::post(format!("/v1/{ROOT}:batchGet"))
+                .header("authorization", format!("Bearer {cashier}"))
+                .body(Body::from(smuggled_read))
+                .unwrap(),
+        )
+        .await;
+    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    // A body the route refuses is refused the same way before it is judged.
+    let reply = server
+        .send(
+            Request::post(format!("/v1/{ROOT}:commit"))
+                .header("authorization", format!("Bearer {cashier}"))
+                .body(Body::from(r#"{"writes": [], "bogus": 1}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_firestore_error(&reply, 400, "INVALID_ARGUMENT");
 }

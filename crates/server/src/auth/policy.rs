@@ -10,8 +10,14 @@
 //! - Cashiers do not delete: no hard delete, and no soft delete (a write leaving `deleted: true`
 //!   on a document that was not deleted, or creating one that is).
 //! - Cashiers do not change the price of an existing product (`shops/{shop}/products/{id}`).
-//! - Queries are allowed only under the user's shop, and never across collection groups
-//!   (`allDescendants`), which Firestore's rules cannot prove to stay inside one shop.
+//! - Queries (and lists and aggregations, which are queries too) are allowed only under the
+//!   user's shop, and never across collection groups (`allDescendants`), which Firestore's rules
+//!   cannot prove to stay inside one shop.
+//!
+//! `auth::authorize` maps every request onto these checks: a `:batchGet` is a read of each
+//! document it names, a `PATCH` or `DELETE` is the one-write commit it stands for, and
+//! `:beginTransaction` / `:rollback` touch no document (the reads and the commit made in the
+//! transaction are judged one by one).
 
 use std::collections::BTreeMap;
 
@@ -144,6 +150,18 @@ pub fn check_query(
     Ok(())
 }
 
+/// A list (`GET` of a collection): a query of that one collection under its parent.
+pub fn check_list(principal: &Principal, collection: &DocumentName) -> Result<(), Denial> {
+    let parent = DocumentName {
+        segments: collection
+            .segments
+            .split_last()
+            .map_or_else(Vec::new, |(_, parent)| parent.to_vec()),
+        ..collection.clone()
+    };
+    check_query(principal, &parent, false)
+}
+
 /// One write of a commit; a commit is allowed only if every one of its writes is.
 pub fn check_write(
     principal: &Principal,
@@ -271,6 +289,14 @@ mod tests {
         assert!(check_query(&cashier, &name("shops/s1"), false).is_ok());
         assert!(check_query(&cashier, &name("shops/s1/products/p"), false).is_ok());
         assert!(check_query(&cashier, &name("shops/s2"), false).is_err());
+        assert!(check_list(&cashier, &name("shops/s1/products")).is_ok());
+        assert!(check_list(&cashier, &name("shops/s1/products/p/history")).is_ok());
+        assert_eq!(
+            check_list(&cashier, &name("shops")),
+            Err(Denial::QueryOutsideShop)
+        );
+        assert!(check_list(&cashier, &name("shops/s2/products")).is_err());
+        assert!(check_list(&cashier, &name("catalog")).is_err());
         assert_eq!(
             check_query(&cashier, &name("shops/s1"), true),
             Err(Denial::CollectionGroupQuery)
