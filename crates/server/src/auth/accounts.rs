@@ -139,9 +139,11 @@ impl Accounts {
         })?;
         let connection = Connection::open(data_directory.join(DATABASE_FILE_NAME))?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
+        // FULL, as for documents: a disabled user or a revoked refresh token must stay so
+        // after a power cut, not only after a crash of the process.
         connection.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
+             PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;",
         )?;
         connection.execute_batch(SCHEMA)?;
