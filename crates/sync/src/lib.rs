@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod conflict;
+pub mod listen;
 pub mod outbox;
 pub mod pull;
 pub mod query_builder;
@@ -25,6 +26,10 @@ pub use conflict::{
     check_unit_against_bases, merge_unit, merge_write, BusinessRules, ConflictEntry, ConflictKind,
     UnitMerge, WriteMerge,
 };
+pub use listen::{
+    target_key, ChangeKind, DocumentChange, ListenCommand, ListenConfig, ListenEvent, ListenStatus,
+    Listener, PullReason, TargetSlot, DEVICES_COLLECTION, DEVICE_CHANGED_FIELD,
+};
 pub use outbox::{
     classify, Command, ErrorClass, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure,
     Recovery, Resume, UnitState,
@@ -32,6 +37,7 @@ pub use outbox::{
 pub use pull::{
     checkpoint_after, pull_query, Checkpoint, PullStep, PulledPage, Pulls, DELETED, UPDATED_AT,
 };
+pub use query_builder::{CursorAt, FieldPath, Operator, QueryBuilder, QueryError};
 pub use unit::{
     commit_request_for_unit, commit_request_for_units, fold_writes, marker_path, BaseVersion,
     BatchError, CommitContext, DocumentWrite, Unit, UnitId,
