@@ -360,6 +360,14 @@ fn ProductRow(
 #[component]
 fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let conflicts = driver.with_value(|d| d.conflicts());
+    let products = driver.with_value(|d| d.products());
+    // Entries name documents by path; people know products by name.
+    let subject = move |path: &str| {
+        let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+        products
+            .with(|all| all.iter().find(|p| p.id == id).map(|p| p.name.clone()))
+            .unwrap_or_else(|| path.to_owned())
+    };
     view! {
         <Show when=move || conflicts.with(|c| !c.is_empty())>
             <section class="conflicts" data-testid="conflicts">
@@ -372,7 +380,11 @@ fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                             let can_reapply = entry.local_value.is_some();
                             view! {
                                 <li data-testid="conflict" data-kind=format!("{:?}", entry.kind)>
-                                    <span>{entry.explanation.clone()}</span>
+                                    <span>
+                                        <strong>{subject(&entry.path)}</strong>
+                                        ": "
+                                        {entry.explanation.clone()}
+                                    </span>
                                     {can_reapply.then(|| view! {
                                         <button type="button" data-testid="reapply-conflict"
                                             on:click=move |_| {
