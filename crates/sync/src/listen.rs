@@ -1046,3 +1046,636 @@ impl Listener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query_builder::QueryBuilder;
+    use counterbook_firestore_wire::{
+        DocumentChange as WireDocumentChange, DocumentDelete, QueryTarget,
+    };
+
+    const SHOP: &str = "projects/p/databases/(default)/documents/shops/s1";
+
+    fn collection_target(collection: &str) -> TargetKind {
+        TargetKind::Query(QueryBuilder::new(SHOP, collection).build().unwrap())
+    }
+
+    fn doc(collection: &str, id: &str, version: i64) -> Document {
+        Document {
+            name: format!("{SHOP}/{collection}/{id}"),
+            update_time: Some(Timestamp::from_unix_millis(version)),
+            ..Document::default()
+        }
+    }
+
+    fn device(id: &str, version: i64, changed: &[(&str, i64)]) -> Document {
+        let changed = changed
+            .iter()
+            .map(|(collection, at)| {
+                (
+                    collection.to_string(),
+                    Value::Timestamp(Timestamp::from_unix_millis(*at)),
+                )
+            })
+            .collect();
+        let mut document = doc(DEVICES_COLLECTION, id, version);
+        document
+            .fields
+            .insert(DEVICE_CHANGED_FIELD.to_owned(), Value::Map(changed));
+        document
+    }
+
+    fn changed(target_id: i32, document: Document) -> ListenEvent {
+        ListenEvent::Response(ListenResponse::DocumentChange(WireDocumentChange {
+            document,
+            target_ids: vec![target_id],
+            removed_target_ids: vec![],
+        }))
+    }
+
+    fn target_change(kind: TargetChangeType, ids: &[i32], token: Option<&str>) -> ListenEvent {
+        ListenEvent::Response(ListenResponse::TargetChange(TargetChange {
+            target_change_type: kind,
+            target_ids: ids.to_vec(),
+            resume_token: token.map(str::to_owned),
+            ..TargetChange::default()
+        }))
+    }
+
+    /// The global "consistent up to here" message.
+    fn consistent(millis: i64, token: Option<&str>) -> ListenEvent {
+        ListenEvent::Response(ListenResponse::TargetChange(TargetChange {
+            read_time: Some(Timestamp::from_unix_millis(millis)),
+            resume_token: token.map(str::to_owned),
+            ..TargetChange::default()
+        }))
+    }
+
+    /// Commands in a few words each, so tests read as a transcript.
+    fn describe(command: &ListenCommand) -> String {
+        let short = |name: &str| name.rsplit('/').next().unwrap_or_default().to_owned();
+        match command {
+            ListenCommand::OpenStream => "open".into(),
+            ListenCommand::CloseStream => "close".into(),
+            ListenCommand::SendRequest(request) => {
+                match (&request.add_target, request.remove_target) {
+                    (Some(target), _) => match &target.resume_token {
+                        Some(token) => format!("add {} from {token}", target.target_id),
+                        None => format!("add {}", target.target_id),
+                    },
+                    (None, Some(id)) => format!("remove {id}"),
+                    (None, None) => "empty request".into(),
+                }
+            }
+            ListenCommand::Snapshot { slot, changes, .. } => {
+                let changes: Vec<String> = changes
+                    .iter()
+                    .map(|change| {
+                        let sign = match change.kind {
+                            ChangeKind::Added => '+',
+                            ChangeKind::Removed => '-',
+                            ChangeKind::Modified => '~',
+                        };
+                        format!("{sign}{}", short(&change.document.name))
+                    })
+                    .collect();
+                format!("snapshot {slot:?} [{}]", changes.join(" "))
+            }
+            ListenCommand::PullCollection { collection, reason } => match reason {
+                PullReason::CatchUp => format!("pull {collection} to catch up"),
+                PullReason::DeviceChanged { device_id, .. } => {
+                    format!("pull {collection} for {device_id}")
+                }
+            },
+            ListenCommand::SaveResumeToken { token, .. } => match token {
+                Some(token) => format!("save {token}"),
+                None => "forget token".into(),
+            },
+            ListenCommand::TargetFailed { slot, status } => {
+                format!("failed {slot:?} {:?}", status.code())
+            }
+            ListenCommand::ProtocolError { .. } => "protocol error".into(),
+            ListenCommand::WakeAt(at) => format!("wake at {at}"),
+        }
+    }
+
+    fn check(listener: &mut Listener, now: i64, event: ListenEvent, expected: &[&str]) {
+        let commands: Vec<String> = listener.handle(now, event).iter().map(describe).collect();
+        assert_eq!(commands, expected, "at {now}");
+    }
+
+    fn listener() -> Listener {
+        Listener::new(ListenConfig::new("p", "me", 7))
+    }
+
+    /// A visible listener with the products screen open and consistent at token `t1`.
+    fn listening_to_products() -> Listener {
+        let mut listener = listener();
+        check(&mut listener, 0, ListenEvent::Visible(true), &[]);
+        check(
+            &mut listener,
+            0,
+            ListenEvent::Watch {
+                slot: TargetSlot::Screen,
+                target: collection_target("products"),
+                resume_token: None,
+            },
+            &["open"],
+        );
+        check(&mut listener, 1, ListenEvent::StreamOpened, &["add 2"]);
+        check(
+            &mut listener,
+            2,
+            target_change(TargetChangeType::Add, &[2], None),
+            &[],
+        );
+        check(&mut listener, 3, changed(2, doc("products", "a", 1)), &[]);
+        check(
+            &mut listener,
+            4,
+            target_change(TargetChangeType::Current, &[2], Some("t1")),
+            &[],
+        );
+        check(
+            &mut listener,
+            5,
+            consistent(5, None),
+            &["save t1", "snapshot Screen [+a]"],
+        );
+        listener
+    }
+
+    #[test]
+    fn hidden_closes_after_the_grace_period_and_visible_catches_up_then_resumes() {
+        let mut listener = listening_to_products();
+        check(
+            &mut listener,
+            1_000,
+            ListenEvent::Visible(false),
+            &["wake at 6000"],
+        );
+        check(&mut listener, 5_999, ListenEvent::Tick, &[]);
+        check(&mut listener, 6_000, ListenEvent::Tick, &["close"]);
+        assert!(!listener.status().listening);
+        check(&mut listener, 9_000, ListenEvent::Tick, &[]);
+        check(
+            &mut listener,
+            10_000,
+            ListenEvent::Visible(true),
+            &["pull products to catch up", "open"],
+        );
+        check(
+            &mut listener,
+            10_100,
+            ListenEvent::StreamOpened,
+            &["add 2 from t1"],
+        );
+        assert_eq!(
+            listener.documents(TargetSlot::Screen).len(),
+            1,
+            "the view is kept"
+        );
+    }
+
+    #[test]
+    fn a_quick_switch_away_and_back_keeps_the_stream() {
+        let mut listener = listening_to_products();
+        check(
+            &mut listener,
+            1_000,
+            ListenEvent::Visible(false),
+            &["wake at 6000"],
+        );
+        check(&mut listener, 2_000, ListenEvent::Visible(true), &[]);
+        check(&mut listener, 6_000, ListenEvent::Tick, &[]);
+        assert!(listener.status().listening);
+    }
+
+    #[test]
+    fn a_failed_stream_reconnects_after_a_jittered_backoff_with_the_token() {
+        let mut listener = listening_to_products();
+        let commands = listener.handle(100, ListenEvent::StreamClosed { error: None });
+        let [ListenCommand::WakeAt(at)] = commands[..] else {
+            panic!("{commands:?}")
+        };
+        assert!(
+            (100..=1_100).contains(&at),
+            "first retry within a second: {at}"
+        );
+        check(&mut listener, at - 1, ListenEvent::Tick, &[]);
+        check(&mut listener, at, ListenEvent::Tick, &["open"]);
+        // Each failure in a row may wait longer, up to the cap.
+        let mut now = at;
+        for failures in 2..=12 {
+            listener.handle(now, ListenEvent::StreamClosed { error: None });
+            let retry_at = listener.reconnect_at.expect("a retry is scheduled");
+            let ceiling = listener.config.backoff.ceiling(failures) as i64;
+            assert!(
+                retry_at - now <= ceiling.min(60_000),
+                "after {failures} failures"
+            );
+            check(&mut listener, retry_at, ListenEvent::Tick, &["open"]);
+            now = retry_at;
+        }
+        // Offline then online again retries at once, whatever the backoff had grown to.
+        listener.handle(now, ListenEvent::StreamClosed { error: None });
+        assert!(listener.reconnect_at.unwrap() > now + 1);
+        check(&mut listener, now + 1, ListenEvent::Online(false), &[]);
+        check(&mut listener, now + 2, ListenEvent::Online(true), &["open"]);
+        check(
+            &mut listener,
+            now + 3,
+            ListenEvent::StreamOpened,
+            &["add 2 from t1"],
+        );
+    }
+
+    #[test]
+    fn offline_disabled_or_signed_out_means_no_stream() {
+        let mut listener = listening_to_products();
+        check(&mut listener, 10, ListenEvent::Online(false), &["close"]);
+        check(
+            &mut listener,
+            20,
+            ListenEvent::Online(true),
+            &["pull products to catch up", "open"],
+        );
+        check(&mut listener, 30, ListenEvent::Enabled(false), &["close"]);
+        check(&mut listener, 40, ListenEvent::Tick, &[]);
+        check(
+            &mut listener,
+            50,
+            ListenEvent::Enabled(true),
+            &["pull products to catch up", "open"],
+        );
+        let unauthenticated = Status::new(Code::Unauthenticated, "expired");
+        check(
+            &mut listener,
+            60,
+            ListenEvent::StreamClosed {
+                error: Some(unauthenticated),
+            },
+            &[],
+        );
+        assert!(listener.status().waiting_for_sign_in);
+        check(&mut listener, 100_000, ListenEvent::Tick, &[]);
+        check(&mut listener, 100_001, ListenEvent::SignedIn, &["open"]);
+    }
+
+    #[test]
+    fn two_slots_at_most_and_a_new_screen_replaces_the_old_target() {
+        let mut listener = listening_to_products();
+        check(
+            &mut listener,
+            10,
+            ListenEvent::Watch {
+                slot: TargetSlot::Devices,
+                target: collection_target(DEVICES_COLLECTION),
+                resume_token: Some("d0".into()),
+            },
+            &["add 3 from d0"],
+        );
+        check(
+            &mut listener,
+            11,
+            ListenEvent::Watch {
+                slot: TargetSlot::Screen,
+                target: collection_target("customers"),
+                resume_token: None,
+            },
+            &["remove 2", "add 4"],
+        );
+        assert_eq!(listener.status().targets, 2);
+        // Late messages for the removed target are stale, not errors.
+        check(
+            &mut listener,
+            12,
+            target_change(TargetChangeType::Add, &[2], None),
+            &[],
+        );
+        check(&mut listener, 13, changed(2, doc("products", "z", 1)), &[]);
+        check(
+            &mut listener,
+            14,
+            target_change(TargetChangeType::Remove, &[2], None),
+            &[],
+        );
+        assert!(listener.documents(TargetSlot::Screen).is_empty());
+        // Watching what is already watched changes nothing.
+        check(
+            &mut listener,
+            15,
+            ListenEvent::Watch {
+                slot: TargetSlot::Screen,
+                target: collection_target("customers"),
+                resume_token: None,
+            },
+            &[],
+        );
+        check(
+            &mut listener,
+            16,
+            ListenEvent::Unwatch {
+                slot: TargetSlot::Screen,
+            },
+            &["remove 4"],
+        );
+        check(
+            &mut listener,
+            17,
+            ListenEvent::Unwatch {
+                slot: TargetSlot::Devices,
+            },
+            &["remove 3", "close"],
+        );
+    }
+
+    #[test]
+    fn another_devices_newer_change_triggers_one_pull_of_that_collection() {
+        let mut listener = listener();
+        listener.handle(0, ListenEvent::Visible(true));
+        listener.handle(
+            0,
+            ListenEvent::Watch {
+                slot: TargetSlot::Devices,
+                target: collection_target(DEVICES_COLLECTION),
+                resume_token: None,
+            },
+        );
+        listener.handle(0, ListenEvent::StreamOpened);
+        listener.handle(
+            0,
+            ListenEvent::CollectionPulled {
+                collection: "bills".into(),
+                up_to: Timestamp::from_unix_millis(50),
+            },
+        );
+        check(
+            &mut listener,
+            1,
+            changed(2, device("me", 1, &[("products", 90)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            2,
+            changed(2, device("d2", 1, &[("bills", 40), ("products", 60)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            3,
+            target_change(TargetChangeType::Current, &[2], Some("t1")),
+            &[],
+        );
+        check(
+            &mut listener,
+            4,
+            consistent(4, None),
+            &[
+                "save t1",
+                "pull products for d2",
+                "snapshot Devices [+d2 +me]",
+            ],
+        );
+        // The same timestamp again (another field changed) asks for nothing more.
+        check(
+            &mut listener,
+            5,
+            changed(2, device("d2", 2, &[("bills", 40), ("products", 60)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            6,
+            consistent(6, Some("t2")),
+            &["save t2", "snapshot Devices [~d2]"],
+        );
+        // A newer change of bills, past our checkpoint, is pulled.
+        check(
+            &mut listener,
+            7,
+            changed(2, device("d2", 3, &[("bills", 70), ("products", 60)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            8,
+            consistent(8, Some("t3")),
+            &["save t3", "pull bills for d2", "snapshot Devices [~d2]"],
+        );
+    }
+
+    #[test]
+    fn the_screen_collection_is_not_pulled_when_its_whole_query_is_listened_to() {
+        let mut listener = listening_to_products();
+        listener.handle(
+            10,
+            ListenEvent::Watch {
+                slot: TargetSlot::Devices,
+                target: collection_target(DEVICES_COLLECTION),
+                resume_token: None,
+            },
+        );
+        check(
+            &mut listener,
+            11,
+            changed(3, device("d2", 1, &[("products", 60), ("bills", 60)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            12,
+            target_change(TargetChangeType::Current, &[3], Some("d1")),
+            &[],
+        );
+        check(
+            &mut listener,
+            13,
+            consistent(13, None),
+            &["save d1", "pull bills for d2", "snapshot Devices [+d2]"],
+        );
+    }
+
+    #[test]
+    fn a_count_mismatch_requeries_from_scratch_and_drops_what_is_gone() {
+        let mut listener = listening_to_products();
+        check(&mut listener, 10, changed(2, doc("products", "b", 2)), &[]);
+        check(
+            &mut listener,
+            11,
+            ListenEvent::Response(ListenResponse::Filter(ExistenceFilter {
+                target_id: 2,
+                count: 3,
+                unchanged_names: None,
+            })),
+            &["remove 2", "forget token", "add 3"],
+        );
+        // The full result: b only (a was deleted while we missed it).
+        check(
+            &mut listener,
+            12,
+            target_change(TargetChangeType::Add, &[3], None),
+            &[],
+        );
+        check(&mut listener, 13, changed(3, doc("products", "b", 2)), &[]);
+        check(
+            &mut listener,
+            14,
+            target_change(TargetChangeType::Current, &[3], Some("t5")),
+            &[],
+        );
+        check(
+            &mut listener,
+            15,
+            consistent(15, None),
+            &["save t5", "snapshot Screen [-a +b]"],
+        );
+        check(
+            &mut listener,
+            16,
+            target_change(TargetChangeType::Remove, &[2], None),
+            &[],
+        );
+        // A matching count is no event at all.
+        check(
+            &mut listener,
+            17,
+            ListenEvent::Response(ListenResponse::Filter(ExistenceFilter {
+                target_id: 3,
+                count: 1,
+                unchanged_names: None,
+            })),
+            &[],
+        );
+    }
+
+    #[test]
+    fn a_removed_target_with_a_cause_fails_that_slot_only() {
+        let mut listener = listening_to_products();
+        listener.handle(
+            10,
+            ListenEvent::Watch {
+                slot: TargetSlot::Devices,
+                target: collection_target(DEVICES_COLLECTION),
+                resume_token: None,
+            },
+        );
+        let denied = ListenEvent::Response(ListenResponse::TargetChange(TargetChange {
+            target_change_type: TargetChangeType::Remove,
+            target_ids: vec![2],
+            cause: Some(RpcStatus::new(Code::PermissionDenied, "no")),
+            ..TargetChange::default()
+        }));
+        check(
+            &mut listener,
+            11,
+            denied,
+            &["forget token", "failed Screen PermissionDenied"],
+        );
+        assert_eq!(listener.status().targets, 1);
+        assert!(listener.status().listening);
+    }
+
+    #[test]
+    fn an_add_for_a_target_never_asked_for_restarts_the_stream() {
+        let mut listener = listening_to_products();
+        let commands: Vec<String> = listener
+            .handle(10, target_change(TargetChangeType::Add, &[99], None))
+            .iter()
+            .map(describe)
+            .collect();
+        assert_eq!(commands[..2], ["protocol error", "close"]);
+        assert!(commands[2].starts_with("wake at "), "{commands:?}");
+        // Messages still in flight on the dead stream are ignored.
+        check(&mut listener, 11, changed(2, doc("products", "q", 1)), &[]);
+    }
+
+    #[test]
+    fn the_emulators_reset_and_resend_yields_only_what_changed() {
+        // Regression guard for the emulator's habit (webchannel-capture.md): every change is
+        // answered with RESET, the whole result, CURRENT and a global NO_CHANGE.
+        let mut listener = listening_to_products();
+        check(
+            &mut listener,
+            10,
+            target_change(TargetChangeType::Reset, &[2], Some("r")),
+            &[],
+        );
+        check(&mut listener, 11, changed(2, doc("products", "a", 1)), &[]);
+        check(&mut listener, 12, changed(2, doc("products", "b", 3)), &[]);
+        check(
+            &mut listener,
+            13,
+            target_change(TargetChangeType::Current, &[2], Some("t2")),
+            &[],
+        );
+        check(
+            &mut listener,
+            14,
+            consistent(14, Some("t3")),
+            &["save t3", "snapshot Screen [+b]"],
+        );
+        check(
+            &mut listener,
+            20,
+            target_change(TargetChangeType::Reset, &[2], None),
+            &[],
+        );
+        check(&mut listener, 21, changed(2, doc("products", "b", 4)), &[]);
+        check(
+            &mut listener,
+            22,
+            target_change(TargetChangeType::Current, &[2], None),
+            &[],
+        );
+        check(
+            &mut listener,
+            23,
+            consistent(23, None),
+            &["snapshot Screen [-a ~b]"],
+        );
+        let deleted = ListenEvent::Response(ListenResponse::DocumentDelete(DocumentDelete {
+            document: format!("{SHOP}/products/b"),
+            ..DocumentDelete::default()
+        }));
+        check(&mut listener, 24, deleted, &[]);
+        check(
+            &mut listener,
+            25,
+            consistent(25, None),
+            &["snapshot Screen [-b]"],
+        );
+    }
+
+    #[test]
+    fn resume_tokens_are_saved_with_changes_on_close_and_otherwise_now_and_then() {
+        let mut listener = listening_to_products();
+        check(&mut listener, 10, consistent(10, Some("quiet1")), &[]);
+        check(
+            &mut listener,
+            300_005,
+            consistent(300_005, Some("quiet2")),
+            &["save quiet2"],
+        );
+        check(
+            &mut listener,
+            300_010,
+            consistent(300_010, Some("quiet3")),
+            &[],
+        );
+        check(
+            &mut listener,
+            300_020,
+            ListenEvent::Enabled(false),
+            &["save quiet3", "close"],
+        );
+        let key = target_key(&collection_target("products"));
+        assert!(key.contains("products"));
+        let TargetKind::Query(QueryTarget { parent, .. }) = collection_target("products") else {
+            panic!()
+        };
+        assert_eq!(parent, SHOP);
+    }
+}
