@@ -9,8 +9,9 @@
 //!
 //! Modules: [`outbox`] (the state machine, pipelining, error classes), [`unit`] (units, folding,
 //! the commit), [`conflict`] (three-way merge, bill rules, business rules), [`pull`]
-//! (checkpointed pulls), [`backoff`] (full jitter), [`sim`] (the simulation). Listen state
-//! arrives with real-time sync.
+//! (checkpointed pulls), [`backoff`] (full jitter), [`sim`] (the simulation), [`listen`] (the
+//! Listen state machine, [`listen::Listener`], a second engine beside the outbox for real-time
+//! targets), [`query_builder`] (the queries clients build, as the Firebase SDKs do).
 
 pub mod backoff;
 pub mod conflict;
