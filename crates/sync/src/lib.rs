@@ -7,7 +7,7 @@
 //! tested natively and deterministically: unit tests per module, scenario tests in
 //! `tests/outbox.rs`, and [`sim`], a seeded simulation of tablets, server and a hostile network.
 //!
-//! Modules: [`outbox`] (the state machine, pipelining, error classes), [`unit`] (units, folding,
+//! Modules: [`outbox`] (the state machine, pipelining, error classes), [`unit`](mod@unit) (units, folding,
 //! the commit), [`conflict`] (three-way merge, bill rules, business rules), [`pull`]
 //! (checkpointed pulls), [`backoff`] (full jitter), [`sim`] (the simulation), [`listen`] (the
 //! Listen state machine, [`listen::Listener`], a second engine beside the outbox for real-time
