@@ -44,6 +44,9 @@ pub enum ServerError {
     /// No route answers this path. 404.
     #[error("{0}")]
     NoSuchMethod(String),
+    /// The server cannot take this request now (too many open listen channels); retry. 503.
+    #[error("{0}")]
+    Unavailable(String),
     /// SQLite failed. 503 when the database is busy (retryable), 500 otherwise.
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -84,7 +87,9 @@ impl ServerError {
             ServerError::PermissionDenied(_) => Code::PermissionDenied,
             ServerError::ProjectRequired => Code::FailedPrecondition,
             ServerError::AuthSetup(_) => Code::Internal,
-            ServerError::Storage(StoreError::Busy(_)) => Code::Unavailable,
+            ServerError::Storage(StoreError::Busy(_)) | ServerError::Unavailable(_) => {
+                Code::Unavailable
+            }
             ServerError::Storage(_) | ServerError::StorageTaskFailed(_) => Code::Internal,
         }
     }

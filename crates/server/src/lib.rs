@@ -4,6 +4,8 @@
 //! `app(state)` builds the whole axum router; `main.rs` only parses flags, opens the state and
 //! serves it. Module map:
 //! - `routes`: the `/v1/...` Firestore REST surface: path parsing, body reading, dispatch;
+//! - `webchannel`: the WebChannel transport of the Listen stream (sessions, framing);
+//! - `listen`: Listen targets over the store and its commit notifications;
 //! - `commit`: validating writes and applying them (masks, preconditions, transforms);
 //! - `query`: validating structured queries and evaluating filters, orders and cursors;
 //! - `field_path`: Firestore's dotted field path syntax and access into nested maps;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod field_path;
 pub mod index_key;
 pub mod limits;
+pub mod listen;
 pub mod opaque;
 pub mod query;
 pub mod reads;
@@ -27,6 +30,7 @@ pub mod routes;
 pub mod static_files;
 pub mod store;
 pub mod transaction;
+pub mod webchannel;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +62,8 @@ pub struct AppState {
     store: Arc<Store>,
     config: Arc<ServerConfig>,
     auth: Option<Arc<AuthState>>,
+    /// Open WebChannel (Listen) sessions; in memory, so a restart drops them.
+    channels: Arc<webchannel::ChannelSessions>,
 }
 
 impl AppState {
@@ -73,6 +79,7 @@ impl AppState {
             store: Arc::new(store),
             config: Arc::new(config),
             auth: None,
+            channels: Arc::default(),
         })
     }
 
@@ -91,6 +98,7 @@ impl AppState {
                 ..config
             }),
             auth: Some(Arc::new(auth)),
+            channels: Arc::default(),
         })
     }
 
@@ -101,6 +109,18 @@ impl AppState {
     /// Authentication, or `None` in dev mode.
     pub fn auth(&self) -> Option<&Arc<AuthState>> {
         self.auth.as_ref()
+    }
+
+    /// The open WebChannel sessions.
+    pub fn channels(&self) -> &webchannel::ChannelSessions {
+        &self.channels
+    }
+
+    /// Notifications of every write transaction committed from now on, in commit order.
+    pub fn subscribe_to_commits(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<Arc<store::CommittedWrites>> {
+        self.store.subscribe_to_commits()
     }
 
     /// Runs synchronous SQLite work on Tokio's blocking pool, off the async workers.
@@ -120,6 +140,7 @@ impl AppState {
 /// origins otherwise (the server's own origin needs none).
 pub fn app(state: AppState) -> Router {
     let mut router = routes::router()
+        .merge(webchannel::router())
         .merge(auth::sign_in::router())
         .merge(static_files::router(state.config.app_directory.clone()))
         .layer(TraceLayer::new_for_http());
@@ -137,9 +158,10 @@ pub fn app(state: AppState) -> Router {
     router.with_state(state)
 }
 
-/// Like the Firestore emulator for the allowed origins: the methods the REST API uses, and
+/// Like the Firestore emulator for the allowed origins: the methods the REST API uses,
 /// whatever headers the browser asks for (the Firebase SDK sends `authorization`,
-/// `x-goog-api-client`, `x-firebase-gmpid`, ...).
+/// `x-goog-api-client`, `x-firebase-gmpid`, ...), and credentials with the emulator's exposed
+/// headers, which the SDK's WebChannel requests (sent `withCredentials`) need.
 fn cors(origins: AllowOrigin) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(origins)
@@ -151,6 +173,12 @@ fn cors(origins: AllowOrigin) -> CorsLayer {
             Method::OPTIONS,
         ])
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([HeaderName::from_static("content-type")])
+        .allow_credentials(true)
+        .expose_headers([
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-client-wire-protocol"),
+            HeaderName::from_static("x-http-session-id"),
+            HeaderName::from_static("x-http-initial-response"),
+        ])
         .max_age(std::time::Duration::from_secs(3600))
 }

@@ -21,10 +21,16 @@
 //! (key, document id) order, and stops as soon as the query has its page, so the app's
 //! checkpointed pulls (`updatedAt >= t order by updatedAt, __name__ limit n`) never read the
 //! whole collection. Collection-group queries use `documents_by_collection_id`.
+//!
+//! Notifications: after every successful write transaction the names it wrote go out on a
+//! `tokio::sync::broadcast` (`subscribe_to_commits`), still under the writer lock, so receivers
+//! see commits in commit-time order, and a read snapshot taken later than a commit always finds
+//! that commit's notification already sent (Listen relies on both; see `listen`).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use counterbook_firestore_wire::{Document, DocumentName, Timestamp, Value};
@@ -82,6 +88,17 @@ const SCHEMA: &str = "
 ";
 
 const LAST_COMMIT_KEY: &str = "last_commit_time_micros";
+
+/// How many commit notifications a slow listener may fall behind before it is told it lagged
+/// (and then re-reads its targets in full).
+const COMMIT_NOTIFICATION_CAPACITY: usize = 1024;
+
+/// What one successful write transaction changed: every document it wrote or deleted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedWrites {
+    pub commit_time: Timestamp,
+    pub names: Vec<DocumentName>,
+}
 
 /// What can go wrong in SQLite or around it.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +197,8 @@ pub struct Store {
     transactions: TransactionRegistry,
     /// Tests replace the wall clock to check the commit-time rules; production uses the system.
     wall_clock_micros: fn() -> i64,
+    /// Every successful write transaction, in commit order (see the module doc).
+    committed: tokio::sync::broadcast::Sender<Arc<CommittedWrites>>,
 }
 
 fn system_clock_micros() -> i64 {
@@ -235,7 +254,13 @@ impl Store {
             reader: Mutex::new(reader_connection),
             transactions: TransactionRegistry::default(),
             wall_clock_micros,
+            committed: tokio::sync::broadcast::channel(COMMIT_NOTIFICATION_CAPACITY).0,
         })
+    }
+
+    /// Notifications of the write transactions committed from now on.
+    pub fn subscribe_to_commits(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedWrites>> {
+        self.committed.subscribe()
     }
 
     /// The open transactions of this store.
@@ -269,9 +294,14 @@ impl Store {
         let write_transaction = WriteTransaction {
             transaction,
             commit_time: Timestamp::from_unix_micros(commit_micros),
+            written: RefCell::new(Vec::new()),
         };
         let output = work(&write_transaction)?;
-        let transaction = write_transaction.transaction;
+        let WriteTransaction {
+            transaction,
+            commit_time,
+            written,
+        } = write_transaction;
         transaction
             .execute(
                 "INSERT INTO server_meta (key, value) VALUES (?1, ?2)
@@ -281,6 +311,13 @@ impl Store {
             .map_err(StoreError::from)?;
         transaction.commit().map_err(StoreError::from)?;
         *last_issued_micros = commit_micros;
+        // Sent before the writer lock is released; no receiver is not an error.
+        let names = written.into_inner();
+        if !names.is_empty() {
+            let _ = self
+                .committed
+                .send(Arc::new(CommittedWrites { commit_time, names }));
+        }
         Ok(output)
     }
 
@@ -657,6 +694,8 @@ document_source_for!(ReadSnapshot);
 pub struct WriteTransaction<'a> {
     transaction: rusqlite::Transaction<'a>,
     commit_time: Timestamp,
+    /// Names written or deleted, for the commit notification.
+    written: RefCell<Vec<DocumentName>>,
 }
 
 impl WriteTransaction<'_> {
@@ -702,6 +741,7 @@ impl WriteTransaction<'_> {
         )?;
         delete_index_rows(&self.transaction, &key)?;
         insert_index_rows(&self.transaction, &key, &document.fields)?;
+        self.written.borrow_mut().push(name.clone());
         Ok(())
     }
 
@@ -714,6 +754,7 @@ impl WriteTransaction<'_> {
             params![key.database, key.parent, key.collection_id, key.document_id],
         )?;
         delete_index_rows(&self.transaction, &key)?;
+        self.written.borrow_mut().push(name.clone());
         Ok(())
     }
 }

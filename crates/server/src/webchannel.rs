@@ -1,0 +1,932 @@
+//! WebChannel (Closure's BrowserChannel, protocol version 8): the transport the Firebase JS SDK
+//! uses for Firestore's Listen stream, at `/google.firestore.v1.Firestore/Listen/channel`.
+//!
+//! A channel is a session (`SID`) made of plain HTTP requests, as `webchannel-capture.md` beside
+//! DESIGN.md shows the SDK and Google's emulator exchanging:
+//! - the opening `POST` (no `SID`) carries a form: `count`, `ofs`, `req{i}___data__` (one JSON
+//!   `ListenRequest` each) and `headers` (`Name:value` lines, where the SDK puts
+//!   `Authorization: Bearer …`); it answers `<length>\n[[0,["c","<SID>","",8,12,30000]]]`;
+//! - the back channel is a streaming `GET` with `RID=rpc&SID=…&AID=<last array id seen>`: frames
+//!   `<length>\n[[<array id>,[<message>]],…]`, a `"noop"` when it opens and after
+//!   `HEARTBEAT` of silence (the client gives up on a silent back channel after 1.5 × 30 s). It
+//!   ends after `BACK_CHANNEL_LIFETIME`, as the emulator's does after 60 s, and the client opens
+//!   the next one with the same `SID`; messages it has not acknowledged (`AID`) are sent again;
+//! - later client messages come in `POST`s with `SID`; each map has a number (`ofs` + index),
+//!   so a retried `POST` is not applied twice; the answer is `[<back channel open: 1/0>,
+//!   <last array id>, <unsent bytes>]`, length-prefixed;
+//! - `TYPE=terminate` (a `POST`, or a `GET` image beacon) ends the session; an unknown or ended
+//!   `SID` answers 400 `Unknown SID` (the emulator answers 400 with an empty body; the text is
+//!   what Google's production front end sends and what the client recognises).
+//!
+//! Frame lengths are counted by the client in UTF-16 code units of the decoded text; every JSON
+//! message here is written with non-ASCII characters escaped, so bytes and code units agree.
+//!
+//! Sessions live in memory (`ChannelSessions`, a std `Mutex<HashMap>`: nothing is awaited while
+//! it is held). A server restart drops them; the client then gets `Unknown SID`, opens a new
+//! channel and resumes its targets with their resume tokens. Their number, idle time, age and
+//! unacknowledged output are bounded (`ChannelLimits`). What the messages mean is `listen`'s
+//! business: this module hands it the parsed `ListenRequest`s of a session and sends what it
+//! pushes into the session's `Outbox`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use counterbook_firestore_wire::listen::ListenRequest;
+use counterbook_firestore_wire::Status;
+use percent_encoding::percent_decode_str;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::error::ServerError;
+use crate::routes::MAX_REQUEST_BODY_BYTES;
+use crate::store::DatabaseId;
+use crate::AppState;
+
+/// Where the Firebase JS SDK opens Listen channels.
+pub const LISTEN_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Listen/channel";
+/// Where it opens Write channels (not served yet: writes go through REST `:commit`).
+pub const WRITE_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Write/channel";
+
+/// The only protocol version spoken (`VER=8`).
+const PROTOCOL_VERSION: &str = "8";
+
+/// The bounds of the session table and of each session.
+#[derive(Clone, Debug)]
+pub struct ChannelLimits {
+    /// Open sessions at most; a new one beyond this is refused with 503.
+    pub max_sessions: usize,
+    /// A back channel that has said nothing for this long sends a `"noop"`.
+    pub heartbeat: Duration,
+    /// A back channel response ends after this long; the client opens the next one.
+    pub back_channel_lifetime: Duration,
+    /// A session with no back channel and no request for this long is dropped.
+    pub idle_timeout: Duration,
+    /// A session older than this is ended with `UNAVAILABLE` (the client reconnects and resumes,
+    /// presenting a fresh ID token).
+    pub max_age: Duration,
+    /// Output the client has not acknowledged, at most; past it the session is dropped.
+    pub max_unacknowledged_bytes: usize,
+}
+
+impl Default for ChannelLimits {
+    fn default() -> Self {
+        ChannelLimits {
+            max_sessions: 1024,
+            heartbeat: Duration::from_secs(25),
+            back_channel_lifetime: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(90),
+            max_age: Duration::from_secs(3600),
+            max_unacknowledged_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// The open sessions of this server.
+pub struct ChannelSessions {
+    sessions: Mutex<HashMap<String, Session>>,
+    limits: ChannelLimits,
+}
+
+/// One session as the table holds it. Dropping it drops `requests`, which ends the session's
+/// listen task.
+struct Session {
+    outbox: Arc<Outbox>,
+    requests: mpsc::UnboundedSender<ListenRequest>,
+    database: DatabaseId,
+}
+
+impl Default for ChannelSessions {
+    fn default() -> Self {
+        ChannelSessions::new(ChannelLimits::default())
+    }
+}
+
+impl ChannelSessions {
+    pub fn new(limits: ChannelLimits) -> ChannelSessions {
+        ChannelSessions {
+            sessions: Mutex::new(HashMap::new()),
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &ChannelLimits {
+        &self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        // Nothing panics while the table is held; a poisoned table is still consistent.
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many sessions are open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ends a session: its listen task stops, its back channel ends.
+    pub(crate) fn remove(&self, id: &str) {
+        if let Some(session) = self.lock().remove(id) {
+            session.outbox.close();
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<(Arc<Outbox>, mpsc::UnboundedSender<ListenRequest>)> {
+        self.lock()
+            .get(id)
+            .map(|session| (Arc::clone(&session.outbox), session.requests.clone()))
+    }
+
+    /// Drops sessions that are closed, idle or too old, then registers a new one if there is
+    /// room.
+    fn open(
+        &self,
+        database: DatabaseId,
+    ) -> Result<(String, Arc<Outbox>, mpsc::UnboundedReceiver<ListenRequest>), ServerError> {
+        let mut sessions = self.lock();
+        sessions.retain(|_, session| !session.outbox.is_expired(&self.limits));
+        if sessions.len() >= self.limits.max_sessions {
+            return Err(ServerError::Unavailable(format!(
+                "too many open listen channels (at most {}); try again later",
+                self.limits.max_sessions
+            )));
+        }
+        let id = new_session_id();
+        let outbox = Arc::new(Outbox::new());
+        let (requests, receiver) = mpsc::unbounded_channel();
+        sessions.insert(
+            id.clone(),
+            Session {
+                outbox: Arc::clone(&outbox),
+                requests,
+                database,
+            },
+        );
+        Ok((id, outbox, receiver))
+    }
+}
+
+/// 128 random bits, URL-safe base64 (the emulator's ids are standard base64; the client treats
+/// them as opaque and escapes them in URLs either way).
+fn new_session_id() -> String {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What a session has to send, numbered with array ids, kept until the client acknowledges it.
+pub(crate) struct Outbox {
+    state: Mutex<OutboxState>,
+    /// Bumped on every change a back channel may be waiting for.
+    changed: watch::Sender<u64>,
+}
+
+struct OutboxState {
+    /// The last array id given out (0 is the handshake).
+    last_array_id: u64,
+    /// `[<id>,<message>]` texts not yet acknowledged, in id order.
+    unacknowledged: VecDeque<(u64, String)>,
+    unacknowledged_bytes: usize,
+    /// The highest array id written to some back channel.
+    last_written: u64,
+    /// The next client map number expected (`ofs` + index); lower ones are retries.
+    next_client_map: u64,
+    /// The back channel currently attached: its number, if one is open.
+    back_channel: Option<u64>,
+    back_channels_opened: u64,
+    last_activity: Instant,
+    created: Instant,
+    /// No more output: the back channel ends once it has written what is queued.
+    closed: bool,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        let now = Instant::now();
+        Outbox {
+            state: Mutex::new(OutboxState {
+                last_array_id: 0,
+                unacknowledged: VecDeque::new(),
+                unacknowledged_bytes: 0,
+                last_written: 0,
+                next_client_map: 0,
+                back_channel: None,
+                back_channels_opened: 0,
+                last_activity: now,
+                created: now,
+                closed: false,
+            }),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutboxState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wake(&self) {
+        self.changed.send_modify(|version| *version += 1);
+    }
+
+    /// Queues one message (the JSON inside the array entry's message list).
+    pub(crate) fn push(&self, message: &serde_json::Value) {
+        self.push_raw(ascii_json(message));
+    }
+
+    fn push_raw(&self, message_json: String) {
+        {
+            let mut state = self.lock();
+            if state.closed {
+                return;
+            }
+            state.last_array_id += 1;
+            let id = state.last_array_id;
+            let entry = format!("[{id},[{message_json}]]");
+            state.unacknowledged_bytes += entry.len();
+            state.unacknowledged.push_back((id, entry));
+        }
+        self.wake();
+    }
+
+    /// Queues a `google.rpc.Status` error, which makes the SDK close the stream with that code,
+    /// and closes the session after it.
+    pub(crate) fn push_error_and_close(&self, error: &ServerError) {
+        let status: Status = error.to_status();
+        self.push(&serde_json::json!({ "error": status }));
+        self.close();
+    }
+
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.wake();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Closed (and its back channel gone), idle without a back channel, or never
+    /// acknowledging: the session can be dropped.
+    pub(crate) fn is_expired(&self, limits: &ChannelLimits) -> bool {
+        let state = self.lock();
+        let idle = Instant::now().duration_since(state.last_activity) > limits.idle_timeout;
+        state.back_channel.is_none() && (state.closed || idle)
+            || state.unacknowledged_bytes > limits.max_unacknowledged_bytes
+    }
+
+    /// Older than `max_age`: the session should end (its task closes it with an error first).
+    pub(crate) fn is_too_old(&self, limits: &ChannelLimits) -> bool {
+        Instant::now().duration_since(self.lock().created) > limits.max_age
+    }
+
+    /// The client has every array up to `array_id`.
+    fn acknowledge(&self, array_id: u64) {
+        let mut state = self.lock();
+        while let Some((id, entry)) = state.unacknowledged.front() {
+            if *id > array_id {
+                break;
+            }
+            let length = entry.len();
+            state.unacknowledged_bytes -= length;
+            state.unacknowledged.pop_front();
+        }
+        state.last_activity = Instant::now();
+    }
+
+    /// Which of the client's maps numbered `first..first + count` are new, and records them.
+    fn accept_client_maps(&self, first: u64, count: u64) -> std::ops::Range<u64> {
+        let mut state = self.lock();
+        state.last_activity = Instant::now();
+        let start = first.max(state.next_client_map);
+        let end = first.saturating_add(count);
+        state.next_client_map = state.next_client_map.max(end);
+        start..end.max(start)
+    }
+
+    /// The forward channel's answer: back channel open, last array id, bytes not yet written.
+    fn forward_answer(&self) -> String {
+        let state = self.lock();
+        let unsent: usize = state
+            .unacknowledged
+            .iter()
+            .filter(|(id, _)| *id > state.last_written)
+            .map(|(_, entry)| entry.len())
+            .sum();
+        let open = u8::from(state.back_channel.is_some());
+        format!("[{open},{},{unsent}]", state.last_array_id)
+    }
+
+    fn attach_back_channel(&self) -> u64 {
+        let mut state = self.lock();
+        state.back_channels_opened += 1;
+        let number = state.back_channels_opened;
+        state.back_channel = Some(number);
+        state.last_activity = Instant::now();
+        drop(state);
+        // A back channel this one replaces notices and ends.
+        self.wake();
+        number
+    }
+
+    fn detach_back_channel(&self, number: u64) {
+        let mut state = self.lock();
+        if state.back_channel == Some(number) {
+            state.back_channel = None;
+        }
+        state.last_activity = Instant::now();
+    }
+}
+
+/// Writes JSON with every non-ASCII character escaped (`\uXXXX`, surrogate pairs above the
+/// BMP), so that its byte length is the length the client counts.
+fn ascii_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if text.is_ascii() {
+        return text;
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for character in text.chars() {
+        if character.is_ascii() {
+            escaped.push(character);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in character.encode_utf16(&mut units) {
+                escaped.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    escaped
+}
+
+/// `<length>\n<text>`: the framing of every channel response body.
+fn length_prefixed(text: &str) -> String {
+    format!("{}\n{text}", text.len())
+}
+
+/// The routes of the WebChannel endpoints.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            LISTEN_CHANNEL_PATH,
+            get(listen_channel_get).post(listen_channel_post),
+        )
+        .route(WRITE_CHANNEL_PATH, any(write_channel))
+}
+
+/// A channel request's query string: `VER`, `database`, `SID`, `RID`, `AID`, `TYPE`, ….
+struct ChannelParameters {
+    pairs: Vec<(String, String)>,
+}
+
+impl ChannelParameters {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u64>, ChannelError> {
+        self.get(key)
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ChannelError::bad_request(format!("{key}={text:?} is not a number"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (also query strings).
+fn parse_form(text: &str) -> Result<Vec<(String, String)>, ChannelError> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode_form_component(name)?, decode_form_component(value)?))
+        })
+        .collect()
+}
+
+fn decode_form_component(text: &str) -> Result<String, ChannelError> {
+    let spaced = text.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| ChannelError::bad_request("a form field is not UTF-8 once decoded".into()))
+}
+
+/// A channel-level failure: answered with a status and a short text (the protocol's own
+/// errors are plain text, as Google's front end sends them), or a Firestore error.
+#[derive(Debug)]
+enum ChannelError {
+    UnknownSession,
+    BadRequest(String),
+    Firestore(ServerError),
+}
+
+impl ChannelError {
+    fn bad_request(message: String) -> ChannelError {
+        ChannelError::BadRequest(message)
+    }
+}
+
+impl From<ServerError> for ChannelError {
+    fn from(error: ServerError) -> Self {
+        ChannelError::Firestore(error)
+    }
+}
+
+impl IntoResponse for ChannelError {
+    fn into_response(self) -> Response {
+        match self {
+            ChannelError::UnknownSession => {
+                text_response(StatusCode::BAD_REQUEST, "Unknown SID".into())
+            }
+            ChannelError::BadRequest(message) => text_response(StatusCode::BAD_REQUEST, message),
+            ChannelError::Firestore(error) => error.into_response(),
+        }
+    }
+}
+
+fn text_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
+    response
+}
+
+fn parameters_of(request: &Request) -> Result<ChannelParameters, ChannelError> {
+    let parameters = ChannelParameters {
+        pairs: parse_form(request.uri().query().unwrap_or(""))?,
+    };
+    match parameters.get("VER") {
+        Some(PROTOCOL_VERSION) | None => Ok(parameters),
+        Some(other) => Err(ChannelError::bad_request(format!(
+            "unsupported WebChannel version VER={other}; this server speaks 8"
+        ))),
+    }
+}
+
+/// `database=projects/P/databases/D`.
+fn database_parameter(parameters: &ChannelParameters) -> Result<Option<DatabaseId>, ChannelError> {
+    let Some(text) = parameters.get("database") else {
+        return Ok(None);
+    };
+    match text.split('/').collect::<Vec<_>>().as_slice() {
+        ["projects", project, "databases", database]
+            if !project.is_empty() && !database.is_empty() =>
+        {
+            Ok(Some(DatabaseId {
+                project: (*project).to_owned(),
+                database: (*database).to_owned(),
+            }))
+        }
+        _ => Err(ChannelError::Firestore(ServerError::InvalidArgument(
+            format!("database={text:?} is not projects/{{project}}/databases/{{database}}"),
+        ))),
+    }
+}
+
+async fn listen_channel_get(State(state): State<AppState>, request: Request) -> Response {
+    match serve_get(state, request) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn listen_channel_post(State(state): State<AppState>, request: Request) -> Response {
+    match serve_post(state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn write_channel() -> Response {
+    ServerError::Unimplemented(
+        "the Firestore Write stream (WebChannel) is not implemented; write with the REST :commit"
+            .into(),
+    )
+    .into_response()
+}
+
+fn serve_get(state: AppState, request: Request) -> Result<Response, ChannelError> {
+    let parameters = parameters_of(&request)?;
+    let sessions = state.channels();
+    let session_id = parameters.get("SID").ok_or_else(|| {
+        ChannelError::bad_request("a back channel needs SID (open the channel with a POST)".into())
+    })?;
+    if parameters.get("TYPE") == Some("terminate") {
+        return terminate(sessions, session_id);
+    }
+    if parameters.get("RID") != Some("rpc") {
+        return Err(ChannelError::bad_request(
+            "a GET is a back channel (RID=rpc) or a terminate (TYPE=terminate)".into(),
+        ));
+    }
+    let (outbox, _) = sessions
+        .find(session_id)
+        .ok_or(ChannelError::UnknownSession)?;
+    let acknowledged = parameters.number("AID")?.unwrap_or(0);
+    outbox.acknowledge(acknowledged);
+    let number = outbox.attach_back_channel();
+    let stream = back_channel_stream(
+        outbox,
+        number,
+        acknowledged,
+        sessions.limits().heartbeat,
+        sessions.limits().back_channel_lifetime,
+    );
+    let mut response = text_response(StatusCode::OK, String::new());
+    *response.body_mut() = Body::from_stream(stream);
+    Ok(response)
+}
+
+fn terminate(sessions: &ChannelSessions, session_id: &str) -> Result<Response, ChannelError> {
+    if sessions.find(session_id).is_none() {
+        return Err(ChannelError::UnknownSession);
+    }
+    sessions.remove(session_id);
+    Ok(text_response(StatusCode::OK, String::new()))
+}
+
+async fn serve_post(state: AppState, request: Request) -> Result<Response, ChannelError> {
+    let parameters = parameters_of(&request)?;
+    let body = axum::body::to_bytes(request.into_body(), MAX_REQUEST_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ChannelError::Firestore(ServerError::PayloadTooLarge {
+                limit_bytes: MAX_REQUEST_BODY_BYTES,
+            })
+        })?;
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| ChannelError::bad_request("the form body is not UTF-8".into()))?;
+    let form = ClientMaps::parse(body)?;
+    let sessions = state.channels();
+    let Some(session_id) = parameters.get("SID") else {
+        let database = database_parameter(&parameters)?.ok_or_else(|| {
+            ChannelError::Firestore(ServerError::InvalidArgument(
+                "opening a Listen channel needs database=projects/{project}/databases/{database}"
+                    .into(),
+            ))
+        })?;
+        return open_session(&state, database, form);
+    };
+    if parameters.get("TYPE") == Some("terminate") {
+        return terminate(sessions, session_id);
+    }
+    let (outbox, requests) = sessions
+        .find(session_id)
+        .ok_or(ChannelError::UnknownSession)?;
+    if let (Some(asked), Some(session_database)) = (
+        database_parameter(&parameters)?,
+        sessions
+            .lock()
+            .get(session_id)
+            .map(|session| session.database.clone()),
+    ) {
+        if asked != session_database {
+            return Err(ChannelError::bad_request(
+                "database differs from the channel's".into(),
+            ));
+        }
+    }
+    if let Some(acknowledged) = parameters.number("AID")? {
+        outbox.acknowledge(acknowledged);
+    }
+    let messages = form.listen_requests()?;
+    let fresh = outbox.accept_client_maps(form.offset, messages.len() as u64);
+    for (number, message) in (form.offset..).zip(messages) {
+        if fresh.contains(&number) {
+            // The session's task may have just ended; the client learns it on its next request.
+            let _ = requests.send(message);
+        }
+    }
+    Ok(text_response(
+        StatusCode::OK,
+        length_prefixed(&outbox.forward_answer()),
+    ))
+}
+
+fn open_session(
+    state: &AppState,
+    database: DatabaseId,
+    form: ClientMaps,
+) -> Result<Response, ChannelError> {
+    let messages = form.listen_requests()?;
+    let headers = form.headers()?;
+    let sessions = state.channels();
+    let (session_id, outbox, receiver) = sessions.open(database.clone())?;
+    let sender = sessions
+        .find(&session_id)
+        .map(|(_, sender)| sender)
+        .ok_or(ChannelError::UnknownSession)?;
+    outbox.accept_client_maps(form.offset, messages.len() as u64);
+    for message in messages {
+        let _ = sender.send(message);
+    }
+    drop(sender);
+    crate::listen::start_session(
+        state.clone(),
+        session_id.clone(),
+        database,
+        outbox,
+        receiver,
+        headers,
+    );
+    let handshake = serde_json::json!([[0, ["c", session_id, "", 8, 12, 30000]]]);
+    Ok(text_response(
+        StatusCode::OK,
+        length_prefixed(&ascii_json(&handshake)),
+    ))
+}
+
+/// The maps of one forward-channel form: `count`, `ofs`, `req{i}___data__`, and (on the opening
+/// request) `headers`.
+struct ClientMaps {
+    offset: u64,
+    data: Vec<String>,
+    headers: Option<String>,
+}
+
+impl ClientMaps {
+    fn parse(body: &str) -> Result<ClientMaps, ChannelError> {
+        let pairs = parse_form(body)?;
+        let field = |key: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| value.as_str())
+        };
+        let number = |key: &str| -> Result<u64, ChannelError> {
+            field(key)
+                .map(|text| {
+                    text.parse().map_err(|_| {
+                        ChannelError::bad_request(format!("{key}={text:?} is not a number"))
+                    })
+                })
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        let count = number("count")?;
+        let offset = number("ofs")?;
+        // The client sends at most 1000 maps a request.
+        if count > 1000 {
+            return Err(ChannelError::bad_request(format!(
+                "count={count}: at most 1000 maps per request"
+            )));
+        }
+        let data = (0..count)
+            .map(|index| {
+                field(&format!("req{index}___data__"))
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        ChannelError::bad_request(format!(
+                            "count={count} but req{index}___data__ is missing"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClientMaps {
+            offset,
+            data,
+            headers: field("headers").map(str::to_owned),
+        })
+    }
+
+    fn listen_requests(&self) -> Result<Vec<ListenRequest>, ChannelError> {
+        self.data
+            .iter()
+            .map(|text| {
+                serde_json::from_str::<ListenRequest>(text)
+                    .map_err(|error| ChannelError::Firestore(ServerError::MalformedBody(error)))
+            })
+            .collect()
+    }
+
+    /// The `headers` field as a header map (`Name:value` lines).
+    fn headers(&self) -> Result<HeaderMap, ChannelError> {
+        let mut headers = HeaderMap::new();
+        for line in self.headers.as_deref().unwrap_or("").lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                ChannelError::bad_request(format!("headers line {line:?} has no ':'"))
+            })?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                ChannelError::bad_request(format!("headers line {line:?} has a bad name"))
+            })?;
+            let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                ChannelError::bad_request(format!("headers line {line:?} has a bad value"))
+            })?;
+            headers.append(name, value);
+        }
+        Ok(headers)
+    }
+}
+
+/// Where a back channel stream is.
+struct BackChannel {
+    outbox: Arc<Outbox>,
+    number: u64,
+    changes: watch::Receiver<u64>,
+    /// The last array id written on this stream.
+    cursor: u64,
+    last_write: Instant,
+    ends_at: Instant,
+    heartbeat: Duration,
+    opened: bool,
+}
+
+impl Drop for BackChannel {
+    fn drop(&mut self) {
+        self.outbox.detach_back_channel(self.number);
+    }
+}
+
+impl BackChannel {
+    /// The frame of every queued array after the cursor, if any.
+    fn take_frame(&mut self) -> Option<Bytes> {
+        let mut state = self.outbox.lock();
+        let entries: Vec<&str> = state
+            .unacknowledged
+            .iter()
+            .filter(|(id, _)| *id > self.cursor)
+            .map(|(_, entry)| entry.as_str())
+            .collect();
+        if entries.is_empty() {
+            return None;
+        }
+        let frame = length_prefixed(&format!("[{}]", entries.join(",")));
+        let last = state
+            .unacknowledged
+            .back()
+            .map_or(self.cursor, |(id, _)| *id);
+        self.cursor = last;
+        state.last_written = state.last_written.max(last);
+        Some(Bytes::from(frame))
+    }
+
+    /// The next chunk, or `None` when the stream should end.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if !self.opened {
+            self.opened = true;
+            // Something at once, as the emulator sends, so that proxies pass the headers on.
+            if self
+                .outbox
+                .lock()
+                .unacknowledged
+                .iter()
+                .all(|(id, _)| *id <= self.cursor)
+            {
+                self.outbox.push_raw("\"noop\"".into());
+            }
+        }
+        loop {
+            // Mark the current version seen before looking, so no change is missed.
+            self.changes.borrow_and_update();
+            if self.outbox.lock().back_channel != Some(self.number) {
+                return None;
+            }
+            if let Some(frame) = self.take_frame() {
+                self.last_write = Instant::now();
+                return Some(frame);
+            }
+            if self.outbox.is_closed() {
+                return None;
+            }
+            let heartbeat_at = self.last_write + self.heartbeat;
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep_until(heartbeat_at) => {
+                    self.outbox.push_raw("\"noop\"".into());
+                }
+                () = tokio::time::sleep_until(self.ends_at) => return None,
+            }
+        }
+    }
+}
+
+fn back_channel_stream(
+    outbox: Arc<Outbox>,
+    number: u64,
+    acknowledged: u64,
+    heartbeat: Duration,
+    lifetime: Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+    let now = Instant::now();
+    let changes = outbox.changed.subscribe();
+    let back_channel = BackChannel {
+        outbox,
+        number,
+        changes,
+        cursor: acknowledged,
+        last_write: now,
+        ends_at: now + lifetime,
+        heartbeat,
+        opened: false,
+    };
+    futures_util::stream::unfold(back_channel, |mut back_channel| async move {
+        let chunk = back_channel.next_chunk().await?;
+        Some((Ok(chunk), back_channel))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode_plus_and_percent_escapes() {
+        let pairs =
+            parse_form("count=1&ofs=0&req0___data__=%7B%22a%22%3A%22x+y%22%7D&flag").unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("count".to_owned(), "1".to_owned()),
+                ("ofs".to_owned(), "0".to_owned()),
+                ("req0___data__".to_owned(), "{\"a\":\"x y\"}".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+        assert!(parse_form("a=%FF").is_err());
+    }
+
+    #[test]
+    fn client_maps_need_every_counted_request() {
+        assert!(ClientMaps::parse("count=2&ofs=0&req0___data__=%7B%7D").is_err());
+        assert!(ClientMaps::parse("count=x&ofs=0").is_err());
+        assert!(ClientMaps::parse("count=1001&ofs=0").is_err());
+        let maps = ClientMaps::parse("headers=Authorization%3ABearer%20t%0D%0AX-Goog-Api-Client%3Agl-js%2F%20fire%2F12&count=1&ofs=3&req0___data__=%7B%22database%22%3A%22d%22%7D").unwrap();
+        assert_eq!(maps.offset, 3);
+        let headers = maps.headers().unwrap();
+        assert_eq!(headers["authorization"], "Bearer t");
+        assert_eq!(headers["x-goog-api-client"], "gl-js/ fire/12");
+        assert_eq!(maps.listen_requests().unwrap()[0].database, "d");
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_so_lengths_count_utf16_units() {
+        let text = ascii_json(&serde_json::json!({"name": "चाय 🍵"}));
+        assert!(text.is_ascii());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!({"name": "चाय 🍵"})
+        );
+        assert!(text.contains("\\ud83c\\udf75"));
+    }
+
+    #[test]
+    fn retried_client_maps_are_accepted_once() {
+        let outbox = Outbox::new();
+        assert_eq!(outbox.accept_client_maps(0, 2), 0..2);
+        assert_eq!(outbox.accept_client_maps(1, 2), 2..3);
+        assert!(outbox.accept_client_maps(0, 1).is_empty());
+        assert_eq!(outbox.accept_client_maps(3, 1), 3..4);
+    }
+
+    #[test]
+    fn acknowledged_arrays_are_dropped_and_answers_count_the_rest() {
+        let outbox = Outbox::new();
+        outbox.push(&serde_json::json!({"a": 1}));
+        outbox.push(&serde_json::json!({"b": 2}));
+        // `[1,[{"a":1}]]` and `[2,[{"b":2}]]` are 13 bytes each.
+        assert_eq!(outbox.forward_answer(), "[0,2,26]");
+        outbox.acknowledge(1);
+        assert_eq!(outbox.lock().unacknowledged.len(), 1);
+        assert_eq!(outbox.forward_answer(), "[0,2,13]");
+    }
+}
