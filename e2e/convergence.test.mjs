@@ -1,5 +1,6 @@
 // Three tablets edit the same products and sell the same stock while going offline and online
-// at random; afterwards all three and the server agree, and every stock counter is exact.
+// at random; afterwards all three and the backend agree, and every stock counter is exact.
+// Against counterbook-server and, unchanged, against Google's Firestore emulator.
 // The runs are seeded: two fixed seeds by default, so CI is repeatable; E2E_SEED=n runs seed n
 // instead (to replay a failure or explore new interleavings).
 
@@ -12,6 +13,7 @@ import {
   appUrl,
   launchBrowser,
   listDocuments,
+  startEmulator,
   startServer,
   temporaryDirectory,
   waitForBadge,
@@ -96,23 +98,28 @@ function shown(page) {
 }
 
 let server;
+let emulator;
 let browser;
 before(async () => {
-  [server, browser] = await Promise.all([
+  [server, emulator, browser] = await Promise.all([
     startServer({ dataDir: temporaryDirectory("counterbook-converge-") }),
+    startEmulator(),
     launchBrowser(),
   ]);
 });
 after(async () => {
-  await Promise.all([browser?.close(), server?.stop()]);
+  await Promise.all([browser?.close(), server?.stop(), emulator?.stop()]);
 });
 
-for (const SEED of SEEDS) test(`three tablets converge with exact stock (seed ${SEED})`, async () => {
+const BACKENDS = ["counterbook-server", "firestore-emulator"];
+for (const BACKEND of BACKENDS) for (const SEED of SEEDS) test(`three tablets converge with exact stock against ${BACKEND} (seed ${SEED})`, async () => {
+  // The app is always served by counterbook-server; only the sync endpoint changes.
+  const endpoint = BACKEND === "counterbook-server" ? server.url : emulator.url;
   console.log(`convergence seed: ${SEED} (replay with E2E_SEED=${SEED})`);
   const random = generator(SEED);
   const pick = (items) => items[Math.floor(random() * items.length)];
-  const project = `e2e-converge-${SEED}`;
-  const url = appUrl(server.url, { endpoint: server.url, project, shop: "s1" });
+  const project = `e2e-converge-${BACKEND}-${SEED}`;
+  const url = appUrl(server.url, { endpoint, project, shop: "s1" });
   const names = ["Chai 250g", "Sugar 1kg", "Atta 5kg"];
   const expectedStock = Object.fromEntries(names.map((n) => [n, 0]));
 
@@ -159,7 +166,7 @@ for (const SEED of SEEDS) test(`three tablets converge with exact stock (seed ${
     await Promise.all(
       tablets.map((p) => waitForBadge(p, { connection: "Online", pending: 0 }, 60_000)),
     );
-    const documents = await listDocuments(server.url, project, "shops/s1", "products");
+    const documents = await listDocuments(endpoint, project, "shops/s1", "products");
     if (process.env.E2E_DEBUG) console.log(JSON.stringify(documents, null, 1));
     const truth = Object.fromEntries(
       documents.map((d) => [
@@ -188,7 +195,10 @@ for (const SEED of SEEDS) test(`three tablets converge with exact stock (seed ${
           `tablet ${index} shows ${JSON.stringify(await shown(page))}, server has ${JSON.stringify(truth)}: ${error.message}`,
         );
       });
-      await page.screenshot({ path: join(ARTIFACTS, `converged-tablet-${index}.png`), fullPage: true });
+      await page.screenshot({
+        path: join(ARTIFACTS, `converged-${BACKEND}-tablet-${index}.png`),
+        fullPage: true,
+      });
     }
     const views = await Promise.all(tablets.map(shown));
     assert.deepEqual(views[1], views[0]);
