@@ -60,6 +60,10 @@ pub struct OutboxConfig {
     pub business_rules: BusinessRules,
     /// Seeds the jitter; the driver passes a random seed, tests a fixed one.
     pub seed: u64,
+    /// Each commit also writes this device's `devices` document with the collections it
+    /// touched, for other devices' listeners ([`crate::unit::device_changes_write`]). Off by
+    /// default; the app turns it on.
+    pub record_device_changes: bool,
 }
 
 impl OutboxConfig {
@@ -76,6 +80,7 @@ impl OutboxConfig {
             pull_page_size: 100,
             business_rules: BusinessRules::default(),
             seed,
+            record_device_changes: false,
         }
     }
 
@@ -85,6 +90,7 @@ impl OutboxConfig {
             database: &self.database,
             shop_id: &self.shop_id,
             device_id: &self.device_id,
+            record_device_changes: self.record_device_changes,
         }
     }
 }
@@ -449,6 +455,12 @@ impl Outbox {
     }
 
     /// Whether nothing is left to do: no unit waits (dead letters aside) and no pull runs.
+    /// Whether a pull of `collection` is running (the driver learns a pull it asked for has
+    /// finished when this turns false).
+    pub fn is_pulling(&self, collection: &str) -> bool {
+        self.pulls.is_pulling(collection)
+    }
+
     pub fn is_idle(&self) -> bool {
         self.pulls.running() == 0
             && self

@@ -26,6 +26,9 @@ pub type UnitId = String;
 /// How long markers live before a TTL policy (Cloud Firestore) or pruning (our server) drops them.
 pub const MARKER_TTL_MILLIS: i64 = 31 * 24 * 60 * 60 * 1000;
 
+/// The collection, under the shop, of the units' marker documents.
+pub const MARKER_COLLECTION: &str = "ops";
+
 /// Sync metadata the engine adds to every document write (DESIGN.md section 3).
 pub const UPDATED_BY: &str = "updatedBy";
 pub const LAST_OP: &str = "lastOp";
@@ -232,7 +235,7 @@ pub fn fold_writes(earlier: &DocumentWrite, later: &DocumentWrite) -> Option<Doc
 
 /// The marker document's path for a unit.
 pub fn marker_path(shop_id: &str, unit_id: &str) -> String {
-    format!("shops/{shop_id}/ops/{unit_id}")
+    format!("shops/{shop_id}/{MARKER_COLLECTION}/{unit_id}")
 }
 
 /// Where documents live: `projects/{project}/databases/{database}/documents`.
@@ -247,6 +250,9 @@ pub struct CommitContext<'a> {
     pub database: &'a str,
     pub shop_id: &'a str,
     pub device_id: &'a str,
+    /// Also write this device's `shops/{shop}/devices/{deviceId}` document, recording per
+    /// collection the commit touched when it changed it (see [`device_changes_write`]).
+    pub record_device_changes: bool,
 }
 
 /// Why a set of units cannot travel in one commit.
@@ -276,6 +282,7 @@ pub fn commit_request_for_unit(
         database,
         shop_id,
         device_id,
+        record_device_changes: false,
     };
     // Writes of one unit to one document fold without a precondition clash unless the unit
     // itself is inconsistent; in that case its writes travel unfolded, in order.
@@ -314,6 +321,12 @@ pub fn commit_request_for_units(
         .iter()
         .map(|(write, last_unit)| entity_write(context, write, last_unit))
         .collect();
+    if context.record_device_changes {
+        writes.extend(device_changes_write(
+            context,
+            folded.iter().map(|(write, _)| write.path.as_str()),
+        ));
+    }
     writes.extend(
         units
             .iter()
@@ -323,6 +336,54 @@ pub fn commit_request_for_units(
         database: None,
         writes,
         transaction: None,
+    })
+}
+
+/// The write of this device's own `devices` document for a commit whose entity writes have
+/// these paths: `changed.{collection}` set to the commit's request time for each collection
+/// touched (markers excluded), so listeners on other devices learn which collections to pull
+/// (DESIGN.md section 5, Listen). One such write per commit at most, so a device draining a long
+/// offline queue writes its document once per batch, never once per unit. The mask names the
+/// map entries the transforms set and nothing else, so the other entries stay; counterbook-server
+/// and Google's emulator both accept a `REQUEST_TIME` transform on such a nested path.
+pub fn device_changes_write<'a>(
+    context: &CommitContext<'_>,
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Option<Write> {
+    let collections: BTreeSet<&str> = paths
+        .into_iter()
+        .filter_map(|path| path.rsplit('/').nth(1))
+        .filter(|collection| {
+            *collection != crate::listen::DEVICES_COLLECTION && *collection != MARKER_COLLECTION
+        })
+        .collect();
+    if collections.is_empty() {
+        return None;
+    }
+    let field_paths: Vec<String> = collections
+        .iter()
+        .map(|collection| {
+            crate::query_builder::FieldPath::from_segments([
+                crate::listen::DEVICE_CHANGED_FIELD,
+                collection,
+            ])
+            .encoded()
+        })
+        .collect();
+    let root = documents_root(context.project, context.database);
+    Some(Write {
+        operation: WriteOperation::Update(Document {
+            name: format!(
+                "{root}/shops/{}/{}/{}",
+                context.shop_id,
+                crate::listen::DEVICES_COLLECTION,
+                context.device_id
+            ),
+            ..Document::default()
+        }),
+        update_transforms: field_paths.iter().map(|path| request_time(path)).collect(),
+        update_mask: Some(DocumentMask { field_paths }),
+        current_document: None,
     })
 }
 
@@ -663,6 +724,7 @@ mod tests {
             database: "(default)",
             shop_id: "s1",
             device_id: "dev-A",
+            record_device_changes: false,
         };
         let request = commit_request_for_units(&context, &[&first, &second], 0).unwrap();
         let names: Vec<String> = request
@@ -696,5 +758,49 @@ mod tests {
             unreachable!()
         };
         assert_eq!(product.fields[LAST_OP], Value::String("u2".into()));
+    }
+
+    #[test]
+    fn a_commit_records_the_collections_it_touched_in_the_devices_own_document_once() {
+        let unit = |id: &str| Unit {
+            id: id.into(),
+            label: "Sell".into(),
+            writes: vec![
+                DocumentWrite::create(format!("shops/s1/bills/{id}"), fields(&[("total", 1)])),
+                DocumentWrite::increment(
+                    "shops/s1/products/p1",
+                    BTreeMap::from([("stock".to_string(), -1)]),
+                ),
+            ],
+            created_at_millis: 0,
+        };
+        let (first, second) = (unit("u1"), unit("u2"));
+        let context = CommitContext {
+            project: "p",
+            database: "(default)",
+            shop_id: "s1",
+            device_id: "dev-A",
+            record_device_changes: true,
+        };
+        let request = commit_request_for_units(&context, &[&first, &second], 0).unwrap();
+        // Entity writes first (the engine zips their results with its paths), then the one
+        // devices write, then the markers.
+        assert_eq!(request.writes.len(), 3 + 1 + 2);
+        assert_eq!(
+            serde_json::to_value(&request.writes[3]).unwrap(),
+            json!({
+                "update": {
+                    "name": "projects/p/databases/(default)/documents/shops/s1/devices/dev-A"
+                },
+                "updateMask": {"fieldPaths": ["changed.bills", "changed.products"]},
+                "updateTransforms": [
+                    {"fieldPath": "changed.bills", "setToServerValue": "REQUEST_TIME"},
+                    {"fieldPath": "changed.products", "setToServerValue": "REQUEST_TIME"}
+                ]
+            })
+        );
+        // Off by default: the single-unit request has no devices write.
+        let plain = commit_request_for_unit("p", "(default)", "s1", "dev-A", &first, 0);
+        assert_eq!(plain.writes.len(), 2 + 1);
     }
 }
