@@ -83,10 +83,10 @@ describe("one product travels from an offline tablet to another tablet", () => {
         await pageB.screenshot({ path: join(ARTIFACTS, `${backend}-tablet-b.png`), fullPage: true });
 
         // Exactly three products and three op markers reached the backend: nothing lost, nothing
-        // applied twice.
+        // applied twice; and tablet A's own devices document, which tells listeners what changed.
         if (backend === "counterbook-server") {
           const rows = countRowsInSqlite(server.database, project);
-          assert.deepEqual(rows, { products: 3, ops: 3 });
+          assert.deepEqual(rows, { products: 3, ops: 3, devices: 1 });
         }
         const products = await listDocuments(endpoint, project, `shops/${shop}`, "products");
         const markers = await listDocuments(endpoint, project, `shops/${shop}`, "ops");
@@ -153,7 +153,7 @@ describe("the tablet keeps working when the network or the server goes away", ()
 
       server = await startServer({ dataDir, port: server.port });
       await waitForBadge(page, { connection: "Online", pending: 0 });
-      assert.deepEqual(countRowsInSqlite(server.database, "e2e-vanish"), { products: 1, ops: 1 });
+      assert.deepEqual(countRowsInSqlite(server.database, "e2e-vanish"), { products: 1, ops: 1, devices: 1 });
     } finally {
       await tablet.close();
       await server.stop();

@@ -1,13 +1,21 @@
-//! The sync driver: the only code that awaits. It feeds the sans-IO [`Outbox`] events, carries
-//! out its commands with [`Remote`] and [`Store`], pulls other tablets' changes while the page
-//! is visible, and publishes what the UI shows through signals.
+//! The sync driver: the only code that awaits. It feeds the sans-IO [`Outbox`] and [`Listener`]
+//! events, carries out their commands with [`Remote`], [`ListenChannel`] and [`Store`], and
+//! publishes what the UI shows through signals.
+//!
+//! In the leader tab, while the page is visible and online, the listener keeps a WebChannel
+//! Listen stream on the shop's `devices` collection and on the products on screen; snapshots go
+//! through the same store path as pulls. The three-second pull runs only when listening is off
+//! (battery saver, `?realtime=off`) or the stream is not healthy (not open, or its targets not
+//! consistent yet); otherwise pulls happen only when the listener asks for them.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use counterbook_firestore_wire::TargetKind;
 use counterbook_sync::{
-    BaseVersion, Command, ConflictEntry, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure,
-    Unit, UnitState,
+    target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
+    Event, ListenCommand, ListenConfig, ListenEvent, Listener, Outbox, OutboxConfig, PushFailure,
+    QueryBuilder, TargetSlot, Unit, UnitState, DEVICES_COLLECTION,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -15,6 +23,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
 use crate::entities::{AuditEntry, EntityRecord, StockMove, StockMoveKind};
+use crate::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
 use crate::model::{add_product_unit, Product};
 use crate::remote::Remote;
 use crate::settings::Settings;
@@ -24,8 +33,12 @@ use crate::tabs::{
     TabMessage,
 };
 
-/// How often a visible, online page pulls (until real-time listeners arrive).
+/// How often a visible, online page pulls when it is not listening in real time.
 const PULL_INTERVAL_MILLIS: i32 = 3_000;
+/// How long a hidden leader tab keeps its listen stream (a quick app switch keeps it).
+const LISTEN_HIDDEN_GRACE_MILLIS: i64 = 2_000;
+/// The collection the screen shows (the only one on screen for now).
+const SCREEN_COLLECTION: &str = "products";
 /// A slow wake-up in case a timer or an event was missed.
 const SLOW_TICK_MILLIS: i32 = 15_000;
 
@@ -59,6 +72,8 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// When the last pull finished, Unix ms.
     pub last_pull_millis: Option<i64>,
+    /// The listen stream delivers changes as they happen (open, every target consistent).
+    pub realtime: bool,
 }
 
 impl Default for SyncStatus {
@@ -75,6 +90,7 @@ impl Default for SyncStatus {
             paused_for_sign_in: false,
             last_error: None,
             last_pull_millis: None,
+            realtime: false,
         }
     }
 }
@@ -109,6 +125,14 @@ struct Inner {
     /// The conflict inbox, as the UI shows it.
     conflicts: RwSignal<Vec<ConflictEntry>>,
     wake_timer: Cell<Option<i32>>,
+    /// The listen state machine; only the leader tab feeds it.
+    listener: RefCell<Listener>,
+    listen_config: ListenConfig,
+    channel_to_server: ListenChannel,
+    listen_timer: Cell<Option<i32>>,
+    /// Pulls the listener asked for, by collection, not yet reported back to it; `true` once
+    /// one of their steps failed.
+    listener_pulls: RefCell<std::collections::BTreeMap<String, bool>>,
 }
 
 /// A handle on the running sync engine; cheap to clone.
@@ -157,14 +181,38 @@ impl SyncDriver {
             crate::storage::request_persistent_storage().await;
         });
 
-        let config = OutboxConfig::new(
+        let mut config = OutboxConfig::new(
             &settings.project,
             &settings.shop_id,
             &device_id,
             crate::ids::random_seed(),
         );
+        config.record_device_changes = true;
+        let mut listen_config =
+            ListenConfig::new(&settings.project, &device_id, crate::ids::random_seed());
+        listen_config.hidden_grace_millis = LISTEN_HIDDEN_GRACE_MILLIS;
+        // Filled in below, once the driver exists to receive its events.
+        let events_for: Rc<RefCell<Option<SyncDriver>>> = Rc::new(RefCell::new(None));
+        let events_to = Rc::clone(&events_for);
+        let channel_to_server = ListenChannel::new(
+            ChannelTarget {
+                endpoint: settings.endpoint.clone(),
+                database: listen_config.database.clone(),
+            },
+            move |event| {
+                let driver = events_to.borrow().clone();
+                if let Some(driver) = driver {
+                    driver.on_channel_event(event);
+                }
+            },
+        );
         let driver = SyncDriver {
             inner: Rc::new(Inner {
+                listener: RefCell::new(Listener::new(listen_config.clone())),
+                listen_config,
+                channel_to_server,
+                listen_timer: Cell::new(None),
+                listener_pulls: RefCell::new(std::collections::BTreeMap::new()),
                 remote: Remote::new(&settings.endpoint, &settings.project),
                 settings,
                 device_id,
@@ -184,6 +232,8 @@ impl SyncDriver {
                 wake_timer: Cell::new(None),
             }),
         };
+        // The channel's callback holds the driver weakly in spirit: both live as long as the page.
+        *events_for.borrow_mut() = Some(driver.clone());
         let listener = driver.clone();
         let channel = TabChannel::open(&driver.inner.settings.database_name, move |message| {
             listener.on_tab_message(message)
@@ -257,6 +307,230 @@ impl SyncDriver {
             dead_letters: contents.dead_letters,
         });
         self.pull_soon();
+        self.begin_listening().await;
+    }
+
+    /// The targets a leader listens to: the shop's `devices` and the products on screen.
+    fn listen_targets(&self) -> [(TargetSlot, TargetKind); 2] {
+        let parent = format!(
+            "{}/documents/shops/{}",
+            self.inner.listen_config.database, self.inner.settings.shop_id
+        );
+        let query = |collection: &str| {
+            TargetKind::Query(
+                QueryBuilder::new(parent.clone(), collection)
+                    .build()
+                    .expect("a plain collection query is valid"),
+            )
+        };
+        [
+            (TargetSlot::Devices, query(DEVICES_COLLECTION)),
+            (TargetSlot::Screen, query(SCREEN_COLLECTION)),
+        ]
+    }
+
+    /// A fresh listener, told the page's state and its targets with their saved resume tokens.
+    async fn begin_listening(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        *self.inner.listener.borrow_mut() = Listener::new(self.inner.listen_config.clone());
+        self.inner.listener_pulls.borrow_mut().clear();
+        self.listen(ListenEvent::Enabled(self.inner.settings.listens()));
+        self.listen(ListenEvent::Online(browser_online()));
+        self.listen(ListenEvent::Visible(page_visible()));
+        for (slot, target) in self.listen_targets() {
+            let resume_token = match self.inner.store.resume_token(&target_key(&target)).await {
+                Ok(token) => token,
+                Err(error) => {
+                    self.report_storage(Err(error));
+                    None
+                }
+            };
+            self.listen(ListenEvent::Watch {
+                slot,
+                target,
+                resume_token,
+            });
+        }
+    }
+
+    /// Whether the listen stream delivers: open, with every target consistent. While it does,
+    /// the periodic pull is not needed.
+    fn listening_healthy(&self) -> bool {
+        let status = self.inner.listener.borrow().status();
+        status.listening && status.targets > 0 && status.current_targets == status.targets
+    }
+
+    /// Feeds one event to the listener and carries out what it asks for (leader only).
+    fn listen(&self, event: ListenEvent) {
+        if !self.is_leader() {
+            return;
+        }
+        let commands = self.inner.listener.borrow_mut().handle(now_millis(), event);
+        for command in commands {
+            self.execute_listen(command);
+        }
+        self.publish_status();
+    }
+
+    fn on_channel_event(&self, event: ChannelEvent) {
+        match event {
+            ChannelEvent::Opened => log_event("listen.opened", &[]),
+            ChannelEvent::Response(response) => self.listen(ListenEvent::Response(*response)),
+            ChannelEvent::Closed { error } => {
+                let reason = error
+                    .as_ref()
+                    .map(|status| format!("{:?} {}", status.status, status.message))
+                    .unwrap_or_default();
+                log_event("listen.closed", &[("error", &reason)]);
+                self.listen(ListenEvent::StreamClosed { error });
+                // Until the stream is back, the periodic pull keeps the screen fresh.
+                self.pull_soon();
+            }
+        }
+    }
+
+    fn execute_listen(&self, command: ListenCommand) {
+        match command {
+            ListenCommand::OpenStream => {
+                self.inner.channel_to_server.open();
+                // The channel queues requests until its opening POST leaves, and the first ones
+                // travel in it, as the Firebase SDK sends them; a failed open comes back as
+                // `Closed`.
+                self.listen(ListenEvent::StreamOpened);
+            }
+            ListenCommand::SendRequest(request) => self.inner.channel_to_server.send(*request),
+            ListenCommand::CloseStream => self.inner.channel_to_server.close(),
+            ListenCommand::Snapshot { slot, changes, .. } => {
+                if slot == TargetSlot::Screen {
+                    let this = self.clone();
+                    spawn_local(async move { this.apply_snapshot(changes).await });
+                }
+            }
+            ListenCommand::PullCollection { collection, reason } => {
+                log_event(
+                    "listen.pull",
+                    &[
+                        ("collection", &collection),
+                        ("reason", &format!("{reason:?}")),
+                    ],
+                );
+                self.inner
+                    .listener_pulls
+                    .borrow_mut()
+                    .insert(collection.clone(), false);
+                self.pull_collection(collection);
+            }
+            ListenCommand::SaveResumeToken { target_key, token } => {
+                let this = self.clone();
+                spawn_local(async move {
+                    let outcome = this
+                        .inner
+                        .store
+                        .save_resume_token(&target_key, token.as_deref())
+                        .await;
+                    this.report_storage(outcome);
+                });
+            }
+            ListenCommand::TargetFailed { slot, status } => log_event(
+                "listen.target_failed",
+                &[
+                    ("slot", &format!("{slot:?}")),
+                    ("status", &format!("{:?} {}", status.code(), status.message)),
+                ],
+            ),
+            ListenCommand::ProtocolError { message } => {
+                log_event("listen.protocol_error", &[("message", &message)])
+            }
+            ListenCommand::WakeAt(at) => self.listen_wake_at(at),
+        }
+    }
+
+    /// A snapshot of the products on screen: applied like a pulled page (base copies, pending
+    /// units laid over, business rules), then shown here and in the other tabs.
+    async fn apply_snapshot(&self, changes: Vec<DocumentChange>) {
+        let rules = self.inner.outbox_config.business_rules.clone();
+        let mut documents = Vec::new();
+        let mut removed = Vec::new();
+        for change in changes {
+            match change.kind {
+                ChangeKind::Removed => {
+                    if let Ok(name) =
+                        counterbook_firestore_wire::DocumentName::parse(&change.document.name)
+                    {
+                        removed.push(name.relative_path());
+                    }
+                }
+                ChangeKind::Added | ChangeKind::Modified => documents.push(change.document),
+            }
+        }
+        let conflicts: Vec<ConflictEntry> = documents.iter().flat_map(|d| rules.check(d)).collect();
+        let outcome = self
+            .inner
+            .store
+            .apply_listened_documents(&documents, &removed, &conflicts)
+            .await;
+        if outcome.is_ok() {
+            self.refresh_products().await;
+            if !conflicts.is_empty() {
+                self.refresh_conflicts().await;
+            }
+            self.tell_other_tabs(TabMessage::DataChanged);
+        }
+        self.report_storage(outcome);
+    }
+
+    /// Reports pulls the listener asked for once the engine has finished them.
+    fn report_finished_pulls(&self, collection: &str, failed: bool) {
+        let finished = {
+            let mut asked = self.inner.listener_pulls.borrow_mut();
+            let Some(already_failed) = asked.get_mut(collection) else {
+                return;
+            };
+            *already_failed |= failed;
+            if self.inner.outbox.borrow().is_pulling(collection) {
+                return;
+            }
+            asked.remove(collection)
+        };
+        let Some(failed) = finished else {
+            return;
+        };
+        let collection = collection.to_owned();
+        if failed {
+            return self.listen(ListenEvent::PullFailed { collection });
+        }
+        let this = self.clone();
+        spawn_local(async move {
+            match this.inner.store.checkpoint(&collection).await {
+                Ok(Some(checkpoint)) => this.listen(ListenEvent::CollectionPulled {
+                    collection,
+                    up_to: checkpoint.updated_at,
+                }),
+                Ok(None) => {}
+                Err(error) => this.report_storage(Err(error)),
+            }
+        });
+    }
+
+    fn listen_wake_at(&self, at: i64) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        if let Some(previous) = self.inner.listen_timer.take() {
+            window.clear_timeout_with_handle(previous);
+        }
+        let this = self.clone();
+        let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
+        let callback = Closure::once_into_js(move || {
+            this.inner.listen_timer.set(None);
+            this.listen(ListenEvent::Tick);
+        });
+        let handle = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
+            .ok();
+        self.inner.listen_timer.set(handle);
     }
 
     /// Lets the next tab lead (this one is being frozen). Requests already on the wire finish;
@@ -267,8 +541,12 @@ impl SyncDriver {
         }
         self.inner.stealing.set(false);
         *self.inner.outbox.borrow_mut() = Outbox::new(self.inner.outbox_config.clone());
-        if let (Some(window), Some(timer)) = (web_sys::window(), self.inner.wake_timer.take()) {
-            window.clear_timeout_with_handle(timer);
+        *self.inner.listener.borrow_mut() = Listener::new(self.inner.listen_config.clone());
+        self.inner.channel_to_server.close();
+        for timer in [&self.inner.wake_timer, &self.inner.listen_timer] {
+            if let (Some(window), Some(timer)) = (web_sys::window(), timer.take()) {
+                window.clear_timeout_with_handle(timer);
+            }
         }
         self.refresh_stored_outbox();
         // Messages from the new leader may have been missed while this tab was stopped.
@@ -776,19 +1054,21 @@ impl SyncDriver {
                             this.dispatch(Event::ServerReachable);
                         }
                         Event::PullPage {
-                            collection,
+                            collection: collection.clone(),
                             documents,
                         }
                     }
                     Err(failure) => {
                         this.note_reply(Some(&failure));
                         Event::PullFailed {
-                            collection,
+                            collection: collection.clone(),
                             failure,
                         }
                     }
                 };
+                let failed = matches!(event, Event::PullFailed { .. });
                 this.dispatch(event);
+                this.report_finished_pulls(&collection, failed);
             }),
             Command::ApplyPulledPage(page) => spawn_local(async move {
                 let collection = page.collection.clone();
@@ -800,7 +1080,9 @@ impl SyncDriver {
                             this.refresh_conflicts().await;
                         }
                         this.tell_other_tabs(TabMessage::DataChanged);
-                        Event::PulledPageApplied { collection }
+                        Event::PulledPageApplied {
+                            collection: collection.clone(),
+                        }
                     }
                     Err(error) => {
                         let failure = PushFailure::Network(format!(
@@ -808,12 +1090,14 @@ impl SyncDriver {
                         ));
                         this.report_storage(Err(error));
                         Event::PullFailed {
-                            collection,
+                            collection: collection.clone(),
                             failure,
                         }
                     }
                 };
+                let failed = matches!(event, Event::PullFailed { .. });
                 this.dispatch(event);
+                this.report_finished_pulls(&collection, failed);
             }),
             Command::WakeAt(at) => self.wake_at(at),
         }
@@ -860,6 +1144,7 @@ impl SyncDriver {
                 paused_for_sign_in: engine.paused_for_sign_in,
                 last_error: engine.last_error,
                 last_pull_millis: self.inner.last_pull_millis.get(),
+                realtime: self.listening_healthy(),
             }
         } else {
             // A follower shows the outbox as the store holds it; the leader tab syncs it.
@@ -880,6 +1165,7 @@ impl SyncDriver {
                 paused_for_sign_in: false,
                 last_error: None,
                 last_pull_millis: None,
+                realtime: false,
             }
         };
         if self.inner.status.get_untracked() != status {
@@ -916,7 +1202,8 @@ impl SyncDriver {
             let this = self.clone();
             let callback = Closure::<dyn Fn()>::new(move || {
                 this.dispatch(Event::Online(online));
-                if online {
+                this.listen(ListenEvent::Online(online));
+                if online && !this.listening_healthy() {
                     this.pull_soon();
                 }
             });
@@ -943,9 +1230,14 @@ impl SyncDriver {
             on_resume.forget();
             let this = self.clone();
             let callback = Closure::<dyn Fn()>::new(move || {
-                if page_visible() {
+                let visible = page_visible();
+                this.listen(ListenEvent::Visible(visible));
+                if visible {
                     this.dispatch(Event::Tick);
-                    this.pull_soon();
+                    // Listening, the listener's own catch-up pull covers the time away.
+                    if !this.inner.settings.listens() {
+                        this.pull_soon();
+                    }
                 }
             });
             let _ = document.add_event_listener_with_callback(
@@ -957,7 +1249,9 @@ impl SyncDriver {
         let this = self.clone();
         let pull = Closure::<dyn Fn()>::new(move || {
             this.check_leadership();
-            this.pull_soon();
+            if !this.listening_healthy() {
+                this.pull_soon();
+            }
         });
         let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
             pull.as_ref().unchecked_ref(),
@@ -980,14 +1274,26 @@ impl SyncDriver {
         if !self.is_leader() || !page_visible() || !browser_online() {
             return;
         }
+        self.pull_collection(SCREEN_COLLECTION.to_owned());
+    }
+
+    /// Asks the engine to pull `collection` from its stored checkpoint.
+    fn pull_collection(&self, collection: String) {
         let this = self.clone();
         spawn_local(async move {
-            match this.inner.store.checkpoint("products").await {
-                Ok(checkpoint) => this.dispatch(Event::PullRequested {
-                    collection: "products".into(),
-                    checkpoint,
-                }),
-                Err(error) => this.report_storage(Err(error)),
+            match this.inner.store.checkpoint(&collection).await {
+                Ok(checkpoint) => {
+                    this.dispatch(Event::PullRequested {
+                        collection: collection.clone(),
+                        checkpoint,
+                    });
+                    // A pull that found nothing to start (not leading) is reported at once.
+                    this.report_finished_pulls(&collection, false);
+                }
+                Err(error) => {
+                    this.report_storage(Err(error));
+                    this.report_finished_pulls(&collection, true);
+                }
             }
         });
     }

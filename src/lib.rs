@@ -2,8 +2,9 @@
 //!
 //! Every user action is written to IndexedDB first ([`storage`]), in one transaction with its
 //! outbox entry; the [`driver`] pushes the outbox and pulls other tablets' changes through
-//! [`remote`] whenever the network allows. The UI ([`ui`]) only reads signals and calls the
-//! driver. See ARCHITECTURE.md for the map and the rules.
+//! [`remote`] whenever the network allows, and listens for them in real time through
+//! [`listen_channel`] while the page is visible. The UI ([`ui`]) only reads signals and calls
+//! the driver. See ARCHITECTURE.md for the map and the rules.
 //!
 //! The crate is empty on other targets than wasm32.
 #![cfg(target_arch = "wasm32")]
@@ -11,6 +12,7 @@
 pub mod driver;
 pub mod entities;
 pub mod ids;
+pub mod listen_channel;
 pub mod model;
 pub mod money;
 pub mod remote;

@@ -15,9 +15,20 @@ pub struct Settings {
     pub currency: String,
     /// IndexedDB database name; tests use their own.
     pub database_name: String,
+    /// Listen in real time while the page is visible (`?realtime=off` turns it off).
+    pub realtime: bool,
+    /// Battery saver (`?batterySaver=on`): no listeners, only the periodic pull while visible.
+    pub battery_saver: bool,
 }
 
-const KEYS: [&str; 4] = ["endpoint", "project", "shop", "currency"];
+const KEYS: [&str; 6] = [
+    "endpoint",
+    "project",
+    "shop",
+    "currency",
+    "realtime",
+    "batterySaver",
+];
 
 impl Settings {
     /// The defaults for a tablet served by counterbook-server: sync with the same origin.
@@ -28,7 +39,14 @@ impl Settings {
             shop_id: "demo-shop".into(),
             currency: "INR".into(),
             database_name: "counterbook".into(),
+            realtime: true,
+            battery_saver: false,
         }
+    }
+
+    /// Whether the leader tab listens in real time; otherwise it polls while visible.
+    pub fn listens(&self) -> bool {
+        self.realtime && !self.battery_saver
     }
 
     /// Defaults, overridden by saved settings, overridden (and saved) by the page's URL.
@@ -71,6 +89,8 @@ impl Settings {
             "project" => self.project = value.to_owned(),
             "shop" => self.shop_id = value.to_owned(),
             "currency" => self.currency = value.to_uppercase(),
+            "realtime" => self.realtime = !matches!(value, "off" | "false" | "0"),
+            "batterySaver" => self.battery_saver = matches!(value, "on" | "true" | "1"),
             _ => {}
         }
     }

@@ -14,7 +14,8 @@
 //! - sync stores: `outbox` (key path `id`; `{id, unit, state: "pending" | "dead", reason}`),
 //!   `conflicts` (the conflict inbox, key path `id`), `bases` (base copies for the three-way
 //!   merge, key path `path`);
-//! - `meta`: out-of-line string keys: `deviceId`, `checkpoint/{collection}`, `dataVersion`.
+//! - `meta`: out-of-line string keys: `deviceId`, `checkpoint/{collection}`, `dataVersion`,
+//!   `resumeToken/{target key}` (where each listen target resumes from).
 //!
 //! Migrations. Store and index changes are declarative: opening with a newer version creates
 //! what is missing and keeps every record (rexie drops stores that are not declared, so no store
@@ -662,6 +663,110 @@ impl Store {
             Some(value) if !value.is_undefined() => from_js(value).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The resume token saved for the listen target with this key, if any.
+    pub async fn resume_token(&self, target_key: &str) -> Result<Option<String>> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let store = transaction.store(META).map_err(StorageError::from_rexie)?;
+        let key = JsValue::from_str(&format!("resumeToken/{target_key}"));
+        Ok(store
+            .get(key)
+            .await
+            .map_err(StorageError::from_rexie)?
+            .and_then(|value| value.as_string()))
+    }
+
+    /// Saves (or with `None` forgets) the resume token of the listen target with this key.
+    pub async fn save_resume_token(&self, target_key: &str, token: Option<&str>) -> Result<()> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction.store(META).map_err(StorageError::from_rexie)?;
+            let key = JsValue::from_str(&format!("resumeToken/{target_key}"));
+            match token {
+                Some(token) => store
+                    .put(&JsValue::from_str(token), Some(&key))
+                    .await
+                    .map(|_| ()),
+                None => store.delete(key).await,
+            }
+            .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Applies a snapshot of a listen target in ONE transaction: the documents' base copies and
+    /// the products to show (pending units laid over them, as for a pull; a product marked
+    /// `deleted` or no longer in the target is hidden), and the conflicts the documents raise.
+    /// The pull checkpoint does not move: a snapshot is not an ordered page.
+    pub async fn apply_listened_documents(
+        &self,
+        documents: &[Document],
+        removed_paths: &[String],
+        conflicts: &[ConflictEntry],
+    ) -> Result<()> {
+        let transaction = self.transaction(
+            &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
+            TransactionMode::ReadWrite,
+        )?;
+        let outcome = async {
+            let outbox = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let pending = pending_writes_by_path(&outbox).await?;
+            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+            let products = transaction
+                .store(PRODUCTS)
+                .map_err(StorageError::from_rexie)?;
+            for document in documents {
+                let Some(base) = BaseCopy::of_document(document) else {
+                    continue;
+                };
+                bases
+                    .put(&to_js(&base)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+                let Some(id) = product_id_of_path(&base.path) else {
+                    continue;
+                };
+                if Product::is_deleted(document) {
+                    products
+                        .delete(JsValue::from_str(id))
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                    continue;
+                }
+                match Product::from_document(&rebased(document, pending.get(&base.path))) {
+                    Ok(product) => products
+                        .put(&to_js(&product)?, None)
+                        .await
+                        .map(|_| ())
+                        .map_err(StorageError::from_rexie)?,
+                    Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                }
+            }
+            for path in removed_paths {
+                if let Some(id) = product_id_of_path(path) {
+                    products
+                        .delete(JsValue::from_str(id))
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                }
+            }
+            let conflict_store = transaction
+                .store(CONFLICTS)
+                .map_err(StorageError::from_rexie)?;
+            for entry in conflicts {
+                conflict_store
+                    .put(&to_js(entry)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
     }
 
     /// Applies one pulled page in ONE transaction: the documents' base copies, the products

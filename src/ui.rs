@@ -90,6 +90,7 @@ fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
         <span class=move || format!("badge {}", state().0) data-testid="sync-badge"
             data-state=move || state().0
             data-leader=move || status.with(|s| s.leader.to_string())
+            data-realtime=move || status.with(|s| s.realtime.to_string())
             title=move || if status.with(|s| s.leader) {
                 "This tab syncs for every tab of this browser."
             } else {
@@ -432,6 +433,7 @@ fn StatusPanel(status: RwSignal<SyncStatus>) -> impl IntoView {
                 <dt>"Conflicts"</dt><dd data-testid="status-conflicts">{move || status.with(|s| s.conflicts)}</dd>
                 <dt>"Last sent"</dt><dd>{move || time(status.with(|s| s.last_push_millis))}</dd>
                 <dt>"Last received"</dt><dd>{move || time(status.with(|s| s.last_pull_millis))}</dd>
+                <dt>"Real time"</dt><dd data-testid="status-realtime">{move || if status.with(|s| s.realtime) { "listening" } else { "checking every few seconds" }}</dd>
                 <dt>"Last problem"</dt><dd>{move || status.with(|s| s.last_error.clone().unwrap_or_else(|| "none".into()))}</dd>
             </dl>
         </details>

@@ -1,0 +1,148 @@
+// Real-time listening (issue 5): tablet B shows tablet A's new product through its WebChannel
+// Listen stream, well before its three-second fallback poll could, and without any `:runQuery`
+// meanwhile; a hidden tab holds no listen connection and reopens one within a second of
+// becoming visible. Against counterbook-server and Google's Firestore emulator alike.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  ARTIFACTS,
+  addProduct,
+  appUrl,
+  launchBrowser,
+  startEmulator,
+  startServer,
+  temporaryDirectory,
+  waitForBadge,
+  waitForProducts,
+} from "./harness.mjs";
+
+/** B must show A's change within this long of A's commit reply (the poll runs every 3 s). */
+const DEADLINE_MILLIS = 1_500;
+
+const isBackChannel = (request) =>
+  request.url().includes("/Listen/channel?") && request.url().includes("RID=rpc");
+
+/** Tracks a page's listen back channels (open now) and its `:runQuery` requests (times). */
+function watchRequests(page) {
+  const seen = { openBackChannels: new Set(), runQueries: [] };
+  page.on("request", (request) => {
+    if (isBackChannel(request)) seen.openBackChannels.add(request);
+    if (request.url().includes(":runQuery")) seen.runQueries.push(Date.now());
+  });
+  const ended = (request) => seen.openBackChannels.delete(request);
+  page.on("requestfinished", ended);
+  page.on("requestfailed", ended);
+  return seen;
+}
+
+async function waitForRealtime(page, timeout = 20_000) {
+  await page.waitForFunction(
+    () => document.querySelector("[data-testid=sync-badge]")?.dataset.realtime === "true",
+    null,
+    { timeout },
+  );
+}
+
+/** Sets what `document.visibilityState` says and tells the page, as a tab switch does. */
+async function setVisibility(page, state) {
+  await page.evaluate((state) => {
+    Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+    Object.defineProperty(document, "hidden", { value: state === "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, state);
+}
+
+async function until(condition, timeout, what) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeout} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("a change on one tablet shows on another in real time", () => {
+  let server;
+  let emulator;
+  let browser;
+
+  before(async () => {
+    [server, emulator, browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory("counterbook-realtime-") }),
+      startEmulator(),
+      launchBrowser(),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop(), emulator?.stop()]);
+  });
+
+  for (const backend of ["counterbook-server", "firestore-emulator"]) {
+    test(`against ${backend}`, async () => {
+      const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
+      const project = `e2e-realtime-${backend}-${Date.now()}`;
+      const url = appUrl(server.url, { endpoint, project, shop: "kirana-1" });
+      const tabletA = await browser.newContext();
+      const tabletB = await browser.newContext();
+      try {
+        const pageA = await tabletA.newPage();
+        const pageB = await tabletB.newPage();
+        const seenByB = watchRequests(pageB);
+        await Promise.all([pageA.goto(url), pageB.goto(url)]);
+        await Promise.all([
+          waitForBadge(pageA, { connection: "Online", pending: 0 }),
+          waitForBadge(pageB, { connection: "Online", pending: 0 }),
+        ]);
+        await Promise.all([waitForRealtime(pageA), waitForRealtime(pageB)]);
+
+        for (const [round, name] of ["Chai 250g", "Rusk 200g", "Poha 500g"].entries()) {
+          const isCommit = (r) => r.url().includes(":commit");
+          const commitSent = pageA.waitForRequest(isCommit).then(() => Date.now());
+          const commitReplied = pageA.waitForResponse(isCommit).then(() => Date.now());
+          await addProduct(pageA, name, "40");
+          const [sentAt, repliedAt] = await Promise.all([commitSent, commitReplied]);
+          const expected = ["Chai 250g", "Rusk 200g", "Poha 500g"].slice(0, round + 1);
+          await waitForProducts(pageB, expected, DEADLINE_MILLIS - (Date.now() - repliedAt));
+          const shownAt = Date.now();
+          const polls = seenByB.runQueries.filter((at) => at >= sentAt - 50 && at <= shownAt);
+          assert.deepEqual(polls, [], "B pulled nothing: the listener delivered the change");
+          console.log(
+            `${backend}: ${name} on B ${shownAt - repliedAt} ms after A's commit reply`,
+          );
+        }
+        await pageB.screenshot({ path: join(ARTIFACTS, `realtime-${backend}-b.png`) });
+      } finally {
+        await Promise.all([tabletA.close(), tabletB.close()]);
+      }
+    });
+  }
+
+  test("a hidden tab holds no listen connection and reopens one within a second of showing", async () => {
+    const url = appUrl(server.url, { endpoint: server.url, project: "e2e-hidden", shop: "s1" });
+    const tablet = await browser.newContext();
+    try {
+      const page = await tablet.newPage();
+      const seen = watchRequests(page);
+      await page.goto(url);
+      await waitForRealtime(page);
+      assert.ok(seen.openBackChannels.size >= 1, "a visible leader listens");
+
+      await setVisibility(page, "hidden");
+      // Closed after the grace period (2 s), and nothing reopens while hidden.
+      await until(() => seen.openBackChannels.size === 0, 5_000, "the back channel closes");
+      const closedAt = Date.now();
+      await until(() => Date.now() - closedAt > 3_000, 4_000, "waiting while hidden");
+      assert.equal(seen.openBackChannels.size, 0, "no listen connection while hidden");
+
+      await setVisibility(page, "visible");
+      const shownAt = Date.now();
+      await until(() => seen.openBackChannels.size >= 1, 1_000, "a back channel reopens");
+      console.log(`back channel reopened ${Date.now() - shownAt} ms after becoming visible`);
+      await waitForRealtime(page, 5_000);
+    } finally {
+      await tablet.close();
+    }
+  });
+});
