@@ -210,11 +210,12 @@ try {
   console.log(
     `a commit (sent, and replied) → the other tablet's DOM, ${CHANGES} changes each, milliseconds`,
   );
-  const rows = [];
-  rows.push(await benchCounterbook(browser, server.url, server.url, "counterbook on counterbook-server"));
-  rows.push(await benchCounterbook(browser, server.url, emulator.url, "counterbook on firestore-emulator"));
-  rows.push(await benchSdk(browser, sdkPage.url, emulator.url, "firebase-js-sdk onSnapshot on firestore-emulator"));
-  rows.push(await benchSdk(browser, sdkPage.url, server.url, "firebase-js-sdk onSnapshot on counterbook-server"));
+  const rows = [
+    await benchCounterbook(browser, server.url, server.url, "counterbook on counterbook-server"),
+    await benchCounterbook(browser, server.url, emulator.url, "counterbook on firestore-emulator"),
+    await benchSdk(browser, sdkPage.url, emulator.url, "firebase-js-sdk onSnapshot on emulator"),
+    await benchSdk(browser, sdkPage.url, server.url, "firebase-js-sdk onSnapshot on server"),
+  ];
   console.table(rows);
 } finally {
   await Promise.all([browser.close(), server.stop(), emulator.stop(), sdkPage.close()]);

@@ -1,7 +1,8 @@
 // Real-time listening (issue 5): tablet B shows tablet A's new product through its WebChannel
 // Listen stream, well before its three-second fallback poll could, and without any `:runQuery`
 // meanwhile; a hidden tab holds no listen connection and reopens one within a second of
-// becoming visible. Against counterbook-server and Google's Firestore emulator alike.
+// becoming visible. Against counterbook-server and Google's Firestore emulator alike. With
+// `?realtime=off` the tablet opens no listen channel and falls back to the periodic pull.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -118,6 +119,37 @@ describe("a change on one tablet shows on another in real time", () => {
       }
     });
   }
+
+  test("with real time off a tablet opens no listen channel and still gets changes by polling", async () => {
+    const base = appUrl(server.url, {
+      endpoint: server.url,
+      project: "e2e-realtime-off",
+      shop: "s1",
+    });
+    const tabletA = await browser.newContext();
+    const tabletB = await browser.newContext();
+    try {
+      const pageA = await tabletA.newPage();
+      const pageB = await tabletB.newPage();
+      const seenByB = watchRequests(pageB);
+      let listenRequests = 0;
+      pageB.on("request", (request) => {
+        if (request.url().includes("/Listen/channel")) listenRequests += 1;
+      });
+      await Promise.all([pageA.goto(base), pageB.goto(`${base}&realtime=off`)]);
+      await waitForBadge(pageB, { connection: "Online", pending: 0 });
+      await addProduct(pageA, "Polled tea", "30");
+      await waitForProducts(pageB, ["Polled tea"], 10_000);
+      assert.ok(seenByB.runQueries.length > 0, "B pulled");
+      assert.equal(listenRequests, 0, "B never opened a listen channel");
+      assert.equal(
+        await pageB.getByTestId("sync-badge").getAttribute("data-realtime"),
+        "false",
+      );
+    } finally {
+      await Promise.all([tabletA.close(), tabletB.close()]);
+    }
+  });
 
   test("a hidden tab holds no listen connection and reopens one within a second of showing", async () => {
     const url = appUrl(server.url, { endpoint: server.url, project: "e2e-hidden", shop: "s1" });
