@@ -921,7 +921,14 @@ impl SyncDriver {
 
     pub fn discard_dead_letter(&self, unit_id: String) {
         if self.is_leader() {
-            self.dispatch(Event::DiscardDeadLetter { unit_id });
+            // The store first: once the screen stops listing it, it is gone for good, even if
+            // the page reloads at once. The engine's own `Discard` then deletes nothing.
+            let this = self.clone();
+            spawn_local(async move {
+                let outcome = this.inner.store.discard_unit(&unit_id).await;
+                this.report_storage(outcome);
+                this.dispatch(Event::DiscardDeadLetter { unit_id });
+            });
             return;
         }
         let this = self.clone();

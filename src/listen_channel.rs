@@ -7,7 +7,7 @@
 //!   `req{i}___data__`) and answers `[[0,["c","<SID>",…]]]`;
 //! - the back channel, a streaming `GET` (`RID=rpc&SID=…&AID=<last array id seen>`), brings
 //!   length-prefixed frames `[[<array id>,[<message>]],…]`; it ends after about a minute and is
-//!   opened again with the same `SID`;
+//!   opened again with the same `SID` (as it is after 45 s of silence, the Firebase SDK's limit);
 //! - later requests go in forward `POST`s (`SID`, the next `RID`, `AID`, `count`, `ofs`);
 //! - `TYPE=terminate` ends the session.
 //!
@@ -31,6 +31,11 @@ const LISTEN_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Listen/channel
 const SHORT_BACK_CHANNEL_MILLIS: f64 = 1_000.0;
 /// Short empty back channels in a row before the session is given up.
 const MAX_SHORT_BACK_CHANNELS: u32 = 3;
+/// A back channel silent for this long may be dead (a half-open connection after the network
+/// went away unnoticed): it is abandoned and a new one opened on the same session, as the
+/// Firebase SDK's channel does after 45 s. If the network is really gone, that request fails and
+/// the session ends.
+const SILENT_BACK_CHANNEL_MILLIS: i32 = 45_000;
 
 /// What the channel tells its owner.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,6 +285,8 @@ struct Session {
     forward_in_flight: bool,
     /// Aborts the requests of this session.
     abort: Option<web_sys::AbortController>,
+    /// Aborts the back channel request now open.
+    back_channel_abort: Option<web_sys::AbortController>,
 }
 
 /// One Listen channel at a time; cheap to clone.
@@ -336,9 +343,14 @@ impl ListenChannel {
             let generation = session.generation + 1;
             let old = std::mem::take(&mut *session);
             session.generation = generation;
-            (old.sid, old.next_rid, old.last_array_id, old.abort)
+            (
+                old.sid,
+                old.next_rid,
+                old.last_array_id,
+                [old.abort, old.back_channel_abort],
+            )
         };
-        if let Some(abort) = abort {
+        for abort in abort.into_iter().flatten() {
             abort.abort();
         }
         if let Some(sid) = sid {
@@ -510,6 +522,7 @@ impl ListenChannel {
                         );
                     }
                 }
+                Ok(BackChannelEnd::Silent) => short_in_a_row = 0,
                 Ok(BackChannelEnd::SessionOver(error)) => return self.fail(generation, error),
                 Ok(BackChannelEnd::Stale) => return,
                 Err(error) => return self.fail(generation, Some(error)),
@@ -517,12 +530,43 @@ impl ListenChannel {
         }
     }
 
+    /// Aborts the back channel if it stays silent too long, and notes it in `silent`. Returns
+    /// the timer to clear once a read completes.
+    fn watchdog(&self, silent: &Rc<std::cell::Cell<bool>>) -> Option<i32> {
+        let abort = self.session.borrow().back_channel_abort.clone()?;
+        let silent = Rc::clone(silent);
+        let callback = wasm_bindgen::closure::Closure::once_into_js(move || {
+            silent.set(true);
+            abort.abort();
+        });
+        web_sys::window()?
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                callback.unchecked_ref(),
+                SILENT_BACK_CHANNEL_MILLIS,
+            )
+            .ok()
+    }
+
     async fn read_back_channel(
         &self,
         generation: u64,
         url: &str,
     ) -> Result<BackChannelEnd, Status> {
-        let response = start_fetch("GET", url, None, self.signal()).await?;
+        // Its own abort controller, so that a silent back channel can be given up alone.
+        let abort = web_sys::AbortController::new()
+            .map_err(|error| network_status("abort controller", &error))?;
+        let signal = abort.signal();
+        self.session.borrow_mut().back_channel_abort = Some(abort);
+        let silent = Rc::new(std::cell::Cell::new(false));
+        let watchdog = self.watchdog(&silent);
+        let response = start_fetch("GET", url, None, Some(signal)).await;
+        if let (Some(window), Some(timer)) = (web_sys::window(), watchdog) {
+            window.clear_timeout_with_handle(timer);
+        }
+        if silent.get() && self.is_current(generation) {
+            return Ok(BackChannelEnd::Silent);
+        }
+        let response = response?;
         if !response.ok() {
             let text = match response.text() {
                 Ok(promise) => JsFuture::from(promise)
@@ -542,9 +586,16 @@ impl ListenChannel {
         let mut frames = FrameReader::new();
         let mut delivered = false;
         loop {
-            let chunk = JsFuture::from(reader.read())
-                .await
-                .map_err(|error| network_status("reading the back channel", &error))?;
+            let watchdog = self.watchdog(&silent);
+            let chunk = JsFuture::from(reader.read()).await;
+            if let (Some(window), Some(timer)) = (web_sys::window(), watchdog) {
+                window.clear_timeout_with_handle(timer);
+            }
+            if silent.get() && self.is_current(generation) {
+                return Ok(BackChannelEnd::Silent);
+            }
+            let chunk =
+                chunk.map_err(|error| network_status("reading the back channel", &error))?;
             if !self.is_current(generation) {
                 return Ok(BackChannelEnd::Stale);
             }
@@ -592,6 +643,8 @@ impl ListenChannel {
 enum BackChannelEnd {
     /// The server ended this back channel normally; the next one opens.
     Ended { delivered: bool },
+    /// It said nothing for too long and was abandoned; the next one opens.
+    Silent,
     /// The server ended the session.
     SessionOver(Option<Status>),
     /// The session was closed or replaced meanwhile.
