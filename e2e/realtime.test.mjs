@@ -151,6 +151,33 @@ describe("a change on one tablet shows on another in real time", () => {
     }
   });
 
+  test("battery saver opens no listen channel and pulls only on its slow timer or when shown", async () => {
+    const base = appUrl(server.url, { endpoint: server.url, project: "e2e-saver", shop: "s1" });
+    const tablet = await browser.newContext();
+    try {
+      const page = await tablet.newPage();
+      const seen = watchRequests(page);
+      let listenRequests = 0;
+      page.on("request", (request) => {
+        if (request.url().includes("/Listen/channel")) listenRequests += 1;
+      });
+      await page.goto(`${base}&batterySaver=on&batterySaverMinutes=5`);
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      await until(() => seen.runQueries.length >= 1, 5_000, "the first pull");
+      const first = seen.runQueries.length;
+      // Three ticks of the ordinary 3-second poll would pull three more times.
+      const watchedFrom = Date.now();
+      await until(() => Date.now() - watchedFrom > 9_500, 10_000, "watching the timer");
+      assert.equal(seen.runQueries.length, first, "no pull before five minutes");
+      await setVisibility(page, "hidden");
+      await setVisibility(page, "visible");
+      await until(() => seen.runQueries.length > first, 2_000, "a catch-up pull when shown");
+      assert.equal(listenRequests, 0, "battery saver never listens");
+    } finally {
+      await tablet.close();
+    }
+  });
+
   test("a hidden tab holds no listen connection and reopens one within a second of showing", async () => {
     const url = appUrl(server.url, { endpoint: server.url, project: "e2e-hidden", shop: "s1" });
     const tablet = await browser.newContext();
@@ -177,4 +204,42 @@ describe("a change on one tablet shows on another in real time", () => {
       await tablet.close();
     }
   });
+});
+
+test("the listener comes back after the server restarts and delivers in real time again", async () => {
+  const dataDir = temporaryDirectory("counterbook-relisten-");
+  let server = await startServer({ dataDir });
+  const browser = await launchBrowser();
+  try {
+    const url = appUrl(server.url, { endpoint: server.url, project: "e2e-relisten", shop: "s1" });
+    const pageA = await (await browser.newContext()).newPage();
+    const pageB = await (await browser.newContext()).newPage();
+    const seenByB = watchRequests(pageB);
+    await Promise.all([pageA.goto(url), pageB.goto(url)]);
+    await Promise.all([waitForRealtime(pageA), waitForRealtime(pageB)]);
+
+    // The server goes away (its listen sessions with it) and comes back on the same address.
+    await server.stop();
+    await pageB.waitForFunction(
+      () => document.querySelector("[data-testid=sync-badge]")?.dataset.realtime === "false",
+      null,
+      { timeout: 20_000 },
+    );
+    server = await startServer({ dataDir, port: server.port });
+    await Promise.all([waitForRealtime(pageA, 60_000), waitForRealtime(pageB, 60_000)]);
+
+    const commitReplied = pageA
+      .waitForResponse((r) => r.url().includes(":commit"))
+      .then(() => Date.now());
+    await addProduct(pageA, "After the restart", "12");
+    const repliedAt = await commitReplied;
+    const sentFrom = Date.now();
+    await waitForProducts(pageB, ["After the restart"], DEADLINE_MILLIS);
+    const polls = seenByB.runQueries.filter((at) => at >= repliedAt - 50 && at <= Date.now());
+    assert.deepEqual(polls, [], "delivered by the reopened listener, not by a poll");
+    console.log(`after a restart: on B ${Date.now() - sentFrom} ms after A's commit reply`);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
 });

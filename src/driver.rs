@@ -122,6 +122,8 @@ struct Inner {
     server_reachable: Cell<bool>,
     last_pull_millis: Cell<Option<i64>>,
     last_push_millis: Cell<Option<i64>>,
+    /// When battery saver last pulled on its timer.
+    last_periodic_pull_millis: Cell<Option<i64>>,
     /// The conflict inbox, as the UI shows it.
     conflicts: RwSignal<Vec<ConflictEntry>>,
     wake_timer: Cell<Option<i32>>,
@@ -228,6 +230,8 @@ impl SyncDriver {
                 server_reachable: Cell::new(true),
                 last_pull_millis: Cell::new(None),
                 last_push_millis: Cell::new(None),
+                // Leading starts with a pull; the timer's first one comes a period later.
+                last_periodic_pull_millis: Cell::new(Some(now_millis())),
                 conflicts: RwSignal::new(conflicts),
                 wake_timer: Cell::new(None),
             }),
@@ -1256,7 +1260,7 @@ impl SyncDriver {
         let this = self.clone();
         let pull = Closure::<dyn Fn()>::new(move || {
             this.check_leadership();
-            if !this.listening_healthy() {
+            if !this.listening_healthy() && this.periodic_pull_due() {
                 this.pull_soon();
             }
         });
@@ -1272,6 +1276,24 @@ impl SyncDriver {
             SLOW_TICK_MILLIS,
         );
         tick.forget();
+    }
+
+    /// Whether the periodic pull should run now: on every tick normally, but only every
+    /// `battery_saver_minutes` in battery saver (pulls on becoming visible are not counted).
+    fn periodic_pull_due(&self) -> bool {
+        let settings = &self.inner.settings;
+        if !settings.battery_saver {
+            return true;
+        }
+        let interval = i64::from(settings.battery_saver_minutes) * 60_000;
+        let now = now_millis();
+        match self.inner.last_periodic_pull_millis.get() {
+            Some(last) if now - last < interval => false,
+            _ => {
+                self.inner.last_periodic_pull_millis.set(Some(now));
+                true
+            }
+        }
     }
 
     /// Asks the engine to pull products, unless this tab does not lead, the page is hidden or

@@ -17,17 +17,21 @@ pub struct Settings {
     pub database_name: String,
     /// Listen in real time while the page is visible (`?realtime=off` turns it off).
     pub realtime: bool,
-    /// Battery saver (`?batterySaver=on`): no listeners, only the periodic pull while visible.
+    /// Battery saver (`?batterySaver=on`): no listeners, only a pull every
+    /// `battery_saver_minutes` while visible (and on becoming visible).
     pub battery_saver: bool,
+    /// Minutes between pulls in battery saver (`?batterySaverMinutes=5`); at least 1.
+    pub battery_saver_minutes: u32,
 }
 
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "endpoint",
     "project",
     "shop",
     "currency",
     "realtime",
     "batterySaver",
+    "batterySaverMinutes",
 ];
 
 impl Settings {
@@ -41,6 +45,7 @@ impl Settings {
             database_name: "counterbook".into(),
             realtime: true,
             battery_saver: false,
+            battery_saver_minutes: 2,
         }
     }
 
@@ -91,6 +96,11 @@ impl Settings {
             "currency" => self.currency = value.to_uppercase(),
             "realtime" => self.realtime = !matches!(value, "off" | "false" | "0"),
             "batterySaver" => self.battery_saver = matches!(value, "on" | "true" | "1"),
+            "batterySaverMinutes" => {
+                if let Ok(minutes) = value.parse::<u32>() {
+                    self.battery_saver_minutes = minutes.clamp(1, 24 * 60);
+                }
+            }
             _ => {}
         }
     }
