@@ -153,6 +153,23 @@ fn log_event(event: &str, details: &[(&str, &str)]) {
     web_sys::console::info_1(&serde_json::Value::Object(line).to_string().into());
 }
 
+/// Runs `callback` once at `at` (Unix ms), replacing the timer held in `slot`: an engine asks
+/// for one wake-up at a time, and a later request supersedes an earlier one.
+fn schedule_once(slot: &Cell<Option<i32>>, at: i64, callback: impl FnOnce() + 'static) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Some(previous) = slot.take() {
+        window.clear_timeout_with_handle(previous);
+    }
+    let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
+    let callback = Closure::once_into_js(callback);
+    let handle = window
+        .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
+        .ok();
+    slot.set(handle);
+}
+
 fn now_millis() -> i64 {
     js_sys::Date::now() as i64
 }
@@ -519,22 +536,11 @@ impl SyncDriver {
     }
 
     fn listen_wake_at(&self, at: i64) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        if let Some(previous) = self.inner.listen_timer.take() {
-            window.clear_timeout_with_handle(previous);
-        }
         let this = self.clone();
-        let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
-        let callback = Closure::once_into_js(move || {
+        schedule_once(&self.inner.listen_timer, at, move || {
             this.inner.listen_timer.set(None);
             this.listen(ListenEvent::Tick);
         });
-        let handle = window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
-            .ok();
-        self.inner.listen_timer.set(handle);
     }
 
     /// Lets the next tab lead (this one is being frozen). Requests already on the wire finish;
@@ -1185,22 +1191,11 @@ impl SyncDriver {
     }
 
     fn wake_at(&self, at: i64) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        if let Some(previous) = self.inner.wake_timer.take() {
-            window.clear_timeout_with_handle(previous);
-        }
         let this = self.clone();
-        let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
-        let callback = Closure::once_into_js(move || {
+        schedule_once(&self.inner.wake_timer, at, move || {
             this.inner.wake_timer.set(None);
             this.dispatch(Event::Tick);
         });
-        let handle = window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
-            .ok();
-        self.inner.wake_timer.set(handle);
     }
 
     /// Online/offline events, visibility changes and the periodic timers. They live as long as
