@@ -122,6 +122,8 @@ struct Inner {
     server_reachable: Cell<bool>,
     last_pull_millis: Cell<Option<i64>>,
     last_push_millis: Cell<Option<i64>>,
+    /// Units the server confirmed whose outbox records are still being deleted.
+    finishing: RefCell<std::collections::BTreeSet<String>>,
     /// When battery saver last pulled on its timer.
     last_periodic_pull_millis: Cell<Option<i64>>,
     /// The conflict inbox, as the UI shows it.
@@ -247,6 +249,7 @@ impl SyncDriver {
                 server_reachable: Cell::new(true),
                 last_pull_millis: Cell::new(None),
                 last_push_millis: Cell::new(None),
+                finishing: RefCell::new(std::collections::BTreeSet::new()),
                 // Leading starts with a pull; the timer's first one comes a period later.
                 last_periodic_pull_millis: Cell::new(Some(now_millis())),
                 conflicts: RwSignal::new(conflicts),
@@ -1001,19 +1004,28 @@ impl SyncDriver {
                 };
                 this.dispatch(event);
             }),
-            Command::MarkDone { unit_id } => spawn_local(async move {
-                let unit = this.inner.store.pending_unit(&unit_id).await.ok().flatten();
-                // If this fails the unit is loaded again next start; its marker makes the
-                // resend harmless, so the only cost is one extra request.
-                this.report_storage(this.inner.store.mark_unit_done(&unit_id).await);
-                this.tell_other_tabs(TabMessage::OutboxChanged);
-                // The unit's documents as the server now has them (other tablets' changes
-                // included), so the screen shows the truth without waiting for a pull.
-                if let Some(unit) = unit {
-                    this.refresh_documents(unit.writes.iter().map(|w| w.path.clone()).collect())
+            Command::MarkDone { unit_id } => {
+                // Still counted as pending until its outbox record is gone: a reload in between
+                // would load it again, so the badge must not say 0 before that.
+                self.inner.finishing.borrow_mut().insert(unit_id.clone());
+                spawn_local(async move {
+                    let unit = this.inner.store.pending_unit(&unit_id).await.ok().flatten();
+                    // If this fails the unit is loaded again next start; its marker makes the
+                    // resend harmless, so the only cost is one extra request.
+                    this.report_storage(this.inner.store.mark_unit_done(&unit_id).await);
+                    this.inner.finishing.borrow_mut().remove(&unit_id);
+                    this.publish_status();
+                    this.tell_other_tabs(TabMessage::OutboxChanged);
+                    // The unit's documents as the server now has them (other tablets' changes
+                    // included), so the screen shows the truth without waiting for a pull.
+                    if let Some(unit) = unit {
+                        this.refresh_documents(
+                            unit.writes.iter().map(|w| w.path.clone()).collect(),
+                        )
                         .await;
-                }
-            }),
+                    }
+                })
+            }
             Command::MarkDeadLetter { unit_id, reason } => spawn_local(async move {
                 let outcome = this
                     .inner
@@ -1149,7 +1161,7 @@ impl SyncDriver {
                 browser_online: browser_online(),
                 leader,
                 server_reachable: self.inner.server_reachable.get(),
-                pending: engine.pending,
+                pending: engine.pending + self.inner.finishing.borrow().len(),
                 in_flight: engine.in_flight,
                 conflicts: self.inner.conflicts.with_untracked(Vec::len),
                 last_push_millis: self.inner.last_push_millis.get(),
