@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
+use crate::transaction::TransactionOptions;
 use crate::value::Document;
 use crate::write::DocumentMask;
 
@@ -15,6 +16,9 @@ pub struct BatchGetRequest {
     pub mask: Option<DocumentMask>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction: Option<String>,
+    /// Starts a transaction with these options and reads in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_transaction: Option<TransactionOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_time: Option<Timestamp>,
 }

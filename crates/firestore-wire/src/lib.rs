@@ -12,6 +12,7 @@ pub mod names;
 pub mod query;
 pub mod status;
 pub mod timestamp;
+pub mod transaction;
 pub mod value;
 pub mod write;
 
@@ -29,6 +30,7 @@ pub use query::{
 };
 pub use status::{Code, ErrorResponse, Status};
 pub use timestamp::{Timestamp, TimestampError};
+pub use transaction::{ReadOnlyOptions, ReadWriteOptions, TransactionOptions};
 pub use value::{ArrayValue, Document, LatLng, MapValue, Value};
 pub use write::{
     CommitRequest, CommitResponse, DocumentMask, FieldTransform, Precondition, ServerValue,

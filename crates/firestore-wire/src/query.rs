@@ -6,6 +6,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::timestamp::Timestamp;
+use crate::transaction::TransactionOptions;
 use crate::value::{Document, Value};
 
 /// Body of `POST {parent}:runQuery`.
@@ -16,6 +17,9 @@ pub struct RunQueryRequest {
     pub structured_query: Option<StructuredQuery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction: Option<String>,
+    /// Starts a transaction with these options and reads in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_transaction: Option<TransactionOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_time: Option<Timestamp>,
 }

@@ -18,8 +18,9 @@ use counterbook_firestore_wire::{
     Direction, DocumentMask, DocumentName, FieldReference, Order, RunQueryResponseItem,
     StructuredQuery, Timestamp, Value,
 };
-use serde::Deserialize;
 use serde_json::json;
+
+pub use counterbook_firestore_wire::{BatchGetRequest, RunQueryRequest};
 
 use crate::aggregation::{prepare_aggregations, RunAggregationQueryRequest};
 use crate::error::ServerError;
@@ -203,22 +204,6 @@ pub fn get_document(
     Ok(serde_json::to_value(stored.into_wire(name.to_string())).unwrap_or_default())
 }
 
-/// Body of `:batchGet`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchGetRequest {
-    #[serde(default)]
-    pub documents: Vec<String>,
-    #[serde(default)]
-    pub mask: Option<DocumentMask>,
-    #[serde(default)]
-    pub transaction: Option<String>,
-    #[serde(default)]
-    pub new_transaction: Option<TransactionOptions>,
-    #[serde(default)]
-    pub read_time: Option<Timestamp>,
-}
-
 /// `:batchGet`. Names of another database are answered `missing`, as on the emulator: nothing
 /// of another project is ever read.
 pub fn batch_get(
@@ -285,20 +270,6 @@ pub fn batch_get(
         });
     }
     Ok(items)
-}
-
-/// Body of `:runQuery`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunQueryRequest {
-    #[serde(default)]
-    pub structured_query: Option<StructuredQuery>,
-    #[serde(default)]
-    pub transaction: Option<String>,
-    #[serde(default)]
-    pub new_transaction: Option<TransactionOptions>,
-    #[serde(default)]
-    pub read_time: Option<Timestamp>,
 }
 
 /// Runs a query in a snapshot and registers it with the transaction, if any.

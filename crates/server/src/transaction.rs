@@ -27,37 +27,14 @@ use counterbook_firestore_wire::{DocumentName, Timestamp};
 use serde::Deserialize;
 
 use crate::error::ServerError;
+pub use counterbook_firestore_wire::{ReadOnlyOptions, ReadWriteOptions, TransactionOptions};
+
 use crate::opaque::{decode_base64, encode_base64};
 use crate::query::PreparedQuery;
 use crate::store::DatabaseId;
 
 /// How long an id is remembered after it was opened.
 const REMEMBERED_FOR: Duration = Duration::from_secs(3600);
-
-/// `TransactionOptions` as requests carry it (`options` of `:beginTransaction`,
-/// `newTransaction` of reads).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TransactionOptions {
-    #[serde(default)]
-    pub read_only: Option<ReadOnlyOptions>,
-    #[serde(default)]
-    pub read_write: Option<ReadWriteOptions>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReadOnlyOptions {
-    #[serde(default)]
-    pub read_time: Option<Timestamp>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReadWriteOptions {
-    #[serde(default)]
-    pub retry_transaction: Option<String>,
-}
 
 /// Body of `:beginTransaction`.
 #[derive(Clone, Debug, Default, Deserialize)]
