@@ -697,9 +697,9 @@ impl Store {
     }
 
     /// Applies a snapshot of a listen target in ONE transaction: the documents' base copies and
-    /// the products to show (pending units laid over them, as for a pull; a product marked
-    /// `deleted` or no longer in the target is hidden), and the conflicts the documents raise.
-    /// The pull checkpoint does not move: a snapshot is not an ordered page.
+    /// the products to show (see [`Store::take_server_documents`]), products no longer in the
+    /// target hidden, and the conflicts the documents raise. The pull checkpoint does not move:
+    /// a snapshot is not an ordered page.
     pub async fn apply_listened_documents(
         &self,
         documents: &[Document],
@@ -710,120 +710,23 @@ impl Store {
             &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
             TransactionMode::ReadWrite,
         )?;
-        let outcome = async {
-            let outbox = transaction
-                .store(OUTBOX)
-                .map_err(StorageError::from_rexie)?;
-            let pending = pending_writes_by_path(&outbox).await?;
-            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
-            let products = transaction
-                .store(PRODUCTS)
-                .map_err(StorageError::from_rexie)?;
-            for document in documents {
-                let Some(base) = BaseCopy::of_document(document) else {
-                    continue;
-                };
-                bases
-                    .put(&to_js(&base)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-                let Some(id) = product_id_of_path(&base.path) else {
-                    continue;
-                };
-                if Product::is_deleted(document) {
-                    products
-                        .delete(JsValue::from_str(id))
-                        .await
-                        .map_err(StorageError::from_rexie)?;
-                    continue;
-                }
-                match Product::from_document(&rebased(document, pending.get(&base.path))) {
-                    Ok(product) => products
-                        .put(&to_js(&product)?, None)
-                        .await
-                        .map(|_| ())
-                        .map_err(StorageError::from_rexie)?,
-                    Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
-                }
-            }
-            for path in removed_paths {
-                if let Some(id) = product_id_of_path(path) {
-                    products
-                        .delete(JsValue::from_str(id))
-                        .await
-                        .map_err(StorageError::from_rexie)?;
-                }
-            }
-            let conflict_store = transaction
-                .store(CONFLICTS)
-                .map_err(StorageError::from_rexie)?;
-            for entry in conflicts {
-                conflict_store
-                    .put(&to_js(entry)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            Ok(())
-        }
-        .await;
+        let outcome =
+            Self::take_server_documents(&transaction, documents, removed_paths, conflicts).await;
         Self::finish(transaction, outcome).await
     }
 
     /// Applies one pulled page in ONE transaction: the documents' base copies, the products
-    /// the page changes, the conflicts it raises and the checkpoint. A crash can never skip or
-    /// half-apply a page. A product with units still in the outbox shows the server's version
-    /// with those units' changes laid over it (see [`rebased`]).
+    /// the page changes (see [`Store::take_server_documents`]), the conflicts it raises and the
+    /// checkpoint. A crash can never skip or half-apply a page.
     pub async fn apply_pulled_page(&self, page: &PulledPage) -> Result<()> {
         let transaction = self.transaction(
             &[PRODUCTS, BASES, CONFLICTS, OUTBOX, META],
             TransactionMode::ReadWrite,
         )?;
         let outcome = async {
-            let products = transaction
-                .store(PRODUCTS)
-                .map_err(StorageError::from_rexie)?;
-            let base_store = transaction.store(BASES).map_err(StorageError::from_rexie)?;
-            let outbox = transaction
-                .store(OUTBOX)
-                .map_err(StorageError::from_rexie)?;
-            let pending = pending_writes_by_path(&outbox).await?;
-            for document in &page.upserts {
-                let Some(base) = BaseCopy::of_document(document) else {
-                    continue;
-                };
-                base_store
-                    .put(&to_js(&base)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-                if page.collection != PRODUCTS {
-                    continue;
-                }
-                let shown = rebased(document, pending.get(&base.path));
-                match Product::from_document(&shown) {
-                    Ok(product) if page.deletes.contains(&base.path) => products
-                        .delete(JsValue::from_str(&product.id))
-                        .await
-                        .map_err(StorageError::from_rexie)?,
-                    Ok(product) => {
-                        products
-                            .put(&to_js(&product)?, None)
-                            .await
-                            .map_err(StorageError::from_rexie)?;
-                    }
-                    // A document this version cannot read is kept only as a base copy rather
-                    // than blocking every later change behind it.
-                    Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
-                }
-            }
-            let conflicts = transaction
-                .store(CONFLICTS)
-                .map_err(StorageError::from_rexie)?;
-            for entry in &page.conflicts {
-                conflicts
-                    .put(&to_js(entry)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
+            // The page's `deletes` are its upserts marked `deleted`, which the shared step
+            // hides already.
+            Self::take_server_documents(&transaction, &page.upserts, &[], &page.conflicts).await?;
             let key = JsValue::from_str(&format!("checkpoint/{}", page.collection));
             transaction
                 .store(META)
@@ -837,45 +740,77 @@ impl Store {
         Self::finish(transaction, outcome).await
     }
 
-    /// Takes documents just read from the server (after a unit reached it): their base copies
-    /// and, for products, the version to show (with units still pending laid over it), in one
-    /// transaction. The pull checkpoint does not move.
+    /// Takes documents just read from the server (after a unit reached it), in one transaction
+    /// (see [`Store::take_server_documents`]). The pull checkpoint does not move.
     pub async fn apply_server_documents(&self, documents: &[Document]) -> Result<()> {
-        let transaction =
-            self.transaction(&[PRODUCTS, BASES, OUTBOX], TransactionMode::ReadWrite)?;
-        let outcome = async {
-            let outbox = transaction
-                .store(OUTBOX)
+        let transaction = self.transaction(
+            &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
+            TransactionMode::ReadWrite,
+        )?;
+        let outcome = Self::take_server_documents(&transaction, documents, &[], &[]).await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The one way documents from the server enter the store, inside the caller's transaction
+    /// (which must cover products, bases, conflicts and outbox): every document's base copy;
+    /// each product shown as it will be once this device's pending units land (the server's
+    /// version with them laid over it, see [`rebased`]), or hidden when the server marks it
+    /// `deleted` or it is in `hidden_paths`; and `conflicts` added to the inbox. A document this
+    /// version cannot read is kept only as a base copy rather than blocking every later change
+    /// behind it.
+    async fn take_server_documents(
+        transaction: &rexie::Transaction,
+        documents: &[Document],
+        hidden_paths: &[String],
+        conflicts: &[ConflictEntry],
+    ) -> Result<()> {
+        let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
+        let pending = pending_writes_by_path(&store(OUTBOX)?).await?;
+        let bases = store(BASES)?;
+        let products = store(PRODUCTS)?;
+        for document in documents {
+            let Some(base) = BaseCopy::of_document(document) else {
+                continue;
+            };
+            bases
+                .put(&to_js(&base)?, None)
+                .await
                 .map_err(StorageError::from_rexie)?;
-            let pending = pending_writes_by_path(&outbox).await?;
-            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
-            let products = transaction
-                .store(PRODUCTS)
-                .map_err(StorageError::from_rexie)?;
-            for document in documents {
-                let Some(base) = BaseCopy::of_document(document) else {
-                    continue;
-                };
-                bases
-                    .put(&to_js(&base)?, None)
+            let Some(id) = product_id_of_path(&base.path) else {
+                continue;
+            };
+            if Product::is_deleted(document) {
+                products
+                    .delete(JsValue::from_str(id))
                     .await
                     .map_err(StorageError::from_rexie)?;
-                if product_id_of_path(&base.path).is_none() {
-                    continue;
-                }
-                if let Ok(product) =
-                    Product::from_document(&rebased(document, pending.get(&base.path)))
-                {
-                    products
-                        .put(&to_js(&product)?, None)
-                        .await
-                        .map_err(StorageError::from_rexie)?;
-                }
+                continue;
             }
-            Ok(())
+            match Product::from_document(&rebased(document, pending.get(&base.path))) {
+                Ok(product) => products
+                    .put(&to_js(&product)?, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(StorageError::from_rexie)?,
+                Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+            }
         }
-        .await;
-        Self::finish(transaction, outcome).await
+        for path in hidden_paths {
+            if let Some(id) = product_id_of_path(path) {
+                products
+                    .delete(JsValue::from_str(id))
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+        }
+        let inbox = store(CONFLICTS)?;
+        for entry in conflicts {
+            inbox
+                .put(&to_js(entry)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+        }
+        Ok(())
     }
 
     /// The unit waiting in the outbox under this id, if any.
