@@ -960,10 +960,12 @@ impl SyncDriver {
             return;
         }
         let commands = self.inner.outbox.borrow_mut().handle(now_millis(), event);
-        self.publish_status();
         for command in commands {
             self.execute(command);
         }
+        // After the commands: a unit the engine just finished is still counted as pending
+        // (`finishing`) until its outbox record is deleted, and `execute` is what records that.
+        self.publish_status();
     }
 
     fn execute(&self, command: Command) {
