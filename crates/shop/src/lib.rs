@@ -1,0 +1,36 @@
+//! Counterbook's shop domain, pure Rust: what a sale, a product, a customer and a payment are,
+//! and the rules money follows. No IO, no clock, no browser: the app (wasm32) and native tests
+//! use the same code, and everything here is tested natively in milliseconds.
+//!
+//! Modules, from the bottom up:
+//! - [`money`]: integer minor units and milli-units, decimal text in and out, the rounding rule;
+//! - [`product`], [`customer`], [`settings`]: the records and their Firestore document forms
+//!   (field names shared with every tablet and backend);
+//! - [`bill`]: bill lines and totals, discounts, taxes inclusive or exclusive, the tax summary;
+//! - [`payment`]: tenders, splits, cash rounding on the cash part only, change, credit limits;
+//! - [`series`]: the device's bill numbers, `T2-000123`;
+//! - [`barcode`]: EAN-13/EAN-8/UPC-A check digits and price- or weight-embedded in-store codes.
+//!
+//! Money is always an `i64` count of minor units; no float appears in this crate's rules.
+
+// Amounts in tests are written as major_minor units (₹118.00 is `118_00`), on purpose.
+#![cfg_attr(test, allow(clippy::inconsistent_digit_grouping))]
+
+pub mod barcode;
+pub mod bill;
+pub mod customer;
+pub mod money;
+pub mod payment;
+pub mod product;
+pub mod series;
+pub mod settings;
+
+pub use barcode::{Nomenclature, ScannedCode};
+pub use bill::{
+    bill_totals, BillError, BillLine, BillTotals, LineAmounts, LineDiscount, TaxSummaryRow,
+};
+pub use customer::Customer;
+pub use payment::{settle, PaymentError, PaymentMethod, SettledPayment, Settlement, Tender};
+pub use product::{Product, QuantityUnit};
+pub use series::BillNumber;
+pub use settings::{ShopSettings, TaxMode};
