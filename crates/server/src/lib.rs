@@ -10,6 +10,7 @@
 //! - `query`: validating structured queries and evaluating filters, orders and cursors;
 //! - `field_path`: Firestore's dotted field path syntax and access into nested maps;
 //! - `store`: SQLite (the only module that imports rusqlite), the commit clock;
+//! - `connections`: accepting connections within bounds (count, per address, header timeout);
 //! - `static_files`: the PWA's files, with the single-page-app fallback;
 //! - `auth`: sign-in, ID tokens, accounts and the access policy (without `--dev`);
 //! - `error`: `ServerError` and its Firestore-shaped JSON response.
@@ -17,6 +18,7 @@
 pub mod aggregation;
 pub mod auth;
 pub mod commit;
+pub mod connections;
 pub mod error;
 pub mod field_path;
 pub mod index_key;

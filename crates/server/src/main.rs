@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use counterbook_server::auth::accounts::Accounts;
 use counterbook_server::auth::passwords::{hash_password, MINIMUM_PASSWORD_LENGTH};
 use counterbook_server::auth::policy::Role;
+use counterbook_server::connections::ConnectionLimits;
 use counterbook_server::{
     app, AppState, AuthConfig, Clock, ServerConfig, ServerError, SystemClock,
 };
@@ -298,10 +299,15 @@ fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<()> {
             ),
             None => tracing::warn!("dev mode: no authentication, every shop is open to anyone"),
         }
-        // Connect info gives the sign-in rate limiter the client's address.
-        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown_signal())
+        // The connection layer gives the sign-in rate limiter the client's address.
+        let limits = ConnectionLimits::default().fitted_to_file_descriptor_limit();
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_connections_per_address = limits.max_connections_per_address,
+            header_read_timeout = ?limits.header_read_timeout,
+            "connection limits"
+        );
+        counterbook_server::connections::serve(listener, app(state), limits, shutdown_signal())
             .await
             .context("serving HTTP")
     })

@@ -6,6 +6,11 @@
 //! `index.html` and `sw.js` are sent with `Cache-Control: no-cache` so that a new deployment
 //! reaches installed apps: the service worker decides about caching, not the HTTP cache.
 //! Without `--app`, `/` answers a short plain-text note.
+//!
+//! Every answer here carries `X-Content-Type-Options: nosniff` (a file is only ever what its
+//! extension says), `Content-Security-Policy: frame-ancestors 'none'` and `X-Frame-Options:
+//! DENY` (no other site can frame the till and trick a cashier into clicks), and
+//! `Referrer-Policy: no-referrer` (a link out of the app says nothing of the shop's URLs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +35,28 @@ const NO_CACHE_PATHS: &[&str] = &["/", "/index.html", "/sw.js"];
 
 /// The router for everything outside `/v1`: the app's files, or the note when there is no app.
 pub fn router(app_directory: Option<PathBuf>) -> Router<AppState> {
+    files_router(app_directory).layer(axum::middleware::map_response(with_security_headers))
+}
+
+/// The headers every answer of this router carries (see the module doc).
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("content-security-policy", "frame-ancestors 'none'"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+];
+
+async fn with_security_headers(mut response: Response) -> Response {
+    for (name, value) in SECURITY_HEADERS {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
+}
+
+fn files_router(app_directory: Option<PathBuf>) -> Router<AppState> {
     match app_directory {
         Some(directory) => {
             let directory = Arc::new(directory);

@@ -208,6 +208,46 @@ fn system_clock_micros() -> i64 {
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// Makes `data_directory` (created if missing) readable by its owner only (0700), and its
+/// database file with SQLite's `-wal` and `-shm` files 0600. The database file is created
+/// before SQLite opens it, so it is never readable by others, even briefly; SQLite gives the
+/// `-wal` and `-shm` files it creates the database file's mode. An existing directory or file
+/// that others could read is tightened. Every shop's books and the password hashes are in it.
+pub fn prepare_private_data_directory(data_directory: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_directory)?;
+        let tighten = |path: &Path, mode: u32| -> std::io::Result<()> {
+            let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if current & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            Ok(())
+        };
+        tighten(data_directory, 0o700)?;
+        let database = data_directory.join(DATABASE_FILE_NAME);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&database)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let path = data_directory.join(format!("{DATABASE_FILE_NAME}{suffix}"));
+            if path.exists() {
+                tighten(&path, 0o600)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(data_directory)?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) `data_directory/counterbook.sqlite3`.
     pub fn open(data_directory: &Path) -> Result<Store, StoreError> {
@@ -219,9 +259,11 @@ impl Store {
         data_directory: &Path,
         wall_clock_micros: fn() -> i64,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_directory).map_err(|source| StoreError::DataDirectory {
-            path: data_directory.to_owned(),
-            source,
+        prepare_private_data_directory(data_directory).map_err(|source| {
+            StoreError::DataDirectory {
+                path: data_directory.to_owned(),
+                source,
+            }
         })?;
         let path = data_directory.join(DATABASE_FILE_NAME);
         let writer_connection = open_connection(&path)?;

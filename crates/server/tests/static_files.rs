@@ -130,3 +130,30 @@ async fn the_api_is_not_shadowed_by_the_app() {
     .await;
     support::assert_error(&response, 404, "NOT_FOUND");
 }
+
+/// Regression test: the app's answers carried no `nosniff`, framing or referrer policy, so any
+/// site could frame the till.
+#[tokio::test]
+async fn every_app_answer_refuses_framing_sniffing_and_referrers() {
+    let fixture = fixture();
+    for (uri, accept) in [
+        ("/", "text/html"),
+        ("/some/route", "text/html"),
+        ("/assets/app.css", "text/css"),
+        ("/missing.js", "*/*"),
+    ] {
+        let response = get(&fixture, uri, accept).await;
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            assert_eq!(
+                response.headers.get(name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{uri}: {name}"
+            );
+        }
+    }
+}

@@ -133,9 +133,11 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 impl Accounts {
     /// Opens (creating if needed) the accounts tables in `data_directory/counterbook.sqlite3`.
     pub fn open(data_directory: &Path) -> Result<Accounts, AccountsError> {
-        std::fs::create_dir_all(data_directory).map_err(|source| AccountsError::DataDirectory {
-            path: data_directory.to_owned(),
-            source,
+        crate::store::prepare_private_data_directory(data_directory).map_err(|source| {
+            AccountsError::DataDirectory {
+                path: data_directory.to_owned(),
+                source,
+            }
         })?;
         let connection = Connection::open(data_directory.join(DATABASE_FILE_NAME))?;
         connection.busy_timeout(BUSY_TIMEOUT)?;

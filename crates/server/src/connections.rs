@@ -1,0 +1,267 @@
+//! Accepting HTTP connections with bounds: how many are open at once, how many one client
+//! address holds, and how long a client may take to send a request's headers.
+//!
+//! `axum::serve` runs hyper without a timer, so a connection that never finishes its headers
+//! lives for ever; a stranger holding a thousand of them made the server unreachable. Here
+//! every connection is served by hyper's HTTP/1 server with Tokio's timer and a header read
+//! timeout (which also closes idle keep-alive connections: hyper starts the clock whenever it
+//! waits for the next request's head), and the accept loop holds two caps:
+//! - `max_connections` in all: at the cap the loop stops accepting, so new clients wait in the
+//!   kernel's backlog until a connection ends (a slow client's ends at its header timeout)
+//!   instead of being refused;
+//! - `max_connections_per_address` per client address (an IPv6 address counts by its /64, which
+//!   one client usually owns whole): a connection past it is closed at once, so that one
+//!   address cannot fill the whole table and keep every other shop waiting.
+//!
+//! The request body's own deadline is `request_body`'s. Every connection carries the peer
+//! address as axum's `ConnectInfo<SocketAddr>` (the sign-in rate limiter reads it).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// The bounds on connections.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Connections open at once, at most; past it no connection is accepted until one ends.
+    pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) holds at once, at most; past it a new
+    /// connection from that address is closed as soon as it is accepted.
+    pub max_connections_per_address: usize,
+    /// How long a client may take to send a request's headers, counted from when the server
+    /// starts waiting for them (also the idle time of a keep-alive connection).
+    pub header_read_timeout: Duration,
+    /// How long a shutdown waits for open connections (a Listen back channel may be open for a
+    /// minute) before it ends them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_read_timeout: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// These limits with `max_connections` lowered, if need be, so that open connections
+    /// cannot use up the process's file descriptors (the database and the blocking pool need
+    /// some too). Raises the soft descriptor limit to the hard one first, where it can.
+    pub fn fitted_to_file_descriptor_limit(mut self) -> ConnectionLimits {
+        if let Some(descriptors) = raise_file_descriptor_limit() {
+            let available = descriptors.saturating_sub(RESERVED_FILE_DESCRIPTORS).max(1);
+            self.max_connections = self.max_connections.min(available);
+        }
+        self
+    }
+}
+
+/// File descriptors kept for everything but client connections.
+const RESERVED_FILE_DESCRIPTORS: usize = 128;
+
+/// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit; the soft limit in force after.
+fn raise_file_descriptor_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).ok()
+}
+
+/// The key a client address is counted under: an IPv4 address whole, an IPv6 address by its
+/// first 64 bits (an IPv4-mapped IPv6 address as the IPv4 address it is).
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                ))
+            }
+        },
+    }
+}
+
+/// Open connections per client address. A std `Mutex`: nothing is awaited while it is held.
+#[derive(Default)]
+struct ConnectionsPerAddress {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionsPerAddress {
+    /// Counts one more connection from `address`, unless it already holds `limit`.
+    fn try_add(self: &Arc<Self>, address: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let key = address_key(address);
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(key).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+/// One connection counted against its address; dropping it uncounts it.
+struct AddressSlot {
+    table: Arc<ConnectionsPerAddress>,
+    key: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets open
+/// connections finish their requests for at most `limits.shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let open_connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(ConnectionsPerAddress::default());
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&open_connections).acquire_owned() => {
+                permit.expect("the connection semaphore is never closed")
+            }
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or a connection reset before it was accepted: the
+                    // listener itself is fine. Pause briefly so a full descriptor table does
+                    // not spin the loop.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(address_slot) = per_address.try_add(peer.ip(), limits.max_connections_per_address)
+        else {
+            tracing::debug!(%peer, "too many connections from this address; closed");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            },
+        );
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(address_slot);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("connections still open after the shutdown grace period; ending them");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_slash_64() {
+        let check = |address: &str, key: &str| {
+            assert_eq!(
+                address_key(address.parse().unwrap()),
+                key.parse::<IpAddr>().unwrap(),
+                "{address}"
+            );
+        };
+        check("192.0.2.7", "192.0.2.7");
+        check("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::");
+        check("::ffff:192.0.2.7", "192.0.2.7");
+    }
+
+    #[test]
+    fn an_address_holds_at_most_its_limit_and_slots_are_returned() {
+        let table = Arc::new(ConnectionsPerAddress::default());
+        let address: IpAddr = "192.0.2.7".parse().unwrap();
+        let first = table.try_add(address, 2).unwrap();
+        let _second = table.try_add(address, 2).unwrap();
+        assert!(table.try_add(address, 2).is_none());
+        assert!(table.try_add("192.0.2.8".parse().unwrap(), 2).is_some());
+        drop(first);
+        assert!(table.try_add(address, 2).is_some());
+    }
+}
