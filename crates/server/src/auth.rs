@@ -14,12 +14,15 @@
 //! request is served. Every `ApiCall` has its own arm, without a catch-all, so a new kind of
 //! request cannot be served before it is given a rule. Reads are judged on the names they
 //! reach (a `:batchGet` on every name: one outside the shop denies the whole batch), queries,
-//! lists and aggregations on their parent. Commits, and the `PATCH` and `DELETE` that stand for
-//! one-write commits, are judged on the documents as they are before and after each write,
-//! like Firestore's rules (`resource`, `request.resource`); to keep that judgement true when
-//! the write then runs, writes in authenticated mode are serialized from authorization to the
-//! end of the write (the store serializes commits anyway, so this costs little). Bodies are
-//! parsed with the route's own function, so what is judged is exactly what is served.
+//! lists and aggregations on their parent. Writes (commits, transactions' commits, and the
+//! `PATCH` and `DELETE` that stand for one-write commits) are judged inside the commit's own
+//! write transaction: `Authorization::write_judge` is asked by `commit::apply_writes` about each
+//! write, on the documents before and after it at the commit time the write is stored with
+//! (Firestore's rules' `resource` and `request.resource`), before it is stored; a refusal fails
+//! the whole commit. So what is judged is exactly what is written, whatever the commit time, and
+//! no write is stored unjudged. A precondition is only checked for a caller who may read its
+//! document, since its outcome tells the document's state. Bodies of reads are parsed with the
+//! route's own function, so what is judged is exactly what is served.
 
 pub mod accounts;
 pub mod passwords;
@@ -28,7 +31,6 @@ pub mod rate_limit;
 pub mod sign_in;
 pub mod tokens;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,19 +38,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap};
-use counterbook_firestore_wire::{CommitRequest, Document, DocumentName};
+use counterbook_firestore_wire::DocumentName;
 use serde::de::DeserializeOwned;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::aggregation::RunAggregationQueryRequest;
-use crate::commit::{
-    apply_write, delete_as_commit, patch_as_commit, validate_commit, DocumentChange,
-    ValidatedWrite, WriteAction,
-};
+use crate::commit::{AdmitEveryWrite, ProposedWrite, WriteAction, WriteJudge};
 use crate::error::ServerError;
 use crate::reads::{BatchGetRequest, RunQueryRequest};
 use crate::routes::{self, ApiCall, MAX_REQUEST_BODY_BYTES};
-use crate::store::{DatabaseId, Store, StoredDocument};
 use crate::{request_schema, AppState};
 use accounts::Accounts;
 use policy::{Principal, WriteEffect};
@@ -126,8 +123,6 @@ pub struct AuthState {
     clock: Arc<dyn Clock>,
     rate_limiter: SignInRateLimiter,
     allowed_origins: Vec<String>,
-    /// Held from a commit's authorization to the end of the commit (see the module doc).
-    commit_serialization: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AuthState {
@@ -148,7 +143,6 @@ impl AuthState {
             clock: config.clock,
             rate_limiter: SignInRateLimiter::default(),
             allowed_origins: config.allowed_origins,
-            commit_serialization: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -208,15 +202,51 @@ impl AuthState {
     }
 }
 
-/// What `authorize` grants: keep it alive until the request has been served.
-#[must_use = "an authorization must be held until the request has been served"]
+/// What `authorize` grants.
 pub(crate) enum Authorization {
     /// Dev mode: nothing is checked.
     NotRequired,
-    Granted {
-        /// For commits: the serialization lock, so that what was authorized is what commits.
-        _commit_serialization: Option<OwnedMutexGuard<()>>,
-    },
+    /// The caller's token was valid and the request's reads (if any) are allowed; its writes
+    /// (if any) are judged one by one inside the commit (`write_judge`).
+    Granted { principal: Principal },
+}
+
+impl Authorization {
+    /// The judge of the writes this request makes, asked inside the commit's own write
+    /// transaction about each write, on the documents and at the commit time the write uses.
+    pub(crate) fn write_judge(&self) -> Box<dyn WriteJudge> {
+        match self {
+            Authorization::NotRequired => Box::new(AdmitEveryWrite),
+            Authorization::Granted { principal } => Box::new(PolicyWriteJudge {
+                principal: principal.clone(),
+            }),
+        }
+    }
+}
+
+/// Judges writes by `policy::check_write`, as Firestore's rules see them: `resource` is the
+/// document before the write, `request.resource` the one after it.
+struct PolicyWriteJudge {
+    principal: Principal,
+}
+
+impl WriteJudge for PolicyWriteJudge {
+    fn judge_precondition(&self, document: &DocumentName) -> Result<(), ServerError> {
+        policy::check_read(&self.principal, document).map_err(denied)
+    }
+
+    fn judge(&self, proposed: &ProposedWrite<'_>) -> Result<(), ServerError> {
+        let write = proposed.write;
+        let effect = match (&write.action, proposed.after) {
+            (WriteAction::Verify, _) => WriteEffect::Verify,
+            (WriteAction::Delete, _) | (_, None) => WriteEffect::Delete,
+            (WriteAction::Update { .. }, Some(after)) => WriteEffect::Put {
+                before: proposed.before.map(|document| &document.fields),
+                after: &after.fields,
+            },
+        };
+        policy::check_write(&self.principal, &write.document, effect).map_err(denied)
+    }
 }
 
 /// Authenticates and authorizes one parsed API call. The request comes back ready to be served
@@ -232,7 +262,7 @@ pub(crate) async fn authorize(
     };
     let principal = auth.authenticate(request.headers())?;
     let granted = Authorization::Granted {
-        _commit_serialization: None,
+        principal: principal.clone(),
     };
     // No catch-all: a new `ApiCall` does not compile until it is given its rule here.
     match call {
@@ -306,58 +336,15 @@ pub(crate) async fn authorize(
             auth.check_database(&database.project, &database.database)?;
             Ok((request, granted))
         }
+        // Writes are judged inside the commit, write by write (`Authorization::write_judge`).
         ApiCall::Commit(database) => {
             auth.check_database(&database.project, &database.database)?;
-            let (request, commit) =
-                peek_json_body::<CommitRequest>(request, request_schema::commit_request()).await?;
-            // A commit that does not validate is refused here with the error the commit itself
-            // would answer, before anything is written.
-            let writes = validate_commit(commit, database)?;
-            let serialization = authorize_writes(state, auth, principal, writes).await?;
-            Ok((request, serialization))
+            Ok((request, granted))
         }
-        ApiCall::PatchDocument(name) => {
+        ApiCall::PatchDocument(name) | ApiCall::DeleteDocument(name) => {
             auth.check_database(&name.project, &name.database)?;
-            let parameters = routes::patch_parameters(request.uri().query())?;
-            let (request, document) =
-                peek_json_body::<Document>(request, request_schema::document()).await?;
-            let commit = patch_as_commit(name, document, &parameters)?;
-            let writes = validate_commit(commit, &database_of(name))?;
-            let serialization = authorize_writes(state, auth, principal, writes).await?;
-            Ok((request, serialization))
+            Ok((request, granted))
         }
-        ApiCall::DeleteDocument(name) => {
-            auth.check_database(&name.project, &name.database)?;
-            let parameters = routes::delete_parameters(request.uri().query())?;
-            let commit = delete_as_commit(name, &parameters);
-            let writes = validate_commit(commit, &database_of(name))?;
-            let serialization = authorize_writes(state, auth, principal, writes).await?;
-            Ok((request, serialization))
-        }
-    }
-}
-
-/// Judges the writes of a commit (or of the `PATCH` or `DELETE` standing for one) under the
-/// commit serialization lock, which the returned authorization keeps until the writes are made.
-async fn authorize_writes(
-    state: &AppState,
-    auth: &AuthState,
-    principal: Principal,
-    writes: Vec<ValidatedWrite>,
-) -> Result<Authorization, ServerError> {
-    let serialization = Arc::clone(&auth.commit_serialization).lock_owned().await;
-    state
-        .run_blocking(move |store| judge_writes(store, &principal, &writes))
-        .await?;
-    Ok(Authorization::Granted {
-        _commit_serialization: Some(serialization),
-    })
-}
-
-fn database_of(name: &DocumentName) -> DatabaseId {
-    DatabaseId {
-        project: name.project.clone(),
-        database: name.database.clone(),
     }
 }
 
@@ -380,45 +367,4 @@ async fn peek_json_body<T: DeserializeOwned + Default>(
         })?;
     let parsed = routes::parse_json_body(&bytes, schema)?;
     Ok((Request::from_parts(parts, Body::from(bytes)), parsed))
-}
-
-/// Judges every write of a commit on the documents before and after it, in order, as the commit
-/// will apply them (a later write to the same document sees the earlier one). One denied write
-/// denies the commit.
-fn judge_writes(
-    store: &Store,
-    principal: &Principal,
-    writes: &[ValidatedWrite],
-) -> Result<(), ServerError> {
-    store.read_snapshot(|snapshot| {
-        let mut written: HashMap<String, Option<StoredDocument>> = HashMap::new();
-        for write in writes {
-            let key = write.document.to_string();
-            let before = match written.get(&key) {
-                Some(document) => document.clone(),
-                None => snapshot.get_document(&write.document)?,
-            };
-            // A failed precondition fails the commit itself, the same way, with nothing
-            // written; the writes after it never run, so they need no judgement.
-            let Ok(applied) = apply_write(before.as_ref(), write, snapshot.read_time()) else {
-                return Ok(());
-            };
-            let after = match applied.change {
-                DocumentChange::Unchanged => before.clone(),
-                DocumentChange::Put(document) => Some(document),
-                DocumentChange::Delete => None,
-            };
-            let effect = match (&write.action, &after) {
-                (WriteAction::Verify, _) => WriteEffect::Verify,
-                (WriteAction::Delete, _) | (_, None) => WriteEffect::Delete,
-                (WriteAction::Update { .. }, Some(after)) => WriteEffect::Put {
-                    before: before.as_ref().map(|document| &document.fields),
-                    after: &after.fields,
-                },
-            };
-            policy::check_write(principal, &write.document, effect).map_err(denied)?;
-            written.insert(key, after);
-        }
-        Ok(())
-    })
 }

@@ -25,8 +25,10 @@
 //!   verify's carries the document's current `updateTime`.
 //!
 //! Validation (`validate_commit`) is pure and happens before anything is read, so a bad request
-//! is rejected the same way whatever the database holds. `apply_write` is pure too; `run_commit`
-//! is the only function here that touches the store, all inside one transaction.
+//! is rejected the same way whatever the database holds. `apply_write` is pure too; `run_commit`,
+//! `run_patch` and `run_delete` touch the store, each inside one write transaction, where
+//! `apply_writes` asks a `WriteJudge` (authorization, from above) about every write on the
+//! documents before and after it at the commit's own time, before storing it.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -482,11 +484,50 @@ pub fn increment(current: Option<&Value>, operand: &Value) -> Value {
     }
 }
 
-/// Runs a commit: validation, then every write in one transaction, all or nothing.
+/// One write as the commit is about to store it: the document before it and after it, both
+/// as of the commit's own write transaction and commit time. This is what authorization judges,
+/// so what is judged is exactly what is written.
+#[derive(Clone, Copy, Debug)]
+pub struct ProposedWrite<'a> {
+    pub write: &'a ValidatedWrite,
+    /// The document before this write (after the commit's earlier writes); `None`: missing.
+    pub before: Option<&'a StoredDocument>,
+    /// The document this write leaves; `None`: deleted or still missing.
+    pub after: Option<&'a StoredDocument>,
+}
+
+/// Decides whether a write may be stored. `apply_writes` asks it about every write of a commit,
+/// in order, inside the commit's write transaction and before that write is stored; a refusal
+/// fails the whole commit, so no write is ever stored without having been judged.
+pub trait WriteJudge: Send + Sync {
+    /// Whether the caller may learn the state of `document`: asked before a precondition is
+    /// checked, since its outcome (missing, existing, its update time) tells that state.
+    fn judge_precondition(&self, document: &DocumentName) -> Result<(), ServerError>;
+    /// Whether this write may be stored.
+    fn judge(&self, proposed: &ProposedWrite<'_>) -> Result<(), ServerError>;
+}
+
+/// The judge of dev mode (no authentication): every write may be stored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AdmitEveryWrite;
+
+impl WriteJudge for AdmitEveryWrite {
+    fn judge_precondition(&self, _document: &DocumentName) -> Result<(), ServerError> {
+        Ok(())
+    }
+
+    fn judge(&self, _proposed: &ProposedWrite<'_>) -> Result<(), ServerError> {
+        Ok(())
+    }
+}
+
+/// Runs a commit: validation, then every write judged and applied in one transaction, all or
+/// nothing.
 pub fn run_commit(
     store: &Store,
     database: &DatabaseId,
     request: CommitRequest,
+    judge: &dyn WriteJudge,
 ) -> Result<CommitResponse, ServerError> {
     let transaction_id = request.transaction.clone();
     let writes = validate_commit(request, database)?;
@@ -511,7 +552,7 @@ pub fn run_commit(
         if writes.is_empty() {
             return Ok(CommitResponse::default());
         }
-        let write_results = apply_writes(transaction, &writes)?;
+        let write_results = apply_writes(transaction, &writes, judge)?;
         Ok(CommitResponse {
             write_results,
             commit_time: Some(transaction.commit_time()),
@@ -604,11 +645,12 @@ pub fn run_patch(
     name: &DocumentName,
     body: Document,
     parameters: DocumentWriteParameters,
+    judge: &dyn WriteJudge,
 ) -> Result<serde_json::Value, ServerError> {
     let request = patch_as_commit(name, body, &parameters)?;
     let writes = validate_commit(request, &database_of(name))?;
     let stored = store.write_transaction(|transaction| {
-        apply_writes(transaction, &writes)?;
+        apply_writes(transaction, &writes, judge)?;
         Ok(transaction.get_document(name)?)
     })?;
     let Some(mut stored) = stored else {
@@ -628,24 +670,41 @@ pub fn run_delete(
     store: &Store,
     name: &DocumentName,
     parameters: DocumentWriteParameters,
+    judge: &dyn WriteJudge,
 ) -> Result<(), ServerError> {
     let writes = validate_commit(delete_as_commit(name, &parameters), &database_of(name))?;
-    store.write_transaction(|transaction| apply_writes(transaction, &writes))?;
+    store.write_transaction(|transaction| apply_writes(transaction, &writes, judge))?;
     Ok(())
 }
 
-/// Applies validated writes in order inside an open write transaction.
+/// Applies validated writes in order inside an open write transaction, each judged by `judge`
+/// on the documents before and after it just before it is stored. An error (a failed
+/// precondition, a refused write) fails the transaction, which then stores nothing.
 pub fn apply_writes(
     transaction: &WriteTransaction<'_>,
     writes: &[ValidatedWrite],
+    judge: &dyn WriteJudge,
 ) -> Result<Vec<WriteResult>, ServerError> {
     let commit_time = transaction.commit_time();
     let mut write_results = Vec::with_capacity(writes.len());
     for write in writes {
         // Reads see this transaction's own earlier writes, so two writes to one document
-        // in one commit apply in order.
+        // in one commit apply, and are judged, in order.
+        if write.precondition.is_some() {
+            judge.judge_precondition(&write.document)?;
+        }
         let current = transaction.get_document(&write.document)?;
         let applied = apply_write(current.as_ref(), write, commit_time)?;
+        let after = match &applied.change {
+            DocumentChange::Unchanged => current.as_ref(),
+            DocumentChange::Put(document) => Some(document),
+            DocumentChange::Delete => None,
+        };
+        judge.judge(&ProposedWrite {
+            write,
+            before: current.as_ref(),
+            after,
+        })?;
         match &applied.change {
             DocumentChange::Unchanged => {}
             DocumentChange::Put(document) => transaction.put_document(&write.document, document)?,
@@ -1031,6 +1090,89 @@ mod tests {
             json!({"exists": true, "updateTime": stored_time}),
             Err(Code::InvalidArgument),
         );
+    }
+
+    /// Records every write it is asked about and refuses the documents named in `refuse`.
+    #[derive(Default)]
+    struct RecordingJudge {
+        refuse: Vec<String>,
+        judged: std::sync::Mutex<Vec<(String, Option<Timestamp>)>>,
+    }
+
+    impl WriteJudge for RecordingJudge {
+        fn judge_precondition(&self, _document: &DocumentName) -> Result<(), ServerError> {
+            Ok(())
+        }
+
+        fn judge(&self, proposed: &ProposedWrite<'_>) -> Result<(), ServerError> {
+            let name = proposed.write.document.to_string();
+            let after_time = proposed.after.map(|document| document.update_time);
+            self.judged.lock().unwrap().push((name.clone(), after_time));
+            if self.refuse.contains(&name) {
+                return Err(ServerError::PermissionDenied(format!("refused {name}")));
+            }
+            Ok(())
+        }
+    }
+
+    fn commit_of(writes: serde_json::Value) -> CommitRequest {
+        serde_json::from_value(json!({ "writes": writes })).unwrap()
+    }
+
+    #[test]
+    fn every_write_is_judged_at_the_commit_time_before_it_is_stored_and_a_refusal_stores_nothing() {
+        // Guards issue 8's critical breach: no write is stored without the judge having seen
+        // it as it is stored (same transaction, same commit time), whatever its precondition.
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(directory.path()).unwrap();
+        let other = "projects/p/databases/(default)/documents/shops/t/products/b";
+        let judge = RecordingJudge::default();
+        let response = run_commit(
+            &store,
+            &database(),
+            commit_of(json!([
+                {"update": {"name": DOC, "fields": {"n": {"integerValue": "1"}}}},
+                {"update": {"name": other, "fields": {}}}
+            ])),
+            &judge,
+        )
+        .unwrap();
+        let commit_time = response.commit_time.unwrap();
+        assert_eq!(
+            *judge.judged.lock().unwrap(),
+            [
+                (DOC.to_owned(), Some(commit_time)),
+                (other.to_owned(), Some(commit_time))
+            ]
+        );
+
+        // A refused second write fails the commit, and the first write is not kept.
+        let refusing = RecordingJudge {
+            refuse: vec![other.to_owned()],
+            ..RecordingJudge::default()
+        };
+        let error = run_commit(
+            &store,
+            &database(),
+            commit_of(json!([
+                {"update": {"name": DOC, "fields": {"n": {"integerValue": "2"}}}},
+                {"delete": other}
+            ])),
+            &refusing,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.code(),
+            counterbook_firestore_wire::Code::PermissionDenied
+        );
+        assert_eq!(refusing.judged.lock().unwrap().len(), 2);
+        let kept = store
+            .read_snapshot(
+                |snapshot| Ok(snapshot.get_document(&DocumentName::parse(DOC).unwrap())?),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.fields, fields(json!({"n": {"integerValue": "1"}})));
     }
 
     #[test]

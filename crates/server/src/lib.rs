@@ -92,6 +92,25 @@ impl AppState {
         auth_config: AuthConfig,
     ) -> Result<AppState, ServerError> {
         let store = Store::open(&config.data_directory)?;
+        Self::authenticated_with_store(store, config, auth_config)
+    }
+
+    /// Like `open_authenticated`, with the store's commit clock replaced (microseconds since
+    /// the epoch), so that a test knows the commit time a request will get.
+    pub fn open_authenticated_with_store_clock(
+        config: ServerConfig,
+        auth_config: AuthConfig,
+        wall_clock_micros: fn() -> i64,
+    ) -> Result<AppState, ServerError> {
+        let store = Store::open_with_clock(&config.data_directory, wall_clock_micros)?;
+        Self::authenticated_with_store(store, config, auth_config)
+    }
+
+    fn authenticated_with_store(
+        store: Store,
+        config: ServerConfig,
+        auth_config: AuthConfig,
+    ) -> Result<AppState, ServerError> {
         let auth = AuthState::open(&config.data_directory, auth_config)?;
         Ok(AppState {
             store: Arc::new(store),

@@ -86,8 +86,9 @@ async fn handle_api_request(State(state): State<AppState>, request: Request) -> 
 
 async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerError> {
     let call = parse_api_call(request.method(), request.uri().path())?;
-    // 401/403 unless the token's user may make this call; held until the call is served.
-    let (request, _authorization) = crate::auth::authorize(&state, &call, request).await?;
+    // 401/403 unless the token's user may make this call; its writes are judged in the commit.
+    let (request, authorization) = crate::auth::authorize(&state, &call, request).await?;
+    let write_judge = authorization.write_judge();
     let parameters = QueryParameters::parse(request.uri().query().unwrap_or(""))?;
     let body = request.into_body();
     let reply: serde_json::Value = match call {
@@ -95,7 +96,7 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             let body: CommitRequest =
                 read_json_body(body, request_schema::commit_request()).await?;
             let response = state
-                .run_blocking(move |store| run_commit(store, &database, body))
+                .run_blocking(move |store| run_commit(store, &database, body, &*write_judge))
                 .await?;
             commit_response_json(response)
         }
@@ -178,13 +179,13 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             let document: Document = read_json_body(body, request_schema::document()).await?;
             let patch = parameters.patch_parameters()?;
             state
-                .run_blocking(move |store| run_patch(store, &name, document, patch))
+                .run_blocking(move |store| run_patch(store, &name, document, patch, &*write_judge))
                 .await?
         }
         ApiCall::DeleteDocument(name) => {
             let delete = parameters.delete_parameters()?;
             state
-                .run_blocking(move |store| run_delete(store, &name, delete))
+                .run_blocking(move |store| run_delete(store, &name, delete, &*write_judge))
                 .await?;
             serde_json::json!({})
         }
@@ -206,21 +207,6 @@ fn commit_response_json(response: CommitResponse) -> serde_json::Value {
         }
     }
     json
-}
-
-/// The query-string parameters of a `PATCH` of one document, read exactly as `dispatch` reads
-/// them, so that `auth` judges the write that will be made.
-pub(crate) fn patch_parameters(
-    query: Option<&str>,
-) -> Result<DocumentWriteParameters, ServerError> {
-    QueryParameters::parse(query.unwrap_or(""))?.patch_parameters()
-}
-
-/// The query-string parameters of a `DELETE` of one document, as `dispatch` reads them.
-pub(crate) fn delete_parameters(
-    query: Option<&str>,
-) -> Result<DocumentWriteParameters, ServerError> {
-    QueryParameters::parse(query.unwrap_or(""))?.delete_parameters()
 }
 
 /// A request's query string, decoded: repeated keys keep every value, in order.

@@ -3,7 +3,8 @@
 //! Every case (each role of shop `s1`, and no token; against its own shop, another shop, and
 //! outside `shops/`; getting, listing, batchGet alone and along a document of `s1`, querying,
 //! counting, creating, renaming and repricing by commit and by REST `PATCH`, soft-deleting,
-//! hard-deleting by commit and by REST `DELETE`, managing users, renaming in a transaction)
+//! hard-deleting by commit and by REST `DELETE`, managing users, renaming in a transaction,
+//! verifying a missing document)
 //! runs against
 //! (a) Google's Firestore emulator enforcing `firestore.rules` from the repository root, with
 //!     the unsigned mock ID tokens the Firebase emulators accept (as the Firebase JS SDK's
@@ -204,12 +205,17 @@ enum Operation {
     WriteUserDocument,
     /// `:beginTransaction`, then a commit renaming the product in that transaction.
     RenameInTransaction,
+    /// A commit verifying that a document next to the product, which does not exist, exists:
+    /// the precondition fails where the document may be read, and must tell nothing elsewhere.
+    VerifyMissing,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     Allowed,
     Denied,
+    /// 404 `NOT_FOUND`: a precondition `exists: true` failed.
+    NotFound,
 }
 
 struct Case {
@@ -230,6 +236,7 @@ fn expected_outcome(who: Who, target: Target, operation: Operation) -> Outcome {
             | RenameProduct | PatchName | RenameInTransaction => true,
             ChangePrice | PatchPrice | SoftDelete | HardDelete | RestDelete => who != Who::Cashier,
             WriteUserDocument => who == Who::Owner,
+            VerifyMissing => return Outcome::NotFound,
         },
     };
     if allowed {
@@ -270,6 +277,7 @@ fn table() -> Vec<Case> {
                 RestDelete,
                 WriteUserDocument,
                 RenameInTransaction,
+                VerifyMissing,
             ] {
                 add(who, target, operation);
             }
@@ -285,6 +293,7 @@ fn table() -> Vec<Case> {
             PatchName,
             HardDelete,
             RestDelete,
+            VerifyMissing,
         ] {
             add(who, Target::OutsideShops, operation);
         }
@@ -456,6 +465,11 @@ impl Backend {
                 self.commit(token, masked("deleted", json!({"booleanValue": true})))
             }
             Operation::HardDelete => self.commit(token, json!([{"delete": name(&product)}])),
+            Operation::VerifyMissing => self.commit(
+                token,
+                json!([{"verify": name(&format!("{product}-absent")),
+                        "currentDocument": {"exists": true}}]),
+            ),
             Operation::WriteUserDocument => self.commit(
                 token,
                 json!([{"update": {"name": name(&format!("{collection_parent}/users/{id}")),
@@ -480,6 +494,7 @@ impl Backend {
                 );
                 Outcome::Denied
             }
+            404 if body["error"]["status"] == "NOT_FOUND" => Outcome::NotFound,
             other => panic!(
                 "{}: case {} ({:?} {:?} {:?}) answered {other}: {body}",
                 self.name, case.number, case.who, case.target, case.operation

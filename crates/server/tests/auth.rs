@@ -4,6 +4,7 @@
 //! gets, lists, batchGet, queries, aggregations, REST `PATCH`/`DELETE`, transactions), and CORS.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -49,6 +50,15 @@ impl AuthServer {
     }
 
     fn with_origins(allowed_origins: Vec<String>) -> AuthServer {
+        Self::build(allowed_origins, None)
+    }
+
+    /// A server whose store takes commit times from `store_clock` (microseconds).
+    fn with_store_clock(store_clock: fn() -> i64) -> AuthServer {
+        Self::build(Vec::new(), Some(store_clock))
+    }
+
+    fn build(allowed_origins: Vec<String>, store_clock: Option<fn() -> i64>) -> AuthServer {
         let data_directory = tempfile::tempdir().unwrap();
         let accounts = Accounts::open(data_directory.path()).unwrap();
         // One hash for every seeded user: Argon2 is slow on purpose.
@@ -66,18 +76,22 @@ impl AuthServer {
             .add_user("s2", "owner@s2.test", Role::Owner, &password_hash, START)
             .unwrap();
         let clock = Arc::new(ManualClock::starting_at(START));
-        let state = AppState::open_authenticated(
-            ServerConfig {
-                data_directory: data_directory.path().to_owned(),
-                app_directory: None,
-                dev_mode: false,
-            },
-            AuthConfig {
-                project: PROJECT.into(),
-                allowed_origins,
-                clock: clock.clone(),
-            },
-        )
+        let config = ServerConfig {
+            data_directory: data_directory.path().to_owned(),
+            app_directory: None,
+            dev_mode: false,
+        };
+        let auth_config = AuthConfig {
+            project: PROJECT.into(),
+            allowed_origins,
+            clock: clock.clone(),
+        };
+        let state = match store_clock {
+            None => AppState::open_authenticated(config, auth_config),
+            Some(store_clock) => {
+                AppState::open_authenticated_with_store_clock(config, auth_config, store_clock)
+            }
+        }
         .unwrap();
         AuthServer {
             _data_directory: data_directory,
@@ -668,6 +682,103 @@ async fn one_denied_write_denies_the_whole_commit() {
         )
         .await;
     assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+}
+
+/// The store clock of `a_guessed_commit_time_cannot_skip_judging_the_writes_after_a_verify`:
+/// frozen where the test puts it, so the test knows the commit time of its next commit.
+static FROZEN_STORE_MICROS: AtomicI64 = AtomicI64::new(0);
+
+fn frozen_store_clock() -> i64 {
+    FROZEN_STORE_MICROS.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_guessed_commit_time_cannot_skip_judging_the_writes_after_a_verify() {
+    // Regression (issue 8, critical): writes were judged in a read snapshot, and judging
+    // stopped at the first precondition that failed there. A verify of the cashier's own
+    // document with `updateTime` = the commit time fails in the snapshot (which applies the
+    // writes at its read time) and holds in the commit, so the write into shop s2 after it
+    // was never judged, and committed.
+    let server = AuthServer::with_store_clock(frozen_store_clock);
+    let cashier = server.id_token("cashier@s1.test").await;
+    let other_owner = server.id_token("owner@s2.test").await;
+    let base_micros: i64 = 1_900_000_000_000_000;
+    let mut statuses = Vec::new();
+    // The commit takes the frozen time, or a microsecond more when a read took the frozen time
+    // first (as the old judge's snapshot did): both guesses are tried, each on a fresh time.
+    for (attempt, guessed_offset) in [0_i64, 1, 2].into_iter().enumerate() {
+        let frozen = base_micros + attempt as i64 * 1_000_000;
+        FROZEN_STORE_MICROS.store(frozen, Ordering::SeqCst);
+        let guessed_commit_time =
+            counterbook_firestore_wire::Timestamp::from_unix_micros(frozen + guessed_offset);
+        let own = format!("{ROOT}/shops/s1/bills/race-{attempt}");
+        let reply = server
+            .commit(
+                Some(&cashier),
+                json!([
+                    {"update": {"name": own, "fields": {"total": int(1)}}},
+                    {"verify": own, "currentDocument": {"updateTime": guessed_commit_time.to_string()}},
+                    set(&format!("shops/s2/products/stolen-{attempt}"), json!({"price": int(1)})),
+                ]),
+            )
+            .await;
+        statuses.push((guessed_offset, reply.status.as_u16(), reply.body.clone()));
+    }
+    for attempt in 0..3 {
+        let stolen = server
+            .get(
+                Some(&other_owner),
+                &format!("shops/s2/products/stolen-{attempt}"),
+            )
+            .await;
+        assert_firestore_error(&stolen, 404, "NOT_FOUND");
+    }
+    assert!(
+        statuses.iter().all(|(_, status, _)| *status != 200),
+        "{statuses:?}"
+    );
+    // The right guess passes the verify inside the commit and reaches the write into s2,
+    // which is judged there and denies the whole commit.
+    assert!(
+        statuses
+            .iter()
+            .any(|(_, status, body)| *status == 403
+                && body["error"]["status"] == "PERMISSION_DENIED"),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn preconditions_on_another_shops_documents_tell_nothing_about_them() {
+    // Regression (issue 8): a precondition that failed was answered before the write was
+    // judged, so `exists` and `updateTime` on shop s2's documents told a cashier of s1 which
+    // of them exist (404 or 409) without ever being allowed to read them.
+    let server = AuthServer::new();
+    let other_owner = server.id_token("owner@s2.test").await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let seeded = server
+        .commit(
+            Some(&other_owner),
+            json!([set("shops/s2/products/p1", json!({"price": int(5)}))]),
+        )
+        .await;
+    assert_eq!(seeded.status, StatusCode::OK, "{}", seeded.body);
+    for (path, precondition) in [
+        ("shops/s2/products/p1", json!({"exists": false})),
+        ("shops/s2/products/missing", json!({"exists": true})),
+        (
+            "shops/s2/products/p1",
+            json!({"updateTime": "2020-01-01T00:00:00Z"}),
+        ),
+    ] {
+        for write in [
+            json!({"verify": format!("{ROOT}/{path}"), "currentDocument": precondition}),
+            json!({"delete": format!("{ROOT}/{path}"), "currentDocument": precondition}),
+        ] {
+            let reply = server.commit(Some(&cashier), json!([write])).await;
+            assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+        }
+    }
 }
 
 #[tokio::test]
