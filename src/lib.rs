@@ -9,6 +9,7 @@
 //! The crate is empty on other targets than wasm32.
 #![cfg(target_arch = "wasm32")]
 
+pub mod devices;
 pub mod driver;
 pub mod entities;
 pub mod ids;

@@ -1,0 +1,272 @@
+//! Drawing a receipt to a bitmap for a thermal printer: the browser lays the text out on a
+//! canvas (so Arabic and Devanagari come out shaped and joined, which an ESC/POS printer's own
+//! text mode gets wrong), and the pixels become one bit per dot, black where dark.
+//!
+//! Printers print 8 dots per millimetre: 384 dots across on 58 mm paper, 576 on 80 mm.
+
+use wasm_bindgen::JsCast;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+/// One row of a receipt as drawn: text on the left, an optional amount on the right.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceiptRow {
+    pub left: String,
+    pub right: Option<String>,
+    pub bold: bool,
+    pub centered: bool,
+    /// A larger font (the shop's name, the total).
+    pub large: bool,
+    /// A thin rule across the paper instead of text.
+    pub rule: bool,
+}
+
+impl ReceiptRow {
+    pub fn text(left: impl Into<String>) -> ReceiptRow {
+        ReceiptRow {
+            left: left.into(),
+            ..ReceiptRow::default()
+        }
+    }
+
+    pub fn pair(left: impl Into<String>, right: impl Into<String>) -> ReceiptRow {
+        ReceiptRow {
+            left: left.into(),
+            right: Some(right.into()),
+            ..ReceiptRow::default()
+        }
+    }
+
+    pub fn rule() -> ReceiptRow {
+        ReceiptRow {
+            rule: true,
+            ..ReceiptRow::default()
+        }
+    }
+}
+
+/// A 1-bit image, rows top to bottom, each row `width_dots / 8` bytes, most significant bit
+/// first, 1 for a black dot: the layout of ESC/POS raster images.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonochromeBitmap {
+    pub width_dots: u32,
+    pub height_dots: u32,
+    pub bits: Vec<u8>,
+}
+
+/// Why the receipt could not be drawn.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DrawError {
+    #[error("this browser cannot draw the receipt: {0}")]
+    NoCanvas(String),
+}
+
+/// Dots across the printable width of the paper.
+pub fn dots_across(paper_width_mm: u32) -> u32 {
+    if paper_width_mm >= 80 {
+        576
+    } else {
+        384
+    }
+}
+
+const MARGIN_DOTS: f64 = 4.0;
+
+fn font(size: u32, bold: bool) -> String {
+    // The system's sans-serif carries Arabic and Devanagari glyphs on Android and desktops.
+    format!("{}{size}px sans-serif", if bold { "bold " } else { "" })
+}
+
+/// Draws `rows` (and then `qr_modules`, a square QR code's dark modules, centred below them)
+/// and turns the result into a 1-bit bitmap `dots_across(paper_width_mm)` dots wide.
+pub fn draw_receipt(
+    rows: &[ReceiptRow],
+    qr_modules: Option<&[Vec<bool>]>,
+    paper_width_mm: u32,
+) -> Result<MonochromeBitmap, DrawError> {
+    let width = dots_across(paper_width_mm);
+    let base_size = if width >= 576 { 24 } else { 20 };
+    let line_height = |row: &ReceiptRow| -> f64 {
+        if row.rule {
+            10.0
+        } else if row.large {
+            f64::from(base_size) * 1.6
+        } else {
+            f64::from(base_size) * 1.3
+        }
+    };
+    let qr_scale = qr_modules
+        .map(|modules| {
+            (f64::from(width) * 0.5 / modules.len().max(1) as f64)
+                .floor()
+                .max(1.0)
+        })
+        .unwrap_or(0.0);
+    let qr_height = qr_modules
+        .map(|modules| modules.len() as f64 * qr_scale + 16.0)
+        .unwrap_or(0.0);
+    let text_height: f64 = rows.iter().map(line_height).sum();
+    // A little paper below the last line, so the cut does not touch it.
+    let height = (MARGIN_DOTS * 2.0 + text_height + qr_height + 24.0).ceil() as u32;
+
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| DrawError::NoCanvas("no document".into()))?;
+    let canvas: HtmlCanvasElement = document
+        .create_element("canvas")
+        .map_err(|e| DrawError::NoCanvas(format!("{e:?}")))?
+        .unchecked_into();
+    canvas.set_width(width);
+    canvas.set_height(height);
+    let context: CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .ok_or_else(|| DrawError::NoCanvas("no 2d context".into()))?
+        .unchecked_into();
+    context.set_fill_style_str("#fff");
+    context.fill_rect(0.0, 0.0, f64::from(width), f64::from(height));
+    context.set_fill_style_str("#000");
+    context.set_text_baseline("top");
+
+    let right_edge = f64::from(width) - MARGIN_DOTS;
+    let mut y = MARGIN_DOTS;
+    for row in rows {
+        let height = line_height(row);
+        if row.rule {
+            context.fill_rect(
+                MARGIN_DOTS,
+                y + height / 2.0 - 1.0,
+                right_edge - MARGIN_DOTS,
+                2.0,
+            );
+            y += height;
+            continue;
+        }
+        let size = if row.large {
+            base_size * 8 / 5
+        } else {
+            base_size
+        };
+        context.set_font(&font(size, row.bold || row.large));
+        let mut left_room = right_edge - MARGIN_DOTS;
+        if let Some(right) = &row.right {
+            context.set_text_align("right");
+            let _ = context.fill_text(right, right_edge, y);
+            let measured = context
+                .measure_text(right)
+                .map(|m| m.width())
+                .unwrap_or(0.0);
+            left_room -= measured + f64::from(base_size);
+        }
+        if row.centered {
+            context.set_text_align("center");
+            let _ = context.fill_text_with_max_width(
+                &row.left,
+                f64::from(width) / 2.0,
+                y,
+                right_edge - MARGIN_DOTS,
+            );
+        } else {
+            // "start" follows the text's direction: an Arabic name starts at the right.
+            context.set_text_align("left");
+            let _ = context.fill_text_with_max_width(&row.left, MARGIN_DOTS, y, left_room.max(1.0));
+        }
+        y += height;
+    }
+    if let Some(modules) = qr_modules {
+        let size = modules.len() as f64 * qr_scale;
+        let left = ((f64::from(width) - size) / 2.0).floor();
+        let top = (y + 8.0).floor();
+        for (row_index, row) in modules.iter().enumerate() {
+            for (column_index, dark) in row.iter().enumerate() {
+                if *dark {
+                    context.fill_rect(
+                        left + column_index as f64 * qr_scale,
+                        top + row_index as f64 * qr_scale,
+                        qr_scale,
+                        qr_scale,
+                    );
+                }
+            }
+        }
+    }
+
+    let pixels = context
+        .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
+        .map_err(|e| DrawError::NoCanvas(format!("{e:?}")))?
+        .data();
+    Ok(threshold_to_bits(&pixels, width, height))
+}
+
+/// RGBA pixels to one bit per dot: dark (luminance below half) is black.
+pub fn threshold_to_bits(rgba: &[u8], width: u32, height: u32) -> MonochromeBitmap {
+    let bytes_per_row = width.div_ceil(8) as usize;
+    let mut bits = vec![0u8; bytes_per_row * height as usize];
+    for y in 0..height as usize {
+        for x in 0..width as usize {
+            let at = (y * width as usize + x) * 4;
+            let Some(pixel) = rgba.get(at..at + 4) else {
+                continue;
+            };
+            // Transparent counts as paper.
+            let alpha = u32::from(pixel[3]);
+            let luminance =
+                (299 * u32::from(pixel[0]) + 587 * u32::from(pixel[1]) + 114 * u32::from(pixel[2]))
+                    / 1000;
+            let on_paper = (luminance * alpha + 255 * (255 - alpha)) / 255;
+            if on_paper < 128 {
+                bits[y * bytes_per_row + x / 8] |= 0x80 >> (x % 8);
+            }
+        }
+    }
+    MonochromeBitmap {
+        width_dots: bytes_per_row as u32 * 8,
+        height_dots: height,
+        bits,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn dark_pixels_become_set_bits_most_significant_first() {
+        // A 9 x 1 image: black, white x 7, black; the row takes two bytes.
+        let mut rgba = Vec::new();
+        for x in 0..9 {
+            let value = if x == 0 || x == 8 { 0 } else { 255 };
+            rgba.extend_from_slice(&[value, value, value, 255]);
+        }
+        let bitmap = threshold_to_bits(&rgba, 9, 1);
+        assert_eq!(bitmap.width_dots, 16);
+        assert_eq!(bitmap.bits, vec![0b1000_0000, 0b1000_0000]);
+    }
+
+    #[wasm_bindgen_test]
+    fn a_drawn_receipt_is_as_wide_as_the_paper_and_has_ink() {
+        let rows = vec![
+            ReceiptRow {
+                large: true,
+                centered: true,
+                ..ReceiptRow::text("متجر الأمل")
+            },
+            ReceiptRow::pair("चाय 250g", "₹ 120.00"),
+            ReceiptRow::rule(),
+        ];
+        for (paper, dots) in [(58, 384), (80, 576)] {
+            let bitmap = draw_receipt(&rows, Some(&[vec![true, false], vec![false, true]]), paper)
+                .expect("drawn");
+            assert_eq!(bitmap.width_dots, dots);
+            assert_eq!(
+                bitmap.bits.len() as u32,
+                bitmap.width_dots / 8 * bitmap.height_dots
+            );
+            assert!(
+                bitmap.bits.iter().any(|byte| *byte != 0),
+                "no ink at {paper} mm"
+            );
+        }
+    }
+}
