@@ -9,22 +9,27 @@
 //! - [`bill`]: bill lines and totals, discounts, taxes inclusive or exclusive, the tax summary;
 //! - [`payment`]: tenders, splits, cash rounding on the cash part only, change, credit limits;
 //! - [`series`]: the device's bill numbers, `T2-000123`;
-//! - [`barcode`]: EAN-13/EAN-8/UPC-A check digits and price- or weight-embedded in-store codes.
+//! - [`barcode`]: EAN-13/EAN-8/UPC-A check digits and price- or weight-embedded in-store codes;
+//! - [`records`]: bills, payments, stock moves, audit entries and their document forms;
+//! - [`actions`]: each user action's unit of work (records, audit, the sync core's `Unit`).
 //!
 //! Money is always an `i64` count of minor units; no float appears in this crate's rules.
 
 // Amounts in tests are written as major_minor units (₹118.00 is `118_00`), on purpose.
 #![cfg_attr(test, allow(clippy::inconsistent_digit_grouping))]
 
+pub mod actions;
 pub mod barcode;
 pub mod bill;
 pub mod customer;
 pub mod money;
 pub mod payment;
 pub mod product;
+pub mod records;
 pub mod series;
 pub mod settings;
 
+pub use actions::{ActionContext, Record, UnitOfWork};
 pub use barcode::{Nomenclature, ScannedCode};
 pub use bill::{
     bill_totals, BillError, BillLine, BillTotals, LineAmounts, LineDiscount, TaxSummaryRow,
@@ -32,5 +37,6 @@ pub use bill::{
 pub use customer::Customer;
 pub use payment::{settle, PaymentError, PaymentMethod, SettledPayment, Settlement, Tender};
 pub use product::{Product, QuantityUnit};
+pub use records::{AuditEntry, Bill, BillStatus, PaymentRecord, StockMove, StockMoveKind};
 pub use series::BillNumber;
 pub use settings::{ShopSettings, TaxMode};
