@@ -47,6 +47,15 @@ pub enum ServerError {
     /// The server cannot take this request now (too many open listen channels); retry. 503.
     #[error("{0}")]
     Unavailable(String),
+    /// A per-user, per-shop or server-wide quota is used up (open listen channels or
+    /// transactions, unacknowledged listen output). 429, as Cloud Firestore answers a quota;
+    /// the SDKs retry it with backoff.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The request body did not arrive in time. 408 with `DEADLINE_EXCEEDED`, which clients
+    /// retry.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// SQLite failed. 503 when the database is busy (retryable), 500 otherwise.
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -83,6 +92,8 @@ impl ServerError {
             ServerError::Aborted(_) => Code::Aborted,
             ServerError::FailedPrecondition(_) => Code::FailedPrecondition,
             ServerError::Unimplemented(_) => Code::Unimplemented,
+            ServerError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ServerError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ServerError::Unauthenticated(_) => Code::Unauthenticated,
             ServerError::PermissionDenied(_) => Code::PermissionDenied,
             ServerError::ProjectRequired => Code::FailedPrecondition,
@@ -113,6 +124,7 @@ impl IntoResponse for ServerError {
         }
         let status = match self {
             ServerError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServerError::DeadlineExceeded(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::from_u16(code.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };

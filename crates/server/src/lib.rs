@@ -132,6 +132,12 @@ impl AppState {
         self.auth.as_ref()
     }
 
+    /// This state with other bounds on WebChannel sessions; call it before serving.
+    pub fn with_channel_limits(mut self, limits: webchannel::ChannelLimits) -> AppState {
+        self.channels = Arc::new(webchannel::ChannelSessions::new(limits));
+        self
+    }
+
     /// The open WebChannel sessions.
     pub fn channels(&self) -> &webchannel::ChannelSessions {
         &self.channels

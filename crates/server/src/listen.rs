@@ -30,9 +30,9 @@
 //! - `removeTarget`: `REMOVE`.
 //!
 //! Access: in `--dev` none is checked. Otherwise the opening request's `headers` field must
-//! carry `Authorization: Bearer <idToken>` (the SDK puts it there); a bad token ends the stream
-//! with `UNAUTHENTICATED` (the SDK then refreshes its token and reconnects), another project or
-//! database with `PERMISSION_DENIED`. Each target is judged like the equivalent REST read
+//! carry `Authorization: Bearer <idToken>` (the SDK puts it there); without a valid token the
+//! opening request is answered 401 `UNAUTHENTICATED` and no session is made, another project or
+//! database 403 `PERMISSION_DENIED`. Each target is judged like the equivalent REST read
 //! (`auth::policy`: a query's parent must lie in the user's shop, no collection groups; each
 //! named document must), and a refused target is removed with a `PERMISSION_DENIED` cause.
 
@@ -91,10 +91,10 @@ pub(crate) fn start_session(
     database: DatabaseId,
     outbox: Arc<Outbox>,
     requests: mpsc::UnboundedReceiver<ListenRequest>,
-    headers: HeaderMap,
+    principal: Option<Principal>,
 ) {
     tokio::spawn(run_session(
-        state, session_id, database, outbox, requests, headers,
+        state, session_id, database, outbox, requests, principal,
     ));
 }
 
@@ -104,16 +104,8 @@ async fn run_session(
     database: DatabaseId,
     outbox: Arc<Outbox>,
     mut requests: mpsc::UnboundedReceiver<ListenRequest>,
-    headers: HeaderMap,
+    principal: Option<Principal>,
 ) {
-    let principal = match authenticate(&state, &database, &headers) {
-        Ok(principal) => principal,
-        Err(error) => {
-            // The session stays registered until its back channel has carried the error.
-            outbox.push_error_and_close(&error);
-            return;
-        }
-    };
     // Subscribed before the first snapshot, so no commit after it can be missed.
     let mut commits = state.subscribe_to_commits();
     let mut listen = ListenState {
@@ -194,8 +186,9 @@ fn push_all(outbox: &Outbox, responses: &[ListenResponse]) {
     }
 }
 
-/// Who the session acts for: `None` in dev mode.
-fn authenticate(
+/// Who a session opened with these `headers` acts for: `None` in dev mode. The WebChannel
+/// transport calls this before a session exists.
+pub(crate) fn authenticate(
     state: &AppState,
     database: &DatabaseId,
     headers: &HeaderMap,

@@ -23,13 +23,18 @@
 //!
 //! Sessions live in memory (`ChannelSessions`, a std `Mutex<HashMap>`: nothing is awaited while
 //! it is held). A server restart drops them; the client then gets `Unknown SID`, opens a new
-//! channel and resumes its targets with their resume tokens. Their number, idle time, age and
-//! unacknowledged output are bounded (`ChannelLimits`). What the messages mean is `listen`'s
+//! channel and resumes its targets with their resume tokens. Their number (in all, per user and
+//! per shop), idle time, age and unacknowledged output (per session and in all: an
+//! `OutputBudget` shared by every session) are bounded (`ChannelLimits`). The opening request's
+//! form is read only up to `max_form_bytes`, and its token is checked before its requests are
+//! parsed or a session exists: an open without a valid token is answered 401 at once. What the
+//! messages mean is `listen`'s
 //! business: this module hands it the parsed `ListenRequest`s of a session and sends what it
 //! pushes into the session's `Outbox`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -45,7 +50,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::error::ServerError;
-use crate::routes::MAX_REQUEST_BODY_BYTES;
 use crate::store::DatabaseId;
 use crate::AppState;
 
@@ -62,6 +66,12 @@ const PROTOCOL_VERSION: &str = "8";
 pub struct ChannelLimits {
     /// Open sessions at most; a new one beyond this is refused with 503.
     pub max_sessions: usize,
+    /// Open sessions of one signed-in user at most; beyond it 429 `RESOURCE_EXHAUSTED`.
+    pub max_sessions_per_user: usize,
+    /// Open sessions of one shop's users at most; beyond it 429 `RESOURCE_EXHAUSTED`.
+    pub max_sessions_per_shop: usize,
+    /// The largest form a channel `POST` may carry; beyond it 413.
+    pub max_form_bytes: usize,
     /// A back channel that has said nothing for this long sends a `"noop"`.
     pub heartbeat: Duration,
     /// A back channel response ends after this long; the client opens the next one.
@@ -71,19 +81,27 @@ pub struct ChannelLimits {
     /// A session older than this is ended with `UNAVAILABLE` (the client reconnects and resumes,
     /// presenting a fresh ID token).
     pub max_age: Duration,
-    /// Output the client has not acknowledged, at most; past it the session is dropped.
+    /// Output one session's client has not acknowledged, at most; past it the session ends
+    /// with `RESOURCE_EXHAUSTED` (the client reconnects and resumes from its resume token).
     pub max_unacknowledged_bytes: usize,
+    /// Output not acknowledged by any session, at most, in all. A message that would pass it
+    /// first ends the session holding the most, with `RESOURCE_EXHAUSTED`, until it fits.
+    pub max_unacknowledged_bytes_total: usize,
 }
 
 impl Default for ChannelLimits {
     fn default() -> Self {
         ChannelLimits {
             max_sessions: 1024,
+            max_sessions_per_user: 16,
+            max_sessions_per_shop: 128,
+            max_form_bytes: 1024 * 1024,
             heartbeat: Duration::from_secs(25),
             back_channel_lifetime: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(90),
             max_age: Duration::from_secs(3600),
-            max_unacknowledged_bytes: 32 * 1024 * 1024,
+            max_unacknowledged_bytes: 16 * 1024 * 1024,
+            max_unacknowledged_bytes_total: 256 * 1024 * 1024,
         }
     }
 }
@@ -92,6 +110,14 @@ impl Default for ChannelLimits {
 pub struct ChannelSessions {
     sessions: Mutex<HashMap<String, Session>>,
     limits: ChannelLimits,
+    budget: Arc<OutputBudget>,
+}
+
+/// Who opened a session: a signed-in user of a shop (`None` in dev mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub user_id: String,
+    pub shop: String,
 }
 
 /// One session as the table holds it. Dropping it drops `requests`, which ends the session's
@@ -100,6 +126,7 @@ struct Session {
     outbox: Arc<Outbox>,
     requests: mpsc::UnboundedSender<ListenRequest>,
     database: DatabaseId,
+    owner: Option<SessionOwner>,
 }
 
 impl Default for ChannelSessions {
@@ -112,7 +139,31 @@ impl ChannelSessions {
     pub fn new(limits: ChannelLimits) -> ChannelSessions {
         ChannelSessions {
             sessions: Mutex::new(HashMap::new()),
+            budget: Arc::new(OutputBudget::new(limits.max_unacknowledged_bytes_total)),
             limits,
+        }
+    }
+
+    /// Output not yet acknowledged by any session's client, in bytes.
+    pub fn unacknowledged_bytes_total(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Ends every session of `user_id` with `error` (sent to the client first).
+    pub fn end_sessions_of_user(&self, user_id: &str, error: &ServerError) {
+        let outboxes: Vec<Arc<Outbox>> = self
+            .lock()
+            .values()
+            .filter(|session| {
+                session
+                    .owner
+                    .as_ref()
+                    .is_some_and(|owner| owner.user_id == user_id)
+            })
+            .map(|session| Arc::clone(&session.outbox))
+            .collect();
+        for outbox in outboxes {
+            outbox.push_error_and_close(error);
         }
     }
 
@@ -150,10 +201,11 @@ impl ChannelSessions {
     }
 
     /// Drops sessions that are closed, idle or too old, then registers a new one if there is
-    /// room.
+    /// room: in all, for its user and for its shop.
     fn open(
         &self,
         database: DatabaseId,
+        owner: Option<SessionOwner>,
     ) -> Result<(String, Arc<Outbox>, mpsc::UnboundedReceiver<ListenRequest>), ServerError> {
         let mut sessions = self.lock();
         sessions.retain(|_, session| !session.outbox.is_expired(&self.limits));
@@ -163,8 +215,34 @@ impl ChannelSessions {
                 self.limits.max_sessions
             )));
         }
+        if let Some(owner) = &owner {
+            let owners = || {
+                sessions
+                    .values()
+                    .filter_map(|session| session.owner.as_ref())
+            };
+            let of_user = owners()
+                .filter(|other| other.user_id == owner.user_id)
+                .count();
+            if of_user >= self.limits.max_sessions_per_user {
+                return Err(ServerError::ResourceExhausted(format!(
+                    "this user has {of_user} open listen channels, the most one user may hold; \
+                     close one or try again later"
+                )));
+            }
+            let of_shop = owners().filter(|other| other.shop == owner.shop).count();
+            if of_shop >= self.limits.max_sessions_per_shop {
+                return Err(ServerError::ResourceExhausted(format!(
+                    "this shop has {of_shop} open listen channels, the most one shop may hold; \
+                     close one or try again later"
+                )));
+            }
+        }
         let id = new_session_id();
-        let outbox = Arc::new(Outbox::new());
+        let outbox = Outbox::new(
+            Arc::clone(&self.budget),
+            self.limits.max_unacknowledged_bytes,
+        );
         let (requests, receiver) = mpsc::unbounded_channel();
         sessions.insert(
             id.clone(),
@@ -172,6 +250,7 @@ impl ChannelSessions {
                 outbox: Arc::clone(&outbox),
                 requests,
                 database,
+                owner,
             },
         );
         Ok((id, outbox, receiver))
@@ -186,19 +265,97 @@ fn new_session_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The unacknowledged output of every session together, against one budget. Each session's
+/// `Outbox` reserves what it queues here and releases it when acknowledged or dropped. When a
+/// reservation does not fit, the session holding the most is ended (its queue freed) until it
+/// does: a tenant whose clients do not read loses its sessions, not the other shops theirs.
+pub(crate) struct OutputBudget {
+    limit: usize,
+    used: AtomicUsize,
+    /// Every live outbox, to find the one holding the most.
+    outboxes: Mutex<Vec<Weak<Outbox>>>,
+}
+
+impl OutputBudget {
+    fn new(limit: usize) -> OutputBudget {
+        OutputBudget {
+            limit,
+            used: AtomicUsize::new(0),
+            outboxes: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn used(&self) -> usize {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, outbox: &Arc<Outbox>) {
+        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
+        outboxes.retain(|weak| weak.strong_count() > 0);
+        outboxes.push(Arc::downgrade(outbox));
+    }
+
+    /// Takes `bytes` from the budget if they fit.
+    fn try_reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                let after = used.checked_add(bytes)?;
+                (after <= self.limit).then_some(after)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    /// Ends the open session whose client has left the most unacknowledged; whether there was
+    /// one to end.
+    fn end_the_largest(&self) -> bool {
+        let largest = {
+            let outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
+            outboxes
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|outbox| (outbox.reserved_bytes(), outbox))
+                .filter(|(reserved, _)| *reserved > 0)
+                .max_by_key(|(reserved, _)| *reserved)
+        };
+        match largest {
+            Some((_, outbox)) => {
+                outbox.end_for_exhaustion(
+                    "the server's memory for unacknowledged listen output is full and this \
+                     channel held the most of it; reconnect and resume",
+                );
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// What a session has to send, numbered with array ids, kept until the client acknowledges it.
 pub(crate) struct Outbox {
     state: Mutex<OutboxState>,
     /// Bumped on every change a back channel may be waiting for.
     changed: watch::Sender<u64>,
+    budget: Arc<OutputBudget>,
+    max_unacknowledged_bytes: usize,
 }
+
+/// What an entry of the outbox reserves from the budget beyond its message: the array id and
+/// the brackets around it, at most.
+const ENTRY_OVERHEAD_BYTES: usize = 32;
 
 struct OutboxState {
     /// The last array id given out (0 is the handshake).
     last_array_id: u64,
-    /// `[<id>,<message>]` texts not yet acknowledged, in id order.
-    unacknowledged: VecDeque<(u64, String)>,
+    /// `[<id>,<message>]` texts not yet acknowledged, in id order, with what each reserved
+    /// from the budget.
+    unacknowledged: VecDeque<(u64, String, usize)>,
     unacknowledged_bytes: usize,
+    /// What the unacknowledged entries reserved from the budget in all.
+    reserved_bytes: usize,
     /// The highest array id written to some back channel.
     last_written: u64,
     /// The next client map number expected (`ofs` + index); lower ones are retries.
@@ -212,14 +369,22 @@ struct OutboxState {
     closed: bool,
 }
 
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let reserved = self.lock().reserved_bytes;
+        self.budget.release(reserved);
+    }
+}
+
 impl Outbox {
-    fn new() -> Outbox {
+    fn new(budget: Arc<OutputBudget>, max_unacknowledged_bytes: usize) -> Arc<Outbox> {
         let now = Instant::now();
-        Outbox {
+        let outbox = Arc::new(Outbox {
             state: Mutex::new(OutboxState {
                 last_array_id: 0,
                 unacknowledged: VecDeque::new(),
                 unacknowledged_bytes: 0,
+                reserved_bytes: 0,
                 last_written: 0,
                 next_client_map: 0,
                 back_channel: None,
@@ -229,7 +394,40 @@ impl Outbox {
                 closed: false,
             }),
             changed: watch::channel(0).0,
+            budget: Arc::clone(&budget),
+            max_unacknowledged_bytes,
+        });
+        budget.register(&outbox);
+        outbox
+    }
+
+    fn reserved_bytes(&self) -> usize {
+        self.lock().reserved_bytes
+    }
+
+    /// Frees everything queued, then queues a `RESOURCE_EXHAUSTED` error (outside the budget:
+    /// it is small and the last message) and closes the session.
+    fn end_for_exhaustion(&self, message: &str) {
+        {
+            let mut state = self.lock();
+            if state.closed {
+                return;
+            }
+            self.budget.release(state.reserved_bytes);
+            state.reserved_bytes = 0;
+            state.unacknowledged.clear();
+            state.unacknowledged_bytes = 0;
+            let status = ServerError::ResourceExhausted(message.to_owned()).to_status();
+            let error = ascii_json(&serde_json::json!({ "error": status }));
+            state.last_array_id += 1;
+            let id = state.last_array_id;
+            let entry = format!("[{id},[{error}]]");
+            state.unacknowledged_bytes += entry.len();
+            state.unacknowledged.push_back((id, entry, 0));
+            state.closed = true;
         }
+        tracing::info!("a listen channel ended: {message}");
+        self.wake();
     }
 
     fn lock(&self) -> MutexGuard<'_, OutboxState> {
@@ -248,16 +446,43 @@ impl Outbox {
     }
 
     fn push_raw(&self, message_json: String) {
+        let reserve = message_json.len() + ENTRY_OVERHEAD_BYTES;
+        if self.is_closed() {
+            return;
+        }
+        if self.reserved_bytes() + reserve > self.max_unacknowledged_bytes {
+            return self.end_for_exhaustion(
+                "this listen channel's client left too much output unacknowledged; reconnect \
+                 and resume",
+            );
+        }
+        // Not under this outbox's lock: ending the largest session may pick this one.
+        let mut reserved = self.budget.try_reserve(reserve);
+        while !reserved && self.budget.end_the_largest() {
+            if self.is_closed() {
+                return;
+            }
+            reserved = self.budget.try_reserve(reserve);
+        }
+        if !reserved {
+            return self.end_for_exhaustion(
+                "the server's memory for unacknowledged listen output is full; reconnect and \
+                 resume",
+            );
+        }
         {
             let mut state = self.lock();
             if state.closed {
+                drop(state);
+                self.budget.release(reserve);
                 return;
             }
             state.last_array_id += 1;
             let id = state.last_array_id;
             let entry = format!("[{id},[{message_json}]]");
             state.unacknowledged_bytes += entry.len();
-            state.unacknowledged.push_back((id, entry));
+            state.reserved_bytes += reserve;
+            state.unacknowledged.push_back((id, entry, reserve));
         }
         self.wake();
     }
@@ -296,14 +521,18 @@ impl Outbox {
     /// The client has every array up to `array_id`.
     fn acknowledge(&self, array_id: u64) {
         let mut state = self.lock();
-        while let Some((id, entry)) = state.unacknowledged.front() {
+        let mut released = 0;
+        while let Some((id, entry, reserved)) = state.unacknowledged.front() {
             if *id > array_id {
                 break;
             }
             let length = entry.len();
+            released += *reserved;
             state.unacknowledged_bytes -= length;
             state.unacknowledged.pop_front();
         }
+        state.reserved_bytes -= released;
+        self.budget.release(released);
         state.last_activity = Instant::now();
     }
 
@@ -323,8 +552,8 @@ impl Outbox {
         let unsent: usize = state
             .unacknowledged
             .iter()
-            .filter(|(id, _)| *id > state.last_written)
-            .map(|(_, entry)| entry.len())
+            .filter(|(id, _, _)| *id > state.last_written)
+            .map(|(_, entry, _)| entry.len())
             .sum();
         let open = u8::from(state.back_channel.is_some());
         format!("[{open},{},{unsent}]", state.last_array_id)
@@ -578,17 +807,18 @@ fn terminate(sessions: &ChannelSessions, session_id: &str) -> Result<Response, C
 
 async fn serve_post(state: AppState, request: Request) -> Result<Response, ChannelError> {
     let parameters = parameters_of(&request)?;
-    let body = axum::body::to_bytes(request.into_body(), MAX_REQUEST_BODY_BYTES)
+    let sessions = state.channels();
+    let form_limit = sessions.limits().max_form_bytes;
+    let body = axum::body::to_bytes(request.into_body(), form_limit)
         .await
         .map_err(|_| {
             ChannelError::Firestore(ServerError::PayloadTooLarge {
-                limit_bytes: MAX_REQUEST_BODY_BYTES,
+                limit_bytes: form_limit,
             })
         })?;
     let body = std::str::from_utf8(&body)
         .map_err(|_| ChannelError::bad_request("the form body is not UTF-8".into()))?;
     let form = ClientMaps::parse(body)?;
-    let sessions = state.channels();
     let Some(session_id) = parameters.get("SID") else {
         let database = database_parameter(&parameters)?.ok_or_else(|| {
             ChannelError::Firestore(ServerError::InvalidArgument(
@@ -634,15 +864,24 @@ async fn serve_post(state: AppState, request: Request) -> Result<Response, Chann
     ))
 }
 
+/// Opens a session for a form whose `headers` carry a valid token (in dev mode, any form).
+/// The token is checked before the form's requests are parsed and before a session exists:
+/// an open without one is answered 401 `UNAUTHENTICATED` (another project or database 403) and
+/// leaves nothing behind.
 fn open_session(
     state: &AppState,
     database: DatabaseId,
     form: ClientMaps,
 ) -> Result<Response, ChannelError> {
-    let messages = form.listen_requests()?;
     let headers = form.headers()?;
+    let principal = crate::listen::authenticate(state, &database, &headers)?;
+    let messages = form.listen_requests()?;
     let sessions = state.channels();
-    let (session_id, outbox, receiver) = sessions.open(database.clone())?;
+    let owner = principal.as_ref().map(|principal| SessionOwner {
+        user_id: principal.user_id.clone(),
+        shop: principal.shop.clone(),
+    });
+    let (session_id, outbox, receiver) = sessions.open(database.clone(), owner)?;
     let sender = sessions
         .find(&session_id)
         .map(|(_, sender)| sender)
@@ -658,7 +897,7 @@ fn open_session(
         database,
         outbox,
         receiver,
-        headers,
+        principal,
     );
     let handshake = serde_json::json!([[0, ["c", session_id, "", 8, 12, 30000]]]);
     Ok(text_response(
@@ -780,8 +1019,8 @@ impl BackChannel {
         let entries: Vec<&str> = state
             .unacknowledged
             .iter()
-            .filter(|(id, _)| *id > self.cursor)
-            .map(|(_, entry)| entry.as_str())
+            .filter(|(id, _, _)| *id > self.cursor)
+            .map(|(_, entry, _)| entry.as_str())
             .collect();
         if entries.is_empty() {
             return None;
@@ -790,7 +1029,7 @@ impl BackChannel {
         let last = state
             .unacknowledged
             .back()
-            .map_or(self.cursor, |(id, _)| *id);
+            .map_or(self.cursor, |(id, _, _)| *id);
         self.cursor = last;
         state.last_written = state.last_written.max(last);
         Some(Bytes::from(frame))
@@ -806,7 +1045,7 @@ impl BackChannel {
                 .lock()
                 .unacknowledged
                 .iter()
-                .all(|(id, _)| *id <= self.cursor)
+                .all(|(id, _, _)| *id <= self.cursor)
             {
                 self.outbox.push_raw("\"noop\"".into());
             }
@@ -911,7 +1150,7 @@ mod tests {
 
     #[test]
     fn retried_client_maps_are_accepted_once() {
-        let outbox = Outbox::new();
+        let outbox = Outbox::new(Arc::new(OutputBudget::new(1 << 20)), 1 << 20);
         assert_eq!(outbox.accept_client_maps(0, 2), 0..2);
         assert_eq!(outbox.accept_client_maps(1, 2), 2..3);
         assert!(outbox.accept_client_maps(0, 1).is_empty());
@@ -920,7 +1159,7 @@ mod tests {
 
     #[test]
     fn acknowledged_arrays_are_dropped_and_answers_count_the_rest() {
-        let outbox = Outbox::new();
+        let outbox = Outbox::new(Arc::new(OutputBudget::new(1 << 20)), 1 << 20);
         outbox.push(&serde_json::json!({"a": 1}));
         outbox.push(&serde_json::json!({"b": 2}));
         // `[1,[{"a":1}]]` and `[2,[{"b":2}]]` are 13 bytes each.

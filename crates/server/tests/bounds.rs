@@ -12,6 +12,7 @@ use counterbook_server::auth::accounts::Accounts;
 use counterbook_server::auth::passwords::hash_password;
 use counterbook_server::auth::policy::Role;
 use counterbook_server::connections::{self, ConnectionLimits};
+use counterbook_server::webchannel::ChannelLimits;
 use counterbook_server::{app, AppState, AuthConfig, ManualClock, ServerConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +26,7 @@ const PASSWORD: &str = "correct horse battery";
 /// it stops when dropped.
 struct LoopbackServer {
     address: SocketAddr,
+    state: AppState,
     /// Holds `data/`, the data directory, which the server creates.
     root: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -42,6 +44,10 @@ impl LoopbackServer {
     /// Authenticated, with shops `s1`, `s2` and `s3` and a cashier in each
     /// (`cashier@s1.test`, ...), plus a second cashier in `s1` (`other@s1.test`).
     async fn start(limits: ConnectionLimits) -> LoopbackServer {
+        Self::start_with(limits, ChannelLimits::default()).await
+    }
+
+    async fn start_with(limits: ConnectionLimits, channel_limits: ChannelLimits) -> LoopbackServer {
         let root = tempfile::tempdir().unwrap();
         let data_directory = root.path().join("data");
         let accounts = Accounts::open(&data_directory).unwrap();
@@ -73,15 +79,22 @@ impl LoopbackServer {
                 ..AuthConfig::new(PROJECT)
             },
         )
-        .unwrap();
+        .unwrap()
+        .with_channel_limits(channel_limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(connections::serve(listener, app(state), limits, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(connections::serve(
+            listener,
+            app(state.clone()),
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         LoopbackServer {
             address,
+            state,
             root,
             stop: Some(stop),
         }
@@ -131,6 +144,119 @@ impl LoopbackServer {
     }
 }
 
+const DATABASE: &str = "projects/bounds/databases/(default)";
+const LISTEN_CHANNEL: &str = "/google.firestore.v1.Firestore/Listen/channel";
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn listen_url(parameters: &str) -> String {
+    format!(
+        "{LISTEN_CHANNEL}?VER=8&database={}&{parameters}",
+        percent_encode(DATABASE)
+    )
+}
+
+/// The opening form of a Listen channel as the SDK sends it, the token in `headers`.
+fn listen_form(token: Option<&str>, requests: &[Value]) -> String {
+    let mut parts = Vec::new();
+    if let Some(token) = token {
+        parts.push(format!(
+            "headers={}",
+            percent_encode(&format!("Authorization:Bearer {token}\r\n"))
+        ));
+    }
+    parts.push(format!("count={}&ofs=0", requests.len()));
+    for (index, request) in requests.iter().enumerate() {
+        parts.push(format!(
+            "req{index}___data__={}",
+            percent_encode(&request.to_string())
+        ));
+    }
+    parts.join("&")
+}
+
+/// A Listen target on a shop's products.
+fn products_target(shop: &str, target_id: i64) -> Value {
+    json!({
+        "database": DATABASE,
+        "addTarget": {
+            "query": {
+                "parent": format!("{DATABASE}/documents/shops/{shop}"),
+                "structuredQuery": {"from": [{"collectionId": "products"}]}
+            },
+            "targetId": target_id
+        }
+    })
+}
+
+impl LoopbackServer {
+    /// Opens a Listen channel: the status, and the session id (or the answer when refused).
+    async fn open_listen(&self, token: Option<&str>, requests: &[Value]) -> (u16, String) {
+        let (status, body) = self
+            .request(
+                "POST",
+                &listen_url("RID=1&CVER=22"),
+                None,
+                &listen_form(token, requests),
+            )
+            .await;
+        if status != 200 {
+            return (status, body);
+        }
+        let (_, arrays) = body.split_once('\n').unwrap();
+        let arrays: Value = serde_json::from_str(arrays).unwrap();
+        (status, arrays[0][1][1].as_str().unwrap().to_owned())
+    }
+
+    /// Reads a session's back channel (acknowledging nothing) until one of `needles` appears,
+    /// at most `within`; the needle seen.
+    async fn back_channel_until(
+        &self,
+        session_id: &str,
+        needles: &[&str],
+        within: Duration,
+    ) -> Option<String> {
+        let mut stream = TcpStream::connect(self.address).await.unwrap();
+        let head = format!(
+            "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            listen_url(&format!("RID=rpc&SID={session_id}&AID=0&CI=0&TYPE=xmlhttp"))
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + within;
+        let mut text = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let seen = String::from_utf8_lossy(&text);
+            if let Some(needle) = needles.iter().find(|needle| seen.contains(**needle)) {
+                return Some((*needle).to_owned());
+            }
+            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                Ok(Ok(read)) if read > 0 => text.extend_from_slice(&buffer[..read]),
+                _ => return None,
+            }
+        }
+    }
+
+    async fn commit(&self, token: &str, writes: Value) -> (u16, String) {
+        self.request(
+            "POST",
+            &format!("/v1/{DATABASE}/documents:commit"),
+            Some(token),
+            &json!({ "writes": writes }).to_string(),
+        )
+        .await
+    }
+}
+
 /// Sends one request with `Connection: close` and reads the whole answer.
 async fn exchange(
     mut stream: TcpStream,
@@ -147,10 +273,18 @@ async fn exchange(
          Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
+    // A server that refuses a large body may answer and close before it has all been sent:
+    // what matters is the answer.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(read) = stream.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..read]);
+    }
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response
         .split(' ')
@@ -274,4 +408,170 @@ async fn the_data_directory_and_database_files_are_private_to_the_owner() {
         }
     }
     assert_eq!(files, 3, "the database with its -wal and -shm");
+}
+
+/// Regression test: an open without a token parsed its whole form (9.9 MiB) and started a
+/// session before the token was checked. Now the form is capped and the token comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_listen_open_parses_no_large_form_and_makes_no_session() {
+    let server = LoopbackServer::start(ConnectionLimits::default()).await;
+    let padding = "x".repeat(9_900_000);
+    let huge_form = format!(
+        "{}&padding={padding}",
+        listen_form(None, &[products_target("s1", 1)])
+    );
+    let started = Instant::now();
+    let (status, body) = server
+        .request("POST", &listen_url("RID=1&CVER=22"), None, &huge_form)
+        .await;
+    assert_eq!(status, 413, "{body}");
+    eprintln!("a 9.9 MiB opening form refused in {:?}", started.elapsed());
+
+    let (status, body) = server.open_listen(None, &[products_target("s1", 1)]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("UNAUTHENTICATED"), "{body}");
+    let (status, body) = server
+        .open_listen(Some("not-a-token"), &[products_target("s1", 1)])
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        server.state.channels().len(),
+        0,
+        "no session for a stranger"
+    );
+
+    let token = server.id_token("cashier@s1.test").await;
+    let (status, session) = server
+        .open_listen(Some(&token), &[products_target("s1", 1)])
+        .await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(server.state.channels().len(), 1);
+    assert!(server.shop_is_served(&token, "s1").await);
+}
+
+/// Regression test: one signed-in user could open all 1024 Listen sessions, and every other
+/// shop got 503. Now a user and a shop each hold at most their share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_or_shop_cannot_hold_every_listen_session() {
+    let channel_limits = ChannelLimits {
+        max_sessions: 8,
+        max_sessions_per_user: 3,
+        max_sessions_per_shop: 5,
+        ..ChannelLimits::default()
+    };
+    let server = LoopbackServer::start_with(ConnectionLimits::default(), channel_limits).await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let other = server.id_token("other@s1.test").await;
+    let stranger_shop = server.id_token("cashier@s2.test").await;
+    for _ in 0..3 {
+        let (status, body) = server.open_listen(Some(&cashier), &[]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = server.open_listen(Some(&cashier), &[]).await;
+    assert_eq!(status, 429, "the user's fourth: {body}");
+    assert!(body.contains("RESOURCE_EXHAUSTED"), "{body}");
+    for _ in 0..2 {
+        let (status, body) = server.open_listen(Some(&other), &[]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = server.open_listen(Some(&other), &[]).await;
+    assert_eq!(status, 429, "the shop's sixth: {body}");
+
+    // Another shop is still served, with a snapshot of its own.
+    let (status, session) = server
+        .open_listen(Some(&stranger_shop), &[products_target("s2", 7)])
+        .await;
+    assert_eq!(status, 200, "{session}");
+    let seen = server
+        .back_channel_until(&session, &["CURRENT"], Duration::from_secs(10))
+        .await;
+    assert_eq!(seen.as_deref(), Some("CURRENT"));
+    assert_eq!(server.state.channels().len(), 6);
+}
+
+/// Regression test: unacknowledged Listen output could reach 32 MiB per session × 1024
+/// sessions. Now it has one budget for all sessions; when a message does not fit, the session
+/// holding the most ends with `RESOURCE_EXHAUSTED`, and other shops' sessions keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_listen_output_stays_within_one_budget_for_all_sessions() {
+    const BUDGET: usize = 1024 * 1024;
+    let channel_limits = ChannelLimits {
+        max_unacknowledged_bytes: 700 * 1024,
+        max_unacknowledged_bytes_total: BUDGET,
+        ..ChannelLimits::default()
+    };
+    let server = LoopbackServer::start_with(ConnectionLimits::default(), channel_limits).await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let writes: Vec<Value> = (0..4)
+        .map(|index| {
+            json!({"update": {
+                "name": format!("{DATABASE}/documents/shops/s1/products/big{index}"),
+                "fields": {"name": {"stringValue": "x".repeat(100_000)}}
+            }})
+        })
+        .collect();
+    let (status, body) = server.commit(&cashier, json!(writes)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Three sessions whose client reads but never acknowledges: 400 kB each.
+    let mut sessions = Vec::new();
+    for target_id in 1..=3 {
+        let (status, session) = server
+            .open_listen(Some(&cashier), &[products_target("s1", target_id)])
+            .await;
+        assert_eq!(status, 200, "{session}");
+        let seen = server
+            .back_channel_until(
+                &session,
+                &["CURRENT", "RESOURCE_EXHAUSTED"],
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(seen.is_some(), "session {target_id} answered nothing");
+        assert!(server.state.channels().unacknowledged_bytes_total() <= BUDGET);
+        sessions.push(session);
+    }
+    let mut ended = 0;
+    for session in &sessions {
+        let seen = server
+            .back_channel_until(
+                session,
+                &["RESOURCE_EXHAUSTED", "CURRENT"],
+                Duration::from_secs(10),
+            )
+            .await;
+        if seen.as_deref() == Some("RESOURCE_EXHAUSTED") {
+            ended += 1;
+        }
+    }
+    assert!(
+        ended >= 1,
+        "the third session's output did not fit beside the other two"
+    );
+
+    // Another shop's session is served meanwhile.
+    let other_shop = server.id_token("cashier@s2.test").await;
+    let (status, body) = server
+        .commit(
+            &other_shop,
+            json!([{"update": {
+                "name": format!("{DATABASE}/documents/shops/s2/products/tea"),
+                "fields": {"name": {"stringValue": "tea"}}
+            }}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, session) = server
+        .open_listen(Some(&other_shop), &[products_target("s2", 9)])
+        .await;
+    assert_eq!(status, 200, "{session}");
+    let seen = server
+        .back_channel_until(
+            &session,
+            &["shops/s2/products/tea"],
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(seen.is_some(), "the other shop's snapshot");
+    assert!(server.state.channels().unacknowledged_bytes_total() <= BUDGET);
 }

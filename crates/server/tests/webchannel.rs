@@ -824,15 +824,19 @@ fn malformed_requests_are_refused_and_the_server_keeps_serving() {
     assert_eq!(back.read_until_any(|_| true), [json!("noop")]);
 }
 
+/// Regression test: an open without a token used to start a session (and parse the whole
+/// form) before the token was checked. Now it is refused at once and no session exists.
 #[test]
-fn without_dev_a_channel_without_a_token_ends_with_unauthenticated() {
+fn without_dev_a_channel_without_a_token_is_refused_with_unauthenticated() {
     let data_directory = tempfile::tempdir().unwrap();
     let server = start_server(data_directory.path(), &["--project", PROJECT]);
-    let channel = Channel::open(&server.address, &[price_query(2, json!({}))]);
-    let messages = channel
-        .back_channel()
-        .read_until(|message| message.get("error").is_some());
-    let error = &messages.last().unwrap()["error"];
-    assert_eq!(error["status"], "UNAUTHENTICATED", "{messages:#?}");
-    assert_eq!(error["code"], 401);
+    let (head, body) = fetch(
+        &server.address,
+        "POST",
+        &channel_url("RID=1000&CVER=22&X-HTTP-Session-Id=gsessionid"),
+        Some(&form(&[price_query(2, json!({}))], 0, None)),
+    );
+    assert_eq!(head.status, 401, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["status"], "UNAUTHENTICATED", "{body}");
 }
