@@ -6,7 +6,8 @@
 //! - `tokens`: signed ID tokens (HS256, one hour) carrying the user's shop and role, and
 //!   refresh tokens stored hashed;
 //! - `accounts`: shops, users and refresh tokens in SQLite (also used by the admin CLI);
-//! - `passwords`: Argon2id hashing; `rate_limit`: failed sign-ins per email and per address;
+//! - `passwords`: Argon2id hashing; `password_checks`: how many run at once;
+//! - `rate_limit`: growing delays per (email, client network), a budget per network;
 //! - `policy`: the access policy as pure functions, the twin of `firestore.rules`.
 //!
 //! `authorize` is the one call the Firestore routes make per parsed request: it checks the
@@ -25,6 +26,7 @@
 //! route's own function, so what is judged is exactly what is served.
 
 pub mod accounts;
+pub mod password_checks;
 pub mod passwords;
 pub mod policy;
 pub mod rate_limit;
@@ -48,6 +50,7 @@ use crate::reads::{BatchGetRequest, RunQueryRequest};
 use crate::routes::{self, ApiCall, MAX_REQUEST_BODY_BYTES};
 use crate::{request_schema, AppState};
 use accounts::Accounts;
+use password_checks::PasswordCheckSlots;
 use policy::{Principal, WriteEffect};
 use rate_limit::SignInRateLimiter;
 use tokens::TokenSigner;
@@ -122,6 +125,7 @@ pub struct AuthState {
     signer: TokenSigner,
     clock: Arc<dyn Clock>,
     rate_limiter: SignInRateLimiter,
+    password_checks: PasswordCheckSlots,
     allowed_origins: Vec<String>,
 }
 
@@ -142,6 +146,7 @@ impl AuthState {
             accounts: Arc::new(accounts),
             clock: config.clock,
             rate_limiter: SignInRateLimiter::default(),
+            password_checks: PasswordCheckSlots::default(),
             allowed_origins: config.allowed_origins,
         })
     }

@@ -29,6 +29,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use crate::client_network::client_network;
 use tower::ServiceExt;
 
 /// The bounds on connections.
@@ -98,30 +100,6 @@ fn raise_file_descriptor_limit() -> Option<usize> {
     usize::try_from(limit.rlim_cur).ok()
 }
 
-/// The key a client address is counted under: an IPv4 address whole, an IPv6 address by its
-/// first 64 bits (an IPv4-mapped IPv6 address as the IPv4 address it is).
-fn address_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let segments = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(
-                    segments[0],
-                    segments[1],
-                    segments[2],
-                    segments[3],
-                    0,
-                    0,
-                    0,
-                    0,
-                ))
-            }
-        },
-    }
-}
-
 /// Open connections per client address. A std `Mutex`: nothing is awaited while it is held.
 #[derive(Default)]
 struct ConnectionsPerAddress {
@@ -131,7 +109,7 @@ struct ConnectionsPerAddress {
 impl ConnectionsPerAddress {
     /// Counts one more connection from `address`, unless it already holds `limit`.
     fn try_add(self: &Arc<Self>, address: IpAddr, limit: usize) -> Option<AddressSlot> {
-        let key = address_key(address);
+        let key = client_network(address);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let count = counts.entry(key).or_insert(0);
         if *count >= limit {
@@ -238,20 +216,6 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_addresses_count_by_their_slash_64() {
-        let check = |address: &str, key: &str| {
-            assert_eq!(
-                address_key(address.parse().unwrap()),
-                key.parse::<IpAddr>().unwrap(),
-                "{address}"
-            );
-        };
-        check("192.0.2.7", "192.0.2.7");
-        check("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::");
-        check("::ffff:192.0.2.7", "192.0.2.7");
-    }
 
     #[test]
     fn an_address_holds_at_most_its_limit_and_slots_are_returned() {

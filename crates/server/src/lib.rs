@@ -17,6 +17,7 @@
 
 pub mod aggregation;
 pub mod auth;
+pub mod client_network;
 pub mod commit;
 pub mod connections;
 pub mod error;

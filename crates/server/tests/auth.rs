@@ -16,6 +16,7 @@ use base64::Engine;
 use counterbook_server::auth::accounts::Accounts;
 use counterbook_server::auth::passwords::hash_password;
 use counterbook_server::auth::policy::Role;
+use counterbook_server::auth::rate_limit;
 use counterbook_server::{app, AppState, AuthConfig, ManualClock, ServerConfig};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -123,7 +124,7 @@ impl AuthServer {
                     .to_string(),
             ))
             .unwrap();
-        let address: SocketAddr = format!("{address}:40000").parse().unwrap();
+        let address = SocketAddr::new(address.parse().unwrap(), 40000);
         request.extensions_mut().insert(ConnectInfo(address));
         self.send(request).await
     }
@@ -479,59 +480,114 @@ async fn disabled_users_cannot_sign_in_or_refresh() {
     assert_eq!(refreshed.body["error"]["message"], "INVALID_REFRESH_TOKEN");
 }
 
-#[tokio::test]
-async fn five_failures_in_five_minutes_lock_the_email_then_the_window_passes() {
-    let server = AuthServer::new();
-    for attempt in 0..5 {
-        let address = format!("192.0.2.{}", 10 + attempt);
-        let reply = server
-            .sign_in_from("owner@s1.test", "wrong password", &address)
-            .await;
-        assert_sign_in_error(&reply, "INVALID_LOGIN_CREDENTIALS");
-        server.clock.advance(10);
-    }
-    // Even the right password, from a fresh address, is refused now.
-    let limited = server
-        .sign_in_from("owner@s1.test", PASSWORD, "192.0.2.99")
-        .await;
-    assert_eq!(limited.status, StatusCode::BAD_REQUEST);
-    let message = limited.body["error"]["message"].as_str().unwrap();
+fn assert_too_many_attempts(reply: &Reply) {
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.starts_with("TOO_MANY_ATTEMPTS_TRY_LATER : "),
-        "{message}"
+        "{}",
+        reply.body
     );
-    // Other emails are not affected.
-    let other = server
-        .sign_in_from("manager@s1.test", PASSWORD, "192.0.2.99")
-        .await;
-    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
-    // The first failure leaves the five-minute window 300 s after it happened.
-    server.clock.advance(300 - 50);
-    let again = server
-        .sign_in_from("owner@s1.test", PASSWORD, "192.0.2.99")
-        .await;
-    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(reply.body["error"]["errors"][0]["message"], message);
 }
 
 #[tokio::test]
-async fn five_failures_from_one_address_lock_that_address_for_every_email() {
+async fn a_strangers_failures_slow_only_the_stranger_and_never_lock_the_cashier_out() {
+    // Regression (issue 8): five failures for one email from anywhere locked the account for
+    // five minutes, so a stranger could lock a cashier out at opening time.
     let server = AuthServer::new();
-    for attempt in 0..5 {
-        let email = format!("guess{attempt}@s1.test");
-        let reply = server.sign_in_from(&email, PASSWORD, "198.51.100.4").await;
+    let stranger = "203.0.113.9";
+    // Eight failures, each as soon as the stranger's growing wait allows it.
+    for failures in 0..8 {
+        server
+            .clock
+            .advance(rate_limit::delay_after_failures(failures));
+        let reply = server
+            .sign_in_from("cashier@s1.test", "wrong password", stranger)
+            .await;
         assert_sign_in_error(&reply, "INVALID_LOGIN_CREDENTIALS");
     }
-    let limited = server
-        .sign_in_from("owner@s1.test", PASSWORD, "198.51.100.4")
+    // The stranger now owes 160 s, even with the right password...
+    assert_eq!(rate_limit::delay_after_failures(8), 160);
+    server.clock.advance(159);
+    let waiting = server
+        .sign_in_from("cashier@s1.test", PASSWORD, stranger)
         .await;
-    assert!(limited.body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("TOO_MANY_ATTEMPTS_TRY_LATER"));
+    assert_too_many_attempts(&waiting);
+    // ...while the cashier, from the shop, signs in at once.
+    let cashier = server
+        .sign_in_from("cashier@s1.test", PASSWORD, "192.0.2.1")
+        .await;
+    assert_eq!(cashier.status, StatusCode::OK, "{}", cashier.body);
+    server.clock.advance(1);
+    let after_the_wait = server
+        .sign_in_from("cashier@s1.test", PASSWORD, stranger)
+        .await;
+    assert_eq!(
+        after_the_wait.status,
+        StatusCode::OK,
+        "{}",
+        after_the_wait.body
+    );
+}
+
+#[tokio::test]
+async fn one_network_has_a_failure_budget_across_emails_and_ipv6_counts_by_its_slash_64() {
+    let server = AuthServer::new();
+    for attempt in 0..rate_limit::MAX_NETWORK_FAILURES {
+        let email = format!("guess{attempt}@s1.test");
+        let address = format!("2001:db8:7:7::{:x}", attempt + 1);
+        let reply = server.sign_in_from(&email, PASSWORD, &address).await;
+        assert_sign_in_error(&reply, "INVALID_LOGIN_CREDENTIALS");
+    }
+    // Another address of the same /64 is the same network.
+    let limited = server
+        .sign_in_from("owner@s1.test", PASSWORD, "2001:db8:7:7:ffff::1")
+        .await;
+    assert_too_many_attempts(&limited);
     let elsewhere = server
-        .sign_in_from("owner@s1.test", PASSWORD, "198.51.100.5")
+        .sign_in_from("owner@s1.test", PASSWORD, "2001:db8:7:8::1")
         .await;
     assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.body);
+    server.clock.advance(rate_limit::NETWORK_WINDOW_SECONDS);
+    let later = server
+        .sign_in_from("owner@s1.test", PASSWORD, "2001:db8:7:7:ffff::1")
+        .await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_parallel_guesses_for_one_account_get_only_the_free_ones_checked() {
+    // Regression (issue 8): the limit was checked before the password and the failure counted
+    // after it, so 40 guesses sent at once were all checked, and the right one signed in.
+    let server = Arc::new(AuthServer::new());
+    let guesses: Vec<_> = (0..40)
+        .map(|guess| {
+            let server = Arc::clone(&server);
+            tokio::spawn(async move {
+                let password = if guess == 39 {
+                    PASSWORD.to_owned()
+                } else {
+                    format!("guess number {guess}")
+                };
+                server
+                    .sign_in_from("owner@s1.test", &password, "198.51.100.4")
+                    .await
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for guess in guesses {
+        let reply = guess.await.unwrap();
+        let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+        if !message.starts_with("TOO_MANY_ATTEMPTS_TRY_LATER") {
+            checked += 1;
+        }
+    }
+    assert!(
+        checked <= rate_limit::FREE_FAILURES,
+        "{checked} of 40 parallel guesses were checked"
+    );
 }
 
 #[tokio::test]

@@ -51,6 +51,10 @@ const TOO_MANY_ATTEMPTS: &str = "TOO_MANY_ATTEMPTS_TRY_LATER : Access to this ac
      temporarily disabled due to many failed login attempts. You can immediately restore it by \
      resetting your password or you can try again later.";
 
+/// The same code when the server is checking as many passwords as it will at once.
+const TOO_MANY_PASSWORD_CHECKS: &str = "TOO_MANY_ATTEMPTS_TRY_LATER : The server is checking \
+     too many passwords at once. Try again in a moment.";
+
 /// The routes of the sign-in API.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -151,33 +155,47 @@ async fn sign_in_with_password(
         return Err(AuthApiError::bad_request(api, "MISSING_PASSWORD"));
     };
     let now = auth.now();
-    if auth.rate_limiter.is_limited(&email, address, now) {
-        return Err(AuthApiError::bad_request(api, TOO_MANY_ATTEMPTS));
-    }
+    // Counted as a failure from here on, unless it succeeds or is withdrawn.
+    let attempt = auth
+        .rate_limiter
+        .begin_attempt(&email, address, now)
+        .map_err(|_| AuthApiError::bad_request(api, TOO_MANY_ATTEMPTS))?;
+    let Some(admitted) = auth.password_checks.try_admit() else {
+        attempt.withdraw();
+        return Err(AuthApiError::bad_request(api, TOO_MANY_PASSWORD_CHECKS));
+    };
+    let running = admitted
+        .until_running()
+        .await
+        .map_err(|error| AuthApiError::internal(api, error))?;
 
     let accounts = Arc::clone(&auth.accounts);
     let lookup_email = email.clone();
-    // Argon2 takes tens of milliseconds of CPU: off the async workers.
-    let verified: Option<UserRecord> =
-        tokio::task::spawn_blocking(move || match accounts.find_user_by_email(&lookup_email)? {
+    // Argon2 takes tens of milliseconds of CPU: off the async workers. The running slot goes
+    // with the check, so it is held until the check's memory is freed.
+    let verified: Option<UserRecord> = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        match accounts.find_user_by_email(&lookup_email)? {
             Some(user) => Ok(verify_password(&password, &user.password_hash).then_some(user)),
             None => {
                 verify_against_nobody(&password);
                 Ok(None)
             }
-        })
-        .await
-        .map_err(|error| AuthApiError::internal(api, error))?
-        .map_err(|error: super::accounts::AccountsError| AuthApiError::internal(api, error))?;
+        }
+    })
+    .await
+    .map_err(|error| AuthApiError::internal(api, error))?
+    .map_err(|error: super::accounts::AccountsError| AuthApiError::internal(api, error))?;
 
     let Some(user) = verified else {
-        auth.rate_limiter.record_failure(&email, address, now);
+        // The attempt stays counted as a failure.
+        drop(attempt);
         return Err(AuthApiError::bad_request(api, "INVALID_LOGIN_CREDENTIALS"));
     };
+    attempt.succeeded();
     if user.disabled {
         return Err(AuthApiError::bad_request(api, "USER_DISABLED"));
     }
-    auth.rate_limiter.record_success(&email);
     let tokens = issue_tokens(&auth, &user, now, api).await?;
     Ok(Json(json!({
         "kind": "identitytoolkit#VerifyPasswordResponse",
