@@ -11,6 +11,8 @@
 //! - [`series`]: the device's bill numbers, `T2-000123`;
 //! - [`barcode`]: EAN-13/EAN-8/UPC-A check digits and price- or weight-embedded in-store codes;
 //! - [`records`]: bills, payments, stock moves, audit entries and their document forms;
+//! - [`scanner`]: recognising a keyboard-wedge scanner by key timing, read by physical key;
+//! - [`escpos`]: a 1-bit receipt bitmap to ESC/POS raster bytes and back; canvas pixels to bits;
 //! - [`actions`]: each user action's unit of work (records, audit, the sync core's `Unit`).
 //!
 //! Money is always an `i64` count of minor units; no float appears in this crate's rules.
@@ -22,10 +24,12 @@ pub mod actions;
 pub mod barcode;
 pub mod bill;
 pub mod customer;
+pub mod escpos;
 pub mod money;
 pub mod payment;
 pub mod product;
 pub mod records;
+pub mod scanner;
 pub mod series;
 pub mod settings;
 
