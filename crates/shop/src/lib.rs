@@ -12,6 +12,7 @@
 //! - [`barcode`]: EAN-13/EAN-8/UPC-A check digits and price- or weight-embedded in-store codes;
 //! - [`records`]: bills, payments, stock moves, audit entries and their document forms;
 //! - [`scanner`]: recognising a keyboard-wedge scanner by key timing, read by physical key;
+//! - [`csv_import`]: the product CSV format, import with per-row errors and export;
 //! - [`escpos`]: a 1-bit receipt bitmap to ESC/POS raster bytes and back; canvas pixels to bits;
 //! - [`actions`]: each user action's unit of work (records, audit, the sync core's `Unit`).
 //!
@@ -23,6 +24,7 @@
 pub mod actions;
 pub mod barcode;
 pub mod bill;
+pub mod csv_import;
 pub mod customer;
 pub mod escpos;
 pub mod money;
