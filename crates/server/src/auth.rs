@@ -48,6 +48,7 @@ use crate::commit::{AdmitEveryWrite, ProposedWrite, WriteAction, WriteJudge};
 use crate::error::ServerError;
 use crate::reads::{BatchGetRequest, RunQueryRequest};
 use crate::routes::{self, ApiCall, MAX_REQUEST_BODY_BYTES};
+use crate::transaction::TransactionOwner;
 use crate::{request_schema, AppState};
 use accounts::Accounts;
 use password_checks::PasswordCheckSlots;
@@ -217,6 +218,14 @@ pub(crate) enum Authorization {
 }
 
 impl Authorization {
+    /// The caller as the owner of the transactions it opens and uses (`None` in dev mode).
+    pub(crate) fn transaction_owner(&self) -> Option<TransactionOwner> {
+        match self {
+            Authorization::NotRequired => None,
+            Authorization::Granted { principal } => Some(owner_of(principal)),
+        }
+    }
+
     /// The judge of the writes this request makes, asked inside the commit's own write
     /// transaction about each write, on the documents and at the commit time the write uses.
     pub(crate) fn write_judge(&self) -> Box<dyn WriteJudge> {
@@ -226,6 +235,13 @@ impl Authorization {
                 principal: principal.clone(),
             }),
         }
+    }
+}
+
+fn owner_of(principal: &Principal) -> TransactionOwner {
+    TransactionOwner {
+        user_id: principal.user_id.clone(),
+        shop: principal.shop.clone(),
     }
 }
 
@@ -251,6 +267,10 @@ impl WriteJudge for PolicyWriteJudge {
             },
         };
         policy::check_write(&self.principal, &write.document, effect).map_err(denied)
+    }
+
+    fn transaction_owner(&self) -> Option<TransactionOwner> {
+        Some(owner_of(&self.principal))
     }
 }
 

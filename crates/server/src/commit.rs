@@ -43,7 +43,7 @@ use crate::field_path::FieldPath;
 use crate::limits::{check_document_size, validate_client_fields, MAX_WRITES_PER_COMMIT};
 use crate::reads::{evaluate_query, result_versions};
 use crate::store::{DatabaseId, DocumentSource, Store, StoredDocument, WriteTransaction};
-use crate::transaction::{contention, RecordedRead};
+use crate::transaction::{contention, RecordedRead, TransactionOwner};
 
 /// A write that passed validation.
 #[derive(Clone, Debug, PartialEq)]
@@ -505,6 +505,11 @@ pub trait WriteJudge: Send + Sync {
     fn judge_precondition(&self, document: &DocumentName) -> Result<(), ServerError>;
     /// Whether this write may be stored.
     fn judge(&self, proposed: &ProposedWrite<'_>) -> Result<(), ServerError>;
+    /// The caller as the owner of transactions: a commit may close only a transaction that
+    /// its caller opened (`None`: dev mode, no owners).
+    fn transaction_owner(&self) -> Option<TransactionOwner> {
+        None
+    }
 }
 
 /// The judge of dev mode (no authentication): every write may be stored.
@@ -534,7 +539,10 @@ pub fn run_commit(
     let recorded_reads = match &transaction_id {
         None => Vec::new(),
         Some(id) => {
-            let closed = store.transactions().close_for_commit(id, database)?;
+            let owner = judge.transaction_owner();
+            let closed = store
+                .transactions()
+                .close_for_commit(id, database, owner.as_ref())?;
             if closed.read_only && !writes.is_empty() {
                 return Err(ServerError::InvalidArgument(
                     "Cannot modify entities in a read-only transaction.".into(),

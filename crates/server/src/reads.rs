@@ -28,7 +28,7 @@ use crate::field_path::FieldPath;
 use crate::opaque::{decode_base64, encode_base64};
 use crate::query::{prepare_query, project_fields, PreparedQuery};
 use crate::store::{DatabaseId, DocumentSource, NamedDocument, ReadSnapshot, Store};
-use crate::transaction::{refuse_read_time, RecordedRead, TransactionOptions};
+use crate::transaction::{refuse_read_time, RecordedRead, TransactionOptions, TransactionOwner};
 
 /// The documents a query returned, unprojected, with their positions in its order.
 pub struct QueryRun {
@@ -90,11 +90,14 @@ pub fn result_versions(documents: &[NamedDocument]) -> Vec<(String, Timestamp)> 
 struct ReadTransaction {
     id: Option<String>,
     opened_here: bool,
+    /// Who reads: only the user who opened a transaction reads in it.
+    owner: Option<TransactionOwner>,
 }
 
 fn open_read_transaction(
     store: &Store,
     database: &DatabaseId,
+    owner: Option<&TransactionOwner>,
     existing: Option<String>,
     new_transaction: Option<TransactionOptions>,
     read_time: Option<Timestamp>,
@@ -117,10 +120,11 @@ fn open_read_transaction(
         return Err(refuse_read_time(read_time));
     }
     if let Some(id) = existing {
-        store.transactions().check_open(&id, database)?;
+        store.transactions().check_open(&id, database, owner)?;
         return Ok(ReadTransaction {
             id: Some(id),
             opened_here: false,
+            owner: owner.cloned(),
         });
     }
     if let Some(mut options) = new_transaction {
@@ -129,15 +133,17 @@ fn open_read_transaction(
         if options.read_only.is_none() && options.read_write.is_none() {
             options.read_only = Some(Default::default());
         }
-        let id = store.transactions().begin(database, &options)?;
+        let id = store.transactions().begin(database, &options, owner)?;
         return Ok(ReadTransaction {
             id: Some(id),
             opened_here: true,
+            owner: owner.cloned(),
         });
     }
     Ok(ReadTransaction {
         id: None,
         opened_here: false,
+        owner: None,
     })
 }
 
@@ -149,7 +155,9 @@ impl ReadTransaction {
         reads: impl FnOnce() -> Vec<RecordedRead>,
     ) -> Result<(), ServerError> {
         match &self.id {
-            Some(id) => store.transactions().record(id, database, reads()),
+            Some(id) => store
+                .transactions()
+                .record(id, database, self.owner.as_ref(), reads()),
             None => Ok(()),
         }
     }
@@ -180,12 +188,13 @@ pub fn get_document(
     mask: Option<Vec<FieldPath>>,
     transaction: Option<String>,
     read_time: Option<Timestamp>,
+    owner: Option<&TransactionOwner>,
 ) -> Result<serde_json::Value, ServerError> {
     let database = DatabaseId {
         project: name.project.clone(),
         database: name.database.clone(),
     };
-    let read = open_read_transaction(store, &database, transaction, None, read_time)?;
+    let read = open_read_transaction(store, &database, owner, transaction, None, read_time)?;
     let document = store.read_snapshot(|snapshot| Ok(snapshot.get_document(name)?))?;
     read.record(store, &database, || {
         vec![RecordedRead::Document {
@@ -210,6 +219,7 @@ pub fn batch_get(
     store: &Store,
     database: &DatabaseId,
     request: BatchGetRequest,
+    owner: Option<&TransactionOwner>,
 ) -> Result<Vec<serde_json::Value>, ServerError> {
     let mask = parse_mask(request.mask.as_ref())?;
     let mut names: Vec<DocumentName> = Vec::new();
@@ -230,6 +240,7 @@ pub fn batch_get(
     let read = open_read_transaction(
         store,
         database,
+        owner,
         request.transaction,
         request.new_transaction,
         request.read_time,
@@ -302,6 +313,7 @@ pub fn run_query(
     database: &DatabaseId,
     parent: &DocumentName,
     request: RunQueryRequest,
+    owner: Option<&TransactionOwner>,
 ) -> Result<Vec<serde_json::Value>, ServerError> {
     let Some(structured_query) = request.structured_query else {
         return Err(ServerError::InvalidArgument(
@@ -312,6 +324,7 @@ pub fn run_query(
     let read = open_read_transaction(
         store,
         database,
+        owner,
         request.transaction,
         request.new_transaction,
         request.read_time,
@@ -354,6 +367,7 @@ pub fn run_aggregation_query(
     database: &DatabaseId,
     parent: &DocumentName,
     request: RunAggregationQueryRequest,
+    owner: Option<&TransactionOwner>,
 ) -> Result<Vec<serde_json::Value>, ServerError> {
     let Some(aggregation_query) = request.structured_aggregation_query else {
         return Err(ServerError::InvalidArgument(
@@ -366,6 +380,7 @@ pub fn run_aggregation_query(
     let read = open_read_transaction(
         store,
         database,
+        owner,
         request.transaction,
         request.new_transaction,
         request.read_time,
@@ -437,6 +452,7 @@ pub fn list_documents(
     database: &DatabaseId,
     collection: &DocumentName,
     parameters: ListParameters,
+    owner: Option<&TransactionOwner>,
 ) -> Result<serde_json::Value, ServerError> {
     if parameters.show_missing {
         return Err(ServerError::Unimplemented(
@@ -482,6 +498,7 @@ pub fn list_documents(
     let read = open_read_transaction(
         store,
         database,
+        owner,
         parameters.transaction,
         None,
         parameters.read_time,

@@ -89,6 +89,8 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
     // 401/403 unless the token's user may make this call; its writes are judged in the commit.
     let (request, authorization) = crate::auth::authorize(&state, &call, request).await?;
     let write_judge = authorization.write_judge();
+    // Transactions belong to the user who opened them.
+    let owner = authorization.transaction_owner();
     let parameters = QueryParameters::parse(request.uri().query().unwrap_or(""))?;
     let body = request.into_body();
     let reply: serde_json::Value = match call {
@@ -104,7 +106,9 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             let body: RunQueryRequest =
                 read_json_body(body, request_schema::run_query_request()).await?;
             let items = state
-                .run_blocking(move |store| reads::run_query(store, &database, &parent, body))
+                .run_blocking(move |store| {
+                    reads::run_query(store, &database, &parent, body, owner.as_ref())
+                })
                 .await?;
             serde_json::Value::Array(items)
         }
@@ -113,7 +117,7 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
                 read_json_body(body, request_schema::run_aggregation_query_request()).await?;
             let items = state
                 .run_blocking(move |store| {
-                    reads::run_aggregation_query(store, &database, &parent, body)
+                    reads::run_aggregation_query(store, &database, &parent, body, owner.as_ref())
                 })
                 .await?;
             serde_json::Value::Array(items)
@@ -122,7 +126,7 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             let body: BatchGetRequest =
                 read_json_body(body, request_schema::batch_get_request()).await?;
             let items = state
-                .run_blocking(move |store| reads::batch_get(store, &database, body))
+                .run_blocking(move |store| reads::batch_get(store, &database, body, owner.as_ref()))
                 .await?;
             serde_json::Value::Array(items)
         }
@@ -131,7 +135,11 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
                 read_json_body(body, request_schema::begin_transaction_request()).await?;
             let options = body.options.unwrap_or_default();
             let id = state
-                .run_blocking(move |store| store.transactions().begin(&database, &options))
+                .run_blocking(move |store| {
+                    store
+                        .transactions()
+                        .begin(&database, &options, owner.as_ref())
+                })
                 .await?;
             serde_json::json!({ "transaction": id })
         }
@@ -142,7 +150,11 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
                 return Err(ServerError::InvalidArgument("Invalid transaction.".into()));
             };
             state
-                .run_blocking(move |store| store.transactions().rollback(&id, &database))
+                .run_blocking(move |store| {
+                    store
+                        .transactions()
+                        .rollback(&id, &database, owner.as_ref())
+                })
                 .await?;
             serde_json::json!({})
         }
@@ -152,7 +164,7 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             let read_time = parameters.timestamp("readTime")?;
             state
                 .run_blocking(move |store| {
-                    reads::get_document(store, &name, mask, transaction, read_time)
+                    reads::get_document(store, &name, mask, transaction, read_time, owner.as_ref())
                 })
                 .await?
         }
@@ -171,7 +183,7 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
             };
             state
                 .run_blocking(move |store| {
-                    reads::list_documents(store, &database, &collection, list)
+                    reads::list_documents(store, &database, &collection, list, owner.as_ref())
                 })
                 .await?
         }

@@ -39,7 +39,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::error::ServerError;
 use crate::index_key::index_entries;
 use crate::query::IndexPlan;
-use crate::transaction::TransactionRegistry;
+use crate::transaction::{TransactionLimits, TransactionRegistry};
 
 /// The SQLite file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "counterbook.sqlite3";
@@ -294,7 +294,7 @@ impl Store {
                 last_issued_micros: last_commit_micros,
             }),
             reader: Mutex::new(reader_connection),
-            transactions: TransactionRegistry::default(),
+            transactions: TransactionRegistry::new(TransactionLimits::default(), wall_clock_micros),
             wall_clock_micros,
             committed: tokio::sync::broadcast::channel(COMMIT_NOTIFICATION_CAPACITY).0,
         })

@@ -48,6 +48,15 @@ impl LoopbackServer {
     }
 
     async fn start_with(limits: ConnectionLimits, channel_limits: ChannelLimits) -> LoopbackServer {
+        Self::start_with_store_clock(limits, channel_limits, None).await
+    }
+
+    /// With the store's wall clock (microseconds since the epoch) replaced, if given.
+    async fn start_with_store_clock(
+        limits: ConnectionLimits,
+        channel_limits: ChannelLimits,
+        store_clock: Option<fn() -> i64>,
+    ) -> LoopbackServer {
         let root = tempfile::tempdir().unwrap();
         let data_directory = root.path().join("data");
         let accounts = Accounts::open(&data_directory).unwrap();
@@ -68,17 +77,21 @@ impl LoopbackServer {
             .add_user("s1", "other@s1.test", Role::Cashier, &password_hash, START)
             .unwrap();
         let clock = Arc::new(ManualClock::starting_at(START));
-        let state = AppState::open_authenticated(
-            ServerConfig {
-                data_directory,
-                app_directory: None,
-                dev_mode: false,
-            },
-            AuthConfig {
-                clock: clock.clone(),
-                ..AuthConfig::new(PROJECT)
-            },
-        )
+        let config = ServerConfig {
+            data_directory,
+            app_directory: None,
+            dev_mode: false,
+        };
+        let auth_config = AuthConfig {
+            clock: clock.clone(),
+            ..AuthConfig::new(PROJECT)
+        };
+        let state = match store_clock {
+            None => AppState::open_authenticated(config, auth_config),
+            Some(store_clock) => {
+                AppState::open_authenticated_with_store_clock(config, auth_config, store_clock)
+            }
+        }
         .unwrap()
         .with_channel_limits(channel_limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -574,4 +587,136 @@ async fn unacknowledged_listen_output_stays_within_one_budget_for_all_sessions()
         .await;
     assert!(seen.is_some(), "the other shop's snapshot");
     assert!(server.state.channels().unacknowledged_bytes_total() <= BUDGET);
+}
+
+/// The store clock of the transaction test, moved by hand.
+static TRANSACTION_TEST_MICROS: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(START * 1_000_000);
+
+fn transaction_test_clock() -> i64 {
+    TRANSACTION_TEST_MICROS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn advance_transaction_test_clock(seconds: i64) {
+    TRANSACTION_TEST_MICROS.fetch_add(seconds * 1_000_000, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Regression test: transactions had no cap, lived an hour, and anyone holding an id could
+/// use it. Now a user holds at most 50, ids are bound to their user, and a transaction idle for
+/// 60 s or older than 270 s has expired, as on Cloud Firestore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_capped_bound_to_their_user_and_expire_as_on_firestore() {
+    let server = LoopbackServer::start_with_store_clock(
+        ConnectionLimits::default(),
+        ChannelLimits::default(),
+        Some(transaction_test_clock),
+    )
+    .await;
+    let cashier = server.id_token("cashier@s1.test").await;
+    let colleague = server.id_token("other@s1.test").await;
+    let other_shop = server.id_token("cashier@s2.test").await;
+    let begin = |token: String| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .request(
+                    "POST",
+                    &format!("/v1/{DATABASE}/documents:beginTransaction"),
+                    Some(&token),
+                    "{}",
+                )
+                .await;
+            let id = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|reply| reply["transaction"].as_str().map(str::to_owned));
+            (status, id.unwrap_or(body))
+        }
+    };
+    let commit_in = |token: String, id: String| {
+        let server = &server;
+        async move {
+            server
+                .request(
+                    "POST",
+                    &format!("/v1/{DATABASE}/documents:commit"),
+                    Some(&token),
+                    &json!({"writes": [], "transaction": id}).to_string(),
+                )
+                .await
+        }
+    };
+    let read_in = |token: String, id: String| {
+        let server = &server;
+        async move {
+            server
+                .request(
+                    "GET",
+                    &format!(
+                        "/v1/{DATABASE}/documents/shops/s1/products/p1?transaction={}",
+                        percent_encode(&id)
+                    ),
+                    Some(&token),
+                    "",
+                )
+                .await
+        }
+    };
+
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        let (status, id) = begin(cashier.clone()).await;
+        assert_eq!(status, 200, "{id}");
+        held.push(id);
+    }
+    let (status, body) = begin(cashier.clone()).await;
+    assert_eq!(status, 429, "the user's 51st: {body}");
+    assert!(body.contains("RESOURCE_EXHAUSTED"), "{body}");
+    let (status, body) = begin(other_shop.clone()).await;
+    assert_eq!(status, 200, "another shop is served: {body}");
+
+    // A colleague holding the cashier's id can neither use it nor end it.
+    let (status, body) = commit_in(colleague.clone(), held[0].clone()).await;
+    assert_eq!(
+        (status, body.contains("Invalid transaction.")),
+        (400, true),
+        "{body}"
+    );
+    let (status, body) = server
+        .request(
+            "POST",
+            &format!("/v1/{DATABASE}/documents:rollback"),
+            Some(&colleague),
+            &json!({"transaction": held[0]}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = read_in(colleague.clone(), held[1].clone()).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = commit_in(cashier.clone(), held[0].clone()).await;
+    assert_eq!(status, 200, "the owner's commit: {body}");
+
+    // Idle for 61 s: expired, with Cloud Firestore's answer, and the cap is free again.
+    advance_transaction_test_clock(61);
+    let (status, body) = commit_in(cashier.clone(), held[2].clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("The referenced transaction has expired or is no longer valid."),
+        "{body}"
+    );
+    let (status, id) = begin(cashier.clone()).await;
+    assert_eq!(status, 200, "{id}");
+
+    // Used every 50 s it stays open, until 270 s after it began.
+    for _ in 0..5 {
+        advance_transaction_test_clock(50);
+        let (status, body) = read_in(cashier.clone(), id.clone()).await;
+        assert_eq!(
+            status, 404,
+            "a read in the transaction at 250 s at most: {body}"
+        );
+    }
+    advance_transaction_test_clock(25);
+    let (status, body) = read_in(cashier.clone(), id.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("has expired"), "{body}");
 }
