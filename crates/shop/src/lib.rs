@@ -14,6 +14,7 @@
 //! - [`scanner`]: recognising a keyboard-wedge scanner by key timing, read by physical key;
 //! - [`csv_import`]: the product CSV format, import with per-row errors and export;
 //! - [`escpos`]: a 1-bit receipt bitmap to ESC/POS raster bytes and back; canvas pixels to bits;
+//! - [`receipt`]: the receipt as data and text, WhatsApp and UPI links, the bill's QR code;
 //! - [`actions`]: each user action's unit of work (records, audit, the sync core's `Unit`).
 //!
 //! Money is always an `i64` count of minor units; no float appears in this crate's rules.
@@ -30,6 +31,7 @@ pub mod escpos;
 pub mod money;
 pub mod payment;
 pub mod product;
+pub mod receipt;
 pub mod records;
 pub mod scanner;
 pub mod series;
