@@ -40,7 +40,9 @@ use counterbook_firestore_wire::{
 
 use crate::error::ServerError;
 use crate::field_path::FieldPath;
-use crate::limits::{check_document_size, validate_client_fields, MAX_WRITES_PER_COMMIT};
+use crate::limits::{
+    check_document_size, check_index_entries, validate_client_fields, MAX_WRITES_PER_COMMIT,
+};
 use crate::reads::{evaluate_query, result_versions};
 use crate::store::{DatabaseId, DocumentSource, Store, StoredDocument, WriteTransaction};
 use crate::transaction::{contention, RecordedRead, TransactionOwner};
@@ -375,6 +377,7 @@ pub fn apply_write(
                 .map(|transform| apply_transform(&mut fields, transform, commit_time))
                 .collect();
             check_document_size(&write.document, &fields)?;
+            check_index_entries(&write.document, &fields)?;
             match current {
                 Some(existing) if existing.fields == fields => Ok(AppliedWrite {
                     change: DocumentChange::Unchanged,

@@ -15,7 +15,14 @@
 //! - field names are not empty and never `__.*__` (reserved);
 //! - a commit holds at most 500 writes (the emulator accepts more; Cloud Firestore's documented
 //!   limit is what the app must live with, so the server enforces it);
-//! - a document id is at most 1,500 bytes and a name at most 6 KiB (`DocumentName::parse`).
+//! - a document id is at most 1,500 bytes and a name at most 6 KiB (`DocumentName::parse`);
+//! - a document has at most 40,000 index entries (Cloud Firestore's documented limit; the
+//!   emulator does not enforce it: it stores a 60,000-field document). They are counted as
+//!   Firestore's automatic single-field indexes make them: every field, and every field of a
+//!   map at any depth, the map itself included, has an ascending and a descending entry; an
+//!   array has those two plus one array-contains entry per distinct element. Past the limit
+//!   the write is refused as Cloud Firestore refuses it, 400 `INVALID_ARGUMENT` `too many index
+//!   entries for entity /{path}`, before anything is indexed.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +39,51 @@ pub const MAX_VALUE_BYTES: usize = 1_048_487;
 pub const MAX_NESTING_DEPTH: usize = 20;
 /// The most writes one commit may carry.
 pub const MAX_WRITES_PER_COMMIT: usize = 500;
+
+/// The most index entries a document may have.
+pub const MAX_INDEX_ENTRIES_PER_DOCUMENT: usize = 40_000;
+
+/// How many single-field index entries Firestore makes for these fields (module doc). Stops
+/// counting once past `MAX_INDEX_ENTRIES_PER_DOCUMENT`.
+pub fn index_entry_count(fields: &BTreeMap<String, Value>) -> usize {
+    let mut count = 0;
+    for value in fields.values() {
+        count += value_index_entries(value);
+        if count > MAX_INDEX_ENTRIES_PER_DOCUMENT {
+            break;
+        }
+    }
+    count
+}
+
+fn value_index_entries(value: &Value) -> usize {
+    match value {
+        Value::Map(fields) => 2 + index_entry_count(fields),
+        Value::Array(values) => {
+            // Elements compared by their JSON form: linear in the array's size.
+            let distinct: std::collections::HashSet<String> = values
+                .iter()
+                .map(|element| serde_json::to_string(element).unwrap_or_default())
+                .collect();
+            2 + distinct.len()
+        }
+        _ => 2,
+    }
+}
+
+/// Refuses a document (as a write would leave it) with more than 40,000 index entries.
+pub fn check_index_entries(
+    name: &DocumentName,
+    fields: &BTreeMap<String, Value>,
+) -> Result<(), ServerError> {
+    if index_entry_count(fields) > MAX_INDEX_ENTRIES_PER_DOCUMENT {
+        return Err(ServerError::InvalidArgument(format!(
+            "too many index entries for entity /{}",
+            name.relative_path()
+        )));
+    }
+    Ok(())
+}
 
 /// Checks the fields a client sends: names, nesting, arrays in arrays, value lengths.
 pub fn validate_client_fields(fields: &BTreeMap<String, Value>) -> Result<(), ServerError> {
@@ -200,6 +252,30 @@ mod tests {
         check_fields(
             fields(vec![("s", Value::String("x".repeat(MAX_VALUE_BYTES + 1)))]),
             Err("longer than 1048487 bytes"),
+        );
+    }
+
+    #[test]
+    fn index_entries_are_counted_as_firestores_single_field_indexes() {
+        let check = |entries: Vec<(&str, Value)>, expected: usize| {
+            assert_eq!(index_entry_count(&fields(entries)), expected);
+        };
+        check(vec![("a", Value::Integer(1)), ("b", Value::Null)], 4);
+        check(vec![("m", nested_maps(2))], 2 + 2 + 2);
+        let one_two_one = vec![Value::Integer(1), Value::Integer(2), Value::Integer(1)];
+        check(vec![("tags", Value::Array(one_two_one))], 2 + 2);
+        let name = DocumentName::new("p", "(default)", "shops/s1/products/wide").unwrap();
+        let wide = |count: usize| -> BTreeMap<String, Value> {
+            (0..count)
+                .map(|index| (format!("f{index}"), Value::Boolean(true)))
+                .collect()
+        };
+        assert!(check_index_entries(&name, &wide(20_000)).is_ok());
+        let error = check_index_entries(&name, &wide(20_001)).unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument);
+        assert_eq!(
+            error.to_string(),
+            "too many index entries for entity /shops/s1/products/wide"
         );
     }
 
