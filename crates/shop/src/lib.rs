@@ -7,6 +7,8 @@
 //! - [`product`], [`customer`], [`settings`]: the records and their Firestore document forms
 //!   (field names shared with every tablet and backend);
 //! - [`bill`]: bill lines and totals, discounts, taxes inclusive or exclusive, the tax summary;
+//! - [`cart`]: the bill being rung up: repeat scans, labels with weight or price, typed
+//!   quantities, discounts (serde, so parked bills survive a reload);
 //! - [`payment`]: tenders, splits, cash rounding on the cash part only, change, credit limits;
 //! - [`series`]: the device's bill numbers, `T2-000123`;
 //! - [`barcode`]: EAN-13/EAN-8/UPC-A check digits and price- or weight-embedded in-store codes;
@@ -25,6 +27,7 @@
 pub mod actions;
 pub mod barcode;
 pub mod bill;
+pub mod cart;
 pub mod csv_import;
 pub mod customer;
 pub mod escpos;
