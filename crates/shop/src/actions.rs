@@ -199,7 +199,7 @@ pub fn complete_sale(
     let mut sold: Vec<(&str, i64)> = Vec::new();
     for line in sale.lines {
         match sold.iter_mut().find(|(id, _)| *id == line.product_id) {
-            Some((_, quantity)) => *quantity += line.quantity,
+            Some((_, quantity)) => *quantity = quantity.saturating_add(line.quantity),
             None => sold.push((&line.product_id, line.quantity)),
         }
     }
@@ -269,7 +269,7 @@ pub fn complete_sale(
         ));
         if let Some(product) = sale.products.iter().find(|p| p.id == *product_id) {
             let mut sold_product = product.clone();
-            sold_product.stock_on_hand -= quantity;
+            sold_product.stock_on_hand = sold_product.stock_on_hand.saturating_sub(*quantity);
             records.push(Record::Product(sold_product));
         }
         records.push(Record::StockMove(stock_move));
@@ -289,7 +289,9 @@ pub fn complete_sale(
                 bill.settlement.credit_minor,
             ));
             let mut owing = customer.clone();
-            owing.credit_balance_minor += bill.settlement.credit_minor;
+            owing.credit_balance_minor = owing
+                .credit_balance_minor
+                .saturating_add(bill.settlement.credit_minor);
             records.push(Record::Customer(owing));
         }
     }
@@ -470,7 +472,7 @@ pub fn move_stock(
         at_millis: context.now_millis,
     };
     let mut moved = product.clone();
-    moved.stock_on_hand += quantity;
+    moved.stock_on_hand = moved.stock_on_hand.saturating_add(quantity);
     let audit = audit_entry(
         context,
         new_id(),

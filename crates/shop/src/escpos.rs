@@ -125,7 +125,7 @@ pub fn encode_receipt(
     bitmap: &MonochromeBitmap,
     options: &PrintOptions,
 ) -> Result<Vec<u8>, EncodeError> {
-    if bitmap.width_dots > options.paper_width_dots {
+    if bitmap.width_dots > options.paper_width_dots || bitmap.bytes_per_row() > 0xFFFF {
         return Err(EncodeError::TooWide {
             image: bitmap.width_dots,
             paper: options.paper_width_dots,

@@ -185,6 +185,14 @@ pub fn settle(
     if tenders.iter().any(|tender| tender.entered_minor() < 0) || total_minor < 0 {
         return Err(PaymentError::NegativeAmount);
     }
+    let too_large = |amount: i64| amount > crate::money::MAX_EXACT_AMOUNT;
+    if too_large(total_minor)
+        || tenders
+            .iter()
+            .any(|tender| too_large(tender.entered_minor()))
+    {
+        return Err(PaymentError::TooLarge);
+    }
     let sum_of = |method: PaymentMethod| -> Result<i64, PaymentError> {
         tenders
             .iter()
@@ -458,6 +466,17 @@ mod tests {
         assert_eq!(
             settle(100_00, &[Tender::Cash { received_minor: -1 }], 100, None),
             Err(PaymentError::NegativeAmount)
+        );
+        assert_eq!(
+            settle(
+                i64::MAX,
+                &[Tender::Cash {
+                    received_minor: i64::MAX
+                }],
+                100,
+                None
+            ),
+            Err(PaymentError::TooLarge)
         );
         assert_eq!(
             settle(100_00, &[], 100, None),
