@@ -1,0 +1,243 @@
+//! The shop's units of work pushed through the sync core's commit builder onto its in-memory
+//! model of the server (the one the simulation checks convergence against): the documents
+//! that arrive read back as the records the device stored, and counters are exact.
+
+use counterbook_firestore_wire::Document;
+use counterbook_shop::actions::{
+    add_product, complete_sale, create_customer, import_products, move_stock, ActionContext, Sale,
+    UnitOfWork,
+};
+use counterbook_shop::bill::BillLine;
+use counterbook_shop::customer::Customer;
+use counterbook_shop::payment::Tender;
+use counterbook_shop::product::{Product, QuantityUnit};
+use counterbook_shop::records::{Bill, PaymentRecord, StockMove, StockMoveKind};
+use counterbook_shop::series::BillNumber;
+use counterbook_shop::settings::ShopSettings;
+use counterbook_sync::sim::server::ServerModel;
+use counterbook_sync::{commit_request_for_units, CommitContext};
+
+struct Shop {
+    server: ServerModel,
+    clock: i64,
+    next_id: u64,
+}
+
+impl Shop {
+    fn new() -> Shop {
+        Shop {
+            server: ServerModel::new("p"),
+            clock: 1_000,
+            next_id: 0,
+        }
+    }
+
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("0193a0b0-0000-7000-8000-{:012x}", self.next_id)
+    }
+
+    fn context<'a>(&mut self, device: &'a str) -> ActionContext<'a> {
+        self.clock += 1;
+        ActionContext {
+            shop_id: "s1",
+            device_id: device,
+            cashier: None,
+            now_millis: self.clock,
+        }
+    }
+
+    /// Pushes units as the outbox would: one commit, with the devices stamp and markers.
+    fn push(&mut self, device: &str, works: &[&UnitOfWork]) {
+        let context = CommitContext {
+            project: "p",
+            database: "(default)",
+            shop_id: "s1",
+            device_id: device,
+            record_device_changes: true,
+        };
+        let units: Vec<_> = works.iter().map(|work| &work.unit).collect();
+        let request = commit_request_for_units(&context, &units, self.clock).unwrap();
+        assert!(
+            request.writes.len() <= 500,
+            "{} writes",
+            request.writes.len()
+        );
+        self.server.commit(&request, self.clock).unwrap();
+    }
+
+    fn document(&self, path: &str) -> Document {
+        self.server
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not on the server"))
+    }
+}
+
+#[test]
+fn two_tablets_selling_leave_exact_stock_balances_and_readable_bills() {
+    let mut shop = Shop::new();
+    let settings = ShopSettings::default();
+    let mut tea = Product::new(shop.id(), "Tea 250g", 120_00, "INR");
+    tea.stock_on_hand = 10;
+    tea.tax_rate_basis_points = 500;
+    let mut rice = Product::new(shop.id(), "Rice", 80_00, "INR");
+    rice.unit = QuantityUnit::Kilogram;
+    let mut asha = Customer::new(shop.id(), "Asha", Some("98765 43210"));
+    asha.credit_limit_minor = Some(1_000_00);
+    let mut ids = {
+        let mut next = 1_000u64;
+        move || {
+            next += 1;
+            format!("0193a0b0-0000-7000-9000-{next:012x}")
+        }
+    };
+    let context = shop.context("A");
+    let setup = [
+        add_product(&context, &tea, &mut ids).unwrap(),
+        add_product(&context, &rice, &mut ids).unwrap(),
+        create_customer(&context, &asha, &mut ids).unwrap(),
+    ];
+    shop.push("A", &setup.iter().collect::<Vec<_>>());
+    let context = shop.context("A");
+    let received = move_stock(
+        &context,
+        &rice,
+        StockMoveKind::Receive,
+        25_000,
+        None,
+        &mut ids,
+    )
+    .unwrap();
+    shop.push("A", &[&received]);
+
+    // Tablet A sells offline on credit, tablet B for cash; both reach the server later.
+    let sale_a = {
+        let number = BillNumber::parse("A-000001").unwrap();
+        let lines = [
+            BillLine::of_product(&tea, 3),
+            BillLine::of_product(&rice, 1_500),
+        ];
+        let tenders = [Tender::Credit {
+            amount_minor: 480_00,
+        }];
+        let context = shop.context("A");
+        complete_sale(
+            &context,
+            &Sale {
+                number: &number,
+                lines: &lines,
+                tenders: &tenders,
+                customer: Some(&asha),
+                products: &[],
+                settings: &settings,
+                day: "2026-12-01",
+            },
+            &mut ids,
+        )
+        .unwrap()
+    };
+    let sale_b = {
+        let number = BillNumber::parse("B-000001").unwrap();
+        let lines = [BillLine::of_product(&tea, 8)];
+        let tenders = [Tender::Cash {
+            received_minor: 1_000_00,
+        }];
+        let context = shop.context("B");
+        complete_sale(
+            &context,
+            &Sale {
+                number: &number,
+                lines: &lines,
+                tenders: &tenders,
+                customer: None,
+                products: &[],
+                settings: &settings,
+                day: "2026-12-01",
+            },
+            &mut ids,
+        )
+        .unwrap()
+    };
+    shop.push("B", &[&sale_b.work]);
+    shop.push("A", &[&sale_a.work]);
+
+    // Both sales count: 10 − 3 − 8 = −1, an oversell for the conflict inbox, never lost.
+    let tea_now = Product::from_document(&shop.document(&tea.document_path("s1"))).unwrap();
+    assert_eq!(tea_now.stock_on_hand, -1);
+    assert_eq!(tea_now.name, "Tea 250g");
+    let rice_now = Product::from_document(&shop.document(&rice.document_path("s1"))).unwrap();
+    assert_eq!(rice_now.stock_on_hand, 25_000 - 1_500);
+    let asha_now = Customer::from_document(&shop.document(&asha.document_path("s1"))).unwrap();
+    assert_eq!(asha_now.credit_balance_minor, 480_00);
+    assert_eq!(asha_now.phone_digits.as_deref(), Some("9876543210"));
+
+    for sale in [&sale_a, &sale_b] {
+        let bill = Bill::from_document(&shop.document(&sale.bill.document_path("s1"))).unwrap();
+        assert_eq!(&bill, &sale.bill);
+        for payment_id in &bill.payment_ids {
+            let payment = PaymentRecord::from_document(
+                &shop.document(&format!("shops/s1/payments/{payment_id}")),
+            )
+            .unwrap();
+            assert_eq!(payment.bill_id.as_deref(), Some(bill.id.as_str()));
+        }
+    }
+    let moves: Vec<StockMove> = shop
+        .server
+        .documents
+        .keys()
+        .filter(|path| path.starts_with("shops/s1/stockMoves/"))
+        .map(|path| StockMove::from_document(&shop.document(path)).unwrap())
+        .collect();
+    let tea_moves: i64 = moves
+        .iter()
+        .filter(|m| m.product_id == tea.id)
+        .map(|m| m.quantity)
+        .sum();
+    assert_eq!(
+        tea_moves, tea_now.stock_on_hand,
+        "the trail explains the counter"
+    );
+    let audits = shop
+        .server
+        .documents
+        .keys()
+        .filter(|path| path.starts_with("shops/s1/audit/"))
+        .count();
+    assert_eq!(audits, 6, "one audit entry per unit");
+}
+
+#[test]
+fn a_large_import_arrives_whole_in_commits_of_at_most_500_writes() {
+    let mut shop = Shop::new();
+    let products: Vec<Product> = (0..2_000)
+        .map(|index| {
+            let mut product = Product::new(
+                format!("p{index:05}"),
+                &format!("Item {index}"),
+                1_00,
+                "INR",
+            );
+            product.stock_on_hand = index % 3;
+            product
+        })
+        .collect();
+    let mut ids = {
+        let mut next = 0u64;
+        move || {
+            next += 1;
+            format!("id-{next}")
+        }
+    };
+    let context = shop.context("A");
+    let units = import_products(&context, &products, &mut ids);
+    for unit in &units {
+        shop.push("A", &[unit]);
+    }
+    assert_eq!(shop.server.log.len(), units.len());
+    assert!(units.len() < 2_000 / 200, "{} commits", units.len());
+    for product in &products {
+        let stored = Product::from_document(&shop.document(&product.document_path("s1"))).unwrap();
+        assert_eq!(stored.stock_on_hand, product.stock_on_hand);
+    }
+}
