@@ -2,6 +2,9 @@
 //! model of the server (the one the simulation checks convergence against): the documents
 //! that arrive read back as the records the device stored, and counters are exact.
 
+// Amounts are written as major_minor units (₹120.00 is `120_00`), on purpose.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use counterbook_firestore_wire::Document;
 use counterbook_shop::actions::{
     add_product, complete_sale, create_customer, import_products, move_stock, ActionContext, Sale,
