@@ -617,6 +617,50 @@ pub fn create_customer(
     ))
 }
 
+/// Edits a customer's name, phone or credit limit: a masked patch of what changed, checked
+/// against `base`. The balance is a counter and never edited here. `Ok(None)` when nothing
+/// changed.
+pub fn edit_customer(
+    context: &ActionContext<'_>,
+    before: &Customer,
+    after: &Customer,
+    base: Option<BaseVersion>,
+    new_id: NewId<'_>,
+) -> Result<Option<UnitOfWork>, CustomerError> {
+    let mut edited = Customer::new(before.id.clone(), &after.name, after.phone.as_deref());
+    edited.credit_limit_minor = after.credit_limit_minor;
+    edited.credit_balance_minor = before.credit_balance_minor;
+    edited.deleted = before.deleted;
+    edited.validate()?;
+    let before_fields = before.to_fields();
+    let changed: BTreeMap<String, Value> = edited
+        .to_fields()
+        .into_iter()
+        .filter(|(field, value)| before_fields.get(field) != Some(value))
+        .collect();
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let path = before.document_path(context.shop_id);
+    let unit_id = new_id();
+    let audit = audit_entry(
+        context,
+        new_id(),
+        "customer.edit",
+        path.clone(),
+        Some(before_fields),
+        Some(edited.to_fields()),
+    );
+    Ok(Some(unit_of_work(
+        context,
+        unit_id,
+        format!("Edit customer {}", edited.name),
+        vec![DocumentWrite::patch(path, changed, base)],
+        vec![Record::Customer(edited)],
+        audit,
+    )))
+}
+
 /// Why a payment cannot be confirmed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfirmError {
@@ -1106,6 +1150,41 @@ mod tests {
         assert_eq!(
             confirm_upi_payment(&context(), &cash, &mut counter()),
             Err(ConfirmError::NotUpi)
+        );
+    }
+
+    #[test]
+    fn a_customer_edit_patches_only_what_changed() {
+        let mut before = Customer::new("c1".into(), "Asha", Some("98765"));
+        before.credit_balance_minor = 70_00;
+        let mut after = before.clone();
+        after.phone = Some("+91 90000 11111".into());
+        after.credit_limit_minor = Some(500_00);
+        after.credit_balance_minor = 0; // ignored: a counter
+        let work = edit_customer(&context(), &before, &after, None, &mut counter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            work.unit.writes[0].mask,
+            Some(vec![
+                "creditLimit".into(),
+                "phone".into(),
+                "phoneDigits".into()
+            ])
+        );
+        let Record::Customer(edited) = &work.records[0] else {
+            panic!("{:?}", work.records)
+        };
+        assert_eq!(edited.credit_balance_minor, 70_00);
+        assert_eq!(edited.phone_digits.as_deref(), Some("919000011111"));
+        assert_eq!(
+            edit_customer(&context(), &before, &before, None, &mut counter()),
+            Ok(None)
+        );
+        after.name = " ".into();
+        assert_eq!(
+            edit_customer(&context(), &before, &after, None, &mut counter()),
+            Err(CustomerError::EmptyName)
         );
     }
 
