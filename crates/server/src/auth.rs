@@ -44,12 +44,13 @@ use counterbook_firestore_wire::DocumentName;
 use serde::de::DeserializeOwned;
 
 use crate::aggregation::RunAggregationQueryRequest;
+use crate::api_call::ApiCall;
 use crate::commit::{AdmitEveryWrite, ProposedWrite, WriteAction, WriteJudge};
 use crate::error::ServerError;
 use crate::reads::{BatchGetRequest, RunQueryRequest};
-use crate::routes::{self, ApiCall, MAX_REQUEST_BODY_BYTES};
+use crate::request_body::{parse_json_body, MAX_REQUEST_BODY_BYTES};
+use crate::request_schema;
 use crate::transaction::TransactionOwner;
-use crate::{request_schema, AppState};
 use accounts::Accounts;
 use password_checks::PasswordCheckSlots;
 use policy::{Principal, WriteEffect};
@@ -275,14 +276,15 @@ impl WriteJudge for PolicyWriteJudge {
 }
 
 /// Authenticates and authorizes one parsed API call. The request comes back ready to be served
-/// (its body, if it had to be read here, is put back), with the `Authorization` to hold while
-/// serving it. In dev mode it grants everything.
+/// (its body, if it had to be read here, is put back), with the `Authorization` whose
+/// `write_judge` judges its writes inside the commit. Without `auth` (dev mode) it grants
+/// everything.
 pub(crate) async fn authorize(
-    state: &AppState,
+    auth: Option<&AuthState>,
     call: &ApiCall,
     request: Request,
 ) -> Result<(Request, Authorization), ServerError> {
-    let Some(auth) = state.auth() else {
+    let Some(auth) = auth else {
         return Ok((request, Authorization::NotRequired));
     };
     let principal = auth.authenticate(request.headers())?;
@@ -377,7 +379,7 @@ fn denied(denial: policy::Denial) -> ServerError {
     ServerError::PermissionDenied(denial.to_string())
 }
 
-/// Reads the whole body, parses it exactly as the route will (`routes::parse_json_body`: a
+/// Reads the whole body, parses it exactly as the route will (`request_body::parse_json_body`: a
 /// body the route refuses is refused here with the same error), and rebuilds the request with
 /// the same bytes.
 async fn peek_json_body<T: DeserializeOwned + Default>(
@@ -390,6 +392,6 @@ async fn peek_json_body<T: DeserializeOwned + Default>(
         .map_err(|_| ServerError::PayloadTooLarge {
             limit_bytes: MAX_REQUEST_BODY_BYTES,
         })?;
-    let parsed = routes::parse_json_body(&bytes, schema)?;
+    let parsed = parse_json_body(&bytes, schema)?;
     Ok((Request::from_parts(parts, Body::from(bytes)), parsed))
 }

@@ -10,8 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use counterbook_firestore_wire::{Code, ErrorResponse, Status};
 
-use crate::store::StoreError;
-
 /// Everything that can go wrong while answering a request or starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -56,9 +54,15 @@ pub enum ServerError {
     /// retry.
     #[error("{0}")]
     DeadlineExceeded(String),
-    /// SQLite failed. 503 when the database is busy (retryable), 500 otherwise.
-    #[error(transparent)]
-    Storage(#[from] StoreError),
+    /// SQLite failed. 503 when the database is busy (retryable), 500 otherwise. The source is
+    /// the store's `StoreError` (`store` converts it, so this module stays below the store).
+    #[error("{source}")]
+    Storage {
+        /// Another connection held the lock too long: worth retrying.
+        busy: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The blocking task that talks to SQLite panicked or was cancelled. 500.
     #[error("internal error: the storage task did not finish: {0}")]
     StorageTaskFailed(String),
@@ -98,10 +102,12 @@ impl ServerError {
             ServerError::PermissionDenied(_) => Code::PermissionDenied,
             ServerError::ProjectRequired => Code::FailedPrecondition,
             ServerError::AuthSetup(_) => Code::Internal,
-            ServerError::Storage(StoreError::Busy(_)) | ServerError::Unavailable(_) => {
+            ServerError::Storage { busy: true, .. } | ServerError::Unavailable(_) => {
                 Code::Unavailable
             }
-            ServerError::Storage(_) | ServerError::StorageTaskFailed(_) => Code::Internal,
+            ServerError::Storage { busy: false, .. } | ServerError::StorageTaskFailed(_) => {
+                Code::Internal
+            }
         }
     }
 

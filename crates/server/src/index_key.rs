@@ -22,6 +22,23 @@ use counterbook_firestore_wire::Value;
 
 use crate::field_path::FieldPath;
 
+/// How to read a query's candidates from the `field_index` table instead of scanning: the
+/// documents whose value at `field_path` has a key `k` with `lower <= k < class_end` and, if
+/// set, `k <= upper`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPlan {
+    pub field_path: String,
+    pub lower: Vec<u8>,
+    pub upper: Option<Vec<u8>>,
+    /// The first key past the filtered value's type class.
+    pub class_end: Vec<u8>,
+    /// Read the range from the highest key down.
+    pub descending: bool,
+    /// The index order (key, then document id) is the query's whole order, so evaluation may
+    /// stop as soon as `offset + limit` documents passed.
+    pub in_query_order: bool,
+}
+
 /// The encoded key of an indexable value, `None` for the types that are not indexed.
 pub fn sort_key(value: &Value) -> Option<Vec<u8>> {
     let mut key = vec![value.type_rank()];

@@ -2,24 +2,27 @@
 //! built Counterbook PWA.
 //!
 //! `app(state)` builds the whole axum router; `main.rs` only parses flags, opens the state and
-//! serves it. Module map:
-//! - `routes`: the `/v1/...` Firestore REST surface: path parsing, body reading, dispatch;
-//! - `webchannel`: the WebChannel transport of the Listen stream (sessions, framing);
-//! - `listen`: Listen targets over the store and its commit notifications;
-//! - `commit`: validating writes and applying them (masks, preconditions, transforms);
-//! - `query`: validating structured queries and evaluating filters, orders and cursors;
-//! - `field_path`: Firestore's dotted field path syntax and access into nested maps;
-//! - `store`: SQLite (the only module that imports rusqlite), the commit clock;
-//! - `connections`: accepting connections within bounds (count, per address, header timeout);
-//! - `static_files`: the PWA's files, with the single-page-app fallback;
-//! - `auth`: sign-in, ID tokens, accounts and the access policy (without `--dev`);
-//! - `error`: `ServerError` and its Firestore-shaped JSON response.
+//! serves it. The modules, in layers that import only downwards (ARCHITECTURE.md):
+//! - values and paths: `error` (`ServerError`, its Firestore-shaped JSON), `field_path`,
+//!   `index_key` (order-preserving keys, index plans), `limits`, `opaque`, `documents`,
+//!   `client_network`, `request_schema`, `request_body`, `api_call`;
+//! - queries: `query` (validating structured queries, filters, orders, cursors);
+//!   `transaction` (open transactions and what they read) and `aggregation`'s pure parts;
+//! - storage: `store` (SQLite, the only module that imports rusqlite, the commit clock);
+//! - operations: `commit` (validating and applying writes, each judged by a `WriteJudge`),
+//!   `reads`;
+//! - on top: `auth` (sign-in, tokens, accounts, the access policy and `authorize`), `routes`
+//!   (the `/v1` REST surface), `webchannel` and `listen` (the Listen stream), `static_files`,
+//!   `connections` (accepting connections within bounds), and this root with `AppState`, the
+//!   state every handler takes.
 
 pub mod aggregation;
+pub mod api_call;
 pub mod auth;
 pub mod client_network;
 pub mod commit;
 pub mod connections;
+pub mod documents;
 pub mod error;
 pub mod field_path;
 pub mod index_key;
@@ -28,6 +31,7 @@ pub mod listen;
 pub mod opaque;
 pub mod query;
 pub mod reads;
+pub mod request_body;
 pub mod request_schema;
 pub mod routes;
 pub mod static_files;

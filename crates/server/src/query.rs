@@ -31,10 +31,10 @@ use counterbook_firestore_wire::{
     UnaryOperator, Value,
 };
 
+use crate::documents::NamedDocument;
 use crate::error::ServerError;
 use crate::field_path::{FieldPath, DOCUMENT_NAME_FIELD};
-use crate::index_key::{sort_key, type_class_bounds};
-use crate::store::NamedDocument;
+use crate::index_key::{sort_key, type_class_bounds, IndexPlan};
 
 /// The most disjunctions a filter may expand to.
 const MAX_DISJUNCTIONS: u128 = 30;
@@ -89,23 +89,6 @@ struct PreparedOrder {
 pub struct QueryOutput {
     pub documents: Vec<Document>,
     pub skipped_results: usize,
-}
-
-/// How to read a query's candidates from the `field_index` table instead of scanning: the
-/// documents whose value at `field_path` has a key `k` with `lower <= k < class_end` and, if
-/// set, `k <= upper`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IndexPlan {
-    pub field_path: String,
-    pub lower: Vec<u8>,
-    pub upper: Option<Vec<u8>>,
-    /// The first key past the filtered value's type class.
-    pub class_end: Vec<u8>,
-    /// Read the range from the highest key down.
-    pub descending: bool,
-    /// The index order (key, then document id) is the query's whole order, so evaluation may
-    /// stop as soon as `offset + limit` documents passed.
-    pub in_query_order: bool,
 }
 
 /// Checks a structured query and works out its effective order.
@@ -937,7 +920,7 @@ impl PreparedQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoredDocument;
+    use crate::documents::StoredDocument;
     use counterbook_firestore_wire::Timestamp;
     use serde_json::json;
 

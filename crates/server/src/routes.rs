@@ -1,80 +1,34 @@
 //! The Firestore REST surface under `/v1/projects/{project}/databases/{database}/documents…`.
 //!
-//! Firestore's method suffixes (`documents:commit`, `shops/s1:runQuery`) sit inside nested
-//! resource paths, which axum's router cannot match, so one handler takes every `/v1` request,
-//! parses the raw path into an `ApiCall` (`parse_api_call`, pure and unit-tested), and
-//! dispatches. Bodies are read by hand so that `text/plain` (what the Firebase JS SDK posts) is
-//! accepted like `application/json`, an empty body means `{}` as on the emulator, and every
-//! failure becomes the Firestore-shaped JSON of `ServerError`.
+//! One handler takes every `/v1` request (axum's router cannot match Firestore's method
+//! suffixes inside nested paths): it parses the path into an `ApiCall` (`api_call`), has it
+//! authorized (`auth::authorize`), reads its body (`request_body`: any content type, `{}` when
+//! empty, unknown fields refused) and its query string, and dispatches to the operations
+//! (`commit`, `reads`, the store's transactions). Every failure becomes the Firestore-shaped
+//! JSON of `ServerError`.
 
-use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
-use counterbook_firestore_wire::{
-    CommitRequest, CommitResponse, Document, DocumentName, Timestamp,
-};
-use percent_encoding::percent_decode_str;
-use serde::de::DeserializeOwned;
+use counterbook_firestore_wire::{CommitRequest, CommitResponse, Document, Timestamp};
 
 use crate::aggregation::RunAggregationQueryRequest;
+use crate::api_call::{decode_segment, parse_api_call, ApiCall};
 use crate::commit::{run_commit, run_delete, run_patch, DocumentWriteParameters};
 use crate::error::ServerError;
 use crate::field_path::FieldPath;
 use crate::reads::{self, BatchGetRequest, ListParameters, RunQueryRequest};
+use crate::request_body::read_json_body;
 use crate::request_schema;
-use crate::store::DatabaseId;
 use crate::transaction::{BeginTransactionRequest, RollbackRequest};
 use crate::AppState;
-
-/// Cloud Firestore's request size limit.
-pub const MAX_REQUEST_BODY_BYTES: usize = 11 * 1024 * 1024;
-
-/// Verbs of the Firestore REST API that this server recognises but does not serve yet.
-const UNIMPLEMENTED_VERBS: &[&str] = &[
-    "batchWrite",
-    "listCollectionIds",
-    "partitionQuery",
-    "listen",
-    "write",
-];
 
 /// The routes of the Firestore REST API.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1", any(handle_api_request))
         .route("/v1/{*rest}", any(handle_api_request))
-}
-
-/// One parsed API request.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum ApiCall {
-    Commit(DatabaseId),
-    RunQuery {
-        database: DatabaseId,
-        /// The root of the database, or a document.
-        parent: DocumentName,
-    },
-    RunAggregationQuery {
-        database: DatabaseId,
-        /// The root of the database, or a document.
-        parent: DocumentName,
-    },
-    BatchGet(DatabaseId),
-    BeginTransaction(DatabaseId),
-    Rollback(DatabaseId),
-    GetDocument(DocumentName),
-    /// `GET` of a collection: `collection` is the collection's own name (odd segment count).
-    ListDocuments {
-        database: DatabaseId,
-        collection: DocumentName,
-    },
-    /// `PATCH` of a document: an update write, with the mask and precondition in the query.
-    PatchDocument(DocumentName),
-    /// `DELETE` of a document, with an optional precondition in the query.
-    DeleteDocument(DocumentName),
 }
 
 async fn handle_api_request(State(state): State<AppState>, request: Request) -> Response {
@@ -87,7 +41,8 @@ async fn handle_api_request(State(state): State<AppState>, request: Request) -> 
 async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerError> {
     let call = parse_api_call(request.method(), request.uri().path())?;
     // 401/403 unless the token's user may make this call; its writes are judged in the commit.
-    let (request, authorization) = crate::auth::authorize(&state, &call, request).await?;
+    let (request, authorization) =
+        crate::auth::authorize(state.auth().map(|auth| &**auth), &call, request).await?;
     let write_judge = authorization.write_judge();
     // Transactions belong to the user who opened them.
     let owner = authorization.transaction_owner();
@@ -316,276 +271,9 @@ impl QueryParameters {
     }
 }
 
-fn decode_segment(segment: &str) -> Result<String, ServerError> {
-    percent_decode_str(segment)
-        .decode_utf8()
-        .map(|decoded| decoded.into_owned())
-        .map_err(|_| ServerError::InvalidArgument(format!("path segment {segment:?} is not UTF-8")))
-}
-
-/// Parses `/v1/projects/{p}/databases/{d}/documents[/{path}][:{verb}]` for a method.
-fn parse_api_call(method: &Method, raw_path: &str) -> Result<ApiCall, ServerError> {
-    let no_such_method = || {
-        ServerError::NoSuchMethod(format!(
-            "no Firestore REST method answers {method} {raw_path}"
-        ))
-    };
-    let segments: Vec<&str> = raw_path
-        .strip_prefix("/v1/")
-        .ok_or_else(no_such_method)?
-        .split('/')
-        .collect();
-    let [projects, project, databases, database, rest @ ..] = segments.as_slice() else {
-        return Err(no_such_method());
-    };
-    if *projects != "projects" || *databases != "databases" || rest.is_empty() {
-        return Err(no_such_method());
-    }
-    let database = DatabaseId {
-        project: decode_segment(project)?,
-        database: decode_segment(database)?,
-    };
-    if database.project.is_empty() || database.database.is_empty() {
-        return Err(no_such_method());
-    }
-
-    // The verb is a suffix of the last segment. Only POST has verbs; a GET of `a:b` asks for
-    // the document with id `a:b`, as on the emulator.
-    let mut path_segments: Vec<&str> = rest.to_vec();
-    let mut verb = None;
-    if method == Method::POST {
-        if let Some(last) = path_segments.last_mut() {
-            if let Some((base, suffix)) = last.rsplit_once(':') {
-                *last = base;
-                verb = Some(suffix);
-            }
-        }
-    }
-    if path_segments[0] != "documents" {
-        return Err(no_such_method());
-    }
-    let relative_path = path_segments[1..]
-        .iter()
-        .map(|segment| decode_segment(segment))
-        .collect::<Result<Vec<_>, _>>()?
-        .join("/");
-    let name = DocumentName::new(&database.project, &database.database, &relative_path)
-        .map_err(|error| ServerError::InvalidArgument(format!("invalid resource name: {error}")))?;
-    let is_root = name.segments.is_empty();
-
-    match (method, verb) {
-        (&Method::POST, Some("commit")) if is_root => Ok(ApiCall::Commit(database)),
-        (&Method::POST, Some("runQuery")) if is_root || name.is_document() => Ok(ApiCall::RunQuery {
-            database,
-            parent: name,
-        }),
-        (&Method::POST, Some("runAggregationQuery")) if is_root || name.is_document() => {
-            Ok(ApiCall::RunAggregationQuery {
-                database,
-                parent: name,
-            })
-        }
-        (&Method::POST, Some("runQuery" | "runAggregationQuery")) => {
-            Err(ServerError::InvalidArgument(format!(
-                "the parent of a query must be a document or the database root, and {name} is a collection"
-            )))
-        }
-        (&Method::POST, Some("batchGet")) if is_root => Ok(ApiCall::BatchGet(database)),
-        (&Method::POST, Some("beginTransaction")) if is_root => {
-            Ok(ApiCall::BeginTransaction(database))
-        }
-        (&Method::POST, Some("rollback")) if is_root => Ok(ApiCall::Rollback(database)),
-        (&Method::POST, Some(verb)) if UNIMPLEMENTED_VERBS.contains(&verb) => Err(
-            ServerError::Unimplemented(format!(":{verb} is not implemented yet")),
-        ),
-        (&Method::POST, Some(_)) => Err(no_such_method()),
-        (&Method::POST, None) if !is_root && !name.is_document() => Err(ServerError::Unimplemented(
-            "creating a document with POST is not implemented yet; use :commit".into(),
-        )),
-        (&Method::GET, None) if name.is_document() => Ok(ApiCall::GetDocument(name)),
-        (&Method::GET, None) if !is_root => Ok(ApiCall::ListDocuments {
-            database,
-            collection: name,
-        }),
-        (&Method::PATCH, None) if name.is_document() => Ok(ApiCall::PatchDocument(name)),
-        (&Method::DELETE, None) if name.is_document() => Ok(ApiCall::DeleteDocument(name)),
-        (&Method::PATCH | &Method::DELETE, None) => Err(ServerError::InvalidArgument(format!(
-            "Document name \"{name}\" lacks \"/\" at index {}.",
-            name.to_string().len()
-        ))),
-        _ => Err(no_such_method()),
-    }
-}
-
-/// How many bytes of an oversized body are read (and thrown away) before answering 413, so
-/// that a client still sending gets its answer instead of a reset connection.
-const MAX_DRAINED_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-/// Reads a JSON body of at most `MAX_REQUEST_BODY_BYTES`, whatever its content type, refuses
-/// fields the API does not define (`request_schema`), and deserializes it. An empty body is
-/// the default value, as on the emulator. A larger body is drained and answered 413.
-async fn read_json_body<T: DeserializeOwned + Default>(
-    mut body: Body,
-    schema: &'static [(&'static str, request_schema::Shape)],
-) -> Result<T, ServerError> {
-    let mut bytes = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let frame =
-            std::future::poll_fn(|context| std::pin::Pin::new(&mut body).poll_frame(context)).await;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|error| {
-            ServerError::InvalidArgument(format!("the request body could not be read: {error}"))
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total = total.saturating_add(data.len());
-        if total > MAX_DRAINED_BODY_BYTES {
-            break;
-        }
-        if total <= MAX_REQUEST_BODY_BYTES {
-            bytes.extend_from_slice(&data);
-        }
-    }
-    if total > MAX_REQUEST_BODY_BYTES {
-        return Err(ServerError::PayloadTooLarge {
-            limit_bytes: MAX_REQUEST_BODY_BYTES,
-        });
-    }
-    parse_json_body(&bytes, schema)
-}
-
-/// Parses a request body as `read_json_body` does; `auth` judges requests through this same
-/// function, so what it judges is exactly what is then served (a JSON object with a repeated
-/// key keeps its last value here, where deserializing straight into `T` would fail).
-pub(crate) fn parse_json_body<T: DeserializeOwned + Default>(
-    bytes: &[u8],
-    schema: &'static [(&'static str, request_schema::Shape)],
-) -> Result<T, ServerError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let json: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(ServerError::MalformedBody)?;
-    // Serde would read a struct from a JSON array too; a request message is an object.
-    if !json.is_object() {
-        return Err(ServerError::InvalidArgument(
-            "Payload isn't valid for request: the body must be a JSON object".into(),
-        ));
-    }
-    request_schema::check_known_fields(&json, schema)?;
-    serde_json::from_value(json).map_err(ServerError::MalformedBody)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn database() -> DatabaseId {
-        DatabaseId {
-            project: "p".into(),
-            database: "(default)".into(),
-        }
-    }
-
-    fn check(
-        method: Method,
-        path: &str,
-        expected: Result<ApiCall, counterbook_firestore_wire::Code>,
-    ) {
-        let parsed = parse_api_call(&method, path).map_err(|error| error.code());
-        assert_eq!(parsed, expected, "{method} {path}");
-    }
-
-    #[test]
-    fn paths_parse_into_calls() {
-        use counterbook_firestore_wire::Code;
-        let root = DocumentName::parse("projects/p/databases/(default)/documents").unwrap();
-        let shop = DocumentName::new("p", "(default)", "shops/s1").unwrap();
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents:commit",
-            Ok(ApiCall::Commit(database())),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/%28default%29/documents:commit",
-            Ok(ApiCall::Commit(database())),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents:runQuery",
-            Ok(ApiCall::RunQuery {
-                database: database(),
-                parent: root,
-            }),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents/shops/s1:runQuery",
-            Ok(ApiCall::RunQuery {
-                database: database(),
-                parent: shop.clone(),
-            }),
-        );
-        check(
-            Method::GET,
-            "/v1/projects/p/databases/(default)/documents/shops/s1",
-            Ok(ApiCall::GetDocument(shop)),
-        );
-        check(
-            Method::GET,
-            "/v1/projects/p/databases/(default)/documents/shops/with%20space",
-            Ok(ApiCall::GetDocument(
-                DocumentName::new("p", "(default)", "shops/with space").unwrap(),
-            )),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents/shops:runQuery",
-            Err(Code::InvalidArgument),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents:batchGet",
-            Ok(ApiCall::BatchGet(database())),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents:batchWrite",
-            Err(Code::Unimplemented),
-        );
-        check(
-            Method::PATCH,
-            "/v1/projects/p/databases/(default)/documents/shops",
-            Err(Code::InvalidArgument),
-        );
-        check(
-            Method::POST,
-            "/v1/projects/p/databases/(default)/documents:frobnicate",
-            Err(Code::NotFound),
-        );
-        check(
-            Method::GET,
-            "/v1/projects/p/databases/(default)/documents/shops",
-            Ok(ApiCall::ListDocuments {
-                database: database(),
-                collection: DocumentName::new("p", "(default)", "shops").unwrap(),
-            }),
-        );
-        check(
-            Method::GET,
-            "/v1/projects/p/databases/(default)/documents/shops//x",
-            Err(Code::InvalidArgument),
-        );
-        check(Method::GET, "/v1/projects/p", Err(Code::NotFound));
-        check(
-            Method::GET,
-            "/v1/projects/p/databases/(default)/indexes",
-            Err(Code::NotFound),
-        );
-    }
 
     #[test]
     fn get_masks_come_from_repeated_query_parameters() {

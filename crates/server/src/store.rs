@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use counterbook_firestore_wire::{Document, DocumentName, Timestamp, Value};
+use counterbook_firestore_wire::{DocumentName, Timestamp, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+pub use crate::documents::{DatabaseId, NamedDocument, StoredDocument};
 use crate::error::ServerError;
-use crate::index_key::index_entries;
-use crate::query::IndexPlan;
+use crate::index_key::{index_entries, IndexPlan};
 use crate::transaction::{TransactionLimits, TransactionRegistry};
 
 /// The SQLite file inside the data directory.
@@ -124,6 +124,15 @@ pub enum StoreError {
     SchemaTooNew { found: i64 },
 }
 
+impl From<StoreError> for ServerError {
+    fn from(error: StoreError) -> Self {
+        ServerError::Storage {
+            busy: matches!(error, StoreError::Busy(_)),
+            source: Box::new(error),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         match error.sqlite_error_code() {
@@ -133,52 +142,6 @@ impl From<rusqlite::Error> for StoreError {
             _ => StoreError::Sqlite(error),
         }
     }
-}
-
-/// `projects/{project}/databases/{database}`: the database a request addresses (from its URL).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DatabaseId {
-    pub project: String,
-    pub database: String,
-}
-
-impl DatabaseId {
-    /// `projects/{p}/databases/{d}`, the key prefix of every row of this database.
-    pub fn resource_name(&self) -> String {
-        format!("projects/{}/databases/{}", self.project, self.database)
-    }
-
-    /// Whether a parsed name lies in this database.
-    pub fn contains(&self, name: &DocumentName) -> bool {
-        name.project == self.project && name.database == self.database
-    }
-}
-
-/// A document as stored: its fields and its two timestamps. The name is the row's key.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct StoredDocument {
-    pub fields: BTreeMap<String, Value>,
-    pub create_time: Timestamp,
-    pub update_time: Timestamp,
-}
-
-impl StoredDocument {
-    /// The REST representation, named.
-    pub fn into_wire(self, name: String) -> Document {
-        Document {
-            name,
-            fields: self.fields,
-            create_time: Some(self.create_time),
-            update_time: Some(self.update_time),
-        }
-    }
-}
-
-/// A stored document with its full resource name, as a collection scan returns it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedDocument {
-    pub name: String,
-    pub stored: StoredDocument,
 }
 
 /// The writer connection and the clock it hands commit times from.

@@ -39,9 +39,9 @@ use serde::Deserialize;
 use crate::error::ServerError;
 pub use counterbook_firestore_wire::{ReadOnlyOptions, ReadWriteOptions, TransactionOptions};
 
+use crate::documents::DatabaseId;
 use crate::opaque::{decode_base64, encode_base64};
 use crate::query::PreparedQuery;
-use crate::store::DatabaseId;
 
 /// The bounds on transactions.
 #[derive(Clone, Debug)]
