@@ -244,3 +244,115 @@ fn a_large_import_arrives_whole_in_commits_of_at_most_500_writes() {
         assert_eq!(stored.stock_on_hand, product.stock_on_hand);
     }
 }
+
+mod random_sales {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A sale: (product index, quantity) lines, and whether it goes on credit.
+    fn any_sale() -> impl Strategy<Value = (Vec<(usize, i64)>, bool)> {
+        (
+            prop::collection::vec((0usize..5, 1i64..2_000), 1..8),
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever is sold, in whatever grouping of units into commits, the server's stock is
+        /// the opening stock less every quantity sold, the customer owes every credit, and the
+        /// stock moves add up to the counters.
+        #[test]
+        fn counters_on_the_server_are_exact(
+            sales in prop::collection::vec(any_sale(), 1..12),
+            batch in 1usize..5,
+        ) {
+            let mut shop = Shop::new();
+            let settings = ShopSettings { cash_rounding_step_minor: 100, ..ShopSettings::default() };
+            let products: Vec<Product> = (0..5)
+                .map(|index| {
+                    let mut product = Product::new(shop.id(), &format!("Item {index}"), 10_00 + index as i64, "INR");
+                    product.unit = if index % 2 == 0 { QuantityUnit::Piece } else { QuantityUnit::Kilogram };
+                    product.tax_rate_basis_points = [0, 500, 1200, 1800, 2800][index];
+                    product.stock_on_hand = 1_000_000;
+                    product
+                })
+                .collect();
+            let customer = Customer::new(shop.id(), "Asha", None);
+            let mut ids = {
+                let mut next = 1_000u64;
+                move || {
+                    next += 1;
+                    format!("0193a0b0-0000-7000-9000-{next:012x}")
+                }
+            };
+            let context = shop.context("A");
+            let mut setup: Vec<UnitOfWork> = products
+                .iter()
+                .map(|product| add_product(&context, product, &mut ids).unwrap())
+                .collect();
+            setup.push(create_customer(&context, &customer, &mut ids).unwrap());
+            shop.push("A", &setup.iter().collect::<Vec<_>>());
+
+            let mut sold = [0i64; 5];
+            let mut credit = 0i64;
+            let mut works = Vec::new();
+            for (number, (lines, on_credit)) in sales.iter().enumerate() {
+                let lines: Vec<BillLine> = lines
+                    .iter()
+                    .map(|(index, quantity)| {
+                        sold[*index] += quantity;
+                        BillLine::of_product(&products[*index], *quantity)
+                    })
+                    .collect();
+                let total = counterbook_shop::bill::bill_totals(&lines, settings.tax_mode)
+                    .unwrap()
+                    .total_minor;
+                let tenders = if *on_credit {
+                    credit += total;
+                    vec![Tender::Credit { amount_minor: total }]
+                } else {
+                    vec![Tender::Cash { received_minor: total + 100 }]
+                };
+                let bill_number = BillNumber { series: "A".into(), number: number as u64 + 1 };
+                let context = shop.context("A");
+                let completed = complete_sale(
+                    &context,
+                    &Sale {
+                        number: &bill_number,
+                        lines: &lines,
+                        tenders: &tenders,
+                        customer: Some(&customer),
+                        products: &products,
+                        settings: &settings,
+                        day: "2026-12-01",
+                    },
+                    &mut ids,
+                )
+                .unwrap();
+                prop_assert!(completed.bill.settlement.change_minor >= 0);
+                works.push(completed.work);
+            }
+            for chunk in works.chunks(batch) {
+                shop.push("A", &chunk.iter().collect::<Vec<_>>());
+            }
+            for (index, product) in products.iter().enumerate() {
+                let stored = Product::from_document(&shop.document(&product.document_path("s1"))).unwrap();
+                prop_assert_eq!(stored.stock_on_hand, 1_000_000 - sold[index]);
+                let moved: i64 = shop
+                    .server
+                    .documents
+                    .keys()
+                    .filter(|path| path.starts_with("shops/s1/stockMoves/"))
+                    .map(|path| StockMove::from_document(&shop.document(path)).unwrap())
+                    .filter(|stock_move| stock_move.product_id == product.id)
+                    .map(|stock_move| stock_move.quantity)
+                    .sum();
+                prop_assert_eq!(moved, stored.stock_on_hand);
+            }
+            let owed = Customer::from_document(&shop.document(&customer.document_path("s1"))).unwrap();
+            prop_assert_eq!(owed.credit_balance_minor, credit);
+        }
+    }
+}
