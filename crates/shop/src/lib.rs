@@ -19,7 +19,8 @@
 //! - [`receipt`]: the receipt as data and text, WhatsApp and UPI links, the bill's QR code;
 //! - [`actions`]: each user action's unit of work (records, audit, the sync core's `Unit`).
 //!
-//! Money is always an `i64` count of minor units; no float appears in this crate's rules.
+//! Money is always an `i64` count of minor units; no float appears in a money rule (only the
+//! scanner's key timestamps are the browser's `f64` milliseconds).
 
 // Amounts in tests are written as major_minor units (₹118.00 is `118_00`), on purpose.
 #![cfg_attr(test, allow(clippy::inconsistent_digit_grouping))]
