@@ -16,100 +16,20 @@
 //! if it cannot, this test fails; it never skips. `ACCESS_CONTROL_TRACE=1` prints every answer
 //! (the emulator's denials name the rule lines they tried).
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
+use support::binary::{free_port, run_admin, start_group, ProcessGroup, RunningServer, EMULATOR};
 
-const EMULATOR: &str =
-    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
-const SERVER: &str = env!("CARGO_BIN_EXE_counterbook-server");
 const PROJECT: &str = "demo-counterbook";
 const PASSWORD: &str = "correct horse battery";
 /// Java takes a while on a small machine; this is a ceiling, not a wait.
 const EMULATOR_START_LIMIT: Duration = Duration::from_secs(180);
-
-/// A process started in its own process group (`setsid`), whose whole group is killed when
-/// this is dropped, also when a test panics, so no emulator JVM outlives the test.
-struct ProcessGroup {
-    child: Child,
-    what: &'static str,
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-        eprintln!("stopped {}", self.what);
-    }
-}
-
-/// Starts `program` with `setsid` and returns once a line of its output contains `ready`,
-/// with that line; fails if it exits or stays silent past `limit`. Output keeps being drained
-/// afterwards so the process never blocks on a full pipe.
-fn start_group(
-    what: &'static str,
-    program: &str,
-    arguments: &[String],
-    ready: &str,
-    limit: Duration,
-) -> (ProcessGroup, String) {
-    let mut child = Command::new("setsid")
-        .arg(program)
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {what} ({program}): {error}"));
-    let (lines, received) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    for stream in [
-        Box::new(stdout) as Box<dyn std::io::Read + Send>,
-        Box::new(stderr),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                // The receiver is gone once startup is over; keep draining regardless.
-                let _ = lines.send(line);
-            }
-        });
-    }
-    drop(lines);
-    let group = ProcessGroup { child, what };
-    let mut output = Vec::new();
-    loop {
-        match received.recv_timeout(limit) {
-            Ok(line) if line.contains(ready) => return (group, line),
-            Ok(line) => output.push(line),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                panic!(
-                    "{what} did not get ready within {limit:?}:\n{}",
-                    output.join("\n")
-                )
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("{what} exited before it was ready:\n{}", output.join("\n"))
-            }
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rules_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules")
@@ -550,30 +470,6 @@ fn emulator_backend() -> (ProcessGroup, Backend) {
     (group, backend)
 }
 
-/// Runs the admin CLI and asserts success.
-fn admin(data: &Path, arguments: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(SERVER)
-        .args(arguments)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{arguments:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn sign_in(base_url: &str, email: &str) -> String {
     let (status, body) = call(
         "POST",
@@ -589,7 +485,7 @@ fn sign_in(base_url: &str, email: &str) -> String {
 
 fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
     for shop in ["s1", "s2"] {
-        admin(data, &["shop", "create", "--shop", shop], None);
+        run_admin(data, &["shop", "create", "--shop", shop], None);
     }
     let password_line = format!("{PASSWORD}\n");
     for (shop, role) in [
@@ -599,7 +495,7 @@ fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
         ("s2", "owner"),
     ] {
         let email = format!("{role}@{shop}.test");
-        admin(
+        run_admin(
             data,
             &[
                 "user",
@@ -615,26 +511,8 @@ fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
             Some(&password_line),
         );
     }
-    let (group, line) = start_group(
-        "counterbook-server",
-        SERVER,
-        &[
-            "serve".into(),
-            "--addr".into(),
-            "127.0.0.1:0".into(),
-            "--project".into(),
-            PROJECT.into(),
-            "--data".into(),
-            data.display().to_string(),
-        ],
-        "counterbook-server listening on ",
-        Duration::from_secs(60),
-    );
-    let base_url = line
-        .trim()
-        .strip_prefix("counterbook-server listening on ")
-        .unwrap()
-        .to_owned();
+    let server = RunningServer::start(data, &["--project", PROJECT]);
+    let base_url = server.base_url.clone();
     let tokens =
         ["owner", "manager", "cashier"].map(|role| sign_in(&base_url, &format!("{role}@s1.test")));
     let owner_of_s1 = tokens[0].clone();
@@ -648,7 +526,7 @@ fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
             _ => owner_of_s2.clone(),
         }),
     };
-    (group, backend)
+    (server.group, backend)
 }
 
 #[test]

@@ -2,56 +2,20 @@
 //! bound port, a commit and a query, clean refusal without `--dev` or `--project`, and shutdown
 //! on SIGTERM. The admin CLI and authenticated serving are exercised in `access_control.rs`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_counterbook-server");
-
-/// A running server process, killed when dropped (also when a test fails half way).
-struct RunningServer {
-    child: Child,
-    base_url: String,
-    // Kept open so the server never writes into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::binary::{RunningServer, SERVER_BINARY};
 
 fn start_server(data_directory: &Path, extra_arguments: &[&str]) -> RunningServer {
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--addr", "127.0.0.1:0", "--dev", "--data"])
-        .arg(data_directory)
-        .args(extra_arguments)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting counterbook-server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    // Blocks until the server has bound its port and printed the line; EOF means it died.
-    stdout.read_line(&mut line).unwrap();
-    let base_url = line
-        .trim()
-        .strip_prefix("counterbook-server listening on ")
-        .unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("unexpected first line {line:?}")
-        })
-        .to_owned();
-    RunningServer {
-        child,
-        base_url,
-        _stdout: stdout,
-    }
+    let mut arguments = vec!["--dev"];
+    arguments.extend_from_slice(extra_arguments);
+    RunningServer::start(data_directory, &arguments)
 }
 
 fn post_json(url: &str, body: &Value) -> Value {
@@ -65,7 +29,7 @@ fn post_json(url: &str, body: &Value) -> Value {
 #[test]
 fn commit_and_query_over_real_http_then_stop_on_sigterm() {
     let data_directory = tempfile::tempdir().unwrap();
-    let mut server = start_server(data_directory.path(), &[]);
+    let server = start_server(data_directory.path(), &[]);
     assert!(
         server.base_url.starts_with("http://127.0.0.1:"),
         "{}",
@@ -118,19 +82,14 @@ fn commit_and_query_over_real_http_then_stop_on_sigterm() {
     );
 
     // SIGTERM: graceful shutdown, exit status 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.child.wait().unwrap();
+    let exit = server.terminate();
     assert!(exit.success(), "exit after SIGTERM: {exit:?}");
 }
 
 #[test]
 fn the_binary_refuses_to_start_without_dev_mode_or_a_project() {
     let data_directory = tempfile::tempdir().unwrap();
-    let output = Command::new(BINARY)
+    let output = Command::new(SERVER_BINARY)
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(data_directory.path())
         .output()
@@ -153,7 +112,7 @@ fn raw_traversal_requests_never_reach_files_outside_the_app_directory() {
     std::fs::write(root.path().join("secret.txt"), "TOP SECRET").unwrap();
     let data_directory = tempfile::tempdir().unwrap();
     let server = start_server(data_directory.path(), &["--app", dist.to_str().unwrap()]);
-    let address = server.base_url.trim_start_matches("http://").to_owned();
+    let address = server.address().to_owned();
     for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt"] {
         // A raw request: HTTP clients would normalise the dots away before sending.
         let mut stream = TcpStream::connect(&address).unwrap();

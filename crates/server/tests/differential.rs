@@ -18,77 +18,15 @@
 //! `Expect::Differs`, naming each backend's status and why, and both statuses are checked.
 //! They are listed in `crates/server/README.md` too.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod support;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+use support::binary::{free_port, start_group, RunningServer, EMULATOR};
 
-const EMULATOR: &str =
-    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
-const SERVER: &str = env!("CARGO_BIN_EXE_counterbook-server");
 /// Java takes a while on a small machine; this is a ceiling, not a wait.
 const START_LIMIT: Duration = Duration::from_secs(180);
-
-/// A process in its own process group (`setsid`); the whole group is killed on drop.
-struct ProcessGroup {
-    child: Child,
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `program` under `setsid` and returns once an output line contains `ready`, with
-/// that line. Output keeps being drained afterwards so the process never blocks on a pipe.
-fn start_group(program: &str, arguments: &[String], ready: &str) -> (ProcessGroup, String) {
-    let mut child = Command::new("setsid")
-        .arg(program)
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {program}: {error}"));
-    let (lines, received) = mpsc::channel::<String>();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-    }
-    drop(lines);
-    let group = ProcessGroup { child };
-    let mut output = Vec::new();
-    loop {
-        match received.recv_timeout(START_LIMIT) {
-            Ok(line) if line.contains(ready) => return (group, line),
-            Ok(line) => output.push(line),
-            Err(error) => panic!(
-                "{program} did not get ready ({error:?}):\n{}",
-                output.join("\n")
-            ),
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What a step must show.
 #[derive(Clone, Copy, Debug)]
@@ -1626,26 +1564,11 @@ fn normalize_value(value: Value) -> Value {
 fn counterbook_server_answers_like_the_firestore_emulator() {
     let started = Instant::now();
     let data_directory = tempfile::tempdir().unwrap();
-    let (_server_group, line) = start_group(
-        SERVER,
-        &[
-            "serve".into(),
-            "--dev".into(),
-            "--addr".into(),
-            "127.0.0.1:0".into(),
-            "--data".into(),
-            data_directory.path().display().to_string(),
-        ],
-        "counterbook-server listening on ",
-    );
-    let server_url = line
-        .split("listening on ")
-        .nth(1)
-        .expect("the startup line names the address")
-        .trim()
-        .to_owned();
+    let server = RunningServer::start_dev(data_directory.path());
+    let server_url = server.base_url.clone();
     let port = free_port();
     let (_emulator_group, _) = start_group(
+        "the Firestore emulator",
         EMULATOR,
         &[
             "start".into(),
@@ -1653,6 +1576,7 @@ fn counterbook_server_answers_like_the_firestore_emulator() {
             format!("--port={port}"),
         ],
         "Dev App Server is now running",
+        START_LIMIT,
     );
     let emulator = Backend::new("emulator", format!("http://127.0.0.1:{port}"));
     let ours = Backend::new("counterbook-server", server_url);

@@ -8,10 +8,11 @@
 //! So a database is consistent exactly when the counter equals the number of sales, whatever
 //! moment it was cut at, and each acknowledged sale must carry its commit's time.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -19,55 +20,31 @@ use std::time::{Duration, Instant};
 
 use counterbook_firestore_wire::Timestamp;
 use serde_json::{json, Value};
+use support::binary::{RunningServer, SERVER_BINARY};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_counterbook-server");
 const ROOT: &str = "projects/durability/databases/(default)/documents";
 /// How long any single wait in these tests may take before it counts as a failure.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A running server process, killed when dropped (also when a test fails half way).
-struct RunningServer {
-    child: Child,
+/// The real binary in dev mode, and its API's base URL.
+struct Server {
+    running: RunningServer,
     api: String,
-    _stdout: BufReader<ChildStdout>,
 }
 
-impl RunningServer {
-    fn start(data_directory: &Path) -> RunningServer {
-        let mut child = Command::new(BINARY)
-            .args(["serve", "--addr", "127.0.0.1:0", "--dev", "--data"])
-            .arg(data_directory)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting counterbook-server");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        // Blocks until the server has bound its port and printed the line; EOF means it died.
-        stdout.read_line(&mut line).unwrap();
-        let Some(base_url) = line.trim().strip_prefix("counterbook-server listening on ") else {
-            let _ = child.kill();
-            panic!("unexpected first line {line:?}");
-        };
-        RunningServer {
-            api: format!("{base_url}/v1/{ROOT}"),
-            child,
-            _stdout: stdout,
+impl Server {
+    fn start(data_directory: &Path) -> Server {
+        let running = RunningServer::start_dev(data_directory);
+        Server {
+            api: format!("{}/v1/{ROOT}", running.base_url),
+            running,
         }
     }
 
     /// SIGKILL: no shutdown, no flush, no checkpoint; whatever SQLite has not made durable
     /// by now is gone.
-    fn kill_hard(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill_hard(self) {
+        self.running.kill_hard();
     }
 }
 
@@ -277,7 +254,7 @@ fn every_acknowledged_commit_survives_kill_9_mid_stream_and_the_clock_keeps_incr
     let next_seq = Arc::new(AtomicU64::new(0));
     let mut acknowledged = BTreeMap::new();
     for _round in 0..3 {
-        let server = RunningServer::start(data_directory.path());
+        let server = Server::start(data_directory.path());
         let fresh_seq = next_seq.fetch_add(1, Ordering::SeqCst);
         let fresh_time =
             assert_holds_every_acknowledged_sale(&server.api, &acknowledged, fresh_seq);
@@ -288,7 +265,7 @@ fn every_acknowledged_commit_survives_kill_9_mid_stream_and_the_clock_keeps_incr
         server.kill_hard();
         writers.finish(&mut acknowledged);
     }
-    let server = RunningServer::start(data_directory.path());
+    let server = Server::start(data_directory.path());
     assert_holds_every_acknowledged_sale(
         &server.api,
         &acknowledged,
@@ -298,7 +275,7 @@ fn every_acknowledged_commit_survives_kill_9_mid_stream_and_the_clock_keeps_incr
 }
 
 fn run_backup(data_directory: &Path, target: &Path) -> std::process::Output {
-    Command::new(BINARY)
+    Command::new(SERVER_BINARY)
         .args(["backup", "--data"])
         .arg(data_directory)
         .arg("--to")
@@ -312,7 +289,7 @@ fn a_backup_taken_during_writes_is_consistent_and_serves_its_documents_after_a_r
     let data_directory = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let backup_file = backups.path().join("shop.sqlite3");
-    let server = RunningServer::start(data_directory.path());
+    let server = Server::start(data_directory.path());
     let next_seq = Arc::new(AtomicU64::new(0));
     let writers = Writers::start(&server.api, 3, &next_seq);
     let mut acknowledged_before_backup = BTreeMap::new();
@@ -352,7 +329,7 @@ fn a_backup_taken_during_writes_is_consistent_and_serves_its_documents_after_a_r
 
     let restored = tempfile::tempdir().unwrap();
     std::fs::copy(&backup_file, restored.path().join("counterbook.sqlite3")).unwrap();
-    let server = RunningServer::start(restored.path());
+    let server = Server::start(restored.path());
     let holdings = read_holdings(&server.api);
     for (seq, time) in &holdings.sales {
         let acknowledged = acknowledged_before_backup
@@ -393,7 +370,7 @@ fn backup_errors_name_what_is_wrong() {
     assert!(empty.contains("has no counterbook.sqlite3"), "{empty}");
     assert!(!data_directory.path().join("counterbook.sqlite3").exists());
 
-    drop(RunningServer::start(data_directory.path()));
+    drop(Server::start(data_directory.path()));
     let database = data_directory.path().join("counterbook.sqlite3");
     let onto_itself = stderr_of(data_directory.path(), &database);
     assert!(

@@ -6,15 +6,16 @@
 //! The HTTP client is a few lines over `TcpStream`, so that a test controls exactly when it
 //! reads a streaming response and how long it waits.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::binary::RunningServer;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_counterbook-server");
 const PROJECT: &str = "wc-test";
 const DATABASE: &str = "projects/wc-test/databases/(default)";
 const SHOP: &str = "projects/wc-test/databases/(default)/documents/shops/s1";
@@ -22,42 +23,8 @@ const CHANNEL: &str = "/google.firestore.v1.Firestore/Listen/channel";
 /// How long any expected message may take to arrive.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A running server process, killed when dropped (also when a test fails half way).
-struct RunningServer {
-    child: Child,
-    address: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(data_directory: &Path, mode: &[&str]) -> RunningServer {
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data_directory)
-        .args(mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting counterbook-server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("counterbook-server listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    RunningServer {
-        child,
-        address,
-        _stdout: stdout,
-    }
+    RunningServer::start(data_directory, mode)
 }
 
 fn dev_server() -> (tempfile::TempDir, RunningServer) {
@@ -496,7 +463,7 @@ fn changed_names(messages: &[Value]) -> Vec<String> {
 #[test]
 fn a_query_target_gets_its_documents_then_every_committed_change_incrementally() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     commit(&address, json!([product("a", 150), product("b", 50)]));
 
     let mut channel = Channel::open(&address, &[price_query(2, json!({}))]);
@@ -597,7 +564,7 @@ fn a_query_target_gets_its_documents_then_every_committed_change_incrementally()
 #[test]
 fn a_limit_query_runs_again_and_removes_what_is_pushed_out() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     commit(&address, json!([product("a", 300), product("b", 200)]));
     let channel = Channel::open(&address, &[price_query(7, json!({"limit": {"value": 1}}))]);
     let mut back = channel.back_channel();
@@ -621,7 +588,7 @@ fn a_limit_query_runs_again_and_removes_what_is_pushed_out() {
 #[test]
 fn a_resumed_target_gets_only_what_changed_and_the_count() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     commit(&address, json!([product("a", 150), product("b", 250)]));
     let channel = Channel::open(&address, &[price_query(2, json!({}))]);
     let mut back = channel.back_channel();
@@ -677,7 +644,7 @@ fn an_invalid_query_is_added_then_removed_with_its_cause() {
             "where": {"fieldFilter": {"field": {"fieldPath": "a"}, "op": "IN", "value": {"arrayValue": {"values": values}}}}
         }}, "targetId": 2}
     });
-    let messages = Channel::open(&server.address, &[request])
+    let messages = Channel::open(server.address(), &[request])
         .back_channel()
         .read_until(|message| is_target_change(message, "REMOVE"));
     assert!(is_target_change(&messages[0], "ADD"));
@@ -690,7 +657,7 @@ fn an_invalid_query_is_added_then_removed_with_its_cause() {
 #[test]
 fn a_new_back_channel_resends_what_was_not_acknowledged_and_replaces_the_old_one() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     commit(&address, json!([product("a", 150)]));
     let channel = Channel::open(&address, &[price_query(2, json!({}))]);
     let mut first = channel.back_channel();
@@ -715,7 +682,7 @@ fn a_new_back_channel_resends_what_was_not_acknowledged_and_replaces_the_old_one
 #[test]
 fn unknown_and_terminated_sessions_answer_unknown_sid() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     for (method, url, body) in [
         (
             "GET",
@@ -763,7 +730,7 @@ fn unknown_and_terminated_sessions_answer_unknown_sid() {
 #[test]
 fn malformed_requests_are_refused_and_the_server_keeps_serving() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     let open = channel_url("RID=1&CVER=22");
     let cases: Vec<(String, String, u16)> = vec![
         (open.clone(), "count=zz&ofs=0".into(), 400),
@@ -831,7 +798,7 @@ fn without_dev_a_channel_without_a_token_is_refused_with_unauthenticated() {
     let data_directory = tempfile::tempdir().unwrap();
     let server = start_server(data_directory.path(), &["--project", PROJECT]);
     let (head, body) = fetch(
-        &server.address,
+        server.address(),
         "POST",
         &channel_url("RID=1000&CVER=22&X-HTTP-Session-Id=gsessionid"),
         Some(&form(&[price_query(2, json!({}))], 0, None)),

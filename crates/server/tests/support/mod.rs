@@ -1,7 +1,10 @@
-//! Helpers shared by the in-process API tests: a server on a temporary data directory, driven
-//! with `oneshot` requests, and JSON builders for the bodies the app sends.
+//! Helpers shared by the tests: a server on a temporary data directory, driven in process with
+//! `oneshot` requests, JSON builders for the bodies the app sends, and (`binary`) the real binary
+//! and the emulator started as processes.
 
 #![allow(dead_code)] // Each test file uses a different subset.
+
+pub mod binary;
 
 use std::path::{Path, PathBuf};
 
