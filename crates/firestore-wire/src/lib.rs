@@ -34,5 +34,5 @@ pub use transaction::{ReadOnlyOptions, ReadWriteOptions, TransactionOptions};
 pub use value::{ArrayValue, Document, LatLng, MapValue, Value};
 pub use write::{
     CommitRequest, CommitResponse, DocumentMask, FieldTransform, Precondition, ServerValue,
-    TransformKind, Write, WriteOperation, WriteResult,
+    TransformKind, Write, WriteOperation, WriteRequest, WriteResponse, WriteResult,
 };

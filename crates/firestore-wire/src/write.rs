@@ -1,5 +1,7 @@
 //! Writes and commits: `Write`, `FieldTransform`, `Precondition`, `CommitRequest`,
-//! `CommitResponse`.
+//! `CommitResponse`, and the messages of the Write stream, `WriteRequest` and `WriteResponse`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -127,4 +129,40 @@ pub struct WriteResult {
     /// One per `updateTransforms` entry, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transform_results: Vec<Value>,
+}
+
+/// One message the client sends on the Write stream (`google.firestore.v1.Firestore/Write`):
+/// first the handshake (`database`, no writes), then writes, each request committed on its own.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRequest {
+    /// `projects/{project}/databases/{database}`; required on the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Only for resuming a stream, which the SDK never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<Write>,
+    /// The token of the last response (bytes, base64); absent on the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_token: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One message the server sends on the Write stream: the handshake's answer (`streamId`,
+/// `streamToken`), then one per write request with its commit time and results.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<String>,
+    /// Bytes, base64: the client sends it back with its next request.
+    pub stream_token: String,
+    /// One per write of the request, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_results: Vec<WriteResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<Timestamp>,
 }

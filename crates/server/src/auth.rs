@@ -50,6 +50,7 @@ use crate::error::ServerError;
 use crate::reads::{BatchGetRequest, RunQueryRequest};
 use crate::request_body::{parse_json_body, MAX_REQUEST_BODY_BYTES};
 use crate::request_schema;
+use crate::store::DatabaseId;
 use crate::transaction::TransactionOwner;
 use accounts::Accounts;
 use password_checks::PasswordCheckSlots;
@@ -373,6 +374,38 @@ pub(crate) async fn authorize(
             Ok((request, granted))
         }
     }
+}
+
+/// Who a stream session (Listen, Write) acts for, from the `Authorization` header of its
+/// opening request: `None` in dev mode. A bad token is `UNAUTHENTICATED`; another project or
+/// database is `PERMISSION_DENIED`. The WebChannel transport asks this before a session exists.
+/// `auth` is `None` in dev mode.
+pub(crate) fn authenticate_stream(
+    auth: Option<&AuthState>,
+    database: &DatabaseId,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ServerError> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let principal = auth.authenticate(headers)?;
+    auth.check_database(&database.project, &database.database)?;
+    Ok(Some(principal))
+}
+
+/// What a write request on the Write stream is granted: what `authorize` grants a `:commit` of
+/// the same database, for the bearer of the stream's opening token, checked again for each
+/// request (it may have expired or been revoked since the stream opened). Its writes are then
+/// judged inside the commit (`Authorization::write_judge`), exactly as a `:commit`'s.
+pub(crate) fn authorize_stream_commit(
+    auth: Option<&AuthState>,
+    database: &DatabaseId,
+    headers: &HeaderMap,
+) -> Result<Authorization, ServerError> {
+    Ok(match authenticate_stream(auth, database, headers)? {
+        None => Authorization::NotRequired,
+        Some(principal) => Authorization::Granted { principal },
+    })
 }
 
 fn denied(denial: policy::Denial) -> ServerError {

@@ -12,7 +12,10 @@
 //! - operations: `commit` (validating and applying writes, each judged by a `WriteJudge`),
 //!   `reads`;
 //! - on top: `auth` (sign-in, tokens, accounts, the access policy and `authorize`), `routes`
-//!   (the `/v1` REST surface), `webchannel` and `listen` (the Listen stream), `static_files`,
+//!   (the `/v1` REST surface), `webchannel` (the WebChannel transport, which checks a stream's
+//!   opening token with `auth` and knows nothing of what the streams mean) and above it the
+//!   streams `listen` and `write_stream` (the Write stream, committing as `:commit` does),
+//!   `static_files`,
 //!   `connections` (accepting connections within bounds), and this root with `AppState`, the
 //!   state every handler takes.
 
@@ -38,6 +41,7 @@ pub mod static_files;
 pub mod store;
 pub mod transaction;
 pub mod webchannel;
+pub mod write_stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +73,7 @@ pub struct AppState {
     store: Arc<Store>,
     config: Arc<ServerConfig>,
     auth: Option<Arc<AuthState>>,
-    /// Open WebChannel (Listen) sessions; in memory, so a restart drops them.
+    /// Open WebChannel (Listen and Write) sessions; in memory, so a restart drops them.
     channels: Arc<webchannel::ChannelSessions>,
 }
 
@@ -172,7 +176,8 @@ impl AppState {
 /// origins otherwise (the server's own origin needs none).
 pub fn app(state: AppState) -> Router {
     let mut router = routes::router()
-        .merge(webchannel::router())
+        .merge(listen::router())
+        .merge(write_stream::router())
         .merge(auth::sign_in::router())
         .merge(static_files::router(state.config.app_directory.clone()))
         .layer(TraceLayer::new_for_http());

@@ -1,4 +1,6 @@
-//! Firestore's Listen stream: what a WebChannel session (`webchannel`) says to its client.
+//! Firestore's Listen stream, at `/google.firestore.v1.Firestore/Listen/channel`: what a
+//! WebChannel session (`webchannel`, the transport this module is a `ChannelStream` of) says to
+//! its client.
 //!
 //! Each session has one task (`run_session`) that owns its targets and a subscription to the
 //! store's commit notifications (`Store::subscribe_to_commits`). Requests (`ListenRequest`
@@ -40,24 +42,25 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use counterbook_firestore_wire::listen::{
     DocumentChange, DocumentDelete, DocumentRemove, ExistenceFilter, ListenRequest, ListenResponse,
     RpcStatus, Target, TargetChange, TargetChangeType, TargetKind,
 };
 use counterbook_firestore_wire::{Code, Document, DocumentName, Timestamp};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc};
 
 use crate::auth::policy::{self, Principal};
-use crate::auth::DEFAULT_DATABASE;
 use crate::error::ServerError;
 use crate::opaque::{decode_base64, encode_base64};
 use crate::query::{prepare_query, PreparedQuery};
 use crate::reads::evaluate_query;
 use crate::store::{CommittedWrites, DatabaseId, NamedDocument, ReadSnapshot, Store};
-use crate::webchannel::Outbox;
+use crate::webchannel::{ChannelStream, OpenedSession, Outbox};
 use crate::AppState;
+
+/// Where the Firebase JS SDK opens Listen channels.
+pub const LISTEN_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Listen/channel";
 
 /// Targets one session may hold at once (the app holds two; the SDK a few).
 pub const MAX_TARGETS_PER_SESSION: usize = 100;
@@ -84,28 +87,36 @@ pub fn resume_token_time(token: &str) -> Option<Timestamp> {
         .then(|| Timestamp::from_unix_micros(i64::from_be_bytes(micros)))
 }
 
-/// Starts the task that serves one WebChannel session's Listen stream.
-pub(crate) fn start_session(
-    state: AppState,
-    session_id: String,
-    database: DatabaseId,
-    outbox: Arc<Outbox>,
-    requests: mpsc::UnboundedReceiver<ListenRequest>,
-    principal: Option<Principal>,
-) {
-    tokio::spawn(run_session(
-        state, session_id, database, outbox, requests, principal,
-    ));
+/// The Listen stream as a WebChannel stream: one task per session (`run_session`).
+pub struct ListenStream;
+
+impl ChannelStream for ListenStream {
+    type Request = ListenRequest;
+    const NAME: &'static str = "Listen";
+
+    fn parse_request(text: &str) -> Result<ListenRequest, ServerError> {
+        serde_json::from_str(text).map_err(ServerError::MalformedBody)
+    }
+
+    fn start(state: AppState, session: OpenedSession<ListenRequest>) {
+        tokio::spawn(run_session(state, session));
+    }
 }
 
-async fn run_session(
-    state: AppState,
-    session_id: String,
-    database: DatabaseId,
-    outbox: Arc<Outbox>,
-    mut requests: mpsc::UnboundedReceiver<ListenRequest>,
-    principal: Option<Principal>,
-) {
+/// The route of the Listen channel.
+pub fn router() -> axum::Router<AppState> {
+    crate::webchannel::router::<ListenStream>(LISTEN_CHANNEL_PATH)
+}
+
+async fn run_session(state: AppState, session: OpenedSession<ListenRequest>) {
+    let OpenedSession {
+        id: session_id,
+        database,
+        outbox,
+        mut requests,
+        principal,
+        headers: _,
+    } = session;
     // Subscribed before the first snapshot, so no commit after it can be missed.
     let mut commits = state.subscribe_to_commits();
     let mut listen = ListenState {
@@ -184,26 +195,6 @@ fn push_all(outbox: &Outbox, responses: &[ListenResponse]) {
     for response in responses {
         outbox.push(&serde_json::to_value(response).unwrap_or_default());
     }
-}
-
-/// Who a session opened with these `headers` acts for: `None` in dev mode. The WebChannel
-/// transport calls this before a session exists.
-pub(crate) fn authenticate(
-    state: &AppState,
-    database: &DatabaseId,
-    headers: &HeaderMap,
-) -> Result<Option<Principal>, ServerError> {
-    let Some(auth) = state.auth() else {
-        return Ok(None);
-    };
-    let principal = auth.authenticate(headers)?;
-    if database.project != auth.project() || database.database != DEFAULT_DATABASE {
-        return Err(ServerError::PermissionDenied(format!(
-            "Missing or insufficient permissions: this server serves projects/{}/databases/{DEFAULT_DATABASE} only",
-            auth.project()
-        )));
-    }
-    Ok(Some(principal))
 }
 
 enum RequestOutcome {

@@ -37,6 +37,17 @@ pub fn commit_request() -> Fields {
     ]
 }
 
+/// A request on the Write stream (`write_stream`): its writes have the shape of a commit's.
+pub fn write_request() -> Fields {
+    &[
+        ("database", Leaf),
+        ("streamId", Leaf),
+        ("writes", List(write)),
+        ("streamToken", Leaf),
+        ("labels", Leaf),
+    ]
+}
+
 fn write() -> Fields {
     &[
         ("update", Message(document)),

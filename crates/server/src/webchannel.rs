@@ -1,10 +1,11 @@
 //! WebChannel (Closure's BrowserChannel, protocol version 8): the transport the Firebase JS SDK
-//! uses for Firestore's Listen stream, at `/google.firestore.v1.Firestore/Listen/channel`.
+//! uses for Firestore's streams, Listen (`listen`) and Write (`write_stream`), at
+//! `/google.firestore.v1.Firestore/{Listen,Write}/channel`.
 //!
 //! A channel is a session (`SID`) made of plain HTTP requests, as `webchannel-capture.md` beside
 //! DESIGN.md shows the SDK and Google's emulator exchanging:
 //! - the opening `POST` (no `SID`) carries a form: `count`, `ofs`, `req{i}___data__` (one JSON
-//!   `ListenRequest` each) and `headers` (`Name:value` lines, where the SDK puts
+//!   request message each) and `headers` (`Name:value` lines, where the SDK puts
 //!   `Authorization: Bearer …`); it answers `<length>\n[[0,["c","<SID>","",8,12,30000]]]`;
 //! - the back channel is a streaming `GET` with `RID=rpc&SID=…&AID=<last array id seen>`: frames
 //!   `<length>\n[[<array id>,[<message>]],…]`, a `"noop"` when it opens and after
@@ -14,6 +15,8 @@
 //! - later client messages come in `POST`s with `SID`; each map has a number (`ofs` + index),
 //!   so a retried `POST` is not applied twice; the answer is `[<back channel open: 1/0>,
 //!   <last array id>, <unsent bytes>]`, length-prefixed;
+//! - a stream that ends normally sends `"close"`; one that fails sends `{"error": <google.rpc.Status>}`
+//!   (the SDK closes the stream with that status) and the back channel ends after it;
 //! - `TYPE=terminate` (a `POST`, or a `GET` image beacon) ends the session; an unknown or ended
 //!   `SID` answers 400 `Unknown SID` (the emulator answers 400 with an empty body; the text is
 //!   what Google's production front end sends and what the client recognises).
@@ -27,10 +30,15 @@
 //! per shop), idle time, age and unacknowledged output (per session and in all: an
 //! `OutputBudget` shared by every session) are bounded (`ChannelLimits`). The opening request's
 //! form is read only up to `max_form_bytes`, and its token is checked before its requests are
-//! parsed or a session exists: an open without a valid token is answered 401 at once. What the
-//! messages mean is `listen`'s
-//! business: this module hands it the parsed `ListenRequest`s of a session and sends what it
-//! pushes into the session's `Outbox`.
+//! parsed or a session exists (`auth::authenticate_stream`): an open without a valid token is
+//! answered 401 at once. A forward `POST` names a live session before its form is read. The
+//! queue of client messages a session's stream has not taken yet is bounded too
+//! (`REQUEST_QUEUE_LENGTH`: a forward `POST` waits for room).
+//!
+//! What the messages mean is not this module's business: a stream (`ChannelStream`,
+//! implemented by `listen::ListenStream` and `write_stream::WriteStream`) parses each client
+//! message, gets the parsed messages of its session in order, and pushes what it says into the
+//! session's `Outbox`. `router::<S>(path)` serves one stream's channel at `path`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,30 +49,68 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use axum::Router;
-use counterbook_firestore_wire::listen::ListenRequest;
 use counterbook_firestore_wire::Status;
+use futures_util::future::BoxFuture;
 use percent_encoding::percent_decode_str;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::auth::policy::Principal;
 use crate::error::ServerError;
 use crate::store::DatabaseId;
 use crate::AppState;
 
-/// Where the Firebase JS SDK opens Listen channels.
-pub const LISTEN_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Listen/channel";
-/// Where it opens Write channels (not served yet: writes go through REST `:commit`).
-pub const WRITE_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Write/channel";
-
 /// The only protocol version spoken (`VER=8`).
 const PROTOCOL_VERSION: &str = "8";
+
+/// Client messages a session's stream may have waiting; a forward `POST` with more waits until
+/// the stream has taken some.
+pub const REQUEST_QUEUE_LENGTH: usize = 64;
+
+/// A Firestore stream served over this transport: how its client messages are parsed, and the
+/// task that serves a new session.
+pub trait ChannelStream: 'static {
+    /// One parsed client message.
+    type Request: Send + 'static;
+    /// The stream's name in errors (`Listen`, `Write`).
+    const NAME: &'static str;
+    /// Parses one client message (a `req{i}___data__` field); an error refuses the whole
+    /// forward request with that error, before anything in it is delivered.
+    fn parse_request(text: &str) -> Result<Self::Request, ServerError>;
+    /// The largest form a forward `POST` on an open session may carry (an opening `POST` is
+    /// bounded by `ChannelLimits::max_form_bytes`, before its token is checked).
+    fn max_forward_form_bytes(limits: &ChannelLimits) -> usize {
+        limits.max_form_bytes
+    }
+    /// Starts serving a session just opened: its first messages are already in
+    /// `session.requests`. The stream ends the session by closing its outbox (or the session
+    /// expires); `session.requests` ends when the session is dropped.
+    fn start(state: AppState, session: OpenedSession<Self::Request>);
+}
+
+/// What a stream gets of a new session.
+pub struct OpenedSession<Request> {
+    /// The `SID`.
+    pub id: String,
+    /// The `database` of the opening request.
+    pub database: DatabaseId,
+    /// Where the stream's messages go.
+    pub outbox: Arc<Outbox>,
+    /// The client's messages, in order, each once.
+    pub requests: mpsc::Receiver<Request>,
+    /// Who opened it (`None` in dev mode), from the token in `headers`.
+    pub principal: Option<Principal>,
+    /// The opening request's `headers` field (where the SDK sends `Authorization`).
+    pub headers: HeaderMap,
+}
 
 /// The bounds of the session table and of each session.
 #[derive(Clone, Debug)]
 pub struct ChannelLimits {
-    /// Open sessions at most; a new one beyond this is refused with 503.
+    /// Open sessions at most, of every stream together; a new one beyond this is refused with
+    /// 503.
     pub max_sessions: usize,
     /// Open sessions of one signed-in user at most; beyond it 429 `RESOURCE_EXHAUSTED`.
     pub max_sessions_per_user: usize,
@@ -121,12 +167,47 @@ pub struct SessionOwner {
 }
 
 /// One session as the table holds it. Dropping it drops `requests`, which ends the session's
-/// listen task.
+/// stream task.
 struct Session {
     outbox: Arc<Outbox>,
-    requests: mpsc::UnboundedSender<ListenRequest>,
+    requests: Arc<dyn RequestSink>,
     database: DatabaseId,
     owner: Option<SessionOwner>,
+    /// `ChannelStream::NAME` of the stream it was opened on: a session is found only at its own
+    /// path.
+    stream: &'static str,
+}
+
+/// Where the forward channel delivers a session's client messages: parsed by its stream, then
+/// queued for the stream's task.
+trait RequestSink: Send + Sync {
+    /// Parses every message, then queues them in order, waiting for room; nothing is queued if
+    /// one does not parse. Messages for a stream that has ended are dropped.
+    fn deliver<'a>(&'a self, texts: &'a [&'a str]) -> BoxFuture<'a, Result<(), ServerError>>;
+}
+
+/// The `RequestSink` of a stream whose messages parse into `Request`.
+struct ParsingSink<Request> {
+    parse: fn(&str) -> Result<Request, ServerError>,
+    queue: mpsc::Sender<Request>,
+}
+
+impl<Request: Send + 'static> RequestSink for ParsingSink<Request> {
+    fn deliver<'a>(&'a self, texts: &'a [&'a str]) -> BoxFuture<'a, Result<(), ServerError>> {
+        Box::pin(async move {
+            let parsed = texts
+                .iter()
+                .map(|text| (self.parse)(text))
+                .collect::<Result<Vec<_>, _>>()?;
+            for request in parsed {
+                if self.queue.send(request).await.is_err() {
+                    // The stream's task has ended; the client learns it on its back channel.
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 impl Default for ChannelSessions {
@@ -187,31 +268,50 @@ impl ChannelSessions {
         self.len() == 0
     }
 
-    /// Ends a session: its listen task stops, its back channel ends.
+    /// Ends a session: its stream's task stops, its back channel ends.
     pub(crate) fn remove(&self, id: &str) {
         if let Some(session) = self.lock().remove(id) {
             session.outbox.close();
         }
     }
 
-    fn find(&self, id: &str) -> Option<(Arc<Outbox>, mpsc::UnboundedSender<ListenRequest>)> {
-        self.lock()
+    /// A session of `stream`: its outbox, its request sink and its database. An expired session
+    /// is dropped here and unknown.
+    fn find(&self, stream: &str, id: &str) -> Option<FoundSession> {
+        let mut sessions = self.lock();
+        if sessions
             .get(id)
-            .map(|session| (Arc::clone(&session.outbox), session.requests.clone()))
+            .is_some_and(|session| session.outbox.is_expired(&self.limits))
+        {
+            if let Some(session) = sessions.remove(id) {
+                session.outbox.close();
+            }
+            return None;
+        }
+        sessions
+            .get(id)
+            .filter(|session| session.stream == stream)
+            .map(|session| FoundSession {
+                outbox: Arc::clone(&session.outbox),
+                requests: Arc::clone(&session.requests),
+                database: session.database.clone(),
+            })
     }
 
     /// Drops sessions that are closed, idle or too old, then registers a new one if there is
     /// room: in all, for its user and for its shop.
     fn open(
         &self,
+        stream: &'static str,
         database: DatabaseId,
         owner: Option<SessionOwner>,
-    ) -> Result<(String, Arc<Outbox>, mpsc::UnboundedReceiver<ListenRequest>), ServerError> {
+        requests: Arc<dyn RequestSink>,
+    ) -> Result<(String, Arc<Outbox>), ServerError> {
         let mut sessions = self.lock();
         sessions.retain(|_, session| !session.outbox.is_expired(&self.limits));
         if sessions.len() >= self.limits.max_sessions {
             return Err(ServerError::Unavailable(format!(
-                "too many open listen channels (at most {}); try again later",
+                "too many open channels (at most {}); try again later",
                 self.limits.max_sessions
             )));
         }
@@ -226,14 +326,14 @@ impl ChannelSessions {
                 .count();
             if of_user >= self.limits.max_sessions_per_user {
                 return Err(ServerError::ResourceExhausted(format!(
-                    "this user has {of_user} open listen channels, the most one user may hold; \
+                    "this user has {of_user} open channels, the most one user may hold; \
                      close one or try again later"
                 )));
             }
             let of_shop = owners().filter(|other| other.shop == owner.shop).count();
             if of_shop >= self.limits.max_sessions_per_shop {
                 return Err(ServerError::ResourceExhausted(format!(
-                    "this shop has {of_shop} open listen channels, the most one shop may hold; \
+                    "this shop has {of_shop} open channels, the most one shop may hold; \
                      close one or try again later"
                 )));
             }
@@ -243,7 +343,6 @@ impl ChannelSessions {
             Arc::clone(&self.budget),
             self.limits.max_unacknowledged_bytes,
         );
-        let (requests, receiver) = mpsc::unbounded_channel();
         sessions.insert(
             id.clone(),
             Session {
@@ -251,10 +350,18 @@ impl ChannelSessions {
                 requests,
                 database,
                 owner,
+                stream,
             },
         );
-        Ok((id, outbox, receiver))
+        Ok((id, outbox))
     }
+}
+
+/// A session as a request on it sees it.
+struct FoundSession {
+    outbox: Arc<Outbox>,
+    requests: Arc<dyn RequestSink>,
+    database: DatabaseId,
 }
 
 /// 128 random bits, URL-safe base64 (the emulator's ids are standard base64; the client treats
@@ -269,7 +376,7 @@ fn new_session_id() -> String {
 /// `Outbox` reserves what it queues here and releases it when acknowledged or dropped. When a
 /// reservation does not fit, the session holding the most is ended (its queue freed) until it
 /// does: a tenant whose clients do not read loses its sessions, not the other shops theirs.
-pub(crate) struct OutputBudget {
+struct OutputBudget {
     limit: usize,
     used: AtomicUsize,
     /// Every live outbox, to find the one holding the most.
@@ -324,7 +431,7 @@ impl OutputBudget {
         match largest {
             Some((_, outbox)) => {
                 outbox.end_for_exhaustion(
-                    "the server's memory for unacknowledged listen output is full and this \
+                    "the server's memory for unacknowledged channel output is full and this \
                      channel held the most of it; reconnect and resume",
                 );
                 true
@@ -335,7 +442,7 @@ impl OutputBudget {
 }
 
 /// What a session has to send, numbered with array ids, kept until the client acknowledges it.
-pub(crate) struct Outbox {
+pub struct Outbox {
     state: Mutex<OutboxState>,
     /// Bumped on every change a back channel may be waiting for.
     changed: watch::Sender<u64>,
@@ -426,7 +533,7 @@ impl Outbox {
             state.unacknowledged.push_back((id, entry, 0));
             state.closed = true;
         }
-        tracing::info!("a listen channel ended: {message}");
+        tracing::info!("a channel ended: {message}");
         self.wake();
     }
 
@@ -452,7 +559,7 @@ impl Outbox {
         }
         if self.reserved_bytes() + reserve > self.max_unacknowledged_bytes {
             return self.end_for_exhaustion(
-                "this listen channel's client left too much output unacknowledged; reconnect \
+                "this channel's client left too much output unacknowledged; reconnect \
                  and resume",
             );
         }
@@ -466,7 +573,7 @@ impl Outbox {
         }
         if !reserved {
             return self.end_for_exhaustion(
-                "the server's memory for unacknowledged listen output is full; reconnect and \
+                "the server's memory for unacknowledged channel output is full; reconnect and \
                  resume",
             );
         }
@@ -495,6 +602,13 @@ impl Outbox {
         self.close();
     }
 
+    /// Ends the stream normally: `"close"`, as the emulator ends a Write stream the client
+    /// half-closed, then no more output.
+    pub(crate) fn push_end_and_close(&self) {
+        self.push_raw("\"close\"".into());
+        self.close();
+    }
+
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.wake();
@@ -504,12 +618,14 @@ impl Outbox {
         self.lock().closed
     }
 
-    /// Closed (and its back channel gone), idle without a back channel, or never
-    /// acknowledging: the session can be dropped.
+    /// Closed with everything written to a back channel that is gone now, idle without a back
+    /// channel, or never acknowledging: the session can be dropped.
     pub(crate) fn is_expired(&self, limits: &ChannelLimits) -> bool {
         let state = self.lock();
         let idle = Instant::now().duration_since(state.last_activity) > limits.idle_timeout;
-        state.back_channel.is_none() && (state.closed || idle)
+        // Closed, with everything queued written to a back channel that is gone now.
+        let finished = state.closed && state.last_written >= state.last_array_id;
+        state.back_channel.is_none() && (finished || idle)
             || state.unacknowledged_bytes > limits.max_unacknowledged_bytes
     }
 
@@ -534,6 +650,14 @@ impl Outbox {
         state.reserved_bytes -= released;
         self.budget.release(released);
         state.last_activity = Instant::now();
+    }
+
+    /// Which of the client's maps numbered `first..first + count` are new (not recorded yet).
+    fn new_client_maps(&self, first: u64, count: u64) -> std::ops::Range<u64> {
+        let state = self.lock();
+        let start = first.max(state.next_client_map);
+        let end = first.saturating_add(count);
+        start..end.max(start)
     }
 
     /// Which of the client's maps numbered `first..first + count` are new, and records them.
@@ -606,14 +730,10 @@ fn length_prefixed(text: &str) -> String {
     format!("{}\n{text}", text.len())
 }
 
-/// The routes of the WebChannel endpoints.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            LISTEN_CHANNEL_PATH,
-            get(listen_channel_get).post(listen_channel_post),
-        )
-        .route(WRITE_CHANNEL_PATH, any(write_channel))
+/// The route of stream `S`'s channel at `path`: back channels and terminations (`GET`),
+/// opening and forward requests (`POST`).
+pub fn router<S: ChannelStream>(path: &str) -> Router<AppState> {
+    Router::new().route(path, get(channel_get::<S>).post(channel_post::<S>))
 }
 
 /// A channel request's query string: `VER`, `database`, `SID`, `RID`, `AID`, `TYPE`, ….
@@ -743,45 +863,44 @@ fn database_parameter(parameters: &ChannelParameters) -> Result<Option<DatabaseI
     }
 }
 
-async fn listen_channel_get(State(state): State<AppState>, request: Request) -> Response {
-    match serve_get(state, request) {
+async fn channel_get<S: ChannelStream>(
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    match serve_get(S::NAME, state, request) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn listen_channel_post(State(state): State<AppState>, request: Request) -> Response {
-    match serve_post(state, request).await {
+async fn channel_post<S: ChannelStream>(
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    match serve_post::<S>(state, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn write_channel() -> Response {
-    ServerError::Unimplemented(
-        "the Firestore Write stream (WebChannel) is not implemented; write with the REST :commit"
-            .into(),
-    )
-    .into_response()
-}
-
-fn serve_get(state: AppState, request: Request) -> Result<Response, ChannelError> {
+fn serve_get(stream: &str, state: AppState, request: Request) -> Result<Response, ChannelError> {
     let parameters = parameters_of(&request)?;
     let sessions = state.channels();
     let session_id = parameters.get("SID").ok_or_else(|| {
         ChannelError::bad_request("a back channel needs SID (open the channel with a POST)".into())
     })?;
     if parameters.get("TYPE") == Some("terminate") {
-        return terminate(sessions, session_id);
+        return terminate(sessions, stream, session_id);
     }
     if parameters.get("RID") != Some("rpc") {
         return Err(ChannelError::bad_request(
             "a GET is a back channel (RID=rpc) or a terminate (TYPE=terminate)".into(),
         ));
     }
-    let (outbox, _) = sessions
-        .find(session_id)
-        .ok_or(ChannelError::UnknownSession)?;
+    let outbox = sessions
+        .find(stream, session_id)
+        .ok_or(ChannelError::UnknownSession)?
+        .outbox;
     let acknowledged = parameters.number("AID")?.unwrap_or(0);
     outbox.acknowledge(acknowledged);
     let number = outbox.attach_back_channel();
@@ -797,18 +916,37 @@ fn serve_get(state: AppState, request: Request) -> Result<Response, ChannelError
     Ok(response)
 }
 
-fn terminate(sessions: &ChannelSessions, session_id: &str) -> Result<Response, ChannelError> {
-    if sessions.find(session_id).is_none() {
+fn terminate(
+    sessions: &ChannelSessions,
+    stream: &str,
+    session_id: &str,
+) -> Result<Response, ChannelError> {
+    if sessions.find(stream, session_id).is_none() {
         return Err(ChannelError::UnknownSession);
     }
     sessions.remove(session_id);
     Ok(text_response(StatusCode::OK, String::new()))
 }
 
-async fn serve_post(state: AppState, request: Request) -> Result<Response, ChannelError> {
+async fn serve_post<S: ChannelStream>(
+    state: AppState,
+    request: Request,
+) -> Result<Response, ChannelError> {
     let parameters = parameters_of(&request)?;
     let sessions = state.channels();
-    let form_limit = sessions.limits().max_form_bytes;
+    // A forward request names a live session of this stream before its form is read.
+    let session = match parameters.get("SID") {
+        None => None,
+        Some(session_id) => Some(
+            sessions
+                .find(S::NAME, session_id)
+                .ok_or(ChannelError::UnknownSession)?,
+        ),
+    };
+    let form_limit = match session {
+        None => sessions.limits().max_form_bytes,
+        Some(_) => S::max_forward_form_bytes(sessions.limits()),
+    };
     let body = axum::body::to_bytes(request.into_body(), form_limit)
         .await
         .map_err(|_| {
@@ -819,48 +957,40 @@ async fn serve_post(state: AppState, request: Request) -> Result<Response, Chann
     let body = std::str::from_utf8(&body)
         .map_err(|_| ChannelError::bad_request("the form body is not UTF-8".into()))?;
     let form = ClientMaps::parse(body)?;
-    let Some(session_id) = parameters.get("SID") else {
+    let (Some(session_id), Some(session)) = (parameters.get("SID"), session) else {
         let database = database_parameter(&parameters)?.ok_or_else(|| {
-            ChannelError::Firestore(ServerError::InvalidArgument(
-                "opening a Listen channel needs database=projects/{project}/databases/{database}"
-                    .into(),
-            ))
+            ChannelError::Firestore(ServerError::InvalidArgument(format!(
+                "opening a {} channel needs database=projects/{{project}}/databases/{{database}}",
+                S::NAME
+            )))
         })?;
-        return open_session(&state, database, form);
+        return open_session::<S>(&state, database, form).await;
     };
     if parameters.get("TYPE") == Some("terminate") {
-        return terminate(sessions, session_id);
+        return terminate(sessions, S::NAME, session_id);
     }
-    let (outbox, requests) = sessions
-        .find(session_id)
-        .ok_or(ChannelError::UnknownSession)?;
-    if let (Some(asked), Some(session_database)) = (
-        database_parameter(&parameters)?,
-        sessions
-            .lock()
-            .get(session_id)
-            .map(|session| session.database.clone()),
-    ) {
-        if asked != session_database {
+    if let Some(asked) = database_parameter(&parameters)? {
+        if asked != session.database {
             return Err(ChannelError::bad_request(
                 "database differs from the channel's".into(),
             ));
         }
     }
     if let Some(acknowledged) = parameters.number("AID")? {
-        outbox.acknowledge(acknowledged);
+        session.outbox.acknowledge(acknowledged);
     }
-    let messages = form.listen_requests()?;
-    let fresh = outbox.accept_client_maps(form.offset, messages.len() as u64);
-    for (number, message) in (form.offset..).zip(messages) {
-        if fresh.contains(&number) {
-            // The session's task may have just ended; the client learns it on its next request.
-            let _ = requests.send(message);
-        }
-    }
+    let count = form.data.len() as u64;
+    let fresh = session.outbox.new_client_maps(form.offset, count);
+    let fresh_texts: Vec<&str> = (form.offset..)
+        .zip(&form.data)
+        .filter(|(number, _)| fresh.contains(number))
+        .map(|(_, text)| text.as_str())
+        .collect();
+    session.requests.deliver(&fresh_texts).await?;
+    session.outbox.accept_client_maps(form.offset, count);
     Ok(text_response(
         StatusCode::OK,
-        length_prefixed(&outbox.forward_answer()),
+        length_prefixed(&session.outbox.forward_answer()),
     ))
 }
 
@@ -868,36 +998,46 @@ async fn serve_post(state: AppState, request: Request) -> Result<Response, Chann
 /// The token is checked before the form's requests are parsed and before a session exists:
 /// an open without one is answered 401 `UNAUTHENTICATED` (another project or database 403) and
 /// leaves nothing behind.
-fn open_session(
+async fn open_session<S: ChannelStream>(
     state: &AppState,
     database: DatabaseId,
     form: ClientMaps,
 ) -> Result<Response, ChannelError> {
     let headers = form.headers()?;
-    let principal = crate::listen::authenticate(state, &database, &headers)?;
-    let messages = form.listen_requests()?;
+    let principal =
+        crate::auth::authenticate_stream(state.auth().map(Arc::as_ref), &database, &headers)?;
+    let (queue, requests) = mpsc::channel(REQUEST_QUEUE_LENGTH);
+    let sink = Arc::new(ParsingSink {
+        parse: S::parse_request,
+        queue,
+    });
+    // Parsed before the session exists: a malformed opening request opens nothing. The queue is
+    // read only once the stream starts, so the opening request may hold no more than it takes.
+    let texts: Vec<&str> = form.data.iter().map(String::as_str).collect();
+    if texts.len() > REQUEST_QUEUE_LENGTH {
+        return Err(ChannelError::bad_request(format!(
+            "count={}: at most {REQUEST_QUEUE_LENGTH} maps in an opening request",
+            texts.len()
+        )));
+    }
+    sink.deliver(&texts).await?;
     let sessions = state.channels();
     let owner = principal.as_ref().map(|principal| SessionOwner {
         user_id: principal.user_id.clone(),
         shop: principal.shop.clone(),
     });
-    let (session_id, outbox, receiver) = sessions.open(database.clone(), owner)?;
-    let sender = sessions
-        .find(&session_id)
-        .map(|(_, sender)| sender)
-        .ok_or(ChannelError::UnknownSession)?;
-    outbox.accept_client_maps(form.offset, messages.len() as u64);
-    for message in messages {
-        let _ = sender.send(message);
-    }
-    drop(sender);
-    crate::listen::start_session(
+    let (session_id, outbox) = sessions.open(S::NAME, database.clone(), owner, sink)?;
+    outbox.accept_client_maps(form.offset, texts.len() as u64);
+    S::start(
         state.clone(),
-        session_id.clone(),
-        database,
-        outbox,
-        receiver,
-        principal,
+        OpenedSession {
+            id: session_id.clone(),
+            database,
+            outbox,
+            requests,
+            principal,
+            headers,
+        },
     );
     let handshake = serde_json::json!([[0, ["c", session_id, "", 8, 12, 30000]]]);
     Ok(text_response(
@@ -958,16 +1098,6 @@ impl ClientMaps {
             data,
             headers: field("headers").map(str::to_owned),
         })
-    }
-
-    fn listen_requests(&self) -> Result<Vec<ListenRequest>, ChannelError> {
-        self.data
-            .iter()
-            .map(|text| {
-                serde_json::from_str::<ListenRequest>(text)
-                    .map_err(|error| ChannelError::Firestore(ServerError::MalformedBody(error)))
-            })
-            .collect()
     }
 
     /// The `headers` field as a header map (`Name:value` lines).
@@ -1035,8 +1165,18 @@ impl BackChannel {
         Some(Bytes::from(frame))
     }
 
-    /// The next chunk, or `None` when the stream should end.
+    /// The next chunk, or `None` when the stream should end. An ending stream detaches at once,
+    /// before the client can see the end, so that a closed session is unknown to the client's
+    /// next request.
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        let chunk = self.next_chunk_or_end().await;
+        if chunk.is_none() {
+            self.outbox.detach_back_channel(self.number);
+        }
+        chunk
+    }
+
+    async fn next_chunk_or_end(&mut self) -> Option<Bytes> {
         if !self.opened {
             self.opened = true;
             // Something at once, as the emulator sends, so that proxies pass the headers on.
@@ -1134,7 +1274,7 @@ mod tests {
         let headers = maps.headers().unwrap();
         assert_eq!(headers["authorization"], "Bearer t");
         assert_eq!(headers["x-goog-api-client"], "gl-js/ fire/12");
-        assert_eq!(maps.listen_requests().unwrap()[0].database, "d");
+        assert_eq!(maps.data, ["{\"database\":\"d\"}"]);
     }
 
     #[test]
@@ -1151,10 +1291,36 @@ mod tests {
     #[test]
     fn retried_client_maps_are_accepted_once() {
         let outbox = Outbox::new(Arc::new(OutputBudget::new(1 << 20)), 1 << 20);
+        assert_eq!(outbox.new_client_maps(0, 2), 0..2);
         assert_eq!(outbox.accept_client_maps(0, 2), 0..2);
+        assert_eq!(outbox.new_client_maps(1, 2), 2..3);
         assert_eq!(outbox.accept_client_maps(1, 2), 2..3);
         assert!(outbox.accept_client_maps(0, 1).is_empty());
         assert_eq!(outbox.accept_client_maps(3, 1), 3..4);
+    }
+
+    #[test]
+    fn a_full_request_queue_makes_delivery_wait_and_a_bad_message_queues_nothing() {
+        use futures_util::FutureExt;
+        let (queue, mut receiver) = mpsc::channel(1);
+        let sink = ParsingSink {
+            parse: |text: &str| match text {
+                "bad" => Err(ServerError::InvalidArgument("bad".into())),
+                text => Ok(text.to_owned()),
+            },
+            queue,
+        };
+        assert!(sink.deliver(&["a"]).now_or_never().unwrap().is_ok());
+        let mut second = sink.deliver(&["b"]);
+        assert!((&mut second).now_or_never().is_none(), "no room yet");
+        assert_eq!(receiver.try_recv().unwrap(), "a");
+        assert!(second.now_or_never().unwrap().is_ok());
+        assert_eq!(receiver.try_recv().unwrap(), "b");
+        assert!(sink.deliver(&["c", "bad"]).now_or_never().unwrap().is_err());
+        assert!(
+            receiver.try_recv().is_err(),
+            "nothing of a refused request is queued"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Black-box tests of Listen over WebChannel on the real `counterbook-server` binary, over real
-//! HTTP as the Firebase JS SDK speaks it (`webchannel-capture.md` beside DESIGN.md): opening
-//! POSTs, the streaming back channel read with deadlines (never a sleep), forward POSTs, commits
-//! through REST seen on the stream, resume tokens, unknown sessions and malformed requests.
+//! Black-box tests of Listen and Write over WebChannel on the real `counterbook-server` binary,
+//! over real HTTP as the Firebase JS SDK speaks it (`webchannel-capture.md` beside DESIGN.md):
+//! opening POSTs, the streaming back channel read with deadlines (never a sleep), forward POSTs,
+//! commits through REST seen on the stream, resume tokens, unknown sessions and malformed
+//! requests; the Write stream's handshake, write responses, errors, authorization and bounds.
 //!
 //! The HTTP client is a few lines over `TcpStream`, so that a test controls exactly when it
 //! reads a streaming response and how long it waits.
@@ -20,6 +21,7 @@ const PROJECT: &str = "wc-test";
 const DATABASE: &str = "projects/wc-test/databases/(default)";
 const SHOP: &str = "projects/wc-test/databases/(default)/documents/shops/s1";
 const CHANNEL: &str = "/google.firestore.v1.Firestore/Listen/channel";
+const WRITE_CHANNEL: &str = "/google.firestore.v1.Firestore/Write/channel";
 /// How long any expected message may take to arrive.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -209,15 +211,22 @@ fn percent_encode(text: &str) -> String {
 }
 
 fn channel_url(parameters: &str) -> String {
+    stream_url(CHANNEL, parameters)
+}
+
+fn stream_url(path: &str, parameters: &str) -> String {
     format!(
-        "{CHANNEL}?VER=8&database={}&{parameters}&zx=abc&t=1",
+        "{path}?VER=8&database={}&{parameters}&zx=abc&t=1",
         percent_encode(DATABASE)
     )
 }
 
-/// A Listen channel as the SDK drives it.
+const SDK_HEADERS: &str = "X-Goog-Api-Client:gl-js/ fire/12.19.0\r\nContent-Type:text/plain\r\n";
+
+/// A Listen (or Write) channel as the SDK drives it.
 struct Channel {
     address: String,
+    path: &'static str,
     session_id: String,
     next_map: u64,
     next_request_id: u64,
@@ -227,15 +236,16 @@ struct Channel {
 
 impl Channel {
     fn open(address: &str, requests: &[Value]) -> Channel {
+        Channel::open_on(address, CHANNEL, requests, SDK_HEADERS)
+    }
+
+    /// Opens a channel at `path` with the opening request's `headers` field.
+    fn open_on(address: &str, path: &'static str, requests: &[Value], headers: &str) -> Channel {
         let (head, body) = fetch(
             address,
             "POST",
-            &channel_url("RID=1000&CVER=22&X-HTTP-Session-Id=gsessionid"),
-            Some(&form(
-                requests,
-                0,
-                Some("X-Goog-Api-Client:gl-js/ fire/12.19.0\r\nContent-Type:text/plain\r\n"),
-            )),
+            &stream_url(path, "RID=1000&CVER=22&X-HTTP-Session-Id=gsessionid"),
+            Some(&form(requests, 0, Some(headers))),
         );
         assert_eq!(head.status, 200, "{body}");
         let mut text = body;
@@ -251,6 +261,7 @@ impl Channel {
         );
         Channel {
             address: address.to_owned(),
+            path,
             session_id: payload[1].as_str().unwrap().to_owned(),
             next_map: requests.len() as u64,
             next_request_id: 1001,
@@ -263,17 +274,28 @@ impl Channel {
     }
 
     fn back_channel(&self) -> BackChannel {
-        BackChannel::open(&self.address, &self.sid(), self.last_array_id)
+        BackChannel::open_on(&self.address, self.path, &self.sid(), self.last_array_id)
     }
 
     /// Sends later requests; returns the ack `[open, last array id, unsent bytes]`.
     fn send(&mut self, requests: &[Value]) -> Value {
-        let url = channel_url(&format!(
-            "SID={}&RID={}&AID={}",
-            self.sid(),
-            self.next_request_id,
-            self.last_array_id
-        ));
+        let (status, body) = self.try_send(requests);
+        assert_eq!(status, 200, "{body}");
+        let mut text = body;
+        take_frames(&mut text).remove(0)
+    }
+
+    /// Sends later requests; returns the status and the body as they are.
+    fn try_send(&mut self, requests: &[Value]) -> (u16, String) {
+        let url = stream_url(
+            self.path,
+            &format!(
+                "SID={}&RID={}&AID={}",
+                self.sid(),
+                self.next_request_id,
+                self.last_array_id
+            ),
+        );
         self.next_request_id += 1;
         let (head, body) = fetch(
             &self.address,
@@ -282,9 +304,7 @@ impl Channel {
             Some(&form(requests, self.next_map, None)),
         );
         self.next_map += requests.len() as u64;
-        assert_eq!(head.status, 200, "{body}");
-        let mut text = body;
-        take_frames(&mut text).remove(0)
+        (head.status, body)
     }
 }
 
@@ -301,9 +321,14 @@ struct BackChannel {
 
 impl BackChannel {
     fn open(address: &str, sid: &str, acknowledged: u64) -> BackChannel {
-        let url = channel_url(&format!(
-            "RID=rpc&SID={sid}&AID={acknowledged}&CI=0&TYPE=xmlhttp"
-        ));
+        BackChannel::open_on(address, CHANNEL, sid, acknowledged)
+    }
+
+    fn open_on(address: &str, path: &str, sid: &str, acknowledged: u64) -> BackChannel {
+        let url = stream_url(
+            path,
+            &format!("RID=rpc&SID={sid}&AID={acknowledged}&CI=0&TYPE=xmlhttp"),
+        );
         let (head, reader) = send(address, "GET", &url, None, &[("Origin", "http://app.test")]);
         BackChannel {
             head,
@@ -780,10 +805,13 @@ fn malformed_requests_are_refused_and_the_server_keeps_serving() {
     let (head, answer) = fetch(
         &address,
         "POST",
-        "/google.firestore.v1.Firestore/Write/channel?VER=8&RID=1",
+        &format!("{WRITE_CHANNEL}?VER=8&RID=1"),
         Some("count=0&ofs=0"),
     );
-    assert_eq!(head.status, 501, "{answer}");
+    assert_eq!(
+        head.status, 400,
+        "a Write channel needs its database too: {answer}"
+    );
 
     // An empty opening request is a channel with nothing to listen to yet, as on the emulator.
     let channel = Channel::open(&address, &[]);
@@ -806,4 +834,391 @@ fn without_dev_a_channel_without_a_token_is_refused_with_unauthenticated() {
     assert_eq!(head.status, 401, "{body}");
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"]["status"], "UNAUTHENTICATED", "{body}");
+}
+
+// The Write stream.
+
+fn write_request(writes: Value) -> Value {
+    json!({"streamToken": "MA==", "writes": writes})
+}
+
+fn handshake() -> Value {
+    json!({"database": DATABASE})
+}
+
+/// Opens a Write channel with the handshake and reads its answer; returns the channel, its back
+/// channel and the handshake's response.
+fn open_write_stream(address: &str, headers: &str) -> (Channel, BackChannel, Value) {
+    let channel = Channel::open_on(address, WRITE_CHANNEL, &[handshake()], headers);
+    let mut back = channel.back_channel();
+    let messages = back.read_until(|message| message.get("streamToken").is_some());
+    (channel, back, messages.last().unwrap().clone())
+}
+
+/// Sends one write request and reads what the stream answers to it (a response or an error).
+fn write_over(channel: &mut Channel, back: &mut BackChannel, writes: Value) -> Value {
+    channel.last_array_id = back.last_array_id();
+    channel.send(&[write_request(writes)]);
+    back.read_until(|message| {
+        message.get("writeResults").is_some() || message.get("error").is_some()
+    })
+    .pop()
+    .unwrap()
+}
+
+fn get_document(address: &str, path: &str) -> (u16, Value) {
+    let url = format!("http://{address}/v1/{DATABASE}/documents/{path}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(&url).call().unwrap();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_write_stream_handshakes_then_commits_each_request_with_its_results() {
+    let (_data, server) = dev_server();
+    let address = server.address.clone();
+    let (mut channel, mut back, handshake) = open_write_stream(&address, SDK_HEADERS);
+    assert!(handshake["streamId"].is_string(), "{handshake}");
+    assert_eq!(handshake["streamToken"], "MA==");
+    assert!(handshake.get("writeResults").is_none());
+
+    // A set with a server timestamp and an increment, as the SDK sends setDoc and updateDoc.
+    let created = write_over(
+        &mut channel,
+        &mut back,
+        json!([{
+            "update": {"name": format!("{SHOP}/products/a"), "fields": {"price": {"integerValue": "150"}, "stock": {"integerValue": "3"}}},
+            "updateTransforms": [
+                {"fieldPath": "at", "setToServerValue": "REQUEST_TIME"},
+                {"fieldPath": "stock", "increment": {"integerValue": "2"}}
+            ]
+        }]),
+    );
+    assert_eq!(created["streamToken"], "MQ==", "{created}");
+    let commit_time = created["commitTime"].as_str().unwrap().to_owned();
+    let result = &created["writeResults"][0];
+    assert_eq!(result["updateTime"], commit_time.as_str());
+    assert_eq!(
+        result["transformResults"][0]["timestampValue"],
+        commit_time.as_str()
+    );
+    assert_eq!(result["transformResults"][1], json!({"integerValue": "5"}));
+    let (status, stored) = get_document(&address, "shops/s1/products/a");
+    assert_eq!(status, 200);
+    assert_eq!(stored["fields"]["stock"], json!({"integerValue": "5"}));
+    assert_eq!(stored["updateTime"], commit_time.as_str());
+
+    // Several writes in one request are one commit: one commit time, a result each; a delete's
+    // result is empty, as on the emulator.
+    let batch = write_over(
+        &mut channel,
+        &mut back,
+        json!([
+            {"update": {"name": format!("{SHOP}/products/b"), "fields": {"price": {"integerValue": "500"}}},
+             "updateMask": {"fieldPaths": ["price"]}},
+            {"delete": format!("{SHOP}/products/a")}
+        ]),
+    );
+    assert_eq!(batch["streamToken"], "Mg==");
+    assert_eq!(
+        batch["writeResults"].as_array().unwrap().len(),
+        2,
+        "{batch}"
+    );
+    assert_eq!(batch["writeResults"][0]["updateTime"], batch["commitTime"]);
+    assert_eq!(batch["writeResults"][1], json!({}));
+    assert_eq!(get_document(&address, "shops/s1/products/a").0, 404);
+    assert_eq!(get_document(&address, "shops/s1/products/b").0, 200);
+
+    // A request without writes is the client closing: a token, then "close", and the end.
+    channel.last_array_id = back.last_array_id();
+    channel.send(&[json!({"streamToken": "Mg==", "writes": []})]);
+    let closing = back.read_until(|message| *message == json!("close"));
+    assert_eq!(closing, [json!({"streamToken": "Mw=="}), json!("close")]);
+    back.read_to_end();
+}
+
+#[test]
+fn a_failed_write_ends_the_stream_with_its_status_and_writes_nothing() {
+    let (_data, server) = dev_server();
+    let address = server.address.clone();
+
+    // updateDoc of a missing document: NOT_FOUND, and the set before it in the batch is undone.
+    let (mut channel, mut back, _) = open_write_stream(&address, SDK_HEADERS);
+    let refused = write_over(
+        &mut channel,
+        &mut back,
+        json!([
+            product("kept-out", 100),
+            {"update": {"name": format!("{SHOP}/products/missing"), "fields": {}},
+             "updateMask": {"fieldPaths": []}, "currentDocument": {"exists": true}}
+        ]),
+    );
+    assert_eq!(refused["error"]["status"], "NOT_FOUND", "{refused}");
+    back.read_to_end();
+    assert_eq!(get_document(&address, "shops/s1/products/kept-out").0, 404);
+    // The session is gone once its back channel has carried the error.
+    let (status, _) = channel.try_send(&[write_request(json!([product("late", 1)]))]);
+    assert_eq!(status, 400);
+
+    // An invalid write (a reserved field name) is refused as :commit refuses it.
+    let (mut channel, mut back, _) = open_write_stream(&address, SDK_HEADERS);
+    let invalid = write_over(
+        &mut channel,
+        &mut back,
+        json!([{"update": {"name": format!("{SHOP}/products/x"), "fields": {"__bad__": {"integerValue": "1"}}}}]),
+    );
+    assert_eq!(invalid["error"]["status"], "INVALID_ARGUMENT", "{invalid}");
+
+    // A stale updateTime precondition: FAILED_PRECONDITION.
+    let (mut channel, mut back, _) = open_write_stream(&address, SDK_HEADERS);
+    write_over(&mut channel, &mut back, json!([product("p", 1)]));
+    let stale = write_over(
+        &mut channel,
+        &mut back,
+        json!([{"update": {"name": format!("{SHOP}/products/p"), "fields": {}},
+                "currentDocument": {"updateTime": "2001-01-01T00:00:00Z"}}]),
+    );
+    assert_eq!(stale["error"]["status"], "FAILED_PRECONDITION", "{stale}");
+
+    // Writes in the handshake, as on the emulator.
+    let channel = Channel::open_on(
+        &address,
+        WRITE_CHANNEL,
+        &[json!({"database": DATABASE, "writes": [product("h", 1)]})],
+        SDK_HEADERS,
+    );
+    let messages = channel
+        .back_channel()
+        .read_until(|message| message.get("error").is_some());
+    assert_eq!(
+        messages.last().unwrap()["error"]["status"],
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(get_document(&address, "shops/s1/products/h").0, 404);
+}
+
+#[test]
+fn write_requests_are_parsed_like_commit_bodies_and_sessions_keep_to_their_stream() {
+    let (_data, server) = dev_server();
+    let address = server.address.clone();
+    let (mut channel, _back, _) = open_write_stream(&address, SDK_HEADERS);
+    // An unknown field is refused on the forward channel, as :commit refuses it; the stream
+    // goes on.
+    let (status, body) =
+        channel.try_send(&[json!({"streamToken": "MA==", "writes": [], "nonsense": 1})]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("nonsense"), "{body}");
+    let (status, body) = channel.try_send(&[json!({"streamToken": "MA==", "writes": [{"update": {"name": format!("{SHOP}/products/a"), "fields": {}, "extra": 1}}]})]);
+    assert_eq!(status, 400, "{body}");
+    // A write request as large as the largest commit is refused with the commit's limit.
+    let huge = "x".repeat(11 * 1024 * 1024);
+    let (status, _) = channel.try_send(&[json!({"streamToken": "MA==", "writes": [{"update": {"name": format!("{SHOP}/products/big"), "fields": {"note": {"stringValue": huge}}}}]})]);
+    assert_eq!(status, 413);
+    // A Write session is unknown on the Listen path, and the other way round.
+    let (head, body) = fetch(
+        &address,
+        "GET",
+        &channel_url(&format!(
+            "RID=rpc&SID={}&AID=0&CI=0&TYPE=xmlhttp",
+            channel.sid()
+        )),
+        None,
+    );
+    assert_eq!((head.status, body.as_str()), (400, "Unknown SID"));
+    let listen = Channel::open(&address, &[]);
+    let (head, body) = fetch(
+        &address,
+        "GET",
+        &stream_url(
+            WRITE_CHANNEL,
+            &format!("RID=rpc&SID={}&AID=0&CI=0&TYPE=xmlhttp", listen.sid()),
+        ),
+        None,
+    );
+    assert_eq!((head.status, body.as_str()), (400, "Unknown SID"));
+    // The stream still serves the next good request.
+    let mut back = channel.back_channel();
+    back.read_until(|message| message.get("streamToken").is_some());
+    let written = write_over(&mut channel, &mut back, json!([product("after", 120)]));
+    assert!(written["commitTime"].is_string(), "{written}");
+}
+
+#[test]
+fn write_sessions_share_the_bound_of_every_channel() {
+    let (_data, server) = dev_server();
+    let address = server.address.clone();
+    // The default bound is 1024 sessions, Listen and Write together.
+    let mut channels = Vec::new();
+    for index in 0..1024 {
+        let path = if index % 2 == 0 {
+            CHANNEL
+        } else {
+            WRITE_CHANNEL
+        };
+        let requests = if path == WRITE_CHANNEL {
+            vec![handshake()]
+        } else {
+            Vec::new()
+        };
+        channels.push(Channel::open_on(&address, path, &requests, SDK_HEADERS));
+    }
+    for path in [WRITE_CHANNEL, CHANNEL] {
+        let (head, body) = fetch(
+            &address,
+            "POST",
+            &stream_url(path, "RID=1&CVER=22"),
+            Some(&form(&[handshake()], 0, Some(SDK_HEADERS))),
+        );
+        assert_eq!(head.status, 503, "{path}: {body}");
+    }
+    // Ending one makes room for one.
+    let (head, _) = fetch(
+        &address,
+        "POST",
+        &stream_url(
+            WRITE_CHANNEL,
+            &format!("SID={}&RID=9&TYPE=terminate", channels[1].sid()),
+        ),
+        Some(""),
+    );
+    assert_eq!(head.status, 200);
+    let (mut channel, mut back, _) = open_write_stream(&address, SDK_HEADERS);
+    let written = write_over(&mut channel, &mut back, json!([product("room", 1)]));
+    assert!(written["commitTime"].is_string(), "{written}");
+}
+
+/// Runs the admin CLI of the binary on `data`.
+fn admin(data: &Path, arguments: &[&str], password: Option<&str>) {
+    let mut child = Command::new(BINARY)
+        .args(arguments)
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(password) = password {
+        writeln!(input, "{password}").unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{arguments:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A server without `--dev` with shops s1 and s2 and an owner each; returns their ID tokens.
+fn authenticated_server() -> (tempfile::TempDir, RunningServer, String, String) {
+    let data = tempfile::tempdir().unwrap();
+    for shop in ["s1", "s2"] {
+        admin(data.path(), &["shop", "create", "--shop", shop], None);
+        let email = format!("owner@{shop}.test");
+        admin(
+            data.path(),
+            &[
+                "user",
+                "add",
+                "--shop",
+                shop,
+                "--email",
+                &email,
+                "--role",
+                "owner",
+                "--password-stdin",
+            ],
+            Some(PASSWORD),
+        );
+    }
+    let server = start_server(data.path(), &["--project", PROJECT]);
+    let sign_in = |email: &str| {
+        let url = format!(
+            "http://{}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake",
+            server.address
+        );
+        let mut response = ureq::post(&url)
+            .header("Content-Type", "application/json")
+            .send(
+                json!({"email": email, "password": PASSWORD, "returnSecureToken": true})
+                    .to_string(),
+            )
+            .unwrap();
+        let body: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        body["idToken"].as_str().unwrap().to_owned()
+    };
+    let first = sign_in("owner@s1.test");
+    let second = sign_in("owner@s2.test");
+    (data, server, first, second)
+}
+
+fn bearer_headers(token: &str) -> String {
+    format!("Authorization:Bearer {token}\r\n{SDK_HEADERS}")
+}
+
+#[test]
+fn without_dev_the_write_stream_is_authorized_as_commit_is() {
+    let (_data, server, owner_of_s1, owner_of_s2) = authenticated_server();
+    let address = server.address.clone();
+    let other_shop = "projects/wc-test/databases/(default)/documents/shops/s2";
+
+    // Without a token the opening request is refused and nothing is opened, as on Listen.
+    let (head, body) = fetch(
+        &address,
+        "POST",
+        &stream_url(WRITE_CHANNEL, "RID=1000&CVER=22"),
+        Some(&form(&[handshake()], 0, Some(SDK_HEADERS))),
+    );
+    assert_eq!(head.status, 401, "{body}");
+
+    // Its own shop: written.
+    let (mut channel, mut back, _) = open_write_stream(&address, &bearer_headers(&owner_of_s1));
+    let own = write_over(&mut channel, &mut back, json!([product("mine", 100)]));
+    assert!(own["commitTime"].is_string(), "{own}");
+
+    // Another shop, alone or behind a write of its own: PERMISSION_DENIED, nothing written.
+    for writes in [
+        json!([{"update": {"name": format!("{other_shop}/products/theirs"), "fields": {}}}]),
+        json!([product("mine-too", 1), {"update": {"name": format!("{other_shop}/products/theirs"), "fields": {}}}]),
+        json!([{"delete": format!("{other_shop}/products/seeded")}]),
+    ] {
+        let (mut channel, mut back, _) = open_write_stream(&address, &bearer_headers(&owner_of_s1));
+        let refused = write_over(&mut channel, &mut back, writes.clone());
+        assert_eq!(
+            refused["error"]["status"], "PERMISSION_DENIED",
+            "{writes}: {refused}"
+        );
+    }
+    // What the owner of s2 sees of their shop: nothing was written there.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = agent
+        .get(&format!("http://{address}/v1/{other_shop}/products/theirs"))
+        .header("Authorization", &format!("Bearer {owner_of_s2}"))
+        .call()
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 404);
+    let status = agent
+        .get(&format!("http://{address}/v1/{SHOP}/products/mine-too"))
+        .header("Authorization", &format!("Bearer {owner_of_s1}"))
+        .call()
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 404);
 }
