@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::binary::RunningServer;
+use support::binary::{run_admin, RunningServer};
 
 const PROJECT: &str = "wc-test";
 const DATABASE: &str = "projects/wc-test/databases/(default)";
@@ -881,7 +881,7 @@ fn get_document(address: &str, path: &str) -> (u16, Value) {
 #[test]
 fn the_write_stream_handshakes_then_commits_each_request_with_its_results() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     let (mut channel, mut back, handshake) = open_write_stream(&address, SDK_HEADERS);
     assert!(handshake["streamId"].is_string(), "{handshake}");
     assert_eq!(handshake["streamToken"], "MA==");
@@ -946,7 +946,7 @@ fn the_write_stream_handshakes_then_commits_each_request_with_its_results() {
 #[test]
 fn a_failed_write_ends_the_stream_with_its_status_and_writes_nothing() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
 
     // updateDoc of a missing document: NOT_FOUND, and the set before it in the batch is undone.
     let (mut channel, mut back, _) = open_write_stream(&address, SDK_HEADERS);
@@ -1006,7 +1006,7 @@ fn a_failed_write_ends_the_stream_with_its_status_and_writes_nothing() {
 #[test]
 fn write_requests_are_parsed_like_commit_bodies_and_sessions_keep_to_their_stream() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     let (mut channel, _back, _) = open_write_stream(&address, SDK_HEADERS);
     // An unknown field is refused on the forward channel, as :commit refuses it; the stream
     // goes on.
@@ -1052,7 +1052,7 @@ fn write_requests_are_parsed_like_commit_bodies_and_sessions_keep_to_their_strea
 #[test]
 fn write_sessions_share_the_bound_of_every_channel() {
     let (_data, server) = dev_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     // The default bound is 1024 sessions, Listen and Write together.
     let mut channels = Vec::new();
     for index in 0..1024 {
@@ -1093,39 +1093,15 @@ fn write_sessions_share_the_bound_of_every_channel() {
     assert!(written["commitTime"].is_string(), "{written}");
 }
 
-/// Runs the admin CLI of the binary on `data`.
-fn admin(data: &Path, arguments: &[&str], password: Option<&str>) {
-    let mut child = Command::new(BINARY)
-        .args(arguments)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(password) = password {
-        writeln!(input, "{password}").unwrap();
-    }
-    drop(input);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{arguments:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 const PASSWORD: &str = "correct horse battery";
 
 /// A server without `--dev` with shops s1 and s2 and an owner each; returns their ID tokens.
 fn authenticated_server() -> (tempfile::TempDir, RunningServer, String, String) {
     let data = tempfile::tempdir().unwrap();
     for shop in ["s1", "s2"] {
-        admin(data.path(), &["shop", "create", "--shop", shop], None);
+        run_admin(data.path(), &["shop", "create", "--shop", shop], None);
         let email = format!("owner@{shop}.test");
-        admin(
+        run_admin(
             data.path(),
             &[
                 "user",
@@ -1138,14 +1114,14 @@ fn authenticated_server() -> (tempfile::TempDir, RunningServer, String, String) 
                 "owner",
                 "--password-stdin",
             ],
-            Some(PASSWORD),
+            Some(&format!("{PASSWORD}\n")),
         );
     }
     let server = start_server(data.path(), &["--project", PROJECT]);
     let sign_in = |email: &str| {
         let url = format!(
             "http://{}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake",
-            server.address
+            server.address()
         );
         let mut response = ureq::post(&url)
             .header("Content-Type", "application/json")
@@ -1170,7 +1146,7 @@ fn bearer_headers(token: &str) -> String {
 #[test]
 fn without_dev_the_write_stream_is_authorized_as_commit_is() {
     let (_data, server, owner_of_s1, owner_of_s2) = authenticated_server();
-    let address = server.address.clone();
+    let address = server.address().to_owned();
     let other_shop = "projects/wc-test/databases/(default)/documents/shops/s2";
 
     // Without a token the opening request is refused and nothing is opened, as on Listen.
