@@ -22,7 +22,7 @@ pub use listen::{
     ExistenceFilter, ListenRequest, ListenResponse, QueryTarget, RpcStatus, Target, TargetChange,
     TargetChangeType, TargetKind,
 };
-pub use names::{DocumentName, NameError};
+pub use names::{is_reserved_id, DocumentName, NameError};
 pub use query::{
     CollectionSelector, CompositeFilter, CompositeOperator, Cursor, Direction, FieldFilter,
     FieldOperator, FieldReference, Filter, Order, Projection, RunQueryRequest,
@@ -31,7 +31,10 @@ pub use query::{
 pub use status::{Code, ErrorResponse, Status};
 pub use timestamp::{Timestamp, TimestampError};
 pub use transaction::{ReadOnlyOptions, ReadWriteOptions, TransactionOptions};
-pub use value::{ArrayValue, Document, LatLng, MapValue, Value};
+pub use value::{
+    ArrayValue, Document, LatLng, MapValue, Value, VECTOR_TYPE_KEY, VECTOR_TYPE_NAME,
+    VECTOR_VALUE_KEY,
+};
 pub use write::{
     CommitRequest, CommitResponse, DocumentMask, FieldTransform, Precondition, ServerValue,
     TransformKind, Write, WriteOperation, WriteRequest, WriteResponse, WriteResult,

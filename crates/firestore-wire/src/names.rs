@@ -21,6 +21,10 @@ pub enum NameError {
     NotUnderDocuments(String),
     #[error("resource name {name:?} has an invalid path segment {segment:?}")]
     InvalidSegment { name: String, segment: String },
+    /// A collection id or document id of the reserved form `__.+__` (worded as Firestore's
+    /// emulator words it, without naming the whole resource).
+    #[error("{} id \"{id}\" is invalid because it is reserved.", if *.is_collection { "Collection" } else { "Resource" })]
+    ReservedId { id: String, is_collection: bool },
     #[error("resource name {0:?} has a path element longer than 1500 bytes")]
     SegmentTooLong(String),
     #[error("resource name {0:?} is longer than 6 KiB")]
@@ -66,9 +70,15 @@ impl DocumentName {
         } else {
             path.split('/').map(str::to_owned).collect()
         };
-        for segment in &segments {
+        for (index, segment) in segments.iter().enumerate() {
             if segment.len() > MAX_SEGMENT_BYTES {
                 return Err(NameError::SegmentTooLong(name.to_owned()));
+            }
+            if is_reserved_id(segment) {
+                return Err(NameError::ReservedId {
+                    id: segment.clone(),
+                    is_collection: index % 2 == 0,
+                });
             }
             if !is_valid_segment(segment) {
                 return Err(NameError::InvalidSegment {
@@ -119,10 +129,14 @@ impl DocumentName {
 }
 
 fn is_valid_segment(segment: &str) -> bool {
-    !segment.is_empty()
-        && segment != "."
-        && segment != ".."
-        && !(segment.len() > 4 && segment.starts_with("__") && segment.ends_with("__"))
+    !segment.is_empty() && segment != "." && segment != ".."
+}
+
+/// Firestore reserves collection and document ids that start and end with two underscores
+/// and hold at least one character between them (`__x__`; `____` is an ordinary id), as its
+/// emulator checks.
+pub fn is_reserved_id(id: &str) -> bool {
+    id.len() > 4 && id.starts_with("__") && id.ends_with("__")
 }
 
 impl fmt::Display for DocumentName {
@@ -177,6 +191,19 @@ mod tests {
                 "{bad} should be rejected"
             );
         }
+        assert_eq!(
+            DocumentName::parse("projects/p/databases/(default)/documents/__c__/a")
+                .unwrap_err()
+                .to_string(),
+            "Collection id \"__c__\" is invalid because it is reserved."
+        );
+        assert_eq!(
+            DocumentName::parse("projects/p/databases/(default)/documents/c/__a__")
+                .unwrap_err()
+                .to_string(),
+            "Resource id \"__a__\" is invalid because it is reserved."
+        );
+        assert!(DocumentName::parse("projects/p/databases/(default)/documents/c/____").is_ok());
         let longest_id = format!("projects/p/databases/d/documents/c/{}", "x".repeat(1500));
         assert!(DocumentName::parse(&longest_id).is_ok());
         let long_id = format!("projects/p/databases/d/documents/c/{}", "x".repeat(1501));

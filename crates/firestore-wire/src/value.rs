@@ -32,6 +32,13 @@ pub enum Value {
     Map(BTreeMap<String, Value>),
 }
 
+/// The key that marks a typed map (only vectors are defined) and its value for a vector.
+pub const VECTOR_TYPE_KEY: &str = "__type__";
+/// The `__type__` of a vector value.
+pub const VECTOR_TYPE_NAME: &str = "__vector__";
+/// The key of a vector's elements.
+pub const VECTOR_VALUE_KEY: &str = "value";
+
 /// A latitude/longitude pair in degrees.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatLng {
@@ -116,6 +123,23 @@ impl Value {
         }
     }
 
+    /// The elements of a vector value (the SDKs' `vector([...])`): on the wire a map
+    /// `{__type__: "__vector__", value: {arrayValue: [doubles]}}`, the one kind of map whose
+    /// keys may be reserved names. `None` for every other value.
+    pub fn vector_elements(&self) -> Option<&[Value]> {
+        let Value::Map(fields) = self else {
+            return None;
+        };
+        match (fields.get(VECTOR_TYPE_KEY), fields.get(VECTOR_VALUE_KEY)) {
+            (Some(Value::String(kind)), Some(Value::Array(elements)))
+                if kind == VECTOR_TYPE_NAME && fields.len() == 2 =>
+            {
+                Some(elements)
+            }
+            _ => None,
+        }
+    }
+
     /// Rank of the value's type in Firestore's cross-type ordering; integers and doubles share
     /// one rank. Range filters only match values of the operand's rank.
     pub fn type_rank(&self) -> u8 {
@@ -129,18 +153,26 @@ impl Value {
             Value::Reference(_) => 6,
             Value::GeoPoint(_) => 7,
             Value::Array(_) => 8,
-            Value::Map(_) => 9,
+            Value::Map(_) if self.vector_elements().is_some() => 9,
+            Value::Map(_) => 10,
         }
     }
 
     /// Compares two values the way Firestore orders query results: first by type
-    /// (null < boolean < number < timestamp < string < bytes < reference < geo point < array < map),
-    /// then within the type. Integers and doubles compare as numbers; NaN sorts before every
-    /// other number and equals itself.
+    /// (null < boolean < number < timestamp < string < bytes < reference < geo point < array
+    /// < vector < map), then within the type. Integers and doubles compare as numbers; NaN
+    /// sorts before every other number and equals itself. Vectors compare by length first,
+    /// then element by element (as the emulator orders them).
     pub fn firestore_cmp(&self, other: &Value) -> Ordering {
         let by_type = self.type_rank().cmp(&other.type_rank());
         if by_type != Ordering::Equal {
             return by_type;
+        }
+        if let (Some(left), Some(right)) = (self.vector_elements(), other.vector_elements()) {
+            return left
+                .len()
+                .cmp(&right.len())
+                .then_with(|| compare_sequences(left.iter(), right.iter()));
         }
         match (self, other) {
             (Value::Null, Value::Null) => Ordering::Equal,
@@ -609,6 +641,19 @@ mod tests {
         Value::Double(d)
     }
 
+    fn vector(elements: &[f64]) -> Value {
+        Value::Map(BTreeMap::from([
+            (
+                VECTOR_TYPE_KEY.to_string(),
+                Value::String(VECTOR_TYPE_NAME.into()),
+            ),
+            (
+                VECTOR_VALUE_KEY.to_string(),
+                Value::Array(elements.iter().copied().map(Value::Double).collect()),
+            ),
+        ]))
+    }
+
     #[test]
     fn cross_type_ordering_follows_firestore() {
         let ascending = [
@@ -642,6 +687,13 @@ mod tests {
             Value::Array(vec![int(1)]),
             Value::Array(vec![int(1), int(0)]),
             Value::Array(vec![int(2)]),
+            // Vectors, as the emulator orders them: by length, then element by element.
+            vector(&[3.0]),
+            vector(&[f64::INFINITY]),
+            vector(&[1.0, 1.0]),
+            vector(&[1.0, 2.0]),
+            vector(&[2.0, 1.0]),
+            vector(&[0.0, 0.0, 0.0]),
             Value::Map(BTreeMap::new()),
             Value::Map(BTreeMap::from([("a".to_string(), int(1))])),
             Value::Map(BTreeMap::from([("b".to_string(), int(0))])),

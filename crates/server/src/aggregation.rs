@@ -117,7 +117,7 @@ fn aggregated_field(aggregation: &FieldAggregation) -> Result<FieldPath, ServerE
             "Invalid empty property path string.".into(),
         ));
     }
-    let path = FieldPath::parse(text)?;
+    let path = FieldPath::parse_for_query(text)?;
     if path.is_document_name() {
         return Err(ServerError::InvalidArgument(
             "Aggregations are not supported for the property: __key__".into(),

@@ -103,7 +103,7 @@ pub(crate) fn parse_api_call(method: &Method, raw_path: &str) -> Result<ApiCall,
         .collect::<Result<Vec<_>, _>>()?
         .join("/");
     let name = DocumentName::new(&database.project, &database.database, &relative_path)
-        .map_err(|error| ServerError::InvalidArgument(format!("invalid resource name: {error}")))?;
+        .map_err(|error| ServerError::invalid_name("resource name", error))?;
     let is_root = name.segments.is_empty();
 
     match (method, verb) {

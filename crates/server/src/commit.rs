@@ -20,7 +20,13 @@
 //!   `ABORTED`; a read-only transaction's commit may not write;
 //! - `limits`: field names, nesting and value sizes of the body, 1 MiB per document as the
 //!   write leaves it, 500 writes per commit.
-//! - a write that leaves an existing document unchanged keeps its `updateTime`.
+//! - several writes to one document fold as on the emulator (`check_writes_fold_per_document`):
+//!   contradictory preconditions are refused before anything is read, only the first write's
+//!   precondition meets the stored document, the document is stored once as the last write
+//!   leaves it, and every write reports the update time of that final document (none if the
+//!   commit leaves it deleted);
+//! - a commit that leaves an existing document unchanged (and did not delete it on the way)
+//!   keeps its `updateTime`.
 //! - `delete` and `verify` results carry no transform results; a delete's result is empty and a
 //!   verify's carries the document's current `updateTime`.
 //!
@@ -99,7 +105,7 @@ pub enum SupportedTransform {
 /// Parses a document name from a request body and checks that it is a document of `database`.
 pub fn parse_document_name(text: &str, database: &DatabaseId) -> Result<DocumentName, ServerError> {
     let name = DocumentName::parse(text)
-        .map_err(|error| ServerError::InvalidArgument(format!("invalid document name: {error}")))?;
+        .map_err(|error| ServerError::invalid_name("document name", error))?;
     if !database.contains(&name) {
         return Err(ServerError::InvalidArgument(format!(
             "document {text:?} is outside the database of this request, {}",
@@ -135,11 +141,155 @@ pub fn validate_commit(
             )));
         }
     }
-    request
+    let writes = request
         .writes
         .into_iter()
         .map(|write| validate_write(write, database))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    check_writes_fold_per_document(&writes)?;
+    Ok(writes)
+}
+
+/// What the writes so far have made of one document in one commit, as the emulator folds
+/// them into one mutation per document.
+#[derive(Clone, Copy, Debug)]
+struct DocumentFold {
+    /// The folded mutation's kind: whether the document exists after the writes so far, and
+    /// the word the emulator's refusals use for it.
+    kind: FoldKind,
+    /// The `updateTime` precondition of the first write (`None`: it had none). Every later
+    /// `updateTime` precondition must be the same.
+    version: Option<Timestamp>,
+    verified: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FoldKind {
+    Upsert,
+    Update,
+    Insert,
+    Delete,
+}
+
+impl FoldKind {
+    fn word(self) -> &'static str {
+        match self {
+            FoldKind::Upsert => "upsert",
+            FoldKind::Update => "update",
+            FoldKind::Insert => "insert",
+            FoldKind::Delete => "delete",
+        }
+    }
+
+    fn of(write: &ValidatedWrite) -> FoldKind {
+        match (&write.action, write.precondition) {
+            (WriteAction::Delete, _) => FoldKind::Delete,
+            (_, None) => FoldKind::Upsert,
+            (_, Some(ValidatedPrecondition::Exists(false))) => FoldKind::Insert,
+            (_, Some(_)) => FoldKind::Update,
+        }
+    }
+}
+
+/// The emulator's wording of a version precondition in its refusals.
+fn version_words(version: Option<Timestamp>) -> String {
+    match version {
+        None => "null".into(),
+        Some(time) => format!(
+            "VersionPrecondition{{exactBaseVersion={}, maxBaseVersion=null}}",
+            time.to_unix_micros()
+        ),
+    }
+}
+
+/// Several writes to one document in one commit are folded in order, as the emulator folds
+/// them; a write whose precondition contradicts what the earlier writes left is refused
+/// (`INVALID_ARGUMENT`, whatever the database holds): `exists: false` after a write that
+/// leaves the document, `exists: true` or `updateTime` on an update after a delete, a
+/// different `updateTime` than the first write's (or one where the first had none), and any
+/// second write where one of the two is a `verify`. Only the first write's precondition is
+/// then checked against the stored document (`apply_writes`): the later ones hold by
+/// construction.
+fn check_writes_fold_per_document(writes: &[ValidatedWrite]) -> Result<(), ServerError> {
+    let mut folds: BTreeMap<&DocumentName, DocumentFold> = BTreeMap::new();
+    for write in writes {
+        let is_verify = matches!(write.action, WriteAction::Verify);
+        let version = match write.precondition {
+            Some(ValidatedPrecondition::UpdateTime(time)) => Some(time),
+            _ => None,
+        };
+        let Some(fold) = folds.get_mut(&write.document) else {
+            folds.insert(
+                &write.document,
+                DocumentFold {
+                    kind: FoldKind::of(write),
+                    version,
+                    verified: is_verify,
+                },
+            );
+            continue;
+        };
+        let refuse = |message: String| Err(ServerError::InvalidArgument(message));
+        if is_verify {
+            let what = if fold.verified {
+                "verified more than once"
+            } else {
+                "written and then verified"
+            };
+            return refuse(format!(
+                "the same document cannot be {what} in a single request"
+            ));
+        }
+        if fold.verified {
+            return refuse(
+                "the same document cannot be verified and then written in a single request".into(),
+            );
+        }
+        let kind = FoldKind::of(write);
+        let exists_now = fold.kind != FoldKind::Delete;
+        let needs_existence = match (&write.action, write.precondition) {
+            (_, Some(ValidatedPrecondition::Exists(exists))) => Some(exists),
+            (WriteAction::Update { .. }, Some(ValidatedPrecondition::UpdateTime(_))) => Some(true),
+            _ => None,
+        };
+        match needs_existence {
+            Some(true) if !exists_now => {
+                let second = if kind == FoldKind::Delete {
+                    "delete"
+                } else {
+                    "update"
+                };
+                return refuse(format!(
+                    "Cannot delete then {second} an entity in the same request."
+                ));
+            }
+            Some(false) if exists_now => {
+                let second = if kind == FoldKind::Delete {
+                    "delete"
+                } else {
+                    "insert"
+                };
+                return refuse(format!(
+                    "Cannot {} then {second} an entity in the same request.",
+                    fold.kind.word()
+                ));
+            }
+            _ => {}
+        }
+        if version.is_some() && version != fold.version {
+            return refuse(format!(
+                "Cannot collapse mutations with different version preconditions ({} and {})",
+                version_words(fold.version),
+                version_words(version)
+            ));
+        }
+        fold.kind = match kind {
+            FoldKind::Delete => FoldKind::Delete,
+            _ if !exists_now => FoldKind::Upsert,
+            _ => fold.kind,
+        };
+    }
+    Ok(())
 }
 
 fn validate_write(write: Write, database: &DatabaseId) -> Result<ValidatedWrite, ServerError> {
@@ -688,40 +838,128 @@ pub fn run_delete(
     Ok(())
 }
 
-/// Applies validated writes in order inside an open write transaction, each judged by `judge`
-/// on the documents before and after it just before it is stored. An error (a failed
-/// precondition, a refused write) fails the transaction, which then stores nothing.
+/// One document's course through a commit: as stored before it, as the writes so far left
+/// it, and whether one of them deleted it.
+struct DocumentInCommit {
+    stored: Option<StoredDocument>,
+    current: Option<StoredDocument>,
+    deleted_on_the_way: bool,
+}
+
+impl DocumentInCommit {
+    /// The document the commit leaves, with the emulator's times: unchanged (old times kept)
+    /// when it ends with the fields it had and was never deleted on the way; created anew (a
+    /// new `createTime`) when it did not exist or was deleted on the way, even if it ends as
+    /// it was; else updated at the commit time.
+    fn outcome(&self, commit_time: Timestamp) -> DocumentChange {
+        match (&self.stored, &self.current) {
+            (_, None) if self.stored.is_none() => DocumentChange::Unchanged,
+            (_, None) => DocumentChange::Delete,
+            (Some(stored), Some(current))
+                if !self.deleted_on_the_way && stored.fields == current.fields =>
+            {
+                DocumentChange::Unchanged
+            }
+            (stored, Some(current)) => DocumentChange::Put(StoredDocument {
+                fields: current.fields.clone(),
+                create_time: match stored {
+                    Some(stored) if !self.deleted_on_the_way => stored.create_time,
+                    _ => commit_time,
+                },
+                update_time: commit_time,
+            }),
+        }
+    }
+}
+
+/// Applies validated writes in order inside an open write transaction.
+///
+/// Writes to one document apply in order on what the earlier ones left, but only the first
+/// write's precondition is checked against the stored document (`validate_commit` refused
+/// every later one that could not hold), and the document is stored once, as the last write
+/// leaves it. Every write's result carries the update time of the document the commit leaves
+/// (none if it leaves none), as the emulator answers: a commit that sets a document and then
+/// deletes it reports no update time for either write.
+///
+/// Each write is judged by `judge` on the document before and after it (as the earlier writes
+/// left it), before anything is stored; an error (a failed precondition, a refused write)
+/// fails the transaction, which then stores nothing.
 pub fn apply_writes(
     transaction: &WriteTransaction<'_>,
     writes: &[ValidatedWrite],
     judge: &dyn WriteJudge,
 ) -> Result<Vec<WriteResult>, ServerError> {
     let commit_time = transaction.commit_time();
+    let mut documents: BTreeMap<&DocumentName, DocumentInCommit> = BTreeMap::new();
     let mut write_results = Vec::with_capacity(writes.len());
     for write in writes {
-        // Reads see this transaction's own earlier writes, so two writes to one document
-        // in one commit apply, and are judged, in order.
         if write.precondition.is_some() {
             judge.judge_precondition(&write.document)?;
         }
-        let current = transaction.get_document(&write.document)?;
-        let applied = apply_write(current.as_ref(), write, commit_time)?;
+        let first_write_to_it = !documents.contains_key(&write.document);
+        if first_write_to_it {
+            let stored = transaction.get_document(&write.document)?;
+            documents.insert(
+                &write.document,
+                DocumentInCommit {
+                    current: stored.clone(),
+                    stored,
+                    deleted_on_the_way: false,
+                },
+            );
+        }
+        let document = documents
+            .get_mut(&write.document)
+            .expect("every written document was entered just above");
+        let write_as_applied = if first_write_to_it {
+            std::borrow::Cow::Borrowed(write)
+        } else {
+            std::borrow::Cow::Owned(ValidatedWrite {
+                precondition: None,
+                ..write.clone()
+            })
+        };
+        let applied = apply_write(document.current.as_ref(), &write_as_applied, commit_time)?;
         let after = match &applied.change {
-            DocumentChange::Unchanged => current.as_ref(),
-            DocumentChange::Put(document) => Some(document),
+            DocumentChange::Unchanged => document.current.as_ref(),
+            DocumentChange::Put(put) => Some(put),
             DocumentChange::Delete => None,
         };
         judge.judge(&ProposedWrite {
             write,
-            before: current.as_ref(),
+            before: document.current.as_ref(),
             after,
         })?;
-        match &applied.change {
+        match applied.change {
             DocumentChange::Unchanged => {}
-            DocumentChange::Put(document) => transaction.put_document(&write.document, document)?,
-            DocumentChange::Delete => transaction.delete_document(&write.document)?,
+            DocumentChange::Put(put) => document.current = Some(put),
+            DocumentChange::Delete => {
+                document.current = None;
+                document.deleted_on_the_way = true;
+            }
         }
         write_results.push(applied.result);
+    }
+    let mut final_update_times = BTreeMap::new();
+    for (name, document) in &documents {
+        let update_time = match document.outcome(commit_time) {
+            DocumentChange::Unchanged => document.stored.as_ref().map(|stored| stored.update_time),
+            DocumentChange::Put(put) => {
+                transaction.put_document(name, &put)?;
+                Some(put.update_time)
+            }
+            DocumentChange::Delete => {
+                transaction.delete_document(name)?;
+                None
+            }
+        };
+        final_update_times.insert(*name, update_time);
+    }
+    for (write, result) in writes.iter().zip(&mut write_results) {
+        // A verify stands alone on its document and keeps what `apply_write` reported.
+        if !matches!(write.action, WriteAction::Verify) {
+            result.update_time = final_update_times[&write.document];
+        }
     }
     Ok(write_results)
 }

@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use counterbook_firestore_wire::{Code, ErrorResponse, Status};
+use counterbook_firestore_wire::{Code, ErrorResponse, NameError, Status};
 
 /// Everything that can go wrong while answering a request or starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +85,16 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    /// A resource name that does not parse, as `INVALID_ARGUMENT`: `what` names the kind of
+    /// name ("document name"). A reserved id gets the emulator's own sentence alone, since
+    /// clients (and the differential suite) see that message.
+    pub fn invalid_name(what: &str, error: NameError) -> ServerError {
+        match error {
+            NameError::ReservedId { .. } => ServerError::InvalidArgument(error.to_string()),
+            other => ServerError::InvalidArgument(format!("invalid {what}: {other}")),
+        }
+    }
+
     /// The gRPC code this error travels as.
     pub fn code(&self) -> Code {
         match self {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use counterbook_firestore_wire::Value;
+use counterbook_firestore_wire::{Value, VECTOR_TYPE_KEY};
 
 use crate::error::ServerError;
 
@@ -96,6 +96,35 @@ impl FieldPath {
         Ok(path)
     }
 
+    /// Parses a path a query reads (a filter, an order, a projection, an aggregated field),
+    /// refusing reserved names as the emulator does: `__name__` only alone, `__key__` never,
+    /// `__type__` only as the last segment of a nested path (a vector's own key), and no other
+    /// `__.*__` segment.
+    pub fn parse_for_query(text: &str) -> Result<FieldPath, ServerError> {
+        let path = FieldPath::parse(text)?;
+        if path.is_document_name() {
+            return Ok(path);
+        }
+        let last = path.segments.len() - 1;
+        for (index, segment) in path.segments.iter().enumerate() {
+            if !is_reserved_name(segment) {
+                continue;
+            }
+            let message = match segment.as_str() {
+                DOCUMENT_NAME_FIELD => "the name __key__ is reserved".to_owned(),
+                "__key__" => format!("Invalid property path member name \"{segment}\"."),
+                VECTOR_TYPE_KEY if index > 0 && index == last => continue,
+                VECTOR_TYPE_KEY => "the name __type__ is reserved".to_owned(),
+                _ => format!(
+                    "Invalid reserved name in field path {}",
+                    FieldPath::from_segments(path.segments[index..].to_vec())
+                ),
+            };
+            return Err(ServerError::InvalidArgument(message));
+        }
+        Ok(path)
+    }
+
     /// `true` for `__name__`, which queries resolve to the document's reference.
     pub fn is_document_name(&self) -> bool {
         self.segments.len() == 1 && self.segments[0] == DOCUMENT_NAME_FIELD
@@ -108,6 +137,20 @@ impl FieldPath {
         for segment in parents {
             match current.get(segment) {
                 Some(Value::Map(inner)) => current = inner,
+                _ => return None,
+            }
+        }
+        current.get(last)
+    }
+
+    /// The value at this path as a query sees it: like `get`, but a vector is a value of its
+    /// own, not a map to look into (`v.value` of a vector resolves to nothing).
+    pub fn get_in_query<'a>(&self, fields: &'a BTreeMap<String, Value>) -> Option<&'a Value> {
+        let (last, parents) = self.segments.split_last()?;
+        let mut current = fields;
+        for segment in parents {
+            match current.get(segment) {
+                Some(inner @ Value::Map(map)) if inner.vector_elements().is_none() => current = map,
                 _ => return None,
             }
         }

@@ -98,7 +98,7 @@ fn offset_binary(signed: i64) -> [u8; 8] {
 }
 
 /// Every (canonical field path, key) pair a document contributes to the index: each indexable
-/// value at every path through its maps (not into arrays).
+/// value at every path through its maps (not into arrays, nor into vectors).
 pub fn index_entries(fields: &BTreeMap<String, Value>) -> Vec<(String, Vec<u8>)> {
     let mut entries = Vec::new();
     collect_entries(fields, &mut Vec::new(), &mut entries);
@@ -113,6 +113,8 @@ fn collect_entries(
     for (name, value) in fields {
         prefix.push(name.clone());
         match value {
+            // A vector is one value to queries, not a map to look into; it is not indexed.
+            Value::Map(_) if value.vector_elements().is_some() => {}
             Value::Map(inner) => collect_entries(inner, prefix, entries),
             other => {
                 if let Some(key) = sort_key(other) {

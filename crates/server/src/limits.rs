@@ -12,7 +12,9 @@
 //!   this count;
 //! - a single string or bytes value is at most 1,048,487 bytes;
 //! - a value nests at most 20 maps or arrays, and an array never holds an array directly;
-//! - field names are not empty and never `__.*__` (reserved);
+//! - field names are not empty and never `__.*__` (reserved), except in a vector value: a map
+//!   `{__type__: "__vector__", value: [doubles]}` (the SDKs' `vector()`), at least one element,
+//!   no NaN, never directly in an array; another map holding `__type__` is refused;
 //! - a commit holds at most 500 writes (the emulator accepts more; Cloud Firestore's documented
 //!   limit is what the app must live with, so the server enforces it);
 //! - a document id is at most 1,500 bytes and a name at most 6 KiB (`DocumentName::parse`);
@@ -26,7 +28,9 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::{DocumentName, Value};
+use counterbook_firestore_wire::{
+    DocumentName, Value, VECTOR_TYPE_KEY, VECTOR_TYPE_NAME, VECTOR_VALUE_KEY,
+};
 
 use crate::error::ServerError;
 use crate::field_path::is_reserved_name;
@@ -123,6 +127,9 @@ fn validate_value(
         Value::Array(values) => values
             .iter()
             .try_for_each(|inner| validate_value(top_level_name, inner, depth + 1, true)),
+        Value::Map(fields) if fields.contains_key(VECTOR_TYPE_KEY) => {
+            validate_typed_map(top_level_name, fields, inside_array)
+        }
         Value::Map(fields) => fields.iter().try_for_each(|(name, inner)| {
             if name.is_empty() {
                 return Err(ServerError::InvalidArgument(
@@ -136,6 +143,82 @@ fn validate_value(
             }
             validate_value(top_level_name, inner, depth + 1, false)
         }),
+        _ => Ok(()),
+    }
+}
+
+/// A map holding `__type__` must be a vector, `{__type__: "__vector__", value: [doubles]}`
+/// (what the SDKs' `vector()` writes), checked in the emulator's order with its messages.
+fn validate_typed_map(
+    top_level_name: &str,
+    fields: &BTreeMap<String, Value>,
+    inside_array: bool,
+) -> Result<(), ServerError> {
+    let invalid = |message: &str| Err(ServerError::InvalidArgument(message.to_owned()));
+    match fields.get(VECTOR_TYPE_KEY) {
+        Some(Value::String(kind)) if kind == VECTOR_TYPE_NAME => {}
+        Some(Value::String(_)) => {
+            return Err(ServerError::InvalidArgument(format!(
+                "Property {top_level_name} contains an invalid nested entity."
+            )))
+        }
+        _ => return invalid("Field __type__ is not a string."),
+    }
+    if inside_array {
+        return invalid("Cannot convert a vector value in an array value.");
+    }
+    let Some(elements) = fields.get(VECTOR_VALUE_KEY) else {
+        return invalid("Vector map is missing key 'value'.");
+    };
+    if fields.len() > 2 {
+        return invalid("Vector Value map has extraneous entries.");
+    }
+    let Value::Array(elements) = elements else {
+        return invalid("Vector Value type must be an array.");
+    };
+    validate_vector_elements(elements)
+}
+
+/// The elements of a vector: at least one, every one a double, none NaN.
+pub fn validate_vector_elements(elements: &[Value]) -> Result<(), ServerError> {
+    let invalid = |message: &str| Err(ServerError::InvalidArgument(message.to_owned()));
+    if elements.is_empty() {
+        return invalid("Cannot have a zero length vector.");
+    }
+    if !elements
+        .iter()
+        .all(|element| matches!(element, Value::Double(_)))
+    {
+        return invalid("Vector must only contain values of type 'double'");
+    }
+    if elements.iter().any(Value::is_nan) {
+        return invalid("Vector cannot contain NaN values.");
+    }
+    Ok(())
+}
+
+/// Checks a value a query compares with (a filter operand, a cursor value): reserved keys in
+/// its maps are refused as in a write, and a vector must be well formed; a map with another
+/// `__type__` is accepted, as the emulator accepts it.
+pub fn validate_query_value(value: &Value) -> Result<(), ServerError> {
+    match value {
+        Value::Array(values) => values.iter().try_for_each(validate_query_value),
+        Value::Map(fields) => match (fields.get(VECTOR_TYPE_KEY), fields.get(VECTOR_VALUE_KEY)) {
+            (Some(Value::String(kind)), Some(Value::Array(elements)))
+                if kind == VECTOR_TYPE_NAME =>
+            {
+                validate_vector_elements(elements)
+            }
+            (Some(_), _) => Ok(()),
+            (None, _) => fields.iter().try_for_each(|(name, inner)| {
+                if is_reserved_name(name) {
+                    return Err(ServerError::InvalidArgument(format!(
+                        "field name '{name}' is reserved."
+                    )));
+                }
+                validate_query_value(inner)
+            }),
+        },
         _ => Ok(()),
     }
 }
@@ -252,6 +335,78 @@ mod tests {
         check_fields(
             fields(vec![("s", Value::String("x".repeat(MAX_VALUE_BYTES + 1)))]),
             Err("longer than 1048487 bytes"),
+        );
+    }
+
+    fn typed_map(kind: Value, value: Option<Value>) -> Value {
+        let mut map = fields(vec![("__type__", kind)]);
+        if let Some(value) = value {
+            map.insert("value".into(), value);
+        }
+        Value::Map(map)
+    }
+
+    #[test]
+    fn vectors_are_the_one_map_with_a_reserved_key_and_are_checked_as_on_the_emulator() {
+        let vector_type = || Value::String("__vector__".into());
+        let doubles = |values: &[f64]| {
+            Some(Value::Array(
+                values.iter().copied().map(Value::Double).collect(),
+            ))
+        };
+        let vector = typed_map(vector_type(), doubles(&[1.0, 2.5, f64::INFINITY]));
+        check_fields(fields(vec![("v", vector.clone())]), Ok(()));
+        check_fields(
+            fields(vec![("m", Value::Map(fields(vec![("v", vector.clone())])))]),
+            Ok(()),
+        );
+        check_fields(
+            fields(vec![("a", Value::Array(vec![vector]))]),
+            Err("Cannot convert a vector value in an array value."),
+        );
+        for (candidate, message) in [
+            (
+                typed_map(vector_type(), doubles(&[])),
+                "Cannot have a zero length vector.",
+            ),
+            (
+                typed_map(vector_type(), None),
+                "Vector map is missing key 'value'.",
+            ),
+            (
+                typed_map(vector_type(), Some(Value::Integer(1))),
+                "Vector Value type must be an array.",
+            ),
+            (
+                typed_map(vector_type(), Some(Value::Array(vec![Value::Integer(1)]))),
+                "Vector must only contain values of type 'double'",
+            ),
+            (
+                typed_map(vector_type(), doubles(&[f64::NAN])),
+                "Vector cannot contain NaN values.",
+            ),
+            (
+                typed_map(Value::String("__other__".into()), None),
+                "Property v contains an invalid nested entity.",
+            ),
+            (
+                typed_map(Value::Integer(1), None),
+                "Field __type__ is not a string.",
+            ),
+        ] {
+            check_fields(fields(vec![("v", candidate)]), Err(message));
+        }
+        let mut extra = typed_map(vector_type(), doubles(&[1.0]));
+        if let Value::Map(map) = &mut extra {
+            map.insert("x".into(), Value::Null);
+        }
+        check_fields(
+            fields(vec![("v", extra)]),
+            Err("Vector Value map has extraneous entries."),
+        );
+        check_fields(
+            fields(vec![("__type__", vector_type())]),
+            Err("field name __type__ is reserved"),
         );
     }
 

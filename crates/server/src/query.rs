@@ -27,14 +27,15 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use counterbook_firestore_wire::{
-    CompositeOperator, Cursor, Direction, Document, FieldOperator, Filter, StructuredQuery,
-    UnaryOperator, Value,
+    is_reserved_id, CompositeOperator, Cursor, Direction, Document, FieldOperator, Filter,
+    StructuredQuery, UnaryOperator, Value,
 };
 
 use crate::documents::NamedDocument;
 use crate::error::ServerError;
 use crate::field_path::{FieldPath, DOCUMENT_NAME_FIELD};
 use crate::index_key::{sort_key, type_class_bounds, IndexPlan};
+use crate::limits::validate_query_value;
 
 /// The most disjunctions a filter may expand to.
 const MAX_DISJUNCTIONS: u128 = 30;
@@ -104,6 +105,12 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
                 "StructuredQuery.from needs a collectionId".into(),
             ))
         }
+        [selector] if is_reserved_id(&selector.collection_id) => {
+            return Err(ServerError::InvalidArgument(format!(
+                "Collection id \"{}\" is invalid because it is reserved.",
+                selector.collection_id
+            )))
+        }
         [selector] => (selector.collection_id.clone(), selector.all_descendants),
         _ => {
             return Err(ServerError::InvalidArgument(
@@ -122,7 +129,7 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
         .iter()
         .map(|order| {
             Ok(PreparedOrder {
-                path: FieldPath::parse(&order.field.field_path)?,
+                path: FieldPath::parse_for_query(&order.field.field_path)?,
                 descending: order.direction == Some(Direction::Descending),
             })
         })
@@ -157,10 +164,11 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
             projection
                 .fields
                 .iter()
-                .map(|field| FieldPath::parse(&field.field_path))
+                .map(|field| FieldPath::parse_for_query(&field.field_path))
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
+    refuse_descending_key_scan(&orders, filter.as_ref())?;
 
     Ok(PreparedQuery {
         collection_id,
@@ -222,7 +230,7 @@ fn prepare_filter(filter: &Filter) -> Result<PreparedFilter, ServerError> {
                     "Unknown UnaryFilter operator.".into(),
                 ));
             }
-            let path = FieldPath::parse(&unary.field.field_path)?;
+            let path = FieldPath::parse_for_query(&unary.field.field_path)?;
             if path.is_document_name() {
                 return Err(key_filter_error());
             }
@@ -234,7 +242,8 @@ fn prepare_filter(filter: &Filter) -> Result<PreparedFilter, ServerError> {
         Filter::FieldFilter(field_filter) => {
             let operator = field_filter.op;
             let operand = &field_filter.value;
-            let path = FieldPath::parse(&field_filter.field.field_path)?;
+            let path = FieldPath::parse_for_query(&field_filter.field.field_path)?;
+            validate_query_value(operand)?;
             match operator {
                 FieldOperator::OperatorUnspecified => {
                     return Err(ServerError::InvalidArgument(
@@ -504,6 +513,32 @@ fn effective_orders(
     Ok(orders)
 }
 
+/// The emulator cannot serve a query ordered by `__name__` descending alone whose filter
+/// (if any) names no other field: that would be a descending scan of its key range, which it
+/// refuses with `FAILED_PRECONDITION`. Any filter on another field (even `IN` or `IS_NULL`)
+/// makes it scan an index instead, and it serves the query; so does this server.
+fn refuse_descending_key_scan(
+    orders: &[PreparedOrder],
+    filter: Option<&PreparedFilter>,
+) -> Result<(), ServerError> {
+    let only_name_descending =
+        matches!(orders, [only] if only.descending && only.path.is_document_name());
+    let filters_only_the_name = filter.is_none_or(|filter| {
+        leaves(filter).into_iter().all(|leaf| match leaf {
+            PreparedFilter::Field { path, .. } | PreparedFilter::Unary { path, .. } => {
+                path.is_document_name()
+            }
+            PreparedFilter::And(_) | PreparedFilter::Or(_) => true,
+        })
+    });
+    if only_name_descending && filters_only_the_name {
+        return Err(ServerError::FailedPrecondition(
+            "Firestore does not support descending key scans".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_cursor(cursor: &Cursor, explicit_orders: &[PreparedOrder]) -> Result<(), ServerError> {
     // Like the emulator, cursor values line up with the explicit orderBy only.
     if cursor.values.len() > explicit_orders.len() {
@@ -511,6 +546,7 @@ fn validate_cursor(cursor: &Cursor, explicit_orders: &[PreparedOrder]) -> Result
             "Cursor has too many values.".into(),
         ));
     }
+    cursor.values.iter().try_for_each(validate_query_value)?;
     for (value, order) in cursor.values.iter().zip(explicit_orders) {
         if order.path.is_document_name() && !matches!(value, Value::Reference(_)) {
             return Err(ServerError::InvalidArgument(
@@ -616,7 +652,7 @@ fn resolve(document: &NamedDocument, path: &FieldPath) -> Option<Value> {
     if path.is_document_name() {
         Some(Value::Reference(document.name.clone()))
     } else {
-        path.get(&document.stored.fields).cloned()
+        path.get_in_query(&document.stored.fields).cloned()
     }
 }
 
@@ -1018,10 +1054,33 @@ mod tests {
             json!({"orderBy": [{"field": {"fieldPath": "k"}, "direction": "DESCENDING"}]}),
             &["b", "a", "two", "c", "nan", "n"],
         );
+        // Descending by name alone needs a filter on another field (else the emulator's
+        // "descending key scan" refusal, checked below).
         check(
-            json!({"orderBy": [{"field": {"fieldPath": "__name__"}, "direction": "DESCENDING"}]}),
-            &["two", "nan", "n", "d", "c", "b", "a"],
+            json!({"orderBy": [{"field": {"fieldPath": "__name__"}, "direction": "DESCENDING"}],
+                   "where": {"fieldFilter": {"field": {"fieldPath": "k"}, "op": "IN",
+                       "value": {"arrayValue": {"values": [{"integerValue": "1"}, {"stringValue": "x"}, {"integerValue": "2"}]}}}}}),
+            &["two", "c", "b"],
         );
+    }
+
+    #[test]
+    fn a_descending_scan_of_names_alone_is_refused_as_on_the_emulator() {
+        use counterbook_firestore_wire::Code;
+        let by_name_descending =
+            json!([{"field": {"fieldPath": "__name__"}, "direction": "DESCENDING"}]);
+        let reference = json!({"referenceValue": format!("{PREFIX}a")});
+        for refused in [
+            json!({"orderBy": by_name_descending}),
+            json!({"orderBy": by_name_descending, "limit": 1, "offset": 1}),
+            json!({"orderBy": by_name_descending, "where": {"fieldFilter": {
+                "field": {"fieldPath": "__name__"}, "op": "GREATER_THAN", "value": reference}}}),
+            json!({"orderBy": by_name_descending, "where": {"compositeFilter": {"op": "AND", "filters": []}}}),
+        ] {
+            let mut query = refused;
+            query["from"] = json!([{"collectionId": "items"}]);
+            check_rejected(query, Code::FailedPrecondition, "descending key scans");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //!
 //! Response shapes are the emulator's: `:batchGet` answers one `found` or `missing` item per
 //! distinct requested name (duplicates are answered once), each with `readTime`; `:runQuery`
-//! answers one item per document with `skippedResults` on the first and `done` on the last (a
-//! lone `{readTime, done}` when nothing matched); a list answers `{documents, nextPageToken}`
+//! answers one item per document, `skippedResults` on every one but the last, which says `done`
+//! (a lone `{readTime, done}` when nothing matched); a list answers `{documents, nextPageToken}`
 //! with a token whenever the page is full, and `{}` when there is nothing.
 
 use counterbook_firestore_wire::{
@@ -224,9 +224,8 @@ pub fn batch_get(
     let mask = parse_mask(request.mask.as_ref())?;
     let mut names: Vec<DocumentName> = Vec::new();
     for text in &request.documents {
-        let name = DocumentName::parse(text).map_err(|error| {
-            ServerError::InvalidArgument(format!("invalid document name: {error}"))
-        })?;
+        let name = DocumentName::parse(text)
+            .map_err(|error| ServerError::invalid_name("document name", error))?;
         if !name.is_document() {
             return Err(ServerError::InvalidArgument(format!(
                 "Document name \"{text}\" lacks \"/\" at index {}.",
@@ -339,18 +338,22 @@ pub fn run_query(
             ..RunQueryResponseItem::default()
         })
         .collect();
-    match items.first_mut() {
-        Some(first) => {
-            first.skipped_results = i32::try_from(run.skipped_results).unwrap_or(i32::MAX)
+    // Like the emulator: every item but the last reports the skipped results, and the last
+    // (which says `done`) never does, nor does the lone item of an empty result.
+    let skipped_results = i32::try_from(run.skipped_results).unwrap_or(i32::MAX);
+    for item in &mut items {
+        item.skipped_results = skipped_results;
+    }
+    match items.last_mut() {
+        Some(last) => {
+            last.skipped_results = 0;
+            last.done = true;
         }
-        // Like the emulator, the lone item of an empty result never reports skipped results.
         None => items.push(RunQueryResponseItem {
             read_time: Some(read_time),
+            done: true,
             ..RunQueryResponseItem::default()
         }),
-    }
-    if let Some(last) = items.last_mut() {
-        last.done = true;
     }
     let mut reply: Vec<serde_json::Value> = read.leading_item().into_iter().collect();
     reply.extend(

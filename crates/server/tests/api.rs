@@ -230,23 +230,37 @@ async fn preconditions_answer_like_the_emulator() {
 #[tokio::test]
 async fn delete_and_verify_results_match_the_emulator() {
     let server = TestServer::new();
-    let created = server.commit_ok(json!([update("t/a", json!({}))])).await;
+    let created = server
+        .commit_ok(json!([update("t/a", json!({})), update("t/b", json!({}))]))
+        .await;
     let response = server
         .commit_ok(json!([
             {"delete": name("t/missing")},
             {"verify": name("t/a"), "currentDocument": {"exists": true}},
-            {"delete": name("t/a")}
+            {"delete": name("t/b")}
         ]))
         .await;
     assert_eq!(
         response["writeResults"],
         json!([{}, {"updateTime": created["commitTime"]}, {}])
     );
-    assert_error(&server.get("t/a").await, 404, "NOT_FOUND");
+    assert_error(&server.get("t/b").await, 404, "NOT_FOUND");
     let response = server
-        .commit(json!([{"verify": name("t/a"), "currentDocument": {"exists": true}}]))
+        .commit(json!([{"verify": name("t/b"), "currentDocument": {"exists": true}}]))
         .await;
     assert_error(&response, 404, "NOT_FOUND");
+    // A verify stands alone on its document, as on the emulator.
+    let response = server
+        .commit(json!([
+            {"verify": name("t/a"), "currentDocument": {"exists": true}},
+            {"delete": name("t/a")}
+        ]))
+        .await;
+    let message = assert_error(&response, 400, "INVALID_ARGUMENT");
+    assert_eq!(
+        message,
+        "the same document cannot be verified and then written in a single request"
+    );
 }
 
 #[tokio::test]
