@@ -1,25 +1,22 @@
 //! Counterbook: an offline-first point of sale that runs in the browser.
 //!
 //! Every user action is written to IndexedDB first ([`storage`]), in one transaction with its
-//! outbox entry; the [`driver`] pushes the outbox and pulls other tablets' changes through
-//! [`remote`] whenever the network allows, and listens for them in real time through
-//! [`listen_channel`] while the page is visible. The UI ([`ui`]) only reads signals and calls
+//! outbox entry; the [`sync::driver`] pushes the outbox and pulls other tablets' changes through
+//! [`sync::remote`] whenever the network allows, and listens for them in real time through
+//! [`sync::listen_channel`] while the page is visible. The UI ([`ui`]) only reads signals and calls
 //! the driver. See ARCHITECTURE.md for the map and the rules.
 //!
 //! The crate is empty on other targets than wasm32.
 #![cfg(target_arch = "wasm32")]
 
 pub mod devices;
-pub mod driver;
 pub mod entities;
 pub mod ids;
-pub mod listen_channel;
 pub mod model;
 pub mod money;
-pub mod remote;
 pub mod settings;
 pub mod storage;
-pub mod tabs;
+pub mod sync;
 pub mod ui;
 
 #[cfg(test)]

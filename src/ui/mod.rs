@@ -5,12 +5,12 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::driver::{SyncDriver, SyncStatus};
 use crate::entities::StockMoveKind;
 use crate::model::Product;
 use crate::model::MAX_PRODUCT_NAME_CHARS;
 use crate::money::{format_price, minor_digits, parse_price};
 use crate::settings::Settings;
+use crate::sync::driver::{SyncDriver, SyncStatus};
 
 /// The whole app, with settings from the URL and `localStorage`.
 #[component]

@@ -23,12 +23,12 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
 use crate::entities::{AuditEntry, EntityRecord, StockMove, StockMoveKind};
-use crate::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
 use crate::model::{add_product_unit, Product};
-use crate::remote::Remote;
 use crate::settings::Settings;
 use crate::storage::{OutboxContents, StorageError, Store};
-use crate::tabs::{
+use crate::sync::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
+use crate::sync::remote::Remote;
+use crate::sync::tabs::{
     leader_heartbeat_is_stale, request_leadership, write_leader_heartbeat, Leadership, TabChannel,
     TabMessage,
 };
@@ -191,7 +191,7 @@ fn page_visible() -> bool {
 
 impl SyncDriver {
     /// Opens the store, shows what it holds, and asks to lead the tabs of this profile: the
-    /// leader pushes and pulls, the others follow its changes (see [`crate::tabs`]).
+    /// leader pushes and pulls, the others follow its changes (see [`crate::sync::tabs`]).
     pub async fn start(settings: Settings) -> Result<SyncDriver, StartError> {
         let store = Store::open(&settings.database_name).await?;
         let device_id = store.device_id().await?;

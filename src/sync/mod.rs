@@ -1,0 +1,8 @@
+//! Syncing this device with the backend: the [`driver`] (the only code that awaits sync work,
+//! feeding the sans-IO engines of `counterbook-sync`), the REST client [`remote`], the Listen
+//! transport [`listen_channel`], and [`tabs`] (one leader tab per browser profile).
+
+pub mod driver;
+pub mod listen_channel;
+pub mod remote;
+pub mod tabs;
