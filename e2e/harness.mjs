@@ -151,10 +151,19 @@ export function countRowsInSqlite(databaseFile, project) {
   return JSON.parse(result.stdout);
 }
 
-/** The app's URL on `appOrigin`, syncing with `endpoint` as `project`/`shop`. */
-export function appUrl(appOrigin, { endpoint, project, shop }) {
+/**
+ * The app's URL on `appOrigin`, syncing with `endpoint` as `project`/`shop`, on the page at
+ * `path` (the products page unless told otherwise; `/counter` is the start page).
+ */
+export function appUrl(appOrigin, { endpoint, project, shop, path = "/products" }) {
   const query = new URLSearchParams({ endpoint, project, shop });
-  return `${appOrigin}/?${query}`;
+  return `${appOrigin}${path}?${query}`;
+}
+
+/** Goes to another page of the app the way a person does: its link in the top bar. */
+export async function openPage(page, path) {
+  await page.locator(`nav.pages a[href="${path}"]`).click();
+  await page.waitForFunction((path) => location.pathname === path, path);
 }
 
 /** What the tablet shows: the badge, the pending count and the product names. */

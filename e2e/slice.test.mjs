@@ -15,6 +15,7 @@ import {
   countRowsInSqlite,
   launchBrowser,
   listDocuments,
+  openPage,
   screenOf,
   startEmulator,
   startServer,
@@ -131,6 +132,10 @@ describe("the tablet keeps working when the network or the server goes away", ()
       await addProduct(page, "Good Day 100g", "20");
       await waitForBadge(page, { connection: "Offline", pending: 1 });
       await page.screenshot({ path: join(ARTIFACTS, "offline-reload.png"), fullPage: true });
+      // Every page of the app is the same shell: the start page loads offline as well.
+      await page.goto(`${server.url}/counter`);
+      await page.getByTestId("counter-page").waitFor();
+      await waitForBadge(page, { connection: "Offline", pending: 1 });
     } finally {
       await tablet.close();
       await server.stop();
@@ -186,15 +191,20 @@ service cloud.firestore {
     const page = await browser.newPage();
     await page.goto(appUrl(server.url, { endpoint: emulator.url, project: "e2e-deny", shop: "s1" }));
     await addProduct(page, "Surf Excel 500g", "99");
+    // The top bar counts the refused change; the sync page lists it.
+    await page.getByTestId("sync-problem-count").waitFor();
+    await openPage(page, "/sync");
     await page.getByTestId("dead-letter").waitFor();
     assert.match(
       await page.getByTestId("dead-letter-reason").textContent(),
       /the server refused it \(permission denied\)/,
     );
-    // Nothing is lost: the product stays on the tablet, the unit stays in the outbox.
-    await waitForProducts(page, ["Surf Excel 500g"]);
     await waitForBadge(page, { connection: "Online", pending: 0 });
     await page.screenshot({ path: join(ARTIFACTS, "dead-letter.png"), fullPage: true });
+    // Nothing is lost: the product stays on the tablet, the unit stays in the outbox.
+    await openPage(page, "/products");
+    await waitForProducts(page, ["Surf Excel 500g"]);
+    await openPage(page, "/sync");
 
     // Retrying sends it again (and it is refused again); discarding removes it.
     const refusedAgain = page.waitForResponse((response) => response.url().includes(":commit"));
@@ -204,8 +214,10 @@ service cloud.firestore {
     await page.getByTestId("discard-dead-letter").click();
     await page.getByTestId("dead-letters").waitFor({ state: "detached" });
     await page.reload();
-    await waitForProducts(page, ["Surf Excel 500g"]);
+    await page.getByTestId("sync-all-clear").waitFor();
     assert.equal(await page.getByTestId("dead-letter").count(), 0, "discarded for good");
+    await openPage(page, "/products");
+    await waitForProducts(page, ["Surf Excel 500g"]);
   } finally {
     await Promise.all([browser.close(), server.stop(), emulator.stop()]);
   }

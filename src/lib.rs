@@ -1,14 +1,15 @@
 //! Counterbook: an offline-first point of sale that runs in the browser.
 //!
-//! Every user action is written to IndexedDB first ([`storage`]), in one transaction with its
-//! outbox entry; the [`sync::driver`] pushes the outbox and pulls other tablets' changes through
-//! [`sync::remote`] whenever the network allows, and listens for them in real time through
-//! [`sync::listen_channel`] while the page is visible. The UI ([`ui`]) only reads signals and calls
-//! the driver. See ARCHITECTURE.md for the map and the rules.
+//! Every user action ([`actions`]) is written to IndexedDB first ([`storage`]), in one
+//! transaction with its outbox entry; the sync driver ([`sync`]) pushes the outbox and pulls
+//! other tablets' changes whenever the network allows, and listens for them in real time while
+//! the page is visible. The screens ([`ui`]) read through the store's queries and the driver's
+//! signals, and call actions. See ARCHITECTURE.md for the map and the rules.
 //!
 //! The crate is empty on other targets than wasm32.
 #![cfg(target_arch = "wasm32")]
 
+pub mod actions;
 pub mod devices;
 pub mod entities;
 pub mod ids;

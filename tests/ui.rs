@@ -62,8 +62,16 @@ fn click(root: &web_sys::Element, test_id: &str) {
     button.click();
 }
 
-/// Mounts the app in its own container with its own database and an unreachable server.
+/// Mounts the app on the products page, in its own container with its own database and an
+/// unreachable server.
 async fn mount_offline_app() -> web_sys::Element {
+    // The router reads the page's address when it mounts.
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/products"))
+        .unwrap();
     let container = document().create_element("div").unwrap();
     document().body().unwrap().append_child(&container).unwrap();
     let mut settings = Settings::defaults("http://127.0.0.1:9");

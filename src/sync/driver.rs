@@ -22,8 +22,8 @@ use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
-use crate::entities::{AuditEntry, EntityRecord, StockMove, StockMoveKind};
-use crate::model::{add_product_unit, Product};
+use crate::entities::{AuditEntry, EntityRecord};
+use crate::model::Product;
 use crate::settings::Settings;
 use crate::storage::{OutboxContents, StorageError, Store};
 use crate::sync::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
@@ -707,7 +707,7 @@ impl SyncDriver {
             writes: vec![write],
             created_at_millis: now_millis(),
         };
-        let outcome = self.save_unit(&records, &[], unit).await;
+        let outcome = self.submit_unit(&records, &[], unit).await;
         self.report_storage(outcome);
         self.dismiss_conflict(&entry.id).await;
     }
@@ -730,7 +730,7 @@ impl SyncDriver {
     }
 
     /// The server's last known version of a document (the base of an edit), if pulled before.
-    async fn base_of(&self, path: &str) -> Result<Option<BaseVersion>, StorageError> {
+    pub async fn base_of(&self, path: &str) -> Result<Option<BaseVersion>, StorageError> {
         Ok(self
             .inner
             .store
@@ -739,8 +739,9 @@ impl SyncDriver {
             .map(|base| base.to_base_version()))
     }
 
-    /// Saves one unit of work (records, audit, outbox) and starts pushing it.
-    async fn save_unit(
+    /// Saves one unit of work (records, audit, outbox) in one transaction and starts pushing
+    /// it. Every shop action ends here ([`crate::actions`]).
+    pub async fn submit_unit(
         &self,
         records: &[EntityRecord],
         audit: &[AuditEntry],
@@ -758,135 +759,6 @@ impl SyncDriver {
         Ok(())
     }
 
-    fn audit_entry(
-        &self,
-        action: &str,
-        path: &str,
-        before: Option<&Product>,
-        after: Option<&Product>,
-    ) -> AuditEntry {
-        AuditEntry {
-            id: crate::ids::new_id(),
-            at_millis: now_millis(),
-            device_id: self.device_id().to_owned(),
-            cashier: None,
-            action: action.into(),
-            path: path.into(),
-            before: before.map(Product::to_fields),
-            after: after.map(Product::to_fields),
-        }
-    }
-
-    /// Changes a product's name and price: a masked write that checks the version it started
-    /// from, so a change made meanwhile on another tablet is merged, not overwritten.
-    pub async fn edit_product(
-        &self,
-        product: &Product,
-        name: &str,
-        price_minor: i64,
-    ) -> Result<(), StorageError> {
-        let shop = &self.inner.settings.shop_id;
-        let path = product.document_path(shop);
-        let mut edited = product.clone();
-        edited.name = name.trim().to_owned();
-        edited.name_key = crate::model::name_key(&edited.name);
-        edited.price_minor = price_minor;
-        let fields = edited.to_fields();
-        let write = DocumentWrite::patch(
-            path.clone(),
-            fields
-                .into_iter()
-                .filter(|(field, _)| field == "name" || field == "price")
-                .collect(),
-            self.base_of(&path).await?,
-        );
-        let unit = Unit {
-            id: crate::ids::new_id(),
-            label: format!("Change {} to {}", product.name, edited.name),
-            writes: vec![write],
-            created_at_millis: now_millis(),
-        };
-        let audit = self.audit_entry("product.edit", &path, Some(product), Some(&edited));
-        self.save_unit(&[EntityRecord::Product(edited)], &[audit], unit)
-            .await
-    }
-
-    /// Moves stock: `quantity` units sold (negative) or received (positive). Stock travels as
-    /// an `increment`, so two tablets selling the last items both count.
-    pub async fn move_stock(
-        &self,
-        product: &Product,
-        kind: StockMoveKind,
-        quantity: i64,
-    ) -> Result<(), StorageError> {
-        let shop = &self.inner.settings.shop_id;
-        let path = product.document_path(shop);
-        let stock_move = StockMove {
-            id: crate::ids::new_id(),
-            product_id: product.id.clone(),
-            kind,
-            quantity,
-            bill_id: None,
-            device_id: self.device_id().to_owned(),
-            at_millis: now_millis(),
-        };
-        let mut moved = product.clone();
-        moved.stock_on_hand += quantity;
-        let move_fields = std::collections::BTreeMap::from([
-            (
-                "productId".to_string(),
-                counterbook_firestore_wire::Value::String(product.id.clone()),
-            ),
-            (
-                "quantity".to_string(),
-                counterbook_firestore_wire::Value::Integer(quantity),
-            ),
-            (
-                "kind".to_string(),
-                counterbook_firestore_wire::Value::String(format!("{kind:?}").to_lowercase()),
-            ),
-            (
-                "device".to_string(),
-                counterbook_firestore_wire::Value::String(self.device_id().to_owned()),
-            ),
-            (
-                "deleted".to_string(),
-                counterbook_firestore_wire::Value::Boolean(false),
-            ),
-        ]);
-        let unit = Unit {
-            id: crate::ids::new_id(),
-            label: format!(
-                "{} {} × {}",
-                if quantity < 0 { "Sell" } else { "Receive" },
-                quantity.abs(),
-                product.name
-            ),
-            writes: vec![
-                // Counters only: a masked write of no field, so the rest of the product stays.
-                DocumentWrite::increment(
-                    path.clone(),
-                    std::collections::BTreeMap::from([("stock".to_string(), quantity)]),
-                ),
-                DocumentWrite::create(
-                    format!("shops/{shop}/stockMoves/{}", stock_move.id),
-                    move_fields,
-                ),
-            ],
-            created_at_millis: now_millis(),
-        };
-        let audit = self.audit_entry("stock.move", &path, Some(product), Some(&moved));
-        self.save_unit(
-            &[
-                EntityRecord::Product(moved),
-                EntityRecord::StockMove(stock_move),
-            ],
-            &[audit],
-            unit,
-        )
-        .await
-    }
-
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
@@ -895,26 +767,9 @@ impl SyncDriver {
         &self.inner.device_id
     }
 
-    /// Saves a new product with its outbox unit, shows it, and starts pushing it.
-    pub async fn add_product(&self, name: &str, price_minor: i64) -> Result<Product, StorageError> {
-        let settings = &self.inner.settings;
-        let product = Product::new(
-            crate::ids::new_id(),
-            name.trim(),
-            price_minor,
-            &settings.currency,
-        );
-        let unit = add_product_unit(
-            crate::ids::new_id(),
-            &product,
-            &settings.shop_id,
-            now_millis(),
-        );
-        let path = product.document_path(&settings.shop_id);
-        let audit = self.audit_entry("product.create", &path, None, Some(&product));
-        self.save_unit(&[EntityRecord::Product(product.clone())], &[audit], unit)
-            .await?;
-        Ok(product)
+    /// The local store, for screens' reads (queries by index; writes go through units).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
     }
 
     pub fn retry_dead_letter(&self, unit_id: String) {

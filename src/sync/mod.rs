@@ -1,8 +1,13 @@
 //! Syncing this device with the backend: the [`driver`] (the only code that awaits sync work,
 //! feeding the sans-IO engines of `counterbook-sync`), the REST client [`remote`], the Listen
 //! transport [`listen_channel`], and [`tabs`] (one leader tab per browser profile).
+//!
+//! Only `remote` and `listen_channel` touch the network; nothing here draws a screen or knows
+//! what a shop action means: actions come in as finished units of work.
 
 pub mod driver;
 pub mod listen_channel;
 pub mod remote;
 pub mod tabs;
+
+pub use driver::{DeadLetter, StartError, SyncDriver, SyncStatus};

@@ -1,0 +1,226 @@
+//! The outbox: units waiting for the server, dead letters, and what happens to a unit once the
+//! engine decides (done, dead, rewritten, rejected).
+
+use std::collections::BTreeMap;
+
+use counterbook_sync::{DocumentWrite, Unit};
+use rexie::TransactionMode;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+
+use super::schema::{BASES, OUTBOX, PRODUCTS};
+use super::server_documents::product_id_of_path;
+use super::{from_js, to_js, Result, StorageError, Store};
+use crate::entities::BaseCopy;
+use crate::model::Product;
+
+/// An outbox record as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OutboxRecord {
+    pub(super) id: String,
+    pub(super) unit: Unit,
+    pub(super) state: OutboxRecordState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) enum OutboxRecordState {
+    Pending,
+    Dead,
+}
+
+/// The outbox as found at start-up.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutboxContents {
+    pub pending: Vec<Unit>,
+    /// Units that stopped for good, with the reason, waiting for a person.
+    pub dead_letters: Vec<(Unit, String)>,
+}
+
+impl Store {
+    /// The outbox: pending units and dead letters, oldest first.
+    pub async fn outbox(&self) -> Result<OutboxContents> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(OUTBOX)
+            .map_err(StorageError::from_rexie)?;
+        let values = store
+            .get_all(None, None)
+            .await
+            .map_err(StorageError::from_rexie)?;
+        let mut contents = OutboxContents::default();
+        for value in values {
+            let record: OutboxRecord = from_js(value)?;
+            match record.state {
+                OutboxRecordState::Pending => contents.pending.push(record.unit),
+                OutboxRecordState::Dead => contents
+                    .dead_letters
+                    .push((record.unit, record.reason.unwrap_or_default())),
+            }
+        }
+        Ok(contents)
+    }
+
+    /// The unit reached the server exactly once: remove it from the outbox.
+    pub async fn mark_unit_done(&self, unit_id: &str) -> Result<()> {
+        self.delete_unit(unit_id).await
+    }
+
+    /// The user discarded a dead letter.
+    pub async fn discard_unit(&self, unit_id: &str) -> Result<()> {
+        self.delete_unit(unit_id).await
+    }
+
+    pub(super) async fn delete_unit(&self, unit_id: &str) -> Result<()> {
+        self.delete_key(OUTBOX, unit_id).await
+    }
+
+    /// Flags a unit as a dead letter (`Some(reason)`) or pending again (`None`).
+    pub async fn set_dead_letter(&self, unit_id: &str, reason: Option<&str>) -> Result<()> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let Some(value) = store
+                .get(JsValue::from_str(unit_id))
+                .await
+                .map_err(StorageError::from_rexie)?
+            else {
+                return Ok(());
+            };
+            let mut record: OutboxRecord = from_js(value)?;
+            record.state = match reason {
+                Some(_) => OutboxRecordState::Dead,
+                None => OutboxRecordState::Pending,
+            };
+            record.reason = reason.map(str::to_owned);
+            store
+                .put(&to_js(&record)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The unit waiting in the outbox under this id, if any.
+    pub async fn pending_unit(&self, unit_id: &str) -> Result<Option<Unit>> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(OUTBOX)
+            .map_err(StorageError::from_rexie)?;
+        match store
+            .get(JsValue::from_str(unit_id))
+            .await
+            .map_err(StorageError::from_rexie)?
+        {
+            Some(value) if !value.is_undefined() => Ok(Some(from_js::<OutboxRecord>(value)?.unit)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Replaces a pending unit with a new version of it (merged by the engine), keeping its
+    /// place in the outbox.
+    pub async fn rewrite_unit(&self, unit: &Unit) -> Result<()> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let record = OutboxRecord {
+                id: unit.id.clone(),
+                unit: unit.clone(),
+                state: OutboxRecordState::Pending,
+                reason: None,
+            };
+            store
+                .put(&to_js(&record)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Drops a unit a conflict rejected and shows its products as the server has them (their
+    /// base copies), in one transaction. A product the server never had disappears.
+    pub async fn reject_unit(&self, unit_id: &str) -> Result<()> {
+        let transaction =
+            self.transaction(&[OUTBOX, BASES, PRODUCTS], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let outbox = transaction
+                .store(OUTBOX)
+                .map_err(StorageError::from_rexie)?;
+            let key = JsValue::from_str(unit_id);
+            let Some(value) = outbox
+                .get(key.clone())
+                .await
+                .map_err(StorageError::from_rexie)?
+            else {
+                return Ok(());
+            };
+            let record: OutboxRecord = from_js(value)?;
+            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+            let products = transaction
+                .store(PRODUCTS)
+                .map_err(StorageError::from_rexie)?;
+            for write in &record.unit.writes {
+                let Some(product_id) = product_id_of_path(&write.path) else {
+                    continue;
+                };
+                let base = bases
+                    .get(JsValue::from_str(&write.path))
+                    .await
+                    .map_err(StorageError::from_rexie)?
+                    .filter(|value| !value.is_undefined())
+                    .map(from_js::<BaseCopy>)
+                    .transpose()?;
+                let restored =
+                    base.and_then(|base| Product::from_document(&base.to_document()).ok());
+                match restored {
+                    Some(product) => {
+                        products
+                            .put(&to_js(&product)?, None)
+                            .await
+                            .map_err(StorageError::from_rexie)?;
+                    }
+                    None => products
+                        .delete(JsValue::from_str(product_id))
+                        .await
+                        .map_err(StorageError::from_rexie)?,
+                }
+            }
+            outbox.delete(key).await.map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+}
+
+/// The writes of every unit still in the outbox, by document path, oldest first.
+pub(super) async fn pending_writes_by_path(
+    outbox: &rexie::Store,
+) -> Result<BTreeMap<String, Vec<DocumentWrite>>> {
+    let mut by_path: BTreeMap<String, Vec<DocumentWrite>> = BTreeMap::new();
+    // Keys are UUID v7 unit ids, so the store's order is creation order.
+    for value in outbox
+        .get_all(None, None)
+        .await
+        .map_err(StorageError::from_rexie)?
+    {
+        let record: OutboxRecord = from_js(value)?;
+        if record.state == OutboxRecordState::Dead {
+            continue;
+        }
+        for write in record.unit.writes {
+            by_path.entry(write.path.clone()).or_default().push(write);
+        }
+    }
+    Ok(by_path)
+}

@@ -1,0 +1,138 @@
+//! The IndexedDB schema: object stores and indexes by version (declarative: opening with a newer
+//! version creates what is missing and keeps every record), and the data migrations that bring
+//! records written by an older version up to date.
+
+use rexie::{Index, ObjectStore, Rexie, TransactionMode};
+use wasm_bindgen::JsValue;
+
+use super::{from_js, to_js, Result, StorageError, Store};
+use crate::model::{name_key, Product};
+
+pub const SCHEMA_VERSION: u32 = 2;
+pub(super) const PRODUCTS: &str = "products";
+pub(super) const CUSTOMERS: &str = "customers";
+pub(super) const BILLS: &str = "bills";
+pub(super) const PAYMENTS: &str = "payments";
+pub(super) const EXPENSES: &str = "expenses";
+pub(super) const STOCK_MOVES: &str = "stockMoves";
+pub(super) const AUDIT: &str = "audit";
+pub(super) const OUTBOX: &str = "outbox";
+pub(super) const CONFLICTS: &str = "conflicts";
+pub(super) const BASES: &str = "bases";
+pub(super) const META: &str = "meta";
+pub(super) const DATA_VERSION_KEY: &str = "dataVersion";
+
+/// Declares the object stores and indexes of schema `version` (1 or 2).
+pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
+    let products = ObjectStore::new(PRODUCTS)
+        .key_path("id")
+        .add_index(Index::new("name", "name"));
+    let builder = Rexie::builder(name).version(version);
+    if version == 1 {
+        return builder
+            .add_object_store(products)
+            .add_object_store(ObjectStore::new(OUTBOX).key_path("id"))
+            .add_object_store(ObjectStore::new(META));
+    }
+    let products = products
+        .add_index(Index::new("nameKey", "nameKey"))
+        .add_index(Index::new("sku", "sku"))
+        .add_index(Index::new("barcode", "barcodes").multi_entry(true));
+    let keyed = |name: &str| ObjectStore::new(name).key_path("id");
+    builder
+        .add_object_store(products)
+        .add_object_store(keyed(CUSTOMERS).add_index(Index::new("phone", "phoneDigits")))
+        .add_object_store(
+            keyed(BILLS)
+                .add_index(Index::new("day", "day"))
+                .add_index(Index::new("number", "number").unique(true)),
+        )
+        .add_object_store(keyed(PAYMENTS).add_index(Index::new("billId", "billId")))
+        .add_object_store(keyed(EXPENSES).add_index(Index::new("day", "day")))
+        .add_object_store(keyed(STOCK_MOVES).add_index(Index::new("productId", "productId")))
+        .add_object_store(keyed(AUDIT).add_index(Index::new("atMillis", "atMillis")))
+        .add_object_store(keyed(OUTBOX))
+        .add_object_store(keyed(CONFLICTS))
+        .add_object_store(ObjectStore::new(BASES).key_path("path"))
+        .add_object_store(ObjectStore::new(META))
+}
+
+/// One data migration: brings records written by an older version up to date.
+struct DataMigration {
+    /// The `dataVersion` this step produces.
+    version: u32,
+    /// The stores it reads and writes (besides `meta`).
+    stores: &'static [&'static str],
+    what: &'static str,
+}
+
+/// Every data migration, oldest first.
+const DATA_MIGRATIONS: &[DataMigration] = &[DataMigration {
+    version: 2,
+    stores: &[PRODUCTS],
+    what: "backfill products' nameKey for the name-prefix index",
+}];
+
+impl Store {
+    /// The data version recorded in `meta` (1 when none is: version 1 did not record it).
+    pub async fn data_version(&self) -> Result<u32> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+        let value = meta
+            .get(JsValue::from_str(DATA_VERSION_KEY))
+            .await
+            .map_err(StorageError::from_rexie)?;
+        Ok(value
+            .and_then(|v| v.as_f64())
+            .map(|v| v as u32)
+            .unwrap_or(1))
+    }
+
+    pub(super) async fn run_data_migrations(&self) -> Result<()> {
+        let current = self.data_version().await?;
+        for migration in DATA_MIGRATIONS.iter().filter(|m| m.version > current) {
+            let mut stores: Vec<&str> = migration.stores.to_vec();
+            stores.push(META);
+            let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
+            let outcome = async {
+                match migration.version {
+                    2 => {
+                        let products = transaction
+                            .store(PRODUCTS)
+                            .map_err(StorageError::from_rexie)?;
+                        let values = products
+                            .get_all(None, None)
+                            .await
+                            .map_err(StorageError::from_rexie)?;
+                        for value in values {
+                            let mut product: Product = from_js(value)?;
+                            product.name_key = name_key(&product.name);
+                            products
+                                .put(&to_js(&product)?, None)
+                                .await
+                                .map_err(StorageError::from_rexie)?;
+                        }
+                    }
+                    other => {
+                        return Err(StorageError::Open(format!(
+                            "no data migration to version {other}"
+                        )))
+                    }
+                }
+                let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+                meta.put(
+                    &JsValue::from_f64(f64::from(migration.version)),
+                    Some(&JsValue::from_str(DATA_VERSION_KEY)),
+                )
+                .await
+                .map_err(StorageError::from_rexie)?;
+                Ok(())
+            }
+            .await;
+            Self::finish(transaction, outcome).await.map_err(|e| {
+                StorageError::Open(format!("migration \"{}\" failed: {e}", migration.what))
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! What comes from the server: pulled pages, listen snapshots and re-read documents all enter
+//! the store through one step ([`Store::take_server_documents`]), with base copies for the
+//! three-way merge, checkpoints, listen resume tokens and the conflict inbox.
+
+use counterbook_firestore_wire::{Document, Value};
+use counterbook_sync::{Checkpoint, ConflictEntry, DocumentWrite, PulledPage};
+use rexie::TransactionMode;
+use wasm_bindgen::JsValue;
+
+use super::outbox::pending_writes_by_path;
+use super::schema::{BASES, CONFLICTS, META, OUTBOX, PRODUCTS};
+use super::{from_js, to_js, Result, StorageError, Store};
+use crate::entities::BaseCopy;
+use crate::model::Product;
+
+impl Store {
+    /// Applies a snapshot of a listen target in ONE transaction: the documents' base copies and
+    /// the products to show (see [`Store::take_server_documents`]), products no longer in the
+    /// target hidden, and the conflicts the documents raise. The pull checkpoint does not move:
+    /// a snapshot is not an ordered page.
+    pub async fn apply_listened_documents(
+        &self,
+        documents: &[Document],
+        removed_paths: &[String],
+        conflicts: &[ConflictEntry],
+    ) -> Result<()> {
+        let transaction = self.transaction(
+            &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
+            TransactionMode::ReadWrite,
+        )?;
+        let outcome =
+            Self::take_server_documents(&transaction, documents, removed_paths, conflicts).await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Applies one pulled page in ONE transaction: the documents' base copies, the products
+    /// the page changes (see [`Store::take_server_documents`]), the conflicts it raises and the
+    /// checkpoint. A crash can never skip or half-apply a page.
+    pub async fn apply_pulled_page(&self, page: &PulledPage) -> Result<()> {
+        let transaction = self.transaction(
+            &[PRODUCTS, BASES, CONFLICTS, OUTBOX, META],
+            TransactionMode::ReadWrite,
+        )?;
+        let outcome = async {
+            // The page's `deletes` are its upserts marked `deleted`, which the shared step
+            // hides already.
+            Self::take_server_documents(&transaction, &page.upserts, &[], &page.conflicts).await?;
+            let key = JsValue::from_str(&format!("checkpoint/{}", page.collection));
+            transaction
+                .store(META)
+                .map_err(StorageError::from_rexie)?
+                .put(&to_js(&page.checkpoint)?, Some(&key))
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Takes documents just read from the server (after a unit reached it), in one transaction
+    /// (see [`Store::take_server_documents`]). The pull checkpoint does not move.
+    pub async fn apply_server_documents(&self, documents: &[Document]) -> Result<()> {
+        let transaction = self.transaction(
+            &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
+            TransactionMode::ReadWrite,
+        )?;
+        let outcome = Self::take_server_documents(&transaction, documents, &[], &[]).await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The one way documents from the server enter the store, inside the caller's transaction
+    /// (which must cover products, bases, conflicts and outbox): every document's base copy;
+    /// each product shown as it will be once this device's pending units land (the server's
+    /// version with them laid over it, see [`rebased`]), or hidden when the server marks it
+    /// `deleted` or it is in `hidden_paths`; and `conflicts` added to the inbox. A document this
+    /// version cannot read is kept only as a base copy rather than blocking every later change
+    /// behind it.
+    pub(super) async fn take_server_documents(
+        transaction: &rexie::Transaction,
+        documents: &[Document],
+        hidden_paths: &[String],
+        conflicts: &[ConflictEntry],
+    ) -> Result<()> {
+        let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
+        let pending = pending_writes_by_path(&store(OUTBOX)?).await?;
+        let bases = store(BASES)?;
+        let products = store(PRODUCTS)?;
+        for document in documents {
+            let Some(base) = BaseCopy::of_document(document) else {
+                continue;
+            };
+            bases
+                .put(&to_js(&base)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+            let Some(id) = product_id_of_path(&base.path) else {
+                continue;
+            };
+            if Product::is_deleted(document) {
+                products
+                    .delete(JsValue::from_str(id))
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+                continue;
+            }
+            match Product::from_document(&rebased(document, pending.get(&base.path))) {
+                Ok(product) => products
+                    .put(&to_js(&product)?, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(StorageError::from_rexie)?,
+                Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+            }
+        }
+        for path in hidden_paths {
+            if let Some(id) = product_id_of_path(path) {
+                products
+                    .delete(JsValue::from_str(id))
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+        }
+        let inbox = store(CONFLICTS)?;
+        for entry in conflicts {
+            inbox
+                .put(&to_js(entry)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+        }
+        Ok(())
+    }
+
+    /// The last applied position of `collection`'s pull, if any.
+    pub async fn checkpoint(&self, collection: &str) -> Result<Option<Checkpoint>> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let store = transaction.store(META).map_err(StorageError::from_rexie)?;
+        let key = JsValue::from_str(&format!("checkpoint/{collection}"));
+        match store.get(key).await.map_err(StorageError::from_rexie)? {
+            Some(value) if !value.is_undefined() => from_js(value).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The resume token saved for the listen target with this key, if any.
+    pub async fn resume_token(&self, target_key: &str) -> Result<Option<String>> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let store = transaction.store(META).map_err(StorageError::from_rexie)?;
+        let key = JsValue::from_str(&format!("resumeToken/{target_key}"));
+        Ok(store
+            .get(key)
+            .await
+            .map_err(StorageError::from_rexie)?
+            .and_then(|value| value.as_string()))
+    }
+
+    /// Saves (or with `None` forgets) the resume token of the listen target with this key.
+    pub async fn save_resume_token(&self, target_key: &str, token: Option<&str>) -> Result<()> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction.store(META).map_err(StorageError::from_rexie)?;
+            let key = JsValue::from_str(&format!("resumeToken/{target_key}"));
+            match token {
+                Some(token) => store
+                    .put(&JsValue::from_str(token), Some(&key))
+                    .await
+                    .map(|_| ()),
+                None => store.delete(key).await,
+            }
+            .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The conflict inbox, oldest first.
+    pub async fn conflicts(&self) -> Result<Vec<ConflictEntry>> {
+        self.all(CONFLICTS).await
+    }
+
+    /// Puts entries into the conflict inbox, in one transaction.
+    pub async fn add_conflicts(&self, entries: &[ConflictEntry]) -> Result<()> {
+        let transaction = self.transaction(&[CONFLICTS], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction
+                .store(CONFLICTS)
+                .map_err(StorageError::from_rexie)?;
+            for entry in entries {
+                store
+                    .put(&to_js(entry)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Removes an entry from the conflict inbox (the user dealt with it).
+    pub async fn remove_conflict(&self, id: &str) -> Result<()> {
+        self.delete_key(CONFLICTS, id).await
+    }
+
+    /// The base copy of a document, as last pulled.
+    pub async fn base_copy(&self, path: &str) -> Result<Option<BaseCopy>> {
+        let transaction = self.transaction(&[BASES], TransactionMode::ReadOnly)?;
+        let store = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+        match store
+            .get(JsValue::from_str(path))
+            .await
+            .map_err(StorageError::from_rexie)?
+        {
+            Some(value) if !value.is_undefined() => from_js(value).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The server's document with this device's pending writes laid over it, in order: what the
+/// document will be once they reach the server, and so what the shop should see meanwhile.
+/// Masked fields are set or removed, unmasked writes replace, counters add up.
+pub fn rebased(server: &Document, pending: Option<&Vec<DocumentWrite>>) -> Document {
+    let mut document = server.clone();
+    for write in pending.into_iter().flatten() {
+        let fields = &mut document.fields;
+        match &write.mask {
+            None => *fields = write.fields.clone(),
+            Some(mask) => {
+                for path in mask {
+                    match write.fields.get(path) {
+                        Some(value) => fields.insert(path.clone(), value.clone()),
+                        None => fields.remove(path),
+                    };
+                }
+            }
+        }
+        for (field, delta) in &write.increments {
+            let current = fields.get(field).and_then(Value::as_integer).unwrap_or(0);
+            fields.insert(
+                field.clone(),
+                Value::Integer(current.saturating_add(*delta)),
+            );
+        }
+    }
+    document
+}
+
+/// The product id in `shops/{shop}/products/{id}`, if the path is a product's.
+pub(super) fn product_id_of_path(path: &str) -> Option<&str> {
+    let mut segments = path.split('/');
+    match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some("shops"), Some(_), Some("products"), Some(id), None) => Some(id),
+        _ => None,
+    }
+}

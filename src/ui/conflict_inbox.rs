@@ -1,0 +1,60 @@
+//! The conflict inbox: changes that lost to another tablet's, and broken business rules, each
+//! with "Use mine" (re-apply) or "OK" (keep the server's result).
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::sync::SyncDriver;
+
+/// The conflict inbox: changes that lost to another tablet's, and broken business rules.
+#[component]
+pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let conflicts = driver.with_value(|d| d.conflicts());
+    let products = driver.with_value(|d| d.products());
+    // Entries name documents by path; people know products by name.
+    let subject = move |path: &str| {
+        let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+        products
+            .with(|all| all.iter().find(|p| p.id == id).map(|p| p.name.clone()))
+            .unwrap_or_else(|| path.to_owned())
+    };
+    view! {
+        <Show when=move || conflicts.with(|c| !c.is_empty())>
+            <section class="conflicts" data-testid="conflicts">
+                <h2>"Needs a look"</h2>
+                <ul>
+                    <For each=move || conflicts.get() key=|entry| entry.id.clone()
+                        children=move |entry| {
+                            let id = entry.id.clone();
+                            let reapply = entry.clone();
+                            let can_reapply = entry.local_value.is_some();
+                            view! {
+                                <li data-testid="conflict" data-kind=format!("{:?}", entry.kind)>
+                                    <span>
+                                        <strong>{subject(&entry.path)}</strong>
+                                        ": "
+                                        {entry.explanation.clone()}
+                                    </span>
+                                    {can_reapply.then(|| view! {
+                                        <button type="button" data-testid="reapply-conflict"
+                                            on:click=move |_| {
+                                                let driver = driver.get_value();
+                                                let entry = reapply.clone();
+                                                spawn_local(async move { driver.reapply_conflict(&entry).await; });
+                                            }>"Use mine"</button>
+                                    })}
+                                    <button type="button" class="secondary" data-testid="dismiss-conflict"
+                                        on:click=move |_| {
+                                            let driver = driver.get_value();
+                                            let id = id.clone();
+                                            spawn_local(async move { driver.dismiss_conflict(&id).await; });
+                                        }>"OK"</button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </section>
+        </Show>
+    }
+}

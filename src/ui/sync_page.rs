@@ -1,0 +1,22 @@
+//! The sync page (`/sync`): the last problem, dead letters, the conflict inbox and the status.
+
+use leptos::prelude::*;
+
+use crate::sync::SyncDriver;
+use crate::ui::conflict_inbox::ConflictInbox;
+use crate::ui::status_panel::StatusPanel;
+use crate::ui::sync_problems::SyncProblems;
+
+/// The sync page.
+#[component]
+pub fn SyncPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let status = driver.with_value(|d| d.status());
+    view! {
+        <SyncProblems driver=driver/>
+        <ConflictInbox driver=driver/>
+        <Show when=move || status.with(|s| s.dead_letters.is_empty() && s.conflicts == 0)>
+            <p class="empty" data-testid="sync-all-clear">"Nothing needs a look."</p>
+        </Show>
+        <StatusPanel status=status/>
+    }
+}
