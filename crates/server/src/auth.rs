@@ -6,7 +6,7 @@
 //! - `tokens`: signed ID tokens (HS256, one hour) carrying the user's shop and role, and
 //!   refresh tokens stored hashed;
 //! - `accounts`: shops, users and refresh tokens in SQLite (also used by the admin CLI);
-//! - `passwords`: Argon2id hashing; `password_checks`: how many run at once;
+//! - `passwords`: Argon2id hashing; `password_checks`: the threads they run on;
 //! - `rate_limit`: growing delays per (email, client network), a budget per network;
 //! - `policy`: the access policy as pure functions, the twin of `firestore.rules`.
 //!
@@ -53,7 +53,7 @@ use crate::request_schema;
 use crate::store::DatabaseId;
 use crate::transaction::TransactionOwner;
 use accounts::Accounts;
-use password_checks::PasswordCheckSlots;
+use password_checks::PasswordCheckPool;
 use policy::{Principal, WriteEffect};
 use rate_limit::SignInRateLimiter;
 use tokens::TokenSigner;
@@ -128,7 +128,7 @@ pub struct AuthState {
     signer: TokenSigner,
     clock: Arc<dyn Clock>,
     rate_limiter: SignInRateLimiter,
-    password_checks: PasswordCheckSlots,
+    password_checks: PasswordCheckPool,
     allowed_origins: Vec<String>,
 }
 
@@ -149,7 +149,7 @@ impl AuthState {
             accounts: Arc::new(accounts),
             clock: config.clock,
             rate_limiter: SignInRateLimiter::default(),
-            password_checks: PasswordCheckSlots::default(),
+            password_checks: PasswordCheckPool::default(),
             allowed_origins: config.allowed_origins,
         })
     }

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::accounts::{is_valid_email, normalize_email, UserRecord};
+use super::password_checks::PasswordCheckError;
 use super::passwords::{verify_against_nobody, verify_password};
 use super::policy::Principal;
 use super::tokens::{hash_refresh_token, new_refresh_token, ID_TOKEN_LIFETIME_SECONDS};
@@ -160,32 +161,29 @@ async fn sign_in_with_password(
         .rate_limiter
         .begin_attempt(&email, address, now)
         .map_err(|_| AuthApiError::bad_request(api, TOO_MANY_ATTEMPTS))?;
-    let Some(admitted) = auth.password_checks.try_admit() else {
-        attempt.withdraw();
-        return Err(AuthApiError::bad_request(api, TOO_MANY_PASSWORD_CHECKS));
-    };
-    let running = admitted
-        .until_running()
-        .await
-        .map_err(|error| AuthApiError::internal(api, error))?;
-
     let accounts = Arc::clone(&auth.accounts);
     let lookup_email = email.clone();
-    // Argon2 takes tens of milliseconds of CPU: off the async workers. The running slot goes
-    // with the check, so it is held until the check's memory is freed.
-    let verified: Option<UserRecord> = tokio::task::spawn_blocking(move || {
-        let _running = running;
-        match accounts.find_user_by_email(&lookup_email)? {
+    // Argon2 takes tens of milliseconds of CPU and about 19 MiB: on the few threads of the
+    // password-check pool, off the async workers, or refused when the pool is full.
+    let checked = auth
+        .password_checks
+        .run(move || match accounts.find_user_by_email(&lookup_email)? {
             Some(user) => Ok(verify_password(&password, &user.password_hash).then_some(user)),
             None => {
                 verify_against_nobody(&password);
                 Ok(None)
             }
+        })
+        .await;
+    let verified: Option<UserRecord> = match checked {
+        Err(PasswordCheckError::Busy) => {
+            attempt.withdraw();
+            return Err(AuthApiError::bad_request(api, TOO_MANY_PASSWORD_CHECKS));
         }
-    })
-    .await
-    .map_err(|error| AuthApiError::internal(api, error))?
-    .map_err(|error: super::accounts::AccountsError| AuthApiError::internal(api, error))?;
+        Err(error @ PasswordCheckError::Failed) => return Err(AuthApiError::internal(api, error)),
+        Ok(found) => found
+            .map_err(|error: super::accounts::AccountsError| AuthApiError::internal(api, error))?,
+    };
 
     let Some(user) = verified else {
         // The attempt stays counted as a failure.
