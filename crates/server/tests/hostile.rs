@@ -32,6 +32,7 @@ const ROOT: &str = "projects/hostile/databases/(default)/documents";
 const PASSWORD: &str = "correct horse battery";
 const SIGN_IN: &str = "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=k";
 const LISTEN_CHANNEL: &str = "/google.firestore.v1.Firestore/Listen/channel";
+const WRITE_CHANNEL: &str = "/google.firestore.v1.Firestore/Write/channel";
 /// Only shop `s2`'s product holds these: any answer to the attacker containing one is a leak.
 const SECRET_NAME: &str = "s2-secret-masala-7d1f";
 const SECRET_PRICE: i64 = 987_654_321;
@@ -239,6 +240,18 @@ impl Arena {
     /// Opens a Listen channel with `requests`, then reads its back channel until `needles`
     /// or `within`: (open status, everything read).
     fn listen(&self, token: Option<&str>, requests: &[Value], needles: &[&str]) -> (u16, String) {
+        self.channel(LISTEN_CHANNEL, token, requests, needles)
+    }
+
+    /// Opens a WebChannel at `path` (Listen or Write) with `requests` in the opening form, then
+    /// reads its back channel until `needles` or ten seconds: (open status, everything read).
+    fn channel(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        requests: &[Value],
+        needles: &[&str],
+    ) -> (u16, String) {
         let mut parts = Vec::new();
         if let Some(token) = token {
             parts.push(format!(
@@ -253,7 +266,11 @@ impl Arena {
                 percent_encode(&request.to_string())
             ));
         }
-        let url = format!("{}{}", self.server.base_url, listen_url("RID=1&CVER=22"));
+        let url = format!(
+            "{}{}",
+            self.server.base_url,
+            channel_url(path, "RID=1&CVER=22")
+        );
         let (status, body) = self.request_form(&url, &parts.join("&"));
         if status != 200 {
             return (status, body);
@@ -265,7 +282,7 @@ impl Arena {
         else {
             return (status, body);
         };
-        let seen = self.back_channel_until(&session_id, needles, Duration::from_secs(10));
+        let seen = self.back_channel_until(path, &session_id, needles, Duration::from_secs(10));
         (status, format!("{body}{seen}"))
     }
 
@@ -284,11 +301,20 @@ impl Arena {
     }
 
     /// Reads a session's back channel until one of `needles` appears or `within` passes.
-    fn back_channel_until(&self, session_id: &str, needles: &[&str], within: Duration) -> String {
+    fn back_channel_until(
+        &self,
+        path: &str,
+        session_id: &str,
+        needles: &[&str],
+        within: Duration,
+    ) -> String {
         let mut stream = TcpStream::connect(self.server.address()).unwrap();
         let head = format!(
             "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-            listen_url(&format!("RID=rpc&SID={session_id}&AID=0&CI=0&TYPE=xmlhttp"))
+            channel_url(
+                path,
+                &format!("RID=rpc&SID={session_id}&AID=0&CI=0&TYPE=xmlhttp")
+            )
         );
         stream.write_all(head.as_bytes()).unwrap();
         let deadline = Instant::now() + within;
@@ -320,9 +346,9 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-fn listen_url(parameters: &str) -> String {
+fn channel_url(path: &str, parameters: &str) -> String {
     format!(
-        "{LISTEN_CHANNEL}?VER=8&database={}&{parameters}",
+        "{path}?VER=8&database={}&{parameters}",
         percent_encode(DATABASE)
     )
 }
@@ -532,6 +558,58 @@ fn listen_into_another_shop(arena: &Arena, tally: &mut Tally) {
     tally.check_no_leak("an anonymous Listen", status, &seen);
     if status == 200 {
         tally.breach(format!("an anonymous Listen opened a session: {seen}"));
+    }
+}
+
+/// The full Firebase SDK's writes: the Write stream, judged as `:commit` is.
+fn write_stream_into_another_shop(arena: &Arena, tally: &mut Tally) {
+    let handshake = json!({"database": DATABASE});
+    let p1 = document("shops/s2/products/p1");
+    let own = document("shops/s1/bills/stream");
+    let forged_owner = forged(&arena.cashier, |claims| claims["role"] = json!("owner"));
+    let attempts: [(Option<&str>, Value); 5] = [
+        (
+            Some(&arena.cashier),
+            json!([{"update": {"name": p1, "fields": {"price": int(1)}}}]),
+        ),
+        (
+            Some(&arena.cashier),
+            json!([{"update": {"name": p1}, "updateMask": {},
+                    "updateTransforms": [{"fieldPath": "price", "increment": int(0)}]}]),
+        ),
+        (
+            Some(&arena.cashier),
+            json!([{"update": {"name": own, "fields": {}}},
+                   {"verify": own, "currentDocument": {"exists": true}},
+                   {"delete": p1}]),
+        ),
+        (
+            Some(&forged_owner),
+            json!([{"update": {"name": document("shops/s1/users/mallory"),
+                    "fields": {"role": {"stringValue": "owner"}}}}]),
+        ),
+        (None, json!([{"delete": p1}])),
+    ];
+    for (token, writes) in attempts {
+        tally.attempt();
+        let requests = [
+            handshake.clone(),
+            json!({"streamToken": "MA==", "writes": writes}),
+        ];
+        let (status, seen) = arena.channel(
+            WRITE_CHANNEL,
+            token,
+            &requests,
+            &["\"error\"", "writeResults"],
+        );
+        tally.check_no_leak("a Write stream request", status, &seen);
+        assert!(
+            status == 401 || seen.contains("\"error\""),
+            "a refused Write request ends its stream with an error: {status} {seen}"
+        );
+        if seen.contains("writeResults") {
+            tally.breach(format!("the Write stream committed: {seen}"));
+        }
     }
 }
 
@@ -874,6 +952,10 @@ fn attacks() -> Vec<(&'static str, Attack)> {
             reads_into_another_shop,
         ),
         ("Listen into another shop", listen_into_another_shop),
+        (
+            "the Write stream into another shop",
+            write_stream_into_another_shop,
+        ),
         (
             "forged claims and tampered tokens",
             forged_and_tampered_tokens,
