@@ -15,9 +15,8 @@
 //!   (the `/v1` REST surface), `webchannel` (the WebChannel transport, which checks a stream's
 //!   opening token with `auth` and knows nothing of what the streams mean) and above it the
 //!   streams `listen` and `write_stream` (the Write stream, committing as `:commit` does),
-//!   `static_files`,
-//!   `connections` (accepting connections within bounds), and this root with `AppState`, the
-//!   state every handler takes.
+//!   `static_files`, `connections` (accepting connections within bounds), and this root with
+//!   `AppState`, the state every handler takes.
 
 pub mod aggregation;
 pub mod api_call;
