@@ -529,7 +529,7 @@ pub fn apply_write(
             check_document_size(&write.document, &fields)?;
             check_index_entries(&write.document, &fields)?;
             match current {
-                Some(existing) if existing.fields == fields => Ok(AppliedWrite {
+                Some(existing) if same_fields(&existing.fields, &fields) => Ok(AppliedWrite {
                     change: DocumentChange::Unchanged,
                     result: WriteResult {
                         update_time: Some(existing.update_time),
@@ -549,6 +549,32 @@ pub fn apply_write(
                 }),
             }
         }
+    }
+}
+
+/// Whether two documents' fields are the same stored value, as the emulator decides whether a
+/// write changed a document: doubles compare by their bits, so NaN is the same as NaN (an
+/// increment of NaN changes nothing) and `-0.0` is not `0.0`.
+fn same_fields(left: &BTreeMap<String, Value>, right: &BTreeMap<String, Value>) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .all(|((left_name, left), (right_name, right))| {
+                left_name == right_name && same_value(left, right)
+            })
+}
+
+fn same_value(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::Double(left), Value::Double(right)) => {
+            left.to_bits() == right.to_bits() || (left.is_nan() && right.is_nan())
+        }
+        (Value::Array(left), Value::Array(right)) => {
+            left.len() == right.len() && left.iter().zip(right).all(|(l, r)| same_value(l, r))
+        }
+        (Value::Map(left), Value::Map(right)) => same_fields(left, right),
+        (left, right) => left == right,
     }
 }
 
@@ -856,7 +882,7 @@ impl DocumentInCommit {
             (_, None) if self.stored.is_none() => DocumentChange::Unchanged,
             (_, None) => DocumentChange::Delete,
             (Some(stored), Some(current))
-                if !self.deleted_on_the_way && stored.fields == current.fields =>
+                if !self.deleted_on_the_way && same_fields(&stored.fields, &current.fields) =>
             {
                 DocumentChange::Unchanged
             }

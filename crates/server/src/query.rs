@@ -6,8 +6,9 @@
 //! them in. The semantics follow Cloud Firestore, checked against Google's emulator:
 //! - the effective order is the explicit `orderBy`, then every inequality-filtered field not
 //!   already ordered (sorted by path), then `__name__`, each added in the direction of the last
-//!   explicit order (ascending if none). Inequalities are `<`, `<=`, `>`, `>=`, `!=`, `NOT_IN`,
-//!   `IS_NOT_NAN` and `IS_NOT_NULL`, anywhere in the filter, also under an `OR`;
+//!   explicit order (ascending if none). Inequalities are `<`, `<=`, `>`, `>=` (not against
+//!   null or NaN, which match nothing), `!=`, `NOT_IN`, `IS_NOT_NAN` and `IS_NOT_NULL`,
+//!   anywhere in the filter, also under an `OR`;
 //! - a document appears only if it has every ordered field (`__name__` always exists);
 //! - range filters (`<`, `<=`, `>`, `>=`) only match values of the operand's type class
 //!   (integers and doubles are one class), never NaN, and nothing when the operand is null or
@@ -53,6 +54,10 @@ pub struct PreparedQuery {
     filter: Option<PreparedFilter>,
     /// The effective order, always ending with `__name__`.
     orders: Vec<PreparedOrder>,
+    /// The paths of the explicit `orderBy`, and whether the query names `__name__` in it or
+    /// in a filter (what the emulator's aggregation planning looks at).
+    explicit_order_paths: Vec<FieldPath>,
+    names_the_document_name: bool,
     start_at: Option<Cursor>,
     end_at: Option<Cursor>,
     offset: usize,
@@ -169,12 +174,27 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
         })
         .transpose()?;
     refuse_descending_key_scan(&orders, filter.as_ref())?;
+    let explicit_order_paths: Vec<FieldPath> = explicit_orders
+        .iter()
+        .map(|order| order.path.clone())
+        .collect();
+    let names_the_document_name = explicit_order_paths.iter().any(FieldPath::is_document_name)
+        || filter.as_ref().is_some_and(|filter| {
+            leaves(filter).into_iter().any(|leaf| match leaf {
+                PreparedFilter::Field { path, .. } | PreparedFilter::Unary { path, .. } => {
+                    path.is_document_name()
+                }
+                PreparedFilter::And(_) | PreparedFilter::Or(_) => false,
+            })
+        });
 
     Ok(PreparedQuery {
         collection_id,
         all_descendants,
         filter,
         orders,
+        explicit_order_paths,
+        names_the_document_name,
         start_at: query.start_at,
         end_at: query.end_at,
         offset,
@@ -449,9 +469,14 @@ fn collect_inequality_paths(filter: &PreparedFilter, into: &mut Vec<FieldPath>) 
                     FieldOperator::LessThan
                     | FieldOperator::LessThanOrEqual
                     | FieldOperator::GreaterThan
-                    | FieldOperator::GreaterThanOrEqual
-                    | FieldOperator::NotEqual
-                    | FieldOperator::NotIn,
+                    | FieldOperator::GreaterThanOrEqual,
+                operand,
+            } if !matches!(operand, Value::Null) && !operand.is_nan() => path,
+            // A range against null or NaN matches nothing, and the emulator does not count it
+            // as an inequality (it adds no implicit order and can follow `__name__`).
+            PreparedFilter::Field {
+                path,
+                operator: FieldOperator::NotEqual | FieldOperator::NotIn,
                 ..
             } => path,
             PreparedFilter::Unary {
@@ -795,6 +820,55 @@ impl PreparedQuery {
     pub fn set_page(&mut self, offset: usize, limit: Option<usize>) {
         self.offset = offset;
         self.limit = limit;
+    }
+
+    /// Checks the fields summed or averaged over this query as the emulator does: not with a
+    /// projection (`select`), and not after `__name__`: a query that orders or filters by
+    /// `__name__` must order by every aggregated field explicitly.
+    pub fn check_aggregated_fields(&self, paths: &[FieldPath]) -> Result<(), ServerError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        if let Some(projection) = &self.projection {
+            if projection.is_empty() {
+                return Err(ServerError::InvalidArgument(
+                    "Aggregation over non-key properties is not supported for base query that \
+                     only returns keys."
+                        .into(),
+                ));
+            }
+            let in_mask = |path: &FieldPath| {
+                projection
+                    .iter()
+                    .any(|selected| path.segments().starts_with(selected.segments()))
+            };
+            if let Some(outside) = paths.iter().find(|path| !in_mask(path)) {
+                return Err(ServerError::InvalidArgument(format!(
+                    "The aggregation property {outside} is not present in the base query's \
+                     property mask."
+                )));
+            }
+            return Err(ServerError::InvalidArgument(
+                "Cannot apply property masks when aggregation fields are present.".into(),
+            ));
+        }
+        if self.names_the_document_name {
+            let mut unordered: Vec<&FieldPath> = paths
+                .iter()
+                .filter(|path| !self.explicit_order_paths.contains(path))
+                .collect();
+            unordered.sort();
+            if !unordered.is_empty() {
+                let names: Vec<String> = unordered.iter().map(ToString::to_string).collect();
+                return Err(ServerError::InvalidArgument(format!(
+                    "This query requires an index that has fields [{}] after __name__ and \
+                     Firestore does not currently support such an index. Please try the query \
+                     again with additional ordering on those fields.",
+                    names.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the projection (a GET's `mask.fieldPaths`).

@@ -379,6 +379,7 @@ pub fn run_aggregation_query(
     };
     let aggregations = prepare_aggregations(&aggregation_query.aggregations)?;
     let mut prepared = prepare_query(aggregation_query.structured_query.unwrap_or_default())?;
+    prepared.check_aggregated_fields(&aggregations.required_fields())?;
     prepared.require_fields(aggregations.required_fields());
     let read = open_read_transaction(
         store,

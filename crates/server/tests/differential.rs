@@ -14,10 +14,15 @@
 //! error body is reduced to its `code` and `status` (messages differ); the body of a 413 is
 //! ignored (the emulator's front end sends none).
 //!
+//! After the scenarios, seeded random sequences (`random_sequences`) run on both backends the
+//! same way, with times labelled by order of appearance instead of set aside (`TimeLabels`);
+//! `DIFFERENTIAL_SEEDS=n` runs more seeds, `DIFFERENTIAL_SEED=k` replays one verbosely.
+//!
 //! Known, intentional differences are not skipped: a step that differs says so with
 //! `Expect::Differs`, naming each backend's status and why, and both statuses are checked.
 //! They are listed in `crates/server/README.md` too.
 
+mod random_sequences;
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,6 +57,10 @@ struct Step {
     expect: Expect,
     /// Compare error messages too (only where this server words them as the emulator does).
     same_message: bool,
+    /// Indices of a commit's writes that are verifies: their results' times are set aside (on
+    /// a missing document the emulator reports a read time of its own, this server the
+    /// commit time).
+    verify_results: Vec<usize>,
 }
 
 struct Scenario {
@@ -68,6 +77,7 @@ fn step(method: &'static str, path: &str, body: Option<Value>) -> Step {
         headers: Vec::new(),
         expect: Expect::Same,
         same_message: false,
+        verify_results: Vec::new(),
     }
 }
 
@@ -1429,6 +1439,54 @@ fn scenarios() -> Vec<Scenario> {
             ),
         ],
     );
+    let sum_a = || json!([{"alias": "s", "sum": {"field": {"fieldPath": "k"}}}]);
+    add(
+        "aggregated fields with projections and name orders",
+        vec![
+            seed_mixed(),
+            aggregate(json!({"from": from("c"), "select": {"fields": []}}), sum_a()).same_message(),
+            aggregate(json!({"from": from("c"), "select": {"fields": [{"fieldPath": "j"}]}}), sum_a()).same_message(),
+            aggregate(json!({"from": from("c"), "select": {"fields": [{"fieldPath": "k"}]}}), sum_a()).same_message(),
+            aggregate(json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING")]}), sum_a()).same_message(),
+            aggregate(json!({"from": from("c"), "where": field_filter("__name__", "EQUAL", json!({"referenceValue": name("c/a")}))}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "k"}}}, {"alias": "v", "avg": {"field": {"fieldPath": "j"}}}]))
+            .same_message(),
+            aggregate(json!({"from": from("c"), "where": field_filter("__name__", "EQUAL", json!({"referenceValue": name("c/a")})),
+                "orderBy": [order("k", "ASCENDING")]}), sum_a()),
+            aggregate(json!({"from": from("c"), "orderBy": [order("j", "ASCENDING")]}), sum_a()),
+            aggregate(json!({"from": from("c"), "orderBy": [order("__name__", "ASCENDING")]}), json!([{"alias": "n", "count": {}}])),
+        ],
+    );
+    add(
+        "ranges against null or NaN are no inequality",
+        vec![
+            seed_mixed(),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "LESS_THAN_OR_EQUAL", json!({"nullValue": null})),
+                "orderBy": [order("j", "ASCENDING"), order("__name__", "ASCENDING")]}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "GREATER_THAN", nan()),
+                "orderBy": [order("__name__", "ASCENDING")]}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "GREATER_THAN", int(0)),
+                "orderBy": [order("__name__", "ASCENDING")]}),
+            ),
+        ],
+    );
+    add(
+        "an increment of NaN changes nothing",
+        vec![
+            commit(json!([update("c/a", json!({"n": nan()}))])),
+            commit(json!([transform(
+                "c/a",
+                json!({}),
+                json!([{"fieldPath": "n", "increment": int(1)}])
+            )])),
+            get("/c/a"),
+        ],
+    );
     add(
         "aggregation validation",
         vec![
@@ -1757,6 +1815,9 @@ struct Captures {
     transaction: Option<String>,
     page_token: Option<String>,
     update_time: Option<String>,
+    /// The last update time this backend reported for each document (by path below the
+    /// root), for `{UT:path}` in random sequences.
+    document_times: std::collections::HashMap<String, String>,
 }
 
 impl Backend {
@@ -1778,7 +1839,8 @@ impl Backend {
         let database = format!("projects/{project}/databases/(default)");
         let root = format!("{database}/documents");
         let substitute = |text: &str| {
-            text.replace("{ROOT}", &root)
+            substitute_document_times(text, &captures.document_times)
+                .replace("{ROOT}", &root)
                 .replace("{DATABASE}", &database)
                 .replace("{TX}", captures.transaction.as_deref().unwrap_or("none"))
                 .replace("{TOKEN}", captures.page_token.as_deref().unwrap_or(""))
@@ -1825,6 +1887,82 @@ impl Backend {
             .read_to_string()
             .unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// Replaces each `{UT:path}` by the last update time the backend reported for that document
+/// (a time no document has when it reported none).
+fn substitute_document_times(
+    text: &str,
+    document_times: &std::collections::HashMap<String, String>,
+) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{UT:") {
+        result.push_str(&rest[..start]);
+        let after = &rest[start + 4..];
+        let Some(end) = after.find('}') else {
+            result.push_str(&rest[start..]);
+            return result;
+        };
+        let path = &after[..end];
+        result.push_str(
+            document_times
+                .get(path)
+                .map_or("2000-01-01T00:00:00Z", String::as_str),
+        );
+        rest = &after[end + 1..];
+    }
+    result.push_str(rest);
+    result
+}
+
+/// Records the update time of every document a response shows, and of every document a
+/// commit wrote (its request's write names, in order; verifies are skipped).
+fn capture_document_times(request: Option<&Value>, body: &Value, captures: &mut Captures) {
+    fn relative(name: &str) -> Option<String> {
+        name.strip_prefix("{ROOT}/")
+            .or_else(|| name.split_once("/documents/").map(|(_, path)| path))
+            .map(str::to_owned)
+    }
+    fn walk(value: &Value, captures: &mut Captures) {
+        match value {
+            Value::Object(object) => {
+                if let (Some(Value::String(name)), Some(Value::String(time))) =
+                    (object.get("name"), object.get("updateTime"))
+                {
+                    if let Some(path) = relative(name) {
+                        captures.document_times.insert(path, time.clone());
+                    }
+                }
+                object.values().for_each(|inner| walk(inner, captures));
+            }
+            Value::Array(items) => items.iter().for_each(|inner| walk(inner, captures)),
+            _ => {}
+        }
+    }
+    walk(body, captures);
+    let (Some(writes), Some(results)) = (
+        request
+            .and_then(|request| request.get("writes"))
+            .and_then(Value::as_array),
+        body.get("writeResults").and_then(Value::as_array),
+    ) else {
+        return;
+    };
+    for (write, result) in writes.iter().zip(results) {
+        let name = write
+            .pointer("/update/name")
+            .or_else(|| write.get("delete"))
+            .or_else(|| write.pointer("/transform/document"))
+            .and_then(Value::as_str);
+        let (Some(path), Some(time)) = (
+            name.and_then(relative),
+            result.get("updateTime").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        captures.document_times.insert(path, time.to_owned());
     }
 }
 
@@ -1922,6 +2060,167 @@ fn normalize_value(value: Value) -> Value {
     }
 }
 
+/// Gives the times of one backend's answers labels in order of first appearance (`<t1>`,
+/// `<t2>`, …), so two backends agree when their times relate the same way: which writes share
+/// a commit time, which documents kept their update time, which were created anew. Read
+/// times only say that there is one (each read takes a fresh one on the emulator).
+#[derive(Default)]
+struct TimeLabels {
+    labels: std::collections::HashMap<String, usize>,
+}
+
+impl TimeLabels {
+    fn label(&mut self, time: &str) -> Value {
+        let next = self.labels.len() + 1;
+        let label = *self.labels.entry(time.to_owned()).or_insert(next);
+        Value::String(format!("<t{label}>"))
+    }
+
+    fn normalize(&mut self, step: &Step, status: u16, mut body: Value) -> Value {
+        if let Some(error) = body.get("error") {
+            return json!({"error": {"code": error.get("code"), "status": error.get("status")}});
+        }
+        if let Some(results) = body.get_mut("writeResults").and_then(Value::as_array_mut) {
+            for index in &step.verify_results {
+                if let Some(time) = results
+                    .get_mut(*index)
+                    .and_then(|result| result.get_mut("updateTime"))
+                {
+                    *time = Value::String("<verify-time>".into());
+                }
+            }
+        }
+        let _ = status;
+        self.normalize_value(body)
+    }
+
+    fn normalize_value(&mut self, value: Value) -> Value {
+        match value {
+            Value::Object(object) => Value::Object(
+                object
+                    .into_iter()
+                    .map(|(key, inner)| {
+                        let replaced = match (key.as_str(), &inner) {
+                            ("createTime" | "updateTime" | "commitTime", Value::String(time))
+                                if time != "<verify-time>" =>
+                            {
+                                self.label(time)
+                            }
+                            ("readTime", _) => Value::String("<time>".into()),
+                            ("transaction", Value::String(_)) => {
+                                Value::String("<transaction>".into())
+                            }
+                            ("nextPageToken", _) => Value::String("<page-token>".into()),
+                            ("timestampValue", Value::String(time)) if is_recent(time) => {
+                                Value::String("<request-time>".into())
+                            }
+                            _ => self.normalize_value(inner),
+                        };
+                        (key, replaced)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| self.normalize_value(item))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// How many random sequences `make test` runs, and how long each is.
+const DEFAULT_SEEDS: u64 = 16;
+const SEQUENCE_LENGTH: usize = 40;
+
+/// The seeds to run: `DIFFERENTIAL_SEED=k` runs only seed k (and prints every step);
+/// `DIFFERENTIAL_SEEDS=n` runs seeds 0..n; by default the fixed `0..DEFAULT_SEEDS`.
+fn random_seeds() -> (Vec<u64>, bool) {
+    let read = |name: &str| {
+        std::env::var(name).ok().map(|text| {
+            text.trim()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}"))
+        })
+    };
+    match (read("DIFFERENTIAL_SEED"), read("DIFFERENTIAL_SEEDS")) {
+        (Some(seed), _) => (vec![seed], true),
+        (None, Some(count)) => ((0..count).collect(), false),
+        (None, None) => ((0..DEFAULT_SEEDS).collect(), false),
+    }
+}
+
+/// Runs the seeded random sequences on both backends, each in its own project; a sequence
+/// stops at its first difference (later steps would only repeat it). Returns the number of
+/// responses compared, how many were identical, and the differences.
+fn run_random_sequences(
+    emulator: &Backend,
+    ours: &Backend,
+    run_id: i64,
+) -> (usize, usize, Vec<String>) {
+    let (seeds, verbose) = random_seeds();
+    let (mut compared, mut identical) = (0, 0);
+    let mut mismatches = Vec::new();
+    for seed in seeds {
+        let project = format!("random-{run_id}-{seed}");
+        let steps = random_sequences::sequence(seed, SEQUENCE_LENGTH);
+        let (mut emulator_captures, mut our_captures) = (Captures::default(), Captures::default());
+        let (mut emulator_labels, mut our_labels) = (TimeLabels::default(), TimeLabels::default());
+        for (position, step) in steps.iter().enumerate() {
+            let request: Option<Value> = step
+                .body
+                .as_ref()
+                .and_then(|bytes| serde_json::from_slice(bytes).ok());
+            let (emulator_status, emulator_body) =
+                emulator.send(&project, step, &emulator_captures);
+            let (our_status, our_body) = ours.send(&project, step, &our_captures);
+            for (body, captures) in [
+                (&emulator_body, &mut emulator_captures),
+                (&our_body, &mut our_captures),
+            ] {
+                capture(body, captures);
+                capture_document_times(request.as_ref(), body, captures);
+            }
+            let messages = format!(
+                "  messages: emulator {:?}, ours {:?}",
+                emulator_body.pointer("/error/message"),
+                our_body.pointer("/error/message")
+            );
+            let emulator_normalized =
+                emulator_labels.normalize(step, emulator_status, emulator_body);
+            let our_normalized = our_labels.normalize(step, our_status, our_body);
+            compared += 1;
+            let request_text = step
+                .body
+                .as_ref()
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                .unwrap_or_default();
+            if verbose {
+                eprintln!(
+                    "seed {seed} step {}: {} {} {request_text}\n  emulator {emulator_status}: {emulator_normalized}\n  ours     {our_status}: {our_normalized}\n{messages}",
+                    position + 1,
+                    step.method,
+                    step.path
+                );
+            }
+            if emulator_status == our_status && emulator_normalized == our_normalized {
+                identical += 1;
+                continue;
+            }
+            mismatches.push(format!(
+                "seed {seed} step {} (replay with DIFFERENTIAL_SEED={seed}): {} {} {request_text}\n  emulator {emulator_status}: {emulator_normalized}\n  ours     {our_status}: {our_normalized}\n{messages}",
+                position + 1,
+                step.method,
+                step.path
+            ));
+            break;
+        }
+    }
+    (compared, identical, mismatches)
+}
+
 /// Runs every scenario against both backends and compares.
 #[test]
 fn counterbook_server_answers_like_the_firestore_emulator() {
@@ -1993,12 +2292,17 @@ fn counterbook_server_answers_like_the_firestore_emulator() {
             }
         }
     }
+    let scenarios_took = started.elapsed();
+    let (random_compared, random_identical, random_mismatches) =
+        run_random_sequences(&emulator, &ours, run_id);
     eprintln!(
-        "differential suite: {} scenarios, {step_count} steps, {} documented differences, {:.1?}",
+        "differential suite: {} scenarios, {step_count} steps, {} documented differences, {scenarios_took:.1?}; \
+         random sequences: {random_compared} responses compared, {random_identical} identical, {:.1?} in all",
         scenarios.len(),
         documented.len(),
         started.elapsed()
     );
+    mismatches.extend(random_mismatches);
     for difference in &documented {
         eprintln!("  documented: {difference}");
     }
