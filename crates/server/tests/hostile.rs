@@ -613,6 +613,57 @@ fn write_stream_into_another_shop(arena: &Arena, tally: &mut Tally) {
     }
 }
 
+/// Preconditions on another shop's documents over the Write stream: each must end the stream
+/// with `PERMISSION_DENIED`, whether the document exists or not (a `NOT_FOUND`,
+/// `ALREADY_EXISTS` or `FAILED_PRECONDITION` would tell), and a channel opened on another
+/// project's database is refused before a session exists.
+fn write_stream_precondition_oracle(arena: &Arena, tally: &mut Tally) {
+    let handshake = json!({"database": DATABASE});
+    for (path, precondition) in [
+        ("shops/s2/products/p1", json!({"exists": false})),
+        ("shops/s2/products/none", json!({"exists": true})),
+        (
+            "shops/s2/products/p1",
+            json!({"updateTime": "2020-01-01T00:00:00Z"}),
+        ),
+    ] {
+        tally.attempt();
+        let writes = json!([{"verify": document(path), "currentDocument": precondition}]);
+        let requests = [
+            handshake.clone(),
+            json!({"streamToken": "MA==", "writes": writes}),
+        ];
+        let (status, seen) = arena.channel(
+            WRITE_CHANNEL,
+            Some(&arena.cashier),
+            &requests,
+            &["\"error\"", "writeResults"],
+        );
+        tally.check_no_leak("a Write stream precondition on s2", status, &seen);
+        if !seen.contains("PERMISSION_DENIED") {
+            tally.breach(format!(
+                "a Write stream precondition on {path} was not refused as PERMISSION_DENIED: {status} {seen}"
+            ));
+        }
+    }
+    tally.attempt();
+    let other_project = format!(
+        "{}/google.firestore.v1.Firestore/Write/channel?VER=8&database={}&RID=1&CVER=22",
+        arena.server.base_url,
+        percent_encode("projects/another/databases/(default)")
+    );
+    let form = format!(
+        "headers={}&count=0&ofs=0",
+        percent_encode(&format!("Authorization:Bearer {}\r\n", arena.cashier))
+    );
+    let (status, body) = arena.request_form(&other_project, &form);
+    if status != 403 {
+        tally.breach(format!(
+            "a Write channel on another project's database answered {status}: {body}"
+        ));
+    }
+}
+
 /// Re-encodes the cashier's token with `change` applied to its claims, keeping the signature.
 fn forged(token: &str, change: impl Fn(&mut Value)) -> String {
     let parts: Vec<&str> = token.split('.').collect();
@@ -955,6 +1006,10 @@ fn attacks() -> Vec<(&'static str, Attack)> {
         (
             "the Write stream into another shop",
             write_stream_into_another_shop,
+        ),
+        (
+            "preconditions on another shop over the Write stream",
+            write_stream_precondition_oracle,
         ),
         (
             "forged claims and tampered tokens",
