@@ -3,13 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
 use crate::value::{ArrayValue, Document, Value};
 
-/// One write inside a commit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One write inside a commit. Deserialized by hand (below): serde's derive of a flattened
+/// `operation` buffers the whole write as untyped content first, about ten times the size of
+/// its JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Write {
     #[serde(flatten)]
@@ -65,8 +70,9 @@ pub struct Precondition {
     pub update_time: Option<Timestamp>,
 }
 
-/// A server-side change to one field, applied after the write's update.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A server-side change to one field, applied after the write's update. Deserialized by hand,
+/// like `Write`, so that a large array transform is never buffered.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldTransform {
     pub field_path: String,
@@ -93,6 +99,140 @@ pub enum ServerValue {
     /// The commit time of the write.
     #[serde(rename = "REQUEST_TIME")]
     RequestTime,
+}
+
+/// Fails on a field given twice, as serde's derive does.
+fn first_time<T, E: de::Error>(slot: &Option<T>, name: &'static str) -> Result<(), E> {
+    match slot {
+        Some(_) => Err(E::duplicate_field(name)),
+        None => Ok(()),
+    }
+}
+
+impl<'de> Deserialize<'de> for Write {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WriteVisitor;
+        impl<'de> Visitor<'de> for WriteVisitor {
+            type Value = Write;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Write object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Write, A::Error> {
+                let mut operation: Option<WriteOperation> = None;
+                let mut update_mask: Option<Option<DocumentMask>> = None;
+                let mut update_transforms: Option<Vec<FieldTransform>> = None;
+                let mut current_document: Option<Option<Precondition>> = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let next_operation = match key.as_ref() {
+                        "update" => Some(WriteOperation::Update(map.next_value()?)),
+                        "delete" => Some(WriteOperation::Delete(map.next_value()?)),
+                        "verify" => Some(WriteOperation::Verify(map.next_value()?)),
+                        "transform" => Some(WriteOperation::Transform(map.next_value()?)),
+                        "updateMask" | "update_mask" => {
+                            first_time(&update_mask, "updateMask")?;
+                            update_mask = Some(map.next_value()?);
+                            None
+                        }
+                        "updateTransforms" | "update_transforms" => {
+                            first_time(&update_transforms, "updateTransforms")?;
+                            update_transforms = Some(
+                                map.next_value::<Option<Vec<FieldTransform>>>()?
+                                    .unwrap_or_default(),
+                            );
+                            None
+                        }
+                        "currentDocument" | "current_document" => {
+                            first_time(&current_document, "currentDocument")?;
+                            current_document = Some(map.next_value()?);
+                            None
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            None
+                        }
+                    };
+                    if let Some(next_operation) = next_operation {
+                        if operation.is_some() {
+                            return Err(de::Error::custom(
+                                "a Write has one operation: update, delete, verify or transform",
+                            ));
+                        }
+                        operation = Some(next_operation);
+                    }
+                }
+                let operation = operation.ok_or_else(|| {
+                    de::Error::custom(
+                        "a Write needs one operation: update, delete, verify or transform",
+                    )
+                })?;
+                Ok(Write {
+                    operation,
+                    update_mask: update_mask.flatten(),
+                    update_transforms: update_transforms.unwrap_or_default(),
+                    current_document: current_document.flatten(),
+                })
+            }
+        }
+        deserializer.deserialize_map(WriteVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldTransform {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TransformVisitor;
+        impl<'de> Visitor<'de> for TransformVisitor {
+            type Value = FieldTransform;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a FieldTransform object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldTransform, A::Error> {
+                let mut field_path: Option<String> = None;
+                let mut kind: Option<TransformKind> = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let next_kind = match key.as_ref() {
+                        "fieldPath" | "field_path" => {
+                            first_time(&field_path, "fieldPath")?;
+                            field_path = Some(map.next_value()?);
+                            None
+                        }
+                        "setToServerValue" | "set_to_server_value" => {
+                            Some(TransformKind::SetToServerValue(map.next_value()?))
+                        }
+                        "increment" => Some(TransformKind::Increment(map.next_value()?)),
+                        "maximum" => Some(TransformKind::Maximum(map.next_value()?)),
+                        "minimum" => Some(TransformKind::Minimum(map.next_value()?)),
+                        "appendMissingElements" | "append_missing_elements" => {
+                            Some(TransformKind::AppendMissingElements(map.next_value()?))
+                        }
+                        "removeAllFromArray" | "remove_all_from_array" => {
+                            Some(TransformKind::RemoveAllFromArray(map.next_value()?))
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            None
+                        }
+                    };
+                    if let Some(next_kind) = next_kind {
+                        if kind.is_some() {
+                            return Err(de::Error::custom(
+                                "a FieldTransform has one kind of transform",
+                            ));
+                        }
+                        kind = Some(next_kind);
+                    }
+                }
+                Ok(FieldTransform {
+                    field_path: field_path.ok_or_else(|| de::Error::missing_field("fieldPath"))?,
+                    kind: kind.ok_or_else(|| {
+                        de::Error::custom(
+                            "a FieldTransform needs one transform such as setToServerValue",
+                        )
+                    })?,
+                })
+            }
+        }
+        deserializer.deserialize_map(TransformVisitor)
+    }
 }
 
 /// Body of `POST .../documents:commit`.
