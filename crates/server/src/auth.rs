@@ -10,10 +10,11 @@
 //! - `rate_limit`: growing delays per (email, client network), a budget per network;
 //! - `policy`: the access policy as pure functions, the twin of `firestore.rules`.
 //!
-//! `authorize` is the one call the Firestore routes make per parsed request: it checks the
-//! bearer token (401 `UNAUTHENTICATED`) and the policy (403 `PERMISSION_DENIED`) before the
-//! request is served. Every `ApiCall` has its own arm, without a catch-all, so a new kind of
-//! request cannot be served before it is given a rule. Reads are judged on the names they
+//! `authorize` is the one call the Firestore routes make per parsed request, from its headers
+//! and path before its body is read: it checks the bearer token (401 `UNAUTHENTICATED`) and the
+//! policy (403 `PERMISSION_DENIED`), so a stranger's body is never parsed. Every `ApiCall` has
+//! its own arm, without a catch-all, so a new kind of request cannot be served before it is
+//! given a rule. Reads are judged on the names they
 //! reach (a `:batchGet` on every name: one outside the shop denies the whole batch), queries,
 //! lists and aggregations on their parent. Writes (commits, transactions' commits, and the
 //! `PATCH` and `DELETE` that stand for one-write commits) are judged inside the commit's own
@@ -22,8 +23,9 @@
 //! (Firestore's rules' `resource` and `request.resource`), before it is stored; a refusal fails
 //! the whole commit. So what is judged is exactly what is written, whatever the commit time, and
 //! no write is stored unjudged. A precondition is only checked for a caller who may read its
-//! document, since its outcome tells the document's state. Bodies of reads are parsed with the
-//! route's own function, so what is judged is exactly what is served.
+//! document, since its outcome tells the document's state. The route parses each body once;
+//! `authorize_body` judges what a read's body names on that same parsed value, which the route
+//! then serves, so what is judged is exactly what is served.
 
 pub mod accounts;
 pub mod password_checks;
@@ -37,19 +39,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{header, HeaderMap};
 use counterbook_firestore_wire::DocumentName;
-use serde::de::DeserializeOwned;
 
 use crate::aggregation::RunAggregationQueryRequest;
 use crate::api_call::ApiCall;
 use crate::commit::{AdmitEveryWrite, ProposedWrite, WriteAction, WriteJudge};
 use crate::error::ServerError;
 use crate::reads::{BatchGetRequest, RunQueryRequest};
-use crate::request_body::{parse_json_body, MAX_REQUEST_BODY_BYTES};
-use crate::request_schema;
 use crate::store::DatabaseId;
 use crate::transaction::TransactionOwner;
 use accounts::Accounts;
@@ -276,28 +273,25 @@ impl WriteJudge for PolicyWriteJudge {
     }
 }
 
-/// Authenticates and authorizes one parsed API call. The request comes back ready to be served
-/// (its body, if it had to be read here, is put back), with the `Authorization` whose
-/// `write_judge` judges its writes inside the commit. Without `auth` (dev mode) it grants
-/// everything.
-pub(crate) async fn authorize(
+/// Authenticates and authorizes one parsed API call from its headers and path, before its body
+/// is read: a request without a valid token, or for a place the token cannot reach, is refused
+/// without its body ever being parsed. What a read's body names is judged afterwards, on the
+/// very value the route then serves (`authorize_body`); writes are judged inside the commit
+/// (`Authorization::write_judge`). Without `auth` (dev mode) it grants everything.
+pub(crate) fn authorize(
     auth: Option<&AuthState>,
     call: &ApiCall,
-    request: Request,
-) -> Result<(Request, Authorization), ServerError> {
+    headers: &HeaderMap,
+) -> Result<Authorization, ServerError> {
     let Some(auth) = auth else {
-        return Ok((request, Authorization::NotRequired));
+        return Ok(Authorization::NotRequired);
     };
-    let principal = auth.authenticate(request.headers())?;
-    let granted = Authorization::Granted {
-        principal: principal.clone(),
-    };
+    let principal = auth.authenticate(headers)?;
     // No catch-all: a new `ApiCall` does not compile until it is given its rule here.
     match call {
         ApiCall::GetDocument(name) => {
             auth.check_database(&name.project, &name.database)?;
             policy::check_read(&principal, name).map_err(denied)?;
-            Ok((request, granted))
         }
         ApiCall::ListDocuments {
             database,
@@ -305,15 +299,60 @@ pub(crate) async fn authorize(
         } => {
             auth.check_database(&database.project, &database.database)?;
             policy::check_list(&principal, collection).map_err(denied)?;
-            Ok((request, granted))
         }
+        // Judged name by name once the body is parsed.
         ApiCall::BatchGet(database) => {
             auth.check_database(&database.project, &database.database)?;
-            let (request, batch) =
-                peek_json_body::<BatchGetRequest>(request, request_schema::batch_get_request())
-                    .await?;
-            // Every document or none, as Cloud Firestore answers a batch with one document
-            // the rules deny: 403 for the whole request.
+        }
+        // The parent first: a query outside the shop is refused before its body is read.
+        ApiCall::RunQuery { database, parent }
+        | ApiCall::RunAggregationQuery { database, parent } => {
+            auth.check_database(&database.project, &database.database)?;
+            policy::check_query(&principal, parent, false).map_err(denied)?;
+        }
+        // A transaction is begun and rolled back without touching a document; what is read
+        // and committed in it is judged request by request like any other read or commit.
+        ApiCall::BeginTransaction(database) | ApiCall::Rollback(database) => {
+            auth.check_database(&database.project, &database.database)?;
+        }
+        // Writes are judged inside the commit, write by write (`Authorization::write_judge`).
+        ApiCall::Commit(database) => {
+            auth.check_database(&database.project, &database.database)?;
+        }
+        ApiCall::PatchDocument(name) | ApiCall::DeleteDocument(name) => {
+            auth.check_database(&name.project, &name.database)?;
+        }
+    }
+    Ok(Authorization::Granted { principal })
+}
+
+/// A request body whose content decides what it reads, borrowed from the route that parsed
+/// it and will serve it.
+pub(crate) enum JudgedBody<'a> {
+    BatchGet(&'a BatchGetRequest),
+    RunQuery {
+        parent: &'a DocumentName,
+        request: &'a RunQueryRequest,
+    },
+    RunAggregationQuery {
+        parent: &'a DocumentName,
+        request: &'a RunAggregationQueryRequest,
+    },
+}
+
+/// Judges what a parsed body reads: every name of a `:batchGet` (one outside the shop denies
+/// the whole batch, as Cloud Firestore answers), and whether a query or an aggregation reaches
+/// below its parent (`allDescendants`).
+pub(crate) fn authorize_body(
+    auth: Option<&AuthState>,
+    authorization: &Authorization,
+    body: JudgedBody<'_>,
+) -> Result<(), ServerError> {
+    let (Some(auth), Authorization::Granted { principal }) = (auth, authorization) else {
+        return Ok(());
+    };
+    match body {
+        JudgedBody::BatchGet(batch) => {
             for text in &batch.documents {
                 // A name that does not parse, or names a collection, makes the batch fail
                 // with 400 before anything is read.
@@ -326,54 +365,26 @@ pub(crate) async fn authorize(
                 // A document of another project or database is read as missing; it is still
                 // not a document of the token's shop.
                 auth.check_database(&name.project, &name.database)?;
-                policy::check_read(&principal, &name).map_err(denied)?;
+                policy::check_read(principal, &name).map_err(denied)?;
             }
-            Ok((request, granted))
         }
-        ApiCall::RunQuery { database, parent } => {
-            auth.check_database(&database.project, &database.database)?;
-            // The parent first: a query outside the shop is refused before its body is read.
-            policy::check_query(&principal, parent, false).map_err(denied)?;
-            let (request, query) =
-                peek_json_body::<RunQueryRequest>(request, request_schema::run_query_request())
-                    .await?;
-            let any_all_descendants = query
+        JudgedBody::RunQuery { parent, request } => {
+            let any_all_descendants = request
                 .structured_query
+                .as_ref()
                 .is_some_and(|query| query.from.iter().any(|from| from.all_descendants));
-            policy::check_query(&principal, parent, any_all_descendants).map_err(denied)?;
-            Ok((request, granted))
+            policy::check_query(principal, parent, any_all_descendants).map_err(denied)?;
         }
-        ApiCall::RunAggregationQuery { database, parent } => {
-            auth.check_database(&database.project, &database.database)?;
-            policy::check_query(&principal, parent, false).map_err(denied)?;
-            let (request, aggregation) = peek_json_body::<RunAggregationQueryRequest>(
-                request,
-                request_schema::run_aggregation_query_request(),
-            )
-            .await?;
-            let any_all_descendants = aggregation
+        JudgedBody::RunAggregationQuery { parent, request } => {
+            let any_all_descendants = request
                 .structured_aggregation_query
-                .and_then(|aggregation| aggregation.structured_query)
+                .as_ref()
+                .and_then(|aggregation| aggregation.structured_query.as_ref())
                 .is_some_and(|query| query.from.iter().any(|from| from.all_descendants));
-            policy::check_query(&principal, parent, any_all_descendants).map_err(denied)?;
-            Ok((request, granted))
-        }
-        // A transaction is begun and rolled back without touching a document; what is read
-        // and committed in it is judged request by request like any other read or commit.
-        ApiCall::BeginTransaction(database) | ApiCall::Rollback(database) => {
-            auth.check_database(&database.project, &database.database)?;
-            Ok((request, granted))
-        }
-        // Writes are judged inside the commit, write by write (`Authorization::write_judge`).
-        ApiCall::Commit(database) => {
-            auth.check_database(&database.project, &database.database)?;
-            Ok((request, granted))
-        }
-        ApiCall::PatchDocument(name) | ApiCall::DeleteDocument(name) => {
-            auth.check_database(&name.project, &name.database)?;
-            Ok((request, granted))
+            policy::check_query(principal, parent, any_all_descendants).map_err(denied)?;
         }
     }
+    Ok(())
 }
 
 /// Who a stream session (Listen, Write) acts for, from the `Authorization` header of its
@@ -410,21 +421,4 @@ pub(crate) fn authorize_stream_commit(
 
 fn denied(denial: policy::Denial) -> ServerError {
     ServerError::PermissionDenied(denial.to_string())
-}
-
-/// Reads the whole body, parses it exactly as the route will (`request_body::parse_json_body`: a
-/// body the route refuses is refused here with the same error), and rebuilds the request with
-/// the same bytes.
-async fn peek_json_body<T: DeserializeOwned + Default>(
-    request: Request,
-    schema: &'static [(&'static str, request_schema::Shape)],
-) -> Result<(Request, T), ServerError> {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
-        .await
-        .map_err(|_| ServerError::PayloadTooLarge {
-            limit_bytes: MAX_REQUEST_BODY_BYTES,
-        })?;
-    let parsed = parse_json_body(&bytes, schema)?;
-    Ok((Request::from_parts(parts, Body::from(bytes)), parsed))
 }

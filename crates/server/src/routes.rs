@@ -15,6 +15,7 @@ use counterbook_firestore_wire::{CommitRequest, CommitResponse, Document, Timest
 
 use crate::aggregation::RunAggregationQueryRequest;
 use crate::api_call::{decode_segment, parse_api_call, ApiCall};
+use crate::auth::JudgedBody;
 use crate::commit::{run_commit, run_delete, run_patch, DocumentWriteParameters};
 use crate::error::ServerError;
 use crate::field_path::FieldPath;
@@ -41,8 +42,8 @@ async fn handle_api_request(State(state): State<AppState>, request: Request) -> 
 async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerError> {
     let call = parse_api_call(request.method(), request.uri().path())?;
     // 401/403 unless the token's user may make this call; its writes are judged in the commit.
-    let (request, authorization) =
-        crate::auth::authorize(state.auth().map(|auth| &**auth), &call, request).await?;
+    let auth = state.auth().map(|auth| &**auth);
+    let authorization = crate::auth::authorize(auth, &call, request.headers())?;
     let write_judge = authorization.write_judge();
     // Transactions belong to the user who opened them.
     let owner = authorization.transaction_owner();
@@ -60,6 +61,11 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
         ApiCall::RunQuery { database, parent } => {
             let body: RunQueryRequest =
                 read_json_body(body, request_schema::run_query_request()).await?;
+            let judged = JudgedBody::RunQuery {
+                parent: &parent,
+                request: &body,
+            };
+            crate::auth::authorize_body(auth, &authorization, judged)?;
             let items = state
                 .run_blocking(move |store| {
                     reads::run_query(store, &database, &parent, body, owner.as_ref())
@@ -70,6 +76,11 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
         ApiCall::RunAggregationQuery { database, parent } => {
             let body: RunAggregationQueryRequest =
                 read_json_body(body, request_schema::run_aggregation_query_request()).await?;
+            let judged = JudgedBody::RunAggregationQuery {
+                parent: &parent,
+                request: &body,
+            };
+            crate::auth::authorize_body(auth, &authorization, judged)?;
             let items = state
                 .run_blocking(move |store| {
                     reads::run_aggregation_query(store, &database, &parent, body, owner.as_ref())
@@ -80,6 +91,7 @@ async fn dispatch(state: AppState, request: Request) -> Result<Response, ServerE
         ApiCall::BatchGet(database) => {
             let body: BatchGetRequest =
                 read_json_body(body, request_schema::batch_get_request()).await?;
+            crate::auth::authorize_body(auth, &authorization, JudgedBody::BatchGet(&body))?;
             let items = state
                 .run_blocking(move |store| reads::batch_get(store, &database, body, owner.as_ref()))
                 .await?;

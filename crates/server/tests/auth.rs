@@ -1279,8 +1279,10 @@ async fn transactions_begin_for_any_signed_in_user_and_each_read_and_commit_is_j
 #[tokio::test]
 async fn a_body_is_judged_as_the_route_reads_it_even_with_repeated_keys() {
     // Regression: authorization parsed bodies straight into the request type, which fails on
-    // a repeated key, and then judged nothing; the route keeps the last value of a repeated
-    // key, so `{"writes": [], "writes": [<a write to another shop>]}` was written.
+    // a repeated key, and then judged nothing; the route kept the last value of a repeated
+    // key, so `{"writes": [], "writes": [<a write to another shop>]}` was written. Now a body
+    // is parsed once, into the value that is both judged and served, and a key repeated in a
+    // message is refused with 400 (the emulator keeps the last value: a listed difference).
     let server = AuthServer::new();
     seed_a_product_in_each_shop(&server).await;
     let cashier = server.id_token("cashier@s1.test").await;
@@ -1296,7 +1298,15 @@ async fn a_body_is_judged_as_the_route_reads_it_even_with_repeated_keys() {
                 .unwrap(),
         )
         .await;
-    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    assert_firestore_error(&reply, 400, "INVALID_ARGUMENT");
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `writes`"),
+        "{}",
+        reply.body
+    );
     let other_owner = server.id_token("owner@s2.test").await;
     let got = server
         .get(Some(&other_owner), "shops/s2/products/stolen")
@@ -1314,7 +1324,7 @@ async fn a_body_is_judged_as_the_route_reads_it_even_with_repeated_keys() {
                 .unwrap(),
         )
         .await;
-    assert_firestore_error(&reply, 403, "PERMISSION_DENIED");
+    assert_firestore_error(&reply, 400, "INVALID_ARGUMENT");
     // A body the route refuses is refused the same way before it is judged.
     let reply = server
         .send(
