@@ -1,5 +1,5 @@
 //! Authentication and authorization in process (`app().oneshot`): the sign-in and refresh
-//! endpoints (and the account lookup) in Firebase Auth's shapes, token expiry and disabled users on a hand-moved clock,
+//! endpoints (and the account lookup) in Firebase Auth's shapes, token expiry (also on an open Write stream) and disabled users on a hand-moved clock,
 //! the sign-in rate limit, each role's rules on every kind of Firestore request (commits,
 //! gets, lists, batchGet, queries, aggregations, REST `PATCH`/`DELETE`, transactions), and CORS.
 
@@ -1335,4 +1335,153 @@ async fn a_body_is_judged_as_the_route_reads_it_even_with_repeated_keys() {
         )
         .await;
     assert_firestore_error(&reply, 400, "INVALID_ARGUMENT");
+}
+
+/// `application/x-www-form-urlencoded` escaping of one form value.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Reads a streaming back channel until a message satisfies `wanted` (ten seconds at most);
+/// returns the messages read.
+async fn read_back_channel(
+    body: &mut Body,
+    text: &mut String,
+    mut wanted: impl FnMut(&Value) -> bool,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut messages = Vec::new();
+    loop {
+        while let Some((length, rest)) = text.split_once('\n') {
+            let Ok(length) = length.parse::<usize>() else {
+                panic!("bad frame in {text:?}")
+            };
+            if rest.len() < length {
+                break;
+            }
+            let frame: Value = serde_json::from_str(&rest[..length]).unwrap();
+            *text = rest[length..].to_owned();
+            for entry in frame.as_array().unwrap() {
+                let message = entry[1][0].clone();
+                let found = wanted(&message);
+                messages.push(message);
+                if found {
+                    return messages;
+                }
+            }
+        }
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("nothing wanted arrived; got {messages:#?}"))
+            .unwrap_or_else(|| panic!("the back channel ended; got {messages:#?}"))
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_write_stream_stops_writing_once_its_token_expires() {
+    let server = AuthServer::new();
+    let token = server.id_token("owner@s1.test").await;
+    let channel = format!(
+        "/google.firestore.v1.Firestore/Write/channel?VER=8&database={}",
+        form_encode(&format!("projects/{PROJECT}/databases/(default)"))
+    );
+    let post = |url: String, body: String| {
+        Request::post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let handshake = json!({"database": format!("projects/{PROJECT}/databases/(default)")});
+    let opened = server
+        .send(post(
+            format!("{channel}&RID=1&CVER=22"),
+            format!(
+                "headers={}&count=1&ofs=0&req0___data__={}",
+                form_encode(&format!("Authorization:Bearer {token}\r\n")),
+                form_encode(&handshake.to_string())
+            ),
+        ))
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
+    let text = opened.body.as_str().unwrap();
+    let arrays: Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+    let session = form_encode(arrays[0][1][1].as_str().unwrap());
+    let back_channel = server
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!(
+                "{channel}&RID=rpc&SID={session}&AID=0&CI=0&TYPE=xmlhttp"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = back_channel.into_body();
+    let mut text = String::new();
+    read_back_channel(&mut body, &mut text, |message| {
+        message.get("streamToken").is_some()
+    })
+    .await;
+    let write = |ofs: u64, id: &str| {
+        let request = json!({"streamToken": "MA==", "writes": [
+            {"update": {"name": format!("{ROOT}/shops/s1/products/{id}"), "fields": {}}}
+        ]});
+        post(
+            format!("{channel}&SID={session}&RID={}&AID=0", ofs + 1),
+            format!(
+                "count=1&ofs={ofs}&req0___data__={}",
+                form_encode(&request.to_string())
+            ),
+        )
+    };
+
+    // With a valid token the write is committed.
+    assert_eq!(server.send(write(1, "before")).await.status, StatusCode::OK);
+    let written = read_back_channel(&mut body, &mut text, |message| {
+        message.get("writeResults").is_some()
+    })
+    .await;
+    assert!(written.last().unwrap()["commitTime"].is_string());
+
+    // An hour later the same stream's next write is refused and nothing is written: the token
+    // is checked again for every write request.
+    server.clock.advance(3600);
+    assert_eq!(server.send(write(2, "after")).await.status, StatusCode::OK);
+    let refused = read_back_channel(&mut body, &mut text, |message| {
+        message.get("error").is_some()
+    })
+    .await;
+    assert_eq!(
+        refused.last().unwrap()["error"]["status"],
+        "UNAUTHENTICATED",
+        "{refused:#?}"
+    );
+    let fresh = server.id_token("owner@s1.test").await;
+    assert_eq!(
+        server
+            .get(Some(&fresh), "shops/s1/products/before")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .get(Some(&fresh), "shops/s1/products/after")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
