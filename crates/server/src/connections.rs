@@ -13,13 +13,19 @@
 //!   one client usually owns whole): a connection past it is closed at once, so that one
 //!   address cannot fill the whole table and keep every other shop waiting.
 //!
-//! The request body's own deadline is `request_body`'s. Every connection carries the peer
-//! address as axum's `ConnectInfo<SocketAddr>` (the sign-in rate limiter reads it).
+//! A request's body must then arrive within `body_read_timeout` of its headers: every body is
+//! wrapped in a `DeadlineBody` whose next frame is an error (`BodyReadTimedOut`) once the time
+//! is up, which the API answers 408 `DEADLINE_EXCEEDED` (`request_body`) and every other reader
+//! as a failed read; either way the request ends and so does its connection. Every connection
+//! carries the peer address as axum's `ConnectInfo<SocketAddr>` (the sign-in rate limiter
+//! reads it).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -44,6 +50,8 @@ pub struct ConnectionLimits {
     /// How long a client may take to send a request's headers, counted from when the server
     /// starts waiting for them (also the idle time of a keep-alive connection).
     pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive in full, counted from its headers.
+    pub body_read_timeout: Duration,
     /// How long a shutdown waits for open connections (a Listen back channel may be open for a
     /// minute) before it ends them.
     pub shutdown_grace: Duration,
@@ -55,6 +63,7 @@ impl Default for ConnectionLimits {
             max_connections: 4096,
             max_connections_per_address: 256,
             header_read_timeout: Duration::from_secs(20),
+            body_read_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -184,14 +193,19 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(peer));
-                request
-            },
-        );
+        let body_read_timeout = limits.body_read_timeout;
+        let service =
+            router
+                .clone()
+                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(|body| {
+                        axum::body::Body::new(DeadlineBody::new(body, body_read_timeout))
+                    });
+                    request
+                        .extensions_mut()
+                        .insert(ConnectInfo::<SocketAddr>(peer));
+                    request
+                });
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
@@ -211,6 +225,59 @@ pub async fn serve(
         tracing::info!("connections still open after the shutdown grace period; ending them");
     }
     Ok(())
+}
+
+/// The error a request body gives once its time to arrive is up.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", timeout.as_secs_f64())]
+pub struct BodyReadTimedOut {
+    pub timeout: Duration,
+}
+
+/// A request body that fails with `BodyReadTimedOut` if it has not ended by its deadline.
+struct DeadlineBody {
+    inner: hyper::body::Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> DeadlineBody {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+        }
+    }
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(context) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(context) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyReadTimedOut {
+                    timeout: this.timeout,
+                })))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,13 @@ pub(crate) async fn read_json_body<T: DeserializeOwned + Default>(
             std::future::poll_fn(|context| std::pin::Pin::new(&mut body).poll_frame(context)).await;
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|error| {
-            ServerError::InvalidArgument(format!("the request body could not be read: {error}"))
+            let error = error.into_inner();
+            match error.downcast_ref::<crate::connections::BodyReadTimedOut>() {
+                Some(timed_out) => ServerError::DeadlineExceeded(timed_out.to_string()),
+                None => ServerError::InvalidArgument(format!(
+                    "the request body could not be read: {error}"
+                )),
+            }
         })?;
         let Ok(data) = frame.into_data() else {
             continue;

@@ -347,7 +347,7 @@ async fn slow_headers_neither_fill_the_server_nor_live_past_the_header_timeout()
         max_connections: 48,
         max_connections_per_address: 16,
         header_read_timeout: Duration::from_secs(1),
-        shutdown_grace: Duration::from_secs(1),
+        ..ConnectionLimits::default()
     };
     let server = LoopbackServer::start(limits).await;
     let token = server.id_token("cashier@s2.test").await;
@@ -760,4 +760,40 @@ async fn a_document_past_forty_thousand_index_entries_is_refused_as_firestore_re
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Regression test: nothing bounded the time a request body may take, so a client sending a
+/// byte now and then held its request, and its connection, for ever. Now the body must arrive
+/// within its deadline or the request is answered 408 `DEADLINE_EXCEEDED` and ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_in_time_is_answered_408_and_its_connection_ends() {
+    let limits = ConnectionLimits {
+        body_read_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    };
+    let server = LoopbackServer::start(limits).await;
+    let token = server.id_token("cashier@s1.test").await;
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let head = format!(
+        "POST /v1/{DATABASE}/documents:commit HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n{{\"writes\": ["
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => response.extend_from_slice(&buffer[..read]),
+            Ok(_) => break,
+            Err(_) => panic!("no answer within 10 s"),
+        }
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("DEADLINE_EXCEEDED"), "{response}");
+    eprintln!("a stalled body answered after {:?}", started.elapsed());
+    let other_shop = server.id_token("cashier@s2.test").await;
+    assert!(server.shop_is_served(&other_shop, "s2").await);
 }
