@@ -3,7 +3,8 @@
 // the memory cache and with `persistentLocalCache` (IndexedDB). A tiny page, bundled here with
 // esbuild and served from its own origin, runs one scenario: setDoc with serverTimestamp,
 // updateDoc with increment and arrayUnion, a writeBatch, a runTransaction, a deleteDoc, one
-// refused write (updateDoc of a missing document: `not-found`), a write after it (the SDK opens
+// refused write (updateDoc of a missing document: `not-found`), a document over 1 MiB
+// (`invalid-argument`, a Write request larger than a Listen form may be), a write after them (the SDK opens
 // a new Write stream), while an onSnapshot listener follows the collection. Every awaited write
 // must resolve (against a backend without the Write stream they retry forever), and the four
 // runs must give the same outcome: the same results, the same refusal code, the same final
@@ -120,11 +121,18 @@ window.runScenario = async () => {
   } catch (error) {
     outcome.refused = error.code;
   }
+  // A document over Firestore's 1 MiB limit: refused by the backend (a large Write request).
+  try {
+    await step("refused large setDoc", setDoc(product("huge"), { name: "x".repeat(1100000) }));
+    outcome.refusedLarge = "resolved";
+  } catch (error) {
+    outcome.refusedLarge = error.code;
+  }
   // After a refused write the SDK opens a new Write stream; the next write goes through.
   await step("setDoc e", setDoc(product("e"), { name: "Oil", price: 200, stock: increment(7) }));
 
   outcome.documents = {};
-  for (const id of ["a", "b", "c", "d", "e", "missing"]) {
+  for (const id of ["a", "b", "c", "d", "e", "missing", "huge"]) {
     const snapshot = await step("read " + id, getDocFromServer(product(id)));
     outcome.documents[id] = describe(snapshot.data());
   }
@@ -272,7 +280,8 @@ describe("writes of the full Firebase JS SDK against both backends", () => {
         });
         assert.equal(outcome.transaction, 5);
         assert.equal(outcome.refused, "not-found");
-        assert.deepEqual(outcome.documents, { ...EXPECTED_DOCUMENTS, missing: null });
+        assert.equal(outcome.refusedLarge, "invalid-argument");
+        assert.deepEqual(outcome.documents, { ...EXPECTED_DOCUMENTS, missing: null, huge: null });
         assert.equal(outcome.lastSnapshot, "b:40:10,d:90:5,a:160:4,e:200:7");
         assert.equal(outcome.listenError, null);
         assert.deepEqual(rest, EXPECTED_DOCUMENTS);
