@@ -33,7 +33,8 @@
 //! parsed or a session exists (`auth::authenticate_stream`): an open without a valid token is
 //! answered 401 at once. A forward `POST` names a live session before its form is read. The
 //! queue of client messages a session's stream has not taken yet is bounded too
-//! (`REQUEST_QUEUE_LENGTH`: a forward `POST` waits for room).
+//! (`ChannelStream::REQUEST_QUEUE_LENGTH`: a forward `POST` waits for room), and a session reads
+//! one forward `POST` at a time (as the client sends them; another waits, its body unread).
 //!
 //! What the messages mean is not this module's business: a stream (`ChannelStream`,
 //! implemented by `listen::ListenStream` and `write_stream::WriteStream`) parses each client
@@ -65,9 +66,9 @@ use crate::AppState;
 /// The only protocol version spoken (`VER=8`).
 const PROTOCOL_VERSION: &str = "8";
 
-/// Client messages a session's stream may have waiting; a forward `POST` with more waits until
-/// the stream has taken some.
-pub const REQUEST_QUEUE_LENGTH: usize = 64;
+/// Client messages a session's stream may have waiting unless the stream says otherwise; a
+/// forward `POST` with more waits until the stream has taken some.
+pub const DEFAULT_REQUEST_QUEUE_LENGTH: usize = 64;
 
 /// A Firestore stream served over this transport: how its client messages are parsed, and the
 /// task that serves a new session.
@@ -76,6 +77,8 @@ pub trait ChannelStream: 'static {
     type Request: Send + 'static;
     /// The stream's name in errors (`Listen`, `Write`).
     const NAME: &'static str;
+    /// Parsed client messages that may wait for the stream's task.
+    const REQUEST_QUEUE_LENGTH: usize = DEFAULT_REQUEST_QUEUE_LENGTH;
     /// Parses one client message (a `req{i}___data__` field); an error refuses the whole
     /// forward request with that error, before anything in it is delivered.
     fn parse_request(text: &str) -> Result<Self::Request, ServerError>;
@@ -176,6 +179,8 @@ struct Session {
     /// `ChannelStream::NAME` of the stream it was opened on: a session is found only at its own
     /// path.
     stream: &'static str,
+    /// One permit: the forward `POST` being read and delivered.
+    forward_turn: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where the forward channel delivers a session's client messages: parsed by its stream, then
@@ -295,6 +300,7 @@ impl ChannelSessions {
                 outbox: Arc::clone(&session.outbox),
                 requests: Arc::clone(&session.requests),
                 database: session.database.clone(),
+                forward_turn: Arc::clone(&session.forward_turn),
             })
     }
 
@@ -351,6 +357,7 @@ impl ChannelSessions {
                 database,
                 owner,
                 stream,
+                forward_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             },
         );
         Ok((id, outbox))
@@ -362,6 +369,7 @@ struct FoundSession {
     outbox: Arc<Outbox>,
     requests: Arc<dyn RequestSink>,
     database: DatabaseId,
+    forward_turn: Arc<tokio::sync::Semaphore>,
 }
 
 /// 128 random bits, URL-safe base64 (the emulator's ids are standard base64; the client treats
@@ -947,6 +955,17 @@ async fn serve_post<S: ChannelStream>(
         None => sessions.limits().max_form_bytes,
         Some(_) => S::max_forward_form_bytes(sessions.limits()),
     };
+    // One forward request of a session at a time is read and delivered; a terminate need not
+    // wait for its turn.
+    let _forward_turn = match &session {
+        Some(session) if parameters.get("TYPE") != Some("terminate") => Some(
+            Arc::clone(&session.forward_turn)
+                .acquire_owned()
+                .await
+                .map_err(|_| ChannelError::UnknownSession)?,
+        ),
+        _ => None,
+    };
     let body = axum::body::to_bytes(request.into_body(), form_limit)
         .await
         .map_err(|_| {
@@ -1006,7 +1025,7 @@ async fn open_session<S: ChannelStream>(
     let headers = form.headers()?;
     let principal =
         crate::auth::authenticate_stream(state.auth().map(Arc::as_ref), &database, &headers)?;
-    let (queue, requests) = mpsc::channel(REQUEST_QUEUE_LENGTH);
+    let (queue, requests) = mpsc::channel(S::REQUEST_QUEUE_LENGTH);
     let sink = Arc::new(ParsingSink {
         parse: S::parse_request,
         queue,
@@ -1014,10 +1033,11 @@ async fn open_session<S: ChannelStream>(
     // Parsed before the session exists: a malformed opening request opens nothing. The queue is
     // read only once the stream starts, so the opening request may hold no more than it takes.
     let texts: Vec<&str> = form.data.iter().map(String::as_str).collect();
-    if texts.len() > REQUEST_QUEUE_LENGTH {
+    if texts.len() > S::REQUEST_QUEUE_LENGTH {
         return Err(ChannelError::bad_request(format!(
-            "count={}: at most {REQUEST_QUEUE_LENGTH} maps in an opening request",
-            texts.len()
+            "count={}: at most {} maps in an opening request",
+            texts.len(),
+            S::REQUEST_QUEUE_LENGTH
         )));
     }
     sink.deliver(&texts).await?;

@@ -46,6 +46,9 @@ pub struct WriteStream;
 impl ChannelStream for WriteStream {
     type Request = WriteRequest;
     const NAME: &'static str = "Write";
+    /// A write request may be as large as a commit, so few wait: with the one being committed
+    /// and the forward request being read, a Write session holds at most four requests' worth.
+    const REQUEST_QUEUE_LENGTH: usize = 2;
 
     /// A write request may be as large as a `:commit` body.
     fn max_forward_form_bytes(limits: &ChannelLimits) -> usize {

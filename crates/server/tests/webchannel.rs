@@ -1198,3 +1198,36 @@ fn without_dev_the_write_stream_is_authorized_as_commit_is() {
         .as_u16();
     assert_eq!(status, 404);
 }
+
+#[test]
+fn many_write_requests_in_one_post_are_committed_in_order_past_the_short_queue() {
+    let (_data, server) = dev_server();
+    let address = server.address().to_owned();
+    let (mut channel, mut back, _) = open_write_stream(&address, SDK_HEADERS);
+    channel.last_array_id = back.last_array_id();
+    // More requests than a Write session queues: the POST waits for room, none is lost.
+    let requests: Vec<Value> = (0..6)
+        .map(|index| write_request(json!([product(&format!("q{index}"), index)])))
+        .collect();
+    let ack = channel.send(&requests);
+    assert_eq!(ack[0], 1, "{ack}");
+    let mut responses = Vec::new();
+    while responses.len() < 6 {
+        responses.extend(
+            back.read_until(|message| message.get("writeResults").is_some())
+                .into_iter()
+                .filter(|message| message.get("writeResults").is_some()),
+        );
+    }
+    let tokens: Vec<&str> = responses
+        .iter()
+        .map(|response| response["streamToken"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, ["MQ==", "Mg==", "Mw==", "NA==", "NQ==", "Ng=="]);
+    for index in 0..6 {
+        assert_eq!(
+            get_document(&address, &format!("shops/s1/products/q{index}")).0,
+            200
+        );
+    }
+}
