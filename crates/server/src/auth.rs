@@ -35,6 +35,7 @@ pub mod rate_limit;
 pub mod sign_in;
 pub mod tokens;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -127,6 +128,21 @@ pub struct AuthState {
     rate_limiter: SignInRateLimiter,
     password_checks: PasswordCheckPool,
     allowed_origins: Vec<String>,
+    /// Whether each recently seen user's account is enabled, and when that was read.
+    account_states: std::sync::Mutex<HashMap<String, CachedAccountState>>,
+}
+
+/// How long an account's enabled flag is trusted before it is read again: a disabled user's
+/// tokens stop working within this many seconds (Firebase lets them work up to an hour).
+pub const ACCOUNT_STATE_CACHE_SECONDS: i64 = 2;
+
+/// Users whose account state is cached at most; past it the cache starts afresh.
+const MAX_CACHED_ACCOUNT_STATES: usize = 10_000;
+
+#[derive(Clone, Copy, Debug)]
+struct CachedAccountState {
+    enabled: bool,
+    read_at: i64,
 }
 
 impl AuthState {
@@ -148,7 +164,58 @@ impl AuthState {
             rate_limiter: SignInRateLimiter::default(),
             password_checks: PasswordCheckPool::default(),
             allowed_origins: config.allowed_origins,
+            account_states: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Refuses a principal whose account has been disabled or removed since its token was
+    /// issued (401 `UNAUTHENTICATED`; the SDK then tries to refresh the token, which fails with
+    /// `USER_DISABLED`). The flag is read from the accounts table at most every
+    /// `ACCOUNT_STATE_CACHE_SECONDS` per user.
+    pub fn check_account_enabled(&self, principal: &Principal) -> Result<(), ServerError> {
+        let now = self.now();
+        let cached = self
+            .account_states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&principal.user_id)
+            .copied()
+            .filter(|state| now - state.read_at < ACCOUNT_STATE_CACHE_SECONDS);
+        let enabled = match cached {
+            Some(state) => state.enabled,
+            None => {
+                let enabled = self
+                    .accounts
+                    .find_user_by_id(&principal.user_id)
+                    .map_err(|error| {
+                        ServerError::Unavailable(format!("cannot read the account: {error}"))
+                    })?
+                    .is_some_and(|user| !user.disabled);
+                let mut states = self
+                    .account_states
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if states.len() >= MAX_CACHED_ACCOUNT_STATES {
+                    states.clear();
+                }
+                states.insert(
+                    principal.user_id.clone(),
+                    CachedAccountState {
+                        enabled,
+                        read_at: now,
+                    },
+                );
+                enabled
+            }
+        };
+        if enabled {
+            Ok(())
+        } else {
+            Err(ServerError::Unauthenticated(
+                "Request had invalid authentication credentials: the user's account is disabled"
+                    .into(),
+            ))
+        }
     }
 
     pub fn project(&self) -> &str {
@@ -185,13 +252,16 @@ impl AuthState {
                         .into(),
                 )
             })?;
-        self.signer
+        let principal = self
+            .signer
             .verify_id_token(token, self.now())
             .map_err(|error| {
                 ServerError::Unauthenticated(format!(
                     "Request had invalid authentication credentials: {error}"
                 ))
-            })
+            })?;
+        self.check_account_enabled(&principal)?;
+        Ok(principal)
     }
 
     /// Only this server's project and the default database are served.

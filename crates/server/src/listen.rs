@@ -65,8 +65,8 @@ pub const LISTEN_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Listen/cha
 /// Targets one session may hold at once (the app holds two; the SDK a few).
 pub const MAX_TARGETS_PER_SESSION: usize = 100;
 
-/// How often a session's task checks that its channel is still alive.
-const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a session's task checks that its channel is still alive and its user enabled.
+const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The version byte in front of this server's resume tokens.
 const RESUME_TOKEN_VERSION: u8 = 1;
@@ -157,6 +157,14 @@ async fn run_session(state: AppState, session: OpenedSession<ListenRequest>) {
                 None
             }
             _ = expiry_check.tick() => {
+                // A user disabled since the session opened loses it within seconds.
+                if let (Some(auth), Some(principal)) = (state.auth(), &listen.principal) {
+                    if let Err(error) = auth.check_account_enabled(principal) {
+                        if !outbox.is_closed() {
+                            outbox.push_error_and_close(&error);
+                        }
+                    }
+                }
                 if outbox.is_too_old(&limits) && !outbox.is_closed() {
                     outbox.push_error_and_close(&ServerError::Unavailable(
                         "the listen channel reached its maximum age; reconnect".into(),

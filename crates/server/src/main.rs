@@ -106,8 +106,8 @@ enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Disable a user: no more sign-ins or token refreshes; tokens already issued expire
-    /// within the hour.
+    /// Disable a user: no more sign-ins or token refreshes; a running server refuses the
+    /// tokens already issued within seconds and ends their Listen sessions.
     Disable {
         #[arg(long)]
         data: PathBuf,

@@ -29,6 +29,8 @@ struct LoopbackServer {
     state: AppState,
     /// Holds `data/`, the data directory, which the server creates.
     root: tempfile::TempDir,
+    /// The authentication clock (token expiry, account-state cache), moved by hand.
+    clock: Arc<ManualClock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -109,6 +111,7 @@ impl LoopbackServer {
             address,
             state,
             root,
+            clock,
             stop: Some(stop),
         }
     }
@@ -796,4 +799,59 @@ async fn a_body_that_does_not_arrive_in_time_is_answered_408_and_its_connection_
     eprintln!("a stalled body answered after {:?}", started.elapsed());
     let other_shop = server.id_token("cashier@s2.test").await;
     assert!(server.shop_is_served(&other_shop, "s2").await);
+}
+
+/// Regression test: a disabled user's ID tokens kept working until they expired (up to an
+/// hour), and so did their open Listen sessions. Now the account's flag is read at most every
+/// two seconds: requests are refused and Listen sessions end within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_users_tokens_and_listen_sessions_stop_within_seconds() {
+    let server = LoopbackServer::start(ConnectionLimits::default()).await;
+    let leaving = server.id_token("other@s1.test").await;
+    let staying = server.id_token("cashier@s1.test").await;
+    assert!(server.shop_is_served(&leaving, "s1").await);
+    let (status, session) = server
+        .open_listen(Some(&leaving), &[products_target("s1", 3)])
+        .await;
+    assert_eq!(status, 200, "{session}");
+    let seen = server
+        .back_channel_until(&session, &["CURRENT"], Duration::from_secs(10))
+        .await;
+    assert_eq!(seen.as_deref(), Some("CURRENT"));
+
+    Accounts::open(&server.root.path().join("data"))
+        .unwrap()
+        .disable_user("other@s1.test")
+        .unwrap();
+    server
+        .clock
+        .advance(counterbook_server::auth::ACCOUNT_STATE_CACHE_SECONDS);
+    let (status, body) = server
+        .request(
+            "GET",
+            &format!("/v1/{DATABASE}/documents/shops/s1/products/p1"),
+            Some(&leaving),
+            "",
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("disabled"), "{body}");
+    let started = Instant::now();
+    let seen = server
+        .back_channel_until(&session, &["UNAUTHENTICATED"], Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        seen.as_deref(),
+        Some("UNAUTHENTICATED"),
+        "the open session ends"
+    );
+    eprintln!(
+        "a disabled user's Listen session ended {:?} later",
+        started.elapsed()
+    );
+    let (status, body) = server
+        .open_listen(Some(&leaving), &[products_target("s1", 4)])
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(server.shop_is_served(&staying, "s1").await);
 }
