@@ -143,6 +143,9 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
     if let Some(filter) = &filter {
         collect_inequality_paths(filter, &mut inequality_paths);
     }
+    if let Some(filter) = &filter {
+        refuse_key_equality_beside_inequalities(filter, &inequality_paths)?;
+    }
     let orders = effective_orders(&explicit_orders, inequality_paths)?;
 
     for cursor in [&query.start_at, &query.end_at].into_iter().flatten() {
@@ -474,11 +477,17 @@ fn collect_inequality_paths(filter: &PreparedFilter, into: &mut Vec<FieldPath>) 
             } if !matches!(operand, Value::Null) && !operand.is_nan() => path,
             // A range against null or NaN matches nothing, and the emulator does not count it
             // as an inequality (it adds no implicit order and can follow `__name__`).
+            // Likewise `!= null` and `NOT_IN [null, …]` of nulls only.
             PreparedFilter::Field {
                 path,
-                operator: FieldOperator::NotEqual | FieldOperator::NotIn,
-                ..
-            } => path,
+                operator: FieldOperator::NotEqual,
+                operand,
+            } if !matches!(operand, Value::Null) => path,
+            PreparedFilter::Field {
+                path,
+                operator: FieldOperator::NotIn,
+                operand: Value::Array(values),
+            } if !values.iter().all(|value| matches!(value, Value::Null)) => path,
             PreparedFilter::Unary {
                 path,
                 operator: UnaryOperator::IsNotNan | UnaryOperator::IsNotNull,
@@ -536,6 +545,37 @@ fn effective_orders(
         });
     }
     Ok(orders)
+}
+
+/// The emulator refuses `__name__ ==` (or `IN`) beside an inequality on another field unless
+/// `__name__` has an inequality too.
+fn refuse_key_equality_beside_inequalities(
+    filter: &PreparedFilter,
+    other_inequality_paths: &[FieldPath],
+) -> Result<(), ServerError> {
+    let on_the_name = |operators: &[FieldOperator]| {
+        leaves(filter).into_iter().any(|leaf| {
+            matches!(leaf, PreparedFilter::Field { path, operator, .. }
+                if path.is_document_name() && operators.contains(operator))
+        })
+    };
+    let key_equality = on_the_name(&[FieldOperator::Equal, FieldOperator::In]);
+    let key_inequality = on_the_name(&[
+        FieldOperator::LessThan,
+        FieldOperator::LessThanOrEqual,
+        FieldOperator::GreaterThan,
+        FieldOperator::GreaterThanOrEqual,
+        FieldOperator::NotEqual,
+        FieldOperator::NotIn,
+    ]);
+    if key_equality && !key_inequality && !other_inequality_paths.is_empty() {
+        return Err(ServerError::InvalidArgument(
+            "Equality on key is not allowed if there are other inequality fields and key does \
+             not appear in inequalities."
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The emulator cannot serve a query ordered by `__name__` descending alone whose filter
@@ -877,8 +917,27 @@ impl PreparedQuery {
     }
 
     /// Only documents that have every one of these fields match (Firestore's rule for
-    /// aggregations over fields, which see only documents holding all their fields).
+    /// aggregations over fields, which see only documents holding all their fields). As on the
+    /// emulator, which reads them from an index, the fields not already ordered join the order
+    /// (sorted, before `__name__`, in its direction), so a `limit` keeps the documents first by
+    /// those values.
     pub fn require_fields(&mut self, paths: Vec<FieldPath>) {
+        let mut unordered: Vec<FieldPath> = paths
+            .iter()
+            .filter(|path| !self.orders.iter().any(|order| order.path == **path))
+            .cloned()
+            .collect();
+        unordered.sort();
+        unordered.dedup();
+        if let Some(name_order) = self.orders.pop() {
+            let descending = name_order.descending;
+            self.orders.extend(
+                unordered
+                    .into_iter()
+                    .map(|path| PreparedOrder { path, descending }),
+            );
+            self.orders.push(name_order);
+        }
         self.required_fields = paths;
     }
 

@@ -1476,6 +1476,66 @@ fn scenarios() -> Vec<Scenario> {
         ],
     );
     add(
+        "not equal to null is no inequality",
+        vec![
+            seed_mixed(),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_EQUAL", json!({"nullValue": null})),
+                "orderBy": [order("__name__", "ASCENDING")]}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_IN", array(vec![json!({"nullValue": null})])),
+                "orderBy": [order("__name__", "ASCENDING")]}),
+            ),
+            query(
+                json!({"from": from("c"), "where": field_filter("k", "NOT_IN", array(vec![json!({"nullValue": null}), int(1)])),
+                "orderBy": [order("__name__", "ASCENDING")]}),
+            ),
+        ],
+    );
+    let key_equals_a = || field_filter("__name__", "EQUAL", json!({"referenceValue": name("c/a")}));
+    add(
+        "an equality on the key beside inequalities",
+        vec![
+            seed_mixed(),
+            query(json!({"from": from("c"), "where": composite("AND", vec![key_equals_a(), field_filter("k", "GREATER_THAN", int(0))])}))
+                .same_message(),
+            query(json!({"from": from("c"), "where": composite("OR", vec![key_equals_a(), unary_filter("k", "IS_NOT_NAN")])}))
+                .same_message(),
+            query(json!({"from": from("c"), "where": composite("AND", vec![
+                field_filter("__name__", "IN", array(vec![json!({"referenceValue": name("c/a")})])), field_filter("k", "NOT_EQUAL", int(3))])}))
+            .same_message(),
+            query(json!({"from": from("c"), "where": composite("AND", vec![key_equals_a(), field_filter("k", "GREATER_THAN", int(0)),
+                field_filter("__name__", "GREATER_THAN", json!({"referenceValue": name("c/0")}))])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![key_equals_a(), field_filter("k", "GREATER_THAN", json!({"nullValue": null}))])})),
+            query(json!({"from": from("c"), "where": composite("AND", vec![key_equals_a(), field_filter("k", "EQUAL", int(1))])})),
+        ],
+    );
+    add(
+        "aggregations over a field read it in its order",
+        vec![
+            commit(json!([
+                update("c/a", json!({"n": int(5)})),
+                update("c/b", json!({"n": int(2)})),
+                update("c/c", json!({"n": string("x")})),
+                update("c/d", json!({"n": int(1)})),
+                update("c/e", json!({"m": int(1)})),
+            ])),
+            aggregate(
+                json!({"from": from("c"), "limit": 2}),
+                json!([{"alias": "n", "count": {}}, {"alias": "v", "avg": {"field": {"fieldPath": "n"}}}]),
+            ),
+            aggregate(
+                json!({"from": from("c"), "limit": 2, "orderBy": [order("m", "DESCENDING")]}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "n"}}}]),
+            ),
+            aggregate(
+                json!({"from": from("c"), "limit": 3, "offset": 1}),
+                json!([{"alias": "s", "sum": {"field": {"fieldPath": "n"}}}]),
+            ),
+        ],
+    );
+    add(
         "an increment of NaN changes nothing",
         vec![
             commit(json!([update("c/a", json!({"n": nan()}))])),
@@ -2136,19 +2196,26 @@ const DEFAULT_SEEDS: u64 = 16;
 const SEQUENCE_LENGTH: usize = 40;
 
 /// The seeds to run: `DIFFERENTIAL_SEED=k` runs only seed k (and prints every step);
-/// `DIFFERENTIAL_SEEDS=n` runs seeds 0..n; by default the fixed `0..DEFAULT_SEEDS`.
+/// `DIFFERENTIAL_SEEDS=n` runs seeds 0..n, `DIFFERENTIAL_SEEDS=a..b` seeds a..b; by default
+/// the fixed `0..DEFAULT_SEEDS`.
 fn random_seeds() -> (Vec<u64>, bool) {
-    let read = |name: &str| {
-        std::env::var(name).ok().map(|text| {
-            text.trim()
-                .parse::<u64>()
-                .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}"))
-        })
+    let number = |name: &str, text: &str| {
+        text.trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{name} must be a number or a range a..b, not {text:?}"))
     };
-    match (read("DIFFERENTIAL_SEED"), read("DIFFERENTIAL_SEEDS")) {
-        (Some(seed), _) => (vec![seed], true),
-        (None, Some(count)) => ((0..count).collect(), false),
-        (None, None) => ((0..DEFAULT_SEEDS).collect(), false),
+    if let Ok(text) = std::env::var("DIFFERENTIAL_SEED") {
+        return (vec![number("DIFFERENTIAL_SEED", &text)], true);
+    }
+    match std::env::var("DIFFERENTIAL_SEEDS") {
+        Ok(text) => match text.split_once("..") {
+            Some((first, end)) => (
+                (number("DIFFERENTIAL_SEEDS", first)..number("DIFFERENTIAL_SEEDS", end)).collect(),
+                false,
+            ),
+            None => ((0..number("DIFFERENTIAL_SEEDS", &text)).collect(), false),
+        },
+        Err(_) => ((0..DEFAULT_SEEDS).collect(), false),
     }
 }
 
