@@ -161,6 +161,7 @@ async fn a_pulled_page_and_its_checkpoint_are_applied_together() {
                 "projects/p/databases/(default)/documents/shops/s1/products/{}",
                 gone.id
             ),
+            settled_through: None,
         },
     };
     store.apply_pulled_page(&page).await.unwrap();
@@ -209,6 +210,7 @@ async fn a_rejected_unit_shows_the_servers_version_again() {
         checkpoint: Checkpoint {
             updated_at: Timestamp::from_unix_millis(7),
             name: "x".into(),
+            settled_through: None,
         },
     };
     store.apply_pulled_page(&page).await.unwrap();
@@ -228,6 +230,72 @@ async fn a_rejected_unit_shows_the_servers_version_again() {
     assert_eq!(products.len(), 1);
     assert_eq!(products[0].price_minor, 5_000);
     assert!(store.outbox().await.unwrap().pending.is_empty());
+}
+
+/// Regression test for the stale tablet of issue 8: a re-read after a unit landed brought an
+/// older version of a product after a listen snapshot had stored a newer one, the older one
+/// replaced it, and the listener never sent the newer one again.
+#[wasm_bindgen_test]
+async fn an_older_server_version_arriving_after_a_newer_one_changes_nothing() {
+    let (store, _) = fresh_store().await;
+    let sugar = product("Sugar 1kg", 1_000);
+    let version = |stock: i64, price: i64, micros: i64| {
+        let mut fields = sugar.to_fields();
+        fields.insert("stock".into(), Value::Integer(stock));
+        fields.insert("price".into(), Value::Integer(price));
+        fields.insert(
+            "updatedAt".into(),
+            Value::Timestamp(Timestamp::from_unix_micros(micros)),
+        );
+        Document {
+            name: format!(
+                "projects/p/databases/(default)/documents/shops/s1/products/{}",
+                sugar.id
+            ),
+            fields,
+            create_time: None,
+            update_time: Some(Timestamp::from_unix_micros(micros)),
+        }
+    };
+    let path = format!("shops/s1/products/{}", sugar.id);
+    let shown = |products: Vec<Product>| {
+        products
+            .into_iter()
+            .map(|p| (p.stock_on_hand, p.price_minor))
+            .collect::<Vec<_>>()
+    };
+    // The snapshot with the newer version, then the re-read of the older one.
+    store
+        .apply_listened_documents(&[version(17, 7_600, 2_000)], &[], &[])
+        .await
+        .unwrap();
+    store
+        .apply_server_documents(&[version(18, 1_000, 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(shown(store.products().await.unwrap()), vec![(17, 7_600)]);
+    let base = store.base_copy(&path).await.unwrap().unwrap();
+    assert_eq!(base.update_time_micros, 2_000);
+    // The same on a pulled page (the overlap window re-reads documents).
+    let page = PulledPage {
+        collection: "products".into(),
+        upserts: vec![version(18, 1_000, 1_000)],
+        deletes: vec![],
+        conflicts: vec![],
+        checkpoint: Checkpoint {
+            updated_at: Timestamp::from_unix_micros(1_000),
+            name: version(18, 1_000, 1_000).name,
+            settled_through: None,
+        },
+    };
+    store.apply_pulled_page(&page).await.unwrap();
+    assert_eq!(shown(store.products().await.unwrap()), vec![(17, 7_600)]);
+    // A newer version still replaces it.
+    store
+        .apply_server_documents(&[version(16, 7_600, 3_000)])
+        .await
+        .unwrap();
+    assert_eq!(shown(store.products().await.unwrap()), vec![(16, 7_600)]);
 }
 
 #[wasm_bindgen_test]

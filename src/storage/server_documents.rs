@@ -2,8 +2,10 @@
 //! the store through one step ([`Store::take_server_documents`]), with base copies for the
 //! three-way merge, checkpoints, listen resume tokens and the conflict inbox.
 
-use counterbook_firestore_wire::{Document, Value};
-use counterbook_sync::{Checkpoint, ConflictEntry, DocumentWrite, PulledPage};
+use counterbook_firestore_wire::{Document, Timestamp, Value};
+use counterbook_sync::{
+    server_version_is_older, Checkpoint, ConflictEntry, DocumentWrite, PulledPage,
+};
 use rexie::TransactionMode;
 use wasm_bindgen::JsValue;
 
@@ -70,8 +72,9 @@ impl Store {
     }
 
     /// The one way documents from the server enter the store, inside the caller's transaction
-    /// (which must cover products, bases, conflicts and outbox): every document's base copy;
-    /// each product shown as it will be once this device's pending units land (the server's
+    /// (which must cover products, bases, conflicts and outbox): every document's base copy,
+    /// unless the store holds a newer version (then that one stands, see
+    /// [`server_version_is_older`]); each product shown as it will be once this device's pending units land (the server's
     /// version with them laid over it, see [`rebased`]), or hidden when the server marks it
     /// `deleted` or it is in `hidden_paths`; and `conflicts` added to the inbox. A document this
     /// version cannot read is kept only as a base copy rather than blocking every later change
@@ -90,21 +93,43 @@ impl Store {
             let Some(base) = BaseCopy::of_document(document) else {
                 continue;
             };
-            bases
-                .put(&to_js(&base)?, None)
+            let stored: Option<BaseCopy> = bases
+                .get(JsValue::from_str(&base.path))
                 .await
-                .map_err(StorageError::from_rexie)?;
+                .map_err(StorageError::from_rexie)?
+                .filter(|value| !value.is_undefined())
+                .map(from_js::<BaseCopy>)
+                .transpose()?;
+            // Snapshots, pulled pages and re-reads arrive over different connections, so an
+            // older version can come after a newer one: it changes nothing (the listener will
+            // not send the newer one again), and the product is shown from the newer copy.
+            let older = server_version_is_older(
+                stored
+                    .as_ref()
+                    .map(|stored| Timestamp::from_unix_micros(stored.update_time_micros)),
+                Some(Timestamp::from_unix_micros(base.update_time_micros)),
+            );
+            let newest = match stored {
+                Some(stored) if older => stored.to_document(),
+                _ => {
+                    bases
+                        .put(&to_js(&base)?, None)
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                    document.clone()
+                }
+            };
             let Some(id) = product_id_of_path(&base.path) else {
                 continue;
             };
-            if Product::is_deleted(document) {
+            if Product::is_deleted(&newest) {
                 products
                     .delete(JsValue::from_str(id))
                     .await
                     .map_err(StorageError::from_rexie)?;
                 continue;
             }
-            match Product::from_document(&rebased(document, pending.get(&base.path))) {
+            match Product::from_document(&rebased(&newest, pending.get(&base.path))) {
                 Ok(product) => products
                     .put(&to_js(&product)?, None)
                     .await

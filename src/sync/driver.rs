@@ -933,7 +933,7 @@ impl SyncDriver {
             Command::RunPullQuery { collection, query } => spawn_local(async move {
                 let parent = format!("shops/{}", this.inner.settings.shop_id);
                 let event = match this.inner.remote.run_query(&parent, &query).await {
-                    Ok(documents) => {
+                    Ok(reply) => {
                         this.inner.last_pull_millis.set(Some(now_millis()));
                         let was_unreachable = !this.inner.server_reachable.replace(true);
                         if was_unreachable {
@@ -941,7 +941,8 @@ impl SyncDriver {
                         }
                         Event::PullPage {
                             collection: collection.clone(),
-                            documents,
+                            documents: reply.documents,
+                            read_time: reply.read_time,
                         }
                     }
                     Err(failure) => {

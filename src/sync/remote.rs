@@ -7,7 +7,7 @@
 
 use counterbook_firestore_wire::{
     Code, CommitRequest, CommitResponse, Document, ErrorResponse, RunQueryRequest,
-    RunQueryResponseItem, StructuredQuery,
+    RunQueryResponseItem, StructuredQuery, Timestamp,
 };
 use counterbook_sync::PushFailure;
 use serde::de::DeserializeOwned;
@@ -16,6 +16,13 @@ use wasm_bindgen_futures::JsFuture;
 
 /// How long one request may take before it is abandoned (and its outcome treated as unknown).
 const REQUEST_TIMEOUT_MILLIS: i32 = 20_000;
+
+/// A `:runQuery` reply: the documents in query order and the reply's `readTime`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryReply {
+    pub documents: Vec<Document>,
+    pub read_time: Option<Timestamp>,
+}
 
 /// One Firestore-compatible backend: our server, the emulator, or Cloud Firestore.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,12 +69,13 @@ impl Remote {
         }
     }
 
-    /// `POST {parent}:runQuery`, where `parent_path` is a document path such as `shops/s1`.
+    /// `POST {parent}:runQuery`, where `parent_path` is a document path such as `shops/s1`: the
+    /// documents, and the server's `readTime` (pulls settle their overlap window on it).
     pub async fn run_query(
         &self,
         parent_path: &str,
         query: &StructuredQuery,
-    ) -> Result<Vec<Document>, PushFailure> {
+    ) -> Result<QueryReply, PushFailure> {
         let url = format!("{}/{parent_path}:runQuery", self.documents_url());
         let request = RunQueryRequest {
             structured_query: Some(query.clone()),
@@ -75,7 +83,10 @@ impl Remote {
         };
         let (_, text) = self.send("POST", &url, Some(to_json(&request)?)).await?;
         let items: Vec<RunQueryResponseItem> = parse_reply(&text)?;
-        Ok(items.into_iter().filter_map(|item| item.document).collect())
+        Ok(QueryReply {
+            read_time: items.iter().filter_map(|item| item.read_time).max(),
+            documents: items.into_iter().filter_map(|item| item.document).collect(),
+        })
     }
 
     /// Sends one request; `Ok` only for a 2xx status, with the body text.

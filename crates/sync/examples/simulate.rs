@@ -5,6 +5,10 @@
 //! cargo run -p counterbook-sync --release --example simulate -- --seed 1234 --verbose
 //! ```
 //!
+//! `--overlap-millis N` sets the tablets' pull overlap window (0: strict pulls),
+//! `--lag-millis N` how long before visibility the backend may stamp `updatedAt` (0: at commit
+//! time), `--no-listen` turns the listen snapshots off.
+//!
 //! Failing seeds are printed first, each with the command that replays it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,7 @@ fn main() {
     let mut seeds = 100u64;
     let mut first_seed = 0u64;
     let mut verbose = false;
+    let mut options = SimOptions::default();
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let mut number = |name: &str| -> u64 {
@@ -32,13 +37,13 @@ fn main() {
             }
             "--from" => first_seed = number("--from"),
             "--verbose" => verbose = true,
+            "--overlap-millis" => options.pull_overlap_millis = number("--overlap-millis") as i64,
+            "--lag-millis" => options.request_time_lag_max_millis = number("--lag-millis"),
+            "--no-listen" => options.listen = false,
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    let options = SimOptions {
-        trace: verbose,
-        ..SimOptions::default()
-    };
+    options.trace = verbose;
     let next = AtomicU64::new(first_seed);
     let failures: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
     let totals = Mutex::new((0usize, 0usize, 0usize));
@@ -90,6 +95,9 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: simulate [--seeds N] [--from FIRST] | [--seed N --verbose]");
+    eprintln!(
+        "{problem}\nusage: simulate [--seeds N] [--from FIRST] | [--seed N --verbose] \
+         [--overlap-millis N] [--lag-millis N] [--no-listen]"
+    );
     std::process::exit(2);
 }

@@ -33,10 +33,11 @@ pub use listen::{
 };
 pub use outbox::{
     classify, Command, ErrorClass, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure,
-    Recovery, Resume, UnitState,
+    Recovery, Resume, UnitState, DEFAULT_PULL_OVERLAP_MILLIS,
 };
 pub use pull::{
-    checkpoint_after, pull_query, Checkpoint, PullStep, PulledPage, Pulls, DELETED, UPDATED_AT,
+    checkpoint_after, first_pull_query, pull_query, server_version_is_older, Checkpoint, PullStep,
+    PulledPage, Pulls, DELETED, UPDATED_AT,
 };
 pub use query_builder::{CursorAt, FieldPath, Operator, QueryBuilder, QueryError};
 pub use unit::{

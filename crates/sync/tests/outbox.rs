@@ -975,6 +975,7 @@ fn the_engine_pulls_page_by_page_and_raises_oversold_stock() {
         Event::PullPage {
             collection: "products".into(),
             documents: vec![oversold],
+            read_time: None,
         },
     );
     let [Command::ApplyPulledPage(page)] = &commands[..] else {

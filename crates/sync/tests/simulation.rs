@@ -27,3 +27,31 @@ fn two_hundred_seeded_runs_converge_with_exact_counters_and_exactly_once_units()
     assert!(units > 200 * 50, "only {units} units");
     assert!(conflicts > 0, "no conflict was ever merged");
 }
+
+/// The fault model of issue 8 bites: on a backend that stamps `updatedAt` before its commits
+/// become visible (Google's emulator), strict pulls (no overlap window) and no listener leave
+/// tablets stale in many runs, so the default runs above, which pass, do exercise the window.
+#[test]
+fn strict_pulls_on_a_backend_stamping_before_visibility_leave_tablets_stale() {
+    let options = SimOptions {
+        pull_overlap_millis: 0,
+        listen: false,
+        ..SimOptions::default()
+    };
+    let stale = (0..50)
+        .filter(|seed| {
+            let report = run(*seed, &options);
+            report.diverged && report.lost == 0 && report.duplicated == 0
+        })
+        .count();
+    assert!(stale >= 5, "only {stale} of 50 runs ended stale");
+    // The same runs on a backend that stamps at commit time converge.
+    let at_commit_time = SimOptions {
+        request_time_lag_max_millis: 0,
+        ..options
+    };
+    for seed in 0..50 {
+        let report = run(seed, &at_commit_time);
+        assert!(report.passed(), "seed {seed}: {:?}", report.problems);
+    }
+}

@@ -10,7 +10,7 @@ use counterbook_firestore_wire::{Document, Value};
 use crate::backoff::SplitMix64;
 use crate::conflict::{ConflictEntry, STATUS, STATUS_FINAL, STATUS_VOID};
 use crate::outbox::{Command, Event, Outbox, OutboxConfig};
-use crate::pull::Checkpoint;
+use crate::pull::{server_version_is_older, Checkpoint};
 use crate::unit::{BaseVersion, DocumentWrite, Unit, UnitId};
 
 /// The collections the tablets sync.
@@ -47,6 +47,20 @@ pub struct DeviceStore {
 }
 
 impl DeviceStore {
+    /// Takes a document read from the server (a pulled page, a snapshot), as the app's store
+    /// does: a version older than the base copy changes nothing.
+    pub fn take_server_document(&mut self, document: Document) {
+        let path = document
+            .name
+            .split_once("/documents/")
+            .map(|(_, path)| path.to_owned())
+            .unwrap_or_default();
+        let stored = self.base_copies.get(&path).and_then(|d| d.update_time);
+        if !server_version_is_older(stored, document.update_time) {
+            self.base_copies.insert(path, document);
+        }
+    }
+
     /// A document as the tablet shows it: the base copy with pending units applied on top.
     pub fn view(&self, path: &str) -> Option<BTreeMap<String, Value>> {
         let mut fields = self.base_copies.get(path).map(|d| d.fields.clone());

@@ -8,8 +8,14 @@
 //! latency), transient server errors (503 with and without `Retry-After`, 429), tablets
 //! restarted mid-flight (the engine's memory is lost, the store is kept; replies to the old life
 //! are dropped), and tablets cut off from the server for long spells, sometimes knowing it
-//! (`Online(false)`), sometimes not. Every tablet's user meanwhile edits the same products,
-//! sells the same stock, voids the same bills.
+//! (`Online(false)`), sometimes not. The backend stamps `updatedAt` up to
+//! [`SimOptions::request_time_lag_max_millis`] before the commit becomes visible, as Google's
+//! emulator does, so `updatedAt` order differs from visibility order and a commit can appear
+//! stamped earlier than one a tablet already pulled. Every applied commit also reaches the
+//! tablets as a listen snapshot of its documents, over its own connection with its own latency
+//! (often lost, sometimes late), so snapshots and pulled pages arrive out of order: the store
+//! must never let an older version replace a newer one. Every tablet's user meanwhile edits the
+//! same products, sells the same stock, voids the same bills.
 //!
 //! After the active phase every fault stops, partitions heal, every outbox drains, each tablet
 //! discards its dead letters and pulls every collection to the end. Then [`run`] checks:
@@ -25,7 +31,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use counterbook_firestore_wire::{
-    Code, CommitRequest, CommitResponse, Document, StructuredQuery, Value,
+    Code, CommitRequest, CommitResponse, Document, StructuredQuery, Timestamp, Value,
+    WriteOperation,
 };
 
 use crate::backoff::{Backoff, SplitMix64};
@@ -54,6 +61,13 @@ pub struct SimOptions {
     pub duplicate_per_mille: u64,
     pub server_error_per_mille: u64,
     pub late_per_mille: u64,
+    /// The backend stamps `REQUEST_TIME` up to this long before its commit becomes visible
+    /// (0: at the commit time, as Cloud Firestore and counterbook-server do).
+    pub request_time_lag_max_millis: u64,
+    /// The tablets' pull overlap window ([`OutboxConfig::pull_overlap_millis`]).
+    pub pull_overlap_millis: i64,
+    /// Applied commits reach the tablets as listen snapshots too.
+    pub listen: bool,
     /// Record a line per event, for `--verbose`.
     pub trace: bool,
 }
@@ -69,6 +83,9 @@ impl Default for SimOptions {
             duplicate_per_mille: 40,
             server_error_per_mille: 50,
             late_per_mille: 30,
+            request_time_lag_max_millis: 1_500,
+            pull_overlap_millis: crate::outbox::DEFAULT_PULL_OVERLAP_MILLIS,
+            listen: true,
             trace: false,
         }
     }
@@ -125,7 +142,7 @@ enum Reply {
     Committed(CommitResponse),
     Marker(bool),
     Documents(Vec<(String, Option<Document>)>),
-    Page(Vec<Document>),
+    Page(Vec<Document>, Timestamp),
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +166,12 @@ enum SimEvent {
     Wake {
         device: usize,
         incarnation: u32,
+    },
+    /// A listen snapshot with the documents a commit wrote reaches a tablet's store.
+    Snapshot {
+        device: usize,
+        incarnation: u32,
+        documents: Vec<Document>,
     },
     PullTimer(usize),
     Restart(usize),
@@ -187,6 +210,7 @@ pub fn run(seed: u64, options: &SimOptions) -> RunReport {
                 cap_millis: 20_000,
             };
             config.pull_page_size = 1 + rng.up_to(7) as i32;
+            config.pull_overlap_millis = options.pull_overlap_millis;
             config.max_commits_in_flight = 1 + rng.up_to(3) as usize;
             config.max_units_per_commit = 1 + rng.up_to(5) as usize;
             Device::new(index, config)
@@ -396,6 +420,19 @@ impl Simulation {
                 let commands = this.engine.handle(self.now, Event::Tick);
                 self.execute(device, commands);
             }
+            SimEvent::Snapshot {
+                device,
+                incarnation,
+                documents,
+            } => {
+                if self.devices[device].incarnation != incarnation || self.is_partitioned(device) {
+                    return;
+                }
+                self.trace(|| format!("dev-{device} <- snapshot ({} documents)", documents.len()));
+                for document in documents {
+                    self.devices[device].store.take_server_document(document);
+                }
+            }
             SimEvent::PullTimer(device) => {
                 if !active {
                     return;
@@ -530,12 +567,7 @@ impl Simulation {
                 Command::ApplyPulledPage(page) => {
                     // One transaction: documents, conflicts and checkpoint together.
                     for document in &page.upserts {
-                        let path = document
-                            .name
-                            .split_once("/documents/")
-                            .map(|(_, path)| path.to_owned())
-                            .unwrap_or_default();
-                        store.base_copies.insert(path, document.clone());
+                        store.take_server_document(document.clone());
                     }
                     for entry in page.conflicts {
                         store.inbox.insert(entry.id.clone(), entry);
@@ -650,9 +682,12 @@ impl Simulation {
         } else {
             self.serve(&request)
         };
-        if let (Request::Commit { unit_id, .. }, Ok(_)) = (&request, &outcome) {
+        if let (Request::Commit { unit_id, request }, Ok(_)) = (&request, &outcome) {
             self.report.commits += 1;
             self.trace(|| format!("server applied commit {unit_id} from dev-{device}"));
+            if self.options.listen {
+                self.send_snapshots(request);
+            }
         }
         if !client_waits {
             return;
@@ -688,10 +723,49 @@ impl Simulation {
         }
     }
 
+    /// The documents `request` wrote, as they are now, on their way to every tablet listening.
+    fn send_snapshots(&mut self, request: &CommitRequest) {
+        let documents: Vec<Document> = request
+            .writes
+            .iter()
+            .filter_map(|write| match &write.operation {
+                WriteOperation::Update(document) => Some(document.name.as_str()),
+                _ => None,
+            })
+            .filter_map(|name| name.split_once("/documents/").map(|(_, path)| path))
+            .filter(|path| !path.contains("/ops/"))
+            .filter_map(|path| self.server.get(path))
+            .collect();
+        for device in 0..self.options.devices {
+            if self.is_partitioned(device) || self.chance(self.options.drop_reply_per_mille) {
+                continue;
+            }
+            let latency = self.latency();
+            let incarnation = self.devices[device].incarnation;
+            self.schedule(
+                self.now + latency,
+                SimEvent::Snapshot {
+                    device,
+                    incarnation,
+                    documents: documents.clone(),
+                },
+            );
+        }
+    }
+
     fn serve(&mut self, request: &Request) -> Result<Reply, PushFailure> {
         match request {
             Request::Commit { request, .. } => {
-                self.server.commit(request, self.now).map(Reply::Committed)
+                let lag_micros = if self.options.request_time_lag_max_millis == 0 {
+                    0
+                } else {
+                    self.rng
+                        .up_to(self.options.request_time_lag_max_millis * 1_000)
+                        as i64
+                };
+                self.server
+                    .commit_stamped_early(request, self.now, lag_micros)
+                    .map(Reply::Committed)
             }
             Request::ReadMarker { path, .. } => Ok(Reply::Marker(self.server.get(path).is_some())),
             Request::ReadDocuments { paths, .. } => Ok(Reply::Documents(
@@ -700,10 +774,12 @@ impl Simulation {
                     .map(|path| (path.clone(), self.server.get(path)))
                     .collect(),
             )),
-            Request::Query { query, .. } => self
-                .server
-                .run_query(&format!("shops/{SHOP}"), query)
-                .map(Reply::Page),
+            Request::Query { query, .. } => {
+                let read_time = self.server.read_time(self.now);
+                self.server
+                    .run_query(&format!("shops/{SHOP}"), query)
+                    .map(|documents| Reply::Page(documents, read_time))
+            }
         }
     }
 
@@ -902,10 +978,13 @@ fn reply_event(request: Request, outcome: Result<Reply, PushFailure>, with_times
         (Request::ReadDocuments { unit_id, .. }, Err(failure)) => {
             Event::DocumentsReadFailed { unit_id, failure }
         }
-        (Request::Query { collection, .. }, Ok(Reply::Page(documents))) => Event::PullPage {
-            collection,
-            documents,
-        },
+        (Request::Query { collection, .. }, Ok(Reply::Page(documents, read_time))) => {
+            Event::PullPage {
+                collection,
+                documents,
+                read_time: Some(read_time),
+            }
+        }
         (Request::Query { collection, .. }, Err(failure)) => Event::PullFailed {
             collection,
             failure,
@@ -920,6 +999,7 @@ fn describe_event(event: &Event) -> String {
         Event::PullPage {
             collection,
             documents,
+            ..
         } => format!("PullPage {collection} ({} documents)", documents.len()),
         Event::DocumentsRead { unit_id, documents } => {
             format!("DocumentsRead {unit_id} ({} documents)", documents.len())

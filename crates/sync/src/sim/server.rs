@@ -1,8 +1,11 @@
 //! An in-memory model of the server semantics the engine relies on: atomic commits, the
-//! `exists` and `updateTime` preconditions, `REQUEST_TIME` as a strictly increasing commit time,
-//! `increment` transforms, document reads, and `:runQuery` with the pull query's filter, order,
-//! cursor and limit. It also logs every applied commit (its markers and its increments), so the
-//! simulation can prove that no unit was applied twice and no movement was lost.
+//! `exists` and `updateTime` preconditions, strictly increasing commit times, `REQUEST_TIME`
+//! either at the commit time (Cloud Firestore, counterbook-server) or up to a bound before it
+//! (Google's emulator stamps it from a clock read before the commit becomes visible, so a
+//! document can appear stamped earlier than one already visible), `increment` transforms,
+//! document reads, and `:runQuery` with the pull query's filter, order, cursor and limit and
+//! the reply's `readTime`. It also logs every applied commit (its markers and its increments),
+//! so the simulation can prove that no unit was applied twice and no movement was lost.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -90,14 +93,28 @@ impl ServerModel {
     }
 
     /// Applies every write of `request` or none. `now_millis` is the server's clock; commit times
-    /// strictly increase even if it does not.
+    /// strictly increase even if it does not. `REQUEST_TIME` is the commit time.
     pub fn commit(
         &mut self,
         request: &CommitRequest,
         now_millis: i64,
     ) -> Result<CommitResponse, PushFailure> {
+        self.commit_stamped_early(request, now_millis, 0)
+    }
+
+    /// [`ServerModel::commit`] on a backend that stamps `REQUEST_TIME` `request_time_lag_micros`
+    /// before the commit time, as Google's emulator does: the commit is visible from its commit
+    /// time on, but its `updatedAt` may be earlier than that of commits already visible.
+    pub fn commit_stamped_early(
+        &mut self,
+        request: &CommitRequest,
+        now_millis: i64,
+        request_time_lag_micros: i64,
+    ) -> Result<CommitResponse, PushFailure> {
         let commit_micros = (now_millis * 1000).max(self.last_commit_micros + 1);
         let commit_time = Timestamp::from_unix_micros(commit_micros);
+        let request_time =
+            Timestamp::from_unix_micros(commit_micros - request_time_lag_micros.max(0));
         let mut staged = self.documents.clone();
         let mut applied = AppliedCommit::default();
         let mut results = Vec::new();
@@ -167,7 +184,7 @@ impl ServerModel {
                         Value::Integer(current + delta)
                     }
                     TransformKind::SetToServerValue(ServerValue::RequestTime) => {
-                        Value::Timestamp(commit_time)
+                        Value::Timestamp(request_time)
                     }
                     other => {
                         return Err(refusal(
@@ -206,6 +223,11 @@ impl ServerModel {
             write_results: results,
             commit_time: Some(commit_time),
         })
+    }
+
+    /// The `readTime` of a read at `now_millis`: every commit applied so far is visible at it.
+    pub fn read_time(&self, now_millis: i64) -> Timestamp {
+        Timestamp::from_unix_micros((now_millis * 1000).max(self.last_commit_micros))
     }
 
     /// Runs a pull query on the collection `collection_id` directly under `parent`.
