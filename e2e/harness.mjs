@@ -98,16 +98,24 @@ export async function startServer({ dataDir, port = 0 }) {
 
 /** Google's Firestore emulator on a free port, enforcing `rulesFile` if given. */
 export async function startEmulator({ rulesFile } = {}) {
-  const port = await freePort();
   const rules = rulesFile ? [`--rules=${rulesFile}`] : [];
-  const started = await startProcess(
-    EMULATOR,
-    ["start", `--host=127.0.0.1`, `--port=${port}`, ...rules],
-    /Dev App Server is now running/,
-    "the Firestore emulator",
-    120_000,
-  );
-  return { url: `http://127.0.0.1:${port}`, stop: () => stopGroup(started.child) };
+  // The port was free a moment ago, but another process on this machine may take it (or the
+  // emulator's own WebSocket port) before the emulator binds: try again on a fresh one.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      const started = await startProcess(
+        EMULATOR,
+        ["start", `--host=127.0.0.1`, `--port=${port}`, ...rules],
+        /Dev App Server is now running/,
+        "the Firestore emulator",
+        120_000,
+      );
+      return { url: `http://127.0.0.1:${port}`, stop: () => stopGroup(started.child) };
+    } catch (error) {
+      if (attempt >= 3 || !String(error.message).includes("Address already in use")) throw error;
+    }
+  }
 }
 
 export async function launchBrowser() {
