@@ -182,14 +182,9 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
         .map(|order| order.path.clone())
         .collect();
     let names_the_document_name = explicit_order_paths.iter().any(FieldPath::is_document_name)
-        || filter.as_ref().is_some_and(|filter| {
-            leaves(filter).into_iter().any(|leaf| match leaf {
-                PreparedFilter::Field { path, .. } | PreparedFilter::Unary { path, .. } => {
-                    path.is_document_name()
-                }
-                PreparedFilter::And(_) | PreparedFilter::Or(_) => false,
-            })
-        });
+        || filter
+            .as_ref()
+            .is_some_and(conjunction_names_the_document_name);
 
     Ok(PreparedQuery {
         collection_id,
@@ -547,6 +542,17 @@ fn effective_orders(
     Ok(orders)
 }
 
+/// Whether a filter every document must pass (not one branch of an `OR`) is on `__name__`.
+fn conjunction_names_the_document_name(filter: &PreparedFilter) -> bool {
+    match filter {
+        PreparedFilter::Field { path, .. } | PreparedFilter::Unary { path, .. } => {
+            path.is_document_name()
+        }
+        PreparedFilter::And(children) => children.iter().any(conjunction_names_the_document_name),
+        PreparedFilter::Or(_) => false,
+    }
+}
+
 /// The emulator refuses `__name__ ==` (or `IN`) beside an inequality on another field unless
 /// `__name__` has an inequality too.
 fn refuse_key_equality_beside_inequalities(
@@ -866,49 +872,61 @@ impl PreparedQuery {
     /// projection (`select`), and not after `__name__`: a query that orders or filters by
     /// `__name__` must order by every aggregated field explicitly.
     pub fn check_aggregated_fields(&self, paths: &[FieldPath]) -> Result<(), ServerError> {
+        PreparedQuery::check_projection_for_aggregations(self.projection.as_deref(), paths)?;
+        if !self.names_the_document_name {
+            return Ok(());
+        }
+        let mut unordered: Vec<&FieldPath> = paths
+            .iter()
+            .filter(|path| !self.explicit_order_paths.contains(path))
+            .collect();
+        unordered.sort();
+        if unordered.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = unordered.iter().map(ToString::to_string).collect();
+        Err(ServerError::InvalidArgument(format!(
+            "This query requires an index that has fields [{}] after __name__ and Firestore \
+             does not currently support such an index. Please try the query again with \
+             additional ordering on those fields.",
+            names.join(", ")
+        )))
+    }
+
+    /// The emulator refuses fields summed or averaged over a query with a projection
+    /// (`select`) before anything else it finds wrong with the query, so a caller checks this
+    /// on the request's projection before preparing the query.
+    pub fn check_projection_for_aggregations(
+        projection: Option<&[FieldPath]>,
+        paths: &[FieldPath],
+    ) -> Result<(), ServerError> {
+        let Some(projection) = projection else {
+            return Ok(());
+        };
         if paths.is_empty() {
             return Ok(());
         }
-        if let Some(projection) = &self.projection {
-            if projection.is_empty() {
-                return Err(ServerError::InvalidArgument(
-                    "Aggregation over non-key properties is not supported for base query that \
-                     only returns keys."
-                        .into(),
-                ));
-            }
-            let in_mask = |path: &FieldPath| {
-                projection
-                    .iter()
-                    .any(|selected| path.segments().starts_with(selected.segments()))
-            };
-            if let Some(outside) = paths.iter().find(|path| !in_mask(path)) {
-                return Err(ServerError::InvalidArgument(format!(
-                    "The aggregation property {outside} is not present in the base query's \
-                     property mask."
-                )));
-            }
+        if projection.is_empty() {
             return Err(ServerError::InvalidArgument(
-                "Cannot apply property masks when aggregation fields are present.".into(),
+                "Aggregation over non-key properties is not supported for base query that only \
+                 returns keys."
+                    .into(),
             ));
         }
-        if self.names_the_document_name {
-            let mut unordered: Vec<&FieldPath> = paths
+        let in_mask = |path: &FieldPath| {
+            projection
                 .iter()
-                .filter(|path| !self.explicit_order_paths.contains(path))
-                .collect();
-            unordered.sort();
-            if !unordered.is_empty() {
-                let names: Vec<String> = unordered.iter().map(ToString::to_string).collect();
-                return Err(ServerError::InvalidArgument(format!(
-                    "This query requires an index that has fields [{}] after __name__ and \
-                     Firestore does not currently support such an index. Please try the query \
-                     again with additional ordering on those fields.",
-                    names.join(", ")
-                )));
-            }
+                .any(|selected| path.segments().starts_with(selected.segments()))
+        };
+        if let Some(outside) = paths.iter().find(|path| !in_mask(path)) {
+            return Err(ServerError::InvalidArgument(format!(
+                "The aggregation property {outside} is not present in the base query's \
+                 property mask."
+            )));
         }
-        Ok(())
+        Err(ServerError::InvalidArgument(
+            "Cannot apply property masks when aggregation fields are present.".into(),
+        ))
     }
 
     /// Replaces the projection (a GET's `mask.fieldPaths`).

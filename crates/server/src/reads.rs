@@ -378,7 +378,22 @@ pub fn run_aggregation_query(
         ));
     };
     let aggregations = prepare_aggregations(&aggregation_query.aggregations)?;
-    let mut prepared = prepare_query(aggregation_query.structured_query.unwrap_or_default())?;
+    let structured_query = aggregation_query.structured_query.unwrap_or_default();
+    // The emulator answers a projection beside summed fields before anything else.
+    if let Some(projection) = &structured_query.select {
+        let paths: Result<Vec<FieldPath>, _> = projection
+            .fields
+            .iter()
+            .map(|field| FieldPath::parse_for_query(&field.field_path))
+            .collect();
+        if let Ok(paths) = paths {
+            PreparedQuery::check_projection_for_aggregations(
+                Some(&paths),
+                &aggregations.required_fields(),
+            )?;
+        }
+    }
+    let mut prepared = prepare_query(structured_query)?;
     prepared.check_aggregated_fields(&aggregations.required_fields())?;
     prepared.require_fields(aggregations.required_fields());
     let read = open_read_transaction(

@@ -1458,6 +1458,17 @@ fn scenarios() -> Vec<Scenario> {
         ],
     );
     add(
+        "aggregation errors: projections first, name filters only outside an OR",
+        vec![
+            seed_mixed(),
+            aggregate(json!({"from": from("c"), "select": {"fields": [{"fieldPath": "j"}]}, "orderBy": [order("__name__", "DESCENDING")]}), sum_a())
+                .same_message(),
+            aggregate(json!({"from": from("c"), "where": composite("OR", vec![
+                field_filter("k", "LESS_THAN", int(2)),
+                field_filter("__name__", "NOT_EQUAL", json!({"referenceValue": name("c/a")}))])}), sum_a()),
+        ],
+    );
+    add(
         "ranges against null or NaN are no inequality",
         vec![
             seed_mixed(),
