@@ -21,7 +21,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run test build dist server lint test-native test-browser test-e2e \
-	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime
+	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime soak-server
 
 run: build
 	@echo "Counterbook on http://$(ADDR) (data in $(DATA))"
@@ -57,6 +57,13 @@ test-e2e: build chromium e2e/node_modules/.installed
 bench-server:
 	cargo build --release -p counterbook-server --bin counterbook-server --example bench_server
 	./target/release/examples/bench_server
+
+# A soak, not a test (about three minutes; not part of `make test`): the mixed hostile load of
+# crates/server/tests/bounds.rs against the release server, sampling its resident memory to
+# show it flat while an honest shop is served. Loopback only; it stops the server it starts.
+soak-server:
+	cargo build --release -p counterbook-server --bin counterbook-server --example soak_server
+	./target/release/examples/soak_server --seconds 180
 
 # A benchmark, not a test (a few minutes; not part of `make test`): p50/p95/p99 from a commit to
 # the other tablet's screen over 200 changes, Counterbook listening on counterbook-server and on

@@ -987,6 +987,94 @@ fn parallel_password_guesses(arena: &Arena, tally: &mut Tally) {
 type Attack = fn(&Arena, &mut Tally);
 
 /// The table: every attack, by name.
+/// The bounds of `tests/bounds.rs`, tried by the cashier of `s1` and by a stranger: one user
+/// holding more Listen sessions or transactions than its share, a document past 40,000 index
+/// entries, an anonymous Listen open with a 2 MiB form. A bound that gives way is a breach,
+/// and so is shop `s2` not being served afterwards.
+fn exhausting_the_servers_bounds(arena: &Arena, tally: &mut Tally) {
+    let open_url = format!(
+        "{}{}",
+        arena.server.base_url,
+        channel_url(LISTEN_CHANNEL, "RID=1&CVER=22")
+    );
+    let with_token = format!(
+        "headers={}&count=0&ofs=0",
+        percent_encode(&format!("Authorization:Bearer {}\r\n", arena.cashier))
+    );
+    let mut opened = 0;
+    for _ in 0..17 {
+        tally.attempt();
+        if arena.request_form(&open_url, &with_token).0 == 200 {
+            opened += 1;
+        }
+    }
+    if opened > 16 {
+        tally.breach(format!(
+            "one user opened {opened} Listen sessions (at most 16)"
+        ));
+    }
+    tally.attempt();
+    let padding = "x".repeat(2 * 1024 * 1024);
+    tally.expect_refused(
+        "an anonymous Listen open with a 2 MiB form",
+        arena.request_form(&open_url, &format!("count=0&ofs=0&padding={padding}")),
+    );
+
+    let mut transactions = Vec::new();
+    for _ in 0..51 {
+        tally.attempt();
+        let (status, body) = arena.api(
+            "POST",
+            Some(&arena.cashier),
+            ":beginTransaction",
+            Some(json!({})),
+        );
+        if status == 200 {
+            let reply: Value = serde_json::from_str(&body).unwrap_or_default();
+            transactions.push(reply["transaction"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    if transactions.len() > 50 {
+        tally.breach(format!(
+            "one user opened {} transactions (at most 50)",
+            transactions.len()
+        ));
+    }
+    for transaction in &transactions {
+        arena.api(
+            "POST",
+            Some(&arena.cashier),
+            ":rollback",
+            Some(json!({ "transaction": transaction })),
+        );
+    }
+
+    let wide: serde_json::Map<String, Value> = (0..60_000)
+        .map(|index| (format!("f{index}"), json!({"booleanValue": true})))
+        .collect();
+    tally.attempt();
+    tally.expect_refused(
+        "a document of 60,000 fields",
+        arena.commit(
+            Some(&arena.cashier),
+            json!([{"update": {"name": document("shops/s1/products/wide"), "fields": wide}}]),
+        ),
+    );
+
+    tally.attempt();
+    let (status, body) = arena.api(
+        "GET",
+        Some(&arena.owner_of_s2),
+        "/shops/s2/products/p1",
+        None,
+    );
+    if status != 200 {
+        tally.breach(format!(
+            "shop s2 was not served after the load: {status} {body}"
+        ));
+    }
+}
+
 fn attacks() -> Vec<(&'static str, Attack)> {
     vec![
         (
@@ -1024,6 +1112,11 @@ fn attacks() -> Vec<(&'static str, Attack)> {
         ("preconditions as an existence oracle", precondition_oracle),
         ("a cashier beyond their role", cashier_beyond_their_role),
         ("parallel password guesses", parallel_password_guesses),
+        // Last: it leaves the cashier's Listen sessions open (they expire when idle).
+        (
+            "exhausting the server's bounds",
+            exhausting_the_servers_bounds,
+        ),
     ]
 }
 
