@@ -184,7 +184,7 @@ pub fn prepare_query(query: StructuredQuery) -> Result<PreparedQuery, ServerErro
     let names_the_document_name = explicit_order_paths.iter().any(FieldPath::is_document_name)
         || filter
             .as_ref()
-            .is_some_and(conjunction_names_the_document_name);
+            .is_some_and(|filter| leaves(filter).into_iter().any(leaf_names_the_document_name));
 
     Ok(PreparedQuery {
         collection_id,
@@ -542,15 +542,10 @@ fn effective_orders(
     Ok(orders)
 }
 
-/// Whether a filter every document must pass (not one branch of an `OR`) is on `__name__`.
-fn conjunction_names_the_document_name(filter: &PreparedFilter) -> bool {
-    match filter {
-        PreparedFilter::Field { path, .. } | PreparedFilter::Unary { path, .. } => {
-            path.is_document_name()
-        }
-        PreparedFilter::And(children) => children.iter().any(conjunction_names_the_document_name),
-        PreparedFilter::Or(_) => false,
-    }
+/// Whether a leaf filter is on `__name__`.
+fn leaf_names_the_document_name(leaf: &PreparedFilter) -> bool {
+    matches!(leaf, PreparedFilter::Field { path, .. } | PreparedFilter::Unary { path, .. }
+        if path.is_document_name())
 }
 
 /// The emulator refuses `__name__ ==` (or `IN`) beside an inequality on another field unless
@@ -878,7 +873,8 @@ impl PreparedQuery {
         }
         let mut unordered: Vec<&FieldPath> = paths
             .iter()
-            .filter(|path| !self.explicit_order_paths.contains(path))
+            // Ordered explicitly or through an inequality (also one under an `OR`).
+            .filter(|path| !self.orders.iter().any(|order| order.path == **path))
             .collect();
         unordered.sort();
         if unordered.is_empty() {

@@ -1458,7 +1458,7 @@ fn scenarios() -> Vec<Scenario> {
         ],
     );
     add(
-        "aggregation errors: projections first, name filters only outside an OR",
+        "aggregation errors: projections first, name filters also under an OR",
         vec![
             seed_mixed(),
             aggregate(json!({"from": from("c"), "select": {"fields": [{"fieldPath": "j"}]}, "orderBy": [order("__name__", "DESCENDING")]}), sum_a())
@@ -1466,6 +1466,9 @@ fn scenarios() -> Vec<Scenario> {
             aggregate(json!({"from": from("c"), "where": composite("OR", vec![
                 field_filter("k", "LESS_THAN", int(2)),
                 field_filter("__name__", "NOT_EQUAL", json!({"referenceValue": name("c/a")}))])}), sum_a()),
+            aggregate(json!({"from": from("c"), "where": composite("OR", vec![
+                field_filter("j", "LESS_THAN", int(2)),
+                field_filter("__name__", "NOT_EQUAL", json!({"referenceValue": name("c/a")}))])}), sum_a()).same_message(),
         ],
     );
     add(
