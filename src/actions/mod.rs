@@ -3,3 +3,4 @@
 //! (components call these) nor sync (the driver only stores and pushes what it is given).
 
 pub mod products;
+pub mod sale;

@@ -4,6 +4,7 @@
 //!
 //! Printers print 8 dots per millimetre: 384 dots across on 58 mm paper, 576 on 80 mm.
 
+use counterbook_shop::escpos::{threshold_to_bits, MonochromeBitmap, DOTS_58_MM, DOTS_80_MM};
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
@@ -44,15 +45,6 @@ impl ReceiptRow {
     }
 }
 
-/// A 1-bit image, rows top to bottom, each row `width_dots / 8` bytes, most significant bit
-/// first, 1 for a black dot: the layout of ESC/POS raster images.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MonochromeBitmap {
-    pub width_dots: u32,
-    pub height_dots: u32,
-    pub bits: Vec<u8>,
-}
-
 /// Why the receipt could not be drawn.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DrawError {
@@ -63,9 +55,9 @@ pub enum DrawError {
 /// Dots across the printable width of the paper.
 pub fn dots_across(paper_width_mm: u32) -> u32 {
     if paper_width_mm >= 80 {
-        576
+        DOTS_80_MM
     } else {
-        384
+        DOTS_58_MM
     }
 }
 
@@ -198,51 +190,10 @@ pub fn draw_receipt(
     Ok(threshold_to_bits(&pixels, width, height))
 }
 
-/// RGBA pixels to one bit per dot: dark (luminance below half) is black.
-pub fn threshold_to_bits(rgba: &[u8], width: u32, height: u32) -> MonochromeBitmap {
-    let bytes_per_row = width.div_ceil(8) as usize;
-    let mut bits = vec![0u8; bytes_per_row * height as usize];
-    for y in 0..height as usize {
-        for x in 0..width as usize {
-            let at = (y * width as usize + x) * 4;
-            let Some(pixel) = rgba.get(at..at + 4) else {
-                continue;
-            };
-            // Transparent counts as paper.
-            let alpha = u32::from(pixel[3]);
-            let luminance =
-                (299 * u32::from(pixel[0]) + 587 * u32::from(pixel[1]) + 114 * u32::from(pixel[2]))
-                    / 1000;
-            let on_paper = (luminance * alpha + 255 * (255 - alpha)) / 255;
-            if on_paper < 128 {
-                bits[y * bytes_per_row + x / 8] |= 0x80 >> (x % 8);
-            }
-        }
-    }
-    MonochromeBitmap {
-        width_dots: bytes_per_row as u32 * 8,
-        height_dots: height,
-        bits,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn dark_pixels_become_set_bits_most_significant_first() {
-        // A 9 x 1 image: black, white x 7, black; the row takes two bytes.
-        let mut rgba = Vec::new();
-        for x in 0..9 {
-            let value = if x == 0 || x == 8 { 0 } else { 255 };
-            rgba.extend_from_slice(&[value, value, value, 255]);
-        }
-        let bitmap = threshold_to_bits(&rgba, 9, 1);
-        assert_eq!(bitmap.width_dots, 16);
-        assert_eq!(bitmap.bits, vec![0b1000_0000, 0b1000_0000]);
-    }
 
     #[wasm_bindgen_test]
     fn a_drawn_receipt_is_as_wide_as_the_paper_and_has_ink() {

@@ -27,6 +27,7 @@ mod bills;
 mod customers;
 mod outbox;
 mod products;
+pub mod sales;
 mod schema;
 mod server_documents;
 mod units;

@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use super::{from_js, to_js, Result, StorageError, Store};
 use crate::model::{name_key, Product};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 pub(super) const PRODUCTS: &str = "products";
 pub(super) const CUSTOMERS: &str = "customers";
 pub(super) const BILLS: &str = "bills";
@@ -20,9 +20,12 @@ pub(super) const OUTBOX: &str = "outbox";
 pub(super) const CONFLICTS: &str = "conflicts";
 pub(super) const BASES: &str = "bases";
 pub(super) const META: &str = "meta";
+/// Bills put aside at the counter (version 3); local to the tablet, never synced.
+pub(super) const PARKED_BILLS: &str = "parkedBills";
 pub(super) const DATA_VERSION_KEY: &str = "dataVersion";
 
-/// Declares the object stores and indexes of schema `version` (1 or 2).
+/// Declares the object stores and indexes of schema `version` (1, 2 or 3). Version 3 added
+/// `parkedBills` and the customers' `nameKey` index.
 pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
     let products = ObjectStore::new(PRODUCTS)
         .key_path("id")
@@ -39,9 +42,15 @@ pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
         .add_index(Index::new("sku", "sku"))
         .add_index(Index::new("barcode", "barcodes").multi_entry(true));
     let keyed = |name: &str| ObjectStore::new(name).key_path("id");
+    let mut customers = keyed(CUSTOMERS).add_index(Index::new("phone", "phoneDigits"));
+    let mut builder = builder;
+    if version >= 3 {
+        customers = customers.add_index(Index::new("nameKey", "nameKey"));
+        builder = builder.add_object_store(keyed(PARKED_BILLS));
+    }
     builder
         .add_object_store(products)
-        .add_object_store(keyed(CUSTOMERS).add_index(Index::new("phone", "phoneDigits")))
+        .add_object_store(customers)
         .add_object_store(
             keyed(BILLS)
                 .add_index(Index::new("day", "day"))

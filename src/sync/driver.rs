@@ -759,6 +759,19 @@ impl SyncDriver {
         Ok(())
     }
 
+    /// A unit another part of the app has just written to the store, with its records, in
+    /// one transaction (the counter's sale): tell the other tabs and start pushing it. The
+    /// product list is not re-read here: a sale's screen shows what it wrote already.
+    pub fn unit_saved(&self, unit: Unit) {
+        self.tell_other_tabs(TabMessage::DataChanged);
+        self.tell_other_tabs(TabMessage::OutboxChanged);
+        if self.is_leader() {
+            self.dispatch(Event::LocalWrite(unit));
+        } else {
+            self.refresh_stored_outbox();
+        }
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }

@@ -1,18 +1,523 @@
-//! The counter page (`/counter`, the start page): where a sale is rung up. This is its place in
-//! the app; the selling screen itself comes with the counter work of issue 9.
+//! The counter page (`/counter`, the start page): where a sale is rung up by scanner in a few
+//! seconds, on or offline. Scan or search, the cart with its totals, the customer, payment by
+//! cash, card, UPI, credit or a split, Complete sale, and the receipt.
+//!
+//! Everything here reads through indexed queries (a scan is one index get, a search an index
+//! range with a limit), never the whole catalogue, and every money or barcode rule is
+//! `counterbook-shop`'s. Completing a sale is ONE IndexedDB transaction
+//! ([`crate::actions::sale`]). Every action has a key, shown on its button.
+//!
+//! Modules: [`scanner`] (the keyboard-wedge scanner on the whole page), `cart` (lines, totals),
+//! `payment` (tenders and Complete sale), `customer`, `receipt` (shown, printed, sent).
 
+mod cart;
+mod customer;
+mod payment;
+mod profile;
+mod receipt;
+pub mod scanner;
+mod search;
+
+use counterbook_shop::cart::Cart;
+use counterbook_shop::{Customer, PaymentMethod, Product, ScannedCode, ShopSettings};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use web_sys::KeyboardEvent;
 
+use crate::actions::sale::{self as sale_action, CompletedBill, SaleDraft};
+use crate::storage::sales::ParkedBill;
 use crate::sync::SyncDriver;
+
+/// Search results shown at once.
+pub(crate) const SEARCH_LIMIT: u32 = 8;
+
+/// A message for the cashier above the cart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Info(String),
+    Error(String),
+    /// A scanned code no product has.
+    UnknownCode(String),
+}
+
+/// One part of the payment as the cashier is entering it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenderDraft {
+    pub method: PaymentMethod,
+    /// The amount as typed (for cash: the amount received; empty means exact).
+    pub amount_text: String,
+    /// UPI only: the cashier saw it arrive.
+    pub confirmed: bool,
+}
+
+/// The counter's state: signals shared by its parts (all `Copy`).
+#[derive(Clone, Copy)]
+pub struct Counter {
+    pub driver: StoredValue<SyncDriver, LocalStorage>,
+    pub settings: RwSignal<ShopSettings>,
+    pub lines: RwSignal<Cart>,
+    pub selected: RwSignal<Option<usize>>,
+    pub customer: RwSignal<Option<Customer>>,
+    pub tenders: RwSignal<Vec<TenderDraft>>,
+    pub paying: RwSignal<bool>,
+    pub receipt: RwSignal<Option<CompletedBill>>,
+    pub notice: RwSignal<Option<Notice>>,
+    pub busy: RwSignal<bool>,
+    pub parked: RwSignal<Vec<ParkedBill>>,
+    pub query: RwSignal<String>,
+    pub results: RwSignal<Vec<Product>>,
+    pub highlighted: RwSignal<Option<usize>>,
+    pub scan_input: NodeRef<leptos::html::Input>,
+    pub received_input: NodeRef<leptos::html::Input>,
+}
+
+impl Counter {
+    pub fn exponent(&self) -> u32 {
+        self.settings.with_untracked(|s| s.minor_unit_exponent)
+    }
+
+    pub fn currency(&self) -> String {
+        self.settings.with_untracked(|s| s.currency.clone())
+    }
+
+    pub fn focus_scan_field(&self) {
+        if let Some(input) = self.scan_input.get_untracked() {
+            let _ = input.focus();
+        }
+    }
+
+    /// Adds what a scan or a pick found. A repeat scan adds to its line's quantity; a price
+    /// or weight label gets its own line (the shop's cart rules).
+    pub fn add_to_cart(&self, product: &Product, scanned: &ScannedCode) {
+        let settings = self.settings.get_untracked();
+        let mut added = Ok(0);
+        self.lines
+            .update(|cart| added = cart.add_scanned(product, scanned, &settings));
+        match added {
+            Ok(index) => {
+                self.selected.set(Some(index));
+                self.notice.set(None);
+            }
+            Err(problem) => self.notice.set(Some(Notice::Error(problem.to_string()))),
+        }
+    }
+
+    /// Adds one piece (or one whole unit) of a product picked from the search results.
+    pub fn add_picked(&self, product: &Product) {
+        let mut added = Ok(0);
+        self.lines
+            .update(|cart| added = cart.add_product(product, product.unit.quantity_scale()));
+        match added {
+            Ok(index) => {
+                self.selected.set(Some(index));
+                self.notice.set(None);
+            }
+            Err(problem) => self.notice.set(Some(Notice::Error(problem.to_string()))),
+        }
+    }
+
+    /// A scanned code: a bill's QR opens the bill; otherwise the product by barcode (a price
+    /// or weight label read by the shop's nomenclature), then by SKU.
+    pub fn scanned(&self, code: String) {
+        let this = *self;
+        spawn_local(async move {
+            let driver = this.driver.get_value();
+            if sale_action::looks_like_bill_id(&code) {
+                match sale_action::open_bill(&driver, &code.to_lowercase()).await {
+                    Ok(Some(bill)) => this.receipt.set(Some(bill)),
+                    Ok(None) => this.notice.set(Some(Notice::Error(format!(
+                        "No bill {code} on this tablet."
+                    )))),
+                    Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+                }
+                return;
+            }
+            let nomenclature = this
+                .settings
+                .with_untracked(|s| s.barcode_nomenclature.clone());
+            match sale_action::find_scanned(&driver, &nomenclature, &code).await {
+                Ok(Some((product, scanned))) => this.add_to_cart(&product, &scanned),
+                Ok(None) => this.notice.set(Some(Notice::UnknownCode(code))),
+                Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+            }
+        });
+    }
+
+    /// Starts again: an empty cart, no customer, no payment.
+    pub fn clear(&self) {
+        self.lines.set(Cart::default());
+        self.selected.set(None);
+        self.customer.set(None);
+        self.tenders.set(Vec::new());
+        self.paying.set(false);
+        self.notice.set(None);
+        self.query.set(String::new());
+        self.results.set(Vec::new());
+    }
+
+    /// Opens the payment, with cash ready for the amount received.
+    pub fn pay(&self) {
+        if self.lines.with_untracked(Cart::is_empty) {
+            self.notice
+                .set(Some(Notice::Info("Scan something first.".into())));
+            return;
+        }
+        self.paying.set(true);
+        if self.tenders.with_untracked(Vec::is_empty) {
+            self.add_tender(PaymentMethod::Cash);
+        }
+        let input = self.received_input;
+        request_animation_frame(move || {
+            if let Some(input) = input.get_untracked() {
+                let _ = input.focus();
+            }
+        });
+    }
+
+    /// Adds a part of the payment (or finds the one there is) for `method`. A new part other
+    /// than cash takes what is still to pay.
+    pub fn add_tender(&self, method: PaymentMethod) {
+        self.paying.set(true);
+        if self
+            .tenders
+            .with_untracked(|tenders| tenders.iter().any(|t| t.method == method))
+        {
+            return;
+        }
+        let amount_text = if method == PaymentMethod::Cash {
+            String::new()
+        } else {
+            let remaining = payment::remaining_for_new_tender(self);
+            counterbook_shop::money::format_decimal(remaining.max(0), self.exponent())
+        };
+        self.tenders.update(|tenders| {
+            tenders.push(TenderDraft {
+                method,
+                amount_text,
+                confirmed: false,
+            })
+        });
+    }
+
+    /// Completes the sale: one transaction, then the receipt.
+    pub fn complete(&self) {
+        if self.busy.get_untracked() || self.lines.with_untracked(Cart::is_empty) {
+            return;
+        }
+        let draft = SaleDraft {
+            lines: self.lines.with_untracked(Cart::bill_lines),
+            tenders: match payment::tenders(self) {
+                Ok(tenders) => tenders,
+                Err(problem) => {
+                    self.notice.set(Some(Notice::Error(problem)));
+                    return;
+                }
+            },
+            customer_id: self
+                .customer
+                .with_untracked(|c| c.as_ref().map(|c| c.id.clone())),
+            settings: self.settings.get_untracked(),
+        };
+        let this = *self;
+        this.busy.set(true);
+        spawn_local(async move {
+            let driver = this.driver.get_value();
+            match sale_action::complete_sale(&driver, &draft).await {
+                Ok(completed) => {
+                    this.clear();
+                    this.receipt.set(Some(completed));
+                }
+                // Nothing was saved (one transaction): the cart stays for another try.
+                Err(problem) => this.notice.set(Some(Notice::Error(problem.to_string()))),
+            }
+            this.busy.set(false);
+        });
+    }
+
+    /// Puts the bill aside (it survives a reload) and starts a new one.
+    pub fn park(&self) {
+        if self.lines.with_untracked(Cart::is_empty) {
+            return;
+        }
+        let parked = ParkedBill {
+            id: crate::ids::new_id(),
+            parked_at_millis: js_sys::Date::now() as i64,
+            cart: self.lines.get_untracked(),
+            customer: self.customer.get_untracked(),
+        };
+        let this = *self;
+        spawn_local(async move {
+            let driver = this.driver.get_value();
+            match driver.store().park_bill(&parked).await {
+                Ok(()) => {
+                    this.clear();
+                    this.notice
+                        .set(Some(Notice::Info("Bill parked. Resume it below.".into())));
+                    this.refresh_parked().await;
+                }
+                Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+            }
+        });
+    }
+
+    /// Brings a parked bill back (the current one, if any, is parked in its place).
+    pub fn resume(&self, id: String) {
+        let this = *self;
+        spawn_local(async move {
+            let Some(parked) = this
+                .parked
+                .with_untracked(|all| all.iter().find(|p| p.id == id).cloned())
+            else {
+                return;
+            };
+            let driver = this.driver.get_value();
+            if !this.lines.with_untracked(Cart::is_empty) {
+                let current = ParkedBill {
+                    id: crate::ids::new_id(),
+                    parked_at_millis: js_sys::Date::now() as i64,
+                    cart: this.lines.get_untracked(),
+                    customer: this.customer.get_untracked(),
+                };
+                if let Err(error) = driver.store().park_bill(&current).await {
+                    this.notice.set(Some(Notice::Error(error.to_string())));
+                    return;
+                }
+            }
+            match driver.store().unpark_bill(&id).await {
+                Ok(()) => {
+                    this.clear();
+                    this.lines.set(parked.cart);
+                    this.customer.set(parked.customer);
+                    this.refresh_parked().await;
+                }
+                Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+            }
+        });
+    }
+
+    pub async fn refresh_parked(&self) {
+        let driver = self.driver.get_value();
+        match driver.store().parked_bills().await {
+            Ok(parked) => self.parked.set(parked),
+            Err(error) => self.notice.set(Some(Notice::Error(error.to_string()))),
+        }
+    }
+
+    /// The page's keys. Returns whether the key was used.
+    fn key(&self, event: &KeyboardEvent) -> bool {
+        if self.receipt.with_untracked(Option::is_some) {
+            return match event.key().as_str() {
+                "Escape" | "F9" => {
+                    self.receipt.set(None);
+                    self.focus_scan_field();
+                    true
+                }
+                "F10" => {
+                    receipt::print_now();
+                    true
+                }
+                _ => false,
+            };
+        }
+        let in_field = active_element_is_field();
+        match event.key().as_str() {
+            "F2" => self.pay(),
+            "F4" => self.park(),
+            "F9" => {
+                if self.paying.get_untracked() {
+                    self.complete()
+                } else {
+                    self.pay()
+                }
+            }
+            "Escape" => {
+                if self.paying.get_untracked() {
+                    self.paying.set(false);
+                    self.focus_scan_field();
+                } else {
+                    self.clear();
+                    self.focus_scan_field();
+                }
+            }
+            "F3" => self.focus_scan_field(),
+            "Delete" if !in_field => cart::remove_selected(self),
+            "+" if !in_field => cart::change_selected_quantity(self, 1),
+            "-" if !in_field => cart::change_selected_quantity(self, -1),
+            _ => return false,
+        }
+        true
+    }
+}
+
+fn active_element_is_field() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element())
+        .is_some_and(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+}
 
 /// The counter page.
 #[component]
 pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
-    let _ = driver;
+    let counter = Counter {
+        driver,
+        settings: RwSignal::new(ShopSettings::default()),
+        lines: RwSignal::new(Cart::default()),
+        selected: RwSignal::new(None),
+        customer: RwSignal::new(None),
+        tenders: RwSignal::new(Vec::new()),
+        paying: RwSignal::new(false),
+        receipt: RwSignal::new(None),
+        notice: RwSignal::new(None),
+        busy: RwSignal::new(false),
+        parked: RwSignal::new(Vec::new()),
+        query: RwSignal::new(String::new()),
+        results: RwSignal::new(Vec::new()),
+        highlighted: RwSignal::new(None),
+        scan_input: NodeRef::new(),
+        received_input: NodeRef::new(),
+    };
+    spawn_local(async move {
+        let driver = counter.driver.get_value();
+        let mut settings = match driver.store().shop_settings().await {
+            Ok(settings) => settings.unwrap_or_default(),
+            Err(error) => {
+                counter.notice.set(Some(Notice::Error(error.to_string())));
+                ShopSettings::default()
+            }
+        };
+        // The currency comes with the tablet's settings until the shop profile says otherwise.
+        if driver
+            .store()
+            .shop_settings()
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            settings.currency = driver.settings().currency.clone();
+            settings.minor_unit_exponent = crate::money::minor_digits(&settings.currency);
+        }
+        counter.settings.set(settings);
+        counter.refresh_parked().await;
+    });
+
+    let listener = scanner::listen(scanner::ScannerHandlers {
+        on_scan: Box::new(move |code| counter.scanned(code)),
+        on_stray_text: Box::new(move |text| {
+            counter.query.update(|query| query.push_str(&text));
+            counter.focus_scan_field();
+            search::search(counter);
+        }),
+        on_key: Box::new(move |event| counter.key(event)),
+    });
+    let listener = StoredValue::new_local(listener);
+    on_cleanup(move || {
+        // Dropping the listener removes it from the window.
+        listener.update_value(|listener| {
+            listener.take();
+        });
+    });
+    request_animation_frame(move || counter.focus_scan_field());
+
+    let camera = crate::devices::camera::barcode_detector_available();
     view! {
         <section class="counter" data-testid="counter-page">
-            <h2>"Counter"</h2>
-            <p class="empty">"Selling at the counter comes here."</p>
+            <div class="counter-main">
+                <search::SearchBox counter=counter camera=camera/>
+                <NoticeLine counter=counter/>
+                <cart::CartView counter=counter/>
+            </div>
+            <aside class="counter-side">
+                <customer::CustomerPanel counter=counter/>
+                <cart::Totals counter=counter/>
+                <payment::PaymentPanel counter=counter/>
+                <Keys counter=counter/>
+                <ParkedBills counter=counter/>
+                <profile::ShopProfile counter=counter/>
+            </aside>
+            <receipt::ReceiptOverlay counter=counter/>
         </section>
+    }
+}
+
+#[component]
+fn NoticeLine(counter: Counter) -> impl IntoView {
+    move || {
+        counter.notice.get().map(|notice| match notice {
+            Notice::Info(text) => {
+                view! { <p class="counter-notice" role="status" data-testid="counter-notice">{text}</p> }
+                    .into_any()
+            }
+            Notice::Error(text) => view! {
+                <p class="counter-notice error" role="alert" data-testid="counter-error">{text}</p>
+            }
+            .into_any(),
+            Notice::UnknownCode(code) => {
+                let href = format!("/products?barcode={code}");
+                view! {
+                    <p class="counter-notice error" role="alert" data-testid="unknown-code">
+                        "Unknown code " <strong>{code.clone()}</strong> ". "
+                        <a href=href data-testid="add-unknown-product">"Add this product"</a>
+                    </p>
+                }
+                .into_any()
+            }
+        })
+    }
+}
+
+/// The keys, shown on screen.
+#[component]
+fn Keys(counter: Counter) -> impl IntoView {
+    view! {
+        <div class="counter-actions">
+            <button type="button" data-testid="pay" aria-label="Pay" on:click=move |_| counter.pay()>
+                "Pay" <kbd>"F2"</kbd>
+            </button>
+            <button type="button" class="secondary" data-testid="park" aria-label="Park" on:click=move |_| counter.park()>
+                "Park" <kbd>"F4"</kbd>
+            </button>
+            <button type="button" class="secondary" data-testid="clear" aria-label="Clear" on:click=move |_| counter.clear()>
+                "Clear" <kbd>"Esc"</kbd>
+            </button>
+            <p class="key-help">
+                <kbd>"F3"</kbd> " scan field · " <kbd>"+"</kbd> <kbd>"−"</kbd> " quantity · "
+                <kbd>"Del"</kbd> " remove line · " <kbd>"F9"</kbd> " complete sale"
+            </p>
+        </div>
+    }
+}
+
+#[component]
+fn ParkedBills(counter: Counter) -> impl IntoView {
+    let currency = move || counter.settings.with(|s| s.currency.clone());
+    view! {
+        <Show when=move || counter.parked.with(|p| !p.is_empty())>
+            <section class="parked" data-testid="parked-bills">
+                <h3>"Parked bills"</h3>
+                <ul>
+                    <For each=move || counter.parked.get() key=|bill| bill.id.clone()
+                        children=move |bill| {
+                            let id = bill.id.clone();
+                            let items = bill.cart.lines.len();
+                            let total = bill
+                                .cart
+                                .totals(counter.settings.with_untracked(|s| s.tax_mode))
+                            .map(|t| t.total_minor)
+                            .unwrap_or(0);
+                            let who = bill.customer.as_ref().map(|c| c.name.clone());
+                            view! {
+                                <li data-testid="parked-bill">
+                                    <span>{format!("{items} lines")} {who.map(|w| format!(" · {w}"))}</span>
+                                    <span class="amount">{move || crate::money::format_price(total, &currency())}</span>
+                                    <button type="button" class="secondary" data-testid="resume-bill"
+                                        on:click=move |_| counter.resume(id.clone())>"Resume"</button>
+                                </li>
+                            }
+                        }/>
+                </ul>
+            </section>
+        </Show>
     }
 }

@@ -1,0 +1,272 @@
+// What the counter's end-to-end tests and its benchmark share: products seeded on the backend
+// through the REST API, a keyboard-wedge scanner typing codes a few milliseconds a key (as
+// Playwright key presses with `code` values, or as events dispatched in the page for a layout
+// Playwright does not emulate), reading IndexedDB in the page, ESC/POS bytes decoded back to
+// the image they print, and QR codes decoded with jsQR.
+
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { setTimeout as pause } from "node:timers/promises";
+
+const require = createRequire(import.meta.url);
+const JSQR_SOURCE = readFileSync(require.resolve("jsqr/dist/jsQR.js"), "utf8");
+export const jsQR = require("jsqr");
+
+/** The EAN-13 check digit of 12 digits. */
+export function ean13(twelveDigits) {
+  const sum = [...twelveDigits].reduce(
+    (total, digit, index) => total + Number(digit) * (index % 2 === 0 ? 1 : 3),
+    0,
+  );
+  return twelveDigits + String((10 - (sum % 10)) % 10);
+}
+
+/** A product document's fields as the app writes them. */
+export function productFields({ name, price, barcodes = [], sku = null, unit = "piece", stock = 0, taxRateBp = 0 }) {
+  const text = (value) => (value === null ? { nullValue: null } : { stringValue: value });
+  return {
+    name: { stringValue: name },
+    price: { integerValue: String(price) },
+    currency: { stringValue: "INR" },
+    sku: text(sku),
+    barcodes: { arrayValue: { values: barcodes.map((code) => ({ stringValue: code })) } },
+    unit: { stringValue: unit },
+    category: { nullValue: null },
+    taxRateBp: { integerValue: String(taxRateBp) },
+    lowStockThreshold: { nullValue: null },
+    stock: { integerValue: String(stock) },
+    deleted: { booleanValue: false },
+  };
+}
+
+/** Writes products on the backend in commits of up to 400 writes, each with `updatedAt`. */
+export async function seedProducts(endpoint, project, shop, products) {
+  const database = `projects/${project}/databases/(default)`;
+  for (let start = 0; start < products.length; start += 400) {
+    const writes = products.slice(start, start + 400).map((product) => ({
+      update: {
+        name: `${database}/documents/shops/${shop}/products/${product.id}`,
+        fields: productFields(product),
+      },
+      updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
+    }));
+    const response = await fetch(`${endpoint}/v1/${database}/documents:commit`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ writes }),
+    });
+    if (!response.ok) throw new Error(`seeding: ${response.status} ${await response.text()}`);
+  }
+}
+
+/** A readable stable id for seeded products (UUID-shaped, so paths and sorting behave). */
+export function seededId(index) {
+  return `00000000-0000-7000-8000-${String(index).padStart(12, "0")}`;
+}
+
+/** The key a US keyboard presses for a character of a code: its `code` and virtual key. */
+function usKey(character) {
+  if (/[0-9]/.test(character)) return { code: `Digit${character}`, vk: character.charCodeAt(0) };
+  if (/[a-z]/i.test(character)) {
+    return { code: `Key${character.toUpperCase()}`, vk: character.toUpperCase().charCodeAt(0) };
+  }
+  if (character === "-") return { code: "Minus", vk: 189 };
+  throw new Error(`no key for ${character}`);
+}
+
+/** Types `code` and Enter as a keyboard-wedge scanner does: real (trusted) key presses
+ * through the DevTools protocol, as Playwright's keyboard sends them, each stamped `gapMs`
+ * after the previous one, so the page sees a scanner's timing however long the presses take
+ * to get through on a loaded machine. */
+export async function scanWithKeyboard(page, code, gapMs = 6) {
+  const session = await page.context().newCDPSession(page);
+  try {
+    let at = Date.now() / 1000;
+    const send = (type, key, keyCode, vk, text) =>
+      session.send("Input.dispatchKeyEvent", {
+        type,
+        key,
+        code: keyCode,
+        windowsVirtualKeyCode: vk,
+        text,
+        unmodifiedText: text,
+        timestamp: at,
+      });
+    for (const character of code) {
+      const { code: keyCode, vk } = usKey(character);
+      await send("keyDown", character, keyCode, vk, character);
+      at += 0.002;
+      await send("keyUp", character, keyCode, vk);
+      at += (gapMs - 2) / 1000;
+    }
+    await send("keyDown", "Enter", "Enter", 13, "\r");
+    at += 0.002;
+    await send("keyUp", "Enter", "Enter", 13);
+  } finally {
+    await session.detach();
+  }
+}
+
+/** AZERTY's characters on the digit row, unshifted. */
+const AZERTY_DIGIT_ROW = { 1: "&", 2: "é", 3: '"', 4: "'", 5: "(", 6: "-", 7: "è", 8: "_", 9: "ç", 0: "à" };
+
+/** A scanner on a tablet with a French AZERTY layout: `key` says "&é\"'", `code` says Digit1.
+ * The keys are dispatched in the page `gapMs` apart to whatever has the focus. */
+export async function scanOnAzerty(page, code, gapMs = 7) {
+  await page.evaluate(
+    async ([code, gapMs, row]) => {
+      const target = () => document.activeElement ?? document.body;
+      const press = (key, keyCode) =>
+        target().dispatchEvent(
+          new KeyboardEvent("keydown", { key, code: keyCode, bubbles: true, cancelable: true, composed: true }),
+        );
+      for (const digit of code) {
+        press(row[digit], `Digit${digit}`);
+        await new Promise((resolve) => setTimeout(resolve, gapMs));
+      }
+      press("Enter", "Enter");
+    },
+    [code, gapMs, AZERTY_DIGIT_ROW],
+  );
+}
+
+/** How many records an object store of the app's IndexedDB holds. */
+export function countInStore(page, storeName) {
+  return page.evaluate(
+    (storeName) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open("counterbook");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          if (!db.objectStoreNames.contains(storeName)) return resolve(0), db.close();
+          const request = db.transaction(storeName).objectStore(storeName).count();
+          request.onsuccess = () => {
+            resolve(request.result);
+            db.close();
+          };
+          request.onerror = () => reject(request.error);
+        };
+      }),
+    storeName,
+  );
+}
+
+/** Waits until the tablet holds `count` products. */
+export async function waitForProductCount(page, count, timeout = 60_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const held = await countInStore(page, "products");
+    if (held >= count) return held;
+    if (Date.now() > deadline) throw new Error(`the tablet has ${held} of ${count} products`);
+    await pause(100);
+  }
+}
+
+/** Waits until the page's main thread has had nothing to do for a moment (the sync's first
+ * pull applied), so that key presses reach it as fast as they are sent. */
+export async function waitForIdlePage(page) {
+  for (let i = 0; i < 3; i++) {
+    await page.evaluate(
+      () => new Promise((resolve) => requestIdleCallback(() => resolve(), { timeout: 10_000 })),
+    );
+  }
+}
+
+/** Decodes a QR code in a PNG (a screenshot) with jsQR, in the page (which decodes PNGs). */
+export async function decodeQrInPng(page, png) {
+  await page.addScriptTag({ content: JSQR_SOURCE });
+  return page.evaluate(async (base64) => {
+    const image = new Image();
+    image.src = `data:image/png;base64,${base64}`;
+    await image.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = image.width;
+    canvas.height = image.height;
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    const pixels = context.getImageData(0, 0, image.width, image.height);
+    return window.jsQR(pixels.data, image.width, image.height)?.data ?? null;
+  }, png.toString("base64"));
+}
+
+/** Reads an ESC/POS byte stream: its commands, and the raster image its `GS v 0` bands print. */
+export function decodeEscPos(bytes) {
+  const commands = [];
+  const bands = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const [b0, b1, b2] = [bytes[at], bytes[at + 1], bytes[at + 2]];
+    if (b0 === 0x1b && b1 === 0x40) {
+      commands.push("initialise");
+      at += 2;
+    } else if (b0 === 0x1b && b1 === 0x70) {
+      commands.push("drawer-kick");
+      at += 5;
+    } else if (b0 === 0x1b && b1 === 0x64) {
+      commands.push(`feed ${b2}`);
+      at += 3;
+    } else if (b0 === 0x1d && b1 === 0x56) {
+      commands.push(b2 === 0 ? "cut" : "partial-cut");
+      at += 3;
+    } else if (b0 === 0x1d && b1 === 0x76 && b2 === 0x30) {
+      const bytesPerRow = bytes[at + 4] | (bytes[at + 5] << 8);
+      const rows = bytes[at + 6] | (bytes[at + 7] << 8);
+      const data = bytes.slice(at + 8, at + 8 + bytesPerRow * rows);
+      if (data.length !== bytesPerRow * rows) throw new Error("a raster band is cut short");
+      bands.push({ bytesPerRow, rows, data });
+      commands.push("raster");
+      at += 8 + bytesPerRow * rows;
+    } else {
+      throw new Error(`unknown ESC/POS byte 0x${b0.toString(16)} at ${at}`);
+    }
+  }
+  const bytesPerRow = bands[0]?.bytesPerRow ?? 0;
+  if (bands.some((band) => band.bytesPerRow !== bytesPerRow)) throw new Error("bands differ in width");
+  const height = bands.reduce((sum, band) => sum + band.rows, 0);
+  const bits = new Uint8Array(bands.flatMap((band) => [...band.data]));
+  return { commands, width: bytesPerRow * 8, height, bits };
+}
+
+/** A decoded raster image as RGBA pixels (black dots on white), for jsQR. */
+export function rasterToRgba({ width, height, bits }) {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const black = bits[y * (width / 8) + (x >> 3)] & (0x80 >> (x & 7));
+      const at = (y * width + x) * 4;
+      rgba[at] = rgba[at + 1] = rgba[at + 2] = black ? 0 : 255;
+      rgba[at + 3] = 255;
+    }
+  }
+  return rgba;
+}
+
+/** A fake Web Serial printer in the page: what is written to it lands in `window.__printed`. */
+export function fakeSerialPrinter() {
+  window.__printed = [];
+  window.__printerRequests = 0;
+  const port = {
+    getInfo: () => ({ usbVendorId: 0x0416, usbProductId: 0x5011 }),
+    open: async () => {},
+    close: async () => {},
+    get writable() {
+      return new WritableStream({
+        write(chunk) {
+          window.__printed.push(...chunk);
+        },
+      });
+    },
+  };
+  let granted = false;
+  Object.defineProperty(navigator, "serial", {
+    value: {
+      requestPort: async () => {
+        window.__printerRequests += 1;
+        granted = true;
+        return port;
+      },
+      getPorts: async () => (granted ? [port] : []),
+    },
+  });
+}

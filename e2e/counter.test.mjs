@@ -1,0 +1,401 @@
+// The counter end to end, on the real server: a sale rung up by a keyboard-wedge scanner
+// (keys a few ms apart, the focus in another field, an AZERTY layout), a repeat scan, an
+// unknown code, a weighed item; cash with change; the receipt with its bill number, printed at
+// 58 and 80 mm, its QR code decoded to the bill id and scanned to open the bill again, and
+// sent to a (fake) Web Serial receipt printer whose ESC/POS bytes are decoded; split payment,
+// credit refused over the limit, park and resume; an offline sale, a reload, sync; and two
+// tablets selling offline with distinct bill numbers and exact stock on the server (also on
+// Google's Firestore emulator).
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  ARTIFACTS,
+  appUrl,
+  launchBrowser,
+  listDocuments,
+  startEmulator,
+  startServer,
+  temporaryDirectory,
+  waitForBadge,
+} from "./harness.mjs";
+import {
+  decodeEscPos,
+  decodeQrInPng,
+  ean13,
+  fakeSerialPrinter,
+  jsQR,
+  rasterToRgba,
+  scanOnAzerty,
+  scanWithKeyboard,
+  seedProducts,
+  seededId,
+  waitForIdlePage,
+  waitForProductCount,
+} from "./counter-helpers.mjs";
+
+const SHOP = "kirana-1";
+// Five products sold by the piece, one sold by weight (its scale labels: prefix 22).
+const CATALOGUE = [
+  { id: seededId(1), name: "Parle-G 250g", price: 25_00, barcodes: [ean13("890106301001")], stock: 50 },
+  { id: seededId(2), name: "Tata Salt 1kg", price: 28_00, barcodes: [ean13("890172520001")], stock: 40 },
+  { id: seededId(3), name: "Amul Butter 100g", price: 56_00, barcodes: [ean13("890126200002")], stock: 30 },
+  { id: seededId(4), name: "Maggi 70g", price: 14_00, barcodes: [ean13("890105802001")], stock: 60 },
+  { id: seededId(5), name: "Lux Soap", price: 35_00, barcodes: [ean13("890103000001")], stock: 20 },
+  { id: seededId(6), name: "Tomatoes", price: 40_00, barcodes: [ean13("220000100000")], unit: "kg", stock: 10_000 },
+];
+const code = (index) => CATALOGUE[index].barcodes[0];
+// A scale label for 1.250 kg of tomatoes: 22 00001 01250 C.
+const TOMATO_LABEL = ean13("220000101250");
+
+function counterUrl(server, endpoint, project) {
+  return appUrl(server.url, { endpoint, project, shop: SHOP, path: "/counter" });
+}
+
+async function openCounter(context, url, products = CATALOGUE.length) {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.getByLabel("Scan or search").waitFor();
+  await waitForProductCount(page, products);
+  await waitForIdlePage(page);
+  return page;
+}
+
+/** The cart as the screen shows it: [name, quantity] per line. */
+function cartOf(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("[data-testid=cart-line]")].map((row) => [
+      row.querySelector("[data-testid=cart-line-name]").textContent,
+      row.querySelector("[data-testid=cart-line-quantity]").value,
+    ]),
+  );
+}
+
+async function waitForCartLines(page, count) {
+  try {
+    await page.waitForFunction(
+      (count) => document.querySelectorAll("[data-testid=cart-line]").length === count,
+      count,
+      { timeout: 15_000 },
+    );
+  } catch (error) {
+    const cart = JSON.stringify(await cartOf(page));
+    const notice = await page.evaluate(() => document.querySelector(".counter-notice")?.textContent);
+    const shown = `${cart} ${notice} ` + await page.evaluate(() => [document.activeElement?.outerHTML, ...[...document.querySelectorAll("input")].map((i) => i.dataset.testid + "=" + i.value), document.querySelector("main")?.innerText.slice(0, 80)].join("\n"));
+    throw new Error(`the cart did not reach ${count} lines: ${error.message}\n${shown}`);
+  }
+}
+
+/** What the counter shows, for a failing step's message. */
+function screenText(page) {
+  return page.evaluate(() =>
+    [
+      ...[...document.querySelectorAll("main input")].map((i) => `${i.dataset.testid}=${i.value}`),
+      document.querySelector("main")?.innerText,
+    ].join("\n"),
+  );
+}
+
+async function completeSale(page) {
+  await page.getByRole("button", { name: "Complete sale", exact: true }).click();
+  const receipt = page.getByRole("region", { name: "Receipt" });
+  await receipt.waitFor({ timeout: 15_000 }).catch(async (error) => {
+    throw new Error(`no receipt: ${error.message}\n${await screenText(page)}`);
+  });
+  return (await receipt.getByTestId("bill-number").textContent()).trim();
+}
+
+async function newSale(page) {
+  await page.getByRole("button", { name: "New sale", exact: true }).click();
+  await page.getByRole("region", { name: "Receipt" }).waitFor({ state: "detached" });
+}
+
+/** The PDF's first page width in millimetres (from its MediaBox). */
+function pdfPageWidthMm(pdf) {
+  const box = pdf.toString("latin1").match(/\/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]/);
+  assert.ok(box, "the PDF has a MediaBox");
+  return (Number(box[1]) / 72) * 25.4;
+}
+
+describe("the counter", () => {
+  let server;
+  let browser;
+  before(async () => {
+    [server, browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory("counterbook-counter-") }),
+      launchBrowser(),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop()]);
+  });
+
+  test("a sale rung up by scanner, paid cash, with its receipt printed and scanned", async () => {
+    const project = `e2e-counter-${Date.now()}`;
+    await seedProducts(server.url, project, SHOP, CATALOGUE);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript(fakeSerialPrinter);
+    try {
+      const page = await openCounter(context, counterUrl(server, server.url, project));
+
+      // The focus is in another field: the customer search. The scanner types there anyway.
+      await page.getByTestId("customer-search").focus();
+      await scanWithKeyboard(page, code(0));
+      await waitForCartLines(page, 1);
+      assert.equal(await page.getByTestId("customer-search").inputValue(), "", "no digit leaked");
+      await scanWithKeyboard(page, code(1), 9);
+      await scanWithKeyboard(page, code(2), 5);
+      // A French AZERTY layout: `key` is "&é\"'(-è_çà", `code` is Digit1..Digit0.
+      await scanOnAzerty(page, code(3));
+      await scanWithKeyboard(page, code(4));
+      await waitForCartLines(page, 5);
+      // A repeat scan adds to the quantity; its Enter never adds a second line.
+      await scanWithKeyboard(page, code(0));
+      await page.waitForFunction(
+        () => document.querySelector("[data-testid=cart-line-quantity]").value === "2",
+      );
+      await waitForCartLines(page, 5);
+
+      // An unknown code says so at once, with a way to add the product.
+      const unknownCode = ean13("890999999999");
+      await scanWithKeyboard(page, unknownCode);
+      const unknown = page.getByTestId("unknown-code");
+      await unknown.waitFor();
+      assert.match(await unknown.textContent(), new RegExp(`Unknown code ${unknownCode}`));
+      assert.equal(await unknown.getByRole("link", { name: "Add this product" }).count(), 1);
+
+      // A scale label: 1.250 kg of tomatoes, on its own line.
+      await scanWithKeyboard(page, TOMATO_LABEL);
+      await waitForCartLines(page, 6);
+      const cart = await cartOf(page);
+      assert.deepEqual(cart, [
+        ["Parle-G 250g", "2"],
+        ["Tata Salt 1kg", "1"],
+        ["Amul Butter 100g", "1"],
+        ["Maggi 70g", "1"],
+        ["Lux Soap", "1"],
+        ["Tomatoes", "1.25 kg"],
+      ]);
+      // 2 × 25 + 28 + 56 + 14 + 35 + 1.25 × 40 = 233.
+      assert.match(await page.getByTestId("total").textContent(), /233\.00/);
+      await page.screenshot({ path: join(ARTIFACTS, "counter-cart-1280x800.png") });
+      await page.setViewportSize({ width: 800, height: 1280 });
+      await page.screenshot({ path: join(ARTIFACTS, "counter-cart-800x1280.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
+
+      // Cash: 500 received, 267 change due.
+      await page.keyboard.press("F2");
+      await page.getByLabel("Amount received").fill("500");
+      await page.getByTestId("change-due").waitFor();
+      assert.match(await page.getByTestId("change-due").textContent(), /267\.00/);
+      const billNumber = await completeSale(page);
+      assert.match(billNumber, /^T[0-9A-Z]{5}-000001$/);
+      const receipt = page.getByRole("region", { name: "Receipt" });
+      assert.match(await receipt.textContent(), /Change/);
+      assert.equal(await receipt.getByTestId("receipt-line").count(), 6);
+      const billId = await receipt.getAttribute("data-bill-id");
+
+      await page.screenshot({ path: join(ARTIFACTS, "receipt-1280x800.png") });
+      await page.setViewportSize({ width: 800, height: 1280 });
+      await page.screenshot({ path: join(ARTIFACTS, "receipt-800x1280.png") });
+      await page.setViewportSize({ width: 1280, height: 800 });
+
+      // The receipt's QR code, decoded from a screenshot, is the bill id.
+      const qrPng = await receipt.getByTestId("receipt-qr").screenshot();
+      assert.equal(await decodeQrInPng(page, qrPng), billId);
+
+      // Printed at 58 and 80 mm: pages of the paper's width, no margins.
+      for (const width of [58, 80]) {
+        await page.getByTestId("paper-width").selectOption(String(width));
+        await page.emulateMedia({ media: "print" });
+        const pdf = await page.pdf({ preferCSSPageSize: true, printBackground: true });
+        await page.emulateMedia({ media: "screen" });
+        writeFileSync(join(ARTIFACTS, `receipt-${width}mm.pdf`), pdf);
+        assert.ok(Math.abs(pdfPageWidthMm(pdf) - width) < 0.5, `${width} mm paper`);
+      }
+
+      // Straight to the receipt printer (a fake Web Serial device): ESC/POS raster with a cut.
+      await page.getByTestId("print-serial").click();
+      await page.getByTestId("print-message").waitFor();
+      assert.equal(await page.getByTestId("print-message").textContent(), "Sent to the receipt printer.");
+      const printed = decodeEscPos(await page.evaluate(() => window.__printed));
+      assert.equal(printed.commands[0], "initialise");
+      assert.ok(printed.commands.includes("raster"));
+      assert.equal(printed.commands.at(-1), "partial-cut");
+      assert.equal(printed.width, 576, "80 mm paper is 576 dots across");
+      const printedQr = jsQR(rasterToRgba(printed), printed.width, printed.height);
+      assert.equal(printedQr?.data, billId, "the printed QR code is the bill id");
+
+      // Scanning the receipt's QR code at the counter opens the bill again.
+      await newSale(page);
+      await scanWithKeyboard(page, billId);
+      await receipt.waitFor({ timeout: 15_000 }).catch(async (error) => {
+        throw new Error(`the bill did not open: ${error.message}\n${await screenText(page)}`);
+      });
+      assert.equal((await receipt.getByTestId("bill-number").textContent()).trim(), billNumber);
+      await newSale(page);
+
+      // The bill, its stock moves and the stock reach the server exactly.
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      const bills = await listDocuments(server.url, project, `shops/${SHOP}`, "bills");
+      assert.deepEqual(bills.map((b) => b.fields.number.stringValue), [billNumber]);
+      const moves = await listDocuments(server.url, project, `shops/${SHOP}`, "stockMoves");
+      assert.equal(moves.length, 6);
+      const products = await listDocuments(server.url, project, `shops/${SHOP}`, "products");
+      const stock = Object.fromEntries(
+        products.map((p) => [p.fields.name.stringValue, Number(p.fields.stock.integerValue)]),
+      );
+      assert.deepEqual(stock, {
+        "Parle-G 250g": 48,
+        "Tata Salt 1kg": 39,
+        "Amul Butter 100g": 29,
+        "Maggi 70g": 59,
+        "Lux Soap": 19,
+        Tomatoes: 8_750,
+      });
+    } finally {
+      await context.close();
+    }
+  });
+  test("split payment, credit refused over the limit, park and resume", async () => {
+    const project = `e2e-counter-pay-${Date.now()}`;
+    await seedProducts(server.url, project, SHOP, CATALOGUE);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const page = await openCounter(context, counterUrl(server, server.url, project));
+      await page.getByLabel("Scan or search").focus();
+
+      // Park a bill; it survives a reload; resume it.
+      await scanWithKeyboard(page, code(4));
+      await scanWithKeyboard(page, code(4));
+      await waitForCartLines(page, 1);
+      await page.keyboard.press("F4");
+      await waitForCartLines(page, 0);
+      await page.getByTestId("parked-bill").waitFor();
+      await page.reload();
+      await page.getByTestId("resume-bill").click();
+      await waitForCartLines(page, 1);
+      assert.deepEqual(await cartOf(page), [["Lux Soap", "2"]]);
+
+      // Split: 50 by card, the rest (20) in cash.
+      await page.getByRole("button", { name: "Pay", exact: true }).click();
+      await page.getByRole("button", { name: "Card", exact: true }).click();
+      await page.getByTestId("amount-card").fill("50");
+      await page.getByLabel("Amount received").fill("20");
+      const split = await completeSale(page);
+      const receipt = page.getByRole("region", { name: "Receipt" });
+      const paid = await receipt.getByTestId("receipt-payment").allTextContents();
+      assert.deepEqual(paid.map((p) => p.trim()).sort(), ["Card", "Cash"].sort());
+      await newSale(page);
+
+      // A customer created at the counter with a credit limit of 100; credit of 112 is refused.
+      await scanWithKeyboard(page, code(2));
+      await scanWithKeyboard(page, code(2));
+      await waitForCartLines(page, 1);
+      await page.getByTestId("new-customer").click();
+      await page.getByTestId("customer-new-name").fill("Ravi Kumar");
+      await page.getByTestId("customer-new-phone").fill("98765 43210");
+      await page.getByTestId("customer-new-limit").fill("100");
+      await page.getByTestId("add-customer").click();
+      await page.getByTestId("customer-chosen").waitFor();
+      await page.getByRole("button", { name: "Pay", exact: true }).click();
+      await page.getByRole("button", { name: "Credit", exact: true }).click();
+      await page.getByTestId("payment-error").waitFor();
+      assert.match(await page.getByTestId("payment-error").textContent(), /Credit refused/);
+      assert.equal(await page.getByRole("button", { name: "Complete sale", exact: true }).isDisabled(), true);
+
+      // 60 on credit (within the limit) and the rest by UPI, shown as a QR code.
+      await page.getByTestId("amount-credit").fill("60");
+      await page.getByRole("button", { name: "UPI", exact: true }).click();
+      await page.getByTestId("upi-status").waitFor();
+      assert.equal(await page.getByTestId("upi-status").textContent(), "UPI, unconfirmed");
+      await page.getByTestId("confirm-upi").click();
+      await page.waitForFunction(
+        () => document.querySelector("[data-testid=upi-status]").textContent === "UPI, confirmed",
+      );
+      await page.screenshot({ path: join(ARTIFACTS, "counter-payment-1280x800.png") });
+      const credit = await completeSale(page);
+      assert.notEqual(credit, split);
+      const balance = await page.getByRole("region", { name: "Receipt" }).getByTestId("receipt-balance").textContent();
+      assert.match(balance, /60\.00/);
+      assert.equal(await page.getByTestId("send-whatsapp").count(), 1, "a WhatsApp link for a customer with a phone");
+      await newSale(page);
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      const customers = await listDocuments(server.url, project, `shops/${SHOP}`, "customers");
+      assert.equal(customers.length, 1);
+      assert.equal(Number(customers[0].fields.creditBalance.integerValue), 60_00);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe("selling offline", () => {
+  let server;
+  let emulator;
+  let browser;
+  before(async () => {
+    [server, emulator, browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory("counterbook-counter-offline-") }),
+      startEmulator(),
+      launchBrowser(),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop(), emulator?.stop()]);
+  });
+
+  for (const backend of ["counterbook-server", "firestore-emulator"]) {
+    test(`two tablets sell offline, reload, and sync exactly (${backend})`, async () => {
+      const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
+      const project = `e2e-counter-offline-${Date.now()}`;
+      await seedProducts(endpoint, project, SHOP, CATALOGUE);
+      const url = counterUrl(server, endpoint, project);
+      const tablets = [await browser.newContext(), await browser.newContext()];
+      try {
+        const pages = [];
+        for (const tablet of tablets) {
+          const page = await openCounter(tablet, url);
+          await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+          pages.push(page);
+        }
+        const numbers = [];
+        for (const [index, tablet] of tablets.entries()) {
+          await tablet.setOffline(true);
+          const page = pages[index];
+          await page.getByLabel("Scan or search").focus();
+          // Each tablet sells two bills offline: 3 + 1 Parle-G, 1 Lux Soap.
+          for (const scans of [[0, 0, 0], [0, 4]]) {
+            for (const item of scans) await scanWithKeyboard(page, code(item));
+            await page.keyboard.press("F2");
+            numbers.push(await completeSale(page));
+            await newSale(page);
+          }
+          // A reload while offline: the bills and the series stay.
+          await page.reload();
+          await page.getByLabel("Scan or search").waitFor();
+          await waitForBadge(page, { connection: "Offline", pending: 2 });
+        }
+        assert.equal(new Set(numbers).size, 4, `distinct bill numbers: ${numbers}`);
+        assert.notEqual(numbers[0].split("-")[0], numbers[2].split("-")[0], "one series per tablet");
+        for (const tablet of tablets) await tablet.setOffline(false);
+        for (const page of pages) await waitForBadge(page, { connection: "Online", pending: 0 }, 60_000);
+
+        const bills = await listDocuments(endpoint, project, `shops/${SHOP}`, "bills");
+        assert.deepEqual(bills.map((b) => b.fields.number.stringValue).sort(), [...numbers].sort());
+        const moves = await listDocuments(endpoint, project, `shops/${SHOP}`, "stockMoves");
+        assert.equal(moves.length, 6, "one move per product per bill");
+        const products = await listDocuments(endpoint, project, `shops/${SHOP}`, "products");
+        const stock = (name) =>
+          Number(products.find((p) => p.fields.name.stringValue === name).fields.stock.integerValue);
+        assert.equal(stock("Parle-G 250g"), 50 - 2 * 4);
+        assert.equal(stock("Lux Soap"), 20 - 2);
+        await pages[0].screenshot({ path: join(ARTIFACTS, `counter-offline-${backend}.png`) });
+      } finally {
+        await Promise.all(tablets.map((tablet) => tablet.close()));
+      }
+    });
+  }
+});

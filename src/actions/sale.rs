@@ -1,0 +1,230 @@
+//! The counter's actions: finding what a scan names, completing a sale, opening a bill again,
+//! creating a customer. Each write is ONE transaction through [`crate::storage`] with its
+//! outbox unit, handed to the sync driver afterwards; every rule is `counterbook-shop`'s.
+
+use counterbook_shop::actions::{self, ActionContext, Sale};
+use counterbook_shop::{
+    Bill, BillLine, Customer, Nomenclature, Product, ScannedCode, ShopSettings, Tender,
+};
+
+use crate::storage::sales::{device_series, RecordSaleError};
+use crate::storage::StorageError;
+use crate::sync::SyncDriver;
+
+/// A bill as the counter has it when the cashier completes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SaleDraft {
+    pub lines: Vec<BillLine>,
+    pub tenders: Vec<Tender>,
+    pub customer_id: Option<String>,
+    pub settings: ShopSettings,
+}
+
+/// A bill ready for its receipt: the bill, the customer as they stand after it, the profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompletedBill {
+    pub bill: Bill,
+    pub customer: Option<Customer>,
+    pub settings: ShopSettings,
+}
+
+/// Why a sale did not complete; nothing of it was saved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompleteSaleError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("The sale cannot be completed: {0}")]
+    Refused(String),
+}
+
+fn now_millis() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// The local calendar day, `YYYY-MM-DD`, in the browser's time zone.
+fn local_day(millis: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.get_full_year(),
+        date.get_month() + 1,
+        date.get_date()
+    )
+}
+
+/// Whether a scanned code is a receipt's QR code (a bill id).
+pub fn looks_like_bill_id(code: &str) -> bool {
+    counterbook_shop::receipt::bill_id_from_scan(code).is_some()
+}
+
+/// What `code` names: a product by barcode (a price or weight label read by the shop's
+/// nomenclature finds its product by the label's zeroed code), or by SKU; with the code as
+/// read, for the cart.
+pub async fn find_scanned(
+    driver: &SyncDriver,
+    nomenclature: &Nomenclature,
+    code: &str,
+) -> Result<Option<(Product, ScannedCode)>, StorageError> {
+    let scanned = nomenclature.parse(code);
+    let store = driver.store();
+    if let Some(product) = store.product_for_code(scanned.lookup_barcode()).await? {
+        return Ok(Some((product, scanned)));
+    }
+    let plain = ScannedCode::Plain {
+        code: code.trim().to_owned(),
+        symbology: counterbook_shop::barcode::symbology(code.trim()),
+    };
+    if scanned != plain {
+        // A label whose product is not known by its zeroed code may be a product's own code.
+        if let Some(product) = store.product_for_code(code.trim()).await? {
+            return Ok(Some((product, plain)));
+        }
+    }
+    Ok(None)
+}
+
+/// Completes a sale in ONE transaction: the bill with the device's next number, payments,
+/// stock decrements and moves, the credit customer's balance, audit, outbox. Then the driver
+/// pushes it.
+pub async fn complete_sale(
+    driver: &SyncDriver,
+    draft: &SaleDraft,
+) -> Result<CompletedBill, CompleteSaleError> {
+    let now = now_millis();
+    let day = local_day(now);
+    let device_id = driver.device_id().to_owned();
+    let shop_id = driver.settings().shop_id.clone();
+    let series = device_series(&device_id);
+    let mut product_ids: Vec<String> = Vec::new();
+    for line in &draft.lines {
+        if !product_ids.contains(&line.product_id) {
+            product_ids.push(line.product_id.clone());
+        }
+    }
+    let recorded = driver
+        .store()
+        .record_sale(
+            &series,
+            &product_ids,
+            draft.customer_id.as_deref(),
+            |number, products, customer| {
+                let context = ActionContext {
+                    shop_id: &shop_id,
+                    device_id: &device_id,
+                    cashier: None,
+                    now_millis: now,
+                };
+                let sale = Sale {
+                    number,
+                    lines: &draft.lines,
+                    tenders: &draft.tenders,
+                    customer,
+                    products,
+                    settings: &draft.settings,
+                    day: &day,
+                };
+                actions::complete_sale(&context, &sale, &mut crate::ids::new_id)
+                    .map(|completed| completed.work)
+            },
+        )
+        .await;
+    let (_, work) = match recorded {
+        Ok(recorded) => recorded,
+        Err(RecordSaleError::Storage(error)) => return Err(CompleteSaleError::Storage(error)),
+        Err(RecordSaleError::Refused(refused)) => {
+            return Err(CompleteSaleError::Refused(refused.to_string()))
+        }
+        Err(other) => return Err(CompleteSaleError::Refused(other.to_string())),
+    };
+    let bill = work.records.iter().find_map(|record| match record {
+        counterbook_shop::Record::Bill(bill) => Some(bill.clone()),
+        _ => None,
+    });
+    let customer = work.records.iter().find_map(|record| match record {
+        counterbook_shop::Record::Customer(customer) => Some(customer.clone()),
+        _ => None,
+    });
+    driver.unit_saved(work.unit.clone());
+    let bill = bill.ok_or_else(|| CompleteSaleError::Refused("the sale made no bill".into()))?;
+    let customer = match (customer, &bill.customer_id) {
+        (Some(customer), _) => Some(customer),
+        (None, Some(id)) => driver.store().customer(id).await?,
+        (None, None) => None,
+    };
+    Ok(CompletedBill {
+        bill,
+        customer,
+        settings: draft.settings.clone(),
+    })
+}
+
+/// Opens a bill again (its receipt's QR code scanned): the bill, its customer as they stand
+/// now, the shop profile.
+pub async fn open_bill(
+    driver: &SyncDriver,
+    code: &str,
+) -> Result<Option<CompletedBill>, StorageError> {
+    let Some(id) = counterbook_shop::receipt::bill_id_from_scan(code) else {
+        return Ok(None);
+    };
+    let store = driver.store();
+    let Some(bill) = store.bill(&id).await? else {
+        return Ok(None);
+    };
+    let customer = match &bill.customer_id {
+        Some(id) => store.customer(id).await?,
+        None => None,
+    };
+    let settings = store.shop_settings().await?.unwrap_or_default();
+    Ok(Some(CompletedBill {
+        bill,
+        customer,
+        settings,
+    }))
+}
+
+/// Creates a customer at the counter (one unit of work).
+pub async fn create_customer(driver: &SyncDriver, customer: &Customer) -> Result<(), String> {
+    let context = ActionContext {
+        shop_id: &driver.settings().shop_id,
+        device_id: driver.device_id(),
+        cashier: None,
+        now_millis: now_millis(),
+    };
+    let work = actions::create_customer(&context, customer, &mut crate::ids::new_id)
+        .map_err(|e| e.to_string())?;
+    driver
+        .store()
+        .commit_work(&work)
+        .await
+        .map_err(|e| e.to_string())?;
+    driver.unit_saved(work.unit);
+    Ok(())
+}
+
+/// Saves the shop profile: kept on the tablet and pushed as the shop's `settings/profile`
+/// document (one unit of work, checked against the server's last known version).
+pub async fn save_shop_profile(
+    driver: &SyncDriver,
+    before: &ShopSettings,
+    after: &ShopSettings,
+) -> Result<(), String> {
+    let shop_id = driver.settings().shop_id.clone();
+    let context = ActionContext {
+        shop_id: &shop_id,
+        device_id: driver.device_id(),
+        cashier: None,
+        now_millis: now_millis(),
+    };
+    let path = ShopSettings::document_path(&shop_id);
+    let base = driver.base_of(&path).await.map_err(|e| e.to_string())?;
+    let work = actions::save_settings(&context, Some(before), after, base, &mut crate::ids::new_id)
+        .map_err(|e| e.to_string())?;
+    driver
+        .store()
+        .save_shop_settings(after, &work)
+        .await
+        .map_err(|e| e.to_string())?;
+    driver.unit_saved(work.unit);
+    Ok(())
+}

@@ -1,0 +1,561 @@
+//! The counter's records: completing a sale in ONE IndexedDB transaction, the device's bill
+//! series, parked bills, and the shop profile as this tablet has it.
+//!
+//! A completed sale writes the bill, its payments and stock moves, the products' lowered stock,
+//! the credit customer's new balance, the audit entry, the device's next bill number and the
+//! outbox unit together (DESIGN.md section 4). The number, the products and the customer are
+//! read inside the same transaction and handed to the caller's `build` (the shop's pure
+//! `complete_sale`), so the stock and balance written are exact even when two tabs sell at once,
+//! a credit limit is judged on the balance being written, and a number is never used without
+//! its bill or twice. Either the whole sale is on the tablet or none of it is: a refused credit,
+//! a full disk or a clash of bill numbers leaves the series, the stock and the balances as they
+//! were.
+//!
+//! Each device has its own series ([`device_series`]), so tablets selling offline never share a
+//! number; `meta` key `billSeries/{series}` holds the last number used.
+
+use counterbook_shop::{BillNumber, Customer, Product, Record, ShopSettings, UnitOfWork};
+use rexie::{KeyRange, TransactionMode};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+
+use super::outbox::{OutboxRecord, OutboxRecordState};
+use super::schema::{
+    AUDIT, BILLS, CUSTOMERS, META, OUTBOX, PARKED_BILLS, PAYMENTS, PRODUCTS, STOCK_MOVES,
+};
+use super::{from_js, key_range, to_js, StorageError, Store};
+
+/// The `meta` key of the shop profile as last saved or pulled.
+const SHOP_SETTINGS_KEY: &str = "shopSettings";
+
+/// Why a sale was not recorded. Nothing of it is kept in any case.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordSaleError<E> {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The sale itself is refused (the shop's rules, e.g. credit over the limit).
+    #[error("{0}")]
+    Refused(E),
+    #[error("The customer is not on this tablet.")]
+    UnknownCustomer,
+    #[error("The bill series cannot give a number: {0}")]
+    Series(String),
+}
+
+/// A bill put aside at the counter, to be finished later. Local to this tablet, never synced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedBill {
+    pub id: String,
+    pub parked_at_millis: i64,
+    pub cart: counterbook_shop::cart::Cart,
+    #[serde(default)]
+    pub customer: Option<Customer>,
+}
+
+/// This device's bill series: `T` and five characters from the random part of its id (UUID
+/// v7), in an alphabet without look-alikes. Two tablets share a series with a chance of one in
+/// 33 million; a shop can still tell them apart by the device on each bill.
+pub fn device_series(device_id: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let hex: String = device_id.chars().filter(char::is_ascii_hexdigit).collect();
+    // The last 12 hex digits of a UUID v7 are random.
+    let tail = &hex[hex.len().saturating_sub(7)..];
+    let mut value = u64::from_str_radix(tail, 16).unwrap_or(0);
+    let mut series = String::from("T");
+    for _ in 0..5 {
+        series.push(char::from(ALPHABET[(value % 32) as usize]));
+        value /= 32;
+    }
+    series
+}
+
+fn series_key(series: &str) -> JsValue {
+    JsValue::from_str(&format!("billSeries/{series}"))
+}
+
+fn rexie<E>(error: rexie::Error) -> RecordSaleError<E> {
+    RecordSaleError::Storage(StorageError::from_rexie(error))
+}
+
+fn record_store(record: &Record) -> &'static str {
+    match record {
+        Record::Product(_) => PRODUCTS,
+        Record::Customer(_) => CUSTOMERS,
+        Record::Bill(_) => BILLS,
+        Record::Payment(_) => PAYMENTS,
+        Record::StockMove(_) => STOCK_MOVES,
+    }
+}
+
+fn record_value(record: &Record) -> Result<JsValue, StorageError> {
+    match record {
+        Record::Product(product) => to_js(product),
+        Record::Customer(customer) => customer_value(customer),
+        Record::Bill(bill) => to_js(bill),
+        Record::Payment(payment) => to_js(payment),
+        Record::StockMove(stock_move) => to_js(stock_move),
+    }
+}
+
+/// A customer as stored: with the folded name the `nameKey` index reads, and the phone's
+/// digits for the `phone` index.
+fn customer_value(customer: &Customer) -> Result<JsValue, StorageError> {
+    let mut record = serde_json::to_value(customer)
+        .map_err(|e| StorageError::Transaction(format!("cannot encode a customer: {e}")))?;
+    if let Some(fields) = record.as_object_mut() {
+        fields.insert(
+            "nameKey".into(),
+            counterbook_shop::product::name_key(&customer.name).into(),
+        );
+        let digits = customer
+            .phone
+            .as_deref()
+            .map(counterbook_shop::customer::phone_digits);
+        fields.insert("phoneDigits".into(), digits.into());
+    }
+    to_js(&record)
+}
+
+impl Store {
+    /// The last bill number this device used in `series`, if any.
+    pub async fn last_bill_number(&self, series: &str) -> Result<Option<BillNumber>, StorageError> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+        let last = meta
+            .get(series_key(series))
+            .await
+            .map_err(StorageError::from_rexie)?
+            .and_then(|value| value.as_f64());
+        Ok(last.map(|number| BillNumber {
+            series: series.to_owned(),
+            number: number as u64,
+        }))
+    }
+
+    /// Records a completed sale in ONE transaction (see the module's documentation): reads the
+    /// next number in `series`, the products and the customer, lets `build` make the sale's
+    /// unit of work from them, and writes it all.
+    pub async fn record_sale<E>(
+        &self,
+        series: &str,
+        product_ids: &[String],
+        customer_id: Option<&str>,
+        build: impl FnOnce(&BillNumber, &[Product], Option<&Customer>) -> Result<UnitOfWork, E>,
+    ) -> Result<(BillNumber, UnitOfWork), RecordSaleError<E>> {
+        let stores = [
+            AUDIT,
+            BILLS,
+            CUSTOMERS,
+            META,
+            OUTBOX,
+            PAYMENTS,
+            PRODUCTS,
+            STOCK_MOVES,
+        ];
+        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = |name: &str| transaction.store(name).map_err(rexie::<E>);
+            let meta = store(META)?;
+            let last = meta
+                .get(series_key(series))
+                .await
+                .map_err(rexie)?
+                .and_then(|value| value.as_f64());
+            let number = match last {
+                None => BillNumber::first(series),
+                Some(last) => BillNumber {
+                    series: series.to_owned(),
+                    number: last as u64,
+                }
+                .next(),
+            }
+            .map_err(|e| RecordSaleError::Series(e.to_string()))?;
+
+            let products_store = store(PRODUCTS)?;
+            let mut products = Vec::new();
+            for id in product_ids {
+                let value = products_store
+                    .get(JsValue::from_str(id))
+                    .await
+                    .map_err(rexie)?;
+                // A product deleted meanwhile is still sold; only its local count is gone.
+                if let Some(value) = value.filter(|value| !value.is_undefined()) {
+                    products.push(from_js::<Product>(value)?);
+                }
+            }
+            let customer = match customer_id {
+                None => None,
+                Some(id) => {
+                    let value = store(CUSTOMERS)?
+                        .get(JsValue::from_str(id))
+                        .await
+                        .map_err(rexie)?
+                        .filter(|value| !value.is_undefined())
+                        .ok_or(RecordSaleError::UnknownCustomer)?;
+                    Some(from_js::<Customer>(value)?)
+                }
+            };
+            let work =
+                build(&number, &products, customer.as_ref()).map_err(RecordSaleError::Refused)?;
+
+            for record in &work.records {
+                let target = store(record_store(record))?;
+                let value = record_value(record)?;
+                match record {
+                    // Counters as this device now knows them.
+                    Record::Product(_) | Record::Customer(_) => {
+                        target.put(&value, None).await.map_err(rexie)?;
+                    }
+                    // New records: a clash (the bill number's unique index included) fails the
+                    // whole sale.
+                    _ => {
+                        target.add(&value, None).await.map_err(rexie)?;
+                    }
+                }
+            }
+            let audit = store(AUDIT)?;
+            for entry in &work.audit {
+                audit.add(&to_js(entry)?, None).await.map_err(rexie)?;
+            }
+            let outbox_record = OutboxRecord {
+                id: work.unit.id.clone(),
+                unit: work.unit.clone(),
+                state: OutboxRecordState::Pending,
+                reason: None,
+            };
+            store(OUTBOX)?
+                .add(&to_js(&outbox_record)?, None)
+                .await
+                .map_err(rexie)?;
+            meta.put(
+                &JsValue::from_f64(number.number as f64),
+                Some(&series_key(series)),
+            )
+            .await
+            .map_err(rexie)?;
+            Ok((number, work))
+        }
+        .await;
+        match outcome {
+            Ok(recorded) => {
+                Self::finish(transaction, Ok(())).await?;
+                Ok(recorded)
+            }
+            Err(error) => {
+                // Aborting an already-aborted transaction fails; the original error matters.
+                let _ = transaction.abort().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes a unit of work made by `counterbook-shop`'s actions (records, audit entries,
+    /// outbox entry) in ONE transaction. Records are put: new ones and updated ones alike.
+    pub async fn commit_work(&self, work: &UnitOfWork) -> Result<(), StorageError> {
+        let mut stores: Vec<&str> = work.records.iter().map(record_store).collect();
+        stores.extend([AUDIT, OUTBOX]);
+        stores.sort_unstable();
+        stores.dedup();
+        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
+            for record in &work.records {
+                store(record_store(record))?
+                    .put(&record_value(record)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            for entry in &work.audit {
+                store(AUDIT)?
+                    .add(&to_js(entry)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            let record = OutboxRecord {
+                id: work.unit.id.clone(),
+                unit: work.unit.clone(),
+                state: OutboxRecordState::Pending,
+                reason: None,
+            };
+            store(OUTBOX)?
+                .add(&to_js(&record)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The product a scanned code names: by barcode (one index get), else by SKU.
+    pub async fn product_for_code(&self, code: &str) -> Result<Option<Product>, StorageError> {
+        for index in ["barcode", "sku"] {
+            let range = key_range(KeyRange::only(&JsValue::from_str(code)))?;
+            let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+            let store = transaction
+                .store(PRODUCTS)
+                .map_err(StorageError::from_rexie)?;
+            let values = store
+                .index(index)
+                .map_err(StorageError::from_rexie)?
+                .get_all(Some(range), Some(1))
+                .await
+                .map_err(StorageError::from_rexie)?;
+            if let Some(value) = values.into_iter().next() {
+                return from_js(value).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The counter's search as you type: a product whose barcode or SKU is `text`, then
+    /// products whose name starts with it, then (for digits) barcodes that start with it; at
+    /// most `limit`, each part an index lookup with a limit, never a scan of the catalogue.
+    pub async fn search_products(
+        &self,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<Product>, StorageError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: Vec<Product> = Vec::new();
+        let add = |products: Vec<Product>, found: &mut Vec<Product>| {
+            for product in products {
+                if found.len() < limit as usize && !found.iter().any(|p| p.id == product.id) {
+                    found.push(product);
+                }
+            }
+        };
+        add(
+            self.index_prefix(PRODUCTS, "barcode", text, 1).await?,
+            &mut found,
+        );
+        found.retain(|p| p.barcodes.iter().any(|b| b == text));
+        let exact_sku: Vec<Product> = self.index_prefix(PRODUCTS, "sku", text, 1).await?;
+        add(
+            exact_sku
+                .into_iter()
+                .filter(|p| p.sku.as_deref() == Some(text))
+                .collect(),
+            &mut found,
+        );
+        let key = counterbook_shop::product::name_key(text);
+        if found.len() < limit as usize {
+            add(
+                self.index_prefix(PRODUCTS, "nameKey", &key, limit).await?,
+                &mut found,
+            );
+        }
+        if found.len() < limit as usize && text.chars().all(|c| c.is_ascii_digit()) {
+            add(
+                self.index_prefix(PRODUCTS, "barcode", text, limit).await?,
+                &mut found,
+            );
+        }
+        if found.len() < limit as usize {
+            add(
+                self.index_prefix(PRODUCTS, "sku", text, limit).await?,
+                &mut found,
+            );
+        }
+        Ok(found)
+    }
+
+    /// Customers whose phone digits or name start with `text`, at most `limit` of each.
+    pub async fn find_customers(
+        &self,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<Customer>, StorageError> {
+        let text = text.trim();
+        let digits = counterbook_shop::customer::phone_digits(text);
+        let mut found: Vec<Customer> = Vec::new();
+        if !digits.is_empty()
+            && digits.len() * 2 >= text.chars().filter(|c| !c.is_whitespace()).count()
+        {
+            found = self
+                .index_prefix(CUSTOMERS, "phone", &digits, limit)
+                .await?;
+        }
+        let key = counterbook_shop::product::name_key(text);
+        if !key.is_empty() {
+            for customer in self
+                .index_prefix::<Customer>(CUSTOMERS, "nameKey", &key, limit)
+                .await?
+            {
+                if !found.iter().any(|c| c.id == customer.id) {
+                    found.push(customer);
+                }
+            }
+        }
+        found.retain(|customer| !customer.deleted);
+        Ok(found)
+    }
+
+    /// Up to `limit` records whose `index` key starts with `prefix`, in index order.
+    pub(super) async fn index_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        store_name: &str,
+        index_name: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<T>, StorageError> {
+        let range = key_range(KeyRange::bound(
+            &JsValue::from_str(prefix),
+            &JsValue::from_str(&format!("{prefix}\u{ffff}")),
+            Some(false),
+            Some(false),
+        ))?;
+        let transaction = self.transaction(&[store_name], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(store_name)
+            .map_err(StorageError::from_rexie)?;
+        let index = store.index(index_name).map_err(StorageError::from_rexie)?;
+        let values = index
+            .get_all(Some(range), Some(limit))
+            .await
+            .map_err(StorageError::from_rexie)?;
+        values.into_iter().map(from_js).collect()
+    }
+
+    /// A bill by id.
+    pub async fn bill(&self, id: &str) -> Result<Option<counterbook_shop::Bill>, StorageError> {
+        self.get_by_key(BILLS, id).await
+    }
+
+    /// A bill by its number (`T2-000123`).
+    pub async fn bill_by_number(
+        &self,
+        number: &str,
+    ) -> Result<Option<counterbook_shop::Bill>, StorageError> {
+        let range = key_range(KeyRange::only(&JsValue::from_str(number)))?;
+        Ok(self
+            .index_lookup(BILLS, "number", range)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// A customer by id.
+    pub async fn customer(&self, id: &str) -> Result<Option<Customer>, StorageError> {
+        self.get_by_key(CUSTOMERS, id).await
+    }
+
+    async fn get_by_key<T: serde::de::DeserializeOwned>(
+        &self,
+        store_name: &str,
+        key: &str,
+    ) -> Result<Option<T>, StorageError> {
+        let transaction = self.transaction(&[store_name], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(store_name)
+            .map_err(StorageError::from_rexie)?;
+        match store
+            .get(JsValue::from_str(key))
+            .await
+            .map_err(StorageError::from_rexie)?
+        {
+            Some(value) if !value.is_undefined() => from_js(value).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Parks a bill (or replaces a parked bill with the same id).
+    pub async fn park_bill(&self, bill: &ParkedBill) -> Result<(), StorageError> {
+        let transaction = self.transaction(&[PARKED_BILLS], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            transaction
+                .store(PARKED_BILLS)
+                .map_err(StorageError::from_rexie)?
+                .put(&to_js(bill)?, None)
+                .await
+                .map(|_| ())
+                .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// The parked bills, oldest first.
+    pub async fn parked_bills(&self) -> Result<Vec<ParkedBill>, StorageError> {
+        let mut bills: Vec<ParkedBill> = self.all(PARKED_BILLS).await?;
+        bills.sort_by_key(|bill| bill.parked_at_millis);
+        Ok(bills)
+    }
+
+    /// Takes a parked bill off the shelf (it was resumed).
+    pub async fn unpark_bill(&self, id: &str) -> Result<(), StorageError> {
+        self.delete_key(PARKED_BILLS, id).await
+    }
+
+    /// The shop profile as last saved or pulled on this tablet (defaults before that).
+    pub async fn shop_settings(&self) -> Result<Option<ShopSettings>, StorageError> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let meta = transaction.store(META).map_err(StorageError::from_rexie)?;
+        match meta
+            .get(JsValue::from_str(SHOP_SETTINGS_KEY))
+            .await
+            .map_err(StorageError::from_rexie)?
+        {
+            Some(value) if !value.is_undefined() => from_js(value).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps the shop profile on this tablet, with the unit that pushes it, in one transaction.
+    pub async fn save_shop_settings(
+        &self,
+        settings: &ShopSettings,
+        work: &UnitOfWork,
+    ) -> Result<(), StorageError> {
+        let transaction = self.transaction(&[AUDIT, META, OUTBOX], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
+            store(META)?
+                .put(
+                    &to_js(settings)?,
+                    Some(&JsValue::from_str(SHOP_SETTINGS_KEY)),
+                )
+                .await
+                .map_err(StorageError::from_rexie)?;
+            for entry in &work.audit {
+                store(AUDIT)?
+                    .add(&to_js(entry)?, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            let record = OutboxRecord {
+                id: work.unit.id.clone(),
+                unit: work.unit.clone(),
+                state: OutboxRecordState::Pending,
+                reason: None,
+            };
+            store(OUTBOX)?
+                .add(&to_js(&record)?, None)
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn each_device_has_its_own_series() {
+        let a = device_series("0193a0b0-0000-7000-8000-00000000a1f3");
+        let b = device_series("0193a0b0-0000-7000-8000-00000000a1f4");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 6);
+        assert!(counterbook_shop::series::validate_series(&a).is_ok());
+        assert_eq!(a, device_series("0193a0b0-0000-7000-8000-00000000a1f3"));
+    }
+}

@@ -1,0 +1,307 @@
+//! The cart: its lines with quantity (+/−, or typed, in kg or g for loose goods), a discount
+//! per line, remove and clear; and the totals, tax and rounding lines, always in view. Every
+//! figure is `counterbook-shop`'s `bill_totals` and `settle`.
+
+use counterbook_shop::cart::Cart;
+use counterbook_shop::money::{format_decimal_trimmed, parse_decimal};
+use counterbook_shop::{LineDiscount, QuantityUnit};
+use leptos::prelude::*;
+
+use super::{payment, Counter, Notice};
+use crate::money::format_price;
+
+/// Sets a line's quantity from what the cashier typed: in the line's unit ("2", "1.25",
+/// "1.25 kg"), or for kg and l in grams and millilitres ("750 g", "250 ml").
+fn set_typed_quantity(cart: &mut Cart, index: usize, text: &str) -> Result<(), String> {
+    let unit = cart
+        .lines
+        .get(index)
+        .map(|l| l.line.unit)
+        .ok_or("no such line")?;
+    let typed = text.trim().to_lowercase();
+    let small = match unit {
+        QuantityUnit::Kilogram => Some("g"),
+        QuantityUnit::Litre => Some("ml"),
+        _ => None,
+    };
+    if let Some(small) = small.filter(|s| typed.ends_with(s) && !typed.ends_with(unit.as_str())) {
+        let milli = parse_decimal(typed.trim_end_matches(small).trim(), 0)
+            .map_err(|e| format!("\"{}\": {e}", text.trim()))?;
+        return cart.set_quantity(index, milli).map_err(|e| e.to_string());
+    }
+    let number = typed
+        .trim_end_matches(unit.as_str())
+        .trim_end_matches("pcs")
+        .trim();
+    cart.set_quantity_typed(index, number)
+        .map_err(|e| e.to_string())
+}
+
+/// How a line's quantity reads: "3", or "1.25 kg".
+pub(crate) fn quantity_text(quantity: i64, unit: QuantityUnit) -> String {
+    if unit.is_loose() {
+        format!(
+            "{} {}",
+            format_decimal_trimmed(quantity, unit.quantity_decimals()),
+            unit.as_str()
+        )
+    } else {
+        quantity.to_string()
+    }
+}
+
+/// A discount typed for a line: "10%" or an amount ("5", "5.50").
+pub(crate) fn parse_discount(text: &str, exponent: u32) -> Result<LineDiscount, String> {
+    let typed = text.trim();
+    if typed.is_empty() {
+        return Ok(LineDiscount::None);
+    }
+    if let Some(percent) = typed.strip_suffix('%') {
+        let basis_points = parse_decimal(percent.trim(), 2).map_err(|e| e.to_string())?;
+        if basis_points > 10_000 {
+            return Err("A discount is at most 100%.".into());
+        }
+        return Ok(LineDiscount::Percent {
+            basis_points: basis_points as u32,
+        });
+    }
+    let minor = parse_decimal(typed, exponent).map_err(|e| e.to_string())?;
+    Ok(LineDiscount::Amount { minor })
+}
+
+fn discount_text(discount: LineDiscount, exponent: u32) -> String {
+    match discount {
+        LineDiscount::None => String::new(),
+        LineDiscount::Amount { minor } => format_decimal_trimmed(minor, exponent),
+        LineDiscount::Percent { basis_points } => {
+            format!("{}%", format_decimal_trimmed(i64::from(basis_points), 2))
+        }
+    }
+}
+
+pub(super) fn remove_selected(counter: &Counter) {
+    let Some(index) = counter.selected.get_untracked() else {
+        return;
+    };
+    remove_line(counter, index);
+}
+
+fn remove_line(counter: &Counter, index: usize) {
+    counter.lines.update(|cart| {
+        let _ = cart.remove(index);
+    });
+    let remaining = counter.lines.with_untracked(|cart| cart.lines.len());
+    counter
+        .selected
+        .set((remaining > 0).then(|| index.min(remaining - 1)));
+}
+
+pub(super) fn change_selected_quantity(counter: &Counter, direction: i64) {
+    let Some(index) = counter.selected.get_untracked() else {
+        return;
+    };
+    step_quantity(counter, index, direction);
+}
+
+fn step_quantity(counter: &Counter, index: usize, direction: i64) {
+    counter.lines.update(|cart| {
+        let _ = cart.step_quantity(index, direction > 0);
+    });
+}
+
+fn line_indexes(counter: Counter) -> Vec<usize> {
+    (0..counter.lines.with(|cart| cart.lines.len())).collect()
+}
+
+#[component]
+pub(super) fn CartView(counter: Counter) -> impl IntoView {
+    let totals = payment::totals_memo(counter);
+    view! {
+        <section class="cart" data-testid="cart" aria-label="Cart">
+            <Show when=move || counter.lines.with(|cart| !cart.is_empty())
+                fallback=|| view! { <p class="empty cart-empty">"Scan a product to start a bill."</p> }>
+                <table class="cart-lines">
+                    <thead><tr>
+                        <th class="name">"Item"</th><th class="qty">"Qty"</th>
+                        <th class="discount">"Discount"</th><th class="amount">"Amount"</th><th></th>
+                    </tr></thead>
+                    <tbody>
+                        <For each=move || line_indexes(counter)
+                            key=|index| *index
+                            children=move |index| view! { <CartLine counter=counter index=index totals=totals/> }/>
+                    </tbody>
+                </table>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn CartLine(
+    counter: Counter,
+    index: usize,
+    totals: Memo<Result<counterbook_shop::BillTotals, counterbook_shop::BillError>>,
+) -> impl IntoView {
+    let line = Memo::new(move |_| {
+        counter
+            .lines
+            .with(|cart| cart.lines.get(index).map(|l| l.line.clone()))
+    });
+    let exponent = move || counter.settings.with(|s| s.minor_unit_exponent);
+    let currency = move || counter.settings.with(|s| s.currency.clone());
+    let amount = move || {
+        totals.with(|totals| {
+            totals
+                .as_ref()
+                .ok()
+                .and_then(|t| t.lines.get(index))
+                .map(|l| format_price(l.total_minor, &currency()))
+                .unwrap_or_default()
+        })
+    };
+    let set_quantity = move |text: String| {
+        let mut outcome = Ok(());
+        counter
+            .lines
+            .update(|cart| outcome = set_typed_quantity(cart, index, &text));
+        if let Err(problem) = outcome {
+            counter.notice.set(Some(Notice::Error(problem)));
+        }
+    };
+    let set_discount = move |text: String| {
+        let outcome = parse_discount(&text, exponent()).and_then(|discount| {
+            let mut changed = Ok(());
+            counter.lines.update(|cart| {
+                changed = cart
+                    .set_discount(index, discount)
+                    .map_err(|e| e.to_string())
+            });
+            changed
+        });
+        if let Err(problem) = outcome {
+            counter.notice.set(Some(Notice::Error(problem)));
+        }
+    };
+    move || {
+        line.get().map(|current| {
+            let name = current.name.clone();
+            let unit = current.unit;
+            let unit_price = format_price(current.unit_price_minor, &currency());
+            let per = if unit.is_loose() {
+                format!("{unit_price} / {}", unit.as_str())
+            } else {
+                unit_price
+            };
+            view! {
+                <tr data-testid="cart-line" data-product-id=current.product_id.clone()
+                    class:selected=move || counter.selected.get() == Some(index)
+                    on:click=move |_| counter.selected.set(Some(index))>
+                    <td class="name">
+                        <span data-testid="cart-line-name">{name.clone()}</span>
+                        <span class="unit-price">{per}</span>
+                    </td>
+                    <td class="qty">
+                        <button type="button" class="step" aria-label=format!("One less {name}")
+                            data-testid="quantity-down" on:click=move |_| step_quantity(&counter, index, -1)>"−"</button>
+                        <input type="text" inputmode="decimal" class="quantity" data-testid="cart-line-quantity"
+                            aria-label=format!("Quantity of {name}")
+                            prop:value=quantity_text(current.quantity, unit)
+                            on:change=move |ev| set_quantity(event_target_value(&ev))/>
+                        <button type="button" class="step" aria-label=format!("One more {name}")
+                            data-testid="quantity-up" on:click=move |_| step_quantity(&counter, index, 1)>"+"</button>
+                    </td>
+                    <td class="discount">
+                        <input type="text" inputmode="decimal" data-testid="cart-line-discount"
+                            aria-label=format!("Discount on {name}") placeholder="0 or %"
+                            prop:value=discount_text(current.discount, exponent())
+                            on:change=move |ev| set_discount(event_target_value(&ev))/>
+                    </td>
+                    <td class="amount" data-testid="cart-line-amount">{amount}</td>
+                    <td>
+                        <button type="button" class="remove" aria-label=format!("Remove {name}")
+                            data-testid="remove-line" on:click=move |ev| {
+                                ev.stop_propagation();
+                                remove_line(&counter, index);
+                            }>"×"</button>
+                    </td>
+                </tr>
+            }
+        })
+    }
+}
+
+/// Subtotal, discounts, the tax per rate, rounding and the total: always in view.
+#[component]
+pub(super) fn Totals(counter: Counter) -> impl IntoView {
+    let totals = payment::totals_memo(counter);
+    let settlement = payment::settlement_memo(counter, totals);
+    let currency = move || counter.settings.with(|s| s.currency.clone());
+    let money = move |minor: i64| format_price(minor, &currency());
+    let figure = move |pick: fn(&counterbook_shop::BillTotals) -> i64| {
+        move || totals.with(|t| t.as_ref().map(pick).unwrap_or(0))
+    };
+    let rounding = move || settlement.with(|s| s.as_ref().map(|s| s.rounding_minor).unwrap_or(0));
+    let payable = move || {
+        settlement.with(|s| {
+            s.as_ref()
+                .map(|s| s.payable_minor)
+                .unwrap_or_else(|_| figure(|t| t.total_minor)())
+        })
+    };
+    view! {
+        <section class="totals" data-testid="totals" aria-label="Totals">
+            <dl>
+                <dt>"Subtotal"</dt><dd data-testid="subtotal">{move || money(figure(|t| t.subtotal_minor)())}</dd>
+                <dt>"Discount"</dt><dd data-testid="discount-total">{move || money(-figure(|t| t.discount_minor)())}</dd>
+                {move || totals.with(|t| t.as_ref().map(|t| t.tax_summary.clone()).unwrap_or_default())
+                    .into_iter()
+                    .map(|row| view! {
+                        <dt>{format!("Tax {}%", format_decimal_trimmed(i64::from(row.tax_rate_basis_points), 2))}</dt>
+                        <dd data-testid="tax-line">{money(row.tax_minor)}</dd>
+                    })
+                    .collect_view()}
+                <dt>"Rounding"</dt><dd data-testid="rounding">{move || money(rounding())}</dd>
+                <dt class="total" id="total-label">"Total"</dt>
+                <dd class="total" data-testid="total" aria-labelledby="total-label">{move || money(payable())}</dd>
+            </dl>
+            {move || totals.with(|t| t.as_ref().err().map(|e| view! {
+                <p class="form-error" role="alert">{e.to_string()}</p>
+            }))}
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn quantities_are_typed_in_the_unit_or_its_thousandth() {
+        let mut product = counterbook_shop::Product::new("p".into(), "Rice", 6000, "INR");
+        product.unit = QuantityUnit::Kilogram;
+        let mut cart = Cart::default();
+        cart.add_product(&product, 1000).unwrap();
+        let quantity = |cart: &Cart| cart.lines[0].line.quantity;
+        for (typed, expected) in [("1.25", 1250), ("1.5 kg", 1500), ("750g", 750), ("2", 2000)] {
+            set_typed_quantity(&mut cart, 0, typed).unwrap();
+            assert_eq!(quantity(&cart), expected, "{typed}");
+        }
+        assert!(set_typed_quantity(&mut cart, 0, "0").is_err());
+        assert_eq!(quantity_text(1250, QuantityUnit::Kilogram), "1.25 kg");
+    }
+
+    #[wasm_bindgen_test]
+    fn discounts_are_amounts_or_percentages() {
+        assert_eq!(
+            parse_discount("10%", 2),
+            Ok(LineDiscount::Percent { basis_points: 1000 })
+        );
+        assert_eq!(
+            parse_discount("5.50", 2),
+            Ok(LineDiscount::Amount { minor: 550 })
+        );
+        assert_eq!(parse_discount("", 2), Ok(LineDiscount::None));
+        assert!(parse_discount("120%", 2).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The bill's customer: found by phone or name as you type (index lookups with a limit), or
+//! created on the spot with a name, a phone and an optional credit limit.
+
+use counterbook_shop::money::parse_decimal;
+use counterbook_shop::Customer;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::{Counter, Notice};
+use crate::money::format_price;
+
+const CUSTOMER_RESULTS: u32 = 5;
+
+#[component]
+pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
+    let query = RwSignal::new(String::new());
+    let found = RwSignal::new(Vec::<Customer>::new());
+    let creating = RwSignal::new(false);
+    let name = RwSignal::new(String::new());
+    let phone = RwSignal::new(String::new());
+    let limit = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let currency = move || counter.settings.with(|s| s.currency.clone());
+
+    let look_up = move |text: String| {
+        query.set(text.clone());
+        if text.trim().is_empty() {
+            found.set(Vec::new());
+            return;
+        }
+        spawn_local(async move {
+            let driver = counter.driver.get_value();
+            match driver.store().find_customers(&text, CUSTOMER_RESULTS).await {
+                // Only the answer to what the field still holds.
+                Ok(customers) if query.get_untracked() == text => found.set(customers),
+                Ok(_) => {}
+                Err(problem) => counter.notice.set(Some(Notice::Error(problem.to_string()))),
+            }
+        });
+    };
+    let choose = move |customer: Customer| {
+        counter.customer.set(Some(customer));
+        query.set(String::new());
+        found.set(Vec::new());
+    };
+    let create = move |_| {
+        let limit_text = limit.get_untracked();
+        let credit_limit_minor = if limit_text.trim().is_empty() {
+            None
+        } else {
+            match parse_decimal(&limit_text, counter.exponent()) {
+                Ok(minor) => Some(minor),
+                Err(problem) => {
+                    error.set(Some(format!("Credit limit: {problem}")));
+                    return;
+                }
+            }
+        };
+        let phone_text = phone.get_untracked();
+        let mut customer = Customer::new(
+            crate::ids::new_id(),
+            &name.get_untracked(),
+            Some(phone_text.as_str()),
+        );
+        customer.credit_limit_minor = credit_limit_minor;
+        spawn_local(async move {
+            let driver = counter.driver.get_value();
+            match crate::actions::sale::create_customer(&driver, &customer).await {
+                Ok(()) => {
+                    error.set(None);
+                    creating.set(false);
+                    name.set(String::new());
+                    phone.set(String::new());
+                    limit.set(String::new());
+                    choose(customer);
+                }
+                Err(problem) => error.set(Some(problem)),
+            }
+        });
+    };
+
+    view! {
+        <section class="customer" data-testid="customer" aria-label="Customer">
+            {move || match counter.customer.get() {
+                Some(customer) => {
+                    let balance = format_price(customer.credit_balance_minor, &currency());
+                    let limit = customer.credit_limit_minor.map(|l| format_price(l, &currency()));
+                    view! {
+                        <div class="customer-chosen" data-testid="customer-chosen">
+                            <strong data-testid="customer-name">{customer.name.clone()}</strong>
+                            <span>{customer.phone.clone()}</span>
+                            <span class="balance">"Owes " {balance}
+                                {limit.map(|l| format!(" of {l}"))}</span>
+                            <button type="button" class="secondary" data-testid="remove-customer"
+                                on:click=move |_| counter.customer.set(None)>"Remove"</button>
+                        </div>
+                    }
+                    .into_any()
+                }
+                None => view! {
+                    <div class="customer-find">
+                        <label>
+                            "Customer (phone or name)"
+                            <input type="text" data-testid="customer-search" autocomplete="off"
+                                prop:value=move || query.get()
+                                on:input=move |ev| look_up(event_target_value(&ev))/>
+                        </label>
+                        <ul class="customer-results">
+                            <For each=move || found.get() key=|c| c.id.clone()
+                                children=move |customer| {
+                                    let label = format!("{} {}", customer.name, customer.phone.clone().unwrap_or_default());
+                                    view! {
+                                        <li><button type="button" class="secondary" data-testid="customer-result"
+                                            on:click=move |_| choose(customer.clone())>{label}</button></li>
+                                    }
+                                }/>
+                        </ul>
+                        <button type="button" class="link" data-testid="new-customer"
+                            on:click=move |_| creating.update(|c| *c = !*c)>"New customer"</button>
+                    </div>
+                }
+                .into_any(),
+            }}
+            <Show when=move || creating.get() && counter.customer.with(Option::is_none)>
+                <div class="customer-new" data-testid="customer-form">
+                    <label>"Name"
+                        <input type="text" data-testid="customer-new-name" prop:value=move || name.get()
+                            on:input=move |ev| name.set(event_target_value(&ev))/></label>
+                    <label>"Phone"
+                        <input type="tel" data-testid="customer-new-phone" prop:value=move || phone.get()
+                            on:input=move |ev| phone.set(event_target_value(&ev))/></label>
+                    <label>"Credit limit"
+                        <input type="text" inputmode="decimal" data-testid="customer-new-limit"
+                            placeholder="No limit" prop:value=move || limit.get()
+                            on:input=move |ev| limit.set(event_target_value(&ev))/></label>
+                    <button type="button" data-testid="add-customer" on:click=create>"Add customer"</button>
+                    {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+                </div>
+            </Show>
+        </section>
+    }
+}

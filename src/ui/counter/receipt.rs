@@ -1,0 +1,354 @@
+//! The receipt, shown when a sale completes and whenever a bill is opened again (its QR code
+//! scanned at the counter): the shop profile, the bill number, date and time (`Intl`), cashier
+//! and device, lines, discounts, the tax summary per rate, rounding, total, payments, change, a
+//! credit customer's new balance, the footer, and a QR code of the bill's id.
+//!
+//! Printing: `window.print()` with the print stylesheet for the paper width chosen on this
+//! device (58 or 80 mm, `www/counter.css`), or straight to an ESC/POS printer over Web Serial
+//! or WebUSB: the receipt drawn to a canvas, made 1-bit and sent as a raster image with a cut
+//! and, if chosen, a drawer kick ([`crate::devices`]). "Send on WhatsApp" where the customer
+//! has a phone.
+
+use counterbook_shop::escpos::{encode_receipt, PrintOptions};
+use counterbook_shop::receipt::{qr_modules, qr_svg, receipt_of, whatsapp_url, Receipt};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::Counter;
+use crate::actions::sale::CompletedBill;
+use crate::devices::printer::{self, PrinterTransport};
+use crate::devices::receipt_canvas::{dots_across, draw_receipt, ReceiptRow};
+
+const PAPER_WIDTH_KEY: &str = "counterbook.paperWidthMm";
+const DRAWER_KICK_KEY: &str = "counterbook.kickDrawer";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The receipt paper on this device: 58 or 80 mm (a device setting, remembered).
+pub fn paper_width_mm() -> u32 {
+    local_storage()
+        .and_then(|s| s.get_item(PAPER_WIDTH_KEY).ok().flatten())
+        .and_then(|v| v.parse().ok())
+        .filter(|width| *width == 58 || *width == 80)
+        .unwrap_or(80)
+}
+
+fn set_paper_width_mm(width: u32) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(PAPER_WIDTH_KEY, &width.to_string());
+    }
+}
+
+/// Sets the printed page to the paper: `width_mm` wide, no margins (so no browser headers).
+fn set_print_page(width_mm: u32) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let style = match document.get_element_by_id("receipt-page") {
+        Some(style) => style,
+        None => {
+            let Ok(style) = document.create_element("style") else {
+                return;
+            };
+            style.set_id("receipt-page");
+            if let Some(head) = document.head() {
+                let _ = head.append_child(&style);
+            }
+            style
+        }
+    };
+    style.set_text_content(Some(&format!(
+        "@page {{ size: {width_mm}mm 297mm; margin: 0; }}"
+    )));
+}
+
+fn kick_drawer() -> bool {
+    local_storage()
+        .and_then(|s| s.get_item(DRAWER_KICK_KEY).ok().flatten())
+        .is_some_and(|v| v == "on")
+}
+
+/// Prints the page with the receipt stylesheet (`window.print()`).
+pub fn print_now() {
+    if let Some(window) = web_sys::window() {
+        // Printing is a convenience: a browser that refuses shows the receipt anyway.
+        let _ = window.print();
+    }
+}
+
+/// The date and time of a sale, in the browser's locale and time zone (`Intl`).
+fn date_time(millis: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
+    String::from(date.to_locale_string("default", &js_sys::Object::new()))
+}
+
+/// The country calling code WhatsApp needs for a national number, guessed from the currency.
+fn calling_code(currency: &str) -> &'static str {
+    match currency {
+        "INR" => "91",
+        "DZD" => "213",
+        "EGP" => "20",
+        "MAD" => "212",
+        "TND" => "216",
+        "PKR" => "92",
+        "BDT" => "880",
+        "NPR" => "977",
+        _ => "",
+    }
+}
+
+fn receipt_for(completed: &CompletedBill) -> Receipt {
+    receipt_of(
+        &completed.bill,
+        &completed.settings,
+        completed.customer.as_ref(),
+        &date_time(completed.bill.created_at_millis),
+    )
+}
+
+/// The receipt as rows for the printer's canvas.
+fn canvas_rows(receipt: &Receipt) -> Vec<ReceiptRow> {
+    let mut rows = vec![ReceiptRow {
+        large: true,
+        centered: true,
+        ..ReceiptRow::text(receipt.shop_name.clone())
+    }];
+    for extra in [&receipt.address, &receipt.phone, &receipt.tax_id]
+        .into_iter()
+        .flatten()
+    {
+        rows.push(ReceiptRow {
+            centered: true,
+            ..ReceiptRow::text(extra.clone())
+        });
+    }
+    rows.push(ReceiptRow::rule());
+    rows.push(ReceiptRow {
+        bold: true,
+        ..ReceiptRow::pair(format!("Bill {}", receipt.bill_number), "")
+    });
+    rows.push(ReceiptRow::text(receipt.date_time.clone()));
+    rows.push(ReceiptRow::text(format!(
+        "{}Device {}",
+        receipt
+            .cashier
+            .as_ref()
+            .map(|c| format!("Cashier {c} · "))
+            .unwrap_or_default(),
+        receipt.device
+    )));
+    rows.push(ReceiptRow::rule());
+    for line in &receipt.lines {
+        rows.push(ReceiptRow::pair(line.name.clone(), line.amount.clone()));
+        let mut detail = format!("  {} × {}", line.quantity, line.unit_price);
+        if !line.discount.is_empty() {
+            detail.push_str(&format!("  {}", line.discount));
+        }
+        rows.push(ReceiptRow::text(detail));
+    }
+    rows.push(ReceiptRow::rule());
+    rows.push(ReceiptRow::pair("Subtotal", receipt.subtotal.clone()));
+    if !receipt.discount.is_empty() {
+        rows.push(ReceiptRow::pair("Discount", receipt.discount.clone()));
+    }
+    for tax in &receipt.tax_summary {
+        rows.push(ReceiptRow::pair(
+            format!("Tax {} on {}", tax.rate, tax.taxable),
+            tax.tax.clone(),
+        ));
+    }
+    if !receipt.rounding.is_empty() {
+        rows.push(ReceiptRow::pair("Rounding", receipt.rounding.clone()));
+    }
+    rows.push(ReceiptRow {
+        large: true,
+        ..ReceiptRow::pair(format!("Total {}", receipt.currency), receipt.total.clone())
+    });
+    for payment in &receipt.payments {
+        rows.push(ReceiptRow::pair(
+            payment.label.clone(),
+            payment.amount.clone(),
+        ));
+    }
+    if !receipt.change.is_empty() {
+        rows.push(ReceiptRow::pair("Change", receipt.change.clone()));
+    }
+    if let (Some(name), Some(balance)) = (&receipt.customer_name, &receipt.customer_balance) {
+        rows.push(ReceiptRow::pair(format!("{name} owes"), balance.clone()));
+    }
+    if let Some(footer) = &receipt.footer {
+        rows.push(ReceiptRow {
+            centered: true,
+            ..ReceiptRow::text(footer.clone())
+        });
+    }
+    rows
+}
+
+/// Draws the receipt and sends it to the receipt printer as ESC/POS.
+async fn print_direct(
+    completed: &CompletedBill,
+    transport: PrinterTransport,
+) -> Result<(), String> {
+    let receipt = receipt_for(completed);
+    let paper = paper_width_mm();
+    let (width, modules) = qr_modules(&completed.bill.id).map_err(|e| e.to_string())?;
+    let qr_rows: Vec<Vec<bool>> = modules.chunks(width.max(1)).map(<[bool]>::to_vec).collect();
+    let bitmap =
+        draw_receipt(&canvas_rows(&receipt), Some(&qr_rows), paper).map_err(|e| e.to_string())?;
+    let options = PrintOptions {
+        paper_width_dots: dots_across(paper),
+        kick_drawer: kick_drawer(),
+        ..PrintOptions::default()
+    };
+    let bytes = encode_receipt(&bitmap, &options).map_err(|e| e.to_string())?;
+    printer::print_bytes(transport, &bytes)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[component]
+pub(super) fn ReceiptOverlay(counter: Counter) -> impl IntoView {
+    move || {
+        counter
+            .receipt
+            .get()
+            .map(|completed| view! { <ReceiptView counter=counter completed=completed/> })
+    }
+}
+
+#[component]
+fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
+    let receipt = receipt_for(&completed);
+    let paper = RwSignal::new(paper_width_mm());
+    Effect::new(move |_| set_print_page(paper.get()));
+    let print_message = RwSignal::new(None::<String>);
+    let qr = qr_svg(&completed.bill.id, 120).unwrap_or_default();
+    let whatsapp = completed
+        .customer
+        .as_ref()
+        .and_then(|c| c.phone.clone())
+        .and_then(|phone| {
+            whatsapp_url(
+                &phone,
+                calling_code(&completed.settings.currency),
+                &receipt.to_text(counterbook_shop::receipt::TEXT_WIDTH_58_MM),
+            )
+            .ok()
+        });
+    let transports = printer::available_transports();
+    let printing = RwSignal::new(false);
+    let completed_for_print = StoredValue::new(completed.clone());
+    let print_to = move |transport: PrinterTransport| {
+        printing.set(true);
+        spawn_local(async move {
+            let completed = completed_for_print.get_value();
+            let outcome = print_direct(&completed, transport).await;
+            print_message.set(Some(match outcome {
+                Ok(()) => "Sent to the receipt printer.".into(),
+                Err(problem) => problem,
+            }));
+            printing.set(false);
+        });
+    };
+    let close = move |_| {
+        counter.receipt.set(None);
+        counter.focus_scan_field();
+    };
+    let r = receipt.clone();
+    view! {
+        <div class="receipt-overlay">
+            <section class=move || format!("receipt paper-{}", paper.get()) role="region" aria-label="Receipt"
+                data-testid="receipt" data-bill-id=completed.bill.id.clone()>
+                <header class="receipt-shop">
+                    <h2>{r.shop_name.clone()}</h2>
+                    {r.address.clone().map(|a| view! { <p>{a}</p> })}
+                    {r.phone.clone().map(|p| view! { <p>"Phone " {p}</p> })}
+                    {r.tax_id.clone().map(|t| view! { <p>"Tax id " {t}</p> })}
+                </header>
+                <p class="receipt-number">"Bill " <strong data-testid="bill-number">{r.bill_number.clone()}</strong></p>
+                <p class="receipt-meta" data-testid="receipt-date">{r.date_time.clone()}</p>
+                <p class="receipt-meta">
+                    {r.cashier.clone().map(|c| format!("Cashier {c} · "))}
+                    "Device " {r.device.clone()}
+                </p>
+                <table class="receipt-lines">
+                    <tbody>
+                        {r.lines.iter().map(|line| view! {
+                            <tr data-testid="receipt-line">
+                                <td class="name">
+                                    {line.name.clone()}
+                                    <span class="detail">{format!("{} × {}", line.quantity, line.unit_price)}
+                                        {(!line.discount.is_empty()).then(|| format!(" {}", line.discount))}</span>
+                                </td>
+                                <td class="amount">{line.amount.clone()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <dl class="receipt-totals">
+                    <dt>"Subtotal"</dt><dd>{r.subtotal.clone()}</dd>
+                    {(!r.discount.is_empty()).then(|| view! { <dt>"Discount"</dt><dd>{r.discount.clone()}</dd> })}
+                    {r.tax_summary.iter().map(|tax| view! {
+                        <dt>{format!("Tax {} on {}", tax.rate, tax.taxable)}</dt><dd>{tax.tax.clone()}</dd>
+                    }).collect_view()}
+                    {(!r.rounding.is_empty()).then(|| view! { <dt>"Rounding"</dt><dd data-testid="receipt-rounding">{r.rounding.clone()}</dd> })}
+                    <dt class="total">{format!("Total {}", r.currency)}</dt>
+                    <dd class="total" data-testid="receipt-total">{r.total.clone()}</dd>
+                    {r.payments.iter().map(|payment| view! {
+                        <dt data-testid="receipt-payment">{payment.label.clone()}</dt><dd>{payment.amount.clone()}</dd>
+                    }).collect_view()}
+                    {(!r.change.is_empty()).then(|| view! { <dt>"Change"</dt><dd data-testid="receipt-change">{r.change.clone()}</dd> })}
+                    {r.customer_name.clone().zip(r.customer_balance.clone()).map(|(name, balance)| view! {
+                        <dt>{format!("{name} owes")}</dt><dd data-testid="receipt-balance">{balance}</dd>
+                    })}
+                </dl>
+                {r.footer.clone().map(|f| view! { <p class="receipt-footer">{f}</p> })}
+                <div class="receipt-qr" data-testid="receipt-qr" role="img"
+                    aria-label=format!("QR code of bill {}", r.bill_number) inner_html=qr></div>
+            </section>
+            <div class="receipt-actions">
+                <button type="button" data-testid="print-receipt" aria-label="Print" on:click=move |_| print_now()>
+                    "Print" <kbd>"F10"</kbd>
+                </button>
+                {transports.into_iter().map(|transport| {
+                    let label = match transport {
+                        PrinterTransport::Serial => "Print to receipt printer (serial)",
+                        PrinterTransport::Usb => "Print to receipt printer (USB)",
+                    };
+                    let testid = match transport {
+                        PrinterTransport::Serial => "print-serial",
+                        PrinterTransport::Usb => "print-usb",
+                    };
+                    view! {
+                        <button type="button" class="secondary" data-testid=testid
+                            disabled=move || printing.get()
+                            on:click=move |_| print_to(transport)>{label}</button>
+                    }
+                }).collect_view()}
+                {whatsapp.map(|href| view! {
+                    <a class="button secondary" href=href target="_blank" rel="noopener"
+                        data-testid="send-whatsapp">"Send on WhatsApp"</a>
+                })}
+                <label class="paper">
+                    "Paper"
+                    <select data-testid="paper-width" on:change=move |ev| {
+                        let width = event_target_value(&ev).parse().unwrap_or(80);
+                        set_paper_width_mm(width);
+                        paper.set(width);
+                    }>
+                        <option value="58" selected=move || paper.get() == 58>"58 mm"</option>
+                        <option value="80" selected=move || paper.get() == 80>"80 mm"</option>
+                    </select>
+                </label>
+                <button type="button" class="secondary" data-testid="new-sale" aria-label="New sale" on:click=close>
+                    "New sale" <kbd>"Esc"</kbd>
+                </button>
+                {move || print_message.get().map(|m| view! { <p class="print-message" role="status" data-testid="print-message">{m}</p> })}
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,271 @@
+//! Completing a sale on the real IndexedDB in headless Chromium: one transaction for the bill,
+//! its payments and stock moves, the stock, the customer's balance, the audit entry, the bill
+//! number and the outbox unit; nothing of a failing sale is kept; the series survives a reload.
+#![cfg(target_arch = "wasm32")]
+// Amounts are written as major_minor units (₹120.00 is `120_00`), on purpose.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use counterbook::ids::new_id;
+use counterbook::storage::sales::{device_series, RecordSaleError};
+use counterbook::storage::Store;
+use counterbook_shop::actions::{complete_sale, ActionContext, Sale};
+use counterbook_shop::{BillLine, Customer, Product, Record, ShopSettings, Tender, UnitOfWork};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const DEVICE: &str = "0193a0b0-0000-7000-8000-00000000beef";
+
+async fn fresh_store() -> (Store, String) {
+    let name = format!("test-sales-{}", new_id());
+    (Store::open(&name).await.unwrap(), name)
+}
+
+fn context() -> ActionContext<'static> {
+    ActionContext {
+        shop_id: "s1",
+        device_id: DEVICE,
+        cashier: None,
+        now_millis: 1_700_000_000_000,
+    }
+}
+
+/// Puts records on the tablet as a unit of work would (its own unit in the outbox).
+async fn put(store: &Store, records: Vec<Record>) {
+    let mut work = counterbook_shop::actions::create_customer(
+        &context(),
+        &Customer::new(new_id(), "Seed", None),
+        &mut new_id,
+    )
+    .unwrap();
+    work.records = records;
+    store.commit_work(&work).await.unwrap();
+}
+
+fn product(name: &str, price: i64, stock: i64) -> Product {
+    let mut product = Product::new(new_id(), name, price, "INR");
+    product.stock_on_hand = stock;
+    product
+}
+
+/// Sells `lines` paid by `tenders`, for `customer`, in one transaction.
+async fn sell(
+    store: &Store,
+    lines: &[BillLine],
+    tenders: &[Tender],
+    customer_id: Option<&str>,
+) -> Result<(String, UnitOfWork), RecordSaleError<String>> {
+    let settings = ShopSettings::default();
+    let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
+    store
+        .record_sale(
+            &device_series(DEVICE),
+            &ids,
+            customer_id,
+            |number, products, customer| {
+                let sale = Sale {
+                    number,
+                    lines,
+                    tenders,
+                    customer,
+                    products,
+                    settings: &settings,
+                    day: "2026-12-01",
+                };
+                complete_sale(&context(), &sale, &mut new_id)
+                    .map(|completed| completed.work)
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await
+        .map(|(number, work)| (number.to_string(), work))
+}
+
+/// A product's stock on the tablet (test products have their id as SKU).
+async fn stock_of(store: &Store, id: &str) -> i64 {
+    store
+        .product_for_code(id)
+        .await
+        .unwrap()
+        .map(|p| p.stock_on_hand)
+        .unwrap_or_else(|| panic!("product {id} not found"))
+}
+
+#[wasm_bindgen_test]
+async fn a_sale_is_one_transaction_and_the_series_survives_a_reload() {
+    let (store, name) = fresh_store().await;
+    let mut tea = product("Tea 250g", 120_00, 10);
+    tea.sku = Some(tea.id.clone());
+    let mut rice = product("Rice", 60_00, 5_000);
+    rice.sku = Some(rice.id.clone());
+    rice.unit = counterbook_shop::QuantityUnit::Kilogram;
+    put(
+        &store,
+        vec![Record::Product(tea.clone()), Record::Product(rice.clone())],
+    )
+    .await;
+    let before = store.outbox().await.unwrap().pending.len();
+
+    let lines = [
+        BillLine::of_product(&tea, 2),
+        BillLine::of_product(&rice, 1_250),
+    ];
+    let (first, work) = sell(
+        &store,
+        &lines,
+        &[Tender::Cash {
+            received_minor: 400_00,
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let series = device_series(DEVICE);
+    assert_eq!(first, format!("{series}-000001"));
+    assert_eq!(stock_of(&store, &tea.id).await, 8);
+    assert_eq!(stock_of(&store, &rice.id).await, 3_750);
+    let bill = store
+        .bill_by_number(&first)
+        .await
+        .unwrap()
+        .expect("the bill is stored");
+    assert_eq!(bill.totals.total_minor, 2 * 120_00 + 75_00);
+    let outbox = store.outbox().await.unwrap().pending;
+    assert_eq!(outbox.len(), before + 1);
+    assert_eq!(outbox.last(), Some(&work.unit));
+
+    let (second, _) = sell(
+        &store,
+        &lines[..1],
+        &[Tender::Card {
+            amount_minor: 240_00,
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second, format!("{series}-000002"));
+
+    // A reload: the series goes on where it was.
+    store.close();
+    let store = Store::open(&name).await.unwrap();
+    assert_eq!(
+        store
+            .last_bill_number(&series)
+            .await
+            .unwrap()
+            .map(|n| n.to_string()),
+        Some(second)
+    );
+    let (third, _) = sell(
+        &store,
+        &lines[..1],
+        &[Tender::Cash {
+            received_minor: 240_00,
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(third, format!("{series}-000003"));
+    assert_eq!(stock_of(&store, &tea.id).await, 4);
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_or_failing_sale_leaves_nothing() {
+    let (store, _) = fresh_store().await;
+    let mut soap = product("Soap", 35_00, 20);
+    soap.sku = Some(soap.id.clone());
+    let mut customer = Customer::new(new_id(), "Ravi", Some("98765 43210"));
+    customer.credit_balance_minor = 80_00;
+    customer.credit_limit_minor = Some(100_00);
+    let series = device_series(DEVICE);
+    // A bill that already holds the number the next sale would take (as if restored from an
+    // old backup): the bills' unique number index will refuse the sale's bill.
+    let first = counterbook_shop::BillNumber::first(&series).unwrap();
+    let lines = [BillLine::of_product(&soap, 1)];
+    let settings = ShopSettings::default();
+    let squatter = complete_sale(
+        &context(),
+        &Sale {
+            number: &first,
+            lines: &lines,
+            tenders: &[Tender::Cash {
+                received_minor: 35_00,
+            }],
+            customer: None,
+            products: &[],
+            settings: &settings,
+            day: "2026-12-01",
+        },
+        &mut new_id,
+    )
+    .unwrap();
+    put(
+        &store,
+        vec![
+            Record::Product(soap.clone()),
+            Record::Customer(customer.clone()),
+            Record::Bill(squatter.bill),
+        ],
+    )
+    .await;
+    let outbox_before = store.outbox().await.unwrap().pending;
+
+    // Credit over the limit, judged on the balance read in the same transaction: refused.
+    let refused = sell(
+        &store,
+        &lines,
+        &[Tender::Credit {
+            amount_minor: 35_00,
+        }],
+        Some(&customer.id),
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(RecordSaleError::Refused(reason)) if reason.contains("limit")),
+        "{refused:?}"
+    );
+
+    // A failure inside IndexedDB after the stock and the balance were written in the
+    // transaction: the bill's number is taken. All of it is rolled back.
+    let clash = sell(
+        &store,
+        &lines,
+        &[
+            Tender::Cash {
+                received_minor: 20_00,
+            },
+            Tender::Credit {
+                amount_minor: 15_00,
+            },
+        ],
+        Some(&customer.id),
+    )
+    .await;
+    assert!(
+        matches!(clash, Err(RecordSaleError::Storage(_))),
+        "{clash:?}"
+    );
+
+    assert_eq!(stock_of(&store, &soap.id).await, 20, "stock untouched");
+    assert_eq!(
+        store
+            .customer(&customer.id)
+            .await
+            .unwrap()
+            .map(|c| c.credit_balance_minor),
+        Some(80_00),
+        "balance untouched"
+    );
+    assert_eq!(
+        store.outbox().await.unwrap().pending,
+        outbox_before,
+        "no unit queued"
+    );
+    assert_eq!(
+        store.last_bill_number(&series).await.unwrap(),
+        None,
+        "no number used"
+    );
+}
