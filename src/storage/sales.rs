@@ -100,7 +100,7 @@ fn record_value(record: &Record) -> Result<JsValue, StorageError> {
 
 /// A customer as stored: with the folded name the `nameKey` index reads, and the phone's
 /// digits for the `phone` index.
-fn customer_value(customer: &Customer) -> Result<JsValue, StorageError> {
+pub(super) fn customer_value(customer: &Customer) -> Result<JsValue, StorageError> {
     let mut record = serde_json::to_value(customer)
         .map_err(|e| StorageError::Transaction(format!("cannot encode a customer: {e}")))?;
     if let Some(fields) = record.as_object_mut() {

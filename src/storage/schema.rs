@@ -76,11 +76,18 @@ struct DataMigration {
 }
 
 /// Every data migration, oldest first.
-const DATA_MIGRATIONS: &[DataMigration] = &[DataMigration {
-    version: 2,
-    stores: &[PRODUCTS],
-    what: "backfill products' nameKey for the name-prefix index",
-}];
+const DATA_MIGRATIONS: &[DataMigration] = &[
+    DataMigration {
+        version: 2,
+        stores: &[PRODUCTS],
+        what: "backfill products' nameKey for the name-prefix index",
+    },
+    DataMigration {
+        version: 3,
+        stores: &[CUSTOMERS],
+        what: "backfill customers' nameKey for the counter's name lookup",
+    },
+];
 
 impl Store {
     /// The data version recorded in `meta` (1 when none is: version 1 did not record it).
@@ -118,6 +125,22 @@ impl Store {
                             product.name_key = name_key(&product.name);
                             products
                                 .put(&to_js(&product)?, None)
+                                .await
+                                .map_err(StorageError::from_rexie)?;
+                        }
+                    }
+                    3 => {
+                        let customers = transaction
+                            .store(CUSTOMERS)
+                            .map_err(StorageError::from_rexie)?;
+                        let values = customers
+                            .get_all(None, None)
+                            .await
+                            .map_err(StorageError::from_rexie)?;
+                        for value in values {
+                            let customer: counterbook_shop::Customer = from_js(value)?;
+                            customers
+                                .put(&super::sales::customer_value(&customer)?, None)
                                 .await
                                 .map_err(StorageError::from_rexie)?;
                         }
