@@ -83,11 +83,11 @@ describe("one product travels from an offline tablet to another tablet", () => {
         await pageA.screenshot({ path: join(ARTIFACTS, `${backend}-tablet-a.png`), fullPage: true });
         await pageB.screenshot({ path: join(ARTIFACTS, `${backend}-tablet-b.png`), fullPage: true });
 
-        // Exactly three products and three op markers reached the backend: nothing lost, nothing
+        // Exactly three products, their audit entries and three op markers reached the backend: nothing lost, nothing
         // applied twice; and tablet A's own devices document, which tells listeners what changed.
         if (backend === "counterbook-server") {
           const rows = countRowsInSqlite(server.database, project);
-          assert.deepEqual(rows, { products: 3, ops: 3, devices: 1 });
+          assert.deepEqual(rows, { products: 3, audit: 3, ops: 3, devices: 1 });
         }
         const products = await listDocuments(endpoint, project, `shops/${shop}`, "products");
         const markers = await listDocuments(endpoint, project, `shops/${shop}`, "ops");
@@ -158,7 +158,7 @@ describe("the tablet keeps working when the network or the server goes away", ()
 
       server = await startServer({ dataDir, port: server.port });
       await waitForBadge(page, { connection: "Online", pending: 0 });
-      assert.deepEqual(countRowsInSqlite(server.database, "e2e-vanish"), { products: 1, ops: 1, devices: 1 });
+      assert.deepEqual(countRowsInSqlite(server.database, "e2e-vanish"), { products: 1, audit: 1, ops: 1, devices: 1 });
     } finally {
       await tablet.close();
       await server.stop();

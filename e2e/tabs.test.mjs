@@ -57,14 +57,14 @@ test("one tab leads; a follower's sale is pushed by the leader; a closed or froz
     await waitForProducts(first, ["Tab two tea"]);
     await waitForBadge(second, { connection: "Online", pending: 0 });
     await waitForBadge(first, { connection: "Online", pending: 0 });
-    assert.deepEqual(countRowsInSqlite(server.database, project), { products: 1, ops: 1, devices: 1 });
+    assert.deepEqual(countRowsInSqlite(server.database, project), { products: 1, audit: 1, ops: 1, devices: 1 });
 
     // The leader closes: the follower takes over within seconds and pushes its own sales.
     await first.close();
     await waitForLeadership(second, true);
     await addProduct(second, "After the leader left", "5");
     await waitForBadge(second, { connection: "Online", pending: 0 });
-    assert.deepEqual(countRowsInSqlite(server.database, project), { products: 2, ops: 2, devices: 1 });
+    assert.deepEqual(countRowsInSqlite(server.database, project), { products: 2, audit: 2, ops: 2, devices: 1 });
 
     // A frozen leader is replaced: its JavaScript is stopped (the debugger pauses it, as a hung
     // or frozen tab would be), so its heartbeat stops and the next tab steals the lock.
@@ -78,7 +78,7 @@ test("one tab leads; a follower's sale is pushed by the leader; a closed or froz
     await waitForLeadership(third, true, 20_000);
     await addProduct(third, "While the other tab sleeps", "7");
     await waitForBadge(third, { connection: "Online", pending: 0 });
-    assert.deepEqual(countRowsInSqlite(server.database, project), { products: 3, ops: 3, devices: 1 });
+    assert.deepEqual(countRowsInSqlite(server.database, project), { products: 3, audit: 3, ops: 3, devices: 1 });
     await devtools.send("Debugger.resume");
     await waitForProducts(second, ["After the leader left", "Tab two tea", "While the other tab sleeps"]);
     await waitForLeadership(second, false);

@@ -498,24 +498,24 @@ async fn products_are_found_by_barcode_sku_and_name_prefix() {
     );
     let names = |products: Vec<Product>| products.into_iter().map(|p| p.name).collect::<Vec<_>>();
     assert_eq!(
-        names(store.products_with_name_prefix("ma").await.unwrap()),
+        names(store.products_with_name_prefix("ma", 100).await.unwrap()),
         vec!["Maggi  Masala 70g"]
     );
     assert_eq!(
         names(
             store
-                .products_with_name_prefix("MAGGI masala")
+                .products_with_name_prefix("MAGGI masala", 100)
                 .await
                 .unwrap()
         ),
         vec!["Maggi  Masala 70g"]
     );
     assert_eq!(
-        names(store.products_with_name_prefix("b").await.unwrap()),
+        names(store.products_with_name_prefix("b", 100).await.unwrap()),
         vec!["Britannia Marie Gold"]
     );
     assert!(store
-        .products_with_name_prefix("z")
+        .products_with_name_prefix("z", 100)
         .await
         .unwrap()
         .is_empty());
@@ -581,7 +581,10 @@ async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
     );
     assert_eq!(store.products().await.unwrap().len(), 2);
     // The data migration backfilled the name-prefix key.
-    let found = store.products_with_name_prefix("assam tea").await.unwrap();
+    let found = store
+        .products_with_name_prefix("assam tea", 100)
+        .await
+        .unwrap();
     assert_eq!(found, vec![tea]);
     // New stores exist and work.
     assert!(store.conflicts().await.unwrap().is_empty());

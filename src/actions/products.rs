@@ -1,172 +1,154 @@
-//! The shop's product actions (add, edit, move stock), each turned into ONE unit of work:
-//! the entity records as this device now shows them, an audit entry, and the document writes
-//! the sync engine pushes. They hand the finished unit to the driver; they never sync.
+//! The shop's product actions: add, edit, receive or adjust stock, import a catalogue. Each
+//! builds its unit of work with `counterbook-shop` (records, audit entry, document writes),
+//! checks what only this device's catalogue can tell (a barcode or SKU already in use), and
+//! hands the unit whole to the driver, which stores it in one transaction and pushes it.
 
-use counterbook_sync::{DocumentWrite, Unit};
+use counterbook_shop::actions::{self as shop_actions, ActionContext, StockError};
+use counterbook_shop::product::ProductError;
+use counterbook_shop::{Product, StockMoveKind};
 
-use crate::entities::{AuditEntry, EntityRecord, StockMove, StockMoveKind};
-use crate::model::{add_product_unit, Product};
-use crate::storage::StorageError;
+use crate::storage::{StorageError, Store};
 use crate::sync::SyncDriver;
+
+/// Why a product action saved nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProductActionError {
+    #[error("Check the product: {0}.")]
+    Product(#[from] ProductError),
+    #[error("Check the stock: {0}.")]
+    Stock(#[from] StockError),
+    #[error("The barcode {barcode} is already used by {owner}.")]
+    BarcodeTaken { barcode: String, owner: String },
+    #[error("The SKU {sku} is already used by {owner}.")]
+    SkuTaken { sku: String, owner: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
 
 fn now_millis() -> i64 {
     js_sys::Date::now() as i64
 }
 
-fn audit_entry(
-    driver: &SyncDriver,
-    action: &str,
-    path: &str,
-    before: Option<&Product>,
-    after: Option<&Product>,
-) -> AuditEntry {
-    AuditEntry {
-        id: crate::ids::new_id(),
-        at_millis: now_millis(),
-        device_id: driver.device_id().to_owned(),
-        cashier: None,
-        action: action.into(),
-        path: path.into(),
-        before: before.map(Product::to_fields),
-        after: after.map(Product::to_fields),
-    }
+fn new_id() -> String {
+    crate::ids::new_id()
 }
 
-/// Changes a product's name and price: a masked write that checks the version it started
-/// from, so a change made meanwhile on another tablet is merged, not overwritten.
+/// Runs `act` with who acts, where and when.
+fn with_context<T>(driver: &SyncDriver, act: impl FnOnce(&ActionContext<'_>) -> T) -> T {
+    let context = ActionContext {
+        shop_id: &driver.settings().shop_id,
+        device_id: driver.device_id(),
+        cashier: None,
+        now_millis: now_millis(),
+    };
+    act(&context)
+}
+
+/// Refuses a barcode or SKU another product already has: a scan must find one product.
+/// One index get per code.
+pub async fn check_codes_are_free(
+    store: &Store,
+    product: &Product,
+) -> Result<(), ProductActionError> {
+    for barcode in &product.barcodes {
+        if let Some(owner) = store.product_by_barcode(barcode).await? {
+            if owner.id != product.id {
+                return Err(ProductActionError::BarcodeTaken {
+                    barcode: barcode.clone(),
+                    owner: owner.name,
+                });
+            }
+        }
+    }
+    if let Some(sku) = product.sku.as_deref() {
+        if let Some(owner) = store.product_by_sku(sku).await? {
+            if owner.id != product.id {
+                return Err(ProductActionError::SkuTaken {
+                    sku: sku.to_owned(),
+                    owner: owner.name,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Saves a new product (with its opening stock, if any, as a received stock move) and starts
+/// pushing it. `product.id` is replaced by a new id.
+pub async fn add_product(
+    driver: &SyncDriver,
+    mut product: Product,
+) -> Result<Product, ProductActionError> {
+    product.id = new_id();
+    product.currency = driver.settings().currency.clone();
+    check_codes_are_free(driver.store(), &product).await?;
+    let work = with_context(driver, |context| {
+        shop_actions::add_product(context, &product, &mut new_id)
+    })?;
+    driver.submit_work(work).await?;
+    Ok(product)
+}
+
+/// Changes a product's fields (not its stock): a masked write of the fields that changed, from
+/// the server version it started from, so a change made meanwhile on another tablet is merged.
 pub async fn edit_product(
     driver: &SyncDriver,
-    product: &Product,
-    name: &str,
-    price_minor: i64,
-) -> Result<(), StorageError> {
-    let shop = &driver.settings().shop_id;
-    let path = product.document_path(shop);
-    let mut edited = product.clone();
-    edited.name = name.trim().to_owned();
-    edited.name_key = crate::model::name_key(&edited.name);
-    edited.price_minor = price_minor;
-    let fields = edited.to_fields();
-    let write = DocumentWrite::patch(
-        path.clone(),
-        fields
-            .into_iter()
-            .filter(|(field, _)| field == "name" || field == "price")
-            .collect(),
-        driver.base_of(&path).await?,
-    );
-    let unit = Unit {
-        id: crate::ids::new_id(),
-        label: format!("Change {} to {}", product.name, edited.name),
-        writes: vec![write],
-        created_at_millis: now_millis(),
-    };
-    let audit = audit_entry(driver, "product.edit", &path, Some(product), Some(&edited));
-    driver
-        .submit_unit(&[EntityRecord::Product(edited)], &[audit], unit)
-        .await
+    before: &Product,
+    after: Product,
+) -> Result<(), ProductActionError> {
+    let mut after = after;
+    after.id = before.id.clone();
+    check_codes_are_free(driver.store(), &after).await?;
+    let base = driver
+        .base_of(&before.document_path(&driver.settings().shop_id))
+        .await?;
+    let work = with_context(driver, |context| {
+        shop_actions::edit_product(context, before, &after, base, &mut new_id)
+    })?;
+    if let Some(work) = work {
+        driver.submit_work(work).await?;
+    }
+    Ok(())
 }
 
-/// Moves stock: `quantity` units sold (negative) or received (positive). Stock travels as
-/// an `increment`, so two tablets selling the last items both count.
+/// Receives (`quantity` above zero) or adjusts (either sign, with a reason) a product's stock:
+/// an increment of its stock counter and a stock move, so two tablets' moves both count.
 pub async fn move_stock(
     driver: &SyncDriver,
     product: &Product,
     kind: StockMoveKind,
     quantity: i64,
-) -> Result<(), StorageError> {
-    let shop = &driver.settings().shop_id;
-    let path = product.document_path(shop);
-    let stock_move = StockMove {
-        id: crate::ids::new_id(),
-        product_id: product.id.clone(),
-        kind,
-        quantity,
-        bill_id: None,
-        device_id: driver.device_id().to_owned(),
-        at_millis: now_millis(),
-    };
-    let mut moved = product.clone();
-    moved.stock_on_hand += quantity;
-    let move_fields = std::collections::BTreeMap::from([
-        (
-            "productId".to_string(),
-            counterbook_firestore_wire::Value::String(product.id.clone()),
-        ),
-        (
-            "quantity".to_string(),
-            counterbook_firestore_wire::Value::Integer(quantity),
-        ),
-        (
-            "kind".to_string(),
-            counterbook_firestore_wire::Value::String(format!("{kind:?}").to_lowercase()),
-        ),
-        (
-            "device".to_string(),
-            counterbook_firestore_wire::Value::String(driver.device_id().to_owned()),
-        ),
-        (
-            "deleted".to_string(),
-            counterbook_firestore_wire::Value::Boolean(false),
-        ),
-    ]);
-    let unit = Unit {
-        id: crate::ids::new_id(),
-        label: format!(
-            "{} {} × {}",
-            if quantity < 0 { "Sell" } else { "Receive" },
-            quantity.abs(),
-            product.name
-        ),
-        writes: vec![
-            // Counters only: a masked write of no field, so the rest of the product stays.
-            DocumentWrite::increment(
-                path.clone(),
-                std::collections::BTreeMap::from([("stock".to_string(), quantity)]),
-            ),
-            DocumentWrite::create(
-                format!("shops/{shop}/stockMoves/{}", stock_move.id),
-                move_fields,
-            ),
-        ],
-        created_at_millis: now_millis(),
-    };
-    let audit = audit_entry(driver, "stock.move", &path, Some(product), Some(&moved));
-    driver
-        .submit_unit(
-            &[
-                EntityRecord::Product(moved),
-                EntityRecord::StockMove(stock_move),
-            ],
-            &[audit],
-            unit,
-        )
-        .await
+    reason: Option<&str>,
+) -> Result<(), ProductActionError> {
+    let work = with_context(driver, |context| {
+        shop_actions::move_stock(context, product, kind, quantity, reason, &mut new_id)
+    })?;
+    driver.submit_work(work).await?;
+    Ok(())
 }
 
-/// Saves a new product with its outbox unit, shows it, and starts pushing it.
-pub async fn add_product(
+/// Imports products (already validated by the CSV reader) in as few units as the commit limit
+/// allows, each saved in one transaction; `progress(saved, total)` after each unit. Stops at the
+/// first unit that cannot be saved, keeping the ones before it.
+pub async fn import_products(
     driver: &SyncDriver,
-    name: &str,
-    price_minor: i64,
-) -> Result<Product, StorageError> {
-    let settings = &driver.settings();
-    let product = Product::new(
-        crate::ids::new_id(),
-        name.trim(),
-        price_minor,
-        &settings.currency,
-    );
-    let unit = add_product_unit(
-        crate::ids::new_id(),
-        &product,
-        &settings.shop_id,
-        now_millis(),
-    );
-    let path = product.document_path(&settings.shop_id);
-    let audit = audit_entry(driver, "product.create", &path, None, Some(&product));
-    driver
-        .submit_unit(&[EntityRecord::Product(product.clone())], &[audit], unit)
-        .await?;
-    Ok(product)
+    products: &[Product],
+    progress: impl Fn(usize, usize),
+) -> Result<usize, ProductActionError> {
+    let units = with_context(driver, |context| {
+        shop_actions::import_products(context, products, &mut new_id)
+    });
+    let total = products.len();
+    let mut saved = 0;
+    for work in units {
+        let in_unit = work
+            .records
+            .iter()
+            .filter(|record| matches!(record, counterbook_shop::Record::Product(_)))
+            .count();
+        driver.submit_work(work).await?;
+        saved += in_unit;
+        progress(saved, total);
+    }
+    Ok(saved)
 }

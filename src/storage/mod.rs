@@ -24,6 +24,7 @@
 //! right after opening. Version 1 had `products`, `outbox` and `meta`.
 
 mod bills;
+mod changes;
 mod customers;
 mod outbox;
 mod products;
@@ -37,7 +38,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
+pub use changes::ChangedDocuments;
 pub use outbox::OutboxContents;
+pub use products::{ProductPosition, ProductQuery, TakenCodes};
 use schema::META;
 pub use schema::{declare_schema, SCHEMA_VERSION};
 pub use server_documents::rebased;
@@ -97,6 +100,8 @@ fn key_range<E: std::fmt::Display>(range: std::result::Result<KeyRange, E>) -> R
 /// The open local database.
 pub struct Store {
     db: Rexie,
+    /// Announces the documents each committed write changed.
+    changes: changes::ChangeFeed,
 }
 
 impl Store {
@@ -107,7 +112,10 @@ impl Store {
             .build()
             .await
             .map_err(|e| StorageError::Open(StorageError::from_rexie(e).to_string()))?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            changes: changes::ChangeFeed::default(),
+        };
         store.run_data_migrations().await?;
         Ok(store)
     }
@@ -124,7 +132,17 @@ impl Store {
             .build()
             .await
             .map_err(|e| StorageError::Open(StorageError::from_rexie(e).to_string()))?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            changes: changes::ChangeFeed::default(),
+        })
+    }
+
+    /// Calls `subscriber` after every committed write that changed entity records, with the
+    /// documents it changed (local units, pulled pages, listen snapshots, re-read documents,
+    /// rejected units). The driver subscribes once and tells the screens and the other tabs.
+    pub fn on_change(&self, subscriber: impl Fn(&ChangedDocuments) + 'static) {
+        self.changes.subscribe(subscriber);
     }
 
     /// Closes the connection, so that another version can open the database.
@@ -157,6 +175,17 @@ impl Store {
         } else {
             // Every request succeeded (a failing one returns above), yet the commit aborted.
             Err(StorageError::QuotaExceeded)
+        }
+    }
+
+    /// [`Store::finish`] for a transaction whose work produced a value.
+    async fn finish_with<T>(transaction: rexie::Transaction, outcome: Result<T>) -> Result<T> {
+        match outcome {
+            Ok(value) => Self::finish(transaction, Ok(())).await.map(|()| value),
+            Err(error) => {
+                Self::finish(transaction, Err(error.clone())).await?;
+                Err(error)
+            }
         }
     }
 

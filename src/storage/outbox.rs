@@ -8,6 +8,8 @@ use rexie::TransactionMode;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
+use super::changes::ChangedDocuments;
+use super::products::product_to_js;
 use super::schema::{BASES, OUTBOX, PRODUCTS};
 use super::server_documents::product_id_of_path;
 use super::{from_js, to_js, Result, StorageError, Store};
@@ -153,6 +155,7 @@ impl Store {
     pub async fn reject_unit(&self, unit_id: &str) -> Result<()> {
         let transaction =
             self.transaction(&[OUTBOX, BASES, PRODUCTS], TransactionMode::ReadWrite)?;
+        let mut changed = ChangedDocuments::new();
         let outcome = async {
             let outbox = transaction
                 .store(OUTBOX)
@@ -183,10 +186,11 @@ impl Store {
                     .transpose()?;
                 let restored =
                     base.and_then(|base| Product::from_document(&base.to_document()).ok());
+                changed.insert(PRODUCTS, product_id);
                 match restored {
                     Some(product) => {
                         products
-                            .put(&to_js(&product)?, None)
+                            .put(&product_to_js(&product)?, None)
                             .await
                             .map_err(StorageError::from_rexie)?;
                     }
@@ -199,7 +203,9 @@ impl Store {
             outbox.delete(key).await.map_err(StorageError::from_rexie)
         }
         .await;
-        Self::finish(transaction, outcome).await
+        Self::finish(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
     }
 }
 

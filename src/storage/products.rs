@@ -1,13 +1,124 @@
-//! Products: the indexed lookups a screen makes (by barcode, SKU, name prefix).
+//! Products: the indexed queries screens make, each costing what it returns. A barcode or SKU
+//! is one index get; a list (everything, a name prefix, a category, low stock, and their
+//! combinations) is a range of one compound index read a page at a time, by cursor after the
+//! last row read or by offset for a jump; counts come from the index.
+//!
+//! Every product record is written through [`product_to_js`], which adds the index-only field
+//! `lowStock` (`1` while the stock is at or below the threshold, absent otherwise), so that the
+//! low-stock indexes hold exactly the products low on stock (IndexedDB leaves a record out of
+//! an index whose key path does not resolve to a key).
 
 use rexie::{KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
+use super::changes::ChangedDocuments;
 use super::schema::PRODUCTS;
-use super::{from_js, key_range, Result, StorageError, Store};
+use super::{from_js, key_range, to_js, Result, StorageError, Store};
 use crate::entities::{AuditEntry, EntityRecord};
 use crate::model::{name_key, Product};
 use counterbook_sync::Unit;
+
+/// The index-only field of products low on stock.
+const LOW_STOCK_FIELD: &str = "lowStock";
+/// Sorts after every character a name key holds (JavaScript compares UTF-16 code units).
+const AFTER_EVERY_NAME: &str = "\u{ffff}";
+
+/// A product as its IndexedDB record, with the index-only fields.
+pub(super) fn product_to_js(product: &Product) -> Result<JsValue> {
+    let value = to_js(product)?;
+    if product.is_low_on_stock() {
+        js_sys::Reflect::set(
+            &value,
+            &JsValue::from_str(LOW_STOCK_FIELD),
+            &JsValue::from_f64(1.0),
+        )
+        .map_err(|_| StorageError::Transaction("cannot mark a product low on stock".into()))?;
+    }
+    Ok(value)
+}
+
+/// Which products a list shows, always in name order (ties by id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProductQuery {
+    /// Only names starting with this (case and spacing ignored); empty for all.
+    pub name_prefix: String,
+    /// Only this category.
+    pub category: Option<String>,
+    /// Only products at or below their low-stock threshold.
+    pub low_stock_only: bool,
+}
+
+/// Where a row sits in a list: the place to continue after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductPosition {
+    pub name_key: String,
+    pub id: String,
+}
+
+impl ProductPosition {
+    pub fn of(product: &Product) -> ProductPosition {
+        ProductPosition {
+            name_key: product.name_key.clone(),
+            id: product.id.clone(),
+        }
+    }
+}
+
+impl ProductQuery {
+    /// Whether `product` belongs in this list (for changes announced while it is shown).
+    pub fn matches(&self, product: &Product) -> bool {
+        product.name_key.starts_with(&name_key(&self.name_prefix))
+            && self
+                .category
+                .as_ref()
+                .is_none_or(|category| product.category.as_ref() == Some(category))
+            && (!self.low_stock_only || product.is_low_on_stock())
+    }
+
+    /// The compound index that serves this query; its keys end with `[nameKey, id]`.
+    fn index(&self) -> &'static str {
+        match (self.low_stock_only, self.category.is_some()) {
+            (false, false) => "byName",
+            (true, false) => "lowStockByName",
+            (false, true) => "byCategory",
+            (true, true) => "lowStockByCategory",
+        }
+    }
+
+    /// The key parts before `[nameKey, id]`.
+    fn leading_parts(&self) -> Vec<JsValue> {
+        let mut parts = Vec::new();
+        if self.low_stock_only {
+            parts.push(JsValue::from_f64(1.0));
+        }
+        if let Some(category) = &self.category {
+            parts.push(JsValue::from_str(category));
+        }
+        parts
+    }
+
+    fn key(&self, tail: &[&str]) -> JsValue {
+        let key = js_sys::Array::new();
+        for part in self.leading_parts() {
+            key.push(&part);
+        }
+        for part in tail {
+            key.push(&JsValue::from_str(part));
+        }
+        key.into()
+    }
+
+    /// Every key of this query, or those after `after`.
+    fn range(&self, after: Option<&ProductPosition>) -> Result<KeyRange> {
+        let prefix = name_key(&self.name_prefix);
+        let upper = self.key(&[&format!("{prefix}{AFTER_EVERY_NAME}")]);
+        let (lower, open) = match after {
+            Some(position) => (self.key(&[&position.name_key, &position.id]), true),
+            None => (self.key(&[&prefix]), false),
+        };
+        key_range(KeyRange::bound(&lower, &upper, Some(open), Some(false)))
+    }
+}
 
 impl Store {
     /// Saves a new product and the unit that will push it, in one transaction.
@@ -21,13 +132,105 @@ impl Store {
             .await
     }
 
-    /// Every product, by name.
+    /// How many products `query` lists.
+    pub async fn count_products(&self, query: &ProductQuery) -> Result<u32> {
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let index = store
+            .index(query.index())
+            .map_err(StorageError::from_rexie)?;
+        index
+            .count(Some(query.range(None)?))
+            .await
+            .map_err(StorageError::from_rexie)
+    }
+
+    /// Up to `limit` products of `query`, in name order, from the start or after `after`
+    /// (one cursor range read).
+    pub async fn products_after(
+        &self,
+        query: &ProductQuery,
+        after: Option<&ProductPosition>,
+        limit: u32,
+    ) -> Result<Vec<Product>> {
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let index = store
+            .index(query.index())
+            .map_err(StorageError::from_rexie)?;
+        let values = index
+            .get_all(Some(query.range(after)?), Some(limit))
+            .await
+            .map_err(StorageError::from_rexie)?;
+        values.into_iter().map(from_js).collect()
+    }
+
+    /// Up to `limit` products of `query` from row `offset` on: a jump (the cursor skips
+    /// `offset` index entries without reading their records).
+    pub async fn products_at_offset(
+        &self,
+        query: &ProductQuery,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Product>> {
+        if offset == 0 {
+            return self.products_after(query, None, limit).await;
+        }
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let index = store
+            .index(query.index())
+            .map_err(StorageError::from_rexie)?;
+        let rows = index
+            .scan(Some(query.range(None)?), Some(limit), Some(offset), None)
+            .await
+            .map_err(StorageError::from_rexie)?;
+        rows.into_iter().map(|(_, value)| from_js(value)).collect()
+    }
+
+    /// The products with these ids that exist, in one transaction (one get each).
+    pub async fn products_by_ids(&self, ids: &[String]) -> Result<Vec<Product>> {
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let mut products = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(value) = store
+                .get(JsValue::from_str(id))
+                .await
+                .map_err(StorageError::from_rexie)?
+                .filter(|value| !value.is_undefined())
+            {
+                products.push(from_js(value)?);
+            }
+        }
+        Ok(products)
+    }
+
+    /// The product with this id, if any.
+    pub async fn product(&self, id: &str) -> Result<Option<Product>> {
+        Ok(self
+            .products_by_ids(&[id.to_owned()])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Every product, by name. Reads the whole catalogue: only for exports and tests, never
+    /// for a screen.
     pub async fn products(&self) -> Result<Vec<Product>> {
         let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
         let store = transaction
             .store(PRODUCTS)
             .map_err(StorageError::from_rexie)?;
-        let index = store.index("name").map_err(StorageError::from_rexie)?;
+        let index = store.index("byName").map_err(StorageError::from_rexie)?;
         let values = index
             .get_all(None, None)
             .await
@@ -35,34 +238,145 @@ impl Store {
         values.into_iter().map(from_js).collect()
     }
 
-    /// The products whose name starts with `prefix` (case and spacing ignored), by name.
-    pub async fn products_with_name_prefix(&self, prefix: &str) -> Result<Vec<Product>> {
-        let key = name_key(prefix);
-        let range = key_range(KeyRange::bound(
-            &JsValue::from_str(&key),
-            &JsValue::from_str(&format!("{key}\u{ffff}")),
-            Some(false),
-            Some(false),
-        ))?;
-        self.index_lookup(PRODUCTS, "nameKey", range).await
+    /// Up to `limit` products whose name starts with `prefix` (case and spacing ignored), by
+    /// name: one index range.
+    pub async fn products_with_name_prefix(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Product>> {
+        let query = ProductQuery {
+            name_prefix: prefix.to_owned(),
+            ..ProductQuery::default()
+        };
+        self.products_after(&query, None, limit).await
     }
 
-    /// The product a scanner's barcode belongs to, if any.
+    /// The product a scanner's barcode belongs to, if any: one index get.
     pub async fn product_by_barcode(&self, barcode: &str) -> Result<Option<Product>> {
-        let range = key_range(KeyRange::only(&JsValue::from_str(barcode)))?;
-        Ok(self
-            .index_lookup(PRODUCTS, "barcode", range)
-            .await?
-            .into_iter()
-            .next())
+        self.product_by_index("barcode", barcode).await
     }
 
+    /// The product with this SKU, if any: one index get.
     pub async fn product_by_sku(&self, sku: &str) -> Result<Option<Product>> {
-        let range = key_range(KeyRange::only(&JsValue::from_str(sku)))?;
-        Ok(self
-            .index_lookup(PRODUCTS, "sku", range)
-            .await?
-            .into_iter()
-            .next())
+        self.product_by_index("sku", sku).await
+    }
+
+    async fn product_by_index(&self, index_name: &str, key: &str) -> Result<Option<Product>> {
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let index = store.index(index_name).map_err(StorageError::from_rexie)?;
+        index
+            .get(JsValue::from_str(key))
+            .await
+            .map_err(StorageError::from_rexie)?
+            .filter(|value| !value.is_undefined())
+            .map(from_js)
+            .transpose()
+    }
+
+    /// The categories products have, sorted: one index read per category (each skips to the
+    /// first key after the previous category).
+    pub async fn product_categories(&self) -> Result<Vec<String>> {
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let index = store
+            .index("byCategory")
+            .map_err(StorageError::from_rexie)?;
+        let mut categories: Vec<String> = Vec::new();
+        loop {
+            let range = match categories.last() {
+                // Arrays sort after strings, so `[category, []]` follows every key of it.
+                Some(last) => {
+                    let after: JsValue =
+                        js_sys::Array::of2(&JsValue::from_str(last), &js_sys::Array::new().into())
+                            .into();
+                    Some(key_range(KeyRange::lower_bound(&after, Some(true)))?)
+                }
+                None => None,
+            };
+            let next = index
+                .get_all(range, Some(1))
+                .await
+                .map_err(StorageError::from_rexie)?;
+            let Some(value) = next.into_iter().next() else {
+                break;
+            };
+            let product: Product = from_js(value)?;
+            match product.category {
+                Some(category) => categories.push(category),
+                None => break,
+            }
+        }
+        Ok(categories)
+    }
+
+    /// Puts products straight into the store in ONE transaction, with no outbox unit: for
+    /// seeding a catalogue in tests and benchmarks (a real import goes through units).
+    pub async fn seed_products(&self, products: &[Product]) -> Result<()> {
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadWrite)?;
+        let mut changed = ChangedDocuments::new();
+        let outcome = async {
+            let store = transaction
+                .store(PRODUCTS)
+                .map_err(StorageError::from_rexie)?;
+            let mut values = Vec::with_capacity(products.len());
+            for product in products {
+                values.push((product_to_js(product)?, None));
+                changed.insert(PRODUCTS, &product.id);
+            }
+            store
+                .put_all(values.into_iter())
+                .await
+                .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
+    }
+}
+
+/// Codes already in use: each code with the name of the product that has it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TakenCodes {
+    pub barcodes: std::collections::BTreeMap<String, String>,
+    pub skus: std::collections::BTreeMap<String, String>,
+}
+
+impl Store {
+    /// Which of these barcodes and SKUs products already have, in one transaction (one index
+    /// get per code): the CSV import's check against the catalogue.
+    pub async fn taken_codes(&self, barcodes: &[String], skus: &[String]) -> Result<TakenCodes> {
+        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(PRODUCTS)
+            .map_err(StorageError::from_rexie)?;
+        let mut taken = TakenCodes::default();
+        for (index_name, codes, found) in [
+            ("barcode", barcodes, &mut taken.barcodes),
+            ("sku", skus, &mut taken.skus),
+        ] {
+            let index = store.index(index_name).map_err(StorageError::from_rexie)?;
+            for code in codes.iter().filter(|code| !code.is_empty()) {
+                if let Some(value) = index
+                    .get(JsValue::from_str(code))
+                    .await
+                    .map_err(StorageError::from_rexie)?
+                    .filter(|value| !value.is_undefined())
+                {
+                    let owner: Product = from_js(value)?;
+                    found.insert(code.clone(), owner.name);
+                }
+            }
+        }
+        Ok(taken)
     }
 }

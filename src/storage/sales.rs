@@ -240,6 +240,12 @@ impl Store {
         match outcome {
             Ok(recorded) => {
                 Self::finish(transaction, Ok(())).await?;
+                let mut changed = super::ChangedDocuments::new();
+                for record in &recorded.1.records {
+                    let (store_name, id, _) = super::units::shop_record(record)?;
+                    changed.insert(store_name, id);
+                }
+                self.changes.publish(&changed);
                 Ok(recorded)
             }
             Err(error) => {
@@ -248,44 +254,6 @@ impl Store {
                 Err(error)
             }
         }
-    }
-
-    /// Writes a unit of work made by `counterbook-shop`'s actions (records, audit entries,
-    /// outbox entry) in ONE transaction. Records are put: new ones and updated ones alike.
-    pub async fn commit_work(&self, work: &UnitOfWork) -> Result<(), StorageError> {
-        let mut stores: Vec<&str> = work.records.iter().map(record_store).collect();
-        stores.extend([AUDIT, OUTBOX]);
-        stores.sort_unstable();
-        stores.dedup();
-        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
-        let outcome = async {
-            let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
-            for record in &work.records {
-                store(record_store(record))?
-                    .put(&record_value(record)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            for entry in &work.audit {
-                store(AUDIT)?
-                    .add(&to_js(entry)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            let record = OutboxRecord {
-                id: work.unit.id.clone(),
-                unit: work.unit.clone(),
-                state: OutboxRecordState::Pending,
-                reason: None,
-            };
-            store(OUTBOX)?
-                .add(&to_js(&record)?, None)
-                .await
-                .map_err(StorageError::from_rexie)?;
-            Ok(())
-        }
-        .await;
-        Self::finish(transaction, outcome).await
     }
 
     /// The product a scanned code names: by barcode (one index get), else by SKU.

@@ -5,10 +5,11 @@
 use rexie::{Index, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use super::{from_js, to_js, Result, StorageError, Store};
+use super::products::product_to_js;
+use super::{from_js, Result, StorageError, Store};
 use crate::model::{name_key, Product};
 
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 pub(super) const PRODUCTS: &str = "products";
 pub(super) const CUSTOMERS: &str = "customers";
 pub(super) const BILLS: &str = "bills";
@@ -24,8 +25,11 @@ pub(super) const META: &str = "meta";
 pub(super) const PARKED_BILLS: &str = "parkedBills";
 pub(super) const DATA_VERSION_KEY: &str = "dataVersion";
 
-/// Declares the object stores and indexes of schema `version` (1, 2 or 3). Version 3 added
-/// `parkedBills` and the customers' `nameKey` index.
+/// Declares the object stores and indexes of schema `version` (1 to 4). Version 3 added
+/// `parkedBills` and the customers' `nameKey` index; version 4 the products' compound list
+/// indexes, each ending with `[nameKey, id]` so that a list reads in name order and continues
+/// after its last row: `byName`, `lowStockByName`, `byCategory`, `lowStockByCategory` (the
+/// low-stock ones over the index-only `lowStock` field).
 pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
     let products = ObjectStore::new(PRODUCTS)
         .key_path("id")
@@ -41,6 +45,24 @@ pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
         .add_index(Index::new("nameKey", "nameKey"))
         .add_index(Index::new("sku", "sku"))
         .add_index(Index::new("barcode", "barcodes").multi_entry(true));
+    let products = if version >= 4 {
+        products
+            .add_index(Index::new_array("byName", ["nameKey", "id"]))
+            .add_index(Index::new_array(
+                "lowStockByName",
+                ["lowStock", "nameKey", "id"],
+            ))
+            .add_index(Index::new_array(
+                "byCategory",
+                ["category", "nameKey", "id"],
+            ))
+            .add_index(Index::new_array(
+                "lowStockByCategory",
+                ["lowStock", "category", "nameKey", "id"],
+            ))
+    } else {
+        products
+    };
     let keyed = |name: &str| ObjectStore::new(name).key_path("id");
     let mut customers = keyed(CUSTOMERS).add_index(Index::new("phone", "phoneDigits"));
     let mut builder = builder;
@@ -87,6 +109,11 @@ const DATA_MIGRATIONS: &[DataMigration] = &[
         stores: &[CUSTOMERS],
         what: "backfill customers' nameKey for the counter's name lookup",
     },
+    DataMigration {
+        version: 4,
+        stores: &[PRODUCTS],
+        what: "mark products low on stock for the low-stock indexes",
+    },
 ];
 
 impl Store {
@@ -112,7 +139,9 @@ impl Store {
             let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
             let outcome = async {
                 match migration.version {
-                    2 => {
+                    // Both rewrite every product in today's record form, which has the
+                    // nameKey (2) and the lowStock mark (4).
+                    2 | 4 => {
                         let products = transaction
                             .store(PRODUCTS)
                             .map_err(StorageError::from_rexie)?;
@@ -124,7 +153,7 @@ impl Store {
                             let mut product: Product = from_js(value)?;
                             product.name_key = name_key(&product.name);
                             products
-                                .put(&to_js(&product)?, None)
+                                .put(&product_to_js(&product)?, None)
                                 .await
                                 .map_err(StorageError::from_rexie)?;
                         }

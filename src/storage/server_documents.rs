@@ -9,7 +9,9 @@ use counterbook_sync::{
 use rexie::TransactionMode;
 use wasm_bindgen::JsValue;
 
+use super::changes::ChangedDocuments;
 use super::outbox::pending_writes_by_path;
+use super::products::product_to_js;
 use super::schema::{BASES, CONFLICTS, META, OUTBOX, PRODUCTS};
 use super::{from_js, to_js, Result, StorageError, Store};
 use crate::entities::BaseCopy;
@@ -32,7 +34,9 @@ impl Store {
         )?;
         let outcome =
             Self::take_server_documents(&transaction, documents, removed_paths, conflicts).await;
-        Self::finish(transaction, outcome).await
+        let changed = Self::finish_with(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
     }
 
     /// Applies one pulled page in ONE transaction: the documents' base copies, the products
@@ -46,7 +50,9 @@ impl Store {
         let outcome = async {
             // The page's `deletes` are its upserts marked `deleted`, which the shared step
             // hides already.
-            Self::take_server_documents(&transaction, &page.upserts, &[], &page.conflicts).await?;
+            let changed =
+                Self::take_server_documents(&transaction, &page.upserts, &[], &page.conflicts)
+                    .await?;
             let key = JsValue::from_str(&format!("checkpoint/{}", page.collection));
             transaction
                 .store(META)
@@ -54,10 +60,12 @@ impl Store {
                 .put(&to_js(&page.checkpoint)?, Some(&key))
                 .await
                 .map_err(StorageError::from_rexie)?;
-            Ok(())
+            Ok(changed)
         }
         .await;
-        Self::finish(transaction, outcome).await
+        let changed = Self::finish_with(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
     }
 
     /// Takes documents just read from the server (after a unit reached it), in one transaction
@@ -68,7 +76,9 @@ impl Store {
             TransactionMode::ReadWrite,
         )?;
         let outcome = Self::take_server_documents(&transaction, documents, &[], &[]).await;
-        Self::finish(transaction, outcome).await
+        let changed = Self::finish_with(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
     }
 
     /// The one way documents from the server enter the store, inside the caller's transaction
@@ -78,13 +88,14 @@ impl Store {
     /// version with them laid over it, see [`rebased`]), or hidden when the server marks it
     /// `deleted` or it is in `hidden_paths`; and `conflicts` added to the inbox. A document this
     /// version cannot read is kept only as a base copy rather than blocking every later change
-    /// behind it.
+    /// behind it. Returns the products it put or removed.
     pub(super) async fn take_server_documents(
         transaction: &rexie::Transaction,
         documents: &[Document],
         hidden_paths: &[String],
         conflicts: &[ConflictEntry],
-    ) -> Result<()> {
+    ) -> Result<ChangedDocuments> {
+        let mut changed = ChangedDocuments::new();
         let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
         let pending = pending_writes_by_path(&store(OUTBOX)?).await?;
         let bases = store(BASES)?;
@@ -127,14 +138,17 @@ impl Store {
                     .delete(JsValue::from_str(id))
                     .await
                     .map_err(StorageError::from_rexie)?;
+                changed.insert(PRODUCTS, id);
                 continue;
             }
             match Product::from_document(&rebased(&newest, pending.get(&base.path))) {
-                Ok(product) => products
-                    .put(&to_js(&product)?, None)
-                    .await
-                    .map(|_| ())
-                    .map_err(StorageError::from_rexie)?,
+                Ok(product) => {
+                    products
+                        .put(&product_to_js(&product)?, None)
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                    changed.insert(PRODUCTS, id);
+                }
                 Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
             }
         }
@@ -144,6 +158,7 @@ impl Store {
                     .delete(JsValue::from_str(id))
                     .await
                     .map_err(StorageError::from_rexie)?;
+                changed.insert(PRODUCTS, id);
             }
         }
         let inbox = store(CONFLICTS)?;
@@ -153,7 +168,7 @@ impl Store {
                 .await
                 .map_err(StorageError::from_rexie)?;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The last applied position of `collection`'s pull, if any.

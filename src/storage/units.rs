@@ -4,13 +4,17 @@
 use rexie::TransactionMode;
 use wasm_bindgen::JsValue;
 
+use super::changes::ChangedDocuments;
 use super::outbox::{OutboxRecord, OutboxRecordState};
+use super::products::product_to_js;
 use super::schema::{AUDIT, BILLS, CUSTOMERS, EXPENSES, OUTBOX, PAYMENTS, PRODUCTS, STOCK_MOVES};
 use super::{from_js, to_js, Result, StorageError, Store};
 use crate::entities::{AuditEntry, EntityRecord};
+use counterbook_shop::{Record, UnitOfWork};
 use counterbook_sync::Unit;
 
-fn store_of(record: &EntityRecord) -> &'static str {
+/// The store (named as the Firestore collection) a record lives in.
+pub(super) fn store_of(record: &EntityRecord) -> &'static str {
     match record {
         EntityRecord::Product(_) => PRODUCTS,
         EntityRecord::Customer(_) => CUSTOMERS,
@@ -21,9 +25,39 @@ fn store_of(record: &EntityRecord) -> &'static str {
     }
 }
 
+/// Puts `unit` in the outbox as pending, inside the caller's transaction.
+async fn add_to_outbox(transaction: &rexie::Transaction, unit: &Unit) -> Result<()> {
+    let record = OutboxRecord {
+        id: unit.id.clone(),
+        unit: unit.clone(),
+        state: OutboxRecordState::Pending,
+        reason: None,
+    };
+    // `add`, not `put`: a unit id is never reused, and a clash must fail the whole unit.
+    transaction
+        .store(OUTBOX)
+        .map_err(StorageError::from_rexie)?
+        .add(&to_js(&record)?, None)
+        .await
+        .map_err(StorageError::from_rexie)?;
+    Ok(())
+}
+
+/// The record's id.
+fn id_of(record: &EntityRecord) -> &str {
+    match record {
+        EntityRecord::Product(product) => &product.id,
+        EntityRecord::Customer(customer) => &customer.id,
+        EntityRecord::Bill(bill) => &bill.id,
+        EntityRecord::Payment(payment) => &payment.id,
+        EntityRecord::Expense(expense) => &expense.id,
+        EntityRecord::StockMove(stock_move) => &stock_move.id,
+    }
+}
+
 fn record_to_js(record: &EntityRecord) -> Result<JsValue> {
     match record {
-        EntityRecord::Product(product) => to_js(product),
+        EntityRecord::Product(product) => product_to_js(product),
         EntityRecord::Customer(customer) => {
             // The phone index holds digits only, so lookups ignore spaces and dashes.
             let mut customer = customer.clone();
@@ -40,7 +74,73 @@ fn record_to_js(record: &EntityRecord) -> Result<JsValue> {
     }
 }
 
+/// A `counterbook-shop` record's store, id and IndexedDB form.
+pub(super) fn shop_record(record: &Record) -> Result<(&'static str, &str, JsValue)> {
+    Ok(match record {
+        Record::Product(product) => (PRODUCTS, &product.id, product_to_js(product)?),
+        Record::Customer(customer) => {
+            // The phone index holds digits only, so lookups ignore spaces and dashes.
+            let mut with_digits = customer.clone();
+            with_digits.phone_digits = customer
+                .phone
+                .as_ref()
+                .map(|phone| phone.chars().filter(char::is_ascii_digit).collect());
+            (CUSTOMERS, &customer.id, to_js(&with_digits)?)
+        }
+        Record::Bill(bill) => (BILLS, &bill.id, to_js(bill)?),
+        Record::Payment(payment) => (PAYMENTS, &payment.id, to_js(payment)?),
+        Record::StockMove(stock_move) => (STOCK_MOVES, &stock_move.id, to_js(stock_move)?),
+    })
+}
+
 impl Store {
+    /// Writes one of `counterbook-shop`'s units of work (a sale, a product action, a slice of an
+    /// import): its records, audit entries and outbox entry, all in ONE transaction, then
+    /// announces the records it changed. If any part fails, nothing of it is kept.
+    pub async fn commit_work(&self, work: &UnitOfWork) -> Result<()> {
+        let mut rows = Vec::with_capacity(work.records.len());
+        for record in &work.records {
+            rows.push(shop_record(record)?);
+        }
+        let mut stores: Vec<&str> = rows.iter().map(|(store, _, _)| *store).collect();
+        stores.push(OUTBOX);
+        if !work.audit.is_empty() {
+            stores.push(AUDIT);
+        }
+        stores.sort_unstable();
+        stores.dedup();
+        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
+        let outcome = async {
+            for (store_name, _, value) in &rows {
+                transaction
+                    .store(store_name)
+                    .map_err(StorageError::from_rexie)?
+                    .put(value, None)
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+            }
+            if !work.audit.is_empty() {
+                let audit_store = transaction.store(AUDIT).map_err(StorageError::from_rexie)?;
+                for entry in &work.audit {
+                    // Append-only: `add` refuses to overwrite an existing entry.
+                    audit_store
+                        .add(&to_js(entry)?, None)
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                }
+            }
+            add_to_outbox(&transaction, &work.unit).await
+        }
+        .await;
+        Self::finish(transaction, outcome).await?;
+        let mut changed = ChangedDocuments::new();
+        for (store_name, id, _) in &rows {
+            changed.insert(store_name, id);
+        }
+        self.changes.publish(&changed);
+        Ok(())
+    }
+
     /// Writes one unit of work: its entity records, its audit entries and its outbox entry,
     /// all in ONE transaction. If any part fails, nothing of it is kept.
     pub async fn commit_unit(
@@ -75,23 +175,16 @@ impl Store {
                     .await
                     .map_err(StorageError::from_rexie)?;
             }
-            let record = OutboxRecord {
-                id: unit.id.clone(),
-                unit: unit.clone(),
-                state: OutboxRecordState::Pending,
-                reason: None,
-            };
-            // `add`, not `put`: a unit id is never reused, and a clash must fail the whole unit.
-            transaction
-                .store(OUTBOX)
-                .map_err(StorageError::from_rexie)?
-                .add(&to_js(&record)?, None)
-                .await
-                .map_err(StorageError::from_rexie)?;
-            Ok(())
+            add_to_outbox(&transaction, unit).await
         }
         .await;
-        Self::finish(transaction, outcome).await
+        Self::finish(transaction, outcome).await?;
+        let mut changed = ChangedDocuments::new();
+        for record in records {
+            changed.insert(store_of(record), id_of(record));
+        }
+        self.changes.publish(&changed);
+        Ok(())
     }
 
     /// The audit trail, oldest first.

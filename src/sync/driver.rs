@@ -12,10 +12,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use counterbook_firestore_wire::TargetKind;
+use counterbook_firestore_wire::Timestamp;
+use counterbook_shop::actions::AUDIT_COLLECTION;
+use counterbook_shop::UnitOfWork;
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
-    Event, ListenCommand, ListenConfig, ListenEvent, Listener, Outbox, OutboxConfig, PushFailure,
-    QueryBuilder, TargetSlot, Unit, UnitState, DEVICES_COLLECTION,
+    Event, ListenCommand, ListenConfig, ListenEvent, Listener, Outbox, OutboxConfig, PullReason,
+    PushFailure, QueryBuilder, TargetSlot, Unit, UnitState, DEVICES_COLLECTION,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -26,6 +29,7 @@ use crate::entities::{AuditEntry, EntityRecord};
 use crate::model::Product;
 use crate::settings::Settings;
 use crate::storage::{OutboxContents, StorageError, Store};
+use crate::sync::change_log::ChangeLog;
 use crate::sync::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
 use crate::sync::remote::Remote;
 use crate::sync::tabs::{
@@ -37,7 +41,8 @@ use crate::sync::tabs::{
 const PULL_INTERVAL_MILLIS: i32 = 3_000;
 /// How long a hidden leader tab keeps its listen stream (a quick app switch keeps it).
 const LISTEN_HIDDEN_GRACE_MILLIS: i64 = 2_000;
-/// The collection the screen shows (the only one on screen for now).
+/// The collection the shop's pages show (the counter's and the products page's), listened to
+/// while one of them is open.
 const SCREEN_COLLECTION: &str = "products";
 /// A slow wake-up in case a timer or an event was missed.
 const SLOW_TICK_MILLIS: i32 = 15_000;
@@ -118,7 +123,11 @@ struct Inner {
     /// What a follower shows: the outbox as last read from the store.
     stored_outbox: RefCell<OutboxContents>,
     status: RwSignal<SyncStatus>,
-    products: RwSignal<Vec<Product>>,
+    /// What changed, for the screens to re-read (this tab's writes and the other tabs').
+    changes: ChangeLog,
+    /// The collection the open page shows (`None`: a page showing none), the listener's
+    /// screen target.
+    screen_collection: RefCell<Option<String>>,
     server_reachable: Cell<bool>,
     last_pull_millis: Cell<Option<i64>>,
     last_push_millis: Cell<Option<i64>>,
@@ -196,7 +205,6 @@ impl SyncDriver {
         let store = Store::open(&settings.database_name).await?;
         let device_id = store.device_id().await?;
         let stored_outbox = store.outbox().await?;
-        let products = store.products().await?;
         let conflicts = store.conflicts().await?;
         spawn_local(async {
             crate::storage::request_persistent_storage().await;
@@ -245,7 +253,8 @@ impl SyncDriver {
                 channel: RefCell::new(None),
                 stored_outbox: RefCell::new(stored_outbox),
                 status: RwSignal::new(SyncStatus::default()),
-                products: RwSignal::new(products),
+                changes: ChangeLog::new(),
+                screen_collection: RefCell::new(Some(SCREEN_COLLECTION.to_owned())),
                 server_reachable: Cell::new(true),
                 last_pull_millis: Cell::new(None),
                 last_push_millis: Cell::new(None),
@@ -263,6 +272,15 @@ impl SyncDriver {
             listener.on_tab_message(message)
         });
         *driver.inner.channel.borrow_mut() = channel;
+        // Every committed change reaches this tab's screens and the other tabs' (which share
+        // the database and re-read the same records).
+        let announcer = driver.clone();
+        driver.inner.store.on_change(move |changed| {
+            announcer.inner.changes.publish(changed);
+            announcer.tell_other_tabs(TabMessage::DataChanged {
+                changed: Some(changed.clone()),
+            });
+        });
         driver.publish_status();
         driver.listen_to_the_browser();
         driver.ask_to_lead(false);
@@ -334,23 +352,64 @@ impl SyncDriver {
         self.begin_listening().await;
     }
 
-    /// The targets a leader listens to: the shop's `devices` and the products on screen.
-    fn listen_targets(&self) -> [(TargetSlot, TargetKind); 2] {
+    /// The listen target of a whole collection of the shop.
+    fn collection_target(&self, collection: &str) -> TargetKind {
         let parent = format!(
             "{}/documents/shops/{}",
             self.inner.listen_config.database, self.inner.settings.shop_id
         );
-        let query = |collection: &str| {
-            TargetKind::Query(
-                QueryBuilder::new(parent.clone(), collection)
-                    .build()
-                    .expect("a plain collection query is valid"),
-            )
+        TargetKind::Query(
+            QueryBuilder::new(parent, collection)
+                .build()
+                .expect("a plain collection query is valid"),
+        )
+    }
+
+    /// The targets a leader listens to: the shop's `devices`, and the collection the open
+    /// page shows, if it shows one.
+    fn listen_targets(&self) -> Vec<(TargetSlot, TargetKind)> {
+        let mut targets = vec![(
+            TargetSlot::Devices,
+            self.collection_target(DEVICES_COLLECTION),
+        )];
+        if let Some(collection) = self.inner.screen_collection.borrow().as_deref() {
+            targets.push((TargetSlot::Screen, self.collection_target(collection)));
+        }
+        targets
+    }
+
+    /// The open page shows `collection` (`None`: no collection): the listener's screen target
+    /// follows it. Other collections still arrive by the pulls the `devices` target triggers.
+    pub fn show_collection(&self, collection: Option<&str>) {
+        let collection = collection.map(str::to_owned);
+        if *self.inner.screen_collection.borrow() == collection {
+            return;
+        }
+        *self.inner.screen_collection.borrow_mut() = collection.clone();
+        if !self.is_leader() {
+            return;
+        }
+        let Some(collection) = collection else {
+            return self.listen(ListenEvent::Unwatch {
+                slot: TargetSlot::Screen,
+            });
         };
-        [
-            (TargetSlot::Devices, query(DEVICES_COLLECTION)),
-            (TargetSlot::Screen, query(SCREEN_COLLECTION)),
-        ]
+        let target = self.collection_target(&collection);
+        let this = self.clone();
+        spawn_local(async move {
+            let resume_token = match this.inner.store.resume_token(&target_key(&target)).await {
+                Ok(token) => token,
+                Err(error) => {
+                    this.report_storage(Err(error));
+                    None
+                }
+            };
+            this.listen(ListenEvent::Watch {
+                slot: TargetSlot::Screen,
+                target,
+                resume_token,
+            });
+        });
     }
 
     /// A fresh listener, told the page's state and its targets with their saved resume tokens.
@@ -433,6 +492,15 @@ impl SyncDriver {
                 }
             }
             ListenCommand::PullCollection { collection, reason } => {
+                if collection == AUDIT_COLLECTION {
+                    // Every unit writes its audit entry for the owner to read; no tablet reads
+                    // another's back, so there is nothing to pull: answer at once.
+                    let up_to = match reason {
+                        PullReason::DeviceChanged { at, .. } => at,
+                        PullReason::CatchUp => Timestamp::from_unix_millis(now_millis()),
+                    };
+                    return self.listen(ListenEvent::CollectionPulled { collection, up_to });
+                }
                 log_event(
                     "listen.pull",
                     &[
@@ -495,12 +563,9 @@ impl SyncDriver {
             .store
             .apply_listened_documents(&documents, &removed, &conflicts)
             .await;
-        if outcome.is_ok() {
-            self.refresh_products().await;
-            if !conflicts.is_empty() {
-                self.refresh_conflicts().await;
-            }
-            self.tell_other_tabs(TabMessage::DataChanged);
+        if outcome.is_ok() && !conflicts.is_empty() {
+            self.refresh_conflicts().await;
+            self.tell_other_tabs(TabMessage::ConflictsChanged);
         }
         self.report_storage(outcome);
     }
@@ -563,14 +628,20 @@ impl SyncDriver {
         }
         self.refresh_stored_outbox();
         // Messages from the new leader may have been missed while this tab was stopped.
-        let this = self.clone();
-        spawn_local(async move { this.refresh_products().await });
+        self.inner.changes.publish_everything();
     }
 
     fn on_tab_message(&self, message: TabMessage) {
         let this = self.clone();
         match message {
-            TabMessage::DataChanged => spawn_local(async move { this.refresh_products().await }),
+            // The records are in the shared database already; the screens re-read them.
+            TabMessage::DataChanged { changed } => match changed {
+                Some(changed) => self.inner.changes.publish(&changed),
+                None => self.inner.changes.publish_everything(),
+            },
+            TabMessage::ConflictsChanged => spawn_local(async move {
+                this.refresh_conflicts().await;
+            }),
             TabMessage::OutboxChanged => {
                 if self.is_leader() {
                     spawn_local(async move { this.adopt_outbox_changes().await });
@@ -640,8 +711,9 @@ impl SyncDriver {
         self.inner.status
     }
 
-    pub fn products(&self) -> RwSignal<Vec<Product>> {
-        self.inner.products
+    /// What changed, for screens to re-read only those records.
+    pub fn changes(&self) -> ChangeLog {
+        self.inner.changes
     }
 
     pub fn conflicts(&self) -> RwSignal<Vec<ConflictEntry>> {
@@ -650,22 +722,14 @@ impl SyncDriver {
 
     /// Reads documents from the server and shows them (their base copies move on too).
     async fn refresh_documents(&self, paths: Vec<String>) {
-        let mut documents = Vec::new();
-        for path in paths {
-            match self.inner.remote.get_document(&path).await {
-                Ok(Some(document)) => documents.push(document),
-                Ok(None) => {}
-                // The next pull brings them instead.
-                Err(_) => return self.pull_soon(),
-            }
-        }
-        match self.inner.store.apply_server_documents(&documents).await {
-            Ok(()) => {
-                self.refresh_products().await;
-                self.tell_other_tabs(TabMessage::DataChanged);
-            }
-            Err(error) => self.report_storage(Err(error)),
-        }
+        // One request for the whole unit (an import's unit names hundreds of documents).
+        let documents = match self.inner.remote.batch_get(&paths).await {
+            Ok(documents) => documents,
+            // The next pull brings them instead.
+            Err(_) => return self.pull_soon(),
+        };
+        let outcome = self.inner.store.apply_server_documents(&documents).await;
+        self.report_storage(outcome);
     }
 
     async fn refresh_conflicts(&self) {
@@ -681,7 +745,7 @@ impl SyncDriver {
         let outcome = self.inner.store.remove_conflict(id).await;
         self.report_storage(outcome);
         self.refresh_conflicts().await;
-        self.tell_other_tabs(TabMessage::DataChanged);
+        self.tell_other_tabs(TabMessage::ConflictsChanged);
     }
 
     /// "Use mine": re-applies the value that lost, as a new edit on top of the server's
@@ -748,22 +812,32 @@ impl SyncDriver {
         unit: Unit,
     ) -> Result<(), StorageError> {
         self.inner.store.commit_unit(records, audit, &unit).await?;
-        self.refresh_products().await;
-        self.tell_other_tabs(TabMessage::DataChanged);
+        self.push_soon(unit);
+        Ok(())
+    }
+
+    /// Saves one of `counterbook-shop`'s units of work (its records, audit entries and unit)
+    /// in one transaction and starts pushing it.
+    pub async fn submit_work(&self, work: UnitOfWork) -> Result<(), StorageError> {
+        self.inner.store.commit_work(&work).await?;
+        self.push_soon(work.unit);
+        Ok(())
+    }
+
+    /// A unit just saved: the leader's engine takes it; a follower tells the leader.
+    fn push_soon(&self, unit: Unit) {
         self.tell_other_tabs(TabMessage::OutboxChanged);
         if self.is_leader() {
             self.dispatch(Event::LocalWrite(unit));
         } else {
             self.refresh_stored_outbox();
         }
-        Ok(())
     }
 
     /// A unit another part of the app has just written to the store, with its records, in
     /// one transaction (the counter's sale): tell the other tabs and start pushing it. The
     /// product list is not re-read here: a sale's screen shows what it wrote already.
     pub fn unit_saved(&self, unit: Unit) {
-        self.tell_other_tabs(TabMessage::DataChanged);
         self.tell_other_tabs(TabMessage::OutboxChanged);
         if self.is_leader() {
             self.dispatch(Event::LocalWrite(unit));
@@ -931,9 +1005,7 @@ impl SyncDriver {
             }),
             Command::Reject { unit_id } => spawn_local(async move {
                 this.report_storage(this.inner.store.reject_unit(&unit_id).await);
-                this.refresh_products().await;
                 this.tell_other_tabs(TabMessage::OutboxChanged);
-                this.tell_other_tabs(TabMessage::DataChanged);
             }),
             Command::RewriteUnit { unit } => spawn_local(async move {
                 this.report_storage(this.inner.store.rewrite_unit(&unit).await);
@@ -941,7 +1013,7 @@ impl SyncDriver {
             Command::RecordConflicts { entries } => spawn_local(async move {
                 this.report_storage(this.inner.store.add_conflicts(&entries).await);
                 this.refresh_conflicts().await;
-                this.tell_other_tabs(TabMessage::DataChanged);
+                this.tell_other_tabs(TabMessage::ConflictsChanged);
             }),
             Command::RunPullQuery { collection, query } => spawn_local(async move {
                 let parent = format!("shops/{}", this.inner.settings.shop_id);
@@ -975,11 +1047,10 @@ impl SyncDriver {
                 let event = match this.inner.store.apply_pulled_page(&page).await {
                     Ok(()) => {
                         this.inner.last_pull_millis.set(Some(now_millis()));
-                        this.refresh_products().await;
                         if !page.conflicts.is_empty() {
                             this.refresh_conflicts().await;
+                            this.tell_other_tabs(TabMessage::ConflictsChanged);
                         }
-                        this.tell_other_tabs(TabMessage::DataChanged);
                         Event::PulledPageApplied {
                             collection: collection.clone(),
                         }
@@ -1001,6 +1072,14 @@ impl SyncDriver {
             }),
             Command::WakeAt(at) => self.wake_at(at),
         }
+    }
+
+    /// Shows a problem a screen met (a failed read) as the last problem.
+    pub fn report_problem(&self, message: &str) {
+        web_sys::console::error_1(&format!("counterbook: {message}").into());
+        self.inner
+            .status
+            .update(|s| s.last_error = Some(message.to_owned()));
     }
 
     fn report_storage(&self, outcome: Result<(), StorageError>) {
@@ -1203,12 +1282,5 @@ impl SyncDriver {
                 }
             }
         });
-    }
-
-    async fn refresh_products(&self) {
-        match self.inner.store.products().await {
-            Ok(products) => self.inner.products.set(products),
-            Err(error) => self.report_storage(Err(error)),
-        }
     }
 }

@@ -5,9 +5,11 @@
 //! Only `remote` and `listen_channel` touch the network; nothing here draws a screen or knows
 //! what a shop action means: actions come in as finished units of work.
 
+pub mod change_log;
 pub mod driver;
 pub mod listen_channel;
 pub mod remote;
 pub mod tabs;
 
+pub use change_log::{ChangeLog, ChangesSince};
 pub use driver::{DeadLetter, StartError, SyncDriver, SyncStatus};

@@ -6,8 +6,8 @@
 //! (`MalformedReply`). Nothing here panics on a bad reply.
 
 use counterbook_firestore_wire::{
-    Code, CommitRequest, CommitResponse, Document, ErrorResponse, RunQueryRequest,
-    RunQueryResponseItem, StructuredQuery, Timestamp,
+    BatchGetRequest, BatchGetResponseItem, Code, CommitRequest, CommitResponse, Document,
+    ErrorResponse, RunQueryRequest, RunQueryResponseItem, StructuredQuery, Timestamp,
 };
 use counterbook_sync::PushFailure;
 use serde::de::DeserializeOwned;
@@ -67,6 +67,26 @@ impl Remote {
             }) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// `POST documents:batchGet` of documents by path (`shops/s1/products/p1`): the ones that
+    /// exist, in one request.
+    pub async fn batch_get(&self, paths: &[String]) -> Result<Vec<Document>, PushFailure> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let database = format!("projects/{}/databases/{}", self.project, self.database);
+        let request = BatchGetRequest {
+            documents: paths
+                .iter()
+                .map(|path| format!("{database}/documents/{path}"))
+                .collect(),
+            ..BatchGetRequest::default()
+        };
+        let url = format!("{}:batchGet", self.documents_url());
+        let (_, text) = self.send("POST", &url, Some(to_json(&request)?)).await?;
+        let items: Vec<BatchGetResponseItem> = parse_reply(&text)?;
+        Ok(items.into_iter().filter_map(|item| item.found).collect())
     }
 
     /// `POST {parent}:runQuery`, where `parent_path` is a document path such as `shops/s1`: the

@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::storage::ChangedDocuments;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -15,8 +17,14 @@ use wasm_bindgen::{JsCast, JsValue};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum TabMessage {
-    /// Entity records changed (a local write or a pulled page): re-read them.
-    DataChanged,
+    /// Entity records changed (a local write or a pulled page): re-read these, or with `None`
+    /// (or from a version that did not say) anything shown.
+    DataChanged {
+        #[serde(default)]
+        changed: Option<ChangedDocuments>,
+    },
+    /// The conflict inbox changed.
+    ConflictsChanged,
     /// The outbox changed (a new unit, a unit done, a dead letter retried or discarded).
     OutboxChanged,
 }

@@ -10,13 +10,22 @@ use crate::sync::SyncDriver;
 #[component]
 pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let conflicts = driver.with_value(|d| d.conflicts());
-    let products = driver.with_value(|d| d.products());
-    // Entries name documents by path; people know products by name.
+    // Entries name documents by path; people know products by name (one get per entry).
     let subject = move |path: &str| {
-        let id = path.rsplit('/').next().unwrap_or_default().to_owned();
-        products
-            .with(|all| all.iter().find(|p| p.id == id).map(|p| p.name.clone()))
-            .unwrap_or_else(|| path.to_owned())
+        let name = RwSignal::new(path.to_owned());
+        if let Some(("products", id)) = path
+            .rsplit_once('/')
+            .and_then(|(parent, id)| Some((parent.rsplit('/').next()?, id)))
+        {
+            let id = id.to_owned();
+            let driver = driver.get_value();
+            spawn_local(async move {
+                if let Ok(Some(product)) = driver.store().product(&id).await {
+                    name.try_set(product.name);
+                }
+            });
+        }
+        move || name.get()
     };
     view! {
         <Show when=move || conflicts.with(|c| !c.is_empty())>

@@ -6,7 +6,12 @@ use crate::sync::SyncStatus;
 
 /// What the sync engine is doing, for the curious and for support calls.
 #[component]
-pub fn StatusPanel(status: RwSignal<SyncStatus>) -> impl IntoView {
+pub fn StatusPanel(
+    status: RwSignal<SyncStatus>,
+    /// Shown unfolded (the sync page) rather than as a one-line summary.
+    #[prop(optional)]
+    open: bool,
+) -> impl IntoView {
     let time = |millis: Option<i64>| {
         millis
             .map(|m| {
@@ -16,7 +21,7 @@ pub fn StatusPanel(status: RwSignal<SyncStatus>) -> impl IntoView {
             .unwrap_or_else(|| "never".into())
     };
     view! {
-        <details class="status-panel" data-testid="status-panel">
+        <details class="status-panel" data-testid="status-panel" open=open>
             <summary>"Sync details"</summary>
             <dl>
                 <dt>"This tab"</dt>

@@ -10,6 +10,8 @@ use crate::ui::sync_problems::SyncProblems;
 /// The sync page.
 #[component]
 pub fn SyncPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    // No collection on this page: the listener keeps only the devices target.
+    driver.with_value(|d| d.show_collection(None));
     let status = driver.with_value(|d| d.status());
     view! {
         <SyncProblems driver=driver/>
@@ -17,6 +19,6 @@ pub fn SyncPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView 
         <Show when=move || status.with(|s| s.dead_letters.is_empty() && s.conflicts == 0)>
             <p class="empty" data-testid="sync-all-clear">"Nothing needs a look."</p>
         </Show>
-        <StatusPanel status=status/>
+        <StatusPanel status=status open=true/>
     }
 }

@@ -359,6 +359,8 @@ fn active_element_is_field() -> bool {
 /// The counter page.
 #[component]
 pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    // The counter sells products: the listener keeps them current while it is open.
+    driver.with_value(|d| d.show_collection(Some("products")));
     let counter = Counter {
         driver,
         settings: RwSignal::new(ShopSettings::default()),

@@ -1,231 +1,130 @@
-//! The products page (`/products`).
+//! The products page (`/products`): search by name, SKU or barcode, category and low-stock
+//! filters, the virtualized list ([`list`]), adding and editing ([`form`]), receiving and
+//! adjusting stock ([`stock`]), and CSV import and export ([`csv_file`]).
+//!
+//! Everything on it costs what it shows: the list reads its visible pages from an index, a
+//! code typed in the search is one index get, and a change repaints the rows it touched.
 
-use leptos::ev::SubmitEvent;
+pub mod csv_file;
+pub mod form;
+pub mod list;
+pub mod stock;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::actions;
-use crate::entities::StockMoveKind;
-use crate::model::{Product, MAX_PRODUCT_NAME_CHARS};
-use crate::money::{format_price, minor_digits, parse_price};
-use crate::sync::SyncDriver;
+use crate::model::Product;
+use crate::money::format_price;
+use crate::storage::ProductQuery;
+use crate::sync::{ChangesSince, SyncDriver};
+use csv_file::CsvImportExport;
+use form::ProductForm;
+use list::{format_stock, ProductList};
+use stock::StockForm;
 
 /// The products page.
 #[component]
 pub fn ProductsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
-    view! {
-        <AddProductForm driver=driver/>
-        <ProductList driver=driver/>
-    }
-}
+    driver.with_value(|d| d.show_collection(Some("products")));
+    let search = RwSignal::new(String::new());
+    let category = RwSignal::new(String::new());
+    let low_stock_only = RwSignal::new(false);
+    let total = RwSignal::new(0u32);
+    let editing = RwSignal::new(None::<Product>);
+    let stock_for = RwSignal::new(None::<Product>);
+    let categories = RwSignal::new(Vec::<String>::new());
+    // A typed code that is a product's barcode or SKU: that product, found by one index get.
+    let code_match = RwSignal::new(None::<Product>);
 
-#[component]
-fn AddProductForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let price = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let saving = RwSignal::new(false);
-    let currency = driver.with_value(|d| d.settings().currency.clone());
-    let name_input = NodeRef::<leptos::html::Input>::new();
+    let query = Memo::new(move |_| ProductQuery {
+        name_prefix: search.get().trim().to_owned(),
+        category: Some(category.get()).filter(|c| !c.is_empty()),
+        low_stock_only: low_stock_only.get(),
+    });
 
-    let on_submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        if saving.get_untracked() {
-            return;
-        }
-        let typed_name = name.get_untracked().trim().to_owned();
-        if typed_name.is_empty() {
-            error.set(Some("Enter the product's name.".into()));
-            return;
-        }
-        if typed_name.chars().count() > MAX_PRODUCT_NAME_CHARS {
-            error.set(Some(format!(
-                "Use at most {MAX_PRODUCT_NAME_CHARS} characters for the name."
-            )));
-            return;
-        }
-        let currency = driver.with_value(|d| d.settings().currency.clone());
-        let price_minor = match parse_price(&price.get_untracked(), minor_digits(&currency)) {
-            Ok(minor) => minor,
-            Err(problem) => {
-                error.set(Some(problem.to_string()));
-                return;
-            }
-        };
+    let read_categories = move || {
         let driver = driver.get_value();
-        saving.set(true);
         spawn_local(async move {
-            match actions::products::add_product(&driver, &typed_name, price_minor).await {
-                Ok(_) => {
-                    error.set(None);
-                    name.set(String::new());
-                    price.set(String::new());
-                    if let Some(input) = name_input.get_untracked() {
-                        let _ = input.focus();
-                    }
-                }
-                // Nothing was saved (one transaction); the typed values stay for another try.
-                Err(problem) => error.set(Some(problem.to_string())),
+            if let Ok(found) = driver.store().product_categories().await {
+                categories.try_set(found);
             }
-            saving.set(false);
         });
     };
+    read_categories();
+    driver.with_value(|d| d.changes()).watch(move |since| {
+        let touches_products = match &since {
+            ChangesSince::Nothing => false,
+            ChangesSince::Everything => true,
+            ChangesSince::Documents(changed) => changed.touches("products"),
+        };
+        if touches_products {
+            read_categories();
+        }
+    });
+    Effect::new(move |_| {
+        let code = search.get().trim().to_owned();
+        let driver = driver.get_value();
+        spawn_local(async move {
+            let store = driver.store();
+            let found = match store.product_by_barcode(&code).await {
+                Ok(Some(product)) => Some(product),
+                _ => store.product_by_sku(&code).await.ok().flatten(),
+            };
+            // A later keystroke may have answered first.
+            if search.with_untracked(|typed| typed.trim() == code) {
+                code_match.try_set(found);
+            }
+        });
+    });
+
+    let on_edit = Callback::new(move |product: Product| {
+        stock_for.set(None);
+        editing.set(Some(product));
+    });
+    let on_stock = Callback::new(move |product: Product| {
+        editing.set(None);
+        stock_for.set(Some(product));
+    });
 
     view! {
-        <form class="add-product" on:submit=on_submit data-testid="add-product-form">
-            <h2>"Add a product"</h2>
-            <label>
-                "Name"
-                <input type="text" node_ref=name_input data-testid="product-name" autocomplete="off"
-                    prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev))/>
-            </label>
-            <label>
-                {format!("Price ({currency})")}
-                <input type="text" inputmode="decimal" data-testid="product-price" autocomplete="off"
-                    prop:value=move || price.get()
-                    on:input=move |ev| price.set(event_target_value(&ev))/>
-            </label>
-            <button type="submit" data-testid="add-product" disabled=move || saving.get()>
-                "Add"
-            </button>
-            <Show when=move || error.with(Option::is_some)>
-                <p class="form-error" role="alert" data-testid="form-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
-        </form>
-    }
-}
-
-#[component]
-fn ProductList(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
-    let products = driver.with_value(|d| d.products());
-    view! {
-        <section class="products">
-            <h2>"Products " <span class="count" data-testid="product-count">{move || products.with(Vec::len)}</span></h2>
-            <Show when=move || products.with(Vec::is_empty)>
-                <p class="empty">"No products yet. Add the first one above."</p>
-            </Show>
-            <ul data-testid="product-list">
-                // Keyed by id only: a row (and an edit in progress in it) survives a sync that
-                // changes the product; the row reads the product's current values reactively.
-                <For each=move || products.get() key=|p| p.id.clone()
-                    children=move |product| {
-                        let id = product.id.clone();
-                        let current = Memo::new(move |_| {
-                            products.with(|all| all.iter().find(|p| p.id == id).cloned())
-                                .unwrap_or_else(|| product.clone())
-                        });
-                        view! { <ProductRow driver=driver product=current/> }
-                    }
-                />
-            </ul>
+        <ProductForm driver=driver editing=editing/>
+        <StockForm driver=driver product=stock_for/>
+        <section class="catalogue">
+            <div class="toolbar">
+                <input type="search" data-testid="product-search" aria-label="Search products"
+                    placeholder="Search by name, SKU or barcode" autocomplete="off"
+                    prop:value=move || search.get()
+                    on:input=move |ev| search.set(event_target_value(&ev))/>
+                <select data-testid="filter-category" aria-label="Category"
+                    prop:value=move || category.get()
+                    on:change=move |ev| category.set(event_target_value(&ev))>
+                    <option value="">"All categories"</option>
+                    <For each=move || categories.get() key=|c| c.clone()
+                        children=|c| view! { <option value=c.clone()>{c.clone()}</option> }/>
+                </select>
+                <label class="check">
+                    <input type="checkbox" data-testid="filter-low-stock"
+                        prop:checked=move || low_stock_only.get()
+                        on:change=move |ev| low_stock_only.set(event_target_checked(&ev))/>
+                    "Low stock only"
+                </label>
+                <CsvImportExport driver=driver/>
+            </div>
+            {move || code_match.get().map(|product| {
+                let for_stock = product.clone();
+                let for_edit = product.clone();
+                view! {
+                    <p class="code-match" data-testid="code-match">
+                        "Code match: " <strong>{product.name.clone()}</strong>
+                        {format!(" · {} {} · {}", format_stock(&product), product.unit.as_str(),
+                            format_price(product.price_minor, &product.currency))}
+                        <button type="button" class="secondary" on:click=move |_| on_stock.run(for_stock.clone())>"Stock"</button>
+                        <button type="button" class="secondary" on:click=move |_| on_edit.run(for_edit.clone())>"Edit"</button>
+                    </p>
+                }
+            })}
+            <h2>"Products " <span class="count" data-testid="product-count">{move || total.get()}</span></h2>
+            <ProductList driver=driver query=query total=total on_edit=on_edit on_stock=on_stock/>
         </section>
-    }
-}
-
-/// One product: name, price and stock, with quick sale, stock receipt and editing.
-#[component]
-fn ProductRow(
-    driver: StoredValue<SyncDriver, LocalStorage>,
-    product: Memo<Product>,
-) -> impl IntoView {
-    let synced = move || product.with(|p| p.server_updated_at_millis.is_some());
-    let editing = RwSignal::new(false);
-    let name = RwSignal::new(String::new());
-    let price = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let digits = move || product.with_untracked(|p| minor_digits(&p.currency));
-
-    let move_stock = move |kind: StockMoveKind, quantity: i64| {
-        let driver = driver.get_value();
-        let product = product.get_untracked();
-        spawn_local(async move {
-            if let Err(problem) =
-                actions::products::move_stock(&driver, &product, kind, quantity).await
-            {
-                error.set(Some(problem.to_string()));
-            }
-        });
-    };
-    let start_editing = move |_| {
-        let (current_name, current_price) =
-            product.with_untracked(|p| (p.name.clone(), p.price_minor));
-        name.set(current_name);
-        let scale = 10f64.powi(digits() as i32);
-        price.set(format!(
-            "{:.*}",
-            digits() as usize,
-            current_price as f64 / scale
-        ));
-        editing.set(true);
-    };
-    let save = move |event: SubmitEvent| {
-        event.prevent_default();
-        let typed_name = name.get_untracked().trim().to_owned();
-        if typed_name.is_empty() {
-            error.set(Some("Enter the product's name.".into()));
-            return;
-        }
-        let price_minor = match parse_price(&price.get_untracked(), digits()) {
-            Ok(minor) => minor,
-            Err(problem) => {
-                error.set(Some(problem.to_string()));
-                return;
-            }
-        };
-        let driver = driver.get_value();
-        let product = product.get_untracked();
-        spawn_local(async move {
-            match actions::products::edit_product(&driver, &product, &typed_name, price_minor).await
-            {
-                Ok(()) => {
-                    error.set(None);
-                    editing.set(false);
-                }
-                Err(problem) => error.set(Some(problem.to_string())),
-            }
-        });
-    };
-
-    view! {
-        <li data-testid="product-row" data-synced=move || synced().to_string()
-            data-product-id=product.with_untracked(|p| p.id.clone())>
-            <Show when=move || !editing.get()
-                fallback=move || view! {
-                    <form class="edit-product" on:submit=save>
-                        <input type="text" data-testid="edit-name" prop:value=move || name.get()
-                            on:input=move |ev| name.set(event_target_value(&ev))/>
-                        <input type="text" inputmode="decimal" data-testid="edit-price"
-                            prop:value=move || price.get()
-                            on:input=move |ev| price.set(event_target_value(&ev))/>
-                        <button type="submit" data-testid="save-edit">"Save"</button>
-                        <button type="button" class="secondary" on:click=move |_| editing.set(false)>"Cancel"</button>
-                    </form>
-                }>
-                <span class="name" data-testid="product-row-name">{move || product.with(|p| p.name.clone())}</span>
-                <span class="stock" data-testid="product-stock" title="Stock on hand">
-                    {move || product.with(|p| p.stock_on_hand)}
-                </span>
-                <span class="price" data-testid="product-price-shown">
-                    {move || product.with(|p| format_price(p.price_minor, &p.currency))}
-                </span>
-                <Show when=move || !synced()>
-                    <span class="unsynced" title="Not yet on the server">"●"</span>
-                </Show>
-                <span class="actions">
-                    <button type="button" data-testid="sell-one"
-                        on:click=move |_| move_stock(StockMoveKind::Sale, -1)>"Sell 1"</button>
-                    <button type="button" class="secondary" data-testid="receive-ten"
-                        on:click=move |_| move_stock(StockMoveKind::Receive, 10)>"+10"</button>
-                    <button type="button" class="secondary" data-testid="edit-product"
-                        on:click=start_editing>"Edit"</button>
-                </span>
-            </Show>
-            <Show when=move || error.with(Option::is_some)>
-                <p class="form-error" role="alert" data-testid="row-error">{move || error.get().unwrap_or_default()}</p>
-            </Show>
-        </li>
     }
 }

@@ -1,0 +1,311 @@
+//! CSV import and export of the catalogue, in `counterbook-shop`'s format. An import reads the
+//! file, checks its codes against the catalogue, previews the good rows and every bad one, and
+//! on confirmation saves the good rows in units of up to 498 writes, with a progress bar.
+
+use counterbook_shop::csv_import::{export_products_csv, import_products_csv, RowError};
+use counterbook_shop::ShopSettings;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::actions;
+use crate::model::Product;
+use crate::money::minor_digits;
+use crate::storage::{ProductPosition, ProductQuery};
+use crate::sync::SyncDriver;
+
+/// Bad rows listed in the preview; the rest are counted.
+const ERRORS_SHOWN: usize = 200;
+/// Products read at once for an export.
+const EXPORT_PAGE: u32 = 1_000;
+
+/// Where an import is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ImportState {
+    Idle,
+    Reading,
+    /// The file as read: good rows and bad ones.
+    Preview {
+        products: Vec<Product>,
+        errors: Vec<RowError>,
+    },
+    Importing {
+        saved: usize,
+        total: usize,
+    },
+    Done {
+        imported: usize,
+    },
+    Failed(String),
+}
+
+fn shop_settings(driver: &SyncDriver) -> ShopSettings {
+    let currency = driver.settings().currency.clone();
+    ShopSettings {
+        minor_unit_exponent: minor_digits(&currency),
+        currency,
+        ..ShopSettings::default()
+    }
+}
+
+async fn read_file(input: &web_sys::HtmlInputElement) -> Result<Option<Vec<u8>>, String> {
+    let Some(file) = input.files().and_then(|files| files.get(0)) else {
+        return Ok(None);
+    };
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|_| "The file could not be read.".to_owned())?;
+    Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
+}
+
+/// Reads the file, then moves rows whose barcode or SKU the catalogue already has to the errors.
+async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, String> {
+    let settings = shop_settings(driver);
+    let read = import_products_csv(bytes, &settings, &mut crate::ids::new_id)
+        .map_err(|e| format!("This file cannot be imported: {e}."))?;
+    let barcodes: Vec<String> = read
+        .products
+        .iter()
+        .flat_map(|row| row.product.barcodes.iter().cloned())
+        .collect();
+    let skus: Vec<String> = read
+        .products
+        .iter()
+        .filter_map(|row| row.product.sku.clone())
+        .collect();
+    let taken = driver
+        .store()
+        .taken_codes(&barcodes, &skus)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut errors = read.errors;
+    let mut products = Vec::with_capacity(read.products.len());
+    for row in read.products {
+        let product = row.product;
+        let barcode_taken = product
+            .barcodes
+            .iter()
+            .find_map(|code| taken.barcodes.get(code).map(|owner| (code, owner)));
+        let sku_taken = product
+            .sku
+            .as_ref()
+            .and_then(|sku| taken.skus.get(sku).map(|owner| (sku, owner)));
+        if let Some((code, owner)) = barcode_taken {
+            errors.push(RowError {
+                row: row.row,
+                column: Some("barcode"),
+                message: format!("the barcode {code} is already used by {owner}"),
+            });
+        } else if let Some((sku, owner)) = sku_taken {
+            errors.push(RowError {
+                row: row.row,
+                column: Some("sku"),
+                message: format!("the SKU {sku} is already used by {owner}"),
+            });
+        } else {
+            products.push(product);
+        }
+    }
+    errors.sort_by_key(|error| error.row);
+    Ok(ImportState::Preview { products, errors })
+}
+
+/// Every product, read a page at a time by cursor, as CSV text.
+async fn export(driver: &SyncDriver) -> Result<String, String> {
+    let query = ProductQuery::default();
+    let mut products: Vec<Product> = Vec::new();
+    loop {
+        let after = products.last().map(ProductPosition::of);
+        let page = driver
+            .store()
+            .products_after(&query, after.as_ref(), EXPORT_PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = page.len() < EXPORT_PAGE as usize;
+        products.extend(page);
+        if done {
+            break;
+        }
+    }
+    Ok(export_products_csv(&products, &shop_settings(driver)))
+}
+
+/// Hands `text` to the browser as a download called `file_name`.
+fn download(text: &str, file_name: &str) -> Result<(), JsValue> {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("text/csv;charset=utf-8");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)?;
+    let document = web_sys::window()
+        .and_then(|window| window.document())
+        .ok_or_else(|| JsValue::from_str("no document"))?;
+    let link: web_sys::HtmlAnchorElement = document.create_element("a")?.unchecked_into();
+    link.set_href(&url);
+    link.set_download(file_name);
+    link.click();
+    // Revoked a minute later, not at once: the browser reads the file after the click.
+    let revoke = wasm_bindgen::closure::Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    web_sys::window()
+        .ok_or_else(|| JsValue::from_str("no window"))?
+        .set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 60_000)?;
+    Ok(())
+}
+
+/// The "Import CSV" file input and "Export CSV" button, with the import's preview and progress.
+#[component]
+pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let state = RwSignal::new(ImportState::Idle);
+    let input = NodeRef::<leptos::html::Input>::new();
+    let exporting = RwSignal::new(false);
+
+    let on_file = move |_| {
+        let Some(element) = input.get_untracked() else {
+            return;
+        };
+        let driver = driver.get_value();
+        state.set(ImportState::Reading);
+        spawn_local(async move {
+            let next = match read_file(&element).await {
+                Ok(Some(bytes)) => match preview(&driver, &bytes).await {
+                    Ok(preview) => preview,
+                    Err(problem) => ImportState::Failed(problem),
+                },
+                Ok(None) => ImportState::Idle,
+                Err(problem) => ImportState::Failed(problem),
+            };
+            // The same file can be chosen again after a fix.
+            element.set_value("");
+            state.set(next);
+        });
+    };
+    let confirm = move |_| {
+        let ImportState::Preview { products, .. } = state.get_untracked() else {
+            return;
+        };
+        let total = products.len();
+        state.set(ImportState::Importing { saved: 0, total });
+        let driver = driver.get_value();
+        spawn_local(async move {
+            let progress = move |saved: usize, total: usize| {
+                state.set(ImportState::Importing { saved, total })
+            };
+            let next = match actions::products::import_products(&driver, &products, progress).await
+            {
+                Ok(imported) => ImportState::Done { imported },
+                Err(problem) => ImportState::Failed(format!(
+                    "The import stopped: {problem} The products saved before it are kept."
+                )),
+            };
+            state.set(next);
+        });
+    };
+    let on_export = move |_| {
+        exporting.set(true);
+        let driver = driver.get_value();
+        spawn_local(async move {
+            match export(&driver).await {
+                Ok(text) => {
+                    if download(&text, "products.csv").is_err() {
+                        state.set(ImportState::Failed("The export could not be saved.".into()));
+                    }
+                }
+                Err(problem) => state.set(ImportState::Failed(problem)),
+            }
+            exporting.set(false);
+        });
+    };
+
+    let panel = move || {
+        match state.get() {
+        ImportState::Idle => ().into_any(),
+        ImportState::Reading => view! {
+            <p class="import-status" data-testid="import-reading">"Reading the file…"</p>
+        }
+        .into_any(),
+        ImportState::Preview { products, errors } => {
+            let ready = products.len();
+            let bad = errors.len();
+            let hidden = bad.saturating_sub(ERRORS_SHOWN);
+            let sample: Vec<Product> = products.into_iter().take(5).collect();
+            view! {
+                <section class="import-preview" data-testid="import-preview">
+                    <h2>"Import preview"</h2>
+                    <p>
+                        <strong data-testid="import-ready-count">{ready}</strong>
+                        " products ready to import; "
+                        <strong data-testid="import-error-count">{bad}</strong>
+                        " rows with errors (not imported)."
+                    </p>
+                    {(!sample.is_empty()).then(|| view! {
+                        <ul class="import-sample">
+                            {sample.into_iter().map(|product| view! {
+                                <li>{product.name.clone()}</li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                    {(bad > 0).then(|| view! {
+                        <table class="import-errors" data-testid="import-errors">
+                            <thead><tr><th>"Row"</th><th>"Column"</th><th>"Problem"</th></tr></thead>
+                            <tbody>
+                                {errors.into_iter().take(ERRORS_SHOWN).map(|error| view! {
+                                    <tr data-testid="import-error">
+                                        <td>{error.row}</td>
+                                        <td>{error.column.unwrap_or("")}</td>
+                                        <td>{error.message}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {(hidden > 0).then(|| view! { <p>{format!("…and {hidden} more.")}</p> })}
+                    })}
+                    <div class="form-buttons">
+                        <button type="button" data-testid="import-confirm" disabled=ready == 0
+                            on:click=confirm>{format!("Import {ready} products")}</button>
+                        <button type="button" class="secondary" data-testid="import-cancel"
+                            on:click=move |_| state.set(ImportState::Idle)>"Cancel"</button>
+                    </div>
+                </section>
+            }
+            .into_any()
+        }
+        ImportState::Importing { saved, total } => view! {
+            <section class="import-preview">
+                <label>
+                    {format!("Saving products: {saved} of {total}")}
+                    <progress data-testid="import-progress" max=total value=saved></progress>
+                </label>
+            </section>
+        }
+        .into_any(),
+        ImportState::Done { imported } => view! {
+            <p class="import-status" data-testid="import-done" role="status">
+                {format!("Imported {imported} products. They reach the server as the connection allows.")}
+                <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>"OK"</button>
+            </p>
+        }
+        .into_any(),
+        ImportState::Failed(problem) => view! {
+            <p class="form-error" role="alert" data-testid="import-error-message">
+                {problem}
+                <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>"OK"</button>
+            </p>
+        }
+        .into_any(),
+    }
+    };
+
+    view! {
+        <div class="csv-buttons">
+            <label class="file-button" for="import-csv">"Import CSV"</label>
+            <input id="import-csv" class="visually-hidden" type="file" accept=".csv,text/csv"
+                data-testid="import-csv" node_ref=input on:change=on_file/>
+            <button type="button" class="secondary" data-testid="export-csv"
+                disabled=move || exporting.get() on:click=on_export>"Export CSV"</button>
+        </div>
+        {panel}
+    }
+}

@@ -1,0 +1,262 @@
+//! Adding and editing a product: name, price, SKU, barcodes, unit, tax rate, low-stock
+//! threshold, category, and (when adding) the opening stock. What is typed is read here into a
+//! [`Product`], with one clear message for the first thing wrong; the shop's own rules
+//! (`Product::validate`) and the catalogue's (a barcode or SKU in use) are checked by the action.
+
+use counterbook_shop::money::{format_decimal, format_decimal_trimmed, parse_decimal};
+use counterbook_shop::QuantityUnit;
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::actions;
+use crate::model::{name_key, Product, MAX_PRODUCT_NAME_CHARS};
+use crate::money::{minor_digits, parse_price};
+use crate::sync::SyncDriver;
+
+/// What the form's fields hold, as typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Typed {
+    name: String,
+    price: String,
+    sku: String,
+    barcodes: String,
+    unit: String,
+    tax_rate: String,
+    low_stock: String,
+    category: String,
+    opening_stock: String,
+}
+
+impl Typed {
+    fn of(product: &Product) -> Typed {
+        let digits = minor_digits(&product.currency);
+        let decimals = product.unit.quantity_decimals();
+        Typed {
+            name: product.name.clone(),
+            price: format_decimal(product.price_minor, digits),
+            sku: product.sku.clone().unwrap_or_default(),
+            barcodes: product.barcodes.join(" "),
+            unit: product.unit.as_str().to_owned(),
+            tax_rate: format_decimal_trimmed(i64::from(product.tax_rate_basis_points), 2),
+            low_stock: product
+                .low_stock_threshold
+                .map(|threshold| format_decimal_trimmed(threshold, decimals))
+                .unwrap_or_default(),
+            category: product.category.clone().unwrap_or_default(),
+            opening_stock: String::new(),
+        }
+    }
+
+    /// The product these fields describe, on top of `base` (the product edited, or a blank
+    /// one), or the first problem, said for a shopkeeper.
+    fn read(&self, base: &Product, currency: &str) -> Result<Product, String> {
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err("Enter the product's name.".into());
+        }
+        if name.chars().count() > MAX_PRODUCT_NAME_CHARS {
+            return Err(format!(
+                "Use at most {MAX_PRODUCT_NAME_CHARS} characters for the name."
+            ));
+        }
+        let price_minor =
+            parse_price(&self.price, minor_digits(currency)).map_err(|e| e.to_string())?;
+        let unit = QuantityUnit::parse(&self.unit).map_err(|e| format!("Unit: {e}."))?;
+        let decimals = unit.quantity_decimals();
+        let tax_rate = match self.tax_rate.trim() {
+            "" => 0,
+            text => {
+                let basis_points = parse_decimal(text.trim_end_matches('%'), 2)
+                    .map_err(|e| format!("Tax rate: {e}."))?;
+                u32::try_from(basis_points)
+                    .ok()
+                    .filter(|bp| *bp <= 10_000)
+                    .ok_or("Tax rate: use a percentage from 0 to 100.")?
+            }
+        };
+        let low_stock_threshold = match self.low_stock.trim() {
+            "" => None,
+            text => Some(parse_decimal(text, decimals).map_err(|e| format!("Low stock at: {e}."))?),
+        };
+        let opening_stock = match self.opening_stock.trim() {
+            "" => 0,
+            text => parse_decimal(text, decimals).map_err(|e| format!("Opening stock: {e}."))?,
+        };
+        let barcodes: Vec<String> = self
+            .barcodes
+            .split(|c: char| c == ',' || c == '|' || c.is_whitespace())
+            .filter(|code| !code.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
+        let mut product = base.clone();
+        product.name = name.to_owned();
+        product.name_key = name_key(name);
+        product.price_minor = price_minor;
+        product.sku = optional(&self.sku);
+        product.barcodes = barcodes;
+        product.unit = unit;
+        product.tax_rate_basis_points = tax_rate;
+        product.low_stock_threshold = low_stock_threshold;
+        product.category = optional(&self.category);
+        if base.server_updated_at_millis.is_none() && base.id.is_empty() {
+            product.stock_on_hand = opening_stock;
+        }
+        Ok(product)
+    }
+}
+
+/// The add form, or with `editing` set, the edit form of that product.
+#[component]
+pub fn ProductForm(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    editing: RwSignal<Option<Product>>,
+) -> impl IntoView {
+    let currency = driver.with_value(|d| d.settings().currency.clone());
+    let typed = RwSignal::new(Typed {
+        unit: "piece".into(),
+        ..Typed::default()
+    });
+    let error = RwSignal::new(None::<String>);
+    let saving = RwSignal::new(false);
+    let name_input = NodeRef::<leptos::html::Input>::new();
+
+    // Opening a product for editing fills the form with it.
+    Effect::new(move |_| {
+        let fields = match editing.get() {
+            Some(product) => Typed::of(&product),
+            None => Typed {
+                unit: "piece".into(),
+                ..Typed::default()
+            },
+        };
+        typed.set(fields);
+        error.set(None);
+    });
+
+    let form_currency = currency.clone();
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        if saving.get_untracked() {
+            return;
+        }
+        let before = editing.get_untracked();
+        let base = before
+            .clone()
+            .unwrap_or_else(|| Product::new(String::new(), "", 0, &form_currency));
+        let product = match typed.with_untracked(|typed| typed.read(&base, &form_currency)) {
+            Ok(product) => product,
+            Err(problem) => return error.set(Some(problem)),
+        };
+        let driver = driver.get_value();
+        saving.set(true);
+        spawn_local(async move {
+            let outcome = match &before {
+                Some(before) => actions::products::edit_product(&driver, before, product).await,
+                None => actions::products::add_product(&driver, product)
+                    .await
+                    .map(|_| ()),
+            };
+            match outcome {
+                Ok(()) => {
+                    error.set(None);
+                    editing.set(None);
+                    typed.set(Typed {
+                        unit: "piece".into(),
+                        ..Typed::default()
+                    });
+                    if let Some(input) = name_input.get_untracked() {
+                        let _ = input.focus();
+                    }
+                }
+                // Nothing was saved (one transaction); the typed values stay for another try.
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+            saving.set(false);
+        });
+    };
+
+    let field = move |read: fn(&Typed) -> String| move || typed.with(read);
+    macro_rules! setter {
+        ($field:ident) => {
+            move |event| typed.update(|typed| typed.$field = event_target_value(&event))
+        };
+    }
+
+    view! {
+        <form class="product-form" on:submit=on_submit data-testid="add-product-form"
+            data-mode=move || if editing.with(Option::is_some) { "edit" } else { "add" }>
+            <h2>{move || editing.with(|p| match p {
+                Some(product) => format!("Edit {}", product.name),
+                None => "Add a product".to_owned(),
+            })}</h2>
+            <label class="wide">
+                "Name"
+                <input type="text" node_ref=name_input data-testid="product-name" autocomplete="off"
+                    prop:value=field(|t| t.name.clone()) on:input=setter!(name)/>
+            </label>
+            <label>
+                {format!("Price ({currency})")}
+                <input type="text" inputmode="decimal" data-testid="product-price" autocomplete="off"
+                    prop:value=field(|t| t.price.clone()) on:input=setter!(price)/>
+            </label>
+            <label>
+                "Unit"
+                <select data-testid="product-unit" prop:value=field(|t| t.unit.clone())
+                    on:change=setter!(unit)>
+                    {QuantityUnit::ALL.iter().map(|unit| {
+                        let name = unit.as_str();
+                        view! { <option value=name>{name}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>
+                "SKU"
+                <input type="text" data-testid="product-sku" autocomplete="off"
+                    prop:value=field(|t| t.sku.clone()) on:input=setter!(sku)/>
+            </label>
+            <label class="wide">
+                "Barcodes (separate several with spaces)"
+                <input type="text" inputmode="numeric" data-testid="product-barcodes" autocomplete="off"
+                    prop:value=field(|t| t.barcodes.clone()) on:input=setter!(barcodes)/>
+            </label>
+            <label>
+                "Tax rate (%)"
+                <input type="text" inputmode="decimal" data-testid="product-tax-rate" autocomplete="off"
+                    prop:value=field(|t| t.tax_rate.clone()) on:input=setter!(tax_rate)/>
+            </label>
+            <label>
+                "Low stock at"
+                <input type="text" inputmode="decimal" data-testid="product-low-stock" autocomplete="off"
+                    prop:value=field(|t| t.low_stock.clone()) on:input=setter!(low_stock)/>
+            </label>
+            <label>
+                "Category"
+                <input type="text" data-testid="product-category" autocomplete="off"
+                    prop:value=field(|t| t.category.clone()) on:input=setter!(category)/>
+            </label>
+            <Show when=move || editing.with(Option::is_none)>
+                <label>
+                    "Opening stock"
+                    <input type="text" inputmode="decimal" data-testid="product-opening-stock" autocomplete="off"
+                        prop:value=field(|t| t.opening_stock.clone()) on:input=setter!(opening_stock)/>
+                </label>
+            </Show>
+            <div class="form-buttons">
+                <button type="submit" data-testid="add-product" disabled=move || saving.get()>
+                    {move || if editing.with(Option::is_some) { "Save" } else { "Add" }}
+                </button>
+                <Show when=move || editing.with(Option::is_some)>
+                    <button type="button" class="secondary" data-testid="cancel-edit"
+                        on:click=move |_| editing.set(None)>"Cancel"</button>
+                </Show>
+            </div>
+            <Show when=move || error.with(Option::is_some)>
+                <p class="form-error" role="alert" data-testid="form-error">
+                    {move || error.get().unwrap_or_default()}
+                </p>
+            </Show>
+        </form>
+    }
+}

@@ -1,0 +1,360 @@
+//! The virtualized product list: only the rows in view (and a few beyond) are in the DOM, in a
+//! scroller as tall as the whole list. Rows are read a page at a time from the query's index:
+//! after the row before the page when that one is loaded (a cursor), by offset for a jump.
+//!
+//! A change repaints the rows it touched: the store's change feed names the products, the
+//! shown ones among them are re-read by id and replaced in place. Only when rows shift (a
+//! product enters or leaves the list, or moves in it) are the pages in view read again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use counterbook_shop::money::format_decimal;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::model::Product;
+use crate::money::format_price;
+use crate::storage::{ProductPosition, ProductQuery};
+use crate::sync::{ChangesSince, SyncDriver};
+
+/// Every row has this height, so a row's place is its position times this.
+pub const ROW_HEIGHT_PX: f64 = 64.0;
+/// Rows read at once.
+const PAGE_ROWS: u32 = 40;
+/// Rows kept in the DOM beyond each edge of the view.
+const OVERSCAN_ROWS: u32 = 4;
+/// The products collection, as the change feed names it.
+const PRODUCTS: &str = "products";
+
+/// A loaded row: the product and a number that changes whenever the row is replaced.
+#[derive(Clone, Debug)]
+struct Row {
+    product: Product,
+    revision: u64,
+}
+
+/// The list's state; cheap to copy.
+#[derive(Clone, Copy)]
+struct ListState {
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    query: Memo<ProductQuery>,
+    total: RwSignal<u32>,
+    rows: RwSignal<BTreeMap<u32, Row>>,
+    /// Pages asked for since the list was last (re)read.
+    requested: StoredValue<BTreeSet<u32>>,
+    /// Bumped when the list is read again; answers for an older generation are dropped.
+    generation: StoredValue<u64>,
+    revisions: StoredValue<u64>,
+    scroll_top: RwSignal<f64>,
+    viewport_height: RwSignal<f64>,
+}
+
+impl ListState {
+    fn next_revision(&self) -> u64 {
+        self.revisions.update_value(|revision| *revision += 1);
+        self.revisions.get_value()
+    }
+
+    /// The positions in view, overscan included.
+    fn visible(&self) -> std::ops::Range<u32> {
+        let total = self.total.get();
+        let first = (self.scroll_top.get() / ROW_HEIGHT_PX).floor().max(0.0) as u32;
+        let shown = (self.viewport_height.get() / ROW_HEIGHT_PX).ceil() as u32 + 1;
+        let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
+        let end = (first + shown + OVERSCAN_ROWS).min(total);
+        start..end
+    }
+
+    fn load_visible_pages(&self) {
+        let range = self.visible();
+        if range.is_empty() {
+            return;
+        }
+        for page in range.start / PAGE_ROWS..=(range.end - 1) / PAGE_ROWS {
+            self.load_page(page);
+        }
+    }
+
+    fn load_page(&self, page: u32) {
+        let mut fresh = false;
+        self.requested
+            .update_value(|requested| fresh = requested.insert(page));
+        if !fresh {
+            return;
+        }
+        let state = *self;
+        let generation = self.generation.get_value();
+        let query = self.query.get_untracked();
+        let first = page * PAGE_ROWS;
+        let after = match first {
+            0 => None,
+            _ => self.rows.with_untracked(|rows| {
+                rows.get(&(first - 1))
+                    .map(|row| ProductPosition::of(&row.product))
+            }),
+        };
+        let driver = self.driver.get_value();
+        spawn_local(async move {
+            let store = driver.store();
+            let read = match (first, &after) {
+                (0, _) => store.products_after(&query, None, PAGE_ROWS).await,
+                (_, Some(position)) => {
+                    store
+                        .products_after(&query, Some(position), PAGE_ROWS)
+                        .await
+                }
+                (_, None) => store.products_at_offset(&query, first, PAGE_ROWS).await,
+            };
+            if state.generation.get_value() != generation {
+                return;
+            }
+            match read {
+                Ok(products) => {
+                    let mut revision = state.next_revision();
+                    state.rows.update(|rows| {
+                        for (offset, product) in products.into_iter().enumerate() {
+                            revision += 1;
+                            rows.insert(first + offset as u32, Row { product, revision });
+                        }
+                    });
+                    state.revisions.set_value(revision);
+                }
+                Err(error) => driver.report_problem(&error.to_string()),
+            }
+        });
+    }
+
+    /// Reads the list again: its count, then the pages in view. With `keep_rows` the rows
+    /// shown stay until their page arrives (no flicker when a change shifts them).
+    fn reread(&self, keep_rows: bool) {
+        self.generation.update_value(|generation| *generation += 1);
+        self.requested.update_value(BTreeSet::clear);
+        if !keep_rows {
+            self.rows.set(BTreeMap::new());
+        }
+        let state = *self;
+        let generation = self.generation.get_value();
+        let query = self.query.get_untracked();
+        let driver = self.driver.get_value();
+        spawn_local(async move {
+            match driver.store().count_products(&query).await {
+                Ok(count) if state.generation.get_value() == generation => {
+                    state
+                        .rows
+                        .update(|rows| rows.retain(|position, _| *position < count));
+                    state.total.set(count);
+                    state.load_visible_pages();
+                }
+                Ok(_) => {}
+                Err(error) => driver.report_problem(&error.to_string()),
+            }
+        });
+    }
+
+    /// The products in `ids` changed: repaint the shown ones in place, or read the view again
+    /// if rows shift.
+    fn products_changed(&self, ids: Vec<String>) {
+        let state = *self;
+        let query = self.query.get_untracked();
+        let driver = self.driver.get_value();
+        let generation = self.generation.get_value();
+        spawn_local(async move {
+            let products = match driver.store().products_by_ids(&ids).await {
+                Ok(products) => products,
+                Err(error) => return driver.report_problem(&error.to_string()),
+            };
+            if state.generation.get_value() != generation {
+                return;
+            }
+            let by_id: BTreeMap<&str, &Product> =
+                products.iter().map(|p| (p.id.as_str(), p)).collect();
+            let mut shifts = false;
+            let mut replaced = Vec::new();
+            let shown: BTreeMap<String, (u32, String)> = state.rows.with_untracked(|rows| {
+                rows.iter()
+                    .map(|(position, row)| {
+                        (
+                            row.product.id.clone(),
+                            (*position, row.product.name_key.clone()),
+                        )
+                    })
+                    .collect()
+            });
+            for id in &ids {
+                match (shown.get(id), by_id.get(id.as_str())) {
+                    (Some((position, name_key)), Some(product))
+                        if query.matches(product) && product.name_key == *name_key =>
+                    {
+                        replaced.push((*position, (*product).clone()));
+                    }
+                    // Left the list, was deleted, or moved in it.
+                    (Some(_), _) => shifts = true,
+                    // Not shown: it shifts the rows if it joins the list or may have left it.
+                    (None, Some(product)) => shifts |= query.matches(product),
+                    (None, None) => shifts = true,
+                }
+            }
+            if !replaced.is_empty() {
+                let mut revision = state.next_revision();
+                state.rows.update(|rows| {
+                    for (position, product) in replaced {
+                        revision += 1;
+                        rows.insert(position, Row { product, revision });
+                    }
+                });
+                state.revisions.set_value(revision);
+            }
+            if shifts {
+                state.reread(true);
+            }
+        });
+    }
+}
+
+/// The product list for `query`. `on_edit` and `on_stock` open the edit and stock forms.
+#[component]
+pub fn ProductList(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    query: Memo<ProductQuery>,
+    total: RwSignal<u32>,
+    on_edit: Callback<Product>,
+    on_stock: Callback<Product>,
+) -> impl IntoView {
+    let state = ListState {
+        driver,
+        query,
+        total,
+        rows: RwSignal::new(BTreeMap::new()),
+        requested: StoredValue::new(BTreeSet::new()),
+        generation: StoredValue::new(0),
+        revisions: StoredValue::new(0),
+        scroll_top: RwSignal::new(0.0),
+        viewport_height: RwSignal::new(640.0),
+    };
+    let scroller = NodeRef::<leptos::html::Div>::new();
+
+    // A new query: a new list, from the top.
+    Effect::new(move |_| {
+        query.track();
+        if let Some(element) = scroller.get_untracked() {
+            element.set_scroll_top(0);
+        }
+        state.scroll_top.set(0.0);
+        state.reread(false);
+    });
+    // Scrolling: read the pages coming into view.
+    Effect::new(move |_| {
+        let _ = state.visible();
+        state.load_visible_pages();
+    });
+    driver
+        .get_value()
+        .changes()
+        .watch(move |since| match since {
+            ChangesSince::Nothing => {}
+            ChangesSince::Everything => state.reread(true),
+            ChangesSince::Documents(changed) => {
+                let ids: Vec<String> = changed.ids(PRODUCTS).map(str::to_owned).collect();
+                if !ids.is_empty() {
+                    state.products_changed(ids);
+                }
+            }
+        });
+
+    let on_scroll = move |_| {
+        if let Some(element) = scroller.get_untracked() {
+            state.scroll_top.set(f64::from(element.scroll_top()));
+            state
+                .viewport_height
+                .set(f64::from(element.client_height()).max(ROW_HEIGHT_PX));
+        }
+    };
+    scroller.on_load(move |element| {
+        state
+            .viewport_height
+            .set(f64::from(element.client_height()).max(ROW_HEIGHT_PX));
+    });
+    let shown_rows = move || {
+        let range = state.visible();
+        state.rows.with(|rows| {
+            range
+                .map(|position| (position, rows.get(&position).cloned()))
+                .collect::<Vec<_>>()
+        })
+    };
+
+    view! {
+        <div class="product-scroller" node_ref=scroller on:scroll=on_scroll>
+            <Show when=move || total.get() == 0>
+                <p class="empty">"No products to show."</p>
+            </Show>
+            <ul data-testid="product-list" class="product-rows"
+                style=move || format!("height: {}px", f64::from(total.get()) * ROW_HEIGHT_PX)>
+                <For each=shown_rows
+                    key=|(position, row)| (*position, row.as_ref().map(|row| row.revision))
+                    children=move |(position, row)| {
+                        let top = format!("top: {}px", f64::from(position) * ROW_HEIGHT_PX);
+                        match row {
+                            Some(row) => view! {
+                                <ProductRow product=row.product top=top on_edit=on_edit on_stock=on_stock/>
+                            }.into_any(),
+                            None => view! { <li class="loading" style=top>"…"</li> }.into_any(),
+                        }
+                    }
+                />
+            </ul>
+        </div>
+    }
+}
+
+/// A product's stock in its unit: whole pieces, or kilograms and litres with three decimals.
+pub fn format_stock(product: &Product) -> String {
+    format_decimal(product.stock_on_hand, product.unit.quantity_decimals())
+}
+
+/// One row: name, codes, category, stock and price, with edit and stock buttons.
+#[component]
+fn ProductRow(
+    product: Product,
+    top: String,
+    on_edit: Callback<Product>,
+    on_stock: Callback<Product>,
+) -> impl IntoView {
+    let synced = product.server_updated_at_millis.is_some();
+    let low = product.is_low_on_stock();
+    let codes = product
+        .sku
+        .iter()
+        .chain(product.barcodes.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let stock = format_stock(&product);
+    let unit = product.unit.as_str();
+    let price = format_price(product.price_minor, &product.currency);
+    let for_edit = product.clone();
+    let for_stock = product.clone();
+    view! {
+        <li data-testid="product-row" data-synced=synced.to_string()
+            data-product-id=product.id.clone() style=top class:low=low>
+            <span class="name" data-testid="product-row-name">{product.name.clone()}</span>
+            <span class="price" data-testid="product-price-shown">{price}</span>
+            <span class="details">
+                <span class="codes">{codes}</span>
+                {product.category.clone().map(|category| view! { <span class="category">{category}</span> })}
+            </span>
+            <span class="stock-line">
+                <span class="stock" data-testid="product-stock" title="Stock on hand">{stock}</span>
+                <span class="unit">{unit}</span>
+                {low.then(|| view! { <span class="low-badge" data-testid="low-stock">"Low"</span> })}
+                {(!synced).then(|| view! { <span class="unsynced" title="Not yet on the server">"●"</span> })}
+            </span>
+            <span class="actions">
+                <button type="button" class="secondary" data-testid="stock-product"
+                    on:click=move |_| on_stock.run(for_stock.clone())>"Stock"</button>
+                <button type="button" class="secondary" data-testid="edit-product"
+                    on:click=move |_| on_edit.run(for_edit.clone())>"Edit"</button>
+            </span>
+        </li>
+    }
+}

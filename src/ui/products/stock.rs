@@ -1,0 +1,106 @@
+//! Receiving and adjusting a product's stock, each a stock move with an optional (receive) or
+//! required (adjust) reason.
+
+use counterbook_shop::money::parse_decimal;
+use counterbook_shop::StockMoveKind;
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::actions;
+use crate::model::Product;
+use crate::sync::SyncDriver;
+use crate::ui::products::list::format_stock;
+
+/// A signed quantity typed in the product's unit ("-2", "1.5").
+fn read_quantity(text: &str, product: &Product) -> Result<i64, String> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let quantity = parse_decimal(digits, product.unit.quantity_decimals())
+        .map_err(|e| format!("Quantity: {e}."))?;
+    Ok(if negative { -quantity } else { quantity })
+}
+
+/// The stock form of `product` (shown while it is `Some`).
+#[component]
+pub fn StockForm(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    product: RwSignal<Option<Product>>,
+) -> impl IntoView {
+    let kind = RwSignal::new("receive".to_owned());
+    let quantity = RwSignal::new(String::new());
+    let reason = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        product.track();
+        kind.set("receive".to_owned());
+        quantity.set(String::new());
+        reason.set(String::new());
+        error.set(None);
+    });
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        let Some(current) = product.get_untracked() else {
+            return;
+        };
+        let amount = match read_quantity(&quantity.get_untracked(), &current) {
+            Ok(amount) => amount,
+            Err(problem) => return error.set(Some(problem)),
+        };
+        let move_kind = match kind.get_untracked().as_str() {
+            "adjust" => StockMoveKind::Adjust,
+            _ => StockMoveKind::Receive,
+        };
+        let reason_text = reason.get_untracked();
+        let driver = driver.get_value();
+        spawn_local(async move {
+            let reason = Some(reason_text.as_str()).filter(|r| !r.trim().is_empty());
+            match actions::products::move_stock(&driver, &current, move_kind, amount, reason).await
+            {
+                Ok(()) => product.set(None),
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+        });
+    };
+    view! {
+        <Show when=move || product.with(Option::is_some)>
+            <form class="stock-form" on:submit=on_submit data-testid="stock-form">
+                <h2>{move || product.with(|p| p.as_ref().map(|p| format!(
+                    "Stock of {}: {} {}", p.name, format_stock(p), p.unit.as_str()
+                )).unwrap_or_default())}</h2>
+                <label>
+                    "Move"
+                    <select data-testid="stock-kind" prop:value=move || kind.get()
+                        on:change=move |ev| kind.set(event_target_value(&ev))>
+                        <option value="receive">"Receive"</option>
+                        <option value="adjust">"Adjust (count, damage, loss)"</option>
+                    </select>
+                </label>
+                <label>
+                    "Quantity"
+                    <input type="text" inputmode="decimal" data-testid="stock-quantity" autocomplete="off"
+                        prop:value=move || quantity.get()
+                        on:input=move |ev| quantity.set(event_target_value(&ev))/>
+                </label>
+                <label class="wide">
+                    "Reason"
+                    <input type="text" data-testid="stock-reason" autocomplete="off"
+                        prop:value=move || reason.get()
+                        on:input=move |ev| reason.set(event_target_value(&ev))/>
+                </label>
+                <div class="form-buttons">
+                    <button type="submit" data-testid="save-stock">"Save"</button>
+                    <button type="button" class="secondary" on:click=move |_| product.set(None)>"Cancel"</button>
+                </div>
+                <Show when=move || error.with(Option::is_some)>
+                    <p class="form-error" role="alert" data-testid="stock-error">
+                        {move || error.get().unwrap_or_default()}
+                    </p>
+                </Show>
+            </form>
+        </Show>
+    }
+}
