@@ -4,7 +4,7 @@
 // the group also stops the java process the emulator's launcher script starts).
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -19,8 +19,20 @@ mkdirSync(ARTIFACTS, { recursive: true });
 const EMULATOR =
   "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
 
+const temporaryDirectories = [];
+// A test file's temporary directories (servers' data, browser profiles) go when its process ends,
+// whether its tests passed or failed half-way.
+process.on("exit", () => {
+  for (const directory of temporaryDirectories) {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+/** A new empty directory under the system's temporary folder, removed when the test file ends. */
 export function temporaryDirectory(prefix) {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const directory = mkdtempSync(join(tmpdir(), prefix));
+  temporaryDirectories.push(directory);
+  return directory;
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
