@@ -6,7 +6,9 @@
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import { setTimeout as pause } from "node:timers/promises";
+import { ARTIFACTS } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 const JSQR_SOURCE = readFileSync(require.resolve("jsqr/dist/jsQR.js"), "utf8");
@@ -74,60 +76,69 @@ function usKey(character) {
   throw new Error(`no key for ${character}`);
 }
 
+/** AZERTY's characters on the digit row, unshifted. */
+const AZERTY_DIGIT_ROW = { 1: "&", 2: "é", 3: '"', 4: "'", 5: "(", 6: "-", 7: "è", 8: "_", 9: "ç", 0: "à" };
+
 /** Types `code` and Enter as a keyboard-wedge scanner does: real (trusted) key presses
  * through the DevTools protocol, as Playwright's keyboard sends them, each stamped `gapMs`
- * after the previous one, so the page sees a scanner's timing however long the presses take
- * to get through on a loaded machine. */
-export async function scanWithKeyboard(page, code, gapMs = 6) {
+ * after the previous one. `key` is what the tablet's layout types on that physical key
+ * (`layoutKey`; a US layout by default), `code` the physical key the scanner pressed.
+ *
+ * The presses are all sent at once, not one round trip at a time. A scanner's keys reach the
+ * page as fast as it types them; a round trip per press on a loaded machine once left more than
+ * the page's 250 ms between two keys of one scan, so the page gave the keys held so far back
+ * as typing and read the rest of the code as a scan of its own ("the bill did not open"). */
+export async function scanWithKeyboard(page, code, gapMs = 6, layoutKey = (character) => character) {
   const session = await page.context().newCDPSession(page);
   try {
     let at = Date.now() / 1000;
+    const presses = [];
     const send = (type, key, keyCode, vk, text) =>
-      session.send("Input.dispatchKeyEvent", {
-        type,
-        key,
-        code: keyCode,
-        windowsVirtualKeyCode: vk,
-        text,
-        unmodifiedText: text,
-        timestamp: at,
-      });
+      presses.push(
+        session.send("Input.dispatchKeyEvent", {
+          type,
+          key,
+          code: keyCode,
+          windowsVirtualKeyCode: vk,
+          text,
+          unmodifiedText: text,
+          timestamp: at,
+        }),
+      );
     for (const character of code) {
       const { code: keyCode, vk } = usKey(character);
-      await send("keyDown", character, keyCode, vk, character);
+      const typed = layoutKey(character);
+      send("keyDown", typed, keyCode, vk, typed);
       at += 0.002;
-      await send("keyUp", character, keyCode, vk);
+      send("keyUp", typed, keyCode, vk);
       at += (gapMs - 2) / 1000;
     }
-    await send("keyDown", "Enter", "Enter", 13, "\r");
+    send("keyDown", "Enter", "Enter", 13, "\r");
     at += 0.002;
-    await send("keyUp", "Enter", "Enter", 13);
+    send("keyUp", "Enter", "Enter", 13);
+    await Promise.all(presses);
   } finally {
     await session.detach();
   }
 }
 
-/** AZERTY's characters on the digit row, unshifted. */
-const AZERTY_DIGIT_ROW = { 1: "&", 2: "é", 3: '"', 4: "'", 5: "(", 6: "-", 7: "è", 8: "_", 9: "ç", 0: "à" };
+/** A scanner on a tablet with a French AZERTY layout: `key` says "&é\"'", `code` says Digit1. */
+export function scanOnAzerty(page, code, gapMs = 7) {
+  return scanWithKeyboard(page, code, gapMs, (character) => AZERTY_DIGIT_ROW[character] ?? character);
+}
 
-/** A scanner on a tablet with a French AZERTY layout: `key` says "&é\"'", `code` says Digit1.
- * The keys are dispatched in the page `gapMs` apart to whatever has the focus. */
-export async function scanOnAzerty(page, code, gapMs = 7) {
-  await page.evaluate(
-    async ([code, gapMs, row]) => {
-      const target = () => document.activeElement ?? document.body;
-      const press = (key, keyCode) =>
-        target().dispatchEvent(
-          new KeyboardEvent("keydown", { key, code: keyCode, bubbles: true, cancelable: true, composed: true }),
-        );
-      for (const digit of code) {
-        press(row[digit], `Digit${digit}`);
-        await new Promise((resolve) => setTimeout(resolve, gapMs));
-      }
-      press("Enter", "Enter");
-    },
-    [code, gapMs, AZERTY_DIGIT_ROW],
-  );
+/** Screenshots of the page at a portrait and a landscape counter tablet's size, 800×1280 and
+ * 1280×800 (`{name}-800x1280.png`, …), the viewport put back as it was after. */
+export async function screenshots(page, name, { fullPage = false } = {}) {
+  const was = page.viewportSize();
+  for (const [width, height] of [
+    [800, 1280],
+    [1280, 800],
+  ]) {
+    await page.setViewportSize({ width, height });
+    await page.screenshot({ path: join(ARTIFACTS, `${name}-${width}x${height}.png`), fullPage });
+  }
+  if (was) await page.setViewportSize(was);
 }
 
 /** How many records an object store of the app's IndexedDB holds. */
