@@ -3,9 +3,11 @@
 // unknown code, a weighed item; cash with change; the receipt with its bill number, printed at
 // 58 and 80 mm, its QR code decoded to the bill id and scanned to open the bill again, and
 // sent to a (fake) Web Serial receipt printer whose ESC/POS bytes are decoded; split payment,
-// credit refused over the limit, park and resume; an offline sale, a reload, sync; and two
-// tablets selling offline with distinct bill numbers and exact stock on the server (also on
-// Google's Firestore emulator).
+// credit refused over the limit, park and resume; an unknown code added as a product from the
+// counter, a UPI payment confirmed after the sale, the tablet's name on the receipt; an offline
+// sale, a reload, sync; a second tablet finding the first one's customer and printing its
+// shop profile; and two tablets selling offline with distinct bill numbers and exact stock on
+// the server (the last two also on Google's Firestore emulator).
 
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -30,6 +32,7 @@ import {
   rasterToRgba,
   scanOnAzerty,
   scanWithKeyboard,
+  screenshots,
   seedProducts,
   seededId,
   waitForIdlePage,
@@ -164,7 +167,7 @@ describe("the counter", () => {
       const unknown = page.getByTestId("unknown-code");
       await unknown.waitFor();
       assert.match(await unknown.textContent(), new RegExp(`Unknown code ${unknownCode}`));
-      assert.equal(await unknown.getByRole("link", { name: "Add this product" }).count(), 1);
+      assert.equal(await unknown.getByRole("button", { name: "Add product" }).count(), 1);
 
       // A scale label: 1.250 kg of tomatoes, on its own line.
       await scanWithKeyboard(page, TOMATO_LABEL);
@@ -180,10 +183,7 @@ describe("the counter", () => {
       ]);
       // 2 × 25 + 28 + 56 + 14 + 35 + 1.25 × 40 = 233.
       assert.match(await page.getByTestId("total").textContent(), /233\.00/);
-      await page.screenshot({ path: join(ARTIFACTS, "counter-cart-1280x800.png") });
-      await page.setViewportSize({ width: 800, height: 1280 });
-      await page.screenshot({ path: join(ARTIFACTS, "counter-cart-800x1280.png"), fullPage: true });
-      await page.setViewportSize({ width: 1280, height: 800 });
+      await screenshots(page, "counter-cart");
 
       // Cash: 500 received, 267 change due.
       await page.keyboard.press("F2");
@@ -197,10 +197,7 @@ describe("the counter", () => {
       assert.equal(await receipt.getByTestId("receipt-line").count(), 6);
       const billId = await receipt.getAttribute("data-bill-id");
 
-      await page.screenshot({ path: join(ARTIFACTS, "receipt-1280x800.png") });
-      await page.setViewportSize({ width: 800, height: 1280 });
-      await page.screenshot({ path: join(ARTIFACTS, "receipt-800x1280.png") });
-      await page.setViewportSize({ width: 1280, height: 800 });
+      await screenshots(page, "receipt");
 
       // The receipt's QR code, decoded from a screenshot, is the bill id.
       const qrPng = await receipt.getByTestId("receipt-qr").screenshot();
@@ -274,6 +271,7 @@ describe("the counter", () => {
       await page.keyboard.press("F4");
       await waitForCartLines(page, 0);
       await page.getByTestId("parked-bill").waitFor();
+      await screenshots(page, "counter-parked");
       await page.reload();
       await page.getByTestId("resume-bill").click();
       await waitForCartLines(page, 1);
@@ -298,6 +296,7 @@ describe("the counter", () => {
       await page.getByTestId("customer-new-name").fill("Ravi Kumar");
       await page.getByTestId("customer-new-phone").fill("98765 43210");
       await page.getByTestId("customer-new-limit").fill("100");
+      await screenshots(page, "counter-new-customer");
       await page.getByTestId("add-customer").click();
       await page.getByTestId("customer-chosen").waitFor();
       await page.getByRole("button", { name: "Pay", exact: true }).click();
@@ -315,7 +314,7 @@ describe("the counter", () => {
       await page.waitForFunction(
         () => document.querySelector("[data-testid=upi-status]").textContent === "UPI, confirmed",
       );
-      await page.screenshot({ path: join(ARTIFACTS, "counter-payment-1280x800.png") });
+      await screenshots(page, "counter-payment");
       const credit = await completeSale(page);
       assert.notEqual(credit, split);
       const balance = await page.getByRole("region", { name: "Receipt" }).getByTestId("receipt-balance").textContent();
@@ -326,6 +325,115 @@ describe("the counter", () => {
       const customers = await listDocuments(server.url, project, `shops/${SHOP}`, "customers");
       assert.equal(customers.length, 1);
       assert.equal(Number(customers[0].fields.creditBalance.integerValue), 60_00);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe("the counter adds what it does not know", () => {
+  let server;
+  let browser;
+  before(async () => {
+    [server, browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory("counterbook-counter-add-") }),
+      launchBrowser(),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop()]);
+  });
+
+  test("an unknown code added as a product and sold, its UPI payment confirmed after the sale, the tablet named on the receipt", async () => {
+    const project = `e2e-counter-add-${Date.now()}`;
+    await seedProducts(server.url, project, SHOP, CATALOGUE);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const page = await openCounter(context, counterUrl(server, server.url, project));
+
+      // The tablet's name (a device setting) and the shop's UPI id.
+      await page.getByTestId("shop-profile").locator("summary").click();
+      await page.getByTestId("profile-upi-id").fill("sharma@okbank");
+      await page.getByTestId("profile-device-name").fill("Counter 2");
+      await page.getByTestId("save-profile").click();
+      await page.getByTestId("profile-message").filter({ hasText: "Saved." }).waitFor();
+      await page.getByTestId("shop-profile").locator("summary").click();
+
+      // An unknown code: added from the counter with the code filled in, and on the bill.
+      await page.getByLabel("Scan or search").focus();
+      const newCode = ean13("890123456789");
+      await scanWithKeyboard(page, newCode);
+      const unknown = page.getByTestId("unknown-code");
+      await unknown.getByRole("button", { name: "Add product" }).click();
+      await page.getByTestId("new-product-name").fill("Haldi 100g");
+      await page.getByTestId("new-product-price").fill("abc");
+      await page.getByRole("button", { name: "Add and sell" }).click();
+      await page.getByTestId("new-product-error").waitFor();
+      assert.match(await page.getByTestId("new-product-error").textContent(), /"abc" is not a number/, "bad input gets a clear error");
+      await page.getByTestId("new-product-price").fill("32.50");
+      await page.getByTestId("new-product-tax-rate").fill("5");
+      await screenshots(page, "counter-add-product");
+      await page.getByRole("button", { name: "Add and sell" }).click();
+      await waitForCartLines(page, 1);
+      assert.deepEqual(await cartOf(page), [["Haldi 100g", "1"]]);
+      // Scanned again, it is a known product now: the quantity goes up.
+      await scanWithKeyboard(page, newCode);
+      await page.waitForFunction(
+        () => document.querySelector("[data-testid=cart-line-quantity]").value === "2",
+      );
+
+      // Paid by UPI and not confirmed yet: the bill says so, and so does the receipt.
+      await page.getByRole("button", { name: "UPI", exact: true }).click();
+      await page.getByTestId("upi-qr").waitFor();
+      await page.waitForFunction(() =>
+        /&tn=T/.test(document.querySelector("[data-testid=upi-qr]").dataset.upiUrl),
+      );
+      const upiUrl = await page.getByTestId("upi-qr").getAttribute("data-upi-url");
+      assert.match(upiUrl, /^upi:\/\/pay\?pa=sharma@okbank&pn=My%20shop&am=65\.00&tn=/);
+      assert.equal(await page.getByTestId("upi-status").textContent(), "UPI, unconfirmed");
+      const billNumber = await completeSale(page);
+      assert.match(upiUrl, new RegExp(`&tn=${billNumber}&`), "the UPI note is the bill number");
+      const receipt = page.getByRole("region", { name: "Receipt" });
+      assert.deepEqual(
+        (await receipt.getByTestId("receipt-payment").allTextContents()).map((p) => p.trim()),
+        ["UPI (unconfirmed)"],
+      );
+      assert.match(await receipt.textContent(), /Device Counter 2/);
+      assert.equal(await page.getByTestId("receipt-upi-status").textContent(), "UPI, unconfirmed");
+      const billId = await receipt.getAttribute("data-bill-id");
+      await screenshots(page, "receipt-upi-unconfirmed");
+      await newSale(page);
+
+      // Later the money shows on the shop's phone: the bill opened again by its QR code, and
+      // its UPI payment confirmed there.
+      await scanWithKeyboard(page, billId);
+      await receipt.waitFor();
+      assert.equal((await receipt.getByTestId("bill-number").textContent()).trim(), billNumber);
+      await page.getByRole("button", { name: "Confirm UPI received" }).click();
+      await page.getByTestId("receipt-upi-status").waitFor({ state: "detached" });
+      assert.deepEqual(
+        (await receipt.getByTestId("receipt-payment").allTextContents()).map((p) => p.trim()),
+        ["UPI"],
+      );
+      await newSale(page);
+
+      // On the server: the product with its barcode, sold twice; the bill with the tablet's
+      // name; the UPI payment confirmed.
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      const products = await listDocuments(server.url, project, `shops/${SHOP}`, "products");
+      const haldi = products.find((p) => p.fields.name.stringValue === "Haldi 100g");
+      assert.deepEqual(haldi.fields.barcodes.arrayValue.values.map((v) => v.stringValue), [newCode]);
+      assert.equal(haldi.fields.price.integerValue, "3250");
+      assert.equal(haldi.fields.taxRateBp.integerValue, "500");
+      assert.equal(Number(haldi.fields.stock.integerValue), -2);
+      const bills = await listDocuments(server.url, project, `shops/${SHOP}`, "bills");
+      assert.equal(bills.length, 1);
+      assert.equal(bills[0].fields.deviceName.stringValue, "Counter 2");
+      const payments = await listDocuments(server.url, project, `shops/${SHOP}`, "payments");
+      assert.deepEqual(
+        payments.map((p) => [p.fields.method.stringValue, p.fields.confirmed.booleanValue]),
+        [["upi", true]],
+      );
     } finally {
       await context.close();
     }
@@ -348,6 +456,58 @@ describe("selling offline", () => {
   });
 
   for (const backend of ["counterbook-server", "firestore-emulator"]) {
+    test(`a second tablet finds the first one's customer and prints its shop profile (${backend})`, async () => {
+      const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
+      const project = `e2e-counter-second-${Date.now()}`;
+      await seedProducts(endpoint, project, SHOP, CATALOGUE);
+      const url = counterUrl(server, endpoint, project);
+      const tablets = [await browser.newContext(), await browser.newContext()];
+      try {
+        const first = await openCounter(tablets[0], url);
+        await first.getByTestId("shop-profile").locator("summary").click();
+        const profile = {
+          "profile-name": "Sharma General Store",
+          "profile-address": "12 MG Road, Pune",
+          "profile-phone": "020 2612 3456",
+          "profile-tax-id": "27AAPFU0939F1ZV",
+          "profile-footer": "Thank you! Visit again.",
+        };
+        for (const [testid, value] of Object.entries(profile)) await first.getByTestId(testid).fill(value);
+        if (backend === "counterbook-server") await screenshots(first, "counter-profile");
+        await first.getByTestId("save-profile").click();
+        await first.getByTestId("profile-message").filter({ hasText: "Saved." }).waitFor();
+        await first.getByTestId("new-customer").click();
+        await first.getByTestId("customer-new-name").fill("Meena Iyer");
+        await first.getByTestId("customer-new-phone").fill("91234 56789");
+        await first.getByTestId("add-customer").click();
+        await first.getByTestId("customer-chosen").waitFor();
+        await waitForBadge(first, { connection: "Online", pending: 0 });
+
+        // The second tablet starts after: it pulls them, and sells to her with the profile.
+        const second = await openCounter(tablets[1], url);
+        await second.getByTestId("profile-shop-name").filter({ hasText: "Sharma General Store" }).waitFor();
+        await second.getByTestId("customer-search").fill("meena");
+        await second.getByTestId("customer-result").filter({ hasText: "Meena Iyer" }).click();
+        await second.getByLabel("Scan or search").focus();
+        await scanWithKeyboard(second, code(0));
+        await waitForCartLines(second, 1);
+        await second.keyboard.press("F2");
+        await completeSale(second);
+        const receipt = await second.getByRole("region", { name: "Receipt" }).textContent();
+        for (const value of Object.values(profile)) assert.ok(receipt.includes(value), `the receipt shows ${value}`);
+        if (backend === "counterbook-server") await screenshots(second, "receipt-profile");
+        assert.equal(await second.getByTestId("send-whatsapp").count(), 1, "her phone came along");
+        await newSale(second);
+        await waitForBadge(second, { connection: "Online", pending: 0 });
+        const bills = await listDocuments(endpoint, project, `shops/${SHOP}`, "bills");
+        const customers = await listDocuments(endpoint, project, `shops/${SHOP}`, "customers");
+        assert.equal(customers.length, 1);
+        assert.equal(bills[0].fields.customerId.stringValue, customers[0].name.split("/").at(-1));
+      } finally {
+        await Promise.all(tablets.map((tablet) => tablet.close()));
+      }
+    });
+
     test(`two tablets sell offline, reload, and sync exactly (${backend})`, async () => {
       const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
       const project = `e2e-counter-offline-${Date.now()}`;

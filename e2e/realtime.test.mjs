@@ -25,12 +25,17 @@ const DEADLINE_MILLIS = 1_500;
 const isBackChannel = (request) =>
   request.url().includes("/Listen/channel?") && request.url().includes("RID=rpc");
 
-/** Tracks a page's listen back channels (open now) and its `:runQuery` requests (times). */
+/** Tracks a page's listen back channels (open now) and its `:runQuery` requests (times, and
+ * the collections they pulled). */
 function watchRequests(page) {
-  const seen = { openBackChannels: new Set(), runQueries: [] };
+  const seen = { openBackChannels: new Set(), runQueries: [], pulledCollections: new Set() };
   page.on("request", (request) => {
     if (isBackChannel(request)) seen.openBackChannels.add(request);
-    if (request.url().includes(":runQuery")) seen.runQueries.push(Date.now());
+    if (request.url().includes(":runQuery")) {
+      seen.runQueries.push(Date.now());
+      const collection = JSON.parse(request.postData() ?? "{}").structuredQuery?.from?.[0]?.collectionId;
+      if (collection) seen.pulledCollections.add(collection);
+    }
   });
   const ended = (request) => seen.openBackChannels.delete(request);
   page.on("requestfinished", ended);
@@ -163,7 +168,8 @@ describe("a change on one tablet shows on another in real time", () => {
       });
       await page.goto(`${base}&batterySaver=on&batterySaverMinutes=5`);
       await waitForBadge(page, { connection: "Online", pending: 0 });
-      await until(() => seen.runQueries.length >= 1, 5_000, "the first pull");
+      // The first pull: the products, the customers and the shop profile.
+      await until(() => seen.pulledCollections.size >= 3, 5_000, "the first pull");
       const first = seen.runQueries.length;
       // Three ticks of the ordinary 3-second poll would pull three more times.
       const watchedFrom = Date.now();

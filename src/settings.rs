@@ -3,6 +3,8 @@
 //! They live in `localStorage` (read synchronously at start-up, before IndexedDB opens) and can
 //! be set from the page URL, e.g. `/?endpoint=http://127.0.0.1:8080&project=p&shop=s1`, which is
 //! how an operator points a tablet at Cloud Firestore or the emulator without a settings screen.
+//! The tablet's own name (`?deviceName=Counter 1`, or the counter's profile form), which its
+//! receipts print, is kept the same way and read fresh on each sale ([`device_name`]).
 
 /// Where and as what this device syncs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub struct Settings {
     pub battery_saver_minutes: u32,
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "endpoint",
     "project",
     "shop",
@@ -32,7 +34,56 @@ const KEYS: [&str; 7] = [
     "realtime",
     "batterySaver",
     "batterySaverMinutes",
+    DEVICE_NAME,
 ];
+
+/// The setting naming this tablet (`localStorage` key `counterbook.deviceName`).
+const DEVICE_NAME: &str = "deviceName";
+/// The longest device name kept: it has to fit one line of a 58 mm receipt with "Device ".
+pub const MAX_DEVICE_NAME_CHARS: usize = 24;
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The name the shop gave this tablet ("Counter 1"), if any.
+pub fn device_name() -> Option<String> {
+    local_storage()
+        .and_then(|storage| storage.get_item(&format!("counterbook.{DEVICE_NAME}")).ok())
+        .flatten()
+        .map(|name| {
+            name.trim()
+                .chars()
+                .take(MAX_DEVICE_NAME_CHARS)
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+}
+
+/// Why a device name was not kept.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceNameError {
+    #[error("Use at most {MAX_DEVICE_NAME_CHARS} characters for the tablet's name.")]
+    TooLong,
+    #[error("This browser does not let the page keep settings (private mode?).")]
+    NotKept,
+}
+
+/// Names this tablet (an empty name forgets it).
+pub fn save_device_name(name: &str) -> Result<(), DeviceNameError> {
+    let name = name.trim();
+    if name.chars().count() > MAX_DEVICE_NAME_CHARS {
+        return Err(DeviceNameError::TooLong);
+    }
+    let storage = local_storage().ok_or(DeviceNameError::NotKept)?;
+    let key = format!("counterbook.{DEVICE_NAME}");
+    if name.is_empty() {
+        storage.remove_item(&key)
+    } else {
+        storage.set_item(&key, name)
+    }
+    .map_err(|_| DeviceNameError::NotKept)
+}
 
 impl Settings {
     /// The defaults for a tablet served by counterbook-server: sync with the same origin.

@@ -142,6 +142,7 @@ async fn every_committed_write_announces_the_documents_it_changed() {
     let context = ActionContext {
         shop_id: "s1",
         device_id: "d1",
+        device_name: None,
         cashier: None,
         now_millis: 0,
     };

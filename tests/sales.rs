@@ -25,6 +25,7 @@ fn context() -> ActionContext<'static> {
     ActionContext {
         shop_id: "s1",
         device_id: DEVICE,
+        device_name: None,
         cashier: None,
         now_millis: 1_700_000_000_000,
     }
@@ -267,5 +268,81 @@ async fn a_refused_or_failing_sale_leaves_nothing() {
         store.last_bill_number(&series).await.unwrap(),
         None,
         "no number used"
+    );
+}
+
+/// Guards what a second tablet sees of the first's work: customers and the shop profile
+/// arriving in a pulled page were kept only as base copies, so another tablet never found the
+/// customer nor printed the shop's name. They are kept as records now, with this tablet's
+/// pending changes laid over them.
+#[wasm_bindgen_test]
+async fn customers_and_the_shop_profile_pulled_from_the_server_are_kept() {
+    use counterbook_firestore_wire::{Document, Timestamp, Value};
+    use counterbook_sync::{Checkpoint, PulledPage};
+
+    let (store, _) = fresh_store().await;
+    let named = |path: &str| format!("projects/p/databases/(default)/documents/{path}");
+    let mut customer = Customer::new(new_id(), "Ravi Kumar", Some("98765 43210"));
+    customer.credit_limit_minor = Some(500_00);
+    let mut customer_fields = customer.to_fields();
+    customer_fields.insert("creditBalance".into(), Value::Integer(120_00));
+    let profile = ShopSettings {
+        shop_name: "Sharma General Store".into(),
+        address: Some("12 MG Road, Pune".into()),
+        upi_id: Some("sharma@okbank".into()),
+        ..ShopSettings::default()
+    };
+    let document = |path: String, fields| Document {
+        name: named(&path),
+        fields,
+        create_time: None,
+        update_time: Some(Timestamp::from_unix_millis(1_000)),
+    };
+    for (collection, upsert) in [
+        (
+            "customers",
+            document(customer.document_path("s1"), customer_fields),
+        ),
+        (
+            "settings",
+            document(ShopSettings::document_path("s1"), profile.to_fields()),
+        ),
+    ] {
+        let page = PulledPage {
+            collection: collection.into(),
+            checkpoint: Checkpoint {
+                updated_at: Timestamp::from_unix_millis(1_000),
+                name: upsert.name.clone(),
+                settled_through: None,
+            },
+            upserts: vec![upsert],
+            deletes: vec![],
+            conflicts: vec![],
+        };
+        store.apply_pulled_page(&page).await.unwrap();
+    }
+
+    let found = store.find_customers("ravi", 5).await.unwrap();
+    assert_eq!(found.len(), 1, "found by name");
+    assert_eq!(found[0].credit_balance_minor, 120_00);
+    assert_eq!(found[0].credit_limit_minor, Some(500_00));
+    let by_phone = store.find_customers("98765", 5).await.unwrap();
+    assert_eq!(by_phone.len(), 1, "found by phone");
+    assert_eq!(store.shop_settings().await.unwrap(), Some(profile));
+}
+
+/// Guards the counter's customer lookup by name: a customer created at the counter was stored
+/// without the folded name the name index reads, so only the phone found them.
+#[wasm_bindgen_test]
+async fn a_customer_created_at_the_counter_is_found_by_name() {
+    let (store, _) = fresh_store().await;
+    let customer = Customer::new(new_id(), "Asha Patel", None);
+    let work =
+        counterbook_shop::actions::create_customer(&context(), &customer, &mut new_id).unwrap();
+    store.commit_work(&work).await.unwrap();
+    let found = store.find_customers("asha", 5).await.unwrap();
+    assert_eq!(
+        found.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        [customer.id]
     );
 }

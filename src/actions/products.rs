@@ -3,10 +3,11 @@
 //! checks what only this device's catalogue can tell (a barcode or SKU already in use), and
 //! hands the unit whole to the driver, which stores it in one transaction and pushes it.
 
-use counterbook_shop::actions::{self as shop_actions, ActionContext, StockError};
+use counterbook_shop::actions::{self as shop_actions, StockError};
 use counterbook_shop::product::ProductError;
 use counterbook_shop::{Product, StockMoveKind};
 
+use super::with_context;
 use crate::storage::{StorageError, Store};
 use crate::sync::SyncDriver;
 
@@ -25,23 +26,8 @@ pub enum ProductActionError {
     Storage(#[from] StorageError),
 }
 
-fn now_millis() -> i64 {
-    js_sys::Date::now() as i64
-}
-
 fn new_id() -> String {
     crate::ids::new_id()
-}
-
-/// Runs `act` with who acts, where and when.
-fn with_context<T>(driver: &SyncDriver, act: impl FnOnce(&ActionContext<'_>) -> T) -> T {
-    let context = ActionContext {
-        shop_id: &driver.settings().shop_id,
-        device_id: driver.device_id(),
-        cashier: None,
-        now_millis: now_millis(),
-    };
-    act(&context)
 }
 
 /// Refuses a barcode or SKU another product already has: a scan must find one product.

@@ -1,10 +1,12 @@
 //! The counter's actions: finding what a scan names, completing a sale, opening a bill again,
-//! creating a customer. Each write is ONE transaction through [`crate::storage`] with its
-//! outbox unit, handed to the sync driver afterwards; every rule is `counterbook-shop`'s.
+//! confirming its UPI payment later, creating a customer, saving the shop profile. Each write
+//! is ONE transaction through [`crate::storage`] with its outbox unit, handed to the sync
+//! driver afterwards; every rule is `counterbook-shop`'s.
 
 use counterbook_shop::actions::{self, ActionContext, Sale};
 use counterbook_shop::{
-    Bill, BillLine, Customer, Nomenclature, Product, ScannedCode, ShopSettings, Tender,
+    Bill, BillLine, Customer, Nomenclature, PaymentMethod, PaymentRecord, Product, ScannedCode,
+    ShopSettings, Tender,
 };
 
 use crate::storage::sales::{device_series, RecordSaleError};
@@ -20,12 +22,28 @@ pub struct SaleDraft {
     pub settings: ShopSettings,
 }
 
-/// A bill ready for its receipt: the bill, the customer as they stand after it, the profile.
+/// A bill ready for its receipt: the bill, its payment records as they stand now (a UPI
+/// payment may be confirmed after the sale), the customer as they stand after it, the profile.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompletedBill {
     pub bill: Bill,
+    pub payments: Vec<PaymentRecord>,
     pub customer: Option<Customer>,
     pub settings: ShopSettings,
+}
+
+impl CompletedBill {
+    /// The bill as its receipt shows it: with the UPI confirmations made since the sale.
+    pub fn shown_bill(&self) -> Bill {
+        self.bill.with_payment_confirmations(&self.payments)
+    }
+
+    /// The UPI payment still waiting for the cashier's confirmation, if any.
+    pub fn unconfirmed_upi(&self) -> Option<&PaymentRecord> {
+        self.payments.iter().find(|payment| {
+            payment.method == PaymentMethod::Upi && payment.confirmed == Some(false)
+        })
+    }
 }
 
 /// Why a sale did not complete; nothing of it was saved.
@@ -92,6 +110,7 @@ pub async fn complete_sale(
 ) -> Result<CompletedBill, CompleteSaleError> {
     let now = now_millis();
     let day = local_day(now);
+    let who = super::at_the_counter();
     let device_id = driver.device_id().to_owned();
     let shop_id = driver.settings().shop_id.clone();
     let series = device_series(&device_id);
@@ -111,7 +130,8 @@ pub async fn complete_sale(
                 let context = ActionContext {
                     shop_id: &shop_id,
                     device_id: &device_id,
-                    cashier: None,
+                    device_name: who.device_name.as_deref(),
+                    cashier: who.cashier.as_deref(),
                     now_millis: now,
                 };
                 let sale = Sale {
@@ -144,6 +164,14 @@ pub async fn complete_sale(
         counterbook_shop::Record::Customer(customer) => Some(customer.clone()),
         _ => None,
     });
+    let payments = work
+        .records
+        .iter()
+        .filter_map(|record| match record {
+            counterbook_shop::Record::Payment(payment) => Some(payment.clone()),
+            _ => None,
+        })
+        .collect();
     driver.unit_saved(work.unit.clone());
     let bill = bill.ok_or_else(|| CompleteSaleError::Refused("the sale made no bill".into()))?;
     let customer = match (customer, &bill.customer_id) {
@@ -153,6 +181,7 @@ pub async fn complete_sale(
     };
     Ok(CompletedBill {
         bill,
+        payments,
         customer,
         settings: draft.settings.clone(),
     })
@@ -176,23 +205,62 @@ pub async fn open_bill(
         None => None,
     };
     let settings = store.shop_settings().await?.unwrap_or_default();
+    let payments = store.payments_of_bill(&bill.id).await?;
     Ok(Some(CompletedBill {
         bill,
+        payments,
         customer,
         settings,
     }))
 }
 
+/// The cashier saw a bill's UPI payment arrive after the sale: its payment record becomes
+/// confirmed (one unit of work). Returns the bill with its payments as they now stand.
+pub async fn confirm_upi_payment(
+    driver: &SyncDriver,
+    completed: &CompletedBill,
+) -> Result<CompletedBill, String> {
+    let Some(payment) = completed.unconfirmed_upi() else {
+        return Ok(completed.clone());
+    };
+    let work = super::with_context(driver, |context| {
+        actions::confirm_upi_payment(context, payment, &mut crate::ids::new_id)
+    })
+    .map_err(|e| format!("The UPI payment cannot be confirmed: {e}."))?;
+    driver
+        .store()
+        .commit_work(&work)
+        .await
+        .map_err(|e| e.to_string())?;
+    driver.unit_saved(work.unit.clone());
+    let mut confirmed = completed.clone();
+    for record in &work.records {
+        if let counterbook_shop::Record::Payment(updated) = record {
+            if let Some(shown) = confirmed.payments.iter_mut().find(|p| p.id == updated.id) {
+                *shown = updated.clone();
+            }
+        }
+    }
+    Ok(confirmed)
+}
+
+/// Adds a product from the counter, for a code no product has (its barcode), and returns it
+/// for the cart. The same action as the products page's, so the same checks.
+pub async fn add_product_for_code(
+    driver: &SyncDriver,
+    product: Product,
+) -> Result<Product, String> {
+    super::products::add_product(driver, product)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Creates a customer at the counter (one unit of work).
 pub async fn create_customer(driver: &SyncDriver, customer: &Customer) -> Result<(), String> {
-    let context = ActionContext {
-        shop_id: &driver.settings().shop_id,
-        device_id: driver.device_id(),
-        cashier: None,
-        now_millis: now_millis(),
-    };
-    let work = actions::create_customer(&context, customer, &mut crate::ids::new_id)
-        .map_err(|e| e.to_string())?;
+    let work = super::with_context(driver, |context| {
+        actions::create_customer(context, customer, &mut crate::ids::new_id)
+    })
+    .map_err(|e| e.to_string())?;
     driver
         .store()
         .commit_work(&work)
@@ -209,17 +277,12 @@ pub async fn save_shop_profile(
     before: &ShopSettings,
     after: &ShopSettings,
 ) -> Result<(), String> {
-    let shop_id = driver.settings().shop_id.clone();
-    let context = ActionContext {
-        shop_id: &shop_id,
-        device_id: driver.device_id(),
-        cashier: None,
-        now_millis: now_millis(),
-    };
-    let path = ShopSettings::document_path(&shop_id);
+    let path = ShopSettings::document_path(&driver.settings().shop_id);
     let base = driver.base_of(&path).await.map_err(|e| e.to_string())?;
-    let work = actions::save_settings(&context, Some(before), after, base, &mut crate::ids::new_id)
-        .map_err(|e| e.to_string())?;
+    let work = super::with_context(driver, |context| {
+        actions::save_settings(context, Some(before), after, base, &mut crate::ids::new_id)
+    })
+    .map_err(|e| e.to_string())?;
     driver
         .store()
         .save_shop_settings(after, &work)

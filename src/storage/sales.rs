@@ -26,7 +26,7 @@ use super::schema::{
 use super::{from_js, key_range, to_js, StorageError, Store};
 
 /// The `meta` key of the shop profile as last saved or pulled.
-const SHOP_SETTINGS_KEY: &str = "shopSettings";
+pub(super) const SHOP_SETTINGS_KEY: &str = "shopSettings";
 
 /// Why a sale was not recorded. Nothing of it is kept in any case.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -88,14 +88,10 @@ fn record_store(record: &Record) -> &'static str {
     }
 }
 
+/// A record's IndexedDB form, as every unit writes it (a product sold down to its threshold is
+/// marked for the low-stock lists at once).
 fn record_value(record: &Record) -> Result<JsValue, StorageError> {
-    match record {
-        Record::Product(product) => to_js(product),
-        Record::Customer(customer) => customer_value(customer),
-        Record::Bill(bill) => to_js(bill),
-        Record::Payment(payment) => to_js(payment),
-        Record::StockMove(stock_move) => to_js(stock_move),
-    }
+    super::units::shop_record(record).map(|(_, _, value)| value)
 }
 
 /// A customer as stored: with the folded name the `nameKey` index reads, and the phone's
@@ -405,6 +401,16 @@ impl Store {
             .await?
             .into_iter()
             .next())
+    }
+
+    /// A bill's payment records (one per method), as they stand now: a UPI payment confirmed
+    /// after the sale says so here, never on the final bill.
+    pub async fn payments_of_bill(
+        &self,
+        bill_id: &str,
+    ) -> Result<Vec<counterbook_shop::PaymentRecord>, StorageError> {
+        let range = key_range(KeyRange::only(&JsValue::from_str(bill_id)))?;
+        self.index_lookup(PAYMENTS, "billId", range).await
     }
 
     /// A customer by id.

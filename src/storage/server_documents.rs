@@ -1,6 +1,11 @@
 //! What comes from the server: pulled pages, listen snapshots and re-read documents all enter
 //! the store through one step ([`Store::take_server_documents`]), with base copies for the
 //! three-way merge, checkpoints, listen resume tokens and the conflict inbox.
+//!
+//! The records a tablet keeps from other tablets' work are the products, the customers and the
+//! shop profile (`settings/profile`): each is shown as the server has it with this device's
+//! pending units laid over it. Everything else pulled (bills, payments, stock moves) is kept
+//! only as a base copy.
 
 use counterbook_firestore_wire::{Document, Timestamp, Value};
 use counterbook_sync::{
@@ -12,10 +17,14 @@ use wasm_bindgen::JsValue;
 use super::changes::ChangedDocuments;
 use super::outbox::pending_writes_by_path;
 use super::products::product_to_js;
-use super::schema::{BASES, CONFLICTS, META, OUTBOX, PRODUCTS};
+use super::sales::{customer_value, SHOP_SETTINGS_KEY};
+use super::schema::{BASES, CONFLICTS, CUSTOMERS, META, OUTBOX, PRODUCTS};
 use super::{from_js, to_js, Result, StorageError, Store};
 use crate::entities::BaseCopy;
 use crate::model::Product;
+
+/// The stores [`Store::take_server_documents`] writes, which its caller's transaction covers.
+const SERVER_DOCUMENT_STORES: [&str; 6] = [PRODUCTS, CUSTOMERS, META, BASES, CONFLICTS, OUTBOX];
 
 impl Store {
     /// Applies a snapshot of a listen target in ONE transaction: the documents' base copies and
@@ -28,10 +37,7 @@ impl Store {
         removed_paths: &[String],
         conflicts: &[ConflictEntry],
     ) -> Result<()> {
-        let transaction = self.transaction(
-            &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
-            TransactionMode::ReadWrite,
-        )?;
+        let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
         let outcome =
             Self::take_server_documents(&transaction, documents, removed_paths, conflicts).await;
         let changed = Self::finish_with(transaction, outcome).await?;
@@ -43,10 +49,7 @@ impl Store {
     /// the page changes (see [`Store::take_server_documents`]), the conflicts it raises and the
     /// checkpoint. A crash can never skip or half-apply a page.
     pub async fn apply_pulled_page(&self, page: &PulledPage) -> Result<()> {
-        let transaction = self.transaction(
-            &[PRODUCTS, BASES, CONFLICTS, OUTBOX, META],
-            TransactionMode::ReadWrite,
-        )?;
+        let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
         let outcome = async {
             // The page's `deletes` are its upserts marked `deleted`, which the shared step
             // hides already.
@@ -71,10 +74,7 @@ impl Store {
     /// Takes documents just read from the server (after a unit reached it), in one transaction
     /// (see [`Store::take_server_documents`]). The pull checkpoint does not move.
     pub async fn apply_server_documents(&self, documents: &[Document]) -> Result<()> {
-        let transaction = self.transaction(
-            &[PRODUCTS, BASES, CONFLICTS, OUTBOX],
-            TransactionMode::ReadWrite,
-        )?;
+        let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
         let outcome = Self::take_server_documents(&transaction, documents, &[], &[]).await;
         let changed = Self::finish_with(transaction, outcome).await?;
         self.changes.publish(&changed);
@@ -82,13 +82,14 @@ impl Store {
     }
 
     /// The one way documents from the server enter the store, inside the caller's transaction
-    /// (which must cover products, bases, conflicts and outbox): every document's base copy,
-    /// unless the store holds a newer version (then that one stands, see
-    /// [`server_version_is_older`]); each product shown as it will be once this device's pending units land (the server's
-    /// version with them laid over it, see [`rebased`]), or hidden when the server marks it
-    /// `deleted` or it is in `hidden_paths`; and `conflicts` added to the inbox. A document this
-    /// version cannot read is kept only as a base copy rather than blocking every later change
-    /// behind it. Returns the products it put or removed.
+    /// (which must cover [`SERVER_DOCUMENT_STORES`]): every document's base copy, unless the
+    /// store holds a newer version (then that one stands, see [`server_version_is_older`]);
+    /// each product, customer and the shop profile shown as it will be once this device's
+    /// pending units land (the server's version with them laid over it, see [`rebased`]); a
+    /// product hidden when the server marks it `deleted` or it is in `hidden_paths`; and
+    /// `conflicts` added to the inbox. A document this version cannot read is kept only as a
+    /// base copy rather than blocking every later change behind it. Returns the records it put
+    /// or removed.
     pub(super) async fn take_server_documents(
         transaction: &rexie::Transaction,
         documents: &[Document],
@@ -130,8 +131,39 @@ impl Store {
                     document.clone()
                 }
             };
-            let Some(id) = product_id_of_path(&base.path) else {
-                continue;
+            let id = match kept_record_of_path(&base.path) {
+                Some(KeptRecord::Product(id)) => id,
+                Some(KeptRecord::Customer(id)) => {
+                    let shown = rebased(&newest, pending.get(&base.path));
+                    match counterbook_shop::Customer::from_document(&shown) {
+                        Ok(customer) => {
+                            store(CUSTOMERS)?
+                                .put(&customer_value(&customer)?, None)
+                                .await
+                                .map_err(StorageError::from_rexie)?;
+                            changed.insert(CUSTOMERS, id);
+                        }
+                        Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                    }
+                    continue;
+                }
+                Some(KeptRecord::ShopProfile) => {
+                    let shown = rebased(&newest, pending.get(&base.path));
+                    let settings = counterbook_shop::ShopSettings::from_document(&shown);
+                    store(META)?
+                        .put(
+                            &to_js(&settings)?,
+                            Some(&JsValue::from_str(SHOP_SETTINGS_KEY)),
+                        )
+                        .await
+                        .map_err(StorageError::from_rexie)?;
+                    changed.insert(
+                        counterbook_shop::settings::SETTINGS_COLLECTION,
+                        counterbook_shop::settings::PROFILE_DOCUMENT_ID,
+                    );
+                    continue;
+                }
+                None => continue,
             };
             if Product::is_deleted(&newest) {
                 products
@@ -284,6 +316,33 @@ pub fn rebased(server: &Document, pending: Option<&Vec<DocumentWrite>>) -> Docum
         }
     }
     document
+}
+
+/// A record the tablet keeps from what the server sends, by the document's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeptRecord<'a> {
+    /// `shops/{shop}/products/{id}`.
+    Product(&'a str),
+    /// `shops/{shop}/customers/{id}`.
+    Customer(&'a str),
+    /// `shops/{shop}/settings/profile`.
+    ShopProfile,
+}
+
+fn kept_record_of_path(path: &str) -> Option<KeptRecord<'_>> {
+    if let Some(id) = product_id_of_path(path) {
+        return Some(KeptRecord::Product(id));
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["shops", _, counterbook_shop::customer::CUSTOMERS_COLLECTION, id] => {
+            Some(KeptRecord::Customer(id))
+        }
+        ["shops", _, counterbook_shop::settings::SETTINGS_COLLECTION, counterbook_shop::settings::PROFILE_DOCUMENT_ID] => {
+            Some(KeptRecord::ShopProfile)
+        }
+        _ => None,
+    }
 }
 
 /// The product id in `shops/{shop}/products/{id}`, if the path is a product's.

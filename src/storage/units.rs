@@ -78,15 +78,13 @@ fn record_to_js(record: &EntityRecord) -> Result<JsValue> {
 pub(super) fn shop_record(record: &Record) -> Result<(&'static str, &str, JsValue)> {
     Ok(match record {
         Record::Product(product) => (PRODUCTS, &product.id, product_to_js(product)?),
-        Record::Customer(customer) => {
-            // The phone index holds digits only, so lookups ignore spaces and dashes.
-            let mut with_digits = customer.clone();
-            with_digits.phone_digits = customer
-                .phone
-                .as_ref()
-                .map(|phone| phone.chars().filter(char::is_ascii_digit).collect());
-            (CUSTOMERS, &customer.id, to_js(&with_digits)?)
-        }
+        // With the phone's digits and the folded name the counter's lookups read (a customer
+        // created at the counter is found by name at once).
+        Record::Customer(customer) => (
+            CUSTOMERS,
+            &customer.id,
+            super::sales::customer_value(customer)?,
+        ),
         Record::Bill(bill) => (BILLS, &bill.id, to_js(bill)?),
         Record::Payment(payment) => (PAYMENTS, &payment.id, to_js(payment)?),
         Record::StockMove(stock_move) => (STOCK_MOVES, &stock_move.id, to_js(stock_move)?),

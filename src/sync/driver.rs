@@ -44,6 +44,13 @@ const LISTEN_HIDDEN_GRACE_MILLIS: i64 = 2_000;
 /// The collection the shop's pages show (the counter's and the products page's), listened to
 /// while one of them is open.
 const SCREEN_COLLECTION: &str = "products";
+/// The collections a tablet keeps from other tablets' work, pulled when it starts leading and
+/// on the periodic pull: the products, the customers and the shop profile.
+const KEPT_COLLECTIONS: [&str; 3] = [
+    SCREEN_COLLECTION,
+    counterbook_shop::customer::CUSTOMERS_COLLECTION,
+    counterbook_shop::settings::SETTINGS_COLLECTION,
+];
 /// A slow wake-up in case a timer or an event was missed.
 const SLOW_TICK_MILLIS: i32 = 15_000;
 
@@ -1253,14 +1260,16 @@ impl SyncDriver {
         }
     }
 
-    /// Asks the engine to pull products, unless this tab does not lead, the page is hidden or
-    /// the browser is offline. The engine runs one pull per collection at a time and goes on
-    /// to the end again if asked meanwhile.
+    /// Asks the engine to pull the kept collections (products, customers, the shop profile),
+    /// unless this tab does not lead, the page is hidden or the browser is offline. The engine
+    /// runs one pull per collection at a time and goes on to the end again if asked meanwhile.
     fn pull_soon(&self) {
         if !self.is_leader() || !page_visible() || !browser_online() {
             return;
         }
-        self.pull_collection(SCREEN_COLLECTION.to_owned());
+        for collection in KEPT_COLLECTIONS {
+            self.pull_collection(collection.to_owned());
+        }
     }
 
     /// Asks the engine to pull `collection` from its stored checkpoint.

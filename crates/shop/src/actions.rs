@@ -38,6 +38,8 @@ pub const AUDIT_COLLECTION: &str = "audit";
 pub struct ActionContext<'a> {
     pub shop_id: &'a str,
     pub device_id: &'a str,
+    /// The name the shop gave this device ("Counter 1"), printed on its receipts.
+    pub device_name: Option<&'a str>,
     pub cashier: Option<&'a str>,
     pub now_millis: i64,
 }
@@ -237,6 +239,7 @@ pub fn complete_sale(
         payment_ids: payments.iter().map(|payment| payment.id.clone()).collect(),
         settlement,
         device_id: context.device_id.to_owned(),
+        device_name: context.device_name.map(str::to_owned),
         cashier: context.cashier.map(str::to_owned),
         day: sale.day.to_owned(),
         created_at_millis: context.now_millis,
@@ -746,6 +749,7 @@ mod tests {
         ActionContext {
             shop_id: "s1",
             device_id: "dev-A",
+            device_name: Some("Counter 1"),
             cashier: Some("asha"),
             now_millis: 1_000,
         }

@@ -89,6 +89,22 @@ fn quantity_text(quantity: i64, unit: QuantityUnit) -> String {
     }
 }
 
+/// The device a receipt names: the name the shop gave it, else its bill series (the part of
+/// the bill number before the dash, one per device), which is shorter than its id.
+fn device_of(bill: &Bill) -> String {
+    if let Some(name) = bill
+        .device_name
+        .as_deref()
+        .filter(|name| !name.trim().is_empty())
+    {
+        return name.trim().to_owned();
+    }
+    match bill.number.rsplit_once('-') {
+        Some((series, _)) if !series.is_empty() => series.to_owned(),
+        _ => bill.device_id.clone(),
+    }
+}
+
 /// The receipt of `bill`. `customer` is the bill's customer as the device has it after the
 /// sale (its balance then includes this bill's credit); `date_time` is the sale's time,
 /// formatted by the caller.
@@ -147,7 +163,7 @@ pub fn receipt_of(
         bill_id: bill.id.clone(),
         date_time: date_time.to_owned(),
         cashier: bill.cashier.clone(),
-        device: bill.device_id.clone(),
+        device: device_of(bill),
         currency: settings.currency.clone(),
         lines,
         subtotal: money(bill.totals.subtotal_minor),
@@ -214,6 +230,7 @@ impl Receipt {
         if let Some(cashier) = &self.cashier {
             out.push(format!("Cashier {cashier}"));
         }
+        out.push(format!("Device {}", self.device));
         out.push(rule.clone());
         for line in &self.lines {
             out.push(line.name.clone());
@@ -439,6 +456,7 @@ mod tests {
         let context = ActionContext {
             shop_id: "s1",
             device_id: "T2",
+            device_name: Some("Counter 2"),
             cashier: Some("Asha"),
             now_millis: 0,
         };
@@ -480,6 +498,7 @@ Tax id 27AAPFU0939F1ZV
 Bill T2-000123
 1 Dec 2026, 10:42
 Cashier Asha
+Device Counter 2
 --------------------------------
 Basmati rice
   1.250 kg x 120.00       150.00
@@ -501,6 +520,18 @@ Thank you! Visit again.";
         assert!(text
             .lines()
             .all(|line| line.chars().count() <= TEXT_WIDTH_58_MM));
+    }
+
+    #[test]
+    fn a_receipt_names_the_device_by_its_name_else_by_its_bill_series() {
+        let customer = Customer::new("c1".into(), "Ravi", Some("98765 43210"));
+        let (mut bill, _) = sold_bill(&customer);
+        let device = |bill: &Bill| receipt_of(bill, &settings(), None, "").device;
+        assert_eq!(device(&bill), "Counter 2");
+        bill.device_name = None;
+        assert_eq!(device(&bill), "T2");
+        bill.device_name = Some("  ".into());
+        assert_eq!(device(&bill), "T2");
     }
 
     #[test]

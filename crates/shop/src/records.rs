@@ -6,7 +6,7 @@
 //! same receipt. A UPI payment's later confirmation changes its `payments` document only.
 //!
 //! Document fields (under `shops/{shop}/`):
-//! - `bills/{id}`: `number`, `status`, `device`, `cashier`, `customerId`, `day`,
+//! - `bills/{id}`: `number`, `status`, `device`, `deviceName`, `cashier`, `customerId`, `day`,
 //!   `createdAtMillis`, `lines` (array of maps), `subtotal`, `discount`, `taxable`, `tax`,
 //!   `total`, `rounding`, `payable`, `change`, `credit`, `taxSummary`, `payments` (arrays of
 //!   maps), `paymentIds`, `deleted`;
@@ -64,6 +64,9 @@ pub struct Bill {
     #[serde(default)]
     pub payment_ids: Vec<String>,
     pub device_id: String,
+    /// The name the shop gave the device ("Counter 1"), as it was at the sale.
+    #[serde(default)]
+    pub device_name: Option<String>,
     #[serde(default)]
     pub cashier: Option<String>,
     /// Local calendar day of the sale, `YYYY-MM-DD`, for the bills-by-day index.
@@ -342,6 +345,7 @@ impl Bill {
             ("number".to_string(), text(&self.number)),
             ("status".to_string(), text(self.status.as_str())),
             ("device".to_string(), text(&self.device_id)),
+            ("deviceName".to_string(), optional_text(&self.device_name)),
             ("cashier".to_string(), optional_text(&self.cashier)),
             ("customerId".to_string(), optional_text(&self.customer_id)),
             ("day".to_string(), text(&self.day)),
@@ -393,6 +397,24 @@ impl Bill {
             ),
             ("deleted".to_string(), Value::Boolean(false)),
         ])
+    }
+
+    /// The bill as its receipt shows it now: a UPI payment the cashier confirmed after the sale
+    /// (its `payments` record, `confirmed` true) shows as confirmed. The bill itself is final
+    /// and never rewritten; only its payment records change.
+    pub fn with_payment_confirmations(&self, payments: &[PaymentRecord]) -> Bill {
+        let mut shown = self.clone();
+        for settled in &mut shown.settlement.payments {
+            let confirmed_later = payments.iter().any(|record| {
+                record.bill_id.as_deref() == Some(self.id.as_str())
+                    && record.method == settled.method
+                    && record.confirmed == Some(true)
+            });
+            if settled.confirmed == Some(false) && confirmed_later {
+                settled.confirmed = Some(true);
+            }
+        }
+        shown
     }
 
     /// Reads a bill document as pulled from the server.
@@ -518,6 +540,7 @@ impl Bill {
             customer_id: fields.optional_text("customerId"),
             payment_ids,
             device_id: fields.text("device")?,
+            device_name: fields.optional_text("deviceName"),
             cashier: fields.optional_text("cashier"),
             day: fields.text("day")?,
             created_at_millis: fields.integer("createdAtMillis")?,
@@ -680,6 +703,7 @@ mod tests {
             customer_id: Some("c1".into()),
             payment_ids: vec!["pay1".into(), "pay2".into()],
             device_id: "dev-A".into(),
+            device_name: Some("Counter 1".into()),
             cashier: None,
             day: "2026-12-01".into(),
             created_at_millis: 1_764_000_000_000,
@@ -691,6 +715,48 @@ mod tests {
         let bill = sample_bill();
         let document = named(&bill.document_path("s1"), bill.to_fields());
         assert_eq!(Bill::from_document(&document), Ok(bill));
+    }
+
+    #[test]
+    fn a_upi_payment_confirmed_after_the_sale_shows_as_confirmed() {
+        let bill = sample_bill();
+        let upi = |confirmed: Option<bool>, bill_id: &str| PaymentRecord {
+            id: "pay1".into(),
+            bill_id: Some(bill_id.into()),
+            customer_id: None,
+            method: PaymentMethod::Upi,
+            amount_minor: 50_00,
+            received_minor: None,
+            change_minor: None,
+            confirmed,
+            at_millis: 5,
+            device_id: "dev-A".into(),
+        };
+        let upi_confirmed = |bill: &Bill| {
+            bill.settlement
+                .payments
+                .iter()
+                .find(|p| p.method == PaymentMethod::Upi)
+                .and_then(|p| p.confirmed)
+        };
+        assert_eq!(upi_confirmed(&bill), Some(false));
+        let unconfirmed = bill.with_payment_confirmations(&[upi(Some(false), "b1")]);
+        assert_eq!(unconfirmed, bill);
+        // Another bill's confirmation changes nothing.
+        let other = bill.with_payment_confirmations(&[upi(Some(true), "b2")]);
+        assert_eq!(upi_confirmed(&other), Some(false));
+        let confirmed = bill.with_payment_confirmations(&[upi(Some(true), "b1")]);
+        assert_eq!(upi_confirmed(&confirmed), Some(true));
+        // Cash is left as it was.
+        let cash = |bill: &Bill| {
+            bill.settlement
+                .payments
+                .iter()
+                .find(|p| p.method == PaymentMethod::Cash)
+                .cloned()
+        };
+        assert_eq!(cash(&confirmed), cash(&bill));
+        assert!(cash(&bill).is_some());
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Shop {
         ActionContext {
             shop_id: "s1",
             device_id: device,
+            device_name: None,
             cashier: None,
             now_millis: self.clock,
         }

@@ -8,10 +8,12 @@
 //! ([`crate::actions::sale`]). Every action has a key, shown on its button.
 //!
 //! Modules: [`scanner`] (the keyboard-wedge scanner on the whole page), `cart` (lines, totals),
-//! `payment` (tenders and Complete sale), `customer`, `receipt` (shown, printed, sent).
+//! `payment` (tenders and Complete sale), `customer`, `receipt` (shown, printed, sent),
+//! `new_product` (an unknown code added as a product from the counter).
 
 mod cart;
 mod customer;
+mod new_product;
 mod payment;
 mod profile;
 mod receipt;
@@ -26,6 +28,7 @@ use web_sys::KeyboardEvent;
 
 use crate::actions::sale::{self as sale_action, CompletedBill, SaleDraft};
 use crate::storage::sales::ParkedBill;
+use crate::sync::change_log::ChangesSince;
 use crate::sync::SyncDriver;
 
 /// Search results shown at once.
@@ -295,6 +298,28 @@ impl Counter {
         });
     }
 
+    /// Reads the shop profile as this tablet has it (saved here or pulled). Until there is one,
+    /// the currency comes with the tablet's settings.
+    pub async fn load_shop_settings(&self) {
+        let driver = self.driver.get_value();
+        let settings = match driver.store().shop_settings().await {
+            Ok(Some(settings)) => settings,
+            Ok(None) => {
+                let currency = driver.settings().currency.clone();
+                ShopSettings {
+                    minor_unit_exponent: crate::money::minor_digits(&currency),
+                    currency,
+                    ..ShopSettings::default()
+                }
+            }
+            Err(error) => {
+                self.notice.set(Some(Notice::Error(error.to_string())));
+                return;
+            }
+        };
+        self.settings.set(settings);
+    }
+
     pub async fn refresh_parked(&self) {
         let driver = self.driver.get_value();
         match driver.store().parked_bills().await {
@@ -380,28 +405,21 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
         received_input: NodeRef::new(),
     };
     spawn_local(async move {
-        let driver = counter.driver.get_value();
-        let mut settings = match driver.store().shop_settings().await {
-            Ok(settings) => settings.unwrap_or_default(),
-            Err(error) => {
-                counter.notice.set(Some(Notice::Error(error.to_string())));
-                ShopSettings::default()
-            }
-        };
-        // The currency comes with the tablet's settings until the shop profile says otherwise.
-        if driver
-            .store()
-            .shop_settings()
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            settings.currency = driver.settings().currency.clone();
-            settings.minor_unit_exponent = crate::money::minor_digits(&settings.currency);
-        }
-        counter.settings.set(settings);
+        counter.load_shop_settings().await;
         counter.refresh_parked().await;
+    });
+    // The profile saved on another tablet arrives by pull or listen: the receipt follows it.
+    driver.with_value(|d| d.changes()).watch(move |since| {
+        let profile_changed = match since {
+            ChangesSince::Nothing => false,
+            ChangesSince::Documents(changed) => {
+                changed.touches(counterbook_shop::settings::SETTINGS_COLLECTION)
+            }
+            ChangesSince::Everything => true,
+        };
+        if profile_changed {
+            spawn_local(async move { counter.load_shop_settings().await });
+        }
     });
 
     let listener = scanner::listen(scanner::ScannerHandlers {
@@ -456,14 +474,7 @@ fn NoticeLine(counter: Counter) -> impl IntoView {
             }
             .into_any(),
             Notice::UnknownCode(code) => {
-                let href = format!("/products?barcode={code}");
-                view! {
-                    <p class="counter-notice error" role="alert" data-testid="unknown-code">
-                        "Unknown code " <strong>{code.clone()}</strong> ". "
-                        <a href=href data-testid="add-unknown-product">"Add this product"</a>
-                    </p>
-                }
-                .into_any()
+                view! { <new_product::UnknownCode counter=counter code=code/> }.into_any()
             }
         })
     }

@@ -1,6 +1,8 @@
 //! A minimal form for the shop profile the receipt prints (name, address, phone, tax id, UPI
 //! id, footer): saved on the tablet and pushed as the shop's `settings/profile` document, in
-//! one unit of work. The full settings page comes with issue 10.
+//! one unit of work, so every tablet of the shop prints the same. Beside it, this tablet's own
+//! name (a device setting, never synced), which its receipts print as the device. The full
+//! settings page comes with issue 10.
 
 use counterbook_shop::ShopSettings;
 use leptos::prelude::*;
@@ -31,6 +33,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
             "profile-footer",
         ),
     ];
+    let device_name = RwSignal::new(String::new());
     let message = RwSignal::new(None::<String>);
     let open = RwSignal::new(false);
     let fill = move || {
@@ -46,8 +49,13 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
         for ((signal, _, _), value) in fields.iter().zip(values) {
             signal.set(value.unwrap_or_default());
         }
+        device_name.set(crate::settings::device_name().unwrap_or_default());
     };
     let save = move |_| {
+        if let Err(problem) = crate::settings::save_device_name(&device_name.get_untracked()) {
+            message.set(Some(problem.to_string()));
+            return;
+        }
         let value = |index: usize| fields[index].0.get_untracked();
         let before = counter.settings.get_untracked();
         let after = ShopSettings {
@@ -80,7 +88,9 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
                 }
                 open.set(now_open);
             }>
-            <summary>"Shop profile (on receipts)"</summary>
+            <summary>"Shop profile (on receipts): "
+                <span data-testid="profile-shop-name">{move || counter.settings.with(|s| s.shop_name.clone())}</span>
+            </summary>
             <div class="profile-fields">
                 {fields.iter().map(|(signal, label, testid)| {
                     let signal = *signal;
@@ -91,6 +101,12 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
                         </label>
                     }
                 }).collect_view()}
+                <label>"This tablet's name (on its receipts)"
+                    <input type="text" data-testid="profile-device-name" placeholder="Counter 1"
+                        maxlength=crate::settings::MAX_DEVICE_NAME_CHARS.to_string()
+                        prop:value=move || device_name.get()
+                        on:input=move |ev| device_name.set(event_target_value(&ev))/>
+                </label>
                 <button type="button" data-testid="save-profile" on:click=save>"Save profile"</button>
                 {move || message.get().map(|m| view! { <p class="print-message" role="status" data-testid="profile-message">{m}</p> })}
             </div>

@@ -101,7 +101,7 @@ fn calling_code(currency: &str) -> &'static str {
 
 fn receipt_for(completed: &CompletedBill) -> Receipt {
     receipt_of(
-        &completed.bill,
+        &completed.shown_bill(),
         &completed.settings,
         completed.customer.as_ref(),
         &date_time(completed.bill.created_at_millis),
@@ -258,6 +258,25 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
         counter.receipt.set(None);
         counter.focus_scan_field();
     };
+    // A UPI payment stays "UPI, unconfirmed" on the bill until the cashier confirms it, also
+    // after the sale: here, or on the bill opened again by its QR code.
+    let upi_waiting = completed.unconfirmed_upi().is_some();
+    let confirming = RwSignal::new(false);
+    let completed_for_confirm = StoredValue::new(completed.clone());
+    let confirm_upi = move |_| {
+        confirming.set(true);
+        spawn_local(async move {
+            let driver = counter.driver.get_value();
+            let completed = completed_for_confirm.get_value();
+            match crate::actions::sale::confirm_upi_payment(&driver, &completed).await {
+                Ok(confirmed) => counter.receipt.set(Some(confirmed)),
+                Err(problem) => {
+                    print_message.set(Some(problem));
+                    confirming.set(false);
+                }
+            }
+        });
+    };
     let r = receipt.clone();
     view! {
         <div class="receipt-overlay">
@@ -311,6 +330,15 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                     aria-label=format!("QR code of bill {}", r.bill_number) inner_html=qr></div>
             </section>
             <div class="receipt-actions">
+                {upi_waiting.then(|| view! {
+                    <div class="upi-later" data-testid="receipt-upi">
+                        <p class="upi-status" data-testid="receipt-upi-status">"UPI, unconfirmed"</p>
+                        <button type="button" data-testid="confirm-upi-later"
+                            disabled=move || confirming.get() on:click=confirm_upi>
+                            "Confirm UPI received"
+                        </button>
+                    </div>
+                })}
                 <button type="button" data-testid="print-receipt" aria-label="Print" on:click=move |_| print_now()>
                     "Print" <kbd>"F10"</kbd>
                 </button>

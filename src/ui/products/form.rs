@@ -107,6 +107,28 @@ impl Typed {
     }
 }
 
+/// A new product from the few fields the counter asks for when a scanned code is unknown
+/// (name, price, tax rate, unit), with that code as its barcode; read by the same rules as
+/// this form, or the first problem, said for a shopkeeper.
+pub fn read_new_product_for_code(
+    name: &str,
+    price: &str,
+    tax_rate: &str,
+    unit: &str,
+    code: &str,
+    currency: &str,
+) -> Result<Product, String> {
+    let typed = Typed {
+        name: name.to_owned(),
+        price: price.to_owned(),
+        tax_rate: tax_rate.to_owned(),
+        unit: unit.to_owned(),
+        barcodes: code.to_owned(),
+        ..Typed::default()
+    };
+    typed.read(&Product::new(String::new(), "", 0, currency), currency)
+}
+
 /// The add form, or with `editing` set, the edit form of that product.
 #[component]
 pub fn ProductForm(
