@@ -169,6 +169,14 @@ describe("the counter", () => {
       assert.match(await unknown.textContent(), new RegExp(`Unknown code ${unknownCode}`));
       assert.equal(await unknown.getByRole("button", { name: "Add product" }).count(), 1);
 
+      // A scan on AZERTY with the focus nowhere, of a code starting with 6: its first key types
+      // "-" (the quantity shortcut) before the scan is recognised; it must not take one off.
+      await page.evaluate(() => document.activeElement?.blur());
+      const chineseCode = ean13("690000000001");
+      await scanOnAzerty(page, chineseCode);
+      await page.getByTestId("unknown-code").filter({ hasText: chineseCode }).waitFor();
+      assert.equal((await cartOf(page))[0][1], "2", "the scan's first key changed no quantity");
+
       // A scale label: 1.250 kg of tomatoes, on its own line.
       await scanWithKeyboard(page, TOMATO_LABEL);
       await waitForCartLines(page, 6);

@@ -345,6 +345,11 @@ impl Counter {
             };
         }
         let in_field = active_element_is_field();
+        // A key on the digit row is a scan's first digit as often as a shortcut: on AZERTY "-"
+        // is the 6 key, and a scan of 6901234567892 must not take one off the selected line
+        // before the scanner is recognised (its first key reaches the page). The numpad's and
+        // the screen's + and − still work.
+        let digit_row = event.code().starts_with("Digit");
         match event.key().as_str() {
             "F2" => self.pay(),
             "F4" => self.park(),
@@ -366,8 +371,8 @@ impl Counter {
             }
             "F3" => self.focus_scan_field(),
             "Delete" if !in_field => cart::remove_selected(self),
-            "+" if !in_field => cart::change_selected_quantity(self, 1),
-            "-" if !in_field => cart::change_selected_quantity(self, -1),
+            "+" if !in_field && !digit_row => cart::change_selected_quantity(self, 1),
+            "-" if !in_field && !digit_row => cart::change_selected_quantity(self, -1),
             _ => return false,
         }
         true

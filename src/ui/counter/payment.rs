@@ -297,7 +297,7 @@ fn UpiCode(counter: Counter) -> impl IntoView {
             },
             Err(problem) => view! {
                 <p class="form-error" data-testid="upi-problem">
-                    {format!("No UPI QR code: {problem}. Add the shop's UPI id in Settings.")}
+                    {format!("No UPI QR code: {problem}. Add the shop's UPI id in the shop profile below.")}
                 </p>
             }
             .into_any(),
@@ -306,7 +306,7 @@ fn UpiCode(counter: Counter) -> impl IntoView {
     view! {
         <div class="upi">
             {qr}
-            <p class="upi-status" data-testid="upi-status">
+            <p class="upi-status" class:confirmed=confirmed data-testid="upi-status">
                 {move || if confirmed() { "UPI, confirmed" } else { "UPI, unconfirmed" }}
             </p>
             <button type="button" class="secondary" data-testid="confirm-upi"
