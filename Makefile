@@ -22,7 +22,7 @@ export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run test build dist server lint test-native test-browser test-e2e \
 	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime soak-server \
-	bench-counter
+	bench-counter size
 
 run: build
 	@echo "Counterbook on http://$(ADDR) (data in $(DATA))"
@@ -78,6 +78,12 @@ bench-realtime: build chromium e2e/node_modules/.installed
 # same lookups in raw IndexedDB JavaScript.
 bench-counter: build chromium e2e/node_modules/.installed
 	cd e2e && node bench-counter.mjs
+
+# Not a test (not part of `make test`): the gzip and brotli bytes of the app shell (wasm, js,
+# html, css, service worker, manifest) from the release build's precompressed copies, and the
+# total against the 500 KB gzip budget; fails when over it.
+size: dist
+	node tools/size.mjs dist
 
 # --- tools -------------------------------------------------------------------------------------
 

@@ -184,8 +184,18 @@ export async function waitForIdlePage(page) {
   }
 }
 
-/** Decodes a QR code in a PNG (a screenshot) with jsQR, in the page (which decodes PNGs). */
+/** Decodes a QR code in a PNG (a screenshot) with jsQR, in a blank page of the same browser
+ * context (which decodes PNGs; the app's own page forbids inline scripts by its CSP). */
 export async function decodeQrInPng(page, png) {
+  const scratch = await page.context().newPage();
+  try {
+    return await decodeQrInBlankPage(scratch, png);
+  } finally {
+    await scratch.close();
+  }
+}
+
+async function decodeQrInBlankPage(page, png) {
   await page.addScriptTag({ content: JSQR_SOURCE });
   return page.evaluate(async (base64) => {
     const image = new Image();

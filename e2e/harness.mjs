@@ -91,19 +91,38 @@ function stopGroup(child) {
   });
 }
 
-/** counterbook-server in dev mode serving the built app. `port` 0 picks a free one. */
-export async function startServer({ dataDir, port = 0 }) {
+/**
+ * counterbook-server in dev mode serving the built app. `port` 0 picks a free one. With `tls`,
+ * over HTTPS with the certificate of the local CA it makes in `dataDir/tls` (plain HTTP on the
+ * same port redirects); `spki` is then the base64 SHA-256 of the server key for
+ * `launchBrowser({ trustSpki })`. `args` are passed on.
+ */
+export async function startServer({ dataDir, port = 0, tls = false, args = [] }) {
   const started = await startProcess(
     SERVER_BIN,
-    ["serve", "--addr", `127.0.0.1:${port}`, "--data", dataDir, "--app", DIST, "--dev"],
-    /listening on (http:\/\/127\.0\.0\.1:(\d+))/,
+    [
+      "serve",
+      "--addr",
+      `127.0.0.1:${port}`,
+      "--data",
+      dataDir,
+      "--app",
+      DIST,
+      "--dev",
+      ...(tls ? ["--tls"] : []),
+      ...args,
+    ],
+    /listening on (https?:\/\/127\.0\.0\.1:(\d+))/,
     "counterbook-server",
     30_000,
   );
+  const spki = started.output().match(/\(SPKI sha256 ([A-Za-z0-9+/=]+)\)/)?.[1];
   return {
     url: started.match[1],
     port: Number(started.match[2]),
     database: join(dataDir, "counterbook.sqlite3"),
+    caCertificate: join(dataDir, "tls", "ca-certificate.pem"),
+    spki,
     stop: () => stopGroup(started.child),
   };
 }
@@ -130,10 +149,14 @@ export async function startEmulator({ rulesFile } = {}) {
   }
 }
 
-export async function launchBrowser() {
+/** Debian's Chromium, headless. `trustSpki`: base64 SHA-256 SubjectPublicKeyInfo hashes of
+ * certificates to accept as valid (a test server's generated certificate). */
+export async function launchBrowser({ trustSpki = [] } = {}) {
+  const trust = trustSpki.length ? [`--ignore-certificate-errors-spki-list=${trustSpki.join(",")}`] : [];
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: [
+      ...trust,
       "--no-sandbox",
       "--disable-gpu",
       "--disable-dev-shm-usage",

@@ -1,10 +1,12 @@
 // Counterbook's service worker: keeps the app shell in the Cache API so that a tablet can
 // reload the app with no network. Data never goes through here: it lives in IndexedDB and
-// syncs through /v1/..., which this worker leaves alone.
+// syncs through /v1/..., sign-in and the Listen and Write channels, which this worker never
+// intercepts: it answers only navigations and the precached files, and everything else goes
+// to the network as if there were no worker.
 //
-// The two placeholders below are replaced after every build by www/stamp-service-worker.sh
-// with the built files and a version hashed from their final bytes (Trunk names the wasm by a
-// hash taken before wasm-opt, so file names alone would not tell a new build apart).
+// The two placeholders below are replaced after every build by tools/finish-build.mjs with
+// the files Trunk emitted and a version hashed from their final bytes (Trunk names the wasm by
+// a hash taken before wasm-opt, so file names alone would not tell a new build apart).
 const VERSION = "__COUNTERBOOK_VERSION__";
 const ASSETS = __COUNTERBOOK_ASSETS__;
 const CACHE = "counterbook-shell-" + VERSION;
@@ -30,21 +32,37 @@ self.addEventListener("activate", (event) => {
   );
 });
 
+// Paths the server answers itself, also when a person opens them: the API, sign-in, the
+// WebChannel streams and the certificate setup page are never answered with the app shell.
+const NETWORK_ONLY_PREFIXES = [
+  "/v1/",
+  "/identitytoolkit.googleapis.com/",
+  "/securetoken.googleapis.com/",
+  "/google.firestore.v1.Firestore/",
+  "/setup/",
+];
+const PRECACHED = new Set(ASSETS);
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
-  if (url.pathname.startsWith("/v1/")) return; // the sync API: always the network
+  if (NETWORK_ONLY_PREFIXES.some((prefix) => url.pathname.startsWith(prefix))) return;
+  // ignoreVary: the server answers `Vary: Origin, Accept-Encoding`, and the module script and
+  // wasm are requested with an Origin header that the install-time requests did not carry.
   if (request.mode === "navigate") {
     // Any page of the app is the one-page app shell.
     event.respondWith(
-      caches.match("/index.html", { cacheName: CACHE, ignoreVary: true }).then((cached) => cached || fetch(request))
+      caches
+        .match("/index.html", { cacheName: CACHE, ignoreVary: true })
+        .then((cached) => cached || fetch(request))
     );
     return;
   }
-  // ignoreVary: the server's CORS layer answers `Vary: Origin`, and the module script and wasm
-  // are requested with an Origin header that the install-time requests did not carry.
+  if (!PRECACHED.has(url.pathname)) return;
   event.respondWith(
-    caches.match(request, { cacheName: CACHE, ignoreVary: true }).then((cached) => cached || fetch(request))
+    caches
+      .match(url.pathname, { cacheName: CACHE, ignoreVary: true })
+      .then((cached) => cached || fetch(request))
   );
 });

@@ -19,6 +19,12 @@
 //! as a failed read; either way the request ends and so does its connection. Every connection
 //! carries the peer address as axum's `ConnectInfo<SocketAddr>` (the sign-in rate limiter
 //! reads it).
+//!
+//! HTTPS (`serve_tls`) keeps every bound: the connection counts from its acceptance, and the
+//! first byte and the whole TLS handshake must arrive within `header_read_timeout` too. A
+//! connection whose first byte is a TLS handshake record (0x16) is served over rustls; any
+//! other is plain HTTP and gets the plain router (the setup page and a redirect to HTTPS,
+//! `setup_page::plain_http_router`), so `http://` and `https://` share one port.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,10 +37,12 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::client_network::client_network;
 use tower::ServiceExt;
@@ -158,6 +166,49 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    accept_loop(listener, Transport::Plain { router }, limits, shutdown).await
+}
+
+/// Like `serve`, over TLS with `tls_config`: `router` for HTTPS connections, `plain_router`
+/// for connections that start as plain HTTP on the same port.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    plain_router: Router,
+    tls_config: Arc<rustls::ServerConfig>,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let transport = Transport::Tls {
+        router,
+        plain_router,
+        acceptor: TlsAcceptor::from(tls_config),
+    };
+    accept_loop(listener, transport, limits, shutdown).await
+}
+
+/// How accepted connections are served.
+#[derive(Clone)]
+enum Transport {
+    Plain {
+        router: Router,
+    },
+    Tls {
+        router: Router,
+        plain_router: Router,
+        acceptor: TlsAcceptor,
+    },
+}
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+async fn accept_loop(
+    listener: TcpListener,
+    transport: Transport,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let open_connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_address = Arc::new(ConnectionsPerAddress::default());
     let graceful = GracefulShutdown::new();
@@ -193,24 +244,13 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let body_read_timeout = limits.body_read_timeout;
-        let service =
-            router
-                .clone()
-                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut request = request.map(|body| {
-                        axum::body::Body::new(DeadlineBody::new(body, body_read_timeout))
-                    });
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
-                    request
-                });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let transport = transport.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let limits = limits.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let outcome = serve_connection(stream, peer, transport, &http, watcher, &limits).await;
+            if let Err(error) = outcome {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
             drop(address_slot);
@@ -224,6 +264,74 @@ pub async fn serve(
     {
         tracing::info!("connections still open after the shutdown grace period; ending them");
     }
+    Ok(())
+}
+
+/// Serves one accepted connection to its end.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    transport: Transport,
+    http: &hyper::server::conn::http1::Builder,
+    watcher: Watcher,
+    limits: &ConnectionLimits,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let body_read_timeout = limits.body_read_timeout;
+    match transport {
+        Transport::Plain { router } => {
+            serve_http(stream, router, peer, http, watcher, body_read_timeout).await
+        }
+        Transport::Tls {
+            router,
+            plain_router,
+            acceptor,
+        } => {
+            let mut first_byte = [0u8; 1];
+            let peeked =
+                tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first_byte))
+                    .await
+                    .map_err(|_| "no request within the header read timeout")??;
+            if peeked == 0 {
+                return Ok(());
+            }
+            if first_byte[0] != TLS_HANDSHAKE_RECORD {
+                return serve_http(stream, plain_router, peer, http, watcher, body_read_timeout)
+                    .await;
+            }
+            let tls_stream =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                    .await
+                    .map_err(|_| {
+                        "the TLS handshake did not finish within the header read timeout"
+                    })??;
+            serve_http(tls_stream, router, peer, http, watcher, body_read_timeout).await
+        }
+    }
+}
+
+/// Serves HTTP/1 on `io` with `router`: each request's body under its deadline, and the
+/// peer's address as `ConnectInfo`.
+async fn serve_http<I>(
+    io: I,
+    router: Router,
+    peer: SocketAddr,
+    http: &hyper::server::conn::http1::Builder,
+    watcher: Watcher,
+    body_read_timeout: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+        let mut request =
+            request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_read_timeout)));
+        request
+            .extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(peer));
+        request
+    });
+    let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    watcher.watch(connection).await?;
     Ok(())
 }
 

@@ -15,8 +15,10 @@
 //!   (the `/v1` REST surface), `webchannel` (the WebChannel transport, which checks a stream's
 //!   opening token with `auth` and knows nothing of what the streams mean) and above it the
 //!   streams `listen` and `write_stream` (the Write stream, committing as `:commit` does),
-//!   `static_files`, `connections` (accepting connections within bounds), and this root with
-//!   `AppState`, the state every handler takes.
+//!   `static_files` (the app's files, their caching, compression and Content-Security-Policy),
+//!   `tls` (the given or generated certificate, the local CA), `setup_page` (installing the
+//!   local CA, the plain-HTTP redirect), `connections` (accepting connections within bounds,
+//!   HTTP and HTTPS), and this root with `AppState`, the state every handler takes.
 
 pub mod aggregation;
 pub mod api_call;
@@ -36,8 +38,10 @@ pub mod reads;
 pub mod request_body;
 pub mod request_schema;
 pub mod routes;
+pub mod setup_page;
 pub mod static_files;
 pub mod store;
+pub mod tls;
 pub mod transaction;
 pub mod webchannel;
 pub mod write_stream;
@@ -74,6 +78,10 @@ pub struct AppState {
     auth: Option<Arc<AuthState>>,
     /// Open WebChannel (Listen and Write) sessions; in memory, so a restart drops them.
     channels: Arc<webchannel::ChannelSessions>,
+    /// Origins besides its own that the app may connect to (its Content-Security-Policy).
+    sync_endpoints: Arc<Vec<String>>,
+    /// The local certificate authority the `/setup/ca` page hands out, when HTTPS uses one.
+    local_ca: Option<Arc<tls::LocalCaCertificate>>,
 }
 
 impl AppState {
@@ -90,6 +98,8 @@ impl AppState {
             config: Arc::new(config),
             auth: None,
             channels: Arc::default(),
+            sync_endpoints: Arc::default(),
+            local_ca: None,
         })
     }
 
@@ -128,6 +138,8 @@ impl AppState {
             }),
             auth: Some(Arc::new(auth)),
             channels: Arc::default(),
+            sync_endpoints: Arc::default(),
+            local_ca: None,
         })
     }
 
@@ -144,6 +156,25 @@ impl AppState {
     pub fn with_channel_limits(mut self, limits: webchannel::ChannelLimits) -> AppState {
         self.channels = Arc::new(webchannel::ChannelSessions::new(limits));
         self
+    }
+
+    /// This state with `endpoints` (origins such as `https://firestore.googleapis.com`) added
+    /// to the `connect-src` of the app's Content-Security-Policy; check each with
+    /// `static_files::check_sync_endpoint` first.
+    pub fn with_sync_endpoints(mut self, endpoints: Vec<String>) -> AppState {
+        self.sync_endpoints = Arc::new(endpoints);
+        self
+    }
+
+    /// This state serving the `/setup/ca` page that hands out `authority`.
+    pub fn with_local_ca(mut self, authority: tls::LocalCaCertificate) -> AppState {
+        self.local_ca = Some(Arc::new(authority));
+        self
+    }
+
+    /// The local certificate authority of `/setup/ca`, if the server uses one.
+    pub fn local_ca(&self) -> Option<&Arc<tls::LocalCaCertificate>> {
+        self.local_ca.as_ref()
     }
 
     /// The open WebChannel sessions.
@@ -171,15 +202,29 @@ impl AppState {
 }
 
 /// The whole HTTP application: the Firestore REST API under `/v1`, the sign-in API, the PWA (or
-/// a note) everywhere else, request tracing, and CORS: any origin in dev mode, the configured
-/// origins otherwise (the server's own origin needs none).
+/// a note) everywhere else, the `/setup/ca` page when there is a local CA, request tracing,
+/// and CORS: any origin in dev mode, the configured origins otherwise (the server's own origin
+/// needs none).
 pub fn app(state: AppState) -> Router {
+    let policy = static_files::ContentSecurityPolicy {
+        sync_endpoints: state.sync_endpoints.to_vec(),
+        allow_loopback_endpoints: state.config.dev_mode,
+    };
     let mut router = routes::router()
         .merge(listen::router())
         .merge(write_stream::router())
         .merge(auth::sign_in::router())
-        .merge(static_files::router(state.config.app_directory.clone()))
-        .layer(TraceLayer::new_for_http());
+        .merge(static_files::router(
+            state.config.app_directory.clone(),
+            &policy,
+        ));
+    if let Some(authority) = &state.local_ca {
+        router = router.merge(setup_page::router(
+            Arc::clone(authority),
+            setup_page::HttpsRedirect::SamePort,
+        ));
+    }
+    let mut router = router.layer(TraceLayer::new_for_http());
     match &state.auth {
         None => router = router.layer(cors(AllowOrigin::mirror_request())),
         Some(auth) if !auth.allowed_origins().is_empty() => {

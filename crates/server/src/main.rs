@@ -16,8 +16,9 @@ use counterbook_server::auth::accounts::Accounts;
 use counterbook_server::auth::passwords::{hash_password, MINIMUM_PASSWORD_LENGTH};
 use counterbook_server::auth::policy::Role;
 use counterbook_server::connections::ConnectionLimits;
+use counterbook_server::setup_page::{self, HttpsRedirect};
 use counterbook_server::{
-    app, AppState, AuthConfig, Clock, ServerConfig, ServerError, SystemClock,
+    app, static_files, tls, AppState, AuthConfig, Clock, ServerConfig, ServerError, SystemClock,
 };
 
 #[derive(Parser)]
@@ -33,7 +34,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Firestore REST API (and the app) over HTTP.
+    /// Serve the Firestore REST API (and the app) over HTTP or HTTPS.
     Serve {
         /// Address to listen on; port 0 picks a free port (printed on startup).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -55,6 +56,12 @@ enum Command {
         /// repeatable. Without --dev only these (and the server's own origin) are allowed.
         #[arg(long = "allow-origin", value_name = "ORIGIN")]
         allow_origins: Vec<String>,
+        /// An origin besides this server that the app may sync with (the connect-src of its
+        /// Content-Security-Policy), e.g. https://firestore.googleapis.com; repeatable.
+        #[arg(long = "sync-endpoint", value_name = "ORIGIN", value_parser = parse_sync_endpoint)]
+        sync_endpoints: Vec<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Manage shops.
     #[command(subcommand)]
@@ -72,6 +79,35 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct TlsArgs {
+    /// Serve HTTPS. Without --tls-cert and --tls-key, with a certificate from a local
+    /// certificate authority kept in DATA/tls (made on first start; tablets install it from
+    /// /setup/ca). Plain HTTP on the same port is redirected to HTTPS.
+    #[arg(long)]
+    tls: bool,
+    /// The certificate chain (PEM) to serve, e.g. for a real domain; needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Another name or address for the generated certificate (besides localhost, the host
+    /// name and every interface address); repeatable.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
+    /// Also listen for plain HTTP here (e.g. 0.0.0.0:80), answering the setup page and
+    /// redirecting everything else to HTTPS.
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<SocketAddr>,
+}
+
+impl TlsArgs {
+    fn enabled(&self) -> bool {
+        self.tls || self.tls_cert.is_some()
+    }
 }
 
 #[derive(Subcommand)]
@@ -127,6 +163,11 @@ struct PasswordSource {
     password_stdin: bool,
 }
 
+fn parse_sync_endpoint(text: &str) -> Result<String, String> {
+    let origin = text.trim_end_matches('/');
+    static_files::check_sync_endpoint(origin).map(|()| origin.to_owned())
+}
+
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: use owner, manager or cashier"))
 }
@@ -148,7 +189,13 @@ fn main() -> ExitCode {
             dev,
             project,
             allow_origins,
+            sync_endpoints,
+            tls,
         } => {
+            if tls.http_addr.is_some() && !tls.enabled() {
+                eprintln!("counterbook-server: --http-addr redirects to HTTPS: it needs --tls");
+                return ExitCode::from(2);
+            }
             let config = ServerConfig {
                 data_directory: data,
                 app_directory,
@@ -176,7 +223,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            report(serve(addr, state))
+            let state = state.with_sync_endpoints(sync_endpoints);
+            report(serve(addr, state, &tls))
         }
         Command::Shop(command) => report(run_shop_command(command)),
         Command::User(command) => report(run_user_command(command)),
@@ -281,15 +329,69 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<()> {
+/// The rustls configuration and the local CA (when generated) that `--tls` asks for.
+fn tls_setup(
+    tls: &TlsArgs,
+    data_directory: &Path,
+) -> anyhow::Result<(
+    std::sync::Arc<rustls::ServerConfig>,
+    Option<tls::LocalCaCertificate>,
+)> {
+    match (&tls.tls_cert, &tls.tls_key) {
+        (Some(certificate), Some(key)) => {
+            let identity = tls::load_identity(certificate, key)?;
+            tracing::info!(certificate = %certificate.display(), "HTTPS with the given certificate");
+            Ok((tls::server_config(identity)?, None))
+        }
+        _ => {
+            let names = tls::machine_names(&tls.tls_names);
+            let local =
+                tls::local_identity(data_directory, &names, time::OffsetDateTime::now_utc())
+                    .context("making the server certificate")?;
+            let directory = tls::tls_directory(data_directory);
+            if local.authority_created {
+                println!(
+                    "counterbook-server made a local certificate authority in {}",
+                    directory.display()
+                );
+            }
+            // What a person compares on the tablet (the setup page shows the same fingerprint),
+            // and what a test pins.
+            println!(
+                "counterbook-server local CA SHA-256 fingerprint {}",
+                local.authority.fingerprint_sha256()
+            );
+            println!(
+                "counterbook-server certificate for {} (SPKI sha256 {})",
+                local.names.join(", "),
+                local.server_spki_sha256
+            );
+            Ok((tls::server_config(local.identity)?, Some(local.authority)))
+        }
+    }
+}
+
+fn serve(addr: SocketAddr, state: AppState, tls: &TlsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let tls_config = if tls.enabled() {
+            let (config, authority) = tls_setup(tls, &state.config().data_directory)?;
+            Some((config, authority))
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr().context("reading the bound address")?;
-        // Tests and scripts wait for this exact line to learn the port.
-        println!("counterbook-server listening on http://{bound}");
+        let http_listener = match tls.http_addr {
+            Some(http_addr) => Some(
+                tokio::net::TcpListener::bind(http_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {http_addr}"))?,
+            ),
+            None => None,
+        };
         match state.auth() {
             Some(auth) => tracing::info!(
                 project = auth.project(),
@@ -307,9 +409,68 @@ fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<()> {
             header_read_timeout = ?limits.header_read_timeout,
             "connection limits"
         );
-        counterbook_server::connections::serve(listener, app(state), limits, shutdown_signal())
-            .await
-            .context("serving HTTP")
+        let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_sender.send(true);
+        });
+        let stopped = move || {
+            let mut receiver = stop_receiver.clone();
+            async move {
+                let _ = receiver.wait_for(|stopped| *stopped).await;
+            }
+        };
+        let Some((tls_config, authority)) = tls_config else {
+            // Tests and scripts wait for this exact line to learn the port.
+            println!("counterbook-server listening on http://{bound}");
+            return counterbook_server::connections::serve(listener, app(state), limits, stopped())
+                .await
+                .context("serving HTTP");
+        };
+        let authority = authority.map(std::sync::Arc::new);
+        let state = match &authority {
+            Some(authority) => state.with_local_ca(authority.as_ref().clone()),
+            None => state,
+        };
+        let http_server = match http_listener {
+            Some(http_listener) => {
+                let http_bound = http_listener
+                    .local_addr()
+                    .context("reading the bound address")?;
+                println!("counterbook-server redirecting http://{http_bound} to https");
+                let plain_router = setup_page::plain_http_router(
+                    authority.clone(),
+                    HttpsRedirect::Port(bound.port()),
+                );
+                Some(tokio::spawn(counterbook_server::connections::serve(
+                    http_listener,
+                    plain_router,
+                    limits.clone(),
+                    stopped(),
+                )))
+            }
+            None => None,
+        };
+        let plain_router = setup_page::plain_http_router(authority, HttpsRedirect::SamePort);
+        // Tests and scripts wait for this exact line to learn the port.
+        println!("counterbook-server listening on https://{bound}");
+        counterbook_server::connections::serve_tls(
+            listener,
+            app(state),
+            plain_router,
+            tls_config,
+            limits,
+            stopped(),
+        )
+        .await
+        .context("serving HTTPS")?;
+        if let Some(http_server) = http_server {
+            http_server
+                .await
+                .context("the HTTP redirect listener")?
+                .context("serving the HTTP redirect")?;
+        }
+        Ok(())
     })
 }
 

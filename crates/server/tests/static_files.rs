@@ -1,5 +1,6 @@
 //! Serving the built PWA with `--app`: the index at `/`, the single-page-app fallback, no-cache
-//! headers on the files that must revalidate, and no way out of the directory.
+//! headers on the files that must revalidate and immutable ones on hashed files, precompressed
+//! copies by `Accept-Encoding`, the Content-Security-Policy, and no way out of the directory.
 
 mod support;
 
@@ -29,6 +30,9 @@ fn fixture() -> AppFixture {
     )
     .unwrap();
     std::fs::write(dist.join("assets/app.css"), "body{}").unwrap();
+    std::fs::write(dist.join("style-0123456789abcdef.css"), "p{}").unwrap();
+    std::fs::write(dist.join("style-0123456789abcdef.css.gz"), "GZIP").unwrap();
+    std::fs::write(dist.join("manifest.webmanifest"), "{}").unwrap();
     std::fs::write(root.path().join("secret.txt"), "TOP SECRET").unwrap();
     let data_directory = tempfile::tempdir().unwrap();
     let router = support::open_app(data_directory.path(), Some(dist));
@@ -90,10 +94,49 @@ async fn the_service_worker_is_never_cached_and_assets_are_served() {
     assert!(text(&response.body).contains("addEventListener"));
     assert_eq!(cache_control(&response), "no-cache");
 
+    assert_eq!(response.headers.get("service-worker-allowed").unwrap(), "/");
+
     let response = get(&fixture, "/assets/app.css", "text/css").await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(text(&response.body), "body{}");
-    assert_eq!(cache_control(&response), "");
+    assert_eq!(cache_control(&response), "no-cache");
+
+    let response = get(&fixture, "/manifest.webmanifest", "*/*").await;
+    assert_eq!(cache_control(&response), "no-cache");
+    assert_eq!(
+        response.headers.get("content-type").unwrap(),
+        "application/manifest+json"
+    );
+}
+
+#[tokio::test]
+async fn hashed_files_are_immutable_and_sent_precompressed_when_accepted() {
+    let fixture = fixture();
+    let request = |encoding: &str| {
+        Request::get("/style-0123456789abcdef.css")
+            .header("accept-encoding", encoding)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = fixture.server.send(request("gzip, br")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(text(&response.body), "GZIP");
+    assert_eq!(response.headers.get("content-encoding").unwrap(), "gzip");
+    assert_eq!(response.headers.get("content-type").unwrap(), "text/css");
+    assert_eq!(
+        cache_control(&response),
+        "public, max-age=31536000, immutable"
+    );
+    let vary: Vec<_> = response.headers.get_all("vary").iter().collect();
+    assert!(
+        vary.iter()
+            .any(|value| value.to_str().unwrap().contains("accept-encoding")),
+        "{vary:?}"
+    );
+
+    let response = fixture.server.send(request("identity")).await;
+    assert_eq!(text(&response.body), "p{}");
+    assert!(response.headers.get("content-encoding").is_none());
 }
 
 #[tokio::test]
@@ -145,7 +188,6 @@ async fn every_app_answer_refuses_framing_sniffing_and_referrers() {
         let response = get(&fixture, uri, accept).await;
         for (name, value) in [
             ("x-content-type-options", "nosniff"),
-            ("content-security-policy", "frame-ancestors 'none'"),
             ("x-frame-options", "DENY"),
             ("referrer-policy", "no-referrer"),
         ] {
@@ -154,6 +196,15 @@ async fn every_app_answer_refuses_framing_sniffing_and_referrers() {
                 Some(value),
                 "{uri}: {name}"
             );
+        }
+        let policy = response.headers.get("content-security-policy").unwrap();
+        let policy = policy.to_str().unwrap();
+        for directive in [
+            "frame-ancestors 'none'",
+            "script-src 'self' 'wasm-unsafe-eval';",
+            "object-src 'none'",
+        ] {
+            assert!(policy.contains(directive), "{uri}: {policy}");
         }
     }
 }

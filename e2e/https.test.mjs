@@ -1,0 +1,155 @@
+// The app over HTTPS from counterbook-server's own local CA, as a tablet on the shop's network
+// gets it: Chromium trusts the generated server certificate (by its key's SPKI hash, as a
+// tablet that installed the CA would), the page is a secure context with the service worker,
+// Web Locks and persistent storage, the Content-Security-Policy blocks nothing the app does,
+// plain http:// redirects to https://, /setup/ca hands out the CA certificate, and the app
+// reloads offline from the service worker.
+
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  ARTIFACTS,
+  appUrl,
+  launchBrowser,
+  openPage,
+  startServer,
+  temporaryDirectory,
+  waitForBadge,
+} from "./harness.mjs";
+
+/** A plain-HTTP GET by hand; status and headers (redirects are not followed). */
+function plainGet(url) {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, (response) => {
+      response.resume();
+      response.on("end", () => resolve({ status: response.statusCode, headers: response.headers }));
+    });
+    outgoing.on("error", reject);
+    outgoing.end();
+  });
+}
+
+/** Records every CSP violation of the page from before its first script runs. */
+async function recordPolicyViolations(page) {
+  await page.addInitScript(() => {
+    window.__policyViolations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+      window.__policyViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+}
+
+describe("a tablet opens the shop's server over HTTPS", () => {
+  let server;
+  let browser;
+
+  before(async () => {
+    server = await startServer({ dataDir: temporaryDirectory("counterbook-e2e-tls-"), tls: true });
+    assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.ok(server.spki, "the server printed its certificate's SPKI hash");
+    browser = await launchBrowser({ trustSpki: [server.spki] });
+  });
+
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop()]);
+  });
+
+  test("a secure context: service worker, Web Locks and persistent storage, nothing blocked", async () => {
+    const tablet = await browser.newContext();
+    try {
+      const page = await tablet.newPage();
+      await recordPolicyViolations(page);
+      const url = appUrl(server.url, { endpoint: server.url, project: "e2e-tls", shop: "s1", path: "/counter" });
+      await page.goto(url);
+      await page.getByTestId("counter-page").waitFor();
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      const context = await page.evaluate(async () => {
+        const registration = await navigator.serviceWorker.ready;
+        return {
+          secure: window.isSecureContext,
+          locks: typeof navigator.locks?.request === "function",
+          persist: typeof (await navigator.storage.persist()),
+          persisted: typeof (await navigator.storage.persisted()),
+          worker: registration.active?.scriptURL,
+        };
+      });
+      assert.deepEqual(
+        context,
+        {
+          secure: true,
+          locks: true,
+          persist: "boolean",
+          persisted: "boolean",
+          worker: `${server.url}/sw.js`,
+        },
+      );
+      await openPage(page, "/products");
+      await page.getByTestId("product-list").waitFor({ state: "attached" });
+      await page.screenshot({ path: join(ARTIFACTS, "https-products.png"), fullPage: true });
+      await openPage(page, "/sync");
+      await page.getByTestId("sync-all-clear").waitFor();
+      assert.deepEqual(await page.evaluate(() => window.__policyViolations), []);
+
+      // Offline, the service worker serves the shell: the counter reloads and works.
+      await page.reload();
+      await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+      assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null));
+      await tablet.setOffline(true);
+      await page.goto(`${server.url}/counter`);
+      await page.getByTestId("counter-page").waitFor();
+      await waitForBadge(page, { connection: "Offline", pending: 0 });
+      assert.deepEqual(await page.evaluate(() => window.__policyViolations), []);
+    } finally {
+      await tablet.close();
+    }
+  });
+
+  test("http:// on the same port redirects to https://", async () => {
+    const plain = server.url.replace("https://", "http://");
+    const answer = await plainGet(`${plain}/products?shop=s1`);
+    assert.equal(answer.status, 308);
+    assert.equal(answer.headers.location, `${server.url}/products?shop=s1`);
+
+    const tablet = await browser.newContext();
+    try {
+      const page = await tablet.newPage();
+      await page.goto(`${plain}/counter`);
+      assert.equal(page.url(), `${server.url}/counter`);
+      await page.getByTestId("counter-page").waitFor();
+    } finally {
+      await tablet.close();
+    }
+  });
+
+  test("/setup/ca lets a tablet download the CA certificate", async () => {
+    const tablet = await browser.newContext({ acceptDownloads: true });
+    try {
+      const page = await tablet.newPage();
+      // Over plain HTTP: a tablet that does not trust the CA yet opens it without a warning.
+      const plain = server.url.replace("https://", "http://");
+      await page.goto(`${plain}/setup/ca`);
+      const authority = new X509Certificate(readFileSync(server.caCertificate));
+      assert.equal(
+        await page.getByTestId("ca-fingerprint").textContent(),
+        authority.fingerprint256,
+      );
+      await page.screenshot({ path: join(ARTIFACTS, "setup-ca.png"), fullPage: true });
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByTestId("download-ca").click(),
+      ]);
+      assert.equal(download.suggestedFilename(), "counterbook-local-ca.crt");
+      const saved = join(temporaryDirectory("counterbook-e2e-download-"), "ca.crt");
+      await download.saveAs(saved);
+      assert.deepEqual(readFileSync(saved), authority.raw);
+      const downloaded = new X509Certificate(readFileSync(saved));
+      assert.equal(downloaded.ca, true);
+    } finally {
+      await tablet.close();
+    }
+  });
+});

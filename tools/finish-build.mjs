@@ -1,0 +1,78 @@
+// Trunk's post_build hook (Trunk.toml): finishes a build in TRUNK_STAGING_DIR once every
+// pipeline, wasm-opt included, has written its final bytes.
+//
+// 1. Stamps the service worker (sw.js) with the list of files Trunk emitted and a version
+//    hashed from their final bytes. Trunk names the wasm by a hash taken before wasm-opt, so
+//    file names alone would not tell two builds apart; the version is the first 16 hex digits
+//    of the SHA-256 of one "PATH SHA256\n" line per file, sorted by path.
+// 2. Writes a brotli (.br) and a gzip (.gz) copy beside every compressible file, which
+//    counterbook-server sends to browsers that accept them. Compressed copies are neither
+//    precached nor part of the version: the browser decodes them into the same bytes.
+//
+// Node's own zlib does both compressions, so the build needs no other tool.
+
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, relative, sep } from "node:path";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+
+const staging = process.env.TRUNK_STAGING_DIR;
+if (!staging) {
+  console.error("finish-build.mjs runs as Trunk's post_build hook (TRUNK_STAGING_DIR is unset)");
+  process.exit(2);
+}
+
+/** Extensions of the files worth compressing (images such as PNG are compressed already). */
+const COMPRESSIBLE = /\.(html|js|mjs|wasm|css|webmanifest|json|svg|txt)$/;
+const COMPRESSED_COPY = /\.(br|gz)$/;
+
+function builtFiles(directory) {
+  const files = [];
+  for (const name of readdirSync(directory)) {
+    const path = join(directory, name);
+    if (statSync(path).isDirectory()) files.push(...builtFiles(path));
+    else if (!COMPRESSED_COPY.test(name)) files.push(path);
+  }
+  return files;
+}
+
+/** The URL path of a file in the staging directory ("/icons/icon-192.png"). */
+const urlPath = (file) => "/" + relative(staging, file).split(sep).join("/");
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+const workerFile = join(staging, "sw.js");
+const files = builtFiles(staging).filter((file) => file !== workerFile);
+const precached = files.map(urlPath).sort();
+const listing = precached
+  .map((path) => `${path} ${sha256(readFileSync(join(staging, path)))}\n`)
+  .join("");
+const version = sha256(listing).slice(0, 16);
+
+const worker = readFileSync(workerFile, "utf8");
+if (!worker.includes("__COUNTERBOOK_VERSION__") || !worker.includes("__COUNTERBOOK_ASSETS__")) {
+  console.error("sw.js has no __COUNTERBOOK_VERSION__ or __COUNTERBOOK_ASSETS__ placeholder");
+  process.exit(1);
+}
+writeFileSync(
+  workerFile,
+  worker
+    .replace('"__COUNTERBOOK_VERSION__"', JSON.stringify(version))
+    .replace("__COUNTERBOOK_ASSETS__", JSON.stringify(["/", ...precached])),
+);
+console.log(`service worker stamped: version ${version}, ${precached.length + 1} URLs precached`);
+
+let compressed = 0;
+for (const file of [...files, workerFile]) {
+  if (!COMPRESSIBLE.test(file)) continue;
+  const bytes = readFileSync(file);
+  const brotli = brotliCompressSync(bytes, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+      [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length,
+    },
+  });
+  writeFileSync(file + ".br", brotli);
+  writeFileSync(file + ".gz", gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION }));
+  compressed++;
+}
+console.log(`precompressed ${compressed} files (.br and .gz beside each)`);
