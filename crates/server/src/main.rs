@@ -366,6 +366,15 @@ fn tls_setup(
                 local.names.join(", "),
                 local.server_spki_sha256
             );
+            if !local.left_out.is_empty() {
+                println!(
+                    "counterbook-server left {} out of the certificate: the local CA may not \
+                     vouch for them (it was made before the machine had them; to make a new \
+                     CA, delete {} and install the new one on the tablets)",
+                    local.left_out.join(", "),
+                    directory.display()
+                );
+            }
             Ok((tls::server_config(local.identity)?, Some(local.authority)))
         }
     }

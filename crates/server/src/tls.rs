@@ -15,6 +15,14 @@
 //! restarted server is rebuilt from the key file alone, with no certificate parser; the stored
 //! CA certificate is what tablets download.
 //!
+//! A device that trusts a CA accepts what it signs for any site, so the local CA carries X.509
+//! name constraints (`PermittedNames`, also kept in `tls/ca-permitted-names.txt`): it may vouch
+//! only for loopback and private addresses, names under `localhost`, `local`, `lan`,
+//! `home.arpa` and `internal`, and the names and addresses the machine had when the CA was
+//! made. A name outside them later (a new host name, a public address) is left out of the
+//! server certificate, since one name outside the constraints would make browsers refuse the
+//! whole certificate.
+//!
 //! Keys are ECDSA P-256; the CA is valid for ten years, a server certificate for 397 days (the
 //! longest any browser accepts) and is made anew at every start.
 
@@ -26,8 +34,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, PublicKeyData, SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -89,6 +98,8 @@ pub struct LocalIdentity {
     pub authority: LocalCaCertificate,
     /// The names and addresses in the server certificate.
     pub names: Vec<String>,
+    /// Names asked for but left out: outside the CA's name constraints.
+    pub left_out: Vec<String>,
     /// Base64 SHA-256 of the server certificate's SubjectPublicKeyInfo (what Chromium's
     /// `--ignore-certificate-errors-spki-list` takes).
     pub server_spki_sha256: String,
@@ -128,12 +139,220 @@ pub fn tls_directory(data_directory: &Path) -> PathBuf {
 
 const CA_CERTIFICATE_FILE: &str = "ca-certificate.pem";
 const CA_KEY_FILE: &str = "ca-key.pem";
+const CA_PERMITTED_NAMES_FILE: &str = "ca-permitted-names.txt";
 const SERVER_CERTIFICATE_FILE: &str = "server-certificate.pem";
 const SERVER_KEY_FILE: &str = "server-key.pem";
 
+/// DNS names (and every name below them) the local CA may vouch for, besides the names the
+/// machine had when the CA was made: names a shop's network gives its machines.
+const PERMITTED_DNS_SUFFIXES: &[&str] = &["localhost", "local", "lan", "home.arpa", "internal"];
+
+/// Address ranges the local CA may vouch for: loopback, private, shared (carrier-grade NAT,
+/// also used by mesh VPNs), link-local and unique-local.
+const PERMITTED_ADDRESS_RANGES: &[&str] = &[
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// The names a local CA is constrained to (its X.509 name constraints): DNS names with every
+/// name below them, and address ranges. A certificate it signs for anything else is refused by
+/// browsers, so a stolen CA key cannot impersonate other sites to the tablets that trust it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PermittedNames {
+    dns_names: Vec<String>,
+    address_ranges: Vec<(IpAddr, u8)>,
+}
+
+impl PermittedNames {
+    /// The shop-network names and ranges, and every one of `names` (the machine's names when
+    /// the CA is made) outside them, exactly.
+    fn for_new_authority(names: &[String]) -> PermittedNames {
+        let mut permitted = PermittedNames {
+            dns_names: PERMITTED_DNS_SUFFIXES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            address_ranges: PERMITTED_ADDRESS_RANGES
+                .iter()
+                .filter_map(|range| parse_range(range))
+                .collect(),
+        };
+        for name in names {
+            if permitted.permits(name) {
+                continue;
+            }
+            match name.parse::<IpAddr>() {
+                Ok(address) => permitted
+                    .address_ranges
+                    .push((address, if address.is_ipv4() { 32 } else { 128 })),
+                Err(_) => permitted.dns_names.push(name.to_ascii_lowercase()),
+            }
+        }
+        permitted
+    }
+
+    /// Whether a certificate for `name` (a DNS name or an address) is within these names.
+    pub fn permits(&self, name: &str) -> bool {
+        match name.parse::<IpAddr>() {
+            Ok(address) => self
+                .address_ranges
+                .iter()
+                .any(|(network, prefix)| in_range(address, *network, *prefix)),
+            Err(_) => {
+                let name = name.to_ascii_lowercase();
+                self.dns_names
+                    .iter()
+                    .any(|permitted| name == *permitted || name.ends_with(&format!(".{permitted}")))
+            }
+        }
+    }
+
+    /// One name or `ADDRESS/PREFIX` per line, as kept beside the CA.
+    fn to_text(&self) -> String {
+        let mut text = String::new();
+        for name in &self.dns_names {
+            text.push_str(name);
+            text.push('\n');
+        }
+        for (address, prefix) in &self.address_ranges {
+            text.push_str(&format!("{address}/{prefix}\n"));
+        }
+        text
+    }
+
+    fn from_text(text: &str) -> PermittedNames {
+        let mut permitted = PermittedNames {
+            dns_names: Vec::new(),
+            address_ranges: Vec::new(),
+        };
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            match parse_range(line) {
+                Some(range) => permitted.address_ranges.push(range),
+                None => permitted.dns_names.push(line.to_owned()),
+            }
+        }
+        permitted
+    }
+
+    fn name_constraints(&self) -> NameConstraints {
+        let dns = self
+            .dns_names
+            .iter()
+            .map(|name| GeneralSubtree::DnsName(name.clone()));
+        let addresses = self.address_ranges.iter().map(|(address, prefix)| {
+            GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*address, *prefix))
+        });
+        NameConstraints {
+            permitted_subtrees: dns.chain(addresses).collect(),
+            excluded_subtrees: Vec::new(),
+        }
+    }
+}
+
+fn parse_range(text: &str) -> Option<(IpAddr, u8)> {
+    let (address, prefix) = text.split_once('/')?;
+    Some((address.parse().ok()?, prefix.parse().ok()?))
+}
+
+fn in_range(address: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (address, network) {
+        (IpAddr::V4(address), IpAddr::V4(network)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(address) & mask == u32::from(network) & mask
+        }
+        (IpAddr::V6(address), IpAddr::V6(network)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(address) & mask == u128::from(network) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The local CA of a data directory: its key, its certificate and the names it may vouch for
+/// (`None` for a CA made before it had name constraints).
+struct LocalAuthority {
+    key: KeyPair,
+    certificate: LocalCaCertificate,
+    permitted: Option<PermittedNames>,
+    created: bool,
+}
+
+/// Reads the local CA of `directory`, or makes one constrained to the shop's network and to
+/// `names`.
+fn local_authority(
+    directory: &Path,
+    names: &[String],
+    now: time::OffsetDateTime,
+) -> Result<LocalAuthority, TlsError> {
+    let key_file = directory.join(CA_KEY_FILE);
+    let certificate_file = directory.join(CA_CERTIFICATE_FILE);
+    let permitted_file = directory.join(CA_PERMITTED_NAMES_FILE);
+    if key_file.exists() && certificate_file.exists() {
+        let key = KeyPair::from_pem(&String::from_utf8_lossy(&read_file(&key_file)?)).map_err(
+            |error| TlsError::NoPrivateKey {
+                path: key_file.clone(),
+                reason: error.to_string(),
+            },
+        )?;
+        let pem = String::from_utf8_lossy(&read_file(&certificate_file)?).into_owned();
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|_| TlsError::NoCertificate {
+                path: certificate_file.clone(),
+            })?
+            .to_vec();
+        let permitted = if permitted_file.exists() {
+            Some(PermittedNames::from_text(&String::from_utf8_lossy(
+                &read_file(&permitted_file)?,
+            )))
+        } else {
+            None
+        };
+        return Ok(LocalAuthority {
+            key,
+            certificate: LocalCaCertificate { der, pem },
+            permitted,
+            created: false,
+        });
+    }
+    let key = KeyPair::generate()?;
+    let permitted = PermittedNames::for_new_authority(names);
+    let mut parameters = local_ca_parameters(&key);
+    parameters.not_before = now - time::Duration::days(1);
+    parameters.not_after = now + time::Duration::days(3652);
+    parameters.serial_number = Some(random_serial_number());
+    parameters.name_constraints = Some(permitted.name_constraints());
+    let certificate = parameters.self_signed(&key)?;
+    // The key first: a CA certificate without its key would be made again anyway.
+    write_private_file(&key_file, key.serialize_pem().as_bytes())?;
+    write_file(&permitted_file, permitted.to_text().as_bytes())?;
+    write_file(&certificate_file, certificate.pem().as_bytes())?;
+    Ok(LocalAuthority {
+        key,
+        certificate: LocalCaCertificate {
+            der: certificate.der().to_vec(),
+            pem: certificate.pem(),
+        },
+        permitted: Some(permitted),
+        created: true,
+    })
+}
+
 /// The local CA of `data_directory` (made if missing) and a new server certificate it signs
-/// for `names` (see `machine_names`). The server certificate and key are also written beside
-/// the CA, for inspection or for a reverse proxy.
+/// for `names` (see `machine_names`), less any name outside the CA's name constraints (a host
+/// name or address the machine did not have when the CA was made; `left_out` lists them).
+/// The server certificate and key are also written beside the CA, for inspection or for a
+/// reverse proxy.
 pub fn local_identity(
     data_directory: &Path,
     names: &[String],
@@ -148,41 +367,49 @@ pub fn local_identity(
             path: directory.clone(),
             source,
         })?;
-    let ca_key_file = directory.join(CA_KEY_FILE);
-    let ca_certificate_file = directory.join(CA_CERTIFICATE_FILE);
-    let (ca_key, authority, authority_created) =
-        if ca_key_file.exists() && ca_certificate_file.exists() {
-            let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&read_file(&ca_key_file)?))
-                .map_err(|error| TlsError::NoPrivateKey {
-                    path: ca_key_file.clone(),
-                    reason: error.to_string(),
-                })?;
-            let pem = String::from_utf8_lossy(&read_file(&ca_certificate_file)?).into_owned();
-            let der = CertificateDer::from_pem_slice(pem.as_bytes())
-                .map_err(|_| TlsError::NoCertificate {
-                    path: ca_certificate_file.clone(),
-                })?
-                .to_vec();
-            (ca_key, LocalCaCertificate { der, pem }, false)
-        } else {
-            let ca_key = KeyPair::generate()?;
-            let mut parameters = local_ca_parameters(&ca_key);
-            parameters.not_before = now - time::Duration::days(1);
-            parameters.not_after = now + time::Duration::days(3652);
-            parameters.serial_number = Some(random_serial_number());
-            let certificate = parameters.self_signed(&ca_key)?;
-            // The key first: a CA certificate without its key would be made again anyway.
-            write_private_file(&ca_key_file, ca_key.serialize_pem().as_bytes())?;
-            write_file(&ca_certificate_file, certificate.pem().as_bytes())?;
-            let authority = LocalCaCertificate {
-                der: certificate.der().to_vec(),
-                pem: certificate.pem(),
-            };
-            (ca_key, authority, true)
-        };
-    let issuer = Issuer::new(local_ca_parameters(&ca_key), &ca_key);
-
+    let authority = local_authority(&directory, names, now)?;
+    let (names, left_out): (Vec<String>, Vec<String>) = names.iter().cloned().partition(|name| {
+        authority
+            .permitted
+            .as_ref()
+            .is_none_or(|permitted| permitted.permits(name))
+    });
+    let issuer = Issuer::new(local_ca_parameters(&authority.key), &authority.key);
     let server_key = KeyPair::generate()?;
+    let (server_certificate, names) = issue_server_certificate(&issuer, &server_key, &names, now)?;
+    write_private_file(
+        &directory.join(SERVER_KEY_FILE),
+        server_key.serialize_pem().as_bytes(),
+    )?;
+    write_file(
+        &directory.join(SERVER_CERTIFICATE_FILE),
+        format!("{}{}", server_certificate.pem(), authority.certificate.pem).as_bytes(),
+    )?;
+    let server_spki_sha256 = base64::engine::general_purpose::STANDARD
+        .encode(Sha256::digest(server_key.subject_public_key_info()));
+    Ok(LocalIdentity {
+        identity: TlsIdentity {
+            certificate_chain: vec![
+                server_certificate.der().clone(),
+                CertificateDer::from(authority.certificate.der.clone()),
+            ],
+            private_key: PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        },
+        authority: authority.certificate,
+        names,
+        left_out,
+        server_spki_sha256,
+        authority_created: authority.created,
+    })
+}
+
+/// A server certificate for `names` signed by `issuer`; the names it holds.
+fn issue_server_certificate(
+    issuer: &Issuer<'_, &KeyPair>,
+    server_key: &KeyPair,
+    names: &[String],
+    now: time::OffsetDateTime,
+) -> Result<(rcgen::Certificate, Vec<String>), TlsError> {
     let mut parameters = CertificateParams::default();
     parameters.subject_alt_names = names.iter().filter_map(|name| san(name)).collect();
     let mut subject = DistinguishedName::new();
@@ -198,17 +425,7 @@ pub fn local_identity(
     parameters.not_before = now - time::Duration::hours(1);
     parameters.not_after = now + time::Duration::days(397);
     parameters.serial_number = Some(random_serial_number());
-    let server_certificate = parameters.signed_by(&server_key, &issuer)?;
-    write_private_file(
-        &directory.join(SERVER_KEY_FILE),
-        server_key.serialize_pem().as_bytes(),
-    )?;
-    write_file(
-        &directory.join(SERVER_CERTIFICATE_FILE),
-        format!("{}{}", server_certificate.pem(), authority.pem).as_bytes(),
-    )?;
-    let server_spki_sha256 = base64::engine::general_purpose::STANDARD
-        .encode(Sha256::digest(server_key.subject_public_key_info()));
+    let certificate = parameters.signed_by(server_key, issuer)?;
     let names = parameters
         .subject_alt_names
         .iter()
@@ -218,24 +435,12 @@ pub fn local_identity(
             other => format!("{other:?}"),
         })
         .collect();
-    Ok(LocalIdentity {
-        identity: TlsIdentity {
-            certificate_chain: vec![
-                server_certificate.der().clone(),
-                CertificateDer::from(authority.der.clone()),
-            ],
-            private_key: PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-        },
-        authority,
-        names,
-        server_spki_sha256,
-        authority_created,
-    })
+    Ok((certificate, names))
 }
 
-/// The local CA's parameters, all but its validity and serial number derived from its key:
-/// the issuer of every server certificate is rebuilt from these on every start, and its name
-/// must match the stored CA certificate's subject exactly.
+/// The local CA's parameters, all but its validity, serial number and name constraints derived
+/// from its key: the issuer of every server certificate is rebuilt from these on every start,
+/// and its name must match the stored CA certificate's subject exactly.
 fn local_ca_parameters(ca_key: &KeyPair) -> CertificateParams {
     let key_digest = Sha256::digest(ca_key.subject_public_key_info());
     let short_id: String = key_digest[..4]
@@ -402,6 +607,81 @@ mod tests {
         }
         assert_eq!(first.names, names());
         assert_eq!(first.authority.fingerprint_sha256().len(), 32 * 3 - 1);
+    }
+
+    #[test]
+    fn the_ca_vouches_only_for_the_shop_network_and_the_names_it_was_made_with() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{ServerName, UnixTime};
+
+        let data = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let at_creation: Vec<String> = [
+            "localhost",
+            "127.0.0.1",
+            "192.168.1.10",
+            "till",
+            "203.0.113.9",
+        ]
+        .map(String::from)
+        .to_vec();
+        local_identity(data.path(), &at_creation, now).unwrap();
+        let later: Vec<String> = [
+            "localhost",
+            "till",
+            "till.local",
+            "192.168.7.20",
+            "203.0.113.9",
+            "203.0.113.10",
+            "other-host",
+            "fd00::5",
+        ]
+        .map(String::from)
+        .to_vec();
+        let identity = local_identity(data.path(), &later, now).unwrap();
+        assert_eq!(
+            identity.names,
+            [
+                "localhost",
+                "till",
+                "till.local",
+                "192.168.7.20",
+                "203.0.113.9",
+                "fd00::5"
+            ]
+        );
+        assert_eq!(identity.left_out, ["203.0.113.10", "other-host"]);
+
+        // Browsers enforce the constraints: what the CA signs for another site is refused.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(identity.authority.der.clone()))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let authority = local_authority(&tls_directory(data.path()), &[], now).unwrap();
+        let issuer = Issuer::new(local_ca_parameters(&authority.key), &authority.key);
+        for (name, allowed) in [
+            ("till.local", true),
+            ("192.168.7.20", true),
+            ("bank.example", false),
+            ("8.8.8.8", false),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let (certificate, _) =
+                issue_server_certificate(&issuer, &key, &[name.to_owned()], now).unwrap();
+            let verdict = verifier.verify_server_cert(
+                certificate.der(),
+                &[],
+                &ServerName::try_from(name).unwrap(),
+                &[],
+                UnixTime::now(),
+            );
+            assert_eq!(verdict.is_ok(), allowed, "{name}: {verdict:?}");
+        }
     }
 
     #[test]
