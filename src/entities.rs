@@ -1,167 +1,13 @@
-//! The shop's other records (DESIGN.md section 3) as this device stores them: customers, bills,
-//! payments, expenses, stock moves and the audit trail, plus the base copies kept for the
-//! three-way merge (conflict inbox entries are the sync engine's `ConflictEntry`).
-//!
-//! Money is always an integer count of minor units; quantities are integers in the product's
-//! smallest unit (milli-units for loose goods). Ids are UUID v7 made on the device.
+//! The sync bookkeeping record the store keeps beside the shop's records: the base copy of each
+//! server document, for the three-way merge (conflict inbox entries are the sync engine's
+//! `ConflictEntry`). The shop's records themselves (products, customers, bills, payments, stock
+//! moves, audit entries) are `counterbook-shop`'s types, stored in their own forms.
 
 use std::collections::BTreeMap;
 
 use counterbook_firestore_wire::{Document, DocumentName, Timestamp, Value};
 use counterbook_sync::BaseVersion;
 use serde::{Deserialize, Serialize};
-
-/// A customer, with the credit (khata) balance they owe.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Customer {
-    pub id: String,
-    pub name: String,
-    /// As typed, digits only for the index (`phone_digits`).
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default)]
-    pub phone_digits: Option<String>,
-    /// What the customer owes, in minor units. A counter: travels as increments.
-    #[serde(default)]
-    pub credit_balance_minor: i64,
-    #[serde(default)]
-    pub credit_limit_minor: Option<i64>,
-    #[serde(default)]
-    pub deleted: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum BillStatus {
-    Draft,
-    /// Never edited again; only voided.
-    Final,
-    Void,
-}
-
-/// One line of a bill, with the name and price as sold (the product may change later).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BillLine {
-    pub product_id: String,
-    pub name: String,
-    pub unit_price_minor: i64,
-    pub quantity: i64,
-    #[serde(default)]
-    pub discount_minor: i64,
-    #[serde(default)]
-    pub tax_minor: i64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BillTotals {
-    pub subtotal_minor: i64,
-    pub discount_minor: i64,
-    pub tax_minor: i64,
-    pub total_minor: i64,
-}
-
-/// A bill. Its number comes from the device's own series (`T2-000123`), so numbers never
-/// collide offline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Bill {
-    pub id: String,
-    pub number: String,
-    pub lines: Vec<BillLine>,
-    pub totals: BillTotals,
-    #[serde(default)]
-    pub customer_id: Option<String>,
-    #[serde(default)]
-    pub payment_ids: Vec<String>,
-    pub status: BillStatus,
-    pub device_id: String,
-    #[serde(default)]
-    pub cashier: Option<String>,
-    /// Local calendar day of the sale, `YYYY-MM-DD`, for the bills-by-day index.
-    pub day: String,
-    pub created_at_millis: i64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum PaymentMethod {
-    Cash,
-    Upi,
-    Card,
-    /// Added to the customer's khata.
-    Credit,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    pub id: String,
-    #[serde(default)]
-    pub bill_id: Option<String>,
-    #[serde(default)]
-    pub customer_id: Option<String>,
-    pub amount_minor: i64,
-    pub method: PaymentMethod,
-    pub at_millis: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Expense {
-    pub id: String,
-    pub category: String,
-    pub amount_minor: i64,
-    #[serde(default)]
-    pub note: Option<String>,
-    pub day: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum StockMoveKind {
-    Receive,
-    Sale,
-    Adjust,
-    /// The compensating move of a voided bill.
-    Void,
-}
-
-/// One movement of stock: the event trail behind a product's stock counter.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StockMove {
-    pub id: String,
-    pub product_id: String,
-    pub kind: StockMoveKind,
-    /// Signed: a sale is negative.
-    pub quantity: i64,
-    #[serde(default)]
-    pub bill_id: Option<String>,
-    pub device_id: String,
-    pub at_millis: i64,
-}
-
-/// Who did what, when, on which device, before and after. Append-only.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEntry {
-    pub id: String,
-    pub at_millis: i64,
-    pub device_id: String,
-    #[serde(default)]
-    pub cashier: Option<String>,
-    /// "product.create", "bill.finalize", ...
-    pub action: String,
-    /// Document path relative to the database root.
-    pub path: String,
-    #[serde(default)]
-    pub before: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    pub after: Option<BTreeMap<String, Value>>,
-}
 
 /// The server's version of a document as last pulled: the base of a three-way merge.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,15 +50,4 @@ impl BaseCopy {
             update_time: Some(Timestamp::from_unix_micros(self.update_time_micros)),
         }
     }
-}
-
-/// Any entity record a unit of work can write, tagged with the store it lives in.
-#[derive(Clone, Debug, PartialEq)]
-pub enum EntityRecord {
-    Product(crate::model::Product),
-    Customer(Customer),
-    Bill(Bill),
-    Payment(Payment),
-    Expense(Expense),
-    StockMove(StockMove),
 }

@@ -3,15 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use counterbook::entities::{
-    AuditEntry, Bill, BillLine, BillStatus, BillTotals, Customer, EntityRecord, StockMove,
-    StockMoveKind,
-};
 use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
 use counterbook::storage::{StorageError, Store};
 use counterbook_firestore_wire::Document;
 use counterbook_firestore_wire::{Timestamp, Value};
+use counterbook_shop::{
+    bill_totals, settle, AuditEntry, Bill, BillLine, BillStatus, Customer, LineDiscount,
+    QuantityUnit, Record, StockMove, StockMoveKind, TaxMode, Tender,
+};
 use counterbook_sync::{Checkpoint, ConflictEntry, ConflictKind, DocumentWrite, PulledPage, Unit};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -356,28 +356,37 @@ fn sale(
     chai: &Product,
     day: &str,
     number: &str,
-) -> (Vec<EntityRecord>, Vec<AuditEntry>, Unit) {
+) -> (Vec<Record>, Vec<AuditEntry>, Unit) {
+    let lines = vec![BillLine {
+        product_id: chai.id.clone(),
+        name: chai.name.clone(),
+        unit: QuantityUnit::Piece,
+        unit_price_minor: chai.price_minor,
+        quantity: 2,
+        discount: LineDiscount::None,
+        tax_rate_basis_points: 0,
+    }];
+    let totals = bill_totals(&lines, TaxMode::Inclusive).unwrap();
+    let settlement = settle(
+        totals.total_minor,
+        &[Tender::Credit {
+            amount_minor: totals.total_minor,
+        }],
+        1,
+        Some(customer),
+    )
+    .unwrap();
     let bill = Bill {
         id: new_id(),
         number: number.into(),
-        lines: vec![BillLine {
-            product_id: chai.id.clone(),
-            name: chai.name.clone(),
-            unit_price_minor: chai.price_minor,
-            quantity: 2,
-            discount_minor: 0,
-            tax_minor: 0,
-        }],
-        totals: BillTotals {
-            subtotal_minor: 2 * chai.price_minor,
-            discount_minor: 0,
-            tax_minor: 0,
-            total_minor: 2 * chai.price_minor,
-        },
+        status: BillStatus::Final,
+        lines,
+        totals,
+        settlement,
         customer_id: Some(customer.id.clone()),
         payment_ids: vec![],
-        status: BillStatus::Final,
         device_id: "device-A".into(),
+        device_name: None,
         cashier: Some("asha".into()),
         day: day.into(),
         created_at_millis: 0,
@@ -388,6 +397,7 @@ fn sale(
         kind: StockMoveKind::Sale,
         quantity: -2,
         bill_id: Some(bill.id.clone()),
+        reason: None,
         device_id: "device-A".into(),
         at_millis: 0,
     };
@@ -405,9 +415,9 @@ fn sale(
     )];
     (
         vec![
-            EntityRecord::Bill(bill),
-            EntityRecord::StockMove(stock_move),
-            EntityRecord::Customer(owing),
+            Record::Bill(bill),
+            Record::StockMove(stock_move),
+            Record::Customer(owing),
         ],
         audit,
         unit,

@@ -5,7 +5,7 @@ use wasm_bindgen::JsValue;
 
 use super::schema::BILLS;
 use super::{key_range, Result, Store};
-use crate::entities::Bill;
+use counterbook_shop::Bill;
 
 impl Store {
     /// The bills of one local day (`YYYY-MM-DD`).

@@ -5,7 +5,7 @@ use wasm_bindgen::JsValue;
 
 use super::schema::CUSTOMERS;
 use super::{key_range, Result, Store};
-use crate::entities::Customer;
+use counterbook_shop::Customer;
 
 impl Store {
     /// Customers by phone number; only the digits count ("+91 98765-43210" = "919876543210").

@@ -1,5 +1,5 @@
 //! The local store: IndexedDB through rexie. The only module that touches IndexedDB; it speaks
-//! domain types ([`Product`], [`Unit`], [`Checkpoint`], the records of [`crate::entities`]),
+//! domain types ([`Product`], [`Unit`], [`Checkpoint`], `counterbook-shop`'s records),
 //! never `JsValue`, to the rest of the app.
 //!
 //! Every user action is ONE IndexedDB transaction across the entity stores, the audit store and

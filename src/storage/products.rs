@@ -14,8 +14,8 @@ use wasm_bindgen::JsValue;
 use super::changes::ChangedDocuments;
 use super::schema::PRODUCTS;
 use super::{from_js, key_range, to_js, Result, StorageError, Store};
-use crate::entities::{AuditEntry, EntityRecord};
 use crate::model::{name_key, Product};
+use counterbook_shop::{AuditEntry, Record};
 use counterbook_sync::Unit;
 
 /// The index-only field of products low on stock.
@@ -128,7 +128,7 @@ impl Store {
         audit: &[AuditEntry],
         unit: &Unit,
     ) -> Result<()> {
-        self.commit_unit(&[EntityRecord::Product(product.clone())], audit, unit)
+        self.commit_unit(&[Record::Product(product.clone())], audit, unit)
             .await
     }
 

@@ -7,23 +7,10 @@ use wasm_bindgen::JsValue;
 use super::changes::ChangedDocuments;
 use super::outbox::{OutboxRecord, OutboxRecordState};
 use super::products::product_to_js;
-use super::schema::{AUDIT, BILLS, CUSTOMERS, EXPENSES, OUTBOX, PAYMENTS, PRODUCTS, STOCK_MOVES};
+use super::schema::{AUDIT, BILLS, CUSTOMERS, OUTBOX, PAYMENTS, PRODUCTS, STOCK_MOVES};
 use super::{from_js, to_js, Result, StorageError, Store};
-use crate::entities::{AuditEntry, EntityRecord};
-use counterbook_shop::{Record, UnitOfWork};
+use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::Unit;
-
-/// The store (named as the Firestore collection) a record lives in.
-pub(super) fn store_of(record: &EntityRecord) -> &'static str {
-    match record {
-        EntityRecord::Product(_) => PRODUCTS,
-        EntityRecord::Customer(_) => CUSTOMERS,
-        EntityRecord::Bill(_) => BILLS,
-        EntityRecord::Payment(_) => PAYMENTS,
-        EntityRecord::Expense(_) => EXPENSES,
-        EntityRecord::StockMove(_) => STOCK_MOVES,
-    }
-}
 
 /// Puts `unit` in the outbox as pending, inside the caller's transaction.
 async fn add_to_outbox(transaction: &rexie::Transaction, unit: &Unit) -> Result<()> {
@@ -41,37 +28,6 @@ async fn add_to_outbox(transaction: &rexie::Transaction, unit: &Unit) -> Result<
         .await
         .map_err(StorageError::from_rexie)?;
     Ok(())
-}
-
-/// The record's id.
-fn id_of(record: &EntityRecord) -> &str {
-    match record {
-        EntityRecord::Product(product) => &product.id,
-        EntityRecord::Customer(customer) => &customer.id,
-        EntityRecord::Bill(bill) => &bill.id,
-        EntityRecord::Payment(payment) => &payment.id,
-        EntityRecord::Expense(expense) => &expense.id,
-        EntityRecord::StockMove(stock_move) => &stock_move.id,
-    }
-}
-
-fn record_to_js(record: &EntityRecord) -> Result<JsValue> {
-    match record {
-        EntityRecord::Product(product) => product_to_js(product),
-        EntityRecord::Customer(customer) => {
-            // The phone index holds digits only, so lookups ignore spaces and dashes.
-            let mut customer = customer.clone();
-            customer.phone_digits = customer
-                .phone
-                .as_ref()
-                .map(|p| p.chars().filter(char::is_ascii_digit).collect());
-            to_js(&customer)
-        }
-        EntityRecord::Bill(bill) => to_js(bill),
-        EntityRecord::Payment(payment) => to_js(payment),
-        EntityRecord::Expense(expense) => to_js(expense),
-        EntityRecord::StockMove(stock_move) => to_js(stock_move),
-    }
 }
 
 /// A `counterbook-shop` record's store, id and IndexedDB form.
@@ -140,49 +96,20 @@ impl Store {
     }
 
     /// Writes one unit of work: its entity records, its audit entries and its outbox entry,
-    /// all in ONE transaction. If any part fails, nothing of it is kept.
+    /// all in ONE transaction (see [`Store::commit_work`]). If any part fails, nothing of it
+    /// is kept.
     pub async fn commit_unit(
         &self,
-        records: &[EntityRecord],
+        records: &[Record],
         audit: &[AuditEntry],
         unit: &Unit,
     ) -> Result<()> {
-        let mut stores: Vec<&str> = records.iter().map(store_of).collect();
-        stores.push(OUTBOX);
-        if !audit.is_empty() {
-            stores.push(AUDIT);
-        }
-        stores.sort_unstable();
-        stores.dedup();
-        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
-        let outcome = async {
-            for record in records {
-                let store = transaction
-                    .store(store_of(record))
-                    .map_err(StorageError::from_rexie)?;
-                store
-                    .put(&record_to_js(record)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            for entry in audit {
-                let audit_store = transaction.store(AUDIT).map_err(StorageError::from_rexie)?;
-                // Append-only: `add` refuses to overwrite an existing entry.
-                audit_store
-                    .add(&to_js(entry)?, None)
-                    .await
-                    .map_err(StorageError::from_rexie)?;
-            }
-            add_to_outbox(&transaction, unit).await
-        }
-        .await;
-        Self::finish(transaction, outcome).await?;
-        let mut changed = ChangedDocuments::new();
-        for record in records {
-            changed.insert(store_of(record), id_of(record));
-        }
-        self.changes.publish(&changed);
-        Ok(())
+        self.commit_work(&UnitOfWork {
+            records: records.to_vec(),
+            audit: audit.to_vec(),
+            unit: unit.clone(),
+        })
+        .await
     }
 
     /// The audit trail, oldest first.

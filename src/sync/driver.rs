@@ -14,7 +14,7 @@ use std::rc::Rc;
 use counterbook_firestore_wire::TargetKind;
 use counterbook_firestore_wire::Timestamp;
 use counterbook_shop::actions::AUDIT_COLLECTION;
-use counterbook_shop::UnitOfWork;
+use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
     Event, ListenCommand, ListenConfig, ListenEvent, Listener, Outbox, OutboxConfig, PullReason,
@@ -25,7 +25,6 @@ use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
-use crate::entities::{AuditEntry, EntityRecord};
 use crate::model::Product;
 use crate::settings::Settings;
 use crate::storage::{OutboxContents, StorageError, Store};
@@ -784,10 +783,7 @@ impl SyncDriver {
     }
 
     /// The local records a re-applied write changes (products only, for now).
-    async fn locally_applied(
-        &self,
-        write: &DocumentWrite,
-    ) -> Result<Vec<EntityRecord>, StorageError> {
+    async fn locally_applied(&self, write: &DocumentWrite) -> Result<Vec<Record>, StorageError> {
         let Some(base) = self.inner.store.base_copy(&write.path).await? else {
             return Ok(Vec::new());
         };
@@ -796,7 +792,7 @@ impl SyncDriver {
             document.fields.insert(field.clone(), value.clone());
         }
         Ok(Product::from_document(&document)
-            .map(|product| vec![EntityRecord::Product(product)])
+            .map(|product| vec![Record::Product(product)])
             .unwrap_or_default())
     }
 
@@ -814,7 +810,7 @@ impl SyncDriver {
     /// it. Every shop action ends here ([`crate::actions`]).
     pub async fn submit_unit(
         &self,
-        records: &[EntityRecord],
+        records: &[Record],
         audit: &[AuditEntry],
         unit: Unit,
     ) -> Result<(), StorageError> {
