@@ -1,6 +1,9 @@
 # Counterbook's two commands:
 #   make run   builds the PWA (release) and serves it from counterbook-server on
-#              http://127.0.0.1:8080, with its SQLite file under ./data;
+#              http://127.0.0.1:8080 with accounts (sign-in), its SQLite file under ./data; while
+#              no shop is set up it prints a one-time setup code for "Set up your shop";
+#   make demo  the same without accounts (--dev, like the Firestore emulator), data in
+#              ./demo-data;
 #   make test  runs every test: formatting and lints, native tests, browser tests on the real
 #              IndexedDB in headless Chromium, and the end-to-end tests.
 # Both install whatever is missing on a fresh Debian machine and skip what is already present at
@@ -13,6 +16,9 @@ WASM_BINDGEN_VERSION := 0.2.130
 TRUNK_VERSION := 0.21.14
 ADDR ?= 127.0.0.1:8080
 DATA ?= $(CURDIR)/data
+DEMO_DATA ?= $(CURDIR)/demo-data
+# The app's default project id.
+PROJECT ?= counterbook
 
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # wasm-bindgen-test-runner drives Debian's Chromium through chromedriver (options in webdriver.json).
@@ -20,13 +26,17 @@ export CHROMEDRIVER := /usr/bin/chromedriver
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT := 120
 
-.PHONY: run test build dist server lint test-native test-browser test-e2e \
+.PHONY: run demo test build dist server lint test-native test-browser test-e2e \
 	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime soak-server \
 	bench-counter size
 
 run: build
-	@echo "Counterbook on http://$(ADDR) (data in $(DATA))"
-	./target/release/counterbook-server serve --addr $(ADDR) --data $(DATA) --app dist --dev
+	@echo "Counterbook on http://$(ADDR) (data in $(DATA)); the setup code, if any, is printed below"
+	./target/release/counterbook-server serve --addr $(ADDR) --data $(DATA) --app dist --project $(PROJECT)
+
+demo: build
+	@echo "Counterbook demo on http://$(ADDR) without accounts (data in $(DEMO_DATA))"
+	./target/release/counterbook-server serve --addr $(ADDR) --data $(DEMO_DATA) --app dist --dev
 
 test: lint test-native test-browser test-e2e
 

@@ -452,7 +452,8 @@ async fn main() -> anyhow::Result<()> {
         )));
     }
 
-    // The honest shop: a commit and a read, one after the other.
+    // The honest shop: a commit and a read, one after the other (of `devices` documents, which
+    // a cashier may change again and again).
     let honest_task = {
         let (stop, tally) = (stop.clone(), tally.clone());
         tokio::spawn(async move {
@@ -460,7 +461,7 @@ async fn main() -> anyhow::Result<()> {
             while !stop.load(Ordering::Relaxed) {
                 sequence += 1;
                 let commit = json!({"writes": [{"update": {
-                    "name": format!("{DATABASE}/documents/shops/honest/products/p{}", sequence % 100),
+                    "name": format!("{DATABASE}/documents/shops/honest/devices/p{}", sequence % 100),
                     "fields": {"stock": {"integerValue": sequence.to_string()}}
                 }}]});
                 let (committed, _) = request(
@@ -475,7 +476,7 @@ async fn main() -> anyhow::Result<()> {
                     address,
                     "GET",
                     &format!(
-                        "/v1/{DATABASE}/documents/shops/honest/products/p{}",
+                        "/v1/{DATABASE}/documents/shops/honest/devices/p{}",
                         sequence % 100
                     ),
                     Some(&honest),

@@ -6,6 +6,8 @@
 //! - `tokens`: signed ID tokens (HS256, one hour) carrying the user's shop and role, and
 //!   refresh tokens stored hashed;
 //! - `accounts`: shops, users and refresh tokens in SQLite (also used by the admin CLI);
+//! - `setup`: the one-time setup code of a server that holds no shop yet, and claiming it;
+//! - `people`: the owner's endpoints for the shop's users (list, add, change role, disable);
 //! - `passwords`: Argon2id hashing; `password_checks`: the threads they run on;
 //! - `rate_limit`: growing delays per (email, client network), a budget per network;
 //! - `policy`: the access policy as pure functions, the twin of `firestore.rules`.
@@ -30,8 +32,10 @@
 pub mod accounts;
 pub mod password_checks;
 pub mod passwords;
+pub mod people;
 pub mod policy;
 pub mod rate_limit;
+pub mod setup;
 pub mod sign_in;
 pub mod tokens;
 
@@ -45,7 +49,7 @@ use counterbook_firestore_wire::DocumentName;
 
 use crate::aggregation::RunAggregationQueryRequest;
 use crate::api_call::ApiCall;
-use crate::commit::{AdmitEveryWrite, ProposedWrite, WriteAction, WriteJudge};
+use crate::commit::{AdmitEveryWrite, CommitOutcome, ProposedWrite, WriteAction, WriteJudge};
 use crate::error::ServerError;
 use crate::reads::{BatchGetRequest, RunQueryRequest};
 use crate::store::DatabaseId;
@@ -107,6 +111,8 @@ pub struct AuthConfig {
     /// server's own origin needs no entry.
     pub allowed_origins: Vec<String>,
     pub clock: Arc<dyn Clock>,
+    /// How long ID tokens live (`--token-lifetime-seconds`; an hour by default, as on Firebase).
+    pub id_token_lifetime_seconds: i64,
 }
 
 impl AuthConfig {
@@ -115,6 +121,7 @@ impl AuthConfig {
             project: project.into(),
             allowed_origins: Vec::new(),
             clock: Arc::new(SystemClock),
+            id_token_lifetime_seconds: tokens::ID_TOKEN_LIFETIME_SECONDS,
         }
     }
 }
@@ -126,6 +133,9 @@ pub struct AuthState {
     signer: TokenSigner,
     clock: Arc<dyn Clock>,
     rate_limiter: SignInRateLimiter,
+    /// Wrong setup codes are limited like wrong passwords, on their own budget.
+    setup_rate_limiter: SignInRateLimiter,
+    setup_code: setup::SetupCode,
     password_checks: PasswordCheckPool,
     allowed_origins: Vec<String>,
     /// Whether each recently seen user's account is enabled, and when that was read.
@@ -141,7 +151,11 @@ const MAX_CACHED_ACCOUNT_STATES: usize = 10_000;
 
 #[derive(Clone, Copy, Debug)]
 struct CachedAccountState {
+    /// The account exists and is enabled.
     enabled: bool,
+    /// The role the account has now; a token claiming another one is refused, so that a role
+    /// change takes effect as fast as disabling does (the client refreshes its token).
+    role: Option<policy::Role>,
     read_at: i64,
 }
 
@@ -156,12 +170,25 @@ impl AuthState {
         let secret = tokens::load_or_create_signing_secret(data_directory).map_err(|error| {
             ServerError::AuthSetup(format!("cannot read or create the signing key: {error}"))
         })?;
+        let holds_a_shop = accounts
+            .holds_a_shop()
+            .map_err(|error| ServerError::AuthSetup(error.to_string()))?;
         Ok(AuthState {
-            signer: TokenSigner::new(&config.project, &secret),
+            signer: TokenSigner::with_lifetime(
+                &config.project,
+                &secret,
+                config.id_token_lifetime_seconds,
+            ),
             project: config.project,
             accounts: Arc::new(accounts),
             clock: config.clock,
             rate_limiter: SignInRateLimiter::default(),
+            setup_rate_limiter: SignInRateLimiter::default(),
+            setup_code: if holds_a_shop {
+                setup::SetupCode::none()
+            } else {
+                setup::SetupCode::generate()
+            },
             password_checks: PasswordCheckPool::default(),
             allowed_origins: config.allowed_origins,
             account_states: std::sync::Mutex::new(HashMap::new()),
@@ -169,8 +196,8 @@ impl AuthState {
     }
 
     /// Refuses a principal whose account has been disabled or removed since its token was
-    /// issued (401 `UNAUTHENTICATED`; the SDK then tries to refresh the token, which fails with
-    /// `USER_DISABLED`). The flag is read from the accounts table at most every
+    /// issued, or whose role has changed (401 `UNAUTHENTICATED`; the SDK then tries to refresh
+    /// the token, which fails with `USER_DISABLED` or gives the new role). The flag is read from the accounts table at most every
     /// `ACCOUNT_STATE_CACHE_SECONDS` per user.
     pub fn check_account_enabled(&self, principal: &Principal) -> Result<(), ServerError> {
         let now = self.now();
@@ -181,16 +208,20 @@ impl AuthState {
             .get(&principal.user_id)
             .copied()
             .filter(|state| now - state.read_at < ACCOUNT_STATE_CACHE_SECONDS);
-        let enabled = match cached {
-            Some(state) => state.enabled,
+        let state = match cached {
+            Some(state) => state,
             None => {
-                let enabled = self
+                let user = self
                     .accounts
                     .find_user_by_id(&principal.user_id)
                     .map_err(|error| {
                         ServerError::Unavailable(format!("cannot read the account: {error}"))
-                    })?
-                    .is_some_and(|user| !user.disabled);
+                    })?;
+                let state = CachedAccountState {
+                    enabled: user.as_ref().is_some_and(|user| !user.disabled),
+                    role: user.map(|user| user.role),
+                    read_at: now,
+                };
                 let mut states = self
                     .account_states
                     .lock()
@@ -198,24 +229,44 @@ impl AuthState {
                 if states.len() >= MAX_CACHED_ACCOUNT_STATES {
                     states.clear();
                 }
-                states.insert(
-                    principal.user_id.clone(),
-                    CachedAccountState {
-                        enabled,
-                        read_at: now,
-                    },
-                );
-                enabled
+                states.insert(principal.user_id.clone(), state);
+                state
             }
         };
-        if enabled {
-            Ok(())
-        } else {
-            Err(ServerError::Unauthenticated(
+        if !state.enabled {
+            return Err(ServerError::Unauthenticated(
                 "Request had invalid authentication credentials: the user's account is disabled"
                     .into(),
-            ))
+            ));
         }
+        if state.role != Some(principal.role) {
+            return Err(ServerError::Unauthenticated(
+                "Request had invalid authentication credentials: the user's role has changed; \
+                 refresh the ID token"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets what is cached of a user's account, after the owner changed it, so that this
+    /// server sees the change at once (other processes, such as the admin CLI, within
+    /// `ACCOUNT_STATE_CACHE_SECONDS`).
+    pub fn forget_account_state(&self, user_id: &str) {
+        self.account_states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(user_id);
+    }
+
+    /// The setup code to print at start, while the server holds no shop.
+    pub fn pending_setup_code(&self) -> Option<String> {
+        self.setup_code.pending()
+    }
+
+    /// How long the ID tokens this server issues live, in seconds.
+    pub fn id_token_lifetime_seconds(&self) -> i64 {
+        self.signer.lifetime_seconds()
     }
 
     pub fn project(&self) -> &str {
@@ -315,7 +366,8 @@ fn owner_of(principal: &Principal) -> TransactionOwner {
 }
 
 /// Judges writes by `policy::check_write`, as Firestore's rules see them: `resource` is the
-/// document before the write, `request.resource` the one after it.
+/// document before the write, `request.resource` the one after it; and the commit's outcome
+/// by `policy::check_outcome`, each written document before and after the whole commit.
 struct PolicyWriteJudge {
     principal: Principal,
 }
@@ -338,8 +390,35 @@ impl WriteJudge for PolicyWriteJudge {
         policy::check_write(&self.principal, &write.document, effect).map_err(denied)
     }
 
+    fn judge_outcome(&self, outcome: &CommitOutcome<'_, '_>) -> Result<(), ServerError> {
+        for (name, before, after) in outcome.written() {
+            policy::check_outcome(
+                &self.principal,
+                name,
+                before.map(|document| &document.fields),
+                after.map(|document| &document.fields),
+                &OutcomeDocuments(outcome),
+            )?
+            .map_err(denied)?;
+        }
+        Ok(())
+    }
+
     fn transaction_owner(&self) -> Option<TransactionOwner> {
         Some(owner_of(&self.principal))
+    }
+}
+
+/// A commit's outcome as the policy reads other documents.
+struct OutcomeDocuments<'a, 'b, 't>(&'a CommitOutcome<'b, 't>);
+
+impl policy::CommitDocuments<ServerError> for OutcomeDocuments<'_, '_, '_> {
+    fn before(&self, name: &DocumentName) -> Result<Option<policy::Fields>, ServerError> {
+        Ok(self.0.before(name)?.map(|document| document.fields))
+    }
+
+    fn after(&self, name: &DocumentName) -> Result<Option<policy::Fields>, ServerError> {
+        Ok(self.0.after(name)?.map(|document| document.fields))
     }
 }
 

@@ -34,7 +34,10 @@
 //! is rejected the same way whatever the database holds. `apply_write` is pure too; `run_commit`,
 //! `run_patch` and `run_delete` touch the store, each inside one write transaction, where
 //! `apply_writes` asks a `WriteJudge` (authorization, from above) about every write on the
-//! documents before and after it at the commit's own time, before storing it.
+//! documents before and after it at the commit's own time, and then about the commit's outcome
+//! as a whole (`CommitOutcome`: every document it writes as it was before the commit and as
+//! the commit leaves it, and any other document before and after it, as Firestore's rules'
+//! `get` and `getAfter` see them), before storing anything.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -684,10 +687,56 @@ pub trait WriteJudge: Send + Sync {
     fn judge_precondition(&self, document: &DocumentName) -> Result<(), ServerError>;
     /// Whether this write may be stored.
     fn judge(&self, proposed: &ProposedWrite<'_>) -> Result<(), ServerError>;
+    /// Whether the commit may be stored as a whole, asked once after every write was judged
+    /// and before anything is stored.
+    fn judge_outcome(&self, _outcome: &CommitOutcome<'_, '_>) -> Result<(), ServerError> {
+        Ok(())
+    }
     /// The caller as the owner of transactions: a commit may close only a transaction that
     /// its caller opened (`None`: dev mode, no owners).
     fn transaction_owner(&self) -> Option<TransactionOwner> {
         None
+    }
+}
+
+/// What a commit is about to leave, for `WriteJudge::judge_outcome`: inside its own write
+/// transaction, before anything is stored.
+pub struct CommitOutcome<'a, 't> {
+    transaction: &'a WriteTransaction<'t>,
+    documents: &'a BTreeMap<&'a DocumentName, DocumentInCommit>,
+}
+
+impl CommitOutcome<'_, '_> {
+    /// Every document the commit writes: its name, the document before the commit and the one
+    /// the commit leaves (`None`: missing, or deleted).
+    pub fn written(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &DocumentName,
+            Option<&StoredDocument>,
+            Option<&StoredDocument>,
+        ),
+    > {
+        self.documents
+            .iter()
+            .map(|(name, document)| (*name, document.stored.as_ref(), document.current.as_ref()))
+    }
+
+    /// Any document as it was before the commit (the rules' `get` and `exists`).
+    pub fn before(&self, name: &DocumentName) -> Result<Option<StoredDocument>, ServerError> {
+        match self.documents.get(name) {
+            Some(document) => Ok(document.stored.clone()),
+            None => Ok(self.transaction.get_document(name)?),
+        }
+    }
+
+    /// Any document as the commit leaves it (the rules' `getAfter` and `existsAfter`).
+    pub fn after(&self, name: &DocumentName) -> Result<Option<StoredDocument>, ServerError> {
+        match self.documents.get(name) {
+            Some(document) => Ok(document.current.clone()),
+            None => Ok(self.transaction.get_document(name)?),
+        }
     }
 }
 
@@ -908,7 +957,7 @@ impl DocumentInCommit {
 /// deletes it reports no update time for either write.
 ///
 /// Each write is judged by `judge` on the document before and after it (as the earlier writes
-/// left it), before anything is stored; an error (a failed precondition, a refused write)
+/// left it), then the whole outcome once, before anything is stored; an error (a failed precondition, a refused write)
 /// fails the transaction, which then stores nothing.
 pub fn apply_writes(
     transaction: &WriteTransaction<'_>,
@@ -966,6 +1015,10 @@ pub fn apply_writes(
         }
         write_results.push(applied.result);
     }
+    judge.judge_outcome(&CommitOutcome {
+        transaction,
+        documents: &documents,
+    })?;
     let mut final_update_times = BTreeMap::new();
     for (name, document) in &documents {
         let update_time = match document.outcome(commit_time) {

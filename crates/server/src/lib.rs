@@ -201,10 +201,11 @@ impl AppState {
     }
 }
 
-/// The whole HTTP application: the Firestore REST API under `/v1`, the sign-in API, the PWA (or
-/// a note) everywhere else, the `/setup/ca` page when there is a local CA, request tracing,
-/// and CORS: any origin in dev mode, the configured origins otherwise (the server's own origin
-/// needs none).
+/// The whole HTTP application: the Firestore REST API under `/v1`, the sign-in API, first-run
+/// setup and the owner's people endpoints under `/counterbook/v1`, the PWA (or a note)
+/// everywhere else, the `/setup/ca` page when there is a local CA, request tracing, and CORS:
+/// any origin in dev mode, the configured origins otherwise (the server's own origin needs
+/// none).
 pub fn app(state: AppState) -> Router {
     let policy = static_files::ContentSecurityPolicy {
         sync_endpoints: state.sync_endpoints.to_vec(),
@@ -214,6 +215,8 @@ pub fn app(state: AppState) -> Router {
         .merge(listen::router())
         .merge(write_stream::router())
         .merge(auth::sign_in::router())
+        .merge(auth::setup::router())
+        .merge(auth::people::router())
         .merge(static_files::router(
             state.config.app_directory.clone(),
             &policy,

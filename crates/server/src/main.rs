@@ -62,6 +62,11 @@ enum Command {
         sync_endpoints: Vec<String>,
         #[command(flatten)]
         tls: TlsArgs,
+        /// How long the ID tokens this server issues live, in seconds (an hour, as on
+        /// Firebase); a few seconds lets tests see tokens expire.
+        #[arg(long, default_value_t = counterbook_server::auth::tokens::ID_TOKEN_LIFETIME_SECONDS,
+              value_parser = clap::value_parser!(i64).range(1..=86_400))]
+        token_lifetime_seconds: i64,
     },
     /// Manage shops.
     #[command(subcommand)]
@@ -191,6 +196,7 @@ fn main() -> ExitCode {
             allow_origins,
             sync_endpoints,
             tls,
+            token_lifetime_seconds,
         } => {
             if tls.http_addr.is_some() && !tls.enabled() {
                 eprintln!("counterbook-server: --http-addr redirects to HTTPS: it needs --tls");
@@ -208,6 +214,7 @@ fn main() -> ExitCode {
                     config,
                     AuthConfig {
                         allowed_origins: allow_origins,
+                        id_token_lifetime_seconds: token_lifetime_seconds,
                         ..AuthConfig::new(project)
                     },
                 ),
@@ -402,12 +409,24 @@ fn serve(addr: SocketAddr, state: AppState, tls: &TlsArgs) -> anyhow::Result<()>
             None => None,
         };
         match state.auth() {
-            Some(auth) => tracing::info!(
-                project = auth.project(),
-                allowed_origins = ?auth.allowed_origins(),
-                "authentication on: Firestore requests need an ID token from \
-                 /identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
-            ),
+            Some(auth) => {
+                tracing::info!(
+                    project = auth.project(),
+                    allowed_origins = ?auth.allowed_origins(),
+                    id_token_lifetime_seconds = auth.id_token_lifetime_seconds(),
+                    "authentication on: Firestore requests need an ID token from \
+                     /identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+                );
+                if let Some(code) = auth.pending_setup_code() {
+                    // On standard output, like the listening line: the shop's owner reads it
+                    // here (as Jupyter prints its token) and types it into "Set up your shop".
+                    let scheme = if tls.enabled() { "https" } else { "http" };
+                    println!(
+                        "{}{code} (open {scheme}://{bound}/ and choose \"Set up your shop\"; it works once)",
+                        counterbook_server::auth::setup::SETUP_CODE_LINE_PREFIX
+                    );
+                }
+            }
             None => tracing::warn!("dev mode: no authentication, every shop is open to anyone"),
         }
         // The connection layer gives the sign-in rate limiter the client's address.
@@ -430,7 +449,8 @@ fn serve(addr: SocketAddr, state: AppState, tls: &TlsArgs) -> anyhow::Result<()>
             }
         };
         let Some((tls_config, authority)) = tls_config else {
-            // Tests and scripts wait for this exact line to learn the port.
+            // Tests and scripts wait for this exact line to learn the port; the setup code, if
+            // any, was printed just before it.
             println!("counterbook-server listening on http://{bound}");
             return counterbook_server::connections::serve(listener, app(state), limits, stopped())
                 .await

@@ -4,7 +4,11 @@
 //! outside `shops/`; getting, listing, batchGet alone and along a document of `s1`, querying,
 //! counting, creating, renaming and repricing by commit and by REST `PATCH`, soft-deleting,
 //! hard-deleting by commit and by REST `DELETE`, managing users, renaming in a transaction,
-//! verifying a missing document)
+//! verifying a missing document; and each role's part of the work: selling from stock, stock
+//! down outside a sale or naming an old bill, receiving and adjusting stock, voiding a bill,
+//! refunding, taking and confirming payments, writing settings, credit within and over a
+//! customer's limit, changing the limit, adding a customer, audit entries with and without an
+//! approval, approving for someone else, editing and deleting an audit entry)
 //! runs against
 //! (a) Google's Firestore emulator enforcing `firestore.rules` from the repository root, with
 //!     the unsigned mock ID tokens the Firebase emulators accept (as the Firebase JS SDK's
@@ -128,7 +132,67 @@ enum Operation {
     /// A commit verifying that a document next to the product, which does not exist, exists:
     /// the precondition fails where the document may be read, and must tell nothing elsewhere.
     VerifyMissing,
+    // Each role's part of the work (issue 10). Stock travels as increments, as the app sends it.
+    /// A sale: a `final` bill created, and the product's stock down with `lastBill` naming it.
+    SellFromStock,
+    /// The product's stock down alone.
+    StockDownOutsideSale,
+    /// The stock down naming a bill that existed before the commit.
+    StockDownNamingOldBill,
+    /// Stock up with a `receive` stock move.
+    ReceiveStock,
+    /// Stock down with an `adjust` stock move (a reason, as the app sends it).
+    AdjustStock,
+    /// An existing `final` bill's status set to `void`.
+    VoidBill,
+    /// A payment of a negative amount.
+    Refund,
+    TakePayment,
+    /// An unconfirmed UPI payment's `confirmed` set to true.
+    ConfirmUpi,
+    /// A document of `settings` written.
+    WriteSettings,
+    /// A customer's balance raised by a credit sale, staying within the limit.
+    CreditWithinLimit,
+    /// The same, past the limit (an override).
+    CreditOverLimit,
+    /// A customer's `creditLimit` changed.
+    SetCreditLimit,
+    CreateCustomer,
+    AuditEntry,
+    /// An audit entry whose `approvedBy` is the writer's own uid (an approval).
+    AuditApprovedBySelf,
+    /// An audit entry whose `approvedBy` is someone else.
+    AuditApprovedByOther,
+    /// An existing audit entry changed.
+    EditAuditEntry,
+    /// An existing audit entry deleted.
+    DeleteAuditEntry,
 }
+
+/// The operations of each role's part of the work, run for every who on their own shop and
+/// another one.
+const ROLE_OPERATIONS: [Operation; 19] = [
+    Operation::SellFromStock,
+    Operation::StockDownOutsideSale,
+    Operation::StockDownNamingOldBill,
+    Operation::ReceiveStock,
+    Operation::AdjustStock,
+    Operation::VoidBill,
+    Operation::Refund,
+    Operation::TakePayment,
+    Operation::ConfirmUpi,
+    Operation::WriteSettings,
+    Operation::CreditWithinLimit,
+    Operation::CreditOverLimit,
+    Operation::SetCreditLimit,
+    Operation::CreateCustomer,
+    Operation::AuditEntry,
+    Operation::AuditApprovedBySelf,
+    Operation::AuditApprovedByOther,
+    Operation::EditAuditEntry,
+    Operation::DeleteAuditEntry,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -152,10 +216,34 @@ fn expected_outcome(who: Who, target: Target, operation: Operation) -> Outcome {
     let allowed = match (who, target) {
         (Who::NoToken, _) | (_, Target::OtherShop | Target::OutsideShops) => false,
         (_, Target::OwnShop) => match operation {
-            Get | Query | List | BatchGet | BatchGetAlongOwnShop | Count | CreateProduct
-            | RenameProduct | PatchName | RenameInTransaction => true,
-            ChangePrice | PatchPrice | SoftDelete | HardDelete | RestDelete => who != Who::Cashier,
-            WriteUserDocument => who == Who::Owner,
+            // Everyone in the shop reads, sells, takes payments, receives stock, adds
+            // customers and writes audit entries.
+            Get | Query | List | BatchGet | BatchGetAlongOwnShop | Count | SellFromStock
+            | ReceiveStock | TakePayment | ConfirmUpi | CreditWithinLimit | CreateCustomer
+            | AuditEntry => true,
+            // Managers also change the catalogue, prices and stock, void, refund, override
+            // credit limits, delete, and approve.
+            CreateProduct
+            | RenameProduct
+            | PatchName
+            | RenameInTransaction
+            | ChangePrice
+            | PatchPrice
+            | SoftDelete
+            | HardDelete
+            | RestDelete
+            | StockDownOutsideSale
+            | StockDownNamingOldBill
+            | AdjustStock
+            | VoidBill
+            | Refund
+            | CreditOverLimit
+            | SetCreditLimit
+            | AuditApprovedBySelf => who != Who::Cashier,
+            // Owners also manage people and settings.
+            WriteUserDocument | WriteSettings => who == Who::Owner,
+            // Nobody approves for someone else, or rewrites the audit trail.
+            AuditApprovedByOther | EditAuditEntry | DeleteAuditEntry => false,
             VerifyMissing => return Outcome::NotFound,
         },
     };
@@ -198,7 +286,10 @@ fn table() -> Vec<Case> {
                 WriteUserDocument,
                 RenameInTransaction,
                 VerifyMissing,
-            ] {
+            ]
+            .into_iter()
+            .chain(ROLE_OPERATIONS)
+            {
                 add(who, target, operation);
             }
         }
@@ -227,6 +318,8 @@ struct Backend {
     base_url: String,
     /// Tokens of owner, manager, cashier of `s1`.
     tokens: [String; 3],
+    /// Their user ids (the tokens' `sub`, the rules' `request.auth.uid`).
+    user_ids: [String; 3],
     /// A token that may write `shops/{shop}` for seeding, by shop.
     seeding_token: Box<dyn Fn(&str) -> String>,
 }
@@ -237,6 +330,24 @@ impl Backend {
             "{}/v1/projects/{PROJECT}/databases/(default)/documents",
             self.base_url
         )
+    }
+
+    fn user_id(&self, who: Who) -> &str {
+        match who {
+            Who::Owner => &self.user_ids[0],
+            Who::Manager => &self.user_ids[1],
+            Who::Cashier | Who::NoToken => &self.user_ids[2],
+        }
+    }
+
+    /// Writes `writes` with the seeding token of `shop` and asserts it worked.
+    fn seed(&self, shop: &str, case: &Case, writes: Value) {
+        let (status, body) = self.commit(Some(&(self.seeding_token)(shop)), writes);
+        assert_eq!(
+            status, 200,
+            "{}: seeding case {}: {body}",
+            self.name, case.number
+        );
     }
 
     fn token(&self, who: Who) -> Option<&str> {
@@ -390,6 +501,154 @@ impl Backend {
                 json!([{"verify": name(&format!("{product}-absent")),
                         "currentDocument": {"exists": true}}]),
             ),
+            Operation::SellFromStock
+            | Operation::StockDownOutsideSale
+            | Operation::StockDownNamingOldBill
+            | Operation::ReceiveStock
+            | Operation::AdjustStock => {
+                let bill = format!("{collection_parent}/bills/{id}-bill");
+                if case.operation == Operation::StockDownNamingOldBill {
+                    self.seed(
+                        shop,
+                        case,
+                        json!([{"update": {"name": name(&bill), "fields": {
+                            "status": {"stringValue": "final"}}}}]),
+                    );
+                }
+                let (delta, last_bill) = match case.operation {
+                    Operation::SellFromStock | Operation::StockDownNamingOldBill => (-1, true),
+                    Operation::ReceiveStock => (5, false),
+                    _ => (-2, false),
+                };
+                let mut fields = json!({});
+                let mut mask = json!([]);
+                if last_bill {
+                    fields = json!({"lastBill": {"stringValue": format!("{id}-bill")}});
+                    mask = json!(["lastBill"]);
+                }
+                let mut writes = vec![json!({
+                    "update": {"name": name(&product), "fields": fields},
+                    "updateMask": {"fieldPaths": mask},
+                    "updateTransforms": [{"fieldPath": "stock", "increment": {"integerValue": delta.to_string()}}],
+                })];
+                let stock_move = |kind: &str, reason: Value| {
+                    json!({"update": {"name": name(&format!("{collection_parent}/stockMoves/{id}-move")),
+                        "fields": {"productId": {"stringValue": id}, "kind": {"stringValue": kind},
+                                   "quantity": {"integerValue": delta.to_string()}, "reason": reason}}})
+                };
+                match case.operation {
+                    Operation::SellFromStock => {
+                        writes.insert(0, json!({"update": {"name": name(&bill), "fields": {
+                            "status": {"stringValue": "final"}, "total": {"integerValue": "1500"}}}}));
+                        writes.push(stock_move("sale", json!({"nullValue": null})));
+                    }
+                    Operation::ReceiveStock => writes.push(stock_move("receive", json!({"nullValue": null}))),
+                    Operation::AdjustStock => writes.push(stock_move("adjust", json!({"stringValue": "broken"}))),
+                    _ => {}
+                }
+                self.commit(token, Value::Array(writes))
+            }
+            Operation::VoidBill => {
+                let bill = format!("{collection_parent}/bills/{id}");
+                self.seed(
+                    shop,
+                    case,
+                    json!([{"update": {"name": name(&bill), "fields": {
+                        "status": {"stringValue": "final"}, "total": {"integerValue": "1500"}}}}]),
+                );
+                self.commit(
+                    token,
+                    json!([{"update": {"name": name(&bill), "fields": {"status": {"stringValue": "void"}}},
+                            "updateMask": {"fieldPaths": ["status"]}}]),
+                )
+            }
+            Operation::Refund | Operation::TakePayment => {
+                let amount = if case.operation == Operation::Refund { "-500" } else { "500" };
+                self.commit(
+                    token,
+                    json!([{"update": {"name": name(&format!("{collection_parent}/payments/{id}")), "fields": {
+                        "method": {"stringValue": "cash"}, "amount": {"integerValue": amount}}}}]),
+                )
+            }
+            Operation::ConfirmUpi => {
+                let payment = format!("{collection_parent}/payments/{id}");
+                self.seed(
+                    shop,
+                    case,
+                    json!([{"update": {"name": name(&payment), "fields": {
+                        "method": {"stringValue": "upi"}, "amount": {"integerValue": "500"},
+                        "confirmed": {"booleanValue": false}}}}]),
+                );
+                self.commit(
+                    token,
+                    json!([{"update": {"name": name(&payment), "fields": {"confirmed": {"booleanValue": true}}},
+                            "updateMask": {"fieldPaths": ["confirmed"]}}]),
+                )
+            }
+            Operation::WriteSettings => self.commit(
+                token,
+                json!([{"update": {"name": name(&format!("{collection_parent}/settings/{id}")), "fields": {
+                    "shopName": {"stringValue": "Kirana"}, "currency": {"stringValue": "INR"}}}}]),
+            ),
+            Operation::CreditWithinLimit | Operation::CreditOverLimit | Operation::SetCreditLimit => {
+                let customer = format!("{collection_parent}/customers/{id}");
+                self.seed(
+                    shop,
+                    case,
+                    json!([{"update": {"name": name(&customer), "fields": {
+                        "name": {"stringValue": "Asha"}, "creditLimit": {"integerValue": "1000"},
+                        "creditBalance": {"integerValue": "500"}}}}]),
+                );
+                let write = match case.operation {
+                    Operation::SetCreditLimit => json!({
+                        "update": {"name": name(&customer), "fields": {"creditLimit": {"integerValue": "5000"}}},
+                        "updateMask": {"fieldPaths": ["creditLimit"]}}),
+                    _ => {
+                        let delta = if case.operation == Operation::CreditOverLimit { "600" } else { "200" };
+                        json!({"update": {"name": name(&customer), "fields": {}},
+                               "updateMask": {"fieldPaths": []},
+                               "updateTransforms": [{"fieldPath": "creditBalance", "increment": {"integerValue": delta}}]})
+                    }
+                };
+                self.commit(token, json!([write]))
+            }
+            Operation::CreateCustomer => self.commit(
+                token,
+                json!([{"update": {"name": name(&format!("{collection_parent}/customers/{id}")), "fields": {
+                    "name": {"stringValue": "Ravi"}, "phone": {"stringValue": "98765 43210"},
+                    "creditLimit": {"nullValue": null}}}}]),
+            ),
+            Operation::AuditEntry | Operation::AuditApprovedBySelf | Operation::AuditApprovedByOther => {
+                let approved_by = match case.operation {
+                    Operation::AuditEntry => json!({"nullValue": null}),
+                    Operation::AuditApprovedBySelf => json!({"stringValue": self.user_id(case.who)}),
+                    _ => json!({"stringValue": "someone-else"}),
+                };
+                self.commit(
+                    token,
+                    json!([{"update": {"name": name(&format!("{collection_parent}/audit/{id}")), "fields": {
+                        "action": {"stringValue": "bill.void"}, "cashier": {"stringValue": "asha"},
+                        "approvedBy": approved_by, "deleted": {"booleanValue": false}}}}]),
+                )
+            }
+            Operation::EditAuditEntry | Operation::DeleteAuditEntry => {
+                let entry = format!("{collection_parent}/audit/{id}");
+                self.seed(
+                    shop,
+                    case,
+                    json!([{"update": {"name": name(&entry), "fields": {
+                        "action": {"stringValue": "bill.finalize"}, "deleted": {"booleanValue": false}}}}]),
+                );
+                if case.operation == Operation::DeleteAuditEntry {
+                    self.commit(token, json!([{"delete": name(&entry)}]))
+                } else {
+                    self.commit(
+                        token,
+                        json!([{"update": {"name": name(&entry), "fields": {"action": {"stringValue": "nothing"}}},
+                                "updateMask": {"fieldPaths": ["action"]}}]),
+                    )
+                }
+            }
             Operation::WriteUserDocument => self.commit(
                 token,
                 json!([{"update": {"name": name(&format!("{collection_parent}/users/{id}")),
@@ -464,13 +723,15 @@ fn emulator_backend() -> (ProcessGroup, Backend) {
         base_url: format!("http://127.0.0.1:{port}"),
         tokens: ["owner", "manager", "cashier"]
             .map(|role| mock_user_token(&format!("{role}-1"), "s1", role)),
+        user_ids: ["owner", "manager", "cashier"].map(|role| format!("{role}-1")),
         // The emulator's admin credential, which bypasses the rules: only for seeding.
         seeding_token: Box::new(|_shop| "owner".to_owned()),
     };
     (group, backend)
 }
 
-fn sign_in(base_url: &str, email: &str) -> String {
+/// Signs in; the ID token and the user id.
+fn sign_in(base_url: &str, email: &str) -> (String, String) {
     let (status, body) = call(
         "POST",
         &format!(
@@ -480,7 +741,10 @@ fn sign_in(base_url: &str, email: &str) -> String {
         Some(&json!({"email": email, "password": PASSWORD, "returnSecureToken": true})),
     );
     assert_eq!(status, 200, "sign in {email}: {body}");
-    body["idToken"].as_str().unwrap().to_owned()
+    (
+        body["idToken"].as_str().unwrap().to_owned(),
+        body["localId"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
@@ -513,14 +777,17 @@ fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
     }
     let server = RunningServer::start(data, &["--project", PROJECT]);
     let base_url = server.base_url.clone();
-    let tokens =
+    let signed_in =
         ["owner", "manager", "cashier"].map(|role| sign_in(&base_url, &format!("{role}@s1.test")));
+    let tokens = signed_in.clone().map(|(token, _)| token);
+    let user_ids = signed_in.map(|(_, user_id)| user_id);
     let owner_of_s1 = tokens[0].clone();
-    let owner_of_s2 = sign_in(&base_url, "owner@s2.test");
+    let (owner_of_s2, _) = sign_in(&base_url, "owner@s2.test");
     let backend = Backend {
         name: "counterbook-server",
         base_url,
         tokens,
+        user_ids,
         seeding_token: Box::new(move |shop| match shop {
             "s1" => owner_of_s1.clone(),
             _ => owner_of_s2.clone(),

@@ -86,6 +86,7 @@ impl AuthServer {
             project: PROJECT.into(),
             allowed_origins,
             clock: clock.clone(),
+            ..AuthConfig::new(PROJECT)
         };
         let state = match store_clock {
             None => AppState::open_authenticated(config, auth_config),
@@ -614,9 +615,34 @@ async fn each_role_writes_what_it_may_and_nothing_outside_its_shop() {
         .await;
     assert_eq!(seed.status, StatusCode::OK, "{}", seed.body);
 
-    // Cashiers sell: they create bills and products, change names and stock...
+    // Cashiers sell and receive stock: they create bills, take stock down in a sale (the
+    // product's `lastBill` names the bill the same commit creates) and up when receiving...
+    let sold_p1 = json!({"update": {"name": format!("{ROOT}/{}", product("p1")),
+                                    "fields": {"lastBill": {"stringValue": "b3"}}},
+                         "updateMask": {"fieldPaths": ["lastBill"]},
+                         "updateTransforms": [{"fieldPath": "stock", "increment": int(-1)}]});
+    for writes in [
+        json!([set("shops/s1/bills/b1", json!({"total": int(1500)}))]),
+        // A whole-document write that keeps every field but stock only receives stock.
+        json!([set(
+            &product("p2"),
+            json!({"name": {"stringValue": "Rusk"}, "price": int(900), "stock": int(4)}),
+        )]),
+        json!([
+            set(
+                "shops/s1/bills/b3",
+                json!({"status": {"stringValue": "final"}})
+            ),
+            sold_p1.clone(),
+        ]),
+    ] {
+        let reply = server.commit(Some(&cashier), writes.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{writes}: {}", reply.body);
+    }
+    // ...but add no product, change nothing else of one, take no stock down outside a sale
+    // (not even naming a bill that exists already), change no price, and neither soft-delete
+    // nor delete.
     for write in [
-        set("shops/s1/bills/b1", json!({"total": int(1500)})),
         set(
             &product("p3"),
             json!({"name": {"stringValue": "Tea"}, "price": int(100)}),
@@ -625,20 +651,10 @@ async fn each_role_writes_what_it_may_and_nothing_outside_its_shop() {
             &product("p1"),
             json!({"name": {"stringValue": "Masala chai"}}),
         ),
-        // A whole-document write that keeps the price is not a price change.
-        set(
-            &product("p2"),
-            json!({"name": {"stringValue": "Rusk"}, "price": int(900), "stock": int(4)}),
-        ),
         json!({"update": {"name": format!("{ROOT}/{}", product("p1")), "fields": {}},
                "updateMask": {"fieldPaths": []},
                "updateTransforms": [{"fieldPath": "stock", "increment": int(-1)}]}),
-    ] {
-        let reply = server.commit(Some(&cashier), json!([write])).await;
-        assert_eq!(reply.status, StatusCode::OK, "{write}: {}", reply.body);
-    }
-    // ...but do not change prices, soft-delete or delete.
-    for write in [
+        sold_p1,
         patch(&product("p1"), json!({"price": int(1)})),
         set(&product("p2"), json!({"name": {"stringValue": "Rusk"}})),
         json!({"update": {"name": format!("{ROOT}/{}", product("p1")), "fields": {}},
@@ -1102,18 +1118,29 @@ async fn rest_patch_and_delete_are_judged_like_the_commits_they_stand_for() {
     };
 
     let renamed = rest_patch(
-        &cashier,
+        &manager,
         "p1?updateMask.fieldPaths=name",
         json!({"name": {"stringValue": "Masala chai"}}),
     )
     .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
     assert_eq!(renamed.body["fields"]["price"], int(1500));
-    // A cashier creates products with a price, but changes no existing price, whether the
-    // PATCH masks the price or replaces the whole document (dropping the price).
-    let created = rest_patch(&cashier, "p2", json!({"price": int(10)})).await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    // A cashier's PATCH is judged like their commit: it receives stock, but creates no
+    // product, renames none and changes no price, whether the PATCH masks the price or
+    // replaces the whole document (dropping the price).
+    let received = rest_patch(
+        &cashier,
+        "p1?updateMask.fieldPaths=stock",
+        json!({"stock": int(12)}),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{}", received.body);
     for (query, fields) in [
+        ("p2", json!({"price": int(10)})),
+        (
+            "p1?updateMask.fieldPaths=name",
+            json!({"name": {"stringValue": "Chai"}}),
+        ),
         ("p1?updateMask.fieldPaths=price", json!({"price": int(1)})),
         (
             "p1?updateMask.fieldPaths=price&currentDocument.exists=true",

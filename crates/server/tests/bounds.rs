@@ -202,12 +202,17 @@ fn listen_form(token: Option<&str>, requests: &[Value]) -> String {
 
 /// A Listen target on a shop's products.
 fn products_target(shop: &str, target_id: i64) -> Value {
+    collection_target(shop, "products", target_id)
+}
+
+/// A Listen target on one of a shop's collections.
+fn collection_target(shop: &str, collection: &str, target_id: i64) -> Value {
     json!({
         "database": DATABASE,
         "addTarget": {
             "query": {
                 "parent": format!("{DATABASE}/documents/shops/{shop}"),
-                "structuredQuery": {"from": [{"collectionId": "products"}]}
+                "structuredQuery": {"from": [{"collectionId": collection}]}
             },
             "targetId": target_id
         }
@@ -521,7 +526,8 @@ async fn unacknowledged_listen_output_stays_within_one_budget_for_all_sessions()
     let writes: Vec<Value> = (0..4)
         .map(|index| {
             json!({"update": {
-                "name": format!("{DATABASE}/documents/shops/s1/products/big{index}"),
+                // Bills: the documents a cashier writes (they add no products).
+                "name": format!("{DATABASE}/documents/shops/s1/bills/big{index}"),
                 "fields": {"name": {"stringValue": "x".repeat(100_000)}}
             }})
         })
@@ -533,7 +539,10 @@ async fn unacknowledged_listen_output_stays_within_one_budget_for_all_sessions()
     let mut sessions = Vec::new();
     for target_id in 1..=3 {
         let (status, session) = server
-            .open_listen(Some(&cashier), &[products_target("s1", target_id)])
+            .open_listen(
+                Some(&cashier),
+                &[collection_target("s1", "bills", target_id)],
+            )
             .await;
         assert_eq!(status, 200, "{session}");
         let seen = server
@@ -571,22 +580,18 @@ async fn unacknowledged_listen_output_stays_within_one_budget_for_all_sessions()
         .commit(
             &other_shop,
             json!([{"update": {
-                "name": format!("{DATABASE}/documents/shops/s2/products/tea"),
+                "name": format!("{DATABASE}/documents/shops/s2/bills/tea"),
                 "fields": {"name": {"stringValue": "tea"}}
             }}]),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, session) = server
-        .open_listen(Some(&other_shop), &[products_target("s2", 9)])
+        .open_listen(Some(&other_shop), &[collection_target("s2", "bills", 9)])
         .await;
     assert_eq!(status, 200, "{session}");
     let seen = server
-        .back_channel_until(
-            &session,
-            &["shops/s2/products/tea"],
-            Duration::from_secs(10),
-        )
+        .back_channel_until(&session, &["shops/s2/bills/tea"], Duration::from_secs(10))
         .await;
     assert!(seen.is_some(), "the other shop's snapshot");
     assert!(server.state.channels().unacknowledged_bytes_total() <= BUDGET);
@@ -739,7 +744,7 @@ async fn a_document_past_forty_thousand_index_entries_is_refused_as_firestore_re
         .commit(
             &cashier,
             json!([{"update": {
-                "name": format!("{DATABASE}/documents/shops/s1/products/wide"),
+                "name": format!("{DATABASE}/documents/shops/s1/bills/wide"),
                 "fields": wide
             }}]),
         )
@@ -747,7 +752,7 @@ async fn a_document_past_forty_thousand_index_entries_is_refused_as_firestore_re
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("INVALID_ARGUMENT"), "{body}");
     assert!(
-        body.contains("too many index entries for entity /shops/s1/products/wide"),
+        body.contains("too many index entries for entity /shops/s1/bills/wide"),
         "{body}"
     );
     eprintln!("a 60,000-field document refused in {:?}", started.elapsed());
@@ -757,7 +762,7 @@ async fn a_document_past_forty_thousand_index_entries_is_refused_as_firestore_re
         .commit(
             &cashier,
             json!([{"update": {
-                "name": format!("{DATABASE}/documents/shops/s1/products/narrow"),
+                "name": format!("{DATABASE}/documents/shops/s1/bills/narrow"),
                 "fields": {"name": {"stringValue": "tea"}}
             }}]),
         )

@@ -142,6 +142,25 @@ fn increment(path: String, field: &str, delta: i64) -> DocumentWrite {
     DocumentWrite::increment(path, BTreeMap::from([(field.to_owned(), delta)]))
 }
 
+/// The product field naming the bill of its last sale. A cashier's token may take stock down
+/// only in a sale: the server's policy and `firestore.rules` allow the decrease when this
+/// names a bill that the same commit creates as `final` (crates/server/README.md, Roles).
+pub const LAST_BILL_FIELD: &str = "lastBill";
+
+/// A sale's stock decrement of one product: −`quantity` as an increment, with `lastBill`.
+fn sold_stock(path: String, bill_id: &str, quantity: i64) -> DocumentWrite {
+    let mut write = DocumentWrite::patch(
+        path,
+        BTreeMap::from([(
+            LAST_BILL_FIELD.to_owned(),
+            Value::String(bill_id.to_owned()),
+        )]),
+        None,
+    );
+    write.increments.insert(STOCK_FIELD.to_owned(), -quantity);
+    write
+}
+
 /// A sale as the counter has it when the cashier presses "Complete sale".
 #[derive(Clone, Copy, Debug)]
 pub struct Sale<'a> {
@@ -251,10 +270,10 @@ pub fn complete_sale(
     )];
     let mut records = vec![Record::Bill(bill.clone())];
     for (product_id, quantity) in &sold {
-        writes.push(increment(
+        writes.push(sold_stock(
             crate::product::product_path(shop, product_id),
-            STOCK_FIELD,
-            -quantity,
+            &bill_id,
+            *quantity,
         ));
         let stock_move = StockMove {
             id: new_id(),
@@ -831,7 +850,14 @@ mod tests {
             unit.writes[1].increments,
             BTreeMap::from([("stock".into(), -3)])
         );
-        assert_eq!(unit.writes[1].mask, Some(Vec::new()));
+        // Each stock decrement names the bill (a cashier's stock goes down only in a sale)
+        // and sets nothing else.
+        assert_eq!(unit.writes[1].mask, Some(vec!["lastBill".to_owned()]));
+        assert_eq!(
+            unit.writes[1].fields,
+            BTreeMap::from([("lastBill".into(), Value::String("id-2".into()))])
+        );
+        assert_eq!(unit.writes[1].base, None);
         assert_eq!(
             unit.writes[3].increments,
             BTreeMap::from([("stock".into(), -1)])

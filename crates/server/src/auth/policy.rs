@@ -10,6 +10,21 @@
 //! - Cashiers do not delete: no hard delete, and no soft delete (a write leaving `deleted: true`
 //!   on a document that was not deleted, or creating one that is).
 //! - Cashiers do not change the price of an existing product (`shops/{shop}/products/{id}`).
+//! - Each role's part of the shop's work (`check_outcome`), judged on each document a commit
+//!   writes as it was before the commit and as the commit leaves it, as the rules see
+//!   `resource` and `request.resource`, with the rules' `get`/`getAfter` of other documents:
+//!   - everyone: audit entries (`audit`) are append-only (after creation only the sync
+//!     metadata changes; none is deleted), and an entry's `approvedBy`, when set, is the
+//!     writer's own user id: a manager approves with their own token;
+//!   - managers and cashiers: shop settings (`settings`) are the owner's;
+//!   - cashiers sell, take payments and receive stock, and nothing else of the catalogue or
+//!     the books: they add no product and change no product field but `stock` (and
+//!     `lastBill`); stock goes down only in a sale (the product's `lastBill` names a bill this
+//!     very commit creates as `final`); their stock moves are `sale`s or `receive`s of a
+//!     positive quantity, never changed later; their bills are never created `void` nor changed
+//!     later; their payments are never negative (a refund) nor changed later but to confirm
+//!     them; they neither set nor change a customer's `creditLimit` and never leave a
+//!     customer's raised `creditBalance` above it; they never write `approvedBy`.
 //! - Queries (and lists and aggregations, which are queries too) are allowed only under the
 //!   user's shop, and never across collection groups (`allDescendants`), which Firestore's rules
 //!   cannot prove to stay inside one shop.
@@ -29,6 +44,20 @@ const USERS_COLLECTION: &str = "users";
 const PRODUCTS_COLLECTION: &str = "products";
 const PRICE_FIELD: &str = "price";
 const SOFT_DELETE_FIELD: &str = "deleted";
+const SETTINGS_COLLECTION: &str = "settings";
+const AUDIT_COLLECTION: &str = "audit";
+const BILLS_COLLECTION: &str = "bills";
+const PAYMENTS_COLLECTION: &str = "payments";
+const STOCK_MOVES_COLLECTION: &str = "stockMoves";
+const CUSTOMERS_COLLECTION: &str = "customers";
+/// The sync engine's metadata, written with every document (DESIGN.md section 3).
+const SYNC_METADATA_FIELDS: [&str; 3] = ["updatedAt", "updatedBy", "lastOp"];
+const STOCK_FIELD: &str = "stock";
+/// A product's last sale: the bill that a cashier's stock decrease belongs to.
+const LAST_BILL_FIELD: &str = "lastBill";
+const APPROVED_BY_FIELD: &str = "approvedBy";
+const CREDIT_LIMIT_FIELD: &str = "creditLimit";
+const CREDIT_BALANCE_FIELD: &str = "creditBalance";
 
 /// What a user does in their shop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +116,23 @@ pub enum Denial {
     DeleteNotAllowed { role: Role, document: String },
     #[error("Missing or insufficient permissions: a {role} cannot change the price of {document}")]
     PriceChangeNotAllowed { role: Role, document: String },
+    /// A write outside the role's part of the work (`check_outcome`); `what` says which.
+    #[error("Missing or insufficient permissions: a {role} cannot {what} ({document})")]
+    NotTheRolesWork {
+        role: Role,
+        what: &'static str,
+        document: String,
+    },
+}
+
+/// The fields of a document, as the policy reads them.
+pub type Fields = BTreeMap<String, Value>;
+
+/// Other documents as the commit being judged sees them: before it (the rules' `get`) and as
+/// it leaves them (`getAfter`). `E` is the storage's error.
+pub trait CommitDocuments<E> {
+    fn before(&self, name: &DocumentName) -> Result<Option<Fields>, E>;
+    fn after(&self, name: &DocumentName) -> Result<Option<Fields>, E>;
 }
 
 /// What one write does, as the policy sees it.
@@ -217,6 +263,210 @@ pub fn check_write(
             Ok(())
         }
     }
+}
+
+/// One document of a commit, judged on the role's part of the shop's work: `before` is the
+/// document before the whole commit, `after` what the commit leaves (`None`: missing or
+/// deleted); `others` reads any other document before and after the commit. The outer
+/// `Result` is the storage's; the inner one the policy's answer. Documents outside the
+/// principal's shop, the shop document, users and nested documents are left to `check_write`.
+pub fn check_outcome<E>(
+    principal: &Principal,
+    name: &DocumentName,
+    before: Option<&Fields>,
+    after: Option<&Fields>,
+    others: &dyn CommitDocuments<E>,
+) -> Result<Result<(), Denial>, E> {
+    let Some(Place::InCollection {
+        collection,
+        nested: false,
+    }) = place_in_shop(principal, name)
+    else {
+        return Ok(Ok(()));
+    };
+    let role = principal.role;
+    let refuse = |what: &'static str| {
+        Err(Denial::NotTheRolesWork {
+            role,
+            what,
+            document: name.relative_path(),
+        })
+    };
+    if collection == AUDIT_COLLECTION {
+        let Some(after) = after else {
+            return Ok(refuse("delete an audit entry"));
+        };
+        if let Some(before) = before {
+            if !only_changed(before, after, &[]) {
+                return Ok(refuse("change an audit entry"));
+            }
+        }
+        match (role, after.get(APPROVED_BY_FIELD)) {
+            (_, None | Some(Value::Null)) => {}
+            (Role::Cashier, Some(_)) => return Ok(refuse("approve")),
+            (_, Some(Value::String(approver))) if *approver == principal.user_id => {}
+            (_, Some(_)) => return Ok(refuse("record another person's approval")),
+        }
+        return Ok(Ok(()));
+    }
+    if role == Role::Owner {
+        return Ok(Ok(()));
+    }
+    if collection == SETTINGS_COLLECTION {
+        return Ok(Err(Denial::OwnerOnly {
+            document: name.relative_path(),
+        }));
+    }
+    if role == Role::Manager {
+        return Ok(Ok(()));
+    }
+    // A cashier. Deleting is `check_write`'s business.
+    let Some(after) = after else {
+        return Ok(Ok(()));
+    };
+    let outcome = match collection {
+        PRODUCTS_COLLECTION => match before {
+            None => refuse("add a product"),
+            Some(before) if !only_changed(before, after, &[STOCK_FIELD, LAST_BILL_FIELD]) => {
+                refuse("change a product other than its stock")
+            }
+            Some(before) if !at_least(after.get(STOCK_FIELD), before.get(STOCK_FIELD)) => {
+                if sold_in_this_commit(name, after, others)? {
+                    Ok(())
+                } else {
+                    refuse("take stock down outside a sale")
+                }
+            }
+            Some(_) => Ok(()),
+        },
+        STOCK_MOVES_COLLECTION => {
+            let kind = after.get("kind");
+            let positive =
+                matches!(number(after.get("quantity")), Some(quantity) if quantity > 0.0);
+            if before.is_some_and(|before| !only_changed(before, after, &[])) {
+                refuse("change a stock move")
+            } else if is_text(kind, "sale") || (is_text(kind, "receive") && positive) {
+                Ok(())
+            } else {
+                refuse("adjust stock")
+            }
+        }
+        BILLS_COLLECTION => match before {
+            None if is_text(after.get("status"), "void") => refuse("void a bill"),
+            None => Ok(()),
+            Some(before) if only_changed(before, after, &[]) => Ok(()),
+            Some(_) => refuse("change a bill"),
+        },
+        PAYMENTS_COLLECTION => match before {
+            None if number(after.get("amount")).is_some_and(|amount| amount < 0.0) => {
+                refuse("refund")
+            }
+            None => Ok(()),
+            Some(before)
+                if only_changed(before, after, &["confirmed"])
+                    && (!field_changed(before, after, "confirmed")
+                        || matches!(after.get("confirmed"), Some(Value::Boolean(true)))) =>
+            {
+                Ok(())
+            }
+            Some(_) => refuse("change a payment"),
+        },
+        CUSTOMERS_COLLECTION => {
+            let limit_changed = match before {
+                None => !matches!(after.get(CREDIT_LIMIT_FIELD), None | Some(Value::Null)),
+                Some(before) => field_changed(before, after, CREDIT_LIMIT_FIELD),
+            };
+            let balance_raised = !at_least(
+                before.and_then(|before| before.get(CREDIT_BALANCE_FIELD)),
+                after.get(CREDIT_BALANCE_FIELD),
+            );
+            let over_limit = match (
+                number(after.get(CREDIT_BALANCE_FIELD)),
+                number(after.get(CREDIT_LIMIT_FIELD)),
+            ) {
+                (Some(balance), Some(limit)) => balance > limit,
+                _ => false,
+            };
+            if limit_changed {
+                refuse("set a credit limit")
+            } else if balance_raised && over_limit {
+                refuse("sell on credit over the customer's limit")
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    };
+    Ok(outcome)
+}
+
+/// Whether a cashier's stock decrease on `product` is a sale: its `lastBill` names a bill of
+/// the same shop that did not exist before this commit and that the commit leaves `final`.
+fn sold_in_this_commit<E>(
+    product: &DocumentName,
+    after: &Fields,
+    others: &dyn CommitDocuments<E>,
+) -> Result<bool, E> {
+    let Some(Value::String(bill_id)) = after.get(LAST_BILL_FIELD) else {
+        return Ok(false);
+    };
+    if bill_id.is_empty() || bill_id.contains('/') {
+        return Ok(false);
+    }
+    let mut bill = product.clone();
+    let Some(shop) = product.segments.get(1).cloned() else {
+        return Ok(false);
+    };
+    bill.segments = vec![
+        "shops".to_owned(),
+        shop,
+        BILLS_COLLECTION.to_owned(),
+        bill_id.clone(),
+    ];
+    if others.before(&bill)?.is_some() {
+        return Ok(false);
+    }
+    Ok(others
+        .after(&bill)?
+        .is_some_and(|fields| is_text(fields.get("status"), "final")))
+}
+
+/// Whether only `allowed` fields and the sync metadata differ between `before` and `after`
+/// (the rules' `diff(...).affectedKeys().hasOnly([...])`).
+fn only_changed(before: &Fields, after: &Fields, allowed: &[&str]) -> bool {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|field| {
+            !allowed.contains(&field.as_str()) && !SYNC_METADATA_FIELDS.contains(&field.as_str())
+        })
+        .all(|field| !field_changed(before, after, field))
+}
+
+/// A number's value, as the rules compare numbers (integers and doubles alike).
+fn number(value: Option<&Value>) -> Option<f64> {
+    match value {
+        Some(Value::Integer(integer)) => Some(*integer as f64),
+        Some(Value::Double(double)) => Some(*double),
+        _ => None,
+    }
+}
+
+/// `new >= old`, a missing field counting as 0 (the rules' `get(field, 0)`); anything that is
+/// not a number is not "at least" anything, as such a comparison fails in the rules.
+fn at_least(new: Option<&Value>, old: Option<&Value>) -> bool {
+    let zero = Value::Integer(0);
+    match (
+        number(Some(new.unwrap_or(&zero))),
+        number(Some(old.unwrap_or(&zero))),
+    ) {
+        (Some(new), Some(old)) => new >= old,
+        _ => false,
+    }
+}
+
+fn is_text(value: Option<&Value>, text: &str) -> bool {
+    matches!(value, Some(Value::String(value)) if value == text)
 }
 
 /// `deleted == true`, as the rules' `data.get('deleted', false) == true`.
@@ -402,6 +652,177 @@ mod tests {
             check(role, "shops/s2/products/p", WriteEffect::Verify, false);
             check(role, "shops/s2", put(None, &priced), false);
             check(role, "products/p", put(None, &priced), false);
+        }
+    }
+
+    /// Other documents for `check_outcome`: bill `new` is created by the commit as `final`,
+    /// bill `old` existed before it.
+    struct Bills;
+
+    impl CommitDocuments<()> for Bills {
+        fn before(&self, name: &DocumentName) -> Result<Option<Fields>, ()> {
+            Ok(name
+                .relative_path()
+                .ends_with("bills/old")
+                .then(|| fields(&[("status", Value::String("final".into()))])))
+        }
+
+        fn after(&self, name: &DocumentName) -> Result<Option<Fields>, ()> {
+            let path = name.relative_path();
+            Ok((path.ends_with("bills/old") || path.ends_with("bills/new"))
+                .then(|| fields(&[("status", Value::String("final".into()))])))
+        }
+    }
+
+    fn check_role(role: Role, path: &str, before: Option<&Fields>, after: Option<&Fields>) -> bool {
+        let mut principal = principal("s1", role);
+        principal.user_id = "me".into();
+        check_outcome(&principal, &name(path), before, after, &Bills)
+            .unwrap()
+            .is_ok()
+    }
+
+    #[test]
+    fn each_role_does_its_part_of_the_work() {
+        let int = Value::Integer;
+        let text = |value: &str| Value::String(value.into());
+        let product = fields(&[
+            ("name", text("Chai")),
+            ("price", int(10)),
+            ("stock", int(5)),
+        ]);
+        let with = |base: &Fields, changes: &[(&str, Value)]| {
+            let mut changed = base.clone();
+            for (field, value) in changes {
+                changed.insert(field.to_string(), value.clone());
+            }
+            changed
+        };
+        let sold = with(&product, &[("stock", int(4)), ("lastBill", text("new"))]);
+        let sold_on_old_bill = with(&product, &[("stock", int(4)), ("lastBill", text("old"))]);
+        let bare_decrease = with(&product, &[("stock", int(4)), ("updatedAt", int(1))]);
+        let received = with(&product, &[("stock", int(9))]);
+        let renamed = with(&product, &[("name", text("Masala chai"))]);
+        let customer = fields(&[("creditLimit", int(1000)), ("creditBalance", int(500))]);
+        let within = with(&customer, &[("creditBalance", int(900))]);
+        let over = with(&customer, &[("creditBalance", int(1100))]);
+        let paid_back = with(&over, &[("creditBalance", int(1050))]);
+        let new_limit = with(&customer, &[("creditLimit", int(5000))]);
+        let approved_by_me = fields(&[("action", text("bill.void")), ("approvedBy", text("me"))]);
+        let approved_by_other = fields(&[("action", text("bill.void")), ("approvedBy", text("x"))]);
+        let entry = fields(&[
+            ("action", text("bill.finalize")),
+            ("approvedBy", Value::Null),
+        ]);
+        let rewritten = with(&entry, &[("action", text("nothing"))]);
+        let receive = fields(&[("kind", text("receive")), ("quantity", int(5))]);
+        let receive_nothing = fields(&[("kind", text("receive")), ("quantity", int(0))]);
+        let adjust = fields(&[("kind", text("adjust")), ("quantity", int(-2))]);
+        let final_bill = fields(&[("status", text("final"))]);
+        let void_bill = fields(&[("status", text("void"))]);
+        let payment = fields(&[("amount", int(500)), ("confirmed", Value::Boolean(false))]);
+        let refund = fields(&[("amount", int(-500))]);
+        let confirmed = with(&payment, &[("confirmed", Value::Boolean(true))]);
+        let changed_amount = with(&payment, &[("amount", int(1))]);
+        let settings = fields(&[("shopName", text("Kirana"))]);
+
+        for role in Role::ALL {
+            let cashier = role == Role::Cashier;
+            let owner = role == Role::Owner;
+            let cases: [(&str, Option<&Fields>, Option<&Fields>, bool); 27] = [
+                ("shops/s1/products/p", Some(&product), Some(&sold), true),
+                ("shops/s1/products/p", Some(&product), Some(&received), true),
+                (
+                    "shops/s1/products/p",
+                    Some(&product),
+                    Some(&bare_decrease),
+                    !cashier,
+                ),
+                (
+                    "shops/s1/products/p",
+                    Some(&product),
+                    Some(&sold_on_old_bill),
+                    !cashier,
+                ),
+                (
+                    "shops/s1/products/p",
+                    Some(&product),
+                    Some(&renamed),
+                    !cashier,
+                ),
+                ("shops/s1/products/p", None, Some(&product), !cashier),
+                ("shops/s1/stockMoves/m", None, Some(&receive), true),
+                (
+                    "shops/s1/stockMoves/m",
+                    None,
+                    Some(&receive_nothing),
+                    !cashier,
+                ),
+                ("shops/s1/stockMoves/m", None, Some(&adjust), !cashier),
+                (
+                    "shops/s1/stockMoves/m",
+                    Some(&receive),
+                    Some(&adjust),
+                    !cashier,
+                ),
+                ("shops/s1/bills/b", None, Some(&final_bill), true),
+                ("shops/s1/bills/b", None, Some(&void_bill), !cashier),
+                (
+                    "shops/s1/bills/b",
+                    Some(&final_bill),
+                    Some(&void_bill),
+                    !cashier,
+                ),
+                ("shops/s1/payments/y", None, Some(&payment), true),
+                ("shops/s1/payments/y", None, Some(&refund), !cashier),
+                (
+                    "shops/s1/payments/y",
+                    Some(&payment),
+                    Some(&confirmed),
+                    true,
+                ),
+                (
+                    "shops/s1/payments/y",
+                    Some(&payment),
+                    Some(&changed_amount),
+                    !cashier,
+                ),
+                ("shops/s1/customers/c", Some(&customer), Some(&within), true),
+                (
+                    "shops/s1/customers/c",
+                    Some(&customer),
+                    Some(&over),
+                    !cashier,
+                ),
+                // Paying back while still over the limit raises nothing.
+                ("shops/s1/customers/c", Some(&over), Some(&paid_back), true),
+                (
+                    "shops/s1/customers/c",
+                    Some(&customer),
+                    Some(&new_limit),
+                    !cashier,
+                ),
+                ("shops/s1/settings/profile", None, Some(&settings), owner),
+                ("shops/s1/audit/a", None, Some(&entry), true),
+                ("shops/s1/audit/a", None, Some(&approved_by_me), !cashier),
+                ("shops/s1/audit/a", None, Some(&approved_by_other), false),
+                ("shops/s1/audit/a", Some(&entry), Some(&rewritten), false),
+                ("shops/s1/audit/a", Some(&entry), None, false),
+            ];
+            for (path, before, after, allowed) in cases {
+                assert_eq!(
+                    check_role(role, path, before, after),
+                    allowed,
+                    "{role} {path} {before:?} -> {after:?}"
+                );
+            }
+            // Nested documents and other shops are `check_write`'s business.
+            assert!(check_role(
+                role,
+                "shops/s1/settings/p/history/h",
+                None,
+                Some(&settings)
+            ));
         }
     }
 

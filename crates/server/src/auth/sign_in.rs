@@ -34,7 +34,7 @@ use super::accounts::{is_valid_email, normalize_email, UserRecord};
 use super::password_checks::PasswordCheckError;
 use super::passwords::{verify_against_nobody, verify_password};
 use super::policy::Principal;
-use super::tokens::{hash_refresh_token, new_refresh_token, ID_TOKEN_LIFETIME_SECONDS};
+use super::tokens::{hash_refresh_token, new_refresh_token};
 use super::AuthState;
 use crate::AppState;
 
@@ -194,17 +194,27 @@ async fn sign_in_with_password(
     if user.disabled {
         return Err(AuthApiError::bad_request(api, "USER_DISABLED"));
     }
-    let tokens = issue_tokens(&auth, &user, now, api).await?;
-    Ok(Json(json!({
+    Ok(Json(signed_in_body(&auth, &user, now).await?))
+}
+
+/// The body `accounts:signInWithPassword` answers, with fresh tokens for `user`; claiming the
+/// server signs its owner in with the same body.
+pub(crate) async fn signed_in_body(
+    auth: &Arc<AuthState>,
+    user: &UserRecord,
+    now: i64,
+) -> Result<Value, AuthApiError> {
+    let tokens = issue_tokens(auth, user, now, AuthApi::IdentityToolkit).await?;
+    Ok(json!({
         "kind": "identitytoolkit#VerifyPasswordResponse",
         "localId": user.user_id,
         "email": user.email,
-        "displayName": "",
+        "displayName": user.display_name,
         "idToken": tokens.id_token,
         "registered": true,
         "refreshToken": tokens.refresh_token,
-        "expiresIn": ID_TOKEN_LIFETIME_SECONDS.to_string(),
-    })))
+        "expiresIn": auth.signer.lifetime_seconds().to_string(),
+    }))
 }
 
 struct IssuedTokens {
@@ -274,6 +284,7 @@ async fn look_up_account(
         "users": [{
             "localId": user.user_id,
             "email": user.email,
+            "displayName": user.display_name,
             "emailVerified": false,
             "disabled": user.disabled,
             "providerUserInfo": [{
@@ -331,7 +342,7 @@ async fn refresh_id_token(
         // The Firebase JS SDK reads `access_token`; the REST reference documents `id_token`.
         // Google answers with both, the same token.
         "access_token": id_token,
-        "expires_in": ID_TOKEN_LIFETIME_SECONDS.to_string(),
+        "expires_in": auth.signer.lifetime_seconds().to_string(),
         "token_type": "Bearer",
         "refresh_token": refresh_token,
         "id_token": id_token,

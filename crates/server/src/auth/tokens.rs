@@ -5,7 +5,7 @@
 //! of Firebase Auth's ID tokens (`iss` `https://securetoken.google.com/{project}`, `aud` the
 //! project, `sub` = `user_id`, `auth_time`, `firebase.sign_in_provider` "password"), plus two
 //! custom claims, `shop` and `role`, the same custom claims `firestore.rules` reads on Cloud
-//! Firestore. They live one hour. Expiry is checked against the injected `Clock`, not by the JWT
+//! Firestore. They live one hour unless the server is told otherwise. Expiry is checked against the injected `Clock`, not by the JWT
 //! library, so tests can move time.
 //!
 //! Refresh tokens are 256 random bits, base64url; only their SHA-256 is stored.
@@ -25,7 +25,8 @@ use super::policy::{Principal, Role};
 
 /// The file in the data directory that holds the signing secret.
 pub const SIGNING_KEY_FILE_NAME: &str = "auth-signing-key";
-/// How long an ID token is valid, as on Firebase Auth.
+/// How long an ID token is valid by default, as on Firebase Auth (`--token-lifetime-seconds`
+/// shortens it, so tests can see tokens expire).
 pub const ID_TOKEN_LIFETIME_SECONDS: i64 = 3600;
 const SIGNING_KEY_BYTES: usize = 32;
 
@@ -74,14 +75,21 @@ pub fn issuer_for_project(project: &str) -> String {
 /// Signs and verifies ID tokens for one project.
 pub struct TokenSigner {
     project: String,
+    lifetime_seconds: i64,
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
 }
 
 impl TokenSigner {
     pub fn new(project: &str, secret: &[u8]) -> TokenSigner {
+        TokenSigner::with_lifetime(project, secret, ID_TOKEN_LIFETIME_SECONDS)
+    }
+
+    /// A signer whose ID tokens live `lifetime_seconds` (at least one second).
+    pub fn with_lifetime(project: &str, secret: &[u8], lifetime_seconds: i64) -> TokenSigner {
         TokenSigner {
             project: project.to_owned(),
+            lifetime_seconds: lifetime_seconds.max(1),
             encoding_key: EncodingKey::from_secret(secret),
             decoding_key: DecodingKey::from_secret(secret),
         }
@@ -96,7 +104,7 @@ impl TokenSigner {
             user_id: principal.user_id.clone(),
             sub: principal.user_id.clone(),
             iat: now,
-            exp: now + ID_TOKEN_LIFETIME_SECONDS,
+            exp: now + self.lifetime_seconds,
             email: principal.email.clone(),
             email_verified: false,
             firebase: FirebaseClaim {
@@ -109,6 +117,11 @@ impl TokenSigner {
         // Encoding a plain struct with an HMAC key cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding_key)
             .expect("HS256 signing of serializable claims")
+    }
+
+    /// How long the ID tokens this signer issues live, in seconds.
+    pub fn lifetime_seconds(&self) -> i64 {
+        self.lifetime_seconds
     }
 
     /// Checks signature, algorithm, issuer, audience and expiry at `now`.

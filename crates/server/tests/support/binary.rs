@@ -83,6 +83,18 @@ pub fn start_group(
     ready: &str,
     limit: Duration,
 ) -> (ProcessGroup, String) {
+    let (group, line, _) = start_group_with_output(what, program, arguments, ready, limit);
+    (group, line)
+}
+
+/// Like `start_group`, also returning the lines printed before the ready line.
+pub fn start_group_with_output(
+    what: &str,
+    program: &str,
+    arguments: &[String],
+    ready: &str,
+    limit: Duration,
+) -> (ProcessGroup, String, Vec<String>) {
     let mut child = Command::new(program)
         .args(arguments)
         .process_group(0)
@@ -121,7 +133,7 @@ pub fn start_group(
     let mut output = Vec::new();
     loop {
         match received.recv_timeout(limit) {
-            Ok(line) if line.contains(ready) => return (group, line),
+            Ok(line) if line.contains(ready) => return (group, line, output),
             Ok(line) => output.push(line),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 drop(group);
@@ -149,6 +161,8 @@ pub struct RunningServer {
     pub group: ProcessGroup,
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// What the server printed before its listening line (its setup code, if it has one).
+    pub startup_output: Vec<String>,
 }
 
 impl RunningServer {
@@ -163,7 +177,7 @@ impl RunningServer {
             data_directory.display().to_string(),
         ];
         all_arguments.extend(arguments.iter().map(|argument| argument.to_string()));
-        let (group, line) = start_group(
+        let (group, line, startup_output) = start_group_with_output(
             "counterbook-server",
             SERVER_BINARY,
             &all_arguments,
@@ -173,7 +187,11 @@ impl RunningServer {
         let base_url = listening_url(&line)
             .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
             .to_owned();
-        RunningServer { group, base_url }
+        RunningServer {
+            group,
+            base_url,
+            startup_output,
+        }
     }
 
     /// A dev-mode server (`--dev`: no authentication).
