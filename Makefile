@@ -2,8 +2,8 @@
 #   make run   builds the PWA (release) and serves it from counterbook-server on
 #              http://127.0.0.1:8080 with accounts (sign-in), its SQLite file under ./data; while
 #              no shop is set up it prints a one-time setup code for "Set up your shop";
-#   make demo  the same without accounts (--dev, like the Firestore emulator), data in
-#              ./demo-data;
+#   make demo  the same without accounts (--dev, like the Firestore emulator) and with a demo
+#              catalogue and customers in shop demo-shop, data in ./demo-data;
 #   make test  runs every test: formatting and lints, native tests, browser tests on the real
 #              IndexedDB in headless Chromium, and the end-to-end tests.
 # Both install whatever is missing on a fresh Debian machine and skip what is already present at
@@ -36,7 +36,7 @@ run: build
 
 demo: build
 	@echo "Counterbook demo on http://$(ADDR) without accounts (data in $(DEMO_DATA))"
-	./target/release/counterbook-server serve --addr $(ADDR) --data $(DEMO_DATA) --app dist --dev
+	./target/release/counterbook-server serve --addr $(ADDR) --data $(DEMO_DATA) --app dist --dev --demo-data
 
 test: lint test-native test-browser test-e2e
 

@@ -10,8 +10,9 @@
 //!   `transaction` (open transactions and what they read) and `aggregation`'s pure parts;
 //! - storage: `store` (SQLite, the only module that imports rusqlite, the commit clock);
 //! - operations: `commit` (validating and applying writes, each judged by a `WriteJudge`),
-//!   `reads`;
-//! - on top: `auth` (sign-in, tokens, accounts, the access policy and `authorize`), `routes`
+//!   `reads`, and `demo` (the demo shop of `make demo`, written through `commit`);
+//! - on top: `auth` (sign-in, first-run setup, the owner's people endpoints, tokens, accounts,
+//!   the access policy and `authorize`), `routes`
 //!   (the `/v1` REST surface), `webchannel` (the WebChannel transport, which checks a stream's
 //!   opening token with `auth` and knows nothing of what the streams mean) and above it the
 //!   streams `listen` and `write_stream` (the Write stream, committing as `:commit` does),
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod client_network;
 pub mod commit;
 pub mod connections;
+pub mod demo;
 pub mod documents;
 pub mod error;
 pub mod field_path;
@@ -141,6 +143,17 @@ impl AppState {
             sync_endpoints: Arc::default(),
             local_ca: None,
         })
+    }
+
+    /// Seeds the demo shop (`demo`) in dev mode; how many documents were written (0 when they
+    /// are there already). Refused with accounts: the demo shop is open to anyone.
+    pub fn seed_demo_data(&self) -> Result<usize, ServerError> {
+        if self.auth.is_some() {
+            return Err(ServerError::FailedPrecondition(
+                "demo data is for --dev only: its shop is open to anyone".into(),
+            ));
+        }
+        demo::seed_demo_shop(&self.store)
     }
 
     pub fn config(&self) -> &ServerConfig {

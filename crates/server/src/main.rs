@@ -62,6 +62,10 @@ enum Command {
         sync_endpoints: Vec<String>,
         #[command(flatten)]
         tls: TlsArgs,
+        /// With --dev: put a small catalogue and two customers into shops/demo-shop of project
+        /// counterbook (the app's defaults) unless they are there already (`make demo`).
+        #[arg(long, requires = "dev")]
+        demo_data: bool,
         /// How long the ID tokens this server issues live, in seconds (an hour, as on
         /// Firebase); a few seconds lets tests see tokens expire.
         #[arg(long, default_value_t = counterbook_server::auth::tokens::ID_TOKEN_LIFETIME_SECONDS,
@@ -196,6 +200,7 @@ fn main() -> ExitCode {
             allow_origins,
             sync_endpoints,
             tls,
+            demo_data,
             token_lifetime_seconds,
         } => {
             if tls.http_addr.is_some() && !tls.enabled() {
@@ -231,6 +236,21 @@ fn main() -> ExitCode {
                 }
             };
             let state = state.with_sync_endpoints(sync_endpoints);
+            if demo_data {
+                match state.seed_demo_data() {
+                    Ok(0) => tracing::info!("the demo shop is there already"),
+                    Ok(count) => tracing::info!(
+                        documents = count,
+                        "demo data written to projects/{}/databases/(default)/documents/shops/{}",
+                        counterbook_server::demo::DEMO_PROJECT,
+                        counterbook_server::demo::DEMO_SHOP
+                    ),
+                    Err(error) => {
+                        eprintln!("counterbook-server: cannot write the demo data: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             report(serve(addr, state, &tls))
         }
         Command::Shop(command) => report(run_shop_command(command)),

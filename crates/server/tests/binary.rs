@@ -1,6 +1,6 @@
 //! Black-box tests of the real `counterbook-server` binary over real HTTP: startup line with the
 //! bound port, a commit and a query, clean refusal without `--dev` or `--project`, and shutdown
-//! on SIGTERM. The admin CLI and authenticated serving are exercised in `access_control.rs`.
+//! on SIGTERM; the demo data of `make demo`. The admin CLI and authenticated serving are exercised in `access_control.rs`.
 
 mod support;
 
@@ -125,4 +125,59 @@ fn raw_traversal_requests_never_reach_files_outside_the_app_directory() {
         stream.read_to_string(&mut response).unwrap();
         assert!(!response.contains("TOP SECRET"), "{path}: {response}");
     }
+}
+
+#[test]
+fn demo_data_is_seeded_once_in_dev_mode_only() {
+    let data_directory = tempfile::tempdir().unwrap();
+    let documents = |server: &RunningServer, collection: &str| -> Vec<Value> {
+        let url = format!(
+            "{}/v1/projects/counterbook/databases/(default)/documents/shops/demo-shop/{collection}",
+            server.base_url
+        );
+        let mut response = ureq::get(&url).call().unwrap();
+        let body: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        body["documents"].as_array().cloned().unwrap_or_default()
+    };
+    let server = start_server(data_directory.path(), &["--demo-data"]);
+    let products = documents(&server, "products");
+    assert_eq!(products.len(), 7);
+    assert_eq!(documents(&server, "customers").len(), 2);
+    let tea = products
+        .iter()
+        .find(|product| product["name"].as_str().unwrap().ends_with("/demo-tea"))
+        .unwrap();
+    assert_eq!(tea["fields"]["price"], json!({"integerValue": "28500"}));
+    assert!(
+        tea["fields"]["updatedAt"]["timestampValue"].is_string(),
+        "{tea}"
+    );
+    // A sale since then is not undone by a restart with --demo-data.
+    let root = "projects/counterbook/databases/(default)/documents";
+    post_json(
+        &format!("{}/v1/{root}:commit", server.base_url),
+        &json!({"writes": [{"update": {"name": format!("{root}/shops/demo-shop/products/demo-tea")},
+                            "updateMask": {"fieldPaths": []},
+                            "updateTransforms": [{"fieldPath": "stock", "increment": {"integerValue": "-1"}}]}]}),
+    );
+    drop(server);
+    let restarted = start_server(data_directory.path(), &["--demo-data"]);
+    let products = documents(&restarted, "products");
+    assert_eq!(products.len(), 7);
+    let tea = products
+        .iter()
+        .find(|product| product["name"].as_str().unwrap().ends_with("/demo-tea"))
+        .unwrap();
+    assert_eq!(tea["fields"]["stock"], json!({"integerValue": "39"}));
+    drop(restarted);
+
+    let status = Command::new(SERVER_BINARY)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data_directory.path())
+        .args(["--project", "p", "--demo-data"])
+        .output()
+        .unwrap()
+        .status;
+    assert_eq!(status.code(), Some(2), "--demo-data needs --dev");
 }
