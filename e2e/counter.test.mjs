@@ -216,6 +216,17 @@ describe("the counter", () => {
         await page.getByTestId("paper-width").selectOption(String(width));
         await page.emulateMedia({ media: "print" });
         const pdf = await page.pdf({ preferCSSPageSize: true, printBackground: true });
+        // Every line of the printed receipt fits the paper: nothing reaches past its right edge.
+        const overflow = await page.evaluate(() => {
+          const receipt = document.querySelector("[data-testid=receipt]");
+          const right = receipt.getBoundingClientRect().right + 0.5;
+          return [...receipt.querySelectorAll("*")]
+            .filter((element) => element.getBoundingClientRect().right > right)
+            .map((element) => element.textContent.slice(0, 40));
+        });
+        assert.deepEqual(overflow, [], `lines wider than ${width} mm paper`);
+        const printed = await page.getByTestId("receipt").screenshot();
+        writeFileSync(join(ARTIFACTS, `receipt-${width}mm-print.png`), printed);
         await page.emulateMedia({ media: "screen" });
         writeFileSync(join(ARTIFACTS, `receipt-${width}mm.pdf`), pdf);
         assert.ok(Math.abs(pdfPageWidthMm(pdf) - width) < 0.5, `${width} mm paper`);
