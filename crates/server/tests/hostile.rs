@@ -932,6 +932,59 @@ fn cashier_beyond_their_role(arena: &Arena, tally: &mut Tally) {
         tally.attempt();
         tally.expect_refused("a cashier beyond their role", arena.commit(token, writes));
     }
+    // Issue 10's roles: a cashier sells, takes payments and receives stock, and no more, however
+    // the commit dresses it up. A final bill of their own to aim at first (a sale, allowed).
+    let bill = document("shops/s1/bills/cashier-final");
+    let (status, body) = arena.commit(
+        token,
+        json!([{"update": {"name": bill, "fields": {"status": {"stringValue": "final"}}}}]),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stock_down = |last_bill: Option<&str>| {
+        let (fields, mask) = match last_bill {
+            Some(id) => (
+                json!({"lastBill": {"stringValue": id}}),
+                json!(["lastBill"]),
+            ),
+            None => (json!({}), json!([])),
+        };
+        json!({"update": {"name": own, "fields": fields}, "updateMask": {"fieldPaths": mask},
+               "updateTransforms": [{"fieldPath": "stock", "increment": int(-5)}]})
+    };
+    for writes in [
+        // Stock down with no sale, naming a bill that existed already, naming a bill created
+        // void or not at all, or set lower outright.
+        json!([stock_down(None)]),
+        json!([stock_down(Some("cashier-final"))]),
+        json!([{"update": {"name": document("shops/s1/bills/forged-void"), "fields": {"status": {"stringValue": "void"}}}},
+               stock_down(Some("forged-void"))]),
+        json!([stock_down(Some("never-made"))]),
+        json!([stock_down(Some("../bills/cashier-final"))]),
+        json!([{"update": {"name": own, "fields": {"stock": int(-100)}}, "updateMask": {"fieldPaths": ["stock"]}}]),
+        // A stock adjustment, a new product, a void, a refund, a changed payment amount.
+        json!([{"update": {"name": document("shops/s1/stockMoves/forged"), "fields": {
+            "kind": {"stringValue": "adjust"}, "quantity": int(-5)}}}]),
+        json!([{"update": {"name": document("shops/s1/products/forged"), "fields": {
+            "name": {"stringValue": "Free"}, "price": int(0)}}}]),
+        json!([{"update": {"name": bill, "fields": {"status": {"stringValue": "void"}}},
+                "updateMask": {"fieldPaths": ["status"]}}]),
+        json!([{"update": {"name": document("shops/s1/payments/forged"), "fields": {"amount": int(-50_000)}}}]),
+        // Settings, a credit limit, an approval in their own name or a manager's.
+        json!([{"update": {"name": document("shops/s1/settings/profile"), "fields": {"upiId": {"stringValue": "mallory@upi"}}}}]),
+        json!([{"update": {"name": document("shops/s1/customers/forged"), "fields": {
+            "name": {"stringValue": "Mallory"}, "creditLimit": int(10_000_000)}}}]),
+        json!([{"update": {"name": document("shops/s1/audit/forged"), "fields": {
+            "action": {"stringValue": "bill.void"}, "approvedBy": {"stringValue": "the-manager"}}}}]),
+    ] {
+        tally.attempt();
+        let (status, body) = arena.commit(token, writes.clone());
+        // Refused by the role rules themselves, not by chance on some other error.
+        if status != 403 {
+            tally.breach(format!(
+                "a cashier's {writes} answered {status}, not 403: {body}"
+            ));
+        }
+    }
     for (method, path, body) in [
         (
             "PATCH",
