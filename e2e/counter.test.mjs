@@ -383,7 +383,10 @@ describe("the counter adds what it does not know", () => {
       const newCode = ean13("890123456789");
       await scanWithKeyboard(page, newCode);
       const unknown = page.getByTestId("unknown-code");
-      await unknown.getByRole("button", { name: "Add product" }).click();
+      await unknown.getByRole("button", { name: "Add product" }).waitFor();
+      // Its key, F8, opens the form with the focus on the name.
+      await page.keyboard.press("F8");
+      await page.waitForFunction(() => document.activeElement?.dataset.testid === "new-product-name");
       await page.getByTestId("new-product-name").fill("Haldi 100g");
       await page.getByTestId("new-product-price").fill("abc");
       await page.getByRole("button", { name: "Add and sell" }).click();
@@ -428,7 +431,8 @@ describe("the counter adds what it does not know", () => {
       await scanWithKeyboard(page, billId);
       await receipt.waitFor();
       assert.equal((await receipt.getByTestId("bill-number").textContent()).trim(), billNumber);
-      await page.getByRole("button", { name: "Confirm UPI received" }).click();
+      assert.equal(await page.getByRole("button", { name: "Confirm UPI received" }).count(), 1);
+      await page.keyboard.press("F8");
       await page.getByTestId("receipt-upi-status").waitFor({ state: "detached" });
       assert.deepEqual(
         (await receipt.getByTestId("receipt-payment").allTextContents()).map((p) => p.trim()),

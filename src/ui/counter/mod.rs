@@ -66,6 +66,11 @@ pub struct Counter {
     pub receipt: RwSignal<Option<CompletedBill>>,
     pub notice: RwSignal<Option<Notice>>,
     pub busy: RwSignal<bool>,
+    /// The form adding an unknown code as a product is open.
+    pub adding_product: RwSignal<bool>,
+    /// A UPI confirmation on the receipt is on its way, or what stopped it.
+    pub confirming_upi: RwSignal<bool>,
+    pub receipt_problem: RwSignal<Option<String>>,
     pub parked: RwSignal<Vec<ParkedBill>>,
     pub query: RwSignal<String>,
     pub results: RwSignal<Vec<Product>>,
@@ -143,6 +148,30 @@ impl Counter {
                 Ok(None) => this.notice.set(Some(Notice::UnknownCode(code))),
                 Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
             }
+        });
+    }
+
+    /// The cashier saw the shown bill's UPI payment arrive: its payment record is confirmed
+    /// (one unit of work) and the receipt shows it so.
+    pub fn confirm_receipt_upi(&self) {
+        let Some(completed) = self.receipt.get_untracked() else {
+            return;
+        };
+        if completed.unconfirmed_upi().is_none() || self.confirming_upi.get_untracked() {
+            return;
+        }
+        let this = *self;
+        this.confirming_upi.set(true);
+        spawn_local(async move {
+            let driver = this.driver.get_value();
+            match sale_action::confirm_upi_payment(&driver, &completed).await {
+                Ok(confirmed) => {
+                    this.receipt_problem.set(None);
+                    this.receipt.set(Some(confirmed));
+                }
+                Err(problem) => this.receipt_problem.set(Some(problem)),
+            }
+            this.confirming_upi.set(false);
         });
     }
 
@@ -341,6 +370,10 @@ impl Counter {
                     receipt::print_now();
                     true
                 }
+                "F8" => {
+                    self.confirm_receipt_upi();
+                    true
+                }
                 _ => false,
             };
         }
@@ -370,6 +403,13 @@ impl Counter {
                 }
             }
             "F3" => self.focus_scan_field(),
+            // F8 does what the notice offers (F7 is the browser's caret browsing).
+            "F8" if self
+                .notice
+                .with_untracked(|n| matches!(n, Some(Notice::UnknownCode(_)))) =>
+            {
+                self.adding_product.set(true)
+            }
             "Delete" if !in_field => cart::remove_selected(self),
             "+" if !in_field && !digit_row => cart::change_selected_quantity(self, 1),
             "-" if !in_field && !digit_row => cart::change_selected_quantity(self, -1),
@@ -402,6 +442,9 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
         receipt: RwSignal::new(None),
         notice: RwSignal::new(None),
         busy: RwSignal::new(false),
+        adding_product: RwSignal::new(false),
+        confirming_upi: RwSignal::new(false),
+        receipt_problem: RwSignal::new(None),
         parked: RwSignal::new(Vec::new()),
         query: RwSignal::new(String::new()),
         results: RwSignal::new(Vec::new()),

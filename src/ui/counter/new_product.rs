@@ -12,7 +12,9 @@ use crate::ui::products::form::read_new_product_for_code;
 
 #[component]
 pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
-    let adding = RwSignal::new(false);
+    let adding = counter.adding_product;
+    // A new unknown code starts with the form closed.
+    adding.set(false);
     let name = RwSignal::new(String::new());
     let price = RwSignal::new(String::new());
     let tax_rate = RwSignal::new(String::new());
@@ -22,14 +24,17 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
     let name_input = NodeRef::<leptos::html::Input>::new();
     let shown_code = code.clone();
     let code = StoredValue::new(code);
-    let open_form = move |_| {
-        adding.set(true);
-        request_animation_frame(move || {
-            if let Some(input) = name_input.get_untracked() {
-                let _ = input.focus();
-            }
-        });
-    };
+    // Opened by its button or by F8: the name field takes the focus.
+    Effect::new(move |_| {
+        if adding.get() {
+            request_animation_frame(move || {
+                if let Some(input) = name_input.get_untracked() {
+                    let _ = input.focus();
+                }
+            });
+        }
+    });
+    let open_form = move |_| adding.set(true);
     let save = move || {
         if saving.get_untracked() {
             return;
@@ -79,7 +84,7 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
                 "Unknown code " <strong>{shown_code}</strong> ". "
                 <Show when=move || !adding.get()>
                     <button type="button" class="link" data-testid="add-unknown-product"
-                        on:click=open_form>"Add product"</button>
+                        on:click=open_form>"Add product" <kbd>"F8"</kbd></button>
                 </Show>
             </p>
             <Show when=move || adding.get()>

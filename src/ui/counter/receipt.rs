@@ -261,22 +261,8 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
     // A UPI payment stays "UPI, unconfirmed" on the bill until the cashier confirms it, also
     // after the sale: here, or on the bill opened again by its QR code.
     let upi_waiting = completed.unconfirmed_upi().is_some();
-    let confirming = RwSignal::new(false);
-    let completed_for_confirm = StoredValue::new(completed.clone());
-    let confirm_upi = move |_| {
-        confirming.set(true);
-        spawn_local(async move {
-            let driver = counter.driver.get_value();
-            let completed = completed_for_confirm.get_value();
-            match crate::actions::sale::confirm_upi_payment(&driver, &completed).await {
-                Ok(confirmed) => counter.receipt.set(Some(confirmed)),
-                Err(problem) => {
-                    print_message.set(Some(problem));
-                    confirming.set(false);
-                }
-            }
-        });
-    };
+    // A problem belongs to the receipt it happened on.
+    counter.receipt_problem.set(None);
     let r = receipt.clone();
     view! {
         <div class="receipt-overlay">
@@ -334,9 +320,13 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                     <div class="upi-later" data-testid="receipt-upi">
                         <p class="upi-status" data-testid="receipt-upi-status">"UPI, unconfirmed"</p>
                         <button type="button" data-testid="confirm-upi-later"
-                            disabled=move || confirming.get() on:click=confirm_upi>
-                            "Confirm UPI received"
+                            disabled=move || counter.confirming_upi.get()
+                            on:click=move |_| counter.confirm_receipt_upi()>
+                            "Confirm UPI received" <kbd>"F8"</kbd>
                         </button>
+                        {move || counter.receipt_problem.get().map(|problem| view! {
+                            <p class="form-error" role="alert">{problem}</p>
+                        })}
                     </div>
                 })}
                 <button type="button" data-testid="print-receipt" aria-label="Print" on:click=move |_| print_now()>
