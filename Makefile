@@ -19,6 +19,8 @@ DATA ?= $(CURDIR)/data
 DEMO_DATA ?= $(CURDIR)/demo-data
 # The app's default project id.
 PROJECT ?= counterbook
+# More flags for `make run` and `make demo`, e.g. SERVE_FLAGS=--tls (HTTPS from a local CA, README.md).
+SERVE_FLAGS ?=
 
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # wasm-bindgen-test-runner drives Debian's Chromium through chromedriver (options in webdriver.json).
@@ -32,11 +34,11 @@ export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 run: build
 	@echo "Counterbook on http://$(ADDR) (data in $(DATA)); the setup code, if any, is printed below"
-	./target/release/counterbook-server serve --addr $(ADDR) --data $(DATA) --app dist --project $(PROJECT)
+	./target/release/counterbook-server serve --addr $(ADDR) --data $(DATA) --app dist --project $(PROJECT) $(SERVE_FLAGS)
 
 demo: build
 	@echo "Counterbook demo on http://$(ADDR) without accounts (data in $(DEMO_DATA))"
-	./target/release/counterbook-server serve --addr $(ADDR) --data $(DEMO_DATA) --app dist --dev --demo-data
+	./target/release/counterbook-server serve --addr $(ADDR) --data $(DEMO_DATA) --app dist --dev --demo-data $(SERVE_FLAGS)
 
 test: lint test-native test-browser test-e2e
 

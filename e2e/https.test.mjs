@@ -13,12 +13,14 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   ARTIFACTS,
+  addProduct,
   appUrl,
   launchBrowser,
   openPage,
   startServer,
   temporaryDirectory,
   waitForBadge,
+  waitForProducts,
 } from "./harness.mjs";
 
 /** A plain-HTTP GET by hand; status and headers (redirects are not followed). */
@@ -89,6 +91,13 @@ describe("a tablet opens the shop's server over HTTPS", () => {
       );
       await openPage(page, "/products");
       await page.getByTestId("product-list").waitFor({ state: "attached" });
+      // The list places its rows with styles, which the policy allows only through the CSSOM.
+      await addProduct(page, "Maggi 70g", "14");
+      await waitForProducts(page, ["Maggi 70g"]);
+      assert.equal(
+        await page.getByTestId("product-row").evaluate((row) => row.style.top),
+        "0px",
+      );
       await page.screenshot({ path: join(ARTIFACTS, "https-products.png"), fullPage: true });
       await openPage(page, "/sync");
       await page.getByTestId("sync-all-clear").waitFor();

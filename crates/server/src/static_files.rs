@@ -78,7 +78,8 @@ fn with_security_headers(mut response: Response, policy: HeaderValue) -> Respons
 /// bytes, hence `'wasm-unsafe-eval'`, which allows no JavaScript `eval`), and connections to
 /// this server and to the sync endpoints it is configured with. No inline script anywhere
 /// (Trunk's loader is `www/boot.js`); inline styles are allowed because Leptos sets `style`
-/// attributes (the products list positions its rows with them).
+/// attributes (the products list positions its rows with them) and the receipt sets its
+/// paper size in a `<style>` element (`@page`).
 #[derive(Clone, Debug, Default)]
 pub struct ContentSecurityPolicy {
     /// Origins besides this server's own that the app may connect to (`connect-src`).
