@@ -32,10 +32,12 @@ self.addEventListener("activate", (event) => {
   );
 });
 
-// Paths the server answers itself, also when a person opens them: the API, sign-in, the
-// WebChannel streams and the certificate setup page are never answered with the app shell.
+// Paths the server answers itself, also when a person opens them: the Firestore API,
+// Counterbook's own API (first-run setup, people), sign-in, the WebChannel streams and the
+// certificate setup page are never answered with the app shell.
 const NETWORK_ONLY_PREFIXES = [
   "/v1/",
+  "/counterbook/",
   "/identitytoolkit.googleapis.com/",
   "/securetoken.googleapis.com/",
   "/google.firestore.v1.Firestore/",
