@@ -9,10 +9,12 @@
 //    counterbook-server sends to browsers that accept them. Compressed copies are neither
 //    precached nor part of the version: the browser decodes them into the same bytes.
 //
-// Node's own zlib does both compressions, so the build needs no other tool.
+// Node's own zlib makes the brotli copies; gzip's own `gzip -9` (on every Debian machine)
+// makes the gzip copies, about 1% smaller than zlib's level 9, with zlib when it is missing.
 
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join, relative, sep } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
@@ -61,6 +63,13 @@ writeFileSync(
 );
 console.log(`service worker stamped: version ${version}, ${precached.length + 1} URLs precached`);
 
+/** The gzip bytes of `file` (whose contents are `bytes`), with no name or time stamp in them. */
+function gzip(file, bytes) {
+  const command = spawnSync("gzip", ["-9", "-n", "-c", file], { maxBuffer: 1 << 30 });
+  if (command.status === 0) return command.stdout;
+  return gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION });
+}
+
 let compressed = 0;
 for (const file of [...files, workerFile]) {
   if (!COMPRESSIBLE.test(file)) continue;
@@ -72,7 +81,7 @@ for (const file of [...files, workerFile]) {
     },
   });
   writeFileSync(file + ".br", brotli);
-  writeFileSync(file + ".gz", gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION }));
+  writeFileSync(file + ".gz", gzip(file, bytes));
   compressed++;
 }
 console.log(`precompressed ${compressed} files (.br and .gz beside each)`);
