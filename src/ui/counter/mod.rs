@@ -283,8 +283,9 @@ impl Counter {
             match driver.store().park_bill(&parked).await {
                 Ok(()) => {
                     this.clear();
-                    this.notice
-                        .set(Some(Notice::Info("Bill parked. Resume it below.".into())));
+                    this.notice.set(Some(Notice::Info(
+                        "Bill parked: resume it from Parked bills.".into(),
+                    )));
                     this.refresh_parked().await;
                 }
                 Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
@@ -570,7 +571,8 @@ fn ParkedBills(counter: Counter) -> impl IntoView {
                             let who = bill.customer.as_ref().map(|c| c.name.clone());
                             view! {
                                 <li data-testid="parked-bill">
-                                    <span>{format!("{items} lines")} {who.map(|w| format!(" · {w}"))}</span>
+                                    <span>{if items == 1 { "1 line".to_owned() } else { format!("{items} lines") }}
+                                        {who.map(|w| format!(" · {w}"))}</span>
                                     <span class="amount">{move || crate::money::format_price(total, &currency())}</span>
                                     <button type="button" class="secondary" data-testid="resume-bill"
                                         on:click=move |_| counter.resume(id.clone())>"Resume"</button>
