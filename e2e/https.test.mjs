@@ -65,6 +65,12 @@ describe("a tablet opens the shop's server over HTTPS", () => {
     try {
       const page = await tablet.newPage();
       await recordPolicyViolations(page);
+      // Lighthouse counts what the console says: the app starts without errors or warnings.
+      const consoleMessages = [];
+      page.on("console", (message) => {
+        if (["error", "warning"].includes(message.type())) consoleMessages.push(message.text());
+      });
+      page.on("pageerror", (error) => consoleMessages.push(String(error)));
       const url = appUrl(server.url, { endpoint: server.url, project: "e2e-tls", shop: "s1", path: "/counter" });
       await page.goto(url);
       await page.getByTestId("counter-page").waitFor();
@@ -102,6 +108,7 @@ describe("a tablet opens the shop's server over HTTPS", () => {
       await openPage(page, "/sync");
       await page.getByTestId("sync-all-clear").waitFor();
       assert.deepEqual(await page.evaluate(() => window.__policyViolations), []);
+      assert.deepEqual(consoleMessages, []);
 
       // Offline, the service worker serves the shell: the counter reloads and works.
       await page.reload();
