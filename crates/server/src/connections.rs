@@ -27,14 +27,17 @@
 //! `setup_page::plain_http_router`), so `http://` and `https://` share one port.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -322,13 +325,34 @@ async fn serve_http<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-        let mut request =
-            request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_read_timeout)));
-        request
-            .extensions_mut()
-            .insert(ConnectInfo::<SocketAddr>(peer));
-        request
+    let service = tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        async move {
+            let body_ended = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(
+                request.body(),
+            )));
+            let mut request = request.map(|body| {
+                axum::body::Body::new(DeadlineBody::new(
+                    body,
+                    body_read_timeout,
+                    Arc::clone(&body_ended),
+                ))
+            });
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            let mut response = router.oneshot(request).await?;
+            // Hyper cannot reuse a connection whose request body was left partly unread (a
+            // refused upload, a body past its deadline): it closes it after this answer. Say
+            // so, or a client would put the connection back in its pool and send its next
+            // request into a closed socket.
+            if !body_ended.load(Ordering::Acquire) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     watcher.watch(connection).await?;
@@ -342,19 +366,26 @@ pub struct BodyReadTimedOut {
     pub timeout: Duration,
 }
 
-/// A request body that fails with `BodyReadTimedOut` if it has not ended by its deadline.
+/// A request body that fails with `BodyReadTimedOut` if it has not ended by its deadline, and
+/// sets `ended` once it has been read to its end.
 struct DeadlineBody {
     inner: hyper::body::Incoming,
     deadline: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
+    ended: Arc<AtomicBool>,
 }
 
 impl DeadlineBody {
-    fn new(inner: hyper::body::Incoming, timeout: Duration) -> DeadlineBody {
+    fn new(
+        inner: hyper::body::Incoming,
+        timeout: Duration,
+        ended: Arc<AtomicBool>,
+    ) -> DeadlineBody {
         DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             timeout,
+            ended,
         }
     }
 }
@@ -369,7 +400,12 @@ impl http_body::Body for DeadlineBody {
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(context) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                if frame.is_none() || this.inner.is_end_stream() {
+                    this.ended.store(true, Ordering::Release);
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
             Poll::Pending => match this.deadline.as_mut().poll(context) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyReadTimedOut {
                     timeout: this.timeout,

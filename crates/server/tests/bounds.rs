@@ -470,6 +470,57 @@ async fn an_unauthenticated_listen_open_parses_no_large_form_and_makes_no_sessio
     assert!(server.shop_is_served(&token, "s1").await);
 }
 
+/// The head of the answer to one keep-alive request with `body`, on a fresh connection.
+async fn response_head(server: &LoopbackServer, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // The server may answer and stop reading before the whole body is sent.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let mut response = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+        let read = stream.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "closed before an answer: {response:?}");
+        response.extend_from_slice(&buffer[..read]);
+    }
+    let response = String::from_utf8_lossy(&response).to_lowercase();
+    response.split("\r\n\r\n").next().unwrap().to_owned()
+}
+
+/// Regression test (the hostile suite's intermittent "Peer disconnected"): a refused upload
+/// left its body unread, so hyper closed the connection after the 413, but the answer did not
+/// say so; a client pooled the connection and its next request met a closed socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_leaves_the_body_unread_says_the_connection_closes() {
+    let server = LoopbackServer::start(ConnectionLimits::default()).await;
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let refused = response_head(
+        &server,
+        &listen_url("RID=1&CVER=22"),
+        &format!("count=0&ofs=0&padding={padding}"),
+    )
+    .await;
+    assert!(refused.starts_with("http/1.1 413"), "{refused}");
+    assert!(refused.contains("\r\nconnection: close"), "{refused}");
+
+    // A body read to its end keeps the connection open for the next request.
+    let sign_in =
+        json!({"email": "nobody@s1.test", "password": "wrong", "returnSecureToken": true});
+    let answered = response_head(
+        &server,
+        "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword",
+        &sign_in.to_string(),
+    )
+    .await;
+    assert!(answered.starts_with("http/1.1 400"), "{answered}");
+    assert!(!answered.contains("connection: close"), "{answered}");
+}
+
 /// Regression test: one signed-in user could open all 1024 Listen sessions, and every other
 /// shop got 503. Now a user and a shop each hold at most their share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
