@@ -183,6 +183,18 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<UserRecord>
     }))
 }
 
+/// Whether `query` (one `?1` parameter) finds a row.
+fn row_exists(
+    transaction: &rusqlite::Transaction<'_>,
+    query: &str,
+    key: &str,
+) -> rusqlite::Result<bool> {
+    Ok(transaction
+        .query_row(query, [key], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn insert_user(
     transaction: &rusqlite::Transaction<'_>,
     shop_id: &str,
@@ -305,15 +317,11 @@ impl Accounts {
         }
         let mut connection = self.connection();
         let transaction = connection.transaction()?;
-        let shop_exists = transaction
-            .query_row(
-                "SELECT 1 FROM auth_shops WHERE shop_id = ?1",
-                [shop_id],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !shop_exists {
+        if !row_exists(
+            &transaction,
+            "SELECT 1 FROM auth_shops WHERE shop_id = ?1",
+            shop_id,
+        )? {
             return Err(AccountsError::UnknownShop(shop_id.to_owned()));
         }
         let user_id = insert_user(
@@ -403,15 +411,11 @@ impl Accounts {
         {
             let mut connection = self.connection();
             let transaction = connection.transaction()?;
-            let exists = transaction
-                .query_row(
-                    "SELECT 1 FROM auth_users WHERE user_id = ?1",
-                    [user_id],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !exists {
+            if !row_exists(
+                &transaction,
+                "SELECT 1 FROM auth_users WHERE user_id = ?1",
+                user_id,
+            )? {
                 return Err(AccountsError::UnknownUser(user_id.to_owned()));
             }
             if let Some(role) = changes.role {

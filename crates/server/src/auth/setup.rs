@@ -21,11 +21,10 @@
 //! 31-letter alphabet (about 59 bits) guessing is hopeless within those bounds. Errors have
 //! Firestore's `google.rpc.Status` shape (`ServerError`), as these are not Firebase endpoints.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +40,7 @@ use super::accounts::{
 };
 use super::password_checks::PasswordCheckError;
 use super::passwords::{hash_password, MINIMUM_PASSWORD_LENGTH};
+use super::sign_in::client_address;
 use super::{AuthState, DEFAULT_DATABASE};
 use crate::commit::{run_commit, AdmitEveryWrite};
 use crate::documents::DatabaseId;
@@ -453,14 +453,6 @@ async fn write_shop_document(
         .run_blocking(move |store| run_commit(store, &database, request, &AdmitEveryWrite))
         .await?;
     Ok(())
-}
-
-/// The peer address, when the server was started with connect info.
-fn client_address(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())
 }
 
 #[cfg(test)]

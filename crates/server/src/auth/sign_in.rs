@@ -377,7 +377,7 @@ async fn read_body(body: Body, api: AuthApi) -> Result<axum::body::Bytes, AuthAp
 
 /// The peer address, when the server was started with connect info (the binary is; in-process
 /// tests may insert one).
-fn client_address(request: &Request) -> Option<IpAddr> {
+pub(super) fn client_address(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
