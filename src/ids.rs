@@ -20,7 +20,7 @@ pub fn random_seed() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn fill_random(bytes: &mut [u8]) {
+pub(crate) fn fill_random(bytes: &mut [u8]) {
     let crypto = web_sys::window().and_then(|w| w.crypto().ok());
     let filled = crypto
         .map(|c| c.get_random_values_with_u8_array(bytes).is_ok())

@@ -15,6 +15,7 @@ pub mod entities;
 pub mod ids;
 pub mod model;
 pub mod money;
+pub mod people;
 pub mod settings;
 pub mod storage;
 pub mod sync;

@@ -1,4 +1,6 @@
-//! Device connection settings: which backend, project and shop this tablet syncs with.
+//! Device settings: which backend, project and shop this tablet syncs with, how it signs in,
+//! and how it behaves (real time, battery saver, when it locks). They stay on the device;
+//! the shop's own settings (`counterbook-shop`'s `ShopSettings`) sync.
 //!
 //! They live in `localStorage` (read synchronously at start-up, before IndexedDB opens) and can
 //! be set from the page URL, e.g. `/?endpoint=http://127.0.0.1:8080&project=p&shop=s1`, which is
@@ -6,9 +8,39 @@
 //! The tablet's own name (`?deviceName=Counter 1`, or the counter's profile form), which its
 //! receipts print, is kept the same way and read fresh on each sale ([`device_name`]).
 
+/// What kind of backend the tablet syncs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// counterbook-server (this one or another): it says whether it needs a sign-in and
+    /// whether it holds a shop yet; sign-in at its own origin.
+    Server,
+    /// Cloud Firestore (or the emulator): sign-in with Firebase Auth, with the project's web
+    /// API key; without a key, no sign-in (the emulator).
+    Firestore,
+}
+
+impl Backend {
+    pub fn as_setting(self) -> &'static str {
+        match self {
+            Backend::Server => "server",
+            Backend::Firestore => "firestore",
+        }
+    }
+}
+
 /// Where and as what this device syncs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
+    /// `?backend=server` (the default) or `?backend=firestore`.
+    pub backend: Backend,
+    /// The project's web API key (`?apiKey=`), sent as `?key=` to Firebase Auth.
+    pub api_key: String,
+    /// Where Firebase Auth answers at the emulator's paths (`?authEndpoint=`): the Firebase
+    /// Auth emulator's origin. `None`: the server's own origin, or Google's Firebase Auth.
+    pub auth_endpoint: Option<String>,
+    /// Minutes of no touch or key before the app locks and asks for a PIN (`?lockMinutes=`);
+    /// 0: never.
+    pub lock_minutes: u32,
     /// Base URL of the Firestore REST API, without `/v1`: our server's origin, the emulator's
     /// `http://127.0.0.1:8080`, or `https://firestore.googleapis.com`.
     pub endpoint: String,
@@ -26,7 +58,11 @@ pub struct Settings {
     pub battery_saver_minutes: u32,
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 12] = [
+    "backend",
+    "apiKey",
+    "authEndpoint",
+    "lockMinutes",
     "endpoint",
     "project",
     "shop",
@@ -89,6 +125,10 @@ impl Settings {
     /// The defaults for a tablet served by counterbook-server: sync with the same origin.
     pub fn defaults(origin: &str) -> Settings {
         Settings {
+            backend: Backend::Server,
+            api_key: String::new(),
+            auth_endpoint: None,
+            lock_minutes: 5,
             endpoint: origin.trim_end_matches('/').to_owned(),
             project: "counterbook".into(),
             shop_id: "demo-shop".into(),
@@ -141,6 +181,22 @@ impl Settings {
 
     fn set(&mut self, key: &str, value: &str) {
         match key {
+            "backend" => {
+                self.backend = match value {
+                    "firestore" => Backend::Firestore,
+                    _ => Backend::Server,
+                }
+            }
+            "apiKey" => self.api_key = value.to_owned(),
+            "authEndpoint" => {
+                let origin = value.trim_end_matches('/');
+                self.auth_endpoint = (!origin.is_empty()).then(|| origin.to_owned());
+            }
+            "lockMinutes" => {
+                if let Ok(minutes) = value.parse::<u32>() {
+                    self.lock_minutes = minutes.min(24 * 60);
+                }
+            }
             "endpoint" => self.endpoint = value.trim_end_matches('/').to_owned(),
             "project" => self.project = value.to_owned(),
             "shop" => self.shop_id = value.to_owned(),
@@ -154,5 +210,26 @@ impl Settings {
             }
             _ => {}
         }
+    }
+}
+
+/// Saves one device setting (a key of the URL parameters) on this device; the app reads it
+/// at its next start. `None` forgets it (the default applies).
+pub fn save_device_setting(key: &str, value: Option<&str>) {
+    let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) else {
+        return;
+    };
+    let key = format!("counterbook.{key}");
+    // Saving can fail in private mode; the setting then lasts until the page is closed.
+    let _ = match value {
+        Some(value) => storage.set_item(&key, value),
+        None => storage.remove_item(&key),
+    };
+}
+
+/// Forgets every device setting ("Sign out and clear this tablet").
+pub fn forget_device_settings() {
+    for key in KEYS {
+        save_device_setting(key, None);
     }
 }

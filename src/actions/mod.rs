@@ -2,9 +2,8 @@
 //! document writes and hands them to the [`crate::sync::SyncDriver`] in one piece. Neither UI
 //! (components call these) nor sync (the driver only stores and pushes what it is given).
 //!
-//! Every action says who acts through [`at_the_counter`]: the tablet's name today, and the
-//! signed-in user once the app signs in (issue 10), which bills, receipts and audit entries
-//! then carry without another change here.
+//! Every action says who acts through [`at_the_counter`]: the tablet's name and the person
+//! signed in at the counter, which bills, receipts and audit entries carry.
 
 use counterbook_shop::actions::ActionContext;
 
@@ -17,15 +16,16 @@ pub mod sale;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AtTheCounter {
     pub device_name: Option<String>,
-    /// The signed-in user. `None` until the app signs in (issue 10).
+    /// The person signed in at the counter (their email); `None` where nobody signs in (a
+    /// `--dev` server, the emulator).
     pub cashier: Option<String>,
 }
 
 /// Who is at the counter now.
-pub fn at_the_counter() -> AtTheCounter {
+pub fn at_the_counter(driver: &SyncDriver) -> AtTheCounter {
     AtTheCounter {
         device_name: crate::settings::device_name(),
-        cashier: None,
+        cashier: driver.person_at_counter(),
     }
 }
 
@@ -35,7 +35,7 @@ fn now_millis() -> i64 {
 
 /// Runs `act` with who acts, where and when.
 pub(crate) fn with_context<T>(driver: &SyncDriver, act: impl FnOnce(&ActionContext<'_>) -> T) -> T {
-    let who = at_the_counter();
+    let who = at_the_counter(driver);
     let context = ActionContext {
         shop_id: &driver.settings().shop_id,
         device_id: driver.device_id(),

@@ -110,7 +110,7 @@ pub async fn complete_sale(
 ) -> Result<CompletedBill, CompleteSaleError> {
     let now = now_millis();
     let day = local_day(now);
-    let who = super::at_the_counter();
+    let who = super::at_the_counter(driver);
     let device_id = driver.device_id().to_owned();
     let shop_id = driver.settings().shop_id.clone();
     let series = device_series(&device_id);
@@ -289,5 +289,35 @@ pub async fn save_shop_profile(
         .await
         .map_err(|e| e.to_string())?;
     driver.unit_saved(work.unit);
+    Ok(())
+}
+
+/// Saves the first shop profile of a shop just set up (its name and currency as "Set up your
+/// shop" asked them), as the owner who set it up. When the tablet was opened for another shop
+/// id, the unit is only stored: the app starts again on the new shop and pushes it from there
+/// (this driver's engine is for the old shop's paths).
+pub async fn save_first_shop_profile(
+    driver: &SyncDriver,
+    shop_id: &str,
+    profile: &ShopSettings,
+) -> Result<(), String> {
+    let who = super::at_the_counter(driver);
+    let context = ActionContext {
+        shop_id,
+        device_id: driver.device_id(),
+        device_name: who.device_name.as_deref(),
+        cashier: who.cashier.as_deref(),
+        now_millis: now_millis(),
+    };
+    let work = actions::save_settings(&context, None, profile, None, &mut crate::ids::new_id)
+        .map_err(|e| e.to_string())?;
+    driver
+        .store()
+        .save_shop_settings(profile, &work)
+        .await
+        .map_err(|e| e.to_string())?;
+    if shop_id == driver.settings().shop_id {
+        driver.unit_saved(work.unit);
+    }
     Ok(())
 }

@@ -27,6 +27,7 @@ mod bills;
 mod changes;
 mod customers;
 mod outbox;
+mod people;
 mod products;
 pub mod sales;
 mod schema;

@@ -11,8 +11,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use counterbook_firestore_wire::TargetKind;
 use counterbook_firestore_wire::Timestamp;
+use counterbook_firestore_wire::{Code, TargetKind};
 use counterbook_shop::actions::AUDIT_COLLECTION;
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
@@ -31,6 +31,7 @@ use crate::storage::{OutboxContents, StorageError, Store};
 use crate::sync::change_log::ChangeLog;
 use crate::sync::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
 use crate::sync::remote::Remote;
+use crate::sync::session::Sessions;
 use crate::sync::tabs::{
     leader_heartbeat_is_stale, request_leadership, write_leader_heartbeat, Leadership, TabChannel,
     TabMessage,
@@ -116,7 +117,9 @@ pub enum StartError {
 struct Inner {
     settings: Settings,
     device_id: String,
-    store: Store,
+    store: Rc<Store>,
+    /// Who is signed in; the token every request carries.
+    sessions: Sessions,
     remote: Remote,
     /// The engine; only the leader tab feeds it. A follower's stays empty.
     outbox: RefCell<Outbox>,
@@ -208,8 +211,9 @@ impl SyncDriver {
     /// Opens the store, shows what it holds, and asks to lead the tabs of this profile: the
     /// leader pushes and pulls, the others follow its changes (see [`crate::sync::tabs`]).
     pub async fn start(settings: Settings) -> Result<SyncDriver, StartError> {
-        let store = Store::open(&settings.database_name).await?;
+        let store = Rc::new(Store::open(&settings.database_name).await?);
         let device_id = store.device_id().await?;
+        let sessions = Sessions::load(Rc::clone(&store), settings.clone()).await?;
         let stored_outbox = store.outbox().await?;
         let conflicts = store.conflicts().await?;
         spawn_local(async {
@@ -233,6 +237,7 @@ impl SyncDriver {
             ChannelTarget {
                 endpoint: settings.endpoint.clone(),
                 database: listen_config.database.clone(),
+                bearer: sessions.bearer(),
             },
             move |event| {
                 let driver = events_to.borrow().clone();
@@ -248,10 +253,11 @@ impl SyncDriver {
                 channel_to_server,
                 listen_timer: Cell::new(None),
                 listener_pulls: RefCell::new(std::collections::BTreeMap::new()),
-                remote: Remote::new(&settings.endpoint, &settings.project),
+                remote: Remote::new(&settings.endpoint, &settings.project, sessions.bearer()),
                 settings,
                 device_id,
                 store,
+                sessions,
                 outbox: RefCell::new(Outbox::new(config.clone())),
                 outbox_config: config,
                 leadership: RefCell::new(None),
@@ -287,10 +293,45 @@ impl SyncDriver {
                 changed: Some(changed.clone()),
             });
         });
+        // A refreshed token or a new sign-in lets the paused outbox and listener go on.
+        let resumer = driver.clone();
+        driver.inner.sessions.on_resume(move || resumer.signed_in());
         driver.publish_status();
         driver.listen_to_the_browser();
         driver.ask_to_lead(false);
         Ok(driver)
+    }
+
+    /// Who is signed in on this tablet, and the token requests carry.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The email of who is at the counter, for audit entries and receipts.
+    pub fn person_at_counter(&self) -> Option<String> {
+        self.inner
+            .sessions
+            .active_person()
+            .map(|person| person.display_name().to_owned())
+    }
+
+    /// "Sign out and clear this tablet": every record, unit, person and device setting is
+    /// removed (the caller starts the app again).
+    pub async fn clear_tablet(&self) -> Result<(), StorageError> {
+        self.stop_leading();
+        self.inner.store.clear_everything().await?;
+        crate::settings::forget_device_settings();
+        self.tell_other_tabs(TabMessage::PeopleChanged);
+        Ok(())
+    }
+
+    /// Requests carry a good token again: the outbox and the listener go on where they
+    /// paused.
+    fn signed_in(&self) {
+        self.dispatch(Event::SignedIn);
+        self.listen(ListenEvent::SignedIn);
+        self.tell_other_tabs(TabMessage::PeopleChanged);
+        self.pull_soon();
     }
 
     /// Whether this tab runs the sync engine.
@@ -473,6 +514,9 @@ impl SyncDriver {
                     .map(|status| format!("{:?} {}", status.status, status.message))
                     .unwrap_or_default();
                 log_event("listen.closed", &[("error", &reason)]);
+                if error.as_ref().map(|status| status.status) == Some(Code::Unauthenticated) {
+                    self.inner.sessions.token_refused();
+                }
                 self.listen(ListenEvent::StreamClosed { error });
                 // Until the stream is back, the periodic pull keeps the screen fresh.
                 self.pull_soon();
@@ -647,6 +691,11 @@ impl SyncDriver {
             },
             TabMessage::ConflictsChanged => spawn_local(async move {
                 this.refresh_conflicts().await;
+            }),
+            TabMessage::PeopleChanged => spawn_local(async move {
+                this.inner.sessions.reload().await;
+                this.dispatch(Event::SignedIn);
+                this.listen(ListenEvent::SignedIn);
             }),
             TabMessage::OutboxChanged => {
                 if self.is_leader() {
@@ -1098,6 +1147,14 @@ impl SyncDriver {
     fn note_reply(&self, failure: Option<&PushFailure>) {
         let reachable = !matches!(failure, Some(PushFailure::Network(_)));
         self.inner.server_reachable.set(reachable);
+        match failure {
+            None => self.inner.sessions.request_accepted(),
+            Some(PushFailure::Server {
+                code: Code::Unauthenticated,
+                ..
+            }) => self.inner.sessions.token_refused(),
+            Some(_) => {}
+        }
     }
 
     fn publish_status(&self) {
@@ -1172,6 +1229,9 @@ impl SyncDriver {
         for (event_name, online) in [("online", true), ("offline", false)] {
             let this = self.clone();
             let callback = Closure::<dyn Fn()>::new(move || {
+                if online {
+                    this.inner.sessions.browser_online();
+                }
                 this.dispatch(Event::Online(online));
                 this.listen(ListenEvent::Online(online));
                 if online && !this.listening_healthy() {

@@ -24,6 +24,8 @@ use counterbook_firestore_wire::{Code, ListenRequest, ListenResponse, RpcStatus,
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
+use crate::sync::identity::BearerToken;
+
 /// The path of Firestore's Listen channel.
 const LISTEN_CHANNEL_PATH: &str = "/google.firestore.v1.Firestore/Listen/channel";
 /// A back channel that ends sooner than this after opening, having brought nothing, counts as a
@@ -221,12 +223,14 @@ fn error_status(error: &serde_json::Value) -> Status {
 }
 
 /// The settings a channel is opened with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ChannelTarget {
     /// The REST base without `/v1`.
     pub endpoint: String,
     /// `projects/{project}/databases/(default)`.
     pub database: String,
+    /// The ID token the opening form's `headers` carry (as the Firebase SDK sends it).
+    pub bearer: BearerToken,
 }
 
 impl ChannelTarget {
@@ -251,12 +255,21 @@ fn encode(text: &str) -> String {
     String::from(js_sys::encode_uri_component(text))
 }
 
-/// The form of a POST carrying `requests`, numbered from `first_map`.
-fn request_form(requests: &[ListenRequest], first_map: u64, with_headers: bool) -> String {
+/// The form of a POST carrying `requests`, numbered from `first_map`; the opening one has the
+/// `headers` field (`Name:value` lines) with the bearer token, if any.
+fn request_form(
+    requests: &[ListenRequest],
+    first_map: u64,
+    headers: Option<Option<&str>>,
+) -> String {
     let mut form = String::new();
-    if with_headers {
+    if let Some(token) = headers {
+        let mut lines = String::from("Content-Type:text/plain\r\n");
+        if let Some(token) = token {
+            lines.push_str(&format!("Authorization:Bearer {token}\r\n"));
+        }
         form.push_str("headers=");
-        form.push_str(&encode("Content-Type:text/plain\r\n"));
+        form.push_str(&encode(&lines));
         form.push('&');
     }
     form.push_str(&format!("count={}&ofs={first_map}", requests.len()));
@@ -404,7 +417,11 @@ impl ListenChannel {
                 ("CVER", "22".to_owned()),
                 ("X-HTTP-Session-Id", "gsessionid".to_owned()),
             ]);
-            (url, request_form(&requests, first_map, true))
+            let token = self.target.bearer.get();
+            (
+                url,
+                request_form(&requests, first_map, Some(token.as_deref())),
+            )
         };
         let text = match fetch_text("POST", &url, Some(form), self.signal()).await {
             Ok(text) => text,
@@ -473,7 +490,7 @@ impl ListenChannel {
                     (
                         session.generation,
                         url,
-                        request_form(&requests, first_map, false),
+                        request_form(&requests, first_map, None),
                     )
                 };
                 if let Err(error) = fetch_text("POST", &url, Some(form), this.signal()).await {
@@ -849,9 +866,20 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
+    fn the_opening_form_carries_the_bearer_token_in_its_headers_field() {
+        let form = request_form(&[], 0, Some(Some("abc.def.ghi")));
+        assert!(
+            form.starts_with("headers=Content-Type%3Atext%2Fplain%0D%0AAuthorization%3ABearer%20abc.def.ghi%0D%0A&"),
+            "{form}"
+        );
+        let without = request_form(&[], 0, Some(None));
+        assert!(!without.contains("Authorization"), "{without}");
+    }
+
+    #[wasm_bindgen_test]
     fn request_forms_number_their_maps_as_the_sdk_does() {
         let request = ListenRequest::remove("projects/p/databases/(default)", 1002);
-        let form = request_form(&[request], 1, false);
+        let form = request_form(&[request], 1, None);
         assert_eq!(
             form,
             "count=1&ofs=1&req0___data__=%7B%22database%22%3A%22projects%2Fp%2Fdatabases%2F(default)%22%2C%22removeTarget%22%3A1002%7D"
@@ -859,6 +887,7 @@ mod tests {
         let target = ChannelTarget {
             endpoint: "http://h:1/".into(),
             database: "projects/p/databases/(default)".into(),
+            bearer: BearerToken::default(),
         };
         assert_eq!(
             target.url(&[("SID", "a=b".into()), ("RID", "rpc".into())]),

@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::sync::identity::BearerToken;
+
 /// How long one request may take before it is abandoned (and its outcome treated as unknown).
 const REQUEST_TIMEOUT_MILLIS: i32 = 20_000;
 
@@ -25,19 +27,22 @@ pub struct QueryReply {
 }
 
 /// One Firestore-compatible backend: our server, the emulator, or Cloud Firestore.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Remote {
     endpoint: String,
     project: String,
     database: String,
+    /// The ID token every request carries (`Authorization: Bearer`), when someone is signed in.
+    bearer: BearerToken,
 }
 
 impl Remote {
-    pub fn new(endpoint: &str, project: &str) -> Remote {
+    pub fn new(endpoint: &str, project: &str, bearer: BearerToken) -> Remote {
         Remote {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             project: project.to_owned(),
             database: "(default)".to_owned(),
+            bearer,
         }
     }
 
@@ -124,14 +129,19 @@ impl Remote {
         init.set_method(method);
         let controller = web_sys::AbortController::new().map_err(|e| network("abort", e))?;
         init.set_signal(Some(&controller.signal()));
+        let headers = web_sys::Headers::new().map_err(|e| network("headers", e))?;
         if let Some(body) = &body {
             init.set_body(&JsValue::from_str(body));
-            let headers = web_sys::Headers::new().map_err(|e| network("headers", e))?;
             headers
                 .set("Content-Type", "application/json")
                 .map_err(|e| network("headers", e))?;
-            init.set_headers(&headers);
         }
+        if let Some(token) = self.bearer.get() {
+            headers
+                .set("Authorization", &format!("Bearer {token}"))
+                .map_err(|e| network("headers", e))?;
+        }
+        init.set_headers(&headers);
         let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| {
             PushFailure::Network(format!("bad request URL {url}: {}", describe_js_error(&e)))
         })?;

@@ -27,6 +27,8 @@ pub enum TabMessage {
     ConflictsChanged,
     /// The outbox changed (a new unit, a unit done, a dead letter retried or discarded).
     OutboxChanged,
+    /// Someone signed in or out, switched or got a fresh token: read the people again.
+    PeopleChanged,
 }
 
 /// The channel between the tabs using one database.

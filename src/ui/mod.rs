@@ -1,14 +1,18 @@
-//! The screens: one module per page (`counter`, `products`, `sync_page`) and the components
-//! they share beside them (`header`, `sync_problems`, `conflict_inbox`, `status_panel`).
-//! [`pages`] maps paths to pages: `/counter` (also `/`, the start page), `/products` and
-//! `/sync`. Components read through the store's queries and the driver's signals, and change
+//! The screens: one module per page (`counter`, `products`, `sync_page`, `people_page`,
+//! `settings_page`), the screens before the shop (`sign_in`: setting the shop up, signing in,
+//! PINs and the lock screen) and the components they share beside them (`header`,
+//! `sync_problems`, `conflict_inbox`, `status_panel`). [`pages`] maps paths to pages:
+//! `/counter` (also `/`, the start page), `/products`, `/sync`, `/people` and `/settings`. Components read through the store's queries and the driver's signals, and change
 //! things only through [`crate::actions`]; they never touch IndexedDB or the network.
 
 pub mod conflict_inbox;
 pub mod counter;
 pub mod header;
 pub mod pages;
+pub mod people_page;
 pub mod products;
+pub mod settings_page;
+pub mod sign_in;
 pub mod status_panel;
 pub mod sync_page;
 pub mod sync_problems;
@@ -17,12 +21,50 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::settings::Settings;
+use crate::sync::session::Access;
 use crate::sync::SyncDriver;
 use counter::CounterPage;
 use header::Header;
 use pages::{provide_navigation, Page};
+use people_page::PeoplePage;
 use products::ProductsPage;
+use settings_page::SettingsPage;
+use sign_in::{ChoosePin, LockScreen, SetUpShop, SignInForm, SignInPurpose};
 use sync_page::SyncPage;
+
+/// The words of the shell around the pages.
+pub mod text {
+    pub const OPENING: &str = "Opening the shop…";
+    pub const CANNOT_START: &str = "Counterbook cannot start:";
+    pub const NO_SUCH_PAGE: &str = "There is no such page.";
+
+    /// The banner while the outbox waits for a sign-in.
+    pub fn sign_in_again_to_send(pending: usize) -> String {
+        format!("Sign in again to send {pending} sales")
+    }
+}
+
+/// Starts the app again on `shop` (a sign-in named another shop than the tablet was opened
+/// for): remembered on the device, and in the address when the address names a shop.
+pub fn restart_for_shop(shop: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Ok(Some(storage)) = window.local_storage() {
+        let _ = storage.set_item("counterbook.shop", shop);
+    }
+    let location = window.location();
+    let search = location.search().unwrap_or_default();
+    if let Ok(query) = web_sys::UrlSearchParams::new_with_str(&search) {
+        if query.get("shop").is_some() {
+            query.set("shop", shop);
+            let path = location.pathname().unwrap_or_default();
+            let _ = location.replace(&format!("{path}?{}", String::from(query.to_string())));
+            return;
+        }
+    }
+    let _ = location.reload();
+}
 
 /// The whole app, with settings from the URL and `localStorage`.
 #[component]
@@ -49,34 +91,139 @@ pub fn Counterbook(settings: Settings) -> impl IntoView {
     });
     move || {
         startup.with(|state| match state {
-            Startup::Opening => view! { <p class="notice">"Opening the shop…"</p> }.into_any(),
+            Startup::Opening => view! { <p class="notice">{text::OPENING}</p> }.into_any(),
             Startup::Failed(message) => view! {
                 <p class="notice error" data-testid="startup-error">
-                    "Counterbook cannot start: " {message.clone()}
+                    {text::CANNOT_START} " " {message.clone()}
                 </p>
             }
             .into_any(),
-            Startup::Ready(driver) => view! { <Shop driver=driver.clone()/> }.into_any(),
+            Startup::Ready(driver) => view! { <Gate driver=driver.clone()/> }.into_any(),
         })
     }
 }
 
+/// What comes before the shop: setting it up, signing in, the lock screen.
+#[component]
+fn Gate(driver: SyncDriver) -> impl IntoView {
+    let access = driver.sessions().access();
+    let locked = driver.sessions().locked();
+    let checking = driver.sessions().clone();
+    spawn_local(async move { checking.check_access().await });
+    let driver = StoredValue::new_local(driver);
+    // Right after a sign-in, the person chooses the PIN they switch with.
+    let choosing_pin = RwSignal::new(false);
+    let signed_in = move |_user_id: String| {
+        let has_pin = driver
+            .with_value(|d| d.sessions().active_person())
+            .map(|person| person.pin.is_some())
+            .unwrap_or(true);
+        choosing_pin.set(!has_pin);
+    };
+    watch_idle(driver);
+    move || match access.get() {
+        Access::Checking => view! { <p class="notice">{text::OPENING}</p> }.into_any(),
+        Access::SetUpShop => view! {
+            <main class="before-shop"><SetUpShop driver=driver/></main>
+        }
+        .into_any(),
+        Access::SignIn => view! {
+            <main class="before-shop">
+                <SignInForm driver=driver purpose=SignInPurpose::First on_done=signed_in/>
+            </main>
+        }
+        .into_any(),
+        Access::Open | Access::SignedIn => view! {
+            <Show when=move || choosing_pin.get()>
+                <div class="lock-screen">
+                    <ChoosePin driver=driver on_done=move |_| choosing_pin.set(false)/>
+                </div>
+            </Show>
+            <Show when=move || locked.get() && !choosing_pin.get()>
+                <LockScreen driver=driver/>
+            </Show>
+            <Shop driver=driver/>
+        }
+        .into_any(),
+    }
+}
+
+/// Locks the app after the device's lock time with no touch, click or key.
+fn watch_idle(driver: StoredValue<SyncDriver, LocalStorage>) {
+    let minutes = driver.with_value(|d| d.settings().lock_minutes);
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if minutes == 0 {
+        return;
+    }
+    let last_activity = std::rc::Rc::new(std::cell::Cell::new(js_sys::Date::now()));
+    for event in ["pointerdown", "keydown"] {
+        let last_activity = std::rc::Rc::clone(&last_activity);
+        let on_activity = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+            last_activity.set(js_sys::Date::now());
+        });
+        let _ = window.add_event_listener_with_callback_and_bool(
+            event,
+            wasm_bindgen::JsCast::unchecked_ref(on_activity.as_ref()),
+            true,
+        );
+        // Lives as long as the page.
+        on_activity.forget();
+    }
+    let limit = f64::from(minutes) * 60_000.0;
+    let check = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+        if js_sys::Date::now() - last_activity.get() >= limit {
+            // The app may have been unmounted (tests mount several).
+            if let Some(sessions) = driver.try_with_value(|d| d.sessions().clone()) {
+                sessions.lock();
+            }
+            last_activity.set(js_sys::Date::now());
+        }
+    });
+    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+        wasm_bindgen::JsCast::unchecked_ref(check.as_ref()),
+        1_000,
+    );
+    check.forget();
+}
+
 /// The pages of a started shop, under the header.
 #[component]
-fn Shop(driver: SyncDriver) -> impl IntoView {
-    let status = driver.status();
-    let shop_name = driver.settings().shop_id.clone();
-    let driver = StoredValue::new_local(driver);
+fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let status = driver.with_value(|d| d.status());
+    let shop_name = driver.with_value(|d| d.settings().shop_id.clone());
     let navigation = provide_navigation();
+    let needs_sign_in = move || driver.with_value(|d| d.sessions().needs_sign_in_to_send());
+    let again_email = move || {
+        driver.with_value(|d| {
+            let sessions = d.sessions();
+            sessions
+                .active_person()
+                .or_else(|| sessions.people().get_untracked().into_iter().next())
+                .map(|person| person.email)
+        })
+    };
     view! {
-        <Header shop_name=shop_name status=status/>
+        <Header shop_name=shop_name status=status driver=driver/>
+        <Show when=needs_sign_in>
+            <section class="sign-in-again" data-testid="sign-in-again" role="alert">
+                <p data-testid="sign-in-again-message">
+                    {move || text::sign_in_again_to_send(status.with(|s| s.pending))}
+                </p>
+                <SignInForm driver=driver purpose=SignInPurpose::Again
+                    email=again_email().unwrap_or_default() on_done=|_| {}/>
+            </section>
+        </Show>
         <main>
             {move || match navigation.page() {
                 Page::Counter => view! { <CounterPage driver=driver/> }.into_any(),
                 Page::Products => view! { <ProductsPage driver=driver/> }.into_any(),
                 Page::Sync => view! { <SyncPage driver=driver/> }.into_any(),
+                Page::People => view! { <PeoplePage driver=driver/> }.into_any(),
+                Page::Settings => view! { <SettingsPage driver=driver/> }.into_any(),
                 Page::NotFound => view! {
-                    <p class="notice" data-testid="not-found">"There is no such page."</p>
+                    <p class="notice" data-testid="not-found">{text::NO_SUCH_PAGE}</p>
                 }
                 .into_any(),
             }}

@@ -5,7 +5,7 @@
 //! `location.pathname` at start.
 //!
 //! Not `leptos_router`: it added 56 KB to the gzipped release wasm (390 KB to 446 KB, of a
-//! 500 KB budget), mostly URL parsing with Unicode tables, for three fixed paths.
+//! 500 KB budget), mostly URL parsing with Unicode tables, for a few fixed paths.
 
 use leptos::ev::MouseEvent;
 use leptos::prelude::*;
@@ -21,6 +21,10 @@ pub enum Page {
     Products,
     /// `/sync`: refused changes, the conflict inbox, the sync engine's status.
     Sync,
+    /// `/people`: who is signed in on this tablet, PINs, signing out; the owner's people.
+    People,
+    /// `/settings`: the shop's settings (synced) and this device's.
+    Settings,
     /// Any other path.
     NotFound,
 }
@@ -32,6 +36,8 @@ impl Page {
             "" | "/counter" => Page::Counter,
             "/products" => Page::Products,
             "/sync" => Page::Sync,
+            "/people" => Page::People,
+            "/settings" => Page::Settings,
             _ => Page::NotFound,
         }
     }
@@ -42,6 +48,8 @@ impl Page {
             Page::Counter | Page::NotFound => "/counter",
             Page::Products => "/products",
             Page::Sync => "/sync",
+            Page::People => "/people",
+            Page::Settings => "/settings",
         }
     }
 }

@@ -131,11 +131,11 @@ async fn export(driver: &SyncDriver) -> Result<String, String> {
     Ok(export_products_csv(&products, &shop_settings(driver)))
 }
 
-/// Hands `text` to the browser as a download called `file_name`.
-fn download(text: &str, file_name: &str) -> Result<(), JsValue> {
+/// Hands `text` to the browser as a download called `file_name`, of type `mime`.
+pub(crate) fn download(text: &str, file_name: &str, mime: &str) -> Result<(), JsValue> {
     let parts = js_sys::Array::of1(&JsValue::from_str(text));
     let options = web_sys::BlobPropertyBag::new();
-    options.set_type("text/csv;charset=utf-8");
+    options.set_type(mime);
     let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
     let url = web_sys::Url::create_object_url_with_blob(&blob)?;
     let document = web_sys::window()
@@ -209,7 +209,7 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
         spawn_local(async move {
             match export(&driver).await {
                 Ok(text) => {
-                    if download(&text, "products.csv").is_err() {
+                    if download(&text, "products.csv", "text/csv;charset=utf-8").is_err() {
                         state.set(ImportState::Failed("The export could not be saved.".into()));
                     }
                 }

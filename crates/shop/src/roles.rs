@@ -1,0 +1,128 @@
+//! Who may do what in a shop: the three roles and the actions that need more than a cashier.
+//!
+//! A cashier sells, parks bills, takes payments and receives stock. A manager may also change
+//! prices, adjust stock, void and refund bills and override a customer's credit limit. The owner
+//! may also change the shop's settings and its people. The app asks for a manager's PIN when a
+//! cashier tries a manager's action; the server (and `firestore.rules`) refuse a cashier's token
+//! writing what only a manager may write, whatever the app did.
+
+use serde::{Deserialize, Serialize};
+
+/// A person's role in their shop, as the ID token's `role` claim says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Cashier,
+    Manager,
+    Owner,
+}
+
+/// An action that not every role may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GuardedAction {
+    ChangePrice,
+    AdjustStock,
+    VoidBill,
+    Refund,
+    OverrideCreditLimit,
+    ChangeShopSettings,
+    ManagePeople,
+}
+
+impl Role {
+    /// The role of a `role` claim (`None` for anything else).
+    pub fn from_claim(claim: &str) -> Option<Role> {
+        match claim {
+            "cashier" => Some(Role::Cashier),
+            "manager" => Some(Role::Manager),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+
+    /// The claim's spelling.
+    pub fn as_claim(self) -> &'static str {
+        match self {
+            Role::Cashier => "cashier",
+            Role::Manager => "manager",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// The least role that may take `action`.
+    pub fn needed_for(action: GuardedAction) -> Role {
+        match action {
+            GuardedAction::ChangePrice
+            | GuardedAction::AdjustStock
+            | GuardedAction::VoidBill
+            | GuardedAction::Refund
+            | GuardedAction::OverrideCreditLimit => Role::Manager,
+            GuardedAction::ChangeShopSettings | GuardedAction::ManagePeople => Role::Owner,
+        }
+    }
+
+    /// Whether this role may take `action` itself (otherwise someone who may approves it).
+    pub fn may(self, action: GuardedAction) -> bool {
+        self >= Role::needed_for(action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(role: Role, allowed: &[GuardedAction]) {
+        use GuardedAction::*;
+        for action in [
+            ChangePrice,
+            AdjustStock,
+            VoidBill,
+            Refund,
+            OverrideCreditLimit,
+            ChangeShopSettings,
+            ManagePeople,
+        ] {
+            assert_eq!(
+                role.may(action),
+                allowed.contains(&action),
+                "{role:?} {action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_role_may_what_the_issue_lists() {
+        use GuardedAction::*;
+        check(Role::Cashier, &[]);
+        check(
+            Role::Manager,
+            &[
+                ChangePrice,
+                AdjustStock,
+                VoidBill,
+                Refund,
+                OverrideCreditLimit,
+            ],
+        );
+        check(
+            Role::Owner,
+            &[
+                ChangePrice,
+                AdjustStock,
+                VoidBill,
+                Refund,
+                OverrideCreditLimit,
+                ChangeShopSettings,
+                ManagePeople,
+            ],
+        );
+    }
+
+    #[test]
+    fn claims_round_trip_and_unknown_roles_are_none() {
+        for role in [Role::Cashier, Role::Manager, Role::Owner] {
+            assert_eq!(Role::from_claim(role.as_claim()), Some(role));
+        }
+        assert_eq!(Role::from_claim("admin"), None);
+    }
+}

@@ -1,0 +1,369 @@
+//! The screens before the shop: "Set up your shop" (claiming a counterbook-server that holds
+//! no shop, with the one-time code from its log), signing in with email and password, choosing
+//! a PIN, and the lock screen where people switch with their PIN.
+//!
+//! Every visible string is in [`text`], one place to move into a message catalogue.
+
+use counterbook_shop::ShopSettings;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::people::is_valid_pin;
+use crate::sync::session::{SessionError, ShopClaim, SignedIn};
+use crate::sync::SyncDriver;
+
+/// The words of these screens.
+pub mod text {
+    pub const SET_UP_TITLE: &str = "Set up your shop";
+    pub const SET_UP_HELP: &str =
+        "This server holds no shop yet. The setup code is in the server's log, printed when it started.";
+    pub const SHOP_NAME: &str = "Shop name";
+    pub const CURRENCY: &str = "Currency";
+    pub const COUNTRY: &str = "Country";
+    pub const LOCALE: &str = "Locale";
+    pub const YOUR_NAME: &str = "Your name";
+    pub const OWNER_EMAIL: &str = "Owner email";
+    pub const PASSWORD: &str = "Password";
+    pub const SETUP_CODE: &str = "Setup code";
+    pub const SET_UP_BUTTON: &str = "Set up the shop";
+    pub const SETTING_UP: &str = "Setting up…";
+    pub const SIGN_IN_TITLE: &str = "Sign in";
+    pub const SIGN_IN_AGAIN_TITLE: &str = "Sign in again";
+    pub const ADD_PERSON_TITLE: &str = "Sign in another person on this tablet";
+    pub const EMAIL: &str = "Email";
+    pub const SIGN_IN_BUTTON: &str = "Sign in";
+    pub const SIGNING_IN: &str = "Signing in…";
+    pub const CANCEL: &str = "Cancel";
+    pub const CHOOSE_PIN_TITLE: &str = "Choose your PIN";
+    pub const CHOOSE_PIN_HELP: &str =
+        "4 to 6 digits. You switch to yourself on this tablet with it, even offline.";
+    pub const PIN: &str = "PIN";
+    pub const SAVE_PIN: &str = "Save PIN";
+    pub const NOT_NOW: &str = "Not now";
+    pub const PIN_RULE: &str = "A PIN is 4 to 6 digits.";
+    pub const LOCKED_TITLE: &str = "Who is at the counter?";
+    pub const UNLOCK: &str = "Unlock";
+    pub const NO_PIN_YET: &str = "no PIN yet";
+    pub const SIGN_IN_SOMEONE_ELSE: &str = "Sign in someone else";
+    pub const SAVED: &str = "Saved.";
+}
+
+/// "Set up your shop": the shop's name, currency, country and locale, the owner's email and
+/// password, and the setup code. The owner is signed in when it succeeds.
+#[component]
+pub fn SetUpShop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let shop_name = RwSignal::new(String::new());
+    let currency = RwSignal::new(driver.with_value(|d| d.settings().currency.clone()));
+    let country = RwSignal::new("IN".to_owned());
+    let locale = RwSignal::new("en-IN".to_owned());
+    let display_name = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let setup_code = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        let claim = ShopClaim {
+            setup_code: setup_code.get_untracked(),
+            shop_name: shop_name.get_untracked().trim().to_owned(),
+            currency: currency.get_untracked().trim().to_uppercase(),
+            country: country.get_untracked().trim().to_uppercase(),
+            locale: locale.get_untracked().trim().to_owned(),
+            email: email.get_untracked().trim().to_owned(),
+            password: password.get_untracked(),
+            display_name: display_name.get_untracked().trim().to_owned(),
+        };
+        spawn_local(async move {
+            let driver = driver.get_value();
+            match driver.sessions().claim_shop(&claim).await {
+                Ok(signed_in) => {
+                    let shop = match &signed_in {
+                        SignedIn::Ready => driver.settings().shop_id.clone(),
+                        SignedIn::RestartForShop(shop) => shop.clone(),
+                    };
+                    let profile = ShopSettings {
+                        shop_name: claim.shop_name.clone(),
+                        currency: claim.currency.clone(),
+                        ..ShopSettings::default()
+                    };
+                    if let Err(problem) =
+                        crate::actions::sale::save_first_shop_profile(&driver, &shop, &profile)
+                            .await
+                    {
+                        error.set(Some(problem));
+                    }
+                    if let SignedIn::RestartForShop(shop) = signed_in {
+                        super::restart_for_shop(&shop);
+                    }
+                }
+                Err(problem) => {
+                    error.set(Some(problem.to_string()));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    let field = |label: &'static str,
+                 value: RwSignal<String>,
+                 test_id: &'static str,
+                 kind: &'static str| {
+        view! {
+            <label>{label}
+                <input type=kind data-testid=test_id required=true
+                    prop:value=move || value.get()
+                    on:input=move |ev| value.set(event_target_value(&ev))/>
+            </label>
+        }
+    };
+    view! {
+        <form class="sign-in-card setup" data-testid="setup-form" on:submit=submit>
+            <h2>{text::SET_UP_TITLE}</h2>
+            <p class="help">{text::SET_UP_HELP}</p>
+            {field(text::SHOP_NAME, shop_name, "setup-shop-name", "text")}
+            <div class="row">
+                {field(text::CURRENCY, currency, "setup-currency", "text")}
+                {field(text::COUNTRY, country, "setup-country", "text")}
+                {field(text::LOCALE, locale, "setup-locale", "text")}
+            </div>
+            {field(text::YOUR_NAME, display_name, "setup-display-name", "text")}
+            {field(text::OWNER_EMAIL, email, "setup-email", "email")}
+            {field(text::PASSWORD, password, "setup-password", "password")}
+            {field(text::SETUP_CODE, setup_code, "setup-code", "text")}
+            <Show when=move || error.get().is_some()>
+                <p class="form-error" role="alert" data-testid="setup-error">{move || error.get()}</p>
+            </Show>
+            <button type="submit" data-testid="setup-submit" prop:disabled=move || busy.get()>
+                {move || if busy.get() { text::SETTING_UP } else { text::SET_UP_BUTTON }}
+            </button>
+        </form>
+    }
+}
+
+/// Which sign-in form this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInPurpose {
+    /// Nobody is signed in on this tablet.
+    First,
+    /// Someone's sign-in ended (the outbox waits for it).
+    Again,
+    /// Another person joins the tablet.
+    AnotherPerson,
+}
+
+/// Email and password. `on_done` runs after a sign-in on this tablet's shop, with the
+/// person's user id (a sign-in to another shop restarts the app on it instead).
+#[component]
+pub fn SignInForm(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    purpose: SignInPurpose,
+    #[prop(optional)] email: Option<String>,
+    #[prop(into)] on_done: Callback<String>,
+    #[prop(optional, into)] on_cancel: Option<Callback<()>>,
+) -> impl IntoView {
+    let email = RwSignal::new(email.unwrap_or_default());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let driver = driver.get_value();
+            let outcome = driver
+                .sessions()
+                .sign_in(&email.get_untracked(), &password.get_untracked())
+                .await;
+            busy.set(false);
+            match outcome {
+                Ok(SignedIn::Ready) => {
+                    password.set(String::new());
+                    if let Some(person) = driver.sessions().active_person() {
+                        on_done.run(person.user_id);
+                    }
+                }
+                Ok(SignedIn::RestartForShop(shop)) => super::restart_for_shop(&shop),
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+        });
+    };
+    let title = match purpose {
+        SignInPurpose::First => text::SIGN_IN_TITLE,
+        SignInPurpose::Again => text::SIGN_IN_AGAIN_TITLE,
+        SignInPurpose::AnotherPerson => text::ADD_PERSON_TITLE,
+    };
+    view! {
+        <form class="sign-in-card" data-testid="sign-in-form" on:submit=submit>
+            <h2>{title}</h2>
+            <label>{text::EMAIL}
+                <input type="email" data-testid="sign-in-email" required=true autocomplete="username"
+                    prop:value=move || email.get()
+                    on:input=move |ev| email.set(event_target_value(&ev))/>
+            </label>
+            <label>{text::PASSWORD}
+                <input type="password" data-testid="sign-in-password" required=true
+                    autocomplete="current-password"
+                    prop:value=move || password.get()
+                    on:input=move |ev| password.set(event_target_value(&ev))/>
+            </label>
+            <Show when=move || error.get().is_some()>
+                <p class="form-error" role="alert" data-testid="sign-in-error">{move || error.get()}</p>
+            </Show>
+            <div class="form-buttons">
+                <button type="submit" data-testid="sign-in-submit" prop:disabled=move || busy.get()>
+                    {move || if busy.get() { text::SIGNING_IN } else { text::SIGN_IN_BUTTON }}
+                </button>
+                {on_cancel.map(|cancel| view! {
+                    <button type="button" class="secondary" on:click=move |_| cancel.run(())>
+                        {text::CANCEL}
+                    </button>
+                })}
+            </div>
+        </form>
+    }
+}
+
+/// Choosing (or changing) the PIN of the person at the counter.
+#[component]
+pub fn ChoosePin(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    #[prop(into)] on_done: Callback<()>,
+) -> impl IntoView {
+    let pin = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let typed = pin.get_untracked();
+        if !is_valid_pin(&typed) {
+            error.set(Some(text::PIN_RULE.to_owned()));
+            return;
+        }
+        busy.set(true);
+        spawn_local(async move {
+            let outcome = driver.get_value().sessions().set_pin(&typed).await;
+            busy.set(false);
+            match outcome {
+                Ok(()) => on_done.run(()),
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+        });
+    };
+    view! {
+        <form class="sign-in-card" data-testid="choose-pin-form" on:submit=submit>
+            <h2>{text::CHOOSE_PIN_TITLE}</h2>
+            <p class="help">{text::CHOOSE_PIN_HELP}</p>
+            <label>{text::PIN}
+                <input type="password" inputmode="numeric" pattern="[0-9]{4,6}" maxlength="6"
+                    autocomplete="off" data-testid="choose-pin"
+                    prop:value=move || pin.get()
+                    on:input=move |ev| pin.set(event_target_value(&ev))/>
+            </label>
+            <Show when=move || error.get().is_some()>
+                <p class="form-error" role="alert">{move || error.get()}</p>
+            </Show>
+            <div class="form-buttons">
+                <button type="submit" data-testid="save-pin" prop:disabled=move || busy.get()>
+                    {text::SAVE_PIN}
+                </button>
+                <button type="button" class="secondary" data-testid="skip-pin"
+                    on:click=move |_| on_done.run(())>{text::NOT_NOW}</button>
+            </div>
+        </form>
+    }
+}
+
+/// The lock screen: pick yourself, enter your PIN. Also how people switch.
+#[component]
+pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    let sessions = driver.with_value(|d| d.sessions().clone());
+    let people = sessions.people();
+    let chosen = RwSignal::new(sessions.active().get_untracked());
+    let pin = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let adding = RwSignal::new(false);
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let Some(user_id) = chosen.get_untracked() else {
+            return;
+        };
+        busy.set(true);
+        error.set(None);
+        let typed = pin.get_untracked();
+        spawn_local(async move {
+            let outcome = driver
+                .get_value()
+                .sessions()
+                .switch_to(&user_id, &typed)
+                .await;
+            busy.set(false);
+            pin.set(String::new());
+            if let Err(problem) = outcome {
+                error.set(Some(match problem {
+                    SessionError::WrongPin => SessionError::WrongPin.to_string(),
+                    other => other.to_string(),
+                }));
+            }
+        });
+    };
+    view! {
+        <div class="lock-screen" data-testid="lock-screen">
+            <Show when=move || !adding.get() fallback=move || view! {
+                <SignInForm driver=driver purpose=SignInPurpose::AnotherPerson
+                    on_done=move |_| adding.set(false)
+                    on_cancel=move |_| adding.set(false)/>
+            }>
+                <form class="sign-in-card" on:submit=submit>
+                    <h2>{text::LOCKED_TITLE}</h2>
+                    <div class="people-choice" role="radiogroup">
+                        <For each=move || people.get() key=|p| (p.user_id.clone(), p.pin.is_some())
+                            let:person>
+                            {
+                                let user_id = person.user_id.clone();
+                                let id_for_click = user_id.clone();
+                                let has_pin = person.pin.is_some();
+                                view! {
+                                    <button type="button" role="radio" class="person"
+                                        data-testid="lock-person" data-email=person.email.clone()
+                                        prop:disabled=!has_pin
+                                        aria-checked=move || (chosen.get().as_deref() == Some(user_id.as_str())).to_string()
+                                        on:click=move |_| chosen.set(Some(id_for_click.clone()))>
+                                        <span class="email">{person.email.clone()}</span>
+                                        <span class="role">{person.role.as_claim()}</span>
+                                        {(!has_pin).then(|| view! { <span class="role">{text::NO_PIN_YET}</span> })}
+                                    </button>
+                                }
+                            }
+                        </For>
+                    </div>
+                    <label>{text::PIN}
+                        <input type="password" inputmode="numeric" maxlength="6" autocomplete="off"
+                            data-testid="lock-pin"
+                            prop:value=move || pin.get()
+                            on:input=move |ev| pin.set(event_target_value(&ev))/>
+                    </label>
+                    <Show when=move || error.get().is_some()>
+                        <p class="form-error" role="alert" data-testid="lock-error">{move || error.get()}</p>
+                    </Show>
+                    <div class="form-buttons">
+                        <button type="submit" data-testid="unlock" prop:disabled=move || busy.get()>
+                            {text::UNLOCK}
+                        </button>
+                        <button type="button" class="secondary" data-testid="lock-add-person"
+                            on:click=move |_| adding.set(true)>{text::SIGN_IN_SOMEONE_ELSE}</button>
+                    </div>
+                </form>
+            </Show>
+        </div>
+    }
+}
