@@ -127,6 +127,33 @@ export async function startServer({ dataDir, port = 0, tls = false, args = [] })
   };
 }
 
+/**
+ * counterbook-server with accounts (project `counterbook`, ID tokens living
+ * `tokenLifetimeSeconds` if given), serving the built app. A server holding no shop prints its
+ * one-time setup code, returned as `setupCode`.
+ */
+export async function startAccountsServer({ dataDir, tokenLifetimeSeconds }) {
+  const lifetime = tokenLifetimeSeconds
+    ? ["--token-lifetime-seconds", String(tokenLifetimeSeconds)]
+    : [];
+  const started = await startProcess(
+    SERVER_BIN,
+    ["serve", "--addr", "127.0.0.1:0", "--data", dataDir, "--app", DIST, "--project", "counterbook", ...lifetime],
+    /listening on (http:\/\/127\.0\.0\.1:(\d+))[\s\S]*setup code: ([A-Z0-9-]+)|setup code: ([A-Z0-9-]+)[\s\S]*listening on (http:\/\/127\.0\.0\.1:(\d+))/,
+    "counterbook-server with accounts",
+    30_000,
+  );
+  const [, urlA, portA, codeA, codeB, urlB, portB] = started.match;
+  return {
+    url: urlA ?? urlB,
+    port: Number(portA ?? portB),
+    setupCode: codeA ?? codeB,
+    database: join(dataDir, "counterbook.sqlite3"),
+    output: started.output,
+    stop: () => stopGroup(started.child),
+  };
+}
+
 /** Google's Firestore emulator on a free port, enforcing `rulesFile` if given. */
 export async function startEmulator({ rulesFile } = {}) {
   const rules = rulesFile ? [`--rules=${rulesFile}`] : [];

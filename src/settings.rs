@@ -38,9 +38,9 @@ pub struct Settings {
     /// Where Firebase Auth answers at the emulator's paths (`?authEndpoint=`): the Firebase
     /// Auth emulator's origin. `None`: the server's own origin, or Google's Firebase Auth.
     pub auth_endpoint: Option<String>,
-    /// Minutes of no touch or key before the app locks and asks for a PIN (`?lockMinutes=`);
-    /// 0: never.
-    pub lock_minutes: u32,
+    /// Seconds of no touch or key before the app locks and asks for a PIN (`?lockMinutes=`,
+    /// in minutes, decimals allowed); 0: never.
+    pub lock_seconds: u32,
     /// Base URL of the Firestore REST API, without `/v1`: our server's origin, the emulator's
     /// `http://127.0.0.1:8080`, or `https://firestore.googleapis.com`.
     pub endpoint: String,
@@ -128,7 +128,7 @@ impl Settings {
             backend: Backend::Server,
             api_key: String::new(),
             auth_endpoint: None,
-            lock_minutes: 5,
+            lock_seconds: 5 * 60,
             endpoint: origin.trim_end_matches('/').to_owned(),
             project: "counterbook".into(),
             shop_id: "demo-shop".into(),
@@ -193,8 +193,10 @@ impl Settings {
                 self.auth_endpoint = (!origin.is_empty()).then(|| origin.to_owned());
             }
             "lockMinutes" => {
-                if let Ok(minutes) = value.parse::<u32>() {
-                    self.lock_minutes = minutes.min(24 * 60);
+                if let Ok(minutes) = value.parse::<f64>() {
+                    if minutes.is_finite() && minutes >= 0.0 {
+                        self.lock_seconds = (minutes.min(24.0 * 60.0) * 60.0).round() as u32;
+                    }
                 }
             }
             "endpoint" => self.endpoint = value.trim_end_matches('/').to_owned(),

@@ -6,6 +6,7 @@
 //! signed in at the counter, which bills, receipts and audit entries carry.
 
 use counterbook_shop::actions::ActionContext;
+use counterbook_shop::{GuardedAction, UnitOfWork};
 
 use crate::sync::SyncDriver;
 
@@ -44,4 +45,51 @@ pub(crate) fn with_context<T>(driver: &SyncDriver, act: impl FnOnce(&ActionConte
         now_millis: now_millis(),
     };
     act(&context)
+}
+
+/// A manager's approval given on the spot, their PIN checked on this tablet: the unit names
+/// them and who asked in its audit entry, and is sent with the approver's own sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// The approver's user id.
+    pub approver: String,
+    /// The user id of who asked (the person at the counter).
+    pub requested_by: String,
+}
+
+/// The person at the counter may not take this action alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("A manager must approve this. Ask one to enter their PIN.")]
+pub struct NeedsApproval(pub GuardedAction);
+
+/// Whether `action` may go ahead: where nobody signs in, or the person at the counter may
+/// take it, or `approval` names someone signed in here who may.
+pub fn check_role(
+    driver: &SyncDriver,
+    action: GuardedAction,
+    approval: Option<&Approval>,
+) -> Result<(), NeedsApproval> {
+    let sessions = driver.sessions();
+    let Some(person) = sessions.active_person() else {
+        return Ok(());
+    };
+    if person.role.may(action) {
+        return Ok(());
+    }
+    let approved = approval
+        .and_then(|approval| sessions.person(&approval.approver))
+        .is_some_and(|approver| approver.role.may(action));
+    if approved {
+        Ok(())
+    } else {
+        Err(NeedsApproval(action))
+    }
+}
+
+/// `work`, approved if `approval` says so.
+pub(crate) fn with_approval(work: UnitOfWork, approval: Option<&Approval>) -> UnitOfWork {
+    match approval {
+        Some(approval) => work.approved(&approval.approver, &approval.requested_by),
+        None => work,
+    }
 }

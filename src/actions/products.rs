@@ -5,9 +5,9 @@
 
 use counterbook_shop::actions::{self as shop_actions, StockError};
 use counterbook_shop::product::ProductError;
-use counterbook_shop::{Product, StockMoveKind};
+use counterbook_shop::{GuardedAction, Product, StockMoveKind};
 
-use super::with_context;
+use super::{check_role, with_approval, with_context, Approval, NeedsApproval};
 use crate::storage::{StorageError, Store};
 use crate::sync::SyncDriver;
 
@@ -22,6 +22,8 @@ pub enum ProductActionError {
     BarcodeTaken { barcode: String, owner: String },
     #[error("The SKU {sku} is already used by {owner}.")]
     SkuTaken { sku: String, owner: String },
+    #[error(transparent)]
+    NeedsApproval(#[from] NeedsApproval),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -64,14 +66,16 @@ pub async fn check_codes_are_free(
 pub async fn add_product(
     driver: &SyncDriver,
     mut product: Product,
+    approval: Option<&Approval>,
 ) -> Result<Product, ProductActionError> {
+    check_role(driver, GuardedAction::ChangeProducts, approval)?;
     product.id = new_id();
     product.currency = driver.settings().currency.clone();
     check_codes_are_free(driver.store(), &product).await?;
     let work = with_context(driver, |context| {
         shop_actions::add_product(context, &product, &mut new_id)
     })?;
-    driver.submit_work(work).await?;
+    driver.submit_work(with_approval(work, approval)).await?;
     Ok(product)
 }
 
@@ -81,7 +85,9 @@ pub async fn edit_product(
     driver: &SyncDriver,
     before: &Product,
     after: Product,
+    approval: Option<&Approval>,
 ) -> Result<(), ProductActionError> {
+    check_role(driver, GuardedAction::ChangeProducts, approval)?;
     let mut after = after;
     after.id = before.id.clone();
     check_codes_are_free(driver.store(), &after).await?;
@@ -92,7 +98,7 @@ pub async fn edit_product(
         shop_actions::edit_product(context, before, &after, base, &mut new_id)
     })?;
     if let Some(work) = work {
-        driver.submit_work(work).await?;
+        driver.submit_work(with_approval(work, approval)).await?;
     }
     Ok(())
 }
@@ -105,11 +111,15 @@ pub async fn move_stock(
     kind: StockMoveKind,
     quantity: i64,
     reason: Option<&str>,
+    approval: Option<&Approval>,
 ) -> Result<(), ProductActionError> {
+    if kind != StockMoveKind::Receive {
+        check_role(driver, GuardedAction::AdjustStock, approval)?;
+    }
     let work = with_context(driver, |context| {
         shop_actions::move_stock(context, product, kind, quantity, reason, &mut new_id)
     })?;
-    driver.submit_work(work).await?;
+    driver.submit_work(with_approval(work, approval)).await?;
     Ok(())
 }
 

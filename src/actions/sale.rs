@@ -250,7 +250,7 @@ pub async fn add_product_for_code(
     driver: &SyncDriver,
     product: Product,
 ) -> Result<Product, String> {
-    super::products::add_product(driver, product)
+    super::products::add_product(driver, product, None)
         .await
         .map_err(|e| e.to_string())
 }

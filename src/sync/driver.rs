@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use counterbook_firestore_wire::Timestamp;
 use counterbook_firestore_wire::{Code, TargetKind};
-use counterbook_shop::actions::AUDIT_COLLECTION;
+use counterbook_shop::actions::{APPROVED_BY_FIELD, AUDIT_COLLECTION};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
@@ -205,6 +205,26 @@ fn page_visible() -> bool {
         .and_then(|w| w.document())
         .map(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
         .unwrap_or(true)
+}
+
+/// The approver an audit document of this commit names (`approvedBy`), if any.
+fn approver_named_in(request: &counterbook_firestore_wire::CommitRequest) -> Option<String> {
+    request
+        .writes
+        .iter()
+        .find_map(|write| match &write.operation {
+            counterbook_firestore_wire::WriteOperation::Update(document)
+                if document.name.contains(&format!("/{AUDIT_COLLECTION}/")) =>
+            {
+                match document.fields.get(APPROVED_BY_FIELD) {
+                    Some(counterbook_firestore_wire::Value::String(approver)) => {
+                        Some(approver.clone())
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
 }
 
 impl SyncDriver {
@@ -966,7 +986,13 @@ impl SyncDriver {
         let this = self.clone();
         match command {
             Command::SendCommit { unit_id, request } => spawn_local(async move {
-                let event = match this.inner.remote.commit(&request).await {
+                // A unit a manager approved goes with the approver's own sign-in: the one its
+                // audit entry names (the server requires `approvedBy` to be the writer).
+                let as_token = match approver_named_in(&request) {
+                    Some(approver) => this.inner.sessions.fresh_token_of(&approver).await,
+                    None => None,
+                };
+                let event = match this.inner.remote.commit(&request, as_token).await {
                     Ok(response) => {
                         this.note_reply(None);
                         this.inner.last_push_millis.set(Some(now_millis()));

@@ -53,11 +53,16 @@ impl Remote {
         )
     }
 
-    /// `POST documents:commit`.
-    pub async fn commit(&self, request: &CommitRequest) -> Result<CommitResponse, PushFailure> {
+    /// `POST documents:commit`, with `as_token` instead of the bearer token when given (a
+    /// unit approved by a manager goes with the manager's own sign-in).
+    pub async fn commit(
+        &self,
+        request: &CommitRequest,
+        as_token: Option<String>,
+    ) -> Result<CommitResponse, PushFailure> {
         let url = format!("{}:commit", self.documents_url());
         let body = to_json(request)?;
-        let (_, text) = self.send("POST", &url, Some(body)).await?;
+        let (_, text) = self.send_as("POST", &url, Some(body), as_token).await?;
         parse_reply(&text)
     }
 
@@ -121,6 +126,17 @@ impl Remote {
         url: &str,
         body: Option<String>,
     ) -> Result<(u16, String), PushFailure> {
+        self.send_as(method, url, body, None).await
+    }
+
+    /// [`Remote::send`] with `as_token` instead of the bearer token when given.
+    async fn send_as(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<String>,
+        as_token: Option<String>,
+    ) -> Result<(u16, String), PushFailure> {
         let network = |what: &str, error: JsValue| {
             PushFailure::Network(format!("{what}: {}", describe_js_error(&error)))
         };
@@ -136,7 +152,7 @@ impl Remote {
                 .set("Content-Type", "application/json")
                 .map_err(|e| network("headers", e))?;
         }
-        if let Some(token) = self.bearer.get() {
+        if let Some(token) = as_token.or_else(|| self.bearer.get()) {
             headers
                 .set("Authorization", &format!("Bearer {token}"))
                 .map_err(|e| network("headers", e))?;

@@ -184,7 +184,7 @@ impl Sessions {
         sessions
             .inner
             .locked
-            .set(someone_has_a_pin && sessions.inner.settings.lock_minutes > 0);
+            .set(someone_has_a_pin && sessions.inner.settings.lock_seconds > 0);
         sessions.choose_sender();
         Ok(sessions)
     }
@@ -666,10 +666,35 @@ impl Sessions {
         Ok(())
     }
 
-    /// The ID token of a signed-in person, for a request made as them (an owner's people
-    /// page, a manager's approval).
-    pub fn token_of(&self, user_id: &str) -> Option<String> {
-        self.person(user_id).map(|person| person.id_token)
+    /// The ID token of a signed-in person, for a request made as them (a manager's
+    /// approval), refreshed first if it expires within a minute. `None` if they are not
+    /// signed in here; their last token if it cannot be refreshed now (the backend then
+    /// answers `UNAUTHENTICATED` and the unit waits).
+    pub async fn fresh_token_of(&self, user_id: &str) -> Option<String> {
+        let mut person = self.person(user_id)?;
+        if person.id_token_expires_at_millis - now_millis() > 60_000 || person.needs_sign_in {
+            return Some(person.id_token);
+        }
+        let endpoints = auth_endpoints(&self.inner.settings);
+        match identity::refresh_id_token(&endpoints, &person.refresh_token).await {
+            Ok(tokens) => {
+                person.id_token_expires_at_millis = now_millis() + tokens.expires_in_seconds * 1000;
+                person.id_token = tokens.id_token;
+                person.refresh_token = tokens.refresh_token;
+                let _ = self.inner.store.save_person(&person).await;
+                let token = person.id_token.clone();
+                self.put_person(person);
+                if self.inner.sender.borrow().as_deref() == Some(user_id) {
+                    self.choose_sender();
+                }
+                Some(token)
+            }
+            Err(error) if error.is_temporary() => Some(person.id_token),
+            Err(_) => {
+                self.mark_needs_sign_in(user_id).await;
+                Some(person.id_token)
+            }
+        }
     }
 }
 

@@ -150,11 +150,11 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
 
 /// Locks the app after the device's lock time with no touch, click or key.
 fn watch_idle(driver: StoredValue<SyncDriver, LocalStorage>) {
-    let minutes = driver.with_value(|d| d.settings().lock_minutes);
+    let seconds = driver.with_value(|d| d.settings().lock_seconds);
     let Some(window) = web_sys::window() else {
         return;
     };
-    if minutes == 0 {
+    if seconds == 0 {
         return;
     }
     let last_activity = std::rc::Rc::new(std::cell::Cell::new(js_sys::Date::now()));
@@ -171,7 +171,7 @@ fn watch_idle(driver: StoredValue<SyncDriver, LocalStorage>) {
         // Lives as long as the page.
         on_activity.forget();
     }
-    let limit = f64::from(minutes) * 60_000.0;
+    let limit = f64::from(seconds) * 1_000.0;
     let check = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
         if js_sys::Date::now() - last_activity.get() >= limit {
             // The app may have been unmounted (tests mount several).

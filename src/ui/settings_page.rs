@@ -181,7 +181,7 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
     let auth_endpoint = RwSignal::new(settings.auth_endpoint.clone().unwrap_or_default());
     let realtime = RwSignal::new(settings.realtime);
     let battery_saver = RwSignal::new(settings.battery_saver);
-    let lock_minutes = RwSignal::new(settings.lock_minutes.to_string());
+    let lock_minutes = RwSignal::new(format!("{}", f64::from(settings.lock_seconds) / 60.0));
     let save = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
         let backend = if firestore.get_untracked() {

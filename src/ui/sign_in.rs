@@ -367,3 +367,103 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
         </div>
     }
 }
+
+/// The words of the manager's approval.
+pub mod approval_text {
+    pub const TITLE: &str = "A manager's approval is needed";
+    pub const HELP: &str = "A manager or the owner signed in on this tablet enters their PIN.";
+    pub const APPROVE: &str = "Approve";
+    pub const CANCEL: &str = "Cancel";
+    pub const NOBODY: &str =
+        "No manager with a PIN is signed in on this tablet. A manager signs in on the people page first.";
+}
+
+/// Asks a manager (or the owner) signed in on this tablet for their PIN, on the spot;
+/// `on_approved` gets the approval for `action`.
+#[component]
+pub fn ManagerApproval(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    action: counterbook_shop::GuardedAction,
+    #[prop(into)] on_approved: Callback<crate::actions::Approval>,
+    #[prop(into)] on_cancel: Callback<()>,
+) -> impl IntoView {
+    let people = driver.with_value(|d| d.sessions().people());
+    let approvers = move || {
+        people.with(|people| {
+            people
+                .iter()
+                .filter(|p| p.role.may(action) && p.pin.is_some())
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let chosen = RwSignal::new(approvers().first().map(|p| p.user_id.clone()));
+    let pin = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let Some(approver) = chosen.get_untracked() else {
+            return;
+        };
+        let typed = pin.get_untracked();
+        spawn_local(async move {
+            let driver = driver.get_value();
+            let sessions = driver.sessions();
+            match sessions.check_pin(&approver, &typed).await {
+                Ok(_) => {
+                    let requested_by = sessions.active().get_untracked().unwrap_or_default();
+                    on_approved.run(crate::actions::Approval {
+                        approver,
+                        requested_by,
+                    });
+                }
+                Err(problem) => {
+                    pin.set(String::new());
+                    error.set(Some(problem.to_string()));
+                }
+            }
+        });
+    };
+    view! {
+        <div class="lock-screen" data-testid="manager-approval">
+            <form class="sign-in-card" on:submit=submit>
+                <h2>{approval_text::TITLE}</h2>
+                <p class="help">{approval_text::HELP}</p>
+                <Show when=move || approvers().is_empty()>
+                    <p class="form-error">{approval_text::NOBODY}</p>
+                </Show>
+                <div class="people-choice" role="radiogroup">
+                    <For each=approvers key=|p| p.user_id.clone() let:person>
+                        {
+                            let user_id = person.user_id.clone();
+                            let id_for_click = user_id.clone();
+                            view! {
+                                <button type="button" role="radio" class="person"
+                                    data-testid="approver" data-email=person.email.clone()
+                                    aria-checked=move || (chosen.get().as_deref() == Some(user_id.as_str())).to_string()
+                                    on:click=move |_| chosen.set(Some(id_for_click.clone()))>
+                                    <span class="email">{person.email.clone()}</span>
+                                    <span class="role">{person.role.as_claim()}</span>
+                                </button>
+                            }
+                        }
+                    </For>
+                </div>
+                <label>{text::PIN}
+                    <input type="password" inputmode="numeric" maxlength="6" autocomplete="off"
+                        data-testid="approval-pin"
+                        prop:value=move || pin.get()
+                        on:input=move |ev| pin.set(event_target_value(&ev))/>
+                </label>
+                <Show when=move || error.get().is_some()>
+                    <p class="form-error" role="alert" data-testid="approval-error">{move || error.get()}</p>
+                </Show>
+                <div class="form-buttons">
+                    <button type="submit" data-testid="approve">{approval_text::APPROVE}</button>
+                    <button type="button" class="secondary" data-testid="cancel-approval"
+                        on:click=move |_| on_cancel.run(())>{approval_text::CANCEL}</button>
+                </div>
+            </form>
+        </div>
+    }
+}

@@ -78,6 +78,8 @@ fn audit_entry(
         at_millis: context.now_millis,
         device_id: context.device_id.to_owned(),
         cashier: context.cashier.map(str::to_owned),
+        approved_by: None,
+        requested_by: None,
         action: action.to_owned(),
         path,
         before,
@@ -111,6 +113,42 @@ impl AuditEntry {
             ("after".to_string(), fields_or_null(&self.after)),
             ("deleted".to_string(), Value::Boolean(false)),
         ])
+        .into_iter()
+        .chain(
+            [
+                ("approvedBy", &self.approved_by),
+                ("requestedBy", &self.requested_by),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| {
+                value
+                    .clone()
+                    .map(|value| (name.to_string(), Value::String(value)))
+            }),
+        )
+        .collect()
+    }
+}
+
+/// The field of an audit document naming the approver (the server and `firestore.rules`
+/// require it to be the writer's own user id).
+pub const APPROVED_BY_FIELD: &str = "approvedBy";
+
+impl UnitOfWork {
+    /// This unit as approved on the spot by `approver` (a user id) at `requester`'s request:
+    /// every audit entry, and the audit documents the unit writes, name both.
+    pub fn approved(mut self, approver: &str, requester: &str) -> UnitOfWork {
+        for entry in &mut self.audit {
+            entry.approved_by = Some(approver.to_owned());
+            entry.requested_by = Some(requester.to_owned());
+            let suffix = format!("/{AUDIT_COLLECTION}/{}", entry.id);
+            for write in &mut self.unit.writes {
+                if write.path.ends_with(&suffix) {
+                    write.fields = entry.to_fields();
+                }
+            }
+        }
+        self
     }
 }
 
@@ -1052,6 +1090,46 @@ mod tests {
             edit_product(&context(), &before, &before, None, &mut counter()),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn an_approved_unit_names_the_approver_and_who_asked_in_its_audit_document() {
+        let before = product("tea", 120_00, 10);
+        let mut after = before.clone();
+        after.price_minor = 99_00;
+        let plain = edit_product(&context(), &before, &after, None, &mut counter())
+            .unwrap()
+            .unwrap();
+        let audit_fields = |work: &UnitOfWork| {
+            let path = work.audit[0].document_path("s1");
+            work.unit
+                .writes
+                .iter()
+                .find(|write| write.path == path)
+                .expect("the unit writes its audit entry")
+                .fields
+                .clone()
+        };
+        assert!(!audit_fields(&plain).contains_key(APPROVED_BY_FIELD));
+        let approved = plain.approved("manager-uid", "cashier-uid");
+        assert_eq!(
+            approved.audit[0].approved_by.as_deref(),
+            Some("manager-uid")
+        );
+        assert_eq!(
+            approved.audit[0].requested_by.as_deref(),
+            Some("cashier-uid")
+        );
+        let fields = audit_fields(&approved);
+        assert_eq!(
+            fields.get(APPROVED_BY_FIELD),
+            Some(&Value::String("manager-uid".into()))
+        );
+        assert_eq!(
+            fields.get("requestedBy"),
+            Some(&Value::String("cashier-uid".into()))
+        );
+        assert_eq!(fields.get("cashier"), Some(&Value::String("asha".into())));
     }
 
     #[test]

@@ -157,6 +157,14 @@ pub struct AuditEntry {
     pub device_id: String,
     #[serde(default)]
     pub cashier: Option<String>,
+    /// The user id of who approved this on the spot (a manager entering their PIN for an
+    /// action the person at the counter may not take alone); the unit is sent with the
+    /// approver's own sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// With `approved_by`: the user id of who asked for the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// "product.create", "bill.finalize", ...
     pub action: String,
     /// Document path relative to the database root.

@@ -1,7 +1,7 @@
 //! Who may do what in a shop: the three roles and the actions that need more than a cashier.
 //!
-//! A cashier sells, parks bills, takes payments and receives stock. A manager may also change
-//! prices, adjust stock, void and refund bills and override a customer's credit limit. The owner
+//! A cashier sells, parks bills, takes payments and receives stock. A manager may also add and change
+//! products and prices, adjust stock, void and refund bills and override a customer's credit limit. The owner
 //! may also change the shop's settings and its people. The app asks for a manager's PIN when a
 //! cashier tries a manager's action; the server (and `firestore.rules`) refuse a cashier's token
 //! writing what only a manager may write, whatever the app did.
@@ -20,7 +20,8 @@ pub enum Role {
 /// An action that not every role may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GuardedAction {
-    ChangePrice,
+    /// Add a product, or change its price or any other field (not its stock).
+    ChangeProducts,
     AdjustStock,
     VoidBill,
     Refund,
@@ -52,7 +53,7 @@ impl Role {
     /// The least role that may take `action`.
     pub fn needed_for(action: GuardedAction) -> Role {
         match action {
-            GuardedAction::ChangePrice
+            GuardedAction::ChangeProducts
             | GuardedAction::AdjustStock
             | GuardedAction::VoidBill
             | GuardedAction::Refund
@@ -74,7 +75,7 @@ mod tests {
     fn check(role: Role, allowed: &[GuardedAction]) {
         use GuardedAction::*;
         for action in [
-            ChangePrice,
+            ChangeProducts,
             AdjustStock,
             VoidBill,
             Refund,
@@ -97,7 +98,7 @@ mod tests {
         check(
             Role::Manager,
             &[
-                ChangePrice,
+                ChangeProducts,
                 AdjustStock,
                 VoidBill,
                 Refund,
@@ -107,7 +108,7 @@ mod tests {
         check(
             Role::Owner,
             &[
-                ChangePrice,
+                ChangeProducts,
                 AdjustStock,
                 VoidBill,
                 Refund,

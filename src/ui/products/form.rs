@@ -13,6 +13,8 @@ use crate::actions;
 use crate::model::{name_key, Product, MAX_PRODUCT_NAME_CHARS};
 use crate::money::{minor_digits, parse_price};
 use crate::sync::SyncDriver;
+use crate::ui::sign_in::ManagerApproval;
+use counterbook_shop::GuardedAction;
 
 /// What the form's fields hold, as typed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,26 +159,26 @@ pub fn ProductForm(
         error.set(None);
     });
 
-    let form_currency = currency.clone();
-    let on_submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        if saving.get_untracked() {
-            return;
-        }
-        let before = editing.get_untracked();
-        let base = before
-            .clone()
-            .unwrap_or_else(|| Product::new(String::new(), "", 0, &form_currency));
-        let product = match typed.with_untracked(|typed| typed.read(&base, &form_currency)) {
-            Ok(product) => product,
-            Err(problem) => return error.set(Some(problem)),
-        };
-        let driver = driver.get_value();
+    // A cashier's change waits here for a manager's PIN: what was typed, and what it edits.
+    let awaiting_approval = RwSignal::new(None::<(Option<Product>, Product)>);
+    let save = move |before: Option<Product>,
+                     product: Product,
+                     approval: Option<actions::Approval>| {
+        let driver_handle = driver.get_value();
         saving.set(true);
         spawn_local(async move {
+            let driver = driver_handle;
             let outcome = match &before {
-                Some(before) => actions::products::edit_product(&driver, before, product).await,
-                None => actions::products::add_product(&driver, product)
+                Some(before) => {
+                    actions::products::edit_product(
+                        &driver,
+                        before,
+                        product.clone(),
+                        approval.as_ref(),
+                    )
+                    .await
+                }
+                None => actions::products::add_product(&driver, product.clone(), approval.as_ref())
                     .await
                     .map(|_| ()),
             };
@@ -192,11 +194,37 @@ pub fn ProductForm(
                         let _ = input.focus();
                     }
                 }
+                Err(actions::products::ProductActionError::NeedsApproval(_)) => {
+                    awaiting_approval.set(Some((before, product)));
+                }
                 // Nothing was saved (one transaction); the typed values stay for another try.
                 Err(problem) => error.set(Some(problem.to_string())),
             }
             saving.set(false);
         });
+    };
+    let approved = move |approval: actions::Approval| {
+        if let Some((before, product)) = awaiting_approval.get_untracked() {
+            awaiting_approval.set(None);
+            save(before, product, Some(approval));
+        }
+    };
+
+    let form_currency = currency.clone();
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        if saving.get_untracked() {
+            return;
+        }
+        let before = editing.get_untracked();
+        let base = before
+            .clone()
+            .unwrap_or_else(|| Product::new(String::new(), "", 0, &form_currency));
+        let product = match typed.with_untracked(|typed| typed.read(&base, &form_currency)) {
+            Ok(product) => product,
+            Err(problem) => return error.set(Some(problem)),
+        };
+        save(before, product, None);
     };
 
     let field = move |read: fn(&Typed) -> String| move || typed.with(read);
@@ -278,6 +306,10 @@ pub fn ProductForm(
                 <p class="form-error" role="alert" data-testid="form-error">
                     {move || error.get().unwrap_or_default()}
                 </p>
+            </Show>
+            <Show when=move || awaiting_approval.with(Option::is_some)>
+                <ManagerApproval driver=driver action=GuardedAction::ChangeProducts
+                    on_approved=approved on_cancel=move |_| awaiting_approval.set(None)/>
             </Show>
         </form>
     }

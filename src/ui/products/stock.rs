@@ -58,7 +58,8 @@ pub fn StockForm(
         let driver = driver.get_value();
         spawn_local(async move {
             let reason = Some(reason_text.as_str()).filter(|r| !r.trim().is_empty());
-            match actions::products::move_stock(&driver, &current, move_kind, amount, reason).await
+            match actions::products::move_stock(&driver, &current, move_kind, amount, reason, None)
+                .await
             {
                 Ok(()) => product.set(None),
                 Err(problem) => error.set(Some(problem.to_string())),

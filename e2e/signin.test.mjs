@@ -1,0 +1,233 @@
+// People on the tablet (issue 10), on counterbook-server with accounts and short-lived tokens:
+// the first run claims the server with the setup code from its log (a wrong code refused); the
+// owner adds a cashier; PINs switch people and the idle lock asks for one; a cashier's tablet
+// sells offline while its ID token expires and its sign-in is revoked, says "Sign in again to
+// send N sales", and after signing in again the server holds exactly those sales.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  launchBrowser,
+  startAccountsServer,
+  temporaryDirectory,
+  countRowsInSqlite,
+} from "./harness.mjs";
+import { ean13, productFields, scanWithKeyboard, screenshots, waitForIdlePage } from "./counter-helpers.mjs";
+
+const PROJECT = "counterbook";
+const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
+const CASHIER = { email: "cashier@example.com", password: "cashier-secret-1" };
+/** ID tokens live this long: the offline step outlasts one. */
+const TOKEN_SECONDS = 4;
+const SOAP = ean13("890100000001");
+
+/** Signs in over Firebase Auth's REST API (as a test's own client, not the app). */
+async function signInOverRest(server, { email, password }) {
+  const response = await fetch(
+    `${server.url}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=k`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email, password, returnSecureToken: true }),
+    },
+  );
+  assert.equal(response.status, 200, await response.clone().text());
+  const body = await response.json();
+  const claims = JSON.parse(Buffer.from(body.idToken.split(".")[1], "base64url").toString());
+  return { idToken: body.idToken, userId: body.localId, shop: claims.shop };
+}
+
+async function asOwner(server, method, path, body) {
+  const { idToken } = await signInOverRest(server, OWNER);
+  const response = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${idToken}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
+  return response.json();
+}
+
+async function signIn(page, { email, password }) {
+  const form = page.getByTestId("sign-in-form");
+  await form.getByTestId("sign-in-email").fill(email);
+  await form.getByTestId("sign-in-password").fill(password);
+  await form.getByTestId("sign-in-submit").click();
+}
+
+async function choosePin(page, pin) {
+  await page.getByTestId("choose-pin").fill(pin);
+  await page.getByTestId("save-pin").click();
+  await page.getByTestId("choose-pin-form").waitFor({ state: "detached" });
+}
+
+async function waitForPersonAtCounter(page, email) {
+  await page.waitForFunction(
+    (email) => document.querySelector("[data-testid=person-at-counter]")?.textContent === email,
+    email,
+  );
+}
+
+async function unlockAs(page, email, pin) {
+  const lock = page.getByTestId("lock-screen");
+  await lock.locator(`[data-testid=lock-person][data-email="${email}"]`).click();
+  await lock.getByTestId("lock-pin").fill(pin);
+  await lock.getByTestId("unlock").click();
+}
+
+/** One sale of a bar of soap, paid cash with the exact amount. */
+async function sellSoap(page) {
+  await scanWithKeyboard(page, SOAP);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=cart-line]").length === 1);
+  await page.getByRole("button", { name: "Complete sale", exact: true }).click();
+  await page.getByRole("region", { name: "Receipt" }).waitFor({ timeout: 15_000 });
+  await page.getByRole("button", { name: "New sale", exact: true }).click();
+  await page.getByRole("region", { name: "Receipt" }).waitFor({ state: "detached" });
+}
+
+function billsOnServer(server) {
+  return countRowsInSqlite(server.database, PROJECT).bills ?? 0;
+}
+
+describe("people on the tablet", () => {
+  let server;
+  let browser;
+  before(async () => {
+    [server, browser] = await Promise.all([
+      startAccountsServer({
+        dataDir: temporaryDirectory("counterbook-signin-"),
+        tokenLifetimeSeconds: TOKEN_SECONDS,
+      }),
+      launchBrowser(),
+    ]);
+    assert.match(server.setupCode, /^[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+  });
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop()]);
+  });
+
+  test("first run, PINs and the lock, and a cashier's offline sales after their sign-in ended", async () => {
+    const owner = await browser.newContext({ viewport: { width: 800, height: 1280 } });
+    const tablet = await browser.newContext({ viewport: { width: 800, height: 1280 } });
+    try {
+      // First run: the server holds no shop; a wrong code is refused, the right one claims it.
+      const page = await owner.newPage();
+      await page.goto(`${server.url}/counter?lockMinutes=0`);
+      const setup = page.getByTestId("setup-form");
+      await setup.waitFor();
+      await screenshots(page, "setup-your-shop");
+      await setup.getByTestId("setup-shop-name").fill("Kirana One");
+      await setup.getByTestId("setup-display-name").fill("Asha");
+      await setup.getByTestId("setup-email").fill(OWNER.email);
+      await setup.getByTestId("setup-password").fill(OWNER.password);
+      await setup.getByTestId("setup-code").fill("AAAA-BBBB-CCCC");
+      await setup.getByTestId("setup-submit").click();
+      await page.getByTestId("setup-error").waitFor();
+      assert.match(await page.getByTestId("setup-error").textContent(), /setup code is wrong/);
+      await setup.getByTestId("setup-code").fill(server.setupCode.toLowerCase().replaceAll("-", " "));
+      await setup.getByTestId("setup-submit").click();
+      // The app starts again on the new shop, with the owner at the counter.
+      await waitForPersonAtCounter(page, OWNER.email);
+      const { shop } = await signInOverRest(server, OWNER);
+      assert.ok(shop, "the owner's token names the shop");
+      await page.getByTestId("choose-pin-form").waitFor();
+      await screenshots(page, "choose-pin");
+      await choosePin(page, "1111");
+
+      // The owner adds a cashier on the people page, and a product over the API.
+      await page.locator('nav.pages a[href="/people"]').click();
+      const shopPeople = page.getByTestId("add-shop-person");
+      await shopPeople.getByTestId("new-person-email").fill(CASHIER.email);
+      await shopPeople.getByTestId("new-person-password").fill(CASHIER.password);
+      await shopPeople.getByTestId("new-person-name").fill("Ravi");
+      await shopPeople.getByTestId("new-person-add").click();
+      await page.locator(`[data-testid=shop-person][data-email="${CASHIER.email}"]`).waitFor();
+      await asOwner(server, "POST", `/v1/projects/${PROJECT}/databases/(default)/documents:commit`, {
+        writes: [
+          {
+            update: {
+              name: `projects/${PROJECT}/databases/(default)/documents/shops/${shop}/products/00000000-0000-7000-8000-000000000001`,
+              fields: productFields({ name: "Lux Soap", price: 3500, barcodes: [SOAP], stock: 50 }),
+            },
+            updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
+          },
+        ],
+      });
+
+      // A second person on the same tablet: the cashier signs in once and chooses a PIN.
+      await page.getByTestId("add-tablet-person").click();
+      await signIn(page, CASHIER);
+      await page.getByTestId("choose-pin-form").waitFor();
+      await choosePin(page, "2222");
+      await waitForPersonAtCounter(page, CASHIER.email);
+      await screenshots(page, "people-page");
+
+      // Switch: a wrong PIN is refused, the owner's own PIN switches to the owner.
+      await page.getByTestId("switch-person").click();
+      await page.getByTestId("lock-screen").waitFor();
+      await unlockAs(page, OWNER.email, "9999");
+      await page.getByTestId("lock-error").waitFor();
+      await screenshots(page, "lock-screen");
+      await unlockAs(page, OWNER.email, "1111");
+      await page.getByTestId("lock-screen").waitFor({ state: "detached" });
+      await waitForPersonAtCounter(page, OWNER.email);
+
+      // Opened again with a lock time of 3 s: it starts locked, and locks again when idle.
+      await page.close();
+      const relocked = await owner.newPage();
+      await relocked.goto(`${server.url}/counter?lockMinutes=0.05`);
+      await relocked.getByTestId("lock-screen").waitFor();
+      await unlockAs(relocked, CASHIER.email, "2222");
+      await waitForPersonAtCounter(relocked, CASHIER.email);
+      await relocked.getByTestId("lock-screen").waitFor({ state: "detached" });
+      await relocked.getByTestId("lock-screen").waitFor({ timeout: 15_000 });
+
+      // Another tablet with only the cashier signed in sells once online...
+      const counter = await tablet.newPage();
+      await counter.goto(`${server.url}/counter?lockMinutes=0`);
+      await signIn(counter, CASHIER);
+      await counter.getByTestId("skip-pin").click();
+      await counter.getByLabel("Scan or search").waitFor();
+      await waitForIdlePage(counter);
+      await sellSoap(counter);
+      await counter.waitForFunction(() => document.querySelector("[data-testid=pending-count]")?.textContent === "0");
+      const before = billsOnServer(server);
+      assert.equal(before, 1);
+
+      // ...then offline: three sales while its ID token expires, and meanwhile the owner
+      // disables and enables the cashier, which ends their refresh token.
+      await tablet.setOffline(true);
+      for (let i = 0; i < 3; i++) await sellSoap(counter);
+      const { people } = await asOwner(server, "GET", `/counterbook/v1/shops/${shop}/people`);
+      const cashierId = people.find((p) => p.email === CASHIER.email).userId;
+      for (const disabled of [true, false]) {
+        await asOwner(server, "PATCH", `/counterbook/v1/shops/${shop}/people/${cashierId}`, { disabled });
+      }
+      // A clock condition, not a synchronisation: the tablet's ID token has expired by then.
+      await new Promise((resolve) => setTimeout(resolve, (TOKEN_SECONDS + 1) * 1000));
+      await tablet.setOffline(false);
+      await counter.getByTestId("sign-in-again").waitFor({ timeout: 30_000 });
+      assert.equal(
+        await counter.getByTestId("sign-in-again-message").textContent(),
+        "Sign in again to send 3 sales",
+      );
+      assert.equal(billsOnServer(server), 1, "nothing was sent with the ended sign-in");
+      await screenshots(counter, "sign-in-again");
+
+      // Signing in again sends them: exactly three more bills, none twice.
+      const again = counter.getByTestId("sign-in-again");
+      await again.getByTestId("sign-in-password").fill(CASHIER.password);
+      await again.getByTestId("sign-in-submit").click();
+      await counter.getByTestId("sign-in-again").waitFor({ state: "detached", timeout: 30_000 });
+      await counter.waitForFunction(
+        () => document.querySelector("[data-testid=pending-count]")?.textContent === "0",
+        null,
+        { timeout: 30_000 },
+      );
+      assert.equal(billsOnServer(server), 4);
+    } finally {
+      await Promise.all([owner.close(), tablet.close()]);
+    }
+  });
+});
