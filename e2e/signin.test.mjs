@@ -13,7 +13,14 @@ import {
   temporaryDirectory,
   countRowsInSqlite,
 } from "./harness.mjs";
-import { ean13, productFields, scanWithKeyboard, screenshots, waitForIdlePage } from "./counter-helpers.mjs";
+import {
+  ean13,
+  productFields,
+  scanWithKeyboard,
+  screenshots,
+  waitForIdlePage,
+  waitForProductCount,
+} from "./counter-helpers.mjs";
 
 const PROJECT = "counterbook";
 const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
@@ -162,6 +169,9 @@ describe("people on the tablet", () => {
       await choosePin(page, "2222");
       await waitForPersonAtCounter(page, CASHIER.email);
       await screenshots(page, "people-page");
+      await page.locator('nav.pages a[href="/settings"]').click();
+      await page.getByTestId("device-settings").waitFor();
+      await screenshots(page, "settings-page", { fullPage: true });
 
       // Switch: a wrong PIN is refused, the owner's own PIN switches to the owner.
       await page.getByTestId("switch-person").click();
@@ -189,6 +199,7 @@ describe("people on the tablet", () => {
       await signIn(counter, CASHIER);
       await counter.getByTestId("skip-pin").click();
       await counter.getByLabel("Scan or search").waitFor();
+      await waitForProductCount(counter, 1);
       await waitForIdlePage(counter);
       await sellSoap(counter);
       await counter.waitForFunction(() => document.querySelector("[data-testid=pending-count]")?.textContent === "0");

@@ -30,6 +30,9 @@ pub struct Person {
     pub id_token_expires_at_millis: i64,
     #[serde(default)]
     pub pin: Option<PinHash>,
+    /// They chose "Not now" when asked for a PIN: not asked again at every start.
+    #[serde(default)]
+    pub pin_declined: bool,
     /// The backend refused this person's refresh token: they must sign in again with their
     /// password before their work can be sent.
     #[serde(default)]

@@ -343,6 +343,8 @@ fn audit(action: &str, path: &str) -> AuditEntry {
         at_millis: js_sys::Date::now() as i64,
         device_id: "device-A".into(),
         cashier: Some("asha".into()),
+        approved_by: None,
+        requested_by: None,
         action: action.into(),
         path: path.into(),
         before: None,

@@ -402,6 +402,7 @@ impl Sessions {
             id_token: tokens.id_token,
             refresh_token: tokens.refresh_token,
             id_token_expires_at_millis: now_millis() + tokens.expires_in_seconds * 1000,
+            pin_declined: self.person(&claims.user_id).is_some_and(|p| p.pin_declined),
             pin: kept_pin,
             needs_sign_in: false,
         };
@@ -612,6 +613,27 @@ impl Sessions {
         self.inner.store.save_person(&person).await?;
         self.put_person(person);
         Ok(())
+    }
+
+    /// The person at the counter chose not to set a PIN now.
+    pub async fn decline_pin(&self) -> Result<(), StorageError> {
+        let Some(mut person) = self.active_person() else {
+            return Ok(());
+        };
+        person.pin_declined = true;
+        self.inner.store.save_person(&person).await?;
+        self.put_person(person);
+        Ok(())
+    }
+
+    /// Whether the person at the counter is to be asked for a PIN (tracked).
+    pub fn asks_for_pin(&self) -> bool {
+        let active = self.inner.active.get();
+        self.inner.people.with(|people| {
+            people
+                .iter()
+                .any(|p| Some(&p.user_id) == active.as_ref() && p.pin.is_none() && !p.pin_declined)
+        })
     }
 
     /// Checks `pin` against `user_id`'s PIN (on the device).

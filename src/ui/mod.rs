@@ -111,15 +111,9 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
     let checking = driver.sessions().clone();
     spawn_local(async move { checking.check_access().await });
     let driver = StoredValue::new_local(driver);
-    // Right after a sign-in, the person chooses the PIN they switch with.
-    let choosing_pin = RwSignal::new(false);
-    let signed_in = move |_user_id: String| {
-        let has_pin = driver
-            .with_value(|d| d.sessions().active_person())
-            .map(|person| person.pin.is_some())
-            .unwrap_or(true);
-        choosing_pin.set(!has_pin);
-    };
+    // After a sign-in, the person chooses the PIN they switch with (unless they said "Not
+    // now" once).
+    let choosing_pin = move || driver.with_value(|d| d.sessions().asks_for_pin());
     watch_idle(driver);
     move || match access.get() {
         Access::Checking => view! { <p class="notice">{text::OPENING}</p> }.into_any(),
@@ -129,17 +123,17 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
         .into_any(),
         Access::SignIn => view! {
             <main class="before-shop">
-                <SignInForm driver=driver purpose=SignInPurpose::First on_done=signed_in/>
+                <SignInForm driver=driver purpose=SignInPurpose::First on_done=|_| {}/>
             </main>
         }
         .into_any(),
         Access::Open | Access::SignedIn => view! {
-            <Show when=move || choosing_pin.get()>
+            <Show when=choosing_pin>
                 <div class="lock-screen">
-                    <ChoosePin driver=driver on_done=move |_| choosing_pin.set(false)/>
+                    <ChoosePin driver=driver on_done=|_| {}/>
                 </div>
             </Show>
-            <Show when=move || locked.get() && !choosing_pin.get()>
+            <Show when=move || locked.get() && !choosing_pin()>
                 <LockScreen driver=driver/>
             </Show>
             <Shop driver=driver/>

@@ -163,7 +163,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                         on:click=move |_| adding.set(true)>{text::ADD_PERSON}</button>
                 }>
                 <SignInForm driver=driver purpose=SignInPurpose::AnotherPerson
-                    on_done=move |_| { adding.set(false); choosing_pin.set(true); }
+                    on_done=move |_| adding.set(false)
                     on_cancel=move |_| adding.set(false)/>
             </Show>
             <Show when=move || confirming.get().is_some()>

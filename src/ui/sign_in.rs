@@ -276,7 +276,15 @@ pub fn ChoosePin(
                     {text::SAVE_PIN}
                 </button>
                 <button type="button" class="secondary" data-testid="skip-pin"
-                    on:click=move |_| on_done.run(())>{text::NOT_NOW}</button>
+                    on:click=move |_| {
+                        spawn_local(async move {
+                            let outcome = driver.get_value().sessions().decline_pin().await;
+                            match outcome {
+                                Ok(()) => on_done.run(()),
+                                Err(problem) => error.set(Some(problem.to_string())),
+                            }
+                        });
+                    }>{text::NOT_NOW}</button>
             </div>
         </form>
     }
@@ -317,7 +325,7 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
         });
     };
     view! {
-        <div class="lock-screen" data-testid="lock-screen">
+        <div class="lock-screen locked" data-testid="lock-screen">
             <Show when=move || !adding.get() fallback=move || view! {
                 <SignInForm driver=driver purpose=SignInPurpose::AnotherPerson
                     on_done=move |_| adding.set(false)
