@@ -95,9 +95,10 @@ function stopGroup(child) {
  * counterbook-server in dev mode serving the built app. `port` 0 picks a free one. With `tls`,
  * over HTTPS with the certificate of the local CA it makes in `dataDir/tls` (plain HTTP on the
  * same port redirects); `spki` is then the base64 SHA-256 of the server key for
- * `launchBrowser({ trustSpki })`. `args` are passed on.
+ * `launchBrowser({ trustSpki })`. `app` is the built app's directory (dist unless told).
+ * `args` are passed on.
  */
-export async function startServer({ dataDir, port = 0, tls = false, args = [] }) {
+export async function startServer({ dataDir, port = 0, tls = false, app = DIST, args = [] }) {
   const started = await startProcess(
     SERVER_BIN,
     [
@@ -107,7 +108,7 @@ export async function startServer({ dataDir, port = 0, tls = false, args = [] })
       "--data",
       dataDir,
       "--app",
-      DIST,
+      app,
       "--dev",
       ...(tls ? ["--tls"] : []),
       ...args,

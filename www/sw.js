@@ -11,12 +11,19 @@ const VERSION = "__COUNTERBOOK_VERSION__";
 const ASSETS = __COUNTERBOOK_ASSETS__;
 const CACHE = "counterbook-shell-" + VERSION;
 
+// A new version installs beside the running one and then waits: the page (boot.js) shows
+// "Update available" and, on the person's click, tells the waiting worker to take over.
+// Never skipWaiting() on install: an update must not swap the app under a cashier mid-sale.
 self.addEventListener("install", (event) => {
-  event.waitUntil(
-    caches.open(CACHE).then((cache) => cache.addAll(ASSETS)).then(() => self.skipWaiting())
-  );
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(ASSETS)));
 });
 
+self.addEventListener("message", (event) => {
+  if (event.data?.type === "apply-update") self.skipWaiting();
+});
+
+// On activation, the caches of every older version go, and the worker takes over the open
+// tabs (each reloads once, boot.js).
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     caches
