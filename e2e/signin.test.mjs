@@ -25,6 +25,7 @@ import {
 const PROJECT = "counterbook";
 const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
 const CASHIER = { email: "cashier@example.com", password: "cashier-secret-1" };
+const MANAGER = { email: "manager@example.com", password: "manager-secret-1" };
 /** ID tokens live this long: the offline step outlasts one. */
 const TOKEN_SECONDS = 4;
 const SOAP = ean13("890100000001");
@@ -91,6 +92,10 @@ async function sellSoap(page) {
   await page.getByRole("region", { name: "Receipt" }).waitFor({ timeout: 15_000 });
   await page.getByRole("button", { name: "New sale", exact: true }).click();
   await page.getByRole("region", { name: "Receipt" }).waitFor({ state: "detached" });
+}
+
+function cashierIdOf(people) {
+  return people.find((person) => person.email === CASHIER.email).userId;
 }
 
 function billsOnServer(server) {
@@ -192,6 +197,59 @@ describe("people on the tablet", () => {
       await waitForPersonAtCounter(relocked, CASHIER.email);
       await relocked.getByTestId("lock-screen").waitFor({ state: "detached" });
       await relocked.getByTestId("lock-screen").waitFor({ timeout: 15_000 });
+      await relocked.close();
+
+      // A cashier's price change asks for a manager's PIN on the spot. The manager signed in
+      // on this tablet once; the change is sent with the manager's own token, and its audit
+      // entry names the cashier who asked and the manager who approved.
+      const { userId: managerId } = await asOwner(server, "POST", `/counterbook/v1/shops/${shop}/people`, {
+        ...MANAGER,
+        displayName: "Meena",
+        role: "manager",
+      });
+      const shopPage = await owner.newPage();
+      await shopPage.goto(`${server.url}/people?lockMinutes=0`);
+      await shopPage.getByTestId("add-tablet-person").click();
+      await signIn(shopPage, MANAGER);
+      await choosePin(shopPage, "3333");
+      await shopPage.getByTestId("switch-person").click();
+      await unlockAs(shopPage, CASHIER.email, "2222");
+      await waitForPersonAtCounter(shopPage, CASHIER.email);
+      await shopPage.locator('nav.pages a[href="/products"]').click();
+      const row = shopPage.getByTestId("product-row").first();
+      await row.getByTestId("edit-product").click();
+      await shopPage.waitForFunction(
+        () => document.querySelector("[data-testid=product-name]").value === "Lux Soap",
+      );
+      await shopPage.getByTestId("product-price").fill("38");
+      await shopPage.getByTestId("add-product").click();
+      const approval = shopPage.getByTestId("manager-approval");
+      await approval.waitFor();
+      await screenshots(shopPage, "manager-approval");
+      await approval.locator(`[data-testid=approver][data-email="${MANAGER.email}"]`).click();
+      await approval.getByTestId("approval-pin").fill("3333");
+      await approval.getByTestId("approve").click();
+      await approval.waitFor({ state: "detached" });
+      await shopPage.waitForFunction(
+        () => document.querySelector("[data-testid=pending-count]")?.textContent === "0",
+        null,
+        { timeout: 30_000 },
+      );
+      const database = `projects/${PROJECT}/databases/(default)/documents`;
+      const soap = await asOwner(server, "GET", `/v1/${database}/shops/${shop}/products/00000000-0000-7000-8000-000000000001`);
+      assert.equal(soap.fields.price.integerValue, "3800", "the approved price is on the server");
+      const audits = await asOwner(server, "POST", `/v1/${database}/shops/${shop}:runQuery`, {
+        structuredQuery: { from: [{ collectionId: "audit" }] },
+      });
+      const approved = audits
+        .map((item) => item.document?.fields)
+        .filter((fields) => fields?.approvedBy);
+      assert.equal(approved.length, 1, "one approved audit entry");
+      assert.equal(approved[0].approvedBy.stringValue, managerId);
+      const { people: listed } = await asOwner(server, "GET", `/counterbook/v1/shops/${shop}/people`);
+      assert.equal(approved[0].requestedBy.stringValue, cashierIdOf(listed));
+      assert.equal(approved[0].cashier.stringValue, CASHIER.email);
+      await shopPage.close();
 
       // Another tablet with only the cashier signed in sells once online...
       const counter = await tablet.newPage();
@@ -211,7 +269,7 @@ describe("people on the tablet", () => {
       await tablet.setOffline(true);
       for (let i = 0; i < 3; i++) await sellSoap(counter);
       const { people } = await asOwner(server, "GET", `/counterbook/v1/shops/${shop}/people`);
-      const cashierId = people.find((p) => p.email === CASHIER.email).userId;
+      const cashierId = cashierIdOf(people);
       for (const disabled of [true, false]) {
         await asOwner(server, "PATCH", `/counterbook/v1/shops/${shop}/people/${cashierId}`, { disabled });
       }
