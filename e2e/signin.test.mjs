@@ -6,6 +6,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 
 import {
   launchBrowser,
@@ -268,6 +269,22 @@ describe("people on the tablet", () => {
       // disables and enables the cashier, which ends their refresh token.
       await tablet.setOffline(true);
       for (let i = 0; i < 3; i++) await sellSoap(counter);
+      // Signing out now is refused until confirmed, and offers the waiting units as a file.
+      await counter.locator('nav.pages a[href="/people"]').click();
+      await counter.getByTestId("sign-out").first().click();
+      await counter.getByTestId("confirm-leaving").waitFor();
+      assert.match(await counter.getByTestId("pending-warning").textContent(), /^3 changes/);
+      const [download] = await Promise.all([
+        counter.waitForEvent("download"),
+        counter.getByTestId("export-pending").click(),
+      ]);
+      const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
+      assert.equal(exported.length, 3, "the three sales waiting");
+      for (const unit of exported) assert.match(unit.label, /^Sale T/);
+      await screenshots(counter, "sign-out-with-pending");
+      await counter.getByTestId("cancel-leaving").click();
+      await counter.locator(`[data-testid=tablet-person][data-email="${CASHIER.email}"]`).waitFor();
+      await counter.locator('nav.pages a[href="/counter"]').click();
       const { people } = await asOwner(server, "GET", `/counterbook/v1/shops/${shop}/people`);
       const cashierId = cashierIdOf(people);
       for (const disabled of [true, false]) {
