@@ -8,6 +8,7 @@
 
 pub mod batch_get;
 pub mod listen;
+pub mod map;
 pub mod names;
 pub mod query;
 pub mod status;
@@ -22,6 +23,7 @@ pub use listen::{
     ExistenceFilter, ListenRequest, ListenResponse, QueryTarget, RpcStatus, Target, TargetChange,
     TargetChangeType, TargetKind,
 };
+pub use map::map_by_insertion;
 pub use names::{is_reserved_id, DocumentName, NameError};
 pub use query::{
     CollectionSelector, CompositeFilter, CompositeOperator, Cursor, Direction, FieldFilter,

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::Value;
+use counterbook_firestore_wire::{map_by_insertion, Value};
 use counterbook_sync::{BaseVersion, DocumentWrite, Unit};
 
 use crate::bill::{bill_totals, BillError, BillLine};
@@ -97,7 +97,7 @@ impl AuditEntry {
         let fields_or_null = |fields: &Option<BTreeMap<String, Value>>| {
             fields.clone().map(Value::Map).unwrap_or(Value::Null)
         };
-        BTreeMap::from([
+        map_by_insertion([
             ("action".to_string(), Value::String(self.action.clone())),
             ("path".to_string(), Value::String(self.path.clone())),
             ("device".to_string(), Value::String(self.device_id.clone())),
@@ -177,7 +177,7 @@ fn unit_of_work(
 }
 
 fn increment(path: String, field: &str, delta: i64) -> DocumentWrite {
-    DocumentWrite::increment(path, BTreeMap::from([(field.to_owned(), delta)]))
+    DocumentWrite::increment(path, map_by_insertion([(field.to_owned(), delta)]))
 }
 
 /// The product field naming the bill of its last sale. A cashier's token may take stock down
@@ -456,11 +456,12 @@ pub fn edit_product(
     edited.stock_on_hand = before.stock_on_hand;
     edited.name_key = crate::product::name_key(&edited.name);
     let before_fields = before.to_fields();
-    let changed: BTreeMap<String, Value> = edited
-        .to_fields()
-        .into_iter()
-        .filter(|(field, value)| before_fields.get(field) != Some(value))
-        .collect();
+    let changed = map_by_insertion(
+        edited
+            .to_fields()
+            .into_iter()
+            .filter(|(field, value)| before_fields.get(field) != Some(value)),
+    );
     if changed.is_empty() {
         return Ok(None);
     }
@@ -538,11 +539,11 @@ pub fn move_stock(
         new_id(),
         &format!("stock.{}", kind.as_str()),
         path.clone(),
-        Some(BTreeMap::from([(
+        Some(map_by_insertion([(
             STOCK_FIELD.to_owned(),
             Value::Integer(product.stock_on_hand),
         )])),
-        Some(BTreeMap::from([(
+        Some(map_by_insertion([(
             STOCK_FIELD.to_owned(),
             Value::Integer(moved.stock_on_hand),
         )])),
@@ -612,7 +613,7 @@ pub fn import_products(
                 crate::product::PRODUCTS_COLLECTION
             ),
             None,
-            Some(BTreeMap::from([
+            Some(map_by_insertion([
                 ("count".to_owned(), Value::Integer(batch.len() as i64)),
                 (
                     "productIds".to_owned(),
@@ -693,11 +694,12 @@ pub fn edit_customer(
     edited.deleted = before.deleted;
     edited.validate()?;
     let before_fields = before.to_fields();
-    let changed: BTreeMap<String, Value> = edited
-        .to_fields()
-        .into_iter()
-        .filter(|(field, value)| before_fields.get(field) != Some(value))
-        .collect();
+    let changed = map_by_insertion(
+        edited
+            .to_fields()
+            .into_iter()
+            .filter(|(field, value)| before_fields.get(field) != Some(value)),
+    );
     if changed.is_empty() {
         return Ok(None);
     }
@@ -744,13 +746,13 @@ pub fn confirm_upi_payment(
     }
     let unit_id = new_id();
     let path = payment.document_path(context.shop_id);
-    let confirmed = BTreeMap::from([("confirmed".to_owned(), Value::Boolean(true))]);
+    let confirmed = map_by_insertion([("confirmed".to_owned(), Value::Boolean(true))]);
     let audit = audit_entry(
         context,
         new_id(),
         "payment.confirm",
         path.clone(),
-        Some(BTreeMap::from([(
+        Some(map_by_insertion([(
             "confirmed".to_owned(),
             Value::Boolean(false),
         )])),

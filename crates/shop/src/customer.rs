@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::{Document, DocumentName, Value};
+use counterbook_firestore_wire::{map_by_insertion, Document, DocumentName, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::product::InvalidDocument;
@@ -98,7 +98,7 @@ impl Customer {
     pub fn to_fields(&self) -> BTreeMap<String, Value> {
         let optional_text =
             |value: &Option<String>| value.clone().map(Value::String).unwrap_or(Value::Null);
-        BTreeMap::from([
+        map_by_insertion([
             ("name".to_string(), Value::String(self.name.clone())),
             ("phone".to_string(), optional_text(&self.phone)),
             ("phoneDigits".to_string(), optional_text(&self.phone_digits)),

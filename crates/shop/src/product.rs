@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::{Document, DocumentName, Value};
+use counterbook_firestore_wire::{map_by_insertion, Document, DocumentName, Value};
 use counterbook_sync::UPDATED_AT;
 use serde::{Deserialize, Serialize};
 
@@ -246,7 +246,7 @@ impl Product {
     pub fn to_fields(&self) -> BTreeMap<String, Value> {
         let optional_text =
             |value: &Option<String>| value.clone().map(Value::String).unwrap_or(Value::Null);
-        BTreeMap::from([
+        map_by_insertion([
             ("name".to_string(), Value::String(self.name.clone())),
             ("price".to_string(), Value::Integer(self.price_minor)),
             ("currency".to_string(), Value::String(self.currency.clone())),

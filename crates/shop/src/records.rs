@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::{Document, DocumentName, Value};
+use counterbook_firestore_wire::{map_by_insertion, Document, DocumentName, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::bill::{BillLine, BillTotals, LineAmounts, LineDiscount, TaxSummaryRow};
@@ -188,12 +188,11 @@ fn optional_integer(value: Option<i64>) -> Value {
 }
 
 fn map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Map(
+    Value::Map(map_by_insertion(
         pairs
             .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect(),
-    )
+            .map(|(key, value)| (key.to_owned(), value)),
+    ))
 }
 
 /// Reads fields of one map, refusing what is missing with the field's name.
@@ -349,7 +348,7 @@ impl Bill {
             .collect();
         let totals = &self.totals;
         let settlement = &self.settlement;
-        BTreeMap::from([
+        map_by_insertion([
             ("number".to_string(), text(&self.number)),
             ("status".to_string(), text(self.status.as_str())),
             ("device".to_string(), text(&self.device_id)),
@@ -562,7 +561,7 @@ impl PaymentRecord {
     }
 
     pub fn to_fields(&self) -> BTreeMap<String, Value> {
-        BTreeMap::from([
+        map_by_insertion([
             ("billId".to_string(), optional_text(&self.bill_id)),
             ("customerId".to_string(), optional_text(&self.customer_id)),
             ("method".to_string(), text(self.method.as_str())),
@@ -613,7 +612,7 @@ impl StockMove {
     }
 
     pub fn to_fields(&self) -> BTreeMap<String, Value> {
-        BTreeMap::from([
+        map_by_insertion([
             ("productId".to_string(), text(&self.product_id)),
             ("kind".to_string(), text(self.kind.as_str())),
             ("quantity".to_string(), Value::Integer(self.quantity)),

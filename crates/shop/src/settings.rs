@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_firestore_wire::{Document, Value};
+use counterbook_firestore_wire::{map_by_insertion, Document, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::barcode::{EmbeddedRule, EmbeddedValue, Nomenclature};
@@ -132,7 +132,7 @@ impl ShopSettings {
     pub fn to_fields(&self) -> BTreeMap<String, Value> {
         let optional_text =
             |value: &Option<String>| value.clone().map(Value::String).unwrap_or(Value::Null);
-        BTreeMap::from([
+        map_by_insertion([
             ("currency".to_string(), Value::String(self.currency.clone())),
             (
                 "minorUnitExponent".to_string(),
@@ -212,7 +212,7 @@ fn nomenclature_value(nomenclature: &Nomenclature) -> Value {
                     EmbeddedValue::Price { decimals } => ("price", decimals),
                     EmbeddedValue::Weight { decimals } => ("weight", decimals),
                 };
-                Value::Map(BTreeMap::from([
+                Value::Map(map_by_insertion([
                     ("prefix".to_string(), Value::String(rule.prefix.clone())),
                     (
                         "itemDigits".to_string(),

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use counterbook_firestore_wire::{Document, DocumentName, Value};
+use counterbook_firestore_wire::{map_by_insertion, Document, DocumentName, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::unit::{BaseVersion, DocumentWrite, Unit, UnitId};
@@ -81,12 +81,7 @@ impl ConflictEntry {
             return None;
         }
         let field = self.field.clone()?;
-        let fields: BTreeMap<String, Value> = self
-            .local_value
-            .clone()
-            .map(|value| (field.clone(), value))
-            .into_iter()
-            .collect();
+        let fields = map_by_insertion(self.local_value.clone().map(|value| (field.clone(), value)));
         Some(DocumentWrite {
             mask: Some(vec![field]),
             ..DocumentWrite::patch(self.path.clone(), fields, base)
@@ -141,10 +136,12 @@ pub fn merge_write(unit_id: &str, local: &DocumentWrite, server: Option<&Documen
     let local_value = |path: &str| local.fields.get(path);
     let server_status = server.fields.get(STATUS).and_then(Value::as_str);
     let changed = local.changed_field_paths();
-    let really_changed: BTreeSet<&String> = changed
-        .iter()
-        .filter(|path| local_value(path) != base_fields.get(*path))
-        .collect();
+    let mut really_changed = BTreeSet::new();
+    really_changed.extend(
+        changed
+            .iter()
+            .filter(|path| local_value(path) != base_fields.get(*path)),
+    );
     let local_voids = changed.contains(STATUS)
         && local_value(STATUS).and_then(Value::as_str) == Some(STATUS_VOID);
 

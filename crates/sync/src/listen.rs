@@ -317,11 +317,9 @@ impl TargetState {
 
     /// RESET: every document of the view is removed unless the server sends it again.
     fn reset(&mut self) {
-        self.pending = self
-            .documents
-            .keys()
-            .map(|name| (name.clone(), None))
-            .collect();
+        self.pending.clear();
+        self.pending
+            .extend(self.documents.keys().map(|name| (name.clone(), None)));
         self.current = false;
     }
 
@@ -373,8 +371,11 @@ impl TargetState {
             }
         }
         let order = self.order.clone();
+        // One comparator for the three sorts: each closure passed to `sort_by` is its own type,
+        // and each type instantiates the whole stable sort again (about 4 KB of wasm).
+        let by_query_order = |a: &Document, b: &Document| order.compare(a, b);
         let mut changes = Vec::new();
-        deletes.sort_by(|a, b| order.compare(a, b));
+        deletes.sort_by(by_query_order);
         for document in deletes {
             if let Some((document, index)) = self.remove(&document.name) {
                 changes.push(DocumentChange {
@@ -385,7 +386,7 @@ impl TargetState {
                 });
             }
         }
-        adds.sort_by(|a, b| order.compare(a, b));
+        adds.sort_by(by_query_order);
         for document in adds {
             let index = self.insert(document.clone());
             changes.push(DocumentChange {
@@ -395,7 +396,7 @@ impl TargetState {
                 new_index: Some(index),
             });
         }
-        updates.sort_by(|a, b| order.compare(a, b));
+        updates.sort_by(by_query_order);
         for document in updates {
             if self.documents[&document.name].update_time == document.update_time {
                 continue;

@@ -764,18 +764,18 @@ impl Outbox {
             }
         }
         // The reply's write results come in request order: the folded writes, then markers.
-        let update_times: BTreeMap<&str, BaseVersionKey> = response
-            .map(|response| {
+        let mut update_times: BTreeMap<&str, BaseVersionKey> = BTreeMap::new();
+        if let Some(response) = response {
+            update_times.extend(
                 commit
                     .written
                     .iter()
                     .zip(&response.write_results)
                     .filter_map(|(path, result)| {
                         Some((path.as_str(), result.update_time?.to_unix_micros()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+                    }),
+            );
+        }
         for unit in &synced {
             self.advance_later_bases(unit, &update_times, commands);
         }
@@ -966,7 +966,8 @@ impl Outbox {
             return;
         };
         let last_commit_size = entry.last_commit_size;
-        let server: BTreeMap<String, Option<Document>> = documents.into_iter().collect();
+        let mut server = BTreeMap::new();
+        server.extend(documents);
         match merge_unit(&entry.unit, &server) {
             UnitMerge::Unchanged if last_commit_size > 1 => {
                 // Another unit of the commit was the stale one.
@@ -1115,13 +1116,15 @@ impl Outbox {
                 }
                 UnitState::Failed(Recovery::ReadDocuments { reading: false }) => {
                     entry.state = UnitState::Failed(Recovery::ReadDocuments { reading: true });
-                    let paths: BTreeSet<String> = entry
-                        .unit
-                        .writes
-                        .iter()
-                        .filter(|write| write.required_update_time().is_some())
-                        .map(|write| write.path.clone())
-                        .collect();
+                    let mut paths = BTreeSet::new();
+                    paths.extend(
+                        entry
+                            .unit
+                            .writes
+                            .iter()
+                            .filter(|write| write.required_update_time().is_some())
+                            .map(|write| write.path.clone()),
+                    );
                     commands.push(Command::ReadDocuments {
                         unit_id: unit_id.clone(),
                         paths: paths.into_iter().collect(),

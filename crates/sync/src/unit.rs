@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use counterbook_firestore_wire::{
-    CommitRequest, Document, DocumentMask, FieldTransform, Precondition, ServerValue, Timestamp,
-    TransformKind, Value, Write, WriteOperation,
+    map_by_insertion, CommitRequest, Document, DocumentMask, FieldTransform, Precondition,
+    ServerValue, Timestamp, TransformKind, Value, Write, WriteOperation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -48,10 +48,9 @@ pub struct Unit {
 impl Unit {
     /// The documents this unit writes, by path.
     pub fn document_paths(&self) -> BTreeSet<&str> {
-        self.writes
-            .iter()
-            .map(|write| write.path.as_str())
-            .collect()
+        let mut paths = BTreeSet::new();
+        paths.extend(self.writes.iter().map(|write| write.path.as_str()));
+        paths
     }
 }
 
@@ -162,16 +161,17 @@ impl DocumentWrite {
     /// The field paths this write sets or deletes (for a whole-document write: the fields it
     /// writes plus the base's fields it drops).
     pub fn changed_field_paths(&self) -> BTreeSet<String> {
+        let mut paths = BTreeSet::new();
         match &self.mask {
-            Some(paths) => paths.iter().cloned().collect(),
+            Some(mask) => paths.extend(mask.iter().cloned()),
             None => {
-                let mut paths: BTreeSet<String> = self.fields.keys().cloned().collect();
+                paths.extend(self.fields.keys().cloned());
                 if let Some(base) = &self.base {
                     paths.extend(base.fields.keys().cloned());
                 }
-                paths
             }
         }
+        paths
     }
 }
 
@@ -216,7 +216,8 @@ pub fn fold_writes(earlier: &DocumentWrite, later: &DocumentWrite) -> Option<Doc
                 *total = total.saturating_add(*delta);
             }
             let mask = earlier.mask.as_ref().map(|earlier_paths| {
-                let united: BTreeSet<&String> = earlier_paths.iter().chain(later_paths).collect();
+                let mut united = BTreeSet::new();
+                united.extend(earlier_paths.iter().chain(later_paths));
                 united.into_iter().cloned().collect()
             });
             DocumentWrite {
@@ -350,13 +351,15 @@ pub fn device_changes_write<'a>(
     context: &CommitContext<'_>,
     paths: impl IntoIterator<Item = &'a str>,
 ) -> Option<Write> {
-    let collections: BTreeSet<&str> = paths
-        .into_iter()
-        .filter_map(|path| path.rsplit('/').nth(1))
-        .filter(|collection| {
-            *collection != crate::listen::DEVICES_COLLECTION && *collection != MARKER_COLLECTION
-        })
-        .collect();
+    let mut collections = BTreeSet::new();
+    collections.extend(
+        paths
+            .into_iter()
+            .filter_map(|path| path.rsplit('/').nth(1))
+            .filter(|collection| {
+                *collection != crate::listen::DEVICES_COLLECTION && *collection != MARKER_COLLECTION
+            }),
+    );
     if collections.is_empty() {
         return None;
     }
@@ -448,7 +451,7 @@ fn entity_write(context: &CommitContext<'_>, write: &DocumentWrite, last_unit: &
 
 fn marker_write(context: &CommitContext<'_>, unit: &Unit, now_millis: i64) -> Write {
     let root = documents_root(context.project, context.database);
-    let marker_fields = BTreeMap::from([
+    let marker_fields = map_by_insertion([
         (
             "device".to_string(),
             Value::String(context.device_id.to_owned()),

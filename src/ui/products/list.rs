@@ -166,19 +166,18 @@ impl ListState {
             if state.generation.get_value() != generation {
                 return;
             }
-            let by_id: BTreeMap<&str, &Product> =
-                products.iter().map(|p| (p.id.as_str(), p)).collect();
+            let mut by_id = BTreeMap::new();
+            by_id.extend(products.iter().map(|p| (p.id.as_str(), p)));
             let mut shifts = false;
             let mut replaced = Vec::new();
-            let shown: BTreeMap<String, (u32, String)> = state.rows.with_untracked(|rows| {
-                rows.iter()
-                    .map(|(position, row)| {
-                        (
-                            row.product.id.clone(),
-                            (*position, row.product.name_key.clone()),
-                        )
-                    })
-                    .collect()
+            let mut shown = BTreeMap::new();
+            state.rows.with_untracked(|rows| {
+                shown.extend(rows.iter().map(|(position, row)| {
+                    (
+                        row.product.id.clone(),
+                        (*position, row.product.name_key.clone()),
+                    )
+                }))
             });
             for id in &ids {
                 match (shown.get(id), by_id.get(id.as_str())) {
