@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Seconds and nanoseconds since the Unix epoch, ordered chronologically.
@@ -80,7 +80,26 @@ impl fmt::Display for Timestamp {
         let date = DateTime::from_timestamp(self.seconds, 0)
             .map(|d| d.naive_utc())
             .unwrap_or(NaiveDateTime::MIN);
-        write!(f, "{}", date.format("%Y-%m-%dT%H:%M:%S"))?;
+        // Written field by field rather than with `date.format(...)`, whose strftime machinery
+        // is about 10 KB of the app's wasm; the same text (chrono's `%Y` signs years outside
+        // 0000-9999 and pads the digits to 4).
+        let year = date.year();
+        if year > 9999 {
+            write!(f, "+{year}")?;
+        } else if year < 0 {
+            write!(f, "-{:04}", year.unsigned_abs())?;
+        } else {
+            write!(f, "{year:04}")?;
+        }
+        write!(
+            f,
+            "-{:02}-{:02}T{:02}:{:02}:{:02}",
+            date.month(),
+            date.day(),
+            date.hour(),
+            date.minute(),
+            date.second()
+        )?;
         let nanos = self.nanos;
         if nanos == 0 {
         } else if nanos.is_multiple_of(1_000_000) {
@@ -153,5 +172,30 @@ mod tests {
             assert_eq!(Timestamp::from_unix_micros(micros).to_unix_micros(), micros);
         }
         assert!(Timestamp::from_unix_millis(-1) < Timestamp::from_unix_millis(0));
+    }
+
+    #[test]
+    fn dates_are_written_as_chrono_formats_them() {
+        let seconds = [
+            MIN_SECONDS,
+            MIN_SECONDS - 1,
+            -86_401,
+            -1,
+            0,
+            951_782_400, // 2000-02-29
+            1_763_770_046,
+            MAX_SECONDS,
+            MAX_SECONDS + 1,
+            -70_000_000_000,
+            i64::MIN,
+            i64::MAX,
+        ];
+        for seconds in seconds {
+            let date = DateTime::from_timestamp(seconds, 0)
+                .map(|d| d.naive_utc())
+                .unwrap_or(NaiveDateTime::MIN);
+            let chrono = format!("{}Z", date.format("%Y-%m-%dT%H:%M:%S"));
+            assert_eq!(Timestamp::new(seconds, 0).to_string(), chrono, "{seconds}");
+        }
     }
 }
