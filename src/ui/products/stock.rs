@@ -2,7 +2,7 @@
 //! required (adjust) reason.
 
 use counterbook_shop::money::parse_decimal;
-use counterbook_shop::StockMoveKind;
+use counterbook_shop::{GuardedAction, StockMoveKind};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -11,6 +11,7 @@ use crate::actions;
 use crate::model::Product;
 use crate::sync::SyncDriver;
 use crate::ui::products::list::format_stock;
+use crate::ui::sign_in::ManagerApproval;
 
 /// A signed quantity typed in the product's unit ("-2", "1.5").
 fn read_quantity(text: &str, product: &Product) -> Result<i64, String> {
@@ -41,6 +42,34 @@ pub fn StockForm(
         reason.set(String::new());
         error.set(None);
     });
+    // An adjustment by a cashier waits here for a manager's PIN.
+    let awaiting_approval = RwSignal::new(None::<(Product, StockMoveKind, i64, String)>);
+    let save = move |current: Product,
+                     move_kind: StockMoveKind,
+                     amount: i64,
+                     reason_text: String,
+                     approval: Option<actions::Approval>| {
+        let driver = driver.get_value();
+        spawn_local(async move {
+            let reason = Some(reason_text.as_str()).filter(|r| !r.trim().is_empty());
+            match actions::products::move_stock(
+                &driver,
+                &current,
+                move_kind,
+                amount,
+                reason,
+                approval.as_ref(),
+            )
+            .await
+            {
+                Ok(()) => product.set(None),
+                Err(actions::products::ProductActionError::NeedsApproval(_)) => {
+                    awaiting_approval.set(Some((current, move_kind, amount, reason_text)));
+                }
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+        });
+    };
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let Some(current) = product.get_untracked() else {
@@ -55,16 +84,13 @@ pub fn StockForm(
             _ => StockMoveKind::Receive,
         };
         let reason_text = reason.get_untracked();
-        let driver = driver.get_value();
-        spawn_local(async move {
-            let reason = Some(reason_text.as_str()).filter(|r| !r.trim().is_empty());
-            match actions::products::move_stock(&driver, &current, move_kind, amount, reason, None)
-                .await
-            {
-                Ok(()) => product.set(None),
-                Err(problem) => error.set(Some(problem.to_string())),
-            }
-        });
+        save(current, move_kind, amount, reason_text, None);
+    };
+    let approved = move |approval: actions::Approval| {
+        if let Some((current, move_kind, amount, reason_text)) = awaiting_approval.get_untracked() {
+            awaiting_approval.set(None);
+            save(current, move_kind, amount, reason_text, Some(approval));
+        }
     };
     view! {
         <Show when=move || product.with(Option::is_some)>
@@ -100,6 +126,10 @@ pub fn StockForm(
                     <p class="form-error" role="alert" data-testid="stock-error">
                         {move || error.get().unwrap_or_default()}
                     </p>
+                </Show>
+                <Show when=move || awaiting_approval.with(Option::is_some)>
+                    <ManagerApproval driver=driver action=GuardedAction::AdjustStock
+                        on_approved=approved on_cancel=move |_| awaiting_approval.set(None)/>
                 </Show>
             </form>
         </Show>
