@@ -178,6 +178,14 @@ describe("people on the tablet", () => {
       await page.locator('nav.pages a[href="/settings"]').click();
       await page.getByTestId("device-settings").waitFor();
       await screenshots(page, "settings-page", { fullPage: true });
+      // Device settings stay on the tablet and survive the restart saving makes.
+      await page.getByTestId("settings-device-name").fill("Counter 1");
+      await page.getByTestId("settings-paper").selectOption("58");
+      await page.getByTestId("save-device-settings").click();
+      await page.waitForURL(`${server.url}/settings`);
+      await page.getByTestId("device-settings").waitFor();
+      assert.equal(await page.getByTestId("settings-device-name").inputValue(), "Counter 1");
+      assert.equal(await page.getByTestId("settings-paper").inputValue(), "58");
 
       // Switch: a wrong PIN is refused, the owner's own PIN switches to the owner.
       await page.getByTestId("switch-person").click();

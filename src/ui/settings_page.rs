@@ -2,7 +2,7 @@
 //! every tablet (`counterbook-shop`'s `ShopSettings`, the `settings/profile` document, saved
 //! as one unit of work; only the owner's token may write it), and this device's settings,
 //! which stay on it (the backend and how it signs in, real time, battery saver, when it
-//! locks). Device settings take effect when the app starts again, which saving does.
+//! locks, the tablet's name on receipts, the receipt paper; its bill series is shown). Device settings take effect when the app starts again, which saving does.
 //!
 //! Every visible string is in [`text`].
 
@@ -41,6 +41,11 @@ pub mod text {
     pub const BATTERY_SAVER: &str = "Battery saver";
     pub const LOCK_MINUTES: &str = "Lock after minutes idle (0: never)";
     pub const SAVE_DEVICE: &str = "Save and restart";
+    pub const DEVICE_NAME: &str = "Tablet name (on receipts)";
+    pub const BILL_SERIES: &str = "Bill series";
+    pub const PAPER_WIDTH: &str = "Receipt paper";
+    pub const PAPER_58: &str = "58 mm";
+    pub const PAPER_80: &str = "80 mm";
     pub const SAVED: &str = "Saved.";
 }
 
@@ -182,6 +187,10 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
     let realtime = RwSignal::new(settings.realtime);
     let battery_saver = RwSignal::new(settings.battery_saver);
     let lock_minutes = RwSignal::new(format!("{}", f64::from(settings.lock_seconds) / 60.0));
+    let device_name = RwSignal::new(crate::settings::device_name().unwrap_or_default());
+    let paper_80 = RwSignal::new(crate::ui::counter::receipt::paper_width_mm() == 80);
+    let series = driver.with_value(|d| crate::storage::sales::device_series(d.device_id()));
+    let problem = RwSignal::new(None::<String>);
     let save = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
         let backend = if firestore.get_untracked() {
@@ -214,6 +223,15 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
             }),
         );
         save_device_setting("lockMinutes", Some(lock_minutes.get_untracked().trim()));
+        crate::ui::counter::receipt::set_paper_width_mm(if paper_80.get_untracked() {
+            80
+        } else {
+            58
+        });
+        if let Err(error) = crate::settings::save_device_name(&device_name.get_untracked()) {
+            problem.set(Some(error.to_string()));
+            return;
+        }
         if let Some(window) = web_sys::window() {
             // The URL's own parameters would override what was just saved.
             let path = window.location().pathname().unwrap_or_default();
@@ -257,6 +275,20 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
             {check(text::REALTIME, realtime, "settings-realtime")}
             {check(text::BATTERY_SAVER, battery_saver, "settings-battery-saver")}
             {field(text::LOCK_MINUTES, lock_minutes, "settings-lock-minutes")}
+            {field(text::DEVICE_NAME, device_name, "settings-device-name")}
+            <label>{text::BILL_SERIES}
+                <input type="text" readonly=true data-testid="settings-bill-series" prop:value=series/>
+            </label>
+            <label>{text::PAPER_WIDTH}
+                <select data-testid="settings-paper"
+                    on:change=move |ev| paper_80.set(event_target_value(&ev) == "80")>
+                    <option value="58" selected=move || !paper_80.get()>{text::PAPER_58}</option>
+                    <option value="80" selected=move || paper_80.get()>{text::PAPER_80}</option>
+                </select>
+            </label>
+            <Show when=move || problem.get().is_some()>
+                <p class="form-error" role="alert">{move || problem.get()}</p>
+            </Show>
             <button type="submit" data-testid="save-device-settings">{text::SAVE_DEVICE}</button>
         </form>
     }

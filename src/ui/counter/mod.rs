@@ -16,7 +16,7 @@ mod customer;
 mod new_product;
 mod payment;
 mod profile;
-mod receipt;
+pub(crate) mod receipt;
 pub mod scanner;
 mod search;
 

@@ -35,7 +35,7 @@ pub fn paper_width_mm() -> u32 {
         .unwrap_or(80)
 }
 
-fn set_paper_width_mm(width: u32) {
+pub(crate) fn set_paper_width_mm(width: u32) {
     if let Some(storage) = local_storage() {
         let _ = storage.set_item(PAPER_WIDTH_KEY, &width.to_string());
     }
