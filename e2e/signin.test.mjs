@@ -15,6 +15,7 @@ import {
   countRowsInSqlite,
 } from "./harness.mjs";
 import {
+  countInStore,
   ean13,
   productFields,
   scanWithKeyboard,
@@ -342,6 +343,13 @@ describe("people on the tablet", () => {
         { timeout: 30_000 },
       );
       assert.equal(billsOnServer(server), 4);
+
+      // "Sign out and clear this tablet": nothing waits, so it clears at once; the tablet
+      // starts again empty, asking for a sign-in.
+      await counter.locator('nav.pages a[href="/people"]').click();
+      await counter.getByTestId("clear-tablet").click();
+      await counter.getByTestId("sign-in-form").waitFor();
+      assert.equal(await countInStore(counter, "bills"), 0, "the tablet holds no bills");
     } finally {
       await Promise.all([owner.close(), tablet.close()]);
     }
