@@ -118,6 +118,29 @@ describe("a change on one tablet shows on another in real time", () => {
             `${backend}: ${name} on B ${shownAt - repliedAt} ms after A's commit reply`,
           );
         }
+        // B again, with the catalogue on it: it pulls what it missed, then listens only to what
+        // was stamped after its pull (`updatedAt` after the checkpoint, so the first snapshot is
+        // not the whole collection), and a change still arrives by the listener alone.
+        const listenBodies = [];
+        pageB.on("request", (request) => {
+          if (request.url().includes("/Listen/channel") && request.postData()) {
+            listenBodies.push(decodeURIComponent(request.postData().replace(/\+/g, " ")));
+          }
+        });
+        await pageB.reload();
+        await waitForBadge(pageB, { connection: "Online", pending: 0 });
+        await waitForRealtime(pageB);
+        assert.ok(
+          listenBodies.some((body) => /"fieldPath":\s*"updatedAt"/.test(body)),
+          "B's products target names updatedAt",
+        );
+        const commitSent = pageA.waitForRequest((r) => r.url().includes(":commit")).then(() => Date.now());
+        await addProduct(pageA, "Jeera 100g", "55");
+        const sentAt = await commitSent;
+        await waitForProducts(pageB, ["Chai 250g", "Rusk 200g", "Poha 500g", "Jeera 100g"], DEADLINE_MILLIS);
+        const shownAt = Date.now();
+        const polls = seenByB.runQueries.filter((at) => at >= sentAt - 50 && at <= shownAt);
+        assert.deepEqual(polls, [], "B pulled nothing after the reload: the listener delivered it");
         await pageB.screenshot({ path: join(ARTIFACTS, `realtime-${backend}-b.png`) });
       } finally {
         await Promise.all([tabletA.close(), tabletB.close()]);

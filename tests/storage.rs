@@ -602,3 +602,82 @@ async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
     assert!(store.conflicts().await.unwrap().is_empty());
     assert!(store.bills_on_day("2026-11-22").await.unwrap().is_empty());
 }
+
+/// Guards the batched store step (its reads and writes sent together, not one by one): within
+/// one batch a document named twice keeps its newer version whichever order they come in, a
+/// soft delete in the batch hides its product, and every other document of a large batch is
+/// stored with its base copy.
+#[wasm_bindgen_test]
+async fn a_batch_from_the_server_keeps_each_documents_newest_version_and_hides_deletions() {
+    let (store, _) = fresh_store().await;
+    let named = |product: &Product, stock: i64, micros: i64, deleted: bool| {
+        let mut fields = product.to_fields();
+        fields.insert("stock".into(), Value::Integer(stock));
+        fields.insert("deleted".into(), Value::Boolean(deleted));
+        fields.insert(
+            "updatedAt".into(),
+            Value::Timestamp(Timestamp::from_unix_micros(micros)),
+        );
+        Document {
+            name: format!(
+                "projects/p/databases/(default)/documents/shops/s1/products/{}",
+                product.id
+            ),
+            fields,
+            create_time: None,
+            update_time: Some(Timestamp::from_unix_micros(micros)),
+        }
+    };
+    let twice = product("Ghee 500g", 30_000);
+    let gone = product("Soap", 4_000);
+    let many: Vec<Product> = (0..300)
+        .map(|i| product(&format!("Rice {i:03}"), 5_000 + i))
+        .collect();
+    let mut documents: Vec<Document> = many.iter().map(|p| named(p, 1, 1_000, false)).collect();
+    documents.push(named(&gone, 3, 1_000, false));
+    documents.push(named(&twice, 9, 5_000, false));
+    documents.push(named(&twice, 4, 2_000, false));
+    store
+        .apply_listened_documents(&documents, &[], &[])
+        .await
+        .unwrap();
+    let held = store.products().await.unwrap();
+    assert_eq!(held.len(), 302);
+    let ghee = held.iter().find(|p| p.id == twice.id).unwrap();
+    assert_eq!(ghee.stock_on_hand, 9, "the newer version stands");
+    let base = store
+        .base_copy(&format!("shops/s1/products/{}", twice.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(base.update_time_micros, 5_000);
+    assert!(store
+        .base_copy(&format!("shops/s1/products/{}", many[299].id))
+        .await
+        .unwrap()
+        .is_some());
+
+    // Older then newer in one batch: the newer one wins too; the deletion hides Soap.
+    store
+        .apply_listened_documents(
+            &[
+                named(&twice, 1, 6_000, false),
+                named(&twice, 2, 7_000, false),
+                named(&gone, 3, 7_000, true),
+            ],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    let held = store.products().await.unwrap();
+    assert_eq!(held.len(), 301);
+    assert!(!held.iter().any(|p| p.id == gone.id));
+    assert_eq!(
+        held.iter()
+            .find(|p| p.id == twice.id)
+            .unwrap()
+            .stock_on_hand,
+        2
+    );
+}

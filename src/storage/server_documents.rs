@@ -11,6 +11,9 @@ use counterbook_firestore_wire::{Document, Timestamp, Value};
 use counterbook_sync::{
     server_version_is_older, Checkpoint, ConflictEntry, DocumentWrite, PulledPage,
 };
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::{try_join, try_join_all};
 use rexie::TransactionMode;
 use wasm_bindgen::JsValue;
 
@@ -101,17 +104,36 @@ impl Store {
         let pending = pending_writes_by_path(&store(OUTBOX)?).await?;
         let bases = store(BASES)?;
         let products = store(PRODUCTS)?;
-        for document in documents {
-            let Some(base) = BaseCopy::of_document(document) else {
-                continue;
+        let incoming: Vec<(&Document, BaseCopy)> = documents
+            .iter()
+            .filter_map(|document| Some((document, BaseCopy::of_document(document)?)))
+            .collect();
+        // Every request of the batch goes out at once and is awaited together: one round trip
+        // to IndexedDB's backend per batch, not one per request (IndexedDB runs them in order).
+        let stored_values = try_join_all(
+            incoming
+                .iter()
+                .map(|(_, base)| bases.get(JsValue::from_str(&base.path))),
+        )
+        .await
+        .map_err(StorageError::from_rexie)?;
+        // The newest copy of each path so far: the stored one, then this batch's in order (a
+        // batch may name a document twice).
+        let mut newest_bases: HashMap<String, BaseCopy> = HashMap::new();
+        let mut base_puts: Vec<JsValue> = Vec::new();
+        // Each record's final state in this batch: products `Some` to put, `None` to delete;
+        // customers to put; the shop profile to put.
+        let mut product_writes: BTreeMap<String, Option<JsValue>> = BTreeMap::new();
+        let mut customer_puts: BTreeMap<String, JsValue> = BTreeMap::new();
+        let mut profile_put: Option<JsValue> = None;
+        for ((document, base), stored_value) in incoming.into_iter().zip(stored_values) {
+            let stored: Option<BaseCopy> = match newest_bases.remove(&base.path) {
+                Some(newest) => Some(newest),
+                None => stored_value
+                    .filter(|value| !value.is_undefined())
+                    .map(from_js::<BaseCopy>)
+                    .transpose()?,
             };
-            let stored: Option<BaseCopy> = bases
-                .get(JsValue::from_str(&base.path))
-                .await
-                .map_err(StorageError::from_rexie)?
-                .filter(|value| !value.is_undefined())
-                .map(from_js::<BaseCopy>)
-                .transpose()?;
             // Snapshots, pulled pages and re-reads arrive over different connections, so an
             // older version can come after a newer one: it changes nothing (the listener will
             // not send the newer one again), and the product is shown from the newer copy.
@@ -121,26 +143,22 @@ impl Store {
                     .map(|stored| Timestamp::from_unix_micros(stored.update_time_micros)),
                 Some(Timestamp::from_unix_micros(base.update_time_micros)),
             );
-            let newest = match stored {
-                Some(stored) if older => stored.to_document(),
+            let (newest, kept) = match stored {
+                Some(stored) if older => (stored.to_document(), stored),
                 _ => {
-                    bases
-                        .put(&to_js(&base)?, None)
-                        .await
-                        .map_err(StorageError::from_rexie)?;
-                    document.clone()
+                    base_puts.push(to_js(&base)?);
+                    (document.clone(), base)
                 }
             };
-            let id = match kept_record_of_path(&base.path) {
+            let path = kept.path.clone();
+            newest_bases.insert(path.clone(), kept);
+            let id = match kept_record_of_path(&path) {
                 Some(KeptRecord::Product(id)) => id,
                 Some(KeptRecord::Customer(id)) => {
-                    let shown = rebased(&newest, pending.get(&base.path));
+                    let shown = rebased(&newest, pending.get(&path));
                     match counterbook_shop::Customer::from_document(&shown) {
                         Ok(customer) => {
-                            store(CUSTOMERS)?
-                                .put(&customer_value(&customer)?, None)
-                                .await
-                                .map_err(StorageError::from_rexie)?;
+                            customer_puts.insert(id.to_owned(), customer_value(&customer)?);
                             changed.insert(CUSTOMERS, id);
                         }
                         Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
@@ -148,15 +166,9 @@ impl Store {
                     continue;
                 }
                 Some(KeptRecord::ShopProfile) => {
-                    let shown = rebased(&newest, pending.get(&base.path));
+                    let shown = rebased(&newest, pending.get(&path));
                     let settings = counterbook_shop::ShopSettings::from_document(&shown);
-                    store(META)?
-                        .put(
-                            &to_js(&settings)?,
-                            Some(&JsValue::from_str(SHOP_SETTINGS_KEY)),
-                        )
-                        .await
-                        .map_err(StorageError::from_rexie)?;
+                    profile_put = Some(to_js(&settings)?);
                     changed.insert(
                         counterbook_shop::settings::SETTINGS_COLLECTION,
                         counterbook_shop::settings::PROFILE_DOCUMENT_ID,
@@ -166,19 +178,13 @@ impl Store {
                 None => continue,
             };
             if Product::is_deleted(&newest) {
-                products
-                    .delete(JsValue::from_str(id))
-                    .await
-                    .map_err(StorageError::from_rexie)?;
+                product_writes.insert(id.to_owned(), None);
                 changed.insert(PRODUCTS, id);
                 continue;
             }
-            match Product::from_document(&rebased(&newest, pending.get(&base.path))) {
+            match Product::from_document(&rebased(&newest, pending.get(&path))) {
                 Ok(product) => {
-                    products
-                        .put(&product_to_js(&product)?, None)
-                        .await
-                        .map_err(StorageError::from_rexie)?;
+                    product_writes.insert(id.to_owned(), Some(product_to_js(&product)?));
                     changed.insert(PRODUCTS, id);
                 }
                 Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
@@ -186,20 +192,48 @@ impl Store {
         }
         for path in hidden_paths {
             if let Some(id) = product_id_of_path(path) {
-                products
-                    .delete(JsValue::from_str(id))
-                    .await
-                    .map_err(StorageError::from_rexie)?;
+                product_writes.insert(id.to_owned(), None);
                 changed.insert(PRODUCTS, id);
             }
         }
+        let customers = store(CUSTOMERS)?;
+        let meta = store(META)?;
+        let profile_key = JsValue::from_str(SHOP_SETTINGS_KEY);
         let inbox = store(CONFLICTS)?;
-        for entry in conflicts {
-            inbox
-                .put(&to_js(entry)?, None)
-                .await
-                .map_err(StorageError::from_rexie)?;
-        }
+        let conflict_values = conflicts.iter().map(to_js).collect::<Result<Vec<_>>>()?;
+        // (store, value, key): every write of the batch, sent together.
+        let mut puts: Vec<(&rexie::Store, &JsValue, Option<&JsValue>)> = Vec::new();
+        puts.extend(base_puts.iter().map(|value| (&bases, value, None)));
+        puts.extend(
+            product_writes
+                .values()
+                .flatten()
+                .map(|value| (&products, value, None)),
+        );
+        puts.extend(
+            customer_puts
+                .values()
+                .map(|value| (&customers, value, None)),
+        );
+        puts.extend(
+            profile_put
+                .iter()
+                .map(|value| (&meta, value, Some(&profile_key))),
+        );
+        puts.extend(conflict_values.iter().map(|value| (&inbox, value, None)));
+        let product_deletes = try_join_all(
+            product_writes
+                .iter()
+                .filter(|(_, value)| value.is_none())
+                .map(|(id, _)| products.delete(JsValue::from_str(id))),
+        );
+        let all_puts = try_join_all(
+            puts.iter()
+                .map(|(target, value, key)| target.put(value, *key)),
+        );
+        try_join(all_puts, product_deletes)
+            .await
+            .map_err(StorageError::from_rexie)?;
         Ok(changed)
     }
 

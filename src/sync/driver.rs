@@ -11,14 +11,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use counterbook_firestore_wire::Timestamp;
-use counterbook_firestore_wire::{Code, TargetKind};
+use counterbook_firestore_wire::{Code, TargetKind, Timestamp, Value};
 use counterbook_shop::actions::{APPROVED_BY_FIELD, AUDIT_COLLECTION};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
-    Event, ListenCommand, ListenConfig, ListenEvent, Listener, Outbox, OutboxConfig, PullReason,
-    PushFailure, QueryBuilder, TargetSlot, Unit, UnitState, DEVICES_COLLECTION,
+    Event, FieldPath, ListenCommand, ListenConfig, ListenEvent, Listener, Operator, Outbox,
+    OutboxConfig, PullReason, PushFailure, QueryBuilder, TargetSlot, Unit, UnitState,
+    DEVICES_COLLECTION, UPDATED_AT,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -51,6 +51,10 @@ const KEPT_COLLECTIONS: [&str; 3] = [
     counterbook_shop::customer::CUSTOMERS_COLLECTION,
     counterbook_shop::settings::SETTINGS_COLLECTION,
 ];
+/// Documents per pulled page: an empty tablet's first sync is pages of this many, each one
+/// `:runQuery` and one IndexedDB transaction (100 made 1,000 round trips of each for 100,000
+/// products; a page of 500 products is about 350 KB of JSON).
+const PULL_PAGE_SIZE: i32 = 500;
 /// A slow wake-up in case a timer or an event was missed.
 const SLOW_TICK_MILLIS: i32 = 15_000;
 
@@ -155,6 +159,11 @@ struct Inner {
     /// Pulls the listener asked for, by collection, not yet reported back to it; `true` once
     /// one of their steps failed.
     listener_pulls: RefCell<std::collections::BTreeMap<String, bool>>,
+    /// The screen's collection has never been pulled on this tablet: its listen target waits
+    /// until the first pull reaches the end (see [`SyncDriver::screen_target`]).
+    screen_waits_for_pull: Cell<bool>,
+    /// Collections whose pull ran to the end since this tab began leading.
+    pulled_to_end: RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// A handle on the running sync engine; cheap to clone.
@@ -247,6 +256,7 @@ impl SyncDriver {
             crate::ids::random_seed(),
         );
         config.record_device_changes = true;
+        config.pull_page_size = PULL_PAGE_SIZE;
         let mut listen_config =
             ListenConfig::new(&settings.project, &device_id, crate::ids::random_seed());
         listen_config.hidden_grace_millis = LISTEN_HIDDEN_GRACE_MILLIS;
@@ -295,6 +305,8 @@ impl SyncDriver {
                 last_periodic_pull_millis: Cell::new(Some(now_millis())),
                 conflicts: RwSignal::new(conflicts),
                 wake_timer: Cell::new(None),
+                screen_waits_for_pull: Cell::new(false),
+                pulled_to_end: RefCell::new(std::collections::BTreeSet::new()),
             }),
         };
         // The channel's callback holds the driver weakly in spirit: both live as long as the page.
@@ -410,6 +422,7 @@ impl SyncDriver {
             }
         };
         *self.inner.outbox.borrow_mut() = Outbox::new(self.inner.outbox_config.clone());
+        self.inner.pulled_to_end.borrow_mut().clear();
         self.dispatch(Event::Online(browser_online()));
         self.dispatch(Event::Loaded {
             pending: contents.pending,
@@ -432,17 +445,91 @@ impl SyncDriver {
         )
     }
 
-    /// The targets a leader listens to: the shop's `devices`, and the collection the open
-    /// page shows, if it shows one.
-    fn listen_targets(&self) -> Vec<(TargetSlot, TargetKind)> {
-        let mut targets = vec![(
-            TargetSlot::Devices,
-            self.collection_target(DEVICES_COLLECTION),
-        )];
-        if let Some(collection) = self.inner.screen_collection.borrow().as_deref() {
-            targets.push((TargetSlot::Screen, self.collection_target(collection)));
+    /// The screen's listen target for `collection`: its documents stamped after what the
+    /// pulls have settled (`updatedAt` > the checkpoint's settled time), so the first snapshot
+    /// holds what changed since the last pull, not the whole collection (100,000 products on a
+    /// tablet that pulled them already). Everything up to that time is on the tablet; every
+    /// later change, a soft delete included, stamps `updatedAt` and so enters the target.
+    ///
+    /// `None` while the collection was never pulled: an empty tablet's first sync is the pull
+    /// (pages committed one by one, resumable), and the target follows once it reaches the end
+    /// ([`SyncDriver::watch_screen_after_pull`]). A collection still without a checkpoint after
+    /// a pull to the end is empty on the server, so the whole collection is the target.
+    async fn screen_target(&self, collection: &str) -> Result<Option<TargetKind>, StorageError> {
+        let Some(checkpoint) = self.inner.store.checkpoint(collection).await? else {
+            let pulled = self.inner.pulled_to_end.borrow().contains(collection);
+            return Ok(pulled.then(|| self.collection_target(collection)));
+        };
+        let overlap_micros = self
+            .inner
+            .outbox_config
+            .pull_overlap_millis
+            .saturating_mul(1_000);
+        let parent = format!(
+            "{}/documents/shops/{}",
+            self.inner.listen_config.database, self.inner.settings.shop_id
+        );
+        Ok(Some(TargetKind::Query(
+            QueryBuilder::new(parent, collection)
+                .where_field(
+                    FieldPath::from_segments([UPDATED_AT]),
+                    Operator::GreaterThan,
+                    Value::Timestamp(checkpoint.settled(overlap_micros)),
+                )
+                .build()
+                .expect("a collection query with one inequality is valid"),
+        )))
+    }
+
+    /// Watches the screen's collection (see [`SyncDriver::screen_target`]), or waits for its
+    /// first pull, which this starts.
+    async fn watch_screen(&self, collection: String) {
+        let target = match self.screen_target(&collection).await {
+            Ok(target) => target,
+            Err(error) => return self.report_storage(Err(error)),
+        };
+        // The page may have changed meanwhile.
+        if self.inner.screen_collection.borrow().as_deref() != Some(collection.as_str()) {
+            return;
         }
-        targets
+        let Some(target) = target else {
+            self.inner.screen_waits_for_pull.set(true);
+            self.pull_collection(collection);
+            return;
+        };
+        self.inner.screen_waits_for_pull.set(false);
+        let resume_token = match self.inner.store.resume_token(&target_key(&target)).await {
+            Ok(token) => token,
+            Err(error) => {
+                self.report_storage(Err(error));
+                None
+            }
+        };
+        self.listen(ListenEvent::Watch {
+            slot: TargetSlot::Screen,
+            target,
+            resume_token,
+        });
+    }
+
+    /// A step of `collection`'s pull finished: once a pull the screen's target waits for
+    /// reached the end, watch it.
+    fn watch_screen_after_pull(&self, collection: &str, failed: bool) {
+        if failed || self.inner.outbox.borrow().is_pulling(collection) {
+            return;
+        }
+        self.inner
+            .pulled_to_end
+            .borrow_mut()
+            .insert(collection.to_owned());
+        let waits = self.inner.screen_waits_for_pull.get()
+            && self.inner.screen_collection.borrow().as_deref() == Some(collection);
+        if waits && self.is_leader() {
+            self.inner.screen_waits_for_pull.set(false);
+            let this = self.clone();
+            let collection = collection.to_owned();
+            spawn_local(async move { this.watch_screen(collection).await });
+        }
     }
 
     /// The open page shows `collection` (`None`: no collection): the listener's screen target
@@ -453,6 +540,7 @@ impl SyncDriver {
             return;
         }
         *self.inner.screen_collection.borrow_mut() = collection.clone();
+        self.inner.screen_waits_for_pull.set(false);
         if !self.is_leader() {
             return;
         }
@@ -461,22 +549,8 @@ impl SyncDriver {
                 slot: TargetSlot::Screen,
             });
         };
-        let target = self.collection_target(&collection);
         let this = self.clone();
-        spawn_local(async move {
-            let resume_token = match this.inner.store.resume_token(&target_key(&target)).await {
-                Ok(token) => token,
-                Err(error) => {
-                    this.report_storage(Err(error));
-                    None
-                }
-            };
-            this.listen(ListenEvent::Watch {
-                slot: TargetSlot::Screen,
-                target,
-                resume_token,
-            });
-        });
+        spawn_local(async move { this.watch_screen(collection).await });
     }
 
     /// A fresh listener, told the page's state and its targets with their saved resume tokens.
@@ -489,25 +563,32 @@ impl SyncDriver {
         self.listen(ListenEvent::Enabled(self.inner.settings.listens()));
         self.listen(ListenEvent::Online(browser_online()));
         self.listen(ListenEvent::Visible(page_visible()));
-        for (slot, target) in self.listen_targets() {
-            let resume_token = match self.inner.store.resume_token(&target_key(&target)).await {
-                Ok(token) => token,
-                Err(error) => {
-                    self.report_storage(Err(error));
-                    None
-                }
-            };
-            self.listen(ListenEvent::Watch {
-                slot,
-                target,
-                resume_token,
-            });
+        let devices = self.collection_target(DEVICES_COLLECTION);
+        let resume_token = match self.inner.store.resume_token(&target_key(&devices)).await {
+            Ok(token) => token,
+            Err(error) => {
+                self.report_storage(Err(error));
+                None
+            }
+        };
+        self.listen(ListenEvent::Watch {
+            slot: TargetSlot::Devices,
+            target: devices,
+            resume_token,
+        });
+        let screen = self.inner.screen_collection.borrow().clone();
+        if let Some(collection) = screen {
+            self.watch_screen(collection).await;
         }
     }
 
     /// Whether the listen stream delivers: open, with every target consistent. While it does,
     /// the periodic pull is not needed.
     fn listening_healthy(&self) -> bool {
+        if self.inner.screen_waits_for_pull.get() {
+            // The screen's collection arrives by pulls until its target is watched.
+            return false;
+        }
         let status = self.inner.listener.borrow().status();
         status.listening && status.targets > 0 && status.current_targets == status.targets
     }
@@ -689,6 +770,7 @@ impl SyncDriver {
         }
         self.inner.stealing.set(false);
         *self.inner.outbox.borrow_mut() = Outbox::new(self.inner.outbox_config.clone());
+        self.inner.pulled_to_end.borrow_mut().clear();
         *self.inner.listener.borrow_mut() = Listener::new(self.inner.listen_config.clone());
         self.inner.channel_to_server.close();
         for timer in [&self.inner.wake_timer, &self.inner.listen_timer] {
@@ -1118,6 +1200,7 @@ impl SyncDriver {
                 };
                 let failed = matches!(event, Event::PullFailed { .. });
                 this.dispatch(event);
+                this.watch_screen_after_pull(&collection, failed);
                 this.report_finished_pulls(&collection, failed);
             }),
             Command::ApplyPulledPage(page) => spawn_local(async move {
@@ -1146,6 +1229,7 @@ impl SyncDriver {
                 };
                 let failed = matches!(event, Event::PullFailed { .. });
                 this.dispatch(event);
+                this.watch_screen_after_pull(&collection, failed);
                 this.report_finished_pulls(&collection, failed);
             }),
             Command::WakeAt(at) => self.wake_at(at),

@@ -35,11 +35,13 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use counterbook_firestore_wire::{
-    Code, Direction, Document, ExistenceFilter, ListenRequest, ListenResponse, RpcStatus, Status,
-    Target, TargetChange, TargetChangeType, TargetKind, Timestamp, Value,
+    Code, Direction, Document, ExistenceFilter, FieldOperator, Filter, ListenRequest,
+    ListenResponse, RpcStatus, Status, Target, TargetChange, TargetChangeType, TargetKind,
+    Timestamp, Value,
 };
 
 use crate::backoff::{Backoff, SplitMix64};
+use crate::pull::UPDATED_AT;
 use crate::query_builder::FieldPath;
 
 /// The collection, under the shop, holding one document per device.
@@ -209,6 +211,20 @@ pub struct ListenStatus {
 /// The key a target's resume token is saved under: its JSON, which names it exactly.
 pub fn target_key(target: &TargetKind) -> String {
     serde_json::to_string(target).expect("targets serialize")
+}
+
+/// Whether `filter` keeps exactly the documents stamped after a time before `at`.
+fn stamped_after_before(filter: &Filter, at: Timestamp) -> bool {
+    let Filter::FieldFilter(field) = filter else {
+        return false;
+    };
+    let after = matches!(
+        field.op,
+        FieldOperator::GreaterThan | FieldOperator::GreaterThanOrEqual
+    );
+    after
+        && field.field.field_path == UPDATED_AT
+        && matches!(field.value, Value::Timestamp(since) if since < at)
 }
 
 /// The order of a target's documents: the query's orders, then the name in the direction of the
@@ -864,7 +880,7 @@ impl Listener {
                     .into_iter()
                     .chain(self.requested.get(collection))
                     .max();
-                if known.is_some_and(|known| *known >= at) || self.screen_covers(collection) {
+                if known.is_some_and(|known| *known >= at) || self.screen_covers(collection, at) {
                     continue;
                 }
                 self.requested.insert(collection.clone(), at);
@@ -879,9 +895,11 @@ impl Listener {
         }
     }
 
-    /// Whether the screen's target delivers every change of `collection` already: a CURRENT
-    /// query on the whole collection, under the same parent as `devices`.
-    fn screen_covers(&self, collection: &str) -> bool {
+    /// Whether the screen's target delivers a change of `collection` made at `at` already: a
+    /// CURRENT query on the whole collection under the same parent as `devices`, or on what
+    /// was stamped after a time before `at` (`updatedAt >` or `>=` it: every change stamps
+    /// `updatedAt`, so it enters such a target).
+    fn screen_covers(&self, collection: &str, at: Timestamp) -> bool {
         let (Some(screen), Some(devices)) = (
             self.targets.get(&TargetSlot::Screen),
             self.targets.get(&TargetSlot::Devices),
@@ -899,7 +917,10 @@ impl Listener {
             && query.from.len() == 1
             && query.from[0].collection_id == collection
             && !query.from[0].all_descendants
-            && query.filter.is_none()
+            && query
+                .filter
+                .as_ref()
+                .is_none_or(|filter| stamped_after_before(filter, at))
             && query.limit.is_none()
             && query.offset.is_none()
             && query.start_at.is_none()
@@ -1496,6 +1517,86 @@ mod tests {
             13,
             consistent(13, None),
             &["save d1", "pull bills for d2", "snapshot Devices [+d2]"],
+        );
+    }
+
+    /// Guards the screen target of what changed since the last pull (the app's `updatedAt >`
+    /// target): it covers changes made after its time, so they are not pulled as well, and
+    /// only those.
+    #[test]
+    fn a_screen_target_of_changes_since_a_time_covers_only_later_changes() {
+        let mut listener = listener();
+        check(&mut listener, 0, ListenEvent::Visible(true), &[]);
+        let since = |millis| {
+            TargetKind::Query(
+                QueryBuilder::new(SHOP, "products")
+                    .where_field(
+                        FieldPath::from_segments([UPDATED_AT]),
+                        crate::query_builder::Operator::GreaterThan,
+                        Value::Timestamp(Timestamp::from_unix_millis(millis)),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+        };
+        check(
+            &mut listener,
+            0,
+            ListenEvent::Watch {
+                slot: TargetSlot::Screen,
+                target: since(50),
+                resume_token: None,
+            },
+            &["open"],
+        );
+        check(&mut listener, 1, ListenEvent::StreamOpened, &["add 2"]);
+        check(
+            &mut listener,
+            2,
+            target_change(TargetChangeType::Current, &[2], Some("t1")),
+            &[],
+        );
+        check(
+            &mut listener,
+            3,
+            consistent(3, None),
+            &["save t1", "snapshot Screen []"],
+        );
+        listener.handle(
+            10,
+            ListenEvent::Watch {
+                slot: TargetSlot::Devices,
+                target: collection_target(DEVICES_COLLECTION),
+                resume_token: None,
+            },
+        );
+        check(
+            &mut listener,
+            11,
+            changed(3, device("d2", 1, &[("products", 60)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            12,
+            changed(3, device("d3", 1, &[("products", 40)])),
+            &[],
+        );
+        check(
+            &mut listener,
+            13,
+            target_change(TargetChangeType::Current, &[3], Some("d1")),
+            &[],
+        );
+        check(
+            &mut listener,
+            14,
+            consistent(14, None),
+            &[
+                "save d1",
+                "pull products for d3",
+                "snapshot Devices [+d2 +d3]",
+            ],
         );
     }
 
