@@ -346,3 +346,49 @@ async fn a_customer_created_at_the_counter_is_found_by_name() {
         [customer.id]
     );
 }
+
+/// Guards the counter's search as you type (its three index ranges read together in one
+/// transaction): an exact barcode first, then an exact SKU, then names by prefix, then
+/// barcodes and SKUs by prefix, without repeats, at most the limit.
+#[wasm_bindgen_test]
+async fn search_lists_exact_codes_then_names_then_code_prefixes() {
+    let (store, _) = fresh_store().await;
+    let mut by_barcode = product("Zeera 100g", 40_00, 1);
+    by_barcode.barcodes = vec!["8901".into()];
+    let mut by_barcode_prefix = product("Yeast", 30_00, 1);
+    by_barcode_prefix.barcodes = vec!["89012".into()];
+    let mut named = product("8901 Gold tea", 90_00, 1);
+    named.sku = Some("8901-GOLD".into());
+    let mut by_sku = product("Xylitol", 10_00, 1);
+    by_sku.sku = Some("8901".into());
+    let chai: Vec<Product> = (0..5)
+        .map(|i| product(&format!("Chai {i}"), 10_00, 1))
+        .collect();
+    let mut all = vec![
+        by_barcode.clone(),
+        by_barcode_prefix.clone(),
+        named.clone(),
+        by_sku.clone(),
+    ];
+    all.extend(chai.iter().cloned());
+    store.seed_products(&all).await.unwrap();
+
+    let names = |found: Vec<Product>| found.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.search_products("8901", 8).await.unwrap()),
+        vec!["Zeera 100g", "Xylitol", "8901 Gold tea", "Yeast"]
+    );
+    assert_eq!(
+        names(store.search_products("8901", 2).await.unwrap()),
+        vec!["Zeera 100g", "Xylitol"]
+    );
+    assert_eq!(
+        names(store.search_products(" chai ", 3).await.unwrap()),
+        vec!["Chai 0", "Chai 1", "Chai 2"]
+    );
+    assert!(store
+        .search_products("nothing", 8)
+        .await
+        .unwrap()
+        .is_empty());
+}
