@@ -15,7 +15,7 @@
 //! number; `meta` key `billSeries/{series}` holds the last number used.
 
 use counterbook_shop::{BillNumber, Customer, Product, Record, ShopSettings, UnitOfWork};
-use futures::future::try_join3;
+use futures::future::{try_join3, try_join_all, LocalBoxFuture};
 use rexie::{KeyRange, TransactionMode};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -182,11 +182,28 @@ impl Store {
         let outcome = async {
             let store = |name: &str| transaction.store(name).map_err(rexie::<E>);
             let meta = store(META)?;
-            let last = meta
-                .get(series_key(series))
-                .await
-                .map_err(rexie)?
-                .and_then(|value| value.as_f64());
+            let products_store = store(PRODUCTS)?;
+            let customers = store(CUSTOMERS)?;
+            // The reads go out together, then the writes together: a sale costs two round trips
+            // to IndexedDB's backend, not one per record (IndexedDB runs them in order).
+            let customer_read = async {
+                match customer_id {
+                    None => Ok(None),
+                    Some(id) => customers.get(JsValue::from_str(id)).await.map(Some),
+                }
+            };
+            let (last, product_values, customer_value) = try_join3(
+                meta.get(series_key(series)),
+                try_join_all(
+                    product_ids
+                        .iter()
+                        .map(|id| products_store.get(JsValue::from_str(id))),
+                ),
+                customer_read,
+            )
+            .await
+            .map_err(rexie)?;
+            let last = last.and_then(|value| value.as_f64());
             let number = match last {
                 None => BillNumber::first(series),
                 Some(last) => BillNumber {
@@ -196,52 +213,39 @@ impl Store {
                 .next(),
             }
             .map_err(|e| RecordSaleError::Series(e.to_string()))?;
-
-            let products_store = store(PRODUCTS)?;
-            let mut products = Vec::new();
-            for id in product_ids {
-                let value = products_store
-                    .get(JsValue::from_str(id))
-                    .await
-                    .map_err(rexie)?;
-                // A product deleted meanwhile is still sold; only its local count is gone.
-                if let Some(value) = value.filter(|value| !value.is_undefined()) {
-                    products.push(from_js::<Product>(value)?);
-                }
-            }
-            let customer = match customer_id {
+            // A product deleted meanwhile is still sold; only its local count is gone.
+            let products = product_values
+                .into_iter()
+                .flatten()
+                .filter(|value| !value.is_undefined())
+                .map(from_js::<Product>)
+                .collect::<Result<Vec<_>, _>>()?;
+            let customer = match customer_value {
                 None => None,
-                Some(id) => {
-                    let value = store(CUSTOMERS)?
-                        .get(JsValue::from_str(id))
-                        .await
-                        .map_err(rexie)?
+                Some(value) => Some(from_js::<Customer>(
+                    value
                         .filter(|value| !value.is_undefined())
-                        .ok_or(RecordSaleError::UnknownCustomer)?;
-                    Some(from_js::<Customer>(value)?)
-                }
+                        .ok_or(RecordSaleError::UnknownCustomer)?,
+                )?),
             };
             let work =
                 build(&number, &products, customer.as_ref()).map_err(RecordSaleError::Refused)?;
 
+            // (store, value, key, whether it must be new)
+            let mut writes: Vec<(rexie::Store, JsValue, Option<JsValue>, bool)> = Vec::new();
             for record in &work.records {
-                let target = store(record_store(record))?;
-                let value = record_value(record)?;
-                match record {
-                    // Counters as this device now knows them.
-                    Record::Product(_) | Record::Customer(_) => {
-                        target.put(&value, None).await.map_err(rexie)?;
-                    }
-                    // New records: a clash (the bill number's unique index included) fails the
-                    // whole sale.
-                    _ => {
-                        target.add(&value, None).await.map_err(rexie)?;
-                    }
-                }
+                // Counters as this device now knows them are put; new records are added, so a
+                // clash (the bill number's unique index included) fails the whole sale.
+                let new = !matches!(record, Record::Product(_) | Record::Customer(_));
+                writes.push((
+                    store(record_store(record))?,
+                    record_value(record)?,
+                    None,
+                    new,
+                ));
             }
-            let audit = store(AUDIT)?;
             for entry in &work.audit {
-                audit.add(&to_js(entry)?, None).await.map_err(rexie)?;
+                writes.push((store(AUDIT)?, to_js(entry)?, None, true));
             }
             let outbox_record = OutboxRecord {
                 id: work.unit.id.clone(),
@@ -249,14 +253,22 @@ impl Store {
                 state: OutboxRecordState::Pending,
                 reason: None,
             };
-            store(OUTBOX)?
-                .add(&to_js(&outbox_record)?, None)
-                .await
-                .map_err(rexie)?;
-            meta.put(
-                &JsValue::from_f64(number.number as f64),
-                Some(&series_key(series)),
-            )
+            writes.push((store(OUTBOX)?, to_js(&outbox_record)?, None, true));
+            writes.push((
+                store(META)?,
+                JsValue::from_f64(number.number as f64),
+                Some(series_key(series)),
+                false,
+            ));
+            try_join_all(writes.iter().map(
+                |(target, value, key, new)| -> LocalBoxFuture<'_, rexie::Result<JsValue>> {
+                    if *new {
+                        Box::pin(target.add(value, key.as_ref()))
+                    } else {
+                        Box::pin(target.put(value, key.as_ref()))
+                    }
+                },
+            ))
             .await
             .map_err(rexie)?;
             Ok((number, work))
