@@ -30,7 +30,7 @@ export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run demo test build dist server lint test-native test-browser test-e2e \
 	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime soak-server \
-	bench-counter size
+	bench-counter size audit
 
 run: build
 	@echo "Counterbook on http://$(ADDR) (data in $(DATA)); the setup code, if any, is printed below"
@@ -97,6 +97,13 @@ bench-counter: build chromium e2e/node_modules/.installed
 size: dist
 	node tools/size.mjs dist
 
+# Not a test (about a minute; not part of `make test`): Lighthouse 12.2.3 (installed into
+# tools/audit) on the counter over HTTPS from the server's local CA, and Chromium's own
+# installability check; prints the scores and what failed, fails under 95 for accessibility or
+# best practices or when the app is not installable. Report in e2e/artifacts/.
+audit: build chromium e2e/node_modules/.installed tools/audit/node_modules/.installed
+	cd e2e && node audit.mjs
+
 # --- tools -------------------------------------------------------------------------------------
 
 tools: wasm-target wasm-bindgen-cli trunk chromium tools/node_modules/.installed e2e/node_modules/.installed
@@ -123,6 +130,10 @@ chromium:
 # wasm-opt 132 from npm (Debian's binaryen 108 silently produces a wasm that fails to load).
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund
+	touch $@
+
+tools/audit/node_modules/.installed: tools/audit/package.json tools/audit/package-lock.json
+	cd tools/audit && npm ci --no-audit --no-fund
 	touch $@
 
 # playwright-core drives Debian's Chromium; it never downloads a browser.
