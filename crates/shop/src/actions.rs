@@ -189,7 +189,7 @@ pub const LAST_BILL_FIELD: &str = "lastBill";
 fn sold_stock(path: String, bill_id: &str, quantity: i64) -> DocumentWrite {
     let mut write = DocumentWrite::patch(
         path,
-        BTreeMap::from([(
+        map_by_insertion([(
             LAST_BILL_FIELD.to_owned(),
             Value::String(bill_id.to_owned()),
         )]),
