@@ -1,8 +1,9 @@
 // Trunk's post_build hook (Trunk.toml): finishes a build in TRUNK_STAGING_DIR once every
 // pipeline, wasm-opt included, has written its final bytes.
 //
-// 1. Stamps the service worker (sw.js) with the list of files Trunk emitted and a version
-//    hashed from their final bytes. Trunk names the wasm by a hash taken before wasm-opt, so
+// 1. Stamps the service worker (sw.js) with the list of files Trunk emitted (the manifest's
+//    screenshots aside) and a version hashed from their final bytes. Trunk names the wasm by a
+//    hash taken before wasm-opt, so
 //    file names alone would not tell two builds apart; the version is the first 16 hex digits
 //    of the SHA-256 of one "PATH SHA256\n" line per file, sorted by path.
 // 2. Writes a brotli (.br) and a gzip (.gz) copy beside every compressible file, which
@@ -44,7 +45,12 @@ const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
 const workerFile = join(staging, "sw.js");
 const files = builtFiles(staging).filter((file) => file !== workerFile);
-const precached = files.map(urlPath).sort();
+// The manifest's screenshots are for the browser's install dialog, fetched online: a tablet
+// needs them neither offline nor in every update's download.
+const precached = files
+  .map(urlPath)
+  .filter((path) => !path.startsWith("/screenshots/"))
+  .sort();
 const listing = precached
   .map((path) => `${path} ${sha256(readFileSync(join(staging, path)))}\n`)
   .join("");

@@ -112,6 +112,34 @@ if ("serviceWorker" in navigator) {
     });
 }
 
+// Where the browser offers to install the app (`beforeinstallprompt`, Chromium-based browsers
+// on a secure origin), an "Install" button: the browser's own prompt on the person's click.
+// An update or reload notice, when shown, comes first.
+addEventListener("beforeinstallprompt", (offer) => {
+  offer.preventDefault();
+  if (document.getElementById("counterbook-notice")) return;
+  showNotice("Counterbook can be installed on this tablet", [
+    {
+      label: "Install",
+      testId: "install-app",
+      onClick: async () => {
+        document.getElementById("counterbook-notice")?.remove();
+        await offer.prompt();
+      },
+    },
+    {
+      label: "Not now",
+      testId: "install-later",
+      onClick: () => document.getElementById("counterbook-notice")?.remove(),
+    },
+  ]);
+});
+addEventListener("appinstalled", () => {
+  if (document.querySelector("[data-testid=install-app]")) {
+    document.getElementById("counterbook-notice")?.remove();
+  }
+});
+
 // A newer version of the app opened in another tab upgrades the IndexedDB schema: this tab's
 // connection would block it, and this tab's code does not know the new schema. Every database
 // this page opens closes itself on `versionchange` (the app's own store already does, through
