@@ -1,8 +1,8 @@
 // Updating an installed app without losing a sale: a tablet runs one build; a new build is
-// deployed into the directory counterbook-server serves while a change is still unsent; the
+// deployed into the directory counterbook-server serves while a sale is still unsent; the
 // tablet, left open, finds the new service worker when it is shown again; "Update available"
 // asks before replacing a version with pending changes; after the update the page runs the
-// new version (only its cache is left) and the pending change syncs. And a newer IndexedDB
+// new version (only its cache is left) and the pending sale syncs. And a newer IndexedDB
 // schema opened by another tab closes the old tab's connection instead of being blocked, the
 // old tab asks to reload, and the pending change is still in the outbox.
 
@@ -11,6 +11,7 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
+import { ean13, scanWithKeyboard, seedProducts, seededId, waitForProductCount } from "./counter-helpers.mjs";
 import {
   DIST,
   addProduct,
@@ -21,7 +22,6 @@ import {
   startServer,
   temporaryDirectory,
   waitForBadge,
-  waitForProducts,
 } from "./harness.mjs";
 
 const PROJECT = "e2e-update";
@@ -74,7 +74,7 @@ describe("updating the app and its database while sales are pending", () => {
     await Promise.all([browser?.close(), appServer?.stop()]);
   });
 
-  test("a new version waits, asks about the pending change, applies, and the change syncs", async () => {
+  test("a new version waits, asks about the pending sale, applies, and the sale syncs", async () => {
     // The shop's data lives on a second server, which the test stops to keep a change pending
     // and starts again (same port and data) for it to sync.
     const dataDirectory = temporaryDirectory("counterbook-e2e-update-data-");
@@ -82,21 +82,38 @@ describe("updating the app and its database while sales are pending", () => {
     let dataServer = await startServer({ dataDir: dataDirectory, port: dataPort });
     const tablet = await browser.newContext();
     try {
+      const code = ean13("890123400001");
+      await seedProducts(dataServer.url, PROJECT, "s1", [
+        { id: seededId(1), name: "Parle-G 100g", price: 1000, barcodes: [code] },
+      ]);
       const page = await tablet.newPage();
-      const url = appUrl(appServer.url, { endpoint: dataServer.url, project: PROJECT, shop: "s1" });
+      const url = appUrl(appServer.url, {
+        endpoint: dataServer.url,
+        project: PROJECT,
+        shop: "s1",
+        path: "/counter",
+      });
       await page.goto(url);
-      await page.getByTestId("product-list").waitFor({ state: "attached" });
+      await page.getByTestId("counter-page").waitFor();
       await waitForBadge(page, { connection: "Online", pending: 0 });
+      await waitForProductCount(page, 1);
       await page.evaluate(() => navigator.serviceWorker.ready);
       await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
       const firstVersion = stampedVersion(readFileSync(join(appServer.directory, "sw.js"), "utf8"));
       assert.deepEqual(await cacheNames(page), [`counterbook-shell-${firstVersion}`]);
 
+      // The shop's server goes away; a sale is made and waits in the outbox.
       await dataServer.stop();
-      await addProduct(page, "Parle-G 100g", "10");
+      await scanWithKeyboard(page, code);
+      await page.getByTestId("cart-line").waitFor();
+      await page.getByRole("button", { name: "Complete sale", exact: true }).click();
+      const receipt = page.getByRole("region", { name: "Receipt" });
+      await receipt.waitFor({ timeout: 15_000 });
+      const billNumber = (await receipt.getByTestId("bill-number").textContent()).trim();
       await page.waitForFunction(
-        () => document.querySelector("[data-testid=pending-count]")?.textContent === "1",
+        () => Number(document.querySelector("[data-testid=pending-count]")?.textContent) > 0,
       );
+      const pending = await page.getByTestId("pending-count").textContent();
 
       // A new build is deployed; the tablet, left open, checks when it is shown again.
       const newVersion = deployNewVersion(appServer.directory);
@@ -107,9 +124,10 @@ describe("updating the app and its database while sales are pending", () => {
       assert.equal(await page.evaluate(() => navigator.serviceWorker.controller.state), "activated");
       assert.ok((await cacheNames(page)).includes(`counterbook-shell-${firstVersion}`));
 
-      // With a change pending, the update asks first, with the count in front of the person.
+      // With the sale pending, the update asks first, with the count in front of the person.
       await page.getByTestId("apply-update").click();
-      assert.equal(await noticeText(page), "1 change not sent yet (sales included): update anyway?");
+      const changes = pending === "1" ? "1 change" : `${pending} changes`;
+      assert.equal(await noticeText(page), `${changes} not sent yet (sales included): update anyway?`);
       await page.getByTestId("update-later").click();
       assert.equal(await noticeText(page), "Update available");
       await page.getByTestId("apply-update").click();
@@ -117,22 +135,22 @@ describe("updating the app and its database while sales are pending", () => {
       await page.getByTestId("apply-update-anyway").click();
       await reloaded;
 
-      // The new version runs, the old cache is gone, the pending change is still there.
-      await page.getByTestId("product-list").waitFor({ state: "attached" });
+      // The new version runs, the old cache is gone, the pending sale is still there.
+      await page.getByTestId("counter-page").waitFor();
       await page.waitForFunction(
-        () => document.querySelector("[data-testid=pending-count]")?.textContent === "1",
+        (pending) => document.querySelector("[data-testid=pending-count]")?.textContent === pending,
+        pending,
       );
       assert.deepEqual(await cacheNames(page), [`counterbook-shell-${newVersion}`]);
       assert.equal(await page.getByTestId("app-notice").count(), 0);
-      await waitForProducts(page, ["Parle-G 100g"]);
 
-      // The data server is back: the change syncs.
+      // The shop's server is back: the sale syncs, with its bill number.
       dataServer = await startServer({ dataDir: dataDirectory, port: dataPort });
       await waitForBadge(page, { connection: "Online", pending: 0 }, 60_000);
-      const products = await listDocuments(dataServer.url, PROJECT, "shops/s1", "products");
+      const bills = await listDocuments(dataServer.url, PROJECT, "shops/s1", "bills");
       assert.deepEqual(
-        products.map((product) => product.fields.name.stringValue),
-        ["Parle-G 100g"],
+        bills.map((bill) => bill.fields.number.stringValue),
+        [billNumber],
       );
     } finally {
       await tablet.close();
