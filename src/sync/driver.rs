@@ -494,7 +494,11 @@ impl SyncDriver {
         }
         let Some(target) = target else {
             self.inner.screen_waits_for_pull.set(true);
-            self.pull_collection(collection);
+            // The start's pull of this collection may be under way already: the target follows
+            // when it ends (`watch_screen_after_pull`), and a second pull would fetch it again.
+            if !self.inner.outbox.borrow().is_pulling(&collection) {
+                self.pull_collection(collection);
+            }
             return;
         };
         self.inner.screen_waits_for_pull.set(false);
