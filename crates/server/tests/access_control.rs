@@ -28,60 +28,15 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use support::binary::{free_port, run_admin, start_group, ProcessGroup, RunningServer, EMULATOR};
+use support::accounts::{add_person, add_shop, call, signed_in};
+use support::binary::{free_port, start_group, ProcessGroup, RunningServer, EMULATOR};
 
 const PROJECT: &str = "demo-counterbook";
-const PASSWORD: &str = "correct horse battery";
 /// Java takes a while on a small machine; this is a ceiling, not a wait.
 const EMULATOR_START_LIMIT: Duration = Duration::from_secs(180);
 
 fn rules_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules")
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-/// (status, body) of a request; the body as JSON when it is JSON.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let agent = agent();
-    let bearer = token.map(|token| format!("Bearer {token}"));
-    let mut response = match method {
-        "GET" | "DELETE" => {
-            let mut request = if method == "GET" {
-                agent.get(url)
-            } else {
-                agent.delete(url)
-            };
-            if let Some(bearer) = &bearer {
-                request = request.header("Authorization", bearer);
-            }
-            request.call()
-        }
-        "POST" | "PATCH" => {
-            let mut request = if method == "POST" {
-                agent.post(url)
-            } else {
-                agent.patch(url)
-            }
-            .header("Content-Type", "application/json");
-            if let Some(bearer) = &bearer {
-                request = request.header("Authorization", bearer);
-            }
-            request.send(body.map_or_else(String::new, Value::to_string))
-        }
-        other => panic!("no such method in this test: {other}"),
-    }
-    .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -730,59 +685,26 @@ fn emulator_backend() -> (ProcessGroup, Backend) {
     (group, backend)
 }
 
-/// Signs in; the ID token and the user id.
-fn sign_in(base_url: &str, email: &str) -> (String, String) {
-    let (status, body) = call(
-        "POST",
-        &format!(
-            "{base_url}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake"
-        ),
-        None,
-        Some(&json!({"email": email, "password": PASSWORD, "returnSecureToken": true})),
-    );
-    assert_eq!(status, 200, "sign in {email}: {body}");
-    (
-        body["idToken"].as_str().unwrap().to_owned(),
-        body["localId"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn server_backend(data: &Path) -> (ProcessGroup, Backend) {
     for shop in ["s1", "s2"] {
-        run_admin(data, &["shop", "create", "--shop", shop], None);
+        add_shop(data, shop);
     }
-    let password_line = format!("{PASSWORD}\n");
     for (shop, role) in [
         ("s1", "owner"),
         ("s1", "manager"),
         ("s1", "cashier"),
         ("s2", "owner"),
     ] {
-        let email = format!("{role}@{shop}.test");
-        run_admin(
-            data,
-            &[
-                "user",
-                "add",
-                "--shop",
-                shop,
-                "--email",
-                &email,
-                "--role",
-                role,
-                "--password-stdin",
-            ],
-            Some(&password_line),
-        );
+        add_person(data, shop, &format!("{role}@{shop}.test"), role);
     }
     let server = RunningServer::start(data, &["--project", PROJECT]);
     let base_url = server.base_url.clone();
-    let signed_in =
-        ["owner", "manager", "cashier"].map(|role| sign_in(&base_url, &format!("{role}@s1.test")));
-    let tokens = signed_in.clone().map(|(token, _)| token);
-    let user_ids = signed_in.map(|(_, user_id)| user_id);
+    let people = ["owner", "manager", "cashier"]
+        .map(|role| signed_in(&base_url, &format!("{role}@s1.test")));
+    let tokens = people.clone().map(|(token, _)| token);
+    let user_ids = people.map(|(_, user_id)| user_id);
     let owner_of_s1 = tokens[0].clone();
-    let (owner_of_s2, _) = sign_in(&base_url, "owner@s2.test");
+    let (owner_of_s2, _) = signed_in(&base_url, "owner@s2.test");
     let backend = Backend {
         name: "counterbook-server",
         base_url,

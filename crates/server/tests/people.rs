@@ -9,7 +9,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -18,59 +17,14 @@ use counterbook_server::auth::setup::SETUP_CODE_LINE_PREFIX;
 use counterbook_server::{app, AppState, AuthConfig, ManualClock, ServerConfig};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use support::binary::{run_admin, RunningServer};
+use support::accounts::{
+    add_person, add_shop, assert_status, call, id_token, refresh, sign_in, token_claims, PASSWORD,
+    REFRESH_PATH,
+};
+use support::binary::RunningServer;
 use tower::ServiceExt;
 
 const PROJECT: &str = "demo-counterbook";
-const PASSWORD: &str = "correct horse battery";
-const SIGN_IN: &str = "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=k";
-const REFRESH: &str = "/securetoken.googleapis.com/v1/token?key=k";
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-/// (status, body) of a request; the body as JSON when it is JSON.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let agent = agent();
-    let bearer = token.map(|token| format!("Bearer {token}"));
-    let mut response = match method {
-        "GET" => {
-            let mut request = agent.get(url);
-            if let Some(bearer) = &bearer {
-                request = request.header("Authorization", bearer);
-            }
-            request.call()
-        }
-        "POST" | "PATCH" => {
-            let mut request = if method == "POST" {
-                agent.post(url)
-            } else {
-                agent.patch(url)
-            }
-            .header("Content-Type", "application/json");
-            if let Some(bearer) = &bearer {
-                request = request.header("Authorization", bearer);
-            }
-            request.send(body.map_or_else(String::new, Value::to_string))
-        }
-        other => panic!("no such method in this test: {other}"),
-    }
-    .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
-}
-
-fn assert_status(reply: &(u16, Value), http: u16, status: &str) {
-    assert_eq!(reply.0, http, "{}", reply.1);
-    assert_eq!(reply.1["error"]["status"], status, "{}", reply.1);
-}
 
 /// The setup code the server printed, if it printed one.
 fn setup_code(server: &RunningServer) -> Option<String> {
@@ -80,27 +34,17 @@ fn setup_code(server: &RunningServer) -> Option<String> {
     })
 }
 
+/// Claims the server at `claim_url` with `code` for an owner `email`.
+fn claim(claim_url: &str, code: &str, email: &str) -> (u16, Value) {
+    call("POST", claim_url, None, Some(&claim_body(code, email)))
+}
+
 fn claim_body(code: &str, email: &str) -> Value {
     json!({
         "setupCode": code, "shopName": "Kirana One", "currency": "INR", "country": "IN",
         "locale": "en-IN", "email": email, "password": PASSWORD, "displayName": "Asha",
         "shopId": "kirana-1",
     })
-}
-
-fn sign_in(base: &str, email: &str, password: &str) -> (u16, Value) {
-    call(
-        "POST",
-        &format!("{base}{SIGN_IN}"),
-        None,
-        Some(&json!({"email": email, "password": password, "returnSecureToken": true})),
-    )
-}
-
-fn id_token(base: &str, email: &str) -> String {
-    let reply = sign_in(base, email, PASSWORD);
-    assert_eq!(reply.0, 200, "{}", reply.1);
-    reply.1["idToken"].as_str().unwrap().to_owned()
 }
 
 fn document_url(base: &str, path: &str) -> String {
@@ -124,12 +68,7 @@ fn the_server_is_claimed_once_with_the_code_it_printed() {
 
     let claim_url = format!("{base}/counterbook/v1/setup:claim");
     // A wrong code is refused, and so are bad answers (checked before the code).
-    let wrong = call(
-        "POST",
-        &claim_url,
-        None,
-        Some(&claim_body("AAAA-BBBB-CCCC", "owner@kirana.test")),
-    );
+    let wrong = claim(&claim_url, "AAAA-BBBB-CCCC", "owner@kirana.test");
     assert_status(&wrong, 403, "PERMISSION_DENIED");
     for (field, value) in [
         ("currency", json!("rupees")),
@@ -186,12 +125,7 @@ fn the_server_is_claimed_once_with_the_code_it_printed() {
         .is_some_and(|token| !token.is_empty()));
 
     // The code is spent: reusing it, or any other, says the server is claimed.
-    let reused = call(
-        "POST",
-        &claim_url,
-        None,
-        Some(&claim_body(&code, "third@kirana.test")),
-    );
+    let reused = claim(&claim_url, &code, "third@kirana.test");
     assert_status(&reused, 409, "ALREADY_EXISTS");
     assert_eq!(
         call("GET", &format!("{base}/counterbook/v1/setup"), None, None),
@@ -230,11 +164,10 @@ fn the_server_is_claimed_once_with_the_code_it_printed() {
         "{:?}",
         restarted.startup_output
     );
-    let reclaim = call(
-        "POST",
+    let reclaim = claim(
         &format!("{}/counterbook/v1/setup:claim", restarted.base_url),
-        None,
-        Some(&claim_body(&code, "fourth@kirana.test")),
+        &code,
+        "fourth@kirana.test",
     );
     assert_status(&reclaim, 409, "ALREADY_EXISTS");
 }
@@ -252,21 +185,11 @@ fn each_start_of_an_unclaimed_server_has_a_new_code_and_dev_mode_has_none() {
     let second_code = setup_code(&second).unwrap();
     assert_ne!(first_code, second_code);
     let claim_url = format!("{}/counterbook/v1/setup:claim", second.base_url);
-    let stale = call(
-        "POST",
-        &claim_url,
-        None,
-        Some(&claim_body(&first_code, "owner@kirana.test")),
-    );
+    let stale = claim(&claim_url, &first_code, "owner@kirana.test");
     assert_status(&stale, 403, "PERMISSION_DENIED");
     // The code is typed loosely: lowercase, spaces for dashes. Tokens live 5 s here.
     let typed = second_code.to_lowercase().replace('-', " ");
-    let (status, owner) = call(
-        "POST",
-        &claim_url,
-        None,
-        Some(&claim_body(&typed, "owner@kirana.test")),
-    );
+    let (status, owner) = claim(&claim_url, &typed, "owner@kirana.test");
     assert_eq!(status, 200, "{owner}");
     assert_eq!(owner["expiresIn"], "5");
     drop(second);
@@ -286,65 +209,59 @@ fn each_start_of_an_unclaimed_server_has_a_new_code_and_dev_mode_has_none() {
             json!({"mode": "dev", "claimed": true, "project": null})
         )
     );
-    let claim = call(
-        "POST",
+    let refused = claim(
         &format!("{}/counterbook/v1/setup:claim", dev.base_url),
-        None,
-        Some(&claim_body("AAAA-BBBB-CCCC", "owner@kirana.test")),
+        "AAAA-BBBB-CCCC",
+        "owner@kirana.test",
     );
-    assert_status(&claim, 400, "FAILED_PRECONDITION");
+    assert_status(&refused, 400, "FAILED_PRECONDITION");
 }
 
-fn token_claims(token: &str) -> Value {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+/// The owner's people endpoints of one shop, called with a token.
+struct PeopleOfShop {
+    url: String,
+}
+
+impl PeopleOfShop {
+    fn new(base: &str, shop: &str) -> PeopleOfShop {
+        PeopleOfShop {
+            url: format!("{base}/counterbook/v1/shops/{shop}/people"),
+        }
+    }
+
+    fn list(&self, token: Option<&str>) -> (u16, Value) {
+        call("GET", &self.url, token, None)
+    }
+
+    fn add(&self, token: &str, person: Value) -> (u16, Value) {
+        call("POST", &self.url, Some(token), Some(&person))
+    }
+
+    fn change(&self, token: &str, user_id: &str, change: Value) -> (u16, Value) {
+        call(
+            "PATCH",
+            &format!("{}/{user_id}", self.url),
+            Some(token),
+            Some(&change),
+        )
+    }
 }
 
 #[test]
 fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
     let data = tempfile::tempdir().unwrap();
     // Shop s2 and its owner come from the CLI: a server holding a shop prints no code.
-    run_admin(data.path(), &["shop", "create", "--shop", "s2"], None);
-    run_admin(
-        data.path(),
-        &[
-            "user",
-            "add",
-            "--shop",
-            "s2",
-            "--email",
-            "owner@s2.test",
-            "--role",
-            "owner",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    run_admin(data.path(), &["shop", "create", "--shop", "s1"], None);
-    run_admin(
-        data.path(),
-        &[
-            "user",
-            "add",
-            "--shop",
-            "s1",
-            "--email",
-            "owner@s1.test",
-            "--role",
-            "owner",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    for shop in ["s2", "s1"] {
+        add_shop(data.path(), shop);
+        add_person(data.path(), shop, &format!("owner@{shop}.test"), "owner");
+    }
     let server = RunningServer::start(data.path(), &["--project", PROJECT]);
     assert_eq!(setup_code(&server), None);
     let base = server.base_url.clone();
-    let people = format!("{base}/counterbook/v1/shops/s1/people");
+    let people = PeopleOfShop::new(&base, "s1");
     let owner = id_token(&base, "owner@s1.test");
 
-    let (status, listed) = call("GET", &people, Some(&owner), None);
+    let (status, listed) = people.list(Some(&owner));
     assert_eq!(status, 200, "{listed}");
     let list = listed["people"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{listed}");
@@ -354,13 +271,9 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
     let owner_id = list[0]["userId"].as_str().unwrap().to_owned();
 
     let add = |email: &str, role: &str| {
-        call(
-            "POST",
-            &people,
-            Some(&owner),
-            Some(
-                &json!({"email": email, "password": PASSWORD, "displayName": "Ravi", "role": role}),
-            ),
+        people.add(
+            &owner,
+            json!({"email": email, "password": PASSWORD, "displayName": "Ravi", "role": role}),
         )
     };
     let (status, cashier) = add("Ravi@S1.test", "cashier");
@@ -381,14 +294,12 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
     assert_status(&add("owner@s2.test", "cashier"), 409, "ALREADY_EXISTS");
     assert_status(&add("new@s1.test", "owner"), 400, "INVALID_ARGUMENT");
     assert_status(&add("not an email", "cashier"), 400, "INVALID_ARGUMENT");
-    let short = call(
-        "POST",
-        &people,
-        Some(&owner),
-        Some(&json!({"email": "short@s1.test", "password": "abc", "role": "cashier"})),
+    let short = people.add(
+        &owner,
+        json!({"email": "short@s1.test", "password": "abc", "role": "cashier"}),
     );
     assert_status(&short, 400, "INVALID_ARGUMENT");
-    let (_, listed) = call("GET", &people, Some(&owner), None);
+    let (_, listed) = people.list(Some(&owner));
     let emails: Vec<&str> = listed["people"]
         .as_array()
         .unwrap()
@@ -402,84 +313,38 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
     let cashier_token = id_token(&base, "ravi@s1.test");
     let manager_token = id_token(&base, "meena@s1.test");
     let other_owner = id_token(&base, "owner@s2.test");
-    let person = |id: &str| format!("{people}/{id}");
     for token in [&cashier_token, &manager_token, &other_owner] {
-        assert_status(
-            &call("GET", &people, Some(token), None),
-            403,
-            "PERMISSION_DENIED",
-        );
-        assert_status(
-            &call(
-                "POST",
-                &people,
-                Some(token),
-                Some(&json!({"email": "x@s1.test", "password": PASSWORD, "role": "manager"})),
-            ),
-            403,
-            "PERMISSION_DENIED",
-        );
-        assert_status(
-            &call(
-                "PATCH",
-                &person(&cashier_id),
-                Some(token),
-                Some(&json!({"role": "manager"})),
-            ),
-            403,
-            "PERMISSION_DENIED",
-        );
+        let new_manager = json!({"email": "x@s1.test", "password": PASSWORD, "role": "manager"});
+        for reply in [
+            people.list(Some(token)),
+            people.add(token, new_manager),
+            people.change(token, &cashier_id, json!({"role": "manager"})),
+        ] {
+            assert_status(&reply, 403, "PERMISSION_DENIED");
+        }
     }
-    assert_status(&call("GET", &people, None, None), 401, "UNAUTHENTICATED");
-    assert_status(
-        &call("GET", &people, Some("not-a-token"), None),
-        401,
-        "UNAUTHENTICATED",
-    );
-    let (_, theirs) = call(
-        "GET",
-        &format!("{base}/counterbook/v1/shops/s2/people"),
-        Some(&other_owner),
-        None,
-    );
+    for token in [None, Some("not-a-token")] {
+        assert_status(&people.list(token), 401, "UNAUTHENTICATED");
+    }
+    let (_, theirs) = PeopleOfShop::new(&base, "s2").list(Some(&other_owner));
     let their_owner_id = theirs["people"][0]["userId"].as_str().unwrap().to_owned();
     assert_status(
-        &call(
-            "PATCH",
-            &person(&their_owner_id),
-            Some(&owner),
-            Some(&json!({"disabled": true})),
-        ),
+        &people.change(&owner, &their_owner_id, json!({"disabled": true})),
         404,
         "NOT_FOUND",
     );
     assert_status(
-        &call(
-            "PATCH",
-            &person(&owner_id),
-            Some(&owner),
-            Some(&json!({"role": "cashier"})),
-        ),
+        &people.change(&owner, &owner_id, json!({"role": "cashier"})),
         400,
         "FAILED_PRECONDITION",
     );
     assert_status(
-        &call(
-            "PATCH",
-            &person(&cashier_id),
-            Some(&owner),
-            Some(&json!({"role": "owner"})),
-        ),
+        &people.change(&owner, &cashier_id, json!({"role": "owner"})),
         400,
         "INVALID_ARGUMENT",
     );
     assert_status(
-        &call(
-            "PATCH",
-            &person(&cashier_id),
-            Some(&owner),
-            Some(&json!({"rank": "owner"})),
-        ),
+        &people.change(&owner, &cashier_id, json!({"rank": "owner"})),
         400,
         "INVALID_ARGUMENT",
     );
@@ -493,11 +358,10 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
     );
     let signed_in = sign_in(&base, "ravi@s1.test", PASSWORD).1;
     let refresh_token = signed_in["refreshToken"].as_str().unwrap().to_owned();
-    let (status, promoted) = call(
-        "PATCH",
-        &person(&cashier_id),
-        Some(&owner),
-        Some(&json!({"role": "manager", "displayName": "Ravi K"})),
+    let (status, promoted) = people.change(
+        &owner,
+        &cashier_id,
+        json!({"role": "manager", "displayName": "Ravi K"}),
     );
     assert_eq!(status, 200, "{promoted}");
     assert_eq!(
@@ -509,12 +373,7 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
         401,
         "UNAUTHENTICATED",
     );
-    let (status, refreshed) = call(
-        "POST",
-        &format!("{base}{REFRESH}"),
-        None,
-        Some(&json!({"grant_type": "refresh_token", "refresh_token": refresh_token})),
-    );
+    let (status, refreshed) = refresh(&base, &refresh_token);
     assert_eq!(status, 200, "{refreshed}");
     let promoted_token = refreshed["id_token"].as_str().unwrap().to_owned();
     assert_eq!(token_claims(&promoted_token)["role"], "manager");
@@ -525,12 +384,7 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
 
     // Disabling: the token stops at once, sign-in and refresh say USER_DISABLED; enabling
     // lets the person sign in again.
-    let (status, disabled) = call(
-        "PATCH",
-        &person(&cashier_id),
-        Some(&owner),
-        Some(&json!({"disabled": true})),
-    );
+    let (status, disabled) = people.change(&owner, &cashier_id, json!({"disabled": true}));
     assert_eq!(
         (status, disabled["disabled"].as_bool()),
         (200, Some(true)),
@@ -548,19 +402,9 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
         "{}",
         refused.1
     );
-    let (status, refused) = call(
-        "POST",
-        &format!("{base}{REFRESH}"),
-        None,
-        Some(&json!({"grant_type": "refresh_token", "refresh_token": refresh_token})),
-    );
+    let (status, refused) = refresh(&base, &refresh_token);
     assert_eq!(status, 400, "{refused}");
-    let (status, enabled) = call(
-        "PATCH",
-        &person(&cashier_id),
-        Some(&owner),
-        Some(&json!({"disabled": false})),
-    );
+    let (status, enabled) = people.change(&owner, &cashier_id, json!({"disabled": false}));
     assert_eq!(
         (status, enabled["disabled"].as_bool()),
         (200, Some(false)),
@@ -570,12 +414,7 @@ fn only_the_owner_manages_the_shops_people_and_changes_take_effect_at_once() {
     assert_eq!(call("PATCH", &product, Some(&again), Some(&write)).0, 200);
 
     // A new password from the owner: the old one stops working.
-    let (status, _) = call(
-        "PATCH",
-        &person(&cashier_id),
-        Some(&owner),
-        Some(&json!({"password": "a brand new one"})),
-    );
+    let (status, _) = people.change(&owner, &cashier_id, json!({"password": "a brand new one"}));
     assert_eq!(status, 200);
     assert_eq!(
         sign_in(&base, "ravi@s1.test", PASSWORD).1["error"]["message"],
@@ -726,7 +565,7 @@ async fn a_short_lived_token_expires_with_firestores_unauthenticated_and_a_refre
     let (status, _, refreshed) = server
         .send(
             "POST",
-            REFRESH,
+            REFRESH_PATH,
             None,
             json!({"grant_type": "refresh_token", "refresh_token": owner["refreshToken"]}),
         )

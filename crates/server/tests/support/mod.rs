@@ -1,9 +1,11 @@
 //! Helpers shared by the tests: a server on a temporary data directory, driven in process with
-//! `oneshot` requests, JSON builders for the bodies the app sends, and (`binary`) the real binary
-//! and the emulator started as processes.
+//! `oneshot` requests, JSON builders for the bodies the app sends, (`binary`) the real binary
+//! and the emulator started as processes, and (`accounts`) HTTP calls, shops and people made
+//! with the admin CLI, and signing in, for tests of the binary with accounts.
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod accounts;
 pub mod binary;
 
 use std::path::{Path, PathBuf};
