@@ -9,7 +9,7 @@ use std::rc::Rc;
 use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
 use counterbook::storage::{
-    declare_schema, ChangedDocuments, ProductPosition, ProductQuery, Store, SCHEMA_VERSION,
+    declare_schema, ChangedDocuments, ProductPosition, ProductQuery, Store, DATA_VERSION,
 };
 use counterbook_shop::actions::{self as shop_actions, ActionContext};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -203,7 +203,7 @@ async fn a_version_2_database_upgrades_keeping_pending_units_and_finds_low_stock
     }
 
     let store = Store::open(&name).await.unwrap();
-    assert_eq!(store.data_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.data_version().await.unwrap(), DATA_VERSION);
     let outbox = store.outbox().await.unwrap();
     assert_eq!(outbox.pending, vec![pending]);
     assert_eq!(

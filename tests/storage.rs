@@ -583,7 +583,7 @@ async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
     let store = Store::open(&name).await.unwrap();
     assert_eq!(
         store.data_version().await.unwrap(),
-        counterbook::storage::SCHEMA_VERSION
+        counterbook::storage::DATA_VERSION
     );
     let outbox = store.outbox().await.unwrap();
     assert_eq!(outbox.pending, vec![first]);

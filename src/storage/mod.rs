@@ -29,6 +29,7 @@ mod customers;
 mod outbox;
 mod people;
 mod products;
+pub mod reversals;
 pub mod sales;
 mod schema;
 mod server_documents;
@@ -43,7 +44,7 @@ pub use changes::ChangedDocuments;
 pub use outbox::OutboxContents;
 pub use products::{ProductPosition, ProductQuery, TakenCodes};
 use schema::META;
-pub use schema::{declare_schema, SCHEMA_VERSION};
+pub use schema::{declare_schema, DATA_VERSION, SCHEMA_VERSION};
 pub use server_documents::rebased;
 
 /// What went wrong in the local store. Every failing write leaves nothing behind.

@@ -22,7 +22,7 @@ use wasm_bindgen::JsValue;
 
 use super::outbox::{OutboxRecord, OutboxRecordState};
 use super::schema::{
-    AUDIT, BILLS, CUSTOMERS, META, OUTBOX, PARKED_BILLS, PAYMENTS, PRODUCTS, STOCK_MOVES,
+    AUDIT, BILLS, CUSTOMERS, META, OUTBOX, PARKED_BILLS, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES,
 };
 use super::{from_js, key_range, to_js, StorageError, Store};
 
@@ -86,6 +86,7 @@ fn record_store(record: &Record) -> &'static str {
         Record::Bill(_) => BILLS,
         Record::Payment(_) => PAYMENTS,
         Record::StockMove(_) => STOCK_MOVES,
+        Record::Refund(_) => REFUNDS,
     }
 }
 
@@ -114,6 +115,16 @@ pub(super) fn customer_value(customer: &Customer) -> Result<JsValue, StorageErro
     to_js(&record)
 }
 
+/// The key range of every string key that starts with `prefix`.
+fn prefix_range(prefix: &str) -> Result<KeyRange, StorageError> {
+    key_range(KeyRange::bound(
+        &JsValue::from_str(prefix),
+        &JsValue::from_str(&format!("{prefix}\u{ffff}")),
+        Some(false),
+        Some(false),
+    ))
+}
+
 /// The values of `index_name` whose key starts with `prefix`, at most `limit`, inside the
 /// caller's transaction.
 async fn prefix_values(
@@ -122,12 +133,7 @@ async fn prefix_values(
     prefix: &str,
     limit: u32,
 ) -> Result<Vec<JsValue>, StorageError> {
-    let range = key_range(KeyRange::bound(
-        &JsValue::from_str(prefix),
-        &JsValue::from_str(&format!("{prefix}\u{ffff}")),
-        Some(false),
-        Some(false),
-    ))?;
+    let range = prefix_range(prefix)?;
     store
         .index(index_name)
         .map_err(StorageError::from_rexie)?
@@ -409,12 +415,7 @@ impl Store {
         prefix: &str,
         limit: u32,
     ) -> Result<Vec<T>, StorageError> {
-        let range = key_range(KeyRange::bound(
-            &JsValue::from_str(prefix),
-            &JsValue::from_str(&format!("{prefix}\u{ffff}")),
-            Some(false),
-            Some(false),
-        ))?;
+        let range = prefix_range(prefix)?;
         let transaction = self.transaction(&[store_name], TransactionMode::ReadOnly)?;
         let store = transaction
             .store(store_name)

@@ -9,7 +9,10 @@ use super::products::product_to_js;
 use super::{from_js, Result, StorageError, Store};
 use crate::model::{name_key, Product};
 
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
+/// The `dataVersion` the last data migration leaves (schema versions without a data
+/// migration, such as 5, leave it as it was).
+pub const DATA_VERSION: u32 = 4;
 pub(super) const PRODUCTS: &str = "products";
 pub(super) const CUSTOMERS: &str = "customers";
 pub(super) const BILLS: &str = "bills";
@@ -23,13 +26,15 @@ pub(super) const BASES: &str = "bases";
 pub(super) const META: &str = "meta";
 /// Bills put aside at the counter (version 3); local to the tablet, never synced.
 pub(super) const PARKED_BILLS: &str = "parkedBills";
+/// Refunds of bills (version 5), by `billId`.
+pub(super) const REFUNDS: &str = "refunds";
 pub(super) const DATA_VERSION_KEY: &str = "dataVersion";
 
-/// Declares the object stores and indexes of schema `version` (1 to 4). Version 3 added
+/// Declares the object stores and indexes of schema `version` (1 to 5). Version 3 added
 /// `parkedBills` and the customers' `nameKey` index; version 4 the products' compound list
 /// indexes, each ending with `[nameKey, id]` so that a list reads in name order and continues
 /// after its last row: `byName`, `lowStockByName`, `byCategory`, `lowStockByCategory` (the
-/// low-stock ones over the index-only `lowStock` field).
+/// low-stock ones over the index-only `lowStock` field); version 5 the `refunds` store.
 pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
     let products = ObjectStore::new(PRODUCTS)
         .key_path("id")
@@ -69,6 +74,10 @@ pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
     if version >= 3 {
         customers = customers.add_index(Index::new("nameKey", "nameKey"));
         builder = builder.add_object_store(keyed(PARKED_BILLS));
+    }
+    if version >= 5 {
+        builder =
+            builder.add_object_store(keyed(REFUNDS).add_index(Index::new("billId", "billId")));
     }
     builder
         .add_object_store(products)

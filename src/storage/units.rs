@@ -7,7 +7,7 @@ use wasm_bindgen::JsValue;
 use super::changes::ChangedDocuments;
 use super::outbox::{OutboxRecord, OutboxRecordState};
 use super::products::product_to_js;
-use super::schema::{AUDIT, BILLS, CUSTOMERS, OUTBOX, PAYMENTS, PRODUCTS, STOCK_MOVES};
+use super::schema::{AUDIT, BILLS, CUSTOMERS, OUTBOX, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES};
 use super::{from_js, to_js, Result, StorageError, Store};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::Unit;
@@ -44,6 +44,7 @@ pub(super) fn shop_record(record: &Record) -> Result<(&'static str, &str, JsValu
         Record::Bill(bill) => (BILLS, &bill.id, to_js(bill)?),
         Record::Payment(payment) => (PAYMENTS, &payment.id, to_js(payment)?),
         Record::StockMove(stock_move) => (STOCK_MOVES, &stock_move.id, to_js(stock_move)?),
+        Record::Refund(refund) => (REFUNDS, &refund.id, to_js(refund)?),
     })
 }
 

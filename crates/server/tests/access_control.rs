@@ -8,7 +8,8 @@
 //! down outside a sale or naming an old bill, receiving and adjusting stock, voiding a bill,
 //! refunding, taking and confirming payments, writing settings, credit within and over a
 //! customer's limit, changing the limit, adding a customer, audit entries with and without an
-//! approval, approving for someone else, editing and deleting an audit entry)
+//! approval, approving for someone else, editing and deleting an audit entry; the whole units
+//! the app writes for a void and a refund, a refund record alone, stock returned)
 //! runs against
 //! (a) Google's Firestore emulator enforcing `firestore.rules` from the repository root, with
 //!     the unsigned mock ID tokens the Firebase emulators accept (as the Firebase JS SDK's
@@ -123,11 +124,23 @@ enum Operation {
     EditAuditEntry,
     /// An existing audit entry deleted.
     DeleteAuditEntry,
+    /// A void as the app's unit writes it (`counterbook_shop::reversals::void_bill`): the
+    /// final bill's status set to `void`, the sold stock back up with a `void` stock move, the
+    /// money back as a negative payment, the customer's credit taken off their balance, and
+    /// the audit entry.
+    VoidBillUnit,
+    /// A refund as the app's unit writes it: a `refunds` record, the stock back up with a
+    /// `return` stock move, the money back as a negative payment, and the audit entry.
+    RefundUnit,
+    /// A `refunds` record alone.
+    RefundRecord,
+    /// Stock up with a `return` stock move alone.
+    ReturnStock,
 }
 
 /// The operations of each role's part of the work, run for every who on their own shop and
 /// another one.
-const ROLE_OPERATIONS: [Operation; 19] = [
+const ROLE_OPERATIONS: [Operation; 23] = [
     Operation::SellFromStock,
     Operation::StockDownOutsideSale,
     Operation::StockDownNamingOldBill,
@@ -147,6 +160,10 @@ const ROLE_OPERATIONS: [Operation; 19] = [
     Operation::AuditApprovedByOther,
     Operation::EditAuditEntry,
     Operation::DeleteAuditEntry,
+    Operation::VoidBillUnit,
+    Operation::RefundUnit,
+    Operation::RefundRecord,
+    Operation::ReturnStock,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +209,10 @@ fn expected_outcome(who: Who, target: Target, operation: Operation) -> Outcome {
             | AdjustStock
             | VoidBill
             | Refund
+            | VoidBillUnit
+            | RefundUnit
+            | RefundRecord
+            | ReturnStock
             | CreditOverLimit
             | SetCreditLimit
             | AuditApprovedBySelf => who != Who::Cashier,
@@ -517,6 +538,68 @@ impl Backend {
                             "updateMask": {"fieldPaths": ["status"]}}]),
                 )
             }
+            Operation::VoidBillUnit | Operation::RefundUnit => {
+                let bill = format!("{collection_parent}/bills/{id}");
+                let customer = format!("{collection_parent}/customers/{id}");
+                self.seed(
+                    shop,
+                    case,
+                    json!([
+                        {"update": {"name": name(&bill), "fields": {
+                            "status": {"stringValue": "final"}, "total": {"integerValue": "3000"},
+                            "customerId": {"stringValue": id}}}},
+                        {"update": {"name": name(&customer), "fields": {
+                            "name": {"stringValue": "Asha"}, "creditLimit": {"integerValue": "5000"},
+                            "creditBalance": {"integerValue": "1500"}}}},
+                    ]),
+                );
+                let increment = |path: &str, field: &str, delta: i64| {
+                    json!({"update": {"name": name(path), "fields": {}},
+                           "updateMask": {"fieldPaths": []},
+                           "updateTransforms": [{"fieldPath": field,
+                               "increment": {"integerValue": delta.to_string()}}]})
+                };
+                let kind = if case.operation == Operation::VoidBillUnit { "void" } else { "return" };
+                let mut writes = vec![
+                    increment(&product, "stock", 2),
+                    json!({"update": {"name": name(&format!("{collection_parent}/stockMoves/{id}-move")),
+                        "fields": {"productId": {"stringValue": id}, "kind": {"stringValue": kind},
+                                   "quantity": {"integerValue": "2"}, "billId": {"stringValue": id},
+                                   "reason": {"stringValue": "wrong bill"}}}}),
+                    json!({"update": {"name": name(&format!("{collection_parent}/payments/{id}-back")),
+                        "fields": {"method": {"stringValue": "cash"}, "amount": {"integerValue": "-1500"},
+                                   "billId": {"stringValue": id}}}}),
+                    json!({"update": {"name": name(&format!("{collection_parent}/audit/{id}")), "fields": {
+                        "action": {"stringValue": if kind == "void" { "bill.void" } else { "bill.refund" }},
+                        "cashier": {"stringValue": "asha"}, "deleted": {"booleanValue": false}}}}),
+                ];
+                if case.operation == Operation::VoidBillUnit {
+                    writes.insert(0, json!({"update": {"name": name(&bill), "fields": {"status": {"stringValue": "void"}}},
+                                            "updateMask": {"fieldPaths": ["status"]}}));
+                    writes.push(increment(&customer, "creditBalance", -1500));
+                } else {
+                    writes.insert(0, json!({"update": {"name": name(&format!("{collection_parent}/refunds/{id}")),
+                        "fields": {"billId": {"stringValue": id}, "total": {"integerValue": "1500"},
+                                   "moneyBack": {"integerValue": "1500"}, "method": {"stringValue": "cash"}}}}));
+                }
+                self.commit(token, Value::Array(writes))
+            }
+            Operation::RefundRecord => self.commit(
+                token,
+                json!([{"update": {"name": name(&format!("{collection_parent}/refunds/{id}")), "fields": {
+                    "billId": {"stringValue": "b1"}, "total": {"integerValue": "1500"},
+                    "moneyBack": {"integerValue": "1500"}, "method": {"stringValue": "cash"}}}}]),
+            ),
+            Operation::ReturnStock => self.commit(
+                token,
+                json!([
+                    {"update": {"name": name(&product), "fields": {}}, "updateMask": {"fieldPaths": []},
+                     "updateTransforms": [{"fieldPath": "stock", "increment": {"integerValue": "1"}}]},
+                    {"update": {"name": name(&format!("{collection_parent}/stockMoves/{id}-move")),
+                     "fields": {"productId": {"stringValue": id}, "kind": {"stringValue": "return"},
+                                "quantity": {"integerValue": "1"}}}},
+                ]),
+            ),
             Operation::Refund | Operation::TakePayment => {
                 let amount = if case.operation == Operation::Refund { "-500" } else { "500" };
                 self.commit(

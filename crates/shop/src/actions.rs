@@ -52,6 +52,7 @@ pub enum Record {
     Bill(Bill),
     Payment(PaymentRecord),
     StockMove(StockMove),
+    Refund(crate::refunds::Refund),
 }
 
 /// What one user action leaves: records to store, audit entries, and the unit to push.
@@ -65,7 +66,7 @@ pub struct UnitOfWork {
 /// Makes the ids an action needs (UUID v7 on the device; anything unique in tests).
 pub type NewId<'a> = &'a mut dyn FnMut() -> String;
 
-fn audit_entry(
+pub(crate) fn audit_entry(
     context: &ActionContext<'_>,
     id: String,
     action: &str,
@@ -152,7 +153,7 @@ impl UnitOfWork {
     }
 }
 
-fn unit_of_work(
+pub(crate) fn unit_of_work(
     context: &ActionContext<'_>,
     unit_id: String,
     label: String,
@@ -176,7 +177,7 @@ fn unit_of_work(
     }
 }
 
-fn increment(path: String, field: &str, delta: i64) -> DocumentWrite {
+pub(crate) fn increment(path: String, field: &str, delta: i64) -> DocumentWrite {
     DocumentWrite::increment(path, map_by_insertion([(field.to_owned(), delta)]))
 }
 
@@ -244,15 +245,43 @@ pub fn complete_sale(
     sale: &Sale<'_>,
     new_id: NewId<'_>,
 ) -> Result<CompletedSale, SaleError> {
+    complete_sale_within_limit_or_not(context, sale, false, new_id)
+}
+
+/// [`complete_sale`] with the customer's credit limit overridden (a manager's action): the
+/// credit goes on their balance whatever their limit, and the audit entry says so
+/// (`creditLimitOverridden`).
+pub fn complete_sale_over_credit_limit(
+    context: &ActionContext<'_>,
+    sale: &Sale<'_>,
+    new_id: NewId<'_>,
+) -> Result<CompletedSale, SaleError> {
+    complete_sale_within_limit_or_not(context, sale, true, new_id)
+}
+
+fn complete_sale_within_limit_or_not(
+    context: &ActionContext<'_>,
+    sale: &Sale<'_>,
+    override_credit_limit: bool,
+    new_id: NewId<'_>,
+) -> Result<CompletedSale, SaleError> {
     if sale.lines.is_empty() {
         return Err(SaleError::NoLines);
     }
     let totals = bill_totals(sale.lines, sale.settings.tax_mode)?;
+    // Overriding the limit: settled as if the customer had none.
+    let unlimited = sale
+        .customer
+        .filter(|_| override_credit_limit)
+        .map(|customer| Customer {
+            credit_limit_minor: None,
+            ..customer.clone()
+        });
     let settlement = settle(
         totals.total_minor,
         sale.tenders,
         sale.settings.cash_rounding_step_minor,
-        sale.customer,
+        unlimited.as_ref().or(sale.customer),
     )?;
     // Quantities sold per product, in the order of first appearance on the bill.
     let mut sold: Vec<(&str, i64)> = Vec::new();
@@ -355,13 +384,17 @@ pub fn complete_sale(
             records.push(Record::Customer(owing));
         }
     }
+    let mut audit_after = bill_fields;
+    if override_credit_limit {
+        audit_after.insert("creditLimitOverridden".to_owned(), Value::Boolean(true));
+    }
     let audit = audit_entry(
         context,
         new_id(),
         "bill.finalize",
         bill.document_path(shop),
         None,
-        Some(bill_fields),
+        Some(audit_after),
     );
     let work = unit_of_work(
         context,
@@ -518,7 +551,9 @@ pub fn move_stock(
             return Err(StockError::AdjustmentWithoutReason)
         }
         StockMoveKind::Receive | StockMoveKind::Adjust => {}
-        StockMoveKind::Sale | StockMoveKind::Void => return Err(StockError::NotAManualMove),
+        StockMoveKind::Sale | StockMoveKind::Void | StockMoveKind::Return => {
+            return Err(StockError::NotAManualMove)
+        }
     }
     let unit_id = new_id();
     let path = product.document_path(context.shop_id);
@@ -972,6 +1007,20 @@ mod tests {
                 limit_minor: 500_00,
                 available_minor: 50_00,
             }))
+        );
+        // A manager's override: the credit goes on the balance, past the limit.
+        let overridden =
+            complete_sale_over_credit_limit(&context(), &sale, &mut counter()).unwrap();
+        assert_eq!(overridden.bill.settlement.credit_minor, 120_00);
+        assert!(overridden.work.records.iter().any(|record| matches!(record,
+            Record::Customer(c) if c.credit_balance_minor == 570_00
+                && c.credit_limit_minor == Some(500_00))));
+        assert_eq!(
+            overridden.work.audit[0]
+                .after
+                .as_ref()
+                .and_then(|after| after.get("creditLimitOverridden")),
+            Some(&Value::Boolean(true))
         );
         let empty = Sale { lines: &[], ..sale };
         assert_eq!(

@@ -106,6 +106,8 @@ pub enum StockMoveKind {
     Adjust,
     /// The compensating move of a voided bill.
     Void,
+    /// Goods a customer brought back, refunded, back on the shelf.
+    Return,
 }
 
 impl StockMoveKind {
@@ -115,6 +117,7 @@ impl StockMoveKind {
             StockMoveKind::Sale => "sale",
             StockMoveKind::Adjust => "adjust",
             StockMoveKind::Void => "void",
+            StockMoveKind::Return => "return",
         }
     }
 
@@ -124,6 +127,7 @@ impl StockMoveKind {
             StockMoveKind::Sale,
             StockMoveKind::Adjust,
             StockMoveKind::Void,
+            StockMoveKind::Return,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

@@ -23,7 +23,7 @@
 //!     very commit creates as `final`); their stock moves are `sale`s or `receive`s of a
 //!     positive quantity, never changed later; their bills are never created `void` nor changed
 //!     later; their payments are never negative (a refund) nor changed later but to confirm
-//!     them; they neither set nor change a customer's `creditLimit` and never leave a
+//!     them; they write no refund records (`refunds`); they neither set nor change a customer's `creditLimit` and never leave a
 //!     customer's raised `creditBalance` above it; they never write `approvedBy`.
 //! - Queries (and lists and aggregations, which are queries too) are allowed only under the
 //!   user's shop, and never across collection groups (`allDescendants`), which Firestore's rules
@@ -50,6 +50,8 @@ const BILLS_COLLECTION: &str = "bills";
 const PAYMENTS_COLLECTION: &str = "payments";
 const STOCK_MOVES_COLLECTION: &str = "stockMoves";
 const CUSTOMERS_COLLECTION: &str = "customers";
+/// A bill's refunds: a manager's records, each with its lines and money back.
+const REFUNDS_COLLECTION: &str = "refunds";
 /// The sync engine's metadata, written with every document (DESIGN.md section 3).
 const SYNC_METADATA_FIELDS: [&str; 3] = ["updatedAt", "updatedBy", "lastOp"];
 const STOCK_FIELD: &str = "stock";
@@ -371,6 +373,7 @@ pub fn check_outcome<E>(
             }
             Some(_) => refuse("change a payment"),
         },
+        REFUNDS_COLLECTION => refuse("refund"),
         CUSTOMERS_COLLECTION => {
             let limit_changed = match before {
                 None => !matches!(after.get(CREDIT_LIMIT_FIELD), None | Some(Value::Null)),
