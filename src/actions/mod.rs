@@ -10,6 +10,7 @@ use counterbook_shop::{GuardedAction, UnitOfWork};
 
 use crate::sync::SyncDriver;
 
+pub mod bills;
 pub mod products;
 pub mod sale;
 
@@ -45,6 +46,36 @@ pub(crate) fn with_context<T>(driver: &SyncDriver, act: impl FnOnce(&ActionConte
         now_millis: now_millis(),
     };
     act(&context)
+}
+
+/// Who acts, where and when, owned: for an action whose unit is built inside a storage
+/// transaction, after an `.await` ([`with_context`] lends its context for a closure only).
+pub(crate) struct ActingNow {
+    shop_id: String,
+    device_id: String,
+    who: AtTheCounter,
+    now_millis: i64,
+}
+
+impl ActingNow {
+    pub(crate) fn of(driver: &SyncDriver) -> ActingNow {
+        ActingNow {
+            shop_id: driver.settings().shop_id.clone(),
+            device_id: driver.device_id().to_owned(),
+            who: at_the_counter(driver),
+            now_millis: now_millis(),
+        }
+    }
+
+    pub(crate) fn context(&self) -> ActionContext<'_> {
+        ActionContext {
+            shop_id: &self.shop_id,
+            device_id: &self.device_id,
+            device_name: self.who.device_name.as_deref(),
+            cashier: self.who.cashier.as_deref(),
+            now_millis: self.now_millis,
+        }
+    }
 }
 
 /// A manager's approval given on the spot, their PIN checked on this tablet: the unit names

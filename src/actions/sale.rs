@@ -1,4 +1,6 @@
-//! The counter's actions: finding what a scan names, completing a sale, opening a bill again,
+//! The counter's actions: finding what a scan names, completing a sale (over a customer's
+//! credit limit with a manager's approval), opening a bill again (from the server when another
+//! tablet sold it),
 //! confirming its UPI payment later, creating a customer, saving the shop profile. Each write
 //! is ONE transaction through [`crate::storage`] with its outbox unit, handed to the sync
 //! driver afterwards; every rule is `counterbook-shop`'s.
@@ -20,6 +22,8 @@ pub struct SaleDraft {
     pub tenders: Vec<Tender>,
     pub customer_id: Option<String>,
     pub settings: ShopSettings,
+    /// The credit goes on the customer's balance past their limit (a manager's override).
+    pub override_credit_limit: bool,
 }
 
 /// A bill ready for its receipt: the bill, its payment records as they stand now (a UPI
@@ -30,6 +34,8 @@ pub struct CompletedBill {
     pub payments: Vec<PaymentRecord>,
     pub customer: Option<Customer>,
     pub settings: ShopSettings,
+    /// The refunds made of it on this tablet, oldest first.
+    pub refunds: Vec<counterbook_shop::Refund>,
 }
 
 impl CompletedBill {
@@ -53,6 +59,11 @@ pub enum CompleteSaleError {
     Storage(#[from] StorageError),
     #[error("The sale cannot be completed: {0}")]
     Refused(String),
+    /// Credit past the customer's limit: a manager may override it.
+    #[error("The sale cannot be completed: {0}")]
+    OverCreditLimit(String),
+    #[error(transparent)]
+    NeedsApproval(#[from] super::NeedsApproval),
 }
 
 fn now_millis() -> i64 {
@@ -107,7 +118,15 @@ pub async fn find_scanned(
 pub async fn complete_sale(
     driver: &SyncDriver,
     draft: &SaleDraft,
+    approval: Option<&super::Approval>,
 ) -> Result<CompletedBill, CompleteSaleError> {
+    if draft.override_credit_limit {
+        super::check_role(
+            driver,
+            counterbook_shop::GuardedAction::OverrideCreditLimit,
+            approval,
+        )?;
+    }
     let now = now_millis();
     let day = local_day(now);
     let who = super::at_the_counter(driver);
@@ -143,14 +162,27 @@ pub async fn complete_sale(
                     settings: &draft.settings,
                     day: &day,
                 };
-                actions::complete_sale(&context, &sale, &mut crate::ids::new_id)
-                    .map(|completed| completed.work)
+                let completed = if draft.override_credit_limit {
+                    actions::complete_sale_over_credit_limit(
+                        &context,
+                        &sale,
+                        &mut crate::ids::new_id,
+                    )
+                } else {
+                    actions::complete_sale(&context, &sale, &mut crate::ids::new_id)
+                };
+                completed.map(|completed| super::with_approval(completed.work, approval))
             },
         )
         .await;
     let (_, work) = match recorded {
         Ok(recorded) => recorded,
         Err(RecordSaleError::Storage(error)) => return Err(CompleteSaleError::Storage(error)),
+        Err(RecordSaleError::Refused(
+            refused @ actions::SaleError::Payment(counterbook_shop::PaymentError::CreditOverLimit {
+                ..
+            }),
+        )) => return Err(CompleteSaleError::OverCreditLimit(refused.to_string())),
         Err(RecordSaleError::Refused(refused)) => {
             return Err(CompleteSaleError::Refused(refused.to_string()))
         }
@@ -184,21 +216,60 @@ pub async fn complete_sale(
         payments,
         customer,
         settings: draft.settings.clone(),
+        refunds: Vec::new(),
     })
 }
 
-/// Opens a bill again (its receipt's QR code scanned): the bill, its customer as they stand
-/// now, the shop profile.
+/// Why a bill could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenBillError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Not on this tablet, and the server cannot be asked now.
+    #[error("This bill is not on this tablet, and the tablet is offline: it opens here once the tablet is online again.")]
+    OfflineAndNotHere,
+    #[error("The bill could not be read from the server: {0}")]
+    Server(String),
+}
+
+/// Opens a bill again (its receipt's QR code scanned, or picked on the bills page): the bill,
+/// its customer as they stand now, the shop profile. A bill another tablet sold is not kept on
+/// this one: it is read from the server when online (and its server version kept, so that a
+/// void of it starts from that version), and `OfflineAndNotHere` says so when offline.
+/// `Ok(None)`: no such bill here or on the server.
 pub async fn open_bill(
     driver: &SyncDriver,
     code: &str,
-) -> Result<Option<CompletedBill>, StorageError> {
+) -> Result<Option<CompletedBill>, OpenBillError> {
     let Some(id) = counterbook_shop::receipt::bill_id_from_scan(code) else {
         return Ok(None);
     };
     let store = driver.store();
-    let Some(bill) = store.bill(&id).await? else {
-        return Ok(None);
+    let bill = match store.bill(&id).await? {
+        Some(bill) => bill,
+        None => {
+            let path = format!(
+                "shops/{}/{}/{id}",
+                driver.settings().shop_id,
+                counterbook_shop::records::BILLS_COLLECTION
+            );
+            let document = match driver.fetch_document(&path).await {
+                Ok(Some(document)) => document,
+                Ok(None) => return Ok(None),
+                Err(crate::sync::driver::FetchError::Offline) => {
+                    return Err(OpenBillError::OfflineAndNotHere)
+                }
+                Err(crate::sync::driver::FetchError::Server(problem)) => {
+                    return Err(OpenBillError::Server(problem))
+                }
+            };
+            let bill = Bill::from_document(&document)
+                .map_err(|invalid| OpenBillError::Server(invalid.reason))?;
+            store
+                .apply_server_documents(std::slice::from_ref(&document))
+                .await?;
+            bill
+        }
     };
     let customer = match &bill.customer_id {
         Some(id) => store.customer(id).await?,
@@ -206,11 +277,13 @@ pub async fn open_bill(
     };
     let settings = store.shop_settings().await?.unwrap_or_default();
     let payments = store.payments_of_bill(&bill.id).await?;
+    let refunds = store.refunds_of_bill(&bill.id).await?;
     Ok(Some(CompletedBill {
         bill,
         payments,
         customer,
         settings,
+        refunds,
     }))
 }
 
@@ -245,14 +318,15 @@ pub async fn confirm_upi_payment(
 }
 
 /// Adds a product from the counter, for a code no product has (its barcode), and returns it
-/// for the cart. The same action as the products page's, so the same checks.
+/// for the cart. The same action as the products page's, so the same checks, and the same
+/// role: adding a product is a manager's (a cashier's needs `approval`, as the server and
+/// `firestore.rules` refuse a cashier's token creating a product).
 pub async fn add_product_for_code(
     driver: &SyncDriver,
     product: Product,
-) -> Result<Product, String> {
-    super::products::add_product(driver, product, None)
-        .await
-        .map_err(|e| e.to_string())
+    approval: Option<&super::Approval>,
+) -> Result<Product, super::products::ProductActionError> {
+    super::products::add_product(driver, product, approval).await
 }
 
 /// Creates a customer at the counter (one unit of work).

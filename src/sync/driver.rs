@@ -11,7 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use counterbook_firestore_wire::{Code, TargetKind, Timestamp, Value};
+use counterbook_firestore_wire::{Code, Document, TargetKind, Timestamp, Value};
 use counterbook_shop::actions::{APPROVED_BY_FIELD, AUDIT_COLLECTION};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
@@ -201,6 +201,15 @@ fn schedule_once(slot: &Cell<Option<i32>>, at: i64, callback: impl FnOnce() + 's
 
 fn now_millis() -> i64 {
     js_sys::Date::now() as i64
+}
+
+/// Why a document could not be read from the server.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("the tablet is offline or the server cannot be reached")]
+    Offline,
+    #[error("the server refused: {0}")]
+    Server(String),
 }
 
 fn browser_online() -> bool {
@@ -949,6 +958,23 @@ impl SyncDriver {
         Ok(Product::from_document(&document)
             .map(|product| vec![Record::Product(product)])
             .unwrap_or_default())
+    }
+
+    /// Reads one document from the server now (`Ok(None)`: it has none), for a screen that
+    /// needs a document this tablet does not keep, such as another tablet's bill.
+    /// `FetchError::Offline` without asking when the browser is offline.
+    pub async fn fetch_document(&self, path: &str) -> Result<Option<Document>, FetchError> {
+        if !browser_online() {
+            return Err(FetchError::Offline);
+        }
+        self.inner
+            .remote
+            .get_document(path)
+            .await
+            .map_err(|failure| match failure {
+                PushFailure::Network(_) => FetchError::Offline,
+                other => FetchError::Server(other.describe()),
+            })
     }
 
     /// The server's last known version of a document (the base of an edit), if pulled before.

@@ -9,6 +9,7 @@ use crate::ui::pages::{Page, PageLink};
 pub mod text {
     pub const COUNTER: &str = "Counter";
     pub const PRODUCTS: &str = "Products";
+    pub const BILLS: &str = "Bills";
     pub const SYNC: &str = "Sync";
     pub const PEOPLE: &str = "People";
     pub const SETTINGS: &str = "Settings";
@@ -44,6 +45,7 @@ pub fn Header(
             <nav class="pages" aria-label="Pages">
                 <PageLink page=Page::Counter>{text::COUNTER}</PageLink>
                 <PageLink page=Page::Products>{text::PRODUCTS}</PageLink>
+                <PageLink page=Page::Bills>{text::BILLS}</PageLink>
                 <PageLink page=Page::People>{text::PEOPLE}</PageLink>
                 <PageLink page=Page::Settings>{text::SETTINGS}</PageLink>
                 <PageLink page=Page::Sync>

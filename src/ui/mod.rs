@@ -5,6 +5,7 @@
 //! `/counter` (also `/`, the start page), `/products`, `/sync`, `/people` and `/settings`. Components read through the store's queries and the driver's signals, and change
 //! things only through [`crate::actions`]; they never touch IndexedDB or the network.
 
+pub mod bills;
 pub mod conflict_inbox;
 pub mod counter;
 pub mod header;
@@ -23,6 +24,7 @@ use leptos::task::spawn_local;
 use crate::settings::Settings;
 use crate::sync::session::Access;
 use crate::sync::SyncDriver;
+use bills::BillsPage;
 use counter::CounterPage;
 use header::Header;
 use pages::{provide_navigation, Page};
@@ -213,6 +215,7 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
             {move || match navigation.page() {
                 Page::Counter => view! { <CounterPage driver=driver/> }.into_any(),
                 Page::Products => view! { <ProductsPage driver=driver/> }.into_any(),
+                Page::Bills => view! { <BillsPage driver=driver/> }.into_any(),
                 Page::Sync => view! { <SyncPage driver=driver/> }.into_any(),
                 Page::People => view! { <PeoplePage driver=driver/> }.into_any(),
                 Page::Settings => view! { <SettingsPage driver=driver/> }.into_any(),

@@ -19,6 +19,8 @@ pub enum Page {
     Counter,
     /// `/products`: the catalogue, stock and CSV import.
     Products,
+    /// `/bills`: the recent bills, found by number, voided or refunded.
+    Bills,
     /// `/sync`: refused changes, the conflict inbox, the sync engine's status.
     Sync,
     /// `/people`: who is signed in on this tablet, PINs, signing out; the owner's people.
@@ -35,6 +37,7 @@ impl Page {
         match path.trim_end_matches('/') {
             "" | "/counter" => Page::Counter,
             "/products" => Page::Products,
+            "/bills" => Page::Bills,
             "/sync" => Page::Sync,
             "/people" => Page::People,
             "/settings" => Page::Settings,
@@ -47,6 +50,7 @@ impl Page {
         match self {
             Page::Counter | Page::NotFound => "/counter",
             Page::Products => "/products",
+            Page::Bills => "/bills",
             Page::Sync => "/sync",
             Page::People => "/people",
             Page::Settings => "/settings",

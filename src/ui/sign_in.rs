@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::people::is_valid_pin;
-use crate::sync::session::{SessionError, ShopClaim, SignedIn};
+use crate::sync::session::{ShopClaim, SignedIn};
 use crate::sync::SyncDriver;
 
 /// The words of these screens.
@@ -290,37 +290,129 @@ pub fn ChoosePin(
     }
 }
 
+/// The `data-testid`s of one use of [`PersonPinForm`] (tests and screen readers find each
+/// form's parts by them).
+#[derive(Clone, Copy)]
+struct PinFormIds {
+    person: &'static str,
+    pin: &'static str,
+    error: &'static str,
+    submit: &'static str,
+    secondary: &'static str,
+}
+
+/// A PIN typed for a person: `on_pin` gets who and the PIN, and reports a problem through
+/// `problem` (the form shows it) or moves on.
+pub(crate) struct PinTyped {
+    pub user_id: String,
+    pub pin: String,
+    pub problem: RwSignal<Option<String>>,
+    pub busy: RwSignal<bool>,
+}
+
+/// The one PIN form: choose a person among `people` (someone without a PIN cannot be chosen),
+/// type their PIN, submit. The lock screen and the manager's approval are both this form.
+#[component]
+fn PersonPinForm(
+    #[prop(into)] people: Signal<Vec<crate::people::Person>>,
+    chosen: RwSignal<Option<String>>,
+    title: &'static str,
+    #[prop(optional)] help: Option<&'static str>,
+    /// Shown when nobody can be chosen.
+    #[prop(optional)]
+    nobody: Option<&'static str>,
+    submit_label: &'static str,
+    secondary_label: &'static str,
+    ids: PinFormIds,
+    #[prop(into)] on_pin: Callback<PinTyped>,
+    #[prop(into)] on_secondary: Callback<()>,
+) -> impl IntoView {
+    let pin = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let Some(user_id) = chosen.get_untracked() else {
+            return;
+        };
+        problem.set(None);
+        let typed = pin.get_untracked();
+        pin.set(String::new());
+        on_pin.run(PinTyped {
+            user_id,
+            pin: typed,
+            problem,
+            busy,
+        });
+    };
+    view! {
+        <form class="sign-in-card" on:submit=submit>
+            <h2>{title}</h2>
+            {help.map(|help| view! { <p class="help">{help}</p> })}
+            {nobody.map(|nobody| view! {
+                <Show when=move || people.with(Vec::is_empty)>
+                    <p class="form-error">{nobody}</p>
+                </Show>
+            })}
+            <div class="people-choice" role="radiogroup">
+                <For each=move || people.get() key=|p| (p.user_id.clone(), p.pin.is_some())
+                    let:person>
+                    {
+                        let user_id = person.user_id.clone();
+                        let id_for_click = user_id.clone();
+                        let has_pin = person.pin.is_some();
+                        view! {
+                            <button type="button" role="radio" class="person"
+                                data-testid=ids.person data-email=person.email.clone()
+                                prop:disabled=!has_pin
+                                aria-checked=move || (chosen.get().as_deref() == Some(user_id.as_str())).to_string()
+                                on:click=move |_| chosen.set(Some(id_for_click.clone()))>
+                                <span class="email">{person.email.clone()}</span>
+                                <span class="role">{person.role.as_claim()}</span>
+                                {(!has_pin).then(|| view! { <span class="role">{text::NO_PIN_YET}</span> })}
+                            </button>
+                        }
+                    }
+                </For>
+            </div>
+            <label>{text::PIN}
+                <input type="password" inputmode="numeric" maxlength="6" autocomplete="off"
+                    data-testid=ids.pin
+                    prop:value=move || pin.get()
+                    on:input=move |ev| pin.set(event_target_value(&ev))/>
+            </label>
+            <Show when=move || problem.get().is_some()>
+                <p class="form-error" role="alert" data-testid=ids.error>{move || problem.get()}</p>
+            </Show>
+            <div class="form-buttons">
+                <button type="submit" data-testid=ids.submit prop:disabled=move || busy.get()>
+                    {submit_label}
+                </button>
+                <button type="button" class="secondary" data-testid=ids.secondary
+                    on:click=move |_| on_secondary.run(())>{secondary_label}</button>
+            </div>
+        </form>
+    }
+}
+
 /// The lock screen: pick yourself, enter your PIN. Also how people switch.
 #[component]
 pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let sessions = driver.with_value(|d| d.sessions().clone());
     let people = sessions.people();
     let chosen = RwSignal::new(sessions.active().get_untracked());
-    let pin = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
     let adding = RwSignal::new(false);
-    let submit = move |event: leptos::ev::SubmitEvent| {
-        event.prevent_default();
-        let Some(user_id) = chosen.get_untracked() else {
-            return;
-        };
-        busy.set(true);
-        error.set(None);
-        let typed = pin.get_untracked();
+    let unlock = move |typed: PinTyped| {
+        typed.busy.set(true);
         spawn_local(async move {
             let outcome = driver
                 .get_value()
                 .sessions()
-                .switch_to(&user_id, &typed)
+                .switch_to(&typed.user_id, &typed.pin)
                 .await;
-            busy.set(false);
-            pin.set(String::new());
+            typed.busy.set(false);
             if let Err(problem) = outcome {
-                error.set(Some(match problem {
-                    SessionError::WrongPin => SessionError::WrongPin.to_string(),
-                    other => other.to_string(),
-                }));
+                typed.problem.set(Some(problem.to_string()));
             }
         });
     };
@@ -331,46 +423,16 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                     on_done=move |_| adding.set(false)
                     on_cancel=move |_| adding.set(false)/>
             }>
-                <form class="sign-in-card" on:submit=submit>
-                    <h2>{text::LOCKED_TITLE}</h2>
-                    <div class="people-choice" role="radiogroup">
-                        <For each=move || people.get() key=|p| (p.user_id.clone(), p.pin.is_some())
-                            let:person>
-                            {
-                                let user_id = person.user_id.clone();
-                                let id_for_click = user_id.clone();
-                                let has_pin = person.pin.is_some();
-                                view! {
-                                    <button type="button" role="radio" class="person"
-                                        data-testid="lock-person" data-email=person.email.clone()
-                                        prop:disabled=!has_pin
-                                        aria-checked=move || (chosen.get().as_deref() == Some(user_id.as_str())).to_string()
-                                        on:click=move |_| chosen.set(Some(id_for_click.clone()))>
-                                        <span class="email">{person.email.clone()}</span>
-                                        <span class="role">{person.role.as_claim()}</span>
-                                        {(!has_pin).then(|| view! { <span class="role">{text::NO_PIN_YET}</span> })}
-                                    </button>
-                                }
-                            }
-                        </For>
-                    </div>
-                    <label>{text::PIN}
-                        <input type="password" inputmode="numeric" maxlength="6" autocomplete="off"
-                            data-testid="lock-pin"
-                            prop:value=move || pin.get()
-                            on:input=move |ev| pin.set(event_target_value(&ev))/>
-                    </label>
-                    <Show when=move || error.get().is_some()>
-                        <p class="form-error" role="alert" data-testid="lock-error">{move || error.get()}</p>
-                    </Show>
-                    <div class="form-buttons">
-                        <button type="submit" data-testid="unlock" prop:disabled=move || busy.get()>
-                            {text::UNLOCK}
-                        </button>
-                        <button type="button" class="secondary" data-testid="lock-add-person"
-                            on:click=move |_| adding.set(true)>{text::SIGN_IN_SOMEONE_ELSE}</button>
-                    </div>
-                </form>
+                <PersonPinForm people=people chosen=chosen title=text::LOCKED_TITLE
+                    submit_label=text::UNLOCK secondary_label=text::SIGN_IN_SOMEONE_ELSE
+                    ids=PinFormIds {
+                        person: "lock-person",
+                        pin: "lock-pin",
+                        error: "lock-error",
+                        submit: "unlock",
+                        secondary: "lock-add-person",
+                    }
+                    on_pin=unlock on_secondary=move |_| adding.set(true)/>
             </Show>
         </div>
     }
@@ -396,7 +458,7 @@ pub fn ManagerApproval(
     #[prop(into)] on_cancel: Callback<()>,
 ) -> impl IntoView {
     let people = driver.with_value(|d| d.sessions().people());
-    let approvers = move || {
+    let approvers = Signal::derive(move || {
         people.with(|people| {
             people
                 .iter()
@@ -404,74 +466,37 @@ pub fn ManagerApproval(
                 .cloned()
                 .collect::<Vec<_>>()
         })
-    };
-    let chosen = RwSignal::new(approvers().first().map(|p| p.user_id.clone()));
-    let pin = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let submit = move |event: leptos::ev::SubmitEvent| {
-        event.prevent_default();
-        let Some(approver) = chosen.get_untracked() else {
-            return;
-        };
-        let typed = pin.get_untracked();
+    });
+    let chosen = RwSignal::new(approvers.get_untracked().first().map(|p| p.user_id.clone()));
+    let approve = move |typed: PinTyped| {
         spawn_local(async move {
             let driver = driver.get_value();
             let sessions = driver.sessions();
-            match sessions.check_pin(&approver, &typed).await {
+            match sessions.check_pin(&typed.user_id, &typed.pin).await {
                 Ok(_) => {
                     let requested_by = sessions.active().get_untracked().unwrap_or_default();
                     on_approved.run(crate::actions::Approval {
-                        approver,
+                        approver: typed.user_id,
                         requested_by,
                     });
                 }
-                Err(problem) => {
-                    pin.set(String::new());
-                    error.set(Some(problem.to_string()));
-                }
+                Err(problem) => typed.problem.set(Some(problem.to_string())),
             }
         });
     };
     view! {
         <div class="lock-screen" data-testid="manager-approval">
-            <form class="sign-in-card" on:submit=submit>
-                <h2>{approval_text::TITLE}</h2>
-                <p class="help">{approval_text::HELP}</p>
-                <Show when=move || approvers().is_empty()>
-                    <p class="form-error">{approval_text::NOBODY}</p>
-                </Show>
-                <div class="people-choice" role="radiogroup">
-                    <For each=approvers key=|p| p.user_id.clone() let:person>
-                        {
-                            let user_id = person.user_id.clone();
-                            let id_for_click = user_id.clone();
-                            view! {
-                                <button type="button" role="radio" class="person"
-                                    data-testid="approver" data-email=person.email.clone()
-                                    aria-checked=move || (chosen.get().as_deref() == Some(user_id.as_str())).to_string()
-                                    on:click=move |_| chosen.set(Some(id_for_click.clone()))>
-                                    <span class="email">{person.email.clone()}</span>
-                                    <span class="role">{person.role.as_claim()}</span>
-                                </button>
-                            }
-                        }
-                    </For>
-                </div>
-                <label>{text::PIN}
-                    <input type="password" inputmode="numeric" maxlength="6" autocomplete="off"
-                        data-testid="approval-pin"
-                        prop:value=move || pin.get()
-                        on:input=move |ev| pin.set(event_target_value(&ev))/>
-                </label>
-                <Show when=move || error.get().is_some()>
-                    <p class="form-error" role="alert" data-testid="approval-error">{move || error.get()}</p>
-                </Show>
-                <div class="form-buttons">
-                    <button type="submit" data-testid="approve">{approval_text::APPROVE}</button>
-                    <button type="button" class="secondary" data-testid="cancel-approval"
-                        on:click=move |_| on_cancel.run(())>{approval_text::CANCEL}</button>
-                </div>
-            </form>
+            <PersonPinForm people=approvers chosen=chosen title=approval_text::TITLE
+                help=approval_text::HELP nobody=approval_text::NOBODY
+                submit_label=approval_text::APPROVE secondary_label=approval_text::CANCEL
+                ids=PinFormIds {
+                    person: "approver",
+                    pin: "approval-pin",
+                    error: "approval-error",
+                    submit: "approve",
+                    secondary: "cancel-approval",
+                }
+                on_pin=approve on_secondary=on_cancel/>
         </div>
     }
 }

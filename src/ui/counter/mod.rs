@@ -21,7 +21,9 @@ pub mod scanner;
 mod search;
 
 use counterbook_shop::cart::Cart;
-use counterbook_shop::{Customer, PaymentMethod, Product, ScannedCode, ShopSettings};
+use counterbook_shop::{
+    Customer, GuardedAction, PaymentMethod, Product, ScannedCode, ShopSettings,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::KeyboardEvent;
@@ -30,6 +32,7 @@ use crate::actions::sale::{self as sale_action, CompletedBill, SaleDraft};
 use crate::storage::sales::ParkedBill;
 use crate::sync::change_log::ChangesSince;
 use crate::sync::SyncDriver;
+use crate::ui::sign_in::ManagerApproval;
 
 /// Search results shown at once.
 pub(crate) const SEARCH_LIMIT: u32 = 8;
@@ -68,6 +71,8 @@ pub struct Counter {
     pub busy: RwSignal<bool>,
     /// The form adding an unknown code as a product is open.
     pub adding_product: RwSignal<bool>,
+    /// A sale over the customer's credit limit waits for a manager's PIN.
+    pub awaiting_credit_override: RwSignal<bool>,
     /// A UPI confirmation on the receipt is on its way, or what stopped it.
     pub confirming_upi: RwSignal<bool>,
     pub receipt_problem: RwSignal<Option<String>>,
@@ -134,7 +139,7 @@ impl Counter {
                 match sale_action::open_bill(&driver, &code.to_lowercase()).await {
                     Ok(Some(bill)) => this.receipt.set(Some(bill)),
                     Ok(None) => this.notice.set(Some(Notice::Error(format!(
-                        "No bill {code} on this tablet."
+                        "No bill {code} on this tablet or on the server."
                     )))),
                     Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
                 }
@@ -233,6 +238,20 @@ impl Counter {
 
     /// Completes the sale: one transaction, then the receipt.
     pub fn complete(&self) {
+        self.complete_with(false, None);
+    }
+
+    /// Completes the sale with the customer's credit past their limit: a manager's override,
+    /// so a cashier's asks for a manager's PIN first (`approval`, once given).
+    pub fn override_credit_limit(&self, approval: Option<crate::actions::Approval>) {
+        self.complete_with(true, approval);
+    }
+
+    fn complete_with(
+        &self,
+        override_credit_limit: bool,
+        approval: Option<crate::actions::Approval>,
+    ) {
         if self.busy.get_untracked() || self.lines.with_untracked(Cart::is_empty) {
             return;
         }
@@ -249,15 +268,20 @@ impl Counter {
                 .customer
                 .with_untracked(|c| c.as_ref().map(|c| c.id.clone())),
             settings: self.settings.get_untracked(),
+            override_credit_limit,
         };
         let this = *self;
         this.busy.set(true);
         spawn_local(async move {
             let driver = this.driver.get_value();
-            match sale_action::complete_sale(&driver, &draft).await {
+            match sale_action::complete_sale(&driver, &draft, approval.as_ref()).await {
                 Ok(completed) => {
                     this.clear();
                     this.receipt.set(Some(completed));
+                }
+                // Nothing was written: a manager's PIN first.
+                Err(sale_action::CompleteSaleError::NeedsApproval(_)) => {
+                    this.awaiting_credit_override.set(true)
                 }
                 // Nothing was saved (one transaction): the cart stays for another try.
                 Err(problem) => this.notice.set(Some(Notice::Error(problem.to_string()))),
@@ -444,6 +468,7 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
         notice: RwSignal::new(None),
         busy: RwSignal::new(false),
         adding_product: RwSignal::new(false),
+        awaiting_credit_override: RwSignal::new(false),
         confirming_upi: RwSignal::new(false),
         receipt_problem: RwSignal::new(None),
         parked: RwSignal::new(Vec::new()),
@@ -506,6 +531,14 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
                 <profile::ShopProfile counter=counter/>
             </aside>
             <receipt::ReceiptOverlay counter=counter/>
+            <Show when=move || counter.awaiting_credit_override.get()>
+                <ManagerApproval driver=driver action=GuardedAction::OverrideCreditLimit
+                    on_approved=move |approval: crate::actions::Approval| {
+                        counter.awaiting_credit_override.set(false);
+                        counter.override_credit_limit(Some(approval));
+                    }
+                    on_cancel=move |_| counter.awaiting_credit_override.set(false)/>
+            </Show>
         </section>
     }
 }

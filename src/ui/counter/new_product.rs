@@ -1,14 +1,17 @@
 //! A scanned code no product has: said at once, with "Add product" right there. The inline form
 //! asks only what a sale needs (name, price, tax rate, unit) with the code as the barcode; the
 //! product is added by the same action as on the products page (so a code or SKU in use is
-//! refused the same way) and goes straight into the cart.
+//! refused the same way) and goes straight into the cart. Adding a product is a manager's
+//! action: a cashier's asks for a manager's PIN on the spot, as on the products page.
 
-use counterbook_shop::QuantityUnit;
+use counterbook_shop::{GuardedAction, QuantityUnit};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::{Counter, Notice};
+use crate::actions::products::ProductActionError;
 use crate::ui::products::form::read_new_product_for_code;
+use crate::ui::sign_in::ManagerApproval;
 
 #[component]
 pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
@@ -35,6 +38,46 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
         }
     });
     let open_form = move |_| adding.set(true);
+    // A cashier's new product waits here for a manager's PIN (adding products is a manager's).
+    let awaiting_approval = RwSignal::new(None::<counterbook_shop::Product>);
+    let save_product = move |product: counterbook_shop::Product,
+                             approval: Option<crate::actions::Approval>| {
+        saving.set(true);
+        spawn_local(async move {
+            let driver = counter.driver.get_value();
+            match crate::actions::sale::add_product_for_code(
+                &driver,
+                product.clone(),
+                approval.as_ref(),
+            )
+            .await
+            {
+                Ok(added) => {
+                    // The notice (and this form) goes; the product is on the bill.
+                    counter.add_picked(&added);
+                    counter
+                        .notice
+                        .set(Some(Notice::Info(format!("Added {}.", added.name))));
+                    counter.focus_scan_field();
+                }
+                Err(ProductActionError::NeedsApproval(_)) => {
+                    awaiting_approval.set(Some(product));
+                    saving.set(false);
+                }
+                // Nothing was saved (one transaction): the typed values stay for another try.
+                Err(problem) => {
+                    error.set(Some(problem.to_string()));
+                    saving.set(false);
+                }
+            }
+        });
+    };
+    let approved = move |approval: crate::actions::Approval| {
+        if let Some(product) = awaiting_approval.get_untracked() {
+            awaiting_approval.set(None);
+            save_product(product, Some(approval));
+        }
+    };
     let save = move || {
         if saving.get_untracked() {
             return;
@@ -50,25 +93,8 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
             Ok(product) => product,
             Err(problem) => return error.set(Some(problem)),
         };
-        saving.set(true);
-        spawn_local(async move {
-            let driver = counter.driver.get_value();
-            match crate::actions::sale::add_product_for_code(&driver, product).await {
-                Ok(added) => {
-                    // The notice (and this form) goes; the product is on the bill.
-                    counter.add_picked(&added);
-                    counter
-                        .notice
-                        .set(Some(Notice::Info(format!("Added {}.", added.name))));
-                    counter.focus_scan_field();
-                }
-                // Nothing was saved (one transaction): the typed values stay for another try.
-                Err(problem) => {
-                    error.set(Some(problem));
-                    saving.set(false);
-                }
-            }
-        });
+        error.set(None);
+        save_product(product, None);
     };
     let text_field = |label: &'static str, testid: &'static str, value: RwSignal<String>| {
         view! {
@@ -116,6 +142,10 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
                         <p class="form-error" role="alert" data-testid="new-product-error">{e}</p>
                     })}
                 </form>
+            </Show>
+            <Show when=move || awaiting_approval.with(Option::is_some)>
+                <ManagerApproval driver=counter.driver action=GuardedAction::ChangeProducts
+                    on_approved=approved on_cancel=move |_| awaiting_approval.set(None)/>
             </Show>
         </div>
     }

@@ -14,6 +14,11 @@ use leptos::task::spawn_local;
 use super::{Counter, TenderDraft};
 use crate::money::format_price;
 
+/// The words of the payment added since the strings moved out of the other counter panels.
+mod text {
+    pub const MANAGER_APPROVAL: &str = "Manager approval";
+}
+
 pub(super) fn totals_memo(counter: Counter) -> Memo<Result<BillTotals, BillError>> {
     Memo::new(move |_| {
         let tax_mode = counter.settings.with(|s| s.tax_mode);
@@ -80,10 +85,27 @@ fn tenders_of(
     Ok(tenders)
 }
 
+/// Why the payment does not settle, in the cashier's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PaymentProblem {
+    pub text: String,
+    /// Credit past the customer's limit, which a manager may override.
+    pub over_credit_limit: bool,
+}
+
+impl From<String> for PaymentProblem {
+    fn from(text: String) -> PaymentProblem {
+        PaymentProblem {
+            text,
+            over_credit_limit: false,
+        }
+    }
+}
+
 pub(super) fn settlement_memo(
     counter: Counter,
     totals: Memo<Result<BillTotals, BillError>>,
-) -> Memo<Result<Settlement, String>> {
+) -> Memo<Result<Settlement, PaymentProblem>> {
     Memo::new(move |_| {
         let totals = totals.get().map_err(|e| e.to_string())?;
         let (exponent, step) = counter
@@ -93,8 +115,12 @@ pub(super) fn settlement_memo(
             .tenders
             .with(|drafts| tenders_of(drafts, exponent, totals.total_minor, step))?;
         counter.customer.with(|customer| {
-            settle(totals.total_minor, &tenders, step, customer.as_ref())
-                .map_err(|e| payment_problem(&e, &counter))
+            settle(totals.total_minor, &tenders, step, customer.as_ref()).map_err(|e| {
+                PaymentProblem {
+                    over_credit_limit: matches!(e, PaymentError::CreditOverLimit { .. }),
+                    text: payment_problem(&e, &counter),
+                }
+            })
         })
     })
 }
@@ -188,7 +214,14 @@ pub(super) fn PaymentPanel(counter: Counter) -> impl IntoView {
                 }.into_any()),
                 Ok(_) => None,
                 Err(problem) => counter.paying.get().then(|| view! {
-                    <p class="form-error" role="alert" data-testid="payment-error">{problem.clone()}</p>
+                    <p class="form-error" role="alert" data-testid="payment-error">{problem.text.clone()}</p>
+                    {problem.over_credit_limit.then(|| view! {
+                        <button type="button" class="secondary" data-testid="credit-override"
+                            disabled=move || counter.busy.get()
+                            on:click=move |_| counter.override_credit_limit(None)>
+                            {text::MANAGER_APPROVAL}
+                        </button>
+                    })}
                 }.into_any()),
             })}
             <button type="button" class="complete" data-testid="complete-sale" aria-label="Complete sale"

@@ -275,6 +275,9 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                     {r.tax_id.clone().map(|t| view! { <p>"Tax id " {t}</p> })}
                 </header>
                 <p class="receipt-number">"Bill " <strong data-testid="bill-number">{r.bill_number.clone()}</strong></p>
+                {(completed.bill.status == counterbook_shop::BillStatus::Void).then(|| view! {
+                    <p class="receipt-void" data-testid="receipt-void">{crate::ui::bills::undo::text::VOID_STAMP}</p>
+                })}
                 <p class="receipt-meta" data-testid="receipt-date">{r.date_time.clone()}</p>
                 <p class="receipt-meta">
                     {r.cashier.clone().map(|c| format!("Cashier {c} · "))}
@@ -362,6 +365,8 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                         <option value="80" selected=move || paper.get() == 80>"80 mm"</option>
                     </select>
                 </label>
+                <crate::ui::bills::undo::BillUndo driver=counter.driver completed=completed.clone()
+                    on_changed=move |after: CompletedBill| counter.receipt.set(Some(after))/>
                 <button type="button" class="secondary" data-testid="new-sale" aria-label="New sale" on:click=close>
                     "New sale" <kbd>"Esc"</kbd>
                 </button>
