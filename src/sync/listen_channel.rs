@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use counterbook_firestore_wire::{Code, ListenRequest, ListenResponse, RpcStatus, Status};
+use serde_json::value::RawValue;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
@@ -139,28 +140,26 @@ impl FrameReader {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelArray {
     pub id: u64,
-    pub message: serde_json::Value,
+    /// The message's JSON text, as it came.
+    pub message: String,
 }
 
 /// Reads a frame's text: `[[<id>,[<message>]],…]`.
+///
+/// Messages stay JSON text until [`classify`] reads each as what it is (a `ListenResponse`
+/// straight from the text): never through a `serde_json::Value` tree, whose conversions into
+/// the wire types were about 10 KB of the gzipped wasm (README's *Size*).
 pub fn parse_arrays(frame: &str) -> Result<Vec<ChannelArray>, FrameError> {
     let bad = |what: &str| FrameError::BadArrays(format!("{what} in {:.120}", frame));
-    let value: serde_json::Value =
+    let entries: Vec<(u64, Box<RawValue>)> =
         serde_json::from_str(frame).map_err(|error| bad(&error.to_string()))?;
-    let entries = value.as_array().ok_or_else(|| bad("not a list"))?;
     entries
-        .iter()
-        .map(|entry| {
-            let pair = entry.as_array().filter(|pair| pair.len() == 2);
-            let (id, payload) = match pair {
-                Some(pair) => (pair[0].as_u64(), &pair[1]),
-                None => return Err(bad("an entry is not [id, payload]")),
-            };
-            let id = id.ok_or_else(|| bad("an array id is not a number"))?;
+        .into_iter()
+        .map(|(id, payload)| {
             // The payload is a one-element list holding the message.
-            let message = match payload.as_array() {
-                Some(list) if list.len() == 1 => list[0].clone(),
-                _ => payload.clone(),
+            let message = match serde_json::from_str::<Vec<&RawValue>>(payload.get()) {
+                Ok(list) if list.len() == 1 => list[0].get().to_owned(),
+                _ => payload.get().to_owned(),
             };
             Ok(ChannelArray { id, message })
         })
@@ -178,31 +177,47 @@ enum Incoming {
     End(Option<Status>),
 }
 
-fn classify(message: &serde_json::Value) -> Incoming {
-    match message {
-        serde_json::Value::String(text) if text == "noop" => Incoming::Noop,
-        serde_json::Value::String(text) if text == "close" || text == "stop" => Incoming::End(None),
-        serde_json::Value::Array(items) => match items.first().and_then(|v| v.as_str()) {
-            Some("c") => Incoming::Handshake(
-                items
-                    .get(1)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            Some("stop") | Some("close") => Incoming::End(None),
-            Some("noop") => Incoming::Noop,
-            _ => Incoming::End(Some(Status::new(
-                Code::Internal,
-                format!("unexpected channel message {message}"),
-            ))),
+/// A message that may be `{"error": status}`.
+#[derive(serde::Deserialize)]
+struct ErrorMessage<'a> {
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+fn classify(message: &str) -> Incoming {
+    match message.trim_start().as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<String>(message).as_deref() {
+            Ok("noop") => return Incoming::Noop,
+            Ok("close" | "stop") => return Incoming::End(None),
+            _ => {}
         },
-        serde_json::Value::Object(fields) if fields.contains_key("error") => {
-            Incoming::End(Some(error_status(&fields["error"])))
+        Some(b'[') => {
+            let items: Vec<serde_json::Value> = serde_json::from_str(message).unwrap_or_default();
+            return match items.first().and_then(|v| v.as_str()) {
+                Some("c") => Incoming::Handshake(
+                    items
+                        .get(1)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+                Some("stop") | Some("close") => Incoming::End(None),
+                Some("noop") => Incoming::Noop,
+                _ => Incoming::End(Some(Status::new(
+                    Code::Internal,
+                    format!("unexpected channel message {message}"),
+                ))),
+            };
         }
-        _ => match serde_json::from_value::<ListenResponse>(message.clone()) {
-            Ok(response) => Incoming::Response(Box::new(response)),
-            Err(error) => Incoming::End(Some(Status::new(
+        _ => {}
+    }
+    match serde_json::from_str::<ListenResponse>(message) {
+        Ok(response) => Incoming::Response(Box::new(response)),
+        Err(error) => match serde_json::from_str::<ErrorMessage>(message) {
+            Ok(ErrorMessage {
+                error: Some(status),
+            }) => Incoming::End(Some(error_status(status.get()))),
+            _ => Incoming::End(Some(Status::new(
                 Code::Internal,
                 format!("unreadable listen message ({error}): {message:.200}"),
             ))),
@@ -212,11 +227,11 @@ fn classify(message: &serde_json::Value) -> Incoming {
 
 /// An error on the stream: `google.rpc.Status` in its REST shape (`status` as a name) or its
 /// gRPC shape (`code` as a number).
-fn error_status(error: &serde_json::Value) -> Status {
-    if let Ok(status) = serde_json::from_value::<Status>(error.clone()) {
+fn error_status(error: &str) -> Status {
+    if let Ok(status) = serde_json::from_str::<Status>(error) {
         return status;
     }
-    if let Ok(status) = serde_json::from_value::<RpcStatus>(error.clone()) {
+    if let Ok(status) = serde_json::from_str::<RpcStatus>(error) {
         return Status::new(status.code(), status.message);
     }
     Status::new(Code::Unknown, format!("listen stream error {error}"))
@@ -847,6 +862,23 @@ mod tests {
         };
         assert_eq!(status.status, Code::PermissionDenied);
         assert_eq!(classify(&arrays[1].message), Incoming::End(None));
+    }
+
+    #[wasm_bindgen_test]
+    fn messages_are_read_from_their_text_whatever_their_shape() {
+        // Guards the Value-free reading of messages: a payload that is not a one-element list
+        // is the message itself, a string other than noop/close/stop and an object that is
+        // neither a response nor an error end the session with an error.
+        let arrays = parse_arrays(r#"[[8,"close"],[9,["what"]],[10,[{"nothing":1}]]]"#).unwrap();
+        assert_eq!(arrays[0].message, r#""close""#);
+        assert_eq!(classify(&arrays[0].message), Incoming::End(None));
+        for array in &arrays[1..] {
+            let Incoming::End(Some(status)) = classify(&array.message) else {
+                panic!("{array:?}")
+            };
+            assert_eq!(status.status, Code::Internal, "{array:?}");
+        }
+        assert!(parse_arrays(r#"[[1,["noop"],3]]"#).is_err());
     }
 
     #[wasm_bindgen_test]
