@@ -3,7 +3,8 @@
 // approved void reaches the server with the stock restored exactly and the audit entry naming
 // the cashier and the approver; the cashier's own token writing a void over REST is refused; a
 // refund of one line; credit over the customer's limit approved by a manager; a product added
-// at the counter for an unknown code approved the same way; the bills page; and another
+// at the counter for an unknown code, a customer with a credit limit and a CSV import,
+// approved the same way; the bills page; and another
 // tablet's receipt scanned, read from the server when online and said to be elsewhere when
 // offline.
 
@@ -325,6 +326,35 @@ describe("a manager's approval at the counter", () => {
       const created = (await query("audit")).find((a) => a.action.stringValue === "product.create");
       assert.equal(created.approvedBy.stringValue, managerId);
       await page.getByRole("button", { name: "Clear", exact: true }).click();
+
+      // A customer created at the counter with a credit limit: a manager's to set.
+      await page.getByTestId("new-customer").click();
+      await page.getByTestId("customer-new-name").fill("Meena Devi");
+      await page.getByTestId("customer-new-phone").fill("91234 56789");
+      await page.getByTestId("customer-new-limit").fill("500");
+      await page.getByTestId("add-customer").click();
+      await approveAsManager(page);
+      await page.getByTestId("customer-chosen").waitFor();
+      await waitForNothingPending(page);
+      const limited = (await query("customers")).find((c) => c.name.stringValue === "Meena Devi");
+      assert.equal(limited.creditLimit.integerValue, "50000");
+      await page.getByTestId("remove-customer").click();
+
+      // A cashier's CSV import on the products page: a manager's PIN first, nothing before.
+      await page.locator('nav.pages a[href="/products"]').click();
+      await page.getByLabel("Import CSV").setInputFiles({
+        name: "more.csv",
+        mimeType: "text/csv",
+        buffer: Buffer.from("name,sku,barcode,price,stock,tax_rate,unit,category,low_stock\nGhee 500ml,GHEE5,,320,4,12,piece,,\n", "utf8"),
+      });
+      await page.getByTestId("import-preview").waitFor();
+      await page.getByTestId("import-confirm").click();
+      await approveAsManager(page);
+      await page.getByTestId("import-done").waitFor();
+      await waitForNothingPending(page);
+      const imported = (await query("audit")).find((a) => a.action.stringValue === "product.import");
+      assert.equal(imported.approvedBy.stringValue, managerId);
+      await page.locator('nav.pages a[href="/counter"]').click();
 
       // The bills page: the three bills, newest first, found by number.
       await page.locator('nav.pages a[href="/bills"]').click();

@@ -129,8 +129,11 @@ pub async fn move_stock(
 pub async fn import_products(
     driver: &SyncDriver,
     products: &[Product],
+    approval: Option<&Approval>,
     progress: impl Fn(usize, usize),
 ) -> Result<usize, ProductActionError> {
+    // Adding products is a manager's: a cashier's import needs a manager's approval.
+    check_role(driver, GuardedAction::ChangeProducts, approval)?;
     let units = with_context(driver, |context| {
         shop_actions::import_products(context, products, &mut new_id)
     });
@@ -142,7 +145,7 @@ pub async fn import_products(
             .iter()
             .filter(|record| matches!(record, counterbook_shop::Record::Product(_)))
             .count();
-        driver.submit_work(work).await?;
+        driver.submit_work(with_approval(work, approval)).await?;
         saved += in_unit;
         progress(saved, total);
     }

@@ -329,17 +329,40 @@ pub async fn add_product_for_code(
     super::products::add_product(driver, product, approval).await
 }
 
-/// Creates a customer at the counter (one unit of work).
-pub async fn create_customer(driver: &SyncDriver, customer: &Customer) -> Result<(), String> {
+/// Why a customer was not created; nothing of it was saved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CreateCustomerError {
+    #[error(transparent)]
+    NeedsApproval(#[from] super::NeedsApproval),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Creates a customer at the counter (one unit of work). A credit limit is a manager's to
+/// set (the server and `firestore.rules` refuse a cashier's customer created with one), so a
+/// cashier's customer with a limit needs `approval`.
+pub async fn create_customer(
+    driver: &SyncDriver,
+    customer: &Customer,
+    approval: Option<&super::Approval>,
+) -> Result<(), CreateCustomerError> {
+    if customer.credit_limit_minor.is_some() {
+        super::check_role(
+            driver,
+            counterbook_shop::GuardedAction::OverrideCreditLimit,
+            approval,
+        )?;
+    }
     let work = super::with_context(driver, |context| {
         actions::create_customer(context, customer, &mut crate::ids::new_id)
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| CreateCustomerError::Refused(e.to_string()))?;
+    let work = super::with_approval(work, approval);
     driver
         .store()
         .commit_work(&work)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CreateCustomerError::Refused(e.to_string()))?;
     driver.unit_saved(work.unit);
     Ok(())
 }

@@ -357,3 +357,123 @@ mod random_sales {
         }
     }
 }
+
+#[test]
+fn a_void_and_a_refund_on_the_server_leave_exact_stock_balance_and_records() {
+    use counterbook_shop::payment::PaymentMethod;
+    use counterbook_shop::records::BillStatus;
+    use counterbook_shop::refunds::RefundRequest;
+    use counterbook_shop::reversals::{refund_bill, void_bill, VoidRequest};
+
+    let mut shop = Shop::new();
+    let settings = ShopSettings::default();
+    let mut soap = Product::new(shop.id(), "Soap", 35_00, "INR");
+    soap.stock_on_hand = 20;
+    let mut asha = Customer::new(shop.id(), "Asha", None);
+    asha.credit_limit_minor = Some(1_000_00);
+    let mut ids = {
+        let mut next = 5_000u64;
+        move || {
+            next += 1;
+            format!("0193a0b0-0000-7000-9000-{next:012x}")
+        }
+    };
+    let context = shop.context("A");
+    let setup = [
+        add_product(&context, &soap, &mut ids).unwrap(),
+        create_customer(&context, &asha, &mut ids).unwrap(),
+    ];
+    shop.push("A", &setup.iter().collect::<Vec<_>>());
+    let mut sell = |shop: &mut Shop, number: &str, quantity: i64| {
+        let number = BillNumber::parse(number).unwrap();
+        let lines = [BillLine::of_product(&soap, quantity)];
+        let tenders = [Tender::Credit {
+            amount_minor: 35_00 * quantity,
+        }];
+        let context = shop.context("A");
+        let sale = complete_sale(
+            &context,
+            &Sale {
+                number: &number,
+                lines: &lines,
+                tenders: &tenders,
+                customer: Some(&asha),
+                products: &[],
+                settings: &settings,
+                day: "2026-12-01",
+            },
+            &mut ids,
+        )
+        .unwrap();
+        shop.push("A", &[&sale.work]);
+        sale.bill
+    };
+    let voided = sell(&mut shop, "A-000001", 3);
+    let refunded = sell(&mut shop, "A-000002", 4);
+
+    let context = shop.context("A");
+    let void = void_bill(
+        &context,
+        &VoidRequest {
+            bill: &voided,
+            products: &[],
+            customer: None,
+            refunds: &[],
+            base: None,
+            reason: "wrong customer",
+        },
+        &mut ids,
+    )
+    .unwrap();
+    let context = shop.context("A");
+    let refund = refund_bill(
+        &context,
+        &refunded,
+        &[],
+        &[],
+        None,
+        &RefundRequest {
+            quantities: &[(0, 1)],
+            method: PaymentMethod::Credit,
+            reason: "damaged",
+            cash_rounding_step_minor: 1,
+        },
+        &mut ids,
+    )
+    .unwrap();
+    shop.push("A", &[&void, &refund.work]);
+
+    // 20 − 3 − 4 + 3 (void) + 1 (returned) = 17; the balance 7 × 35 − 3 × 35 − 35 = 105.
+    let soap_now = Product::from_document(&shop.document(&soap.document_path("s1"))).unwrap();
+    assert_eq!(soap_now.stock_on_hand, 17);
+    let asha_now = Customer::from_document(&shop.document(&asha.document_path("s1"))).unwrap();
+    assert_eq!(asha_now.credit_balance_minor, 105_00);
+    let bill = Bill::from_document(&shop.document(&voided.document_path("s1"))).unwrap();
+    assert_eq!(bill.status, BillStatus::Void);
+    assert_eq!(
+        Bill {
+            status: BillStatus::Final,
+            ..bill
+        },
+        voided,
+        "a void changes the bill's status only"
+    );
+    let refund_document = shop.document(&refund.refund.document_path("s1"));
+    assert_eq!(
+        refund_document
+            .fields
+            .get("moneyBack")
+            .and_then(|v| v.as_integer()),
+        Some(35_00)
+    );
+    let paid_on_voided: i64 = shop
+        .server
+        .documents
+        .keys()
+        .filter(|path| path.starts_with("shops/s1/payments/"))
+        .map(|path| PaymentRecord::from_document(&shop.document(path)).unwrap())
+        .filter(|payment| payment.bill_id.as_deref() == Some(voided.id.as_str()))
+        .map(|payment| payment.amount_minor)
+        .sum();
+    assert_eq!(paid_on_voided, 0, "a voided bill's payments sum to zero");
+}

@@ -262,7 +262,7 @@ pub fn BillUndo(
                             </select>
                         </label>
                     </Show>
-                    <label class="wide">{text::REASON}
+                    <label>{text::REASON}
                         <input type="text" data-testid="undo-reason" autocomplete="off" required=true
                             prop:value=move || reason.get()
                             on:input=move |ev| reason.set(event_target_value(&ev))/>

@@ -1,13 +1,17 @@
 //! The bill's customer: found by phone or name as you type (index lookups with a limit), or
-//! created on the spot with a name, a phone and an optional credit limit.
+//! created on the spot with a name, a phone and an optional credit limit (a manager's to set:
+//! a cashier's asks for a manager's PIN).
 
 use counterbook_shop::money::parse_decimal;
-use counterbook_shop::Customer;
+use counterbook_shop::{Customer, GuardedAction};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::{Counter, Notice};
+use crate::actions::sale::CreateCustomerError;
+use crate::actions::Approval;
 use crate::money::format_price;
+use crate::ui::sign_in::ManagerApproval;
 
 const CUSTOMER_RESULTS: u32 = 5;
 
@@ -43,6 +47,26 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
         query.set(String::new());
         found.set(Vec::new());
     };
+    // A cashier's customer with a credit limit waits here for a manager's PIN.
+    let awaiting_approval = RwSignal::new(None::<Customer>);
+    let save = move |customer: Customer, approval: Option<Approval>| {
+        spawn_local(async move {
+            let driver = counter.driver.get_value();
+            match crate::actions::sale::create_customer(&driver, &customer, approval.as_ref()).await
+            {
+                Ok(()) => {
+                    error.set(None);
+                    creating.set(false);
+                    name.set(String::new());
+                    phone.set(String::new());
+                    limit.set(String::new());
+                    choose(customer);
+                }
+                Err(CreateCustomerError::NeedsApproval(_)) => awaiting_approval.set(Some(customer)),
+                Err(problem) => error.set(Some(problem.to_string())),
+            }
+        });
+    };
     let create = move |_| {
         let limit_text = limit.get_untracked();
         let credit_limit_minor = if limit_text.trim().is_empty() {
@@ -63,20 +87,13 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
             Some(phone_text.as_str()),
         );
         customer.credit_limit_minor = credit_limit_minor;
-        spawn_local(async move {
-            let driver = counter.driver.get_value();
-            match crate::actions::sale::create_customer(&driver, &customer).await {
-                Ok(()) => {
-                    error.set(None);
-                    creating.set(false);
-                    name.set(String::new());
-                    phone.set(String::new());
-                    limit.set(String::new());
-                    choose(customer);
-                }
-                Err(problem) => error.set(Some(problem)),
-            }
-        });
+        save(customer, None);
+    };
+    let approved = move |approval: Approval| {
+        if let Some(customer) = awaiting_approval.get_untracked() {
+            awaiting_approval.set(None);
+            save(customer, Some(approval));
+        }
     };
 
     view! {
@@ -136,6 +153,10 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                     <button type="button" data-testid="add-customer" on:click=create>"Add customer"</button>
                     {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
                 </div>
+            </Show>
+            <Show when=move || awaiting_approval.with(Option::is_some)>
+                <ManagerApproval driver=counter.driver action=GuardedAction::OverrideCreditLimit
+                    on_approved=approved on_cancel=move |_| awaiting_approval.set(None)/>
             </Show>
         </section>
     }

@@ -3,7 +3,7 @@
 //! on confirmation saves the good rows in units of up to 498 writes, with a progress bar.
 
 use counterbook_shop::csv_import::{export_products_csv, import_products_csv, RowError};
-use counterbook_shop::ShopSettings;
+use counterbook_shop::{GuardedAction, ShopSettings};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::{JsCast, JsValue};
@@ -14,6 +14,7 @@ use crate::model::Product;
 use crate::money::minor_digits;
 use crate::storage::{ProductPosition, ProductQuery};
 use crate::sync::SyncDriver;
+use crate::ui::sign_in::ManagerApproval;
 
 /// Bad rows listed in the preview; the rest are counted.
 const ERRORS_SHOWN: usize = 200;
@@ -182,18 +183,31 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             state.set(next);
         });
     };
-    let confirm = move |_| {
+    // A cashier's import waits for a manager's PIN (adding products is a manager's).
+    let awaiting_approval = RwSignal::new(false);
+    let import = move |approval: Option<actions::Approval>| {
         let ImportState::Preview { products, .. } = state.get_untracked() else {
             return;
         };
         let total = products.len();
-        state.set(ImportState::Importing { saved: 0, total });
         let driver = driver.get_value();
+        if actions::check_role(&driver, GuardedAction::ChangeProducts, approval.as_ref()).is_err() {
+            // Nothing is saved: the preview stays, and a manager is asked.
+            awaiting_approval.set(true);
+            return;
+        }
+        state.set(ImportState::Importing { saved: 0, total });
         spawn_local(async move {
             let progress = move |saved: usize, total: usize| {
                 state.set(ImportState::Importing { saved, total })
             };
-            let next = match actions::products::import_products(&driver, &products, progress).await
+            let next = match actions::products::import_products(
+                &driver,
+                &products,
+                approval.as_ref(),
+                progress,
+            )
+            .await
             {
                 Ok(imported) => ImportState::Done { imported },
                 Err(problem) => ImportState::Failed(format!(
@@ -202,6 +216,11 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             };
             state.set(next);
         });
+    };
+    let confirm = move |_| import(None);
+    let approved = move |approval: actions::Approval| {
+        awaiting_approval.set(false);
+        import(Some(approval));
     };
     let on_export = move |_| {
         exporting.set(true);
@@ -307,5 +326,9 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
                 disabled=move || exporting.get() on:click=on_export>"Export CSV"</button>
         </div>
         {panel}
+        <Show when=move || awaiting_approval.get()>
+            <ManagerApproval driver=driver action=GuardedAction::ChangeProducts
+                on_approved=approved on_cancel=move |_| awaiting_approval.set(false)/>
+        </Show>
     }
 }
