@@ -728,11 +728,15 @@ mod tests {
         let confirmed = with(&payment, &[("confirmed", Value::Boolean(true))]);
         let changed_amount = with(&payment, &[("amount", int(1))]);
         let settings = fields(&[("shopName", text("Kirana"))]);
+        let refund_record = fields(&[("billId", text("b")), ("moneyBack", int(500))]);
+        let returned = fields(&[("kind", text("return")), ("quantity", int(1))]);
 
         for role in Role::ALL {
             let cashier = role == Role::Cashier;
             let owner = role == Role::Owner;
-            let cases: [(&str, Option<&Fields>, Option<&Fields>, bool); 27] = [
+            let cases: [(&str, Option<&Fields>, Option<&Fields>, bool); 29] = [
+                ("shops/s1/refunds/r", None, Some(&refund_record), !cashier),
+                ("shops/s1/stockMoves/m", None, Some(&returned), !cashier),
                 ("shops/s1/products/p", Some(&product), Some(&sold), true),
                 ("shops/s1/products/p", Some(&product), Some(&received), true),
                 (
