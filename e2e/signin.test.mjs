@@ -18,11 +18,19 @@ import {
   countInStore,
   ean13,
   productFields,
-  scanWithKeyboard,
   screenshots,
   waitForIdlePage,
   waitForProductCount,
 } from "./counter-helpers.mjs";
+import {
+  asPerson,
+  choosePin,
+  sellOne,
+  signIn,
+  signInOverRest,
+  unlockAs,
+  waitForPersonAtCounter,
+} from "./people-helpers.mjs";
 
 const PROJECT = "counterbook";
 const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
@@ -32,68 +40,13 @@ const MANAGER = { email: "manager@example.com", password: "manager-secret-1" };
 const TOKEN_SECONDS = 4;
 const SOAP = ean13("890100000001");
 
-/** Signs in over Firebase Auth's REST API (as a test's own client, not the app). */
-async function signInOverRest(server, { email, password }) {
-  const response = await fetch(
-    `${server.url}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=k`,
-    {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ email, password, returnSecureToken: true }),
-    },
-  );
-  assert.equal(response.status, 200, await response.clone().text());
-  const body = await response.json();
-  const claims = JSON.parse(Buffer.from(body.idToken.split(".")[1], "base64url").toString());
-  return { idToken: body.idToken, userId: body.localId, shop: claims.shop };
-}
-
-async function asOwner(server, method, path, body) {
-  const { idToken } = await signInOverRest(server, OWNER);
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${idToken}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
-  return response.json();
-}
-
-async function signIn(page, { email, password }) {
-  const form = page.getByTestId("sign-in-form");
-  await form.getByTestId("sign-in-email").fill(email);
-  await form.getByTestId("sign-in-password").fill(password);
-  await form.getByTestId("sign-in-submit").click();
-}
-
-async function choosePin(page, pin) {
-  await page.getByTestId("choose-pin").fill(pin);
-  await page.getByTestId("save-pin").click();
-  await page.getByTestId("choose-pin-form").waitFor({ state: "detached" });
-}
-
-async function waitForPersonAtCounter(page, email) {
-  await page.waitForFunction(
-    (email) => document.querySelector("[data-testid=person-at-counter]")?.textContent === email,
-    email,
-  );
-}
-
-async function unlockAs(page, email, pin) {
-  const lock = page.getByTestId("lock-screen");
-  await lock.locator(`[data-testid=lock-person][data-email="${email}"]`).click();
-  await lock.getByTestId("lock-pin").fill(pin);
-  await lock.getByTestId("unlock").click();
+function asOwner(server, method, path, body) {
+  return asPerson(server.url, OWNER, method, path, body);
 }
 
 /** One sale of a bar of soap, paid cash with the exact amount. */
-async function sellSoap(page) {
-  await scanWithKeyboard(page, SOAP);
-  await page.waitForFunction(() => document.querySelectorAll("[data-testid=cart-line]").length === 1);
-  await page.getByRole("button", { name: "Complete sale", exact: true }).click();
-  await page.getByRole("region", { name: "Receipt" }).waitFor({ timeout: 15_000 });
-  await page.getByRole("button", { name: "New sale", exact: true }).click();
-  await page.getByRole("region", { name: "Receipt" }).waitFor({ state: "detached" });
+function sellSoap(page) {
+  return sellOne(page, SOAP);
 }
 
 function cashierIdOf(people) {
@@ -143,7 +96,7 @@ describe("people on the tablet", () => {
       await setup.getByTestId("setup-submit").click();
       // The app starts again on the new shop, with the owner at the counter.
       await waitForPersonAtCounter(page, OWNER.email);
-      const { shop } = await signInOverRest(server, OWNER);
+      const { shop } = await signInOverRest(server.url, OWNER);
       assert.ok(shop, "the owner's token names the shop");
       await page.getByTestId("choose-pin-form").waitFor();
       await screenshots(page, "choose-pin");

@@ -23,5 +23,6 @@ pub fn add_product_unit(
             ..DocumentWrite::default()
         }],
         created_at_millis: now_millis,
+        sender: None,
     }
 }

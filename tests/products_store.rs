@@ -144,6 +144,7 @@ async fn every_committed_write_announces_the_documents_it_changed() {
         device_id: "d1",
         device_name: None,
         cashier: None,
+        person_id: None,
         now_millis: 0,
     };
     let work = shop_actions::add_product(&context, &rice, &mut new_id).unwrap();

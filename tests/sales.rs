@@ -27,6 +27,7 @@ fn context() -> ActionContext<'static> {
         device_id: DEVICE,
         device_name: None,
         cashier: None,
+        person_id: None,
         now_millis: 1_700_000_000_000,
     }
 }

@@ -410,6 +410,7 @@ fn sale(
         label: format!("Bill {number}"),
         writes: vec![],
         created_at_millis: 0,
+        sender: None,
     };
     let audit = vec![audit(
         "bill.finalize",

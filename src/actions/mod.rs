@@ -21,6 +21,8 @@ pub struct AtTheCounter {
     /// The person signed in at the counter (their email); `None` where nobody signs in (a
     /// `--dev` server, the emulator).
     pub cashier: Option<String>,
+    /// Their user id: their sign-in sends what they do.
+    pub person_id: Option<String>,
 }
 
 /// Who is at the counter now.
@@ -28,6 +30,10 @@ pub fn at_the_counter(driver: &SyncDriver) -> AtTheCounter {
     AtTheCounter {
         device_name: crate::settings::device_name(),
         cashier: driver.person_at_counter(),
+        person_id: driver
+            .sessions()
+            .active_person()
+            .map(|person| person.user_id),
     }
 }
 
@@ -43,6 +49,7 @@ pub(crate) fn with_context<T>(driver: &SyncDriver, act: impl FnOnce(&ActionConte
         device_id: driver.device_id(),
         device_name: who.device_name.as_deref(),
         cashier: who.cashier.as_deref(),
+        person_id: who.person_id.as_deref(),
         now_millis: now_millis(),
     };
     act(&context)
@@ -73,6 +80,7 @@ impl ActingNow {
             device_id: &self.device_id,
             device_name: self.who.device_name.as_deref(),
             cashier: self.who.cashier.as_deref(),
+            person_id: self.who.person_id.as_deref(),
             now_millis: self.now_millis,
         }
     }

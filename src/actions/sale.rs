@@ -151,6 +151,7 @@ pub async fn complete_sale(
                     device_id: &device_id,
                     device_name: who.device_name.as_deref(),
                     cashier: who.cashier.as_deref(),
+                    person_id: who.person_id.as_deref(),
                     now_millis: now,
                 };
                 let sale = Sale {
@@ -404,6 +405,7 @@ pub async fn save_first_shop_profile(
         device_id: driver.device_id(),
         device_name: who.device_name.as_deref(),
         cashier: who.cashier.as_deref(),
+        person_id: who.person_id.as_deref(),
         now_millis: now_millis(),
     };
     let work = actions::save_settings(&context, None, profile, None, &mut crate::ids::new_id)

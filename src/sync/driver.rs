@@ -17,7 +17,7 @@ use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
     Event, FieldPath, ListenCommand, ListenConfig, ListenEvent, Listener, Operator, Outbox,
-    OutboxConfig, PullReason, PushFailure, QueryBuilder, TargetSlot, Unit, UnitState,
+    OutboxConfig, PullReason, PushFailure, QueryBuilder, QueryError, TargetSlot, Unit, UnitState,
     DEVICES_COLLECTION, UPDATED_AT,
 };
 use leptos::prelude::*;
@@ -85,6 +85,10 @@ pub struct SyncStatus {
     pub last_push_millis: Option<i64>,
     pub dead_letters: Vec<DeadLetter>,
     pub paused_for_sign_in: bool,
+    /// Units not yet on the server (dead letters excluded), by the user id whose sign-in
+    /// sends them (`None`: units naming nobody): "Sign in again to send N sales" counts a
+    /// person's own.
+    pub pending_by_sender: std::collections::BTreeMap<Option<String>, usize>,
     pub last_error: Option<String>,
     /// When the last pull finished, Unix ms.
     pub last_pull_millis: Option<i64>,
@@ -104,11 +108,21 @@ impl Default for SyncStatus {
             last_push_millis: None,
             dead_letters: Vec::new(),
             paused_for_sign_in: false,
+            pending_by_sender: std::collections::BTreeMap::new(),
             last_error: None,
             last_pull_millis: None,
             realtime: false,
         }
     }
+}
+
+/// Why a listen target could not be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum TargetError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the listen query is not valid: {0}")]
+    Query(#[from] QueryError),
 }
 
 /// Why the app could not start.
@@ -225,6 +239,17 @@ fn page_visible() -> bool {
         .unwrap_or(true)
 }
 
+/// The refusal a unit meets whose sender must sign in again: what the backend answers to a
+/// token that no longer works, so the engine holds their units as it would after one.
+fn sign_in_ended(must_sign_in: &crate::sync::session::SenderMustSignIn) -> PushFailure {
+    PushFailure::Server {
+        http_status: 401,
+        code: Code::Unauthenticated,
+        message: must_sign_in.to_string(),
+        retry_after_millis: None,
+    }
+}
+
 /// The approver an audit document of this commit names (`approvedBy`), if any.
 fn approver_named_in(request: &counterbook_firestore_wire::CommitRequest) -> Option<String> {
     request
@@ -336,7 +361,10 @@ impl SyncDriver {
         });
         // A refreshed token or a new sign-in lets the paused outbox and listener go on.
         let resumer = driver.clone();
-        driver.inner.sessions.on_resume(move || resumer.signed_in());
+        driver
+            .inner
+            .sessions
+            .on_resume(move |user_id| resumer.signed_in(user_id));
         driver.publish_status();
         driver.listen_to_the_browser();
         driver.ask_to_lead(false);
@@ -366,10 +394,13 @@ impl SyncDriver {
         Ok(())
     }
 
-    /// Requests carry a good token again: the outbox and the listener go on where they
-    /// paused.
-    fn signed_in(&self) {
-        self.dispatch(Event::SignedIn);
+    /// `user_id`'s requests carry a good token again: their units, the units naming nobody
+    /// (the tablet's token may be theirs now) and the listener go on where they paused.
+    fn signed_in(&self, user_id: String) {
+        self.dispatch(Event::SignedIn {
+            sender: Some(user_id),
+        });
+        self.dispatch(Event::SignedIn { sender: None });
         self.listen(ListenEvent::SignedIn);
         self.tell_other_tabs(TabMessage::PeopleChanged);
         self.pull_soon();
@@ -442,16 +473,14 @@ impl SyncDriver {
     }
 
     /// The listen target of a whole collection of the shop.
-    fn collection_target(&self, collection: &str) -> TargetKind {
+    fn collection_target(&self, collection: &str) -> Result<TargetKind, QueryError> {
         let parent = format!(
             "{}/documents/shops/{}",
             self.inner.listen_config.database, self.inner.settings.shop_id
         );
-        TargetKind::Query(
-            QueryBuilder::new(parent, collection)
-                .build()
-                .expect("a plain collection query is valid"),
-        )
+        Ok(TargetKind::Query(
+            QueryBuilder::new(parent, collection).build()?,
+        ))
     }
 
     /// The screen's listen target for `collection`: its documents stamped after what the
@@ -464,10 +493,12 @@ impl SyncDriver {
     /// (pages committed one by one, resumable), and the target follows once it reaches the end
     /// ([`SyncDriver::watch_screen_after_pull`]). A collection still without a checkpoint after
     /// a pull to the end is empty on the server, so the whole collection is the target.
-    async fn screen_target(&self, collection: &str) -> Result<Option<TargetKind>, StorageError> {
+    async fn screen_target(&self, collection: &str) -> Result<Option<TargetKind>, TargetError> {
         let Some(checkpoint) = self.inner.store.checkpoint(collection).await? else {
             let pulled = self.inner.pulled_to_end.borrow().contains(collection);
-            return Ok(pulled.then(|| self.collection_target(collection)));
+            return Ok(pulled
+                .then(|| self.collection_target(collection))
+                .transpose()?);
         };
         let overlap_micros = self
             .inner
@@ -485,8 +516,7 @@ impl SyncDriver {
                     Operator::GreaterThan,
                     Value::Timestamp(checkpoint.settled(overlap_micros)),
                 )
-                .build()
-                .expect("a collection query with one inequality is valid"),
+                .build()?,
         )))
     }
 
@@ -495,7 +525,7 @@ impl SyncDriver {
     async fn watch_screen(&self, collection: String) {
         let target = match self.screen_target(&collection).await {
             Ok(target) => target,
-            Err(error) => return self.report_storage(Err(error)),
+            Err(error) => return self.report_problem(&error.to_string()),
         };
         // The page may have changed meanwhile.
         if self.inner.screen_collection.borrow().as_deref() != Some(collection.as_str()) {
@@ -576,7 +606,13 @@ impl SyncDriver {
         self.listen(ListenEvent::Enabled(self.inner.settings.listens()));
         self.listen(ListenEvent::Online(browser_online()));
         self.listen(ListenEvent::Visible(page_visible()));
-        let devices = self.collection_target(DEVICES_COLLECTION);
+        let devices = match self.collection_target(DEVICES_COLLECTION) {
+            Ok(devices) => devices,
+            Err(error) => {
+                return self
+                    .report_problem(&format!("cannot listen to the shop's devices: {error}"))
+            }
+        };
         let resume_token = match self.inner.store.resume_token(&target_key(&devices)).await {
             Ok(token) => token,
             Err(error) => {
@@ -629,7 +665,7 @@ impl SyncDriver {
                     .unwrap_or_default();
                 log_event("listen.closed", &[("error", &reason)]);
                 if error.as_ref().map(|status| status.status) == Some(Code::Unauthenticated) {
-                    self.inner.sessions.token_refused();
+                    self.inner.sessions.token_refused(None);
                 }
                 self.listen(ListenEvent::StreamClosed { error });
                 // Until the stream is back, the periodic pull keeps the screen fresh.
@@ -809,7 +845,15 @@ impl SyncDriver {
             }),
             TabMessage::PeopleChanged => spawn_local(async move {
                 this.inner.sessions.reload().await;
-                this.dispatch(Event::SignedIn);
+                // Another tab signed someone in (or refreshed them): whoever holds a sign-in
+                // now may send again.
+                let people = this.inner.sessions.people().get_untracked();
+                for person in people.into_iter().filter(|person| !person.needs_sign_in) {
+                    this.dispatch(Event::SignedIn {
+                        sender: Some(person.user_id),
+                    });
+                }
+                this.dispatch(Event::SignedIn { sender: None });
                 this.listen(ListenEvent::SignedIn);
             }),
             TabMessage::OutboxChanged => {
@@ -940,6 +984,11 @@ impl SyncDriver {
             ),
             writes: vec![write],
             created_at_millis: now_millis(),
+            sender: self
+                .inner
+                .sessions
+                .active_person()
+                .map(|person| person.user_id),
         };
         let outcome = self.submit_unit(&records, &[], unit).await;
         self.report_storage(outcome);
@@ -1098,21 +1147,32 @@ impl SyncDriver {
         let this = self.clone();
         match command {
             Command::SendCommit { unit_id, request } => spawn_local(async move {
-                // A unit a manager approved goes with the approver's own sign-in: the one its
-                // audit entry names (the server requires `approvedBy` to be the writer).
-                let as_token = match approver_named_in(&request) {
-                    Some(approver) => this.inner.sessions.fresh_token_of(&approver).await,
-                    None => None,
+                // A unit goes with its sender's own sign-in (who made it, or the manager who
+                // approved it), never with anyone else's.
+                let sender = this.sender_of(&unit_id, Some(&request));
+                let as_token = match this
+                    .inner
+                    .sessions
+                    .token_for_sender(sender.as_deref())
+                    .await
+                {
+                    Ok(token) => token,
+                    Err(must_sign_in) => {
+                        // What the backend would answer to a token that no longer works.
+                        let failure = sign_in_ended(&must_sign_in);
+                        this.dispatch(Event::CommitFailed { unit_id, failure });
+                        return;
+                    }
                 };
                 let event = match this.inner.remote.commit(&request, as_token).await {
                     Ok(response) => {
-                        this.note_reply(None);
+                        this.note_reply(None, sender.as_deref());
                         this.inner.last_push_millis.set(Some(now_millis()));
                         log_event("commit.applied", &[("unit", &unit_id)]);
                         Event::CommitApplied { unit_id, response }
                     }
                     Err(failure) => {
-                        this.note_reply(Some(&failure));
+                        this.note_reply(Some(&failure), sender.as_deref());
                         log_event(
                             "commit.failed",
                             &[("unit", &unit_id), ("failure", &failure.describe())],
@@ -1123,18 +1183,30 @@ impl SyncDriver {
                 this.dispatch(event);
             }),
             Command::ReadMarker { unit_id, path } => spawn_local(async move {
-                let event = match this.inner.remote.get_document(&path).await {
-                    Ok(marker) => {
-                        this.note_reply(None);
-                        Event::MarkerRead {
-                            unit_id,
-                            exists: marker.is_some(),
+                let sender = this.sender_of(&unit_id, None);
+                let event = match this
+                    .inner
+                    .sessions
+                    .token_for_sender(sender.as_deref())
+                    .await
+                {
+                    Err(must_sign_in) => Event::MarkerReadFailed {
+                        unit_id,
+                        failure: sign_in_ended(&must_sign_in),
+                    },
+                    Ok(token) => match this.inner.remote.get_document_as(&path, token).await {
+                        Ok(marker) => {
+                            this.note_reply(None, sender.as_deref());
+                            Event::MarkerRead {
+                                unit_id,
+                                exists: marker.is_some(),
+                            }
                         }
-                    }
-                    Err(failure) => {
-                        this.note_reply(Some(&failure));
-                        Event::MarkerReadFailed { unit_id, failure }
-                    }
+                        Err(failure) => {
+                            this.note_reply(Some(&failure), sender.as_deref());
+                            Event::MarkerReadFailed { unit_id, failure }
+                        }
+                    },
                 };
                 this.dispatch(event);
             }),
@@ -1179,18 +1251,37 @@ impl SyncDriver {
                 this.tell_other_tabs(TabMessage::OutboxChanged);
             }),
             Command::ReadDocuments { unit_id, paths } => spawn_local(async move {
+                let sender = this.sender_of(&unit_id, None);
+                let token = match this
+                    .inner
+                    .sessions
+                    .token_for_sender(sender.as_deref())
+                    .await
+                {
+                    Ok(token) => token,
+                    Err(must_sign_in) => {
+                        let failure = sign_in_ended(&must_sign_in);
+                        this.dispatch(Event::DocumentsReadFailed { unit_id, failure });
+                        return;
+                    }
+                };
                 let mut documents = Vec::new();
                 for path in paths {
-                    match this.inner.remote.get_document(&path).await {
+                    match this
+                        .inner
+                        .remote
+                        .get_document_as(&path, token.clone())
+                        .await
+                    {
                         Ok(document) => documents.push((path, document)),
                         Err(failure) => {
-                            this.note_reply(Some(&failure));
+                            this.note_reply(Some(&failure), sender.as_deref());
                             this.dispatch(Event::DocumentsReadFailed { unit_id, failure });
                             return;
                         }
                     }
                 }
-                this.note_reply(None);
+                this.note_reply(None, sender.as_deref());
                 this.dispatch(Event::DocumentsRead { unit_id, documents });
             }),
             Command::Reject { unit_id } => spawn_local(async move {
@@ -1221,7 +1312,7 @@ impl SyncDriver {
                         }
                     }
                     Err(failure) => {
-                        this.note_reply(Some(&failure));
+                        this.note_reply(Some(&failure), None);
                         Event::PullFailed {
                             collection: collection.clone(),
                             failure,
@@ -1283,18 +1374,36 @@ impl SyncDriver {
         }
     }
 
-    /// Records whether the server answered at all (any HTTP reply counts).
-    fn note_reply(&self, failure: Option<&PushFailure>) {
+    /// Records whether the server answered at all (any HTTP reply counts), and whether it
+    /// took the token of `sent_as` (`None`: the tablet's token).
+    fn note_reply(&self, failure: Option<&PushFailure>, sent_as: Option<&str>) {
         let reachable = !matches!(failure, Some(PushFailure::Network(_)));
         self.inner.server_reachable.set(reachable);
         match failure {
-            None => self.inner.sessions.request_accepted(),
+            None => self.inner.sessions.request_accepted(sent_as),
             Some(PushFailure::Server {
                 code: Code::Unauthenticated,
                 ..
-            }) => self.inner.sessions.token_refused(),
+            }) => self.inner.sessions.token_refused(sent_as),
             Some(_) => {}
         }
+    }
+
+    /// Whose sign-in sends the unit `unit_id` (and the commit it leads, `request`): the sender
+    /// it names, or for a unit stored before units named one, the approver its audit entry
+    /// names (the server requires `approvedBy` to be the writer).
+    fn sender_of(
+        &self,
+        unit_id: &str,
+        request: Option<&counterbook_firestore_wire::CommitRequest>,
+    ) -> Option<String> {
+        let named = self
+            .inner
+            .outbox
+            .borrow()
+            .unit(unit_id)
+            .and_then(|unit| unit.sender.clone());
+        named.or_else(|| request.and_then(approver_named_in))
     }
 
     fn publish_status(&self) {
@@ -1321,6 +1430,7 @@ impl SyncDriver {
                     .map(to_dead_letter)
                     .collect(),
                 paused_for_sign_in: engine.paused_for_sign_in,
+                pending_by_sender: engine.pending_by_sender,
                 last_error: engine.last_error,
                 last_pull_millis: self.inner.last_pull_millis.get(),
                 realtime: self.listening_healthy(),
@@ -1342,6 +1452,13 @@ impl SyncDriver {
                     .map(|(unit, reason)| to_dead_letter((unit, reason.as_str())))
                     .collect(),
                 paused_for_sign_in: false,
+                pending_by_sender: stored.pending.iter().fold(
+                    std::collections::BTreeMap::new(),
+                    |mut counts, unit| {
+                        *counts.entry(unit.sender.clone()).or_default() += 1;
+                        counts
+                    },
+                ),
                 last_error: None,
                 last_pull_millis: None,
                 realtime: false,

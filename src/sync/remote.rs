@@ -54,7 +54,7 @@ impl Remote {
     }
 
     /// `POST documents:commit`, with `as_token` instead of the bearer token when given (a
-    /// unit approved by a manager goes with the manager's own sign-in).
+    /// unit goes with its sender's own sign-in).
     pub async fn commit(
         &self,
         request: &CommitRequest,
@@ -68,8 +68,18 @@ impl Remote {
 
     /// `GET documents/{path}`; `Ok(None)` when the document does not exist.
     pub async fn get_document(&self, path: &str) -> Result<Option<Document>, PushFailure> {
+        self.get_document_as(path, None).await
+    }
+
+    /// [`Remote::get_document`] with `as_token` instead of the bearer token when given (the
+    /// reads about a unit carry its sender's token, as its commit does).
+    pub async fn get_document_as(
+        &self,
+        path: &str,
+        as_token: Option<String>,
+    ) -> Result<Option<Document>, PushFailure> {
         let url = format!("{}/{path}", self.documents_url());
-        match self.send("GET", &url, None).await {
+        match self.send_as("GET", &url, None, as_token).await {
             Ok((_, text)) => parse_reply(&text).map(Some),
             Err(PushFailure::Server {
                 code: Code::NotFound,

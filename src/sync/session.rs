@@ -2,16 +2,21 @@
 //!
 //! [`Sessions`] keeps the people of [`crate::people`] (in IndexedDB through the store), picks
 //! the *sender* (the person at the counter if their sign-in still holds, else anyone's that
-//! does) whose ID token every REST call and Listen session carries ([`BearerToken`]), refreshes
-//! that token before it expires, and again when the backend answers `UNAUTHENTICATED`. When no
-//! refresh token is accepted any more, the person must sign in again: until then the outbox
-//! stays paused (everything local goes on) and the app says how many units wait.
+//! does) whose ID token pulls and Listen sessions carry ([`BearerToken`]), refreshes that token
+//! before it expires, and again when the backend answers `UNAUTHENTICATED`.
+//!
+//! A unit goes with the token of the person it names ([`counterbook_sync::Unit::sender`]: who
+//! made it, or the manager who approved it), never with someone else's
+//! ([`Sessions::token_for_sender`]). When a person's refresh token is no longer accepted, that
+//! person must sign in again: until then their units wait (everything local goes on, and
+//! everyone else's units are sent) and the app says, naming them, how many units wait.
 //!
 //! Before anything is shown it finds out what the backend wants ([`Access`]): a `--dev`
 //! counterbook-server or an emulator needs nobody ([`Access::Open`]); a counterbook-server with
 //! accounts and no shop yet offers "Set up your shop"; otherwise someone signs in.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use counterbook_shop::Role;
@@ -106,6 +111,11 @@ pub enum SessionError {
     Storage(#[from] StorageError),
 }
 
+/// A unit's sender must sign in again on this tablet before it can be sent (their user id).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} must sign in again on this tablet")]
+pub struct SenderMustSignIn(pub String);
+
 /// What a sign-in leads to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignedIn {
@@ -116,6 +126,9 @@ pub enum SignedIn {
     RestartForShop(String),
 }
 
+/// Told whose requests may go again (their user id).
+type ResumeCallback = Rc<dyn Fn(String)>;
+
 struct SessionsInner {
     store: Rc<Store>,
     settings: Settings,
@@ -124,15 +137,16 @@ struct SessionsInner {
     active: RwSignal<Option<String>>,
     locked: RwSignal<bool>,
     access: RwSignal<Access>,
-    /// Whose token requests carry now.
+    /// Whose token pulls and listening carry now.
     sender: RefCell<Option<String>>,
-    refreshing: Cell<bool>,
+    /// The people whose token is being refreshed now.
+    refreshing: RefCell<BTreeSet<String>>,
     refresh_timer: Cell<Option<i32>>,
-    /// Refreshes since the backend last accepted a request: a backend refusing fresh tokens
-    /// must not make the tablet refresh forever.
-    refreshes_without_success: Cell<u32>,
-    /// Called when requests may go again (a token was refreshed or someone signed in).
-    on_resume: RefCell<Option<Rc<dyn Fn()>>>,
+    /// Refreshes, by person, since the backend last accepted a request of theirs: a backend
+    /// refusing fresh tokens must not make the tablet refresh forever.
+    refreshes_without_success: RefCell<BTreeMap<String, u32>>,
+    /// Called with whose requests may go again (a token was refreshed or someone signed in).
+    on_resume: RefCell<Option<ResumeCallback>>,
 }
 
 /// The people of this tablet and their tokens; cheap to clone.
@@ -169,9 +183,9 @@ impl Sessions {
                 locked: RwSignal::new(false),
                 access: RwSignal::new(Access::Checking),
                 sender: RefCell::new(None),
-                refreshing: Cell::new(false),
+                refreshing: RefCell::new(BTreeSet::new()),
                 refresh_timer: Cell::new(None),
-                refreshes_without_success: Cell::new(0),
+                refreshes_without_success: RefCell::new(BTreeMap::new()),
                 on_resume: RefCell::new(None),
             }),
         };
@@ -211,8 +225,8 @@ impl Sessions {
         self.inner.bearer.clone()
     }
 
-    /// Runs `resume` whenever requests may go again.
-    pub fn on_resume(&self, resume: impl Fn() + 'static) {
+    /// Runs `resume` with whose requests may go again, whenever they may.
+    pub fn on_resume(&self, resume: impl Fn(String) + 'static) {
         *self.inner.on_resume.borrow_mut() = Some(Rc::new(resume));
     }
 
@@ -250,12 +264,41 @@ impl Sessions {
         })
     }
 
-    /// Whether someone must sign in again before the outbox can be sent: nobody signed in
-    /// here holds a sign-in the backend still accepts.
-    pub fn needs_sign_in_to_send(&self) -> bool {
+    /// The people signed in here whose sign-in the backend no longer accepts (tracked): their
+    /// units wait until they sign in again.
+    pub fn people_to_sign_in_again(&self) -> Vec<Person> {
+        self.inner.people.with(|people| {
+            people
+                .iter()
+                .filter(|person| person.needs_sign_in)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Whether nobody signed in here holds a sign-in the backend still accepts (tracked).
+    pub fn nobody_can_send(&self) -> bool {
         self.inner
             .people
             .with(|people| !people.is_empty() && people.iter().all(|person| person.needs_sign_in))
+    }
+
+    /// The token to send a unit of `sender` with ([`counterbook_sync::Unit::sender`]): their
+    /// own, refreshed first if it expires within a minute; for a unit naming nobody, the
+    /// tablet's token (none where nobody signs in). `Err` when `sender` must sign in again
+    /// first (their sign-in has ended, or they are not signed in on this tablet): the unit
+    /// waits, it never goes with anyone else's token.
+    pub async fn token_for_sender(
+        &self,
+        sender: Option<&str>,
+    ) -> Result<Option<String>, SenderMustSignIn> {
+        let Some(user_id) = sender else {
+            return Ok(self.inner.bearer.get());
+        };
+        match self.person(user_id) {
+            Some(person) if !person.needs_sign_in => Ok(self.fresh_token_of(user_id).await),
+            _ => Err(SenderMustSignIn(user_id.to_owned())),
+        }
     }
 
     /// Finds out what the backend wants and sets [`Access`].
@@ -412,13 +455,16 @@ impl Sessions {
             .set_active_person(Some(&person.user_id))
             .await?;
         self.put_person(person);
-        self.inner.active.set(Some(claims.user_id));
+        self.inner.active.set(Some(claims.user_id.clone()));
         self.inner.locked.set(false);
-        self.inner.refreshes_without_success.set(0);
+        self.inner
+            .refreshes_without_success
+            .borrow_mut()
+            .remove(&claims.user_id);
         self.choose_sender();
         self.schedule_refresh();
         self.inner.access.set(Access::SignedIn);
-        self.resume();
+        self.resume(claims.user_id);
         if shop != self.inner.settings.shop_id {
             return Ok(SignedIn::RestartForShop(shop));
         }
@@ -452,26 +498,37 @@ impl Sessions {
         *self.inner.sender.borrow_mut() = sender.map(|p| p.user_id);
     }
 
-    fn resume(&self) {
+    fn resume(&self, user_id: String) {
         let resume = self.inner.on_resume.borrow().clone();
         if let Some(resume) = resume {
-            resume();
+            resume(user_id);
         }
     }
 
-    /// The backend accepted a request: tokens work.
-    pub fn request_accepted(&self) {
-        self.inner.refreshes_without_success.set(0);
+    /// The person a request went as: `user_id`, or for `None` the tablet's sender.
+    fn sent_as(&self, user_id: Option<&str>) -> Option<String> {
+        user_id
+            .map(str::to_owned)
+            .or_else(|| self.inner.sender.borrow().clone())
     }
 
-    /// The backend answered `UNAUTHENTICATED`: refresh the sender's token (once at a time);
-    /// if it cannot be refreshed, the next person's, until nobody is left and someone must
-    /// sign in again.
-    pub fn token_refused(&self) {
-        if self.inner.refreshing.get() {
-            return;
+    /// The backend accepted a request sent as `user_id` (`None`: the tablet's token): their
+    /// token works.
+    pub fn request_accepted(&self, user_id: Option<&str>) {
+        if let Some(user_id) = self.sent_as(user_id) {
+            self.inner
+                .refreshes_without_success
+                .borrow_mut()
+                .remove(&user_id);
         }
-        let Some(sender) = self.inner.sender.borrow().clone() else {
+    }
+
+    /// The backend answered `UNAUTHENTICATED` to a request sent as `user_id` (`None`: the
+    /// tablet's token): refresh that person's token (once at a time); if it cannot be
+    /// refreshed, they must sign in again, and the tablet's own requests go with the next
+    /// person's, until nobody is left.
+    pub fn token_refused(&self, user_id: Option<&str>) {
+        let Some(sender) = self.sent_as(user_id) else {
             // Nobody is signed in, yet the backend wants a token: it needs a sign-in after all
             // (a `--dev` server restarted with accounts).
             if self.inner.access.get_untracked() == Access::Open {
@@ -483,8 +540,18 @@ impl Sessions {
             }
             return;
         };
-        let tries = self.inner.refreshes_without_success.get() + 1;
-        self.inner.refreshes_without_success.set(tries);
+        let signed_in_here = self
+            .person(&sender)
+            .is_some_and(|person| !person.needs_sign_in);
+        if !signed_in_here || self.inner.refreshing.borrow().contains(&sender) {
+            return;
+        }
+        let tries = {
+            let mut counts = self.inner.refreshes_without_success.borrow_mut();
+            let tries = counts.entry(sender.clone()).or_default();
+            *tries += 1;
+            *tries
+        };
         if tries > 3 {
             // Fresh tokens refused three times: this sign-in is no good here.
             let this = self.clone();
@@ -498,12 +565,14 @@ impl Sessions {
         let Some(person) = self.person(&user_id) else {
             return;
         };
-        self.inner.refreshing.set(true);
+        if !self.inner.refreshing.borrow_mut().insert(user_id.clone()) {
+            return;
+        }
         let this = self.clone();
         spawn_local(async move {
             let endpoints = auth_endpoints(&this.inner.settings);
             let outcome = identity::refresh_id_token(&endpoints, &person.refresh_token).await;
-            this.inner.refreshing.set(false);
+            this.inner.refreshing.borrow_mut().remove(&user_id);
             match outcome {
                 Ok(tokens) => {
                     let mut person = person;
@@ -521,10 +590,18 @@ impl Sessions {
                     this.put_person(person);
                     this.choose_sender();
                     this.schedule_refresh();
-                    this.resume();
+                    this.resume(user_id);
                 }
                 Err(error) if error.is_temporary() => {
-                    this.schedule_refresh_at(now_millis() + REFRESH_RETRY_MILLIS);
+                    if this.inner.sender.borrow().as_deref() == Some(user_id.as_str()) {
+                        this.schedule_refresh_at(now_millis() + REFRESH_RETRY_MILLIS);
+                    } else {
+                        // Someone else's unit waits on this refresh: try again later.
+                        let again = this.clone();
+                        schedule_after(REFRESH_RETRY_MILLIS, move || {
+                            again.token_refused(Some(&user_id))
+                        });
+                    }
                 }
                 Err(_) => this.mark_needs_sign_in(&user_id).await,
             }
@@ -541,10 +618,13 @@ impl Sessions {
         let had_sender = self.inner.sender.borrow().clone();
         self.choose_sender();
         let sender = self.inner.sender.borrow().clone();
-        if sender.is_some() && sender != had_sender {
-            self.inner.refreshes_without_success.set(0);
+        if let Some(sender) = sender.filter(|sender| Some(sender) != had_sender.as_ref()) {
+            self.inner
+                .refreshes_without_success
+                .borrow_mut()
+                .remove(&sender);
             self.schedule_refresh();
-            self.resume();
+            self.resume(sender);
         }
     }
 
@@ -575,10 +655,9 @@ impl Sessions {
         let this = self.clone();
         let callback = wasm_bindgen::closure::Closure::once_into_js(move || {
             this.inner.refresh_timer.set(None);
-            if let Some(sender) = this.inner.sender.borrow().clone() {
-                if !this.inner.refreshing.get() {
-                    this.refresh(sender);
-                }
+            let sender = this.inner.sender.borrow().clone();
+            if let Some(sender) = sender {
+                this.refresh(sender);
             }
         });
         let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
@@ -599,7 +678,7 @@ impl Sessions {
             .person(&sender)
             .map(|p| p.id_token_expires_at_millis <= now_millis())
             .unwrap_or(false);
-        if expired && !self.inner.refreshing.get() {
+        if expired {
             self.refresh(sender);
         }
     }
@@ -657,7 +736,7 @@ impl Sessions {
         self.inner.locked.set(false);
         self.choose_sender();
         self.schedule_refresh();
-        self.resume();
+        self.resume(user_id.to_owned());
         Ok(())
     }
 
@@ -718,6 +797,20 @@ impl Sessions {
             }
         }
     }
+}
+
+/// Runs `callback` once, `delay_millis` from now.
+fn schedule_after(delay_millis: i64, callback: impl FnOnce() + 'static) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let callback = wasm_bindgen::closure::Closure::once_into_js(callback);
+    let delay = delay_millis.clamp(0, i64::from(i32::MAX)) as i32;
+    // A timer the browser refuses to set only delays a retry until the next request.
+    let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+        wasm_bindgen::JsCast::unchecked_ref(&callback),
+        delay,
+    );
 }
 
 /// The setup code as the server prints it: upper case, groups of four joined by dashes.

@@ -21,6 +21,7 @@ pub mod sync_problems;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::people::Person;
 use crate::settings::Settings;
 use crate::sync::session::Access;
 use crate::sync::SyncDriver;
@@ -40,9 +41,14 @@ pub mod text {
     pub const CANNOT_START: &str = "Counterbook cannot start:";
     pub const NO_SUCH_PAGE: &str = "There is no such page.";
 
-    /// The banner while the outbox waits for a sign-in.
+    /// The banner while a person's units wait for them to sign in again.
     pub fn sign_in_again_to_send(pending: usize) -> String {
         format!("Sign in again to send {pending} sales")
+    }
+
+    /// Under it: whose sign-in has ended (their units wait; everyone else's are sent).
+    pub fn whose_sign_in_ended(who: &str) -> String {
+        format!("{who}'s sign-in has ended on this tablet.")
     }
 }
 
@@ -190,27 +196,53 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let status = driver.with_value(|d| d.status());
     let shop_name = driver.with_value(|d| d.settings().shop_id.clone());
     let navigation = provide_navigation();
-    let needs_sign_in = move || driver.with_value(|d| d.sessions().needs_sign_in_to_send());
-    let again_email = move || {
+    // One banner for each person whose sign-in ended while units of theirs wait (or, when
+    // nobody here can send at all, for the person at the counter, counting every unit).
+    let to_sign_in_again = move || {
         driver.with_value(|d| {
             let sessions = d.sessions();
-            sessions
-                .active_person()
-                .or_else(|| sessions.people().get_untracked().into_iter().next())
-                .map(|person| person.email)
+            let ended = sessions.people_to_sign_in_again();
+            let nobody_can_send = sessions.nobody_can_send();
+            let active = sessions.active().get();
+            status.with(|s| {
+                let mut banners: Vec<(Person, usize)> = ended
+                    .iter()
+                    .filter_map(|person| {
+                        let own = s
+                            .pending_by_sender
+                            .get(&Some(person.user_id.clone()))
+                            .copied()
+                            .unwrap_or(0);
+                        (own > 0).then(|| (person.clone(), own))
+                    })
+                    .collect();
+                if nobody_can_send && banners.is_empty() {
+                    let person = ended
+                        .iter()
+                        .find(|p| Some(&p.user_id) == active.as_ref())
+                        .or_else(|| ended.first());
+                    banners.extend(person.map(|person| (person.clone(), s.pending)));
+                }
+                banners
+            })
         })
     };
     view! {
         <Header shop_name=shop_name status=status driver=driver/>
-        <Show when=needs_sign_in>
-            <section class="sign-in-again" data-testid="sign-in-again" role="alert">
+        <For each=to_sign_in_again key=|(person, pending)| (person.user_id.clone(), *pending)
+            let:banner>
+            <section class="sign-in-again" data-testid="sign-in-again" role="alert"
+                data-email=banner.0.email.clone()>
                 <p data-testid="sign-in-again-message">
-                    {move || text::sign_in_again_to_send(status.with(|s| s.pending))}
+                    {text::sign_in_again_to_send(banner.1)}
+                </p>
+                <p data-testid="sign-in-again-who">
+                    {text::whose_sign_in_ended(banner.0.display_name())}
                 </p>
                 <SignInForm driver=driver purpose=SignInPurpose::Again
-                    email=again_email().unwrap_or_default() on_done=|_| {}/>
+                    email=banner.0.email.clone() on_done=|_| {}/>
             </section>
-        </Show>
+        </For>
         <main>
             {move || match navigation.page() {
                 Page::Counter => view! { <CounterPage driver=driver/> }.into_any(),

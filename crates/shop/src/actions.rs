@@ -41,6 +41,9 @@ pub struct ActionContext<'a> {
     /// The name the shop gave this device ("Counter 1"), printed on its receipts.
     pub device_name: Option<&'a str>,
     pub cashier: Option<&'a str>,
+    /// The user id of who acts: their sign-in sends the unit ([`Unit::sender`]). `None` where
+    /// nobody signs in.
+    pub person_id: Option<&'a str>,
     pub now_millis: i64,
 }
 
@@ -139,6 +142,8 @@ impl UnitOfWork {
     /// This unit as approved on the spot by `approver` (a user id) at `requester`'s request:
     /// every audit entry, and the audit documents the unit writes, name both.
     pub fn approved(mut self, approver: &str, requester: &str) -> UnitOfWork {
+        // The approver's own sign-in sends it: the server requires `approvedBy` to be the writer.
+        self.unit.sender = Some(approver.to_owned());
         for entry in &mut self.audit {
             entry.approved_by = Some(approver.to_owned());
             entry.requested_by = Some(requester.to_owned());
@@ -173,6 +178,7 @@ pub(crate) fn unit_of_work(
             label,
             writes,
             created_at_millis: context.now_millis,
+            sender: context.person_id.map(str::to_owned),
         },
     }
 }
@@ -845,6 +851,7 @@ mod tests {
             device_id: "dev-A",
             device_name: Some("Counter 1"),
             cashier: Some("asha"),
+            person_id: None,
             now_millis: 1_000,
         }
     }

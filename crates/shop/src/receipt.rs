@@ -458,6 +458,7 @@ mod tests {
             device_id: "T2",
             device_name: Some("Counter 2"),
             cashier: Some("Asha"),
+            person_id: None,
             now_millis: 0,
         };
         let completed = complete_sale(&context, &sale, &mut || {

@@ -400,6 +400,7 @@ mod tests {
             device_id: "dev-A",
             device_name: None,
             cashier: Some("asha"),
+            person_id: None,
             now_millis: 2_000,
         }
     }

@@ -20,6 +20,7 @@ fn context() -> ActionContext<'static> {
         device_id: "dev-A",
         device_name: None,
         cashier: Some("asha"),
+        person_id: None,
         now_millis: 1_000,
     }
 }

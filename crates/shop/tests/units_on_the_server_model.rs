@@ -47,6 +47,7 @@ impl Shop {
             device_id: device,
             device_name: None,
             cashier: None,
+            person_id: None,
             now_millis: self.clock,
         }
     }

@@ -627,6 +627,7 @@ mod tests {
                 DocumentWrite::increment(PATH, BTreeMap::from([("stock".to_string(), 2)])),
             ],
             created_at_millis: 0,
+            sender: None,
         };
         let voided = Document {
             name: "projects/p/databases/(default)/documents/shops/s1/bills/b1".into(),
@@ -661,6 +662,7 @@ mod tests {
                 ),
             ],
             created_at_millis: 0,
+            sender: None,
         };
         let kind = |base: &str, local: &str| {
             check_unit_against_bases(&unit_with(base, local)).map(|entry| entry.kind)

@@ -19,6 +19,12 @@
 //! applies all its units exactly once or none, and units stay separate in the store: a unit can
 //! always be sent, merged or rejected on its own later.
 //!
+//! Who sends: a unit's commit and the reads about it carry the token of its sender
+//! ([`Unit::sender`]), so units of different senders never share a commit. When the backend
+//! refuses a sender's token (`UNAUTHENTICATED`), that sender's units wait (holding their
+//! documents back from later units, to keep the order) until [`Event::SignedIn`] names them;
+//! every other sender's units go on.
+//!
 //! Exactly-once comes from the markers: when the outcome of a send is unknown, or a precondition
 //! fails, the engine reads each unit's marker before deciding whether that unit was applied.
 
@@ -150,7 +156,7 @@ pub enum ErrorClass {
     Transient,
     /// A precondition failed: our own marker (already applied) or a real conflict.
     PreconditionFailed,
-    /// Sign in again; the queue pauses and nothing is dropped.
+    /// Sign in again; the sender's units wait (others go on) and nothing is dropped.
     Unauthenticated,
     /// Retrying cannot help (`INVALID_ARGUMENT`, `PERMISSION_DENIED`, ...): dead-letter the unit.
     Permanent,
@@ -297,8 +303,10 @@ pub enum Event {
     /// (a pull succeeded, say): units backing off after network failures retry now instead of
     /// waiting out a backoff grown during the outage.
     ServerReachable,
-    /// The user signed in again after `UNAUTHENTICATED`.
-    SignedIn,
+    /// `sender`'s requests carry a token the backend may accept again (refreshed, or they
+    /// signed in again) after `UNAUTHENTICATED`: their units go on. `None`: the units that
+    /// name no sender ([`Unit::sender`]).
+    SignedIn { sender: Option<String> },
     /// The user asked to retry a dead letter.
     RetryDeadLetter { unit_id: UnitId },
     /// The user discarded a dead letter.
@@ -361,8 +369,13 @@ pub struct OutboxStatus {
     pub dead_letters: usize,
     /// Collections being pulled.
     pub pulling: usize,
-    /// Set while the queue waits for the user to sign in again.
+    /// Set while some units wait for their sender to sign in again.
     pub paused_for_sign_in: bool,
+    /// The senders whose units wait for a sign-in (their token was refused), with how many
+    /// units each has waiting. Other senders' units go on meanwhile.
+    pub waiting_for_sign_in: BTreeMap<Option<String>, usize>,
+    /// Units not yet on the server (dead letters excluded), by sender.
+    pub pending_by_sender: BTreeMap<Option<String>, usize>,
     pub last_error: Option<String>,
 }
 
@@ -399,7 +412,9 @@ pub struct Outbox {
     commits: BTreeMap<UnitId, CommitInFlight>,
     pulls: Pulls,
     online: bool,
-    paused_for_sign_in: bool,
+    /// Senders whose token the backend refused (`UNAUTHENTICATED`) and who have not signed in
+    /// again since: their units wait, everyone else's go on.
+    waiting_for_sign_in: BTreeSet<Option<String>>,
     last_error: Option<String>,
     rng: SplitMix64,
 }
@@ -414,7 +429,7 @@ impl Outbox {
             commits: BTreeMap::new(),
             pulls,
             online: true,
-            paused_for_sign_in: false,
+            waiting_for_sign_in: BTreeSet::new(),
             last_error: None,
             rng,
         }
@@ -426,7 +441,7 @@ impl Outbox {
 
     pub fn status(&self) -> OutboxStatus {
         let mut status = OutboxStatus {
-            paused_for_sign_in: self.paused_for_sign_in,
+            paused_for_sign_in: !self.waiting_for_sign_in.is_empty(),
             last_error: self.last_error.clone(),
             pulling: self.pulls.running(),
             ..OutboxStatus::default()
@@ -443,6 +458,19 @@ impl Outbox {
                     status.pending += 1;
                 }
                 UnitState::Pending => status.pending += 1,
+            }
+            if matches!(entry.state, UnitState::DeadLetter { .. }) {
+                continue;
+            }
+            *status
+                .pending_by_sender
+                .entry(entry.unit.sender.clone())
+                .or_default() += 1;
+            if self.waiting_for_sign_in.contains(&entry.unit.sender) {
+                *status
+                    .waiting_for_sign_in
+                    .entry(entry.unit.sender.clone())
+                    .or_default() += 1;
             }
         }
         status
@@ -591,7 +619,9 @@ impl Outbox {
             }
             Event::Online(online) => self.online = online,
             Event::ServerReachable => self.cut_network_backoffs(now_millis),
-            Event::SignedIn => self.paused_for_sign_in = false,
+            Event::SignedIn { sender } => {
+                self.waiting_for_sign_in.remove(&sender);
+            }
             Event::RetryDeadLetter { unit_id } => {
                 if self.is_in_state(&unit_id, |s| matches!(s, UnitState::DeadLetter { .. })) {
                     if let Some(entry) = self.entries.get_mut(&unit_id) {
@@ -654,6 +684,13 @@ impl Outbox {
                 UnitState::Failed(Recovery::ReadDocuments { reading: true })
             )
         })
+    }
+
+    /// The backend refused the token of `unit_id`'s sender: their units wait for a sign-in.
+    fn wait_for_sign_in_of(&mut self, unit_id: &str) {
+        if let Some(entry) = self.entries.get(unit_id) {
+            self.waiting_for_sign_in.insert(entry.unit.sender.clone());
+        }
     }
 
     fn set_state(&mut self, unit_id: &str, state: UnitState) {
@@ -892,8 +929,10 @@ impl Outbox {
                     }
                 }
                 ErrorClass::Unauthenticated => {
-                    self.paused_for_sign_in = true;
+                    // Refused before anything was applied. Every unit of a commit has the
+                    // same sender: only that sender's units wait.
                     for unit_id in &unit_ids {
+                        self.wait_for_sign_in_of(unit_id);
                         self.set_state(unit_id, UnitState::Pending);
                     }
                 }
@@ -1035,7 +1074,7 @@ impl Outbox {
                 retry_after_millis,
             } => match classify(*http_status, *code) {
                 ErrorClass::Unauthenticated => {
-                    self.paused_for_sign_in = true;
+                    self.wait_for_sign_in_of(unit_id);
                     self.set_state(unit_id, UnitState::Failed(waiting));
                 }
                 ErrorClass::Permanent => {
@@ -1060,7 +1099,7 @@ impl Outbox {
     /// Starts every piece of work that may start now and asks for a wake-up for the earliest
     /// backoff still running.
     fn pump(&mut self, now_millis: i64, mut commands: Vec<Command>) -> Vec<Command> {
-        if !self.online || self.paused_for_sign_in {
+        if !self.online {
             return commands;
         }
         self.start_due_reads(now_millis, &mut commands);
@@ -1083,6 +1122,10 @@ impl Outbox {
     fn start_due_reads(&mut self, now_millis: i64, commands: &mut Vec<Command>) {
         let shop_id = self.config.shop_id.clone();
         for (unit_id, entry) in &mut self.entries {
+            // Reads about a unit carry its sender's token too.
+            if self.waiting_for_sign_in.contains(&entry.unit.sender) {
+                continue;
+            }
             if let UnitState::Retry { not_before, then } = entry.state {
                 if now_millis < not_before {
                     continue;
@@ -1167,7 +1210,10 @@ impl Outbox {
                     None => {}
                 }
             }
-            let joinable = match (waits, entry.state == UnitState::Pending, holding.len()) {
+            // A unit whose sender must sign in again waits.
+            let sender_may_send = !self.waiting_for_sign_in.contains(&entry.unit.sender);
+            let sendable = entry.state == UnitState::Pending && sender_may_send;
+            let joinable = match (waits, sendable, holding.len()) {
                 (false, true, 0) if commits_free > 0 => {
                     forming.push(vec![unit_id]);
                     forming_alone.push(entry.send_alone);
@@ -1192,7 +1238,21 @@ impl Outbox {
                 Some(index) => Holder::Forming(index),
                 None => Holder::Waiting,
             };
+            // A unit waiting for its sender to sign in again may be waiting for days: later
+            // units of other senders pass it on the documents it only patches blindly or adds
+            // to (two cashiers selling the same product), as another tablet's would.
+            let waits_for_sign_in = joinable.is_none() && !sender_may_send;
             for path in paths {
+                let may_pass = waits_for_sign_in
+                    && entry
+                        .unit
+                        .writes
+                        .iter()
+                        .filter(|write| write.path == path)
+                        .all(DocumentWrite::may_be_overtaken);
+                if may_pass {
+                    continue;
+                }
                 // A unit that waits holds its documents against every later unit, even one that
                 // could have joined a commit holding them: it must not overtake this one.
                 holders.insert(path, holder);
@@ -1230,6 +1290,13 @@ impl Outbox {
     }
 
     fn can_join(&self, context: &CommitContext<'_>, forming: &[&UnitId], entry: &Entry) -> bool {
+        // A commit carries one person's token.
+        let same_sender = forming
+            .first()
+            .is_some_and(|first| self.entries[*first].unit.sender == entry.unit.sender);
+        if !same_sender {
+            return false;
+        }
         let mut units: Vec<&Unit> = forming.iter().map(|id| &self.entries[*id].unit).collect();
         units.push(&entry.unit);
         commit_request_for_units(context, &units, 0)

@@ -43,6 +43,13 @@ pub struct Unit {
     pub writes: Vec<DocumentWrite>,
     /// When the unit was made on the device, Unix milliseconds.
     pub created_at_millis: i64,
+    /// The user id whose sign-in sends this unit: who made it, or the manager who approved it
+    /// on the spot. Its commit and the reads about it carry that person's token and no other,
+    /// and units of different senders never share a commit. `None` where nobody signs in (a
+    /// `--dev` server, the emulator without Auth) and for units stored before units named
+    /// their sender: those go with whichever sign-in the tablet holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 impl Unit {
@@ -138,6 +145,16 @@ impl DocumentWrite {
             increments,
             ..DocumentWrite::default()
         }
+    }
+
+    /// Whether later writes of the same document by other people may reach the server before
+    /// this one: a patch of named fields that checks no version (its counters are increments,
+    /// which commute, and the fields it sets are last-writer-wins, as between two tablets). A
+    /// replacement (a new document, say) or an edit checked against its base must keep its
+    /// place: a later patch landing first would be overwritten, or the edit would conflict
+    /// with what came after it.
+    pub fn may_be_overtaken(&self) -> bool {
+        self.mask.is_some() && self.required_update_time().is_none()
     }
 
     /// Whether the write sets or deletes any field (as opposed to only adding to counters).
@@ -526,6 +543,7 @@ mod tests {
                 ]),
             )],
             created_at_millis: 0,
+            sender: None,
         };
         let request = commit_request_for_unit("p", "(default)", "s1", "dev-A", &unit, 0);
         let expected = json!({
@@ -570,6 +588,7 @@ mod tests {
                 None,
             )],
             created_at_millis: 0,
+            sender: None,
         };
         let request = commit_request_for_unit("p", "(default)", "s1", "dev-A", &unit, 0);
         let mask = request.writes[0].update_mask.as_ref().unwrap();
@@ -596,6 +615,7 @@ mod tests {
                 },
             ],
             created_at_millis: 0,
+            sender: None,
         };
         let request = serde_json::to_value(commit_request_for_unit(
             "p",
@@ -723,6 +743,7 @@ mod tests {
                 ),
             ],
             created_at_millis: 0,
+            sender: None,
         };
         let (first, second) = (unit("u1", -1), unit("u2", -2));
         let context = CommitContext {
@@ -779,6 +800,7 @@ mod tests {
                 ),
             ],
             created_at_millis: 0,
+            sender: None,
         };
         let (first, second) = (unit("u1"), unit("u2"));
         let context = CommitContext {

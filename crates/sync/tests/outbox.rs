@@ -19,6 +19,7 @@ fn unit(n: u32) -> Unit {
             BTreeMap::from([("name".to_string(), Value::String(format!("Item {n}")))]),
         )],
         created_at_millis: 0,
+        sender: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn price_edit(n: u32, product: u32, price: i64) -> Unit {
             None,
         )],
         created_at_millis: 0,
+        sender: None,
     }
 }
 
@@ -518,8 +520,138 @@ fn unauthenticated_pauses_the_queue_without_dropping_anything() {
     assert!(outbox.status().paused_for_sign_in);
     assert!(outbox.handle(2, Event::LocalWrite(unit(2))).is_empty());
     assert_eq!(outbox.status().pending, 2);
-    let commands = outbox.handle(3, Event::SignedIn);
+    let commands = outbox.handle(3, Event::SignedIn { sender: None });
     assert_eq!(sent_unit(&commands).unwrap().0, unit(1).id);
+}
+
+fn by(sender: &str, unit: Unit) -> Unit {
+    Unit {
+        sender: Some(sender.to_owned()),
+        ..unit
+    }
+}
+
+#[test]
+fn a_sender_whose_token_is_refused_waits_while_everyone_elses_units_go_on() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(by("ravi", unit(1))));
+    outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure: server_error(Code::Unauthenticated, "sign-in ended"),
+        },
+    );
+    // Ravi's next sale waits; Asha's goes at once, and so do units naming nobody.
+    assert!(commands_sent(&outbox.handle(2, Event::LocalWrite(by("ravi", unit(2))))).is_empty());
+    assert_eq!(
+        commands_sent(&outbox.handle(3, Event::LocalWrite(by("asha", unit(3))))),
+        vec![unit(3).id]
+    );
+    assert_eq!(
+        commands_sent(&outbox.handle(4, Event::LocalWrite(unit(4)))),
+        vec![unit(4).id]
+    );
+    let status = outbox.status();
+    assert!(status.paused_for_sign_in);
+    assert_eq!(
+        status.waiting_for_sign_in,
+        BTreeMap::from([(Some("ravi".to_owned()), 2)])
+    );
+    // Someone else signing in does not release Ravi's units; Ravi signing in again does.
+    assert!(commands_sent(&outbox.handle(
+        5,
+        Event::SignedIn {
+            sender: Some("asha".into())
+        }
+    ))
+    .is_empty());
+    let sent = outbox.handle(
+        6,
+        Event::SignedIn {
+            sender: Some("ravi".into()),
+        },
+    );
+    assert_eq!(commands_sent(&sent), vec![unit(1).id, unit(2).id]);
+    assert!(!outbox.status().paused_for_sign_in);
+}
+
+#[test]
+fn a_waiting_senders_versioned_edit_keeps_later_changes_to_its_document_behind_it() {
+    let mut outbox = outbox();
+    let ravis = by("ravi", edit_of_version(1, 100, 90, 5));
+    outbox.handle(0, Event::LocalWrite(ravis.clone()));
+    outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: ravis.id,
+            failure: server_error(Code::Unauthenticated, "sign-in ended"),
+        },
+    );
+    // Asha's later change of the same product must not overtake Ravi's edit of its version;
+    // of another product, it goes.
+    let ashas = by("asha", edit_of_version(2, 200, 90, 5));
+    assert!(commands_sent(&outbox.handle(2, Event::LocalWrite(ashas))).is_empty());
+    assert_eq!(
+        commands_sent(&outbox.handle(3, Event::LocalWrite(by("asha", price_edit(3, 2, 300))))),
+        vec![price_edit(3, 2, 300).id]
+    );
+}
+
+#[test]
+fn another_senders_sale_of_the_same_product_passes_a_unit_waiting_for_a_sign_in() {
+    // A sale's stock write: a blind patch of `lastBill` and an increment of `stock`.
+    let sale = |n: u32| {
+        let mut write = DocumentWrite::patch(
+            "shops/s1/products/p1",
+            BTreeMap::from([("lastBill".to_string(), Value::String(format!("b{n}")))]),
+            None,
+        );
+        write.increments.insert("stock".into(), -1);
+        Unit {
+            writes: vec![
+                DocumentWrite::create(format!("shops/s1/bills/b{n}"), BTreeMap::new()),
+                write,
+            ],
+            ..unit(n)
+        }
+    };
+    let mut outbox = outbox();
+    outbox.handle(0, Event::LocalWrite(by("ravi", sale(1))));
+    outbox.handle(
+        1,
+        Event::CommitFailed {
+            unit_id: unit(1).id,
+            failure: server_error(Code::Unauthenticated, "sign-in ended"),
+        },
+    );
+    assert_eq!(
+        commands_sent(&outbox.handle(2, Event::LocalWrite(by("asha", sale(2))))),
+        vec![unit(2).id]
+    );
+    // Ravi's own later sale still waits behind his first.
+    assert!(commands_sent(&outbox.handle(3, Event::LocalWrite(by("ravi", sale(3))))).is_empty());
+}
+
+#[test]
+fn units_of_different_senders_never_share_a_commit() {
+    let mut outbox = outbox();
+    outbox.handle(0, Event::Online(false));
+    outbox.handle(1, Event::LocalWrite(by("ravi", price_edit(1, 1, 100))));
+    outbox.handle(2, Event::LocalWrite(by("ravi", price_edit(2, 1, 110))));
+    outbox.handle(3, Event::LocalWrite(by("asha", price_edit(3, 1, 120))));
+    let commands = outbox.handle(4, Event::Online(true));
+    // Ravi's two edits of the product travel together; Asha's waits for them.
+    assert_eq!(commands_sent(&commands), vec![price_edit(1, 1, 100).id]);
+    assert_eq!(outbox.status().in_flight, 2);
+    let commands = outbox.handle(
+        5,
+        Event::CommitSucceeded {
+            unit_id: price_edit(1, 1, 100).id,
+        },
+    );
+    assert_eq!(commands_sent(&commands), vec![price_edit(3, 1, 120).id]);
+    assert_eq!(outbox.status().in_flight, 1);
 }
 
 #[test]

@@ -387,6 +387,7 @@ impl Device {
             label: ledger.label.clone(),
             writes,
             created_at_millis: now,
+            sender: None,
         };
         self.store
             .outbox

@@ -334,6 +334,7 @@ mod tests {
             label: String::new(),
             writes,
             created_at_millis: 0,
+            sender: None,
         }
     }
 

@@ -1,0 +1,107 @@
+// What a person does on the tablet's sign-in, PIN and lock screens, and at the counter, for the
+// tests of people on the tablet (signin.test.mjs, senders.test.mjs, firebase-auth.test.mjs).
+
+import { scanWithKeyboard } from "./counter-helpers.mjs";
+
+/** Signs in on the tablet's sign-in form. */
+export async function signIn(page, { email, password }) {
+  const form = page.getByTestId("sign-in-form");
+  await form.getByTestId("sign-in-email").fill(email);
+  await form.getByTestId("sign-in-password").fill(password);
+  await form.getByTestId("sign-in-submit").click();
+}
+
+/** Chooses a PIN on the form that follows a first sign-in. */
+export async function choosePin(page, pin) {
+  await page.getByTestId("choose-pin").fill(pin);
+  await page.getByTestId("save-pin").click();
+  await page.getByTestId("choose-pin-form").waitFor({ state: "detached" });
+}
+
+/** Waits until the top bar names `email` as the person at the counter. */
+export async function waitForPersonAtCounter(page, email) {
+  await page.waitForFunction(
+    (email) => document.querySelector("[data-testid=person-at-counter]")?.textContent === email,
+    email,
+  );
+}
+
+/** Unlocks the lock screen as `email` with `pin`. */
+export async function unlockAs(page, email, pin) {
+  const lock = page.getByTestId("lock-screen");
+  await lock.locator(`[data-testid=lock-person][data-email="${email}"]`).click();
+  await lock.getByTestId("lock-pin").fill(pin);
+  await lock.getByTestId("unlock").click();
+}
+
+/** Switches to `email` with their PIN (*Switch* in the top bar). */
+export async function switchTo(page, email, pin) {
+  await page.getByTestId("switch-person").click();
+  await unlockAs(page, email, pin);
+  await page.getByTestId("lock-screen").waitFor({ state: "detached" });
+  await waitForPersonAtCounter(page, email);
+}
+
+/** One sale of the product with barcode `code`, paid cash with the exact amount. */
+export async function sellOne(page, code) {
+  await scanWithKeyboard(page, code);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=cart-line]").length === 1);
+  await page.getByRole("button", { name: "Complete sale", exact: true }).click();
+  await page.getByRole("region", { name: "Receipt" }).waitFor({ timeout: 15_000 });
+  await page.getByRole("button", { name: "New sale", exact: true }).click();
+  await page.getByRole("region", { name: "Receipt" }).waitFor({ state: "detached" });
+}
+
+/** Waits until the header's badge counts `count` units waiting. */
+export async function waitForPending(page, count, timeout = 30_000) {
+  try {
+    await page.waitForFunction(
+      (count) => document.querySelector("[data-testid=pending-count]")?.textContent === String(count),
+      count,
+      { timeout },
+    );
+  } catch (error) {
+    const shown = await page.evaluate(() => document.querySelector("[data-testid=sync-badge]")?.textContent);
+    throw new Error(`waiting for ${count} pending, the badge says ${JSON.stringify(shown)}: ${error.message}`);
+  }
+}
+
+/**
+ * Signs in over Firebase Auth's REST API at `authBase` (counterbook-server's origin or the
+ * Auth emulator's), as a test's own client, not the app: the ID token, refresh token, user id
+ * and the token's claims.
+ */
+export async function signInOverRest(authBase, { email, password }) {
+  const response = await fetch(
+    `${authBase}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=k`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email, password, returnSecureToken: true }),
+    },
+  );
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`sign-in of ${email}: ${response.status} ${text}`);
+  const body = JSON.parse(text);
+  const claims = JSON.parse(Buffer.from(body.idToken.split(".")[1], "base64url").toString());
+  return {
+    idToken: body.idToken,
+    refreshToken: body.refreshToken,
+    userId: body.localId,
+    shop: claims.shop,
+    claims,
+  };
+}
+
+/** A request to counterbook-server at `baseUrl` as `person` (signed in first); its JSON reply. */
+export async function asPerson(baseUrl, person, method, path, body) {
+  const { idToken } = await signInOverRest(baseUrl, person);
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${idToken}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}

@@ -1,0 +1,162 @@
+// A unit goes with the sign-in of the person who made it (issue 10). Two cashiers share one
+// tablet on counterbook-server with 4-second ID tokens; offline, Ravi sells twice and Meena
+// once, while the owner disables and enables Ravi (which ends his refresh token). Back online,
+// Meena's sale is sent with her own token, Ravi's wait with "Sign in again to send 2 sales"
+// naming him, and are never sent with Meena's token; once he signs in again they reach the
+// server exactly once.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+
+import { countRowsInSqlite, launchBrowser, startAccountsServer, temporaryDirectory } from "./harness.mjs";
+import { ean13, productFields, screenshots, waitForIdlePage, waitForProductCount } from "./counter-helpers.mjs";
+import {
+  asPerson,
+  choosePin,
+  sellOne,
+  signIn,
+  switchTo,
+  waitForPending,
+  waitForPersonAtCounter,
+} from "./people-helpers.mjs";
+
+const PROJECT = "counterbook";
+const SHOP = "kirana-2";
+const DATABASE = `projects/${PROJECT}/databases/(default)/documents`;
+const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
+const RAVI = { email: "ravi@example.com", password: "ravi-secret-1" };
+const MEENA = { email: "meena@example.com", password: "meena-secret-1" };
+/** ID tokens live this long: the offline step outlasts one. */
+const TOKEN_SECONDS = 4;
+const TEA = ean13("890100000002");
+
+/** The bills on the server: their numbers and who sold them. */
+async function billsOnServer(server) {
+  const items = await asPerson(server.url, OWNER, "POST", `/v1/${DATABASE}/shops/${SHOP}:runQuery`, {
+    structuredQuery: { from: [{ collectionId: "bills" }] },
+  });
+  return items
+    .filter((item) => item.document)
+    .map((item) => ({
+      number: item.document.fields.number.stringValue,
+      cashier: item.document.fields.cashier?.stringValue,
+    }));
+}
+
+function cashiersOf(bills) {
+  return bills.map((bill) => bill.cashier).sort();
+}
+
+describe("each unit goes with its own person's sign-in", () => {
+  let server;
+  let browser;
+  before(async () => {
+    [server, browser] = await Promise.all([
+      startAccountsServer({
+        dataDir: temporaryDirectory("counterbook-senders-"),
+        tokenLifetimeSeconds: TOKEN_SECONDS,
+      }),
+      launchBrowser(),
+    ]);
+    const claimed = await fetch(`${server.url}/counterbook/v1/setup:claim`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        setupCode: server.setupCode,
+        shopName: "Kirana Two",
+        currency: "INR",
+        country: "IN",
+        locale: "en-IN",
+        displayName: "Asha",
+        shopId: SHOP,
+        ...OWNER,
+      }),
+    });
+    assert.equal(claimed.status, 200, await claimed.text());
+    for (const [person, name] of [[RAVI, "Ravi"], [MEENA, "Meena"]]) {
+      await asPerson(server.url, OWNER, "POST", `/counterbook/v1/shops/${SHOP}/people`, {
+        ...person,
+        displayName: name,
+        role: "cashier",
+      });
+    }
+    await asPerson(server.url, OWNER, "POST", `/v1/${DATABASE}:commit`, {
+      writes: [
+        {
+          update: {
+            name: `${DATABASE}/shops/${SHOP}/products/00000000-0000-7000-8000-000000000002`,
+            fields: productFields({ name: "Tata Tea", price: 12000, barcodes: [TEA], stock: 50 }),
+          },
+          updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
+        },
+      ],
+    });
+  });
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop()]);
+  });
+
+  test("one cashier's ended sign-in holds back only their own sales", async () => {
+    const tablet = await browser.newContext({ viewport: { width: 800, height: 1280 } });
+    try {
+      const page = await tablet.newPage();
+      await page.goto(`${server.url}/counter?lockMinutes=0&shop=${SHOP}`);
+      await signIn(page, RAVI);
+      await choosePin(page, "2222");
+      await waitForPersonAtCounter(page, RAVI.email);
+      await page.locator('nav.pages a[href="/people"]').click();
+      await page.getByTestId("add-tablet-person").click();
+      await signIn(page, MEENA);
+      await choosePin(page, "3333");
+      await waitForPersonAtCounter(page, MEENA.email);
+      await page.locator('nav.pages a[href="/counter"]').click();
+      await page.getByLabel("Scan or search").waitFor();
+      await waitForProductCount(page, 1);
+      await waitForIdlePage(page);
+
+      // Offline: Ravi sells twice, Meena once; meanwhile the owner ends Ravi's refresh token.
+      await tablet.setOffline(true);
+      await switchTo(page, RAVI.email, "2222");
+      await sellOne(page, TEA);
+      await sellOne(page, TEA);
+      await switchTo(page, MEENA.email, "3333");
+      await sellOne(page, TEA);
+      await waitForPending(page, 3);
+      const { people } = await asPerson(server.url, OWNER, "GET", `/counterbook/v1/shops/${SHOP}/people`);
+      const raviId = people.find((person) => person.email === RAVI.email).userId;
+      for (const disabled of [true, false]) {
+        await asPerson(server.url, OWNER, "PATCH", `/counterbook/v1/shops/${SHOP}/people/${raviId}`, {
+          disabled,
+        });
+      }
+      // A clock condition, not a synchronisation: both ID tokens have expired by then.
+      await new Promise((resolve) => setTimeout(resolve, (TOKEN_SECONDS + 1) * 1000));
+      await tablet.setOffline(false);
+
+      // Meena's sale goes with her own (refreshed) token; Ravi's two wait, naming him.
+      const banner = page.locator(`[data-testid=sign-in-again][data-email="${RAVI.email}"]`);
+      await banner.waitFor({ timeout: 30_000 });
+      await waitForPending(page, 2);
+      assert.equal(
+        await banner.getByTestId("sign-in-again-message").textContent(),
+        "Sign in again to send 2 sales",
+      );
+      assert.match(await banner.getByTestId("sign-in-again-who").textContent(), /ravi@example\.com/);
+      assert.equal(await page.getByTestId("sign-in-again").count(), 1, "Meena needs no sign-in");
+      assert.deepEqual(cashiersOf(await billsOnServer(server)), [MEENA.email]);
+      await screenshots(page, "sign-in-again-one-person");
+
+      // Ravi signs in again: his two sales reach the server, exactly once each.
+      await banner.getByTestId("sign-in-password").fill(RAVI.password);
+      await banner.getByTestId("sign-in-submit").click();
+      await banner.waitFor({ state: "detached", timeout: 30_000 });
+      await waitForPending(page, 0);
+      const bills = await billsOnServer(server);
+      assert.deepEqual(cashiersOf(bills), [MEENA.email, RAVI.email, RAVI.email]);
+      assert.equal(new Set(bills.map((bill) => bill.number)).size, 3, "three distinct bills");
+      assert.equal(countRowsInSqlite(server.database, PROJECT).bills, 3, "none sent twice");
+    } finally {
+      await tablet.close();
+    }
+  });
+});
