@@ -142,16 +142,20 @@ addEventListener("appinstalled", () => {
 
 // A newer version of the app opened in another tab upgrades the IndexedDB schema: this tab's
 // connection would block it, and this tab's code does not know the new schema. Every database
-// this page opens closes itself on `versionchange` (the app's own store already does, through
-// the idb crate; this covers every connection) and the page asks to be reloaded. Committed
+// this page opens closes itself on `versionchange` and the page asks to be reloaded. Committed
 // writes, pending sales included, are on disk and the upgrade keeps them; a write this tab
 // tries after the close fails with an error on screen instead of blocking the newer tab.
+// This listener is added when the open request succeeds, before the idb crate (under rexie)
+// sets its own `onversionchange`, and it stops the event there: the crate's handler, which
+// would panic inside the wasm (an `.expect` on the event's database) instead of reporting an
+// error, never runs.
 const openDatabase = IDBFactory.prototype.open;
 IDBFactory.prototype.open = function openClosingOnVersionChange(...args) {
   const request = openDatabase.apply(this, args);
   request.addEventListener("success", () => {
     const database = request.result;
-    database.addEventListener("versionchange", () => {
+    database.addEventListener("versionchange", (event) => {
+      event.stopImmediatePropagation();
       database.close();
       showNotice("A newer Counterbook is open in another tab: reload this one to go on", [
         { label: "Reload", testId: "reload-app", onClick: () => location.reload() },
