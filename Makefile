@@ -61,7 +61,7 @@ test-native:
 test-browser: wasm-target wasm-bindgen-cli chromium
 	cargo test -p counterbook --target wasm32-unknown-unknown
 
-test-e2e: build chromium e2e/node_modules/.installed
+test-e2e: build chromium e2e/node_modules/.installed e2e/firebase-tools/node_modules/.installed
 	cd e2e && npm test
 
 # A benchmark, not a test (about two minutes; not part of `make test`): commits/s and p50/p99
@@ -106,7 +106,8 @@ audit: build chromium e2e/node_modules/.installed tools/audit/node_modules/.inst
 
 # --- tools -------------------------------------------------------------------------------------
 
-tools: wasm-target wasm-bindgen-cli trunk chromium tools/node_modules/.installed e2e/node_modules/.installed
+tools: wasm-target wasm-bindgen-cli trunk chromium tools/node_modules/.installed e2e/node_modules/.installed \
+	e2e/firebase-tools/node_modules/.installed
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
@@ -139,4 +140,12 @@ tools/audit/node_modules/.installed: tools/audit/package.json tools/audit/packag
 # playwright-core drives Debian's Chromium; it never downloads a browser.
 e2e/node_modules/.installed: e2e/package.json e2e/package-lock.json
 	cd e2e && npm ci --no-audit --no-fund
+	touch $@
+
+# firebase-tools 15.34.2 for its Firebase Auth emulator (e2e/firebase-auth.test.mjs), in a folder
+# of its own (624 packages, 242 MB; about 40 s from an empty npm cache here). Install scripts are
+# off: the only ones are re2's, which would download a prebuilt binary (the Auth emulator runs
+# without re2), and two that compile or print; the Auth emulator is plain JavaScript and needs no jar.
+e2e/firebase-tools/node_modules/.installed: e2e/firebase-tools/package.json e2e/firebase-tools/package-lock.json
+	cd e2e/firebase-tools && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@

@@ -4,7 +4,7 @@
 // the group also stops the java process the emulator's launcher script starts).
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,6 +18,8 @@ export const ARTIFACTS = join(ROOT, "e2e", "artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
 const EMULATOR =
   "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
+/** The Firebase CLI from npm (`e2e/firebase-tools`, installed by the Makefile). */
+const FIREBASE_CLI = join(ROOT, "e2e", "firebase-tools", "node_modules", "firebase-tools", "lib", "bin", "firebase.js");
 
 const temporaryDirectories = [];
 // A test file's temporary directories (servers' data, browser profiles) go when its process ends,
@@ -47,10 +49,13 @@ export function freePort() {
   });
 }
 
-/** Spawns `command` in its own process group and resolves once `ready` matches its output. */
-function startProcess(command, args, ready, what, timeoutMillis) {
+/**
+ * Spawns `command` in its own process group and resolves once `ready` matches its output.
+ * `options` are `spawn`'s (`env`, `cwd`).
+ */
+function startProcess(command, args, ready, what, timeoutMillis, options = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { ...options, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     const timer = setTimeout(() => {
       stopGroup(child);
@@ -133,13 +138,25 @@ export async function startServer({ dataDir, port = 0, tls = false, app = DIST, 
  * `tokenLifetimeSeconds` if given), serving the built app. A server holding no shop prints its
  * one-time setup code, returned as `setupCode`.
  */
-export async function startAccountsServer({ dataDir, tokenLifetimeSeconds }) {
+export async function startAccountsServer({ dataDir, tokenLifetimeSeconds, args = [] }) {
   const lifetime = tokenLifetimeSeconds
     ? ["--token-lifetime-seconds", String(tokenLifetimeSeconds)]
     : [];
   const started = await startProcess(
     SERVER_BIN,
-    ["serve", "--addr", "127.0.0.1:0", "--data", dataDir, "--app", DIST, "--project", "counterbook", ...lifetime],
+    [
+      "serve",
+      "--addr",
+      "127.0.0.1:0",
+      "--data",
+      dataDir,
+      "--app",
+      DIST,
+      "--project",
+      "counterbook",
+      ...lifetime,
+      ...args,
+    ],
     /listening on (http:\/\/127\.0\.0\.1:(\d+))[\s\S]*setup code: ([A-Z0-9-]+)|setup code: ([A-Z0-9-]+)[\s\S]*listening on (http:\/\/127\.0\.0\.1:(\d+))/,
     "counterbook-server with accounts",
     30_000,
@@ -173,6 +190,49 @@ export async function startEmulator({ rulesFile } = {}) {
       return { url: `http://127.0.0.1:${port}`, stop: () => stopGroup(started.child) };
     } catch (error) {
       if (attempt >= 3 || !String(error.message).includes("Address already in use")) throw error;
+    }
+  }
+}
+
+/**
+ * The Firebase Auth emulator of firebase-tools (`emulators:start --only auth`) for `project`, on
+ * free ports of 127.0.0.1, from a generated `firebase.json` (no Emulator UI). It is plain
+ * JavaScript: nothing is downloaded (no jar, unlike the Firestore emulator of firebase-tools),
+ * and `CI=1` keeps the CLI from fetching its message of the day. Its configuration store and
+ * the emulator hub's locator file go into a directory of its own.
+ */
+export async function startAuthEmulator({ project }) {
+  const directory = temporaryDirectory("counterbook-auth-emulator-");
+  for (let attempt = 1; ; attempt++) {
+    const [port, hub, logging] = [await freePort(), await freePort(), await freePort()];
+    const host = "127.0.0.1";
+    writeFileSync(
+      join(directory, "firebase.json"),
+      JSON.stringify({
+        emulators: {
+          auth: { host, port },
+          hub: { host, port: hub },
+          logging: { host, port: logging },
+          ui: { enabled: false },
+          singleProjectMode: true,
+        },
+      }),
+    );
+    try {
+      const started = await startProcess(
+        process.execPath,
+        [FIREBASE_CLI, "emulators:start", "--only", "auth", "--project", project],
+        /All emulators ready/,
+        "the Firebase Auth emulator",
+        120_000,
+        {
+          cwd: directory,
+          env: { ...process.env, CI: "1", XDG_CONFIG_HOME: directory, TMPDIR: directory },
+        },
+      );
+      return { url: `http://${host}:${port}`, stop: () => stopGroup(started.child) };
+    } catch (error) {
+      if (attempt >= 3 || !/in use|EADDRINUSE/.test(String(error.message))) throw error;
     }
   }
 }
