@@ -24,7 +24,9 @@
 //! first byte and the whole TLS handshake must arrive within `header_read_timeout` too. A
 //! connection whose first byte is a TLS handshake record (0x16) is served over rustls; any
 //! other is plain HTTP and gets the plain router (the setup page and a redirect to HTTPS,
-//! `setup_page::plain_http_router`), so `http://` and `https://` share one port.
+//! `setup_page::plain_http_router`), so `http://` and `https://` share one port. Every answer
+//! over TLS, and only those, carries `Strict-Transport-Security` (`STRICT_TRANSPORT_SECURITY`):
+//! a browser that reached the server by a name over HTTPS goes there over HTTPS from then on.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -172,8 +174,15 @@ pub async fn serve(
     accept_loop(listener, Transport::Plain { router }, limits, shutdown).await
 }
 
-/// Like `serve`, over TLS with `tls_config`: `router` for HTTPS connections, `plain_router`
-/// for connections that start as plain HTTP on the same port.
+/// The `Strict-Transport-Security` of every HTTPS answer: a year, for this host only. Not
+/// `includeSubDomains`: a shop's server is reached as `till.local` or a LAN address, and other
+/// machines or services under its name owe it nothing. Browsers ignore it for a host that is an
+/// IP address (RFC 6797, section 8.1), so a tablet can always reach `http://ADDRESS/setup/ca`.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+/// Like `serve`, over TLS with `tls_config`: `router` for HTTPS connections (each answer with
+/// `Strict-Transport-Security`), `plain_router` for connections that start as plain HTTP on the
+/// same port (never with it: a browser ignores it there, and a redirect is all they get).
 pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
@@ -182,6 +191,15 @@ pub async fn serve_tls(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::map_response(
+        |mut response: axum::response::Response| async move {
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+            );
+            response
+        },
+    ));
     let transport = Transport::Tls {
         router,
         plain_router,

@@ -77,9 +77,11 @@ fn with_security_headers(mut response: Response, policy: HeaderValue) -> Respons
 /// What the app's pages may load and reach: its own files, its WebAssembly (compiled from
 /// bytes, hence `'wasm-unsafe-eval'`, which allows no JavaScript `eval`), and connections to
 /// this server and to the sync endpoints it is configured with. No inline script anywhere
-/// (Trunk's loader is `www/boot.js`); inline styles are allowed because Leptos sets `style`
-/// attributes (the products list positions its rows with them) and the receipt sets its
-/// paper size in a `<style>` element (`@page`).
+/// (Trunk's loader is `www/boot.js`) and no inline style: styles come from the app's own
+/// style sheets, and what the app sets at run time goes through the CSSOM, which a policy does
+/// not govern (the products list places its rows with `style:top`, which Leptos sets with
+/// `style.setProperty`, never a `style` attribute; the receipt's paper size is an `@page` rule
+/// in a constructed style sheet, never a `<style>` element).
 #[derive(Clone, Debug, Default)]
 pub struct ContentSecurityPolicy {
     /// Origins besides this server's own that the app may connect to (`connect-src`).
@@ -92,8 +94,7 @@ pub struct ContentSecurityPolicy {
 impl ContentSecurityPolicy {
     /// Used only if a configured endpoint makes the header invalid (it was checked at start).
     const FALLBACK: &'static str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-        style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; \
-        frame-ancestors 'none'";
+        style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
     /// The header's value.
     pub fn header_value(&self) -> String {
@@ -105,7 +106,7 @@ impl ContentSecurityPolicy {
         connect_sources.extend(self.sync_endpoints.iter().cloned());
         format!(
             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-             style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
+             style-src 'self'; img-src 'self' data: blob:; \
              connect-src {}; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
              base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             connect_sources.join(" ")
@@ -257,6 +258,9 @@ mod tests {
         assert!(!policy.contains("127.0.0.1"));
         assert!(!policy.contains(" 'unsafe-eval'"));
         assert!(!policy.contains("script-src 'self' 'unsafe-inline'"));
+        // No inline style either, for elements or attributes (the app uses the CSSOM).
+        assert!(policy.contains("style-src 'self';"));
+        assert!(!policy.contains("'unsafe-inline'"));
         let dev = ContentSecurityPolicy {
             allow_loopback_endpoints: true,
             ..ContentSecurityPolicy::default()

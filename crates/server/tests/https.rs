@@ -251,6 +251,16 @@ async fn the_app_over_https_has_its_headers_and_precompressed_files() {
     assert!(answer
         .header("content-security-policy")
         .contains("script-src 'self' 'wasm-unsafe-eval'"));
+    // HSTS on HTTPS answers, for this host only (a LAN name has no business for its subdomains).
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        connections::STRICT_TRANSPORT_SECURITY
+    );
+    assert_eq!(
+        connections::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000",
+        "a year, no includeSubDomains, no preload"
+    );
 
     let answer = https_get(server.address, server.client(), "127.0.0.1", wasm, &[])
         .await
@@ -286,6 +296,13 @@ async fn plain_http_on_the_https_port_redirects_but_hands_out_the_ca() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(&server.authority.fingerprint_sha256()));
     assert!(answer.contains(&format!("https://{host}/")));
+    // Strict-Transport-Security goes only with HTTPS answers (RFC 6797 section 7.2).
+    assert!(
+        !answer
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{answer}"
+    );
 
     let mut stream = TcpStream::connect(server.address).await.unwrap();
     let request =
@@ -457,4 +474,93 @@ async fn the_binary_serves_a_given_certificate() {
     .await
     .unwrap();
     assert_ne!(answer.status, 200);
+}
+
+/// Whether the server certificate the binary wrote in `data` (with its CA) is valid for
+/// `address`, as a client trusting only that CA judges it.
+fn written_certificate_is_valid_for(data: &Path, address: &str) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    let chain =
+        CertificateDer::pem_file_iter(tls::tls_directory(data).join("server-certificate.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_from_data_directory(data)).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    verifier
+        .verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &ServerName::try_from(address.to_owned()).unwrap(),
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .is_ok()
+}
+
+/// Regression guard for a shop whose router hands the server another LAN address: the
+/// certificate is made at every start from the machine's interface addresses, so a restart
+/// covers the new address (and no longer the old one) with the same CA. The machine is a
+/// fresh network namespace (`unshare -n`, as root) whose loopback interface carries the "LAN"
+/// address, changed between the two starts.
+#[tokio::test]
+async fn a_restart_after_the_lan_address_changed_covers_the_new_address() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let dist = root.path().join("dist");
+    write_app(&dist);
+    let mut authority = None;
+    for (address, previous) in [
+        ("192.168.77.5", None),
+        ("192.168.77.6", Some("192.168.77.5")),
+    ] {
+        let script =
+            format!("ip link set lo up && ip addr add {address}/32 dev lo && exec \"$0\" \"$@\"");
+        let arguments: Vec<String> = [
+            "-n",
+            "sh",
+            "-c",
+            script.as_str(),
+            support::binary::SERVER_BINARY,
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--dev",
+            "--tls",
+            "--app",
+            dist.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let (server, _, output) = support::binary::start_group_with_output(
+            "counterbook-server in a network namespace",
+            "unshare",
+            &arguments,
+            support::binary::LISTENING_PREFIX,
+            Duration::from_secs(60),
+        );
+        let names = output
+            .iter()
+            .find(|line| line.contains("certificate for "))
+            .unwrap_or_else(|| panic!("no certificate line in {output:?}"));
+        assert!(names.contains(&format!(" {address}")), "{names}");
+        assert!(written_certificate_is_valid_for(&data, address), "{names}");
+        if let Some(previous) = previous {
+            assert!(!names.contains(previous), "{names}");
+            assert!(
+                !written_certificate_is_valid_for(&data, previous),
+                "{names}"
+            );
+        }
+        let ca = ca_from_data_directory(&data);
+        assert_eq!(authority.get_or_insert_with(|| ca.clone()), &ca);
+        drop(server);
+    }
 }

@@ -13,6 +13,7 @@ use counterbook_shop::escpos::{encode_receipt, PrintOptions};
 use counterbook_shop::receipt::{qr_modules, qr_svg, receipt_of, whatsapp_url, Receipt};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
 
 use super::Counter;
 use crate::actions::sale::CompletedBill;
@@ -42,26 +43,50 @@ pub(crate) fn set_paper_width_mm(width: u32) {
 }
 
 /// Sets the printed page to the paper: `width_mm` wide, no margins (so no browser headers).
+///
+/// The `@page` rule lives in a constructed style sheet adopted by the document (the CSSOM),
+/// not in a `<style>` element: the Content-Security-Policy's `style-src 'self'` refuses inline
+/// style elements, and a constructed sheet is no inline style.
 fn set_print_page(width_mm: u32) {
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
-        return;
-    };
-    let style = match document.get_element_by_id("receipt-page") {
-        Some(style) => style,
-        None => {
-            let Ok(style) = document.create_element("style") else {
-                return;
-            };
-            style.set_id("receipt-page");
-            if let Some(head) = document.head() {
-                let _ = head.append_child(&style);
-            }
-            style
+    let rule = format!("@page {{ size: {width_mm}mm 297mm; margin: 0; }}");
+    PRINT_PAGE_SHEET.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = adopt_new_style_sheet();
         }
-    };
-    style.set_text_content(Some(&format!(
-        "@page {{ size: {width_mm}mm 297mm; margin: 0; }}"
-    )));
+        let replace = slot.as_ref().and_then(|sheet| {
+            js_sys::Reflect::get(sheet, &"replaceSync".into())
+                .ok()?
+                .dyn_into::<js_sys::Function>()
+                .ok()
+                .map(|replace| (sheet, replace))
+        });
+        if let Some((sheet, replace)) = replace {
+            // A browser without constructed style sheets prints on its default paper.
+            let _ = replace.call1(sheet, &rule.into());
+        }
+    });
+}
+
+thread_local! {
+    /// The document's constructed style sheet holding the receipt's `@page` rule.
+    static PRINT_PAGE_SHEET: std::cell::RefCell<Option<wasm_bindgen::JsValue>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A new, empty `CSSStyleSheet` added to the document's `adoptedStyleSheets`.
+fn adopt_new_style_sheet() -> Option<wasm_bindgen::JsValue> {
+    let document = web_sys::window()?.document()?;
+    let constructor = js_sys::Reflect::get(&js_sys::global(), &"CSSStyleSheet".into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    let sheet = js_sys::Reflect::construct(&constructor, &js_sys::Array::new()).ok()?;
+    let adopted = js_sys::Reflect::get(&document, &"adoptedStyleSheets".into()).ok()?;
+    let sheets = js_sys::Array::from(&adopted);
+    sheets.push(&sheet);
+    js_sys::Reflect::set(&document, &"adoptedStyleSheets".into(), &sheets).ok()?;
+    Some(sheet)
 }
 
 fn kick_drawer() -> bool {

@@ -288,16 +288,16 @@ pub fn ProductList(
                 <p class="empty">"No products to show."</p>
             </Show>
             <ul data-testid="product-list" class="product-rows"
-                style=move || format!("height: {}px", f64::from(total.get()) * ROW_HEIGHT_PX)>
+                style:height=move || format!("{}px", f64::from(total.get()) * ROW_HEIGHT_PX)>
                 <For each=shown_rows
                     key=|(position, row)| (*position, row.as_ref().map(|row| row.revision))
                     children=move |(position, row)| {
-                        let top = format!("top: {}px", f64::from(position) * ROW_HEIGHT_PX);
+                        let top = format!("{}px", f64::from(position) * ROW_HEIGHT_PX);
                         match row {
                             Some(row) => view! {
                                 <ProductRow product=row.product top=top on_edit=on_edit on_stock=on_stock/>
                             }.into_any(),
-                            None => view! { <li class="loading" style=top>"…"</li> }.into_any(),
+                            None => view! { <li class="loading" style:top=top>"…"</li> }.into_any(),
                         }
                     }
                 />
@@ -335,7 +335,7 @@ fn ProductRow(
     let for_stock = product.clone();
     view! {
         <li data-testid="product-row" data-synced=synced.to_string()
-            data-product-id=product.id.clone() style=top class:low=low>
+            data-product-id=product.id.clone() style:top=top class:low=low>
             <span class="name" data-testid="product-row-name">{product.name.clone()}</span>
             <span class="price" data-testid="product-price-shown">{price}</span>
             <span class="details">
