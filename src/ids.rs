@@ -21,7 +21,7 @@ pub fn random_seed() -> u64 {
 }
 
 pub(crate) fn fill_random(bytes: &mut [u8]) {
-    let crypto = web_sys::window().and_then(|w| w.crypto().ok());
+    let crypto = crate::global_scope::crypto();
     let filled = crypto
         .map(|c| c.get_random_values_with_u8_array(bytes).is_ok())
         .unwrap_or(false);

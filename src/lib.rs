@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod devices;
 pub mod entities;
+pub mod global_scope;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -9,7 +9,7 @@
 //! receipts print, is kept the same way and read fresh on each sale ([`device_name`]).
 
 /// What kind of backend the tablet syncs with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Backend {
     /// counterbook-server (this one or another): it says whether it needs a sign-in and
     /// whether it holds a shop yet; sign-in at its own origin.
@@ -28,8 +28,9 @@ impl Backend {
     }
 }
 
-/// Where and as what this device syncs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where and as what this device syncs. A copy is kept in IndexedDB (`Store::sync_settings`)
+/// for the service worker, which has neither `localStorage` nor the page's URL.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// `?backend=server` (the default) or `?backend=firestore`.
     pub backend: Backend,

@@ -2,10 +2,11 @@
 // pipeline, wasm-opt included, has written its final bytes.
 //
 // 1. Stamps the service worker (sw.js) with the list of files Trunk emitted (the manifest's
-//    screenshots aside) and a version hashed from their final bytes. Trunk names the wasm by a
-//    hash taken before wasm-opt, so
-//    file names alone would not tell two builds apart; the version is the first 16 hex digits
-//    of the SHA-256 of one "PATH SHA256\n" line per file, sorted by path.
+//    screenshots aside), the app's JavaScript bindings and wasm (the worker imports them for
+//    Background Sync) and a version hashed from their final bytes. Trunk names the wasm by a
+//    hash taken before wasm-opt, so file names alone would not tell two builds apart; the
+//    version is the first 16 hex digits of the SHA-256 of one "PATH SHA256\n" line per file,
+//    sorted by path.
 // 2. Writes a brotli (.br) and a gzip (.gz) copy beside every compressible file, which
 //    counterbook-server sends to browsers that accept them. Compressed copies are neither
 //    precached nor part of the version: the browser decodes them into the same bytes.
@@ -56,16 +57,37 @@ const listing = precached
   .join("");
 const version = sha256(listing).slice(0, 16);
 
+/** The one precached path matching `pattern` (the app's bindings, its wasm). */
+function theOne(pattern, what) {
+  const matching = precached.filter((path) => pattern.test(path));
+  if (matching.length !== 1) {
+    console.error(`expected one ${what} among the built files, found ${JSON.stringify(matching)}`);
+    process.exit(1);
+  }
+  return matching[0];
+}
+const bindings = theOne(/^\/counterbook-[0-9a-f]{16}\.js$/, "JavaScript bindings file");
+const wasm = theOne(/^\/counterbook-[0-9a-f]{16}_bg\.wasm$/, "wasm file");
+
 const worker = readFileSync(workerFile, "utf8");
-if (!worker.includes("__COUNTERBOOK_VERSION__") || !worker.includes("__COUNTERBOOK_ASSETS__")) {
-  console.error("sw.js has no __COUNTERBOOK_VERSION__ or __COUNTERBOOK_ASSETS__ placeholder");
+const placeholders = [
+  "__COUNTERBOOK_VERSION__",
+  "__COUNTERBOOK_ASSETS__",
+  "__COUNTERBOOK_BINDINGS__",
+  "__COUNTERBOOK_WASM__",
+];
+const missing = placeholders.filter((placeholder) => !worker.includes(placeholder));
+if (missing.length > 0) {
+  console.error(`sw.js has no ${missing.join(", ")} placeholder`);
   process.exit(1);
 }
 writeFileSync(
   workerFile,
   worker
     .replace('"__COUNTERBOOK_VERSION__"', JSON.stringify(version))
-    .replace("__COUNTERBOOK_ASSETS__", JSON.stringify(["/", ...precached])),
+    .replace("__COUNTERBOOK_ASSETS__", JSON.stringify(["/", ...precached]))
+    .replace('"__COUNTERBOOK_BINDINGS__"', JSON.stringify(bindings))
+    .replace('"__COUNTERBOOK_WASM__"', JSON.stringify(wasm)),
 );
 console.log(`service worker stamped: version ${version}, ${precached.length + 1} URLs precached`);
 

@@ -104,8 +104,9 @@ if ("serviceWorker" in navigator) {
       location.reload();
     }
   });
+  // A module worker: it imports the app's bindings to run the wasm for Background Sync.
   navigator.serviceWorker
-    .register("/sw.js")
+    .register("/sw.js", { type: "module" })
     .then(watchForUpdates)
     .catch((error) => {
       console.warn("Counterbook works without offline reloads: " + error);

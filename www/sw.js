@@ -4,11 +4,23 @@
 // intercepts: it answers only navigations and the precached files, and everything else goes
 // to the network as if there were no worker.
 //
-// The two placeholders below are replaced after every build by tools/finish-build.mjs with
-// the files Trunk emitted and a version hashed from their final bytes (Trunk names the wasm by
-// a hash taken before wasm-opt, so file names alone would not tell a new build apart).
+//
+// It is a module worker (boot.js registers it with `type: "module"`) because it also runs the
+// app's own wasm: on a Background Sync `sync` event it drains the outbox with the app's sync
+// engine, with no tab open (below).
+//
+// The placeholders below are replaced after every build by tools/finish-build.mjs with the
+// files Trunk emitted, the app's JavaScript bindings and wasm, and a version hashed from their
+// final bytes (Trunk names the wasm by a hash taken before wasm-opt, so file names alone would
+// not tell a new build apart).
+import startWasm, {
+  background_sync_lock_names as backgroundSyncLockNames,
+  drain_outbox_in_background as drainOutboxInBackground,
+} from "__COUNTERBOOK_BINDINGS__";
+
 const VERSION = "__COUNTERBOOK_VERSION__";
 const ASSETS = __COUNTERBOOK_ASSETS__;
+const WASM = "__COUNTERBOOK_WASM__";
 const CACHE = "counterbook-shell-" + VERSION;
 
 // A new version installs beside the running one and then waits: the page (boot.js) shows
@@ -74,4 +86,43 @@ self.addEventListener("fetch", (event) => {
       .match(url.pathname, { cacheName: CACHE, ignoreVary: true })
       .then((cached) => cached || fetch(request))
   );
+});
+
+// Background Sync (Chromium-based browsers): a tab asks for the tag
+// "counterbook-outbox/DATABASE" when a sale or another change waits while the network or the
+// server is gone; the browser fires `sync` once it is online, also after every tab was closed.
+// The worker starts the app's wasm (from the cache: it may be offline until just now), takes
+// the lock that tells tabs a worker leads and then the tabs' own leader lock, both only if
+// free, and drains the outbox with the app's sync engine. A tab that leads keeps its lock: the
+// worker sends nothing then. A rejected promise makes the browser try again later.
+const OUTBOX_TAG_PREFIX = "counterbook-outbox/";
+let wasmStarted;
+
+function startWasmOnce() {
+  wasmStarted ??= startWasm({
+    module_or_path: caches
+      .match(WASM, { cacheName: CACHE, ignoreVary: true })
+      .then((cached) => cached || fetch(WASM)),
+  }).catch((error) => {
+    wasmStarted = undefined;
+    throw error;
+  });
+  return wasmStarted;
+}
+
+async function drainOutbox(database) {
+  await startWasmOnce();
+  const [workerLock, leaderLock] = backgroundSyncLockNames(database);
+  return navigator.locks.request(workerLock, { ifAvailable: true }, (workerHeld) => {
+    // Another drain of this database runs already (an earlier event of this worker).
+    if (!workerHeld) return "another drain is running";
+    return navigator.locks.request(leaderLock, { ifAvailable: true }, (leaderHeld) =>
+      drainOutboxInBackground(database, leaderHeld !== null),
+    );
+  });
+}
+
+self.addEventListener("sync", (event) => {
+  if (!event.tag.startsWith(OUTBOX_TAG_PREFIX)) return;
+  event.waitUntil(drainOutbox(event.tag.slice(OUTBOX_TAG_PREFIX.length)));
 });

@@ -10,12 +10,15 @@ use wasm_bindgen::JsValue;
 use super::schema::META;
 use super::{from_js, key_range, to_js, Result, StorageError, Store};
 use crate::people::Person;
+use crate::settings::Settings;
 
 const PERSON_PREFIX: &str = "person/";
 const ACTIVE_PERSON_KEY: &str = "activePerson";
 /// The backend at this endpoint answered that it needs no sign-in (a `--dev` server or the
 /// emulator): an offline start goes straight to the shop.
 const OPEN_BACKEND_KEY: &str = "openBackend";
+/// The device settings the page started with, for the service worker's Background Sync.
+const SYNC_SETTINGS_KEY: &str = "syncSettings";
 
 impl Store {
     /// Everyone signed in on this tablet, by user id.
@@ -96,6 +99,23 @@ impl Store {
         let value = endpoint.map(JsValue::from_str);
         self.put_meta(&JsValue::from_str(OPEN_BACKEND_KEY), value.as_ref())
             .await
+    }
+
+    /// The device settings the app last started with, if it ever did: what the service worker
+    /// syncs with when it drains the outbox with no page open.
+    pub async fn sync_settings(&self) -> Result<Option<Settings>> {
+        self.get_meta(SYNC_SETTINGS_KEY)
+            .await?
+            .map(from_js)
+            .transpose()
+    }
+
+    pub async fn save_sync_settings(&self, settings: &Settings) -> Result<()> {
+        self.put_meta(
+            &JsValue::from_str(SYNC_SETTINGS_KEY),
+            Some(&to_js(settings)?),
+        )
+        .await
     }
 
     /// Empties every store of this tablet's database in one transaction (records, outbox,

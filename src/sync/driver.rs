@@ -7,6 +7,11 @@
 //! through the same store path as pulls. The three-second pull runs only when listening is off
 //! (battery saver, `?realtime=off`) or the stream is not healthy (not open, or its targets not
 //! consistent yet); otherwise pulls happen only when the listener asks for them.
+//!
+//! In the service worker, on a Background Sync event, the same driver drains the outbox with
+//! no page open ([`SyncDriver::drain_in_background`]): the same engine, commits, markers and
+//! tokens, holding the leader lock the worker's script took for it, with no pulls, no listening
+//! and no screen, until the outbox is empty or the network or the person's sign-in stops it.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -25,6 +30,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
+use crate::global_scope;
 use crate::model::Product;
 use crate::settings::Settings;
 use crate::storage::{OutboxContents, StorageError, Store};
@@ -33,8 +39,8 @@ use crate::sync::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
 use crate::sync::remote::Remote;
 use crate::sync::session::Sessions;
 use crate::sync::tabs::{
-    leader_heartbeat_is_stale, request_leadership, write_leader_heartbeat, Leadership, TabChannel,
-    TabMessage,
+    ask_for_background_sync, background_sync_is_running, leader_heartbeat_is_stale,
+    request_leadership, write_leader_heartbeat, Leadership, TabChannel, TabMessage,
 };
 
 /// How often a visible, online page pulls when it is not listening in real time.
@@ -57,6 +63,49 @@ const KEPT_COLLECTIONS: [&str; 3] = [
 const PULL_PAGE_SIZE: i32 = 500;
 /// A slow wake-up in case a timer or an event was missed.
 const SLOW_TICK_MILLIS: i32 = 15_000;
+/// The longest a Background Sync drain goes on (server errors back off meanwhile); what is left
+/// then waits for the browser's next try. Chromium gives a `sync` event five minutes.
+const BACKGROUND_DRAIN_LIMIT_MILLIS: i64 = 60_000;
+
+/// How a Background Sync drain in the service worker ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// Every unit the outbox held is on the server (dead letters aside: they wait for a person).
+    Drained,
+    /// The outbox waits for someone to sign in again on the tablet.
+    NeedsSignIn,
+    /// The network or the server is not there: the browser should try again later.
+    Unreachable,
+    /// Units were still going after [`BACKGROUND_DRAIN_LIMIT_MILLIS`]: try again later.
+    Unfinished,
+}
+
+impl DrainOutcome {
+    /// Whether the browser should fire the `sync` event again later.
+    pub fn wants_another_try(self) -> bool {
+        matches!(self, DrainOutcome::Unreachable | DrainOutcome::Unfinished)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            DrainOutcome::Drained => "the outbox is on the server",
+            DrainOutcome::NeedsSignIn => "the outbox waits for a sign-in on the tablet",
+            DrainOutcome::Unreachable => "the server is not reachable",
+            DrainOutcome::Unfinished => "units were still being sent",
+        }
+    }
+}
+
+/// A drain of the outbox in the service worker (see [`SyncDriver::drain_in_background`]).
+struct BackgroundRun {
+    /// The engine has loaded the outbox: from then on, an empty outbox means drained.
+    loaded: Cell<bool>,
+    /// A request found no network or no server.
+    unreachable: Cell<bool>,
+    /// Told once, when the drain ends.
+    settled: RefCell<Option<futures::channel::oneshot::Sender<DrainOutcome>>>,
+    deadline_timer: Cell<Option<i32>>,
+}
 
 /// A unit that stopped for good, as the UI lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +182,10 @@ pub enum StartError {
 }
 
 struct Inner {
+    /// `Some` in the service worker, draining the outbox on a Background Sync event.
+    background: Option<BackgroundRun>,
+    /// A Background Sync was asked for since the outbox last emptied (in a page).
+    background_sync_asked: Cell<bool>,
     settings: Settings,
     device_id: String,
     store: Rc<Store>,
@@ -199,18 +252,12 @@ fn log_event(event: &str, details: &[(&str, &str)]) {
 /// Runs `callback` once at `at` (Unix ms), replacing the timer held in `slot`: an engine asks
 /// for one wake-up at a time, and a later request supersedes an earlier one.
 fn schedule_once(slot: &Cell<Option<i32>>, at: i64, callback: impl FnOnce() + 'static) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
     if let Some(previous) = slot.take() {
-        window.clear_timeout_with_handle(previous);
+        global_scope::clear_timeout(previous);
     }
     let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
     let callback = Closure::once_into_js(callback);
-    let handle = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
-        .ok();
-    slot.set(handle);
+    slot.set(global_scope::set_timeout(callback.unchecked_ref(), delay));
 }
 
 fn now_millis() -> i64 {
@@ -227,9 +274,7 @@ pub enum FetchError {
 }
 
 fn browser_online() -> bool {
-    web_sys::window()
-        .map(|w| w.navigator().on_line())
-        .unwrap_or(true)
+    global_scope::on_line()
 }
 
 fn page_visible() -> bool {
@@ -274,14 +319,119 @@ impl SyncDriver {
     /// Opens the store, shows what it holds, and asks to lead the tabs of this profile: the
     /// leader pushes and pulls, the others follow its changes (see [`crate::sync::tabs`]).
     pub async fn start(settings: Settings) -> Result<SyncDriver, StartError> {
+        let driver = SyncDriver::assemble(settings, None).await?;
+        spawn_local(async {
+            crate::storage::request_persistent_storage().await;
+        });
+        // What the service worker needs to drain the outbox with no page open (it has no
+        // `localStorage` and no URL to read the settings from).
+        let saver = driver.clone();
+        spawn_local(async move {
+            let outcome = saver
+                .inner
+                .store
+                .save_sync_settings(&saver.inner.settings)
+                .await;
+            saver.report_storage(outcome);
+        });
+        driver.listen_to_the_browser();
+        driver.ask_to_lead(false);
+        Ok(driver)
+    }
+
+    /// Drains the outbox in the service worker on a Background Sync event, with no page open:
+    /// the engine loads the pending units and pushes them as the leader tab would (commits with
+    /// their markers, the people's tokens from the store, refreshed when refused), with no pull,
+    /// no listening and no screen. The caller holds the leader lock for it (and the lock that
+    /// tells tabs a worker leads, [`crate::sync::tabs::background_sync_lock_name`]) until this
+    /// returns.
+    pub async fn drain_in_background(settings: Settings) -> Result<DrainOutcome, StartError> {
+        let (settled, outcome) = futures::channel::oneshot::channel();
+        let run = BackgroundRun {
+            loaded: Cell::new(false),
+            unreachable: Cell::new(false),
+            settled: RefCell::new(Some(settled)),
+            deadline_timer: Cell::new(None),
+        };
+        let driver = SyncDriver::assemble(settings, Some(run)).await?;
+        *driver.inner.leadership.borrow_mut() = Some(Leadership::held_by_caller());
+        driver.begin_leading().await;
+        if !driver.is_leader() {
+            // The outbox could not be read (the store said why on the console).
+            return Ok(DrainOutcome::Unfinished);
+        }
+        if let Some(run) = &driver.inner.background {
+            run.loaded.set(true);
+            let this = driver.clone();
+            schedule_once(
+                &run.deadline_timer,
+                now_millis() + BACKGROUND_DRAIN_LIMIT_MILLIS,
+                move || this.settle_background(DrainOutcome::Unfinished),
+            );
+        }
+        driver.settle_background_if_done();
+        Ok(outcome.await.unwrap_or(DrainOutcome::Unfinished))
+    }
+
+    /// Ends a background drain with `outcome` if it has not ended yet, and lets go of the
+    /// engine (requests still on the wire finish; their markers make a later resend harmless).
+    fn settle_background(&self, outcome: DrainOutcome) {
+        let Some(run) = &self.inner.background else {
+            return;
+        };
+        let Some(settled) = run.settled.borrow_mut().take() else {
+            return;
+        };
+        if let Some(timer) = run.deadline_timer.take() {
+            global_scope::clear_timeout(timer);
+        }
+        log_event("background.drained", &[("outcome", outcome.describe())]);
+        self.stop_leading();
+        let _ = settled.send(outcome);
+    }
+
+    /// Ends a background drain once nothing is left to do: the outbox is empty, or it waits
+    /// for a sign-in nobody can give here, or the network is gone.
+    fn settle_background_if_done(&self) {
+        let Some(run) = &self.inner.background else {
+            return;
+        };
+        if !run.loaded.get() || run.settled.borrow().is_none() {
+            return;
+        }
+        let outcome = {
+            let engine = self.inner.outbox.borrow().status();
+            let unsent = engine.pending + self.inner.finishing.borrow().len();
+            if run.unreachable.get() {
+                Some(DrainOutcome::Unreachable)
+            } else if engine.paused_for_sign_in && self.inner.sessions.needs_sign_in_to_send() {
+                Some(DrainOutcome::NeedsSignIn)
+            } else if unsent == 0 && engine.in_flight == 0 {
+                Some(DrainOutcome::Drained)
+            } else {
+                None
+            }
+        };
+        if let Some(outcome) = outcome {
+            self.settle_background(outcome);
+        }
+    }
+
+    fn in_background(&self) -> bool {
+        self.inner.background.is_some()
+    }
+
+    /// The driver over the store, the people and the engines, not yet leading nor listening to
+    /// the browser.
+    async fn assemble(
+        settings: Settings,
+        background: Option<BackgroundRun>,
+    ) -> Result<SyncDriver, StartError> {
         let store = Rc::new(Store::open(&settings.database_name).await?);
         let device_id = store.device_id().await?;
         let sessions = Sessions::load(Rc::clone(&store), settings.clone()).await?;
         let stored_outbox = store.outbox().await?;
         let conflicts = store.conflicts().await?;
-        spawn_local(async {
-            crate::storage::request_persistent_storage().await;
-        });
 
         let mut config = OutboxConfig::new(
             &settings.project,
@@ -312,6 +462,8 @@ impl SyncDriver {
         );
         let driver = SyncDriver {
             inner: Rc::new(Inner {
+                background,
+                background_sync_asked: Cell::new(false),
                 listener: RefCell::new(Listener::new(listen_config.clone())),
                 listen_config,
                 channel_to_server,
@@ -366,8 +518,6 @@ impl SyncDriver {
             .sessions
             .on_resume(move |user_id| resumer.signed_in(user_id));
         driver.publish_status();
-        driver.listen_to_the_browser();
-        driver.ask_to_lead(false);
         Ok(driver)
     }
 
@@ -445,7 +595,19 @@ impl SyncDriver {
         if self.is_leader() {
             write_leader_heartbeat(database);
         } else if leader_heartbeat_is_stale(database) && !self.inner.stealing.replace(true) {
-            self.ask_to_lead(true);
+            let this = self.clone();
+            spawn_local(async move {
+                let database = &this.inner.settings.database_name;
+                if background_sync_is_running(database).await {
+                    // The leader without a heartbeat is the service worker draining the outbox
+                    // (Background Sync), not a frozen tab: this tab's queued request gets the
+                    // lock when it is done.
+                    log_event("leader.background_sync_leads", &[]);
+                    this.inner.stealing.set(false);
+                } else {
+                    this.ask_to_lead(true);
+                }
+            });
         }
     }
 
@@ -468,6 +630,9 @@ impl SyncDriver {
             pending: contents.pending,
             dead_letters: contents.dead_letters,
         });
+        if self.in_background() {
+            return;
+        }
         self.pull_soon();
         self.begin_listening().await;
     }
@@ -644,7 +809,7 @@ impl SyncDriver {
 
     /// Feeds one event to the listener and carries out what it asks for (leader only).
     fn listen(&self, event: ListenEvent) {
-        if !self.is_leader() {
+        if !self.is_leader() || self.in_background() {
             return;
         }
         let commands = self.inner.listener.borrow_mut().handle(now_millis(), event);
@@ -823,8 +988,8 @@ impl SyncDriver {
         *self.inner.listener.borrow_mut() = Listener::new(self.inner.listen_config.clone());
         self.inner.channel_to_server.close();
         for timer in [&self.inner.wake_timer, &self.inner.listen_timer] {
-            if let (Some(window), Some(timer)) = (web_sys::window(), timer.take()) {
-                window.clear_timeout_with_handle(timer);
+            if let Some(timer) = timer.take() {
+                global_scope::clear_timeout(timer);
             }
         }
         self.refresh_stored_outbox();
@@ -1060,6 +1225,7 @@ impl SyncDriver {
     /// A unit just saved: the leader's engine takes it; a follower tells the leader.
     fn push_soon(&self, unit: Unit) {
         self.tell_other_tabs(TabMessage::OutboxChanged);
+        self.ask_for_background_sync_if_cut_off();
         if self.is_leader() {
             self.dispatch(Event::LocalWrite(unit));
         } else {
@@ -1072,10 +1238,21 @@ impl SyncDriver {
     /// product list is not re-read here: a sale's screen shows what it wrote already.
     pub fn unit_saved(&self, unit: Unit) {
         self.tell_other_tabs(TabMessage::OutboxChanged);
+        self.ask_for_background_sync_if_cut_off();
         if self.is_leader() {
             self.dispatch(Event::LocalWrite(unit));
         } else {
             self.refresh_stored_outbox();
+        }
+    }
+
+    /// A unit waits while the browser is offline or the server is unreachable: ask for a
+    /// Background Sync, so that the service worker sends it once the network is back, even if
+    /// the app is closed by then (where the browser has Background Sync).
+    fn ask_for_background_sync_if_cut_off(&self) {
+        let cut_off = !browser_online() || !self.inner.server_reachable.get();
+        if cut_off && !self.in_background() && !self.inner.background_sync_asked.replace(true) {
+            ask_for_background_sync(&self.inner.settings.database_name);
         }
     }
 
@@ -1224,7 +1401,8 @@ impl SyncDriver {
                     this.tell_other_tabs(TabMessage::OutboxChanged);
                     // The unit's documents as the server now has them (other tablets' changes
                     // included), so the screen shows the truth without waiting for a pull.
-                    if let Some(unit) = unit {
+                    // (Not in the service worker: the app's next pull brings them.)
+                    if let Some(unit) = unit.filter(|_| !this.in_background()) {
                         this.refresh_documents(
                             unit.writes.iter().map(|w| w.path.clone()).collect(),
                         )
@@ -1379,6 +1557,13 @@ impl SyncDriver {
     fn note_reply(&self, failure: Option<&PushFailure>, sent_as: Option<&str>) {
         let reachable = !matches!(failure, Some(PushFailure::Network(_)));
         self.inner.server_reachable.set(reachable);
+        if !reachable {
+            if let Some(run) = &self.inner.background {
+                run.unreachable.set(true);
+            } else if self.inner.outbox.borrow().status().pending > 0 {
+                self.ask_for_background_sync_if_cut_off();
+            }
+        }
         match failure {
             None => self.inner.sessions.request_accepted(sent_as),
             Some(PushFailure::Server {
@@ -1464,9 +1649,14 @@ impl SyncDriver {
                 realtime: false,
             }
         };
+        if leader && status.pending == 0 {
+            // The next unit cut off from the server asks again.
+            self.inner.background_sync_asked.set(false);
+        }
         if self.inner.status.get_untracked() != status {
             self.inner.status.set(status);
         }
+        self.settle_background_if_done();
     }
 
     fn wake_at(&self, at: i64) {
@@ -1577,7 +1767,7 @@ impl SyncDriver {
     /// unless this tab does not lead, the page is hidden or the browser is offline. The engine
     /// runs one pull per collection at a time and goes on to the end again if asked meanwhile.
     fn pull_soon(&self) {
-        if !self.is_leader() || !page_visible() || !browser_online() {
+        if !self.is_leader() || self.in_background() || !page_visible() || !browser_online() {
             return;
         }
         for collection in KEPT_COLLECTIONS {

@@ -266,7 +266,6 @@ pub(crate) async fn send(
     bearer: Option<&str>,
 ) -> Result<(u16, String), SignInError> {
     let network = |error: JsValue| SignInError::Network(describe(&error));
-    let window = web_sys::window().ok_or_else(|| SignInError::Network("no window".into()))?;
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     let headers = web_sys::Headers::new().map_err(network)?;
@@ -284,14 +283,9 @@ pub(crate) async fn send(
     init.set_signal(Some(&controller.signal()));
     let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(network)?;
     let abort = wasm_bindgen::closure::Closure::once_into_js(move || controller.abort());
-    let timer = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(
-            abort.unchecked_ref(),
-            REQUEST_TIMEOUT_MILLIS,
-        )
-        .ok();
+    let timer = crate::global_scope::set_timeout(abort.unchecked_ref(), REQUEST_TIMEOUT_MILLIS);
     let outcome = async {
-        let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+        let response: web_sys::Response = JsFuture::from(crate::global_scope::fetch(&request))
             .await
             .map_err(network)?
             .unchecked_into();
@@ -304,7 +298,7 @@ pub(crate) async fn send(
     }
     .await;
     if let Some(timer) = timer {
-        window.clear_timeout_with_handle(timer);
+        crate::global_scope::clear_timeout(timer);
     }
     outcome
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::global_scope;
 use crate::sync::identity::BearerToken;
 
 /// How long one request may take before it is abandoned (and its outcome treated as unknown).
@@ -150,7 +151,6 @@ impl Remote {
         let network = |what: &str, error: JsValue| {
             PushFailure::Network(format!("{what}: {}", describe_js_error(&error)))
         };
-        let window = web_sys::window().ok_or_else(|| PushFailure::Network("no window".into()))?;
         let init = web_sys::RequestInit::new();
         init.set_method(method);
         let controller = web_sys::AbortController::new().map_err(|e| network("abort", e))?;
@@ -173,14 +173,9 @@ impl Remote {
         })?;
 
         let abort = wasm_bindgen::closure::Closure::once_into_js(move || controller.abort());
-        let timer = window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(
-                abort.unchecked_ref(),
-                REQUEST_TIMEOUT_MILLIS,
-            )
-            .ok();
+        let timer = global_scope::set_timeout(abort.unchecked_ref(), REQUEST_TIMEOUT_MILLIS);
         let outcome = async {
-            let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+            let response: web_sys::Response = JsFuture::from(global_scope::fetch(&request))
                 .await
                 .map_err(|e| network("request failed", e))?
                 .unchecked_into();
@@ -194,7 +189,7 @@ impl Remote {
         }
         .await;
         if let Some(timer) = timer {
-            window.clear_timeout_with_handle(timer);
+            global_scope::clear_timeout(timer);
         }
         let (response, text) = outcome?;
         let status = response.status();

@@ -646,11 +646,8 @@ impl Sessions {
     }
 
     fn schedule_refresh_at(&self, at: i64) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
         if let Some(previous) = self.inner.refresh_timer.take() {
-            window.clear_timeout_with_handle(previous);
+            crate::global_scope::clear_timeout(previous);
         }
         let this = self.clone();
         let callback = wasm_bindgen::closure::Closure::once_into_js(move || {
@@ -662,11 +659,9 @@ impl Sessions {
         });
         let delay = (at - now_millis()).clamp(0, i64::from(i32::MAX)) as i32;
         let handle = wasm_bindgen::JsCast::unchecked_ref(&callback);
-        self.inner.refresh_timer.set(
-            window
-                .set_timeout_with_callback_and_timeout_and_arguments_0(handle, delay)
-                .ok(),
-        );
+        self.inner
+            .refresh_timer
+            .set(crate::global_scope::set_timeout(handle, delay));
     }
 
     /// The browser came online: a token that expired meanwhile is refreshed at once.

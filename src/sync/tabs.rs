@@ -3,6 +3,14 @@
 //! the next tab as soon as the leader closes or crashes. A frozen leader keeps its lock but stops
 //! its heartbeat, and a follower then steals the lock. The tabs tell each other about changes
 //! over a `BroadcastChannel`.
+//!
+//! The service worker can lead too, with no tab open: on a Background Sync event it takes the
+//! same leader lock (only if free) and drains the outbox ([`crate::sync::background`]). While it
+//! does, it also holds [`background_sync_lock_name`], which tells a tab opened meanwhile that
+//! the leader without a heartbeat is a worker at work, not a frozen tab: the tab waits for the
+//! lock instead of stealing it, so a page and the worker never push at once. A tab asks for a
+//! Background Sync ([`ask_for_background_sync`]) when units wait and the network or the server
+//! is gone.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -78,6 +86,12 @@ pub struct Leadership {
 }
 
 impl Leadership {
+    /// Leadership whose lock someone else requested and holds for this code (the service
+    /// worker's script holds it around a Background Sync drain): releasing it is theirs.
+    pub fn held_by_caller() -> Leadership {
+        Leadership { resolve: None }
+    }
+
     pub fn release(mut self) {
         self.release_now();
     }
@@ -143,9 +157,7 @@ pub fn request_leadership(
     on_stolen: impl FnOnce() + 'static,
 ) {
     let on_granted = Rc::new(RefCell::new(Some(on_granted)));
-    let locks = web_sys::window()
-        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"locks".into()).ok())
-        .filter(|locks| !locks.is_undefined() && !locks.is_null());
+    let locks = crate::global_scope::locks();
     let request = locks.as_ref().and_then(|locks| {
         js_sys::Reflect::get(locks, &"request".into())
             .ok()
@@ -168,7 +180,7 @@ pub fn request_leadership(
         }
         held.into()
     });
-    let name = JsValue::from_str(&format!("counterbook-leader/{database_name}"));
+    let name = JsValue::from_str(&leader_lock_name(database_name));
     let options = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&options, &"steal".into(), &JsValue::from_bool(steal));
     match request.call3(&locks, &name, &options, &callback) {
@@ -185,4 +197,83 @@ pub fn request_leadership(
             web_sys::console::warn_1(&"counterbook: could not ask for the leader lock".into())
         }
     }
+}
+
+/// The exclusive Web Lock whose holder leads the tabs (and the service worker) of a database.
+pub fn leader_lock_name(database_name: &str) -> String {
+    format!("counterbook-leader/{database_name}")
+}
+
+/// The Web Lock the service worker holds while it drains the outbox of a database in the
+/// background, around the leader lock.
+pub fn background_sync_lock_name(database_name: &str) -> String {
+    format!("counterbook-background-sync/{database_name}")
+}
+
+/// The Background Sync tag of a database's outbox: the service worker drains that database.
+pub const BACKGROUND_SYNC_TAG_PREFIX: &str = "counterbook-outbox/";
+
+/// Whether the service worker is draining this database's outbox right now (it holds
+/// [`background_sync_lock_name`]); `false` where the browser cannot say.
+pub async fn background_sync_is_running(database_name: &str) -> bool {
+    let Some(locks) = crate::global_scope::locks() else {
+        return false;
+    };
+    let query = js_sys::Reflect::get(&locks, &"query".into())
+        .ok()
+        .and_then(|query| query.dyn_into::<js_sys::Function>().ok());
+    let Some(promise) = query
+        .and_then(|query| query.call0(&locks).ok())
+        .and_then(|promise| promise.dyn_into::<js_sys::Promise>().ok())
+    else {
+        return false;
+    };
+    let Ok(snapshot) = wasm_bindgen_futures::JsFuture::from(promise).await else {
+        return false;
+    };
+    let name = JsValue::from_str(&background_sync_lock_name(database_name));
+    js_sys::Reflect::get(&snapshot, &"held".into())
+        .ok()
+        .map(|held| js_sys::Array::from(&held))
+        .is_some_and(|held| {
+            held.iter().any(|lock| {
+                js_sys::Reflect::get(&lock, &"name".into()).is_ok_and(|held| held == name)
+            })
+        })
+}
+
+/// Asks the browser for a Background Sync of this database's outbox: where it has one
+/// (`registration.sync`, Chromium-based browsers), the service worker gets a `sync` event once
+/// the network is back, also after every tab is closed. Elsewhere this does nothing and the
+/// outbox drains the next time the app is open.
+pub fn ask_for_background_sync(database_name: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Ok(ready) = window.navigator().service_worker().ready() else {
+        return;
+    };
+    let tag = JsValue::from_str(&format!("{BACKGROUND_SYNC_TAG_PREFIX}{database_name}"));
+    wasm_bindgen_futures::spawn_local(async move {
+        let Ok(registration) = wasm_bindgen_futures::JsFuture::from(ready).await else {
+            return;
+        };
+        let Some(sync) = js_sys::Reflect::get(&registration, &"sync".into())
+            .ok()
+            .filter(|sync| !sync.is_undefined() && !sync.is_null())
+        else {
+            return;
+        };
+        let register = js_sys::Reflect::get(&sync, &"register".into())
+            .ok()
+            .and_then(|register| register.dyn_into::<js_sys::Function>().ok());
+        let registered = register
+            .and_then(|register| register.call1(&sync, &tag).ok())
+            .and_then(|promise| promise.dyn_into::<js_sys::Promise>().ok());
+        if let Some(registered) = registered {
+            if let Err(error) = wasm_bindgen_futures::JsFuture::from(registered).await {
+                web_sys::console::warn_2(&"counterbook: no Background Sync:".into(), &error);
+            }
+        }
+    });
 }
