@@ -47,6 +47,25 @@ function cashiersOf(bills) {
   return bills.map((bill) => bill.cashier).sort();
 }
 
+/**
+ * Every commit the page sends carrying a bill: whose token it carries (the email claim of its
+ * bearer token) and who sold the bill, refused commits included.
+ */
+function recordBillCommits(page) {
+  const sent = [];
+  page.on("request", (request) => {
+    if (!request.url().endsWith(":commit")) return;
+    const token = request.headers().authorization?.replace(/^Bearer /, "");
+    const claims = token ? JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()) : {};
+    for (const write of JSON.parse(request.postData()).writes) {
+      if (write.update?.name.includes("/bills/")) {
+        sent.push({ tokenOf: claims.email, soldBy: write.update.fields.cashier?.stringValue });
+      }
+    }
+  });
+  return sent;
+}
+
 describe("each unit goes with its own person's sign-in", () => {
   let server;
   let browser;
@@ -100,6 +119,7 @@ describe("each unit goes with its own person's sign-in", () => {
     const tablet = await browser.newContext({ viewport: { width: 800, height: 1280 } });
     try {
       const page = await tablet.newPage();
+      const billCommits = recordBillCommits(page);
       await page.goto(`${server.url}/counter?lockMinutes=0&shop=${SHOP}`);
       await signIn(page, RAVI);
       await choosePin(page, "2222");
@@ -155,6 +175,9 @@ describe("each unit goes with its own person's sign-in", () => {
       assert.deepEqual(cashiersOf(bills), [MEENA.email, RAVI.email, RAVI.email]);
       assert.equal(new Set(bills.map((bill) => bill.number)).size, 3, "three distinct bills");
       assert.equal(countRowsInSqlite(server.database, PROJECT).bills, 3, "none sent twice");
+      // No bill ever left with another person's token, not even one the server refused.
+      assert.ok(billCommits.length >= 3, JSON.stringify(billCommits));
+      for (const commit of billCommits) assert.equal(commit.tokenOf, commit.soldBy, JSON.stringify(billCommits));
     } finally {
       await tablet.close();
     }
