@@ -404,7 +404,10 @@ impl SyncDriver {
             let unsent = engine.pending + self.inner.finishing.borrow().len();
             if run.unreachable.get() {
                 Some(DrainOutcome::Unreachable)
-            } else if engine.paused_for_sign_in && self.inner.sessions.needs_sign_in_to_send() {
+            } else if unsent > 0
+                && engine.in_flight == 0
+                && self.all_wait_for_a_sign_in(&engine, unsent)
+            {
                 Some(DrainOutcome::NeedsSignIn)
             } else if unsent == 0 && engine.in_flight == 0 {
                 Some(DrainOutcome::Drained)
@@ -415,6 +418,27 @@ impl SyncDriver {
         if let Some(outcome) = outcome {
             self.settle_background(outcome);
         }
+    }
+
+    /// Whether all `unsent` units wait for senders whose sign-in has ended (a refresh under way
+    /// for one of them may still let its units go: then not).
+    fn all_wait_for_a_sign_in(
+        &self,
+        engine: &counterbook_sync::OutboxStatus,
+        unsent: usize,
+    ) -> bool {
+        let waiting: usize = engine.waiting_for_sign_in.values().sum();
+        let sessions = &self.inner.sessions;
+        waiting == unsent
+            && engine
+                .waiting_for_sign_in
+                .keys()
+                .all(|sender| match sender {
+                    Some(user_id) => sessions
+                        .person(user_id)
+                        .is_none_or(|person| person.needs_sign_in),
+                    None => sessions.nobody_can_send(),
+                })
     }
 
     fn in_background(&self) -> bool {
