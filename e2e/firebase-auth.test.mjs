@@ -8,7 +8,9 @@
 // token; firestore.rules refuse that cashier's token changing a price (a manager's may); a
 // token refresh, once the tablet's clock passes most of the token's hour, gets a new ID token
 // from the Auth emulator that the next sale carries; and signing out with a sale pending is
-// refused until confirmed.
+// refused until confirmed. Then the admin disables the cashier: the next refresh is refused,
+// the next sale waits with "Sign in again to send 1 sales", and goes once the cashier, enabled
+// again, signs in again.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -62,6 +64,15 @@ async function addPerson(auth, { email, password }, role) {
     token: ADMIN,
     body: { localId: created.body.localId, customAttributes: claims },
   });
+  assert.equal(updated.status, 200, JSON.stringify(updated.body));
+}
+
+/** Disables or enables a person as the admin would (`updateUser(uid, {disabled})`). */
+async function setDisabled(auth, userId, disabled) {
+  const updated = await request(
+    `${auth.url}/identitytoolkit.googleapis.com/v1/projects/${PROJECT}/accounts:update`,
+    { token: ADMIN, body: { localId: userId, disableUser: disabled } },
+  );
   assert.equal(updated.status, 200, JSON.stringify(updated.body));
 }
 
@@ -198,6 +209,32 @@ describe("Cloud Firestore with Firebase Auth, on Google's emulators", () => {
       await tablet.setOffline(false);
       await waitForPending(page, 0);
       assert.equal((await billsOnEmulator(firestore)).length, 3);
+
+      // The admin disables the cashier (the Admin SDK's updateUser({disabled: true})): the
+      // next refresh is refused with USER_DISABLED, and the next sale waits, sent with no
+      // token at all, until the cashier, enabled again, signs in again.
+      await page.locator('nav.pages a[href="/counter"]').click();
+      await page.getByLabel("Scan or search").waitFor();
+      await setDisabled(auth, cashier.userId, true);
+      const refusal = page.waitForResponse((response) =>
+        response.url().includes("/securetoken.googleapis.com/v1/token"),
+      );
+      await page.clock.fastForward("56:00");
+      assert.equal((await refusal).status(), 400);
+      const sentBefore = commits.length;
+      await page.getByTestId("sign-in-again").waitFor();
+      await sellOne(page, SOAP);
+      const again = page.getByTestId("sign-in-again");
+      await page.waitForFunction(
+        () => document.querySelector("[data-testid=sign-in-again-message]")?.textContent === "Sign in again to send 1 sales",
+      );
+      assert.equal(commits.length, sentBefore, "the sale waited: no commit with an ended sign-in");
+      await setDisabled(auth, cashier.userId, false);
+      await again.getByTestId("sign-in-password").fill(CASHIER.password);
+      await again.getByTestId("sign-in-submit").click();
+      await again.waitFor({ state: "detached", timeout: 30_000 });
+      await waitForPending(page, 0);
+      assert.equal((await billsOnEmulator(firestore)).length, 4);
       assert.deepEqual(refusedByPolicy, [], "nothing the app asked for was refused by its CSP");
     } finally {
       await tablet.close();
