@@ -13,6 +13,7 @@ use counterbook_shop::{
     QuantityUnit, Record, StockMove, StockMoveKind, TaxMode, Tender,
 };
 use counterbook_sync::{Checkpoint, ConflictEntry, ConflictKind, DocumentWrite, PulledPage, Unit};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -602,6 +603,49 @@ async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
     // New stores exist and work.
     assert!(store.conflicts().await.unwrap().is_empty());
     assert!(store.bills_on_day("2026-11-22").await.unwrap().is_empty());
+}
+
+/// The store's own schema upgrade keeps what it does not know: a store the schema does not
+/// declare (one a later version stopped using, say) keeps its records through an upgrade
+/// (rexie's upgrade deleted every undeclared store).
+#[wasm_bindgen_test]
+async fn an_upgrade_never_deletes_a_store_or_its_records() {
+    let name = format!("test-upgrade-{}", new_id());
+    let old = counterbook::storage::declare_schema(&name, 1)
+        .add_object_store(rexie::ObjectStore::new("legacyNotes"))
+        .build()
+        .await
+        .unwrap();
+    let transaction = old
+        .transaction(&["legacyNotes"], rexie::TransactionMode::ReadWrite)
+        .unwrap();
+    let notes = transaction.store("legacyNotes").unwrap();
+    notes
+        .put(&JsValue::from_str("kept"), Some(&JsValue::from_str("note")))
+        .await
+        .unwrap();
+    transaction.done().await.unwrap();
+    old.close();
+
+    Store::open(&name).await.unwrap().close();
+    let upgraded = rexie::Rexie::builder(&name).build().await.unwrap();
+    assert_eq!(
+        upgraded.version().unwrap(),
+        counterbook::storage::SCHEMA_VERSION
+    );
+    let transaction = upgraded
+        .transaction(&["legacyNotes"], rexie::TransactionMode::ReadOnly)
+        .unwrap();
+    let kept = transaction
+        .store("legacyNotes")
+        .unwrap()
+        .get(JsValue::from_str("note"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.and_then(|value| value.as_string()).as_deref(),
+        Some("kept")
+    );
 }
 
 /// Guards the batched store step (its reads and writes sent together, not one by one): within

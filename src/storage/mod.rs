@@ -17,9 +17,10 @@
 //! - `meta`: out-of-line string keys: `deviceId`, `checkpoint/{collection}`, `dataVersion`,
 //!   `resumeToken/{target key}` (where each listen target resumes from).
 //!
-//! Migrations. Store and index changes are declarative: opening with a newer version creates
-//! what is missing and keeps every record (rexie drops stores that are not declared, so no store
-//! is ever left out of [`declare_schema`]). Record changes are data migrations: numbered steps in
+//! Migrations. Store and index changes are declarative (`schema::stores_of`, the one statement
+//! of the schema): opening with a newer version creates what is missing and keeps every record,
+//! in our own upgrade handler (`upgrade`, which reports a failed step as an error where the idb
+//! crate's would panic), before rexie opens the database with nothing left to upgrade. Record changes are data migrations: numbered steps in
 //! `DATA_MIGRATIONS`, each run once, in one transaction with the `dataVersion` that records it,
 //! right after opening. Version 1 had `products`, `outbox` and `meta`.
 
@@ -34,6 +35,7 @@ pub mod sales;
 mod schema;
 mod server_documents;
 mod units;
+mod upgrade;
 
 use rexie::{KeyRange, Rexie, TransactionMode};
 use serde::de::DeserializeOwned;
@@ -110,6 +112,7 @@ impl Store {
     /// Opens (creating or upgrading) the database called `name`, then runs any data migration
     /// it has not seen yet.
     pub async fn open(name: &str) -> Result<Store> {
+        upgrade::upgrade_to(name, SCHEMA_VERSION).await?;
         let db = declare_schema(name, SCHEMA_VERSION)
             .build()
             .await
@@ -130,6 +133,7 @@ impl Store {
                 "schema version {version} is not an older version (current: {SCHEMA_VERSION})"
             )));
         }
+        upgrade::upgrade_to(name, version).await?;
         let db = declare_schema(name, version)
             .build()
             .await

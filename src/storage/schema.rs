@@ -30,71 +30,132 @@ pub(super) const PARKED_BILLS: &str = "parkedBills";
 pub(super) const REFUNDS: &str = "refunds";
 pub(super) const DATA_VERSION_KEY: &str = "dataVersion";
 
-/// Declares the object stores and indexes of schema `version` (1 to 5). Version 3 added
-/// `parkedBills` and the customers' `nameKey` index; version 4 the products' compound list
-/// indexes, each ending with `[nameKey, id]` so that a list reads in name order and continues
-/// after its last row: `byName`, `lowStockByName`, `byCategory`, `lowStockByCategory` (the
-/// low-stock ones over the index-only `lowStock` field); version 5 the `refunds` store.
-pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
-    let products = ObjectStore::new(PRODUCTS)
-        .key_path("id")
-        .add_index(Index::new("name", "name"));
-    let builder = Rexie::builder(name).version(version);
-    if version == 1 {
-        return builder
-            .add_object_store(products)
-            .add_object_store(ObjectStore::new(OUTBOX).key_path("id"))
-            .add_object_store(ObjectStore::new(META));
+/// An index of an object store: its key path (one field, or several for a compound index).
+pub(super) struct IndexSpec {
+    pub name: &'static str,
+    pub key_path: &'static [&'static str],
+    pub unique: bool,
+    pub multi_entry: bool,
+}
+
+/// An object store: its key path (`None`: out-of-line keys) and indexes.
+pub(super) struct StoreSpec {
+    pub name: &'static str,
+    pub key_path: Option<&'static str>,
+    pub indexes: Vec<IndexSpec>,
+}
+
+const fn index(name: &'static str, key_path: &'static [&'static str]) -> IndexSpec {
+    IndexSpec {
+        name,
+        key_path,
+        unique: false,
+        multi_entry: false,
     }
-    let products = products
-        .add_index(Index::new("nameKey", "nameKey"))
-        .add_index(Index::new("sku", "sku"))
-        .add_index(Index::new("barcode", "barcodes").multi_entry(true));
-    let products = if version >= 4 {
-        products
-            .add_index(Index::new_array("byName", ["nameKey", "id"]))
-            .add_index(Index::new_array(
-                "lowStockByName",
-                ["lowStock", "nameKey", "id"],
-            ))
-            .add_index(Index::new_array(
-                "byCategory",
-                ["category", "nameKey", "id"],
-            ))
-            .add_index(Index::new_array(
-                "lowStockByCategory",
-                ["lowStock", "category", "nameKey", "id"],
-            ))
-    } else {
-        products
+}
+
+fn keyed(name: &'static str, indexes: Vec<IndexSpec>) -> StoreSpec {
+    StoreSpec {
+        name,
+        key_path: Some("id"),
+        indexes,
+    }
+}
+
+/// The object stores and indexes of schema `version` (1 to 5), the one statement of the
+/// schema. Version 3 added `parkedBills` and the customers' `nameKey` index; version 4 the
+/// products' compound list indexes, each ending with `[nameKey, id]` so that a list reads in
+/// name order and continues after its last row: `byName`, `lowStockByName`, `byCategory`,
+/// `lowStockByCategory` (the low-stock ones over the index-only `lowStock` field); version 5
+/// the `refunds` store.
+pub(super) fn stores_of(version: u32) -> Vec<StoreSpec> {
+    let meta = StoreSpec {
+        name: META,
+        key_path: None,
+        indexes: Vec::new(),
     };
-    let keyed = |name: &str| ObjectStore::new(name).key_path("id");
-    let mut customers = keyed(CUSTOMERS).add_index(Index::new("phone", "phoneDigits"));
-    let mut builder = builder;
+    let mut products = vec![index("name", &["name"])];
+    if version == 1 {
+        return vec![keyed(PRODUCTS, products), keyed(OUTBOX, Vec::new()), meta];
+    }
+    products.extend([
+        index("nameKey", &["nameKey"]),
+        index("sku", &["sku"]),
+        IndexSpec {
+            multi_entry: true,
+            ..index("barcode", &["barcodes"])
+        },
+    ]);
+    if version >= 4 {
+        products.extend([
+            index("byName", &["nameKey", "id"]),
+            index("lowStockByName", &["lowStock", "nameKey", "id"]),
+            index("byCategory", &["category", "nameKey", "id"]),
+            index(
+                "lowStockByCategory",
+                &["lowStock", "category", "nameKey", "id"],
+            ),
+        ]);
+    }
+    let mut customers = vec![index("phone", &["phoneDigits"])];
+    let mut stores = Vec::new();
     if version >= 3 {
-        customers = customers.add_index(Index::new("nameKey", "nameKey"));
-        builder = builder.add_object_store(keyed(PARKED_BILLS));
+        customers.push(index("nameKey", &["nameKey"]));
+        stores.push(keyed(PARKED_BILLS, Vec::new()));
     }
     if version >= 5 {
-        builder =
-            builder.add_object_store(keyed(REFUNDS).add_index(Index::new("billId", "billId")));
+        stores.push(keyed(REFUNDS, vec![index("billId", &["billId"])]));
+    }
+    stores.extend([
+        keyed(PRODUCTS, products),
+        keyed(CUSTOMERS, customers),
+        keyed(
+            BILLS,
+            vec![
+                index("day", &["day"]),
+                IndexSpec {
+                    unique: true,
+                    ..index("number", &["number"])
+                },
+            ],
+        ),
+        keyed(PAYMENTS, vec![index("billId", &["billId"])]),
+        keyed(EXPENSES, vec![index("day", &["day"])]),
+        keyed(STOCK_MOVES, vec![index("productId", &["productId"])]),
+        keyed(AUDIT, vec![index("atMillis", &["atMillis"])]),
+        keyed(OUTBOX, Vec::new()),
+        keyed(CONFLICTS, Vec::new()),
+        StoreSpec {
+            name: BASES,
+            key_path: Some("path"),
+            indexes: Vec::new(),
+        },
+        meta,
+    ]);
+    stores
+}
+
+/// Schema `version` ([`stores_of`]) for rexie: what a database of that version holds, as rexie
+/// opens it. [`Store::open`] brings the database up to date with its own upgrade first
+/// ([`super::upgrade`]), so rexie (and the idb crate under it, whose upgrade handler `.expect`s
+/// every step) has nothing left to upgrade.
+pub fn declare_schema(name: &str, version: u32) -> rexie::RexieBuilder {
+    let mut builder = Rexie::builder(name).version(version);
+    for spec in stores_of(version) {
+        let mut store = ObjectStore::new(spec.name);
+        if let Some(key_path) = spec.key_path {
+            store = store.key_path(key_path);
+        }
+        for index in spec.indexes {
+            let declared = match index.key_path {
+                [field] => Index::new(index.name, field),
+                fields => Index::new_array(index.name, fields.iter().copied()),
+            };
+            store = store.add_index(declared.unique(index.unique).multi_entry(index.multi_entry));
+        }
+        builder = builder.add_object_store(store);
     }
     builder
-        .add_object_store(products)
-        .add_object_store(customers)
-        .add_object_store(
-            keyed(BILLS)
-                .add_index(Index::new("day", "day"))
-                .add_index(Index::new("number", "number").unique(true)),
-        )
-        .add_object_store(keyed(PAYMENTS).add_index(Index::new("billId", "billId")))
-        .add_object_store(keyed(EXPENSES).add_index(Index::new("day", "day")))
-        .add_object_store(keyed(STOCK_MOVES).add_index(Index::new("productId", "productId")))
-        .add_object_store(keyed(AUDIT).add_index(Index::new("atMillis", "atMillis")))
-        .add_object_store(keyed(OUTBOX))
-        .add_object_store(keyed(CONFLICTS))
-        .add_object_store(ObjectStore::new(BASES).key_path("path"))
-        .add_object_store(ObjectStore::new(META))
 }
 
 /// One data migration: brings records written by an older version up to date.
