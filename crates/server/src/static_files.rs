@@ -146,15 +146,17 @@ fn files_router(app_directory: Option<PathBuf>) -> Router<AppState> {
     }
 }
 
-/// Whether a file name carries Trunk's content hash: a `-` and 16 lowercase hex digits before
-/// the extension (or before wasm-bindgen's `_bg`).
+/// Whether a file name carries Trunk's content hash: a `-` and 12 to 16 lowercase hex digits
+/// before the extension (or before wasm-bindgen's `_bg`). Trunk writes the 64-bit hash in hex
+/// without leading zeros, so one name in sixteen has 15 digits (`counter-c6efb2887c52a7b.css`),
+/// one in 256 has 14, and so on.
 pub fn has_content_hash(file_name: &str) -> bool {
     let stem = file_name.split('.').next().unwrap_or("");
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     match stem.rsplit_once('-') {
         Some((name, hash)) => {
             !name.is_empty()
-                && hash.len() == 16
+                && (12..=16).contains(&hash.len())
                 && hash
                     .bytes()
                     .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
@@ -242,7 +244,11 @@ mod tests {
         check_hashed("manifest.webmanifest", false);
         check_hashed("-66eab09cf58a86e6.js", false);
         check_hashed("style-C5EC9C89AA5B4E41.css", false);
-        check_hashed("style-c5ec9c89aa5b4e4.css", false);
+        // Trunk drops the hash's leading zeros: 15 digits are as hashed as 16.
+        check_hashed("counter-c6efb2887c52a7b.css", true);
+        check_hashed("style-c5ec9c8.css", false);
+        check_hashed("icon-192.png", false);
+        check_hashed("style-c5ec9c89aa5b4e41a.css", false);
     }
 
     #[test]
