@@ -30,7 +30,7 @@ export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run demo test build dist server lint test-native test-browser test-e2e \
 	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime soak-server \
-	bench-counter size audit
+	bench-counter bench-cold-start size audit
 
 run: build
 	@echo "Counterbook on http://$(ADDR) (data in $(DATA)); the setup code, if any, is printed below"
@@ -90,6 +90,13 @@ bench-realtime: build chromium e2e/node_modules/.installed
 # same lookups in raw IndexedDB JavaScript.
 bench-counter: build chromium e2e/node_modules/.installed
 	cd e2e && node bench-counter.mjs
+
+# A benchmark, not a test (a few minutes; not part of `make test`): an installed tablet with
+# 10,000 products synced goes offline, and fresh page loads of /counter from the service worker
+# are timed from navigation to the scan field focused and a scan's line on the bill, p50/p99
+# (BENCH_COLD_START_PROFILE=1 also records a CPU profile of one run).
+bench-cold-start: build chromium e2e/node_modules/.installed
+	cd e2e && node bench-cold-start.mjs
 
 # Not a test (not part of `make test`): the gzip and brotli bytes of the app shell (wasm, js,
 # html, css, service worker, manifest) from the release build's precompressed copies, and the
