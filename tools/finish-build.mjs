@@ -66,8 +66,9 @@ function theOne(pattern, what) {
   }
   return matching[0];
 }
-const bindings = theOne(/^\/counterbook-[0-9a-f]{16}\.js$/, "JavaScript bindings file");
-const wasm = theOne(/^\/counterbook-[0-9a-f]{16}_bg\.wasm$/, "wasm file");
+// Trunk writes its 64-bit hash in hex without leading zeros: 16 digits or fewer.
+const bindings = theOne(/^\/counterbook-[0-9a-f]{1,16}\.js$/, "JavaScript bindings file");
+const wasm = theOne(/^\/counterbook-[0-9a-f]{1,16}_bg\.wasm$/, "wasm file");
 
 const worker = readFileSync(workerFile, "utf8");
 const placeholders = [
