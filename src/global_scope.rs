@@ -1,6 +1,6 @@
 //! The browser's global scope, as a page's `window` or the service worker's `self`: the few
-//! things the sync path needs from it (`fetch`, timers, `navigator.onLine`, Web Locks and
-//! `crypto`), reached the same way in both. The service worker runs the same wasm as the page
+//! things the sync path needs from it (`fetch`, timers, `navigator.onLine`, Web Locks,
+//! `crypto` and `indexedDB`), reached the same way in both. The service worker runs the same wasm as the page
 //! to drain the outbox on a Background Sync event ([`crate::sync::background`]), where
 //! `web_sys::window()` is `None`; code on the sync path asks here instead.
 
@@ -68,5 +68,13 @@ pub fn crypto() -> Option<web_sys::Crypto> {
     js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
         .ok()
         .filter(|crypto| !crypto.is_undefined() && !crypto.is_null())
+        .map(JsCast::unchecked_into)
+}
+
+/// The global `indexedDB`, where the browser has it (a page's and a worker's alike).
+pub fn indexed_db() -> Option<web_sys::IdbFactory> {
+    js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
+        .ok()
+        .filter(|factory| !factory.is_undefined() && !factory.is_null())
         .map(JsCast::unchecked_into)
 }

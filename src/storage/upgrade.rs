@@ -33,10 +33,9 @@ fn describe(error: &JsValue) -> String {
 /// version in its upgrade, then closes it again.
 pub(super) async fn upgrade_to(name: &str, version: u32) -> Result<()> {
     let open_failed = |error: JsValue| StorageError::Open(describe(&error));
-    let factory = web_sys::window()
-        .ok_or_else(|| StorageError::Open("no window".into()))?
-        .indexed_db()
-        .map_err(open_failed)?
+    // The global scope's, not the window's: the service worker opens the store too (Background
+    // Sync, `sync::background`).
+    let factory = crate::global_scope::indexed_db()
         .ok_or_else(|| StorageError::Open("this browser has no IndexedDB".into()))?;
     let request = factory.open_with_u32(name, version).map_err(open_failed)?;
     let upgrade_failure: Rc<RefCell<Option<String>>> = Rc::default();
