@@ -311,6 +311,7 @@ async fn customers_and_the_shop_profile_pulled_from_the_server_are_kept() {
     ] {
         let page = PulledPage {
             collection: collection.into(),
+            query_id: counterbook_sync::PullQueryId(1),
             checkpoint: Checkpoint {
                 updated_at: Timestamp::from_unix_millis(1_000),
                 name: upsert.name.clone(),

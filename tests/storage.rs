@@ -149,6 +149,7 @@ async fn a_pulled_page_and_its_checkpoint_are_applied_together() {
     };
     let page = PulledPage {
         collection: "products".into(),
+        query_id: counterbook_sync::PullQueryId(1),
         upserts: vec![
             document(&pulled, false),
             document(&stale_server_copy, false),
@@ -197,6 +198,7 @@ async fn a_rejected_unit_shows_the_servers_version_again() {
     );
     let page = PulledPage {
         collection: "products".into(),
+        query_id: counterbook_sync::PullQueryId(1),
         upserts: vec![Document {
             name: format!(
                 "projects/p/databases/(default)/documents/shops/s1/products/{}",
@@ -280,6 +282,7 @@ async fn an_older_server_version_arriving_after_a_newer_one_changes_nothing() {
     // The same on a pulled page (the overlap window re-reads documents).
     let page = PulledPage {
         collection: "products".into(),
+        query_id: counterbook_sync::PullQueryId(1),
         upserts: vec![version(18, 1_000, 1_000)],
         deletes: vec![],
         conflicts: vec![],
@@ -297,6 +300,54 @@ async fn an_older_server_version_arriving_after_a_newer_one_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(shown(store.products().await.unwrap()), vec![(16, 7_600)]);
+}
+
+/// Regression test for the compact base copies: a base copy stored by an earlier version, its
+/// fields as objects, must still be read (a pending edit merges against it).
+#[wasm_bindgen_test]
+async fn a_base_copy_stored_with_fields_as_objects_is_still_read() {
+    let name = format!("test-old-base-{}", new_id());
+    {
+        let raw = counterbook::storage::declare_schema(&name, counterbook::storage::SCHEMA_VERSION)
+            .build()
+            .await
+            .unwrap();
+        let transaction = raw
+            .transaction(&["bases"], rexie::TransactionMode::ReadWrite)
+            .unwrap();
+        let record = js_sys::JSON::parse(
+            r#"{"path": "shops/s1/products/old", "updateTimeMicros": 5,
+                "fields": {"name": {"stringValue": "Old Tea"}, "price": {"integerValue": "1200"}}}"#,
+        )
+        .unwrap();
+        transaction
+            .store("bases")
+            .unwrap()
+            .put(&record, None)
+            .await
+            .unwrap();
+        transaction.done().await.unwrap();
+        raw.close();
+    }
+    let store = Store::open(&name).await.unwrap();
+    let base = store
+        .base_copy("shops/s1/products/old")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(base.update_time_micros, 5);
+    assert_eq!(base.fields["price"], Value::Integer(1_200));
+    assert_eq!(base.fields["name"], Value::String("Old Tea".into()));
+    // Written again, it takes today's form and reads back the same.
+    let mut document = base.to_document();
+    document.update_time = Some(Timestamp::from_unix_micros(6));
+    store.apply_server_documents(&[document]).await.unwrap();
+    let again = store
+        .base_copy("shops/s1/products/old")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.update_time_micros, again.fields), (6, base.fields));
 }
 
 #[wasm_bindgen_test]

@@ -8,12 +8,12 @@ use rexie::TransactionMode;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
+use super::bases::base_copy_from_js;
 use super::changes::ChangedDocuments;
 use super::products::product_to_js;
 use super::schema::{BASES, OUTBOX, PRODUCTS};
 use super::server_documents::product_id_of_path;
 use super::{from_js, to_js, Result, StorageError, Store};
-use crate::entities::BaseCopy;
 use crate::model::Product;
 
 /// An outbox record as stored.
@@ -182,7 +182,7 @@ impl Store {
                     .await
                     .map_err(StorageError::from_rexie)?
                     .filter(|value| !value.is_undefined())
-                    .map(from_js::<BaseCopy>)
+                    .map(base_copy_from_js)
                     .transpose()?;
                 let restored =
                     base.and_then(|base| Product::from_document(&base.to_document()).ok());

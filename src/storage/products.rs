@@ -13,7 +13,7 @@ use wasm_bindgen::JsValue;
 
 use super::changes::ChangedDocuments;
 use super::schema::PRODUCTS;
-use super::{from_js, key_range, to_js, Result, StorageError, Store};
+use super::{from_js, key_range, many_to_js, to_js, Result, StorageError, Store};
 use crate::model::{name_key, Product};
 use counterbook_shop::{AuditEntry, Record};
 use counterbook_sync::Unit;
@@ -26,15 +26,29 @@ const AFTER_EVERY_NAME: &str = "\u{ffff}";
 /// A product as its IndexedDB record, with the index-only fields.
 pub(super) fn product_to_js(product: &Product) -> Result<JsValue> {
     let value = to_js(product)?;
+    mark_low_stock(product, &value)?;
+    Ok(value)
+}
+
+/// Many products as their IndexedDB records (see [`many_to_js`]), in order.
+pub(super) fn products_to_js(products: &[&Product]) -> Result<Vec<JsValue>> {
+    let values = many_to_js(products)?;
+    for (product, value) in products.iter().zip(&values) {
+        mark_low_stock(product, value)?;
+    }
+    Ok(values)
+}
+
+fn mark_low_stock(product: &Product, value: &JsValue) -> Result<()> {
     if product.is_low_on_stock() {
         js_sys::Reflect::set(
-            &value,
+            value,
             &JsValue::from_str(LOW_STOCK_FIELD),
             &JsValue::from_f64(1.0),
         )
         .map_err(|_| StorageError::Transaction("cannot mark a product low on stock".into()))?;
     }
-    Ok(value)
+    Ok(())
 }
 
 /// Which products a list shows, always in name order (ties by id).

@@ -17,9 +17,10 @@ use futures::future::{try_join, try_join_all};
 use rexie::TransactionMode;
 use wasm_bindgen::JsValue;
 
+use super::bases::{base_copies_to_js, base_copy_from_js};
 use super::changes::ChangedDocuments;
 use super::outbox::pending_writes_by_path;
-use super::products::product_to_js;
+use super::products::products_to_js;
 use super::sales::{customer_value, SHOP_SETTINGS_KEY};
 use super::schema::{BASES, CONFLICTS, CUSTOMERS, META, OUTBOX, PRODUCTS};
 use super::{from_js, to_js, Result, StorageError, Store};
@@ -120,10 +121,10 @@ impl Store {
         // The newest copy of each path so far: the stored one, then this batch's in order (a
         // batch may name a document twice).
         let mut newest_bases: HashMap<String, BaseCopy> = HashMap::new();
-        let mut base_puts: Vec<JsValue> = Vec::new();
+        let mut base_puts: Vec<BaseCopy> = Vec::new();
         // Each record's final state in this batch: products `Some` to put, `None` to delete;
         // customers to put; the shop profile to put.
-        let mut product_writes: BTreeMap<String, Option<JsValue>> = BTreeMap::new();
+        let mut product_writes: BTreeMap<String, Option<Product>> = BTreeMap::new();
         let mut customer_puts: BTreeMap<String, JsValue> = BTreeMap::new();
         let mut profile_put: Option<JsValue> = None;
         for ((document, base), stored_value) in incoming.into_iter().zip(stored_values) {
@@ -131,7 +132,7 @@ impl Store {
                 Some(newest) => Some(newest),
                 None => stored_value
                     .filter(|value| !value.is_undefined())
-                    .map(from_js::<BaseCopy>)
+                    .map(base_copy_from_js)
                     .transpose()?,
             };
             // Snapshots, pulled pages and re-reads arrive over different connections, so an
@@ -146,7 +147,7 @@ impl Store {
             let (newest, kept) = match stored {
                 Some(stored) if older => (stored.to_document(), stored),
                 _ => {
-                    base_puts.push(to_js(&base)?);
+                    base_puts.push(base.clone());
                     (document.clone(), base)
                 }
             };
@@ -184,7 +185,7 @@ impl Store {
             }
             match Product::from_document(&rebased(&newest, pending.get(&path))) {
                 Ok(product) => {
-                    product_writes.insert(id.to_owned(), Some(product_to_js(&product)?));
+                    product_writes.insert(id.to_owned(), Some(product));
                     changed.insert(PRODUCTS, id);
                 }
                 Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
@@ -198,29 +199,23 @@ impl Store {
         }
         let customers = store(CUSTOMERS)?;
         let meta = store(META)?;
-        let profile_key = JsValue::from_str(SHOP_SETTINGS_KEY);
         let inbox = store(CONFLICTS)?;
         let conflict_values = conflicts.iter().map(to_js).collect::<Result<Vec<_>>>()?;
-        // (store, value, key): every write of the batch, sent together.
-        let mut puts: Vec<(&rexie::Store, &JsValue, Option<&JsValue>)> = Vec::new();
-        puts.extend(base_puts.iter().map(|value| (&bases, value, None)));
-        puts.extend(
-            product_writes
-                .values()
-                .flatten()
-                .map(|value| (&products, value, None)),
-        );
-        puts.extend(
-            customer_puts
-                .values()
-                .map(|value| (&customers, value, None)),
-        );
-        puts.extend(
-            profile_put
-                .iter()
-                .map(|value| (&meta, value, Some(&profile_key))),
-        );
-        puts.extend(conflict_values.iter().map(|value| (&inbox, value, None)));
+        // A page's records become JavaScript objects all at once (see `many_to_js`).
+        let base_values = base_copies_to_js(&base_puts)?;
+        let product_values =
+            products_to_js(&product_writes.values().flatten().collect::<Vec<_>>())?;
+        let keyed = |values: Vec<JsValue>| -> Vec<(JsValue, Option<JsValue>)> {
+            values.into_iter().map(|value| (value, None)).collect()
+        };
+        let profile_put: Vec<(JsValue, Option<JsValue>)> = profile_put
+            .map(|value| (value, Some(JsValue::from_str(SHOP_SETTINGS_KEY))))
+            .into_iter()
+            .collect();
+        // Every write of the batch is sent at once, and only the last of each store is awaited:
+        // IndexedDB runs a transaction's requests in order, and a failing one aborts the
+        // transaction, which fails the requests after it (and `finish_with` reports the abort).
+        // One future per request would cost two callbacks each, most of a page's time.
         let product_deletes = try_join_all(
             product_writes
                 .iter()
@@ -228,8 +223,16 @@ impl Store {
                 .map(|(id, _)| products.delete(JsValue::from_str(id))),
         );
         let all_puts = try_join_all(
-            puts.iter()
-                .map(|(target, value, key)| target.put(value, *key)),
+            [
+                (&bases, keyed(base_values)),
+                (&products, keyed(product_values)),
+                (&customers, keyed(customer_puts.into_values().collect())),
+                (&meta, profile_put),
+                (&inbox, keyed(conflict_values)),
+            ]
+            .into_iter()
+            .filter(|(_, puts)| !puts.is_empty())
+            .map(|(target, puts)| target.put_all(puts.into_iter())),
         );
         try_join(all_puts, product_deletes)
             .await
@@ -317,7 +320,7 @@ impl Store {
             .await
             .map_err(StorageError::from_rexie)?
         {
-            Some(value) if !value.is_undefined() => from_js(value).map(Some),
+            Some(value) if !value.is_undefined() => base_copy_from_js(value).map(Some),
             _ => Ok(None),
         }
     }

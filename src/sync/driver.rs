@@ -1498,7 +1498,11 @@ impl SyncDriver {
                 this.refresh_conflicts().await;
                 this.tell_other_tabs(TabMessage::ConflictsChanged);
             }),
-            Command::RunPullQuery { collection, query } => spawn_local(async move {
+            Command::RunPullQuery {
+                collection,
+                query_id,
+                query,
+            } => spawn_local(async move {
                 let parent = format!("shops/{}", this.inner.settings.shop_id);
                 let event = match this.inner.remote.run_query(&parent, &query).await {
                     Ok(reply) => {
@@ -1509,6 +1513,7 @@ impl SyncDriver {
                         }
                         Event::PullPage {
                             collection: collection.clone(),
+                            query_id,
                             documents: reply.documents,
                             read_time: reply.read_time,
                         }
@@ -1517,6 +1522,7 @@ impl SyncDriver {
                         this.note_reply(Some(&failure), None);
                         Event::PullFailed {
                             collection: collection.clone(),
+                            query_id,
                             failure,
                         }
                     }
@@ -1528,6 +1534,7 @@ impl SyncDriver {
             }),
             Command::ApplyPulledPage(page) => spawn_local(async move {
                 let collection = page.collection.clone();
+                let query_id = page.query_id;
                 let event = match this.inner.store.apply_pulled_page(&page).await {
                     Ok(()) => {
                         this.inner.last_pull_millis.set(Some(now_millis()));
@@ -1537,6 +1544,7 @@ impl SyncDriver {
                         }
                         Event::PulledPageApplied {
                             collection: collection.clone(),
+                            query_id,
                         }
                     }
                     Err(error) => {
@@ -1546,6 +1554,7 @@ impl SyncDriver {
                         this.report_storage(Err(error));
                         Event::PullFailed {
                             collection: collection.clone(),
+                            query_id,
                             failure,
                         }
                     }

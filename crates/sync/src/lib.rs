@@ -36,8 +36,8 @@ pub use outbox::{
     Recovery, Resume, UnitState, DEFAULT_PULL_OVERLAP_MILLIS,
 };
 pub use pull::{
-    checkpoint_after, first_pull_query, pull_query, server_version_is_older, Checkpoint, PullStep,
-    PulledPage, Pulls, DELETED, UPDATED_AT,
+    checkpoint_after, first_pull_query, pull_query, server_version_is_older, Checkpoint,
+    PullQueryId, PullStep, PulledPage, Pulls, DELETED, UPDATED_AT,
 };
 pub use query_builder::{CursorAt, FieldPath, Operator, QueryBuilder, QueryError};
 pub use unit::{

@@ -38,7 +38,7 @@ use crate::backoff::{Backoff, SplitMix64};
 use crate::conflict::{
     check_unit_against_bases, merge_unit, BusinessRules, ConflictEntry, UnitMerge,
 };
-use crate::pull::{Checkpoint, PullStep, PulledPage, Pulls};
+use crate::pull::{Checkpoint, PullQueryId, PullStep, PulledPage, Pulls};
 use crate::unit::{
     commit_request_for_units, marker_path, BaseVersion, CommitContext, DocumentWrite, Unit, UnitId,
 };
@@ -287,14 +287,21 @@ pub enum Event {
     /// `readTime` (every element of a `:runQuery` reply carries it).
     PullPage {
         collection: String,
+        /// The query answered ([`Command::RunPullQuery`]'s).
+        query_id: PullQueryId,
         documents: Vec<Document>,
         read_time: Option<Timestamp>,
     },
-    /// The store applied the page of [`Command::ApplyPulledPage`] with its checkpoint.
-    PulledPageApplied { collection: String },
-    /// The query or the store transaction of a pull failed; the pull stops.
+    /// The store applied the page of [`Command::ApplyPulledPage`] with its checkpoint
+    /// (`query_id`: the page's).
+    PulledPageApplied {
+        collection: String,
+        query_id: PullQueryId,
+    },
+    /// The query `query_id` or the store transaction of its page failed; the pull stops.
     PullFailed {
         collection: String,
+        query_id: PullQueryId,
         failure: PushFailure,
     },
     /// The browser's idea of connectivity changed.
@@ -348,6 +355,8 @@ pub enum Command {
     /// `PullFailed`.
     RunPullQuery {
         collection: String,
+        /// Named again in the answer.
+        query_id: PullQueryId,
         query: StructuredQuery,
     },
     /// Store the page's documents and its checkpoint in ONE transaction, record its conflicts,
@@ -593,29 +602,38 @@ impl Outbox {
             }
             Event::PullPage {
                 collection,
+                query_id,
                 documents,
                 read_time,
             } => {
-                let step = self.pulls.on_page(
+                let steps = self.pulls.on_page(
                     &collection,
+                    query_id,
                     documents,
                     read_time,
                     &self.config.business_rules,
                 );
-                commands.extend(step.map(pull_command));
+                commands.extend(steps.into_iter().map(pull_command));
                 // A reply from the server: network backoffs are no longer warranted.
                 self.cut_network_backoffs(now_millis);
             }
-            Event::PulledPageApplied { collection } => {
-                let step = self.pulls.on_applied(&collection);
-                commands.extend(step.map(pull_command));
+            Event::PulledPageApplied {
+                collection,
+                query_id,
+            } => {
+                let steps =
+                    self.pulls
+                        .on_applied(&collection, query_id, &self.config.business_rules);
+                commands.extend(steps.into_iter().map(pull_command));
             }
             Event::PullFailed {
                 collection,
+                query_id,
                 failure,
             } => {
-                self.pulls.on_failed(&collection);
-                self.last_error = Some(format!("pull failed: {}", failure.describe()));
+                if self.pulls.on_failed(&collection, query_id) {
+                    self.last_error = Some(format!("pull failed: {}", failure.describe()));
+                }
             }
             Event::Online(online) => self.online = online,
             Event::ServerReachable => self.cut_network_backoffs(now_millis),
@@ -1306,7 +1324,15 @@ impl Outbox {
 
 fn pull_command(step: PullStep) -> Command {
     match step {
-        PullStep::Query { collection, query } => Command::RunPullQuery { collection, query },
+        PullStep::Query {
+            collection,
+            query_id,
+            query,
+        } => Command::RunPullQuery {
+            collection,
+            query_id,
+            query,
+        },
         PullStep::Apply(page) => Command::ApplyPulledPage(page),
     }
 }

@@ -5,9 +5,11 @@
 //! Documents written in one commit share one `updatedAt`, so the timestamp alone cannot say where
 //! a page ended; the document name breaks the tie, exactly as the query's order does.
 //!
-//! A pull asks for one page at a time and waits until the driver has applied it (documents and
-//! checkpoint in one store transaction) before asking for the next: a page applied out of order,
-//! or after a failed one, could move the checkpoint past documents never stored.
+//! A pull has at most one query on the wire and one page being stored: the query for the next
+//! page goes out as soon as a full page arrives, while the driver stores that one (documents
+//! and checkpoint in one store transaction). Pages are stored strictly one after the other, in
+//! query order, and nothing after a page that failed: a page applied out of order, or after a
+//! failed one, could move the checkpoint past documents never stored.
 //!
 //! The overlap window. `updatedAt` is the server's `REQUEST_TIME`, and a backend may stamp it
 //! from a clock read before the commit becomes visible: Google's Firestore emulator does (measured
@@ -81,6 +83,9 @@ pub fn server_version_is_older(stored: Option<Timestamp>, incoming: Option<Times
     matches!((stored, incoming), (Some(stored), Some(incoming)) if incoming < stored)
 }
 
+/// 0001-01-01T00:00:00Z, the earliest time Firestore has.
+const EARLIEST_SECONDS: i64 = -62_135_596_800;
+
 /// The first query of a pull from `checkpoint` as stored: strictly after the checkpoint when it
 /// is settled, otherwise everything stamped after the settled time (the overlap window).
 pub fn first_pull_query(
@@ -119,7 +124,18 @@ pub fn pull_query(
         direction: Some(Direction::Ascending),
     };
     let (filter, start_at) = match checkpoint {
-        None => (None, None),
+        // Firestore's earliest time, so this keeps every stamped document; the filter
+        // lets a server read the first page from its `updatedAt` index instead of ordering the
+        // whole collection (counterbook-server: 400 ms for the first page of 50,000 products
+        // without it, 10 ms with it).
+        None => (
+            Some(Filter::FieldFilter(FieldFilter {
+                field: FieldReference::new(UPDATED_AT),
+                op: FieldOperator::GreaterThanOrEqual,
+                value: Value::Timestamp(Timestamp::new(EARLIEST_SECONDS, 0)),
+            })),
+            None,
+        ),
         Some(checkpoint) => (
             // The filter lets the server use its index; the cursor skips what was applied.
             Some(Filter::FieldFilter(FieldFilter {
@@ -188,6 +204,8 @@ fn settled_checkpoint_after(
 #[derive(Clone, Debug, PartialEq)]
 pub struct PulledPage {
     pub collection: String,
+    /// The query the page answered (named again when it is stored, or failed to be).
+    pub query_id: PullQueryId,
     /// Every document of the page as the server has it (the new base copies).
     pub upserts: Vec<Document>,
     /// Paths (relative to the database root) of the upserts marked `deleted`, to hide.
@@ -197,16 +215,31 @@ pub struct PulledPage {
     pub checkpoint: Checkpoint,
 }
 
+/// Names one `:runQuery` of a pull, so that a reply or a failure that comes late (for a query
+/// of a pull that has stopped since, or twice) is told apart from the one awaited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PullQueryId(pub u64);
+
+/// The page the driver is storing now.
 #[derive(Clone, Debug, PartialEq)]
-enum PullPhase {
-    /// A query for the page after `from` is on the wire.
-    Querying,
-    /// The driver is applying a page; `full` says whether more may follow.
-    Applying { next: Checkpoint, full: bool },
+struct StoringPage {
+    /// The query it answered.
+    query_id: PullQueryId,
+    /// The checkpoint once it is stored.
+    next: Checkpoint,
+}
+
+/// A reply that came while a page was being stored: the next page, stored after that one.
+#[derive(Clone, Debug, PartialEq)]
+struct ArrivedPage {
+    query_id: PullQueryId,
+    documents: Vec<Document>,
+    read_time: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 struct CollectionPull {
+    /// The last checkpoint stored (as stored when the pull started, then after each page).
     checkpoint: Option<Checkpoint>,
     /// Where the pull started reading: what was settled before it.
     started_settled: Option<Timestamp>,
@@ -214,8 +247,17 @@ struct CollectionPull {
     first_read_time: Option<Timestamp>,
     /// No page has arrived yet.
     first_page: bool,
-    phase: PullPhase,
-    /// Another pull was asked for while this one ran: go on to the end again afterwards.
+    /// The query on the wire, if any.
+    querying: Option<PullQueryId>,
+    /// The page being stored, if any.
+    storing: Option<StoringPage>,
+    /// The next page, arrived while `storing` was being stored.
+    arrived: Option<ArrivedPage>,
+    /// The query for the next page failed while a page was being stored: the pull stops once
+    /// that page is stored.
+    query_failed: bool,
+    /// Another pull was asked for after the last query went out: go on to the end again
+    /// afterwards.
     again: bool,
 }
 
@@ -224,18 +266,29 @@ struct CollectionPull {
 pub enum PullStep {
     Query {
         collection: String,
+        query_id: PullQueryId,
         query: StructuredQuery,
     },
     Apply(PulledPage),
 }
 
 /// The pulls running now, one at most per collection.
+///
+/// A pull keeps the network and the store busy at once: as soon as a full page arrives, the
+/// query for the next one goes out (from that page's last document) while the driver stores
+/// it, so an empty tablet's first sync costs the longer of the two per page instead of their
+/// sum. Pages are still stored one at a time and in query order, each with its checkpoint in
+/// one transaction: a page that arrives while the one before it is being stored waits for it,
+/// and nothing is stored after a page that failed. Replies are matched by [`PullQueryId`], so
+/// one for a query of a pull that has stopped since never enters another pull.
 #[derive(Clone, Debug, Default)]
 pub struct Pulls {
     running: BTreeMap<String, CollectionPull>,
     page_size: i32,
     /// The overlap window, in microseconds (see the module documentation).
     overlap_micros: i64,
+    /// The id of the last query asked for.
+    last_query_id: u64,
 }
 
 impl Pulls {
@@ -247,6 +300,7 @@ impl Pulls {
             running: BTreeMap::new(),
             page_size: page_size.max(1),
             overlap_micros: overlap_millis.max(0).saturating_mul(1_000),
+            last_query_id: 0,
         }
     }
 
@@ -256,6 +310,11 @@ impl Pulls {
 
     pub fn running(&self) -> usize {
         self.running.len()
+    }
+
+    fn next_query_id(&mut self) -> PullQueryId {
+        self.last_query_id += 1;
+        PullQueryId(self.last_query_id)
     }
 
     /// Starts pulling `collection` from `checkpoint` (as stored), unless a pull of it runs: then
@@ -275,6 +334,7 @@ impl Pulls {
             self.page_size,
             self.overlap_micros,
         );
+        let query_id = self.next_query_id();
         self.running.insert(
             collection.to_owned(),
             CollectionPull {
@@ -284,54 +344,108 @@ impl Pulls {
                 checkpoint,
                 first_read_time: None,
                 first_page: true,
-                phase: PullPhase::Querying,
+                querying: Some(query_id),
+                storing: None,
+                arrived: None,
+                query_failed: false,
                 again: false,
             },
         );
         Some(PullStep::Query {
             collection: collection.to_owned(),
+            query_id,
             query,
         })
     }
 
-    /// A page arrived (documents in query order), read at `read_time` (the `readTime` of the
-    /// `:runQuery` reply, if it had one).
+    /// The reply to query `query_id` arrived (documents in query order), read at `read_time`
+    /// (the `readTime` of the `:runQuery` reply, if it had one). A reply to any other query
+    /// than the one awaited changes nothing.
     pub fn on_page(
         &mut self,
         collection: &str,
+        query_id: PullQueryId,
         documents: Vec<Document>,
         read_time: Option<Timestamp>,
         rules: &BusinessRules,
-    ) -> Option<PullStep> {
-        let pull = self.running.get_mut(collection)?;
-        if pull.phase != PullPhase::Querying {
-            return None;
+    ) -> Vec<PullStep> {
+        let Some(pull) = self.running.get_mut(collection) else {
+            return Vec::new();
+        };
+        if pull.querying != Some(query_id) {
+            return Vec::new();
         }
+        pull.querying = None;
+        let arrived = ArrivedPage {
+            query_id,
+            documents,
+            read_time,
+        };
+        if pull.storing.is_some() {
+            // Stored once the page before it is.
+            pull.arrived = Some(arrived);
+            return Vec::new();
+        }
+        self.take_page(collection, arrived, rules)
+    }
+
+    /// Turns the next page of `collection`'s pull (nothing being stored) into the steps that
+    /// store it and, when more may follow, ask for the one after it.
+    fn take_page(
+        &mut self,
+        collection: &str,
+        arrived: ArrivedPage,
+        rules: &BusinessRules,
+    ) -> Vec<PullStep> {
+        let page_size = self.page_size;
+        let overlap_micros = self.overlap_micros;
+        let Some(pull) = self.running.get_mut(collection) else {
+            return Vec::new();
+        };
+        let ArrivedPage {
+            query_id,
+            documents,
+            read_time,
+        } = arrived;
         if pull.first_page {
             pull.first_page = false;
             pull.first_read_time = read_time;
         }
-        let full = documents.len() as i64 >= i64::from(self.page_size);
+        let full = documents.len() as i64 >= i64::from(page_size);
         let Some(next) = settled_checkpoint_after(
             &documents,
             pull.started_settled,
             pull.first_read_time,
-            self.overlap_micros,
+            overlap_micros,
         ) else {
             // Nothing newer: this pull is done, unless another was asked for meanwhile.
-            let again = pull.again;
-            let checkpoint = pull.checkpoint.clone();
-            self.running.remove(collection);
-            return if again {
-                self.request(collection, checkpoint)
-            } else {
-                None
-            };
+            return self.finish(collection);
         };
-        pull.phase = PullPhase::Applying {
+        let mut steps = Vec::with_capacity(2);
+        if full {
+            // The next page is read while this one is stored. It also serves any request made
+            // until now.
+            let next_query_id = self.next_query_id();
+            let pull = self
+                .running
+                .get_mut(collection)
+                .expect("the pull runs: it was found above");
+            pull.again = false;
+            pull.querying = Some(next_query_id);
+            steps.push(PullStep::Query {
+                collection: collection.to_owned(),
+                query_id: next_query_id,
+                query: pull_query(collection, Some(&next), page_size),
+            });
+        }
+        let pull = self
+            .running
+            .get_mut(collection)
+            .expect("the pull runs: it was found above");
+        pull.storing = Some(StoringPage {
+            query_id,
             next: next.clone(),
-            full,
-        };
+        });
         let relative = |document: &Document| {
             DocumentName::parse(&document.name)
                 .map(|name| name.relative_path())
@@ -343,40 +457,88 @@ impl Pulls {
             .map(relative)
             .collect();
         let conflicts = documents.iter().flat_map(|d| rules.check(d)).collect();
-        Some(PullStep::Apply(PulledPage {
+        steps.push(PullStep::Apply(PulledPage {
             collection: collection.to_owned(),
+            query_id,
             upserts: documents,
             deletes,
             conflicts,
             checkpoint: next,
-        }))
+        }));
+        steps
     }
 
-    /// The driver stored the last page and its checkpoint.
-    pub fn on_applied(&mut self, collection: &str) -> Option<PullStep> {
-        let pull = self.running.get_mut(collection)?;
-        let PullPhase::Applying { next, full } = pull.phase.clone() else {
-            return None;
+    /// The pull of `collection` read to the end: it stops, or starts again from its last
+    /// checkpoint when another pull was asked for after its last query went out.
+    fn finish(&mut self, collection: &str) -> Vec<PullStep> {
+        let Some(pull) = self.running.remove(collection) else {
+            return Vec::new();
         };
-        pull.checkpoint = Some(next);
-        if full || pull.again {
-            // The queries from here to the end also serve any request made until now.
-            pull.again = false;
-            pull.phase = PullPhase::Querying;
-            let query = pull_query(collection, pull.checkpoint.as_ref(), self.page_size);
-            return Some(PullStep::Query {
-                collection: collection.to_owned(),
-                query,
-            });
+        if pull.again {
+            self.request(collection, pull.checkpoint)
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
         }
-        self.running.remove(collection);
-        None
     }
 
-    /// The query or the store failed: the pull stops; the next request starts from the stored
-    /// checkpoint.
-    pub fn on_failed(&mut self, collection: &str) {
-        self.running.remove(collection);
+    /// The driver stored the page of query `query_id` and its checkpoint.
+    pub fn on_applied(
+        &mut self,
+        collection: &str,
+        query_id: PullQueryId,
+        rules: &BusinessRules,
+    ) -> Vec<PullStep> {
+        let Some(pull) = self.running.get_mut(collection) else {
+            return Vec::new();
+        };
+        let Some(stored) = pull.storing.take_if(|storing| storing.query_id == query_id) else {
+            return Vec::new();
+        };
+        pull.checkpoint = Some(stored.next);
+        if let Some(arrived) = pull.arrived.take() {
+            return self.take_page(collection, arrived, rules);
+        }
+        if pull.querying.is_some() {
+            // The next page is on its way.
+            return Vec::new();
+        }
+        if pull.query_failed {
+            self.running.remove(collection);
+            return Vec::new();
+        }
+        // The page was the last one (short): done, or read on for a request made meanwhile.
+        self.finish(collection)
+    }
+
+    /// Query `query_id` or the storing of its page failed: the pull stops (once the page being
+    /// stored is stored, if the query for the next one failed); the next request starts from
+    /// the stored checkpoint. Returns whether it concerned the running pull (not a late
+    /// failure of one that stopped already).
+    pub fn on_failed(&mut self, collection: &str, query_id: PullQueryId) -> bool {
+        let Some(pull) = self.running.get_mut(collection) else {
+            return false;
+        };
+        if pull.querying == Some(query_id) {
+            pull.querying = None;
+            if pull.storing.is_some() {
+                pull.query_failed = true;
+            } else {
+                self.running.remove(collection);
+            }
+            return true;
+        }
+        let storing_failed = pull
+            .storing
+            .as_ref()
+            .is_some_and(|storing| storing.query_id == query_id);
+        if storing_failed {
+            // Nothing after it may be stored; a query still on the wire is answered to a pull
+            // that no longer runs.
+            self.running.remove(collection);
+        }
+        storing_failed
     }
 
     /// A restart of the engine's network side (the driver lost every request): forget pulls.
@@ -404,76 +566,235 @@ mod tests {
         }
     }
 
+    /// The query a step asks for, or a panic naming the steps.
+    fn query_of(steps: &[PullStep]) -> (PullQueryId, StructuredQuery) {
+        match steps {
+            [PullStep::Query {
+                query_id, query, ..
+            }, ..] => (*query_id, query.clone()),
+            other => panic!("no query first in {other:?}"),
+        }
+    }
+
+    /// The page a step stores, or a panic naming the steps.
+    fn page_of(steps: &[PullStep]) -> PulledPage {
+        match steps.last() {
+            Some(PullStep::Apply(page)) => page.clone(),
+            other => panic!("no page last in {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_pull_asks_for_the_next_page_only_after_the_last_one_is_applied() {
+    fn a_pull_asks_for_the_next_page_while_the_last_one_is_stored() {
         let rules = BusinessRules::default();
         let mut pulls = Pulls::new(2, 0);
-        let Some(PullStep::Query { query, .. }) = pulls.request("products", None) else {
-            panic!()
-        };
+        let first = pulls
+            .request("products", None)
+            .into_iter()
+            .collect::<Vec<_>>();
+        let (first_id, query) = query_of(&first);
         assert_eq!(query.start_at, None);
         assert_eq!(
             pulls.request("products", None),
             None,
             "one pull per collection"
         );
+        // A full page: stored, and the next page asked for at once, after its last document.
         let page = vec![named("a", 5, false), named("b", 6, true)];
-        let Some(PullStep::Apply(applied)) = pulls.on_page("products", page, None, &rules) else {
-            panic!()
-        };
-        assert_eq!(applied.deletes, vec!["shops/s/products/b".to_string()]);
-        assert_eq!(
-            applied.checkpoint.updated_at,
-            Timestamp::from_unix_millis(6)
-        );
-        // A second page only once the first is stored.
-        let Some(PullStep::Query { query, .. }) = pulls.on_applied("products") else {
-            panic!()
-        };
+        let steps = pulls.on_page("products", first_id, page, None, &rules);
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        let (second_id, query) = query_of(&steps);
+        let stored = page_of(&steps);
+        assert_eq!(stored.query_id, first_id);
+        assert_eq!(stored.deletes, vec!["shops/s/products/b".to_string()]);
+        assert_eq!(stored.checkpoint.updated_at, Timestamp::from_unix_millis(6));
         assert_eq!(
             query.start_at.unwrap().values[1],
-            Value::Reference(applied.checkpoint.name.clone())
+            Value::Reference(stored.checkpoint.name.clone())
         );
-        let Some(PullStep::Apply(_)) =
-            pulls.on_page("products", vec![named("c", 7, false)], None, &rules)
-        else {
-            panic!()
-        };
-        // A short page ends the pull: the request made meanwhile was served by the queries
-        // that followed it.
-        assert_eq!(pulls.on_applied("products"), None);
-        // A request made while a page is being applied runs once more to the end.
-        pulls.request("products", None);
-        pulls.on_page("products", vec![named("d", 8, false)], None, &rules);
-        pulls.request("products", None);
-        let Some(PullStep::Query { query, .. }) = pulls.on_applied("products") else {
-            panic!("the request made during the pull goes on")
-        };
-        assert!(query.start_at.is_some(), "from the new checkpoint");
-        assert_eq!(pulls.on_page("products", vec![], None, &rules), None);
+        // The next page arrives while the first is still being stored: it waits for it.
+        let steps = pulls.on_page(
+            "products",
+            second_id,
+            vec![named("c", 7, false), named("d", 8, false)],
+            None,
+            &rules,
+        );
+        assert_eq!(steps, vec![], "nothing stored beside the page being stored");
+        // Once the first is stored, the second is, and the third asked for.
+        let steps = pulls.on_applied("products", first_id, &rules);
+        let (third_id, query) = query_of(&steps);
+        let stored = page_of(&steps);
+        assert_eq!(stored.query_id, second_id);
+        assert_eq!(stored.checkpoint.updated_at, Timestamp::from_unix_millis(8));
+        assert_eq!(
+            query.start_at.unwrap().values[1],
+            Value::Reference(stored.checkpoint.name.clone())
+        );
+        // Stored before its reply: the third page is awaited, then stored; a short page ends
+        // the pull, and the request made meanwhile was served by the queries that followed it.
+        assert_eq!(pulls.on_applied("products", second_id, &rules), vec![]);
+        let steps = pulls.on_page(
+            "products",
+            third_id,
+            vec![named("e", 9, false)],
+            None,
+            &rules,
+        );
+        assert_eq!(
+            steps.len(),
+            1,
+            "a short page asks for nothing more: {steps:?}"
+        );
+        assert_eq!(page_of(&steps).query_id, third_id);
+        assert!(
+            pulls.is_pulling("products"),
+            "until the last page is stored"
+        );
+        assert_eq!(pulls.on_applied("products", third_id, &rules), vec![]);
         assert!(!pulls.is_pulling("products"));
     }
 
     #[test]
-    fn a_failed_pull_stops_and_a_stale_page_is_ignored() {
+    fn a_request_made_after_the_last_query_went_out_reads_on_to_the_end_again() {
         let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(10, 0);
-        pulls.request("products", None);
-        pulls.on_failed("products");
-        assert_eq!(
-            pulls.on_page("products", vec![named("a", 1, false)], None, &rules),
-            None
+        let mut pulls = Pulls::new(2, 0);
+        let (first_id, _) = query_of(
+            &pulls
+                .request("products", None)
+                .into_iter()
+                .collect::<Vec<_>>(),
         );
-        assert_eq!(pulls.on_applied("products"), None);
+        let steps = pulls.on_page(
+            "products",
+            first_id,
+            vec![named("d", 8, false)],
+            None,
+            &rules,
+        );
+        assert_eq!(steps.len(), 1);
+        pulls.request("products", None);
+        let steps = pulls.on_applied("products", first_id, &rules);
+        let (again_id, query) = query_of(&steps);
+        assert!(query.start_at.is_some(), "from the new checkpoint");
+        assert_eq!(
+            pulls.on_page("products", again_id, vec![], None, &rules),
+            vec![]
+        );
+        assert!(!pulls.is_pulling("products"));
+    }
+
+    /// Regression test for the pipelined pull: a reply to a query of a pull that stopped since
+    /// (or the same reply twice) must never enter another pull, or its page would move the
+    /// checkpoint past documents never stored.
+    #[test]
+    fn late_duplicate_and_stale_replies_change_nothing() {
+        let rules = BusinessRules::default();
+        let mut pulls = Pulls::new(2, 0);
+        let (first_id, _) = query_of(
+            &pulls
+                .request("products", None)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        let full = || vec![named("a", 5, false), named("b", 6, false)];
+        let steps = pulls.on_page("products", first_id, full(), None, &rules);
+        let (second_id, _) = query_of(&steps);
+        assert_eq!(
+            pulls.on_page("products", first_id, full(), None, &rules),
+            vec![],
+            "the same reply twice"
+        );
+        assert_eq!(
+            pulls.on_page("products", PullQueryId(99), full(), None, &rules),
+            vec![],
+            "a reply to no query of this pull"
+        );
+        // Storing the first page fails: the pull stops although the second query is out.
+        assert!(pulls.on_failed("products", first_id));
+        assert!(!pulls.is_pulling("products"));
+        // A new pull from the stored checkpoint; the old query's reply comes late.
+        let restart = pulls
+            .request("products", None)
+            .into_iter()
+            .collect::<Vec<_>>();
+        let (restart_id, _) = query_of(&restart);
+        assert_ne!(restart_id, second_id);
+        let late = vec![named("x", 50, false), named("y", 60, false)];
+        assert_eq!(
+            pulls.on_page("products", second_id, late, None, &rules),
+            vec![],
+            "the stopped pull's reply"
+        );
+        assert!(!pulls.on_failed("products", second_id), "nor its failure");
+        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
+        let steps = pulls.on_page("products", restart_id, full(), None, &rules);
+        assert_eq!(
+            page_of(&steps).checkpoint.updated_at,
+            Timestamp::from_unix_millis(6)
+        );
     }
 
     #[test]
-    fn first_pull_has_no_filter_and_no_cursor() {
+    fn a_query_failing_while_a_page_is_stored_ends_the_pull_once_it_is_stored() {
+        let rules = BusinessRules::default();
+        let mut pulls = Pulls::new(2, 0);
+        let (first_id, _) = query_of(
+            &pulls
+                .request("products", None)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        let page = vec![named("a", 5, false), named("b", 6, false)];
+        let (second_id, _) = query_of(&pulls.on_page("products", first_id, page, None, &rules));
+        assert!(pulls.on_failed("products", second_id));
+        assert!(
+            pulls.is_pulling("products"),
+            "the page being stored is stored"
+        );
+        pulls.request("products", None);
+        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
+        assert!(!pulls.is_pulling("products"));
+        // The next request starts from the stored checkpoint.
+        assert!(pulls.request("products", None).is_some());
+    }
+
+    #[test]
+    fn a_failed_query_stops_the_pull() {
+        let rules = BusinessRules::default();
+        let mut pulls = Pulls::new(10, 0);
+        let (first_id, _) = query_of(
+            &pulls
+                .request("products", None)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        assert!(pulls.on_failed("products", first_id));
+        assert_eq!(
+            pulls.on_page(
+                "products",
+                first_id,
+                vec![named("a", 1, false)],
+                None,
+                &rules
+            ),
+            vec![]
+        );
+        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
+    }
+
+    #[test]
+    fn first_pull_has_no_cursor_and_reads_from_the_updated_at_index() {
         let query = pull_query("products", None, 100);
         assert_eq!(
             serde_json::to_value(&query).unwrap(),
             json!({
                 "from": [{"collectionId": "products"}],
+                "where": {"fieldFilter": {
+                    "field": {"fieldPath": "updatedAt"},
+                    "op": "GREATER_THAN_OR_EQUAL",
+                    "value": {"timestampValue": "0001-01-01T00:00:00Z"}
+                }},
                 "orderBy": [
                     {"field": {"fieldPath": "updatedAt"}, "direction": "ASCENDING"},
                     {"field": {"fieldPath": "__name__"}, "direction": "ASCENDING"}
@@ -547,28 +868,33 @@ mod tests {
     fn a_pull_re_reads_the_unsettled_window_once_then_reads_strictly_after_the_checkpoint() {
         let rules = BusinessRules::default();
         let mut pulls = Pulls::new(10, 3_000);
-        pulls.request("products", None);
+        let (first_id, _) = query_of(
+            &pulls
+                .request("products", None)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
         // Read at 10 s: `a` stamped 9 s and `b` 9.5 s are visible; `c`, stamped 8 s, is not yet.
         let page = vec![named("a", 9_000, false), named("b", 9_500, false)];
-        let Some(PullStep::Apply(applied)) = pulls.on_page(
+        let applied = page_of(&pulls.on_page(
             "products",
+            first_id,
             page,
             Some(Timestamp::from_unix_millis(10_000)),
             &rules,
-        ) else {
-            panic!()
-        };
+        ));
         assert_eq!(
             applied.checkpoint.settled_through,
             Some(Timestamp::from_unix_millis(7_000)),
             "the first read time minus the window"
         );
-        assert_eq!(pulls.on_applied("products"), None);
-        let Some(PullStep::Query { query, .. }) =
-            pulls.request("products", Some(applied.checkpoint.clone()))
-        else {
-            panic!()
-        };
+        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
+        let (second_id, query) = query_of(
+            &pulls
+                .request("products", Some(applied.checkpoint.clone()))
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
         assert_eq!(query.start_at, None, "no cursor: the window is read again");
         assert_eq!(
             serde_json::to_value(&query.filter).unwrap(),
@@ -584,26 +910,26 @@ mod tests {
             named("a", 9_000, false),
             named("b", 9_500, false),
         ];
-        let Some(PullStep::Apply(applied)) = pulls.on_page(
+        let applied = page_of(&pulls.on_page(
             "products",
+            second_id,
             page,
             Some(Timestamp::from_unix_millis(20_000)),
             &rules,
-        ) else {
-            panic!()
-        };
+        ));
         assert!(applied.upserts.iter().any(|d| d.name.ends_with("/c")));
         assert_eq!(
             applied.checkpoint.settled_through,
             Some(applied.checkpoint.updated_at),
             "settled up to the checkpoint"
         );
-        assert_eq!(pulls.on_applied("products"), None);
-        let Some(PullStep::Query { query, .. }) =
-            pulls.request("products", Some(applied.checkpoint.clone()))
-        else {
-            panic!()
-        };
+        assert_eq!(pulls.on_applied("products", second_id, &rules), vec![]);
+        let (_, query) = query_of(
+            &pulls
+                .request("products", Some(applied.checkpoint.clone()))
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
         assert_eq!(
             query,
             pull_query("products", Some(&applied.checkpoint), 10),

@@ -1094,9 +1094,16 @@ fn the_engine_pulls_page_by_page_and_raises_oversold_stock() {
             checkpoint: None,
         },
     );
-    assert!(
-        matches!(&commands[..], [Command::RunPullQuery { collection, .. }] if collection == "products")
-    );
+    let [Command::RunPullQuery {
+        collection,
+        query_id,
+        ..
+    }] = &commands[..]
+    else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(collection, "products");
+    let query_id = *query_id;
     let mut oversold = server_version(&[("stock", Value::Integer(-2))], 4);
     oversold.fields.insert(
         "updatedAt".into(),
@@ -1106,6 +1113,7 @@ fn the_engine_pulls_page_by_page_and_raises_oversold_stock() {
         1,
         Event::PullPage {
             collection: "products".into(),
+            query_id,
             documents: vec![oversold],
             read_time: None,
         },
@@ -1121,7 +1129,8 @@ fn the_engine_pulls_page_by_page_and_raises_oversold_stock() {
         .handle(
             2,
             Event::PulledPageApplied {
-                collection: "products".into()
+                collection: "products".into(),
+                query_id,
             }
         )
         .is_empty());

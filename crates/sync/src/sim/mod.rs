@@ -37,6 +37,7 @@ use counterbook_firestore_wire::{
 
 use crate::backoff::{Backoff, SplitMix64};
 use crate::outbox::{Command, Event, OutboxConfig, PushFailure};
+use crate::pull::{PullQueryId, PulledPage};
 use crate::unit::UnitId;
 use device::{Device, LedgerEntry, COLLECTIONS};
 use server::ServerModel;
@@ -133,6 +134,7 @@ enum Request {
     },
     Query {
         collection: String,
+        query_id: PullQueryId,
         query: StructuredQuery,
     },
 }
@@ -172,6 +174,12 @@ enum SimEvent {
         device: usize,
         incarnation: u32,
         documents: Vec<Document>,
+    },
+    /// The store transaction of a pulled page commits (a restart before it loses the page).
+    PageStored {
+        device: usize,
+        incarnation: u32,
+        page: PulledPage,
     },
     PullTimer(usize),
     Restart(usize),
@@ -433,6 +441,35 @@ impl Simulation {
                     self.devices[device].store.take_server_document(document);
                 }
             }
+            SimEvent::PageStored {
+                device,
+                incarnation,
+                page,
+            } => {
+                if self.devices[device].incarnation != incarnation {
+                    return;
+                }
+                // One transaction: documents, conflicts and checkpoint together.
+                let store = &mut self.devices[device].store;
+                for document in &page.upserts {
+                    store.take_server_document(document.clone());
+                }
+                for entry in page.conflicts {
+                    store.inbox.insert(entry.id.clone(), entry);
+                }
+                store
+                    .checkpoints
+                    .insert(page.collection.clone(), page.checkpoint);
+                self.trace(|| format!("dev-{device} stored a page of {}", page.collection));
+                let commands = self.devices[device].engine.handle(
+                    self.now,
+                    Event::PulledPageApplied {
+                        collection: page.collection,
+                        query_id: page.query_id,
+                    },
+                );
+                self.execute(device, commands);
+            }
             SimEvent::PullTimer(device) => {
                 if !active {
                     return;
@@ -526,9 +563,18 @@ impl Simulation {
                 Command::ReadDocuments { unit_id, paths } => {
                     self.send(device, Request::ReadDocuments { unit_id, paths })
                 }
-                Command::RunPullQuery { collection, query } => {
-                    self.send(device, Request::Query { collection, query })
-                }
+                Command::RunPullQuery {
+                    collection,
+                    query_id,
+                    query,
+                } => self.send(
+                    device,
+                    Request::Query {
+                        collection,
+                        query_id,
+                        query,
+                    },
+                ),
                 Command::MarkDone { unit_id } => {
                     store.outbox.remove(&unit_id);
                 }
@@ -565,23 +611,17 @@ impl Simulation {
                     store.discarded.insert(unit_id);
                 }
                 Command::ApplyPulledPage(page) => {
-                    // One transaction: documents, conflicts and checkpoint together.
-                    for document in &page.upserts {
-                        store.take_server_document(document.clone());
-                    }
-                    for entry in page.conflicts {
-                        store.inbox.insert(entry.id.clone(), entry);
-                    }
-                    store
-                        .checkpoints
-                        .insert(page.collection.clone(), page.checkpoint);
-                    let more = self.devices[device].engine.handle(
-                        self.now,
-                        Event::PulledPageApplied {
-                            collection: page.collection,
+                    // The transaction takes a while, so the pull's next reply may come first.
+                    let incarnation = self.devices[device].incarnation;
+                    let at = self.now + self.rng.up_to(40) as i64;
+                    self.schedule(
+                        at,
+                        SimEvent::PageStored {
+                            device,
+                            incarnation,
+                            page,
                         },
                     );
-                    queue.extend(more);
                 }
                 Command::WakeAt(at) => {
                     let this = &mut self.devices[device];
@@ -949,8 +989,13 @@ fn failure_event(request: &Request, why: &str) -> Event {
             unit_id: unit_id.clone(),
             failure,
         },
-        Request::Query { collection, .. } => Event::PullFailed {
+        Request::Query {
+            collection,
+            query_id,
+            ..
+        } => Event::PullFailed {
             collection: collection.clone(),
+            query_id: *query_id,
             failure,
         },
     }
@@ -978,15 +1023,29 @@ fn reply_event(request: Request, outcome: Result<Reply, PushFailure>, with_times
         (Request::ReadDocuments { unit_id, .. }, Err(failure)) => {
             Event::DocumentsReadFailed { unit_id, failure }
         }
-        (Request::Query { collection, .. }, Ok(Reply::Page(documents, read_time))) => {
-            Event::PullPage {
+        (
+            Request::Query {
                 collection,
-                documents,
-                read_time: Some(read_time),
-            }
-        }
-        (Request::Query { collection, .. }, Err(failure)) => Event::PullFailed {
+                query_id,
+                ..
+            },
+            Ok(Reply::Page(documents, read_time)),
+        ) => Event::PullPage {
             collection,
+            query_id,
+            documents,
+            read_time: Some(read_time),
+        },
+        (
+            Request::Query {
+                collection,
+                query_id,
+                ..
+            },
+            Err(failure),
+        ) => Event::PullFailed {
+            collection,
+            query_id,
             failure,
         },
         (request, outcome) => unreachable!("{request:?} cannot get {outcome:?}"),
