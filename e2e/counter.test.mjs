@@ -137,11 +137,15 @@ describe("the counter", () => {
 
   test("a sale rung up by scanner, paid cash, with its receipt printed and scanned", async () => {
     const project = `e2e-counter-${Date.now()}`;
-    await seedProducts(server.url, project, SHOP, CATALOGUE);
+    const unknownCode = ean13("036000291452");
+    // A product whose UPC-A is the unknown code's first twelve digits: the counter looks a
+    // code up as soon as it is a whole barcode, before the scanner has finished it.
+    const decoy = { id: seededId(99), name: "Decoy UPC-A", price: 1_00, barcodes: ["036000291452"], stock: 5 };
+    await seedProducts(server.url, project, SHOP, [...CATALOGUE, decoy]);
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     await context.addInitScript(fakeSerialPrinter);
     try {
-      const page = await openCounter(context, counterUrl(server, server.url, project));
+      const page = await openCounter(context, counterUrl(server, server.url, project), CATALOGUE.length + 1);
 
       // The focus is in another field: the customer search. The scanner types there anyway.
       await page.getByTestId("customer-search").focus();
@@ -161,13 +165,14 @@ describe("the counter", () => {
       );
       await waitForCartLines(page, 5);
 
-      // An unknown code says so at once, with a way to add the product.
-      const unknownCode = ean13("890999999999");
+      // An unknown code says so at once, with a way to add the product; the product found by
+      // its first twelve digits while the scanner was still typing is never added.
       await scanWithKeyboard(page, unknownCode);
       const unknown = page.getByTestId("unknown-code");
       await unknown.waitFor();
       assert.match(await unknown.textContent(), new RegExp(`Unknown code ${unknownCode}`));
       assert.equal(await unknown.getByRole("button", { name: "Add product" }).count(), 1);
+      assert.equal((await cartOf(page)).length, 5, "nothing added for the unknown code");
 
       // A scan on AZERTY with the focus nowhere, of a code starting with 6: its first key types
       // "-" (the quantity shortcut) before the scan is recognised; it must not take one off.
@@ -270,6 +275,7 @@ describe("the counter", () => {
         "Maggi 70g": 59,
         "Lux Soap": 19,
         Tomatoes: 8_750,
+        "Decoy UPC-A": 5,
       });
     } finally {
       await context.close();

@@ -226,6 +226,15 @@ impl ScanDetector {
         }
     }
 
+    /// The code of the burst in progress, once it is long enough that an Enter now would
+    /// complete it as a scan: the page may start looking it up before the Enter comes, to have
+    /// the product ready when it does. Only a scan ([`KeyOutcome::scan`]) may act on a code;
+    /// more keys may still follow and make it another one.
+    pub fn code_so_far(&self) -> Option<String> {
+        (self.burst.len() >= self.config.min_length)
+            .then(|| self.burst.iter().map(|key| key.character).collect())
+    }
+
     /// When to call [`ScanDetector::tick`]: the moment held keys, if any, stop being able to
     /// become a scan.
     pub fn next_deadline(&self) -> Option<f64> {
@@ -411,6 +420,31 @@ mod tests {
         );
         assert_eq!(outcomes[2].release.as_deref(), Some("2"));
         assert!(!outcomes[2].suppress);
+    }
+
+    #[test]
+    fn the_code_so_far_is_known_once_a_burst_is_long_enough_and_only_until_it_ends() {
+        let mut detector = ScanDetector::default();
+        let keys = scanner_keys("8901063010017", 1000.0, 6.0, azerty);
+        let mut so_far = Vec::new();
+        for (code, key, at) in &keys[..keys.len() - 1] {
+            detector.key_down(code, key, *at);
+            so_far.push(detector.code_so_far());
+        }
+        assert_eq!(so_far[..3], [None, None, None], "shorter than a scan");
+        assert_eq!(so_far[3].as_deref(), Some("8901"));
+        assert_eq!(so_far[12].as_deref(), Some("8901063010017"));
+        let (code, key, at) = &keys[keys.len() - 1];
+        assert!(detector.key_down(code, key, *at).scan.is_some());
+        assert_eq!(detector.code_so_far(), None, "the scan took it");
+        // Typing at a person's pace is never a code so far.
+        for (index, digit) in ["Digit5", "Digit0", "Digit0", "Digit1", "Digit2"]
+            .iter()
+            .enumerate()
+        {
+            detector.key_down(digit, "5", 10_000.0 + 200.0 * index as f64);
+            assert_eq!(detector.code_so_far(), None);
+        }
     }
 
     #[test]

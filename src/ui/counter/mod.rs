@@ -7,12 +7,14 @@
 //! `counterbook-shop`'s. Completing a sale is ONE IndexedDB transaction
 //! ([`crate::actions::sale`]). Every action has a key, shown on its button.
 //!
-//! Modules: [`scanner`] (the keyboard-wedge scanner on the whole page), `cart` (lines, totals),
+//! Modules: [`scanner`] (the keyboard-wedge scanner on the whole page), `lookahead` (a scan
+//! looked up before its Enter), `cart` (lines, totals),
 //! `payment` (tenders and Complete sale), `customer`, `receipt` (shown, printed, sent),
 //! `new_product` (an unknown code added as a product from the counter).
 
 mod cart;
 mod customer;
+mod lookahead;
 mod new_product;
 mod payment;
 mod profile;
@@ -24,6 +26,7 @@ use counterbook_shop::cart::Cart;
 use counterbook_shop::{
     Customer, GuardedAction, PaymentMethod, Product, ScannedCode, ShopSettings,
 };
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::KeyboardEvent;
@@ -56,6 +59,13 @@ pub struct TenderDraft {
     pub confirmed: bool,
 }
 
+/// What a scanned code found: the product and how the code reads, nothing, or why the
+/// lookup failed.
+type ScanAnswer = Result<Option<(Product, ScannedCode)>, String>;
+
+/// A scan's lookup started before its Enter, which the Enter can wait on or read.
+type ScanLookup = Shared<LocalBoxFuture<'static, ScanAnswer>>;
+
 /// The counter's state: signals shared by its parts (all `Copy`).
 #[derive(Clone, Copy)]
 pub struct Counter {
@@ -82,6 +92,10 @@ pub struct Counter {
     pub highlighted: RwSignal<Option<usize>>,
     pub scan_input: NodeRef<leptos::html::Input>,
     pub received_input: NodeRef<leptos::html::Input>,
+    /// The scan being typed, looked up before its Enter.
+    lookahead: StoredValue<lookahead::ScanLookahead<ScanLookup>, LocalStorage>,
+    /// Scans whose lookups run (their lines are added in the order scanned).
+    scans_in_flight: StoredValue<u32, LocalStorage>,
 }
 
 impl Counter {
@@ -129,13 +143,66 @@ impl Counter {
         }
     }
 
-    /// A scanned code: a bill's QR opens the bill; otherwise the product by barcode (a price
-    /// or weight label read by the shop's nomenclature), then by SKU.
-    pub fn scanned(&self, code: String) {
+    fn changes_seen(&self) -> u64 {
+        self.driver.with_value(|d| d.changes().version_untracked())
+    }
+
+    /// The scanner has typed `code` so far (its Enter has not come): look it up now if it is
+    /// as long as a barcode, so that the Enter finds the answer ready (see [`lookahead`]).
+    pub fn scanning(&self, code: String) {
+        if sale_action::looks_like_bill_id(&code) {
+            return;
+        }
+        let changes_seen = self.changes_seen();
         let this = *self;
+        let begin = || {
+            let code = code.clone();
+            async move { this.find(&code).await }.boxed_local().shared()
+        };
+        let started = self
+            .lookahead
+            .try_update_value(|lookahead| lookahead.start(&code, changes_seen, begin))
+            .flatten();
+        if let Some(lookup) = started {
+            spawn_local(lookup.map(|_| ()));
+        }
+    }
+
+    async fn find(&self, code: &str) -> ScanAnswer {
+        let driver = self.driver.get_value();
+        let nomenclature = self
+            .settings
+            .with_untracked(|s| s.barcode_nomenclature.clone());
+        sale_action::find_scanned(&driver, &nomenclature, code)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// A scanned code: a bill's QR opens the bill; otherwise the product by barcode (a price
+    /// or weight label read by the shop's nomenclature), then by SKU. Looked up before the
+    /// Enter (and nothing stored since), it goes on the bill at once, or as soon as that
+    /// lookup answers.
+    pub fn scanned(&self, code: String) {
+        let changes_now = self.changes_seen();
+        let looked_up = self
+            .lookahead
+            .try_update_value(|lookahead| lookahead.take(&code, changes_now))
+            .flatten();
+        // A scan still being looked up goes on the bill first.
+        let earlier_scans_pending = self.scans_in_flight.get_value() > 0;
+        if let Some(answer) = looked_up.as_ref().and_then(|lookup| lookup.peek()) {
+            if !earlier_scans_pending {
+                return self.show_scanned(code, answer.clone());
+            }
+        }
+        let this = *self;
+        this.scans_in_flight.update_value(|n| *n += 1);
         spawn_local(async move {
-            let driver = this.driver.get_value();
-            if sale_action::looks_like_bill_id(&code) {
+            if let Some(lookup) = looked_up {
+                let answer = lookup.await;
+                this.show_scanned(code, answer);
+            } else if sale_action::looks_like_bill_id(&code) {
+                let driver = this.driver.get_value();
                 match sale_action::open_bill(&driver, &code.to_lowercase()).await {
                     Ok(Some(bill)) => this.receipt.set(Some(bill)),
                     Ok(None) => this.notice.set(Some(Notice::Error(format!(
@@ -143,17 +210,20 @@ impl Counter {
                     )))),
                     Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
                 }
-                return;
+            } else {
+                let answer = this.find(&code).await;
+                this.show_scanned(code, answer);
             }
-            let nomenclature = this
-                .settings
-                .with_untracked(|s| s.barcode_nomenclature.clone());
-            match sale_action::find_scanned(&driver, &nomenclature, &code).await {
-                Ok(Some((product, scanned))) => this.add_to_cart(&product, &scanned),
-                Ok(None) => this.notice.set(Some(Notice::UnknownCode(code))),
-                Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
-            }
+            this.scans_in_flight.try_update_value(|n| *n -= 1);
         });
+    }
+
+    fn show_scanned(&self, code: String, answer: ScanAnswer) {
+        match answer {
+            Ok(Some((product, scanned))) => self.add_to_cart(&product, &scanned),
+            Ok(None) => self.notice.set(Some(Notice::UnknownCode(code))),
+            Err(error) => self.notice.set(Some(Notice::Error(error))),
+        }
     }
 
     /// The cashier saw the shown bill's UPI payment arrive: its payment record is confirmed
@@ -477,6 +547,8 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
         highlighted: RwSignal::new(None),
         scan_input: NodeRef::new(),
         received_input: NodeRef::new(),
+        lookahead: StoredValue::new_local(lookahead::ScanLookahead::default()),
+        scans_in_flight: StoredValue::new_local(0),
     };
     spawn_local(async move {
         counter.load_shop_settings().await;
@@ -498,6 +570,7 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
 
     let listener = scanner::listen(scanner::ScannerHandlers {
         on_scan: Box::new(move |code| counter.scanned(code)),
+        on_code_so_far: Box::new(move |code| counter.scanning(code)),
         on_stray_text: Box::new(move |text| {
             counter.query.update(|query| query.push_str(&text));
             counter.focus_scan_field();

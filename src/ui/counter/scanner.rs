@@ -82,6 +82,9 @@ fn focused_text_field() -> Option<HtmlInputElement> {
 pub struct ScannerHandlers {
     /// A scanned code.
     pub on_scan: Box<dyn Fn(String)>,
+    /// The code a scanner has typed so far, before its Enter (for a lookup ahead of it; only
+    /// `on_scan` may act on a code).
+    pub on_code_so_far: Box<dyn Fn(String)>,
     /// Held typing for which no text field had the focus (it goes to the scan field).
     pub on_stray_text: Box<dyn Fn(String)>,
     /// Every key the scanner let pass, for the page's own shortcuts. Returns whether the page
@@ -165,6 +168,12 @@ pub fn listen(handlers: ScannerHandlers) -> Option<ScannerListener> {
         } else if outcome.suppress || (handlers.on_key)(&event) {
             event.prevent_default();
             event.stop_propagation();
+            if outcome.suppress {
+                let so_far = detector.borrow().code_so_far();
+                if let Some(code) = so_far {
+                    (handlers.on_code_so_far)(code);
+                }
+            }
         }
         schedule_tick(&detector, &handlers, &timer_slot, event.time_stamp());
     });
