@@ -350,6 +350,55 @@ async fn a_base_copy_stored_with_fields_as_objects_is_still_read() {
     assert_eq!((again.update_time_micros, again.fields), (6, base.fields));
 }
 
+/// Regression test for the resume tokens left behind: the screen's target is stamped after the
+/// pulls' settled time, so each one has a new key, and the tokens of older ones must go.
+#[wasm_bindgen_test]
+async fn resume_tokens_of_targets_no_longer_watched_are_forgotten() {
+    let (store, _) = fresh_store().await;
+    for key in ["devices", "products-after-1", "products-after-2"] {
+        store
+            .save_resume_token(key, Some(&format!("token of {key}")))
+            .await
+            .unwrap();
+    }
+    let checkpoint = Checkpoint {
+        updated_at: Timestamp::from_unix_millis(1_000),
+        name: "projects/p/databases/(default)/documents/shops/s1/products/a".into(),
+        settled_through: None,
+    };
+    let page = PulledPage {
+        collection: "products".into(),
+        query_id: counterbook_sync::PullQueryId(1),
+        upserts: vec![],
+        deletes: vec![],
+        conflicts: vec![],
+        checkpoint: checkpoint.clone(),
+    };
+    store.apply_pulled_page(&page).await.unwrap();
+    store
+        .forget_resume_tokens_except(&["devices".to_owned(), "products-after-2".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.resume_token("devices").await.unwrap().as_deref(),
+        Some("token of devices")
+    );
+    assert_eq!(store.resume_token("products-after-1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .resume_token("products-after-2")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("token of products-after-2")
+    );
+    // Nothing else in `meta` goes with them.
+    assert_eq!(
+        store.checkpoint("products").await.unwrap(),
+        Some(checkpoint)
+    );
+}
+
 #[wasm_bindgen_test]
 async fn the_device_id_is_made_once() {
     let (store, name) = fresh_store().await;

@@ -169,15 +169,24 @@ impl Store {
         after: Option<&ProductPosition>,
         limit: u32,
     ) -> Result<Vec<Product>> {
+        self.products_in_index(query.index(), Some(query.range(after)?), Some(limit))
+            .await
+    }
+
+    /// Up to `limit` products of the index `index_name` in `range`, in its order: one read.
+    async fn products_in_index(
+        &self,
+        index_name: &str,
+        range: Option<KeyRange>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Product>> {
         let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
         let store = transaction
             .store(PRODUCTS)
             .map_err(StorageError::from_rexie)?;
-        let index = store
-            .index(query.index())
-            .map_err(StorageError::from_rexie)?;
+        let index = store.index(index_name).map_err(StorageError::from_rexie)?;
         let values = index
-            .get_all(Some(query.range(after)?), Some(limit))
+            .get_all(range, limit)
             .await
             .map_err(StorageError::from_rexie)?;
         values.into_iter().map(from_js).collect()
@@ -240,16 +249,7 @@ impl Store {
     /// Every product, by name. Reads the whole catalogue: only for exports and tests, never
     /// for a screen.
     pub async fn products(&self) -> Result<Vec<Product>> {
-        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
-        let store = transaction
-            .store(PRODUCTS)
-            .map_err(StorageError::from_rexie)?;
-        let index = store.index("byName").map_err(StorageError::from_rexie)?;
-        let values = index
-            .get_all(None, None)
-            .await
-            .map_err(StorageError::from_rexie)?;
-        values.into_iter().map(from_js).collect()
+        self.products_in_index("byName", None, None).await
     }
 
     /// Up to `limit` products whose name starts with `prefix` (case and spacing ignored), by

@@ -14,7 +14,7 @@ use counterbook_sync::{
 use std::collections::{BTreeMap, HashMap};
 
 use futures::future::{try_join, try_join_all};
-use rexie::TransactionMode;
+use rexie::{KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
 use super::bases::{base_copies_to_js, base_copy_from_js};
@@ -23,7 +23,7 @@ use super::outbox::pending_writes_by_path;
 use super::products::products_to_js;
 use super::sales::{customer_value, SHOP_SETTINGS_KEY};
 use super::schema::{BASES, CONFLICTS, CUSTOMERS, META, OUTBOX, PRODUCTS};
-use super::{from_js, to_js, Result, StorageError, Store};
+use super::{from_js, key_range, to_js, Result, StorageError, Store};
 use crate::entities::BaseCopy;
 use crate::model::Product;
 
@@ -255,7 +255,7 @@ impl Store {
     pub async fn resume_token(&self, target_key: &str) -> Result<Option<String>> {
         let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
         let store = transaction.store(META).map_err(StorageError::from_rexie)?;
-        let key = JsValue::from_str(&format!("resumeToken/{target_key}"));
+        let key = JsValue::from_str(&resume_token_key(target_key));
         Ok(store
             .get(key)
             .await
@@ -268,7 +268,7 @@ impl Store {
         let transaction = self.transaction(&[META], TransactionMode::ReadWrite)?;
         let outcome = async {
             let store = transaction.store(META).map_err(StorageError::from_rexie)?;
-            let key = JsValue::from_str(&format!("resumeToken/{target_key}"));
+            let key = JsValue::from_str(&resume_token_key(target_key));
             match token {
                 Some(token) => store
                     .put(&JsValue::from_str(token), Some(&key))
@@ -277,6 +277,38 @@ impl Store {
                 None => store.delete(key).await,
             }
             .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await
+    }
+
+    /// Forgets the saved resume tokens of every listen target but these (by target key). The
+    /// screen's target is a query stamped after the pulls' settled time, so each new one has a
+    /// new key: without this, the tokens of every query a tablet ever watched would stay.
+    pub async fn forget_resume_tokens_except(&self, kept_target_keys: &[String]) -> Result<()> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadWrite)?;
+        let outcome = async {
+            let store = transaction.store(META).map_err(StorageError::from_rexie)?;
+            let every_token = key_range(KeyRange::bound(
+                &JsValue::from_str(RESUME_TOKEN_PREFIX),
+                &JsValue::from_str(&format!("{RESUME_TOKEN_PREFIX}\u{ffff}")),
+                Some(false),
+                Some(false),
+            ))?;
+            let kept: Vec<String> = kept_target_keys
+                .iter()
+                .map(|key| resume_token_key(key))
+                .collect();
+            let stale = store
+                .get_all_keys(Some(every_token), None)
+                .await
+                .map_err(StorageError::from_rexie)?
+                .into_iter()
+                .filter(|key| key.as_string().is_none_or(|key| !kept.contains(&key)));
+            try_join_all(stale.map(|key| store.delete(key)))
+                .await
+                .map_err(StorageError::from_rexie)?;
+            Ok(())
         }
         .await;
         Self::finish(transaction, outcome).await
@@ -380,6 +412,13 @@ fn kept_record_of_path(path: &str) -> Option<KeptRecord<'_>> {
         }
         _ => None,
     }
+}
+
+/// Where `meta` keeps listen resume tokens: this, then the target's key.
+const RESUME_TOKEN_PREFIX: &str = "resumeToken/";
+
+fn resume_token_key(target_key: &str) -> String {
+    format!("{RESUME_TOKEN_PREFIX}{target_key}")
 }
 
 /// The product id in `shops/{shop}/products/{id}`, if the path is a product's.

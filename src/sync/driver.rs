@@ -730,6 +730,16 @@ impl SyncDriver {
             return;
         };
         self.inner.screen_waits_for_pull.set(false);
+        // The tokens of the queries watched before this one are of no more use.
+        let mut kept = vec![target_key(&target)];
+        kept.extend(
+            self.collection_target(DEVICES_COLLECTION)
+                .ok()
+                .map(|devices| target_key(&devices)),
+        );
+        if let Err(error) = self.inner.store.forget_resume_tokens_except(&kept).await {
+            self.report_storage(Err(error));
+        }
         let resume_token = match self.inner.store.resume_token(&target_key(&target)).await {
             Ok(token) => token,
             Err(error) => {

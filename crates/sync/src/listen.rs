@@ -331,6 +331,31 @@ impl TargetState {
         }
     }
 
+    /// The command saving the resume token, if it moved since it was last saved (`now`: when).
+    fn save_token(&mut self, now: Option<i64>) -> Option<ListenCommand> {
+        if self.resume_token == self.saved_token {
+            return None;
+        }
+        self.saved_token = self.resume_token.clone();
+        if now.is_some() {
+            self.saved_at = now;
+        }
+        Some(ListenCommand::SaveResumeToken {
+            target_key: self.key.clone(),
+            token: self.resume_token.clone(),
+        })
+    }
+
+    /// The command forgetting the saved resume token, if one was saved: the target will not
+    /// resume from it.
+    fn forget_saved_token(&mut self) -> Option<ListenCommand> {
+        self.saved_token.take()?;
+        Some(ListenCommand::SaveResumeToken {
+            target_key: self.key.clone(),
+            token: None,
+        })
+    }
+
     /// RESET: every document of the view is removed unless the server sends it again.
     fn reset(&mut self) {
         self.pending.clear();
@@ -664,6 +689,12 @@ impl Listener {
         ))));
     }
 
+    /// The target in `slot`, which the caller knows is watched (a slot named by
+    /// [`Listener::slots_named`] or [`Listener::slot_of`]).
+    fn target_mut(&mut self, slot: TargetSlot) -> &mut TargetState {
+        self.targets.get_mut(&slot).expect("named slots exist")
+    }
+
     fn slot_of(&self, target_id: i32) -> Option<TargetSlot> {
         self.targets
             .iter()
@@ -689,17 +720,11 @@ impl Listener {
                 let name = change.document.name.clone();
                 for slot in self.slots_named_strictly(&change.removed_target_ids) {
                     if !change.target_ids.contains(&self.targets[&slot].target_id) {
-                        self.targets
-                            .get_mut(&slot)
-                            .unwrap()
-                            .pending
-                            .insert(name.clone(), None);
+                        self.target_mut(slot).pending.insert(name.clone(), None);
                     }
                 }
                 for slot in self.slots_named_strictly(&change.target_ids) {
-                    self.targets
-                        .get_mut(&slot)
-                        .unwrap()
+                    self.target_mut(slot)
                         .pending
                         .insert(name.clone(), Some(change.document.clone()));
                 }
@@ -725,11 +750,7 @@ impl Listener {
     fn remove_document(&mut self, name: &str, removed_target_ids: &[i32]) {
         // A delete without target ids concerns every target that may hold the document.
         for slot in self.slots_named(removed_target_ids) {
-            self.targets
-                .get_mut(&slot)
-                .unwrap()
-                .pending
-                .insert(name.to_owned(), None);
+            self.target_mut(slot).pending.insert(name.to_owned(), None);
         }
     }
 
@@ -764,7 +785,7 @@ impl Listener {
                     self.retired.remove(id);
                 }
                 for slot in slots {
-                    let target = self.targets.remove(&slot).expect("named slots exist");
+                    let mut target = self.targets.remove(&slot).expect("named slots exist");
                     let status = change.cause.clone().unwrap_or_else(|| {
                         RpcStatus::new(Code::Internal, "the server removed the target")
                     });
@@ -774,24 +795,19 @@ impl Listener {
                         status.code(),
                         status.message
                     ));
-                    if target.saved_token.is_some() {
-                        out.push(ListenCommand::SaveResumeToken {
-                            target_key: target.key,
-                            token: None,
-                        });
-                    }
+                    out.extend(target.forget_saved_token());
                     out.push(ListenCommand::TargetFailed { slot, status });
                 }
             }
             TargetChangeType::Current => {
                 for slot in &slots {
-                    self.targets.get_mut(slot).unwrap().current = true;
+                    self.target_mut(*slot).current = true;
                 }
                 self.note_token(&slots, token);
             }
             TargetChangeType::Reset => {
                 for slot in &slots {
-                    self.targets.get_mut(slot).unwrap().reset();
+                    self.target_mut(*slot).reset();
                 }
                 self.note_token(&slots, token);
             }
@@ -801,7 +817,7 @@ impl Listener {
     fn note_token(&mut self, slots: &[TargetSlot], token: Option<String>) {
         if let Some(token) = token {
             for slot in slots {
-                self.targets.get_mut(slot).unwrap().candidate_token = Some(token.clone());
+                self.target_mut(*slot).candidate_token = Some(token.clone());
             }
         }
     }
@@ -817,7 +833,7 @@ impl Listener {
         let slots: Vec<TargetSlot> = self.targets.keys().copied().collect();
         for slot in slots {
             let interval = self.config.resume_token_save_interval_millis;
-            let target = self.targets.get_mut(&slot).unwrap();
+            let target = self.target_mut(slot);
             if !target.current {
                 continue;
             }
@@ -829,13 +845,8 @@ impl Listener {
             let first = !target.released;
             target.released = true;
             let save_due = target.saved_at.is_none_or(|at| now - at >= interval);
-            if target.resume_token != target.saved_token && (!changes.is_empty() || save_due) {
-                target.saved_token = target.resume_token.clone();
-                target.saved_at = Some(now);
-                out.push(ListenCommand::SaveResumeToken {
-                    target_key: target.key.clone(),
-                    token: target.resume_token.clone(),
-                });
+            if !changes.is_empty() || save_due {
+                out.extend(target.save_token(Some(now)));
             }
             // The stream delivers: failures so far are forgiven.
             self.failures = 0;
@@ -938,15 +949,9 @@ impl Listener {
         }
         let mut target = self.targets.remove(&slot).unwrap();
         self.retire(&target, out);
-        if target.saved_token.is_some() {
-            out.push(ListenCommand::SaveResumeToken {
-                target_key: target.key.clone(),
-                token: None,
-            });
-        }
+        out.extend(target.forget_saved_token());
         target.resume_token = None;
         target.candidate_token = None;
-        target.saved_token = None;
         target.reset();
         target.target_id = self.allocate_target_id();
         target.added = false;
@@ -995,13 +1000,7 @@ impl Listener {
     /// after the saved token), the view kept.
     fn close(&mut self, by_policy: bool, out: &mut Vec<ListenCommand>) {
         for target in self.targets.values_mut() {
-            if target.resume_token != target.saved_token {
-                target.saved_token = target.resume_token.clone();
-                out.push(ListenCommand::SaveResumeToken {
-                    target_key: target.key.clone(),
-                    token: target.resume_token.clone(),
-                });
-            }
+            out.extend(target.save_token(None));
             target.pending.clear();
             target.current = false;
             target.candidate_token = None;
