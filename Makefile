@@ -131,9 +131,12 @@ trunk:
 	@[ "$$(trunk --version 2>/dev/null)" = "trunk $(TRUNK_VERSION)" ] \
 		|| cargo install trunk --version $(TRUNK_VERSION) --locked --force
 
+# A Devanagari font too (Debian's Chromium has none of its own): the Hindi screens and receipts
+# are photographed and drawn on a canvas in the tests (Arabic is in DejaVu Sans, always there).
 chromium:
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
-		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
+		&& [ -e /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf ] \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver fonts-lohit-deva; }
 
 # wasm-opt 132 from npm (Debian's binaryen 108 silently produces a wasm that fails to load).
 tools/node_modules/.installed: tools/package.json tools/package-lock.json

@@ -13,6 +13,7 @@ pub mod actions;
 pub mod devices;
 pub mod entities;
 pub mod global_scope;
+pub mod i18n;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -70,7 +70,8 @@ fn number_format(currency: &str) -> Option<js_sys::Intl::NumberFormat> {
     )
     .ok()?
     .into();
-    let arguments = js_sys::Array::of2(&JsValue::UNDEFINED, &options);
+    // The tablet's language in the shop's region (`crate::i18n`); none: the browser's own.
+    let arguments = js_sys::Array::of2(&crate::i18n::intl_locales(), &options);
     js_sys::Reflect::construct(&constructor, &arguments)
         .ok()
         .map(Into::into)
@@ -89,7 +90,7 @@ pub fn minor_digits(currency: &str) -> u32 {
         .unwrap_or(2)
 }
 
-/// "₹12.50" for 1250 paise, in the browser's locale.
+/// "₹12.50" for 1250 paise, in the tablet's language and the shop's region (`Intl`).
 pub fn format_price(minor: i64, currency: &str) -> String {
     let digits = minor_digits(currency);
     let major = minor as f64 / 10f64.powi(digits as i32);

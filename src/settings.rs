@@ -1,5 +1,5 @@
 //! Device settings: which backend, project and shop this tablet syncs with, how it signs in,
-//! and how it behaves (real time, battery saver, when it locks). They stay on the device;
+//! and how it behaves (real time, battery saver, when it locks, its language). They stay on the device;
 //! the shop's own settings (`counterbook-shop`'s `ShopSettings`) sync.
 //!
 //! They live in `localStorage` (read synchronously at start-up, before IndexedDB opens) and can
@@ -7,6 +7,8 @@
 //! how an operator points a tablet at Cloud Firestore or the emulator without a settings screen.
 //! The tablet's own name (`?deviceName=Counter 1`, or the counter's profile form), which its
 //! receipts print, is kept the same way and read fresh on each sale ([`device_name`]).
+
+use counterbook_i18n::Language;
 
 /// What kind of backend the tablet syncs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,9 +59,11 @@ pub struct Settings {
     pub battery_saver: bool,
     /// Minutes between pulls in battery saver (`?batterySaverMinutes=5`); at least 1.
     pub battery_saver_minutes: u32,
+    /// The language of the screens and receipts (`?language=ar`): en, hi, fr or ar.
+    pub language: Language,
 }
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "backend",
     "apiKey",
     "authEndpoint",
@@ -71,6 +75,7 @@ const KEYS: [&str; 12] = [
     "realtime",
     "batterySaver",
     "batterySaverMinutes",
+    "language",
     DEVICE_NAME,
 ];
 
@@ -138,6 +143,7 @@ impl Settings {
             realtime: true,
             battery_saver: false,
             battery_saver_minutes: 2,
+            language: Language::English,
         }
     }
 
@@ -209,6 +215,11 @@ impl Settings {
             "batterySaverMinutes" => {
                 if let Ok(minutes) = value.parse::<u32>() {
                     self.battery_saver_minutes = minutes.clamp(1, 24 * 60);
+                }
+            }
+            "language" => {
+                if let Some(language) = Language::from_code(value) {
+                    self.language = language;
                 }
             }
             _ => {}

@@ -8,7 +8,8 @@ use counterbook_shop::escpos::{threshold_to_bits, MonochromeBitmap, DOTS_58_MM, 
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-/// One row of a receipt as drawn: text on the left, an optional amount on the right.
+/// One row of a receipt as drawn: text at the start of the line (the left, or the right in a
+/// right-to-left language), an optional amount at its end.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReceiptRow {
     pub left: String,
@@ -69,11 +70,14 @@ fn font(size: u32, bold: bool) -> String {
 }
 
 /// Draws `rows` (and then `qr_modules`, a square QR code's dark modules, centred below them)
-/// and turns the result into a 1-bit bitmap `dots_across(paper_width_mm)` dots wide.
+/// and turns the result into a 1-bit bitmap `dots_across(paper_width_mm)` dots wide. In a
+/// `right_to_left` receipt (Arabic) each row's text starts at the right edge and its amount
+/// sits at the left, as the language reads.
 pub fn draw_receipt(
     rows: &[ReceiptRow],
     qr_modules: Option<&[Vec<bool>]>,
     paper_width_mm: u32,
+    right_to_left: bool,
 ) -> Result<MonochromeBitmap, DrawError> {
     let width = dots_across(paper_width_mm);
     let base_size = if width >= 576 { 24 } else { 20 };
@@ -119,6 +123,15 @@ pub fn draw_receipt(
     context.fill_rect(0.0, 0.0, f64::from(width), f64::from(height));
     context.set_fill_style_str("#000");
     context.set_text_baseline("top");
+    // The text's own direction for the bidirectional algorithm (numbers inside Arabic words);
+    // `direction` is set by name, as web-sys gates its setter behind a feature of its own.
+    let direction = if right_to_left { "rtl" } else { "ltr" };
+    let _ = js_sys::Reflect::set(&context, &"direction".into(), &direction.into());
+    let (start_align, start_x, end_align) = if right_to_left {
+        ("right", f64::from(width) - MARGIN_DOTS, "left")
+    } else {
+        ("left", MARGIN_DOTS, "right")
+    };
 
     let right_edge = f64::from(width) - MARGIN_DOTS;
     let mut y = MARGIN_DOTS;
@@ -142,8 +155,13 @@ pub fn draw_receipt(
         context.set_font(&font(size, row.bold || row.large));
         let mut left_room = right_edge - MARGIN_DOTS;
         if let Some(right) = &row.right {
-            context.set_text_align("right");
-            let _ = context.fill_text(right, right_edge, y);
+            context.set_text_align(end_align);
+            let end_x = if right_to_left {
+                MARGIN_DOTS
+            } else {
+                right_edge
+            };
+            let _ = context.fill_text(right, end_x, y);
             let measured = context
                 .measure_text(right)
                 .map(|m| m.width())
@@ -159,9 +177,8 @@ pub fn draw_receipt(
                 right_edge - MARGIN_DOTS,
             );
         } else {
-            // "start" follows the text's direction: an Arabic name starts at the right.
-            context.set_text_align("left");
-            let _ = context.fill_text_with_max_width(&row.left, MARGIN_DOTS, y, left_room.max(1.0));
+            context.set_text_align(start_align);
+            let _ = context.fill_text_with_max_width(&row.left, start_x, y, left_room.max(1.0));
         }
         y += height;
     }
@@ -207,8 +224,13 @@ mod tests {
             ReceiptRow::rule(),
         ];
         for (paper, dots) in [(58, 384), (80, 576)] {
-            let bitmap = draw_receipt(&rows, Some(&[vec![true, false], vec![false, true]]), paper)
-                .expect("drawn");
+            let bitmap = draw_receipt(
+                &rows,
+                Some(&[vec![true, false], vec![false, true]]),
+                paper,
+                paper == 58,
+            )
+            .expect("drawn");
             assert_eq!(bitmap.width_dots, dots);
             assert_eq!(
                 bitmap.bits.len() as u32,
@@ -219,5 +241,39 @@ mod tests {
                 "no ink at {paper} mm"
             );
         }
+    }
+
+    /// The columns that have ink in `bitmap`.
+    fn inked_columns(bitmap: &MonochromeBitmap) -> (u32, u32) {
+        let bytes_across = bitmap.width_dots / 8;
+        let mut first = u32::MAX;
+        let mut last = 0;
+        for (index, byte) in bitmap.bits.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    let column = (index as u32 % bytes_across) * 8 + bit;
+                    first = first.min(column);
+                    last = last.max(column);
+                }
+            }
+        }
+        (first, last)
+    }
+
+    /// Regression guard: an Arabic receipt's text starts at the right edge of the paper and
+    /// its amount sits at the left; an English one the other way round.
+    #[wasm_bindgen_test]
+    fn a_right_to_left_receipt_starts_its_lines_at_the_right() {
+        let label = vec![ReceiptRow::text("المجموع")];
+        let (first, last) = inked_columns(&draw_receipt(&label, None, 80, true).expect("drawn"));
+        assert!(first > 576 / 2, "Arabic text from column {first} to {last}");
+        let (first, last) = inked_columns(&draw_receipt(&label, None, 80, false).expect("drawn"));
+        assert!(
+            last < 576 / 2,
+            "left-to-right text from column {first} to {last}"
+        );
+        let amount = vec![ReceiptRow::pair("", "231.00")];
+        let (first, last) = inked_columns(&draw_receipt(&amount, None, 80, true).expect("drawn"));
+        assert!(last < 576 / 2, "the amount from column {first} to {last}");
     }
 }

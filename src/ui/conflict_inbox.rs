@@ -1,6 +1,7 @@
 //! The conflict inbox: changes that lost to another tablet's, and broken business rules, each
 //! with "Use mine" (re-apply) or "OK" (keep the server's result).
 
+use crate::i18n::{t, Msg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -30,7 +31,7 @@ pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Into
     view! {
         <Show when=move || conflicts.with(|c| !c.is_empty())>
             <section class="conflicts" data-testid="conflicts">
-                <h2>"Needs a look"</h2>
+                <h2>{t(Msg::ConflictsTitle)}</h2>
                 <ul>
                     <For each=move || conflicts.get() key=|entry| entry.id.clone()
                         children=move |entry| {
@@ -50,14 +51,14 @@ pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Into
                                                 let driver = driver.get_value();
                                                 let entry = reapply.clone();
                                                 spawn_local(async move { driver.reapply_conflict(&entry).await; });
-                                            }>"Use mine"</button>
+                                            }>{t(Msg::ConflictsUseMine)}</button>
                                     })}
                                     <button type="button" class="secondary" data-testid="dismiss-conflict"
                                         on:click=move |_| {
                                             let driver = driver.get_value();
                                             let id = id.clone();
                                             spawn_local(async move { driver.dismiss_conflict(&id).await; });
-                                        }>"OK"</button>
+                                        }>{t(Msg::ConflictsOk)}</button>
                                 </li>
                             }
                         }

@@ -1,21 +1,10 @@
 //! The top bar: the app's name, the shop, the pages, who is at the counter and the sync badge.
 
+use crate::i18n::{t, Msg};
 use leptos::prelude::*;
 
 use crate::sync::{SyncDriver, SyncStatus};
 use crate::ui::pages::{Page, PageLink};
-
-/// The words of the top bar.
-pub mod text {
-    pub const COUNTER: &str = "Counter";
-    pub const PRODUCTS: &str = "Products";
-    pub const BILLS: &str = "Bills";
-    pub const SYNC: &str = "Sync";
-    pub const PEOPLE: &str = "People";
-    pub const SETTINGS: &str = "Settings";
-    pub const SWITCH: &str = "Switch";
-    pub const SWITCH_HELP: &str = "Lock the tablet so that someone else switches in with their PIN";
-}
 
 /// The bar at the top of every page, with links to the pages.
 #[component]
@@ -40,19 +29,19 @@ pub fn Header(
     let lock = move |_| driver.with_value(|d| d.sessions().lock());
     view! {
         <header class="topbar">
-            <h1>"Counterbook"</h1>
+            <h1>{t(Msg::AppName)}</h1>
             <span class="shop">{shop_name}</span>
-            <nav class="pages" aria-label="Pages">
-                <PageLink page=Page::Counter>{text::COUNTER}</PageLink>
-                <PageLink page=Page::Products>{text::PRODUCTS}</PageLink>
-                <PageLink page=Page::Bills>{text::BILLS}</PageLink>
-                <PageLink page=Page::People>{text::PEOPLE}</PageLink>
-                <PageLink page=Page::Settings>{text::SETTINGS}</PageLink>
+            <nav class="pages" aria-label=t(Msg::HeaderPagesLabel)>
+                <PageLink page=Page::Counter>{t(Msg::HeaderCounter)}</PageLink>
+                <PageLink page=Page::Products>{t(Msg::HeaderProducts)}</PageLink>
+                <PageLink page=Page::Bills>{t(Msg::HeaderBills)}</PageLink>
+                <PageLink page=Page::People>{t(Msg::HeaderPeople)}</PageLink>
+                <PageLink page=Page::Settings>{t(Msg::HeaderSettings)}</PageLink>
                 <PageLink page=Page::Sync>
-                    {text::SYNC}
+                    {t(Msg::HeaderSync)}
                     <Show when=move || { problems() > 0 }>
                         <span class="problems" data-testid="sync-problem-count"
-                            title="Changes refused or needing a look">{problems}</span>
+                            title=t(Msg::HeaderProblemsHelp)>{problems}</span>
                     </Show>
                 </PageLink>
             </nav>
@@ -62,7 +51,7 @@ pub fn Header(
                 </span>
                 <Show when=someone_has_a_pin>
                     <button type="button" class="switch" data-testid="switch-person"
-                        title=text::SWITCH_HELP on:click=lock>{text::SWITCH}</button>
+                        title=t(Msg::HeaderSwitchHelp) on:click=lock>{t(Msg::HeaderSwitch)}</button>
                 </Show>
             </Show>
             <SyncBadge status=status/>
@@ -76,13 +65,13 @@ pub fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
     let state = move || {
         status.with(|s| {
             if !s.browser_online {
-                ("offline", "Offline")
+                ("offline", t(Msg::BadgeOffline))
             } else if s.paused_for_sign_in {
-                ("paused", "Sign in needed")
+                ("paused", t(Msg::BadgeSignInNeeded))
             } else if !s.server_reachable {
-                ("unreachable", "Server unreachable")
+                ("unreachable", t(Msg::BadgeUnreachable))
             } else {
-                ("online", "Online")
+                ("online", t(Msg::BadgeOnline))
             }
         })
     };
@@ -92,14 +81,14 @@ pub fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
             data-leader=move || status.with(|s| s.leader.to_string())
             data-realtime=move || status.with(|s| s.realtime.to_string())
             title=move || if status.with(|s| s.leader) {
-                "This tab syncs for every tab of this browser."
+                t(Msg::BadgeLeaderHelp)
             } else {
-                "Another tab of this browser syncs; this one follows it."
+                t(Msg::BadgeFollowerHelp)
             }>
             <span data-testid="connection">{move || state().1}</span>
             " · "
             <span data-testid="pending-count">{move || status.with(|s| s.pending)}</span>
-            " pending"
+            " " {t(Msg::BadgePending)}
         </span>
     }
 }

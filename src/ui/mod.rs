@@ -11,6 +11,7 @@ pub mod counter;
 pub mod header;
 pub mod pages;
 pub mod people_page;
+pub mod problems;
 pub mod products;
 pub mod settings_page;
 pub mod sign_in;
@@ -18,6 +19,7 @@ pub mod status_panel;
 pub mod sync_page;
 pub mod sync_problems;
 
+use crate::i18n::{t, tn, tr, Msg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -34,23 +36,6 @@ use products::ProductsPage;
 use settings_page::SettingsPage;
 use sign_in::{ChoosePin, LockScreen, SetUpShop, SignInForm, SignInPurpose};
 use sync_page::SyncPage;
-
-/// The words of the shell around the pages.
-pub mod text {
-    pub const OPENING: &str = "Opening the shop…";
-    pub const CANNOT_START: &str = "Counterbook cannot start:";
-    pub const NO_SUCH_PAGE: &str = "There is no such page.";
-
-    /// The banner while a person's units wait for them to sign in again.
-    pub fn sign_in_again_to_send(pending: usize) -> String {
-        format!("Sign in again to send {pending} sales")
-    }
-
-    /// Under it: whose sign-in has ended (their units wait; everyone else's are sent).
-    pub fn whose_sign_in_ended(who: &str) -> String {
-        format!("{who}'s sign-in has ended on this tablet.")
-    }
-}
 
 /// Starts the app again on `shop` (a sign-in named another shop than the tablet was opened
 /// for): remembered on the device, and in the address when the address names a shop.
@@ -91,6 +76,10 @@ enum Startup {
 pub fn Counterbook(settings: Settings) -> impl IntoView {
     let startup = RwSignal::new_local(Startup::Opening);
     spawn_local(async move {
+        // The words come first: every screen after this one is in the tablet's language.
+        if let Err(error) = crate::i18n::use_language(settings.language).await {
+            web_sys::console::warn_1(&error.to_string().into());
+        }
         let next = match SyncDriver::start(settings).await {
             Ok(driver) => Startup::Ready(driver),
             Err(error) => Startup::Failed(error.to_string()),
@@ -99,10 +88,10 @@ pub fn Counterbook(settings: Settings) -> impl IntoView {
     });
     move || {
         startup.with(|state| match state {
-            Startup::Opening => view! { <p class="notice">{text::OPENING}</p> }.into_any(),
+            Startup::Opening => view! { <p class="notice">{t(Msg::AppOpening)}</p> }.into_any(),
             Startup::Failed(message) => view! {
                 <p class="notice error" data-testid="startup-error">
-                    {text::CANNOT_START} " " {message.clone()}
+                    {t(Msg::AppCannotStart)} " " {message.clone()}
                 </p>
             }
             .into_any(),
@@ -124,7 +113,7 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
     let choosing_pin = move || driver.with_value(|d| d.sessions().asks_for_pin());
     watch_idle(driver);
     move || match access.get() {
-        Access::Checking => view! { <p class="notice">{text::OPENING}</p> }.into_any(),
+        Access::Checking => view! { <p class="notice">{t(Msg::AppOpening)}</p> }.into_any(),
         Access::SetUpShop => view! {
             <main class="before-shop"><SetUpShop driver=driver/></main>
         }
@@ -234,10 +223,10 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
             <section class="sign-in-again" data-testid="sign-in-again" role="alert"
                 data-email=banner.0.email.clone()>
                 <p data-testid="sign-in-again-message">
-                    {text::sign_in_again_to_send(banner.1)}
+                    {tn(Msg::AppSignInAgainToSend, banner.1, &[])}
                 </p>
                 <p data-testid="sign-in-again-who">
-                    {text::whose_sign_in_ended(banner.0.display_name())}
+                    {tr(Msg::AppWhoseSignInEnded, &[("who", banner.0.display_name())])}
                 </p>
                 <SignInForm driver=driver purpose=SignInPurpose::Again
                     email=banner.0.email.clone() on_done=|_| {}/>
@@ -252,7 +241,7 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                 Page::People => view! { <PeoplePage driver=driver/> }.into_any(),
                 Page::Settings => view! { <SettingsPage driver=driver/> }.into_any(),
                 Page::NotFound => view! {
-                    <p class="notice" data-testid="not-found">{text::NO_SUCH_PAGE}</p>
+                    <p class="notice" data-testid="not-found">{t(Msg::AppNoSuchPage)}</p>
                 }
                 .into_any(),
             }}

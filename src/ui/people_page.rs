@@ -3,8 +3,9 @@
 //! manager, disable or enable them) through counterbook-server's people endpoints.
 //!
 //! Signing out while units wait to be sent is refused until the person confirms, and the page
-//! offers to export those units to a file first. Every visible string is in [`text`].
+//! offers to export those units to a file first. Every visible string is a message of the catalogue ([`crate::i18n`]).
 
+use crate::i18n::{t, tn, Msg};
 use counterbook_shop::Role;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -12,44 +13,6 @@ use leptos::task::spawn_local;
 use crate::sync::shop_people::{self, NewShopPerson, ShopPerson};
 use crate::sync::SyncDriver;
 use crate::ui::sign_in::{ChoosePin, SignInForm, SignInPurpose};
-
-/// The words of the people page.
-pub mod text {
-    pub const ON_THIS_TABLET: &str = "On this tablet";
-    pub const AT_THE_COUNTER: &str = "at the counter";
-    pub const SIGN_OUT: &str = "Sign out";
-    pub const SET_PIN: &str = "Set PIN";
-    pub const CHANGE_PIN: &str = "Change PIN";
-    pub const ADD_PERSON: &str = "Sign in another person";
-    pub const CLEAR_TABLET: &str = "Sign out and clear this tablet";
-    pub const CLEAR_TABLET_HELP: &str =
-        "For a shared tablet: everyone is signed out and everything this tablet holds is removed from it.";
-    pub const EXPORT_PENDING: &str = "Export pending units";
-    pub const SIGN_OUT_ANYWAY: &str = "Sign out anyway";
-    pub const CLEAR_ANYWAY: &str = "Clear this tablet anyway";
-    pub const CANCEL: &str = "Cancel";
-    pub const SHOP_PEOPLE: &str = "People of the shop";
-    pub const EMAIL: &str = "Email";
-    pub const PASSWORD: &str = "Password";
-    pub const NAME: &str = "Name";
-    pub const ROLE: &str = "Role";
-    pub const CASHIER: &str = "Cashier";
-    pub const MANAGER: &str = "Manager";
-    pub const ADD: &str = "Add";
-    pub const DISABLE: &str = "Disable";
-    pub const ENABLE: &str = "Enable";
-    pub const DISABLED: &str = "disabled";
-    pub const ONLY_THE_OWNER: &str =
-        "Only the owner, signed in on this tablet, manages the shop's people.";
-    pub const NEEDS_SIGN_IN: &str = "needs to sign in again";
-
-    /// Asked before signing out with units not on the server yet.
-    pub fn pending_warning(pending: usize) -> String {
-        format!(
-            "{pending} changes made on this tablet are not on the server yet. Signed out, they wait until someone signs in here again; cleared, they are lost. Export them to a file first?"
-        )
-    }
-}
 
 /// What the confirmation is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,7 +73,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                     if crate::ui::products::csv_file::download(&json, &name, "application/json")
                         .is_err()
                     {
-                        problem.set(Some("The file could not be made.".into()));
+                        problem.set(Some(t(Msg::PeopleFileNotMade).into()));
                     }
                 }
                 Err(error) => problem.set(Some(error.to_string())),
@@ -120,7 +83,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
 
     view! {
         <section class="people-page card" data-testid="tablet-people">
-            <h2>{text::ON_THIS_TABLET}</h2>
+            <h2>{t(Msg::PeopleOnThisTablet)}</h2>
             <ul class="people-list">
                 <For each=move || people.get() key=|p| format!("{}{}{}", p.user_id, p.pin.is_some(), p.needs_sign_in)
                     let:person>
@@ -134,20 +97,20 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                         view! {
                             <li data-testid="tablet-person" data-email=person.email.clone()>
                                 <span class="email">{person.email.clone()}</span>
-                                <span class="role">{person.role.as_claim()}</span>
+                                <span class="role">{crate::i18n::role_name(person.role.as_claim())}</span>
                                 <Show when=is_active.clone()>
-                                    <span class="role">{text::AT_THE_COUNTER}</span>
+                                    <span class="role">{t(Msg::PeopleAtTheCounter)}</span>
                                     <button type="button" class="secondary" data-testid="set-pin"
                                         on:click=move |_| choosing_pin.set(true)>
-                                        {if person.pin.is_some() { text::CHANGE_PIN } else { text::SET_PIN }}
+                                        {if person.pin.is_some() { t(Msg::PeopleChangePin) } else { t(Msg::PeopleSetPin) }}
                                     </button>
                                 </Show>
                                 {person.needs_sign_in.then(|| view! {
-                                    <span class="form-error">{text::NEEDS_SIGN_IN}</span>
+                                    <span class="form-error">{t(Msg::PeopleNeedsSignIn)}</span>
                                 })}
                                 <button type="button" class="secondary" data-testid="sign-out"
                                     on:click=move |_| ask_to_leave(Leaving::SignOut(sign_out_id.clone()))>
-                                    {text::SIGN_OUT}
+                                    {t(Msg::PeopleSignOut)}
                                 </button>
                             </li>
                         }
@@ -160,7 +123,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
             <Show when=move || adding.get()
                 fallback=move || view! {
                     <button type="button" class="secondary" data-testid="add-tablet-person"
-                        on:click=move |_| adding.set(true)>{text::ADD_PERSON}</button>
+                        on:click=move |_| adding.set(true)>{t(Msg::PeopleAddPerson)}</button>
                 }>
                 <SignInForm driver=driver purpose=SignInPurpose::AnotherPerson
                     on_done=move |_| adding.set(false)
@@ -169,11 +132,11 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
             <Show when=move || confirming.get().is_some()>
                 <div class="confirm" role="alertdialog" data-testid="confirm-leaving">
                     <p data-testid="pending-warning">
-                        {move || text::pending_warning(status.with(|s| s.pending + s.dead_letters.len()))}
+                        {move || tn(Msg::PeoplePendingWarning, status.with(|s| s.pending + s.dead_letters.len()), &[])}
                     </p>
                     <div class="form-buttons">
                         <button type="button" data-testid="export-pending" on:click=export>
-                            {text::EXPORT_PENDING}
+                            {t(Msg::PeopleExportPending)}
                         </button>
                         <button type="button" class="danger" data-testid="leave-anyway"
                             on:click=move |_| {
@@ -182,12 +145,12 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                                 }
                             }>
                             {move || match confirming.get() {
-                                Some(Leaving::ClearTablet) => text::CLEAR_ANYWAY,
-                                _ => text::SIGN_OUT_ANYWAY,
+                                Some(Leaving::ClearTablet) => t(Msg::PeopleClearAnyway),
+                                _ => t(Msg::PeopleSignOutAnyway),
                             }}
                         </button>
                         <button type="button" class="secondary" data-testid="cancel-leaving"
-                            on:click=move |_| confirming.set(None)>{text::CANCEL}</button>
+                            on:click=move |_| confirming.set(None)>{t(Msg::PeopleCancel)}</button>
                     </div>
                 </div>
             </Show>
@@ -195,9 +158,9 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                 <p class="form-error" role="alert">{move || problem.get()}</p>
             </Show>
             <div class="clear-tablet">
-                <p class="help">{text::CLEAR_TABLET_HELP}</p>
+                <p class="help">{t(Msg::PeopleClearTabletHelp)}</p>
                 <button type="button" class="danger" data-testid="clear-tablet"
-                    on:click=move |_| ask_to_leave(Leaving::ClearTablet)>{text::CLEAR_TABLET}</button>
+                    on:click=move |_| ask_to_leave(Leaving::ClearTablet)>{t(Msg::PeopleClearTablet)}</button>
             </div>
         </section>
         <ShopPeople driver=driver/>
@@ -289,9 +252,9 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
 
     view! {
         <section class="people-page card" data-testid="shop-people">
-            <h2>{text::SHOP_PEOPLE}</h2>
+            <h2>{t(Msg::PeopleShopPeople)}</h2>
             <Show when=move || owner().is_some()
-                fallback=|| view! { <p class="help">{text::ONLY_THE_OWNER}</p> }>
+                fallback=|| view! { <p class="help">{t(Msg::PeopleOnlyTheOwner)}</p> }>
                 <ul class="people-list">
                     <For each=move || listed.get() key=|p| format!("{}{}", p.user_id, p.disabled) let:person>
                         {
@@ -301,12 +264,12 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                             view! {
                                 <li data-testid="shop-person" data-email=person.email.clone()>
                                     <span class="email">{person.email.clone()}</span>
-                                    <span class="role">{person.role.clone()}</span>
-                                    {disabled.then(|| view! { <span class="role">{text::DISABLED}</span> })}
+                                    <span class="role">{crate::i18n::role_name(&person.role)}</span>
+                                    {disabled.then(|| view! { <span class="role">{t(Msg::PeopleDisabled)}</span> })}
                                     {(!is_owner).then(|| view! {
                                         <button type="button" class="secondary" data-testid="toggle-person"
                                             on:click=move |_| toggle(user_id.clone(), !disabled)>
-                                            {if disabled { text::ENABLE } else { text::DISABLE }}
+                                            {if disabled { t(Msg::PeopleEnable) } else { t(Msg::PeopleDisable) }}
                                         </button>
                                     })}
                                 </li>
@@ -315,29 +278,29 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                     </For>
                 </ul>
                 <form class="add-person" data-testid="add-shop-person" on:submit=add>
-                    <label>{text::EMAIL}
+                    <label>{t(Msg::PeopleEmail)}
                         <input type="email" required=true data-testid="new-person-email"
                             prop:value=move || email.get()
                             on:input=move |ev| email.set(event_target_value(&ev))/>
                     </label>
-                    <label>{text::NAME}
+                    <label>{t(Msg::PeopleName)}
                         <input type="text" data-testid="new-person-name"
                             prop:value=move || name.get()
                             on:input=move |ev| name.set(event_target_value(&ev))/>
                     </label>
-                    <label>{text::PASSWORD}
+                    <label>{t(Msg::PeoplePassword)}
                         <input type="password" required=true data-testid="new-person-password"
                             prop:value=move || password.get()
                             on:input=move |ev| password.set(event_target_value(&ev))/>
                     </label>
-                    <label>{text::ROLE}
+                    <label>{t(Msg::PeopleRole)}
                         <select data-testid="new-person-role"
                             on:change=move |ev| role.set(event_target_value(&ev))>
-                            <option value="cashier" selected=true>{text::CASHIER}</option>
-                            <option value="manager">{text::MANAGER}</option>
+                            <option value="cashier" selected=true>{t(Msg::PeopleCashier)}</option>
+                            <option value="manager">{t(Msg::PeopleManager)}</option>
                         </select>
                     </label>
-                    <button type="submit" data-testid="new-person-add">{text::ADD}</button>
+                    <button type="submit" data-testid="new-person-add">{t(Msg::PeopleAdd)}</button>
                 </form>
             </Show>
             <Show when=move || problem.get().is_some()>

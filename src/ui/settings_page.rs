@@ -2,52 +2,18 @@
 //! every tablet (`counterbook-shop`'s `ShopSettings`, the `settings/profile` document, saved
 //! as one unit of work; only the owner's token may write it), and this device's settings,
 //! which stay on it (the backend and how it signs in, real time, battery saver, when it
-//! locks, the tablet's name on receipts, the receipt paper; its bill series is shown). Device settings take effect when the app starts again, which saving does.
+//! locks, the tablet's name on receipts, the receipt paper, the language; its bill series is shown). Device settings take effect when the app starts again, which saving does.
 //!
-//! Every visible string is in [`text`].
+//! Every visible string is a message of the catalogue ([`crate::i18n`]).
 
+use crate::i18n::{t, Msg};
+use counterbook_i18n::Language;
 use counterbook_shop::{GuardedAction, ShopSettings, TaxMode};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::settings::{save_device_setting, Backend};
 use crate::sync::SyncDriver;
-
-/// The words of the settings page.
-pub mod text {
-    pub const SHOP_TITLE: &str = "Shop settings";
-    pub const SHOP_HELP: &str = "Every tablet of the shop uses these.";
-    pub const SHOP_NAME: &str = "Shop name";
-    pub const ADDRESS: &str = "Address";
-    pub const PHONE: &str = "Phone";
-    pub const TAX_ID: &str = "Tax id (GSTIN)";
-    pub const CURRENCY: &str = "Currency";
-    pub const PRICES_INCLUDE_TAX: &str = "Prices include tax";
-    pub const CASH_ROUNDING: &str = "Cash rounding (minor units)";
-    pub const UPI_ID: &str = "UPI id";
-    pub const RECEIPT_FOOTER: &str = "Receipt footer";
-    pub const SAVE_SHOP: &str = "Save shop settings";
-    pub const OWNER_ONLY: &str = "Only the owner changes the shop's settings.";
-    pub const DEVICE_TITLE: &str = "This device";
-    pub const DEVICE_HELP: &str = "These stay on this tablet. Saving starts the app again.";
-    pub const BACKEND: &str = "Backend";
-    pub const BACKEND_SERVER: &str = "counterbook-server";
-    pub const BACKEND_FIRESTORE: &str = "Cloud Firestore";
-    pub const ENDPOINT: &str = "Server address";
-    pub const PROJECT: &str = "Project id";
-    pub const API_KEY: &str = "Web API key";
-    pub const AUTH_ENDPOINT: &str = "Sign-in address (Auth emulator)";
-    pub const REALTIME: &str = "Real-time updates";
-    pub const BATTERY_SAVER: &str = "Battery saver";
-    pub const LOCK_MINUTES: &str = "Lock after minutes idle (0: never)";
-    pub const SAVE_DEVICE: &str = "Save and restart";
-    pub const DEVICE_NAME: &str = "Tablet name (on receipts)";
-    pub const BILL_SERIES: &str = "Bill series";
-    pub const PAPER_WIDTH: &str = "Receipt paper";
-    pub const PAPER_58: &str = "58 mm";
-    pub const PAPER_80: &str = "80 mm";
-    pub const SAVED: &str = "Saved.";
-}
 
 fn optional(text: String) -> Option<String> {
     let text = text.trim().to_owned();
@@ -131,7 +97,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             match crate::actions::sale::save_shop_profile(&driver, &before, &after).await {
                 Ok(()) => {
                     loaded.set(after);
-                    message.set(Some(text::SAVED.to_owned()));
+                    message.set(Some(t(Msg::SettingsSaved).to_owned()));
                 }
                 Err(problem) => message.set(Some(problem)),
             }
@@ -147,27 +113,27 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
     };
     view! {
         <form class="settings card" data-testid="shop-settings" on:submit=save>
-            <h2>{text::SHOP_TITLE}</h2>
-            <p class="help">{text::SHOP_HELP}</p>
+            <h2>{t(Msg::SettingsShopTitle)}</h2>
+            <p class="help">{t(Msg::SettingsShopHelp)}</p>
             <fieldset prop:disabled=move || !may_change()>
-                {field(text::SHOP_NAME, name, "settings-shop-name")}
-                {field(text::ADDRESS, address, "settings-address")}
-                {field(text::PHONE, phone, "settings-phone")}
-                {field(text::TAX_ID, tax_id, "settings-tax-id")}
-                {field(text::CURRENCY, currency, "settings-currency")}
+                {field(t(Msg::SettingsShopName), name, "settings-shop-name")}
+                {field(t(Msg::SettingsAddress), address, "settings-address")}
+                {field(t(Msg::SettingsPhone), phone, "settings-phone")}
+                {field(t(Msg::SettingsTaxId), tax_id, "settings-tax-id")}
+                {field(t(Msg::SettingsCurrency), currency, "settings-currency")}
                 <label class="check">
                     <input type="checkbox" data-testid="settings-inclusive"
                         prop:checked=move || inclusive.get()
                         on:change=move |ev| inclusive.set(event_target_checked(&ev))/>
-                    {text::PRICES_INCLUDE_TAX}
+                    {t(Msg::SettingsPricesIncludeTax)}
                 </label>
-                {field(text::CASH_ROUNDING, rounding, "settings-rounding")}
-                {field(text::UPI_ID, upi, "settings-upi")}
-                {field(text::RECEIPT_FOOTER, footer, "settings-footer")}
-                <button type="submit" data-testid="save-shop-settings">{text::SAVE_SHOP}</button>
+                {field(t(Msg::SettingsCashRounding), rounding, "settings-rounding")}
+                {field(t(Msg::SettingsUpiId), upi, "settings-upi")}
+                {field(t(Msg::SettingsReceiptFooter), footer, "settings-footer")}
+                <button type="submit" data-testid="save-shop-settings">{t(Msg::SettingsSaveShop)}</button>
             </fieldset>
             <Show when=move || !may_change()>
-                <p class="help">{text::OWNER_ONLY}</p>
+                <p class="help">{t(Msg::SettingsOwnerOnly)}</p>
             </Show>
             <Show when=move || message.get().is_some()>
                 <p class="form-message" role="status">{move || message.get()}</p>
@@ -189,6 +155,7 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
     let lock_minutes = RwSignal::new(format!("{}", f64::from(settings.lock_seconds) / 60.0));
     let device_name = RwSignal::new(crate::settings::device_name().unwrap_or_default());
     let paper_80 = RwSignal::new(crate::ui::counter::receipt::paper_width_mm() == 80);
+    let language = RwSignal::new(settings.language);
     let series = driver.with_value(|d| crate::storage::sales::device_series(d.device_id()));
     let problem = RwSignal::new(None::<String>);
     let save = move |event: leptos::ev::SubmitEvent| {
@@ -223,6 +190,7 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
             }),
         );
         save_device_setting("lockMinutes", Some(lock_minutes.get_untracked().trim()));
+        save_device_setting("language", Some(language.get_untracked().code()));
         crate::ui::counter::receipt::set_paper_width_mm(if paper_80.get_untracked() {
             80
         } else {
@@ -257,39 +225,59 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
     };
     view! {
         <form class="settings card" data-testid="device-settings" on:submit=save>
-            <h2>{text::DEVICE_TITLE}</h2>
-            <p class="help">{text::DEVICE_HELP}</p>
-            <label>{text::BACKEND}
+            <h2>{t(Msg::SettingsDeviceTitle)}</h2>
+            <p class="help">{t(Msg::SettingsDeviceHelp)}</p>
+            <label>{t(Msg::SettingsBackend)}
                 <select data-testid="settings-backend"
                     on:change=move |ev| firestore.set(event_target_value(&ev) == "firestore")>
-                    <option value="server" selected=move || !firestore.get()>{text::BACKEND_SERVER}</option>
-                    <option value="firestore" selected=move || firestore.get()>{text::BACKEND_FIRESTORE}</option>
+                    <option value="server" selected=move || !firestore.get()>{t(Msg::SettingsBackendServer)}</option>
+                    <option value="firestore" selected=move || firestore.get()>{t(Msg::SettingsBackendFirestore)}</option>
                 </select>
             </label>
-            {field(text::ENDPOINT, endpoint, "settings-endpoint")}
-            {field(text::PROJECT, project, "settings-project")}
+            {field(t(Msg::SettingsEndpoint), endpoint, "settings-endpoint")}
+            {field(t(Msg::SettingsProject), project, "settings-project")}
             <Show when=move || firestore.get()>
-                {field(text::API_KEY, api_key, "settings-api-key")}
-                {field(text::AUTH_ENDPOINT, auth_endpoint, "settings-auth-endpoint")}
+                {field(t(Msg::SettingsApiKey), api_key, "settings-api-key")}
+                {field(t(Msg::SettingsAuthEndpoint), auth_endpoint, "settings-auth-endpoint")}
             </Show>
-            {check(text::REALTIME, realtime, "settings-realtime")}
-            {check(text::BATTERY_SAVER, battery_saver, "settings-battery-saver")}
-            {field(text::LOCK_MINUTES, lock_minutes, "settings-lock-minutes")}
-            {field(text::DEVICE_NAME, device_name, "settings-device-name")}
-            <label>{text::BILL_SERIES}
+            {check(t(Msg::SettingsRealtime), realtime, "settings-realtime")}
+            {check(t(Msg::SettingsBatterySaver), battery_saver, "settings-battery-saver")}
+            {field(t(Msg::SettingsLockMinutes), lock_minutes, "settings-lock-minutes")}
+            {field(t(Msg::SettingsDeviceName), device_name, "settings-device-name")}
+            <label>{t(Msg::SettingsBillSeries)}
                 <input type="text" readonly=true data-testid="settings-bill-series" prop:value=series/>
             </label>
-            <label>{text::PAPER_WIDTH}
+            <label>{t(Msg::SettingsPaperWidth)}
                 <select data-testid="settings-paper"
                     on:change=move |ev| paper_80.set(event_target_value(&ev) == "80")>
-                    <option value="58" selected=move || !paper_80.get()>{text::PAPER_58}</option>
-                    <option value="80" selected=move || paper_80.get()>{text::PAPER_80}</option>
+                    <option value="58" selected=move || !paper_80.get()>{t(Msg::SettingsPaper58)}</option>
+                    <option value="80" selected=move || paper_80.get()>{t(Msg::SettingsPaper80)}</option>
+                </select>
+            </label>
+            <label>{t(Msg::SettingsLanguage)}
+                <select data-testid="settings-language"
+                    on:change=move |ev| {
+                        if let Some(chosen) = Language::from_code(&event_target_value(&ev)) {
+                            language.set(chosen);
+                        }
+                    }>
+                    {Language::ALL
+                        .into_iter()
+                        .map(|choice| {
+                            view! {
+                                <option value=choice.code() lang=choice.code()
+                                    selected=move || language.get() == choice>
+                                    {choice.own_name()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
                 </select>
             </label>
             <Show when=move || problem.get().is_some()>
                 <p class="form-error" role="alert">{move || problem.get()}</p>
             </Show>
-            <button type="submit" data-testid="save-device-settings">{text::SAVE_DEVICE}</button>
+            <button type="submit" data-testid="save-device-settings">{t(Msg::SettingsSaveDevice)}</button>
         </form>
     }
 }

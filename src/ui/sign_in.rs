@@ -2,8 +2,10 @@
 //! no shop, with the one-time code from its log), signing in with email and password, choosing
 //! a PIN, and the lock screen where people switch with their PIN.
 //!
-//! Every visible string is in [`text`], one place to move into a message catalogue.
+//! Every visible string is a message of the catalogue ([`crate::i18n`]).
 
+use crate::i18n::{t, Msg};
+use crate::ui::problems::Shown;
 use counterbook_shop::ShopSettings;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -11,42 +13,6 @@ use leptos::task::spawn_local;
 use crate::people::is_valid_pin;
 use crate::sync::session::{ShopClaim, SignedIn};
 use crate::sync::SyncDriver;
-
-/// The words of these screens.
-pub mod text {
-    pub const SET_UP_TITLE: &str = "Set up your shop";
-    pub const SET_UP_HELP: &str =
-        "This server holds no shop yet. The setup code is in the server's log, printed when it started.";
-    pub const SHOP_NAME: &str = "Shop name";
-    pub const CURRENCY: &str = "Currency";
-    pub const COUNTRY: &str = "Country";
-    pub const LOCALE: &str = "Locale";
-    pub const YOUR_NAME: &str = "Your name";
-    pub const OWNER_EMAIL: &str = "Owner email";
-    pub const PASSWORD: &str = "Password";
-    pub const SETUP_CODE: &str = "Setup code";
-    pub const SET_UP_BUTTON: &str = "Set up the shop";
-    pub const SETTING_UP: &str = "Setting up…";
-    pub const SIGN_IN_TITLE: &str = "Sign in";
-    pub const SIGN_IN_AGAIN_TITLE: &str = "Sign in again";
-    pub const ADD_PERSON_TITLE: &str = "Sign in another person on this tablet";
-    pub const EMAIL: &str = "Email";
-    pub const SIGN_IN_BUTTON: &str = "Sign in";
-    pub const SIGNING_IN: &str = "Signing in…";
-    pub const CANCEL: &str = "Cancel";
-    pub const CHOOSE_PIN_TITLE: &str = "Choose your PIN";
-    pub const CHOOSE_PIN_HELP: &str =
-        "4 to 6 digits. You switch to yourself on this tablet with it, even offline.";
-    pub const PIN: &str = "PIN";
-    pub const SAVE_PIN: &str = "Save PIN";
-    pub const NOT_NOW: &str = "Not now";
-    pub const PIN_RULE: &str = "A PIN is 4 to 6 digits.";
-    pub const LOCKED_TITLE: &str = "Who is at the counter?";
-    pub const UNLOCK: &str = "Unlock";
-    pub const NO_PIN_YET: &str = "no PIN yet";
-    pub const SIGN_IN_SOMEONE_ELSE: &str = "Sign in someone else";
-    pub const SAVED: &str = "Saved.";
-}
 
 /// "Set up your shop": the shop's name, currency, country and locale, the owner's email and
 /// password, and the setup code. The owner is signed in when it succeeds.
@@ -103,7 +69,7 @@ pub fn SetUpShop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                     }
                 }
                 Err(problem) => {
-                    error.set(Some(problem.to_string()));
+                    error.set(Some(problem.shown()));
                     busy.set(false);
                 }
             }
@@ -123,23 +89,23 @@ pub fn SetUpShop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
     };
     view! {
         <form class="sign-in-card setup" data-testid="setup-form" on:submit=submit>
-            <h2>{text::SET_UP_TITLE}</h2>
-            <p class="help">{text::SET_UP_HELP}</p>
-            {field(text::SHOP_NAME, shop_name, "setup-shop-name", "text")}
+            <h2>{t(Msg::SigninSetUpTitle)}</h2>
+            <p class="help">{t(Msg::SigninSetUpHelp)}</p>
+            {field(t(Msg::SigninShopName), shop_name, "setup-shop-name", "text")}
             <div class="row">
-                {field(text::CURRENCY, currency, "setup-currency", "text")}
-                {field(text::COUNTRY, country, "setup-country", "text")}
-                {field(text::LOCALE, locale, "setup-locale", "text")}
+                {field(t(Msg::SigninCurrency), currency, "setup-currency", "text")}
+                {field(t(Msg::SigninCountry), country, "setup-country", "text")}
+                {field(t(Msg::SigninLocale), locale, "setup-locale", "text")}
             </div>
-            {field(text::YOUR_NAME, display_name, "setup-display-name", "text")}
-            {field(text::OWNER_EMAIL, email, "setup-email", "email")}
-            {field(text::PASSWORD, password, "setup-password", "password")}
-            {field(text::SETUP_CODE, setup_code, "setup-code", "text")}
+            {field(t(Msg::SigninYourName), display_name, "setup-display-name", "text")}
+            {field(t(Msg::SigninOwnerEmail), email, "setup-email", "email")}
+            {field(t(Msg::SigninPassword), password, "setup-password", "password")}
+            {field(t(Msg::SigninSetupCode), setup_code, "setup-code", "text")}
             <Show when=move || error.get().is_some()>
                 <p class="form-error" role="alert" data-testid="setup-error">{move || error.get()}</p>
             </Show>
             <button type="submit" data-testid="setup-submit" prop:disabled=move || busy.get()>
-                {move || if busy.get() { text::SETTING_UP } else { text::SET_UP_BUTTON }}
+                {move || if busy.get() { t(Msg::SigninSettingUp) } else { t(Msg::SigninSetUpButton) }}
             </button>
         </form>
     }
@@ -192,24 +158,24 @@ pub fn SignInForm(
                     }
                 }
                 Ok(SignedIn::RestartForShop(shop)) => super::restart_for_shop(&shop),
-                Err(problem) => error.set(Some(problem.to_string())),
+                Err(problem) => error.set(Some(problem.shown())),
             }
         });
     };
     let title = match purpose {
-        SignInPurpose::First => text::SIGN_IN_TITLE,
-        SignInPurpose::Again => text::SIGN_IN_AGAIN_TITLE,
-        SignInPurpose::AnotherPerson => text::ADD_PERSON_TITLE,
+        SignInPurpose::First => t(Msg::SigninSignInTitle),
+        SignInPurpose::Again => t(Msg::SigninSignInAgainTitle),
+        SignInPurpose::AnotherPerson => t(Msg::SigninAddPersonTitle),
     };
     view! {
         <form class="sign-in-card" data-testid="sign-in-form" on:submit=submit>
             <h2>{title}</h2>
-            <label>{text::EMAIL}
+            <label>{t(Msg::SigninEmail)}
                 <input type="email" data-testid="sign-in-email" required=true autocomplete="username"
                     prop:value=move || email.get()
                     on:input=move |ev| email.set(event_target_value(&ev))/>
             </label>
-            <label>{text::PASSWORD}
+            <label>{t(Msg::SigninPassword)}
                 <input type="password" data-testid="sign-in-password" required=true
                     autocomplete="current-password"
                     prop:value=move || password.get()
@@ -220,11 +186,11 @@ pub fn SignInForm(
             </Show>
             <div class="form-buttons">
                 <button type="submit" data-testid="sign-in-submit" prop:disabled=move || busy.get()>
-                    {move || if busy.get() { text::SIGNING_IN } else { text::SIGN_IN_BUTTON }}
+                    {move || if busy.get() { t(Msg::SigninSigningIn) } else { t(Msg::SigninSignInButton) }}
                 </button>
                 {on_cancel.map(|cancel| view! {
                     <button type="button" class="secondary" on:click=move |_| cancel.run(())>
-                        {text::CANCEL}
+                        {t(Msg::SigninCancel)}
                     </button>
                 })}
             </div>
@@ -245,7 +211,7 @@ pub fn ChoosePin(
         event.prevent_default();
         let typed = pin.get_untracked();
         if !is_valid_pin(&typed) {
-            error.set(Some(text::PIN_RULE.to_owned()));
+            error.set(Some(t(Msg::SigninPinRule).to_owned()));
             return;
         }
         busy.set(true);
@@ -254,15 +220,15 @@ pub fn ChoosePin(
             busy.set(false);
             match outcome {
                 Ok(()) => on_done.run(()),
-                Err(problem) => error.set(Some(problem.to_string())),
+                Err(problem) => error.set(Some(problem.shown())),
             }
         });
     };
     view! {
         <form class="sign-in-card" data-testid="choose-pin-form" on:submit=submit>
-            <h2>{text::CHOOSE_PIN_TITLE}</h2>
-            <p class="help">{text::CHOOSE_PIN_HELP}</p>
-            <label>{text::PIN}
+            <h2>{t(Msg::SigninChoosePinTitle)}</h2>
+            <p class="help">{t(Msg::SigninChoosePinHelp)}</p>
+            <label>{t(Msg::SigninPin)}
                 <input type="password" inputmode="numeric" pattern="[0-9]{4,6}" maxlength="6"
                     autocomplete="off" data-testid="choose-pin"
                     prop:value=move || pin.get()
@@ -273,7 +239,7 @@ pub fn ChoosePin(
             </Show>
             <div class="form-buttons">
                 <button type="submit" data-testid="save-pin" prop:disabled=move || busy.get()>
-                    {text::SAVE_PIN}
+                    {t(Msg::SigninSavePin)}
                 </button>
                 <button type="button" class="secondary" data-testid="skip-pin"
                     on:click=move |_| {
@@ -281,10 +247,10 @@ pub fn ChoosePin(
                             let outcome = driver.get_value().sessions().decline_pin().await;
                             match outcome {
                                 Ok(()) => on_done.run(()),
-                                Err(problem) => error.set(Some(problem.to_string())),
+                                Err(problem) => error.set(Some(problem.shown())),
                             }
                         });
-                    }>{text::NOT_NOW}</button>
+                    }>{t(Msg::SigninNotNow)}</button>
             </div>
         </form>
     }
@@ -368,14 +334,14 @@ fn PersonPinForm(
                                 aria-checked=move || (chosen.get().as_deref() == Some(user_id.as_str())).to_string()
                                 on:click=move |_| chosen.set(Some(id_for_click.clone()))>
                                 <span class="email">{person.email.clone()}</span>
-                                <span class="role">{person.role.as_claim()}</span>
-                                {(!has_pin).then(|| view! { <span class="role">{text::NO_PIN_YET}</span> })}
+                                <span class="role">{crate::i18n::role_name(person.role.as_claim())}</span>
+                                {(!has_pin).then(|| view! { <span class="role">{t(Msg::SigninNoPinYet)}</span> })}
                             </button>
                         }
                     }
                 </For>
             </div>
-            <label>{text::PIN}
+            <label>{t(Msg::SigninPin)}
                 <input type="password" inputmode="numeric" maxlength="6" autocomplete="off"
                     data-testid=ids.pin
                     prop:value=move || pin.get()
@@ -412,7 +378,7 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                 .await;
             typed.busy.set(false);
             if let Err(problem) = outcome {
-                typed.problem.set(Some(problem.to_string()));
+                typed.problem.set(Some(problem.shown()));
             }
         });
     };
@@ -423,8 +389,8 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                     on_done=move |_| adding.set(false)
                     on_cancel=move |_| adding.set(false)/>
             }>
-                <PersonPinForm people=people chosen=chosen title=text::LOCKED_TITLE
-                    submit_label=text::UNLOCK secondary_label=text::SIGN_IN_SOMEONE_ELSE
+                <PersonPinForm people=people chosen=chosen title=t(Msg::SigninLockedTitle)
+                    submit_label=t(Msg::SigninUnlock) secondary_label=t(Msg::SigninSignInSomeoneElse)
                     ids=PinFormIds {
                         person: "lock-person",
                         pin: "lock-pin",
@@ -436,16 +402,6 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
             </Show>
         </div>
     }
-}
-
-/// The words of the manager's approval.
-pub mod approval_text {
-    pub const TITLE: &str = "A manager's approval is needed";
-    pub const HELP: &str = "A manager or the owner signed in on this tablet enters their PIN.";
-    pub const APPROVE: &str = "Approve";
-    pub const CANCEL: &str = "Cancel";
-    pub const NOBODY: &str =
-        "No manager with a PIN is signed in on this tablet. A manager signs in on the people page first.";
 }
 
 /// Asks a manager (or the owner) signed in on this tablet for their PIN, on the spot;
@@ -480,15 +436,15 @@ pub fn ManagerApproval(
                         requested_by,
                     });
                 }
-                Err(problem) => typed.problem.set(Some(problem.to_string())),
+                Err(problem) => typed.problem.set(Some(problem.shown())),
             }
         });
     };
     view! {
         <div class="lock-screen" data-testid="manager-approval">
-            <PersonPinForm people=approvers chosen=chosen title=approval_text::TITLE
-                help=approval_text::HELP nobody=approval_text::NOBODY
-                submit_label=approval_text::APPROVE secondary_label=approval_text::CANCEL
+            <PersonPinForm people=approvers chosen=chosen title=t(Msg::ApprovalTitle)
+                help=t(Msg::ApprovalHelp) nobody=t(Msg::ApprovalNobody)
+                submit_label=t(Msg::ApprovalApprove) secondary_label=t(Msg::ApprovalCancel)
                 ids=PinFormIds {
                     person: "approver",
                     pin: "approval-pin",

@@ -1,5 +1,6 @@
 //! The sync page (`/sync`): the last problem, dead letters, the conflict inbox and the status.
 
+use crate::i18n::{t, Msg};
 use leptos::prelude::*;
 
 use crate::sync::SyncDriver;
@@ -17,7 +18,7 @@ pub fn SyncPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView 
         <SyncProblems driver=driver/>
         <ConflictInbox driver=driver/>
         <Show when=move || status.with(|s| s.dead_letters.is_empty() && s.conflicts == 0)>
-            <p class="empty" data-testid="sync-all-clear">"Nothing needs a look."</p>
+            <p class="empty" data-testid="sync-all-clear">{t(Msg::SyncAllClear)}</p>
         </Show>
         <StatusPanel status=status open=true/>
     }

@@ -1,6 +1,7 @@
 //! The last sync error and the dead letters (units the server refused for good), with retry
 //! and discard.
 
+use crate::i18n::{t, Msg};
 use leptos::prelude::*;
 
 use crate::sync::SyncDriver;
@@ -17,8 +18,8 @@ pub fn SyncProblems(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
         </Show>
         <Show when=move || status.with(|s| !s.dead_letters.is_empty())>
             <section class="dead-letters" data-testid="dead-letters">
-                <h2>"Changes the server refused"</h2>
-                <p>"They are kept on this tablet. Retry them, or discard them if they are wrong."</p>
+                <h2>{t(Msg::SyncRefusedTitle)}</h2>
+                <p>{t(Msg::SyncRefusedHelp)}</p>
                 <ul>
                     <For each=move || status.with(|s| s.dead_letters.clone())
                         key=|dead| dead.unit_id.clone()
@@ -31,11 +32,11 @@ pub fn SyncProblems(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                                     <span class="reason" data-testid="dead-letter-reason">{dead.reason}</span>
                                     <button data-testid="retry-dead-letter"
                                         on:click=move |_| driver.with_value(|d| d.retry_dead_letter(retry_id.clone()))>
-                                        "Retry"
+                                        {t(Msg::SyncRetry)}
                                     </button>
                                     <button data-testid="discard-dead-letter"
                                         on:click=move |_| driver.with_value(|d| d.discard_dead_letter(discard_id.clone()))>
-                                        "Discard"
+                                        {t(Msg::SyncDiscard)}
                                     </button>
                                 </li>
                             }

@@ -3,11 +3,16 @@
 //! QR code (its id, as SVG or as modules to draw); and the UPI payment link
 //! `upi://pay?pa=…&pn=…&am=…&tn=<bill number>&cu=…` that a payment QR carries.
 //!
+//! Its words come from the catalogue of the language asked for (`counterbook-i18n`), so a
+//! receipt prints in the tablet's language.
+//!
 //! Amounts are written as plain decimals in the shop's currency ("236.00"); the app's screens
 //! format them with `Intl.NumberFormat`. The date and time come in already formatted (the
 //! browser's `Intl` knows the shop's locale and time zone; this crate reads no clock).
 
 use serde::{Deserialize, Serialize};
+
+use counterbook_i18n::{Catalogue, Msg};
 
 use crate::customer::{phone_digits, Customer};
 use crate::money::{format_decimal, format_decimal_trimmed};
@@ -105,14 +110,26 @@ fn device_of(bill: &Bill) -> String {
     }
 }
 
-/// The receipt of `bill`. `customer` is the bill's customer as the device has it after the
-/// sale (its balance then includes this bill's credit); `date_time` is the sale's time,
-/// formatted by the caller.
+/// A payment method as receipts name it, in `words`' language.
+pub fn method_label(words: &Catalogue, method: crate::payment::PaymentMethod) -> &str {
+    use crate::payment::PaymentMethod;
+    words.text(match method {
+        PaymentMethod::Cash => Msg::PaymentMethodCash,
+        PaymentMethod::Card => Msg::PaymentMethodCard,
+        PaymentMethod::Upi => Msg::PaymentMethodUpi,
+        PaymentMethod::Credit => Msg::PaymentMethodCredit,
+    })
+}
+
+/// The receipt of `bill`, in the language of `words`. `customer` is the bill's customer as
+/// the device has it after the sale (its balance then includes this bill's credit);
+/// `date_time` is the sale's time, formatted by the caller.
 pub fn receipt_of(
     bill: &Bill,
     settings: &ShopSettings,
     customer: Option<&Customer>,
     date_time: &str,
+    words: &Catalogue,
 ) -> Receipt {
     let exponent = settings.minor_unit_exponent;
     let money = |minor: i64| format_decimal(minor, exponent);
@@ -140,8 +157,11 @@ pub fn receipt_of(
         .iter()
         .map(|payment| ReceiptPayment {
             label: match payment.confirmed {
-                Some(false) => format!("{} (unconfirmed)", payment.method.label()),
-                _ => payment.method.label().to_owned(),
+                Some(false) => words.format(
+                    Msg::ReceiptUnconfirmed,
+                    &[("method", method_label(words, payment.method))],
+                ),
+                _ => method_label(words, payment.method).to_owned(),
             },
             amount: money(payment.received_minor.unwrap_or(payment.amount_minor)),
         })
@@ -217,20 +237,29 @@ pub const TEXT_WIDTH_58_MM: usize = 32;
 pub const TEXT_WIDTH_80_MM: usize = 48;
 
 impl Receipt {
-    /// The receipt as plain text, `width` characters a line.
-    pub fn to_text(&self, width: usize) -> String {
+    /// The receipt as plain text, `width` characters a line, in the language of `words`.
+    pub fn to_text(&self, width: usize, words: &Catalogue) -> String {
+        let labelled = |msg: Msg, value: &str| format!("{} {value}", words.text(msg));
         let rule = "-".repeat(width);
         let mut out: Vec<String> = vec![self.shop_name.clone()];
         out.extend(self.address.iter().cloned());
-        out.extend(self.phone.iter().map(|phone| format!("Phone {phone}")));
-        out.extend(self.tax_id.iter().map(|tax_id| format!("Tax id {tax_id}")));
+        out.extend(
+            self.phone
+                .iter()
+                .map(|phone| labelled(Msg::ReceiptPhone, phone)),
+        );
+        out.extend(
+            self.tax_id
+                .iter()
+                .map(|tax_id| labelled(Msg::ReceiptTaxId, tax_id)),
+        );
         out.push(rule.clone());
-        out.push(format!("Bill {}", self.bill_number));
+        out.push(labelled(Msg::ReceiptBill, &self.bill_number));
         out.push(self.date_time.clone());
         if let Some(cashier) = &self.cashier {
-            out.push(format!("Cashier {cashier}"));
+            out.push(labelled(Msg::ReceiptCashier, cashier));
         }
-        out.push(format!("Device {}", self.device));
+        out.push(labelled(Msg::ReceiptDevice, &self.device));
         out.push(rule.clone());
         for line in &self.lines {
             out.push(line.name.clone());
@@ -241,22 +270,30 @@ impl Receipt {
             out.push(two_columns(&detail, &line.amount, width));
         }
         out.push(rule.clone());
-        out.push(two_columns("Subtotal", &self.subtotal, width));
+        out.push(two_columns(
+            words.text(Msg::ReceiptSubtotal),
+            &self.subtotal,
+            width,
+        ));
         if !self.discount.is_empty() {
-            out.push(two_columns("Discount", &self.discount, width));
-        }
-        for row in &self.tax_summary {
             out.push(two_columns(
-                &format!("Tax {} on {}", row.rate, row.taxable),
-                &row.tax,
+                words.text(Msg::ReceiptDiscount),
+                &self.discount,
                 width,
             ));
         }
+        for row in &self.tax_summary {
+            out.push(two_columns(&self.tax_label(row, words), &row.tax, width));
+        }
         if !self.rounding.is_empty() {
-            out.push(two_columns("Rounding", &self.rounding, width));
+            out.push(two_columns(
+                words.text(Msg::ReceiptRounding),
+                &self.rounding,
+                width,
+            ));
         }
         out.push(two_columns(
-            &format!("Total {}", self.currency),
+            &labelled(Msg::ReceiptTotal, &self.currency),
             &self.total,
             width,
         ));
@@ -264,16 +301,34 @@ impl Receipt {
             out.push(two_columns(&payment.label, &payment.amount, width));
         }
         if !self.change.is_empty() {
-            out.push(two_columns("Change", &self.change, width));
+            out.push(two_columns(
+                words.text(Msg::ReceiptChange),
+                &self.change,
+                width,
+            ));
         }
         if let (Some(name), Some(balance)) = (&self.customer_name, &self.customer_balance) {
-            out.push(two_columns(&format!("{name} owes"), balance, width));
+            out.push(two_columns(
+                &words.format(Msg::ReceiptOwes, &[("name", name)]),
+                balance,
+                width,
+            ));
         }
         if let Some(footer) = &self.footer {
             out.push(rule);
             out.push(footer.clone());
         }
         out.join("\n")
+    }
+}
+
+impl Receipt {
+    /// "Tax 5% on 142.86", in the language of `words`.
+    pub fn tax_label(&self, row: &ReceiptTaxRow, words: &Catalogue) -> String {
+        words.format(
+            Msg::ReceiptTaxOn,
+            &[("rate", &row.rate), ("taxable", &row.taxable)],
+        )
     }
 }
 
@@ -482,14 +537,21 @@ mod tests {
     fn a_receipt_shows_the_bill_as_sold() {
         let customer = Customer::new("c1".into(), "Ravi", Some("98765 43210"));
         let (bill, customer) = sold_bill(&customer);
-        let receipt = receipt_of(&bill, &settings(), Some(&customer), "1 Dec 2026, 10:42");
+        let english = Catalogue::english();
+        let receipt = receipt_of(
+            &bill,
+            &settings(),
+            Some(&customer),
+            "1 Dec 2026, 10:42",
+            &english,
+        );
         assert_eq!(receipt.lines[0].quantity, "1.250 kg");
         assert_eq!(receipt.lines[0].amount, "150.00");
         assert_eq!(receipt.lines[1].discount, "-10%");
         assert_eq!(receipt.lines[1].amount, "81.00");
         assert_eq!(receipt.total, "231.00");
         assert_eq!(receipt.customer_balance.as_deref(), Some("100.00"));
-        let text = receipt.to_text(TEXT_WIDTH_58_MM);
+        let text = receipt.to_text(TEXT_WIDTH_58_MM, &english);
         let expected = "\
 Sharma General Store
 12 MG Road, Pune
@@ -523,11 +585,49 @@ Thank you! Visit again.";
             .all(|line| line.chars().count() <= TEXT_WIDTH_58_MM));
     }
 
+    /// Regression guard: a receipt is printed in the tablet's language, its words from that
+    /// language's catalogue (Hindi and Arabic here), its amounts and names as sold.
+    #[test]
+    fn a_receipt_speaks_the_language_asked_for() {
+        let customer = Customer::new("c1".into(), "Ravi", Some("98765 43210"));
+        let (bill, customer) = sold_bill(&customer);
+        let (hindi, problems) = Catalogue::parse(
+            counterbook_i18n::Language::Hindi,
+            include_str!("../../../locales/hi.json"),
+        )
+        .expect("the Hindi catalogue");
+        assert!(problems.is_empty(), "{problems:?}");
+        let receipt = receipt_of(&bill, &settings(), Some(&customer), "1/12/2026", &hindi);
+        let text = receipt.to_text(TEXT_WIDTH_80_MM, &hindi);
+        for expected in [
+            "बिल T2-000123",
+            "कैशियर Asha",
+            "कुल INR",
+            "नकद",
+            "उधार",
+            "Ravi पर बाकी",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        assert!(!text.contains("Total"), "{text}");
+        let (arabic, _) = Catalogue::parse(
+            counterbook_i18n::Language::Arabic,
+            include_str!("../../../locales/ar.json"),
+        )
+        .expect("the Arabic catalogue");
+        let text = receipt_of(&bill, &settings(), Some(&customer), "", &arabic)
+            .to_text(TEXT_WIDTH_80_MM, &arabic);
+        for expected in ["فاتورة T2-000123", "المجموع INR", "نقدًا"] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+    }
+
     #[test]
     fn a_receipt_names_the_device_by_its_name_else_by_its_bill_series() {
         let customer = Customer::new("c1".into(), "Ravi", Some("98765 43210"));
         let (mut bill, _) = sold_bill(&customer);
-        let device = |bill: &Bill| receipt_of(bill, &settings(), None, "").device;
+        let english = Catalogue::english();
+        let device = |bill: &Bill| receipt_of(bill, &settings(), None, "", &english).device;
         assert_eq!(device(&bill), "Counter 2");
         bill.device_name = None;
         assert_eq!(device(&bill), "T2");

@@ -2,6 +2,8 @@
 //! per line, remove and clear; and the totals, tax and rounding lines, always in view. Every
 //! figure is `counterbook-shop`'s `bill_totals` and `settle`.
 
+use crate::i18n::{t, tr, Msg};
+use crate::ui::problems::Shown;
 use counterbook_shop::cart::Cart;
 use counterbook_shop::money::{format_decimal_trimmed, parse_decimal};
 use counterbook_shop::{LineDiscount, QuantityUnit};
@@ -57,15 +59,15 @@ pub(crate) fn parse_discount(text: &str, exponent: u32) -> Result<LineDiscount, 
         return Ok(LineDiscount::None);
     }
     if let Some(percent) = typed.strip_suffix('%') {
-        let basis_points = parse_decimal(percent.trim(), 2).map_err(|e| e.to_string())?;
+        let basis_points = parse_decimal(percent.trim(), 2).map_err(|e| e.shown())?;
         if basis_points > 10_000 {
-            return Err("A discount is at most 100%.".into());
+            return Err(t(Msg::CartDiscountTooLarge).into());
         }
         return Ok(LineDiscount::Percent {
             basis_points: basis_points as u32,
         });
     }
-    let minor = parse_decimal(typed, exponent).map_err(|e| e.to_string())?;
+    let minor = parse_decimal(typed, exponent).map_err(|e| e.shown())?;
     Ok(LineDiscount::Amount { minor })
 }
 
@@ -117,13 +119,13 @@ fn line_indexes(counter: Counter) -> Vec<usize> {
 pub(super) fn CartView(counter: Counter) -> impl IntoView {
     let totals = payment::totals_memo(counter);
     view! {
-        <section class="cart" data-testid="cart" aria-label="Cart">
+        <section class="cart" data-testid="cart" aria-label=t(Msg::CartLabel)>
             <Show when=move || counter.lines.with(|cart| !cart.is_empty())
-                fallback=|| view! { <p class="empty cart-empty">"Scan a product to start a bill."</p> }>
+                fallback=|| view! { <p class="empty cart-empty">{t(Msg::CartEmpty)}</p> }>
                 <table class="cart-lines">
                     <thead><tr>
-                        <th class="name">"Item"</th><th class="qty">"Qty"</th>
-                        <th class="discount">"Discount"</th><th class="amount">"Amount"</th><th></th>
+                        <th class="name">{t(Msg::CartItem)}</th><th class="qty">{t(Msg::CartQty)}</th>
+                        <th class="discount">{t(Msg::CartDiscount)}</th><th class="amount">{t(Msg::CartAmount)}</th><th></th>
                     </tr></thead>
                     <tbody>
                         <For each=move || line_indexes(counter)
@@ -188,7 +190,7 @@ fn CartLine(
             let unit = current.unit;
             let unit_price = format_price(current.unit_price_minor, &currency());
             let per = if unit.is_loose() {
-                format!("{unit_price} / {}", unit.as_str())
+                format!("{unit_price} / {}", crate::i18n::unit_name(unit))
             } else {
                 unit_price
             };
@@ -201,24 +203,24 @@ fn CartLine(
                         <span class="unit-price">{per}</span>
                     </td>
                     <td class="qty">
-                        <button type="button" class="step" aria-label=format!("One less {name}")
+                        <button type="button" class="step" aria-label=tr(Msg::CartOneLess, &[("name", &name)])
                             data-testid="quantity-down" on:click=move |_| step_quantity(&counter, index, -1)>"−"</button>
                         <input type="text" inputmode="decimal" class="quantity" data-testid="cart-line-quantity"
-                            aria-label=format!("Quantity of {name}")
+                            aria-label=tr(Msg::CartQuantityOf, &[("name", &name)])
                             prop:value=quantity_text(current.quantity, unit)
                             on:change=move |ev| set_quantity(event_target_value(&ev))/>
-                        <button type="button" class="step" aria-label=format!("One more {name}")
+                        <button type="button" class="step" aria-label=tr(Msg::CartOneMore, &[("name", &name)])
                             data-testid="quantity-up" on:click=move |_| step_quantity(&counter, index, 1)>"+"</button>
                     </td>
                     <td class="discount">
                         <input type="text" inputmode="decimal" data-testid="cart-line-discount"
-                            aria-label=format!("Discount on {name}") placeholder="0 or %"
+                            aria-label=tr(Msg::CartDiscountOn, &[("name", &name)]) placeholder=t(Msg::CartDiscountPlaceholder)
                             prop:value=discount_text(current.discount, exponent())
                             on:change=move |ev| set_discount(event_target_value(&ev))/>
                     </td>
                     <td class="amount" data-testid="cart-line-amount">{amount}</td>
                     <td>
-                        <button type="button" class="remove" aria-label=format!("Remove {name}")
+                        <button type="button" class="remove" aria-label=tr(Msg::CartRemove, &[("name", &name)])
                             data-testid="remove-line" on:click=move |ev| {
                                 ev.stop_propagation();
                                 remove_line(&counter, index);
@@ -249,19 +251,19 @@ pub(super) fn Totals(counter: Counter) -> impl IntoView {
         })
     };
     view! {
-        <section class="totals" data-testid="totals" aria-label="Totals">
+        <section class="totals" data-testid="totals" aria-label=t(Msg::CartTotals)>
             <dl>
-                <dt>"Subtotal"</dt><dd data-testid="subtotal">{move || money(figure(|t| t.subtotal_minor)())}</dd>
-                <dt>"Discount"</dt><dd data-testid="discount-total">{move || money(-figure(|t| t.discount_minor)())}</dd>
+                <dt>{t(Msg::CartSubtotal)}</dt><dd data-testid="subtotal">{move || money(figure(|t| t.subtotal_minor)())}</dd>
+                <dt>{t(Msg::CartDiscount)}</dt><dd data-testid="discount-total">{move || money(-figure(|t| t.discount_minor)())}</dd>
                 {move || totals.with(|t| t.as_ref().map(|t| t.tax_summary.clone()).unwrap_or_default())
                     .into_iter()
                     .map(|row| view! {
-                        <dt>{format!("Tax {}%", format_decimal_trimmed(i64::from(row.tax_rate_basis_points), 2))}</dt>
+                        <dt>{tr(Msg::CartTaxAtRate, &[("rate", &format_decimal_trimmed(i64::from(row.tax_rate_basis_points), 2))])}</dt>
                         <dd data-testid="tax-line">{money(row.tax_minor)}</dd>
                     })
                     .collect_view()}
-                <dt>"Rounding"</dt><dd data-testid="rounding">{move || money(rounding())}</dd>
-                <dt class="total" id="total-label">"Total"</dt>
+                <dt>{t(Msg::CartRounding)}</dt><dd data-testid="rounding">{move || money(rounding())}</dd>
+                <dt class="total" id="total-label">{t(Msg::CartTotal)}</dt>
                 <dd class="total" data-testid="total" aria-labelledby="total-label">{move || money(payable())}</dd>
             </dl>
             {move || totals.with(|t| t.as_ref().err().map(|e| view! {

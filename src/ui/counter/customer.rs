@@ -2,6 +2,7 @@
 //! created on the spot with a name, a phone and an optional credit limit (a manager's to set:
 //! a cashier's asks for a manager's PIN).
 
+use crate::i18n::{t, tr, Msg};
 use counterbook_shop::money::parse_decimal;
 use counterbook_shop::{Customer, GuardedAction};
 use leptos::prelude::*;
@@ -11,6 +12,7 @@ use super::{Counter, Notice};
 use crate::actions::sale::CreateCustomerError;
 use crate::actions::Approval;
 use crate::money::format_price;
+use crate::ui::problems::Shown;
 use crate::ui::sign_in::ManagerApproval;
 
 const CUSTOMER_RESULTS: u32 = 5;
@@ -38,7 +40,7 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                 // Only the answer to what the field still holds.
                 Ok(customers) if query.get_untracked() == text => found.set(customers),
                 Ok(_) => {}
-                Err(problem) => counter.notice.set(Some(Notice::Error(problem.to_string()))),
+                Err(problem) => counter.notice.set(Some(Notice::Error(problem.shown()))),
             }
         });
     };
@@ -75,7 +77,10 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
             match parse_decimal(&limit_text, counter.exponent()) {
                 Ok(minor) => Some(minor),
                 Err(problem) => {
-                    error.set(Some(format!("Credit limit: {problem}")));
+                    error.set(Some(tr(
+                        Msg::CustomerCreditLimitProblem,
+                        &[("problem", &problem.shown())],
+                    )));
                     return;
                 }
             }
@@ -97,7 +102,7 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
     };
 
     view! {
-        <section class="customer" data-testid="customer" aria-label="Customer">
+        <section class="customer" data-testid="customer" aria-label=t(Msg::CustomerLabel)>
             {move || match counter.customer.get() {
                 Some(customer) => {
                     let balance = format_price(customer.credit_balance_minor, &currency());
@@ -106,10 +111,12 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                         <div class="customer-chosen" data-testid="customer-chosen">
                             <strong data-testid="customer-name">{customer.name.clone()}</strong>
                             <span>{customer.phone.clone()}</span>
-                            <span class="balance">"Owes " {balance}
-                                {limit.map(|l| format!(" of {l}"))}</span>
+                            <span class="balance">{match limit {
+                                Some(limit) => tr(Msg::CustomerOwesOfLimit, &[("balance", &balance), ("limit", &limit)]),
+                                None => tr(Msg::CustomerOwes, &[("balance", &balance)]),
+                            }}</span>
                             <button type="button" class="secondary" data-testid="remove-customer"
-                                on:click=move |_| counter.customer.set(None)>"Remove"</button>
+                                on:click=move |_| counter.customer.set(None)>{t(Msg::CustomerRemove)}</button>
                         </div>
                     }
                     .into_any()
@@ -117,7 +124,7 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                 None => view! {
                     <div class="customer-find">
                         <label>
-                            "Customer (phone or name)"
+                            {t(Msg::CustomerFind)}
                             <input type="text" data-testid="customer-search" autocomplete="off"
                                 prop:value=move || query.get()
                                 on:input=move |ev| look_up(event_target_value(&ev))/>
@@ -133,24 +140,24 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                                 }/>
                         </ul>
                         <button type="button" class="link" data-testid="new-customer"
-                            on:click=move |_| creating.update(|c| *c = !*c)>"New customer"</button>
+                            on:click=move |_| creating.update(|c| *c = !*c)>{t(Msg::CustomerNew)}</button>
                     </div>
                 }
                 .into_any(),
             }}
             <Show when=move || creating.get() && counter.customer.with(Option::is_none)>
                 <div class="customer-new" data-testid="customer-form">
-                    <label>"Name"
+                    <label>{t(Msg::CustomerName)}
                         <input type="text" data-testid="customer-new-name" prop:value=move || name.get()
                             on:input=move |ev| name.set(event_target_value(&ev))/></label>
-                    <label>"Phone"
+                    <label>{t(Msg::CustomerPhone)}
                         <input type="tel" data-testid="customer-new-phone" prop:value=move || phone.get()
                             on:input=move |ev| phone.set(event_target_value(&ev))/></label>
-                    <label>"Credit limit"
+                    <label>{t(Msg::CustomerCreditLimit)}
                         <input type="text" inputmode="decimal" data-testid="customer-new-limit"
-                            placeholder="No limit" prop:value=move || limit.get()
+                            placeholder=t(Msg::CustomerNoLimit) prop:value=move || limit.get()
                             on:input=move |ev| limit.set(event_target_value(&ev))/></label>
-                    <button type="button" data-testid="add-customer" on:click=create>"Add customer"</button>
+                    <button type="button" data-testid="add-customer" on:click=create>{t(Msg::CustomerAdd)}</button>
                     {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
                 </div>
             </Show>

@@ -22,6 +22,7 @@ pub(crate) mod receipt;
 pub mod scanner;
 mod search;
 
+use crate::i18n::{t, tn, tr, Msg};
 use counterbook_shop::cart::Cart;
 use counterbook_shop::{
     Customer, GuardedAction, PaymentMethod, Product, ScannedCode, ShopSettings,
@@ -205,8 +206,9 @@ impl Counter {
                 let driver = this.driver.get_value();
                 match sale_action::open_bill(&driver, &code.to_lowercase()).await {
                     Ok(Some(bill)) => this.receipt.set(Some(bill)),
-                    Ok(None) => this.notice.set(Some(Notice::Error(format!(
-                        "No bill {code} on this tablet or on the server."
+                    Ok(None) => this.notice.set(Some(Notice::Error(tr(
+                        Msg::CounterNoSuchBill,
+                        &[("code", &code)],
                     )))),
                     Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
                 }
@@ -266,7 +268,7 @@ impl Counter {
     pub fn pay(&self) {
         if self.lines.with_untracked(Cart::is_empty) {
             self.notice
-                .set(Some(Notice::Info("Scan something first.".into())));
+                .set(Some(Notice::Info(t(Msg::CounterScanFirst).into())));
             return;
         }
         self.paying.set(true);
@@ -377,9 +379,8 @@ impl Counter {
             match driver.store().park_bill(&parked).await {
                 Ok(()) => {
                     this.clear();
-                    this.notice.set(Some(Notice::Info(
-                        "Bill parked: resume it from Parked bills.".into(),
-                    )));
+                    this.notice
+                        .set(Some(Notice::Info(t(Msg::CounterParked).into())));
                     this.refresh_parked().await;
                 }
                 Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
@@ -640,18 +641,19 @@ fn NoticeLine(counter: Counter) -> impl IntoView {
 fn Keys(counter: Counter) -> impl IntoView {
     view! {
         <div class="counter-actions">
-            <button type="button" data-testid="pay" aria-label="Pay" on:click=move |_| counter.pay()>
-                "Pay" <kbd>"F2"</kbd>
+            <button type="button" data-testid="pay" aria-label=t(Msg::CounterPay) on:click=move |_| counter.pay()>
+                {t(Msg::CounterPay)} <kbd>"F2"</kbd>
             </button>
-            <button type="button" class="secondary" data-testid="park" aria-label="Park" on:click=move |_| counter.park()>
-                "Park" <kbd>"F4"</kbd>
+            <button type="button" class="secondary" data-testid="park" aria-label=t(Msg::CounterPark) on:click=move |_| counter.park()>
+                {t(Msg::CounterPark)} <kbd>"F4"</kbd>
             </button>
-            <button type="button" class="secondary" data-testid="clear" aria-label="Clear" on:click=move |_| counter.clear()>
-                "Clear" <kbd>"Esc"</kbd>
+            <button type="button" class="secondary" data-testid="clear" aria-label=t(Msg::CounterClear) on:click=move |_| counter.clear()>
+                {t(Msg::CounterClear)} <kbd>"Esc"</kbd>
             </button>
             <p class="key-help">
-                <kbd>"F3"</kbd> " scan field · " <kbd>"+"</kbd> <kbd>"−"</kbd> " quantity · "
-                <kbd>"Del"</kbd> " remove line · " <kbd>"F9"</kbd> " complete sale"
+                <kbd>"F3"</kbd> " " {t(Msg::CounterKeyScanField)} " · " <kbd>"+"</kbd> <kbd>"−"</kbd>
+                " " {t(Msg::CounterKeyQuantity)} " · " <kbd>"Del"</kbd> " " {t(Msg::CounterKeyRemoveLine)}
+                " · " <kbd>"F9"</kbd> " " {t(Msg::CounterKeyCompleteSale)}
             </p>
         </div>
     }
@@ -663,7 +665,7 @@ fn ParkedBills(counter: Counter) -> impl IntoView {
     view! {
         <Show when=move || counter.parked.with(|p| !p.is_empty())>
             <section class="parked" data-testid="parked-bills">
-                <h3>"Parked bills"</h3>
+                <h3>{t(Msg::CounterParkedBills)}</h3>
                 <ul>
                     <For each=move || counter.parked.get() key=|bill| bill.id.clone()
                         children=move |bill| {
@@ -677,11 +679,11 @@ fn ParkedBills(counter: Counter) -> impl IntoView {
                             let who = bill.customer.as_ref().map(|c| c.name.clone());
                             view! {
                                 <li data-testid="parked-bill">
-                                    <span>{if items == 1 { "1 line".to_owned() } else { format!("{items} lines") }}
+                                    <span>{tn(Msg::CounterLines, items, &[])}
                                         {who.map(|w| format!(" · {w}"))}</span>
                                     <span class="amount">{move || crate::money::format_price(total, &currency())}</span>
                                     <button type="button" class="secondary" data-testid="resume-bill"
-                                        on:click=move |_| counter.resume(id.clone())>"Resume"</button>
+                                        on:click=move |_| counter.resume(id.clone())>{t(Msg::CounterResume)}</button>
                                 </li>
                             }
                         }/>

@@ -4,6 +4,7 @@
 //! refused the same way) and goes straight into the cart. Adding a product is a manager's
 //! action: a cashier's asks for a manager's PIN on the spot, as on the products page.
 
+use crate::i18n::{t, tr, Msg};
 use counterbook_shop::{GuardedAction, QuantityUnit};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -57,7 +58,7 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
                     counter.add_picked(&added);
                     counter
                         .notice
-                        .set(Some(Notice::Info(format!("Added {}.", added.name))));
+                        .set(Some(Notice::Info(tr(Msg::NewProductAdded, &[("name", &added.name)]))));
                     counter.focus_scan_field();
                 }
                 Err(ProductActionError::NeedsApproval(_)) => {
@@ -107,36 +108,36 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
     view! {
         <div class="counter-notice error unknown-code" role="alert" data-testid="unknown-code">
             <p>
-                "Unknown code " <strong>{shown_code}</strong> ". "
+                {t(Msg::NewProductUnknownCode)} " " <strong>{shown_code}</strong> ". "
                 <Show when=move || !adding.get()>
                     <button type="button" class="link" data-testid="add-unknown-product"
-                        on:click=open_form>"Add product" <kbd>"F8"</kbd></button>
+                        on:click=open_form>{t(Msg::NewProductAdd)} <kbd>"F8"</kbd></button>
                 </Show>
             </p>
             <Show when=move || adding.get()>
-                <form class="new-product" data-testid="new-product-form" aria-label="Add product"
+                <form class="new-product" data-testid="new-product-form" aria-label=t(Msg::NewProductAdd)
                     on:submit=move |ev| {
                         ev.prevent_default();
                         save();
                     }>
-                    <label class="wide">"Name"
+                    <label class="wide">{t(Msg::NewProductName)}
                         <input type="text" data-testid="new-product-name" autocomplete="off" node_ref=name_input
                             prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev))/>
                     </label>
-                    {text_field("Price", "new-product-price", price)}
-                    {text_field("Tax rate %", "new-product-tax-rate", tax_rate)}
-                    <label>"Unit"
+                    {text_field(t(Msg::NewProductPrice), "new-product-price", price)}
+                    {text_field(t(Msg::NewProductTaxRate), "new-product-tax-rate", tax_rate)}
+                    <label>{t(Msg::NewProductUnit)}
                         <select data-testid="new-product-unit" prop:value=move || unit.get()
                             on:change=move |ev| unit.set(event_target_value(&ev))>
                             {QuantityUnit::ALL.iter().map(|unit| {
-                                let name = unit.as_str();
-                                view! { <option value=name>{name}</option> }
+                                let code = unit.as_str();
+                                view! { <option value=code>{crate::i18n::unit_name(*unit)}</option> }
                             }).collect_view()}
                         </select>
                     </label>
-                    <p class="new-product-code">"Barcode " {code.get_value()}</p>
+                    <p class="new-product-code">{t(Msg::NewProductBarcode)} " " {code.get_value()}</p>
                     <button type="submit" data-testid="save-new-product" disabled=move || saving.get()>
-                        "Add and sell"
+                        {t(Msg::NewProductAddAndSell)}
                     </button>
                     {move || error.get().map(|e| view! {
                         <p class="form-error" role="alert" data-testid="new-product-error">{e}</p>

@@ -3,6 +3,7 @@
 //! it), credit on the customer's account (refused over their limit), and splits across these;
 //! then "Complete sale". The rules are `counterbook-shop`'s `settle`.
 
+use crate::i18n::{method_name, t, tr, Msg};
 use counterbook_shop::money::{format_decimal, parse_decimal};
 use counterbook_shop::payment::round_to_step;
 use counterbook_shop::{
@@ -52,7 +53,7 @@ fn tenders_of(
 ) -> Result<Vec<Tender>, String> {
     let amount = |draft: &TenderDraft| -> Result<i64, String> {
         parse_decimal(&draft.amount_text, exponent)
-            .map_err(|e| format!("{}: {e}", draft.method.label()))
+            .map_err(|e| format!("{}: {e}", method_name(draft.method)))
     };
     let mut tenders = Vec::new();
     let mut non_cash = 0;
@@ -135,19 +136,22 @@ fn payment_problem(error: &PaymentError, counter: &Counter) -> String {
             limit_minor,
             available_minor,
             ..
-        } => format!(
-            "Credit refused: over the customer's limit of {} (owes {}, at most {} more).",
-            money(*limit_minor),
-            money(*balance_minor),
-            money(*available_minor)
+        } => tr(
+            Msg::PaymentCreditOverLimit,
+            &[
+                ("limit", &money(*limit_minor)),
+                ("balance", &money(*balance_minor)),
+                ("available", &money(*available_minor)),
+            ],
         ),
         PaymentError::CashShort { short_minor, .. } => {
-            format!("The cash received is {} short.", money(*short_minor))
+            tr(Msg::PaymentCashShort, &[("amount", &money(*short_minor))])
         }
-        PaymentError::Underpaid { remaining_minor } => {
-            format!("{} is still to pay.", money(*remaining_minor))
-        }
-        PaymentError::CreditNeedsCustomer => "Credit needs a customer: add one above.".into(),
+        PaymentError::Underpaid { remaining_minor } => tr(
+            Msg::PaymentUnderpaid,
+            &[("amount", &money(*remaining_minor))],
+        ),
+        PaymentError::CreditNeedsCustomer => t(Msg::PaymentCreditNeedsCustomer).into(),
         other => other.to_string(),
     }
 }
@@ -190,13 +194,13 @@ pub(super) fn PaymentPanel(counter: Counter) -> impl IntoView {
             <button type="button" class="method" data-testid=testid
                 class:chosen=move || counter.tenders.with(|t| t.iter().any(|d| d.method == method))
                 on:click=move |_| counter.add_tender(method)>
-                {method.label()}
+                {method_name(method)}
             </button>
         }
     };
     view! {
-        <section class="payment" data-testid="payment" aria-label="Payment">
-            <div class="methods" role="group" aria-label="Payment methods">
+        <section class="payment" data-testid="payment" aria-label=t(Msg::PaymentLabel)>
+            <div class="methods" role="group" aria-label=t(Msg::PaymentMethods)>
                 {method_button(PaymentMethod::Cash, "method-cash")}
                 {method_button(PaymentMethod::Card, "method-card")}
                 {method_button(PaymentMethod::Upi, "method-upi")}
@@ -210,7 +214,7 @@ pub(super) fn PaymentPanel(counter: Counter) -> impl IntoView {
             </Show>
             {move || settlement.with(|s| match s {
                 Ok(s) if s.change_minor > 0 => Some(view! {
-                    <p class="change">"Change due " <strong data-testid="change-due">{money(s.change_minor)}</strong></p>
+                    <p class="change">{t(Msg::PaymentChangeDue)} " " <strong data-testid="change-due">{money(s.change_minor)}</strong></p>
                 }.into_any()),
                 Ok(_) => None,
                 Err(problem) => counter.paying.get().then(|| view! {
@@ -224,11 +228,11 @@ pub(super) fn PaymentPanel(counter: Counter) -> impl IntoView {
                     })}
                 }.into_any()),
             })}
-            <button type="button" class="complete" data-testid="complete-sale" aria-label="Complete sale"
+            <button type="button" class="complete" data-testid="complete-sale" aria-label=t(Msg::PaymentCompleteSale)
                 disabled=move || counter.busy.get() || counter.lines.with(|cart| cart.is_empty())
                     || (counter.paying.get() && settlement.with(Result::is_err))
                 on:click=move |_| counter.complete()>
-                "Complete sale" <kbd>"F9"</kbd>
+                {t(Msg::PaymentCompleteSale)} <kbd>"F9"</kbd>
             </button>
         </section>
     }
@@ -257,9 +261,9 @@ fn TenderRow(counter: Counter, method: PaymentMethod) -> impl IntoView {
     let input = if method == PaymentMethod::Cash {
         view! {
             <label class="tender-amount">
-                "Amount received"
+                {t(Msg::PaymentAmountReceived)}
                 <input type="text" inputmode="decimal" data-testid="amount-received"
-                    node_ref=counter.received_input autocomplete="off" placeholder="Exact"
+                    node_ref=counter.received_input autocomplete="off" placeholder=t(Msg::PaymentExact)
                     prop:value=text on:input=move |ev| set_text(event_target_value(&ev))/>
             </label>
         }
@@ -267,7 +271,7 @@ fn TenderRow(counter: Counter, method: PaymentMethod) -> impl IntoView {
     } else {
         view! {
             <label class="tender-amount">
-                {format!("{} amount", method.label())}
+                {tr(Msg::PaymentMethodAmount, &[("method", method_name(method))])}
                 <input type="text" inputmode="decimal" data-testid=format!("amount-{}", method.as_str())
                     autocomplete="off" prop:value=text on:input=move |ev| set_text(event_target_value(&ev))/>
             </label>
@@ -276,9 +280,9 @@ fn TenderRow(counter: Counter, method: PaymentMethod) -> impl IntoView {
     };
     view! {
         <li class="tender" data-testid="tender" data-method=method.as_str()>
-            <span class="tender-name">{method.label()}</span>
+            <span class="tender-name">{method_name(method)}</span>
             {input}
-            <button type="button" class="remove" aria-label=format!("Remove {}", method.label())
+            <button type="button" class="remove" aria-label=tr(Msg::PaymentRemoveMethod, &[("method", method_name(method))])
                 on:click=remove>"×"</button>
             {(method == PaymentMethod::Upi).then(|| view! { <UpiCode counter=counter/> })}
         </li>
@@ -322,7 +326,7 @@ fn UpiCode(counter: Counter) -> impl IntoView {
             Ok(url) => match counterbook_shop::receipt::qr_svg(&url, 160) {
                 Ok(svg) => view! {
                     <div class="upi-qr" data-testid="upi-qr" data-upi-url=url.clone()
-                        role="img" aria-label=format!("UPI QR code for {}", format_decimal(amount, exponent))
+                        role="img" aria-label=tr(Msg::PaymentUpiQrFor, &[("amount", &format_decimal(amount, exponent))])
                         inner_html=svg></div>
                 }
                 .into_any(),
@@ -330,7 +334,7 @@ fn UpiCode(counter: Counter) -> impl IntoView {
             },
             Err(problem) => view! {
                 <p class="form-error" data-testid="upi-problem">
-                    {format!("No UPI QR code: {problem}. Add the shop's UPI id in the shop profile below.")}
+                    {tr(Msg::PaymentNoUpiQr, &[("problem", &problem.to_string())])}
                 </p>
             }
             .into_any(),
@@ -340,12 +344,12 @@ fn UpiCode(counter: Counter) -> impl IntoView {
         <div class="upi">
             {qr}
             <p class="upi-status" class:confirmed=confirmed data-testid="upi-status">
-                {move || if confirmed() { "UPI, confirmed" } else { "UPI, unconfirmed" }}
+                {move || if confirmed() { t(Msg::PaymentUpiConfirmed) } else { t(Msg::PaymentUpiUnconfirmed) }}
             </p>
             <button type="button" class="secondary" data-testid="confirm-upi"
                 disabled=confirmed
                 on:click=move |_| update_tender(counter, PaymentMethod::Upi, |t| t.confirmed = true)>
-                "Confirm UPI received"
+                {t(Msg::PaymentConfirmUpi)}
             </button>
         </div>
     }

@@ -4,6 +4,7 @@
 //! name (a device setting, never synced), which its receipts print as the device. The full
 //! settings page comes with issue 10.
 
+use crate::i18n::{t, Msg};
 use counterbook_shop::ShopSettings;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -18,18 +19,34 @@ fn optional(text: String) -> Option<String> {
 #[component]
 pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
     let fields: [(RwSignal<String>, &'static str, &'static str); 6] = [
-        (RwSignal::new(String::new()), "Shop name", "profile-name"),
-        (RwSignal::new(String::new()), "Address", "profile-address"),
-        (RwSignal::new(String::new()), "Phone", "profile-phone"),
         (
             RwSignal::new(String::new()),
-            "Tax id (GSTIN)",
+            t(Msg::SettingsShopName),
+            "profile-name",
+        ),
+        (
+            RwSignal::new(String::new()),
+            t(Msg::SettingsAddress),
+            "profile-address",
+        ),
+        (
+            RwSignal::new(String::new()),
+            t(Msg::SettingsPhone),
+            "profile-phone",
+        ),
+        (
+            RwSignal::new(String::new()),
+            t(Msg::SettingsTaxId),
             "profile-tax-id",
         ),
-        (RwSignal::new(String::new()), "UPI id", "profile-upi-id"),
         (
             RwSignal::new(String::new()),
-            "Receipt footer",
+            t(Msg::SettingsUpiId),
+            "profile-upi-id",
+        ),
+        (
+            RwSignal::new(String::new()),
+            t(Msg::SettingsReceiptFooter),
             "profile-footer",
         ),
     ];
@@ -72,7 +89,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
             match crate::actions::sale::save_shop_profile(&driver, &before, &after).await {
                 Ok(()) => {
                     counter.settings.set(after);
-                    message.set(Some("Saved.".into()));
+                    message.set(Some(t(Msg::SettingsSaved).into()));
                 }
                 Err(problem) => message.set(Some(problem)),
             }
@@ -88,7 +105,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
                 }
                 open.set(now_open);
             }>
-            <summary>"Shop profile (on receipts): "
+            <summary>{t(Msg::ProfileTitle)} " "
                 <span data-testid="profile-shop-name">{move || counter.settings.with(|s| s.shop_name.clone())}</span>
             </summary>
             <div class="profile-fields">
@@ -101,13 +118,13 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
                         </label>
                     }
                 }).collect_view()}
-                <label>"This tablet's name (on its receipts)"
-                    <input type="text" data-testid="profile-device-name" placeholder="Counter 1"
+                <label>{t(Msg::ProfileDeviceName)}
+                    <input type="text" data-testid="profile-device-name" placeholder=t(Msg::ProfileDeviceNameExample)
                         maxlength=crate::settings::MAX_DEVICE_NAME_CHARS.to_string()
                         prop:value=move || device_name.get()
                         on:input=move |ev| device_name.set(event_target_value(&ev))/>
                 </label>
-                <button type="button" data-testid="save-profile" on:click=save>"Save profile"</button>
+                <button type="button" data-testid="save-profile" on:click=save>{t(Msg::ProfileSave)}</button>
                 {move || message.get().map(|m| view! { <p class="print-message" role="status" data-testid="profile-message">{m}</p> })}
             </div>
         </details>

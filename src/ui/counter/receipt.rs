@@ -9,6 +9,7 @@
 //! and, if chosen, a drawer kick ([`crate::devices`]). "Send on WhatsApp" where the customer
 //! has a phone.
 
+use crate::i18n::{catalogue, format_date_time, t, tr, Msg};
 use counterbook_shop::escpos::{encode_receipt, PrintOptions};
 use counterbook_shop::receipt::{qr_modules, qr_svg, receipt_of, whatsapp_url, Receipt};
 use leptos::prelude::*;
@@ -103,12 +104,6 @@ pub fn print_now() {
     }
 }
 
-/// The date and time of a sale, in the browser's locale and time zone (`Intl`).
-fn date_time(millis: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
-    String::from(date.to_locale_string("default", &js_sys::Object::new()))
-}
-
 /// The country calling code WhatsApp needs for a national number, guessed from the currency.
 fn calling_code(currency: &str) -> &'static str {
     match currency {
@@ -129,7 +124,8 @@ fn receipt_for(completed: &CompletedBill) -> Receipt {
         &completed.shown_bill(),
         &completed.settings,
         completed.customer.as_ref(),
-        &date_time(completed.bill.created_at_millis),
+        &format_date_time(completed.bill.created_at_millis),
+        catalogue(),
     )
 }
 
@@ -152,16 +148,20 @@ fn canvas_rows(receipt: &Receipt) -> Vec<ReceiptRow> {
     rows.push(ReceiptRow::rule());
     rows.push(ReceiptRow {
         bold: true,
-        ..ReceiptRow::pair(format!("Bill {}", receipt.bill_number), "")
+        ..ReceiptRow::pair(
+            format!("{} {}", t(Msg::ReceiptBill), receipt.bill_number),
+            "",
+        )
     });
     rows.push(ReceiptRow::text(receipt.date_time.clone()));
     rows.push(ReceiptRow::text(format!(
-        "{}Device {}",
+        "{}{} {}",
         receipt
             .cashier
             .as_ref()
-            .map(|c| format!("Cashier {c} · "))
+            .map(|c| format!("{} {c} · ", t(Msg::ReceiptCashier)))
             .unwrap_or_default(),
+        t(Msg::ReceiptDevice),
         receipt.device
     )));
     rows.push(ReceiptRow::rule());
@@ -174,22 +174,34 @@ fn canvas_rows(receipt: &Receipt) -> Vec<ReceiptRow> {
         rows.push(ReceiptRow::text(detail));
     }
     rows.push(ReceiptRow::rule());
-    rows.push(ReceiptRow::pair("Subtotal", receipt.subtotal.clone()));
+    rows.push(ReceiptRow::pair(
+        t(Msg::ReceiptSubtotal),
+        receipt.subtotal.clone(),
+    ));
     if !receipt.discount.is_empty() {
-        rows.push(ReceiptRow::pair("Discount", receipt.discount.clone()));
+        rows.push(ReceiptRow::pair(
+            t(Msg::ReceiptDiscount),
+            receipt.discount.clone(),
+        ));
     }
     for tax in &receipt.tax_summary {
         rows.push(ReceiptRow::pair(
-            format!("Tax {} on {}", tax.rate, tax.taxable),
+            receipt.tax_label(tax, catalogue()),
             tax.tax.clone(),
         ));
     }
     if !receipt.rounding.is_empty() {
-        rows.push(ReceiptRow::pair("Rounding", receipt.rounding.clone()));
+        rows.push(ReceiptRow::pair(
+            t(Msg::ReceiptRounding),
+            receipt.rounding.clone(),
+        ));
     }
     rows.push(ReceiptRow {
         large: true,
-        ..ReceiptRow::pair(format!("Total {}", receipt.currency), receipt.total.clone())
+        ..ReceiptRow::pair(
+            format!("{} {}", t(Msg::ReceiptTotal), receipt.currency),
+            receipt.total.clone(),
+        )
     });
     for payment in &receipt.payments {
         rows.push(ReceiptRow::pair(
@@ -198,10 +210,16 @@ fn canvas_rows(receipt: &Receipt) -> Vec<ReceiptRow> {
         ));
     }
     if !receipt.change.is_empty() {
-        rows.push(ReceiptRow::pair("Change", receipt.change.clone()));
+        rows.push(ReceiptRow::pair(
+            t(Msg::ReceiptChange),
+            receipt.change.clone(),
+        ));
     }
     if let (Some(name), Some(balance)) = (&receipt.customer_name, &receipt.customer_balance) {
-        rows.push(ReceiptRow::pair(format!("{name} owes"), balance.clone()));
+        rows.push(ReceiptRow::pair(
+            tr(Msg::ReceiptOwes, &[("name", name)]),
+            balance.clone(),
+        ));
     }
     if let Some(footer) = &receipt.footer {
         rows.push(ReceiptRow {
@@ -210,6 +228,11 @@ fn canvas_rows(receipt: &Receipt) -> Vec<ReceiptRow> {
         });
     }
     rows
+}
+
+/// Whether the tablet's language is written right to left (Arabic).
+fn right_to_left() -> bool {
+    crate::i18n::language().direction() == "rtl"
 }
 
 /// Draws the receipt and sends it to the receipt printer as ESC/POS.
@@ -221,8 +244,13 @@ async fn print_direct(
     let paper = paper_width_mm();
     let (width, modules) = qr_modules(&completed.bill.id).map_err(|e| e.to_string())?;
     let qr_rows: Vec<Vec<bool>> = modules.chunks(width.max(1)).map(<[bool]>::to_vec).collect();
-    let bitmap =
-        draw_receipt(&canvas_rows(&receipt), Some(&qr_rows), paper).map_err(|e| e.to_string())?;
+    let bitmap = draw_receipt(
+        &canvas_rows(&receipt),
+        Some(&qr_rows),
+        paper,
+        right_to_left(),
+    )
+    .map_err(|e| e.to_string())?;
     let options = PrintOptions {
         paper_width_dots: dots_across(paper),
         kick_drawer: kick_drawer(),
@@ -260,7 +288,7 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
             whatsapp_url(
                 &phone,
                 calling_code(&completed.settings.currency),
-                &receipt.to_text(counterbook_shop::receipt::TEXT_WIDTH_58_MM),
+                &receipt.to_text(counterbook_shop::receipt::TEXT_WIDTH_58_MM, catalogue()),
             )
             .ok()
         });
@@ -273,7 +301,7 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
             let completed = completed_for_print.get_value();
             let outcome = print_direct(&completed, transport).await;
             print_message.set(Some(match outcome {
-                Ok(()) => "Sent to the receipt printer.".into(),
+                Ok(()) => t(Msg::ReceiptSentToPrinter).into(),
                 Err(problem) => problem,
             }));
             printing.set(false);
@@ -291,22 +319,22 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
     let r = receipt.clone();
     view! {
         <div class="receipt-overlay">
-            <section class=move || format!("receipt paper-{}", paper.get()) role="region" aria-label="Receipt"
+            <section class=move || format!("receipt paper-{}", paper.get()) role="region" aria-label=t(Msg::ReceiptLabel)
                 data-testid="receipt" data-bill-id=completed.bill.id.clone()>
                 <header class="receipt-shop">
                     <h2>{r.shop_name.clone()}</h2>
                     {r.address.clone().map(|a| view! { <p>{a}</p> })}
-                    {r.phone.clone().map(|p| view! { <p>"Phone " {p}</p> })}
-                    {r.tax_id.clone().map(|t| view! { <p>"Tax id " {t}</p> })}
+                    {r.phone.clone().map(|p| view! { <p>{t(Msg::ReceiptPhone)} " " {p}</p> })}
+                    {r.tax_id.clone().map(|id| view! { <p>{t(Msg::ReceiptTaxId)} " " {id}</p> })}
                 </header>
-                <p class="receipt-number">"Bill " <strong data-testid="bill-number">{r.bill_number.clone()}</strong></p>
+                <p class="receipt-number">{t(Msg::ReceiptBill)} " " <strong data-testid="bill-number">{r.bill_number.clone()}</strong></p>
                 {(completed.bill.status == counterbook_shop::BillStatus::Void).then(|| view! {
                     <p class="receipt-void" data-testid="receipt-void">{crate::ui::bills::undo::text::VOID_STAMP}</p>
                 })}
                 <p class="receipt-meta" data-testid="receipt-date">{r.date_time.clone()}</p>
                 <p class="receipt-meta">
-                    {r.cashier.clone().map(|c| format!("Cashier {c} · "))}
-                    "Device " {r.device.clone()}
+                    {r.cashier.clone().map(|c| format!("{} {c} · ", t(Msg::ReceiptCashier)))}
+                    {t(Msg::ReceiptDevice)} " " {r.device.clone()}
                 </p>
                 <table class="receipt-lines">
                     <tbody>
@@ -323,47 +351,47 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                     </tbody>
                 </table>
                 <dl class="receipt-totals">
-                    <dt>"Subtotal"</dt><dd>{r.subtotal.clone()}</dd>
-                    {(!r.discount.is_empty()).then(|| view! { <dt>"Discount"</dt><dd>{r.discount.clone()}</dd> })}
+                    <dt>{t(Msg::ReceiptSubtotal)}</dt><dd>{r.subtotal.clone()}</dd>
+                    {(!r.discount.is_empty()).then(|| view! { <dt>{t(Msg::ReceiptDiscount)}</dt><dd>{r.discount.clone()}</dd> })}
                     {r.tax_summary.iter().map(|tax| view! {
-                        <dt>{format!("Tax {} on {}", tax.rate, tax.taxable)}</dt><dd>{tax.tax.clone()}</dd>
+                        <dt>{r.tax_label(tax, catalogue())}</dt><dd>{tax.tax.clone()}</dd>
                     }).collect_view()}
-                    {(!r.rounding.is_empty()).then(|| view! { <dt>"Rounding"</dt><dd data-testid="receipt-rounding">{r.rounding.clone()}</dd> })}
-                    <dt class="total">{format!("Total {}", r.currency)}</dt>
+                    {(!r.rounding.is_empty()).then(|| view! { <dt>{t(Msg::ReceiptRounding)}</dt><dd data-testid="receipt-rounding">{r.rounding.clone()}</dd> })}
+                    <dt class="total">{t(Msg::ReceiptTotal)} " " {r.currency.clone()}</dt>
                     <dd class="total" data-testid="receipt-total">{r.total.clone()}</dd>
                     {r.payments.iter().map(|payment| view! {
                         <dt data-testid="receipt-payment">{payment.label.clone()}</dt><dd>{payment.amount.clone()}</dd>
                     }).collect_view()}
-                    {(!r.change.is_empty()).then(|| view! { <dt>"Change"</dt><dd data-testid="receipt-change">{r.change.clone()}</dd> })}
+                    {(!r.change.is_empty()).then(|| view! { <dt>{t(Msg::ReceiptChange)}</dt><dd data-testid="receipt-change">{r.change.clone()}</dd> })}
                     {r.customer_name.clone().zip(r.customer_balance.clone()).map(|(name, balance)| view! {
-                        <dt>{format!("{name} owes")}</dt><dd data-testid="receipt-balance">{balance}</dd>
+                        <dt>{tr(Msg::ReceiptOwes, &[("name", &name)])}</dt><dd data-testid="receipt-balance">{balance}</dd>
                     })}
                 </dl>
                 {r.footer.clone().map(|f| view! { <p class="receipt-footer">{f}</p> })}
                 <div class="receipt-qr" data-testid="receipt-qr" role="img"
-                    aria-label=format!("QR code of bill {}", r.bill_number) inner_html=qr></div>
+                    aria-label=tr(Msg::ReceiptQrOfBill, &[("number", &r.bill_number)]) inner_html=qr></div>
             </section>
             <div class="receipt-actions">
                 {upi_waiting.then(|| view! {
                     <div class="upi-later" data-testid="receipt-upi">
-                        <p class="upi-status" data-testid="receipt-upi-status">"UPI, unconfirmed"</p>
+                        <p class="upi-status" data-testid="receipt-upi-status">{t(Msg::PaymentUpiUnconfirmed)}</p>
                         <button type="button" data-testid="confirm-upi-later"
                             disabled=move || counter.confirming_upi.get()
                             on:click=move |_| counter.confirm_receipt_upi()>
-                            "Confirm UPI received" <kbd>"F8"</kbd>
+                            {t(Msg::PaymentConfirmUpi)} <kbd>"F8"</kbd>
                         </button>
                         {move || counter.receipt_problem.get().map(|problem| view! {
                             <p class="form-error" role="alert">{problem}</p>
                         })}
                     </div>
                 })}
-                <button type="button" data-testid="print-receipt" aria-label="Print" on:click=move |_| print_now()>
-                    "Print" <kbd>"F10"</kbd>
+                <button type="button" data-testid="print-receipt" aria-label=t(Msg::ReceiptPrint) on:click=move |_| print_now()>
+                    {t(Msg::ReceiptPrint)} <kbd>"F10"</kbd>
                 </button>
                 {transports.into_iter().map(|transport| {
                     let label = match transport {
-                        PrinterTransport::Serial => "Print to receipt printer (serial)",
-                        PrinterTransport::Usb => "Print to receipt printer (USB)",
+                        PrinterTransport::Serial => t(Msg::ReceiptPrintSerial),
+                        PrinterTransport::Usb => t(Msg::ReceiptPrintUsb),
                     };
                     let testid = match transport {
                         PrinterTransport::Serial => "print-serial",
@@ -377,23 +405,23 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                 }).collect_view()}
                 {whatsapp.map(|href| view! {
                     <a class="button secondary" href=href target="_blank" rel="noopener"
-                        data-testid="send-whatsapp">"Send on WhatsApp"</a>
+                        data-testid="send-whatsapp">{t(Msg::ReceiptSendWhatsapp)}</a>
                 })}
                 <label class="paper">
-                    "Paper"
+                    {t(Msg::ReceiptPaper)}
                     <select data-testid="paper-width" on:change=move |ev| {
                         let width = event_target_value(&ev).parse().unwrap_or(80);
                         set_paper_width_mm(width);
                         paper.set(width);
                     }>
-                        <option value="58" selected=move || paper.get() == 58>"58 mm"</option>
-                        <option value="80" selected=move || paper.get() == 80>"80 mm"</option>
+                        <option value="58" selected=move || paper.get() == 58>{t(Msg::SettingsPaper58)}</option>
+                        <option value="80" selected=move || paper.get() == 80>{t(Msg::SettingsPaper80)}</option>
                     </select>
                 </label>
                 <crate::ui::bills::undo::BillUndo driver=counter.driver completed=completed.clone()
                     on_changed=move |after: CompletedBill| counter.receipt.set(Some(after))/>
-                <button type="button" class="secondary" data-testid="new-sale" aria-label="New sale" on:click=close>
-                    "New sale" <kbd>"Esc"</kbd>
+                <button type="button" class="secondary" data-testid="new-sale" aria-label=t(Msg::ReceiptNewSale) on:click=close>
+                    {t(Msg::ReceiptNewSale)} <kbd>"Esc"</kbd>
                 </button>
                 {move || print_message.get().map(|m| view! { <p class="print-message" role="status" data-testid="print-message">{m}</p> })}
             </div>

@@ -2,6 +2,7 @@
 //! name, SKU or barcode as you type (index lookups with a limit), and the arrow keys and Enter
 //! pick a result. A camera button where the browser can read barcodes with the camera.
 
+use crate::i18n::{t, Msg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::KeyboardEvent;
@@ -108,11 +109,11 @@ pub(super) fn SearchBox(counter: Counter, camera: bool) -> impl IntoView {
     };
     view! {
         <div class="scan-box">
-            <label class="scan-label" for="scan-field">"Scan or search"</label>
+            <label class="scan-label" for="scan-field">{t(Msg::SearchLabel)}</label>
             <div class="scan-row">
                 <input id="scan-field" type="text" node_ref=counter.scan_input
                     data-testid="scan-field" autocomplete="off" spellcheck="false"
-                    placeholder="Scan a barcode, or type a name or SKU"
+                    placeholder=t(Msg::SearchPlaceholder)
                     role="combobox" aria-autocomplete="list" aria-controls="search-results"
                     aria-expanded=move || counter.results.with(|r| (!r.is_empty()).to_string())
                     prop:value=move || counter.query.get()
@@ -123,7 +124,7 @@ pub(super) fn SearchBox(counter: Counter, camera: bool) -> impl IntoView {
                     on:keydown=on_keydown/>
                 {camera.then(|| view! {
                     <button type="button" class="secondary" data-testid="camera-scan"
-                        on:click=scan_with_camera>"Camera"</button>
+                        on:click=scan_with_camera>{t(Msg::SearchCamera)}</button>
                 })}
             </div>
             {camera.then(|| view! {

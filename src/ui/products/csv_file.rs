@@ -2,6 +2,7 @@
 //! file, checks its codes against the catalogue, previews the good rows and every bad one, and
 //! on confirmation saves the good rows in units of up to 498 writes, with a progress bar.
 
+use crate::i18n::{count_text, t, tn, tr, Msg};
 use counterbook_shop::csv_import::{export_products_csv, import_products_csv, RowError};
 use counterbook_shop::{GuardedAction, ShopSettings};
 use leptos::prelude::*;
@@ -56,7 +57,7 @@ async fn read_file(input: &web_sys::HtmlInputElement) -> Result<Option<Vec<u8>>,
     };
     let buffer = JsFuture::from(file.array_buffer())
         .await
-        .map_err(|_| "The file could not be read.".to_owned())?;
+        .map_err(|_| t(Msg::CsvCannotRead).to_owned())?;
     Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
 }
 
@@ -64,7 +65,7 @@ async fn read_file(input: &web_sys::HtmlInputElement) -> Result<Option<Vec<u8>>,
 async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, String> {
     let settings = shop_settings(driver);
     let read = import_products_csv(bytes, &settings, &mut crate::ids::new_id)
-        .map_err(|e| format!("This file cannot be imported: {e}."))?;
+        .map_err(|e| tr(Msg::CsvCannotImport, &[("problem", &e.to_string())]))?;
     let barcodes: Vec<String> = read
         .products
         .iter()
@@ -96,13 +97,19 @@ async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, Strin
             errors.push(RowError {
                 row: row.row,
                 column: Some("barcode"),
-                message: format!("the barcode {code} is already used by {owner}"),
+                message: tr(
+                    Msg::CsvBarcodeUsed,
+                    &[("code", code.as_str()), ("owner", owner.as_str())],
+                ),
             });
         } else if let Some((sku, owner)) = sku_taken {
             errors.push(RowError {
                 row: row.row,
                 column: Some("sku"),
-                message: format!("the SKU {sku} is already used by {owner}"),
+                message: tr(
+                    Msg::CsvSkuUsed,
+                    &[("sku", sku.as_str()), ("owner", owner.as_str())],
+                ),
             });
         } else {
             products.push(product);
@@ -210,8 +217,9 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             .await
             {
                 Ok(imported) => ImportState::Done { imported },
-                Err(problem) => ImportState::Failed(format!(
-                    "The import stopped: {problem} The products saved before it are kept."
+                Err(problem) => ImportState::Failed(tr(
+                    Msg::CsvImportStopped,
+                    &[("problem", &problem.to_string())],
                 )),
             };
             state.set(next);
@@ -229,7 +237,7 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             match export(&driver).await {
                 Ok(text) => {
                     if download(&text, "products.csv", "text/csv;charset=utf-8").is_err() {
-                        state.set(ImportState::Failed("The export could not be saved.".into()));
+                        state.set(ImportState::Failed(t(Msg::CsvExportNotSaved).into()));
                     }
                 }
                 Err(problem) => state.set(ImportState::Failed(problem)),
@@ -242,7 +250,7 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
         match state.get() {
         ImportState::Idle => ().into_any(),
         ImportState::Reading => view! {
-            <p class="import-status" data-testid="import-reading">"Reading the file…"</p>
+            <p class="import-status" data-testid="import-reading">{t(Msg::CsvReading)}</p>
         }
         .into_any(),
         ImportState::Preview { products, errors } => {
@@ -252,12 +260,12 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             let sample: Vec<Product> = products.into_iter().take(5).collect();
             view! {
                 <section class="import-preview" data-testid="import-preview">
-                    <h2>"Import preview"</h2>
+                    <h2>{t(Msg::CsvPreview)}</h2>
                     <p>
                         <strong data-testid="import-ready-count">{ready}</strong>
-                        " products ready to import; "
+                        " " {t(Msg::CsvReady)} " "
                         <strong data-testid="import-error-count">{bad}</strong>
-                        " rows with errors (not imported)."
+                        " " {t(Msg::CsvRowsWithErrors)}
                     </p>
                     {(!sample.is_empty()).then(|| view! {
                         <ul class="import-sample">
@@ -268,7 +276,7 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
                     })}
                     {(bad > 0).then(|| view! {
                         <table class="import-errors" data-testid="import-errors">
-                            <thead><tr><th>"Row"</th><th>"Column"</th><th>"Problem"</th></tr></thead>
+                            <thead><tr><th>{t(Msg::CsvRow)}</th><th>{t(Msg::CsvColumn)}</th><th>{t(Msg::CsvProblem)}</th></tr></thead>
                             <tbody>
                                 {errors.into_iter().take(ERRORS_SHOWN).map(|error| view! {
                                     <tr data-testid="import-error">
@@ -279,13 +287,13 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        {(hidden > 0).then(|| view! { <p>{format!("…and {hidden} more.")}</p> })}
+                        {(hidden > 0).then(|| view! { <p>{tn(Msg::CsvMoreErrors, hidden, &[])}</p> })}
                     })}
                     <div class="form-buttons">
                         <button type="button" data-testid="import-confirm" disabled=ready == 0
-                            on:click=confirm>{format!("Import {ready} products")}</button>
+                            on:click=confirm>{tn(Msg::CsvImportCount, ready, &[])}</button>
                         <button type="button" class="secondary" data-testid="import-cancel"
-                            on:click=move |_| state.set(ImportState::Idle)>"Cancel"</button>
+                            on:click=move |_| state.set(ImportState::Idle)>{t(Msg::ProductFormCancel)}</button>
                     </div>
                 </section>
             }
@@ -294,7 +302,7 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
         ImportState::Importing { saved, total } => view! {
             <section class="import-preview">
                 <label>
-                    {format!("Saving products: {saved} of {total}")}
+                    {tr(Msg::CsvSaving, &[("saved", &count_text(saved)), ("total", &count_text(total))])}
                     <progress data-testid="import-progress" max=total value=saved></progress>
                 </label>
             </section>
@@ -302,15 +310,15 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
         .into_any(),
         ImportState::Done { imported } => view! {
             <p class="import-status" data-testid="import-done" role="status">
-                {format!("Imported {imported} products. They reach the server as the connection allows.")}
-                <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>"OK"</button>
+                {tn(Msg::CsvImported, imported, &[])}
+                <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>{t(Msg::ConflictsOk)}</button>
             </p>
         }
         .into_any(),
         ImportState::Failed(problem) => view! {
             <p class="form-error" role="alert" data-testid="import-error-message">
                 {problem}
-                <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>"OK"</button>
+                <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>{t(Msg::ConflictsOk)}</button>
             </p>
         }
         .into_any(),
@@ -319,11 +327,11 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
 
     view! {
         <div class="csv-buttons">
-            <label class="file-button" for="import-csv">"Import CSV"</label>
+            <label class="file-button" for="import-csv">{t(Msg::CsvImport)}</label>
             <input id="import-csv" class="visually-hidden" type="file" accept=".csv,text/csv"
                 data-testid="import-csv" node_ref=input on:change=on_file/>
             <button type="button" class="secondary" data-testid="export-csv"
-                disabled=move || exporting.get() on:click=on_export>"Export CSV"</button>
+                disabled=move || exporting.get() on:click=on_export>{t(Msg::CsvExport)}</button>
         </div>
         {panel}
         <Show when=move || awaiting_approval.get()>

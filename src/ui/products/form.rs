@@ -3,6 +3,7 @@
 //! [`Product`], with one clear message for the first thing wrong; the shop's own rules
 //! (`Product::validate`) and the catalogue's (a barcode or SKU in use) are checked by the action.
 
+use crate::i18n::{t, tr, Msg};
 use counterbook_shop::money::{format_decimal, format_decimal_trimmed, parse_decimal};
 use counterbook_shop::QuantityUnit;
 use leptos::ev::SubmitEvent;
@@ -13,6 +14,7 @@ use crate::actions;
 use crate::model::{name_key, Product, MAX_PRODUCT_NAME_CHARS};
 use crate::money::{minor_digits, parse_price};
 use crate::sync::SyncDriver;
+use crate::ui::problems::Shown;
 use crate::ui::sign_in::ManagerApproval;
 use counterbook_shop::GuardedAction;
 
@@ -55,35 +57,45 @@ impl Typed {
     fn read(&self, base: &Product, currency: &str) -> Result<Product, String> {
         let name = self.name.trim();
         if name.is_empty() {
-            return Err("Enter the product's name.".into());
+            return Err(t(Msg::ProductFormNameMissing).into());
         }
         if name.chars().count() > MAX_PRODUCT_NAME_CHARS {
-            return Err(format!(
-                "Use at most {MAX_PRODUCT_NAME_CHARS} characters for the name."
+            return Err(tr(
+                Msg::ProductFormNameTooLong,
+                &[("max", &MAX_PRODUCT_NAME_CHARS.to_string())],
             ));
         }
         let price_minor =
-            parse_price(&self.price, minor_digits(currency)).map_err(|e| e.to_string())?;
-        let unit = QuantityUnit::parse(&self.unit).map_err(|e| format!("Unit: {e}."))?;
+            parse_price(&self.price, minor_digits(currency)).map_err(|e| e.shown())?;
+        let unit = QuantityUnit::parse(&self.unit)
+            .map_err(|e| tr(Msg::ProductFormUnitProblem, &[("problem", &e.shown())]))?;
         let decimals = unit.quantity_decimals();
         let tax_rate = match self.tax_rate.trim() {
             "" => 0,
             text => {
                 let basis_points = parse_decimal(text.trim_end_matches('%'), 2)
-                    .map_err(|e| format!("Tax rate: {e}."))?;
+                    .map_err(|e| tr(Msg::ProductFormTaxRateProblem, &[("problem", &e.shown())]))?;
                 u32::try_from(basis_points)
                     .ok()
                     .filter(|bp| *bp <= 10_000)
-                    .ok_or("Tax rate: use a percentage from 0 to 100.")?
+                    .ok_or(t(Msg::ProductFormTaxRateRange))?
             }
         };
         let low_stock_threshold = match self.low_stock.trim() {
             "" => None,
-            text => Some(parse_decimal(text, decimals).map_err(|e| format!("Low stock at: {e}."))?),
+            text => Some(
+                parse_decimal(text, decimals)
+                    .map_err(|e| tr(Msg::ProductFormLowStockProblem, &[("problem", &e.shown())]))?,
+            ),
         };
         let opening_stock = match self.opening_stock.trim() {
             "" => 0,
-            text => parse_decimal(text, decimals).map_err(|e| format!("Opening stock: {e}."))?,
+            text => parse_decimal(text, decimals).map_err(|e| {
+                tr(
+                    Msg::ProductFormOpeningStockProblem,
+                    &[("problem", &e.shown())],
+                )
+            })?,
         };
         let barcodes: Vec<String> = self
             .barcodes
@@ -198,7 +210,7 @@ pub fn ProductForm(
                     awaiting_approval.set(Some((before, product)));
                 }
                 // Nothing was saved (one transaction); the typed values stay for another try.
-                Err(problem) => error.set(Some(problem.to_string())),
+                Err(problem) => error.set(Some(problem.shown())),
             }
             saving.set(false);
         });
@@ -238,68 +250,68 @@ pub fn ProductForm(
         <form class="product-form" on:submit=on_submit data-testid="add-product-form"
             data-mode=move || if editing.with(Option::is_some) { "edit" } else { "add" }>
             <h2>{move || editing.with(|p| match p {
-                Some(product) => format!("Edit {}", product.name),
-                None => "Add a product".to_owned(),
+                Some(product) => tr(Msg::ProductFormEditTitle, &[("name", &product.name)]),
+                None => t(Msg::ProductFormAddTitle).to_owned(),
             })}</h2>
             <label class="wide">
-                "Name"
+                {t(Msg::ProductFormName)}
                 <input type="text" node_ref=name_input data-testid="product-name" autocomplete="off"
                     prop:value=field(|t| t.name.clone()) on:input=setter!(name)/>
             </label>
             <label>
-                {format!("Price ({currency})")}
+                {tr(Msg::ProductFormPrice, &[("currency", &currency)])}
                 <input type="text" inputmode="decimal" data-testid="product-price" autocomplete="off"
                     prop:value=field(|t| t.price.clone()) on:input=setter!(price)/>
             </label>
             <label>
-                "Unit"
+                {t(Msg::ProductFormUnit)}
                 <select data-testid="product-unit" prop:value=field(|t| t.unit.clone())
                     on:change=setter!(unit)>
                     {QuantityUnit::ALL.iter().map(|unit| {
-                        let name = unit.as_str();
-                        view! { <option value=name>{name}</option> }
+                        let code = unit.as_str();
+                        view! { <option value=code>{crate::i18n::unit_name(*unit)}</option> }
                     }).collect_view()}
                 </select>
             </label>
             <label>
-                "SKU"
+                {t(Msg::ProductFormSku)}
                 <input type="text" data-testid="product-sku" autocomplete="off"
                     prop:value=field(|t| t.sku.clone()) on:input=setter!(sku)/>
             </label>
             <label class="wide">
-                "Barcodes (separate several with spaces)"
+                {t(Msg::ProductFormBarcodes)}
                 <input type="text" inputmode="numeric" data-testid="product-barcodes" autocomplete="off"
                     prop:value=field(|t| t.barcodes.clone()) on:input=setter!(barcodes)/>
             </label>
             <label>
-                "Tax rate (%)"
+                {t(Msg::ProductFormTaxRate)}
                 <input type="text" inputmode="decimal" data-testid="product-tax-rate" autocomplete="off"
                     prop:value=field(|t| t.tax_rate.clone()) on:input=setter!(tax_rate)/>
             </label>
             <label>
-                "Low stock at"
+                {t(Msg::ProductFormLowStock)}
                 <input type="text" inputmode="decimal" data-testid="product-low-stock" autocomplete="off"
                     prop:value=field(|t| t.low_stock.clone()) on:input=setter!(low_stock)/>
             </label>
             <label>
-                "Category"
+                {t(Msg::ProductFormCategory)}
                 <input type="text" data-testid="product-category" autocomplete="off"
                     prop:value=field(|t| t.category.clone()) on:input=setter!(category)/>
             </label>
             <Show when=move || editing.with(Option::is_none)>
                 <label>
-                    "Opening stock"
+                    {t(Msg::ProductFormOpeningStock)}
                     <input type="text" inputmode="decimal" data-testid="product-opening-stock" autocomplete="off"
                         prop:value=field(|t| t.opening_stock.clone()) on:input=setter!(opening_stock)/>
                 </label>
             </Show>
             <div class="form-buttons">
                 <button type="submit" data-testid="add-product" disabled=move || saving.get()>
-                    {move || if editing.with(Option::is_some) { "Save" } else { "Add" }}
+                    {move || if editing.with(Option::is_some) { t(Msg::ProductFormSave) } else { t(Msg::ProductFormAdd) }}
                 </button>
                 <Show when=move || editing.with(Option::is_some)>
                     <button type="button" class="secondary" data-testid="cancel-edit"
-                        on:click=move |_| editing.set(None)>"Cancel"</button>
+                        on:click=move |_| editing.set(None)>{t(Msg::ProductFormCancel)}</button>
                 </Show>
             </div>
             <Show when=move || error.with(Option::is_some)>

@@ -6,6 +6,7 @@
 //! shown ones among them are re-read by id and replaced in place. Only when rows shift (a
 //! product enters or leaves the list, or moves in it) are the pages in view read again.
 
+use crate::i18n::{t, Msg};
 use std::collections::{BTreeMap, BTreeSet};
 
 use counterbook_shop::money::format_decimal;
@@ -285,7 +286,7 @@ pub fn ProductList(
     view! {
         <div class="product-scroller" node_ref=scroller on:scroll=on_scroll>
             <Show when=move || total.get() == 0>
-                <p class="empty">"No products to show."</p>
+                <p class="empty">{t(Msg::ProductsNone)}</p>
             </Show>
             <ul data-testid="product-list" class="product-rows"
                 style:height=move || format!("{}px", f64::from(total.get()) * ROW_HEIGHT_PX)>
@@ -329,7 +330,7 @@ fn ProductRow(
         .collect::<Vec<_>>()
         .join(" · ");
     let stock = format_stock(&product);
-    let unit = product.unit.as_str();
+    let unit = crate::i18n::unit_name(product.unit);
     let price = format_price(product.price_minor, &product.currency);
     let for_edit = product.clone();
     let for_stock = product.clone();
@@ -343,16 +344,16 @@ fn ProductRow(
                 {product.category.clone().map(|category| view! { <span class="category">{category}</span> })}
             </span>
             <span class="stock-line">
-                <span class="stock" data-testid="product-stock" title="Stock on hand">{stock}</span>
+                <span class="stock" data-testid="product-stock" title=t(Msg::ProductsStockOnHand)>{stock}</span>
                 <span class="unit">{unit}</span>
-                {low.then(|| view! { <span class="low-badge" data-testid="low-stock">"Low"</span> })}
-                {(!synced).then(|| view! { <span class="unsynced" title="Not yet on the server">"●"</span> })}
+                {low.then(|| view! { <span class="low-badge" data-testid="low-stock">{t(Msg::ProductsLow)}</span> })}
+                {(!synced).then(|| view! { <span class="unsynced" title=t(Msg::ProductsNotSynced)>"●"</span> })}
             </span>
             <span class="actions">
                 <button type="button" class="secondary" data-testid="stock-product"
-                    on:click=move |_| on_stock.run(for_stock.clone())>"Stock"</button>
+                    on:click=move |_| on_stock.run(for_stock.clone())>{t(Msg::ProductsStock)}</button>
                 <button type="button" class="secondary" data-testid="edit-product"
-                    on:click=move |_| on_edit.run(for_edit.clone())>"Edit"</button>
+                    on:click=move |_| on_edit.run(for_edit.clone())>{t(Msg::ProductsEdit)}</button>
             </span>
         </li>
     }

@@ -10,6 +10,7 @@ pub mod form;
 pub mod list;
 pub mod stock;
 
+use crate::i18n::{t, Msg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -91,14 +92,14 @@ pub fn ProductsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
         <StockForm driver=driver product=stock_for/>
         <section class="catalogue">
             <div class="toolbar">
-                <input type="search" data-testid="product-search" aria-label="Search products"
-                    placeholder="Search by name, SKU or barcode" autocomplete="off"
+                <input type="search" data-testid="product-search" aria-label=t(Msg::ProductsSearchLabel)
+                    placeholder=t(Msg::ProductsSearchPlaceholder) autocomplete="off"
                     prop:value=move || search.get()
                     on:input=move |ev| search.set(event_target_value(&ev))/>
-                <select data-testid="filter-category" aria-label="Category"
+                <select data-testid="filter-category" aria-label=t(Msg::ProductsCategory)
                     prop:value=move || category.get()
                     on:change=move |ev| category.set(event_target_value(&ev))>
-                    <option value="">"All categories"</option>
+                    <option value="">{t(Msg::ProductsAllCategories)}</option>
                     <For each=move || categories.get() key=|c| c.clone()
                         children=|c| view! { <option value=c.clone()>{c.clone()}</option> }/>
                 </select>
@@ -106,7 +107,7 @@ pub fn ProductsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                     <input type="checkbox" data-testid="filter-low-stock"
                         prop:checked=move || low_stock_only.get()
                         on:change=move |ev| low_stock_only.set(event_target_checked(&ev))/>
-                    "Low stock only"
+                    {t(Msg::ProductsLowStockOnly)}
                 </label>
                 <CsvImportExport driver=driver/>
             </div>
@@ -115,15 +116,15 @@ pub fn ProductsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 let for_edit = product.clone();
                 view! {
                     <p class="code-match" data-testid="code-match">
-                        "Code match: " <strong>{product.name.clone()}</strong>
-                        {format!(" · {} {} · {}", format_stock(&product), product.unit.as_str(),
+                        {t(Msg::ProductsCodeMatch)} " " <strong>{product.name.clone()}</strong>
+                        {format!(" · {} {} · {}", format_stock(&product), crate::i18n::unit_name(product.unit),
                             format_price(product.price_minor, &product.currency))}
-                        <button type="button" class="secondary" on:click=move |_| on_stock.run(for_stock.clone())>"Stock"</button>
-                        <button type="button" class="secondary" on:click=move |_| on_edit.run(for_edit.clone())>"Edit"</button>
+                        <button type="button" class="secondary" on:click=move |_| on_stock.run(for_stock.clone())>{t(Msg::ProductsStock)}</button>
+                        <button type="button" class="secondary" on:click=move |_| on_edit.run(for_edit.clone())>{t(Msg::ProductsEdit)}</button>
                     </p>
                 }
             })}
-            <h2>"Products " <span class="count" data-testid="product-count">{move || total.get()}</span></h2>
+            <h2>{t(Msg::ProductsTitle)} " " <span class="count" data-testid="product-count">{move || total.get()}</span></h2>
             <ProductList driver=driver query=query total=total on_edit=on_edit on_stock=on_stock/>
         </section>
     }

@@ -1,6 +1,7 @@
 //! Receiving and adjusting a product's stock, each a stock move with an optional (receive) or
 //! required (adjust) reason.
 
+use crate::i18n::{t, tr, Msg};
 use counterbook_shop::money::parse_decimal;
 use counterbook_shop::{GuardedAction, StockMoveKind};
 use leptos::ev::SubmitEvent;
@@ -10,6 +11,7 @@ use leptos::task::spawn_local;
 use crate::actions;
 use crate::model::Product;
 use crate::sync::SyncDriver;
+use crate::ui::problems::Shown;
 use crate::ui::products::list::format_stock;
 use crate::ui::sign_in::ManagerApproval;
 
@@ -21,7 +23,7 @@ fn read_quantity(text: &str, product: &Product) -> Result<i64, String> {
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     let quantity = parse_decimal(digits, product.unit.quantity_decimals())
-        .map_err(|e| format!("Quantity: {e}."))?;
+        .map_err(|e| tr(Msg::StockQuantityProblem, &[("problem", &e.shown())]))?;
     Ok(if negative { -quantity } else { quantity })
 }
 
@@ -66,7 +68,7 @@ pub fn StockForm(
                 Err(actions::products::ProductActionError::NeedsApproval(_)) => {
                     awaiting_approval.set(Some((current, move_kind, amount, reason_text)));
                 }
-                Err(problem) => error.set(Some(problem.to_string())),
+                Err(problem) => error.set(Some(problem.shown())),
             }
         });
     };
@@ -95,32 +97,33 @@ pub fn StockForm(
     view! {
         <Show when=move || product.with(Option::is_some)>
             <form class="stock-form" on:submit=on_submit data-testid="stock-form">
-                <h2>{move || product.with(|p| p.as_ref().map(|p| format!(
-                    "Stock of {}: {} {}", p.name, format_stock(p), p.unit.as_str()
+                <h2>{move || product.with(|p| p.as_ref().map(|p| tr(
+                    Msg::StockTitle,
+                    &[("name", &p.name), ("stock", &format_stock(p)), ("unit", crate::i18n::unit_name(p.unit))],
                 )).unwrap_or_default())}</h2>
                 <label>
-                    "Move"
+                    {t(Msg::StockMove)}
                     <select data-testid="stock-kind" prop:value=move || kind.get()
                         on:change=move |ev| kind.set(event_target_value(&ev))>
-                        <option value="receive">"Receive"</option>
-                        <option value="adjust">"Adjust (count, damage, loss)"</option>
+                        <option value="receive">{t(Msg::StockReceive)}</option>
+                        <option value="adjust">{t(Msg::StockAdjust)}</option>
                     </select>
                 </label>
                 <label>
-                    "Quantity"
+                    {t(Msg::StockQuantity)}
                     <input type="text" inputmode="decimal" data-testid="stock-quantity" autocomplete="off"
                         prop:value=move || quantity.get()
                         on:input=move |ev| quantity.set(event_target_value(&ev))/>
                 </label>
                 <label class="wide">
-                    "Reason"
+                    {t(Msg::StockReason)}
                     <input type="text" data-testid="stock-reason" autocomplete="off"
                         prop:value=move || reason.get()
                         on:input=move |ev| reason.set(event_target_value(&ev))/>
                 </label>
                 <div class="form-buttons">
-                    <button type="submit" data-testid="save-stock">"Save"</button>
-                    <button type="button" class="secondary" on:click=move |_| product.set(None)>"Cancel"</button>
+                    <button type="submit" data-testid="save-stock">{t(Msg::ProductFormSave)}</button>
+                    <button type="button" class="secondary" on:click=move |_| product.set(None)>{t(Msg::ProductFormCancel)}</button>
                 </div>
                 <Show when=move || error.with(Option::is_some)>
                     <p class="form-error" role="alert" data-testid="stock-error">

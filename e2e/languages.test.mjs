@@ -1,0 +1,209 @@
+// The app in Arabic and Hindi (issue 10, Languages): Arabic mirrors the layout (`<html
+// dir="rtl" lang="ar">`) and every screen speaks Arabic, a sale's receipt included; the
+// language is changed on the settings page (Hindi: `dir="ltr"`, a receipt in Hindi, its words
+// from the Hindi catalogue downloaded once); the screens before the shop (setting it up, the
+// PIN, the lock screen, signing in) in both. Each screen is photographed at 800×1280 into
+// e2e/artifacts/lang-{ar,hi}-*.png to be looked at.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  ARTIFACTS,
+  appUrl,
+  launchBrowser,
+  openPage,
+  startAccountsServer,
+  startServer,
+  temporaryDirectory,
+} from "./harness.mjs";
+import { ean13, scanWithKeyboard, seedProducts, seededId, waitForIdlePage, waitForProductCount } from "./counter-helpers.mjs";
+
+const SHOP = "kirana-lang";
+const PROJECT = "lang-project";
+const CATALOGUE = [
+  { id: seededId(1), name: "Parle-G 250g", price: 25_00, barcodes: [ean13("890106301001")], stock: 50, taxRateBp: 1800 },
+  { id: seededId(2), name: "चाय पत्ती 250g", price: 120_00, barcodes: [ean13("890172520001")], stock: 40, taxRateBp: 500 },
+  { id: seededId(3), name: "حليب 1L", price: 56_00, barcodes: [ean13("890126200002")], stock: 30 },
+];
+const code = (index) => CATALOGUE[index].barcodes[0];
+
+async function photo(page, name) {
+  await waitForIdlePage(page);
+  await page.screenshot({ path: join(ARTIFACTS, `lang-${name}-800x1280.png`) });
+}
+
+function documentLanguage(page) {
+  return page.evaluate(() => ({
+    lang: document.documentElement.lang,
+    dir: document.documentElement.dir,
+  }));
+}
+
+async function waitForCartLines(page, count) {
+  await page.waitForFunction(
+    (count) => document.querySelectorAll("[data-testid=cart-line]").length === count,
+    count,
+    { timeout: 15_000 },
+  );
+}
+
+/** A two-line sale paid in cash, ending on its receipt (photographed on the way). */
+async function sellAndPhotograph(page, language) {
+  await scanWithKeyboard(page, code(0));
+  await waitForCartLines(page, 1);
+  await scanWithKeyboard(page, code(1));
+  await waitForCartLines(page, 2);
+  await photo(page, `${language}-counter-cart`);
+  await page.getByTestId("pay").click();
+  await page.getByTestId("amount-received").fill("500");
+  await page.getByTestId("change-due").waitFor();
+  await photo(page, `${language}-counter-payment`);
+  await page.getByTestId("complete-sale").click();
+  const receipt = page.getByTestId("receipt");
+  await receipt.waitFor({ timeout: 15_000 });
+  await photo(page, `${language}-receipt`);
+  return (await receipt.innerText()).replace(/\s+/g, " ");
+}
+
+/** The products, sync, people and settings pages, and the product form and stock form. */
+async function photographPages(page, language) {
+  await openPage(page, "/products");
+  await page.getByTestId("product-row").first().waitFor();
+  await photo(page, `${language}-products`);
+  await page.getByTestId("product-row").first().getByRole("button").last().click();
+  await page.getByTestId("add-product-form").waitFor();
+  await photo(page, `${language}-product-edit`);
+  await openPage(page, "/sync");
+  await page.getByTestId("status-panel").waitFor();
+  await photo(page, `${language}-sync`);
+  await openPage(page, "/people");
+  await photo(page, `${language}-people`);
+  await openPage(page, "/settings");
+  await page.getByTestId("device-settings").waitFor();
+  await photo(page, `${language}-settings`);
+}
+
+describe("languages", () => {
+  let server;
+  let browser;
+  before(async () => {
+    [server, browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory("counterbook-lang-") }),
+      launchBrowser(),
+    ]);
+    await seedProducts(server.url, PROJECT, SHOP, CATALOGUE);
+  });
+  after(async () => {
+    await Promise.all([browser?.close(), server?.stop()]);
+  });
+
+  test("Arabic mirrors the layout and speaks Arabic; Hindi is chosen on the settings page", async () => {
+    const context = await browser.newContext({ viewport: { width: 800, height: 1280 } });
+    try {
+      const page = await context.newPage();
+      const url = appUrl(server.url, { endpoint: server.url, project: PROJECT, shop: SHOP, path: "/counter" });
+      await page.goto(`${url}&language=ar`);
+      // The scan field, found by its Arabic label.
+      await page.getByLabel("امسح أو ابحث").waitFor();
+      assert.deepEqual(await documentLanguage(page), { lang: "ar", dir: "rtl" });
+      await waitForProductCount(page, CATALOGUE.length);
+      const nav = await page.locator("nav.pages").innerText();
+      for (const label of ["الصندوق", "المنتجات", "المزامنة", "الإعدادات"]) {
+        assert.ok(nav.includes(label), `${label} in the top bar: ${nav}`);
+      }
+      assert.equal(await page.getByTestId("connection").textContent(), "متصل");
+      await photo(page, "ar-counter");
+      // Mirrored: the app's name starts the top bar at its right edge, the badge ends it at
+      // the left.
+      const mirrored = await page.evaluate(() => {
+        const name = document.querySelector(".topbar h1").getBoundingClientRect();
+        const badge = document.querySelector("[data-testid=sync-badge]").getBoundingClientRect();
+        return { name: name.left, badge: badge.left, width: innerWidth };
+      });
+      assert.ok(mirrored.name > mirrored.width / 2, `the name at the right: ${JSON.stringify(mirrored)}`);
+      assert.ok(mirrored.badge < mirrored.width / 2, `the badge at the left: ${JSON.stringify(mirrored)}`);
+      const arabicReceipt = await sellAndPhotograph(page, "ar");
+      for (const word of ["فاتورة", "المجموع", "نقدًا", "الباقي"]) {
+        assert.ok(arabicReceipt.includes(word), `${word} on the Arabic receipt: ${arabicReceipt}`);
+      }
+      assert.ok(!arabicReceipt.includes("Total"), arabicReceipt);
+      await page.getByTestId("new-sale").click();
+      await photographPages(page, "ar");
+
+      // Hindi, chosen on the settings page: saving starts the app again in Hindi.
+      await page.getByTestId("settings-language").selectOption("hi");
+      await page.getByTestId("save-device-settings").click();
+      await page.waitForFunction(() => document.documentElement.lang === "hi");
+      assert.deepEqual(await documentLanguage(page), { lang: "hi", dir: "ltr" });
+      await openPage(page, "/counter");
+      await page.getByLabel("स्कैन करें या खोजें").waitFor();
+      await photo(page, "hi-counter");
+      const hindiReceipt = await sellAndPhotograph(page, "hi");
+      for (const word of ["बिल", "कुल", "नकद", "वापसी"]) {
+        assert.ok(hindiReceipt.includes(word), `${word} on the Hindi receipt: ${hindiReceipt}`);
+      }
+      await page.getByTestId("new-sale").click();
+      await photographPages(page, "hi");
+      assert.equal(await page.getByTestId("settings-language").inputValue(), "hi");
+
+      // Back to English: every label as it was.
+      await page.getByTestId("settings-language").selectOption("en");
+      await page.getByTestId("save-device-settings").click();
+      await page.waitForFunction(() => document.documentElement.lang === "en");
+      await page.getByText("This device", { exact: true }).waitFor();
+      assert.equal((await documentLanguage(page)).dir, "ltr");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("the screens before the shop, in Arabic and Hindi", async () => {
+    const accounts = await startAccountsServer({ dataDir: temporaryDirectory("counterbook-lang-accounts-") });
+    const arabic = await browser.newContext({ viewport: { width: 800, height: 1280 } });
+    const hindi = await browser.newContext({ viewport: { width: 800, height: 1280 } });
+    try {
+      const page = await arabic.newPage();
+      await page.goto(`${accounts.url}/counter?language=ar&lockMinutes=0`);
+      const setup = page.getByTestId("setup-form");
+      await setup.waitFor();
+      assert.deepEqual(await documentLanguage(page), { lang: "ar", dir: "rtl" });
+      assert.ok((await setup.innerText()).includes("أنشئ متجرك"));
+      await photo(page, "ar-setup");
+      await setup.getByTestId("setup-shop-name").fill("متجر الأمل");
+      await setup.getByTestId("setup-display-name").fill("أمل");
+      await setup.getByTestId("setup-email").fill("owner@example.com");
+      await setup.getByTestId("setup-password").fill("owner-secret-1");
+      await setup.getByTestId("setup-code").fill("AAAA-BBBB-CCCC");
+      await setup.getByTestId("setup-submit").click();
+      await page.getByTestId("setup-error").waitFor();
+      assert.equal(await page.getByTestId("setup-error").textContent(), "رمز الإعداد غير صحيح. تجده في سجل الخادم.");
+      await photo(page, "ar-setup-wrong-code");
+      await setup.getByTestId("setup-code").fill(accounts.setupCode);
+      await setup.getByTestId("setup-submit").click();
+      await page.getByTestId("choose-pin-form").waitFor({ timeout: 30_000 });
+      assert.equal((await documentLanguage(page)).dir, "rtl");
+      await photo(page, "ar-choose-pin");
+      await page.getByTestId("choose-pin").fill("1111");
+      await page.getByTestId("save-pin").click();
+      await page.getByTestId("choose-pin-form").waitFor({ state: "detached" });
+      await page.getByTestId("switch-person").click();
+      await page.getByTestId("lock-screen").waitFor();
+      await photo(page, "ar-lock");
+
+      const other = await hindi.newPage();
+      await other.goto(`${accounts.url}/counter?language=hi`);
+      await other.getByTestId("sign-in-form").waitFor();
+      assert.deepEqual(await documentLanguage(other), { lang: "hi", dir: "ltr" });
+      await other.getByTestId("sign-in-email").fill("owner@example.com");
+      await other.getByTestId("sign-in-password").fill("wrong-password");
+      await other.getByTestId("sign-in-submit").click();
+      await other.getByTestId("sign-in-error").waitFor();
+      assert.equal(await other.getByTestId("sign-in-error").textContent(), "ईमेल या पासवर्ड गलत है।");
+      await photo(other, "hi-sign-in");
+    } finally {
+      await Promise.all([arabic.close(), hindi.close()]);
+      await accounts.stop();
+    }
+  });
+});

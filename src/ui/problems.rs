@@ -1,0 +1,185 @@
+//! Problems as people read them: each error a screen shows, variant by variant, as a message
+//! of the catalogue in the tablet's language ([`Shown`]). An error's `Display` (thiserror) is
+//! English for logs and the console; what is not mapped here shows its `Display`.
+
+use crate::i18n::{t, tr, Msg};
+use crate::money::PriceError;
+use crate::people::PinError;
+use crate::storage::StorageError;
+use crate::sync::identity::SignInError;
+use crate::sync::session::{SessionError, SetupError};
+
+/// An error as a screen shows it, in the tablet's language.
+pub trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for SignInError {
+    fn shown(&self) -> String {
+        match self {
+            SignInError::WrongCredentials => t(Msg::ProblemWrongCredentials).into(),
+            SignInError::Disabled => t(Msg::ProblemAccountDisabled).into(),
+            SignInError::TooManyAttempts => t(Msg::ProblemTooManyAttempts).into(),
+            SignInError::SessionEnded => t(Msg::ProblemSessionEnded).into(),
+            SignInError::Network(detail) => tr(Msg::ProblemNetwork, &[("detail", detail)]),
+            SignInError::Refused(detail) => tr(Msg::ProblemRefused, &[("detail", detail)]),
+            SignInError::MalformedReply(detail) => {
+                tr(Msg::ProblemMalformedReply, &[("detail", detail)])
+            }
+        }
+    }
+}
+
+impl Shown for SetupError {
+    fn shown(&self) -> String {
+        match self {
+            SetupError::WrongCode => t(Msg::ProblemWrongSetupCode).into(),
+            SetupError::AlreadyClaimed => t(Msg::ProblemAlreadyClaimed).into(),
+            SetupError::TooManyAttempts => t(Msg::ProblemTooManyCodes).into(),
+            SetupError::SignIn(error) => error.shown(),
+            SetupError::Storage(error) => error.shown(),
+            // What the server said about a field, in its words.
+            SetupError::Invalid(detail) => detail.clone(),
+        }
+    }
+}
+
+impl Shown for SessionError {
+    fn shown(&self) -> String {
+        match self {
+            SessionError::SignIn(error) => error.shown(),
+            SessionError::NoShop => t(Msg::ProblemNoShop).into(),
+            SessionError::NoRole => t(Msg::ProblemNoRole).into(),
+            SessionError::AnotherShop(shop) => tr(Msg::ProblemOtherShop, &[("shop", shop)]),
+            SessionError::WrongPin => t(Msg::ProblemWrongPin).into(),
+            SessionError::Pin(error) => error.shown(),
+            SessionError::Storage(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for PinError {
+    fn shown(&self) -> String {
+        match self {
+            PinError::NotFourToSixDigits => t(Msg::SigninPinRule).into(),
+            PinError::NoWebCrypto(detail) => tr(Msg::ProblemNoWebCrypto, &[("detail", detail)]),
+        }
+    }
+}
+
+impl Shown for StorageError {
+    fn shown(&self) -> String {
+        match self {
+            StorageError::Open(detail) => tr(Msg::ProblemStorageOpen, &[("detail", detail)]),
+            StorageError::QuotaExceeded => t(Msg::ProblemStorageFull).into(),
+            StorageError::Transaction(detail) => {
+                tr(Msg::ProblemStorageTransaction, &[("detail", detail)])
+            }
+            StorageError::Corrupt(detail) => tr(Msg::ProblemStorageCorrupt, &[("detail", detail)]),
+        }
+    }
+}
+
+impl Shown for PriceError {
+    fn shown(&self) -> String {
+        match self {
+            PriceError::Empty => t(Msg::ProblemPriceEmpty).into(),
+            PriceError::Negative => t(Msg::ProblemPriceNegative).into(),
+            PriceError::NotANumber(text) => tr(Msg::ProblemPriceNotANumber, &[("text", text)]),
+            PriceError::TooManyDecimals(digits) => tr(
+                Msg::ProblemPriceTooManyDecimals,
+                &[("digits", &digits.to_string())],
+            ),
+            PriceError::TooLarge => t(Msg::ProblemPriceTooLarge).into(),
+        }
+    }
+}
+
+impl Shown for crate::actions::NeedsApproval {
+    fn shown(&self) -> String {
+        t(Msg::ProblemNeedsApproval).into()
+    }
+}
+
+impl Shown for counterbook_shop::money::AmountError {
+    fn shown(&self) -> String {
+        use counterbook_shop::money::AmountError;
+        match self {
+            AmountError::Empty => t(Msg::ProblemAmountEmpty).into(),
+            AmountError::Negative => t(Msg::ProblemAmountNegative).into(),
+            AmountError::NotANumber(text) => tr(Msg::ProblemAmountNotANumber, &[("text", text)]),
+            AmountError::TooManyDecimals { text, allowed } => tr(
+                Msg::ProblemAmountTooManyDecimals,
+                &[("text", text), ("allowed", &allowed.to_string())],
+            ),
+            AmountError::TooLarge(text) => tr(Msg::ProblemAmountTooLarge, &[("text", text)]),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::product::ProductError {
+    fn shown(&self) -> String {
+        use counterbook_shop::product::ProductError;
+        match self {
+            ProductError::EmptyName => t(Msg::ProblemNameEmpty).into(),
+            ProductError::NameTooLong => tr(
+                Msg::ProblemNameTooLong,
+                &[(
+                    "max",
+                    &counterbook_shop::product::MAX_PRODUCT_NAME_CHARS.to_string(),
+                )],
+            ),
+            ProductError::NegativePrice => t(Msg::ProblemNegativePrice).into(),
+            ProductError::TaxRateTooHigh(basis_points) => tr(
+                Msg::ProblemTaxRateTooHigh,
+                &[("basis_points", &basis_points.to_string())],
+            ),
+            ProductError::BadBarcode(code) => tr(Msg::ProblemBadBarcode, &[("code", code)]),
+            ProductError::BarcodeCheckDigit(code) => {
+                tr(Msg::ProblemBarcodeCheckDigit, &[("code", code)])
+            }
+            ProductError::NegativeLowStockThreshold => t(Msg::ProblemNegativeLowStock).into(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::actions::StockError {
+    fn shown(&self) -> String {
+        use counterbook_shop::actions::StockError;
+        match self {
+            StockError::NonPositiveReceipt => t(Msg::ProblemReceiptNotPositive).into(),
+            StockError::ZeroAdjustment => t(Msg::ProblemZeroAdjustment).into(),
+            StockError::AdjustmentWithoutReason => t(Msg::ProblemAdjustmentReason).into(),
+            StockError::NotAManualMove => t(Msg::ProblemNotAManualMove).into(),
+        }
+    }
+}
+
+impl Shown for crate::actions::products::ProductActionError {
+    fn shown(&self) -> String {
+        use crate::actions::products::ProductActionError;
+        match self {
+            ProductActionError::Product(error) => {
+                tr(Msg::ProblemCheckProduct, &[("problem", &error.shown())])
+            }
+            ProductActionError::Stock(error) => {
+                tr(Msg::ProblemCheckStock, &[("problem", &error.shown())])
+            }
+            ProductActionError::BarcodeTaken { barcode, owner } => tr(
+                Msg::ProblemBarcodeTaken,
+                &[("barcode", barcode), ("owner", owner)],
+            ),
+            ProductActionError::SkuTaken { sku, owner } => {
+                tr(Msg::ProblemSkuTaken, &[("sku", sku), ("owner", owner)])
+            }
+            ProductActionError::NeedsApproval(error) => error.shown(),
+            ProductActionError::Storage(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::product::UnknownUnit {
+    fn shown(&self) -> String {
+        tr(Msg::ProblemUnknownUnit, &[("text", &self.0)])
+    }
+}
