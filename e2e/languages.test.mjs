@@ -3,7 +3,9 @@
 // language is changed on the settings page (Hindi: `dir="ltr"`, a receipt in Hindi, its words
 // from the Hindi catalogue downloaded once); the screens before the shop (setting it up, the
 // PIN, the lock screen, signing in) in both. Each screen is photographed at 800×1280 into
-// e2e/artifacts/lang-{ar,hi}-*.png to be looked at.
+// e2e/artifacts/lang-{ar,hi}-*.png to be looked at: the counter (cart, payment, receipt, the
+// refund form), products (list, edit), bills (list, one bill), sync, people, settings, and
+// setting up, choosing a PIN, the lock screen and signing in.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -63,7 +65,13 @@ async function sellAndPhotograph(page, language) {
   const receipt = page.getByTestId("receipt");
   await receipt.waitFor({ timeout: 15_000 });
   await photo(page, `${language}-receipt`);
-  return (await receipt.innerText()).replace(/\s+/g, " ");
+  const text = (await receipt.innerText()).replace(/\s+/g, " ");
+  // The refund form on the receipt (a manager's action; the dev server has no roles).
+  await page.getByTestId("refund-bill").click();
+  await page.getByTestId("undo-form").waitFor();
+  await photo(page, `${language}-refund`);
+  await page.getByTestId("cancel-undo").click();
+  return text;
 }
 
 /** The products, sync, people and settings pages, and the product form and stock form. */
@@ -74,6 +82,14 @@ async function photographPages(page, language) {
   await page.getByTestId("product-row").first().getByRole("button").last().click();
   await page.getByTestId("add-product-form").waitFor();
   await photo(page, `${language}-product-edit`);
+  await openPage(page, "/bills");
+  await page.getByTestId("bill-row").first().waitFor();
+  await photo(page, `${language}-bills`);
+  await page.getByTestId("bill-row").first().click();
+  await page.getByTestId("bill-detail").waitFor();
+  await photo(page, `${language}-bill`);
+  await page.getByTestId("close-bill").click();
+  await page.getByTestId("bill-detail").waitFor({ state: "detached" });
   await openPage(page, "/sync");
   await page.getByTestId("status-panel").waitFor();
   await photo(page, `${language}-sync`);

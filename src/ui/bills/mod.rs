@@ -5,6 +5,7 @@
 
 pub mod undo;
 
+use crate::i18n::{t, Msg};
 use counterbook_shop::{Bill, BillStatus};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -16,21 +17,8 @@ use crate::sync::SyncDriver;
 /// Bills read and shown at once.
 const PAGE_SIZE: u32 = 25;
 
-/// The words of the bills page.
-pub mod text {
-    pub const TITLE: &str = "Bills";
-    pub const FIND: &str = "Find a bill by number";
-    pub const MORE: &str = "More bills";
-    pub const NONE: &str = "No bills on this tablet yet.";
-    pub const NOT_FOUND: &str = "No bill with that number on this tablet.";
-    pub const VOID: &str = "void";
-    pub const CLOSE: &str = "Close";
-    pub const TOTAL: &str = "Total";
-}
-
 fn date_time(millis: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
-    String::from(date.to_locale_string("default", &js_sys::Object::new()))
+    crate::i18n::format_date_time(millis)
 }
 
 #[component]
@@ -85,8 +73,8 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
     let currency = StoredValue::new(driver.with_value(|d| d.settings().currency.clone()));
     view! {
         <section class="bills-page" data-testid="bills-page">
-            <h2>{text::TITLE}</h2>
-            <label class="find-bill">{text::FIND}
+            <h2>{t(Msg::BillsTitle)}</h2>
+            <label class="find-bill">{t(Msg::BillsFind)}
                 <input type="search" data-testid="find-bill" autocomplete="off"
                     prop:value=move || query.get()
                     on:input=move |ev| {
@@ -97,7 +85,7 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
             {move || problem.get().map(|p| view! { <p class="form-error" role="alert">{p}</p> })}
             <Show when=move || bills.with(Vec::is_empty)>
                 <p class="help" data-testid="no-bills">
-                    {move || if searching() { text::NOT_FOUND } else { text::NONE }}
+                    {move || if searching() { t(Msg::BillsNotFound) } else { t(Msg::BillsNone) }}
                 </p>
             </Show>
             <ul class="bill-list" data-testid="bill-list">
@@ -113,7 +101,7 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                                     on:click=move |_| open(id.clone())>
                                     <span class="number">{bill.number.clone()}</span>
                                     <span class="when">{date_time(bill.created_at_millis)}</span>
-                                    <span class="status">{void.then_some(text::VOID)}</span>
+                                    <span class="status">{void.then_some(t(Msg::BillsVoid))}</span>
                                     <span class="amount">{amount}</span>
                                 </button>
                             </li>
@@ -123,7 +111,7 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
             <Show when=move || more.get()>
                 <button type="button" class="secondary" data-testid="more-bills"
                     on:click=move |_| load(bills.with_untracked(|b| b.last().map(|b| b.id.clone())))>
-                    {text::MORE}
+                    {t(Msg::BillsMore)}
                 </button>
             </Show>
             {move || opened.get().map(|completed| view! {
@@ -171,12 +159,12 @@ fn BillDetail(
                         }).collect_view()}
                     </tbody>
                 </table>
-                <p class="bill-total"><strong>{text::TOTAL} " " {money(bill.totals.total_minor)}</strong></p>
+                <p class="bill-total"><strong>{t(Msg::BillsTotal)} " " {money(bill.totals.total_minor)}</strong></p>
             </section>
             <div class="receipt-actions">
                 <undo::BillUndo driver=driver completed=completed.clone() on_changed=on_changed/>
                 <button type="button" class="secondary" data-testid="close-bill"
-                    on:click=move |_| on_close.run(())>{text::CLOSE}</button>
+                    on:click=move |_| on_close.run(())>{t(Msg::BillsClose)}</button>
             </div>
         </div>
     }

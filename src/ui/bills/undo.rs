@@ -3,6 +3,7 @@
 //! the money goes back. A cashier pressing them gets the manager's PIN dialog on the spot;
 //! without the approval nothing is written ([`crate::actions::bills`]).
 
+use crate::i18n::{t, Msg};
 use counterbook_shop::money::format_decimal_trimmed;
 use counterbook_shop::refunds::refundable_quantities;
 use counterbook_shop::{BillStatus, GuardedAction, PaymentMethod};
@@ -14,21 +15,6 @@ use crate::actions::sale::CompletedBill;
 use crate::actions::Approval;
 use crate::sync::SyncDriver;
 use crate::ui::sign_in::ManagerApproval;
-
-/// The words of voids and refunds.
-pub mod text {
-    pub const VOID_BILL: &str = "Void bill";
-    pub const REFUND: &str = "Refund";
-    pub const REASON: &str = "Reason";
-    pub const CANCEL: &str = "Cancel";
-    pub const MONEY_BACK: &str = "Money back by";
-    pub const QUANTITY_BACK: &str = "Quantity back";
-    pub const BILL_IS_VOID: &str = "This bill is void.";
-    /// On the voided bill's receipt itself.
-    pub const VOID_STAMP: &str = "VOID";
-    pub const REFUNDED: &str = "Refunded";
-    pub const NOTHING_LEFT: &str = "Everything on this bill has been refunded.";
-}
 
 /// Which form is open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,7 +176,7 @@ pub fn BillUndo(
     view! {
         <div class="bill-undo" data-testid="bill-undo">
             {is_void.then(|| view! {
-                <p class="bill-void" role="status" data-testid="bill-void">{text::BILL_IS_VOID}</p>
+                <p class="bill-void" role="status" data-testid="bill-void">{t(Msg::UndoBillIsVoid)}</p>
             })}
             {(!refunded_lines.is_empty()).then(|| {
                 let currency = currency.clone();
@@ -198,29 +184,29 @@ pub fn BillUndo(
                     <ul class="refunded" data-testid="refunded-lines">
                         {refunded_lines.iter().map(|line| view! {
                             <li data-testid="refunded-line">
-                                {format!("{} {} × {}", text::REFUNDED, quantity_text(line.quantity, line.unit), line.name)}
+                                {format!("{} {} × {}", t(Msg::UndoRefunded), quantity_text(line.quantity, line.unit), line.name)}
                                 <span class="amount">{crate::money::format_price(line.total_minor, &currency)}</span>
                             </li>
                         }).collect_view()}
                     </ul>
                 }
             })}
-            {(!is_void && !anything_left).then(|| view! { <p class="help">{text::NOTHING_LEFT}</p> })}
+            {(!is_void && !anything_left).then(|| view! { <p class="help">{t(Msg::UndoNothingLeft)}</p> })}
             <Show when=move || !is_void && open.get() == Undoing::Nothing>
                 <div class="undo-buttons">
                     {no_refunds.then(|| view! {
                         <button type="button" class="secondary danger" data-testid="void-bill"
-                            on:click=move |_| open.set(Undoing::Void)>{text::VOID_BILL}</button>
+                            on:click=move |_| open.set(Undoing::Void)>{t(Msg::UndoVoidBill)}</button>
                     })}
                     {anything_left.then(|| view! {
                         <button type="button" class="secondary" data-testid="refund-bill"
-                            on:click=move |_| open.set(Undoing::Refund)>{text::REFUND}</button>
+                            on:click=move |_| open.set(Undoing::Refund)>{t(Msg::UndoRefund)}</button>
                     })}
                 </div>
             </Show>
             <Show when=move || open.get() != Undoing::Nothing>
                 <form class="undo-form" data-testid="undo-form" on:submit=submit
-                    aria-label=move || if open.get() == Undoing::Void { text::VOID_BILL } else { text::REFUND }>
+                    aria-label=move || if open.get() == Undoing::Void { t(Msg::UndoVoidBill) } else { t(Msg::UndoRefund) }>
                     <Show when=move || open.get() == Undoing::Refund>
                         <table class="refund-lines">
                             <tbody>
@@ -233,7 +219,7 @@ pub fn BillUndo(
                                                 <span class="detail">{format!(" / {sold}")}</span></td>
                                             <td>
                                                 <label class="quantity-back">
-                                                    <span class="visually-hidden">{text::QUANTITY_BACK}</span>
+                                                    <span class="visually-hidden">{t(Msg::UndoQuantityBack)}</span>
                                                     <input type="text" inputmode="decimal" autocomplete="off"
                                                         data-testid="refund-quantity"
                                                         prop:value=move || quantity.get()
@@ -245,7 +231,7 @@ pub fn BillUndo(
                                 }).collect_view())}
                             </tbody>
                         </table>
-                        <label>{text::MONEY_BACK}
+                        <label>{t(Msg::UndoMoneyBack)}
                             <select data-testid="refund-method"
                                 on:change=move |ev| {
                                     let chosen = event_target_value(&ev);
@@ -256,13 +242,13 @@ pub fn BillUndo(
                                 {methods.iter().filter(|m| has_customer || **m != PaymentMethod::Credit).map(|m| {
                                     let m = *m;
                                     view! {
-                                        <option value=m.as_str() selected=move || method.get() == m>{m.label()}</option>
+                                        <option value=m.as_str() selected=move || method.get() == m>{crate::i18n::method_name(m)}</option>
                                     }
                                 }).collect_view()}
                             </select>
                         </label>
                     </Show>
-                    <label>{text::REASON}
+                    <label>{t(Msg::UndoReason)}
                         <input type="text" data-testid="undo-reason" autocomplete="off" required=true
                             prop:value=move || reason.get()
                             on:input=move |ev| reason.set(event_target_value(&ev))/>
@@ -273,13 +259,13 @@ pub fn BillUndo(
                     <div class="form-buttons">
                         <button type="submit" class="danger" prop:disabled=move || busy.get()
                             data-testid=move || if open.get() == Undoing::Void { "confirm-void" } else { "confirm-refund" }>
-                            {move || if open.get() == Undoing::Void { text::VOID_BILL } else { text::REFUND }}
+                            {move || if open.get() == Undoing::Void { t(Msg::UndoVoidBill) } else { t(Msg::UndoRefund) }}
                         </button>
                         <button type="button" class="secondary" data-testid="cancel-undo"
                             on:click=move |_| {
                                 open.set(Undoing::Nothing);
                                 problem.set(None);
-                            }>{text::CANCEL}</button>
+                            }>{t(Msg::UndoCancel)}</button>
                     </div>
                 </form>
             </Show>

@@ -56,9 +56,10 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
                 Ok(added) => {
                     // The notice (and this form) goes; the product is on the bill.
                     counter.add_picked(&added);
-                    counter
-                        .notice
-                        .set(Some(Notice::Info(tr(Msg::NewProductAdded, &[("name", &added.name)]))));
+                    counter.notice.set(Some(Notice::Info(tr(
+                        Msg::NewProductAdded,
+                        &[("name", &added.name)],
+                    ))));
                     counter.focus_scan_field();
                 }
                 Err(ProductActionError::NeedsApproval(_)) => {

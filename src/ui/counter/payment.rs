@@ -15,11 +15,6 @@ use leptos::task::spawn_local;
 use super::{Counter, TenderDraft};
 use crate::money::format_price;
 
-/// The words of the payment added since the strings moved out of the other counter panels.
-mod text {
-    pub const MANAGER_APPROVAL: &str = "Manager approval";
-}
-
 pub(super) fn totals_memo(counter: Counter) -> Memo<Result<BillTotals, BillError>> {
     Memo::new(move |_| {
         let tax_mode = counter.settings.with(|s| s.tax_mode);
@@ -223,7 +218,7 @@ pub(super) fn PaymentPanel(counter: Counter) -> impl IntoView {
                         <button type="button" class="secondary" data-testid="credit-override"
                             disabled=move || counter.busy.get()
                             on:click=move |_| counter.override_credit_limit(None)>
-                            {text::MANAGER_APPROVAL}
+                            {t(Msg::PaymentManagerApproval)}
                         </button>
                     })}
                 }.into_any()),

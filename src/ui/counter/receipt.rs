@@ -329,7 +329,7 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                 </header>
                 <p class="receipt-number">{t(Msg::ReceiptBill)} " " <strong data-testid="bill-number">{r.bill_number.clone()}</strong></p>
                 {(completed.bill.status == counterbook_shop::BillStatus::Void).then(|| view! {
-                    <p class="receipt-void" data-testid="receipt-void">{crate::ui::bills::undo::text::VOID_STAMP}</p>
+                    <p class="receipt-void" data-testid="receipt-void">{t(Msg::UndoVoidStamp)}</p>
                 })}
                 <p class="receipt-meta" data-testid="receipt-date">{r.date_time.clone()}</p>
                 <p class="receipt-meta">
