@@ -20,13 +20,19 @@ use std::collections::BTreeSet;
 
 include!(concat!(env!("OUT_DIR"), "/messages.rs"));
 
-/// A language the app speaks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// A language the app speaks (in serde, its code: "en", "hi", "fr", "ar").
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Language {
     #[default]
+    #[serde(rename = "en")]
     English,
+    #[serde(rename = "hi")]
     Hindi,
+    #[serde(rename = "fr")]
     French,
+    #[serde(rename = "ar")]
     Arabic,
 }
 
