@@ -1,6 +1,10 @@
 // Trunk's post_build hook (Trunk.toml): finishes a build in TRUNK_STAGING_DIR once every
 // pipeline, wasm-opt included, has written its final bytes.
 //
+// 0. Minifies wasm-bindgen's JavaScript bindings (the file index.html names in
+//    `data-counterbook-js`) with esbuild: Trunk minifies style sheets and HTML (Trunk.toml's
+//    `minify`) but not the bindings. Property names (those the wasm's imports are looked up
+//    by) are kept; only local names and spacing change.
 // 1. Stamps the service worker (sw.js) with the list of files Trunk emitted (the manifest's
 //    screenshots aside), the app's JavaScript bindings and wasm (the worker imports them for
 //    Background Sync) and a version hashed from their final bytes. Trunk names the wasm by a
@@ -19,12 +23,30 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join, relative, sep } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { transformSync } from "esbuild";
 
 const staging = process.env.TRUNK_STAGING_DIR;
 if (!staging) {
   console.error("finish-build.mjs runs as Trunk's post_build hook (TRUNK_STAGING_DIR is unset)");
   process.exit(2);
 }
+
+/** Minifies the JavaScript bindings index.html names (step 0). */
+function minifyBindings() {
+  const path = readFileSync(join(staging, "index.html"), "utf8").match(
+    /data-counterbook-js=["']?\/?([^"'\s>]+\.js)/,
+  )?.[1];
+  if (!path) {
+    console.error("index.html names no JavaScript bindings in data-counterbook-js");
+    process.exit(1);
+  }
+  const file = join(staging, path);
+  const source = readFileSync(file, "utf8");
+  const minified = transformSync(source, { loader: "js", format: "esm", minify: true }).code;
+  writeFileSync(file, minified);
+  console.log(`minified ${path}: ${source.length} -> ${minified.length} bytes`);
+}
+minifyBindings();
 
 /** Extensions of the files worth compressing (images such as PNG are compressed already). */
 const COMPRESSIBLE = /\.(html|js|mjs|wasm|css|webmanifest|json|svg|txt)$/;
