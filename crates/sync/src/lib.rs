@@ -11,7 +11,9 @@
 //! the commit), [`conflict`] (three-way merge, bill rules, business rules), [`pull`]
 //! (checkpointed pulls), [`backoff`] (full jitter), [`sim`] (the simulation), [`listen`] (the
 //! Listen state machine, [`listen::Listener`], a second engine beside the outbox for real-time
-//! targets), [`query_builder`] (the queries clients build, as the Firebase SDKs do).
+//! targets), [`query_builder`] (the queries clients build, as the Firebase SDKs do),
+//! [`sorted_map`] (small ordered maps and sets as sorted vectors, smaller in the wasm than
+//! `BTreeMap`).
 
 pub mod backoff;
 pub mod conflict;
@@ -20,6 +22,7 @@ pub mod outbox;
 pub mod pull;
 pub mod query_builder;
 pub mod sim;
+pub mod sorted_map;
 pub mod unit;
 
 pub use backoff::{Backoff, SplitMix64};

@@ -32,7 +32,9 @@
 //! asks for a pull of that collection.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use crate::sorted_map::{SortedMap, SortedSet};
 
 use counterbook_firestore_wire::{
     Code, Direction, Document, ExistenceFilter, FieldOperator, Filter, ListenRequest,
@@ -468,10 +470,10 @@ enum Stream {
 #[derive(Clone, Debug)]
 pub struct Listener {
     config: ListenConfig,
-    targets: BTreeMap<TargetSlot, TargetState>,
+    targets: SortedMap<TargetSlot, TargetState>,
     /// Targets removed on the open stream whose REMOVE has not arrived: messages for them are
     /// stale, not errors.
-    retired: BTreeSet<i32>,
+    retired: SortedSet<i32>,
     next_target_id: i32,
     stream: Stream,
     visible: bool,
@@ -486,8 +488,8 @@ pub struct Listener {
     /// The stream was closed by policy (hidden, offline, off): catch up before reopening.
     catch_up_due: bool,
     /// Per collection, the newest `updatedAt` pulled, and the newest a pull was asked for.
-    pulled: BTreeMap<String, Timestamp>,
-    requested: BTreeMap<String, Timestamp>,
+    pulled: SortedMap<String, Timestamp>,
+    requested: SortedMap<String, Timestamp>,
     last_wake: Option<i64>,
     last_error: Option<String>,
     rng: SplitMix64,
@@ -500,8 +502,8 @@ impl Listener {
             rng: SplitMix64::new(config.seed),
             next_target_id: config.first_target_id,
             config,
-            targets: BTreeMap::new(),
-            retired: BTreeSet::new(),
+            targets: SortedMap::new(),
+            retired: SortedSet::new(),
             stream: Stream::Closed,
             visible: false,
             online: true,
@@ -511,8 +513,8 @@ impl Listener {
             reconnect_at: None,
             failures: 0,
             catch_up_due: false,
-            pulled: BTreeMap::new(),
-            requested: BTreeMap::new(),
+            pulled: SortedMap::new(),
+            requested: SortedMap::new(),
             last_wake: None,
             last_error: None,
         }
@@ -606,7 +608,7 @@ impl Listener {
                 self.reconnect_at = None;
             }
             ListenEvent::CollectionPulled { collection, up_to } => {
-                let pulled = self.pulled.entry(collection.clone()).or_insert(up_to);
+                let pulled = self.pulled.get_or_insert_with(collection.clone(), || up_to);
                 *pulled = (*pulled).max(up_to);
                 if self
                     .requested
