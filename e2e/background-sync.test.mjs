@@ -83,6 +83,15 @@ async function startCommitProxy(target) {
   return proxy;
 }
 
+/** `promise`, or a failure saying `what` did not happen within `millis`. */
+function within(promise, millis, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${millis} ms`)), millis);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** Fires the Background Sync event `tag` in the service worker of `origin` (DevTools protocol). */
 async function fireSyncEvent(context, origin, tag) {
   const blank = await context.newPage();
@@ -162,7 +171,7 @@ describe("Background Sync sends a sale made offline after the tab was closed", (
       proxy.holdCommits = true;
       const workerCommit = proxy.nextCommit();
       const session = await fireSyncEvent(tablet, appServer.url, SYNC_TAG);
-      const body = await workerCommit;
+      const body = await within(workerCommit, 60_000, "the service worker's commit of the sale");
       assert.match(body, /\/bills\//, "the worker's commit carries the bill");
 
       // A tab opened while the worker's commit is on its way waits for the worker.
