@@ -129,6 +129,15 @@ describe("languages", () => {
         assert.ok(nav.includes(label), `${label} in the top bar: ${nav}`);
       }
       assert.equal(await page.getByTestId("connection").textContent(), "متصل");
+      // boot.js's notices ask the app for their words.
+      assert.deepEqual(
+        await page.evaluate(() => [
+          window.wasmBindings.counterbookText("boot.update_available"),
+          window.wasmBindings.counterbookText("boot.changes_not_sent", 3),
+          window.wasmBindings.counterbookText("no.such.key"),
+        ]),
+        ["يتوفر تحديث", "3 تغييرات لم تُرسل بعد (مع المبيعات): هل تحدّث على أي حال؟", undefined],
+      );
       await photo(page, "ar-counter");
       // Mirrored: the app's name starts the top bar at its right edge, the badge ends it at
       // the left.

@@ -251,3 +251,18 @@ pub fn unit_name(unit: counterbook_shop::QuantityUnit) -> &'static str {
         QuantityUnit::Millilitre => Msg::UnitMl,
     })
 }
+
+/// For `www/boot.js` (its update, install and reload notices): the text of the message named
+/// `key` ("boot.update_available") in the tablet's language, in its plural form for `count`
+/// when given; nothing for a key English lacks, and boot.js keeps its own English text.
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = counterbookText)]
+pub fn counterbook_text(key: &str, count: Option<u32>) -> Option<String> {
+    let index = counterbook_i18n::KEYS
+        .iter()
+        .position(|known| *known == key)?;
+    let msg = counterbook_i18n::ALL[index];
+    Some(match count {
+        Some(count) => tn(msg, count as usize, &[]),
+        None => t(msg).to_owned(),
+    })
+}

@@ -38,6 +38,14 @@ function showNotice(message, buttons) {
   );
 }
 
+/**
+ * A message of the app's catalogue in the tablet's language (the wasm's `counterbookText`,
+ * once the app has started), else its English text as written here.
+ */
+function say(key, english, count) {
+  return window.wasmBindings?.counterbookText?.(key, count) ?? english;
+}
+
 /** The pending count the app shows in its header ("Online · 3 pending"); 0 when it shows none. */
 function pendingOnScreen() {
   const shown = document.querySelector("[data-testid=pending-count]")?.textContent;
@@ -52,20 +60,21 @@ function pendingOnScreen() {
  */
 function offerUpdate(waiting) {
   const apply = () => {
-    showNotice("Updating…", []);
+    showNotice(say("boot.updating", "Updating…"), []);
     waiting.postMessage({ type: "apply-update" });
   };
-  showNotice("Update available", [
+  showNotice(say("boot.update_available", "Update available"), [
     {
-      label: "Update",
+      label: say("boot.update", "Update"),
       testId: "apply-update",
       onClick: () => {
         const pending = pendingOnScreen();
         if (pending === 0) return apply();
         const changes = pending === 1 ? "1 change" : `${pending} changes`;
-        showNotice(`${changes} not sent yet (sales included): update anyway?`, [
-          { label: "Update anyway", testId: "apply-update-anyway", onClick: apply },
-          { label: "Not now", testId: "update-later", onClick: () => offerUpdate(waiting) },
+        const question = `${changes} not sent yet (sales included): update anyway?`;
+        showNotice(say("boot.changes_not_sent", question, pending), [
+          { label: say("boot.update_anyway", "Update anyway"), testId: "apply-update-anyway", onClick: apply },
+          { label: say("boot.not_now", "Not now"), testId: "update-later", onClick: () => offerUpdate(waiting) },
         ]);
       },
     },
@@ -119,9 +128,9 @@ if ("serviceWorker" in navigator) {
 addEventListener("beforeinstallprompt", (offer) => {
   offer.preventDefault();
   if (document.getElementById("counterbook-notice")) return;
-  showNotice("Counterbook can be installed on this tablet", [
+  showNotice(say("boot.installable", "Counterbook can be installed on this tablet"), [
     {
-      label: "Install",
+      label: say("boot.install", "Install"),
       testId: "install-app",
       onClick: async () => {
         document.getElementById("counterbook-notice")?.remove();
@@ -129,7 +138,7 @@ addEventListener("beforeinstallprompt", (offer) => {
       },
     },
     {
-      label: "Not now",
+      label: say("boot.not_now", "Not now"),
       testId: "install-later",
       onClick: () => document.getElementById("counterbook-notice")?.remove(),
     },
@@ -158,8 +167,8 @@ IDBFactory.prototype.open = function openClosingOnVersionChange(...args) {
     database.addEventListener("versionchange", (event) => {
       event.stopImmediatePropagation();
       database.close();
-      showNotice("A newer Counterbook is open in another tab: reload this one to go on", [
-        { label: "Reload", testId: "reload-app", onClick: () => location.reload() },
+      showNotice(say("boot.newer_tab", "A newer Counterbook is open in another tab: reload this one to go on"), [
+        { label: say("boot.reload", "Reload"), testId: "reload-app", onClick: () => location.reload() },
       ]);
     });
   });

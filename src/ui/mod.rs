@@ -81,7 +81,13 @@ pub fn Counterbook(settings: Settings) -> impl IntoView {
             web_sys::console::warn_1(&error.to_string().into());
         }
         let next = match SyncDriver::start(settings).await {
-            Ok(driver) => Startup::Ready(driver),
+            Ok(driver) => {
+                // Numbers, money and dates follow the shop's region from the first screen on.
+                if let Ok(Some(shop)) = driver.store().shop_settings().await {
+                    crate::i18n::set_shop_locale(shop.locale.as_deref());
+                }
+                Startup::Ready(driver)
+            }
             Err(error) => Startup::Failed(error.to_string()),
         };
         startup.set(next);

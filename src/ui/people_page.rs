@@ -6,6 +6,7 @@
 //! offers to export those units to a file first. Every visible string is a message of the catalogue ([`crate::i18n`]).
 
 use crate::i18n::{t, tn, Msg};
+use crate::ui::problems::Shown;
 use counterbook_shop::Role;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -46,7 +47,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                     }
                 }
                 Ok(()) => {}
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     };
@@ -76,7 +77,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                         problem.set(Some(t(Msg::PeopleFileNotMade).into()));
                     }
                 }
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     };
@@ -199,7 +200,7 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                     listed.set(people);
                     problem.set(None);
                 }
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     };
@@ -225,7 +226,7 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                     name.set(String::new());
                     reload();
                 }
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     };
@@ -245,7 +246,7 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
             .await
             {
                 Ok(_) => reload(),
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     };

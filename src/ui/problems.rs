@@ -183,3 +183,95 @@ impl Shown for counterbook_shop::product::UnknownUnit {
         tr(Msg::ProblemUnknownUnit, &[("text", &self.0)])
     }
 }
+
+impl Shown for counterbook_shop::bill::BillError {
+    fn shown(&self) -> String {
+        use counterbook_shop::bill::BillError;
+        let on_line = |msg: Msg, line: usize, name: &str| {
+            tr(msg, &[("line", &(line + 1).to_string()), ("name", name)])
+        };
+        match self {
+            BillError::NonPositiveQuantity { line, name } => {
+                on_line(Msg::ProblemLineQuantity, *line, name)
+            }
+            BillError::NegativePrice { line, name } => {
+                on_line(Msg::ProblemLineNegativePrice, *line, name)
+            }
+            BillError::NegativeDiscount { line, name } => {
+                on_line(Msg::ProblemLineNegativeDiscount, *line, name)
+            }
+            BillError::DiscountAboveAmount { line, name } => {
+                on_line(Msg::ProblemLineDiscountAboveAmount, *line, name)
+            }
+            BillError::TaxRateTooHigh { line, name } => {
+                on_line(Msg::ProblemLineTaxRate, *line, name)
+            }
+            BillError::TooLarge => t(Msg::ProblemAmountsTooLarge).into(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::cart::CartError {
+    fn shown(&self) -> String {
+        use counterbook_shop::cart::CartError;
+        match self {
+            CartError::NoSuchLine(line) => {
+                tr(Msg::ProblemNoSuchLine, &[("line", &line.to_string())])
+            }
+            CartError::NonPositiveQuantity => t(Msg::ProblemQuantityNotPositive).into(),
+            // Already in words: the quantity's own problem as the cart read it.
+            CartError::Quantity(problem) => problem.clone(),
+            CartError::WeightForPieces { name } => {
+                tr(Msg::ProblemWeightForPieces, &[("name", name)])
+            }
+            CartError::NoPriceForLabel { name } => {
+                tr(Msg::ProblemNoPriceForLabel, &[("name", name)])
+            }
+            CartError::LabelPrice => t(Msg::ProblemLabelPrice).into(),
+            CartError::Discount(problem) => tr(Msg::ProblemDiscount, &[("problem", problem)]),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::csv_import::CsvFileError {
+    fn shown(&self) -> String {
+        use counterbook_shop::csv_import::CsvFileError;
+        match self {
+            CsvFileError::Empty => t(Msg::ProblemCsvEmpty).into(),
+            CsvFileError::NotUtf8 => t(Msg::ProblemCsvNotUtf8).into(),
+            CsvFileError::MissingColumn(column) => {
+                tr(Msg::ProblemCsvMissingColumn, &[("column", column)])
+            }
+            CsvFileError::DuplicateColumn(column) => {
+                tr(Msg::ProblemCsvDuplicateColumn, &[("column", column)])
+            }
+            CsvFileError::Unreadable(detail) => {
+                tr(Msg::ProblemCsvUnreadable, &[("detail", detail)])
+            }
+        }
+    }
+}
+
+impl Shown for crate::sync::shop_people::ShopPeopleError {
+    fn shown(&self) -> String {
+        use crate::sync::shop_people::ShopPeopleError;
+        match self {
+            // What the server said, in its words.
+            ShopPeopleError::Refused(detail) => detail.clone(),
+            ShopPeopleError::Network(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for crate::settings::DeviceNameError {
+    fn shown(&self) -> String {
+        use crate::settings::DeviceNameError;
+        match self {
+            DeviceNameError::TooLong => tr(
+                Msg::ProblemDeviceNameTooLong,
+                &[("max", &crate::settings::MAX_DEVICE_NAME_CHARS.to_string())],
+            ),
+            DeviceNameError::NotKept => t(Msg::ProblemSettingsNotKept).into(),
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! Every visible string is a message of the catalogue ([`crate::i18n`]).
 
 use crate::i18n::{t, Msg};
+use crate::ui::problems::Shown;
 use counterbook_i18n::Language;
 use counterbook_shop::{GuardedAction, ShopSettings, TaxMode};
 use leptos::prelude::*;
@@ -40,6 +41,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
     let rounding = RwSignal::new(String::new());
     let upi = RwSignal::new(String::new());
     let footer = RwSignal::new(String::new());
+    let locale = RwSignal::new(String::new());
     let message = RwSignal::new(None::<String>);
     let may_change = move || {
         driver.with_value(|d| {
@@ -67,6 +69,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
         rounding.set(settings.cash_rounding_step_minor.to_string());
         upi.set(settings.upi_id.clone().unwrap_or_default());
         footer.set(settings.receipt_footer.clone().unwrap_or_default());
+        locale.set(settings.locale.clone().unwrap_or_default());
         loaded.set(settings);
     });
     let save = move |event: leptos::ev::SubmitEvent| {
@@ -90,6 +93,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 .unwrap_or(before.cash_rounding_step_minor),
             upi_id: optional(upi.get_untracked()),
             receipt_footer: optional(footer.get_untracked()),
+            locale: optional(locale.get_untracked()),
             ..before.clone()
         };
         spawn_local(async move {
@@ -130,6 +134,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 {field(t(Msg::SettingsCashRounding), rounding, "settings-rounding")}
                 {field(t(Msg::SettingsUpiId), upi, "settings-upi")}
                 {field(t(Msg::SettingsReceiptFooter), footer, "settings-footer")}
+                {field(t(Msg::SettingsLocale), locale, "settings-locale")}
                 <button type="submit" data-testid="save-shop-settings">{t(Msg::SettingsSaveShop)}</button>
             </fieldset>
             <Show when=move || !may_change()>
@@ -197,7 +202,7 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
             58
         });
         if let Err(error) = crate::settings::save_device_name(&device_name.get_untracked()) {
-            problem.set(Some(error.to_string()));
+            problem.set(Some(error.shown()));
             return;
         }
         if let Some(window) = web_sys::window() {

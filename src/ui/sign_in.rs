@@ -56,6 +56,7 @@ pub fn SetUpShop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                     let profile = ShopSettings {
                         shop_name: claim.shop_name.clone(),
                         currency: claim.currency.clone(),
+                        locale: Some(claim.locale.clone()).filter(|l| !l.is_empty()),
                         ..ShopSettings::default()
                     };
                     if let Err(problem) =

@@ -53,6 +53,10 @@ pub struct ShopSettings {
     pub tax_id: Option<String>,
     #[serde(default)]
     pub receipt_footer: Option<String>,
+    /// The shop's locale, a BCP 47 tag such as "en-IN" or "ar-DZ": the region the tablets
+    /// write numbers, money and dates for (in each tablet's own language).
+    #[serde(default)]
+    pub locale: Option<String>,
     #[serde(default)]
     pub barcode_nomenclature: Nomenclature,
 }
@@ -71,6 +75,7 @@ impl Default for ShopSettings {
             phone: None,
             tax_id: None,
             receipt_footer: None,
+            locale: None,
             barcode_nomenclature: Nomenclature::default(),
         }
     }
@@ -158,6 +163,7 @@ impl ShopSettings {
                 "receiptFooter".to_string(),
                 optional_text(&self.receipt_footer),
             ),
+            ("locale".to_string(), optional_text(&self.locale)),
             (
                 "barcodeNomenclature".to_string(),
                 nomenclature_value(&self.barcode_nomenclature),
@@ -192,6 +198,7 @@ impl ShopSettings {
             phone: text("phone"),
             tax_id: text("taxId"),
             receipt_footer: text("receiptFooter"),
+            locale: text("locale"),
             barcode_nomenclature: fields
                 .get("barcodeNomenclature")
                 .and_then(nomenclature_from_value)
@@ -276,6 +283,7 @@ mod tests {
             address: Some("12 rue Didouche Mourad, Alger".into()),
             tax_id: Some("000016001234567".into()),
             receipt_footer: Some("Merci !".into()),
+            locale: Some("fr-DZ".into()),
             ..ShopSettings::default()
         };
         assert_eq!(settings.validate(), Ok(()));

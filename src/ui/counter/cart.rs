@@ -29,14 +29,14 @@ fn set_typed_quantity(cart: &mut Cart, index: usize, text: &str) -> Result<(), S
     if let Some(small) = small.filter(|s| typed.ends_with(s) && !typed.ends_with(unit.as_str())) {
         let milli = parse_decimal(typed.trim_end_matches(small).trim(), 0)
             .map_err(|e| format!("\"{}\": {e}", text.trim()))?;
-        return cart.set_quantity(index, milli).map_err(|e| e.to_string());
+        return cart.set_quantity(index, milli).map_err(|e| e.shown());
     }
     let number = typed
         .trim_end_matches(unit.as_str())
         .trim_end_matches("pcs")
         .trim();
     cart.set_quantity_typed(index, number)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.shown())
 }
 
 /// How a line's quantity reads: "3", or "1.25 kg".
@@ -173,11 +173,9 @@ fn CartLine(
     let set_discount = move |text: String| {
         let outcome = parse_discount(&text, exponent()).and_then(|discount| {
             let mut changed = Ok(());
-            counter.lines.update(|cart| {
-                changed = cart
-                    .set_discount(index, discount)
-                    .map_err(|e| e.to_string())
-            });
+            counter
+                .lines
+                .update(|cart| changed = cart.set_discount(index, discount).map_err(|e| e.shown()));
             changed
         });
         if let Err(problem) = outcome {
@@ -267,7 +265,7 @@ pub(super) fn Totals(counter: Counter) -> impl IntoView {
                 <dd class="total" data-testid="total" aria-labelledby="total-label">{move || money(payable())}</dd>
             </dl>
             {move || totals.with(|t| t.as_ref().err().map(|e| view! {
-                <p class="form-error" role="alert">{e.to_string()}</p>
+                <p class="form-error" role="alert">{e.shown()}</p>
             }))}
         </section>
     }

@@ -442,6 +442,7 @@ impl Counter {
                 return;
             }
         };
+        crate::i18n::set_shop_locale(settings.locale.as_deref());
         self.settings.set(settings);
     }
 

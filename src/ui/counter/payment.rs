@@ -14,6 +14,7 @@ use leptos::task::spawn_local;
 
 use super::{Counter, TenderDraft};
 use crate::money::format_price;
+use crate::ui::problems::Shown;
 
 pub(super) fn totals_memo(counter: Counter) -> Memo<Result<BillTotals, BillError>> {
     Memo::new(move |_| {
@@ -103,7 +104,7 @@ pub(super) fn settlement_memo(
     totals: Memo<Result<BillTotals, BillError>>,
 ) -> Memo<Result<Settlement, PaymentProblem>> {
     Memo::new(move |_| {
-        let totals = totals.get().map_err(|e| e.to_string())?;
+        let totals = totals.get().map_err(|e| e.shown())?;
         let (exponent, step) = counter
             .settings
             .with(|s| (s.minor_unit_exponent, s.cash_rounding_step_minor));
@@ -147,7 +148,18 @@ fn payment_problem(error: &PaymentError, counter: &Counter) -> String {
             &[("amount", &money(*remaining_minor))],
         ),
         PaymentError::CreditNeedsCustomer => t(Msg::PaymentCreditNeedsCustomer).into(),
-        other => other.to_string(),
+        PaymentError::NegativeAmount => t(Msg::ProblemPaymentNegative).into(),
+        PaymentError::NonCashAboveTotal {
+            non_cash_minor,
+            total_minor,
+        } => tr(
+            Msg::ProblemNonCashAboveTotal,
+            &[
+                ("non_cash", &money(*non_cash_minor)),
+                ("total", &money(*total_minor)),
+            ],
+        ),
+        PaymentError::TooLarge => t(Msg::ProblemPaymentTooLarge).into(),
     }
 }
 

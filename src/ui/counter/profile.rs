@@ -5,6 +5,7 @@
 //! settings page comes with issue 10.
 
 use crate::i18n::{t, Msg};
+use crate::ui::problems::Shown;
 use counterbook_shop::ShopSettings;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -70,7 +71,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
     };
     let save = move |_| {
         if let Err(problem) = crate::settings::save_device_name(&device_name.get_untracked()) {
-            message.set(Some(problem.to_string()));
+            message.set(Some(problem.shown()));
             return;
         }
         let value = |index: usize| fields[index].0.get_untracked();

@@ -15,6 +15,7 @@ use crate::model::Product;
 use crate::money::minor_digits;
 use crate::storage::{ProductPosition, ProductQuery};
 use crate::sync::SyncDriver;
+use crate::ui::problems::Shown;
 use crate::ui::sign_in::ManagerApproval;
 
 /// Bad rows listed in the preview; the rest are counted.
@@ -65,7 +66,7 @@ async fn read_file(input: &web_sys::HtmlInputElement) -> Result<Option<Vec<u8>>,
 async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, String> {
     let settings = shop_settings(driver);
     let read = import_products_csv(bytes, &settings, &mut crate::ids::new_id)
-        .map_err(|e| tr(Msg::CsvCannotImport, &[("problem", &e.to_string())]))?;
+        .map_err(|e| tr(Msg::CsvCannotImport, &[("problem", &e.shown())]))?;
     let barcodes: Vec<String> = read
         .products
         .iter()
