@@ -141,3 +141,16 @@ async fn a_bad_price_is_explained_and_nothing_is_saved() {
     .await;
     assert_eq!(text(&root, "product-count"), "0");
 }
+
+#[wasm_bindgen_test]
+fn the_sign_in_again_banner_counts_waiting_sales_and_never_says_zero() {
+    assert_eq!(
+        counterbook::ui::sign_in_again_message(3),
+        "Sign in again to send 3 sales"
+    );
+    // Nothing waits when nobody on the tablet can sync at all: the banner says why instead.
+    assert_eq!(
+        counterbook::ui::sign_in_again_message(0),
+        "Sign in again to keep this tablet in sync"
+    );
+}

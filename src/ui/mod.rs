@@ -37,6 +37,16 @@ use settings_page::SettingsPage;
 use sign_in::{ChoosePin, LockScreen, SetUpShop, SignInForm, SignInPurpose};
 use sync_page::SyncPage;
 
+/// The banner's first line: how many of this person's sales wait for them to sign in again,
+/// or, when nothing waits (nobody here can sync at all), why to sign in anyway.
+pub fn sign_in_again_message(pending: usize) -> String {
+    if pending == 0 {
+        t(Msg::AppSignInAgainToSync).to_owned()
+    } else {
+        tn(Msg::AppSignInAgainToSend, pending, &[])
+    }
+}
+
 /// Starts the app again on `shop` (a sign-in named another shop than the tablet was opened
 /// for): remembered on the device, and in the address when the address names a shop.
 pub fn restart_for_shop(shop: &str) {
@@ -229,7 +239,7 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
             <section class="sign-in-again" data-testid="sign-in-again" role="alert"
                 data-email=banner.0.email.clone()>
                 <p data-testid="sign-in-again-message">
-                    {tn(Msg::AppSignInAgainToSend, banner.1, &[])}
+                    {sign_in_again_message(banner.1)}
                 </p>
                 <p data-testid="sign-in-again-who">
                     {tr(Msg::AppWhoseSignInEnded, &[("who", banner.0.display_name())])}
