@@ -14,6 +14,7 @@
 //!
 //! So every figure on the bill is a sum of rounded line figures and the receipt always adds up.
 
+use counterbook_sync::sorted_map::SortedMap;
 use serde::{Deserialize, Serialize};
 
 use crate::money::{clamp_to_i64, divide_rounding_half_away, MAX_EXACT_AMOUNT};
@@ -228,9 +229,10 @@ pub fn bill_totals(lines: &[BillLine], tax_mode: TaxMode) -> Result<BillTotals, 
             Ok(clamp_to_i64(total))
         }
     };
-    let mut by_rate: std::collections::BTreeMap<u32, (i64, i64)> = Default::default();
+    // A handful of rates: a sorted vector, not a BTreeMap (smaller in the wasm).
+    let mut by_rate: SortedMap<u32, (i64, i64)> = SortedMap::new();
     for (line, amount) in lines.iter().zip(&amounts) {
-        let row = by_rate.entry(line.tax_rate_basis_points).or_default();
+        let row = by_rate.get_or_insert_with(line.tax_rate_basis_points, Default::default);
         row.0 += amount.taxable_minor;
         row.1 += amount.tax_minor;
     }
@@ -241,11 +243,11 @@ pub fn bill_totals(lines: &[BillLine], tax_mode: TaxMode) -> Result<BillTotals, 
         tax_minor: sum(|a| a.tax_minor)?,
         total_minor: sum(|a| a.total_minor)?,
         tax_summary: by_rate
-            .into_iter()
+            .iter()
             .map(|(rate, (taxable, tax))| TaxSummaryRow {
-                tax_rate_basis_points: rate,
-                taxable_minor: taxable,
-                tax_minor: tax,
+                tax_rate_basis_points: *rate,
+                taxable_minor: *taxable,
+                tax_minor: *tax,
             })
             .collect(),
         lines: amounts,

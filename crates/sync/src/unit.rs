@@ -233,9 +233,10 @@ pub fn fold_writes(earlier: &DocumentWrite, later: &DocumentWrite) -> Option<Doc
                 *total = total.saturating_add(*delta);
             }
             let mask = earlier.mask.as_ref().map(|earlier_paths| {
+                // A set of Strings, whose code the wasm has anyway, not one more of &String.
                 let mut united = BTreeSet::new();
-                united.extend(earlier_paths.iter().chain(later_paths));
-                united.into_iter().cloned().collect()
+                united.extend(earlier_paths.iter().chain(later_paths).cloned());
+                united.into_iter().collect()
             });
             DocumentWrite {
                 path: later.path.clone(),
