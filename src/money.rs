@@ -58,7 +58,36 @@ pub fn parse_price(text: &str, minor_digits: u32) -> Result<i64, PriceError> {
         .ok_or(PriceError::TooLarge)
 }
 
+thread_local! {
+    /// Each `Intl.NumberFormat` by its locales and currency (`None`: the browser refused the
+    /// code), made once:
+    /// constructing one costs about as much as rendering a cart line, and a scan's repaint
+    /// formats a dozen amounts (measured: most of a scan's time once its product is found).
+    static NUMBER_FORMATS: std::cell::RefCell<
+        std::collections::HashMap<String, Option<js_sys::Intl::NumberFormat>>,
+    > = Default::default();
+}
+
+/// The currency's format in the tablet's language now, made on first use (see
+/// [`NUMBER_FORMATS`]). The key is everything the format is made from, so a change of language
+/// or region gets its own.
 fn number_format(currency: &str) -> Option<js_sys::Intl::NumberFormat> {
+    // The tablet's language in the shop's region (`crate::i18n`); none: the browser's own.
+    let locales = crate::i18n::intl_locales();
+    let key = format!("{}|{currency}", String::from(locales.join(",")));
+    NUMBER_FORMATS.with(|formats| {
+        formats
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| new_number_format(&locales, currency))
+            .clone()
+    })
+}
+
+fn new_number_format(
+    locales: &js_sys::Array,
+    currency: &str,
+) -> Option<js_sys::Intl::NumberFormat> {
     let options = js_sys::Object::new();
     js_sys::Reflect::set(&options, &"style".into(), &"currency".into()).ok()?;
     js_sys::Reflect::set(&options, &"currency".into(), &currency.into()).ok()?;
@@ -70,8 +99,7 @@ fn number_format(currency: &str) -> Option<js_sys::Intl::NumberFormat> {
     )
     .ok()?
     .into();
-    // The tablet's language in the shop's region (`crate::i18n`); none: the browser's own.
-    let arguments = js_sys::Array::of2(&crate::i18n::intl_locales(), &options);
+    let arguments = js_sys::Array::of2(locales, &options);
     js_sys::Reflect::construct(&constructor, &arguments)
         .ok()
         .map(Into::into)
@@ -146,5 +174,21 @@ mod tests {
         assert_eq!(minor_digits("not a code"), 2);
         assert!(format_price(1250, "INR").contains("12.50"));
         assert!(format_price(1250, "not a code").contains("12.50"));
+    }
+
+    /// Regression test for the cached formats: each currency keeps its own (a format made for
+    /// one must never format another), and a refused code stays refused.
+    #[wasm_bindgen_test]
+    fn each_currency_keeps_its_own_format() {
+        let rupees = format_price(1250, "INR");
+        let yen = format_price(1250, "JPY");
+        assert!(yen.contains("1,250") || yen.contains("1250"), "{yen}");
+        assert_ne!(rupees, yen);
+        for _ in 0..3 {
+            assert_eq!(format_price(1250, "INR"), rupees);
+            assert_eq!(format_price(1250, "JPY"), yen);
+            assert_eq!(minor_digits("KWD"), 3);
+            assert_eq!(minor_digits("not a code"), 2);
+        }
     }
 }
