@@ -1361,16 +1361,9 @@ impl SyncDriver {
                 // A unit goes with its sender's own sign-in (who made it, or the manager who
                 // approved it), never with anyone else's.
                 let sender = this.sender_of(&unit_id, Some(&request));
-                let as_token = match this
-                    .inner
-                    .sessions
-                    .token_for_sender(sender.as_deref())
-                    .await
-                {
+                let as_token = match this.token_of(sender.as_deref()).await {
                     Ok(token) => token,
-                    Err(must_sign_in) => {
-                        // What the backend would answer to a token that no longer works.
-                        let failure = sign_in_ended(&must_sign_in);
+                    Err(failure) => {
                         this.dispatch(Event::CommitFailed { unit_id, failure });
                         return;
                     }
@@ -1395,16 +1388,8 @@ impl SyncDriver {
             }),
             Command::ReadMarker { unit_id, path } => spawn_local(async move {
                 let sender = this.sender_of(&unit_id, None);
-                let event = match this
-                    .inner
-                    .sessions
-                    .token_for_sender(sender.as_deref())
-                    .await
-                {
-                    Err(must_sign_in) => Event::MarkerReadFailed {
-                        unit_id,
-                        failure: sign_in_ended(&must_sign_in),
-                    },
+                let event = match this.token_of(sender.as_deref()).await {
+                    Err(failure) => Event::MarkerReadFailed { unit_id, failure },
                     Ok(token) => match this.inner.remote.get_document_as(&path, token).await {
                         Ok(marker) => {
                             this.note_reply(None, sender.as_deref());
@@ -1464,15 +1449,9 @@ impl SyncDriver {
             }),
             Command::ReadDocuments { unit_id, paths } => spawn_local(async move {
                 let sender = this.sender_of(&unit_id, None);
-                let token = match this
-                    .inner
-                    .sessions
-                    .token_for_sender(sender.as_deref())
-                    .await
-                {
+                let token = match this.token_of(sender.as_deref()).await {
                     Ok(token) => token,
-                    Err(must_sign_in) => {
-                        let failure = sign_in_ended(&must_sign_in);
+                    Err(failure) => {
                         this.dispatch(Event::DocumentsReadFailed { unit_id, failure });
                         return;
                     }
@@ -1620,6 +1599,16 @@ impl SyncDriver {
     /// Whose sign-in sends the unit `unit_id` (and the commit it leads, `request`): the sender
     /// it names, or for a unit stored before units named one, the approver its audit entry
     /// names (the server requires `approvedBy` to be the writer).
+    /// The token a unit of `sender` goes with, or, when that person's sign-in has ended, what
+    /// the backend would answer to a token that no longer works (the unit then waits).
+    async fn token_of(&self, sender: Option<&str>) -> Result<Option<String>, PushFailure> {
+        self.inner
+            .sessions
+            .token_for_sender(sender)
+            .await
+            .map_err(|must_sign_in| sign_in_ended(&must_sign_in))
+    }
+
     fn sender_of(
         &self,
         unit_id: &str,
