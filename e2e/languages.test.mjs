@@ -2,7 +2,7 @@
 // dir="rtl" lang="ar">`) and every screen speaks Arabic, a sale's receipt included; the
 // language is changed on the settings page (Hindi: `dir="ltr"`, a receipt in Hindi, its words
 // from the Hindi catalogue downloaded once); the screens before the shop (setting it up, the
-// PIN, the lock screen, signing in) in both. Each screen is photographed at 800×1280 into
+// PIN, the lock screen, signing in) are in languages-before-shop.test.mjs. Each screen is photographed at 800×1280 into
 // e2e/artifacts/lang-{ar,hi}-*.png to be looked at: the counter (cart, payment, receipt, the
 // refund form), products (list, edit), bills (list, one bill), sync, people, settings, and
 // setting up, choosing a PIN, the lock screen and signing in.
@@ -15,7 +15,6 @@ import {
   appUrl,
   launchBrowser,
   openPage,
-  startAccountsServer,
   startServer,
   temporaryDirectory,
 } from "./harness.mjs";
@@ -180,55 +179,6 @@ describe("languages", () => {
       assert.equal((await documentLanguage(page)).dir, "ltr");
     } finally {
       await context.close();
-    }
-  });
-
-  test("the screens before the shop, in Arabic and Hindi", async () => {
-    const accounts = await startAccountsServer({ dataDir: temporaryDirectory("counterbook-lang-accounts-") });
-    const arabic = await browser.newContext({ viewport: { width: 800, height: 1280 } });
-    const hindi = await browser.newContext({ viewport: { width: 800, height: 1280 } });
-    try {
-      const page = await arabic.newPage();
-      await page.goto(`${accounts.url}/counter?language=ar&lockMinutes=0`);
-      const setup = page.getByTestId("setup-form");
-      await setup.waitFor();
-      assert.deepEqual(await documentLanguage(page), { lang: "ar", dir: "rtl" });
-      assert.ok((await setup.innerText()).includes("أنشئ متجرك"));
-      await photo(page, "ar-setup");
-      await setup.getByTestId("setup-shop-name").fill("متجر الأمل");
-      await setup.getByTestId("setup-display-name").fill("أمل");
-      await setup.getByTestId("setup-email").fill("owner@example.com");
-      await setup.getByTestId("setup-password").fill("owner-secret-1");
-      await setup.getByTestId("setup-code").fill("AAAA-BBBB-CCCC");
-      await setup.getByTestId("setup-submit").click();
-      await page.getByTestId("setup-error").waitFor();
-      assert.equal(await page.getByTestId("setup-error").textContent(), "رمز الإعداد غير صحيح. تجده في سجل الخادم.");
-      await photo(page, "ar-setup-wrong-code");
-      await setup.getByTestId("setup-code").fill(accounts.setupCode);
-      await setup.getByTestId("setup-submit").click();
-      await page.getByTestId("choose-pin-form").waitFor({ timeout: 30_000 });
-      assert.equal((await documentLanguage(page)).dir, "rtl");
-      await photo(page, "ar-choose-pin");
-      await page.getByTestId("choose-pin").fill("1111");
-      await page.getByTestId("save-pin").click();
-      await page.getByTestId("choose-pin-form").waitFor({ state: "detached" });
-      await page.getByTestId("switch-person").click();
-      await page.getByTestId("lock-screen").waitFor();
-      await photo(page, "ar-lock");
-
-      const other = await hindi.newPage();
-      await other.goto(`${accounts.url}/counter?language=hi`);
-      await other.getByTestId("sign-in-form").waitFor();
-      assert.deepEqual(await documentLanguage(other), { lang: "hi", dir: "ltr" });
-      await other.getByTestId("sign-in-email").fill("owner@example.com");
-      await other.getByTestId("sign-in-password").fill("wrong-password");
-      await other.getByTestId("sign-in-submit").click();
-      await other.getByTestId("sign-in-error").waitFor();
-      assert.equal(await other.getByTestId("sign-in-error").textContent(), "ईमेल या पासवर्ड गलत है।");
-      await photo(other, "hi-sign-in");
-    } finally {
-      await Promise.all([arabic.close(), hindi.close()]);
-      await accounts.stop();
     }
   });
 });
