@@ -6,10 +6,12 @@
 //!
 //! Every visible string is a message of the catalogue ([`crate::i18n`]).
 
-use crate::i18n::{t, Msg};
+use crate::i18n::{t, tr, Msg};
 use crate::ui::problems::Shown;
 use counterbook_i18n::Language;
-use counterbook_shop::{GuardedAction, ShopSettings, TaxMode};
+use counterbook_shop::barcode::NomenclatureError;
+use counterbook_shop::money::{format_decimal_trimmed, parse_decimal};
+use counterbook_shop::{GuardedAction, Nomenclature, ShopSettings, TaxMode};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -40,7 +42,10 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
     let inclusive = RwSignal::new(true);
     let rounding = RwSignal::new(String::new());
     let upi = RwSignal::new(String::new());
+    let header = RwSignal::new(String::new());
     let footer = RwSignal::new(String::new());
+    let tax_rates = RwSignal::new(String::new());
+    let barcode_rules = RwSignal::new(String::new());
     let locale = RwSignal::new(String::new());
     let message = RwSignal::new(None::<String>);
     let may_change = move || {
@@ -68,13 +73,35 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
         inclusive.set(settings.tax_mode == TaxMode::Inclusive);
         rounding.set(settings.cash_rounding_step_minor.to_string());
         upi.set(settings.upi_id.clone().unwrap_or_default());
+        header.set(settings.receipt_header.clone().unwrap_or_default());
         footer.set(settings.receipt_footer.clone().unwrap_or_default());
+        tax_rates.set(tax_rates_text(&settings.tax_rates_basis_points));
+        barcode_rules.set(settings.barcode_nomenclature.to_text());
         locale.set(settings.locale.clone().unwrap_or_default());
         loaded.set(settings);
     });
     let save = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
         let before = loaded.get_untracked();
+        // What is typed wrong is said, and nothing is saved until it is right.
+        let typed = (|| {
+            let rounding = rounding
+                .get_untracked()
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| t(Msg::SettingsBadRounding).to_owned())?;
+            let rates = parse_tax_rates(&tax_rates.get_untracked())?;
+            let nomenclature = Nomenclature::parse_text(&barcode_rules.get_untracked())
+                .map_err(|problem| barcode_rule_problem(&problem))?;
+            Ok::<_, String>((rounding, rates, nomenclature))
+        })();
+        let (rounding_step, rates, nomenclature) = match typed {
+            Ok(typed) => typed,
+            Err(problem) => {
+                message.set(Some(problem));
+                return;
+            }
+        };
         let after = ShopSettings {
             shop_name: name.get_untracked().trim().to_owned(),
             address: optional(address.get_untracked()),
@@ -86,11 +113,10 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             } else {
                 TaxMode::Exclusive
             },
-            cash_rounding_step_minor: rounding
-                .get_untracked()
-                .trim()
-                .parse()
-                .unwrap_or(before.cash_rounding_step_minor),
+            cash_rounding_step_minor: rounding_step,
+            tax_rates_basis_points: rates,
+            barcode_nomenclature: nomenclature,
+            receipt_header: optional(header.get_untracked()),
             upi_id: optional(upi.get_untracked()),
             receipt_footer: optional(footer.get_untracked()),
             locale: optional(locale.get_untracked()),
@@ -133,7 +159,14 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 </label>
                 {field(t(Msg::SettingsCashRounding), rounding, "settings-rounding")}
                 {field(t(Msg::SettingsUpiId), upi, "settings-upi")}
+                {field(t(Msg::SettingsTaxRates), tax_rates, "settings-tax-rates")}
+                {field(t(Msg::SettingsReceiptHeader), header, "settings-header")}
                 {field(t(Msg::SettingsReceiptFooter), footer, "settings-footer")}
+                <label class="wide">{t(Msg::SettingsBarcodeRules)}
+                    <textarea rows="3" data-testid="settings-barcode-rules" autocomplete="off"
+                        prop:value=move || barcode_rules.get()
+                        on:input=move |ev| barcode_rules.set(event_target_value(&ev))></textarea>
+                </label>
                 {field(t(Msg::SettingsLocale), locale, "settings-locale")}
                 <button type="submit" data-testid="save-shop-settings">{t(Msg::SettingsSaveShop)}</button>
             </fieldset>
@@ -145,6 +178,40 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             </Show>
         </form>
     }
+}
+
+/// The shop's tax rates as typed: percentages separated by commas ("0, 5, 18").
+fn tax_rates_text(rates_basis_points: &[u32]) -> String {
+    rates_basis_points
+        .iter()
+        .map(|rate| format_decimal_trimmed(i64::from(*rate), 2))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads [`tax_rates_text`]'s form back: each a percentage of at most two decimals, 0 to 100.
+fn parse_tax_rates(text: &str) -> Result<Vec<u32>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|rate| !rate.is_empty())
+        .map(|rate| {
+            parse_decimal(rate.trim_end_matches('%').trim(), 2)
+                .ok()
+                .and_then(|basis_points| u32::try_from(basis_points).ok())
+                .filter(|basis_points| *basis_points <= 10_000)
+                .ok_or_else(|| tr(Msg::SettingsBadTaxRate, &[("rate", rate)]))
+        })
+        .collect()
+}
+
+/// A barcode rule that cannot be used, named as the person typed it.
+fn barcode_rule_problem(problem: &NomenclatureError) -> String {
+    let rule = match problem {
+        NomenclatureError::BadPrefix(prefix) => prefix,
+        NomenclatureError::NoValueDigits { prefix } => prefix,
+        NomenclatureError::UnreadableRule(rule) => rule,
+    };
+    tr(Msg::SettingsBadBarcodeRule, &[("rule", rule)])
 }
 
 #[component]

@@ -110,9 +110,61 @@ pub enum NomenclatureError {
     BadPrefix(String),
     #[error("the rule for prefix {prefix} leaves no digit for the value (13 digits in all)")]
     NoValueDigits { prefix: String },
+    #[error(
+        "the rule \"{0}\" is not like \"21 5 price 2\" (prefix, item digits, price or weight, decimals)"
+    )]
+    UnreadableRule(String),
 }
 
 impl Nomenclature {
+    /// The rules as a person writes them on the settings page, one per line: prefix, item
+    /// digits, `price` or `weight`, decimals (`21 5 price 2`).
+    pub fn to_text(&self) -> String {
+        self.rules
+            .iter()
+            .map(|rule| {
+                let (kind, decimals) = match rule.value {
+                    EmbeddedValue::Price { decimals } => ("price", decimals),
+                    EmbeddedValue::Weight { decimals } => ("weight", decimals),
+                };
+                format!("{} {} {kind} {decimals}", rule.prefix, rule.item_digits)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Reads what [`Nomenclature::to_text`] writes (rules separated by lines or commas, blank
+    /// ones skipped) and checks the result; the first unreadable or invalid rule is the error.
+    pub fn parse_text(text: &str) -> Result<Nomenclature, NomenclatureError> {
+        let rules = text
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|rule| !rule.is_empty())
+            .map(|rule| {
+                let unreadable = || NomenclatureError::UnreadableRule(rule.to_owned());
+                let words: Vec<&str> = rule.split_whitespace().collect();
+                let [prefix, item_digits, kind, decimals] = words[..] else {
+                    return Err(unreadable());
+                };
+                let item_digits: u32 = item_digits.parse().map_err(|_| unreadable())?;
+                let decimals: u32 = decimals.parse().map_err(|_| unreadable())?;
+                let value = match kind.to_ascii_lowercase().as_str() {
+                    "price" => EmbeddedValue::Price { decimals },
+                    "weight" => EmbeddedValue::Weight { decimals },
+                    _ => return Err(unreadable()),
+                };
+                Ok(EmbeddedRule {
+                    prefix: prefix.to_owned(),
+                    item_digits,
+                    value,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let nomenclature = Nomenclature { rules };
+        nomenclature.validate()?;
+        Ok(nomenclature)
+    }
+
     /// Checks every rule: digit prefixes starting with 2 (GS1's in-store range), room for
     /// at least one value digit.
     pub fn validate(&self) -> Result<(), NomenclatureError> {
@@ -246,6 +298,44 @@ fn rescale(value: i64, from: u32, to: u32) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nomenclature_survives_its_text_and_bad_rules_are_named() {
+        let default = Nomenclature::default();
+        assert_eq!(
+            default.to_text(),
+            "21 5 price 2\n22 5 weight 3\n23 5 weight 3"
+        );
+        assert_eq!(Nomenclature::parse_text(&default.to_text()), Ok(default));
+        let typed = Nomenclature::parse_text(" 24 4 Weight 3 ,\n\n 250 5 price 0 ").unwrap();
+        assert_eq!(typed.to_text(), "24 4 weight 3\n250 5 price 0");
+        assert_eq!(
+            Nomenclature::parse_text(""),
+            Ok(Nomenclature { rules: vec![] })
+        );
+        for bad in [
+            "21 5 price",
+            "21 five price 2",
+            "21 5 volume 2",
+            "21 5 price 2 extra",
+        ] {
+            assert_eq!(
+                Nomenclature::parse_text(bad),
+                Err(NomenclatureError::UnreadableRule(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Nomenclature::parse_text("21 5 price 2, 31 5 price 2"),
+            Err(NomenclatureError::BadPrefix("31".into()))
+        );
+        assert_eq!(
+            Nomenclature::parse_text("21 10 price 2"),
+            Err(NomenclatureError::NoValueDigits {
+                prefix: "21".into()
+            })
+        );
+    }
 
     #[test]
     fn check_digits_of_real_codes() {

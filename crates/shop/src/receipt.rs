@@ -61,6 +61,9 @@ pub struct Receipt {
     pub address: Option<String>,
     pub phone: Option<String>,
     pub tax_id: Option<String>,
+    /// The shop's receipt header (settings), under its name and address.
+    #[serde(default)]
+    pub header: Option<String>,
     pub bill_number: String,
     pub bill_id: String,
     pub date_time: String,
@@ -179,6 +182,7 @@ pub fn receipt_of(
         address: settings.address.clone(),
         phone: settings.phone.clone(),
         tax_id: settings.tax_id.clone(),
+        header: settings.receipt_header.clone(),
         bill_number: bill.number.clone(),
         bill_id: bill.id.clone(),
         date_time: date_time.to_owned(),
@@ -253,6 +257,7 @@ impl Receipt {
                 .iter()
                 .map(|tax_id| labelled(Msg::ReceiptTaxId, tax_id)),
         );
+        out.extend(self.header.iter().cloned());
         out.push(rule.clone());
         out.push(labelled(Msg::ReceiptBill, &self.bill_number));
         out.push(self.date_time.clone());
@@ -470,6 +475,7 @@ mod tests {
             phone: Some("020 2612 3456".into()),
             tax_id: Some("27AAPFU0939F1ZV".into()),
             upi_id: Some("sharma@okbank".into()),
+            receipt_header: Some("Open 8 am to 10 pm".into()),
             receipt_footer: Some("Thank you! Visit again.".into()),
             ..ShopSettings::default()
         }
@@ -557,6 +563,7 @@ Sharma General Store
 12 MG Road, Pune
 Phone 020 2612 3456
 Tax id 27AAPFU0939F1ZV
+Open 8 am to 10 pm
 --------------------------------
 Bill T2-000123
 1 Dec 2026, 10:42

@@ -51,14 +51,26 @@ pub struct ShopSettings {
     /// GSTIN or VAT number, printed on receipts.
     #[serde(default)]
     pub tax_id: Option<String>,
+    /// Printed under the shop's name and address (a greeting, opening hours, a licence).
+    #[serde(default)]
+    pub receipt_header: Option<String>,
     #[serde(default)]
     pub receipt_footer: Option<String>,
+    /// The tax rates the shop uses, in basis points (1800: 18%), offered when a product's
+    /// rate is typed. Each product still carries its own rate.
+    #[serde(default = "default_tax_rates")]
+    pub tax_rates_basis_points: Vec<u32>,
     /// The shop's locale, a BCP 47 tag such as "en-IN" or "ar-DZ": the region the tablets
     /// write numbers, money and dates for (in each tablet's own language).
     #[serde(default)]
     pub locale: Option<String>,
     #[serde(default)]
     pub barcode_nomenclature: Nomenclature,
+}
+
+/// India's GST slabs: 0, 5, 12, 18 and 28%.
+fn default_tax_rates() -> Vec<u32> {
+    vec![0, 500, 1200, 1800, 2800]
 }
 
 impl Default for ShopSettings {
@@ -74,7 +86,9 @@ impl Default for ShopSettings {
             address: None,
             phone: None,
             tax_id: None,
+            receipt_header: None,
             receipt_footer: None,
+            tax_rates_basis_points: default_tax_rates(),
             locale: None,
             barcode_nomenclature: Nomenclature::default(),
         }
@@ -94,6 +108,8 @@ pub enum SettingsError {
     EmptyShopName,
     #[error("the UPI id \"{0}\" is not like name@bank")]
     BadUpiId(String),
+    #[error("a tax rate of {0} basis points is over 100%")]
+    BadTaxRate(u32),
     #[error(transparent)]
     Nomenclature(#[from] crate::barcode::NomenclatureError),
 }
@@ -123,6 +139,13 @@ impl ShopSettings {
             if !well_formed {
                 return Err(SettingsError::BadUpiId(upi_id.clone()));
             }
+        }
+        if let Some(rate) = self
+            .tax_rates_basis_points
+            .iter()
+            .find(|rate| **rate > 10_000)
+        {
+            return Err(SettingsError::BadTaxRate(*rate));
         }
         self.barcode_nomenclature.validate()?;
         Ok(())
@@ -160,8 +183,21 @@ impl ShopSettings {
             ("phone".to_string(), optional_text(&self.phone)),
             ("taxId".to_string(), optional_text(&self.tax_id)),
             (
+                "receiptHeader".to_string(),
+                optional_text(&self.receipt_header),
+            ),
+            (
                 "receiptFooter".to_string(),
                 optional_text(&self.receipt_footer),
+            ),
+            (
+                "taxRates".to_string(),
+                Value::Array(
+                    self.tax_rates_basis_points
+                        .iter()
+                        .map(|rate| Value::Integer(i64::from(*rate)))
+                        .collect(),
+                ),
             ),
             ("locale".to_string(), optional_text(&self.locale)),
             (
@@ -197,7 +233,17 @@ impl ShopSettings {
             address: text("address"),
             phone: text("phone"),
             tax_id: text("taxId"),
+            receipt_header: text("receiptHeader"),
             receipt_footer: text("receiptFooter"),
+            tax_rates_basis_points: match fields.get("taxRates") {
+                Some(Value::Array(rates)) => rates
+                    .iter()
+                    .filter_map(Value::as_integer)
+                    .filter_map(|rate| u32::try_from(rate).ok())
+                    .filter(|rate| *rate <= 10_000)
+                    .collect(),
+                _ => defaults.tax_rates_basis_points,
+            },
             locale: text("locale"),
             barcode_nomenclature: fields
                 .get("barcodeNomenclature")
@@ -282,7 +328,9 @@ mod tests {
             shop_name: "Épicerie Amine".into(),
             address: Some("12 rue Didouche Mourad, Alger".into()),
             tax_id: Some("000016001234567".into()),
+            receipt_header: Some("Ouvert 7j/7".into()),
             receipt_footer: Some("Merci !".into()),
+            tax_rates_basis_points: vec![0, 900, 1900],
             locale: Some("fr-DZ".into()),
             ..ShopSettings::default()
         };
@@ -329,6 +377,10 @@ mod tests {
         check(
             |s| s.upi_id = Some("shop".into()),
             Err(SettingsError::BadUpiId("shop".into())),
+        );
+        check(
+            |s| s.tax_rates_basis_points = vec![1800, 18_000],
+            Err(SettingsError::BadTaxRate(18_000)),
         );
     }
 }

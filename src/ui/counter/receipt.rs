@@ -136,9 +136,14 @@ fn canvas_rows(receipt: &Receipt) -> Vec<ReceiptRow> {
         centered: true,
         ..ReceiptRow::text(receipt.shop_name.clone())
     }];
-    for extra in [&receipt.address, &receipt.phone, &receipt.tax_id]
-        .into_iter()
-        .flatten()
+    for extra in [
+        &receipt.address,
+        &receipt.phone,
+        &receipt.tax_id,
+        &receipt.header,
+    ]
+    .into_iter()
+    .flatten()
     {
         rows.push(ReceiptRow {
             centered: true,
@@ -326,6 +331,7 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                     {r.address.clone().map(|a| view! { <p>{a}</p> })}
                     {r.phone.clone().map(|p| view! { <p>{t(Msg::ReceiptPhone)} " " {p}</p> })}
                     {r.tax_id.clone().map(|id| view! { <p>{t(Msg::ReceiptTaxId)} " " {id}</p> })}
+                    {r.header.clone().map(|h| view! { <p class="receipt-header" data-testid="receipt-header">{h}</p> })}
                 </header>
                 <p class="receipt-number">{t(Msg::ReceiptBill)} " " <strong data-testid="bill-number">{r.bill_number.clone()}</strong></p>
                 {(completed.bill.status == counterbook_shop::BillStatus::Void).then(|| view! {

@@ -150,6 +150,14 @@ pub fn ProductForm(
     editing: RwSignal<Option<Product>>,
 ) -> impl IntoView {
     let currency = driver.with_value(|d| d.settings().currency.clone());
+    // The shop's tax rates (settings), offered as the rate is typed.
+    let shop_tax_rates = RwSignal::new(Vec::<u32>::new());
+    spawn_local(async move {
+        let driver = driver.get_value();
+        if let Ok(Some(settings)) = driver.store().shop_settings().await {
+            shop_tax_rates.set(settings.tax_rates_basis_points);
+        }
+    });
     let typed = RwSignal::new(Typed {
         unit: "piece".into(),
         ..Typed::default()
@@ -286,7 +294,13 @@ pub fn ProductForm(
             <label>
                 {t(Msg::ProductFormTaxRate)}
                 <input type="text" inputmode="decimal" data-testid="product-tax-rate" autocomplete="off"
+                    list="shop-tax-rates"
                     prop:value=field(|t| t.tax_rate.clone()) on:input=setter!(tax_rate)/>
+                <datalist id="shop-tax-rates">
+                    {move || shop_tax_rates.get().into_iter().map(|rate| view! {
+                        <option value=format_decimal_trimmed(i64::from(rate), 2)></option>
+                    }).collect_view()}
+                </datalist>
             </label>
             <label>
                 {t(Msg::ProductFormLowStock)}
