@@ -29,7 +29,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run demo test build dist server lint test-native test-browser test-e2e \
-	tools wasm-target wasm-bindgen-cli trunk chromium bench-server bench-realtime soak-server \
+	tools wasm-target wasm-bindgen-cli trunk chromium zopfli bench-server bench-realtime soak-server \
 	bench-counter bench-cold-start size audit
 
 run: build
@@ -44,7 +44,7 @@ test: lint test-native test-browser test-e2e
 
 build: dist server
 
-dist: wasm-target wasm-bindgen-cli trunk tools/node_modules/.installed
+dist: wasm-target wasm-bindgen-cli trunk zopfli tools/node_modules/.installed
 	trunk build --release
 
 server:
@@ -113,7 +113,7 @@ audit: build chromium e2e/node_modules/.installed tools/audit/node_modules/.inst
 
 # --- tools -------------------------------------------------------------------------------------
 
-tools: wasm-target wasm-bindgen-cli trunk chromium tools/node_modules/.installed e2e/node_modules/.installed \
+tools: wasm-target wasm-bindgen-cli trunk chromium zopfli tools/node_modules/.installed e2e/node_modules/.installed \
 	e2e/firebase-tools/node_modules/.installed
 
 wasm-target:
@@ -137,6 +137,12 @@ chromium:
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
 		&& [ -e /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf ] \
 		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver fonts-lohit-deva; }
+
+# Debian's zopfli makes the build's .gz copies (tools/finish-build.mjs): the same gzip format,
+# about 4.6% smaller than gzip -9 on the wasm.
+zopfli:
+	@command -v zopfli >/dev/null \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y zopfli; }
 
 # wasm-opt 132 from npm (Debian's binaryen 108 silently produces a wasm that fails to load).
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
