@@ -24,7 +24,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { ARTIFACTS, appUrl, startServer, temporaryDirectory } from "./harness.mjs";
-import { ean13, seedProducts, seededId, waitForProductCount } from "./counter-helpers.mjs";
+import { ean13, heaviestFunctions, seedProducts, seededId, waitForProductCount } from "./counter-helpers.mjs";
 
 const SIZES = (process.env.BENCH_COLD_START_SIZES ?? "10,10000").split(",").map(Number);
 const RUNS = Number(process.env.BENCH_COLD_START_RUNS ?? 20);
@@ -77,23 +77,6 @@ function coldStartProbe(code) {
     if (document.documentElement) watch();
     else document.addEventListener("readystatechange", watch, { once: true });
   });
-}
-
-/** The functions with the most self time in a DevTools CPU profile. */
-function heaviestFunctions(profile, count) {
-  const selfMicros = new Map();
-  const intervals = profile.timeDeltas;
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  profile.samples.forEach((id, index) => {
-    const node = byId.get(id);
-    const frame = node.callFrame;
-    const name = `${frame.functionName || "(anonymous)"} ${frame.url.split("/").pop()}:${frame.lineNumber}`;
-    selfMicros.set(name, (selfMicros.get(name) ?? 0) + (intervals[index] ?? 0));
-  });
-  return [...selfMicros.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, count)
-    .map(([name, micros]) => ({ name, ms: +(micros / 1000).toFixed(1) }));
 }
 
 async function coldStart(context, url, profile) {

@@ -12,12 +12,25 @@
 // The first sync is timed from navigation to every product in IndexedDB; the lookups are measured
 // only once the tablet is quiet (no IndexedDB write for a second), so they never queue behind
 // sync work. Each phase has a deadline, so a slow build reports how far it got instead of hanging.
+//
+// BENCH_COUNTER_BASELINE=dir runs another build of the app (a `dist` directory, main's say) side
+// by side with this one: for each size, the two in turn (baseline first) BENCH_COUNTER_ROUNDS
+// times (2 unless told) on the same seeded server, then each figure's ratio, this build over
+// the baseline, from the medians of the rounds (the machine's load drifts between runs).
+// BENCH_COUNTER_PROFILE=1 records each first sync as a DevTools CPU profile
+// (e2e/artifacts/bench-counter-first-sync-<size>-<build>.cpuprofile), and the measured scans
+// too (bench-counter-scans-<size>-<build>.cpuprofile), and prints where the main thread's time
+// went (idle, the app's wasm, IndexedDB calls, garbage collection).
+// BENCH_COUNTER_TRACE=1 records the measured scans as a Chromium trace
+// (e2e/artifacts/bench-counter-scans-<size>-<build>.json, for chrome://tracing or Perfetto;
+// each scan a `scan` user timing from its Enter to its paint) and prints, for the slowest
+// scans, what the page's main thread ran between the Enter and the frame.
 
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ARTIFACTS, appUrl, launchBrowser, startServer, temporaryDirectory } from "./harness.mjs";
-import { countInStore, ean13, seedProducts, seededId } from "./counter-helpers.mjs";
+import { ARTIFACTS, DIST, appUrl, launchBrowser, startServer, temporaryDirectory } from "./harness.mjs";
+import { countInStore, ean13, heaviestFunctions, seedProducts, seededId } from "./counter-helpers.mjs";
 
 const SIZES = (process.env.BENCH_COUNTER_SIZES ?? "50000,100000").split(",").map(Number);
 const SCANS = 200;
@@ -25,6 +38,10 @@ const SEARCHES = 100;
 const SALES = 20;
 const FIRST_SYNC_DEADLINE_MS = Number(process.env.BENCH_COUNTER_SYNC_DEADLINE_S ?? 300) * 1000;
 const SHOP = "bench-shop";
+const BASELINE = process.env.BENCH_COUNTER_BASELINE ?? null;
+const ROUNDS = Number(process.env.BENCH_COUNTER_ROUNDS ?? (BASELINE ? 2 : 1));
+const PROFILE = process.env.BENCH_COUNTER_PROFILE === "1";
+const TRACE = process.env.BENCH_COUNTER_TRACE === "1";
 const WORDS = ["Chai", "Atta", "Dal", "Rice", "Soap", "Oil", "Ghee", "Salt", "Sugar", "Biscuit"];
 
 function catalogue(size) {
@@ -48,9 +65,86 @@ const summary = (values) => ({
   p99: +percentile(values, 99).toFixed(2),
 });
 
+/**
+ * Where a CPU profile's time went, in ms: the main thread idle, the app's wasm, the IndexedDB
+ * and JSON calls it makes, garbage collection, and the rest.
+ */
+function timeByKind(profile) {
+  const kinds = {};
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  profile.samples.forEach((id, index) => {
+    const frame = byId.get(id).callFrame;
+    const url = frame.url ?? "";
+    const kind =
+      frame.functionName === "(idle)"
+        ? "idle"
+        : frame.functionName === "(garbage collector)"
+          ? "gc"
+          : frame.functionName === "(program)"
+            ? "browser (program)"
+            : url.endsWith(".wasm") || url.startsWith("wasm://")
+              ? "wasm"
+              : ["put", "get", "getAll", "delete", "count", "transaction", "objectStore"].includes(frame.functionName)
+                ? `IndexedDB ${frame.functionName}`
+                : frame.functionName === "parse" || frame.functionName === "stringify"
+                  ? `JSON.${frame.functionName}`
+                  : "other JavaScript";
+    kinds[kind] = (kinds[kind] ?? 0) + (profile.timeDeltas[index] ?? 0) / 1000;
+  });
+  return Object.fromEntries(
+    Object.entries(kinds)
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, ms]) => [kind, Math.round(ms)]),
+  );
+}
+
 /** In the page: scans `codes` one by one as a scanner types them, timing Enter to paint. */
 function timeScans(codes) {
   return window.__benchScans(codes);
+}
+
+/**
+ * The `count` slowest scans of a trace (their `scan` user timings), each with the main
+ * thread's longest work between its Enter and its frame: the page's tasks and what they
+ * spent their time on (script, style, layout, paint, garbage collection, IndexedDB).
+ */
+function slowScansInTrace(buffer, count) {
+  const { traceEvents } = JSON.parse(buffer.toString("utf8"));
+  const threadNames = new Map(
+    traceEvents
+      .filter((e) => e.ph === "M" && e.name === "thread_name")
+      .map((e) => [`${e.pid}:${e.tid}`, e.args.name]),
+  );
+  const scans = [];
+  const begins = new Map();
+  for (const e of traceEvents) {
+    if (e.cat !== "blink.user_timing" || e.name !== "scan") continue;
+    const key = `${e.pid}:${e.id ?? e.id2?.local}`;
+    if (e.ph === "b") begins.set(key, e);
+    if (e.ph === "e" && begins.has(key)) {
+      const begin = begins.get(key);
+      scans.push({ pid: begin.pid, start: begin.ts, end: e.ts, ms: (e.ts - begin.ts) / 1000 });
+      begins.delete(key);
+    }
+  }
+  scans.sort((a, b) => b.ms - a.ms);
+  return scans.slice(0, count).map((scan) => {
+    const work = traceEvents
+      .filter(
+        (e) =>
+          e.ph === "X" &&
+          e.pid === scan.pid &&
+          e.dur >= 300 &&
+          e.ts < scan.end &&
+          e.ts + e.dur > scan.start &&
+          e.name !== "ThreadControllerImpl::RunTask" &&
+          threadNames.get(`${e.pid}:${e.tid}`) === "CrRendererMain",
+      )
+      .sort((a, b) => a.ts - b.ts)
+      .slice(0, 25)
+      .map((e) => `${((e.ts - scan.start) / 1000).toFixed(1)}+${(e.dur / 1000).toFixed(1)} ${e.name}`);
+    return { ms: +scan.ms.toFixed(1), work };
+  });
 }
 
 async function installProbes(page) {
@@ -76,10 +170,20 @@ async function installProbes(page) {
         });
         observer.observe(document.body, { childList: true, subtree: true, characterData: true, attributes: true });
       });
-    const press = (key, code) =>
-      (document.activeElement ?? document.body).dispatchEvent(
-        new KeyboardEvent("keydown", { key, code, bubbles: true, cancelable: true }),
-      );
+    const keyDown = (key, code) => new KeyboardEvent("keydown", { key, code, bubbles: true, cancelable: true });
+    const dispatch = (event) => (document.activeElement ?? document.body).dispatchEvent(event);
+    const press = (key, code) => dispatch(keyDown(key, code));
+    // A scan as a scanner sends it: the digits back to back, then its Enter (returned, for the
+    // caller to dispatch a moment later). Every event is made at once, so their time stamps,
+    // which the scanner detector reads as when the keys were pressed, stay a scanner's few
+    // milliseconds apart even when a loaded machine stretches the pause before the Enter past
+    // the detector's 100 ms (at a load of 12 it did, and the code went to the field as typing).
+    const typeCode = (code) => {
+      const keys = [...code].map((digit) => keyDown(digit, `Digit${digit}`));
+      const enter = keyDown("Enter", "Enter");
+      keys.forEach(dispatch);
+      return enter;
+    };
     const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
     // Every IndexedDB write transaction the page opens, to tell when sync work has stopped.
     const cartSignature = () =>
@@ -91,16 +195,17 @@ async function installProbes(page) {
           press("Escape", "Escape");
           await until(() => document.querySelectorAll("[data-testid=cart-line]").length === 0);
         }
-        // The digits back to back (a loaded machine can stretch a 2 ms timer past the
-        // scanner's 40 ms gap and split the code); the timing starts at Enter anyway.
-        for (const digit of code) press(digit, `Digit${digit}`);
+        // The timing starts when the Enter is dispatched, 2 ms after the digits.
+        const enter = typeCode(code);
         await pause(2);
         const before = cartSignature();
         const start = performance.now();
-        press("Enter", "Enter");
+        dispatch(enter);
         await until(() => cartSignature() !== before);
         const shown = performance.now() - start;
-        times.push({ shown, painted: (await painted()) - start });
+        const paintedAt = await painted();
+        performance.measure("scan", { start, end: paintedAt, detail: { index } });
+        times.push({ shown, painted: paintedAt - start });
       }
       return times;
     };
@@ -125,11 +230,9 @@ async function installProbes(page) {
     window.__benchSales = async (codes) => {
       const times = [];
       for (const code of codes) {
-        // The digits back to back (a loaded machine can stretch a 2 ms timer past the
-        // scanner's 40 ms gap and split the code); the timing starts at Enter anyway.
-        for (const digit of code) press(digit, `Digit${digit}`);
+        const enter = typeCode(code);
         await pause(2);
-        press("Enter", "Enter");
+        dispatch(enter);
         await until(() => document.querySelectorAll("[data-testid=cart-line]").length > 0);
         const start = performance.now();
         document.querySelector("[data-testid=complete-sale]").click();
@@ -166,12 +269,13 @@ async function installProbes(page) {
       for (const prefix of prefixes) {
         const key = prefix.toLowerCase();
         const start = performance.now();
+        // The app's name search reads the same index: `byName`, keys `[nameKey, id]`.
         const found = await request(() =>
           db
             .transaction("products")
             .objectStore("products")
-            .index("nameKey")
-            .getAll(IDBKeyRange.bound(key, key + "\uffff"), limit),
+            .index("byName")
+            .getAll(IDBKeyRange.bound([key], [key + "\uffff"]), limit),
         );
         ranges.push(performance.now() - start);
         list.replaceChildren(
@@ -190,13 +294,14 @@ async function installProbes(page) {
   });
 }
 
-async function run(browser, size) {
+/** One tablet's run on `size` products with the app built in `app`, named `build`. */
+async function run(browser, size, app, build) {
   // BENCH_COUNTER_DATA=dir keeps each size's seeded server in dir/<size> and reuses it on the
   // next run (seeding 100,000 products takes a minute); earlier runs' sales stay in it.
   const kept = process.env.BENCH_COUNTER_DATA ? join(process.env.BENCH_COUNTER_DATA, String(size)) : null;
   const reused = kept !== null && existsSync(join(kept, "seeded"));
   if (kept) mkdirSync(kept, { recursive: true });
-  const server = await startServer({ dataDir: kept ?? temporaryDirectory("counterbook-bench-counter-") });
+  const server = await startServer({ dataDir: kept ?? temporaryDirectory("counterbook-bench-counter-"), app });
   try {
     const project = `bench-counter-${size}`;
     const products = catalogue(size);
@@ -226,6 +331,13 @@ async function run(browser, size) {
         return opened;
       };
     });
+    let profiler = null;
+    if (PROFILE) {
+      profiler = await context.newCDPSession(page);
+      await profiler.send("Profiler.enable");
+      await profiler.send("Profiler.setSamplingInterval", { interval: 1000 });
+      await profiler.send("Profiler.start");
+    }
     const syncStart = Date.now();
     await page.goto(url);
     let held = 0;
@@ -235,9 +347,16 @@ async function run(browser, size) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const syncSeconds = (Date.now() - syncStart) / 1000;
+    let firstSyncProfile;
+    if (profiler) {
+      const { profile } = await profiler.send("Profiler.stop");
+      writeFileSync(join(ARTIFACTS, `bench-counter-first-sync-${size}-${build.replace(/ /g, "-")}.cpuprofile`), JSON.stringify(profile));
+      firstSyncProfile = { msByKind: timeByKind(profile), heaviest: heaviestFunctions(profile, 12) };
+      await profiler.detach();
+    }
     if (held < size) {
       await context.close();
-      return { products: size, seedSeconds, firstSyncSeconds: null, heldAtDeadline: held, deadlineSeconds: syncSeconds };
+      return { build, products: size, seedSeconds, firstSyncSeconds: null, heldAtDeadline: held, deadlineSeconds: syncSeconds };
     }
     // Quiet: no write transaction open, and none finished in the last second.
     const quietStart = Date.now();
@@ -259,7 +378,36 @@ async function run(browser, size) {
     const prefixes = pick(SEARCHES).map((p) => p.name.slice(0, 7));
     // Warm up once (first wasm paths, IndexedDB caches), then measure.
     await page.evaluate(timeScans, scanCodes.slice(0, 10));
+    const tracePath = join(ARTIFACTS, `bench-counter-scans-${size}-${build.replace(/ /g, "-")}.json`);
+    if (TRACE) {
+      await browser.startTracing(page, {
+        path: tracePath,
+        // What DevTools' Performance panel records; more categories slow the page enough to
+        // stretch a scan's keys past the scanner's gap.
+        categories: ["devtools.timeline", "disabled-by-default-devtools.timeline.frame", "blink.user_timing", "toplevel"],
+      });
+    }
+    if (TRACE) {
+      // Tracing's start holds the page up a moment; the scans come after, on a quiet page.
+      await page.waitForTimeout(1000);
+      await page.evaluate(timeScans, scanCodes.slice(0, 10));
+    }
+    let scanProfiler = null;
+    if (PROFILE) {
+      scanProfiler = await context.newCDPSession(page);
+      await scanProfiler.send("Profiler.enable");
+      await scanProfiler.send("Profiler.setSamplingInterval", { interval: 100 });
+      await scanProfiler.send("Profiler.start");
+    }
     const scans = await page.evaluate(timeScans, scanCodes);
+    let scanProfile;
+    if (scanProfiler) {
+      const { profile } = await scanProfiler.send("Profiler.stop");
+      writeFileSync(join(ARTIFACTS, `bench-counter-scans-${size}-${build.replace(/ /g, "-")}.cpuprofile`), JSON.stringify(profile));
+      scanProfile = { msByKind: timeByKind(profile), heaviest: heaviestFunctions(profile, 12) };
+      await scanProfiler.detach();
+    }
+    const scanTrace = TRACE ? slowScansInTrace(await browser.stopTracing(), 5) : undefined;
     const searches = await page.evaluate((p) => window.__benchSearches(p), prefixes);
     const sales = await page.evaluate((c) => window.__benchSales(c), scanCodes.slice(0, SALES));
     const raw = await page.evaluate(
@@ -270,11 +418,15 @@ async function run(browser, size) {
     const shown = (timings) => summary(timings.map((t) => t.shown));
     const paint = (timings) => summary(timings.map((t) => t.painted));
     return {
+      build,
       products: size,
       seedSeconds,
       firstSyncSeconds: +syncSeconds.toFixed(2),
+      firstSyncProfile,
       quietAfterSyncSeconds,
       scanShownMs: shown(scans),
+      scanProfile,
+      scanTrace,
       scanMs: paint(scans),
       rawBarcodeGetMs: summary(raw.gets),
       searchShownMs: shown(searches),
@@ -289,13 +441,18 @@ async function run(browser, size) {
   }
 }
 
+const builds = [...(BASELINE ? [["baseline", BASELINE]] : []), ["this build", DIST]];
 const browser = await launchBrowser();
 const results = [];
 try {
   for (const size of SIZES) {
-    const result = await run(browser, size);
-    results.push(result);
-    console.log(JSON.stringify(result));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [build, app] of builds) {
+        const result = { ...(await run(browser, size, app, build)), round, loadAverage: loadavg().map((l) => +l.toFixed(1)) };
+        results.push(result);
+        console.log(JSON.stringify(result));
+      }
+    }
   }
 } finally {
   await browser.close();
@@ -305,15 +462,42 @@ console.log(`\nmachine: ${machine}`);
 const pair = (s) => (s ? `${s.p50}/${s.p99}` : "-");
 const ratio = (a, b) => (a && b ? `${(a.p50 / b.p50).toFixed(2)}×/${(a.p99 / b.p99).toFixed(2)}×` : "-");
 console.log("All times p50/p99 in ms; shown = the DOM shows it, painted = the next animation frame after.");
-console.log("| products | first sync s | scan shown | scan painted | raw get | search shown | search painted | raw range | raw range painted | search painted ÷ raw painted | complete→receipt shown | complete→receipt painted |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("| build | products | first sync s | scan shown | scan painted | raw get | search shown | search painted | raw range | raw range painted | search painted ÷ raw painted | complete→receipt shown | complete→receipt painted | load average |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results) {
   if (r.firstSyncSeconds === null) {
-    console.log(`| ${r.products} | not done: ${r.heldAtDeadline} products after ${r.deadlineSeconds} s |`);
+    console.log(`| ${r.build} | ${r.products} | not done: ${r.heldAtDeadline} products after ${r.deadlineSeconds} s |`);
     continue;
   }
   console.log(
-    `| ${r.products} | ${r.firstSyncSeconds} | ${pair(r.scanShownMs)} | ${pair(r.scanMs)} | ${pair(r.rawBarcodeGetMs)} | ${pair(r.searchShownMs)} | ${pair(r.searchMs)} | ${pair(r.rawNameRangeMs)} | ${pair(r.rawNameRangePaintedMs)} | ${ratio(r.searchMs, r.rawNameRangePaintedMs)} | ${pair(r.completeToReceiptShownMs)} | ${pair(r.completeToReceiptMs)} |`,
+    `| ${r.build} | ${r.products} | ${r.firstSyncSeconds} | ${pair(r.scanShownMs)} | ${pair(r.scanMs)} | ${pair(r.rawBarcodeGetMs)} | ${pair(r.searchShownMs)} | ${pair(r.searchMs)} | ${pair(r.rawNameRangeMs)} | ${pair(r.rawNameRangePaintedMs)} | ${ratio(r.searchMs, r.rawNameRangePaintedMs)} | ${pair(r.completeToReceiptShownMs)} | ${pair(r.completeToReceiptMs)} | ${r.loadAverage.join(" ")} |`,
   );
+}
+if (BASELINE) {
+  // This build over the baseline, per size, from the medians of the rounds.
+  const median = (values) => {
+    const sorted = values.filter((v) => v != null).sort((a, b) => a - b);
+    if (!sorted.length) return null;
+    const middle = Math.floor(sorted.length / 2);
+    return +(sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2).toFixed(2);
+  };
+  const figures = {
+    "first sync": (r) => r.firstSyncSeconds,
+    "scan shown p50": (r) => r.scanShownMs?.p50,
+    "scan shown p99": (r) => r.scanShownMs?.p99,
+    "scan painted p50": (r) => r.scanMs?.p50,
+    "scan painted p99": (r) => r.scanMs?.p99,
+    "search painted p99": (r) => r.searchMs?.p99,
+    "complete→receipt painted p99": (r) => r.completeToReceiptMs?.p99,
+  };
+  console.log("\nThis build ÷ baseline (medians of the rounds):");
+  for (const size of SIZES) {
+    const of = (build) => results.filter((r) => r.products === size && r.build === build);
+    const ratios = Object.entries(figures).map(([name, figure]) => {
+      const [mine, theirs] = [median(of("this build").map(figure)), median(of("baseline").map(figure))];
+      return `${name} ${mine ?? "-"} ÷ ${theirs ?? "-"} = ${mine && theirs ? (mine / theirs).toFixed(2) : "-"}`;
+    });
+    console.log(`${size}: ${ratios.join("; ")}`);
+  }
 }
 writeFileSync(join(ARTIFACTS, "bench-counter.json"), JSON.stringify({ machine, results }, null, 2));

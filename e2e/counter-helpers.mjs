@@ -163,6 +163,23 @@ export function countInStore(page, storeName) {
   );
 }
 
+/** The functions with the most self time in a DevTools CPU profile (`Profiler.stop`'s). */
+export function heaviestFunctions(profile, count) {
+  const selfMicros = new Map();
+  const intervals = profile.timeDeltas;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  profile.samples.forEach((id, index) => {
+    const node = byId.get(id);
+    const frame = node.callFrame;
+    const name = `${frame.functionName || "(anonymous)"} ${frame.url.split("/").pop()}:${frame.lineNumber}`;
+    selfMicros.set(name, (selfMicros.get(name) ?? 0) + (intervals[index] ?? 0));
+  });
+  return [...selfMicros.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([name, micros]) => ({ name, ms: +(micros / 1000).toFixed(1) }));
+}
+
 /** Waits until the tablet holds `count` products. */
 export async function waitForProductCount(page, count, timeout = 60_000) {
   const deadline = Date.now() + timeout;

@@ -584,24 +584,73 @@ mod tests {
         }
     }
 
+    /// The pulls of the `products` collection under test, with default business rules: each
+    /// call is one event the driver reports, and returns the steps the engine asks for.
+    struct ProductPulls {
+        pulls: Pulls,
+        rules: BusinessRules,
+    }
+
+    impl ProductPulls {
+        fn new(page_size: i32, overlap_millis: i64) -> Self {
+            ProductPulls {
+                pulls: Pulls::new(page_size, overlap_millis),
+                rules: BusinessRules::default(),
+            }
+        }
+
+        /// A pull asked for from `checkpoint`: the query that starts it (a panic if none does).
+        fn request(&mut self, checkpoint: Option<Checkpoint>) -> (PullQueryId, StructuredQuery) {
+            query_of(
+                &self
+                    .pulls
+                    .request("products", checkpoint)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            )
+        }
+
+        fn page(
+            &mut self,
+            query_id: PullQueryId,
+            documents: Vec<Document>,
+            read_time_millis: Option<i64>,
+        ) -> Vec<PullStep> {
+            self.pulls.on_page(
+                "products",
+                query_id,
+                documents,
+                read_time_millis.map(Timestamp::from_unix_millis),
+                &self.rules,
+            )
+        }
+
+        fn applied(&mut self, query_id: PullQueryId) -> Vec<PullStep> {
+            self.pulls.on_applied("products", query_id, &self.rules)
+        }
+
+        fn failed(&mut self, query_id: PullQueryId) -> bool {
+            self.pulls.on_failed("products", query_id)
+        }
+
+        fn is_pulling(&self) -> bool {
+            self.pulls.is_pulling("products")
+        }
+    }
+
     #[test]
     fn a_pull_asks_for_the_next_page_while_the_last_one_is_stored() {
-        let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(2, 0);
-        let first = pulls
-            .request("products", None)
-            .into_iter()
-            .collect::<Vec<_>>();
-        let (first_id, query) = query_of(&first);
+        let mut pulls = ProductPulls::new(2, 0);
+        let (first_id, query) = pulls.request(None);
         assert_eq!(query.start_at, None);
         assert_eq!(
-            pulls.request("products", None),
+            pulls.pulls.request("products", None),
             None,
             "one pull per collection"
         );
         // A full page: stored, and the next page asked for at once, after its last document.
         let page = vec![named("a", 5, false), named("b", 6, true)];
-        let steps = pulls.on_page("products", first_id, page, None, &rules);
+        let steps = pulls.page(first_id, page, None);
         assert_eq!(steps.len(), 2, "{steps:?}");
         let (second_id, query) = query_of(&steps);
         let stored = page_of(&steps);
@@ -613,16 +662,14 @@ mod tests {
             Value::Reference(stored.checkpoint.name.clone())
         );
         // The next page arrives while the first is still being stored: it waits for it.
-        let steps = pulls.on_page(
-            "products",
+        let steps = pulls.page(
             second_id,
             vec![named("c", 7, false), named("d", 8, false)],
             None,
-            &rules,
         );
         assert_eq!(steps, vec![], "nothing stored beside the page being stored");
         // Once the first is stored, the second is, and the third asked for.
-        let steps = pulls.on_applied("products", first_id, &rules);
+        let steps = pulls.applied(first_id);
         let (third_id, query) = query_of(&steps);
         let stored = page_of(&steps);
         assert_eq!(stored.query_id, second_id);
@@ -633,55 +680,31 @@ mod tests {
         );
         // Stored before its reply: the third page is awaited, then stored; a short page ends
         // the pull, and the request made meanwhile was served by the queries that followed it.
-        assert_eq!(pulls.on_applied("products", second_id, &rules), vec![]);
-        let steps = pulls.on_page(
-            "products",
-            third_id,
-            vec![named("e", 9, false)],
-            None,
-            &rules,
-        );
+        assert_eq!(pulls.applied(second_id), vec![]);
+        let steps = pulls.page(third_id, vec![named("e", 9, false)], None);
         assert_eq!(
             steps.len(),
             1,
             "a short page asks for nothing more: {steps:?}"
         );
         assert_eq!(page_of(&steps).query_id, third_id);
-        assert!(
-            pulls.is_pulling("products"),
-            "until the last page is stored"
-        );
-        assert_eq!(pulls.on_applied("products", third_id, &rules), vec![]);
-        assert!(!pulls.is_pulling("products"));
+        assert!(pulls.is_pulling(), "until the last page is stored");
+        assert_eq!(pulls.applied(third_id), vec![]);
+        assert!(!pulls.is_pulling());
     }
 
     #[test]
     fn a_request_made_after_the_last_query_went_out_reads_on_to_the_end_again() {
-        let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(2, 0);
-        let (first_id, _) = query_of(
-            &pulls
-                .request("products", None)
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
-        let steps = pulls.on_page(
-            "products",
-            first_id,
-            vec![named("d", 8, false)],
-            None,
-            &rules,
-        );
+        let mut pulls = ProductPulls::new(2, 0);
+        let (first_id, _) = pulls.request(None);
+        let steps = pulls.page(first_id, vec![named("d", 8, false)], None);
         assert_eq!(steps.len(), 1);
-        pulls.request("products", None);
-        let steps = pulls.on_applied("products", first_id, &rules);
+        pulls.pulls.request("products", None);
+        let steps = pulls.applied(first_id);
         let (again_id, query) = query_of(&steps);
         assert!(query.start_at.is_some(), "from the new checkpoint");
-        assert_eq!(
-            pulls.on_page("products", again_id, vec![], None, &rules),
-            vec![]
-        );
-        assert!(!pulls.is_pulling("products"));
+        assert_eq!(pulls.page(again_id, vec![], None), vec![]);
+        assert!(!pulls.is_pulling());
     }
 
     /// Regression test for the pipelined pull: a reply to a query of a pull that stopped since
@@ -689,46 +712,36 @@ mod tests {
     /// checkpoint past documents never stored.
     #[test]
     fn late_duplicate_and_stale_replies_change_nothing() {
-        let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(2, 0);
-        let (first_id, _) = query_of(
-            &pulls
-                .request("products", None)
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
+        let mut pulls = ProductPulls::new(2, 0);
+        let (first_id, _) = pulls.request(None);
         let full = || vec![named("a", 5, false), named("b", 6, false)];
-        let steps = pulls.on_page("products", first_id, full(), None, &rules);
+        let steps = pulls.page(first_id, full(), None);
         let (second_id, _) = query_of(&steps);
         assert_eq!(
-            pulls.on_page("products", first_id, full(), None, &rules),
+            pulls.page(first_id, full(), None),
             vec![],
             "the same reply twice"
         );
         assert_eq!(
-            pulls.on_page("products", PullQueryId(99), full(), None, &rules),
+            pulls.page(PullQueryId(99), full(), None),
             vec![],
             "a reply to no query of this pull"
         );
         // Storing the first page fails: the pull stops although the second query is out.
-        assert!(pulls.on_failed("products", first_id));
-        assert!(!pulls.is_pulling("products"));
+        assert!(pulls.failed(first_id));
+        assert!(!pulls.is_pulling());
         // A new pull from the stored checkpoint; the old query's reply comes late.
-        let restart = pulls
-            .request("products", None)
-            .into_iter()
-            .collect::<Vec<_>>();
-        let (restart_id, _) = query_of(&restart);
+        let (restart_id, _) = pulls.request(None);
         assert_ne!(restart_id, second_id);
         let late = vec![named("x", 50, false), named("y", 60, false)];
         assert_eq!(
-            pulls.on_page("products", second_id, late, None, &rules),
+            pulls.page(second_id, late, None),
             vec![],
             "the stopped pull's reply"
         );
-        assert!(!pulls.on_failed("products", second_id), "nor its failure");
-        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
-        let steps = pulls.on_page("products", restart_id, full(), None, &rules);
+        assert!(!pulls.failed(second_id), "nor its failure");
+        assert_eq!(pulls.applied(first_id), vec![]);
+        let steps = pulls.page(restart_id, full(), None);
         assert_eq!(
             page_of(&steps).checkpoint.updated_at,
             Timestamp::from_unix_millis(6)
@@ -737,50 +750,29 @@ mod tests {
 
     #[test]
     fn a_query_failing_while_a_page_is_stored_ends_the_pull_once_it_is_stored() {
-        let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(2, 0);
-        let (first_id, _) = query_of(
-            &pulls
-                .request("products", None)
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
+        let mut pulls = ProductPulls::new(2, 0);
+        let (first_id, _) = pulls.request(None);
         let page = vec![named("a", 5, false), named("b", 6, false)];
-        let (second_id, _) = query_of(&pulls.on_page("products", first_id, page, None, &rules));
-        assert!(pulls.on_failed("products", second_id));
-        assert!(
-            pulls.is_pulling("products"),
-            "the page being stored is stored"
-        );
-        pulls.request("products", None);
-        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
-        assert!(!pulls.is_pulling("products"));
+        let (second_id, _) = query_of(&pulls.page(first_id, page, None));
+        assert!(pulls.failed(second_id));
+        assert!(pulls.is_pulling(), "the page being stored is stored");
+        pulls.pulls.request("products", None);
+        assert_eq!(pulls.applied(first_id), vec![]);
+        assert!(!pulls.is_pulling());
         // The next request starts from the stored checkpoint.
-        assert!(pulls.request("products", None).is_some());
+        assert!(pulls.pulls.request("products", None).is_some());
     }
 
     #[test]
     fn a_failed_query_stops_the_pull() {
-        let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(10, 0);
-        let (first_id, _) = query_of(
-            &pulls
-                .request("products", None)
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
-        assert!(pulls.on_failed("products", first_id));
+        let mut pulls = ProductPulls::new(10, 0);
+        let (first_id, _) = pulls.request(None);
+        assert!(pulls.failed(first_id));
         assert_eq!(
-            pulls.on_page(
-                "products",
-                first_id,
-                vec![named("a", 1, false)],
-                None,
-                &rules
-            ),
+            pulls.page(first_id, vec![named("a", 1, false)], None),
             vec![]
         );
-        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
+        assert_eq!(pulls.applied(first_id), vec![]);
     }
 
     #[test]
@@ -866,35 +858,18 @@ mod tests {
     /// checkpoint.
     #[test]
     fn a_pull_re_reads_the_unsettled_window_once_then_reads_strictly_after_the_checkpoint() {
-        let rules = BusinessRules::default();
-        let mut pulls = Pulls::new(10, 3_000);
-        let (first_id, _) = query_of(
-            &pulls
-                .request("products", None)
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
+        let mut pulls = ProductPulls::new(10, 3_000);
+        let (first_id, _) = pulls.request(None);
         // Read at 10 s: `a` stamped 9 s and `b` 9.5 s are visible; `c`, stamped 8 s, is not yet.
         let page = vec![named("a", 9_000, false), named("b", 9_500, false)];
-        let applied = page_of(&pulls.on_page(
-            "products",
-            first_id,
-            page,
-            Some(Timestamp::from_unix_millis(10_000)),
-            &rules,
-        ));
+        let applied = page_of(&pulls.page(first_id, page, Some(10_000)));
         assert_eq!(
             applied.checkpoint.settled_through,
             Some(Timestamp::from_unix_millis(7_000)),
             "the first read time minus the window"
         );
-        assert_eq!(pulls.on_applied("products", first_id, &rules), vec![]);
-        let (second_id, query) = query_of(
-            &pulls
-                .request("products", Some(applied.checkpoint.clone()))
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
+        assert_eq!(pulls.applied(first_id), vec![]);
+        let (second_id, query) = pulls.request(Some(applied.checkpoint.clone()));
         assert_eq!(query.start_at, None, "no cursor: the window is read again");
         assert_eq!(
             serde_json::to_value(&query.filter).unwrap(),
@@ -910,26 +885,15 @@ mod tests {
             named("a", 9_000, false),
             named("b", 9_500, false),
         ];
-        let applied = page_of(&pulls.on_page(
-            "products",
-            second_id,
-            page,
-            Some(Timestamp::from_unix_millis(20_000)),
-            &rules,
-        ));
+        let applied = page_of(&pulls.page(second_id, page, Some(20_000)));
         assert!(applied.upserts.iter().any(|d| d.name.ends_with("/c")));
         assert_eq!(
             applied.checkpoint.settled_through,
             Some(applied.checkpoint.updated_at),
             "settled up to the checkpoint"
         );
-        assert_eq!(pulls.on_applied("products", second_id, &rules), vec![]);
-        let (_, query) = query_of(
-            &pulls
-                .request("products", Some(applied.checkpoint.clone()))
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
+        assert_eq!(pulls.applied(second_id), vec![]);
+        let (_, query) = pulls.request(Some(applied.checkpoint.clone()));
         assert_eq!(
             query,
             pull_query("products", Some(&applied.checkpoint), 10),
