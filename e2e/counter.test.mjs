@@ -66,6 +66,35 @@ async function openCounter(context, url, products = CATALOGUE.length) {
   return page;
 }
 
+/** Waits until the counter's profile reads exactly `name`; if it does not, the error says
+ * where the name is: on the server, in the tablet's IndexedDB, on the screen. */
+async function waitForShopName(page, name, { endpoint, project }) {
+  const shown = page.getByTestId("profile-shop-name");
+  try {
+    await shown.filter({ hasText: new RegExp(`^${name}$`) }).waitFor();
+  } catch (error) {
+    const settings = await listDocuments(endpoint, project, `shops/${SHOP}`, "settings");
+    const kept = await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const open = indexedDB.open("counterbook");
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const request = open.result.transaction("meta").objectStore("meta").get("shopSettings");
+            request.onsuccess = () => resolve(request.result?.shopName ?? null);
+            request.onerror = () => reject(request.error);
+          };
+        }),
+    );
+    const where = {
+      server: settings.map((profile) => profile.fields.shopName?.stringValue),
+      indexedDb: kept,
+      screen: await shown.allTextContents(),
+    };
+    throw new Error(`${error.message}\nthe shop's name: ${JSON.stringify(where)}`);
+  }
+}
+
 /** The cart as the screen shows it: [name, quantity] per line. */
 function cartOf(page) {
   return page.evaluate(() =>
@@ -505,6 +534,9 @@ describe("selling offline", () => {
         if (backend === "counterbook-server") await screenshots(first, "counter-profile");
         await first.getByTestId("save-profile").click();
         await first.getByTestId("profile-message").filter({ hasText: "Saved." }).waitFor();
+        // Exactly what was typed (once the form's opening overwrote it: "My shop", or "My shop"
+        // and the name typed after it).
+        await first.getByTestId("profile-shop-name").filter({ hasText: /^Sharma General Store$/ }).waitFor();
         await first.getByTestId("new-customer").click();
         await first.getByTestId("customer-new-name").fill("Meena Iyer");
         await first.getByTestId("customer-new-phone").fill("91234 56789");
@@ -514,7 +546,7 @@ describe("selling offline", () => {
 
         // The second tablet starts after: it pulls them, and sells to her with the profile.
         const second = await openCounter(tablets[1], url);
-        await second.getByTestId("profile-shop-name").filter({ hasText: "Sharma General Store" }).waitFor();
+        await waitForShopName(second, "Sharma General Store", { endpoint, project });
         await second.getByTestId("customer-search").fill("meena");
         await second.getByTestId("customer-result").filter({ hasText: "Meena Iyer" }).click();
         await second.getByLabel("Scan or search").focus();

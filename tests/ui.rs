@@ -5,10 +5,13 @@
 use counterbook::settings::Settings;
 use counterbook::ui::Counterbook;
 use leptos::prelude::*;
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use web_sys::{HtmlElement, HtmlInputElement};
+use web_sys::{HtmlDetailsElement, HtmlElement, HtmlInputElement};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -65,12 +68,17 @@ fn click(root: &web_sys::Element, test_id: &str) {
 /// Mounts the app on the products page, in its own container with its own database and an
 /// unreachable server.
 async fn mount_offline_app() -> web_sys::Element {
+    mount_offline_app_at("/products", "add-product-form").await
+}
+
+/// Mounts the app on the page at `path` like [`mount_offline_app`], once `shown` is shown.
+async fn mount_offline_app_at(path: &str, shown: &str) -> web_sys::Element {
     // The router reads the page's address when it mounts.
     web_sys::window()
         .unwrap()
         .history()
         .unwrap()
-        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/products"))
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(path))
         .unwrap();
     let container = document().create_element("div").unwrap();
     document().body().unwrap().append_child(&container).unwrap();
@@ -83,10 +91,7 @@ async fn mount_offline_app() -> web_sys::Element {
     );
     handle.forget();
     let root = container.clone();
-    wait_until("the form is shown", || {
-        find(&root, "add-product-form").is_some()
-    })
-    .await;
+    wait_until("the page is shown", || find(&root, shown).is_some()).await;
     container
 }
 
@@ -140,6 +145,55 @@ async fn a_bad_price_is_explained_and_nothing_is_saved() {
     })
     .await;
     assert_eq!(text(&root, "product-count"), "0");
+}
+
+/// Regression (the CI flake of e2e "a second tablet ... prints its shop profile"): the counter's
+/// shop profile copied the profile into its fields when its `toggle` event was handled, which
+/// the browser does in a task of its own after the form opens. On a busy tablet what was typed
+/// first was overwritten, and "My shop" (or "My shopSharma General Store") was saved as the
+/// name typed.
+#[wasm_bindgen_test]
+async fn the_shop_profile_keeps_what_is_typed_before_its_opening_is_handled() {
+    let root = mount_offline_app_at("/counter", "shop-profile").await;
+    wait_until("the counter shows the default profile", || {
+        text(&root, "profile-shop-name") == "My shop"
+    })
+    .await;
+    let profile: HtmlDetailsElement = find(&root, "shop-profile").unwrap().dyn_into().unwrap();
+    // Counts the toggle events handled (the app's handler is registered first, so it has run).
+    let toggles = Rc::new(Cell::new(0));
+    let on_toggle = {
+        let toggles = Rc::clone(&toggles);
+        Closure::<dyn Fn()>::new(move || toggles.set(toggles.get() + 1))
+    };
+    profile
+        .add_event_listener_with_callback("toggle", on_toggle.as_ref().unchecked_ref())
+        .unwrap();
+    on_toggle.forget();
+    // The browser queues the toggle event; the name is typed before it is handled.
+    profile.set_open(true);
+    type_into(&root, "profile-name", "Sharma General Store");
+    wait_until("the opening is handled", || toggles.get() == 1).await;
+    pause(20).await;
+    let name: HtmlInputElement = find(&root, "profile-name").unwrap().dyn_into().unwrap();
+    assert_eq!(name.value(), "Sharma General Store");
+
+    click(&root, "save-profile");
+    wait_until("the profile is saved", || {
+        text(&root, "profile-message") == "Saved."
+    })
+    .await;
+    assert_eq!(text(&root, "profile-shop-name"), "Sharma General Store");
+    assert_eq!(name.value(), "Sharma General Store");
+
+    // Typed, put away unsaved and opened again: the form shows the profile as kept.
+    type_into(&root, "profile-name", "Not saved");
+    profile.set_open(false);
+    wait_until("the closing is handled", || toggles.get() == 2).await;
+    profile.set_open(true);
+    wait_until("the opening is handled", || toggles.get() == 3).await;
+    pause(20).await;
+    assert_eq!(name.value(), "Sharma General Store");
 }
 
 #[wasm_bindgen_test]

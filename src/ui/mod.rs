@@ -1,13 +1,14 @@
 //! The screens: one module per page (`counter`, `products`, `sync_page`, `people_page`,
 //! `settings_page`), the screens before the shop (`sign_in`: setting the shop up, signing in,
 //! PINs and the lock screen) and the components they share beside them (`header`,
-//! `sync_problems`, `conflict_inbox`, `status_panel`). [`pages`] maps paths to pages:
+//! `sync_problems`, `conflict_inbox`, `status_panel`, and `draft`, a form field's value). [`pages`] maps paths to pages:
 //! `/counter` (also `/`, the start page), `/products`, `/sync`, `/people` and `/settings`. Components read through the store's queries and the driver's signals, and change
 //! things only through [`crate::actions`]; they never touch IndexedDB or the network.
 
 pub mod bills;
 pub mod conflict_inbox;
 pub mod counter;
+pub mod draft;
 pub mod header;
 pub mod pages;
 pub mod people_page;

@@ -5,6 +5,7 @@
 //! settings page comes with issue 10.
 
 use crate::i18n::{t, Msg};
+use crate::ui::draft::Draft;
 use crate::ui::problems::Shown;
 use counterbook_shop::ShopSettings;
 use leptos::prelude::*;
@@ -17,64 +18,48 @@ fn optional(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// Where a field of the form is kept in [`ShopSettings`].
+type KeptIn = fn(&ShopSettings) -> Option<String>;
+
+/// The profile's text fields: label, test id, and where each is kept.
+const PROFILE_FIELDS: [(Msg, &str, KeptIn); 6] = [
+    (Msg::SettingsShopName, "profile-name", |s| {
+        Some(s.shop_name.clone())
+    }),
+    (Msg::SettingsAddress, "profile-address", |s| {
+        s.address.clone()
+    }),
+    (Msg::SettingsPhone, "profile-phone", |s| s.phone.clone()),
+    (Msg::SettingsTaxId, "profile-tax-id", |s| s.tax_id.clone()),
+    (Msg::SettingsUpiId, "profile-upi-id", |s| s.upi_id.clone()),
+    (Msg::SettingsReceiptFooter, "profile-footer", |s| {
+        s.receipt_footer.clone()
+    }),
+];
+
 #[component]
 pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
-    let fields: [(RwSignal<String>, &'static str, &'static str); 6] = [
-        (
-            RwSignal::new(String::new()),
-            t(Msg::SettingsShopName),
-            "profile-name",
-        ),
-        (
-            RwSignal::new(String::new()),
-            t(Msg::SettingsAddress),
-            "profile-address",
-        ),
-        (
-            RwSignal::new(String::new()),
-            t(Msg::SettingsPhone),
-            "profile-phone",
-        ),
-        (
-            RwSignal::new(String::new()),
-            t(Msg::SettingsTaxId),
-            "profile-tax-id",
-        ),
-        (
-            RwSignal::new(String::new()),
-            t(Msg::SettingsUpiId),
-            "profile-upi-id",
-        ),
-        (
-            RwSignal::new(String::new()),
-            t(Msg::SettingsReceiptFooter),
-            "profile-footer",
-        ),
-    ];
-    let device_name = RwSignal::new(String::new());
-    let message = RwSignal::new(None::<String>);
-    let open = RwSignal::new(false);
-    let fill = move || {
-        let settings = counter.settings.get_untracked();
-        let values = [
-            Some(settings.shop_name),
-            settings.address,
-            settings.phone,
-            settings.tax_id,
-            settings.upi_id,
-            settings.receipt_footer,
-        ];
-        for ((signal, _, _), value) in fields.iter().zip(values) {
-            signal.set(value.unwrap_or_default());
+    // Each field shows the profile as this tablet has it (the default, then the one loaded or
+    // pulled, whenever it arrives) until something is typed in it: opening the form copies
+    // nothing, so nothing typed is ever overwritten by a late copy (see `ui::draft`).
+    let fields = PROFILE_FIELDS.map(|(label, testid, kept)| {
+        let draft = Draft::new(move || counter.settings.with(|s| kept(s).unwrap_or_default()));
+        (draft, t(label), testid)
+    });
+    let device_name = Draft::new(|| crate::settings::device_name().unwrap_or_default());
+    let forget_typed = move || {
+        for (draft, _, _) in &fields {
+            draft.forget_typed();
         }
-        device_name.set(crate::settings::device_name().unwrap_or_default());
+        device_name.forget_typed();
     };
+    let message = RwSignal::new(None::<String>);
     let save = move |_| {
-        if let Err(problem) = crate::settings::save_device_name(&device_name.get_untracked()) {
+        if let Err(problem) = crate::settings::save_device_name(&device_name.shown_untracked()) {
             message.set(Some(problem.shown()));
             return;
         }
-        let value = |index: usize| fields[index].0.get_untracked();
+        let value = |index: usize| fields[index].0.shown_untracked();
         let before = counter.settings.get_untracked();
         let after = ShopSettings {
             shop_name: value(0).trim().to_owned(),
@@ -90,6 +75,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
             match crate::actions::sale::save_shop_profile(&driver, &before, &after).await {
                 Ok(()) => {
                     counter.settings.set(after);
+                    forget_typed();
                     message.set(Some(t(Msg::SettingsSaved).into()));
                 }
                 Err(problem) => message.set(Some(problem)),
@@ -98,32 +84,32 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
     };
     view! {
         <details class="shop-profile" data-testid="shop-profile"
-            prop:open=move || open.get()
             on:toggle=move |ev| {
-                let now_open = event_target::<web_sys::HtmlDetailsElement>(&ev).open();
-                if now_open && !open.get_untracked() {
-                    fill();
+                // Put away unsaved, what was typed is dropped: opened again, the form shows
+                // the profile as kept. (Read when handled, so a late event for a form opened
+                // again since changes nothing.)
+                if !event_target::<web_sys::HtmlDetailsElement>(&ev).open() {
+                    forget_typed();
                 }
-                open.set(now_open);
             }>
             <summary>{t(Msg::ProfileTitle)} " "
                 <span data-testid="profile-shop-name">{move || counter.settings.with(|s| s.shop_name.clone())}</span>
             </summary>
             <div class="profile-fields">
-                {fields.iter().map(|(signal, label, testid)| {
-                    let signal = *signal;
+                {fields.iter().map(|(draft, label, testid)| {
+                    let draft = *draft;
                     view! {
                         <label>{*label}
-                            <input type="text" data-testid=*testid prop:value=move || signal.get()
-                                on:input=move |ev| signal.set(event_target_value(&ev))/>
+                            <input type="text" data-testid=*testid prop:value=move || draft.shown()
+                                on:input=move |ev| draft.typed(event_target_value(&ev))/>
                         </label>
                     }
                 }).collect_view()}
                 <label>{t(Msg::ProfileDeviceName)}
                     <input type="text" data-testid="profile-device-name" placeholder=t(Msg::ProfileDeviceNameExample)
                         maxlength=crate::settings::MAX_DEVICE_NAME_CHARS.to_string()
-                        prop:value=move || device_name.get()
-                        on:input=move |ev| device_name.set(event_target_value(&ev))/>
+                        prop:value=move || device_name.shown()
+                        on:input=move |ev| device_name.typed(event_target_value(&ev))/>
                 </label>
                 <button type="button" data-testid="save-profile" on:click=save>{t(Msg::ProfileSave)}</button>
                 {move || message.get().map(|m| view! { <p class="print-message" role="status" data-testid="profile-message">{m}</p> })}
