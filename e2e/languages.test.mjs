@@ -2,8 +2,7 @@
 // dir="rtl" lang="ar">`) and every screen speaks Arabic, a sale's receipt included; the
 // language is changed on the settings page (Hindi: `dir="ltr"`, a receipt in Hindi, its words
 // from the Hindi catalogue downloaded once); the screens before the shop (setting it up, the
-// PIN, the lock screen, signing in) have no test in Arabic and Hindi yet: that file hung after
-// the claim on a clean machine and was removed. Each screen is photographed at 800×1280 into
+// PIN, the lock screen, signing in) are in languages-before-shop.test.mjs. Each screen is photographed at 800×1280 into
 // e2e/artifacts/lang-{ar,hi}-*.png to be looked at: the counter (cart, payment, receipt, the
 // refund form), products (list, edit), bills (list, one bill), sync, people, settings, and
 // setting up, choosing a PIN, the lock screen and signing in.

@@ -456,6 +456,13 @@ impl Sessions {
             .await?;
         self.put_person(person);
         self.inner.active.set(Some(claims.user_id.clone()));
+        if shop != self.inner.settings.shop_id {
+            // The app starts again on their shop (the caller reloads the page), where the
+            // saved sign-in opens it. This page's engine is for the old shop's paths: it does
+            // not send with the new token, and its screens stay as they are until the reload
+            // (showing "Choose your PIN" here would be taken away by the reload mid-typing).
+            return Ok(SignedIn::RestartForShop(shop));
+        }
         self.inner.locked.set(false);
         self.inner
             .refreshes_without_success
@@ -465,9 +472,6 @@ impl Sessions {
         self.schedule_refresh();
         self.inner.access.set(Access::SignedIn);
         self.resume(claims.user_id);
-        if shop != self.inner.settings.shop_id {
-            return Ok(SignedIn::RestartForShop(shop));
-        }
         Ok(SignedIn::Ready)
     }
 

@@ -150,16 +150,20 @@ pub fn SignInForm(
                 .sessions()
                 .sign_in(&email.get_untracked(), &password.get_untracked())
                 .await;
-            busy.set(false);
             match outcome {
                 Ok(SignedIn::Ready) => {
+                    busy.set(false);
                     password.set(String::new());
                     if let Some(person) = driver.sessions().active_person() {
                         on_done.run(person.user_id);
                     }
                 }
+                // The form stays busy ("Signing in…") until the app has started again.
                 Ok(SignedIn::RestartForShop(shop)) => super::restart_for_shop(&shop),
-                Err(problem) => error.set(Some(problem.shown())),
+                Err(problem) => {
+                    busy.set(false);
+                    error.set(Some(problem.shown()));
+                }
             }
         });
     };
