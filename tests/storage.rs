@@ -27,6 +27,28 @@ fn product(name: &str, price_minor: i64) -> Product {
     Product::new(new_id(), name, price_minor, "INR")
 }
 
+/// `product` as the server sends it in shop `s1`, updated at `micros`, with `changed` fields
+/// set over its own (`stock`, `deleted`, a new `price`).
+fn server_document(product: &Product, micros: i64, changed: &[(&str, Value)]) -> Document {
+    let mut fields = product.to_fields();
+    fields.insert(
+        "updatedAt".into(),
+        Value::Timestamp(Timestamp::from_unix_micros(micros)),
+    );
+    for (field, value) in changed {
+        fields.insert((*field).into(), value.clone());
+    }
+    Document {
+        name: format!(
+            "projects/p/databases/(default)/documents/shops/s1/products/{}",
+            product.id
+        ),
+        fields,
+        create_time: None,
+        update_time: Some(Timestamp::from_unix_micros(micros)),
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_product_and_its_outbox_unit_are_saved_together_and_survive_reopening() {
     let (store, name) = fresh_store().await;
@@ -243,22 +265,14 @@ async fn an_older_server_version_arriving_after_a_newer_one_changes_nothing() {
     let (store, _) = fresh_store().await;
     let sugar = product("Sugar 1kg", 1_000);
     let version = |stock: i64, price: i64, micros: i64| {
-        let mut fields = sugar.to_fields();
-        fields.insert("stock".into(), Value::Integer(stock));
-        fields.insert("price".into(), Value::Integer(price));
-        fields.insert(
-            "updatedAt".into(),
-            Value::Timestamp(Timestamp::from_unix_micros(micros)),
-        );
-        Document {
-            name: format!(
-                "projects/p/databases/(default)/documents/shops/s1/products/{}",
-                sugar.id
-            ),
-            fields,
-            create_time: None,
-            update_time: Some(Timestamp::from_unix_micros(micros)),
-        }
+        server_document(
+            &sugar,
+            micros,
+            &[
+                ("stock", Value::Integer(stock)),
+                ("price", Value::Integer(price)),
+            ],
+        )
     };
     let path = format!("shops/s1/products/{}", sugar.id);
     let shown = |products: Vec<Product>| {
@@ -756,22 +770,14 @@ async fn an_upgrade_never_deletes_a_store_or_its_records() {
 async fn a_batch_from_the_server_keeps_each_documents_newest_version_and_hides_deletions() {
     let (store, _) = fresh_store().await;
     let named = |product: &Product, stock: i64, micros: i64, deleted: bool| {
-        let mut fields = product.to_fields();
-        fields.insert("stock".into(), Value::Integer(stock));
-        fields.insert("deleted".into(), Value::Boolean(deleted));
-        fields.insert(
-            "updatedAt".into(),
-            Value::Timestamp(Timestamp::from_unix_micros(micros)),
-        );
-        Document {
-            name: format!(
-                "projects/p/databases/(default)/documents/shops/s1/products/{}",
-                product.id
-            ),
-            fields,
-            create_time: None,
-            update_time: Some(Timestamp::from_unix_micros(micros)),
-        }
+        server_document(
+            product,
+            micros,
+            &[
+                ("stock", Value::Integer(stock)),
+                ("deleted", Value::Boolean(deleted)),
+            ],
+        )
     };
     let twice = product("Ghee 500g", 30_000);
     let gone = product("Soap", 4_000);
@@ -826,3 +832,84 @@ async fn a_batch_from_the_server_keeps_each_documents_newest_version_and_hides_d
         2
     );
 }
+
+/// Guards the reads of a batch's stored copies (one range read when the batch's paths span few
+/// other records, one get per path otherwise) and the pages prepared ahead: either way an older
+/// version changes nothing and a newer one is taken, and a page stored with documents prepared
+/// from another page is stored as itself.
+#[wasm_bindgen_test]
+async fn a_batch_reads_its_stored_copies_by_range_or_one_by_one_and_prepared_pages_are_checked() {
+    let (store, _) = fresh_store().await;
+    let stock = |held: &[Product], product: &Product| {
+        held.iter()
+            .find(|p| p.id == product.id)
+            .map(|p| p.stock_on_hand)
+    };
+    let many: Vec<Product> = (0..50)
+        .map(|i| product(&format!("Dal {i:02}"), 9_000))
+        .collect();
+    let at = |product: &Product, micros: i64, stock: i64| {
+        server_document(product, micros, &[("stock", Value::Integer(stock))])
+    };
+    let first: Vec<Document> = many.iter().map(|p| at(p, 1_000, 5)).collect();
+    store
+        .apply_listened_documents(&first, &[], &[])
+        .await
+        .unwrap();
+
+    // The lowest and highest path of 50 stored: two paths, so one get each. The first is
+    // older than the stored copy, the last newer.
+    let (lowest, highest) = {
+        let mut sorted = many.clone();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        (sorted[0].clone(), sorted[49].clone())
+    };
+    store
+        .apply_server_documents(&[at(&lowest, 500, 1), at(&highest, 2_000, 2)])
+        .await
+        .unwrap();
+    let held = store.products().await.unwrap();
+    assert_eq!(
+        stock(&held, &lowest),
+        Some(5),
+        "the older version changes nothing"
+    );
+    assert_eq!(stock(&held, &highest), Some(2));
+
+    // All 50 again, every one older but one: one range read.
+    let mut again: Vec<Document> = many.iter().map(|p| at(p, 900, 7)).collect();
+    again[10] = at(&many[10], 3_000, 8);
+    store
+        .apply_listened_documents(&again, &[], &[])
+        .await
+        .unwrap();
+    let held = store.products().await.unwrap();
+    assert_eq!(stock(&held, &many[10]), Some(8));
+    assert_eq!(stock(&held, &many[11]), Some(5));
+    assert_eq!(stock(&held, &highest), Some(2));
+
+    // A page stored with another page's preparation is stored as itself.
+    let newcomer = product("Jaggery", 7_000);
+    let page = PulledPage {
+        collection: "products".into(),
+        query_id: counterbook_sync::PullQueryId(3),
+        upserts: vec![at(&newcomer, 4_000, 3)],
+        deletes: vec![],
+        conflicts: vec![],
+        checkpoint: Checkpoint {
+            updated_at: Timestamp::from_unix_micros(4_000),
+            name: at(&newcomer, 4_000, 3).name,
+            settled_through: None,
+        },
+    };
+    let other = counterbook::storage::PreparedDocuments::of(&[at(&many[0], 5_000, 99)]).unwrap();
+    store.apply_prepared_page(&page, other).await.unwrap();
+    let held = store.products().await.unwrap();
+    assert_eq!(stock(&held, &newcomer), Some(3));
+    assert_eq!(stock(&held, &many[0]), Some(5), "nothing of the other page");
+    assert_eq!(
+        store.checkpoint("products").await.unwrap(),
+        Some(page.checkpoint.clone())
+    );
+}
+

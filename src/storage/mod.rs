@@ -48,7 +48,7 @@ pub use outbox::OutboxContents;
 pub use products::{ProductPosition, ProductQuery, TakenCodes};
 use schema::META;
 pub use schema::{declare_schema, DATA_VERSION, SCHEMA_VERSION};
-pub use server_documents::rebased;
+pub use server_documents::{rebased, PreparedDocuments};
 
 /// What went wrong in the local store. Every failing write leaves nothing behind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

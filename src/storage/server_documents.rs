@@ -6,11 +6,18 @@
 //! shop profile (`settings/profile`): each is shown as the server has it with this device's
 //! pending units laid over it. Everything else pulled (bills, payments, stock moves) is kept
 //! only as a base copy.
+//!
+//! A batch is first made ready with no store read ([`PreparedDocuments`]: base copies and
+//! products as the server has them, their records made), so that a pulled page can be prepared
+//! while the page before it is still being stored; its transaction then reads only what can
+//! change that (the pending writes, and the stored base copies, by one range read when the
+//! batch's paths span few other records) and puts.
 
 use counterbook_firestore_wire::{Document, Timestamp, Value};
 use counterbook_sync::{
     server_version_is_older, Checkpoint, ConflictEntry, DocumentWrite, PulledPage,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use futures::future::{try_join, try_join_all};
@@ -41,9 +48,16 @@ impl Store {
         removed_paths: &[String],
         conflicts: &[ConflictEntry],
     ) -> Result<()> {
+        let prepared = PreparedDocuments::of(documents)?;
         let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
-        let outcome =
-            Self::take_server_documents(&transaction, documents, removed_paths, conflicts).await;
+        let outcome = Self::take_server_documents(
+            &transaction,
+            documents,
+            prepared,
+            removed_paths,
+            conflicts,
+        )
+        .await;
         let changed = Self::finish_with(transaction, outcome).await?;
         self.changes.publish(&changed);
         Ok(())
@@ -53,13 +67,30 @@ impl Store {
     /// the page changes (see [`Store::take_server_documents`]), the conflicts it raises and the
     /// checkpoint. A crash can never skip or half-apply a page.
     pub async fn apply_pulled_page(&self, page: &PulledPage) -> Result<()> {
+        self.apply_prepared_page(page, PreparedDocuments::of(&page.upserts)?)
+            .await
+    }
+
+    /// [`Store::apply_pulled_page`] with the page's documents prepared ahead
+    /// ([`PreparedDocuments::of`], while the page before it was being stored, say); documents
+    /// prepared from another page are prepared again.
+    pub async fn apply_prepared_page(
+        &self,
+        page: &PulledPage,
+        prepared: PreparedDocuments,
+    ) -> Result<()> {
         let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
         let outcome = async {
             // The page's `deletes` are its upserts marked `deleted`, which the shared step
             // hides already.
-            let changed =
-                Self::take_server_documents(&transaction, &page.upserts, &[], &page.conflicts)
-                    .await?;
+            let changed = Self::take_server_documents(
+                &transaction,
+                &page.upserts,
+                prepared,
+                &[],
+                &page.conflicts,
+            )
+            .await?;
             let key = JsValue::from_str(&format!("checkpoint/{}", page.collection));
             transaction
                 .store(META)
@@ -78,8 +109,10 @@ impl Store {
     /// Takes documents just read from the server (after a unit reached it), in one transaction
     /// (see [`Store::take_server_documents`]). The pull checkpoint does not move.
     pub async fn apply_server_documents(&self, documents: &[Document]) -> Result<()> {
+        let prepared = PreparedDocuments::of(documents)?;
         let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
-        let outcome = Self::take_server_documents(&transaction, documents, &[], &[]).await;
+        let outcome =
+            Self::take_server_documents(&transaction, documents, prepared, &[], &[]).await;
         let changed = Self::finish_with(transaction, outcome).await?;
         self.changes.publish(&changed);
         Ok(())
@@ -92,42 +125,54 @@ impl Store {
     /// pending units land (the server's version with them laid over it, see [`rebased`]); a
     /// product hidden when the server marks it `deleted` or it is in `hidden_paths`; and
     /// `conflicts` added to the inbox. A document this version cannot read is kept only as a
-    /// base copy rather than blocking every later change behind it. Returns the records it put
-    /// or removed.
+    /// base copy rather than blocking every later change behind it. `prepared` is `documents`
+    /// made ready ahead ([`PreparedDocuments`]); what it holds is used for every document that
+    /// no newer stored copy and no pending write changes. Returns the records it put or removed.
     pub(super) async fn take_server_documents(
         transaction: &rexie::Transaction,
         documents: &[Document],
+        prepared: PreparedDocuments,
         hidden_paths: &[String],
         conflicts: &[ConflictEntry],
     ) -> Result<ChangedDocuments> {
+        let prepared = prepared.checked_for(documents)?;
         let mut changed = ChangedDocuments::new();
         let store = |name: &str| transaction.store(name).map_err(StorageError::from_rexie);
         let pending = pending_writes_by_path(&store(OUTBOX)?).await?;
         let bases = store(BASES)?;
         let products = store(PRODUCTS)?;
-        let incoming: Vec<(&Document, BaseCopy)> = documents
+        let PreparedDocuments {
+            entries,
+            mut base_values,
+            mut product_values,
+            ..
+        } = prepared;
+        let incoming: Vec<(&Document, PreparedEntry)> = documents
             .iter()
-            .filter_map(|document| Some((document, BaseCopy::of_document(document)?)))
+            .zip(entries)
+            .filter_map(|(document, entry)| Some((document, entry?)))
             .collect();
-        // Every request of the batch goes out at once and is awaited together: one round trip
-        // to IndexedDB's backend per batch, not one per request (IndexedDB runs them in order).
-        let stored_values = try_join_all(
-            incoming
-                .iter()
-                .map(|(_, base)| bases.get(JsValue::from_str(&base.path))),
-        )
-        .await
-        .map_err(StorageError::from_rexie)?;
+        let paths: Vec<&str> = incoming
+            .iter()
+            .map(|(_, entry)| entry.base.path.as_str())
+            .collect();
+        let stored_values = stored_base_values(&bases, &paths).await?;
         // The newest copy of each path so far: the stored one, then this batch's in order (a
         // batch may name a document twice).
         let mut newest_bases: HashMap<String, BaseCopy> = HashMap::new();
-        let mut base_puts: Vec<BaseCopy> = Vec::new();
+        // The prepared base copies to put, in order.
+        let mut base_puts: Vec<usize> = Vec::new();
         // Each record's final state in this batch: products `Some` to put, `None` to delete;
         // customers to put; the shop profile to put.
-        let mut product_writes: BTreeMap<String, Option<Product>> = BTreeMap::new();
+        let mut product_writes: BTreeMap<String, Option<ProductWrite>> = BTreeMap::new();
         let mut customer_puts: BTreeMap<String, JsValue> = BTreeMap::new();
         let mut profile_put: Option<JsValue> = None;
-        for ((document, base), stored_value) in incoming.into_iter().zip(stored_values) {
+        for ((document, entry), stored_value) in incoming.into_iter().zip(stored_values) {
+            let PreparedEntry {
+                base,
+                base_value,
+                product: prepared_product,
+            } = entry;
             let stored: Option<BaseCopy> = match newest_bases.remove(&base.path) {
                 Some(newest) => Some(newest),
                 None => stored_value
@@ -145,18 +190,19 @@ impl Store {
                 Some(Timestamp::from_unix_micros(base.update_time_micros)),
             );
             let (newest, kept) = match stored {
-                Some(stored) if older => (stored.to_document(), stored),
+                Some(stored) if older => (Cow::Owned(stored.to_document()), stored),
                 _ => {
-                    base_puts.push(base.clone());
-                    (document.clone(), base)
+                    base_puts.push(base_value);
+                    (Cow::Borrowed(document), base)
                 }
             };
             let path = kept.path.clone();
             newest_bases.insert(path.clone(), kept);
+            let pending_writes = pending.get(&path);
             let id = match kept_record_of_path(&path) {
                 Some(KeptRecord::Product(id)) => id,
                 Some(KeptRecord::Customer(id)) => {
-                    let shown = rebased(&newest, pending.get(&path));
+                    let shown = rebased(&newest, pending_writes);
                     match counterbook_shop::Customer::from_document(&shown) {
                         Ok(customer) => {
                             customer_puts.insert(id.to_owned(), customer_value(&customer)?);
@@ -167,7 +213,7 @@ impl Store {
                     continue;
                 }
                 Some(KeptRecord::ShopProfile) => {
-                    let shown = rebased(&newest, pending.get(&path));
+                    let shown = rebased(&newest, pending_writes);
                     let settings = counterbook_shop::ShopSettings::from_document(&shown);
                     profile_put = Some(to_js(&settings)?);
                     changed.insert(
@@ -178,18 +224,32 @@ impl Store {
                 }
                 None => continue,
             };
-            if Product::is_deleted(&newest) {
-                product_writes.insert(id.to_owned(), None);
-                changed.insert(PRODUCTS, id);
-                continue;
-            }
-            match Product::from_document(&rebased(&newest, pending.get(&path))) {
-                Ok(product) => {
-                    product_writes.insert(id.to_owned(), Some(product));
-                    changed.insert(PRODUCTS, id);
+            // The incoming document as the server has it: what was prepared stands.
+            let as_prepared = matches!(newest, Cow::Borrowed(_)) && pending_writes.is_none();
+            let shown = match prepared_product {
+                Some(prepared) if as_prepared => prepared,
+                _ if Product::is_deleted(&newest) => PreparedProduct::Deleted,
+                _ => match Product::from_document(&rebased(&newest, pending_writes)) {
+                    Ok(product) => PreparedProduct::Computed(product),
+                    Err(invalid) => PreparedProduct::Invalid(invalid.to_string()),
+                },
+            };
+            match shown {
+                PreparedProduct::Deleted => {
+                    product_writes.insert(id.to_owned(), None);
                 }
-                Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                PreparedProduct::Shown(value) => {
+                    product_writes.insert(id.to_owned(), Some(ProductWrite::Prepared(value)));
+                }
+                PreparedProduct::Computed(product) => {
+                    product_writes.insert(id.to_owned(), Some(ProductWrite::Computed(product)));
+                }
+                PreparedProduct::Invalid(reason) => {
+                    web_sys::console::warn_1(&reason.into());
+                    continue;
+                }
             }
+            changed.insert(PRODUCTS, id);
         }
         for path in hidden_paths {
             if let Some(id) = product_id_of_path(path) {
@@ -201,10 +261,29 @@ impl Store {
         let meta = store(META)?;
         let inbox = store(CONFLICTS)?;
         let conflict_values = conflicts.iter().map(to_js).collect::<Result<Vec<_>>>()?;
-        // A page's records become JavaScript objects all at once (see `many_to_js`).
-        let base_values = base_copies_to_js(&base_puts)?;
-        let product_values =
-            products_to_js(&product_writes.values().flatten().collect::<Vec<_>>())?;
+        let base_values: Vec<JsValue> = base_puts
+            .into_iter()
+            .map(|index| std::mem::take(&mut base_values[index]))
+            .collect();
+        // Products the batch changed from how the server has them become JavaScript objects
+        // all at once (see `many_to_js`), like the prepared ones.
+        let computed: Vec<&Product> = product_writes
+            .values()
+            .flatten()
+            .filter_map(|write| match write {
+                ProductWrite::Computed(product) => Some(product),
+                ProductWrite::Prepared(_) => None,
+            })
+            .collect();
+        let mut computed_values = products_to_js(&computed)?.into_iter();
+        let product_values: Vec<JsValue> = product_writes
+            .values()
+            .flatten()
+            .filter_map(|write| match write {
+                ProductWrite::Prepared(index) => Some(std::mem::take(&mut product_values[*index])),
+                ProductWrite::Computed(_) => computed_values.next(),
+            })
+            .collect();
         let keyed = |values: Vec<JsValue>| -> Vec<(JsValue, Option<JsValue>)> {
             values.into_iter().map(|value| (value, None)).collect()
         };
@@ -434,4 +513,151 @@ pub(super) fn product_id_of_path(path: &str) -> Option<&str> {
         (Some("shops"), Some(_), Some("products"), Some(id), None) => Some(id),
         _ => None,
     }
+}
+
+/// Server documents made ready to store before any stored record is read (see
+/// [`PreparedDocuments::of`]): each document's base copy and, for a product, the product as the
+/// server has it, with their IndexedDB records made. The store uses them for every document
+/// that no newer stored copy and no pending write changes, which on an empty tablet's first
+/// sync is every one; so a pulled page can be prepared while the page before it is being
+/// stored, and its own transaction only reads what it must and puts.
+pub struct PreparedDocuments {
+    /// The documents' names, in order, to tell the batch they were prepared from.
+    names: Vec<String>,
+    /// One per document, `None` for one without a name or update time (nothing is kept of it).
+    entries: Vec<Option<PreparedEntry>>,
+    /// The base copies' records, by [`PreparedEntry::base_value`].
+    base_values: Vec<JsValue>,
+    /// The products' records, by [`PreparedProduct::Shown`].
+    product_values: Vec<JsValue>,
+}
+
+struct PreparedEntry {
+    base: BaseCopy,
+    /// Its record in [`PreparedDocuments::base_values`].
+    base_value: usize,
+    /// For a product's document: what the product is as the server has it.
+    product: Option<PreparedProduct>,
+}
+
+/// A product as a document shows it.
+enum PreparedProduct {
+    /// Marked `deleted`: hidden.
+    Deleted,
+    /// Its record, in [`PreparedDocuments::product_values`].
+    Shown(usize),
+    /// Worked out in the transaction (a pending write or a newer stored copy changed it).
+    Computed(Product),
+    /// Not a product this version can read, and why.
+    Invalid(String),
+}
+
+/// A product record to put.
+enum ProductWrite {
+    /// The prepared record at this place of [`PreparedDocuments::product_values`].
+    Prepared(usize),
+    Computed(Product),
+}
+
+impl PreparedDocuments {
+    /// Prepares `documents` (pure work: no store is read).
+    pub fn of(documents: &[Document]) -> Result<PreparedDocuments> {
+        let mut bases: Vec<BaseCopy> = Vec::with_capacity(documents.len());
+        let mut products: Vec<Product> = Vec::new();
+        let mut entries = Vec::with_capacity(documents.len());
+        for document in documents {
+            let Some(base) = BaseCopy::of_document(document) else {
+                entries.push(None);
+                continue;
+            };
+            let product = product_id_of_path(&base.path).map(|_| {
+                if Product::is_deleted(document) {
+                    return PreparedProduct::Deleted;
+                }
+                match Product::from_document(document) {
+                    Ok(product) => {
+                        products.push(product);
+                        PreparedProduct::Shown(products.len() - 1)
+                    }
+                    Err(invalid) => PreparedProduct::Invalid(invalid.to_string()),
+                }
+            });
+            bases.push(base.clone());
+            entries.push(Some(PreparedEntry {
+                base,
+                base_value: bases.len() - 1,
+                product,
+            }));
+        }
+        Ok(PreparedDocuments {
+            names: documents
+                .iter()
+                .map(|document| document.name.clone())
+                .collect(),
+            entries,
+            base_values: base_copies_to_js(&bases)?,
+            product_values: products_to_js(&products.iter().collect::<Vec<_>>())?,
+        })
+    }
+
+    /// Itself if it was prepared from `documents`, else `documents` prepared now.
+    fn checked_for(self, documents: &[Document]) -> Result<PreparedDocuments> {
+        let same = self.names.len() == documents.len()
+            && self
+                .names
+                .iter()
+                .zip(documents)
+                .all(|(name, document)| *name == document.name);
+        if same {
+            Ok(self)
+        } else {
+            PreparedDocuments::of(documents)
+        }
+    }
+}
+
+/// The stored base copies of `paths` (`undefined` where none is), in order. When the store
+/// holds few records between the lowest and the highest path (an empty tablet's first sync, a
+/// page of neighbouring documents), one range read answers them all: a count, then the range,
+/// two requests instead of one per path. Otherwise one get per path, sent at once and awaited
+/// together (IndexedDB runs them in order).
+async fn stored_base_values(bases: &rexie::Store, paths: &[&str]) -> Result<Vec<Option<JsValue>>> {
+    let (Some(lowest), Some(highest)) = (paths.iter().min(), paths.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let range = || {
+        key_range(KeyRange::bound(
+            &JsValue::from_str(lowest),
+            &JsValue::from_str(highest),
+            Some(false),
+            Some(false),
+        ))
+    };
+    let held = bases
+        .count(Some(range()?))
+        .await
+        .map_err(StorageError::from_rexie)?;
+    if held == 0 {
+        return Ok(vec![None; paths.len()]);
+    }
+    if (held as usize) <= paths.len().saturating_mul(2) {
+        let (keys, values) = try_join(
+            bases.get_all_keys(Some(range()?), None),
+            bases.get_all(Some(range()?), None),
+        )
+        .await
+        .map_err(StorageError::from_rexie)?;
+        let by_path: HashMap<String, JsValue> = keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((key.as_string()?, value)))
+            .collect();
+        return Ok(paths
+            .iter()
+            .map(|path| by_path.get(*path).cloned())
+            .collect());
+    }
+    try_join_all(paths.iter().map(|path| bases.get(JsValue::from_str(path))))
+        .await
+        .map_err(StorageError::from_rexie)
 }

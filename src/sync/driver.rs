@@ -22,8 +22,8 @@ use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
     Event, FieldPath, ListenCommand, ListenConfig, ListenEvent, Listener, Operator, Outbox,
-    OutboxConfig, PullReason, PushFailure, QueryBuilder, QueryError, TargetSlot, Unit, UnitState,
-    DEVICES_COLLECTION, UPDATED_AT,
+    OutboxConfig, PullQueryId, PullReason, PushFailure, QueryBuilder, QueryError, TargetSlot, Unit,
+    UnitState, DEVICES_COLLECTION, UPDATED_AT,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -33,7 +33,7 @@ use wasm_bindgen::JsCast;
 use crate::global_scope;
 use crate::model::Product;
 use crate::settings::Settings;
-use crate::storage::{OutboxContents, StorageError, Store};
+use crate::storage::{OutboxContents, PreparedDocuments, StorageError, Store};
 use crate::sync::change_log::ChangeLog;
 use crate::sync::listen_channel::{ChannelEvent, ChannelTarget, ListenChannel};
 use crate::sync::remote::Remote;
@@ -231,7 +231,15 @@ struct Inner {
     screen_waits_for_pull: Cell<bool>,
     /// Collections whose pull ran to the end since this tab began leading.
     pulled_to_end: RefCell<std::collections::BTreeSet<String>>,
+    /// Pulled pages prepared for the store as their replies came (while the page before was
+    /// being stored), by the query they answered; taken when the engine has them stored.
+    /// Each with its collection.
+    prepared_pages: RefCell<std::collections::BTreeMap<PullQueryId, (String, PreparedDocuments)>>,
 }
+
+/// The most pages kept prepared at once: each pull has at most one being stored and one
+/// waiting, and replies to a pull that stopped are dropped from the oldest.
+const MOST_PREPARED_PAGES: usize = 2 * KEPT_COLLECTIONS.len();
 
 /// A handle on the running sync engine; cheap to clone.
 #[derive(Clone)]
@@ -517,6 +525,7 @@ impl SyncDriver {
                 wake_timer: Cell::new(None),
                 screen_waits_for_pull: Cell::new(false),
                 pulled_to_end: RefCell::new(std::collections::BTreeSet::new()),
+                prepared_pages: RefCell::new(std::collections::BTreeMap::new()),
             }),
         };
         // The channel's callback holds the driver weakly in spirit: both live as long as the page.
@@ -1500,6 +1509,7 @@ impl SyncDriver {
                         if was_unreachable {
                             this.dispatch(Event::ServerReachable);
                         }
+                        this.prepare_page(&collection, query_id, &reply.documents);
                         Event::PullPage {
                             collection: collection.clone(),
                             query_id,
@@ -1524,7 +1534,12 @@ impl SyncDriver {
             Command::ApplyPulledPage(page) => spawn_local(async move {
                 let collection = page.collection.clone();
                 let query_id = page.query_id;
-                let event = match this.inner.store.apply_pulled_page(&page).await {
+                let prepared = this.take_prepared_page(&collection, query_id);
+                let stored = match prepared {
+                    Some(prepared) => this.inner.store.apply_prepared_page(&page, prepared).await,
+                    None => this.inner.store.apply_pulled_page(&page).await,
+                };
+                let event = match stored {
                     Ok(()) => {
                         this.inner.last_pull_millis.set(Some(now_millis()));
                         if !page.conflicts.is_empty() {
@@ -1555,6 +1570,35 @@ impl SyncDriver {
             }),
             Command::WakeAt(at) => self.wake_at(at),
         }
+    }
+
+    /// Prepares a pulled page for the store as soon as it arrives: the page before it is
+    /// usually still being stored, and IndexedDB does that work away from this thread, so
+    /// the preparing costs the first sync nothing (a page that cannot be prepared is prepared
+    /// again when stored, which reports why).
+    fn prepare_page(&self, collection: &str, query_id: PullQueryId, documents: &[Document]) {
+        let Ok(prepared) = PreparedDocuments::of(documents) else {
+            return;
+        };
+        let mut pages = self.inner.prepared_pages.borrow_mut();
+        pages.insert(query_id, (collection.to_owned(), prepared));
+        while pages.len() > MOST_PREPARED_PAGES {
+            pages.pop_first();
+        }
+    }
+
+    /// The page of `collection`'s query `query_id` as prepared, if it was; the collection's
+    /// pages of earlier queries go (a pull stores its pages in query order, and a new pull
+    /// asks new queries, so none of them will be stored).
+    fn take_prepared_page(
+        &self,
+        collection: &str,
+        query_id: PullQueryId,
+    ) -> Option<PreparedDocuments> {
+        let mut pages = self.inner.prepared_pages.borrow_mut();
+        let prepared = pages.remove(&query_id).map(|(_, prepared)| prepared);
+        pages.retain(|id, (of, _)| *id > query_id || of != collection);
+        prepared
     }
 
     /// Shows a problem a screen met (a failed read) as the last problem.
