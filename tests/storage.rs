@@ -913,3 +913,76 @@ async fn a_batch_reads_its_stored_copies_by_range_or_one_by_one_and_prepared_pag
     );
 }
 
+/// The products' indexes in the database `name`, opened at the version it has.
+async fn product_index_names(name: &str) -> Vec<String> {
+    let raw = rexie::Rexie::builder(name).build().await.unwrap();
+    let transaction = raw
+        .transaction(&["products"], rexie::TransactionMode::ReadOnly)
+        .unwrap();
+    let products = transaction.store("products").unwrap();
+    let mut names: Vec<String> = ["name", "nameKey", "sku", "barcode", "byName"]
+        .into_iter()
+        .filter(|index| products.index(index).is_ok())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    drop(products);
+    transaction.done().await.unwrap();
+    raw.close();
+    names
+}
+
+/// Regression guard for schema version 6, which dropped the products' `name` and `nameKey`
+/// indexes (nothing read them; every product put paid for them): a version 5 database with
+/// products, a pending unit and a dead letter opens without those two indexes, with every
+/// record and unit kept and every lookup working.
+#[wasm_bindgen_test]
+async fn a_version_5_database_drops_the_unused_product_indexes_keeping_every_record_and_unit() {
+    let name = format!("test-migration-v5-{}", new_id());
+    let old = Store::open_with_old_schema(&name, 5).await.unwrap();
+    let mut tea = product("Assam  TEA 500g", 24_000);
+    tea.barcodes = vec!["8901063010017".into()];
+    tea.sku = Some("TEA-500".into());
+    let first = add_product_unit(new_id(), &tea, "s1", 0);
+    old.add_product(&tea, &[], &first).await.unwrap();
+    let sugar = product("Sugar", 4_500);
+    let second = add_product_unit(new_id(), &sugar, "s1", 0);
+    old.add_product(&sugar, &[], &second).await.unwrap();
+    old.set_dead_letter(&second.id, Some("the server refused it"))
+        .await
+        .unwrap();
+    old.close();
+    assert_eq!(
+        product_index_names(&name).await,
+        ["barcode", "byName", "name", "nameKey", "sku"]
+    );
+
+    let store = Store::open(&name).await.unwrap();
+    let outbox = store.outbox().await.unwrap();
+    assert_eq!(outbox.pending, vec![first]);
+    assert_eq!(
+        outbox.dead_letters,
+        vec![(second, "the server refused it".to_string())]
+    );
+    assert_eq!(store.products().await.unwrap().len(), 2);
+    assert_eq!(
+        store.product_by_barcode("8901063010017").await.unwrap(),
+        Some(tea.clone())
+    );
+    assert_eq!(
+        store.product_by_sku("TEA-500").await.unwrap(),
+        Some(tea.clone())
+    );
+    assert_eq!(
+        store
+            .products_with_name_prefix("assam tea", 10)
+            .await
+            .unwrap(),
+        vec![tea]
+    );
+    store.close();
+    assert_eq!(
+        product_index_names(&name).await,
+        ["barcode", "byName", "sku"]
+    );
+}

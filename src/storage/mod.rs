@@ -6,11 +6,12 @@
 //! the outbox ([`Store::commit_unit`]), so the UI never shows a state that is not durable and a
 //! crash can never leave an entity without its outbox entry or the reverse.
 //!
-//! Schema (version 2):
-//! - entity stores, key path `id`: `products` (indexes `name`, `nameKey` for name prefixes,
-//!   `sku`, `barcode` multi-entry over `barcodes`), `customers` (`phone` over `phoneDigits`),
+//! Schema (version 6; `schema::stores_of` says what each version added):
+//! - entity stores, key path `id`: `products` (indexes `sku`, `barcode` multi-entry over
+//!   `barcodes`, and the compound list indexes `byName`, `lowStockByName`, `byCategory`,
+//!   `lowStockByCategory`, see `products`), `customers` (`phone` over `phoneDigits`, `nameKey`),
 //!   `bills` (`day`, unique `number`), `payments` (`billId`), `expenses` (`day`), `stockMoves`
-//!   (`productId`), `audit` (`atMillis`);
+//!   (`productId`), `audit` (`atMillis`), `refunds` (`billId`), `parkedBills`;
 //! - sync stores: `outbox` (key path `id`; `{id, unit, state: "pending" | "dead", reason}`),
 //!   `conflicts` (the conflict inbox, key path `id`), `bases` (base copies for the three-way
 //!   merge, key path `path`);
@@ -18,8 +19,8 @@
 //!   `resumeToken/{target key}` (where each listen target resumes from).
 //!
 //! Migrations. Store and index changes are declarative (`schema::stores_of`, the one statement
-//! of the schema): opening with a newer version creates what is missing and keeps every record,
-//! in our own upgrade handler (`upgrade`, which reports a failed step as an error where the idb
+//! of the schema): opening with a newer version creates what is missing and keeps every record
+//! (an index a version dropped, `schema::dropped_indexes`, is deleted), in our own upgrade handler (`upgrade`, which reports a failed step as an error where the idb
 //! crate's would panic), before rexie opens the database with nothing left to upgrade. Record changes are data migrations: numbered steps in
 //! `DATA_MIGRATIONS`, each run once, in one transaction with the `dataVersion` that records it,
 //! right after opening. Version 1 had `products`, `outbox` and `meta`.

@@ -122,6 +122,21 @@ impl ProductQuery {
         key.into()
     }
 
+    /// The first `limit` records of this query, in name order, inside the caller's transaction
+    /// on `products` (one index range read).
+    pub(super) async fn first_values(
+        &self,
+        products: &rexie::Store,
+        limit: u32,
+    ) -> Result<Vec<JsValue>> {
+        products
+            .index(self.index())
+            .map_err(StorageError::from_rexie)?
+            .get_all(Some(self.range(None)?), Some(limit))
+            .await
+            .map_err(StorageError::from_rexie)
+    }
+
     /// Every key of this query, or those after `after`.
     fn range(&self, after: Option<&ProductPosition>) -> Result<KeyRange> {
         let prefix = name_key(&self.name_prefix);

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
 use super::outbox::{OutboxRecord, OutboxRecordState};
+use super::products::ProductQuery;
 use super::schema::{
     AUDIT, BILLS, CUSTOMERS, META, OUTBOX, PARKED_BILLS, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES,
 };
@@ -344,7 +345,11 @@ impl Store {
         let (by_barcode, by_sku, by_name) = try_join3(
             prefix_values(&store, "barcode", text, barcode_limit),
             prefix_values(&store, "sku", text, limit),
-            prefix_values(&store, "nameKey", &key, limit),
+            ProductQuery {
+                name_prefix: key,
+                ..ProductQuery::default()
+            }
+            .first_values(&store, limit),
         )
         .await?;
         let by_barcode = decode_all::<Product>(by_barcode)?;

@@ -5,9 +5,11 @@
 //! event's database, each store created or deleted): a failure there would panic inside the
 //! wasm, from a browser event, instead of reaching the app as an error. So [`upgrade_to`] opens
 //! the database at the version first and creates, in the browser's upgrade transaction, every
-//! store and index of [`stores_of`] that is missing, keeping every record (it never deletes a
-//! store or an index). Any step that fails aborts the upgrade, which keeps the database as it
-//! was, and comes back as [`StorageError::Open`]. rexie then finds nothing to upgrade.
+//! store and index of [`stores_of`] that is missing, keeping every record: it never deletes a
+//! store, and deletes an index only where the schema says the version dropped it
+//! ([`dropped_indexes`]; records are not touched). Any step that fails aborts the upgrade,
+//! which keeps the database as it was, and comes back as [`StorageError::Open`]. rexie then
+//! finds nothing to upgrade.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,7 +19,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbIndexParameters, IdbObjectStoreParameters, IdbOpenDbRequest};
 
-use super::schema::{stores_of, StoreSpec};
+use super::schema::{dropped_indexes, stores_of, StoreSpec};
 use super::{Result, StorageError};
 
 /// What a DOM exception or any other thrown value says.
@@ -87,12 +89,21 @@ pub(super) async fn upgrade_to(name: &str, version: u32) -> Result<()> {
     }
 }
 
-/// In the upgrade transaction of `request`: every store and index of `version` that is missing.
+/// In the upgrade transaction of `request`: every store and index of `version` that is
+/// missing, and no index the version dropped.
 fn create_missing(request: &IdbOpenDbRequest, version: u32) -> std::result::Result<(), JsValue> {
     let database: IdbDatabase = request.result()?.dyn_into()?;
     let transaction = request
         .transaction()
         .ok_or_else(|| JsValue::from_str("the upgrade has no transaction"))?;
+    for (store_name, index_name) in dropped_indexes(version) {
+        if database.object_store_names().contains(store_name) {
+            let store = transaction.object_store(store_name)?;
+            if store.index_names().contains(index_name) {
+                store.delete_index(index_name)?;
+            }
+        }
+    }
     for StoreSpec {
         name,
         key_path,
