@@ -19,6 +19,7 @@ use std::rc::Rc;
 use counterbook_firestore_wire::{Code, Document, TargetKind, Timestamp, Value};
 use counterbook_shop::actions::{APPROVED_BY_FIELD, AUDIT_COLLECTION};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
+use counterbook_sync::sorted_map::SortedMap;
 use counterbook_sync::{
     target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
     Event, FieldPath, ListenCommand, ListenConfig, ListenEvent, Listener, Operator, Outbox,
@@ -137,7 +138,7 @@ pub struct SyncStatus {
     /// Units not yet on the server (dead letters excluded), by the user id whose sign-in
     /// sends them (`None`: units naming nobody): "Sign in again to send N sales" counts a
     /// person's own.
-    pub pending_by_sender: std::collections::BTreeMap<Option<String>, usize>,
+    pub pending_by_sender: SortedMap<Option<String>, usize>,
     pub last_error: Option<String>,
     /// When the last pull finished, Unix ms.
     pub last_pull_millis: Option<i64>,
@@ -157,7 +158,7 @@ impl Default for SyncStatus {
             last_push_millis: None,
             dead_letters: Vec::new(),
             paused_for_sign_in: false,
-            pending_by_sender: std::collections::BTreeMap::new(),
+            pending_by_sender: SortedMap::new(),
             last_error: None,
             last_pull_millis: None,
             realtime: false,
@@ -225,7 +226,7 @@ struct Inner {
     listen_timer: Cell<Option<i32>>,
     /// Pulls the listener asked for, by collection, not yet reported back to it; `true` once
     /// one of their steps failed.
-    listener_pulls: RefCell<std::collections::BTreeMap<String, bool>>,
+    listener_pulls: RefCell<SortedMap<String, bool>>,
     /// The screen's collection has never been pulled on this tablet: its listen target waits
     /// until the first pull reaches the end (see [`SyncDriver::screen_target`]).
     screen_waits_for_pull: Cell<bool>,
@@ -500,7 +501,7 @@ impl SyncDriver {
                 listen_config,
                 channel_to_server,
                 listen_timer: Cell::new(None),
-                listener_pulls: RefCell::new(std::collections::BTreeMap::new()),
+                listener_pulls: RefCell::new(SortedMap::new()),
                 remote: Remote::new(&settings.endpoint, &settings.project, sessions.bearer()),
                 settings,
                 device_id,
@@ -1714,9 +1715,9 @@ impl SyncDriver {
                     .collect(),
                 paused_for_sign_in: false,
                 pending_by_sender: stored.pending.iter().fold(
-                    std::collections::BTreeMap::new(),
+                    SortedMap::new(),
                     |mut counts, unit| {
-                        *counts.entry(unit.sender.clone()).or_default() += 1;
+                        *counts.get_or_insert_with(unit.sender.clone(), usize::default) += 1;
                         counts
                     },
                 ),

@@ -16,10 +16,11 @@
 //! accounts and no shop yet offers "Set up your shop"; otherwise someone signs in.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use counterbook_shop::Role;
+use counterbook_sync::sorted_map::SortedMap;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Deserialize;
@@ -144,7 +145,7 @@ struct SessionsInner {
     refresh_timer: Cell<Option<i32>>,
     /// Refreshes, by person, since the backend last accepted a request of theirs: a backend
     /// refusing fresh tokens must not make the tablet refresh forever.
-    refreshes_without_success: RefCell<BTreeMap<String, u32>>,
+    refreshes_without_success: RefCell<SortedMap<String, u32>>,
     /// Called with whose requests may go again (a token was refreshed or someone signed in).
     on_resume: RefCell<Option<ResumeCallback>>,
 }
@@ -185,7 +186,7 @@ impl Sessions {
                 sender: RefCell::new(None),
                 refreshing: RefCell::new(BTreeSet::new()),
                 refresh_timer: Cell::new(None),
-                refreshes_without_success: RefCell::new(BTreeMap::new()),
+                refreshes_without_success: RefCell::new(SortedMap::new()),
                 on_resume: RefCell::new(None),
             }),
         };
@@ -552,7 +553,7 @@ impl Sessions {
         }
         let tries = {
             let mut counts = self.inner.refreshes_without_success.borrow_mut();
-            let tries = counts.entry(sender.clone()).or_default();
+            let tries = counts.get_or_insert_with(sender.clone(), u32::default);
             *tries += 1;
             *tries
         };

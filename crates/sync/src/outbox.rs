@@ -39,6 +39,7 @@ use crate::conflict::{
     check_unit_against_bases, merge_unit, BusinessRules, ConflictEntry, UnitMerge,
 };
 use crate::pull::{Checkpoint, PullQueryId, PullStep, PulledPage, Pulls};
+use crate::sorted_map::{SortedMap, SortedSet};
 use crate::unit::{
     commit_request_for_units, marker_path, BaseVersion, CommitContext, DocumentWrite, Unit, UnitId,
 };
@@ -382,9 +383,9 @@ pub struct OutboxStatus {
     pub paused_for_sign_in: bool,
     /// The senders whose units wait for a sign-in (their token was refused), with how many
     /// units each has waiting. Other senders' units go on meanwhile.
-    pub waiting_for_sign_in: BTreeMap<Option<String>, usize>,
+    pub waiting_for_sign_in: SortedMap<Option<String>, usize>,
     /// Units not yet on the server (dead letters excluded), by sender.
-    pub pending_by_sender: BTreeMap<Option<String>, usize>,
+    pub pending_by_sender: SortedMap<Option<String>, usize>,
     pub last_error: Option<String>,
 }
 
@@ -423,7 +424,7 @@ pub struct Outbox {
     online: bool,
     /// Senders whose token the backend refused (`UNAUTHENTICATED`) and who have not signed in
     /// again since: their units wait, everyone else's go on.
-    waiting_for_sign_in: BTreeSet<Option<String>>,
+    waiting_for_sign_in: SortedSet<Option<String>>,
     last_error: Option<String>,
     rng: SplitMix64,
 }
@@ -438,7 +439,7 @@ impl Outbox {
             commits: BTreeMap::new(),
             pulls,
             online: true,
-            waiting_for_sign_in: BTreeSet::new(),
+            waiting_for_sign_in: SortedSet::new(),
             last_error: None,
             rng,
         }
@@ -473,13 +474,11 @@ impl Outbox {
             }
             *status
                 .pending_by_sender
-                .entry(entry.unit.sender.clone())
-                .or_default() += 1;
+                .get_or_insert_with(entry.unit.sender.clone(), usize::default) += 1;
             if self.waiting_for_sign_in.contains(&entry.unit.sender) {
                 *status
                     .waiting_for_sign_in
-                    .entry(entry.unit.sender.clone())
-                    .or_default() += 1;
+                    .get_or_insert_with(entry.unit.sender.clone(), usize::default) += 1;
             }
         }
         status
@@ -819,17 +818,13 @@ impl Outbox {
             }
         }
         // The reply's write results come in request order: the folded writes, then markers.
-        let mut update_times: BTreeMap<&str, BaseVersionKey> = BTreeMap::new();
+        let mut update_times: SortedMap<&str, BaseVersionKey> = SortedMap::new();
         if let Some(response) = response {
-            update_times.extend(
-                commit
-                    .written
-                    .iter()
-                    .zip(&response.write_results)
-                    .filter_map(|(path, result)| {
-                        Some((path.as_str(), result.update_time?.to_unix_micros()))
-                    }),
-            );
+            for (path, result) in commit.written.iter().zip(&response.write_results) {
+                if let Some(update_time) = result.update_time {
+                    update_times.insert(path.as_str(), update_time.to_unix_micros());
+                }
+            }
         }
         for unit in &synced {
             self.advance_later_bases(unit, &update_times, commands);
@@ -843,7 +838,7 @@ impl Outbox {
     fn advance_later_bases(
         &mut self,
         synced: &Unit,
-        update_times: &BTreeMap<&str, BaseVersionKey>,
+        update_times: &SortedMap<&str, BaseVersionKey>,
         commands: &mut Vec<Command>,
     ) {
         for synced_write in &synced.writes {
@@ -991,7 +986,7 @@ impl Outbox {
                 commands.push(Command::MarkDone {
                     unit_id: unit_id.to_owned(),
                 });
-                self.advance_later_bases(&entry.unit, &BTreeMap::new(), commands);
+                self.advance_later_bases(&entry.unit, &SortedMap::new(), commands);
             }
             return;
         }
@@ -1217,9 +1212,9 @@ impl Outbox {
         let context = self.config.commit_context();
         for (unit_id, entry) in &self.entries {
             let paths = entry.unit.document_paths();
-            let mut holding: BTreeSet<Holder> = BTreeSet::new();
+            let mut holding: SortedSet<Holder> = SortedSet::new();
             let mut waits = false;
-            for path in &paths {
+            for path in paths.iter() {
                 match holders.get(path) {
                     Some(Holder::Waiting) => waits = true,
                     Some(holder) => {
@@ -1238,7 +1233,7 @@ impl Outbox {
                     commits_free -= 1;
                     Some(forming.len() - 1)
                 }
-                (false, true, 1) => match holding.first() {
+                (false, true, 1) => match holding.iter().next() {
                     Some(Holder::Forming(index))
                         if !entry.send_alone
                             && !forming_alone[*index]
@@ -1260,7 +1255,7 @@ impl Outbox {
             // units of other senders pass it on the documents it only patches blindly or adds
             // to (two cashiers selling the same product), as another tablet's would.
             let waits_for_sign_in = joinable.is_none() && !sender_may_send;
-            for path in paths {
+            for path in paths.iter().copied() {
                 let may_pass = waits_for_sign_in
                     && entry
                         .unit

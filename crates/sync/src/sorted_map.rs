@@ -1,6 +1,8 @@
 //! [`SortedMap`] and [`SortedSet`]: small ordered maps and sets kept as one vector sorted by
 //! key, for the engines' bookkeeping (a listener's two target slots, the collections it pulled,
-//! the target ids it retired).
+//! the target ids it retired; the outbox's senders waiting for a sign-in and units by sender, a
+//! commit's update times by path, a unit's document paths) and the app's (pulls the listener
+//! asked for, token refreshes by person).
 //!
 //! Why not `BTreeMap`: the app is a wasm download with a size budget, and every `BTreeMap<K, V>`
 //! with a new `K` or `V` compiles its own copy of the B-tree's insert, remove and rebalancing

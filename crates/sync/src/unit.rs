@@ -20,6 +20,8 @@ use counterbook_firestore_wire::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::sorted_map::SortedSet;
+
 /// A unit id: a UUID v7 made on the device, so ids sort by creation time.
 pub type UnitId = String;
 
@@ -54,9 +56,11 @@ pub struct Unit {
 
 impl Unit {
     /// The documents this unit writes, by path.
-    pub fn document_paths(&self) -> BTreeSet<&str> {
-        let mut paths = BTreeSet::new();
-        paths.extend(self.writes.iter().map(|write| write.path.as_str()));
+    pub fn document_paths(&self) -> SortedSet<&str> {
+        let mut paths = SortedSet::new();
+        for write in &self.writes {
+            paths.insert(write.path.as_str());
+        }
         paths
     }
 }

@@ -555,8 +555,8 @@ fn a_sender_whose_token_is_refused_waits_while_everyone_elses_units_go_on() {
     let status = outbox.status();
     assert!(status.paused_for_sign_in);
     assert_eq!(
-        status.waiting_for_sign_in,
-        BTreeMap::from([(Some("ravi".to_owned()), 2)])
+        status.waiting_for_sign_in.iter().collect::<Vec<_>>(),
+        vec![(&Some("ravi".to_owned()), &2)]
     );
     // Someone else signing in does not release Ravi's units; Ravi signing in again does.
     assert!(commands_sent(&outbox.handle(
