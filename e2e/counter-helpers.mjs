@@ -87,36 +87,38 @@ const AZERTY_DIGIT_ROW = { 1: "&", 2: "é", 3: '"', 4: "'", 5: "(", 6: "-", 7: "
  * The presses are all sent at once, not one round trip at a time. A scanner's keys reach the
  * page as fast as it types them; a round trip per press on a loaded machine once left more than
  * the page's 250 ms between two keys of one scan, so the page gave the keys held so far back
- * as typing and read the rest of the code as a scan of its own ("the bill did not open"). */
-export async function scanWithKeyboard(page, code, gapMs = 6, layoutKey = (character) => character) {
+ * as typing and read the rest of the code as a scan of its own ("the bill did not open").
+ *
+ * With `lateAfter`, the page gets the keys late, as a busy tablet does: the first `lateAfter`
+ * keys, then (once the page has given them back to the focused field as typing) the rest,
+ * stamped as the scanner pressed them. */
+export async function scanWithKeyboard(page, code, gapMs = 6, layoutKey = (character) => character, { lateAfter } = {}) {
   const session = await page.context().newCDPSession(page);
   try {
     let at = Date.now() / 1000;
     const presses = [];
-    const send = (type, key, keyCode, vk, text) =>
-      presses.push(
-        session.send("Input.dispatchKeyEvent", {
-          type,
-          key,
-          code: keyCode,
-          windowsVirtualKeyCode: vk,
-          text,
-          unmodifiedText: text,
-          timestamp: at,
-        }),
-      );
+    const press = (type, key, keyCode, vk, text) =>
+      presses.push({ type, key, code: keyCode, windowsVirtualKeyCode: vk, text, unmodifiedText: text, timestamp: at });
     for (const character of code) {
       const { code: keyCode, vk } = usKey(character);
       const typed = layoutKey(character);
-      send("keyDown", typed, keyCode, vk, typed);
+      press("keyDown", typed, keyCode, vk, typed);
       at += 0.002;
-      send("keyUp", typed, keyCode, vk);
+      press("keyUp", typed, keyCode, vk);
       at += (gapMs - 2) / 1000;
     }
-    send("keyDown", "Enter", "Enter", 13, "\r");
+    press("keyDown", "Enter", "Enter", 13, "\r");
     at += 0.002;
-    send("keyUp", "Enter", "Enter", 13);
-    await Promise.all(presses);
+    press("keyUp", "Enter", "Enter", 13);
+    const send = (batch) => Promise.all(batch.map((params) => session.send("Input.dispatchKeyEvent", params)));
+    if (lateAfter) {
+      await send(presses.slice(0, 2 * lateAfter));
+      const early = [...code.slice(0, lateAfter)].map(layoutKey).join("");
+      await page.waitForFunction((early) => document.activeElement?.value?.endsWith(early), early);
+      await send(presses.slice(2 * lateAfter));
+    } else {
+      await send(presses);
+    }
   } finally {
     await session.detach();
   }

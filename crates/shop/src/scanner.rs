@@ -17,6 +17,13 @@
 //! scan character is held from the start and released if no burst follows, at the price of
 //! typing appearing a moment later ([`ScanDetector::tick`] at [`ScanDetector::next_deadline`]).
 //! The Enter that ends a scan is always suppressed, so it never adds a second line.
+//!
+//! The key stamps decide what is a burst; the page's clock only decides when to stop waiting.
+//! A burst that [`ScanDetector::tick`] gave back as typing (no key had come for a while) is
+//! taken back if the next key's own stamp shows it was part of it after all: a busy page or
+//! browser can deliver a scanner's keys a quarter of a second late, and the code must not be
+//! split into typing and a shorter scan. The scan then reports every key of the burst as
+//! leaked, and the caller removes them from where they went.
 
 /// Timing and length rules.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,8 +55,9 @@ impl Default for ScannerConfig {
 pub struct Scan {
     /// The code, read by physical key.
     pub code: String,
-    /// How many of the scan's first keys reached the page before the scan was recognised
-    /// (0 or 1); the caller removes their characters from where they went.
+    /// How many of the scan's first keys reached the page before the scan was recognised (the
+    /// first, or all those given back as typing before late keys continued them); the caller
+    /// removes their characters from where they went.
     pub leaked_chars: usize,
     /// What those leaked keys typed there (by `key`, in the page's layout).
     pub leaked_text: String,
@@ -74,12 +82,22 @@ struct BurstKey {
     held: bool,
 }
 
+/// A burst [`ScanDetector::tick`] gave back as typing, until the next key says whether it
+/// continues it.
+#[derive(Clone, Debug)]
+struct GivenBack {
+    /// Its keys, all on the page now (none held).
+    keys: Vec<BurstKey>,
+    last_key_at_ms: f64,
+}
+
 /// The detector's state: the burst of fast keys in progress.
 #[derive(Clone, Debug)]
 pub struct ScanDetector {
     config: ScannerConfig,
     burst: Vec<BurstKey>,
     last_key_at_ms: Option<f64>,
+    given_back: Option<GivenBack>,
 }
 
 /// The character a scanner means by a physical key, or `None` for keys that are not part of
@@ -136,6 +154,7 @@ impl ScanDetector {
             config,
             burst: Vec::new(),
             last_key_at_ms: None,
+            given_back: None,
         }
     }
 
@@ -164,6 +183,7 @@ impl ScanDetector {
             // A scanner presses Shift for capitals; it neither breaks nor extends a burst.
             return KeyOutcome::default();
         }
+        self.take_back_if_continued(code, at_ms);
         let gap = self.last_key_at_ms.map(|last| at_ms - last);
         self.last_key_at_ms = Some(at_ms);
         let continues = |limit: f64| !matches!(gap, Some(gap) if gap > limit) && gap.is_some();
@@ -226,6 +246,26 @@ impl ScanDetector {
         }
     }
 
+    /// The burst given back as typing becomes the burst in progress again if this key (a code
+    /// character, or the Enter) was pressed soon enough after its last key to belong to it.
+    fn take_back_if_continued(&mut self, code: &str, at_ms: f64) {
+        let Some(given_back) = self.given_back.take() else {
+            return;
+        };
+        let limit = if is_enter(code) {
+            self.config.max_enter_gap_ms
+        } else if character_of_code(code).is_some() {
+            self.config.max_gap_ms
+        } else {
+            return;
+        };
+        let gap = at_ms - given_back.last_key_at_ms;
+        if self.burst.is_empty() && (0.0..=limit).contains(&gap) {
+            self.burst = given_back.keys;
+            self.last_key_at_ms = Some(given_back.last_key_at_ms);
+        }
+    }
+
     /// The code of the burst in progress, once it is long enough that an Enter now would
     /// complete it as a scan: the page may start looking it up before the Enter comes, to have
     /// the product ready when it does. Only a scan ([`KeyOutcome::scan`]) may act on a code;
@@ -251,8 +291,29 @@ impl ScanDetector {
         if now_ms <= deadline {
             return None;
         }
+        let last_key_at_ms = self.last_key_at_ms?;
+        let given_back = GivenBack {
+            keys: self
+                .burst
+                .iter()
+                .map(|key| BurstKey {
+                    held: false,
+                    // What the key put on the page: a key that types nothing is given back as
+                    // nothing (see `take_held_text`).
+                    key: if key.key.chars().count() == 1 {
+                        key.key.clone()
+                    } else {
+                        String::new()
+                    },
+                    ..key.clone()
+                })
+                .collect(),
+            last_key_at_ms,
+        };
         self.last_key_at_ms = None;
-        self.take_held_text()
+        let released = self.take_held_text();
+        self.given_back = Some(given_back);
+        released
     }
 }
 
@@ -497,6 +558,61 @@ mod tests {
         assert_eq!(character_of_code("Numpad"), None);
         assert_eq!(character_of_code("Keyq"), None);
         assert_eq!(character_of_code("ArrowUp"), None);
+    }
+
+    /// Regression (the e2e "a second tablet ... prints its shop profile" at load 13: "Unknown
+    /// code 63010017", "89010" in the scan field): the page's timer gave a scan's first keys
+    /// back as typing because its next keys came more than 250 ms later, though their own
+    /// stamps were 6 ms apart.
+    #[test]
+    fn keys_delivered_late_take_back_what_the_page_gave_back_as_typing() {
+        let mut detector = ScanDetector::default();
+        let keys = scanner_keys("8901063010017", 1000.0, 6.0, azerty);
+        let early = run(&mut detector, &keys[..5]);
+        assert!(early.iter().all(|outcome| outcome.release.is_none()));
+        // The page's timer: no key for a while, whatever the stamps will say.
+        assert_eq!(detector.tick(f64::INFINITY).as_deref(), Some("çà&à"));
+        let late = run(&mut detector, &keys[5..]);
+        assert!(late
+            .iter()
+            .all(|outcome| outcome.suppress && outcome.release.is_none()));
+        assert_eq!(
+            late.last().unwrap().scan,
+            Some(Scan {
+                code: "8901063010017".into(),
+                leaked_chars: 5,
+                leaked_text: "_çà&à".into(),
+            })
+        );
+        // The Enter alone delivered late completes the scan too.
+        let keys = scanner_keys("12345670", 5000.0, 6.0, azerty);
+        run(&mut detector, &keys[..8]);
+        assert_eq!(detector.tick(f64::INFINITY).as_deref(), Some("é\"'(-èà"));
+        let enter = run(&mut detector, &keys[8..]);
+        assert_eq!(enter[0].scan.as_ref().unwrap().code, "12345670");
+        assert_eq!(enter[0].scan.as_ref().unwrap().leaked_chars, 8);
+        // Keys given back stay typing when the next key was pressed later than a burst allows,
+        // or is not part of a code.
+        run(
+            &mut detector,
+            &scanner_keys("1234", 9000.0, 6.0, azerty)[..4],
+        );
+        assert!(detector.tick(f64::INFINITY).is_some());
+        let outcome = detector.key_down("Digit5", "(", 9018.0 + 61.0);
+        assert!(!outcome.suppress && outcome.release.is_none() && outcome.scan.is_none());
+        run(
+            &mut detector,
+            &scanner_keys("1234", 20_000.0, 6.0, azerty)[..4],
+        );
+        assert!(detector.tick(f64::INFINITY).is_some());
+        assert!(
+            !detector
+                .key_down("Backspace", "Backspace", 20_020.0)
+                .suppress
+        );
+        assert!(detector.key_down("Digit5", "(", 20_024.0).scan.is_none());
+        let outcome = detector.key_down("Enter", "Enter", 20_030.0);
+        assert_eq!(outcome.scan, None);
     }
 
     #[test]

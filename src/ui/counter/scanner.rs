@@ -3,7 +3,8 @@
 //! [`ScanDetector`], which tells a scanner's burst from a person typing by its timing and reads
 //! the code by `KeyboardEvent.code` (so an AZERTY or Arabic layout does not garble it). This
 //! module carries out what it decides: suppress a key, give held typing back to the focused
-//! field, take a scan's leaked first character out of it, and hand the scan to the page.
+//! field, take a scan's leaked characters out of it (its first, or all of a burst given back
+//! before its late keys came), and hand the scan to the page.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -36,14 +37,14 @@ pub fn type_into_focused_field(text: &str) -> bool {
     true
 }
 
-/// Takes `first_key` back out of the focused field, just before its caret, where the first
-/// key of a scan went.
-pub fn remove_from_focused_field(first_key: &str) {
+/// Takes `leaked` back out of the focused field, just before its caret, where a scan's leaked
+/// keys went.
+pub fn remove_from_focused_field(leaked: &str) {
     let Some(input) = focused_text_field() else {
         return;
     };
     let value: Vec<u16> = input.value().encode_utf16().collect();
-    let typed: Vec<u16> = first_key.encode_utf16().collect();
+    let typed: Vec<u16> = leaked.encode_utf16().collect();
     let caret = input
         .selection_start()
         .ok()
@@ -190,7 +191,8 @@ pub fn listen(handlers: ScannerHandlers) -> Option<ScannerListener> {
 /// How long, on the page's clock, held keys wait for the rest of a burst before they are given
 /// back as typing. The detector judges bursts by the keys' own time stamps; this wait only has
 /// to outlast the moments a busy page or USB stack delivers keys late, and a person who pressed
-/// two keys at once sees the second a quarter of a second later.
+/// two keys at once sees the second a quarter of a second later. Keys later still, whose stamps
+/// show they continue the burst, take back what was given (the detector's scan leaks it all).
 const RELEASE_AFTER_MILLIS: f64 = 250.0;
 
 /// Asks for a tick once no key has come for a while, so held keys that turn out to be typing
