@@ -83,15 +83,17 @@ function cpuSecondsOfChildren() {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      processes.set(Number(entry), { name, parent: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / ticks });
+      const type = readFileSync(`/proc/${entry}/cmdline`, "utf8").match(/--type=([a-z-]+)/)?.[1] ?? "main";
+      processes.set(Number(entry), { name, type, parent: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / ticks });
     } catch {}
   }
-  const totals = { browser: 0, other: 0 };
+  const totals = { browser: 0, other: 0, byType: {} };
   for (const [pid, info] of processes) {
     let inBrowser = false;
     for (let at = pid, hops = 0; at && hops < 50; hops++) {
       if (at === process.pid) {
         totals[inBrowser ? "browser" : "other"] += info.cpu;
+        if (inBrowser) totals.byType[info.type] = (totals.byType[info.type] ?? 0) + info.cpu;
         break;
       }
       const here = processes.get(at);
@@ -390,6 +392,10 @@ async function run(browser, size, app, build) {
     const firstSyncCpuSeconds = {
       browser: +(cpuAfter.browser - cpuBefore.browser).toFixed(2),
       server: +(cpuAfter.other - cpuBefore.other).toFixed(2),
+      // The browser's by process type: main (where IndexedDB's backend runs), renderer, gpu, utility.
+      browserByType: Object.fromEntries(
+        Object.entries(cpuAfter.byType).map(([type, cpu]) => [type, +(cpu - (cpuBefore.byType[type] ?? 0)).toFixed(2)]),
+      ),
     };
     let firstSyncProfile;
     if (profiler) {
