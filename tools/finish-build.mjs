@@ -2,9 +2,10 @@
 // pipeline, wasm-opt included, has written its final bytes.
 //
 // 0. Minifies wasm-bindgen's JavaScript bindings (the file index.html names in
-//    `data-counterbook-js`) with esbuild: Trunk minifies style sheets and HTML (Trunk.toml's
-//    `minify`) but not the bindings. Property names (those the wasm's imports are looked up
-//    by) are kept; only local names and spacing change.
+//    `data-counterbook-js`) and www/boot.js with esbuild: Trunk minifies style sheets and HTML
+//    (Trunk.toml's `minify`) but not scripts. Property names (those the wasm's imports are
+//    looked up by) are kept; only local names, comments and spacing change. sw.js stays as
+//    written: its stamped VERSION and ASSETS are read back by the tests.
 // 1. Stamps the service worker (sw.js) with the list of files Trunk emitted (the manifest's
 //    screenshots aside), the app's JavaScript bindings and wasm (the worker imports them for
 //    Background Sync) and a version hashed from their final bytes. Trunk names the wasm by a
@@ -34,8 +35,17 @@ if (!staging) {
   process.exit(2);
 }
 
-/** Minifies the JavaScript bindings index.html names (step 0). */
-function minifyBindings() {
+/** Minifies the JavaScript module at `path` in the staging directory (step 0). */
+function minifyScript(path) {
+  const file = join(staging, path);
+  const source = readFileSync(file, "utf8");
+  const minified = transformSync(source, { loader: "js", format: "esm", minify: true }).code;
+  writeFileSync(file, minified);
+  console.log(`minified ${path}: ${source.length} -> ${minified.length} bytes`);
+}
+
+/** The JavaScript bindings index.html names (step 0). */
+function bindingsPath() {
   const path = readFileSync(join(staging, "index.html"), "utf8").match(
     /data-counterbook-js=["']?\/?([^"'\s>]+\.js)/,
   )?.[1];
@@ -43,13 +53,10 @@ function minifyBindings() {
     console.error("index.html names no JavaScript bindings in data-counterbook-js");
     process.exit(1);
   }
-  const file = join(staging, path);
-  const source = readFileSync(file, "utf8");
-  const minified = transformSync(source, { loader: "js", format: "esm", minify: true }).code;
-  writeFileSync(file, minified);
-  console.log(`minified ${path}: ${source.length} -> ${minified.length} bytes`);
+  return path;
 }
-minifyBindings();
+minifyScript(bindingsPath());
+minifyScript("boot.js");
 
 /** Extensions of the files worth compressing (images such as PNG are compressed already). */
 const COMPRESSIBLE = /\.(html|js|mjs|wasm|css|webmanifest|json|svg|txt)$/;
