@@ -8,11 +8,11 @@ use std::rc::Rc;
 
 use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
-use counterbook::storage::{
-    declare_schema, ChangedDocuments, ProductPosition, ProductQuery, Store, DATA_VERSION,
-};
+use counterbook::storage::{ChangedDocuments, ProductPosition, ProductQuery, Store, DATA_VERSION};
 use counterbook_shop::actions::{self as shop_actions, ActionContext};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+mod common;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -169,48 +169,23 @@ async fn every_committed_write_announces_the_documents_it_changed() {
 #[wasm_bindgen_test]
 async fn a_version_2_database_upgrades_keeping_pending_units_and_finds_low_stock() {
     let name = format!("test-migration-v2-{}", new_id());
-    let old = Store::open_with_old_schema(&name, 2).await.unwrap();
     let soap = Product::new(new_id(), "Lux Soap", 3_500, "INR");
-    let pending = add_product_unit(new_id(), &soap, "s1", 0);
-    old.add_product(&soap, &[], &pending).await.unwrap();
     let refused = Product::new(new_id(), "Surf", 9_900, "INR");
-    let dead = add_product_unit(new_id(), &refused, "s1", 0);
-    old.add_product(&refused, &[], &dead).await.unwrap();
-    old.set_dead_letter(&dead.id, Some("the server refused it"))
-        .await
-        .unwrap();
+    let (old, pending, dead) = common::old_database_with_units(&name, 2, &soap, &refused).await;
     old.close();
 
     // A product low on stock exactly as version 2 stored it: without the lowStock mark.
     let mut milk = Product::new(new_id(), "Milk 1l", 6_000, "INR");
     milk.low_stock_threshold = Some(10);
     milk.stock_on_hand = 3;
-    {
-        let raw = declare_schema(&name, 2).build().await.unwrap();
-        let transaction = raw
-            .transaction(&["products"], rexie::TransactionMode::ReadWrite)
+    let record =
+        serde::Serialize::serialize(&milk, &serde_wasm_bindgen::Serializer::json_compatible())
             .unwrap();
-        let record =
-            serde::Serialize::serialize(&milk, &serde_wasm_bindgen::Serializer::json_compatible())
-                .unwrap();
-        transaction
-            .store("products")
-            .unwrap()
-            .put(&record, None)
-            .await
-            .unwrap();
-        transaction.done().await.unwrap();
-        raw.close();
-    }
+    common::put_raw_record(&name, 2, "products", &record).await;
 
     let store = Store::open(&name).await.unwrap();
     assert_eq!(store.data_version().await.unwrap(), DATA_VERSION);
-    let outbox = store.outbox().await.unwrap();
-    assert_eq!(outbox.pending, vec![pending]);
-    assert_eq!(
-        outbox.dead_letters,
-        vec![(dead, "the server refused it".to_string())]
-    );
+    common::assert_units_kept(&store, pending, dead).await;
     let all = ProductQuery::default();
     let listed = store.products_after(&all, None, 10).await.unwrap();
     assert_eq!(names(&listed), ["Lux Soap", "Milk 1l", "Surf"]);

@@ -16,6 +16,8 @@ use counterbook_sync::{Checkpoint, ConflictEntry, ConflictKind, DocumentWrite, P
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
+mod common;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn fresh_store() -> (Store, String) {
@@ -321,28 +323,18 @@ async fn an_older_server_version_arriving_after_a_newer_one_changes_nothing() {
 #[wasm_bindgen_test]
 async fn a_base_copy_stored_with_fields_as_objects_is_still_read() {
     let name = format!("test-old-base-{}", new_id());
-    {
-        let raw = counterbook::storage::declare_schema(&name, counterbook::storage::SCHEMA_VERSION)
-            .build()
-            .await
-            .unwrap();
-        let transaction = raw
-            .transaction(&["bases"], rexie::TransactionMode::ReadWrite)
-            .unwrap();
-        let record = js_sys::JSON::parse(
-            r#"{"path": "shops/s1/products/old", "updateTimeMicros": 5,
-                "fields": {"name": {"stringValue": "Old Tea"}, "price": {"integerValue": "1200"}}}"#,
-        )
-        .unwrap();
-        transaction
-            .store("bases")
-            .unwrap()
-            .put(&record, None)
-            .await
-            .unwrap();
-        transaction.done().await.unwrap();
-        raw.close();
-    }
+    let record = js_sys::JSON::parse(
+        r#"{"path": "shops/s1/products/old", "updateTimeMicros": 5,
+            "fields": {"name": {"stringValue": "Old Tea"}, "price": {"integerValue": "1200"}}}"#,
+    )
+    .unwrap();
+    common::put_raw_record(
+        &name,
+        counterbook::storage::SCHEMA_VERSION,
+        "bases",
+        &record,
+    )
+    .await;
     let store = Store::open(&name).await.unwrap();
     let base = store
         .base_copy("shops/s1/products/old")
@@ -681,18 +673,11 @@ async fn the_conflict_inbox_keeps_entries_until_dealt_with() {
 #[wasm_bindgen_test]
 async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
     let name = format!("test-migration-{}", new_id());
-    let old = Store::open_with_old_schema(&name, 1).await.unwrap();
     let tea = product("Assam  TEA 500g", 24_000);
     let mut v1_tea = tea.clone();
     v1_tea.name_key = String::new(); // version 1 did not have the field
-    let first = add_product_unit(new_id(), &v1_tea, "s1", 0);
-    old.add_product(&v1_tea, &[], &first).await.unwrap();
-    let sugar = product("Sugar", 4_500);
-    let second = add_product_unit(new_id(), &sugar, "s1", 0);
-    old.add_product(&sugar, &[], &second).await.unwrap();
-    old.set_dead_letter(&second.id, Some("the server refused it"))
-        .await
-        .unwrap();
+    let (old, first, second) =
+        common::old_database_with_units(&name, 1, &v1_tea, &product("Sugar", 4_500)).await;
     assert_eq!(old.data_version().await.unwrap(), 1);
     old.close();
 
@@ -701,12 +686,7 @@ async fn a_version_1_database_upgrades_keeping_every_record_and_pending_unit() {
         store.data_version().await.unwrap(),
         counterbook::storage::DATA_VERSION
     );
-    let outbox = store.outbox().await.unwrap();
-    assert_eq!(outbox.pending, vec![first]);
-    assert_eq!(
-        outbox.dead_letters,
-        vec![(second, "the server refused it".to_string())]
-    );
+    common::assert_units_kept(&store, first, second).await;
     assert_eq!(store.products().await.unwrap().len(), 2);
     // The data migration backfilled the name-prefix key.
     let found = store
@@ -939,18 +919,11 @@ async fn product_index_names(name: &str) -> Vec<String> {
 #[wasm_bindgen_test]
 async fn a_version_5_database_drops_the_unused_product_indexes_keeping_every_record_and_unit() {
     let name = format!("test-migration-v5-{}", new_id());
-    let old = Store::open_with_old_schema(&name, 5).await.unwrap();
     let mut tea = product("Assam  TEA 500g", 24_000);
     tea.barcodes = vec!["8901063010017".into()];
     tea.sku = Some("TEA-500".into());
-    let first = add_product_unit(new_id(), &tea, "s1", 0);
-    old.add_product(&tea, &[], &first).await.unwrap();
-    let sugar = product("Sugar", 4_500);
-    let second = add_product_unit(new_id(), &sugar, "s1", 0);
-    old.add_product(&sugar, &[], &second).await.unwrap();
-    old.set_dead_letter(&second.id, Some("the server refused it"))
-        .await
-        .unwrap();
+    let (old, first, second) =
+        common::old_database_with_units(&name, 5, &tea, &product("Sugar", 4_500)).await;
     old.close();
     assert_eq!(
         product_index_names(&name).await,
@@ -958,12 +931,7 @@ async fn a_version_5_database_drops_the_unused_product_indexes_keeping_every_rec
     );
 
     let store = Store::open(&name).await.unwrap();
-    let outbox = store.outbox().await.unwrap();
-    assert_eq!(outbox.pending, vec![first]);
-    assert_eq!(
-        outbox.dead_letters,
-        vec![(second, "the server refused it".to_string())]
-    );
+    common::assert_units_kept(&store, first, second).await;
     assert_eq!(store.products().await.unwrap().len(), 2);
     assert_eq!(
         store.product_by_barcode("8901063010017").await.unwrap(),
