@@ -83,12 +83,74 @@ pub enum SetupError {
     AlreadyClaimed,
     #[error("Too many wrong codes. Wait a little and try again.")]
     TooManyAttempts,
+    /// A field the server refused, with the last number of its words (the rule's limit:
+    /// "1 to 200 characters", "at least 6 characters"), if they had one.
+    #[error("the server refused the {field:?}: {detail}")]
+    InvalidField {
+        field: SetupField,
+        limit: Option<usize>,
+        detail: String,
+    },
+    /// Any other refusal, in the server's words.
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
     SignIn(#[from] SignInError),
+    /// The claim succeeded but its owner could not be signed in here.
+    #[error(transparent)]
+    Session(SessionError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A field of "Set up your shop", as `setup:claim` names it in an `INVALID_ARGUMENT`
+/// ("Invalid value at 'currency': an ISO 4217 code of three capital letters, like INR").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupField {
+    ShopName,
+    Currency,
+    Country,
+    Locale,
+    Email,
+    Password,
+    DisplayName,
+}
+
+impl SetupField {
+    fn from_wire_name(name: &str) -> Option<SetupField> {
+        Some(match name {
+            "shopName" => SetupField::ShopName,
+            "currency" => SetupField::Currency,
+            "country" => SetupField::Country,
+            "locale" => SetupField::Locale,
+            "email" => SetupField::Email,
+            "password" => SetupField::Password,
+            "displayName" => SetupField::DisplayName,
+            _ => return None,
+        })
+    }
+}
+
+/// What a refused claim's message says, as a [`SetupError`]: a field and its limit when the
+/// server named one it knows ("Invalid value at 'password': at least 6 characters"), else the
+/// server's words.
+fn setup_refusal(message: String) -> SetupError {
+    let named = message
+        .strip_prefix("Invalid value at '")
+        .and_then(|rest| rest.split_once("': "))
+        .and_then(|(name, why)| Some((SetupField::from_wire_name(name)?, why)));
+    let Some((field, why)) = named else {
+        return SetupError::Invalid(message);
+    };
+    let limit = why
+        .split(|c: char| !c.is_ascii_digit())
+        .rfind(|digits| !digits.is_empty())
+        .and_then(|digits| digits.parse().ok());
+    SetupError::InvalidField {
+        field,
+        limit,
+        detail: why.to_owned(),
+    }
 }
 
 /// Why a person could not be signed in on this tablet.
@@ -391,7 +453,7 @@ impl Sessions {
                 403 => SetupError::WrongCode,
                 409 => SetupError::AlreadyClaimed,
                 429 => SetupError::TooManyAttempts,
-                _ => SetupError::Invalid(message),
+                _ => setup_refusal(message),
             });
         }
         #[derive(Deserialize)]
@@ -414,7 +476,7 @@ impl Sessions {
         };
         self.adopt(tokens).await.map_err(|error| match error {
             SessionError::Storage(e) => SetupError::Storage(e),
-            other => SetupError::Invalid(other.to_string()),
+            other => SetupError::Session(other),
         })
     }
 
@@ -842,5 +904,41 @@ mod tests {
         ] {
             assert_eq!(normalize_setup_code(typed), "K7QX-M2RD-9HTW", "{typed}");
         }
+    }
+
+    #[wasm_bindgen_test]
+    fn a_refused_claim_names_the_field_and_its_limit() {
+        let check = |message: &str, expected: SetupError| {
+            assert_eq!(setup_refusal(message.to_owned()), expected, "{message}");
+        };
+        check(
+            "Invalid value at 'password': at least 6 characters",
+            SetupError::InvalidField {
+                field: SetupField::Password,
+                limit: Some(6),
+                detail: "at least 6 characters".into(),
+            },
+        );
+        check(
+            "Invalid value at 'shopName': give the shop a name of 1 to 200 characters",
+            SetupError::InvalidField {
+                field: SetupField::ShopName,
+                limit: Some(200),
+                detail: "give the shop a name of 1 to 200 characters".into(),
+            },
+        );
+        check(
+            "Invalid value at 'currency': an ISO 4217 code of three capital letters, like INR",
+            SetupError::InvalidField {
+                field: SetupField::Currency,
+                limit: Some(4217),
+                detail: "an ISO 4217 code of three capital letters, like INR".into(),
+            },
+        );
+        check(
+            "Invalid value at 'shopId': 1 to 100 letters",
+            SetupError::Invalid("Invalid value at 'shopId': 1 to 100 letters".into()),
+        );
+        check("HTTP 500", SetupError::Invalid("HTTP 500".into()));
     }
 }

@@ -2,12 +2,12 @@
 //! of the catalogue in the tablet's language ([`Shown`]). An error's `Display` (thiserror) is
 //! English for logs and the console; what is not mapped here shows its `Display`.
 
-use crate::i18n::{t, tr, Msg};
+use crate::i18n::{t, tn, tr, Msg};
 use crate::money::PriceError;
 use crate::people::PinError;
 use crate::storage::StorageError;
 use crate::sync::identity::SignInError;
-use crate::sync::session::{SessionError, SetupError};
+use crate::sync::session::{SessionError, SetupError, SetupField};
 
 /// An error as a screen shows it, in the tablet's language.
 pub trait Shown {
@@ -37,11 +37,32 @@ impl Shown for SetupError {
             SetupError::AlreadyClaimed => t(Msg::ProblemAlreadyClaimed).into(),
             SetupError::TooManyAttempts => t(Msg::ProblemTooManyCodes).into(),
             SetupError::SignIn(error) => error.shown(),
+            SetupError::Session(error) => error.shown(),
             SetupError::Storage(error) => error.shown(),
-            // What the server said about a field, in its words.
-            SetupError::Invalid(detail) => detail.clone(),
+            SetupError::InvalidField {
+                field,
+                limit,
+                detail,
+            } => setup_field_problem(*field, *limit)
+                .unwrap_or_else(|| tr(Msg::ProblemRefused, &[("detail", detail)])),
+            // A refusal the app has no words for: the server's own, said to be its.
+            SetupError::Invalid(detail) => tr(Msg::ProblemRefused, &[("detail", detail)]),
         }
     }
+}
+
+/// What to fix in a field of "Set up your shop" the server refused; `None` when the rule
+/// needs its limit and the server's words had none.
+fn setup_field_problem(field: SetupField, limit: Option<usize>) -> Option<String> {
+    Some(match field {
+        SetupField::ShopName => tn(Msg::ProblemSetupShopName, limit?, &[]),
+        SetupField::DisplayName => tn(Msg::ProblemSetupDisplayName, limit?, &[]),
+        SetupField::Password => tn(Msg::ProblemSetupPassword, limit?, &[]),
+        SetupField::Currency => t(Msg::ProblemSetupCurrency).to_owned(),
+        SetupField::Country => t(Msg::ProblemSetupCountry).to_owned(),
+        SetupField::Locale => t(Msg::ProblemSetupLocale).to_owned(),
+        SetupField::Email => t(Msg::ProblemSetupEmail).to_owned(),
+    })
 }
 
 impl Shown for SessionError {

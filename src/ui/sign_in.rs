@@ -230,7 +230,9 @@ pub fn ChoosePin(
         });
     };
     view! {
-        <form class="sign-in-card" data-testid="choose-pin-form" on:submit=submit>
+        // novalidate: a PIN of the wrong length gets the app's own words, in the tablet's
+        // language, rather than the browser's bubble in the browser's.
+        <form class="sign-in-card" data-testid="choose-pin-form" novalidate=true on:submit=submit>
             <h2>{t(Msg::SigninChoosePinTitle)}</h2>
             <p class="help">{t(Msg::SigninChoosePinHelp)}</p>
             <label>{t(Msg::SigninPin)}
