@@ -28,8 +28,17 @@ import {
   startServer,
   temporaryDirectory,
   waitForBadge,
+  waitForServiceWorkerControl,
 } from "./harness.mjs";
-import { asPerson, choosePin, sellOne, signIn, waitForPending, waitForPersonAtCounter } from "./people-helpers.mjs";
+import {
+  billsOnServer,
+  choosePin,
+  sellOne,
+  setUpShopOverRest,
+  signIn,
+  waitForPending,
+  waitForPersonAtCounter,
+} from "./people-helpers.mjs";
 
 const PROJECT = "e2e-background-sync";
 const SYNC_TAG = "counterbook-outbox/counterbook";
@@ -145,8 +154,7 @@ describe("Background Sync sends a sale made offline after the tab was closed", (
       await page.getByTestId("counter-page").waitFor();
       await waitForBadge(page, { connection: "Online", pending: 0 });
       await waitForProductCount(page, 1);
-      await page.evaluate(() => navigator.serviceWorker.ready);
-      await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+      await waitForServiceWorkerControl(page);
 
       // Offline, a sale waits in the outbox, and the tab asks for a Background Sync.
       await tablet.setOffline(true);
@@ -215,9 +223,7 @@ describe("Background Sync sends a sale made offline after the tab was closed", (
 });
 
 describe("Background Sync sends a cashier's offline sale with her own sign-in", () => {
-  const PROJECT_WITH_ACCOUNTS = "counterbook";
   const SHOP = "kirana-bg";
-  const DATABASE = `projects/${PROJECT_WITH_ACCOUNTS}/databases/(default)/documents`;
   const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
   const MEENA = { email: "meena@example.com", password: "meena-secret-1" };
   /** ID tokens live this long: the offline step outlasts one. */
@@ -234,35 +240,14 @@ describe("Background Sync sends a cashier's offline sale with her own sign-in", 
       }),
       launchBrowser(),
     ]);
-    const claimed = await fetch(`${server.url}/counterbook/v1/setup:claim`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        setupCode: server.setupCode,
-        shopName: "Kirana BG",
-        currency: "INR",
-        country: "IN",
-        locale: "en-IN",
-        displayName: "Asha",
-        shopId: SHOP,
-        ...OWNER,
-      }),
-    });
-    assert.equal(claimed.status, 200, await claimed.text());
-    await asPerson(server.url, OWNER, "POST", `/counterbook/v1/shops/${SHOP}/people`, {
-      ...MEENA,
-      displayName: "Meena",
-      role: "cashier",
-    });
-    await asPerson(server.url, OWNER, "POST", `/v1/${DATABASE}:commit`, {
-      writes: [
-        {
-          update: {
-            name: `${DATABASE}/shops/${SHOP}/products/${seededId(7)}`,
-            fields: productFields({ name: "Tata Tea", price: 12000, barcodes: [TEA], stock: 50 }),
-          },
-          updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
-        },
+    await setUpShopOverRest(server, {
+      shop: SHOP,
+      shopName: "Kirana BG",
+      owner: OWNER,
+      ownerName: "Asha",
+      people: [{ ...MEENA, displayName: "Meena", role: "cashier" }],
+      products: [
+        { id: seededId(7), fields: productFields({ name: "Tata Tea", price: 12000, barcodes: [TEA], stock: 50 }) },
       ],
     });
   });
@@ -270,19 +255,6 @@ describe("Background Sync sends a cashier's offline sale with her own sign-in", 
   after(async () => {
     await Promise.all([browser?.close(), server?.stop()]);
   });
-
-  /** The bills on the server: their numbers and who sold them. */
-  async function billsOnServer() {
-    const items = await asPerson(server.url, OWNER, "POST", `/v1/${DATABASE}/shops/${SHOP}:runQuery`, {
-      structuredQuery: { from: [{ collectionId: "bills" }] },
-    });
-    return items
-      .filter((item) => item.document)
-      .map((item) => ({
-        number: item.document.fields.number.stringValue,
-        cashier: item.document.fields.cashier?.stringValue,
-      }));
-  }
 
   test("the worker refreshes her expired token from IndexedDB and sends the sale once", async () => {
     const tablet = await browser.newContext();
@@ -293,7 +265,7 @@ describe("Background Sync sends a cashier's offline sale with her own sign-in", 
       await choosePin(page, "3333");
       await waitForPersonAtCounter(page, MEENA.email);
       await waitForProductCount(page, 1);
-      await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+      await waitForServiceWorkerControl(page);
 
       await tablet.setOffline(true);
       await page.waitForFunction(() => !navigator.onLine);
@@ -311,10 +283,10 @@ describe("Background Sync sends a cashier's offline sale with her own sign-in", 
       const session = await fireSyncEvent(tablet, server.url, SYNC_TAG);
 
       const deadline = Date.now() + 30_000;
-      let bills = await billsOnServer();
+      let bills = await billsOnServer(server, OWNER, SHOP);
       while (bills.length === 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 200));
-        bills = await billsOnServer();
+        bills = await billsOnServer(server, OWNER, SHOP);
       }
       assert.deepEqual(
         bills.map((bill) => bill.cashier),

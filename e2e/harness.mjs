@@ -291,6 +291,12 @@ export function appUrl(appOrigin, { endpoint, project, shop, path = "/products" 
   return `${appOrigin}${path}?${query}`;
 }
 
+/** Waits until the app's service worker is active and controls `page`. */
+export async function waitForServiceWorkerControl(page) {
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+}
+
 /** Goes to another page of the app the way a person does: its link in the top bar. */
 export async function openPage(page, path) {
   await page.locator(`nav.pages a[href="${path}"]`).click();

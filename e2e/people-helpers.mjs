@@ -3,6 +3,9 @@
 
 import { scanWithKeyboard } from "./counter-helpers.mjs";
 
+/** The project of counterbook-server with accounts (`startAccountsServer`). */
+const PROJECT = "counterbook";
+
 /** Signs in on the tablet's sign-in form. */
 export async function signIn(page, { email, password }) {
   const form = page.getByTestId("sign-in-form");
@@ -104,4 +107,52 @@ export async function asPerson(baseUrl, person, method, path, body) {
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return JSON.parse(text);
+}
+
+/**
+ * Sets up a shop on counterbook-server with accounts over REST: the claim "Set up your shop"
+ * sends (with its shop id chosen), then as `owner` the shop's `people` (`{ email, password,
+ * displayName, role }`) and `products` (`{ id, fields }`, fields from `productFields`).
+ */
+export async function setUpShopOverRest(server, { shop, shopName, owner, ownerName, people = [], products = [] }) {
+  const claimed = await fetch(`${server.url}/counterbook/v1/setup:claim`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      setupCode: server.setupCode,
+      shopName,
+      currency: "INR",
+      country: "IN",
+      locale: "en-IN",
+      displayName: ownerName,
+      shopId: shop,
+      ...owner,
+    }),
+  });
+  if (claimed.status !== 200) throw new Error(`setup:claim: ${claimed.status} ${await claimed.text()}`);
+  for (const person of people) {
+    await asPerson(server.url, owner, "POST", `/counterbook/v1/shops/${shop}/people`, person);
+  }
+  if (products.length === 0) return;
+  const database = `projects/${PROJECT}/databases/(default)/documents`;
+  await asPerson(server.url, owner, "POST", `/v1/${database}:commit`, {
+    writes: products.map(({ id, fields }) => ({
+      update: { name: `${database}/shops/${shop}/products/${id}`, fields },
+      updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
+    })),
+  });
+}
+
+/** The bills of `shop` on counterbook-server, read as `owner`: their numbers and who sold them. */
+export async function billsOnServer(server, owner, shop) {
+  const database = `projects/${PROJECT}/databases/(default)/documents`;
+  const items = await asPerson(server.url, owner, "POST", `/v1/${database}/shops/${shop}:runQuery`, {
+    structuredQuery: { from: [{ collectionId: "bills" }] },
+  });
+  return items
+    .filter((item) => item.document)
+    .map((item) => ({
+      number: item.document.fields.number.stringValue,
+      cashier: item.document.fields.cashier?.stringValue,
+    }));
 }

@@ -12,8 +12,10 @@ import { countRowsInSqlite, launchBrowser, startAccountsServer, temporaryDirecto
 import { ean13, productFields, screenshots, waitForIdlePage, waitForProductCount } from "./counter-helpers.mjs";
 import {
   asPerson,
+  billsOnServer,
   choosePin,
   sellOne,
+  setUpShopOverRest,
   signIn,
   switchTo,
   waitForPending,
@@ -22,26 +24,12 @@ import {
 
 const PROJECT = "counterbook";
 const SHOP = "kirana-2";
-const DATABASE = `projects/${PROJECT}/databases/(default)/documents`;
 const OWNER = { email: "owner@example.com", password: "owner-secret-1" };
 const RAVI = { email: "ravi@example.com", password: "ravi-secret-1" };
 const MEENA = { email: "meena@example.com", password: "meena-secret-1" };
 /** ID tokens live this long: the offline step outlasts one. */
 const TOKEN_SECONDS = 4;
 const TEA = ean13("890100000002");
-
-/** The bills on the server: their numbers and who sold them. */
-async function billsOnServer(server) {
-  const items = await asPerson(server.url, OWNER, "POST", `/v1/${DATABASE}/shops/${SHOP}:runQuery`, {
-    structuredQuery: { from: [{ collectionId: "bills" }] },
-  });
-  return items
-    .filter((item) => item.document)
-    .map((item) => ({
-      number: item.document.fields.number.stringValue,
-      cashier: item.document.fields.cashier?.stringValue,
-    }));
-}
 
 function cashiersOf(bills) {
   return bills.map((bill) => bill.cashier).sort();
@@ -77,40 +65,24 @@ describe("each unit goes with its own person's sign-in", () => {
       }),
       launchBrowser(),
     ]);
-    const claimed = await fetch(`${server.url}/counterbook/v1/setup:claim`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        setupCode: server.setupCode,
-        shopName: "Kirana Two",
-        currency: "INR",
-        country: "IN",
-        locale: "en-IN",
-        displayName: "Asha",
-        shopId: SHOP,
-        ...OWNER,
-      }),
-    });
-    assert.equal(claimed.status, 200, await claimed.text());
-    for (const [person, name] of [[RAVI, "Ravi"], [MEENA, "Meena"]]) {
-      await asPerson(server.url, OWNER, "POST", `/counterbook/v1/shops/${SHOP}/people`, {
-        ...person,
-        displayName: name,
-        role: "cashier",
-      });
-    }
-    await asPerson(server.url, OWNER, "POST", `/v1/${DATABASE}:commit`, {
-      writes: [
+    await setUpShopOverRest(server, {
+      shop: SHOP,
+      shopName: "Kirana Two",
+      owner: OWNER,
+      ownerName: "Asha",
+      people: [
+        { ...RAVI, displayName: "Ravi", role: "cashier" },
+        { ...MEENA, displayName: "Meena", role: "cashier" },
+      ],
+      products: [
         {
-          update: {
-            name: `${DATABASE}/shops/${SHOP}/products/00000000-0000-7000-8000-000000000002`,
-            fields: productFields({ name: "Tata Tea", price: 12000, barcodes: [TEA], stock: 50 }),
-          },
-          updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
+          id: "00000000-0000-7000-8000-000000000002",
+          fields: productFields({ name: "Tata Tea", price: 12000, barcodes: [TEA], stock: 50 }),
         },
       ],
     });
   });
+
   after(async () => {
     await Promise.all([browser?.close(), server?.stop()]);
   });
@@ -163,7 +135,7 @@ describe("each unit goes with its own person's sign-in", () => {
       );
       assert.match(await banner.getByTestId("sign-in-again-who").textContent(), /ravi@example\.com/);
       assert.equal(await page.getByTestId("sign-in-again").count(), 1, "Meena needs no sign-in");
-      assert.deepEqual(cashiersOf(await billsOnServer(server)), [MEENA.email]);
+      assert.deepEqual(cashiersOf(await billsOnServer(server, OWNER, SHOP)), [MEENA.email]);
       await screenshots(page, "sign-in-again-one-person");
 
       // Ravi signs in again: his two sales reach the server, exactly once each.
@@ -171,7 +143,7 @@ describe("each unit goes with its own person's sign-in", () => {
       await banner.getByTestId("sign-in-submit").click();
       await banner.waitFor({ state: "detached", timeout: 30_000 });
       await waitForPending(page, 0);
-      const bills = await billsOnServer(server);
+      const bills = await billsOnServer(server, OWNER, SHOP);
       assert.deepEqual(cashiersOf(bills), [MEENA.email, RAVI.email, RAVI.email]);
       assert.equal(new Set(bills.map((bill) => bill.number)).size, 3, "three distinct bills");
       assert.equal(countRowsInSqlite(server.database, PROJECT).bills, 3, "none sent twice");

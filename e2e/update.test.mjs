@@ -22,6 +22,7 @@ import {
   startServer,
   temporaryDirectory,
   waitForBadge,
+  waitForServiceWorkerControl,
 } from "./harness.mjs";
 
 const PROJECT = "e2e-update";
@@ -97,8 +98,7 @@ describe("updating the app and its database while sales are pending", () => {
       await page.getByTestId("counter-page").waitFor();
       await waitForBadge(page, { connection: "Online", pending: 0 });
       await waitForProductCount(page, 1);
-      await page.evaluate(() => navigator.serviceWorker.ready);
-      await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+      await waitForServiceWorkerControl(page);
       const firstVersion = stampedVersion(readFileSync(join(appServer.directory, "sw.js"), "utf8"));
       assert.deepEqual(await cacheNames(page), [`counterbook-shell-${firstVersion}`]);
 
