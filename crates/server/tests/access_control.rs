@@ -9,7 +9,9 @@
 //! refunding, taking and confirming payments, writing settings, credit within and over a
 //! customer's limit, changing the limit, adding a customer, audit entries with and without an
 //! approval, approving for someone else, editing and deleting an audit entry; the whole units
-//! the app writes for a void and a refund, a refund record alone, stock returned)
+//! the app writes for a void and a refund, a refund record alone, stock returned; and against
+//! what the server holds: a void of a refunded or a void bill, a refund of a void bill, past
+//! what was sold or of the rest of a line, a refund tally moved alone or deleted)
 //! runs against
 //! (a) Google's Firestore emulator enforcing `firestore.rules` from the repository root, with
 //!     the unsigned mock ID tokens the Firebase emulators accept (as the Firebase JS SDK's
@@ -136,11 +138,27 @@ enum Operation {
     RefundRecord,
     /// Stock up with a `return` stock move alone.
     ReturnStock,
+    // A bill's voids and refunds against what the server holds (a tablet that did not know of
+    // another's): refused whoever asks.
+    /// The void unit of a bill refunded before (its `refunded/all` tally exists).
+    VoidRefundedBill,
+    /// The void unit of a bill already void.
+    VoidVoidBill,
+    /// The refund unit of a bill already void.
+    RefundVoidBill,
+    /// A refund unit of the last piece of a line already refunded whole (2 of 2 sold).
+    RefundPastSold,
+    /// A refund unit of the rest of a line half refunded before (1 more of 2 sold): allowed.
+    RefundRestOfLine,
+    /// A line's refund tally moved alone, with no refund.
+    RefundTallyAlone,
+    /// A refund tally deleted.
+    DeleteRefundTally,
 }
 
 /// The operations of each role's part of the work, run for every who on their own shop and
 /// another one.
-const ROLE_OPERATIONS: [Operation; 23] = [
+const ROLE_OPERATIONS: [Operation; 30] = [
     Operation::SellFromStock,
     Operation::StockDownOutsideSale,
     Operation::StockDownNamingOldBill,
@@ -164,6 +182,13 @@ const ROLE_OPERATIONS: [Operation; 23] = [
     Operation::RefundUnit,
     Operation::RefundRecord,
     Operation::ReturnStock,
+    Operation::VoidRefundedBill,
+    Operation::VoidVoidBill,
+    Operation::RefundVoidBill,
+    Operation::RefundPastSold,
+    Operation::RefundRestOfLine,
+    Operation::RefundTallyAlone,
+    Operation::DeleteRefundTally,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,7 +236,7 @@ fn expected_outcome(who: Who, target: Target, operation: Operation) -> Outcome {
             | Refund
             | VoidBillUnit
             | RefundUnit
-            | RefundRecord
+            | RefundRestOfLine
             | ReturnStock
             | CreditOverLimit
             | SetCreditLimit
@@ -220,6 +245,10 @@ fn expected_outcome(who: Who, target: Target, operation: Operation) -> Outcome {
             WriteUserDocument | WriteSettings => who == Who::Owner,
             // Nobody approves for someone else, or rewrites the audit trail.
             AuditApprovedByOther | EditAuditEntry | DeleteAuditEntry => false,
+            // Nobody voids a refunded or void bill, refunds a void one or past what was sold,
+            // writes a refund record without its bill's tallies, or touches a tally alone.
+            VoidRefundedBill | VoidVoidBill | RefundVoidBill | RefundPastSold | RefundRecord
+            | RefundTallyAlone | DeleteRefundTally => false,
             VerifyMissing => return Outcome::NotFound,
         },
     };
@@ -538,16 +567,33 @@ impl Backend {
                             "updateMask": {"fieldPaths": ["status"]}}]),
                 )
             }
-            Operation::VoidBillUnit | Operation::RefundUnit => {
+            Operation::VoidBillUnit
+            | Operation::RefundUnit
+            | Operation::VoidRefundedBill
+            | Operation::VoidVoidBill
+            | Operation::RefundVoidBill
+            | Operation::RefundPastSold
+            | Operation::RefundRestOfLine
+            | Operation::RefundTallyAlone
+            | Operation::DeleteRefundTally => {
+                use Operation::*;
                 let bill = format!("{collection_parent}/bills/{id}");
                 let customer = format!("{collection_parent}/customers/{id}");
+                let status = if matches!(case.operation, VoidVoidBill | RefundVoidBill) {
+                    "void"
+                } else {
+                    "final"
+                };
+                // One line of 2 pieces.
                 self.seed(
                     shop,
                     case,
                     json!([
                         {"update": {"name": name(&bill), "fields": {
-                            "status": {"stringValue": "final"}, "total": {"integerValue": "3000"},
-                            "customerId": {"stringValue": id}}}},
+                            "status": {"stringValue": status}, "total": {"integerValue": "3000"},
+                            "customerId": {"stringValue": id},
+                            "lines": {"arrayValue": {"values": [{"mapValue": {"fields": {
+                                "productId": {"stringValue": id}, "quantity": {"integerValue": "2"}}}}]}}}}},
                         {"update": {"name": name(&customer), "fields": {
                             "name": {"stringValue": "Asha"}, "creditLimit": {"integerValue": "5000"},
                             "creditBalance": {"integerValue": "1500"}}}},
@@ -559,30 +605,63 @@ impl Backend {
                            "updateTransforms": [{"fieldPath": field,
                                "increment": {"integerValue": delta.to_string()}}]})
                 };
-                let kind = if case.operation == Operation::VoidBillUnit { "void" } else { "return" };
-                let mut writes = vec![
-                    increment(&product, "stock", 2),
-                    json!({"update": {"name": name(&format!("{collection_parent}/stockMoves/{id}-move")),
-                        "fields": {"productId": {"stringValue": id}, "kind": {"stringValue": kind},
-                                   "quantity": {"integerValue": "2"}, "billId": {"stringValue": id},
-                                   "reason": {"stringValue": "wrong bill"}}}}),
-                    json!({"update": {"name": name(&format!("{collection_parent}/payments/{id}-back")),
-                        "fields": {"method": {"stringValue": "cash"}, "amount": {"integerValue": "-1500"},
-                                   "billId": {"stringValue": id}}}}),
-                    json!({"update": {"name": name(&format!("{collection_parent}/audit/{id}")), "fields": {
-                        "action": {"stringValue": if kind == "void" { "bill.void" } else { "bill.refund" }},
-                        "cashier": {"stringValue": "asha"}, "deleted": {"booleanValue": false}}}}),
-                ];
-                if case.operation == Operation::VoidBillUnit {
-                    writes.insert(0, json!({"update": {"name": name(&bill), "fields": {"status": {"stringValue": "void"}}},
-                                            "updateMask": {"fieldPaths": ["status"]}}));
-                    writes.push(increment(&customer, "creditBalance", -1500));
-                } else {
-                    writes.insert(0, json!({"update": {"name": name(&format!("{collection_parent}/refunds/{id}")),
-                        "fields": {"billId": {"stringValue": id}, "total": {"integerValue": "1500"},
-                                   "moneyBack": {"integerValue": "1500"}, "method": {"stringValue": "cash"}}}}));
+                let line_tally = format!("{bill}/refunded/0");
+                let all_tally = format!("{bill}/refunded/all");
+                // A unit as `counterbook_shop::reversals` writes it: a void, or a refund of
+                // `quantity` of the line (its record, the tallies, stock back, money back).
+                let unit = |void: bool, refund: &str, quantity: i64| {
+                    let kind = if void { "void" } else { "return" };
+                    let mut writes = vec![
+                        increment(&product, "stock", quantity),
+                        json!({"update": {"name": name(&format!("{collection_parent}/stockMoves/{refund}-move")),
+                            "fields": {"productId": {"stringValue": id}, "kind": {"stringValue": kind},
+                                       "quantity": {"integerValue": quantity.to_string()},
+                                       "billId": {"stringValue": id},
+                                       "reason": {"stringValue": "wrong bill"}}}}),
+                        json!({"update": {"name": name(&format!("{collection_parent}/payments/{refund}-back")),
+                            "fields": {"method": {"stringValue": "cash"}, "amount": {"integerValue": "-1500"},
+                                       "billId": {"stringValue": id}}}}),
+                        json!({"update": {"name": name(&format!("{collection_parent}/audit/{refund}")), "fields": {
+                            "action": {"stringValue": if void { "bill.void" } else { "bill.refund" }},
+                            "cashier": {"stringValue": "asha"}, "deleted": {"booleanValue": false}}}}),
+                    ];
+                    if void {
+                        writes.insert(0, json!({"update": {"name": name(&bill), "fields": {"status": {"stringValue": "void"}}},
+                                                "updateMask": {"fieldPaths": ["status"]}}));
+                        writes.push(increment(&customer, "creditBalance", -1500));
+                    } else {
+                        writes.splice(0..0, [
+                            json!({"update": {"name": name(&format!("{collection_parent}/refunds/{refund}")),
+                                "fields": {"billId": {"stringValue": id}, "total": {"integerValue": "1500"},
+                                           "moneyBack": {"integerValue": "1500"}, "method": {"stringValue": "cash"},
+                                           "lines": {"arrayValue": {"values": [{"mapValue": {"fields": {
+                                               "line": {"integerValue": "0"},
+                                               "quantity": {"integerValue": quantity.to_string()}}}}]}}}}}),
+                            increment(&line_tally, "quantity", quantity),
+                            json!({"update": {"name": name(&all_tally), "fields": {"lastRefund": {"stringValue": refund}}},
+                                   "updateMask": {"fieldPaths": ["lastRefund"]},
+                                   "updateTransforms": [{"fieldPath": "count", "increment": {"integerValue": "1"}}]}),
+                        ]);
+                    }
+                    Value::Array(writes)
+                };
+                let earlier = format!("{id}-earlier");
+                let later = format!("{id}-later");
+                // What was refunded before, as a refund unit through the seeding token.
+                match case.operation {
+                    VoidRefundedBill | RefundRestOfLine | RefundTallyAlone | DeleteRefundTally => {
+                        self.seed(shop, case, unit(false, &earlier, 1))
+                    }
+                    RefundPastSold => self.seed(shop, case, unit(false, &earlier, 2)),
+                    _ => {}
                 }
-                self.commit(token, Value::Array(writes))
+                match case.operation {
+                    VoidBillUnit | VoidRefundedBill | VoidVoidBill => self.commit(token, unit(true, &later, 2)),
+                    RefundUnit | RefundVoidBill => self.commit(token, unit(false, &later, 2)),
+                    RefundPastSold | RefundRestOfLine => self.commit(token, unit(false, &later, 1)),
+                    RefundTallyAlone => self.commit(token, json!([increment(&line_tally, "quantity", 1)])),
+                    _ => self.commit(token, json!([{"delete": name(&line_tally)}])),
+                }
             }
             Operation::RefundRecord => self.commit(
                 token,

@@ -843,43 +843,15 @@ pub fn save_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use counterbook_sync::{commit_request_for_units, CommitContext};
-
-    fn context() -> ActionContext<'static> {
-        ActionContext {
-            shop_id: "s1",
-            device_id: "dev-A",
-            device_name: Some("Counter 1"),
-            cashier: Some("asha"),
-            person_id: None,
-            now_millis: 1_000,
-        }
-    }
+    use crate::fixtures::{assert_one_commit, commit_of, context, ids, paths, product};
 
     /// Ids `id-1`, `id-2`, ... in the order asked for.
     fn counter() -> impl FnMut() -> String {
-        let mut next = 0;
-        move || {
-            next += 1;
-            format!("id-{next}")
-        }
-    }
-
-    fn product(id: &str, price: i64, stock: i64) -> Product {
-        let mut product = Product::new(id.into(), &format!("Product {id}"), price, "INR");
-        product.stock_on_hand = stock;
-        product
+        ids("id")
     }
 
     fn line(product: &Product, quantity: i64) -> BillLine {
         BillLine::of_product(product, quantity)
-    }
-
-    fn paths(unit: &Unit) -> Vec<&str> {
-        unit.writes
-            .iter()
-            .map(|write| write.path.as_str())
-            .collect()
     }
 
     #[test]
@@ -970,19 +942,7 @@ mod tests {
         })));
         assert_eq!(completed.work.audit[0].action, "bill.finalize");
         // And the sync core takes it as one commit.
-        let commit = commit_request_for_units(
-            &CommitContext {
-                project: "p",
-                database: "(default)",
-                shop_id: "s1",
-                device_id: "dev-A",
-                record_device_changes: true,
-            },
-            &[unit],
-            0,
-        )
-        .unwrap();
-        assert_eq!(commit.writes.len(), unit.writes.len() + 2);
+        assert_one_commit(unit);
     }
 
     #[test]
@@ -1246,17 +1206,10 @@ mod tests {
         let units = import_products(&context(), &products, &mut counter());
         // 1.5 writes per product on average: 15,000 writes, at most 497 entity writes a unit.
         assert_eq!(units.len(), 31);
-        let commit_context = CommitContext {
-            project: "p",
-            database: "(default)",
-            shop_id: "s1",
-            device_id: "dev-A",
-            record_device_changes: true,
-        };
         let mut imported = 0;
         for work in &units {
             assert!(work.unit.writes.len() <= MAX_UNIT_WRITES);
-            let commit = commit_request_for_units(&commit_context, &[&work.unit], 0).unwrap();
+            let commit = commit_of(&[&work.unit]);
             assert!(commit.writes.len() <= 500, "{}", commit.writes.len());
             imported += work
                 .records

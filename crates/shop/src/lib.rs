@@ -28,6 +28,13 @@
 // Amounts in tests are written as major_minor units (₹118.00 is `118_00`), on purpose.
 #![cfg_attr(test, allow(clippy::inconsistent_digit_grouping))]
 
+// The tests' shared fixtures name the crate `counterbook_shop`, as the integration tests do.
+#[cfg(test)]
+extern crate self as counterbook_shop;
+#[cfg(test)]
+#[path = "../tests/fixtures/mod.rs"]
+mod fixtures;
+
 pub mod actions;
 pub mod barcode;
 pub mod bill;

@@ -200,41 +200,41 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 /// Reads fields of one map, refusing what is missing with the field's name.
-struct Fields<'a> {
-    fields: &'a BTreeMap<String, Value>,
-    context: &'a str,
+pub(crate) struct Fields<'a> {
+    pub(crate) fields: &'a BTreeMap<String, Value>,
+    pub(crate) context: &'a str,
 }
 
 impl<'a> Fields<'a> {
-    fn missing(&self, field: &str, kind: &str) -> String {
+    pub(crate) fn missing(&self, field: &str, kind: &str) -> String {
         format!("{}`{field}` is missing or not {kind}", self.context)
     }
-    fn integer(&self, field: &str) -> Result<i64, String> {
+    pub(crate) fn integer(&self, field: &str) -> Result<i64, String> {
         self.fields
             .get(field)
             .and_then(Value::as_integer)
             .ok_or_else(|| self.missing(field, "an integer"))
     }
-    fn small(&self, field: &str) -> Result<u32, String> {
+    pub(crate) fn small(&self, field: &str) -> Result<u32, String> {
         u32::try_from(self.integer(field)?).map_err(|_| self.missing(field, "a small integer"))
     }
-    fn text(&self, field: &str) -> Result<String, String> {
+    pub(crate) fn text(&self, field: &str) -> Result<String, String> {
         self.optional_text(field)
             .ok_or_else(|| self.missing(field, "a string"))
     }
-    fn optional_text(&self, field: &str) -> Option<String> {
+    pub(crate) fn optional_text(&self, field: &str) -> Option<String> {
         self.fields
             .get(field)
             .and_then(Value::as_str)
             .map(str::to_owned)
     }
-    fn optional_integer(&self, field: &str) -> Option<i64> {
+    pub(crate) fn optional_integer(&self, field: &str) -> Option<i64> {
         self.fields.get(field).and_then(Value::as_integer)
     }
-    fn optional_bool(&self, field: &str) -> Option<bool> {
+    pub(crate) fn optional_bool(&self, field: &str) -> Option<bool> {
         self.fields.get(field).and_then(Value::as_bool)
     }
-    fn maps(&self, field: &str) -> Result<Vec<&'a BTreeMap<String, Value>>, String> {
+    pub(crate) fn maps(&self, field: &str) -> Result<Vec<&'a BTreeMap<String, Value>>, String> {
         match self.fields.get(field) {
             Some(Value::Array(values)) => values
                 .iter()
@@ -249,7 +249,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn method_from(text: &str) -> Option<PaymentMethod> {
+pub(crate) fn method_from(text: &str) -> Option<PaymentMethod> {
     [
         PaymentMethod::Cash,
         PaymentMethod::Upi,
@@ -260,14 +260,14 @@ fn method_from(text: &str) -> Option<PaymentMethod> {
     .find(|method| method.as_str() == text)
 }
 
-fn document_id(document: &Document) -> Result<String, String> {
+pub(crate) fn document_id(document: &Document) -> Result<String, String> {
     let name = DocumentName::parse(&document.name).map_err(|e| e.to_string())?;
     name.id()
         .map(str::to_owned)
         .ok_or_else(|| "no document id".to_owned())
 }
 
-fn invalid(document: &Document) -> impl Fn(String) -> InvalidDocument + '_ {
+pub(crate) fn invalid(document: &Document) -> impl Fn(String) -> InvalidDocument + '_ {
     move |reason| InvalidDocument {
         name: document.name.clone(),
         reason,

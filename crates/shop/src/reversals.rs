@@ -12,6 +12,12 @@
 //! on credit, the customer's balance down). A bill with a refund is not voided (refund the
 //! rest instead), and a void bill is not refunded.
 //!
+//! What another tablet did meanwhile is the server's to judge: a refund also moves its bill's
+//! tallies ([`crate::refunds::REFUNDED_COLLECTION`], increments: each refunded line's
+//! quantity, and the count of refunds), and the server and `firestore.rules` refuse, inside the
+//! commit, a refund past what was sold, a refund or any write of a void bill, and a void of a
+//! bill that has a refund. A tablet that did not know is told so by its unit's refusal.
+//!
 //! What the server and `firestore.rules` refuse a cashier here: a bill changed after creation,
 //! stock moves of kind `void` or `return`, negative payments, refund records. So each unit
 //! goes with a manager's approval ([`crate::actions::UnitOfWork::approved`]).
@@ -26,7 +32,10 @@ use crate::customer::{Customer, CREDIT_BALANCE_FIELD, CUSTOMERS_COLLECTION};
 use crate::payment::PaymentMethod;
 use crate::product::{product_path, Product, STOCK_FIELD};
 use crate::records::{Bill, BillStatus, PaymentRecord, StockMove, StockMoveKind};
-use crate::refunds::{refund_figures, Refund, RefundError, RefundRequest};
+use crate::refunds::{
+    all_refunds_path, refund_figures, refunded_line_path, Refund, RefundError, RefundRequest,
+    LAST_REFUND_FIELD, REFUNDED_QUANTITY_FIELD, REFUND_COUNT_FIELD,
+};
 
 /// The bill field a void changes.
 pub const STATUS_FIELD: &str = "status";
@@ -174,6 +183,36 @@ fn money_back_record(
     }
 }
 
+/// The refund's tallies under its bill ([`crate::refunds::REFUNDED_COLLECTION`]): each
+/// refunded line's quantity up, and the count of the bill's refunds up, naming this one. All
+/// increments: another tablet's refund of the same bill adds to them.
+fn tally_refund(shop: &str, bill: &Bill, refund: &Refund, parts: &mut Parts) {
+    let mut by_line: Vec<(usize, i64)> = Vec::new();
+    for line in &refund.lines {
+        match by_line.iter_mut().find(|(index, _)| *index == line.line) {
+            Some((_, quantity)) => *quantity = quantity.saturating_add(line.quantity),
+            None => by_line.push((line.line, line.quantity)),
+        }
+    }
+    for (line, quantity) in by_line {
+        parts.writes.push(increment(
+            refunded_line_path(shop, &bill.id, line),
+            REFUNDED_QUANTITY_FIELD,
+            quantity,
+        ));
+    }
+    let mut all = DocumentWrite::patch(
+        all_refunds_path(shop, &bill.id),
+        map_by_insertion([(
+            LAST_REFUND_FIELD.to_owned(),
+            Value::String(refund.id.clone()),
+        )]),
+        None,
+    );
+    all.increments.insert(REFUND_COUNT_FIELD.to_owned(), 1);
+    parts.writes.push(all);
+}
+
 /// Voids a completed bill (see the module's documentation). The voided bill is among the
 /// records, as the device keeps it.
 pub fn void_bill(
@@ -190,7 +229,7 @@ pub fn void_bill(
     if request
         .refunds
         .iter()
-        .any(|refund| refund.bill_id == bill.id)
+        .any(|refund| refund.bill_id == bill.id && refund.stands())
     {
         return Err(VoidError::HasRefunds);
     }
@@ -325,6 +364,7 @@ pub fn refund_bill(
         device_id: context.device_id.to_owned(),
         cashier: context.cashier.map(str::to_owned),
         at_millis: context.now_millis,
+        refused: None,
     };
     let refund_fields = refund.to_fields();
     let mut parts = Parts {
@@ -334,6 +374,7 @@ pub fn refund_bill(
         )],
         records: vec![Record::Refund(refund.clone())],
     };
+    tally_refund(shop, bill, &refund, &mut parts);
     let returned = quantities_by_product(
         refund
             .lines
@@ -388,36 +429,11 @@ mod tests {
     use super::*;
     use crate::actions::{complete_sale, Sale};
     use crate::bill::BillLine;
+    use crate::fixtures::{assert_one_commit, context, ids, paths, product};
     use crate::payment::Tender;
     use crate::series::BillNumber;
     use crate::settings::ShopSettings;
-    use counterbook_sync::{commit_request_for_units, CommitContext, Unit};
     use std::collections::BTreeMap;
-
-    fn context() -> ActionContext<'static> {
-        ActionContext {
-            shop_id: "s1",
-            device_id: "dev-A",
-            device_name: None,
-            cashier: Some("asha"),
-            person_id: None,
-            now_millis: 2_000,
-        }
-    }
-
-    fn ids(prefix: &'static str) -> impl FnMut() -> String {
-        let mut next = 0;
-        move || {
-            next += 1;
-            format!("{prefix}-{next}")
-        }
-    }
-
-    fn product(id: &str, price: i64, stock: i64) -> Product {
-        let mut product = Product::new(id.into(), &format!("Product {id}"), price, "INR");
-        product.stock_on_hand = stock;
-        product
-    }
 
     /// A sale of 3 tea and 1 soap (tea on two lines) to Asha: ₹100.00 on credit, the rest in
     /// cash; with the products and the customer as they stand after it.
@@ -461,29 +477,6 @@ mod tests {
             }
         }
         (completed.bill, after_products, after_customer)
-    }
-
-    fn paths(unit: &Unit) -> Vec<&str> {
-        unit.writes
-            .iter()
-            .map(|write| write.path.as_str())
-            .collect()
-    }
-
-    fn one_commit(unit: &Unit) {
-        let commit = commit_request_for_units(
-            &CommitContext {
-                project: "p",
-                database: "(default)",
-                shop_id: "s1",
-                device_id: "dev-A",
-                record_device_changes: true,
-            },
-            &[unit],
-            0,
-        )
-        .unwrap();
-        assert_eq!(commit.writes.len(), unit.writes.len() + 2);
     }
 
     #[test]
@@ -571,7 +564,7 @@ mod tests {
         assert!(work.records.iter().any(|record| matches!(record,
             Record::Bill(b) if b.status == BillStatus::Void && b.id == bill.id)));
         assert_eq!(work.audit[0].action, "bill.void");
-        one_commit(unit);
+        assert_one_commit(unit);
     }
 
     #[test]
@@ -676,10 +669,23 @@ mod tests {
         assert_eq!(refund.total_minor, 120_00 + 45_00);
         assert_eq!(refund.money_back_minor, 165_00);
         assert_eq!(refund.lines.len(), 2);
+        // Other tablets read it back from its document as it was made.
+        let document = counterbook_firestore_wire::Document {
+            name: format!(
+                "projects/p/databases/(default)/documents/{}",
+                refund.document_path("s1")
+            ),
+            fields: refund.to_fields(),
+            ..Default::default()
+        };
+        assert_eq!(Refund::from_document(&document).as_ref(), Ok(refund));
         assert_eq!(
             paths(&made.work.unit),
             [
                 "shops/s1/refunds/r-2",
+                "shops/s1/bills/sale-2/refunded/0",
+                "shops/s1/bills/sale-2/refunded/1",
+                "shops/s1/bills/sale-2/refunded/all",
                 "shops/s1/products/tea",
                 "shops/s1/stockMoves/r-4",
                 "shops/s1/products/soap",
@@ -690,18 +696,31 @@ mod tests {
             ]
         );
         let writes = &made.work.unit.writes;
-        assert_eq!(writes[1].increments, BTreeMap::from([("stock".into(), 1)]));
+        // The tallies the server judges the refund by: increments only (a refund from another
+        // tablet adds to them), and the count of refunds naming this one.
         assert_eq!(
-            writes[6].increments,
+            writes[1].increments,
+            BTreeMap::from([("quantity".into(), 1)])
+        );
+        assert!(!writes[1].sets_fields());
+        assert_eq!(writes[3].increments, BTreeMap::from([("count".into(), 1)]));
+        assert_eq!(
+            writes[3].fields.get("lastRefund"),
+            Some(&Value::String("r-2".into()))
+        );
+        assert_eq!(writes[3].base, None);
+        assert_eq!(writes[4].increments, BTreeMap::from([("stock".into(), 1)]));
+        assert_eq!(
+            writes[9].increments,
             BTreeMap::from([("creditBalance".into(), -165_00)])
         );
         assert_eq!(
-            writes[5].fields.get("amount"),
+            writes[8].fields.get("amount"),
             Some(&Value::Integer(-165_00))
         );
         assert!(made.work.records.iter().any(|record| matches!(record,
             Record::StockMove(m) if m.kind == StockMoveKind::Return && m.quantity == 1)));
-        one_commit(&made.work.unit);
+        assert_one_commit(&made.work.unit);
 
         // What is left: 1 tea on line 0 and 1 on line 2; soap is all back.
         let refunds = [made.refund.clone()];

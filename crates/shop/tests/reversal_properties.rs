@@ -3,34 +3,24 @@
 //! line by line, never a minor unit more), the stock that comes back is what was sold, and a
 //! void undoes a sale exactly: stock, the customer's balance, and payments summing to zero.
 
-use counterbook_shop::actions::{complete_sale, ActionContext, Sale};
+mod fixtures;
+
+use counterbook_shop::actions::{complete_sale, Sale};
 use counterbook_shop::bill::{BillLine, LineDiscount};
 use counterbook_shop::payment::{PaymentMethod, Tender};
 use counterbook_shop::product::{Product, QuantityUnit};
-use counterbook_shop::refunds::{refundable_quantities, Refund, RefundRequest};
+use counterbook_shop::refunds::{
+    refund_line_amounts, refundable_quantities, refunded_line_path, Refund, RefundRequest,
+};
 use counterbook_shop::reversals::{refund_bill, void_bill, VoidRequest};
 use counterbook_shop::series::BillNumber;
 use counterbook_shop::settings::{ShopSettings, TaxMode};
 use counterbook_shop::{Bill, Customer, Record};
+use fixtures::{assert_one_commit, context, product, SHOP};
 use proptest::prelude::*;
 
-fn context() -> ActionContext<'static> {
-    ActionContext {
-        shop_id: "s1",
-        device_id: "dev-A",
-        device_name: None,
-        cashier: Some("asha"),
-        person_id: None,
-        now_millis: 1_000,
-    }
-}
-
 fn ids() -> impl FnMut() -> String {
-    let mut next = 0u64;
-    move || {
-        next += 1;
-        format!("id-{next}")
-    }
+    fixtures::ids("id")
 }
 
 /// Up to 6 lines of 3 products (so a product may be on several lines), pieces or loose goods,
@@ -40,7 +30,9 @@ fn any_lines() -> impl Strategy<Value = Vec<BillLine>> {
         (
             0usize..3,
             any::<bool>(),
-            1i64..1_000_000,
+            // Small prices too: a piece worth a minor unit or two is where a rounding rule
+            // shows (a refund's taxable value of -0.01 beside 0.01 of tax was found so).
+            prop_oneof![1i64..=60, 1i64..1_000_000],
             1i64..5_000,
             prop::sample::select(vec![0u32, 500, 1200, 1800, 2800]),
             prop_oneof![
@@ -103,11 +95,7 @@ fn sell(lines: &[BillLine], mode: TaxMode, credit_share: i64) -> (Bill, Customer
 
 fn products_of(bill: &Bill) -> Vec<Product> {
     (0..3)
-        .map(|i| {
-            let mut product = Product::new(format!("p{i}"), "P", 1_00, "INR");
-            product.stock_on_hand = 1_000;
-            product
-        })
+        .map(|i| product(&format!("p{i}"), 1_00, 1_000))
         .filter(|product| bill.lines.iter().any(|line| line.product_id == product.id))
         .collect()
 }
@@ -159,13 +147,28 @@ proptest! {
             .unwrap();
             prop_assert_eq!(made.refund.total_minor, made.refund.taxable_minor + made.refund.tax_minor);
             prop_assert_eq!(made.refund.money_back_minor, made.refund.total_minor);
-            prop_assert!(made.refund.lines.iter().all(|line| line.total_minor >= 0 && line.tax_minor >= 0));
+            // Every part of every line is a share of what was paid: never below zero (a
+            // taxable value of -0.01 beside 0.01 of tax was found here), and adding up.
+            for line in &made.refund.lines {
+                prop_assert!(
+                    line.taxable_minor >= 0 && line.tax_minor >= 0,
+                    "line {}: taxable {} tax {}", line.line, line.taxable_minor, line.tax_minor
+                );
+                prop_assert_eq!(line.total_minor, line.taxable_minor + line.tax_minor);
+            }
             for write in &made.work.unit.writes {
                 if let Some(stock) = write.increments.get("stock") {
                     prop_assert!(*stock > 0);
                     returned_stock += stock;
                 }
             }
+            // The tallies the server judges refunds by move by what each line gives back.
+            for (index, quantity) in &quantities {
+                let path = refunded_line_path(SHOP, &bill.id, *index);
+                let tallied = made.work.unit.writes.iter().find(|write| write.path == path);
+                prop_assert_eq!(tallied.and_then(|write| write.increments.get("quantity")), Some(quantity));
+            }
+            assert_one_commit(&made.work.unit);
             refunds.push(made.refund);
         }
         prop_assert!(refundable_quantities(&bill, &refunds).iter().all(|left| *left == 0));
@@ -173,6 +176,15 @@ proptest! {
         prop_assert_eq!(sum(|r| r.total_minor), bill.totals.total_minor);
         prop_assert_eq!(sum(|r| r.tax_minor), bill.totals.tax_minor);
         prop_assert_eq!(sum(|r| r.taxable_minor), bill.totals.taxable_minor);
+        // Line by line too, and so per tax rate as the bill's tax summary shows it.
+        for (index, amounts) in bill.totals.lines.iter().enumerate() {
+            let of_line = |figure: fn(&counterbook_shop::RefundLine) -> i64| {
+                refunds.iter().flat_map(|r| &r.lines).filter(|l| l.line == index).map(figure).sum::<i64>()
+            };
+            prop_assert_eq!(of_line(|l| l.taxable_minor), amounts.taxable_minor);
+            prop_assert_eq!(of_line(|l| l.tax_minor), amounts.tax_minor);
+            prop_assert_eq!(of_line(|l| l.total_minor), amounts.total_minor);
+        }
         let sold: i64 = bill.lines.iter().map(|line| line.quantity).sum();
         prop_assert_eq!(returned_stock, sold);
         // Nothing is left: one more refund is refused.
@@ -184,6 +196,55 @@ proptest! {
         };
         let refused = refund_bill(&context(), &bill, &refunds, &products, None, &again, &mut ids());
         prop_assert!(refused.is_err());
+    }
+
+    /// Regression guard: refunding a line in pieces (1 milli-unit of 5 kg, one soap of 20) gave
+    /// a piece a taxable value of -0.01 beside 0.01 of tax when the total and the tax were the
+    /// rounded shares and the taxable value the rest. Every part of every piece is a share,
+    /// never below zero, and the pieces add up to the line.
+    #[test]
+    fn every_piece_of_a_line_refunded_is_a_share_never_below_zero(
+        price in prop_oneof![1i64..=200, 1i64..1_000_000],
+        loose in any::<bool>(),
+        sold in 1i64..5_000,
+        rate in prop::sample::select(vec![0u32, 500, 1200, 1800, 2800]),
+        mode in prop_oneof![Just(TaxMode::Inclusive), Just(TaxMode::Exclusive)],
+        pieces in prop::collection::vec(1i64..400, 1..40),
+    ) {
+        let line = BillLine {
+            product_id: "p0".into(),
+            name: "Product 0".into(),
+            unit: if loose { QuantityUnit::Kilogram } else { QuantityUnit::Piece },
+            unit_price_minor: price,
+            quantity: if loose { sold } else { sold % 40 + 1 },
+            discount: LineDiscount::None,
+            tax_rate_basis_points: rate,
+        };
+        let amounts = counterbook_shop::bill::line_amounts(&line, 0, mode).unwrap();
+        let mut already = 0;
+        let mut given = (0, 0, 0);
+        // The pieces as drawn while they fit, then the rest.
+        let mut cuts = Vec::new();
+        let mut left = line.quantity;
+        for piece in &pieces {
+            let piece = (*piece).min(left);
+            if piece > 0 {
+                cuts.push(piece);
+                left -= piece;
+            }
+        }
+        if left > 0 {
+            cuts.push(left);
+        }
+        for piece in cuts {
+            let (taxable, tax, total) =
+                refund_line_amounts(&amounts, line.quantity, already, piece);
+            prop_assert!(taxable >= 0 && tax >= 0, "{piece} after {already}: taxable {taxable}, tax {tax}");
+            prop_assert_eq!(total, taxable + tax);
+            given = (given.0 + taxable, given.1 + tax, given.2 + total);
+            already += piece;
+        }
+        prop_assert_eq!(given, (amounts.taxable_minor, amounts.tax_minor, amounts.total_minor));
     }
 
     #[test]

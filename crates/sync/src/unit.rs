@@ -377,6 +377,9 @@ pub fn device_changes_write<'a>(
     collections.extend(
         paths
             .into_iter()
+            // The shop's own collections, which other devices pull; not the documents nested
+            // under one of their documents (a bill's refund tallies), which nobody pulls.
+            .filter(|path| path.split('/').count() == 4)
             .filter_map(|path| path.rsplit('/').nth(1))
             .filter(|collection| {
                 *collection != crate::listen::DEVICES_COLLECTION && *collection != MARKER_COLLECTION
@@ -803,6 +806,11 @@ mod tests {
                     "shops/s1/products/p1",
                     BTreeMap::from([("stock".to_string(), -1)]),
                 ),
+                // Nested under a bill: nobody pulls `refunded`, so it is not recorded.
+                DocumentWrite::increment(
+                    format!("shops/s1/bills/{id}/refunded/0"),
+                    BTreeMap::from([("quantity".to_string(), 1)]),
+                ),
             ],
             created_at_millis: 0,
             sender: None,
@@ -818,9 +826,9 @@ mod tests {
         let request = commit_request_for_units(&context, &[&first, &second], 0).unwrap();
         // Entity writes first (the engine zips their results with its paths), then the one
         // devices write, then the markers.
-        assert_eq!(request.writes.len(), 3 + 1 + 2);
+        assert_eq!(request.writes.len(), 5 + 1 + 2);
         assert_eq!(
-            serde_json::to_value(&request.writes[3]).unwrap(),
+            serde_json::to_value(&request.writes[5]).unwrap(),
             json!({
                 "update": {
                     "name": "projects/p/databases/(default)/documents/shops/s1/devices/dev-A"
@@ -834,6 +842,6 @@ mod tests {
         );
         // Off by default: the single-unit request has no devices write.
         let plain = commit_request_for_unit("p", "(default)", "s1", "dev-A", &first, 0);
-        assert_eq!(plain.writes.len(), 2 + 1);
+        assert_eq!(plain.writes.len(), 3 + 1);
     }
 }

@@ -25,6 +25,11 @@
 //!     later; their payments are never negative (a refund) nor changed later but to confirm
 //!     them; they write no refund records (`refunds`); they neither set nor change a customer's `creditLimit` and never leave a
 //!     customer's raised `creditBalance` above it; they never write `approvedBy`.
+//! - Whoever writes them, a bill's voids and refunds keep to the bill as the server has it
+//!   (`check_reversal`): a void bill takes no more writes, a bill with a refund is not voided,
+//!   a refund moves its bill's tallies (`bills/{bill}/refunded/{line}` and `/all`, increments)
+//!   and no line's tally goes above what the line sold; so a void or refund approved on a tablet
+//!   that did not know of another tablet's is refused inside its commit.
 //! - Queries (and lists and aggregations, which are queries too) are allowed only under the
 //!   user's shop, and never across collection groups (`allDescendants`), which Firestore's rules
 //!   cannot prove to stay inside one shop.
@@ -125,6 +130,27 @@ pub enum Denial {
         what: &'static str,
         document: String,
     },
+    /// A void or refund the bill as it stands on the server does not allow, whoever asks
+    /// (`check_reversal`): typically made on a tablet that did not know of another's.
+    #[error("Missing or insufficient permissions: {rule} ({document})")]
+    BillRule { rule: BillRule, document: String },
+}
+
+/// What a bill's voids and refunds must keep to, whoever writes them (`check_reversal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BillRule {
+    #[error("the bill is void: nothing more is written to it")]
+    BillIsVoid,
+    #[error("the bill has refunds: it is not voided")]
+    VoidAfterRefund,
+    #[error("a refund is of a completed bill of this shop, with its tallies moved")]
+    RefundOfNoBill,
+    #[error("a refund gives back more than was sold")]
+    MoreThanSold,
+    #[error("a refund's tallies move only with a new refund of a completed bill")]
+    TallyWithoutRefund,
+    #[error("a refund's tallies are never deleted")]
+    TallyDeleted,
 }
 
 /// The fields of a document, as the policy reads them.
@@ -267,6 +293,239 @@ pub fn check_write(
     }
 }
 
+/// Under a bill, the tallies of its refunds (`bills/{bill}/refunded/{key}`), as
+/// `counterbook_shop::refunds` writes them.
+const REFUNDED_COLLECTION: &str = "refunded";
+const ALL_REFUNDS_TALLY: &str = "all";
+const REFUNDED_QUANTITY_FIELD: &str = "quantity";
+const REFUND_COUNT_FIELD: &str = "count";
+const LAST_REFUND_FIELD: &str = "lastRefund";
+const STATUS_FIELD: &str = "status";
+
+/// A line's tally key: its 0-based index, written plainly (the rules' `'0|[1-9][0-9]{0,3}'`).
+fn line_of_tally_key(key: &str) -> Option<usize> {
+    let plain = !key.is_empty()
+        && key.len() <= 4
+        && key.bytes().all(|byte| byte.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'));
+    plain.then(|| key.parse().ok()).flatten()
+}
+
+/// A document of the principal's shop, by its path under `shops/{shop}/`.
+fn in_shop(name: &DocumentName, path: &[&str]) -> DocumentName {
+    let mut segments = name.segments[..2].to_vec();
+    segments.extend(path.iter().map(|segment| (*segment).to_owned()));
+    DocumentName {
+        segments,
+        ..name.clone()
+    }
+}
+
+fn integer(value: Option<&Value>) -> Option<i64> {
+    match value {
+        Some(Value::Integer(integer)) => Some(*integer),
+        _ => None,
+    }
+}
+
+/// A bill's voids and refunds, for every role: judged on what the commit leaves against the
+/// bill and its refund tallies (`bills/{bill}/refunded/{line}` and `/all`) before it, so that a
+/// void or refund made on a tablet that did not know of another's is refused inside the very
+/// commit, whoever approved it:
+/// - a void bill is never written again (no second void, no refund of it);
+/// - a bill with a refund (its `all` tally exists) is not voided;
+/// - a new refund record names a bill that is `final` before and after the commit, and moves
+///   its `all` tally's `count` up and each of its lines' tallies by at least that line's
+///   quantity (at least: two refunds of the bill may share a commit, their increments folded);
+/// - a line's tally only goes up, with the `all` tally, of a bill `final` before and after the
+///   commit, and never above the line's quantity sold; the `all` tally's `count` only goes up,
+///   naming as `lastRefund` a refund record the commit creates; tallies are never deleted.
+///
+/// `firestore.rules` states the same, except what no rule can: a loop over a refund record's
+/// lines (that each moved its line's tally). Each honest refund moves its tallies, so the
+/// second of two racing refunds is refused there too, at the tally of the line it over-refunds.
+fn check_reversal<E>(
+    name: &DocumentName,
+    place: &[String],
+    before: Option<&Fields>,
+    after: Option<&Fields>,
+    others: &dyn CommitDocuments<E>,
+) -> Result<Result<(), BillRule>, E> {
+    fn status(fields: Option<&Fields>) -> Option<&Value> {
+        fields.and_then(|fields| fields.get(STATUS_FIELD))
+    }
+    let is_final = |fields: Option<&Fields>| is_text(status(fields), "final");
+    let tally_count = |fields: Option<&Fields>| {
+        fields.map_or(Some(0), |fields| integer(fields.get(REFUND_COUNT_FIELD)))
+    };
+    match place {
+        [collection, bill] if collection == BILLS_COLLECTION => {
+            if after.is_none() {
+                return Ok(Ok(()));
+            }
+            if is_text(status(before), "void") {
+                return Ok(Err(BillRule::BillIsVoid));
+            }
+            let all = in_shop(
+                name,
+                &[
+                    BILLS_COLLECTION,
+                    bill,
+                    REFUNDED_COLLECTION,
+                    ALL_REFUNDS_TALLY,
+                ],
+            );
+            if before.is_some()
+                && is_text(status(after), "void")
+                && (others.before(&all)?.is_some() || others.after(&all)?.is_some())
+            {
+                return Ok(Err(BillRule::VoidAfterRefund));
+            }
+            Ok(Ok(()))
+        }
+        [collection, _] if collection == REFUNDS_COLLECTION => {
+            let (None, Some(after)) = (before, after) else {
+                return Ok(Ok(()));
+            };
+            let Some(Value::String(bill)) = after.get("billId") else {
+                return Ok(Err(BillRule::RefundOfNoBill));
+            };
+            if bill.is_empty() || bill.contains('/') {
+                return Ok(Err(BillRule::RefundOfNoBill));
+            }
+            let bill_name = in_shop(name, &[BILLS_COLLECTION, bill]);
+            let all = in_shop(
+                name,
+                &[
+                    BILLS_COLLECTION,
+                    bill,
+                    REFUNDED_COLLECTION,
+                    ALL_REFUNDS_TALLY,
+                ],
+            );
+            let all_before = others.before(&all)?;
+            let all_after = others.after(&all)?;
+            let counted = match (tally_count(all_before.as_ref()), all_after.as_ref()) {
+                (Some(was), Some(now)) => {
+                    integer(now.get(REFUND_COUNT_FIELD)).is_some_and(|now| now > was)
+                }
+                _ => false,
+            };
+            if !is_final(others.before(&bill_name)?.as_ref())
+                || !is_final(others.after(&bill_name)?.as_ref())
+                || !counted
+            {
+                return Ok(Err(BillRule::RefundOfNoBill));
+            }
+            // Each refunded line's tally moved by at least its quantity.
+            let mut by_line: BTreeMap<String, i64> = BTreeMap::new();
+            if let Some(Value::Array(lines)) = after.get("lines") {
+                for line in lines {
+                    let Value::Map(line) = line else {
+                        return Ok(Err(BillRule::RefundOfNoBill));
+                    };
+                    match (integer(line.get("line")), integer(line.get("quantity"))) {
+                        (Some(index), Some(quantity)) if index >= 0 && quantity > 0 => {
+                            *by_line.entry(index.to_string()).or_default() += quantity;
+                        }
+                        _ => return Ok(Err(BillRule::RefundOfNoBill)),
+                    }
+                }
+            }
+            for (line, quantity) in by_line {
+                let tally = in_shop(name, &[BILLS_COLLECTION, bill, REFUNDED_COLLECTION, &line]);
+                let was = others.before(&tally)?.map_or(Some(0), |fields| {
+                    integer(fields.get(REFUNDED_QUANTITY_FIELD))
+                });
+                let now = others
+                    .after(&tally)?
+                    .and_then(|fields| integer(fields.get(REFUNDED_QUANTITY_FIELD)));
+                match (was, now) {
+                    (Some(was), Some(now)) if now - was >= quantity => {}
+                    _ => return Ok(Err(BillRule::RefundOfNoBill)),
+                }
+            }
+            Ok(Ok(()))
+        }
+        [collection, bill, tallies, key]
+            if collection == BILLS_COLLECTION && tallies == REFUNDED_COLLECTION =>
+        {
+            let Some(after) = after else {
+                return Ok(Err(BillRule::TallyDeleted));
+            };
+            let bill_name = in_shop(name, &[BILLS_COLLECTION, bill]);
+            let bill_before = others.before(&bill_name)?;
+            if !is_final(bill_before.as_ref()) || !is_final(others.after(&bill_name)?.as_ref()) {
+                return Ok(Err(BillRule::TallyWithoutRefund));
+            }
+            if key == ALL_REFUNDS_TALLY {
+                let moved = match (tally_count(before), integer(after.get(REFUND_COUNT_FIELD))) {
+                    (Some(was), Some(now)) => now > was,
+                    _ => false,
+                };
+                let Some(Value::String(refund)) = after.get(LAST_REFUND_FIELD) else {
+                    return Ok(Err(BillRule::TallyWithoutRefund));
+                };
+                if !moved || refund.is_empty() || refund.contains('/') {
+                    return Ok(Err(BillRule::TallyWithoutRefund));
+                }
+                let refund = in_shop(name, &[REFUNDS_COLLECTION, refund]);
+                if others.before(&refund)?.is_some() || others.after(&refund)?.is_none() {
+                    return Ok(Err(BillRule::TallyWithoutRefund));
+                }
+                return Ok(Ok(()));
+            }
+            let Some(line) = line_of_tally_key(key) else {
+                return Ok(Err(BillRule::TallyWithoutRefund));
+            };
+            let was = before.map_or(Some(0), |fields| {
+                integer(fields.get(REFUNDED_QUANTITY_FIELD))
+            });
+            let now = integer(after.get(REFUNDED_QUANTITY_FIELD));
+            let (Some(was), Some(now)) = (was, now) else {
+                return Ok(Err(BillRule::TallyWithoutRefund));
+            };
+            let all = in_shop(
+                name,
+                &[
+                    BILLS_COLLECTION,
+                    bill,
+                    REFUNDED_COLLECTION,
+                    ALL_REFUNDS_TALLY,
+                ],
+            );
+            let all_before = others.before(&all)?;
+            let all_moved = match (tally_count(all_before.as_ref()), others.after(&all)?) {
+                (Some(was), Some(now)) => {
+                    integer(now.get(REFUND_COUNT_FIELD)).is_some_and(|now| now > was)
+                }
+                _ => false,
+            };
+            if now <= was || !all_moved {
+                return Ok(Err(BillRule::TallyWithoutRefund));
+            }
+            let sold = match bill_before.as_ref().and_then(|bill| bill.get("lines")) {
+                Some(Value::Array(lines)) => match lines.get(line) {
+                    Some(Value::Map(line)) => integer(line.get("quantity")),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match sold {
+                Some(sold) if now <= sold => Ok(Ok(())),
+                _ => Ok(Err(BillRule::MoreThanSold)),
+            }
+        }
+        // Nothing lives below a tally.
+        [collection, _, tallies, _, _, ..]
+            if collection == BILLS_COLLECTION && tallies == REFUNDED_COLLECTION =>
+        {
+            Ok(Err(BillRule::TallyWithoutRefund))
+        }
+        _ => Ok(Ok(())),
+    }
+}
+
 /// One document of a commit, judged on the role's part of the shop's work: `before` is the
 /// document before the whole commit, `after` what the commit leaves (`None`: missing or
 /// deleted); `others` reads any other document before and after the commit. The outer
@@ -279,6 +538,22 @@ pub fn check_outcome<E>(
     after: Option<&Fields>,
     others: &dyn CommitDocuments<E>,
 ) -> Result<Result<(), Denial>, E> {
+    if place_in_shop(principal, name).is_some() {
+        if let Err(rule) = check_reversal(name, &name.segments[2..], before, after, others)? {
+            return Ok(Err(Denial::BillRule {
+                rule,
+                document: name.relative_path(),
+            }));
+        }
+    }
+    let role = principal.role;
+    if role == Role::Cashier && is_refund_tally(name) {
+        return Ok(Err(Denial::NotTheRolesWork {
+            role,
+            what: "refund",
+            document: name.relative_path(),
+        }));
+    }
     let Some(Place::InCollection {
         collection,
         nested: false,
@@ -286,7 +561,6 @@ pub fn check_outcome<E>(
     else {
         return Ok(Ok(()));
     };
-    let role = principal.role;
     let refuse = |what: &'static str| {
         Err(Denial::NotTheRolesWork {
             role,
@@ -401,6 +675,13 @@ pub fn check_outcome<E>(
         _ => Ok(()),
     };
     Ok(outcome)
+}
+
+/// Whether `name` is a refund tally under a bill (`shops/{shop}/bills/{bill}/refunded/{key}`).
+fn is_refund_tally(name: &DocumentName) -> bool {
+    matches!(name.segments.as_slice(),
+        [shops, _, bills, _, refunded, _]
+            if shops == "shops" && bills == BILLS_COLLECTION && refunded == REFUNDED_COLLECTION)
 }
 
 /// Whether a cashier's stock decrease on `product` is a sale: its `lastBill` names a bill of
@@ -735,7 +1016,9 @@ mod tests {
             let cashier = role == Role::Cashier;
             let owner = role == Role::Owner;
             let cases: [(&str, Option<&Fields>, Option<&Fields>, bool); 29] = [
-                ("shops/s1/refunds/r", None, Some(&refund_record), !cashier),
+                // A refund record alone (no bill, no tallies moved) is nobody's: see
+                // `reversals_keep_to_the_bill_as_the_server_has_it`.
+                ("shops/s1/refunds/r", None, Some(&refund_record), false),
                 ("shops/s1/stockMoves/m", None, Some(&returned), !cashier),
                 ("shops/s1/products/p", Some(&product), Some(&sold), true),
                 ("shops/s1/products/p", Some(&product), Some(&received), true),
@@ -831,6 +1114,160 @@ mod tests {
                 Some(&settings)
             ));
         }
+    }
+
+    /// Documents before and after a commit, by path under `shops/s1/`.
+    #[derive(Default)]
+    struct Commit {
+        before: BTreeMap<String, Fields>,
+        after: BTreeMap<String, Fields>,
+    }
+
+    impl CommitDocuments<()> for Commit {
+        fn before(&self, name: &DocumentName) -> Result<Option<Fields>, ()> {
+            Ok(self.before.get(&name.relative_path()).cloned())
+        }
+
+        fn after(&self, name: &DocumentName) -> Result<Option<Fields>, ()> {
+            Ok(self.after.get(&name.relative_path()).cloned())
+        }
+    }
+
+    #[test]
+    fn reversals_keep_to_the_bill_as_the_server_has_it() {
+        let int = Value::Integer;
+        let text = |value: &str| Value::String(value.into());
+        let bill = |status: &str| {
+            fields(&[
+                ("status", text(status)),
+                (
+                    "lines",
+                    Value::Array(vec![Value::Map(fields(&[("quantity", int(2))]))]),
+                ),
+            ])
+        };
+        let count = |n: i64| fields(&[("count", int(n)), ("lastRefund", text("r2"))]);
+        let quantity = |n: i64| fields(&[("quantity", int(n))]);
+        let refund = fields(&[
+            ("billId", text("b")),
+            (
+                "lines",
+                Value::Array(vec![Value::Map(fields(&[
+                    ("line", int(0)),
+                    ("quantity", int(1)),
+                ]))]),
+            ),
+        ]);
+        // Bill `b` (2 pieces on line 0) with 1 refunded before; this commit refunds 1 more as
+        // `r2`, moving the tallies to `count` 2 and `quantity` 2.
+        let refunded_once = || Commit {
+            before: BTreeMap::from([
+                ("shops/s1/bills/b".into(), bill("final")),
+                ("shops/s1/bills/b/refunded/all".into(), count(1)),
+                ("shops/s1/bills/b/refunded/0".into(), quantity(1)),
+            ]),
+            after: BTreeMap::from([
+                ("shops/s1/bills/b".into(), bill("final")),
+                ("shops/s1/bills/b/refunded/all".into(), count(2)),
+                ("shops/s1/bills/b/refunded/0".into(), quantity(2)),
+                ("shops/s1/refunds/r2".into(), refund.clone()),
+            ]),
+        };
+        let judge = |commit: &Commit, path: &str| -> Result<(), Denial> {
+            check_outcome(
+                &principal("s1", Role::Manager),
+                &name(path),
+                commit.before.get(path),
+                commit.after.get(path),
+                commit,
+            )
+            .unwrap()
+        };
+        let rule = |outcome: Result<(), Denial>| match outcome {
+            Ok(()) => None,
+            Err(Denial::BillRule { rule, .. }) => Some(rule),
+            Err(other) => panic!("{other}"),
+        };
+        // The rest of the line: allowed, every document of it.
+        let commit = refunded_once();
+        for path in [
+            "shops/s1/refunds/r2",
+            "shops/s1/bills/b/refunded/all",
+            "shops/s1/bills/b/refunded/0",
+        ] {
+            assert_eq!(rule(judge(&commit, path)), None, "{path}");
+        }
+        // Past what was sold.
+        let mut past = refunded_once();
+        past.after
+            .insert("shops/s1/bills/b/refunded/0".into(), quantity(3));
+        assert_eq!(
+            rule(judge(&past, "shops/s1/bills/b/refunded/0")),
+            Some(BillRule::MoreThanSold)
+        );
+        // The refund record without its line's tally moved.
+        let mut untallied = refunded_once();
+        untallied
+            .after
+            .insert("shops/s1/bills/b/refunded/0".into(), quantity(1));
+        assert_eq!(
+            rule(judge(&untallied, "shops/s1/refunds/r2")),
+            Some(BillRule::RefundOfNoBill)
+        );
+        // A line's tally moved without the count of refunds.
+        let mut uncounted = refunded_once();
+        uncounted
+            .after
+            .insert("shops/s1/bills/b/refunded/all".into(), count(1));
+        assert_eq!(
+            rule(judge(&uncounted, "shops/s1/bills/b/refunded/0")),
+            Some(BillRule::TallyWithoutRefund)
+        );
+        // Refunding a void bill, or writing it at all.
+        let mut of_void = refunded_once();
+        for documents in [&mut of_void.before, &mut of_void.after] {
+            documents.insert("shops/s1/bills/b".into(), bill("void"));
+        }
+        assert_eq!(
+            rule(judge(&of_void, "shops/s1/refunds/r2")),
+            Some(BillRule::RefundOfNoBill)
+        );
+        assert_eq!(
+            rule(judge(&of_void, "shops/s1/bills/b")),
+            Some(BillRule::BillIsVoid)
+        );
+        // Voiding a bill that has a refund; voiding one that has none is fine.
+        let mut voided = refunded_once();
+        voided.after = BTreeMap::from([("shops/s1/bills/b".into(), bill("void"))]);
+        assert_eq!(
+            rule(judge(&voided, "shops/s1/bills/b")),
+            Some(BillRule::VoidAfterRefund)
+        );
+        voided.before.retain(|path, _| path == "shops/s1/bills/b");
+        assert_eq!(rule(judge(&voided, "shops/s1/bills/b")), None);
+        // Tallies are never deleted, and are no cashier's.
+        let mut deleted = refunded_once();
+        deleted.after.remove("shops/s1/bills/b/refunded/0");
+        assert_eq!(
+            rule(judge(&deleted, "shops/s1/bills/b/refunded/0")),
+            Some(BillRule::TallyDeleted)
+        );
+        let commit = refunded_once();
+        let cashier = principal("s1", Role::Cashier);
+        let path = "shops/s1/bills/b/refunded/0";
+        assert!(matches!(
+            check_outcome(
+                &cashier,
+                &name(path),
+                commit.before.get(path),
+                commit.after.get(path),
+                &commit
+            )
+            .unwrap(),
+            Err(Denial::NotTheRolesWork { .. })
+        ));
+        assert_eq!(line_of_tally_key("07"), None);
+        assert_eq!(line_of_tally_key("12"), Some(12));
     }
 
     #[test]
