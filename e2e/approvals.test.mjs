@@ -5,8 +5,8 @@
 // refund of one line; credit over the customer's limit approved by a manager; a product added
 // at the counter for an unknown code, a customer with a credit limit and a CSV import,
 // approved the same way; the bills page; and another
-// tablet's receipt scanned, read from the server when online and said to be elsewhere when
-// offline.
+// tablet's receipt scanned, read from the server when online, from the tablet itself once its
+// bills are pulled, and a bill it has not got said to be elsewhere when offline.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +19,7 @@ import {
   screenshots,
   waitForIdlePage,
   waitForProductCount,
+  waitForStoreCount,
 } from "./counter-helpers.mjs";
 
 const PROJECT = "counterbook";
@@ -385,9 +386,15 @@ describe("a manager's approval at the counter", () => {
         await receipt.waitFor({ timeout: 15_000 });
         assert.equal(await receipt.getAttribute("data-bill-id"), refunded);
         await newSale(second);
-        // ...and said to be elsewhere when offline.
+        // ...and, once pulled (bills are), from the tablet itself when offline; a bill it has
+        // not got is said to be elsewhere.
+        await waitForStoreCount(second, "bills", 3);
         await other.setOffline(true);
         await scanWithKeyboard(second, voided);
+        await receipt.waitFor({ timeout: 15_000 });
+        assert.equal(await receipt.getAttribute("data-bill-id"), voided);
+        await newSale(second);
+        await scanWithKeyboard(second, "0193a0b0-0000-7000-8000-00000000beef");
         await second.getByTestId("counter-error").waitFor();
         assert.match(await second.getByTestId("counter-error").textContent(), /not on this tablet, and the tablet is offline/);
       } finally {

@@ -184,11 +184,16 @@ export function heaviestFunctions(profile, count) {
 
 /** Waits until the tablet holds `count` products. */
 export async function waitForProductCount(page, count, timeout = 60_000) {
+  return waitForStoreCount(page, "products", count, timeout);
+}
+
+/** Waits until the tablet's store `storeName` holds `count` records (bills, refunds, ...). */
+export async function waitForStoreCount(page, storeName, count, timeout = 60_000) {
   const deadline = Date.now() + timeout;
   for (;;) {
-    const held = await countInStore(page, "products");
+    const held = await countInStore(page, storeName);
     if (held >= count) return held;
-    if (Date.now() > deadline) throw new Error(`the tablet has ${held} of ${count} products`);
+    if (Date.now() > deadline) throw new Error(`the tablet has ${held} of ${count} ${storeName}`);
     await pause(100);
   }
 }

@@ -394,3 +394,129 @@ async fn search_lists_exact_codes_then_names_then_code_prefixes() {
         .unwrap()
         .is_empty());
 }
+
+/// What the payments of a bill on the tablet add up to.
+async fn paid(store: &Store, bill_id: &str) -> i64 {
+    let payments = store.payments_of_bill(bill_id).await.unwrap();
+    payments.iter().map(|payment| payment.amount_minor).sum()
+}
+
+/// Regression guard (issue 10: a void or refund the server refused left the tablet saying it
+/// happened): when such a unit becomes a dead letter, in the same transaction the refund is
+/// marked refused and counts for nothing, the void is undone (the bill final again, why kept
+/// beside it), and the stock and money they gave back come off again; the unit leaves the
+/// outbox (its refusal shown on the bill), so units touching the same goods are not held.
+#[wasm_bindgen_test]
+async fn a_refund_and_a_void_the_server_refused_are_undone_and_say_so() {
+    use counterbook_shop::refunds::RefundRequest;
+    use counterbook_shop::reversals::{refund_bill, void_bill, VoidRequest};
+    use counterbook_shop::{BillStatus, PaymentMethod};
+
+    let (store, _) = fresh_store().await;
+    let mut soap = product("Soap", 35_00, 10);
+    soap.sku = Some(soap.id.clone());
+    put(&store, vec![Record::Product(soap.clone())]).await;
+    let lines = [BillLine::of_product(&soap, 2)];
+    let cash = [Tender::Cash {
+        received_minor: 70_00,
+    }];
+    let (_, sale) = sell(&store, &lines, &cash, None).await.unwrap();
+    let bill = sale
+        .records
+        .iter()
+        .find_map(|record| match record {
+            Record::Bill(bill) => Some(bill.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(stock_of(&store, &soap.id).await, 8);
+
+    // A refund of one soap, refused by the server.
+    let refund = store
+        .record_on_bill(&bill.id, None, |at_hand| {
+            let request = RefundRequest {
+                quantities: &[(0, 1)],
+                method: PaymentMethod::Cash,
+                reason: "damaged",
+                cash_rounding_step_minor: 1,
+            };
+            refund_bill(
+                &context(),
+                &at_hand.bill,
+                &at_hand.refunds,
+                &at_hand.products,
+                None,
+                &request,
+                &mut new_id,
+            )
+            .map(|made| made.work)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stock_of(&store, &soap.id).await, 9);
+    assert_eq!(paid(&store, &bill.id).await, 35_00);
+    let dropped = store
+        .set_dead_letter(
+            &refund.unit.id,
+            Some("a refund gives back more than was sold"),
+        )
+        .await
+        .unwrap();
+    assert!(dropped);
+    assert_eq!(
+        stock_of(&store, &soap.id).await,
+        8,
+        "the soap is sold again"
+    );
+    assert_eq!(paid(&store, &bill.id).await, 70_00, "no money went back");
+    let refunds = store.refunds_of_bill(&bill.id).await.unwrap();
+    assert_eq!(refunds.len(), 1, "the refund is kept, said refused");
+    assert_eq!(
+        refunds[0].refused.as_deref(),
+        Some("a refund gives back more than was sold")
+    );
+    // Undone, it left the outbox: a refund of the same goods is not held behind it.
+    let outbox = store.outbox().await.unwrap();
+    assert!(outbox.dead_letters.is_empty());
+    assert!(outbox.pending.iter().all(|unit| unit.id != refund.unit.id));
+
+    // So the bill may still be voided here; the server refuses that too.
+    let void = store
+        .record_on_bill(&bill.id, None, |at_hand| {
+            let request = VoidRequest {
+                bill: &at_hand.bill,
+                products: &at_hand.products,
+                customer: None,
+                refunds: &at_hand.refunds,
+                base: None,
+                reason: "mistake",
+            };
+            void_bill(&context(), &request, &mut new_id)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stock_of(&store, &soap.id).await, 10);
+    assert_eq!(paid(&store, &bill.id).await, 0);
+    store
+        .set_dead_letter(
+            &void.unit.id,
+            Some("the bill has refunds: it is not voided"),
+        )
+        .await
+        .unwrap();
+    let after = store.bill(&bill.id).await.unwrap().unwrap();
+    assert_eq!(after.status, BillStatus::Final, "the void is undone");
+    assert_eq!(stock_of(&store, &soap.id).await, 8);
+    assert_eq!(paid(&store, &bill.id).await, 70_00);
+    assert_eq!(
+        store.refused_void(&bill.id).await.unwrap().as_deref(),
+        Some("the bill has refunds: it is not voided")
+    );
+    let outbox = store.outbox().await.unwrap();
+    assert!(outbox.dead_letters.is_empty());
+    assert_eq!(
+        outbox.pending.len(),
+        2,
+        "the sale and the seed wait; the void is gone"
+    );
+}

@@ -208,3 +208,116 @@ fn the_sign_in_again_banner_counts_waiting_sales_and_never_says_zero() {
         "Sign in again to keep this tablet in sync"
     );
 }
+
+/// A bill of the tablet's seeded history: the `index`-th made, ids in the order of time.
+fn seeded_bill(index: u64) -> counterbook_shop::Bill {
+    counterbook_shop::Bill {
+        id: format!("0193a0b0-0000-7000-8000-{index:012x}"),
+        number: format!("T9-{index:06}"),
+        status: counterbook_shop::BillStatus::Final,
+        lines: Vec::new(),
+        totals: counterbook_shop::BillTotals::default(),
+        settlement: counterbook_shop::Settlement {
+            total_minor: 100,
+            rounding_minor: 0,
+            payable_minor: 100,
+            cash_due_minor: 100,
+            cash_received_minor: 100,
+            change_minor: 0,
+            credit_minor: 0,
+            payments: Vec::new(),
+        },
+        customer_id: None,
+        payment_ids: Vec::new(),
+        device_id: "dev-T9".into(),
+        device_name: None,
+        cashier: None,
+        day: "2026-12-01".into(),
+        created_at_millis: 1_764_547_200_000 + index as i64 * 60_000,
+    }
+}
+
+/// The numbers of the bill rows in the DOM, in the order of the list's rows.
+fn bill_numbers_shown(root: &web_sys::Element) -> Vec<String> {
+    let mut numbers = Vec::new();
+    let Some(list) = find(root, "bill-list") else {
+        return numbers;
+    };
+    let mut item = list.first_element_child();
+    while let Some(row) = item {
+        if let Some(number) = row
+            .first_element_child()
+            .and_then(|button| button.get_attribute("data-number"))
+        {
+            numbers.push(number);
+        }
+        item = row.next_element_sibling();
+    }
+    numbers
+}
+
+/// Regression guard (issue 10: "More bills" added 25 bills at a time to a list that kept every
+/// one read): with 10,000 bills on the tablet, the bills page puts only the rows in view in the
+/// DOM, newest first, in a list as tall as all of them; scrolled to the middle it shows the
+/// bills there (read from the store by offset), still only the rows in view.
+#[wasm_bindgen_test]
+async fn the_bills_page_of_ten_thousand_bills_holds_only_the_rows_in_view() {
+    const BILLS: u64 = 10_000;
+    let database_name = format!("ui-test-{}", counterbook::ids::new_id());
+    let store = counterbook::storage::Store::open(&database_name)
+        .await
+        .unwrap();
+    let bills: Vec<_> = (0..BILLS).map(seeded_bill).collect();
+    store.seed_bills(&bills).await.unwrap();
+    drop(store);
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/bills"))
+        .unwrap();
+    // The scroller's height, as the app's style sheet (not loaded here) gives it.
+    let style = document().create_element("style").unwrap();
+    style.set_text_content(Some(".bill-scroller { height: 520px; overflow-y: auto; }"));
+    document().body().unwrap().append_child(&style).unwrap();
+    let container = document().create_element("div").unwrap();
+    document().body().unwrap().append_child(&container).unwrap();
+    let mut settings = Settings::defaults("http://127.0.0.1:9");
+    settings.database_name = database_name;
+    let html: HtmlElement = container.clone().dyn_into().unwrap();
+    leptos::mount::mount_to(
+        html,
+        move || view! { <Counterbook settings=settings.clone()/> },
+    )
+    .forget();
+    let root = container.clone();
+    wait_until("the newest bills are shown", || {
+        bill_numbers_shown(&root).first().map(String::as_str) == Some("T9-009999")
+    })
+    .await;
+    let shown = bill_numbers_shown(&root);
+    assert!(shown.len() <= 40, "{} rows in the DOM", shown.len());
+    assert_eq!(shown[1], "T9-009998");
+    let list: HtmlElement = find(&root, "bill-list").unwrap().dyn_into().unwrap();
+    let row_height = counterbook::ui::bills::list::ROW_HEIGHT_PX;
+    assert_eq!(
+        f64::from(list.offset_height()),
+        BILLS as f64 * row_height,
+        "the list is as tall as every bill"
+    );
+    // A jump to the 5,000th newest bill.
+    let scroller = find(&root, "bill-scroller").unwrap();
+    scroller.set_scroll_top((5_000.0 * row_height) as i32);
+    scroller
+        .dispatch_event(&web_sys::Event::new("scroll").unwrap())
+        .unwrap();
+    wait_until("the bills 5,000 down are shown", || {
+        bill_numbers_shown(&root).contains(&"T9-004999".to_owned())
+    })
+    .await;
+    let shown = bill_numbers_shown(&root);
+    assert!(shown.len() <= 40, "{} rows in the DOM", shown.len());
+    assert!(!shown.contains(&"T9-009999".to_owned()));
+    container.remove();
+    style.remove();
+}

@@ -34,8 +34,11 @@ pub struct CompletedBill {
     pub payments: Vec<PaymentRecord>,
     pub customer: Option<Customer>,
     pub settings: ShopSettings,
-    /// The refunds made of it on this tablet, oldest first.
+    /// The refunds made of it (on this tablet, or pulled from the server), oldest first; a
+    /// refund the server refused is among them, marked so ([`counterbook_shop::Refund::refused`]).
     pub refunds: Vec<counterbook_shop::Refund>,
+    /// Why the server refused this tablet's void of the bill, if it did (the void was undone).
+    pub refused_void: Option<String>,
 }
 
 impl CompletedBill {
@@ -218,6 +221,7 @@ pub async fn complete_sale(
         customer,
         settings: draft.settings.clone(),
         refunds: Vec::new(),
+        refused_void: None,
     })
 }
 
@@ -279,12 +283,14 @@ pub async fn open_bill(
     let settings = store.shop_settings().await?.unwrap_or_default();
     let payments = store.payments_of_bill(&bill.id).await?;
     let refunds = store.refunds_of_bill(&bill.id).await?;
+    let refused_void = store.refused_void(&bill.id).await?;
     Ok(Some(CompletedBill {
         bill,
         payments,
         customer,
         settings,
         refunds,
+        refused_void,
     }))
 }
 

@@ -1,10 +1,14 @@
-//! Bills: lookups by day, and the recent bills newest first, a page at a time.
+//! Bills: lookups by day, and the bills newest first for the bills page's virtualized list: a
+//! count, and a page at a time by cursor (backwards over the bills' keys) or by offset for a
+//! jump. The key is the bill's UUID v7 id, made on the device when the bill was: the store's
+//! own key order is the order of time, on every tablet, bills pulled from others included.
 
 use rexie::{Direction, KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
+use super::changes::ChangedDocuments;
 use super::schema::BILLS;
-use super::{from_js, key_range, Result, StorageError, Store};
+use super::{from_js, key_range, to_js, Result, StorageError, Store};
 use counterbook_shop::Bill;
 
 impl Store {
@@ -12,6 +16,13 @@ impl Store {
     pub async fn bills_on_day(&self, day: &str) -> Result<Vec<Bill>> {
         let range = key_range(KeyRange::only(&JsValue::from_str(day)))?;
         self.index_lookup(BILLS, "day", range).await
+    }
+
+    /// How many bills the tablet holds (one count of the store, no record read).
+    pub async fn count_bills(&self) -> Result<u32> {
+        let transaction = self.transaction(&[BILLS], TransactionMode::ReadOnly)?;
+        let store = transaction.store(BILLS).map_err(StorageError::from_rexie)?;
+        store.count(None).await.map_err(StorageError::from_rexie)
     }
 
     /// Up to `limit` bills, newest first, from the newest or from just before the bill
@@ -22,10 +33,30 @@ impl Store {
         let range = before
             .map(|id| key_range(KeyRange::upper_bound(&JsValue::from_str(id), Some(true))))
             .transpose()?;
+        self.bills_backwards(range, limit, None).await
+    }
+
+    /// Up to `limit` bills, newest first, from the `offset`-th newest on: a jump of the list
+    /// to where it was scrolled (the cursor skips `offset` keys without reading their bills).
+    pub async fn bills_at_offset(&self, offset: u32, limit: u32) -> Result<Vec<Bill>> {
+        self.bills_backwards(None, limit, Some(offset)).await
+    }
+
+    async fn bills_backwards(
+        &self,
+        range: Option<KeyRange>,
+        limit: u32,
+        offset: Option<u32>,
+    ) -> Result<Vec<Bill>> {
         let transaction = self.transaction(&[BILLS], TransactionMode::ReadOnly)?;
         let store = transaction.store(BILLS).map_err(StorageError::from_rexie)?;
         let rows = store
-            .scan(range, Some(limit), None, Some(Direction::Prev))
+            .scan(
+                range,
+                Some(limit),
+                offset.filter(|offset| *offset > 0),
+                Some(Direction::Prev),
+            )
             .await
             .map_err(StorageError::from_rexie)?;
         rows.into_iter().map(|(_, value)| from_js(value)).collect()
@@ -34,5 +65,28 @@ impl Store {
     /// Up to `limit` bills whose number starts with `prefix` (`TK7QXM-0001`), in number order.
     pub async fn bills_with_number_prefix(&self, prefix: &str, limit: u32) -> Result<Vec<Bill>> {
         self.index_prefix(BILLS, "number", prefix, limit).await
+    }
+
+    /// Puts bills straight into the store in one transaction, as a pull would (tests and
+    /// benchmarks fill a tablet this way).
+    pub async fn seed_bills(&self, bills: &[Bill]) -> Result<()> {
+        let transaction = self.transaction(&[BILLS], TransactionMode::ReadWrite)?;
+        let mut changed = ChangedDocuments::new();
+        let outcome = async {
+            let store = transaction.store(BILLS).map_err(StorageError::from_rexie)?;
+            let mut values = Vec::with_capacity(bills.len());
+            for bill in bills {
+                values.push((to_js(bill)?, None));
+                changed.insert(BILLS, &bill.id);
+            }
+            store
+                .put_all(values.into_iter())
+                .await
+                .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
     }
 }

@@ -47,6 +47,7 @@ use wasm_bindgen::JsValue;
 pub use changes::ChangedDocuments;
 pub use outbox::OutboxContents;
 pub use products::{ProductPosition, ProductQuery, TakenCodes};
+pub use reversals::REFUSED_BY_CONFLICT;
 use schema::META;
 pub use schema::{declare_schema, DATA_VERSION, SCHEMA_VERSION};
 pub use server_documents::{rebased, PreparedDocuments};

@@ -11,6 +11,7 @@ use wasm_bindgen::JsValue;
 use super::bases::base_copy_from_js;
 use super::changes::ChangedDocuments;
 use super::products::product_to_js;
+use super::reversals::{undo_refused_reversal, Reversal, REVERSAL_UNDO_STORES};
 use super::schema::{BASES, OUTBOX, PRODUCTS};
 use super::server_documents::product_id_of_path;
 use super::{from_js, to_js, Result, StorageError, Store};
@@ -80,9 +81,26 @@ impl Store {
         self.delete_key(OUTBOX, unit_id).await
     }
 
-    /// Flags a unit as a dead letter (`Some(reason)`) or pending again (`None`).
-    pub async fn set_dead_letter(&self, unit_id: &str, reason: Option<&str>) -> Result<()> {
-        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadWrite)?;
+    /// Flags a unit as a dead letter (`Some(reason)`) or pending again (`None`). A void or
+    /// refund the server refused is instead undone on the tablet and leaves the outbox, in the
+    /// same transaction ([`super::reversals::undo_refused_reversal`]): nothing says it
+    /// happened, the bill says it was refused and why, and the units after it that touch the
+    /// same documents (a refund of the same goods) are not held behind it. Returns whether the
+    /// unit left the outbox so (the engine is then told to forget it).
+    pub async fn set_dead_letter(&self, unit_id: &str, reason: Option<&str>) -> Result<bool> {
+        let mut stores = vec![OUTBOX];
+        // Only a void or refund has records to undo (and only then are their stores opened).
+        let reverses = match reason {
+            Some(_) => self
+                .pending_unit(unit_id)
+                .await?
+                .is_some_and(|unit| Reversal::of_unit(&unit).is_some()),
+            None => false,
+        };
+        if reverses {
+            stores.extend(REVERSAL_UNDO_STORES);
+        }
+        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
         let outcome = async {
             let store = transaction
                 .store(OUTBOX)
@@ -92,9 +110,23 @@ impl Store {
                 .await
                 .map_err(StorageError::from_rexie)?
             else {
-                return Ok(());
+                return Ok((false, ChangedDocuments::new()));
             };
             let mut record: OutboxRecord = from_js(value)?;
+            let newly_dead = record.state == OutboxRecordState::Pending && reason.is_some();
+            if let (Some(reason), Some(reversal), true) = (
+                reason,
+                Reversal::of_unit(&record.unit),
+                newly_dead && reverses,
+            ) {
+                let changed =
+                    undo_refused_reversal(&transaction, &record.unit, &reversal, reason).await?;
+                store
+                    .delete(JsValue::from_str(unit_id))
+                    .await
+                    .map_err(StorageError::from_rexie)?;
+                return Ok((true, changed));
+            }
             record.state = match reason {
                 Some(_) => OutboxRecordState::Dead,
                 None => OutboxRecordState::Pending,
@@ -104,10 +136,12 @@ impl Store {
                 .put(&to_js(&record)?, None)
                 .await
                 .map_err(StorageError::from_rexie)?;
-            Ok(())
+            Ok((false, ChangedDocuments::new()))
         }
         .await;
-        Self::finish(transaction, outcome).await
+        let (dropped, changed) = Self::finish_with(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(dropped)
     }
 
     /// The unit waiting in the outbox under this id, if any.
@@ -151,10 +185,21 @@ impl Store {
     }
 
     /// Drops a unit a conflict rejected and shows its products as the server has them (their
-    /// base copies), in one transaction. A product the server never had disappears.
+    /// base copies), in one transaction. A product the server never had disappears. A void or
+    /// refund is undone instead ([`super::reversals::undo_refused_reversal`], the conflict
+    /// inbox saying why).
     pub async fn reject_unit(&self, unit_id: &str) -> Result<()> {
-        let transaction =
-            self.transaction(&[OUTBOX, BASES, PRODUCTS], TransactionMode::ReadWrite)?;
+        let mut stores = vec![OUTBOX, BASES, PRODUCTS];
+        let reverses = self
+            .pending_unit(unit_id)
+            .await?
+            .is_some_and(|unit| Reversal::of_unit(&unit).is_some());
+        if reverses {
+            stores.extend(REVERSAL_UNDO_STORES);
+            stores.sort_unstable();
+            stores.dedup();
+        }
+        let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
         let mut changed = ChangedDocuments::new();
         let outcome = async {
             let outbox = transaction
@@ -169,6 +214,16 @@ impl Store {
                 return Ok(());
             };
             let record: OutboxRecord = from_js(value)?;
+            if let Some(reversal) = Reversal::of_unit(&record.unit).filter(|_| reverses) {
+                changed = undo_refused_reversal(
+                    &transaction,
+                    &record.unit,
+                    &reversal,
+                    super::reversals::REFUSED_BY_CONFLICT,
+                )
+                .await?;
+                return outbox.delete(key).await.map_err(StorageError::from_rexie);
+            }
             let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
             let products = transaction
                 .store(PRODUCTS)

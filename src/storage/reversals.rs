@@ -6,14 +6,28 @@
 //! balance, audit, outbox) is written in the same transaction. So two tabs cannot void one bill
 //! twice, a refund never gives back more than is left, and either all of it is on the tablet
 //! or none of it is.
+//!
+//! What the tablet did not know (another tablet's refund or void of the same bill) the server
+//! judges; a void or refund it refuses is undone here ([`undo_refused_reversal`]) in the same
+//! transaction that makes its unit a dead letter or drops it, and the bill says why.
 
-use counterbook_shop::{Bill, Customer, Product, Record, Refund, UnitOfWork};
+use counterbook_firestore_wire::Value;
+use counterbook_shop::customer::CREDIT_BALANCE_FIELD;
+use counterbook_shop::product::STOCK_FIELD;
+use counterbook_shop::records::BILLS_COLLECTION;
+use counterbook_shop::refunds::REFUNDS_COLLECTION;
+use counterbook_shop::reversals::STATUS_FIELD;
+use counterbook_shop::{Bill, BillStatus, Customer, Product, Record, Refund, UnitOfWork};
+use counterbook_sync::Unit;
 use futures::future::{try_join3, try_join_all, LocalBoxFuture};
 use rexie::{KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
+use super::changes::ChangedDocuments;
 use super::outbox::{OutboxRecord, OutboxRecordState};
-use super::schema::{AUDIT, BILLS, CUSTOMERS, OUTBOX, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES};
+use super::schema::{
+    AUDIT, BASES, BILLS, CUSTOMERS, META, OUTBOX, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES,
+};
 use super::{from_js, key_range, to_js, StorageError, Store};
 
 /// Why a void or refund was not recorded. Nothing of it is kept in any case.
@@ -180,5 +194,212 @@ impl Store {
         let mut refunds: Vec<Refund> = self.index_lookup(REFUNDS, "billId", range).await?;
         refunds.sort_by_key(|refund| refund.at_millis);
         Ok(refunds)
+    }
+}
+
+/// What a unit of work reverses, read from its writes: a void of a bill (the bill's `status`
+/// set to `void`) and/or a refund (a `refunds` record created).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Reversal {
+    pub voided_bill: Option<String>,
+    pub refund: Option<String>,
+}
+
+impl Reversal {
+    pub(super) fn of_unit(unit: &Unit) -> Option<Reversal> {
+        let mut reversal = Reversal::default();
+        for write in &unit.writes {
+            let segments: Vec<&str> = write.path.split('/').collect();
+            match segments.as_slice() {
+                ["shops", _, BILLS_COLLECTION, id]
+                    if write.fields.get(STATUS_FIELD).and_then(Value::as_str)
+                        == Some(BillStatus::Void.as_str()) =>
+                {
+                    reversal.voided_bill = Some((*id).to_owned());
+                }
+                ["shops", _, REFUNDS_COLLECTION, id] if write.mask.is_none() => {
+                    reversal.refund = Some((*id).to_owned());
+                }
+                _ => {}
+            }
+        }
+        (reversal != Reversal::default()).then_some(reversal)
+    }
+}
+
+/// The stores [`undo_refused_reversal`] reads and writes.
+pub(super) const REVERSAL_UNDO_STORES: [&str; 8] = [
+    BASES,
+    BILLS,
+    CUSTOMERS,
+    META,
+    PAYMENTS,
+    PRODUCTS,
+    REFUNDS,
+    STOCK_MOVES,
+];
+
+/// The reason kept for a void or refund a conflict rejected (the conflict inbox says more),
+/// shown in the tablet's language.
+pub const REFUSED_BY_CONFLICT: &str = "conflict";
+
+/// Where `meta` keeps why a void of a bill was refused: this, then the bill's id.
+const REFUSED_VOID_PREFIX: &str = "refusedVoid/";
+
+fn rexie_error(error: rexie::Error) -> StorageError {
+    StorageError::from_rexie(error)
+}
+
+/// Undoes on this tablet what a refused void or refund `unit` recorded, inside the caller's
+/// transaction (covering [`REVERSAL_UNDO_STORES`]): a voided bill shows again as the server has
+/// it (its base copy, or the record as it was, `final`) with why the void was refused kept
+/// beside it; a refund record stays, marked refused with the reason, and counts for nothing;
+/// the stock and the customer's balance it gave back come off again (its increments taken
+/// back from the records, which show the server's figures with the pending units laid over);
+/// the payments and stock moves it added are removed. The unit itself stays where the engine
+/// put it (a dead letter to retry or discard), and its audit entries stay: it was asked for.
+pub(super) async fn undo_refused_reversal(
+    transaction: &rexie::Transaction,
+    unit: &Unit,
+    reversal: &Reversal,
+    reason: &str,
+) -> Result<ChangedDocuments, StorageError> {
+    let store = |name: &str| transaction.store(name).map_err(rexie_error);
+    let mut changed = ChangedDocuments::new();
+    if let Some(bill_id) = &reversal.voided_bill {
+        let bills = store(BILLS)?;
+        let path = unit
+            .writes
+            .iter()
+            .find(|write| {
+                write
+                    .path
+                    .ends_with(&format!("/{BILLS_COLLECTION}/{bill_id}"))
+            })
+            .map(|write| write.path.clone())
+            .unwrap_or_default();
+        let from_server = present(
+            store(BASES)?
+                .get(JsValue::from_str(&path))
+                .await
+                .map_err(rexie_error)?,
+        )
+        .map(super::bases::base_copy_from_js)
+        .transpose()?
+        .and_then(|base| Bill::from_document(&base.to_document()).ok());
+        let local = present(
+            bills
+                .get(JsValue::from_str(bill_id))
+                .await
+                .map_err(rexie_error)?,
+        )
+        .map(from_js::<Bill>)
+        .transpose()?;
+        let restored = from_server.or_else(|| {
+            local.map(|bill| Bill {
+                status: BillStatus::Final,
+                ..bill
+            })
+        });
+        if let Some(bill) = restored {
+            bills.put(&to_js(&bill)?, None).await.map_err(rexie_error)?;
+            changed.insert(BILLS, bill_id);
+        }
+        store(META)?
+            .put(
+                &JsValue::from_str(reason),
+                Some(&JsValue::from_str(&format!(
+                    "{REFUSED_VOID_PREFIX}{bill_id}"
+                ))),
+            )
+            .await
+            .map_err(rexie_error)?;
+    }
+    if let Some(refund_id) = &reversal.refund {
+        let refunds = store(REFUNDS)?;
+        if let Some(value) = present(
+            refunds
+                .get(JsValue::from_str(refund_id))
+                .await
+                .map_err(rexie_error)?,
+        ) {
+            let mut refund: Refund = from_js(value)?;
+            refund.refused = Some(reason.to_owned());
+            refunds
+                .put(&to_js(&refund)?, None)
+                .await
+                .map_err(rexie_error)?;
+            changed.insert(REFUNDS, refund_id);
+        }
+    }
+    for write in &unit.writes {
+        let segments: Vec<&str> = write.path.split('/').collect();
+        match segments.as_slice() {
+            ["shops", _, PRODUCTS, id] => {
+                let Some(delta) = write.increments.get(STOCK_FIELD) else {
+                    continue;
+                };
+                let products = store(PRODUCTS)?;
+                if let Some(value) = present(
+                    products
+                        .get(JsValue::from_str(id))
+                        .await
+                        .map_err(rexie_error)?,
+                ) {
+                    let mut product: Product = from_js(value)?;
+                    product.stock_on_hand = product.stock_on_hand.saturating_sub(*delta);
+                    products
+                        .put(&super::products::product_to_js(&product)?, None)
+                        .await
+                        .map_err(rexie_error)?;
+                    changed.insert(PRODUCTS, id);
+                }
+            }
+            ["shops", _, CUSTOMERS, id] => {
+                let Some(delta) = write.increments.get(CREDIT_BALANCE_FIELD) else {
+                    continue;
+                };
+                let customers = store(CUSTOMERS)?;
+                if let Some(value) = present(
+                    customers
+                        .get(JsValue::from_str(id))
+                        .await
+                        .map_err(rexie_error)?,
+                ) {
+                    let mut customer: Customer = from_js(value)?;
+                    customer.credit_balance_minor =
+                        customer.credit_balance_minor.saturating_sub(*delta);
+                    customers
+                        .put(&super::sales::customer_value(&customer)?, None)
+                        .await
+                        .map_err(rexie_error)?;
+                    changed.insert(CUSTOMERS, id);
+                }
+            }
+            ["shops", _, collection @ (PAYMENTS | STOCK_MOVES), id] if write.mask.is_none() => {
+                store(collection)?
+                    .delete(JsValue::from_str(id))
+                    .await
+                    .map_err(rexie_error)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(changed)
+}
+
+impl Store {
+    /// Why the server refused this tablet's void of bill `bill_id`, if it did.
+    pub async fn refused_void(&self, bill_id: &str) -> Result<Option<String>, StorageError> {
+        let transaction = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let value = transaction
+            .store(META)
+            .map_err(rexie_error)?
+            .get(JsValue::from_str(&format!(
+                "{REFUSED_VOID_PREFIX}{bill_id}"
+            )))
+            .await
+            .map_err(rexie_error)?;
+        Ok(value.and_then(|value| value.as_string()))
     }
 }

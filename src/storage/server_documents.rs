@@ -2,10 +2,10 @@
 //! the store through one step ([`Store::take_server_documents`]), with base copies for the
 //! three-way merge, checkpoints, listen resume tokens and the conflict inbox.
 //!
-//! The records a tablet keeps from other tablets' work are the products, the customers and the
-//! shop profile (`settings/profile`): each is shown as the server has it with this device's
-//! pending units laid over it. Everything else pulled (bills, payments, stock moves) is kept
-//! only as a base copy.
+//! The records a tablet keeps from other tablets' work are the products, the customers, the
+//! shop profile (`settings/profile`), the bills and their refunds: each is shown as the server
+//! has it with this device's pending units laid over it (a void waiting to be sent shows its
+//! bill void). Everything else pulled (payments, stock moves) is kept only as a base copy.
 //!
 //! A batch is first made ready with no store read ([`PreparedDocuments`]: base copies and
 //! products as the server has them, their records made), so that a pulled page can be prepared
@@ -29,13 +29,15 @@ use super::changes::ChangedDocuments;
 use super::outbox::pending_writes_by_path;
 use super::products::products_to_js;
 use super::sales::{customer_value, SHOP_SETTINGS_KEY};
-use super::schema::{BASES, CONFLICTS, CUSTOMERS, META, OUTBOX, PRODUCTS};
+use super::schema::{BASES, BILLS, CONFLICTS, CUSTOMERS, META, OUTBOX, PRODUCTS, REFUNDS};
 use super::{from_js, key_range, to_js, Result, StorageError, Store};
 use crate::entities::BaseCopy;
 use crate::model::Product;
 
 /// The stores [`Store::take_server_documents`] writes, which its caller's transaction covers.
-const SERVER_DOCUMENT_STORES: [&str; 6] = [PRODUCTS, CUSTOMERS, META, BASES, CONFLICTS, OUTBOX];
+const SERVER_DOCUMENT_STORES: [&str; 8] = [
+    PRODUCTS, CUSTOMERS, META, BASES, CONFLICTS, OUTBOX, BILLS, REFUNDS,
+];
 
 impl Store {
     /// Applies a snapshot of a listen target in ONE transaction: the documents' base copies and
@@ -166,6 +168,8 @@ impl Store {
         // customers to put; the shop profile to put.
         let mut product_writes: BTreeMap<String, Option<ProductWrite>> = BTreeMap::new();
         let mut customer_puts: BTreeMap<String, JsValue> = BTreeMap::new();
+        let mut bill_puts: BTreeMap<String, JsValue> = BTreeMap::new();
+        let mut refund_puts: BTreeMap<String, JsValue> = BTreeMap::new();
         let mut profile_put: Option<JsValue> = None;
         for ((document, entry), stored_value) in incoming.into_iter().zip(stored_values) {
             let PreparedEntry {
@@ -207,6 +211,27 @@ impl Store {
                         Ok(customer) => {
                             customer_puts.insert(id.to_owned(), customer_value(&customer)?);
                             changed.insert(CUSTOMERS, id);
+                        }
+                        Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                    }
+                    continue;
+                }
+                Some(KeptRecord::Bill(id)) => {
+                    let shown = rebased(&newest, pending_writes);
+                    match counterbook_shop::Bill::from_document(&shown) {
+                        Ok(bill) => {
+                            bill_puts.insert(id.to_owned(), to_js(&bill)?);
+                            changed.insert(BILLS, id);
+                        }
+                        Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                    }
+                    continue;
+                }
+                Some(KeptRecord::Refund(id)) => {
+                    match counterbook_shop::Refund::from_document(&newest) {
+                        Ok(refund) => {
+                            refund_puts.insert(id.to_owned(), to_js(&refund)?);
+                            changed.insert(REFUNDS, id);
                         }
                         Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
                     }
@@ -258,6 +283,8 @@ impl Store {
             }
         }
         let customers = store(CUSTOMERS)?;
+        let bills = store(BILLS)?;
+        let refunds = store(REFUNDS)?;
         let meta = store(META)?;
         let inbox = store(CONFLICTS)?;
         let conflict_values = conflicts.iter().map(to_js).collect::<Result<Vec<_>>>()?;
@@ -306,6 +333,8 @@ impl Store {
                 (&bases, keyed(base_values)),
                 (&products, keyed(product_values)),
                 (&customers, keyed(customer_puts.into_values().collect())),
+                (&bills, keyed(bill_puts.into_values().collect())),
+                (&refunds, keyed(refund_puts.into_values().collect())),
                 (&meta, profile_put),
                 (&inbox, keyed(conflict_values)),
             ]
@@ -475,6 +504,10 @@ enum KeptRecord<'a> {
     Customer(&'a str),
     /// `shops/{shop}/settings/profile`.
     ShopProfile,
+    /// `shops/{shop}/bills/{id}`.
+    Bill(&'a str),
+    /// `shops/{shop}/refunds/{id}`.
+    Refund(&'a str),
 }
 
 fn kept_record_of_path(path: &str) -> Option<KeptRecord<'_>> {
@@ -488,6 +521,10 @@ fn kept_record_of_path(path: &str) -> Option<KeptRecord<'_>> {
         }
         ["shops", _, counterbook_shop::settings::SETTINGS_COLLECTION, counterbook_shop::settings::PROFILE_DOCUMENT_ID] => {
             Some(KeptRecord::ShopProfile)
+        }
+        ["shops", _, counterbook_shop::records::BILLS_COLLECTION, id] => Some(KeptRecord::Bill(id)),
+        ["shops", _, counterbook_shop::refunds::REFUNDS_COLLECTION, id] => {
+            Some(KeptRecord::Refund(id))
         }
         _ => None,
     }

@@ -52,11 +52,15 @@ const LISTEN_HIDDEN_GRACE_MILLIS: i64 = 2_000;
 /// while one of them is open.
 const SCREEN_COLLECTION: &str = "products";
 /// The collections a tablet keeps from other tablets' work, pulled when it starts leading and
-/// on the periodic pull: the products, the customers and the shop profile.
-const KEPT_COLLECTIONS: [&str; 3] = [
+/// on the periodic pull: the products, the customers, the shop profile, and the bills and their
+/// refunds (so that a bill sold or refunded on another tablet shows here as it stands, and only
+/// what is still possible is offered).
+const KEPT_COLLECTIONS: [&str; 5] = [
     SCREEN_COLLECTION,
     counterbook_shop::customer::CUSTOMERS_COLLECTION,
     counterbook_shop::settings::SETTINGS_COLLECTION,
+    counterbook_shop::records::BILLS_COLLECTION,
+    counterbook_shop::refunds::REFUNDS_COLLECTION,
 ];
 /// Documents per pulled page: an empty tablet's first sync is pages of this many, each one
 /// `:runQuery` and one IndexedDB transaction (100 made 1,000 round trips of each for 100,000
@@ -1322,7 +1326,7 @@ impl SyncDriver {
         let this = self.clone();
         spawn_local(async move {
             let outcome = this.inner.store.set_dead_letter(&unit_id, None).await;
-            this.report_storage(outcome);
+            this.report_storage(outcome.map(|_| ()));
             this.tell_other_tabs(TabMessage::OutboxChanged);
             this.refresh_stored_outbox();
         });
@@ -1445,12 +1449,19 @@ impl SyncDriver {
                     .store
                     .set_dead_letter(&unit_id, Some(&reason))
                     .await;
-                this.report_storage(outcome);
+                // A refused void or refund was undone and left the store: the engine forgets
+                // it too (its own `Discard` then deletes nothing).
+                if let Ok(true) = outcome {
+                    this.dispatch(Event::DiscardDeadLetter {
+                        unit_id: unit_id.clone(),
+                    });
+                }
+                this.report_storage(outcome.map(|_| ()));
                 this.tell_other_tabs(TabMessage::OutboxChanged);
             }),
             Command::MarkPending { unit_id } => spawn_local(async move {
                 let outcome = this.inner.store.set_dead_letter(&unit_id, None).await;
-                this.report_storage(outcome);
+                this.report_storage(outcome.map(|_| ()));
                 this.tell_other_tabs(TabMessage::OutboxChanged);
             }),
             Command::Discard { unit_id } => spawn_local(async move {
@@ -1840,7 +1851,8 @@ impl SyncDriver {
         }
     }
 
-    /// Asks the engine to pull the kept collections (products, customers, the shop profile),
+    /// Asks the engine to pull the kept collections (products, customers, the shop profile,
+    /// bills, refunds),
     /// unless this tab does not lead, the page is hidden or the browser is offline. The engine
     /// runs one pull per collection at a time and goes on to the end again if asked meanwhile.
     fn pull_soon(&self) {

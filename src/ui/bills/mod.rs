@@ -1,21 +1,24 @@
-//! The bills page (`/bills`): the recent bills of this tablet, newest first, a page at a time
-//! (one cursor read back over the bills' UUID v7 keys per page, never every bill), found by
-//! bill number as you type (a range of the `number` index), and one bill opened with its lines
-//! and "Void bill" and "Refund" ([`undo`]).
+//! The bills page (`/bills`): the tablet's bills (its own and those pulled from other tablets),
+//! newest first, in a virtualized list ([`list`]: a count and the pages in view, never every
+//! bill), found by bill number as you type (a range of the `number` index, a page of it), and
+//! one bill opened with its lines and "Void bill" and "Refund" ([`undo`]). The bill opened is
+//! read again when it, or a refund, changes (a refund from another tablet, a void the server
+//! refused), so it offers only what is still possible.
 
+pub mod list;
 pub mod undo;
 
 use crate::i18n::{t, Msg};
-use counterbook_shop::{Bill, BillStatus};
+use counterbook_shop::Bill;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::actions::sale::{open_bill, CompletedBill};
 use crate::money::format_price;
-use crate::sync::SyncDriver;
+use crate::sync::{ChangesSince, SyncDriver};
 
-/// Bills read and shown at once.
-const PAGE_SIZE: u32 = 25;
+/// Bills found by number shown at once.
+const FOUND_LIMIT: u32 = 25;
 
 fn date_time(millis: i64) -> String {
     crate::i18n::format_date_time(millis)
@@ -23,52 +26,65 @@ fn date_time(millis: i64) -> String {
 
 #[component]
 pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
-    // Nothing to listen to here: bills are this tablet's own.
-    driver.with_value(|d| d.show_collection(None));
-    let bills = RwSignal::new(Vec::<Bill>::new());
-    let more = RwSignal::new(false);
+    // Bills from other tablets arrive as they are made.
+    driver.with_value(|d| d.show_collection(Some(counterbook_shop::records::BILLS_COLLECTION)));
+    let found = RwSignal::new(Vec::<Bill>::new());
     let query = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
     let opened = RwSignal::new(None::<CompletedBill>);
-    let load = move |after: Option<String>| {
+    let find = move || {
         spawn_local(async move {
-            let driver = driver.get_value();
             let typed = query.get_untracked().trim().to_uppercase();
-            let page = if typed.is_empty() {
-                driver
-                    .store()
-                    .recent_bills(after.as_deref(), PAGE_SIZE + 1)
-                    .await
-            } else {
-                driver
-                    .store()
-                    .bills_with_number_prefix(&typed, PAGE_SIZE + 1)
-                    .await
-            };
-            match page {
-                Ok(mut page) => {
-                    more.set(typed.is_empty() && page.len() > PAGE_SIZE as usize);
-                    page.truncate(PAGE_SIZE as usize);
-                    if after.is_some() {
-                        bills.update(|bills| bills.extend(page));
-                    } else {
-                        bills.set(page);
-                    }
+            if typed.is_empty() {
+                return found.set(Vec::new());
+            }
+            match driver
+                .get_value()
+                .store()
+                .bills_with_number_prefix(&typed, FOUND_LIMIT)
+                .await
+            {
+                Ok(bills) => {
+                    found.set(bills);
                     problem.set(None);
                 }
                 Err(error) => problem.set(Some(error.to_string())),
             }
         });
     };
-    load(None);
-    let open = move |id: String| {
+    let open = Callback::new(move |id: String| {
         spawn_local(async move {
             match open_bill(&driver.get_value(), &id).await {
+                // Read again unchanged, it stays as it is (a form being filled in included).
+                Ok(found) if opened.with_untracked(|shown| *shown == found) => {}
                 Ok(found) => opened.set(found),
                 Err(error) => problem.set(Some(error.to_string())),
             }
         });
-    };
+    });
+    // The bill opened, read again when it or any refund changes here.
+    driver.with_value(|d| d.changes()).watch(move |since| {
+        let Some(shown) =
+            opened.with_untracked(|opened| opened.as_ref().map(|c| c.bill.id.clone()))
+        else {
+            return;
+        };
+        let again = match &since {
+            ChangesSince::Nothing => false,
+            ChangesSince::Everything => true,
+            ChangesSince::Documents(changed) => {
+                changed.contains(counterbook_shop::records::BILLS_COLLECTION, &shown)
+                    || changed.touches(counterbook_shop::refunds::REFUNDS_COLLECTION)
+            }
+        };
+        if again {
+            open.run(shown);
+        }
+        if !matches!(since, ChangesSince::Nothing) && !query.with_untracked(|q| q.trim().is_empty())
+        {
+            find();
+        }
+    });
     let searching = move || !query.with(|q| q.trim().is_empty());
     let currency = StoredValue::new(driver.with_value(|d| d.settings().currency.clone()));
     view! {
@@ -79,52 +95,25 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                     prop:value=move || query.get()
                     on:input=move |ev| {
                         query.set(event_target_value(&ev));
-                        load(None);
+                        find();
                     }/>
             </label>
             {move || problem.get().map(|p| view! { <p class="form-error" role="alert">{p}</p> })}
-            <Show when=move || bills.with(Vec::is_empty)>
-                <p class="help" data-testid="no-bills">
-                    {move || if searching() { t(Msg::BillsNotFound) } else { t(Msg::BillsNone) }}
-                </p>
-            </Show>
-            <ul class="bill-list" data-testid="bill-list">
-                <For each=move || bills.get() key=|bill| (bill.id.clone(), bill.status.as_str())
-                    children=move |bill| {
-                        let id = bill.id.clone();
-                        let void = bill.status == BillStatus::Void;
-                        let amount = format_price(bill.settlement.payable_minor, &currency.get_value());
-                        view! {
-                            <li>
-                                <button type="button" class="bill-row" class:void=void
-                                    data-testid="bill-row" data-number=bill.number.clone()
-                                    on:click=move |_| open(id.clone())>
-                                    <span class="number">{bill.number.clone()}</span>
-                                    <span class="when">{date_time(bill.created_at_millis)}</span>
-                                    <span class="status">{void.then_some(t(Msg::BillsVoid))}</span>
-                                    <span class="amount">{amount}</span>
-                                </button>
-                            </li>
-                        }
-                    }/>
-            </ul>
-            <Show when=move || more.get()>
-                <button type="button" class="secondary" data-testid="more-bills"
-                    on:click=move |_| load(bills.with_untracked(|b| b.last().map(|b| b.id.clone())))>
-                    {t(Msg::BillsMore)}
-                </button>
+            <Show when=move || searching()
+                fallback=move || view! { <list::BillList driver=driver on_open=open/> }>
+                <Show when=move || found.with(Vec::is_empty)>
+                    <p class="help" data-testid="no-bills">{t(Msg::BillsNotFound)}</p>
+                </Show>
+                <ul class="bill-list" data-testid="bill-list">
+                    <For each=move || found.get() key=|bill| (bill.id.clone(), bill.status.as_str())
+                        children=move |bill| view! {
+                            <list::BillRow bill=bill top=None currency=currency.get_value() on_open=open/>
+                        }/>
+                </ul>
             </Show>
             {move || opened.get().map(|completed| view! {
                 <BillDetail driver=driver completed=completed
-                    on_changed=move |after: CompletedBill| {
-                        let changed = after.bill.clone();
-                        bills.update(|bills| {
-                            if let Some(shown) = bills.iter_mut().find(|b| b.id == changed.id) {
-                                *shown = changed;
-                            }
-                        });
-                        opened.set(Some(after));
-                    }
+                    on_changed=move |after: CompletedBill| opened.set(Some(after))
                     on_close=move |_| opened.set(None)/>
             })}
         </section>

@@ -54,6 +54,15 @@ fn quantity_text(quantity: i64, unit: counterbook_shop::QuantityUnit) -> String 
     }
 }
 
+/// Why a void or refund was refused, as shown: the server's words, or the conflict's.
+fn refusal_text(reason: &str) -> String {
+    if reason == crate::storage::REFUSED_BY_CONFLICT {
+        format!(" ({})", t(Msg::UndoRefusedConflict))
+    } else {
+        format!(" ({reason})")
+    }
+}
+
 /// The void and refund controls of `completed`; `on_changed` gets the bill as it stands after
 /// a void or refund.
 #[component]
@@ -161,8 +170,16 @@ pub fn BillUndo(
     let refunded_lines = completed
         .refunds
         .iter()
+        .filter(|refund| refund.stands())
         .flat_map(|refund| refund.lines.iter().cloned())
         .collect::<Vec<_>>();
+    // Refunds the server refused: kept, said so, giving nothing back.
+    let refused_refunds = completed
+        .refunds
+        .iter()
+        .filter_map(|refund| Some((refund.refused.clone()?, refund.lines.clone())))
+        .collect::<Vec<_>>();
+    let refused_void = completed.refused_void.clone();
     let currency = completed.settings.currency.clone();
     let is_void = bill.status == BillStatus::Void;
     let methods = [
@@ -172,11 +189,26 @@ pub fn BillUndo(
         PaymentMethod::Credit,
     ];
     let has_customer = bill.customer_id.is_some();
-    let no_refunds = completed.refunds.is_empty();
+    let no_refunds = !completed.refunds.iter().any(|refund| refund.stands());
     view! {
         <div class="bill-undo" data-testid="bill-undo">
             {is_void.then(|| view! {
                 <p class="bill-void" role="status" data-testid="bill-void">{t(Msg::UndoBillIsVoid)}</p>
+            })}
+            {(refused_void.is_some() && !is_void).then(|| view! {
+                <p class="form-error" role="alert" data-testid="void-refused">{t(Msg::UndoVoidRefused)}
+                    <span class="detail">{refused_void.as_deref().map(refusal_text)}</span></p>
+            })}
+            {(!refused_refunds.is_empty()).then(|| view! {
+                <ul class="refunded refused" data-testid="refused-refunds">
+                    {refused_refunds.iter().map(|(reason, lines)| view! {
+                        <li class="form-error" data-testid="refund-refused">
+                            {t(Msg::UndoRefundRefused)}
+                            {lines.iter().map(|line| format!(" {} × {}", quantity_text(line.quantity, line.unit), line.name)).collect::<String>()}
+                            <span class="detail">{refusal_text(reason)}</span>
+                        </li>
+                    }).collect_view()}
+                </ul>
             })}
             {(!refunded_lines.is_empty()).then(|| {
                 let currency = currency.clone();
