@@ -7,6 +7,7 @@
 //! Every visible string is a message of the catalogue ([`crate::i18n`]).
 
 use crate::i18n::{t, tr, Msg};
+use crate::ui::draft::Draft;
 use crate::ui::problems::Shown;
 use counterbook_i18n::Language;
 use counterbook_shop::barcode::NomenclatureError;
@@ -33,20 +34,43 @@ pub fn SettingsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
 
 #[component]
 fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
+    // The profile as this tablet keeps it, read below. Each field shows it until typed in, so
+    // a read that answers late never overwrites what was typed meanwhile (see `ui::draft`).
     let loaded = RwSignal::new(ShopSettings::default());
-    let name = RwSignal::new(String::new());
-    let address = RwSignal::new(String::new());
-    let phone = RwSignal::new(String::new());
-    let tax_id = RwSignal::new(String::new());
-    let currency = RwSignal::new(String::new());
-    let inclusive = RwSignal::new(true);
-    let rounding = RwSignal::new(String::new());
-    let upi = RwSignal::new(String::new());
-    let header = RwSignal::new(String::new());
-    let footer = RwSignal::new(String::new());
-    let tax_rates = RwSignal::new(String::new());
-    let barcode_rules = RwSignal::new(String::new());
-    let locale = RwSignal::new(String::new());
+    let text = |kept: fn(&ShopSettings) -> String| Draft::new(move || loaded.with(kept));
+    let name = text(|s| s.shop_name.clone());
+    let address = text(|s| s.address.clone().unwrap_or_default());
+    let phone = text(|s| s.phone.clone().unwrap_or_default());
+    let tax_id = text(|s| s.tax_id.clone().unwrap_or_default());
+    let currency = text(|s| s.currency.clone());
+    let inclusive = Draft::new(move || loaded.with(|s| s.tax_mode == TaxMode::Inclusive));
+    let rounding = text(|s| s.cash_rounding_step_minor.to_string());
+    let upi = text(|s| s.upi_id.clone().unwrap_or_default());
+    let header = text(|s| s.receipt_header.clone().unwrap_or_default());
+    let footer = text(|s| s.receipt_footer.clone().unwrap_or_default());
+    let tax_rates = text(|s| tax_rates_text(&s.tax_rates_basis_points));
+    let barcode_rules = text(|s| s.barcode_nomenclature.to_text());
+    let locale = text(|s| s.locale.clone().unwrap_or_default());
+    let texts = [
+        name,
+        address,
+        phone,
+        tax_id,
+        currency,
+        rounding,
+        upi,
+        header,
+        footer,
+        tax_rates,
+        barcode_rules,
+        locale,
+    ];
+    let forget_typed = move || {
+        for field in texts {
+            field.forget_typed();
+        }
+        inclusive.forget_typed();
+    };
     let message = RwSignal::new(None::<String>);
     let may_change = move || {
         driver.with_value(|d| {
@@ -65,19 +89,6 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             .ok()
             .flatten()
             .unwrap_or_default();
-        name.set(settings.shop_name.clone());
-        address.set(settings.address.clone().unwrap_or_default());
-        phone.set(settings.phone.clone().unwrap_or_default());
-        tax_id.set(settings.tax_id.clone().unwrap_or_default());
-        currency.set(settings.currency.clone());
-        inclusive.set(settings.tax_mode == TaxMode::Inclusive);
-        rounding.set(settings.cash_rounding_step_minor.to_string());
-        upi.set(settings.upi_id.clone().unwrap_or_default());
-        header.set(settings.receipt_header.clone().unwrap_or_default());
-        footer.set(settings.receipt_footer.clone().unwrap_or_default());
-        tax_rates.set(tax_rates_text(&settings.tax_rates_basis_points));
-        barcode_rules.set(settings.barcode_nomenclature.to_text());
-        locale.set(settings.locale.clone().unwrap_or_default());
         loaded.set(settings);
     });
     let save = move |event: leptos::ev::SubmitEvent| {
@@ -86,12 +97,12 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
         // What is typed wrong is said, and nothing is saved until it is right.
         let typed = (|| {
             let rounding = rounding
-                .get_untracked()
+                .shown_untracked()
                 .trim()
                 .parse::<i64>()
                 .map_err(|_| t(Msg::SettingsBadRounding).to_owned())?;
-            let rates = parse_tax_rates(&tax_rates.get_untracked())?;
-            let nomenclature = Nomenclature::parse_text(&barcode_rules.get_untracked())
+            let rates = parse_tax_rates(&tax_rates.shown_untracked())?;
+            let nomenclature = Nomenclature::parse_text(&barcode_rules.shown_untracked())
                 .map_err(|problem| barcode_rule_problem(&problem))?;
             Ok::<_, String>((rounding, rates, nomenclature))
         })();
@@ -103,12 +114,12 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             }
         };
         let after = ShopSettings {
-            shop_name: name.get_untracked().trim().to_owned(),
-            address: optional(address.get_untracked()),
-            phone: optional(phone.get_untracked()),
-            tax_id: optional(tax_id.get_untracked()),
-            currency: currency.get_untracked().trim().to_uppercase(),
-            tax_mode: if inclusive.get_untracked() {
+            shop_name: name.shown_untracked().trim().to_owned(),
+            address: optional(address.shown_untracked()),
+            phone: optional(phone.shown_untracked()),
+            tax_id: optional(tax_id.shown_untracked()),
+            currency: currency.shown_untracked().trim().to_uppercase(),
+            tax_mode: if inclusive.shown_untracked() {
                 TaxMode::Inclusive
             } else {
                 TaxMode::Exclusive
@@ -116,10 +127,10 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             cash_rounding_step_minor: rounding_step,
             tax_rates_basis_points: rates,
             barcode_nomenclature: nomenclature,
-            receipt_header: optional(header.get_untracked()),
-            upi_id: optional(upi.get_untracked()),
-            receipt_footer: optional(footer.get_untracked()),
-            locale: optional(locale.get_untracked()),
+            receipt_header: optional(header.shown_untracked()),
+            upi_id: optional(upi.shown_untracked()),
+            receipt_footer: optional(footer.shown_untracked()),
+            locale: optional(locale.shown_untracked()),
             ..before.clone()
         };
         spawn_local(async move {
@@ -127,17 +138,18 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             match crate::actions::sale::save_shop_profile(&driver, &before, &after).await {
                 Ok(()) => {
                     loaded.set(after);
+                    forget_typed();
                     message.set(Some(t(Msg::SettingsSaved).to_owned()));
                 }
                 Err(problem) => message.set(Some(problem)),
             }
         });
     };
-    let field = |label: &'static str, value: RwSignal<String>, test_id: &'static str| {
+    let field = |label: &'static str, value: Draft<String>, test_id: &'static str| {
         view! {
             <label>{label}
-                <input type="text" data-testid=test_id prop:value=move || value.get()
-                    on:input=move |ev| value.set(event_target_value(&ev))/>
+                <input type="text" data-testid=test_id prop:value=move || value.shown()
+                    on:input=move |ev| value.typed(event_target_value(&ev))/>
             </label>
         }
     };
@@ -153,8 +165,8 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 {field(t(Msg::SettingsCurrency), currency, "settings-currency")}
                 <label class="check">
                     <input type="checkbox" data-testid="settings-inclusive"
-                        prop:checked=move || inclusive.get()
-                        on:change=move |ev| inclusive.set(event_target_checked(&ev))/>
+                        prop:checked=move || inclusive.shown()
+                        on:change=move |ev| inclusive.typed(event_target_checked(&ev))/>
                     {t(Msg::SettingsPricesIncludeTax)}
                 </label>
                 {field(t(Msg::SettingsCashRounding), rounding, "settings-rounding")}
@@ -164,8 +176,8 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 {field(t(Msg::SettingsReceiptFooter), footer, "settings-footer")}
                 <label class="wide">{t(Msg::SettingsBarcodeRules)}
                     <textarea rows="3" data-testid="settings-barcode-rules" autocomplete="off"
-                        prop:value=move || barcode_rules.get()
-                        on:input=move |ev| barcode_rules.set(event_target_value(&ev))></textarea>
+                        prop:value=move || barcode_rules.shown()
+                        on:input=move |ev| barcode_rules.typed(event_target_value(&ev))></textarea>
                 </label>
                 {field(t(Msg::SettingsLocale), locale, "settings-locale")}
                 <button type="submit" data-testid="save-shop-settings">{t(Msg::SettingsSaveShop)}</button>
