@@ -4,21 +4,21 @@
 // from the Hindi catalogue downloaded once); the screens before the shop (setting it up, the
 // PIN, the lock screen, signing in) are in languages-before-shop.test.mjs. Each screen is photographed at 800×1280 into
 // e2e/artifacts/lang-{ar,hi}-*.png to be looked at: the counter (cart, payment, receipt, the
-// refund form), products (list, edit), bills (list, one bill), sync, people, settings, and
-// setting up, choosing a PIN, the lock screen and signing in.
+// refund form, a new customer, an unknown code's "Add product", parked bills), products (list,
+// edit, the stock form, a CSV import's preview with bad rows), bills (list, one bill), sync
+// (with a conflict: a product oversold), people, settings. The manager's approval and the
+// sign-in-again banner, which need accounts, are languages-people.test.mjs's.
+//
+// A screen that shows English in Arabic or Hindi fails the test (`photo`, language-helpers.mjs):
+// no English text of the catalogue whose translation differs (`locales/en.json`), and no
+// English function words ("the", "is", "cannot"...: a sentence built in English outside the
+// catalogue, such as an error's `Display`) in the page's visible text.
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import {
-  ARTIFACTS,
-  appUrl,
-  launchBrowser,
-  openPage,
-  startServer,
-  temporaryDirectory,
-} from "./harness.mjs";
-import { ean13, scanWithKeyboard, seedProducts, seededId, waitForIdlePage, waitForProductCount } from "./counter-helpers.mjs";
+import { appUrl, launchBrowser, openPage, startServer, temporaryDirectory } from "./harness.mjs";
+import { ean13, scanWithKeyboard, seedProducts, seededId, waitForProductCount } from "./counter-helpers.mjs";
+import { photo, waitForCartLines } from "./language-helpers.mjs";
 
 const SHOP = "kirana-lang";
 const PROJECT = "lang-project";
@@ -26,27 +26,32 @@ const CATALOGUE = [
   { id: seededId(1), name: "Parle-G 250g", price: 25_00, barcodes: [ean13("890106301001")], stock: 50, taxRateBp: 1800 },
   { id: seededId(2), name: "चाय पत्ती 250g", price: 120_00, barcodes: [ean13("890172520001")], stock: 40, taxRateBp: 500 },
   { id: seededId(3), name: "حليب 1L", price: 56_00, barcodes: [ean13("890126200002")], stock: 30 },
+  // Sold twice over by other tablets: the sync page's conflict inbox says so.
+  { id: seededId(4), name: "Amul 500g", price: 60_00, barcodes: [ean13("890126200003")], stock: -2 },
 ];
 const code = (index) => CATALOGUE[index].barcodes[0];
+/** A code no product has: the counter offers "Add product". */
+const UNKNOWN_CODE = ean13("890999999999");
+/** A CSV file with one good row and a bad row of each kind the preview names. */
+const BAD_CSV = [
+  "name,price,unit,stock,barcode,sku,tax_rate",
+  "Good tea,10,,,,T1,",
+  ",5,,,,,",
+  "Soap,abc,,,,,",
+  "Rice,10,litre,,,,",
+  "Sugar,10,piece,1.5,,,",
+  "Jam,10,,,,,150",
+  "Dal,10,,,8901063010018,,",
+  "Ghee,10,,,,T1,",
+  `Biscuits,10,,,${code(0)},,`,
+].join("\n");
 
-async function photo(page, name) {
-  await waitForIdlePage(page);
-  await page.screenshot({ path: join(ARTIFACTS, `lang-${name}-800x1280.png`) });
-}
 
 function documentLanguage(page) {
   return page.evaluate(() => ({
     lang: document.documentElement.lang,
     dir: document.documentElement.dir,
   }));
-}
-
-async function waitForCartLines(page, count) {
-  await page.waitForFunction(
-    (count) => document.querySelectorAll("[data-testid=cart-line]").length === count,
-    count,
-    { timeout: 15_000 },
-  );
 }
 
 /** A two-line sale paid in cash, ending on its receipt (photographed on the way). */
@@ -73,14 +78,44 @@ async function sellAndPhotograph(page, language) {
   return text;
 }
 
+/** The counter's forms: a bill parked, an unknown code's "Add product", a new customer. */
+async function photographCounterForms(page, language) {
+  await scanWithKeyboard(page, code(2));
+  await waitForCartLines(page, 1);
+  await page.getByTestId("park").click();
+  await page.getByTestId("parked-bill").first().waitFor();
+  await waitForCartLines(page, 0);
+  await scanWithKeyboard(page, UNKNOWN_CODE);
+  await page.getByTestId("add-unknown-product").click();
+  await page.getByTestId("new-product-form").waitFor();
+  await photo(page, `${language}-counter-add-product`);
+  await page.getByTestId("new-customer").click();
+  await page.getByTestId("customer-form").waitFor();
+  await photo(page, `${language}-counter-customer-new`);
+}
+
 /** The products, sync, people and settings pages, and the product form and stock form. */
 async function photographPages(page, language) {
   await openPage(page, "/products");
   await page.getByTestId("product-row").first().waitFor();
   await photo(page, `${language}-products`);
-  await page.getByTestId("product-row").first().getByRole("button").last().click();
+  await page.getByTestId("product-row").first().getByTestId("edit-product").click();
   await page.getByTestId("add-product-form").waitFor();
   await photo(page, `${language}-product-edit`);
+  await openPage(page, "/products");
+  await page.getByTestId("product-row").first().getByTestId("stock-product").click();
+  await page.getByTestId("stock-form").waitFor();
+  await photo(page, `${language}-product-stock`);
+  await openPage(page, "/products");
+  await page.getByTestId("import-csv").setInputFiles({
+    name: "catalogue.csv",
+    mimeType: "text/csv",
+    buffer: Buffer.from(BAD_CSV, "utf8"),
+  });
+  await page.getByTestId("import-preview").waitFor();
+  assert.equal(await page.getByTestId("import-error").count(), 8, "every bad row listed");
+  await photo(page, `${language}-products-import`);
+  await page.getByTestId("import-cancel").click();
   await openPage(page, "/bills");
   await page.getByTestId("bill-row").first().waitFor();
   await photo(page, `${language}-bills`);
@@ -91,6 +126,7 @@ async function photographPages(page, language) {
   await page.getByTestId("bill-detail").waitFor({ state: "detached" });
   await openPage(page, "/sync");
   await page.getByTestId("status-panel").waitFor();
+  await page.getByTestId("conflict").waitFor();
   await photo(page, `${language}-sync`);
   await openPage(page, "/people");
   await photo(page, `${language}-people`);
@@ -98,7 +134,6 @@ async function photographPages(page, language) {
   await page.getByTestId("device-settings").waitFor();
   await photo(page, `${language}-settings`);
 }
-
 describe("languages", () => {
   let server;
   let browser;
@@ -153,6 +188,7 @@ describe("languages", () => {
       }
       assert.ok(!arabicReceipt.includes("Total"), arabicReceipt);
       await page.getByTestId("new-sale").click();
+      await photographCounterForms(page, "ar");
       await photographPages(page, "ar");
 
       // Hindi, chosen on the settings page: saving starts the app again in Hindi.
@@ -168,6 +204,7 @@ describe("languages", () => {
         assert.ok(hindiReceipt.includes(word), `${word} on the Hindi receipt: ${hindiReceipt}`);
       }
       await page.getByTestId("new-sale").click();
+      await photographCounterForms(page, "hi");
       await photographPages(page, "hi");
       assert.equal(await page.getByTestId("settings-language").inputValue(), "hi");
 

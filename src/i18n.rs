@@ -200,6 +200,67 @@ pub fn format_number(number: f64) -> String {
         .unwrap_or_else(|| number.to_string())
 }
 
+thread_local! {
+    /// Each decimal or percent `Intl.NumberFormat` by what it is made from, made once (a
+    /// receipt writes a few dozen numbers; making a format costs more than using one).
+    static DECIMAL_FORMATS: RefCell<std::collections::HashMap<String, js_sys::Intl::NumberFormat>> =
+        RefCell::default();
+}
+
+/// `number` through a format of `style` ("decimal", "percent") with `min_decimals` to
+/// `max_decimals` decimals, in [`intl_locales`].
+fn format_with(number: f64, style: &str, min_decimals: u32, max_decimals: u32) -> Option<String> {
+    let locales = intl_locales();
+    let key = format!(
+        "{}|{style}|{min_decimals}|{max_decimals}",
+        String::from(locales.join(","))
+    );
+    let format = DECIMAL_FORMATS.with(|formats| {
+        formats
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| {
+                let options = js_sys::Object::new();
+                let set = |name: &str, value: JsValue| {
+                    let _ = js_sys::Reflect::set(&options, &name.into(), &value);
+                };
+                set("style", style.into());
+                set("minimumFractionDigits", f64::from(min_decimals).into());
+                set("maximumFractionDigits", f64::from(max_decimals).into());
+                js_sys::Intl::NumberFormat::new(&locales, &options)
+            })
+            .clone()
+    });
+    format
+        .format()
+        .call1(&JsValue::UNDEFINED, &JsValue::from_f64(number))
+        .ok()
+        .and_then(|text| text.as_string())
+}
+
+/// Receipts' numbers (and rates on screen) through `Intl.NumberFormat` in [`intl_locales`]:
+/// grouped, in the digits the locale writes ("1,234.50", "१,२३४.५०" in hi-IN if the
+/// locale uses Devanagari digits, "١٬٢٣٤٫٥٠" in ar-EG). ASCII ([`PlainNumbers`]) where `Intl`
+/// refuses.
+///
+/// [`PlainNumbers`]: counterbook_shop::receipt::PlainNumbers
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IntlNumbers;
+
+impl counterbook_shop::receipt::ReceiptNumbers for IntlNumbers {
+    fn decimal(&self, value: i64, decimals: u32, min_decimals: u32) -> String {
+        let number = value as f64 / 10f64.powi(decimals as i32);
+        format_with(number, "decimal", min_decimals.min(decimals), decimals).unwrap_or_else(|| {
+            counterbook_shop::receipt::PlainNumbers.decimal(value, decimals, min_decimals)
+        })
+    }
+
+    fn percent(&self, basis_points: i64) -> String {
+        format_with(basis_points as f64 / 10_000.0, "percent", 0, 2)
+            .unwrap_or_else(|| counterbook_shop::receipt::PlainNumbers.percent(basis_points))
+    }
+}
+
 /// A role as the screens name it ("cashier"); a claim the app does not know shows as it is.
 pub fn role_name(claim: &str) -> String {
     match counterbook_shop::Role::from_claim(claim) {

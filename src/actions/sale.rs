@@ -60,11 +60,19 @@ impl CompletedBill {
 pub enum CompleteSaleError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The shop's rules refuse the sale.
     #[error("The sale cannot be completed: {0}")]
-    Refused(String),
+    Refused(actions::SaleError),
     /// Credit past the customer's limit: a manager may override it.
     #[error("The sale cannot be completed: {0}")]
-    OverCreditLimit(String),
+    OverCreditLimit(actions::SaleError),
+    #[error("The sale cannot be completed: the customer is not on this tablet.")]
+    UnknownCustomer,
+    #[error("The sale cannot be completed: the bill series cannot give a number: {0}")]
+    Series(counterbook_shop::series::SeriesError),
+    /// The sale's unit of work holds no bill (a fault of the shop's rules, never expected).
+    #[error("The sale cannot be completed: it made no bill.")]
+    NoBill,
     #[error(transparent)]
     NeedsApproval(#[from] super::NeedsApproval),
 }
@@ -186,11 +194,10 @@ pub async fn complete_sale(
             refused @ actions::SaleError::Payment(counterbook_shop::PaymentError::CreditOverLimit {
                 ..
             }),
-        )) => return Err(CompleteSaleError::OverCreditLimit(refused.to_string())),
-        Err(RecordSaleError::Refused(refused)) => {
-            return Err(CompleteSaleError::Refused(refused.to_string()))
-        }
-        Err(other) => return Err(CompleteSaleError::Refused(other.to_string())),
+        )) => return Err(CompleteSaleError::OverCreditLimit(refused)),
+        Err(RecordSaleError::Refused(refused)) => return Err(CompleteSaleError::Refused(refused)),
+        Err(RecordSaleError::UnknownCustomer) => return Err(CompleteSaleError::UnknownCustomer),
+        Err(RecordSaleError::Series(error)) => return Err(CompleteSaleError::Series(error)),
     };
     let bill = work.records.iter().find_map(|record| match record {
         counterbook_shop::Record::Bill(bill) => Some(bill.clone()),
@@ -209,7 +216,7 @@ pub async fn complete_sale(
         })
         .collect();
     driver.unit_saved(work.unit.clone());
-    let bill = bill.ok_or_else(|| CompleteSaleError::Refused("the sale made no bill".into()))?;
+    let bill = bill.ok_or(CompleteSaleError::NoBill)?;
     let customer = match (customer, &bill.customer_id) {
         (Some(customer), _) => Some(customer),
         (None, Some(id)) => driver.store().customer(id).await?,
@@ -294,24 +301,29 @@ pub async fn open_bill(
     }))
 }
 
+/// Why a UPI payment was not confirmed; nothing was saved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfirmUpiError {
+    #[error("The UPI payment cannot be confirmed: {0}.")]
+    Refused(actions::ConfirmError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 /// The cashier saw a bill's UPI payment arrive after the sale: its payment record becomes
 /// confirmed (one unit of work). Returns the bill with its payments as they now stand.
 pub async fn confirm_upi_payment(
     driver: &SyncDriver,
     completed: &CompletedBill,
-) -> Result<CompletedBill, String> {
+) -> Result<CompletedBill, ConfirmUpiError> {
     let Some(payment) = completed.unconfirmed_upi() else {
         return Ok(completed.clone());
     };
     let work = super::with_context(driver, |context| {
         actions::confirm_upi_payment(context, payment, &mut crate::ids::new_id)
     })
-    .map_err(|e| format!("The UPI payment cannot be confirmed: {e}."))?;
-    driver
-        .store()
-        .commit_work(&work)
-        .await
-        .map_err(|e| e.to_string())?;
+    .map_err(ConfirmUpiError::Refused)?;
+    driver.store().commit_work(&work).await?;
     driver.unit_saved(work.unit.clone());
     let mut confirmed = completed.clone();
     for record in &work.records {
@@ -341,8 +353,11 @@ pub async fn add_product_for_code(
 pub enum CreateCustomerError {
     #[error(transparent)]
     NeedsApproval(#[from] super::NeedsApproval),
+    /// The customer as typed is not valid.
     #[error("{0}")]
-    Refused(String),
+    Refused(counterbook_shop::customer::CustomerError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// Creates a customer at the counter (one unit of work). A credit limit is a manager's to
@@ -363,15 +378,20 @@ pub async fn create_customer(
     let work = super::with_context(driver, |context| {
         actions::create_customer(context, customer, &mut crate::ids::new_id)
     })
-    .map_err(|e| CreateCustomerError::Refused(e.to_string()))?;
+    .map_err(CreateCustomerError::Refused)?;
     let work = super::with_approval(work, approval);
-    driver
-        .store()
-        .commit_work(&work)
-        .await
-        .map_err(|e| CreateCustomerError::Refused(e.to_string()))?;
+    driver.store().commit_work(&work).await?;
     driver.unit_saved(work.unit);
     Ok(())
+}
+
+/// Why the shop profile was not saved; nothing of it was.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShopProfileError {
+    #[error("The shop profile cannot be saved: {0}.")]
+    Invalid(#[from] counterbook_shop::settings::SettingsError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// Saves the shop profile: kept on the tablet and pushed as the shop's `settings/profile`
@@ -380,18 +400,13 @@ pub async fn save_shop_profile(
     driver: &SyncDriver,
     before: &ShopSettings,
     after: &ShopSettings,
-) -> Result<(), String> {
+) -> Result<(), ShopProfileError> {
     let path = ShopSettings::document_path(&driver.settings().shop_id);
-    let base = driver.base_of(&path).await.map_err(|e| e.to_string())?;
+    let base = driver.base_of(&path).await?;
     let work = super::with_context(driver, |context| {
         actions::save_settings(context, Some(before), after, base, &mut crate::ids::new_id)
-    })
-    .map_err(|e| e.to_string())?;
-    driver
-        .store()
-        .save_shop_settings(after, &work)
-        .await
-        .map_err(|e| e.to_string())?;
+    })?;
+    driver.store().save_shop_settings(after, &work).await?;
     driver.unit_saved(work.unit);
     Ok(())
 }
@@ -404,7 +419,7 @@ pub async fn save_first_shop_profile(
     driver: &SyncDriver,
     shop_id: &str,
     profile: &ShopSettings,
-) -> Result<(), String> {
+) -> Result<(), ShopProfileError> {
     let who = super::at_the_counter(driver);
     let context = ActionContext {
         shop_id,
@@ -414,13 +429,8 @@ pub async fn save_first_shop_profile(
         person_id: who.person_id.as_deref(),
         now_millis: now_millis(),
     };
-    let work = actions::save_settings(&context, None, profile, None, &mut crate::ids::new_id)
-        .map_err(|e| e.to_string())?;
-    driver
-        .store()
-        .save_shop_settings(profile, &work)
-        .await
-        .map_err(|e| e.to_string())?;
+    let work = actions::save_settings(&context, None, profile, None, &mut crate::ids::new_id)?;
+    driver.store().save_shop_settings(profile, &work).await?;
     if shop_id == driver.settings().shop_id {
         driver.unit_saved(work.unit);
     }

@@ -41,7 +41,7 @@ pub enum RecordSaleError<E> {
     #[error("The customer is not on this tablet.")]
     UnknownCustomer,
     #[error("The bill series cannot give a number: {0}")]
-    Series(String),
+    Series(counterbook_shop::series::SeriesError),
 }
 
 /// A bill put aside at the counter, to be finished later. Local to this tablet, never synced.
@@ -219,7 +219,7 @@ impl Store {
                 }
                 .next(),
             }
-            .map_err(|e| RecordSaleError::Series(e.to_string()))?;
+            .map_err(RecordSaleError::Series)?;
             // A product deleted meanwhile is still sold; only its local count is gone.
             let products = product_values
                 .into_iter()

@@ -1,16 +1,49 @@
 //! The conflict inbox: changes that lost to another tablet's, and broken business rules, each
 //! with "Use mine" (re-apply) or "OK" (keep the server's result).
 
-use crate::i18n::{t, Msg};
+use crate::i18n::{format_number, t, tr, Msg};
+use counterbook_sync::{ConflictEntry, ConflictKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::sync::SyncDriver;
 
+/// What an entry says, by its kind, in the tablet's language (its `explanation` is the sync
+/// engine's English, for logs). A stock or balance is the server's integer: a count of
+/// pieces, or milli-units of loose goods; a balance in minor units of the shop's currency.
+fn explanation(entry: &ConflictEntry, currency: &str) -> String {
+    let server_integer = entry
+        .server_value
+        .as_ref()
+        .and_then(|value| value.as_integer())
+        .unwrap_or_default();
+    match entry.kind {
+        ConflictKind::Field => tr(
+            Msg::ConflictField,
+            &[("field", entry.field.as_deref().unwrap_or_default())],
+        ),
+        ConflictKind::BillVoided => t(Msg::ConflictBillVoided).into(),
+        ConflictKind::FinalBill => t(Msg::ConflictFinalBill).into(),
+        ConflictKind::DocumentMissing => t(Msg::ConflictDocumentMissing).into(),
+        ConflictKind::Oversold => tr(
+            Msg::ConflictOversold,
+            &[("stock", &format_number(server_integer as f64))],
+        ),
+        ConflictKind::CreditLimit => tr(
+            Msg::ConflictCreditLimit,
+            &[(
+                "owed",
+                &crate::money::format_price(server_integer, currency),
+            )],
+        ),
+    }
+}
+
 /// The conflict inbox: changes that lost to another tablet's, and broken business rules.
 #[component]
 pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let conflicts = driver.with_value(|d| d.conflicts());
+    let currency = StoredValue::new(driver.with_value(|d| d.settings().currency.clone()));
     // Entries name documents by path; people know products by name (one get per entry).
     let subject = move |path: &str| {
         let name = RwSignal::new(path.to_owned());
@@ -43,7 +76,7 @@ pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Into
                                     <span>
                                         <strong>{subject(&entry.path)}</strong>
                                         ": "
-                                        {entry.explanation.clone()}
+                                        {currency.with_value(|currency| explanation(&entry, currency))}
                                     </span>
                                     {can_reapply.then(|| view! {
                                         <button type="button" data-testid="reapply-conflict"

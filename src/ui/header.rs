@@ -1,6 +1,6 @@
 //! The top bar: the app's name, the shop, the pages, who is at the counter and the sync badge.
 
-use crate::i18n::{t, Msg};
+use crate::i18n::{count_text, t, Msg};
 use leptos::prelude::*;
 
 use crate::sync::{SyncDriver, SyncStatus};
@@ -87,7 +87,7 @@ pub fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
             }>
             <span data-testid="connection">{move || state().1}</span>
             " · "
-            <span data-testid="pending-count">{move || status.with(|s| s.pending)}</span>
+            <span data-testid="pending-count">{move || count_text(status.with(|s| s.pending))}</span>
             " " {t(Msg::BadgePending)}
         </span>
     }

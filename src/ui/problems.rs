@@ -2,12 +2,13 @@
 //! of the catalogue in the tablet's language ([`Shown`]). An error's `Display` (thiserror) is
 //! English for logs and the console; what is not mapped here shows its `Display`.
 
-use crate::i18n::{t, tn, tr, Msg};
-use crate::money::PriceError;
+use crate::i18n::{count_text, t, tn, tr, Msg};
+use crate::money::{format_price, PriceError};
 use crate::people::PinError;
 use crate::storage::StorageError;
 use crate::sync::identity::SignInError;
 use crate::sync::session::{SessionError, SetupError, SetupField};
+use counterbook_shop::receipt::ReceiptNumbers;
 
 /// An error as a screen shows it, in the tablet's language.
 pub trait Shown {
@@ -199,6 +200,352 @@ impl Shown for crate::actions::products::ProductActionError {
     }
 }
 
+impl Shown for counterbook_shop::product::QuantityError {
+    fn shown(&self) -> String {
+        use counterbook_shop::money::AmountError;
+        use counterbook_shop::product::QuantityError;
+        match self {
+            QuantityError::WholePieces(text) => tr(Msg::ProblemWholePieces, &[("text", text)]),
+            QuantityError::Amount(AmountError::Empty) => t(Msg::ProblemQuantityEmpty).into(),
+            QuantityError::Amount(AmountError::Negative) => t(Msg::ProblemQuantityNegative).into(),
+            QuantityError::Amount(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::csv_import::RowProblem {
+    fn shown(&self) -> String {
+        use counterbook_shop::csv_import::RowProblem;
+        match self {
+            RowProblem::Unreadable(detail) => {
+                tr(Msg::ProblemCsvRowUnreadable, &[("detail", detail)])
+            }
+            RowProblem::Amount(error) => error.shown(),
+            RowProblem::Unit(error) => error.shown(),
+            RowProblem::Quantity(error) => error.shown(),
+            RowProblem::TaxRateAbove100(text) => {
+                tr(Msg::ProblemCsvTaxRateAbove100, &[("text", text)])
+            }
+            RowProblem::Product(error) => error.shown(),
+            RowProblem::RepeatedBarcode { barcode, first_row } => tr(
+                Msg::ProblemCsvRepeatedBarcode,
+                &[
+                    ("barcode", barcode),
+                    ("row", &count_text(*first_row as usize)),
+                ],
+            ),
+            RowProblem::RepeatedSku { sku, first_row } => tr(
+                Msg::ProblemCsvRepeatedSku,
+                &[("sku", sku), ("row", &count_text(*first_row as usize))],
+            ),
+            RowProblem::BarcodeInCatalogue { barcode, owner } => {
+                tr(Msg::CsvBarcodeUsed, &[("code", barcode), ("owner", owner)])
+            }
+            RowProblem::SkuInCatalogue { sku, owner } => {
+                tr(Msg::CsvSkuUsed, &[("sku", sku), ("owner", owner)])
+            }
+        }
+    }
+}
+
+/// A payment problem in the cashier's words, amounts in `currency` through `Intl`.
+pub fn payment_problem(error: &counterbook_shop::PaymentError, currency: &str) -> String {
+    use counterbook_shop::PaymentError;
+    let money = |minor: i64| format_price(minor, currency);
+    match error {
+        PaymentError::CreditOverLimit {
+            balance_minor,
+            limit_minor,
+            available_minor,
+            ..
+        } => tr(
+            Msg::PaymentCreditOverLimit,
+            &[
+                ("limit", &money(*limit_minor)),
+                ("balance", &money(*balance_minor)),
+                ("available", &money(*available_minor)),
+            ],
+        ),
+        PaymentError::CashShort { short_minor, .. } => {
+            tr(Msg::PaymentCashShort, &[("amount", &money(*short_minor))])
+        }
+        PaymentError::Underpaid { remaining_minor } => tr(
+            Msg::PaymentUnderpaid,
+            &[("amount", &money(*remaining_minor))],
+        ),
+        PaymentError::CreditNeedsCustomer => t(Msg::PaymentCreditNeedsCustomer).into(),
+        PaymentError::NegativeAmount => t(Msg::ProblemPaymentNegative).into(),
+        PaymentError::NonCashAboveTotal {
+            non_cash_minor,
+            total_minor,
+        } => tr(
+            Msg::ProblemNonCashAboveTotal,
+            &[
+                ("non_cash", &money(*non_cash_minor)),
+                ("total", &money(*total_minor)),
+            ],
+        ),
+        PaymentError::TooLarge => t(Msg::ProblemPaymentTooLarge).into(),
+    }
+}
+
+/// Why the shop's rules refuse a sale, amounts in `currency`.
+pub fn sale_problem(error: &counterbook_shop::actions::SaleError, currency: &str) -> String {
+    use counterbook_shop::actions::SaleError;
+    match error {
+        SaleError::NoLines => t(Msg::ProblemSaleNoLines).into(),
+        SaleError::Bill(error) => error.shown(),
+        SaleError::Payment(error) => payment_problem(error, currency),
+        SaleError::TooManyWrites { writes } => tr(
+            Msg::ProblemSaleTooManyWrites,
+            &[
+                ("writes", &count_text(*writes)),
+                (
+                    "max",
+                    &count_text(counterbook_shop::actions::MAX_UNIT_WRITES),
+                ),
+            ],
+        ),
+    }
+}
+
+/// Why a sale did not complete, amounts in `currency`.
+pub fn complete_sale_problem(
+    error: &crate::actions::sale::CompleteSaleError,
+    currency: &str,
+) -> String {
+    use crate::actions::sale::CompleteSaleError;
+    let cannot = |problem: &str| tr(Msg::ProblemSaleCannotComplete, &[("problem", problem)]);
+    match error {
+        CompleteSaleError::Storage(error) => error.shown(),
+        CompleteSaleError::Refused(error) | CompleteSaleError::OverCreditLimit(error) => {
+            cannot(&sale_problem(error, currency))
+        }
+        CompleteSaleError::UnknownCustomer => cannot(t(Msg::ProblemCustomerNotHere)),
+        CompleteSaleError::Series(error) => cannot(&tr(
+            Msg::ProblemSeriesNoNumber,
+            &[("problem", &error.shown())],
+        )),
+        CompleteSaleError::NoBill => cannot(t(Msg::ProblemSaleNoBill)),
+        CompleteSaleError::NeedsApproval(error) => error.shown(),
+    }
+}
+
+impl Shown for counterbook_shop::series::SeriesError {
+    fn shown(&self) -> String {
+        use counterbook_shop::series::SeriesError;
+        match self {
+            SeriesError::EmptySeries => t(Msg::ProblemSeriesEmpty).into(),
+            SeriesError::BadSeries(series) => tr(Msg::ProblemSeriesBad, &[("series", series)]),
+            SeriesError::NotABillNumber(text) => {
+                tr(Msg::ProblemSeriesNotANumber, &[("text", text)])
+            }
+            SeriesError::Exhausted(series) => {
+                tr(Msg::ProblemSeriesExhausted, &[("series", series)])
+            }
+        }
+    }
+}
+
+impl Shown for crate::actions::sale::ConfirmUpiError {
+    fn shown(&self) -> String {
+        use crate::actions::sale::ConfirmUpiError;
+        use counterbook_shop::actions::ConfirmError;
+        match self {
+            ConfirmUpiError::Refused(error) => {
+                let problem = match error {
+                    ConfirmError::NotUpi => t(Msg::ProblemConfirmNotUpi),
+                    ConfirmError::AlreadyConfirmed => t(Msg::ProblemConfirmAlready),
+                };
+                tr(Msg::ProblemUpiNotConfirmed, &[("problem", problem)])
+            }
+            ConfirmUpiError::Storage(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::customer::CustomerError {
+    fn shown(&self) -> String {
+        use counterbook_shop::customer::CustomerError;
+        match self {
+            CustomerError::EmptyName => t(Msg::ProblemCustomerNameEmpty).into(),
+            CustomerError::PhoneWithoutDigits(phone) => {
+                tr(Msg::ProblemCustomerPhoneNoDigits, &[("phone", phone)])
+            }
+            CustomerError::NegativeCreditLimit => t(Msg::ProblemCustomerNegativeLimit).into(),
+        }
+    }
+}
+
+impl Shown for crate::actions::sale::CreateCustomerError {
+    fn shown(&self) -> String {
+        use crate::actions::sale::CreateCustomerError;
+        match self {
+            CreateCustomerError::NeedsApproval(error) => error.shown(),
+            CreateCustomerError::Refused(error) => error.shown(),
+            CreateCustomerError::Storage(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::barcode::NomenclatureError {
+    /// The rule that cannot be used, named as the person typed it.
+    fn shown(&self) -> String {
+        use counterbook_shop::barcode::NomenclatureError;
+        let rule = match self {
+            NomenclatureError::BadPrefix(prefix) => prefix,
+            NomenclatureError::NoValueDigits { prefix } => prefix,
+            NomenclatureError::UnreadableRule(rule) => rule,
+        };
+        tr(Msg::SettingsBadBarcodeRule, &[("rule", rule)])
+    }
+}
+
+impl Shown for counterbook_shop::settings::SettingsError {
+    fn shown(&self) -> String {
+        use counterbook_shop::settings::SettingsError;
+        match self {
+            SettingsError::BadCurrency(currency) => {
+                tr(Msg::ProblemSettingsBadCurrency, &[("currency", currency)])
+            }
+            SettingsError::BadExponent(digits) => tr(
+                Msg::ProblemSettingsBadExponent,
+                &[("digits", &count_text(*digits as usize))],
+            ),
+            SettingsError::BadRoundingStep => t(Msg::ProblemSettingsBadRounding).into(),
+            SettingsError::EmptyShopName => t(Msg::ProblemSettingsEmptyName).into(),
+            SettingsError::BadUpiId(upi) => tr(Msg::ProblemSettingsBadUpi, &[("upi", upi)]),
+            SettingsError::BadTaxRate(basis_points) => tr(
+                Msg::ProblemSettingsBadTaxRate,
+                &[(
+                    "rate",
+                    &crate::i18n::IntlNumbers.percent(i64::from(*basis_points)),
+                )],
+            ),
+            SettingsError::Nomenclature(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for crate::actions::sale::ShopProfileError {
+    fn shown(&self) -> String {
+        use crate::actions::sale::ShopProfileError;
+        match self {
+            ShopProfileError::Invalid(error) => {
+                tr(Msg::ProblemProfileNotSaved, &[("problem", &error.shown())])
+            }
+            ShopProfileError::Storage(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::VoidError {
+    fn shown(&self) -> String {
+        use counterbook_shop::VoidError;
+        t(match self {
+            VoidError::AlreadyVoid => Msg::ProblemVoidAlready,
+            VoidError::NotFinal => Msg::ProblemVoidNotFinal,
+            VoidError::HasRefunds => Msg::ProblemVoidHasRefunds,
+            VoidError::NoReason => Msg::ProblemVoidNoReason,
+        })
+        .into()
+    }
+}
+
+impl Shown for counterbook_shop::RefundError {
+    /// A quantity left to refund shows as stored (whole pieces); the refund form, which knows
+    /// each line's unit, writes loose goods' itself.
+    fn shown(&self) -> String {
+        use counterbook_shop::RefundError;
+        let line_number = |line: usize| count_text(line + 1);
+        match self {
+            RefundError::BillVoided => t(Msg::ProblemRefundBillVoid).into(),
+            RefundError::NotFinal => t(Msg::ProblemRefundNotFinal).into(),
+            RefundError::NothingToRefund => t(Msg::ProblemRefundNothing).into(),
+            RefundError::NoSuchLine { line } => {
+                tr(Msg::ProblemNoSuchLine, &[("line", &line_number(*line))])
+            }
+            RefundError::NonPositiveQuantity { line, name } => tr(
+                Msg::ProblemLineQuantity,
+                &[("line", &line_number(*line)), ("name", name)],
+            ),
+            RefundError::MoreThanSold { line, name, left } => tr(
+                Msg::ProblemRefundMoreThanSold,
+                &[
+                    ("line", &line_number(*line)),
+                    ("name", name),
+                    ("left", &crate::i18n::format_number(*left as f64)),
+                ],
+            ),
+            RefundError::NoReason => t(Msg::ProblemRefundNoReason).into(),
+            RefundError::CreditNeedsCustomer => t(Msg::ProblemRefundCreditNeedsCustomer).into(),
+        }
+    }
+}
+
+impl Shown for crate::actions::bills::BillActionError {
+    fn shown(&self) -> String {
+        use crate::actions::bills::BillActionError;
+        match self {
+            BillActionError::NeedsApproval(error) => error.shown(),
+            BillActionError::Void(error) => {
+                tr(Msg::ProblemVoidRefused, &[("problem", &error.shown())])
+            }
+            BillActionError::Refund(error) => {
+                tr(Msg::ProblemRefundRefused, &[("problem", &error.shown())])
+            }
+            BillActionError::UnknownBill => t(Msg::ProblemBillNotHere).into(),
+            BillActionError::Storage(error) => error.shown(),
+        }
+    }
+}
+
+impl Shown for crate::actions::sale::OpenBillError {
+    fn shown(&self) -> String {
+        use crate::actions::sale::OpenBillError;
+        match self {
+            OpenBillError::Storage(error) => error.shown(),
+            OpenBillError::OfflineAndNotHere => t(Msg::ProblemBillOfflineNotHere).into(),
+            // What the server said, in its words.
+            OpenBillError::Server(detail) => tr(Msg::ProblemBillServer, &[("detail", detail)]),
+        }
+    }
+}
+
+impl Shown for crate::devices::camera::CameraError {
+    fn shown(&self) -> String {
+        use crate::devices::camera::CameraError;
+        match self {
+            CameraError::Unsupported => t(Msg::ProblemCameraUnsupported).into(),
+            CameraError::NoCamera(detail) => tr(Msg::ProblemCameraOpen, &[("detail", detail)]),
+            CameraError::NothingSeen => t(Msg::ProblemCameraNothingSeen).into(),
+        }
+    }
+}
+
+impl Shown for crate::devices::printer::PrinterError {
+    fn shown(&self) -> String {
+        use crate::devices::printer::PrinterError;
+        match self {
+            PrinterError::Unsupported => t(Msg::ProblemPrinterUnsupported).into(),
+            PrinterError::NotChosen => t(Msg::ProblemPrinterNotChosen).into(),
+            PrinterError::Open(detail) => tr(Msg::ProblemPrinterOpen, &[("detail", detail)]),
+            PrinterError::Send(detail) => tr(Msg::ProblemPrinterSend, &[("detail", detail)]),
+        }
+    }
+}
+
+impl Shown for counterbook_shop::receipt::UpiError {
+    fn shown(&self) -> String {
+        use counterbook_shop::receipt::UpiError;
+        t(match self {
+            UpiError::NoUpiId => Msg::ProblemUpiNoId,
+            UpiError::NonPositiveAmount => Msg::ProblemUpiNotPositive,
+        })
+        .into()
+    }
+}
+
 impl Shown for counterbook_shop::product::UnknownUnit {
     fn shown(&self) -> String {
         tr(Msg::ProblemUnknownUnit, &[("text", &self.0)])
@@ -240,8 +587,7 @@ impl Shown for counterbook_shop::cart::CartError {
                 tr(Msg::ProblemNoSuchLine, &[("line", &line.to_string())])
             }
             CartError::NonPositiveQuantity => t(Msg::ProblemQuantityNotPositive).into(),
-            // Already in words: the quantity's own problem as the cart read it.
-            CartError::Quantity(problem) => problem.clone(),
+            CartError::Quantity(problem) => problem.shown(),
             CartError::WeightForPieces { name } => {
                 tr(Msg::ProblemWeightForPieces, &[("name", name)])
             }
@@ -249,7 +595,9 @@ impl Shown for counterbook_shop::cart::CartError {
                 tr(Msg::ProblemNoPriceForLabel, &[("name", name)])
             }
             CartError::LabelPrice => t(Msg::ProblemLabelPrice).into(),
-            CartError::Discount(problem) => tr(Msg::ProblemDiscount, &[("problem", problem)]),
+            CartError::Discount(problem) => {
+                tr(Msg::ProblemDiscount, &[("problem", &problem.shown())])
+            }
         }
     }
 }

@@ -10,7 +10,6 @@ use crate::i18n::{t, tr, Msg};
 use crate::ui::draft::Draft;
 use crate::ui::problems::Shown;
 use counterbook_i18n::Language;
-use counterbook_shop::barcode::NomenclatureError;
 use counterbook_shop::money::{format_decimal_trimmed, parse_decimal};
 use counterbook_shop::{GuardedAction, Nomenclature, ShopSettings, TaxMode};
 use leptos::prelude::*;
@@ -103,7 +102,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                 .map_err(|_| t(Msg::SettingsBadRounding).to_owned())?;
             let rates = parse_tax_rates(&tax_rates.shown_untracked())?;
             let nomenclature = Nomenclature::parse_text(&barcode_rules.shown_untracked())
-                .map_err(|problem| barcode_rule_problem(&problem))?;
+                .map_err(|problem| problem.shown())?;
             Ok::<_, String>((rounding, rates, nomenclature))
         })();
         let (rounding_step, rates, nomenclature) = match typed {
@@ -141,7 +140,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                     forget_typed();
                     message.set(Some(t(Msg::SettingsSaved).to_owned()));
                 }
-                Err(problem) => message.set(Some(problem)),
+                Err(problem) => message.set(Some(problem.shown())),
             }
         });
     };
@@ -214,16 +213,6 @@ fn parse_tax_rates(text: &str) -> Result<Vec<u32>, String> {
                 .ok_or_else(|| tr(Msg::SettingsBadTaxRate, &[("rate", rate)]))
         })
         .collect()
-}
-
-/// A barcode rule that cannot be used, named as the person typed it.
-fn barcode_rule_problem(problem: &NomenclatureError) -> String {
-    let rule = match problem {
-        NomenclatureError::BadPrefix(prefix) => prefix,
-        NomenclatureError::NoValueDigits { prefix } => prefix,
-        NomenclatureError::UnreadableRule(rule) => rule,
-    };
-    tr(Msg::SettingsBadBarcodeRule, &[("rule", rule)])
 }
 
 #[component]

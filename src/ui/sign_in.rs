@@ -63,7 +63,7 @@ pub fn SetUpShop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                         crate::actions::sale::save_first_shop_profile(&driver, &shop, &profile)
                             .await
                     {
-                        error.set(Some(problem));
+                        error.set(Some(problem.shown()));
                     }
                     if let SignedIn::RestartForShop(shop) = signed_in {
                         super::restart_for_shop(&shop);

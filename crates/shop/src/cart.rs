@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::barcode::ScannedCode;
 use crate::bill::{bill_totals, BillError, BillLine, BillTotals, LineDiscount};
-use crate::money::{divide_rounding_half_away, parse_decimal, AmountError};
-use crate::product::{Product, QuantityUnit};
+use crate::money::divide_rounding_half_away;
+use crate::product::{Product, QuantityError, QuantityUnit};
 use crate::settings::{ShopSettings, TaxMode};
 
 /// A cart line and where it came from.
@@ -43,8 +43,8 @@ pub enum CartError {
     NoSuchLine(usize),
     #[error("the quantity must be above zero")]
     NonPositiveQuantity,
-    #[error("{0}")]
-    Quantity(String),
+    #[error(transparent)]
+    Quantity(#[from] QuantityError),
     #[error("{name} is sold by the piece: a weight label cannot be used for it")]
     WeightForPieces { name: String },
     #[error("{name} has no price, so a price label cannot give its quantity")]
@@ -52,18 +52,13 @@ pub enum CartError {
     #[error("the label's price has more decimals than the currency")]
     LabelPrice,
     #[error("the discount is not valid: {0}")]
-    Discount(String),
+    Discount(BillError),
 }
 
 /// Reads a quantity typed in `unit`: whole pieces, or a decimal of kg/g/l/ml with at most
 /// three decimals, as milli-units.
 pub fn parse_quantity(text: &str, unit: QuantityUnit) -> Result<i64, CartError> {
-    let quantity = parse_decimal(text, unit.quantity_decimals()).map_err(|error| match error {
-        AmountError::TooManyDecimals { text, .. } if !unit.is_loose() => {
-            CartError::Quantity(format!("\"{text}\": pieces are counted in whole numbers"))
-        }
-        error => CartError::Quantity(error.to_string().replace("amount", "quantity")),
-    })?;
+    let quantity = unit.read_quantity(text)?;
     if quantity <= 0 {
         return Err(CartError::NonPositiveQuantity);
     }
@@ -213,7 +208,7 @@ impl Cart {
         let mut changed = line.clone();
         changed.discount = discount;
         crate::bill::line_amounts(&changed, index, TaxMode::Inclusive)
-            .map_err(|error| CartError::Discount(error.to_string()))?;
+            .map_err(CartError::Discount)?;
         *line = changed;
         Ok(())
     }
@@ -235,6 +230,7 @@ impl Cart {
 mod tests {
     use super::*;
     use crate::barcode::{check_digit, Nomenclature};
+    use crate::money::AmountError;
 
     fn product(id: &str, price: i64, unit: QuantityUnit) -> Product {
         let mut product = Product::new(id.into(), id, price, "INR");
@@ -314,9 +310,9 @@ mod tests {
         check(
             "1.5",
             QuantityUnit::Piece,
-            Err(CartError::Quantity(
-                "\"1.5\": pieces are counted in whole numbers".into(),
-            )),
+            Err(CartError::Quantity(QuantityError::WholePieces(
+                "1.5".into(),
+            ))),
         );
         check(
             "0",
@@ -326,10 +322,9 @@ mod tests {
         check(
             "two",
             QuantityUnit::Piece,
-            Err(CartError::Quantity(
-                "\"two\" is not a number: use digits and at most one decimal point, like 12.50"
-                    .into(),
-            )),
+            Err(CartError::Quantity(QuantityError::Amount(
+                AmountError::NotANumber("two".into()),
+            ))),
         );
     }
 
@@ -350,9 +345,10 @@ mod tests {
         assert_eq!(cart.lines[0].line.quantity, 2500);
         assert_eq!(
             cart.set_discount(0, LineDiscount::Amount { minor: 200_01 }),
-            Err(CartError::Discount(
-                "line 1 (rice): the discount is more than the line's amount".into()
-            ))
+            Err(CartError::Discount(BillError::DiscountAboveAmount {
+                line: 0,
+                name: "rice".into()
+            }))
         );
         cart.set_discount(0, LineDiscount::Amount { minor: 200_00 })
             .unwrap();

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::money::{format_decimal, format_decimal_trimmed, parse_decimal, AmountError};
-use crate::product::{name_key, Product, QuantityUnit};
+use crate::product::{name_key, Product, ProductError, QuantityError, QuantityUnit, UnknownUnit};
 use crate::settings::ShopSettings;
 
 /// The columns, in the order export writes them.
@@ -50,15 +50,48 @@ pub enum CsvFileError {
     Unreadable(String),
 }
 
-/// What is wrong with one row.
+/// What is wrong with one row: where, and the [`RowProblem`] (the app shows it in the
+/// tablet's language; its `Display` is English, for logs and tests).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("row {row}{}: {message}", column.map(|column| format!(", {column}")).unwrap_or_default())]
+#[error("row {row}{}: {problem}", column.map(|column| format!(", {column}")).unwrap_or_default())]
 pub struct RowError {
     /// The line number in the file; the header is row 1.
     pub row: u64,
-    /// The column at fault, if one is.
+    /// The column at fault, if one is (its name in the file's header, one of [`COLUMNS`]).
     pub column: Option<&'static str>,
-    pub message: String,
+    pub problem: RowProblem,
+}
+
+/// Why a row cannot be imported.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RowProblem {
+    /// The CSV reader could not read the row (its own words).
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    /// The price or the tax rate is not an amount.
+    #[error(transparent)]
+    Amount(#[from] AmountError),
+    #[error(transparent)]
+    Unit(#[from] UnknownUnit),
+    /// The stock or the low-stock threshold is not a quantity in the row's unit.
+    #[error(transparent)]
+    Quantity(#[from] QuantityError),
+    /// The tax rate as written ("150") is above 100%.
+    #[error("{0}% is above 100%")]
+    TaxRateAbove100(String),
+    /// The product the row describes is not valid.
+    #[error(transparent)]
+    Product(#[from] ProductError),
+    #[error("the barcode {barcode} is already on row {first_row}")]
+    RepeatedBarcode { barcode: String, first_row: u64 },
+    #[error("the SKU {sku} is already on row {first_row}")]
+    RepeatedSku { sku: String, first_row: u64 },
+    /// The catalogue already has the barcode (the app checks, after reading the file).
+    #[error("the barcode {barcode} is already used by {owner}")]
+    BarcodeInCatalogue { barcode: String, owner: String },
+    /// The catalogue already has the SKU.
+    #[error("the SKU {sku} is already used by {owner}")]
+    SkuInCatalogue { sku: String, owner: String },
 }
 
 /// A good row.
@@ -167,7 +200,7 @@ pub fn import_products_csv(
                 import.errors.push(RowError {
                     row,
                     column: None,
-                    message: format!("cannot be read: {error}"),
+                    problem: RowProblem::Unreadable(error.to_string()),
                 });
                 continue;
             }
@@ -190,7 +223,10 @@ pub fn import_products_csv(
                     import.errors.push(RowError {
                         row,
                         column: Some("barcode"),
-                        message: format!("the barcode {barcode} is already on row {first}"),
+                        problem: RowProblem::RepeatedBarcode {
+                            barcode: barcode.clone(),
+                            first_row: *first,
+                        },
                     });
                     continue;
                 }
@@ -198,10 +234,10 @@ pub fn import_products_csv(
                     import.errors.push(RowError {
                         row,
                         column: Some("sku"),
-                        message: format!(
-                            "the SKU {} is already on row {first}",
-                            product.sku.as_deref().unwrap_or_default()
-                        ),
+                        problem: RowProblem::RepeatedSku {
+                            sku: product.sku.clone().unwrap_or_default(),
+                            first_row: *first,
+                        },
                     });
                     continue;
                 }
@@ -214,17 +250,18 @@ pub fn import_products_csv(
                 product.id = new_id();
                 import.products.push(ImportedProduct { row, product });
             }
-            Err((column, message)) => import.errors.push(RowError {
+            Err((column, problem)) => import.errors.push(RowError {
                 row,
-                column,
-                message,
+                column: Some(column),
+                problem,
             }),
         }
     }
     Ok(import)
 }
 
-type CellError = (Option<&'static str>, String);
+/// The column at fault and what is wrong with it.
+type CellError = (&'static str, RowProblem);
 
 /// One row's product (without its id yet), or the first thing wrong with it.
 fn read_row(
@@ -232,27 +269,22 @@ fn read_row(
     settings: &ShopSettings,
 ) -> Result<Product, CellError> {
     let cell = |column: &str| -> &str { cells.get(column).copied().unwrap_or("") };
-    let at = |column: &'static str| move |message: String| (Some(column), message);
+    let at = |column: &'static str| move |problem: RowProblem| (column, problem);
     let name = cell("name");
     if name.is_empty() {
-        return Err((Some("name"), "the name is empty".to_owned()));
+        return Err(("name", RowProblem::Product(ProductError::EmptyName)));
     }
     let price_minor = parse_decimal(cell("price"), settings.minor_unit_exponent)
-        .map_err(|error| at("price")(error.to_string()))?;
-    let unit = QuantityUnit::parse(cell("unit")).map_err(|error| at("unit")(error.to_string()))?;
+        .map_err(|error| at("price")(error.into()))?;
+    let unit = QuantityUnit::parse(cell("unit")).map_err(|error| at("unit")(error.into()))?;
     let quantity = |column: &'static str| -> Result<Option<i64>, CellError> {
         let text = cell(column);
         if text.is_empty() {
             return Ok(None);
         }
-        parse_decimal(text, unit.quantity_decimals())
+        unit.read_quantity(text)
             .map(Some)
-            .map_err(|error| match error {
-                AmountError::TooManyDecimals { .. } if !unit.is_loose() => {
-                    at(column)(format!("\"{text}\": pieces are counted in whole numbers"))
-                }
-                error => at(column)(error.to_string()),
-            })
+            .map_err(|error| at(column)(error.into()))
     };
     let stock = quantity("stock")?.unwrap_or(0);
     let low_stock_threshold = quantity("low_stock")?;
@@ -260,11 +292,11 @@ fn read_row(
         "" => 0,
         text => {
             let basis_points =
-                parse_decimal(text, 2).map_err(|error| at("tax_rate")(error.to_string()))?;
+                parse_decimal(text, 2).map_err(|error| at("tax_rate")(error.into()))?;
             u32::try_from(basis_points)
                 .ok()
                 .filter(|bp| *bp <= 10_000)
-                .ok_or_else(|| at("tax_rate")(format!("{text}% is above 100%")))?
+                .ok_or_else(|| at("tax_rate")(RowProblem::TaxRateAbove100(text.to_owned())))?
         }
     };
     let optional = |text: &str| (!text.is_empty()).then(|| text.to_owned());
@@ -291,16 +323,13 @@ fn read_row(
     };
     product.validate().map_err(|error| {
         let column = match error {
-            crate::product::ProductError::EmptyName | crate::product::ProductError::NameTooLong => {
-                "name"
-            }
-            crate::product::ProductError::NegativePrice => "price",
-            crate::product::ProductError::TaxRateTooHigh(_) => "tax_rate",
-            crate::product::ProductError::BadBarcode(_)
-            | crate::product::ProductError::BarcodeCheckDigit(_) => "barcode",
-            crate::product::ProductError::NegativeLowStockThreshold => "low_stock",
+            ProductError::EmptyName | ProductError::NameTooLong => "name",
+            ProductError::NegativePrice => "price",
+            ProductError::TaxRateTooHigh(_) => "tax_rate",
+            ProductError::BadBarcode(_) | ProductError::BarcodeCheckDigit(_) => "barcode",
+            ProductError::NegativeLowStockThreshold => "low_stock",
         };
-        (Some(column), error.to_string())
+        (column, RowProblem::Product(error))
     })?;
     Ok(product)
 }
@@ -344,11 +373,11 @@ mod tests {
         })
     }
 
-    fn error(row: u64, column: Option<&'static str>, message: &str) -> RowError {
+    fn error(row: u64, column: &'static str, problem: RowProblem) -> RowError {
         RowError {
             row,
-            column,
-            message: message.to_owned(),
+            column: Some(column),
+            problem,
         }
     }
 
@@ -418,45 +447,54 @@ mod tests {
         assert_eq!(
             imported.errors,
             [
-                error(3, Some("name"), "the name is empty"),
+                error(3, "name", ProductError::EmptyName.into()),
                 error(
                     4,
-                    Some("price"),
-                    "\"12.345\" has more than 2 digits after the decimal point"
+                    "price",
+                    AmountError::TooManyDecimals {
+                        text: "12.345".into(),
+                        allowed: 2
+                    }
+                    .into()
                 ),
-                error(
-                    5,
-                    Some("price"),
-                    "\"abc\" is not a number: use digits and at most one decimal point, like 12.50"
-                ),
-                error(
-                    6,
-                    Some("unit"),
-                    "\"litre\" is not a unit: use piece, kg, g, l or ml"
-                ),
-                error(
-                    7,
-                    Some("stock"),
-                    "\"1.5\": pieces are counted in whole numbers"
-                ),
+                error(5, "price", AmountError::NotANumber("abc".into()).into()),
+                error(6, "unit", UnknownUnit("litre".into()).into()),
+                error(7, "stock", QuantityError::WholePieces("1.5".into()).into()),
                 error(
                     8,
-                    Some("barcode"),
-                    "the barcode \"8901063010018\" has a wrong check digit"
+                    "barcode",
+                    ProductError::BarcodeCheckDigit("8901063010018".into()).into()
                 ),
                 error(
                     9,
-                    Some("barcode"),
-                    "the barcode 8901063010017 is already on row 2"
+                    "barcode",
+                    RowProblem::RepeatedBarcode {
+                        barcode: "8901063010017".into(),
+                        first_row: 2
+                    }
                 ),
-                error(10, Some("sku"), "the SKU T1 is already on row 2"),
-                error(11, Some("tax_rate"), "150% is above 100%"),
-                error(13, Some("price"), "the amount cannot be negative"),
+                error(
+                    10,
+                    "sku",
+                    RowProblem::RepeatedSku {
+                        sku: "T1".into(),
+                        first_row: 2
+                    }
+                ),
+                error(11, "tax_rate", RowProblem::TaxRateAbove100("150".into())),
+                error(13, "price", AmountError::Negative.into()),
             ]
         );
+        // The English of logs and tests: where, then what.
+        let english: Vec<String> = imported.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(english[0], "row 3, name: the name is empty");
         assert_eq!(
-            imported.errors[0].to_string(),
-            "row 3, name: the name is empty"
+            english[4],
+            "row 7, stock: \"1.5\": pieces are counted in whole numbers"
+        );
+        assert_eq!(
+            english[6],
+            "row 9, barcode: the barcode 8901063010017 is already on row 2"
         );
     }
 

@@ -44,6 +44,16 @@ pub enum QuantityUnit {
 #[error("\"{0}\" is not a unit: use piece, kg, g, l or ml")]
 pub struct UnknownUnit(pub String);
 
+/// Why text is not a quantity in a unit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// A fraction of a piece ("1.5" pieces).
+    #[error("\"{0}\": pieces are counted in whole numbers")]
+    WholePieces(String),
+    #[error(transparent)]
+    Amount(#[from] crate::money::AmountError),
+}
+
 impl QuantityUnit {
     pub const ALL: [QuantityUnit; 5] = [
         QuantityUnit::Piece,
@@ -97,6 +107,17 @@ impl QuantityUnit {
         } else {
             0
         }
+    }
+
+    /// Reads a quantity written in this unit ("2", "1.250") as stored steps (milli-units of
+    /// loose goods); any sign is the caller's to check.
+    pub fn read_quantity(self, text: &str) -> Result<i64, QuantityError> {
+        crate::money::parse_decimal(text, self.quantity_decimals()).map_err(|error| match error {
+            crate::money::AmountError::TooManyDecimals { text, .. } if !self.is_loose() => {
+                QuantityError::WholePieces(text)
+            }
+            error => QuantityError::Amount(error),
+        })
     }
 }
 

@@ -6,9 +6,14 @@
 //! Its words come from the catalogue of the language asked for (`counterbook-i18n`), so a
 //! receipt prints in the tablet's language.
 //!
-//! Amounts are written as plain decimals in the shop's currency ("236.00"); the app's screens
-//! format them with `Intl.NumberFormat`. The date and time come in already formatted (the
-//! browser's `Intl` knows the shop's locale and time zone; this crate reads no clock).
+//! Its numbers (amounts, quantities, rates) are written by the [`ReceiptNumbers`] the caller
+//! gives: the app's writes them with `Intl.NumberFormat` in the tablet's language and the
+//! shop's region ("1,234.50", "١٬٢٣٤٫٥٠"), [`PlainNumbers`] as ASCII decimals ("1234.50").
+//! Every receipt the app makes (screen, WhatsApp text, printer) uses the app's: the thermal
+//! printer gets a picture of the receipt drawn on a canvas, not ESC/POS text, so it prints
+//! any script and any digits. Only the UPI link keeps ASCII ([`upi_payment_url`]: a payment
+//! app reads it). The date and time come in already formatted (the browser's `Intl` knows the
+//! shop's locale and time zone; this crate reads no clock).
 
 use serde::{Deserialize, Serialize};
 
@@ -89,12 +94,65 @@ pub struct Receipt {
     pub footer: Option<String>,
 }
 
-fn quantity_text(quantity: i64, unit: QuantityUnit) -> String {
-    if unit.is_loose() {
-        format!("{} {}", format_decimal(quantity, 3), unit.as_str())
-    } else {
-        quantity.to_string()
+/// How a receipt writes its numbers (see the module's doc).
+pub trait ReceiptNumbers {
+    /// `value / 10^decimals`, with at least `min_decimals` of its decimals shown (trailing
+    /// zeros beyond them dropped): amounts are `(minor, 2, 2)` in a two-digit currency, a
+    /// loose quantity `(1250, 3, 3)`, a count of pieces `(3, 0, 0)`.
+    fn decimal(&self, value: i64, decimals: u32, min_decimals: u32) -> String;
+    /// A rate in basis points as a percentage: "18%", "12.5%", "-10%".
+    fn percent(&self, basis_points: i64) -> String;
+}
+
+/// ASCII decimals with a point and no grouping ("1234.50", "12.5%").
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlainNumbers;
+
+impl ReceiptNumbers for PlainNumbers {
+    fn decimal(&self, value: i64, decimals: u32, min_decimals: u32) -> String {
+        let mut text = format_decimal(value, decimals);
+        let mut extra = decimals.saturating_sub(min_decimals);
+        while extra > 0 && text.ends_with('0') {
+            text.pop();
+            extra -= 1;
+        }
+        if text.ends_with('.') {
+            text.pop();
+        }
+        text
     }
+
+    fn percent(&self, basis_points: i64) -> String {
+        format!("{}%", format_decimal_trimmed(basis_points, 2))
+    }
+}
+
+fn quantity_text(
+    quantity: i64,
+    unit: QuantityUnit,
+    words: &Catalogue,
+    numbers: &dyn ReceiptNumbers,
+) -> String {
+    if unit.is_loose() {
+        format!(
+            "{} {}",
+            numbers.decimal(quantity, 3, 3),
+            unit_label(words, unit)
+        )
+    } else {
+        numbers.decimal(quantity, 0, 0)
+    }
+}
+
+/// A unit's symbol in `words`' language ("kg"; "किग्रा" in Hindi).
+pub fn unit_label(words: &Catalogue, unit: QuantityUnit) -> &str {
+    words.text(match unit {
+        QuantityUnit::Piece => Msg::UnitPiece,
+        QuantityUnit::Kilogram => Msg::UnitKg,
+        QuantityUnit::Gram => Msg::UnitG,
+        QuantityUnit::Litre => Msg::UnitL,
+        QuantityUnit::Millilitre => Msg::UnitMl,
+    })
 }
 
 /// The device a receipt names: the name the shop gave it, else its bill series (the part of
@@ -124,31 +182,32 @@ pub fn method_label(words: &Catalogue, method: crate::payment::PaymentMethod) ->
     })
 }
 
-/// The receipt of `bill`, in the language of `words`. `customer` is the bill's customer as
-/// the device has it after the sale (its balance then includes this bill's credit);
-/// `date_time` is the sale's time, formatted by the caller.
+/// The receipt of `bill`, in the language of `words`, its numbers written by `numbers`.
+/// `customer` is the bill's customer as the device has it after the sale (its balance then
+/// includes this bill's credit); `date_time` is the sale's time, formatted by the caller.
 pub fn receipt_of(
     bill: &Bill,
     settings: &ShopSettings,
     customer: Option<&Customer>,
     date_time: &str,
     words: &Catalogue,
+    numbers: &dyn ReceiptNumbers,
 ) -> Receipt {
     let exponent = settings.minor_unit_exponent;
-    let money = |minor: i64| format_decimal(minor, exponent);
+    let money = |minor: i64| numbers.decimal(minor, exponent, exponent);
     let lines = bill
         .lines
         .iter()
         .zip(bill.totals.lines.iter())
         .map(|(line, amounts)| ReceiptLine {
             name: line.name.clone(),
-            quantity: quantity_text(line.quantity, line.unit),
+            quantity: quantity_text(line.quantity, line.unit, words, numbers),
             unit_price: money(line.unit_price_minor),
             discount: match line.discount {
                 crate::bill::LineDiscount::None => String::new(),
-                crate::bill::LineDiscount::Amount { minor } => format!("-{}", money(minor)),
+                crate::bill::LineDiscount::Amount { minor } => money(-minor),
                 crate::bill::LineDiscount::Percent { basis_points } => {
-                    format!("-{}%", format_decimal_trimmed(i64::from(basis_points), 2))
+                    numbers.percent(-i64::from(basis_points))
                 }
             },
             amount: money(amounts.total_minor),
@@ -194,7 +253,7 @@ pub fn receipt_of(
         discount: if bill.totals.discount_minor == 0 {
             String::new()
         } else {
-            format!("-{}", money(bill.totals.discount_minor))
+            money(-bill.totals.discount_minor)
         },
         tax_summary: bill
             .totals
@@ -202,10 +261,7 @@ pub fn receipt_of(
             .iter()
             .filter(|row| row.tax_rate_basis_points > 0)
             .map(|row| ReceiptTaxRow {
-                rate: format!(
-                    "{}%",
-                    format_decimal_trimmed(i64::from(row.tax_rate_basis_points), 2)
-                ),
+                rate: numbers.percent(i64::from(row.tax_rate_basis_points)),
                 taxable: money(row.taxable_minor),
                 tax: money(row.tax_minor),
             })
@@ -550,6 +606,7 @@ mod tests {
             Some(&customer),
             "1 Dec 2026, 10:42",
             &english,
+            &PlainNumbers,
         );
         assert_eq!(receipt.lines[0].quantity, "1.250 kg");
         assert_eq!(receipt.lines[0].amount, "150.00");
@@ -604,7 +661,14 @@ Thank you! Visit again.";
         )
         .expect("the Hindi catalogue");
         assert!(problems.is_empty(), "{problems:?}");
-        let receipt = receipt_of(&bill, &settings(), Some(&customer), "1/12/2026", &hindi);
+        let receipt = receipt_of(
+            &bill,
+            &settings(),
+            Some(&customer),
+            "1/12/2026",
+            &hindi,
+            &PlainNumbers,
+        );
         let text = receipt.to_text(TEXT_WIDTH_80_MM, &hindi);
         for expected in [
             "बिल T2-000123",
@@ -613,6 +677,7 @@ Thank you! Visit again.";
             "नकद",
             "उधार",
             "Ravi पर बाकी",
+            "1.250 किग्रा x 120.00",
         ] {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
@@ -622,11 +687,30 @@ Thank you! Visit again.";
             include_str!("../../../locales/ar.json"),
         )
         .expect("the Arabic catalogue");
-        let text = receipt_of(&bill, &settings(), Some(&customer), "", &arabic)
-            .to_text(TEXT_WIDTH_80_MM, &arabic);
+        let text = receipt_of(
+            &bill,
+            &settings(),
+            Some(&customer),
+            "",
+            &arabic,
+            &PlainNumbers,
+        )
+        .to_text(TEXT_WIDTH_80_MM, &arabic);
         for expected in ["فاتورة T2-000123", "المجموع INR", "نقدًا"] {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn plain_numbers_are_ascii_decimals_with_their_decimals_as_asked() {
+        assert_eq!(PlainNumbers.decimal(123_450, 2, 2), "1234.50");
+        assert_eq!(PlainNumbers.decimal(-900, 2, 2), "-9.00");
+        assert_eq!(PlainNumbers.decimal(1_250, 3, 3), "1.250");
+        assert_eq!(PlainNumbers.decimal(1_250, 3, 0), "1.25");
+        assert_eq!(PlainNumbers.decimal(2_000, 3, 0), "2");
+        assert_eq!(PlainNumbers.decimal(3, 0, 0), "3");
+        assert_eq!(PlainNumbers.percent(1_250), "12.5%");
+        assert_eq!(PlainNumbers.percent(-1_000), "-10%");
     }
 
     #[test]
@@ -634,7 +718,8 @@ Thank you! Visit again.";
         let customer = Customer::new("c1".into(), "Ravi", Some("98765 43210"));
         let (mut bill, _) = sold_bill(&customer);
         let english = Catalogue::english();
-        let device = |bill: &Bill| receipt_of(bill, &settings(), None, "", &english).device;
+        let device =
+            |bill: &Bill| receipt_of(bill, &settings(), None, "", &english, &PlainNumbers).device;
         assert_eq!(device(&bill), "Counter 2");
         bill.device_name = None;
         assert_eq!(device(&bill), "T2");

@@ -16,6 +16,7 @@ use leptos::task::spawn_local;
 use crate::actions::sale::{open_bill, CompletedBill};
 use crate::money::format_price;
 use crate::sync::{ChangesSince, SyncDriver};
+use crate::ui::problems::Shown;
 
 /// Bills found by number shown at once.
 const FOUND_LIMIT: u32 = 25;
@@ -48,7 +49,7 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                     found.set(bills);
                     problem.set(None);
                 }
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     };
@@ -58,7 +59,7 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                 // Read again unchanged, it stays as it is (a form being filled in included).
                 Ok(found) if opened.with_untracked(|shown| *shown == found) => {}
                 Ok(found) => opened.set(found),
-                Err(error) => problem.set(Some(error.to_string())),
+                Err(error) => problem.set(Some(error.shown())),
             }
         });
     });

@@ -3,10 +3,11 @@
 //! the money goes back. A cashier pressing them gets the manager's PIN dialog on the spot;
 //! without the approval nothing is written ([`crate::actions::bills`]).
 
-use crate::i18n::{t, Msg};
+use crate::i18n::{count_text, t, tr, Msg};
 use counterbook_shop::money::format_decimal_trimmed;
+use counterbook_shop::receipt::ReceiptNumbers;
 use counterbook_shop::refunds::refundable_quantities;
-use counterbook_shop::{BillStatus, GuardedAction, PaymentMethod};
+use counterbook_shop::{BillStatus, GuardedAction, PaymentMethod, RefundError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -14,6 +15,7 @@ use crate::actions::bills::{self as bill_actions, BillActionError};
 use crate::actions::sale::CompletedBill;
 use crate::actions::Approval;
 use crate::sync::SyncDriver;
+use crate::ui::problems::Shown;
 use crate::ui::sign_in::ManagerApproval;
 
 /// Which form is open.
@@ -46,6 +48,7 @@ impl Asked {
     }
 }
 
+/// A quantity as typed in the refund form ("1.25", ASCII: the field reads it back).
 fn quantity_text(quantity: i64, unit: counterbook_shop::QuantityUnit) -> String {
     if unit.is_loose() {
         format_decimal_trimmed(quantity, 3)
@@ -60,6 +63,16 @@ fn refusal_text(reason: &str) -> String {
         format!(" ({})", t(Msg::UndoRefusedConflict))
     } else {
         format!(" ({reason})")
+    }
+}
+
+/// A quantity as shown ("1.25 kg", `Intl`'s digits, the unit in the tablet's language).
+fn shown_quantity(quantity: i64, unit: counterbook_shop::QuantityUnit) -> String {
+    let number = crate::i18n::IntlNumbers.decimal(quantity, unit.quantity_decimals(), 0);
+    if unit.is_loose() {
+        format!("{number} {}", crate::i18n::unit_name(unit))
+    } else {
+        number
     }
 }
 
@@ -124,7 +137,26 @@ pub fn BillUndo(
                 }
                 Err(BillActionError::NeedsApproval(_)) => awaiting.set(Some(asked)),
                 // Nothing was written (one transaction): the form stays for another try.
-                Err(other) => problem.set(Some(other.to_string())),
+                // A quantity left to refund in the line's unit, which the form knows.
+                Err(BillActionError::Refund(RefundError::MoreThanSold { line, name, left })) => {
+                    let unit = lines.with_value(|lines| lines.get(line).map(|l| l.unit));
+                    let left = unit
+                        .map(|unit| shown_quantity(left, unit))
+                        .unwrap_or_default();
+                    let problem_text = tr(
+                        Msg::ProblemRefundMoreThanSold,
+                        &[
+                            ("line", &count_text(line + 1)),
+                            ("name", &name),
+                            ("left", &left),
+                        ],
+                    );
+                    problem.set(Some(tr(
+                        Msg::ProblemRefundRefused,
+                        &[("problem", &problem_text)],
+                    )))
+                }
+                Err(other) => problem.set(Some(other.shown())),
             }
         });
     };
@@ -148,7 +180,10 @@ pub fn BillUndo(
                     match counterbook_shop::cart::parse_quantity(text, line.unit) {
                         Ok(quantity) => quantities.push((index, quantity)),
                         Err(error) => {
-                            return problem.set(Some(format!("{}: {error}", line.name)));
+                            return problem.set(Some(tr(
+                                Msg::ProblemAbout,
+                                &[("subject", &line.name), ("problem", &error.shown())],
+                            )));
                         }
                     }
                 }
@@ -216,7 +251,7 @@ pub fn BillUndo(
                     <ul class="refunded" data-testid="refunded-lines">
                         {refunded_lines.iter().map(|line| view! {
                             <li data-testid="refunded-line">
-                                {format!("{} {} × {}", t(Msg::UndoRefunded), quantity_text(line.quantity, line.unit), line.name)}
+                                {format!("{} {} × {}", t(Msg::UndoRefunded), shown_quantity(line.quantity, line.unit), line.name)}
                                 <span class="amount">{crate::money::format_price(line.total_minor, &currency)}</span>
                             </li>
                         }).collect_view()}
@@ -244,7 +279,7 @@ pub fn BillUndo(
                             <tbody>
                                 {lines.with_value(|lines| lines.iter().enumerate().map(|(index, line)| {
                                     let quantity = typed.with_value(|typed| typed[index]);
-                                    let sold = quantity_text(line.quantity, line.unit);
+                                    let sold = shown_quantity(line.quantity, line.unit);
                                     view! {
                                         <tr data-testid="refund-line">
                                             <td class="name">{line.name.clone()}

@@ -6,46 +6,63 @@ use crate::i18n::{t, tr, Msg};
 use crate::ui::problems::Shown;
 use counterbook_shop::cart::Cart;
 use counterbook_shop::money::{format_decimal_trimmed, parse_decimal};
+use counterbook_shop::receipt::ReceiptNumbers;
 use counterbook_shop::{LineDiscount, QuantityUnit};
 use leptos::prelude::*;
 
 use super::{payment, Counter, Notice};
 use crate::money::format_price;
 
+/// `typed` without the name of `unit` at its end, if it ends with one: the unit's code
+/// ("kg") or its name in the tablet's language ("किग्रा").
+fn without_unit(typed: &str, unit: QuantityUnit) -> Option<&str> {
+    let local = crate::i18n::unit_name(unit).to_lowercase();
+    typed
+        .strip_suffix(unit.as_str())
+        .or_else(|| typed.strip_suffix(local.as_str()))
+        .or_else(|| match unit {
+            QuantityUnit::Piece => typed.strip_suffix("pcs"),
+            _ => None,
+        })
+}
+
 /// Sets a line's quantity from what the cashier typed: in the line's unit ("2", "1.25",
-/// "1.25 kg"), or for kg and l in grams and millilitres ("750 g", "250 ml").
+/// "1.25 kg", "1.25 किग्रा"), or for kg and l in grams and millilitres ("750 g", "250 ml").
+/// The digits are ASCII (the quantity field shows its number so, to be typed over).
 fn set_typed_quantity(cart: &mut Cart, index: usize, text: &str) -> Result<(), String> {
-    let unit = cart
-        .lines
-        .get(index)
-        .map(|l| l.line.unit)
-        .ok_or("no such line")?;
+    let unit = cart.lines.get(index).map(|l| l.line.unit).ok_or_else(|| {
+        tr(
+            Msg::ProblemNoSuchLine,
+            &[("line", &crate::i18n::count_text(index + 1))],
+        )
+    })?;
     let typed = text.trim().to_lowercase();
     let small = match unit {
-        QuantityUnit::Kilogram => Some("g"),
-        QuantityUnit::Litre => Some("ml"),
+        QuantityUnit::Kilogram => Some(QuantityUnit::Gram),
+        QuantityUnit::Litre => Some(QuantityUnit::Millilitre),
         _ => None,
     };
-    if let Some(small) = small.filter(|s| typed.ends_with(s) && !typed.ends_with(unit.as_str())) {
-        let milli = parse_decimal(typed.trim_end_matches(small).trim(), 0)
-            .map_err(|e| format!("\"{}\": {e}", text.trim()))?;
+    // "kg" ends with "g" (and Arabic "كغ" with "غ"): the line's own unit first.
+    let in_small_units = small
+        .filter(|_| without_unit(&typed, unit).is_none())
+        .and_then(|small| without_unit(&typed, small));
+    if let Some(number) = in_small_units {
+        let milli = parse_decimal(number.trim(), 0).map_err(|e| e.shown())?;
         return cart.set_quantity(index, milli).map_err(|e| e.shown());
     }
-    let number = typed
-        .trim_end_matches(unit.as_str())
-        .trim_end_matches("pcs")
-        .trim();
+    let number = without_unit(&typed, unit).unwrap_or(&typed).trim();
     cart.set_quantity_typed(index, number)
         .map_err(|e| e.shown())
 }
 
-/// How a line's quantity reads: "3", or "1.25 kg".
+/// How a line's quantity reads in its field: "3", or "1.25 kg" (the unit in the tablet's
+/// language; the number in ASCII digits, as it is typed back).
 pub(crate) fn quantity_text(quantity: i64, unit: QuantityUnit) -> String {
     if unit.is_loose() {
         format!(
             "{} {}",
             format_decimal_trimmed(quantity, unit.quantity_decimals()),
-            unit.as_str()
+            crate::i18n::unit_name(unit)
         )
     } else {
         quantity.to_string()
@@ -256,7 +273,7 @@ pub(super) fn Totals(counter: Counter) -> impl IntoView {
                 {move || totals.with(|t| t.as_ref().map(|t| t.tax_summary.clone()).unwrap_or_default())
                     .into_iter()
                     .map(|row| view! {
-                        <dt>{tr(Msg::CartTaxAtRate, &[("rate", &format_decimal_trimmed(i64::from(row.tax_rate_basis_points), 2))])}</dt>
+                        <dt>{tr(Msg::CartTaxAtRate, &[("rate", &crate::i18n::IntlNumbers.decimal(i64::from(row.tax_rate_basis_points), 2, 0))])}</dt>
                         <dd data-testid="tax-line">{money(row.tax_minor)}</dd>
                     })
                     .collect_view()}

@@ -65,7 +65,7 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                     choose(customer);
                 }
                 Err(CreateCustomerError::NeedsApproval(_)) => awaiting_approval.set(Some(customer)),
-                Err(problem) => error.set(Some(problem.to_string())),
+                Err(problem) => error.set(Some(problem.shown())),
             }
         });
     };

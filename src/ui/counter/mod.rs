@@ -36,6 +36,7 @@ use crate::actions::sale::{self as sale_action, CompletedBill, SaleDraft};
 use crate::storage::sales::ParkedBill;
 use crate::sync::change_log::ChangesSince;
 use crate::sync::SyncDriver;
+use crate::ui::problems::Shown;
 use crate::ui::sign_in::ManagerApproval;
 
 /// Search results shown at once.
@@ -126,7 +127,7 @@ impl Counter {
                 self.selected.set(Some(index));
                 self.notice.set(None);
             }
-            Err(problem) => self.notice.set(Some(Notice::Error(problem.to_string()))),
+            Err(problem) => self.notice.set(Some(Notice::Error(problem.shown()))),
         }
     }
 
@@ -140,7 +141,7 @@ impl Counter {
                 self.selected.set(Some(index));
                 self.notice.set(None);
             }
-            Err(problem) => self.notice.set(Some(Notice::Error(problem.to_string()))),
+            Err(problem) => self.notice.set(Some(Notice::Error(problem.shown()))),
         }
     }
 
@@ -176,7 +177,7 @@ impl Counter {
             .with_untracked(|s| s.barcode_nomenclature.clone());
         sale_action::find_scanned(&driver, &nomenclature, code)
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.shown())
     }
 
     /// A scanned code: a bill's QR opens the bill; otherwise the product by barcode (a price
@@ -210,7 +211,7 @@ impl Counter {
                         Msg::CounterNoSuchBill,
                         &[("code", &code)],
                     )))),
-                    Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+                    Err(error) => this.notice.set(Some(Notice::Error(error.shown()))),
                 }
             } else {
                 let answer = this.find(&code).await;
@@ -246,7 +247,7 @@ impl Counter {
                     this.receipt_problem.set(None);
                     this.receipt.set(Some(confirmed));
                 }
-                Err(problem) => this.receipt_problem.set(Some(problem)),
+                Err(problem) => this.receipt_problem.set(Some(problem.shown())),
             }
             this.confirming_upi.set(false);
         });
@@ -356,7 +357,9 @@ impl Counter {
                     this.awaiting_credit_override.set(true)
                 }
                 // Nothing was saved (one transaction): the cart stays for another try.
-                Err(problem) => this.notice.set(Some(Notice::Error(problem.to_string()))),
+                Err(problem) => this.notice.set(Some(Notice::Error(
+                    crate::ui::problems::complete_sale_problem(&problem, &this.currency()),
+                ))),
             }
             this.busy.set(false);
         });
@@ -383,7 +386,7 @@ impl Counter {
                         .set(Some(Notice::Info(t(Msg::CounterParked).into())));
                     this.refresh_parked().await;
                 }
-                Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+                Err(error) => this.notice.set(Some(Notice::Error(error.shown()))),
             }
         });
     }
@@ -407,7 +410,7 @@ impl Counter {
                     customer: this.customer.get_untracked(),
                 };
                 if let Err(error) = driver.store().park_bill(&current).await {
-                    this.notice.set(Some(Notice::Error(error.to_string())));
+                    this.notice.set(Some(Notice::Error(error.shown())));
                     return;
                 }
             }
@@ -418,7 +421,7 @@ impl Counter {
                     this.customer.set(parked.customer);
                     this.refresh_parked().await;
                 }
-                Err(error) => this.notice.set(Some(Notice::Error(error.to_string()))),
+                Err(error) => this.notice.set(Some(Notice::Error(error.shown()))),
             }
         });
     }
@@ -438,7 +441,7 @@ impl Counter {
                 }
             }
             Err(error) => {
-                self.notice.set(Some(Notice::Error(error.to_string())));
+                self.notice.set(Some(Notice::Error(error.shown())));
                 return;
             }
         };
@@ -450,7 +453,7 @@ impl Counter {
         let driver = self.driver.get_value();
         match driver.store().parked_bills().await {
             Ok(parked) => self.parked.set(parked),
-            Err(error) => self.notice.set(Some(Notice::Error(error.to_string()))),
+            Err(error) => self.notice.set(Some(Notice::Error(error.shown()))),
         }
     }
 
@@ -649,11 +652,11 @@ fn Keys(counter: Counter) -> impl IntoView {
                 {t(Msg::CounterPark)} <kbd>"F4"</kbd>
             </button>
             <button type="button" class="secondary" data-testid="clear" aria-label=t(Msg::CounterClear) on:click=move |_| counter.clear()>
-                {t(Msg::CounterClear)} <kbd>"Esc"</kbd>
+                {t(Msg::CounterClear)} <kbd>{t(Msg::KeyEscape)}</kbd>
             </button>
             <p class="key-help">
                 <kbd>"F3"</kbd> " " {t(Msg::CounterKeyScanField)} " · " <kbd>"+"</kbd> <kbd>"−"</kbd>
-                " " {t(Msg::CounterKeyQuantity)} " · " <kbd>"Del"</kbd> " " {t(Msg::CounterKeyRemoveLine)}
+                " " {t(Msg::CounterKeyQuantity)} " · " <kbd>{t(Msg::KeyDelete)}</kbd> " " {t(Msg::CounterKeyRemoveLine)}
                 " · " <kbd>"F9"</kbd> " " {t(Msg::CounterKeyCompleteSale)}
             </p>
         </div>

@@ -11,6 +11,7 @@ use leptos::task::spawn_local;
 
 use super::{Counter, Notice};
 use crate::actions::products::ProductActionError;
+use crate::ui::problems::Shown;
 use crate::ui::products::form::read_new_product_for_code;
 use crate::ui::sign_in::ManagerApproval;
 
@@ -68,7 +69,7 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
                 }
                 // Nothing was saved (one transaction): the typed values stay for another try.
                 Err(problem) => {
-                    error.set(Some(problem.to_string()));
+                    error.set(Some(problem.shown()));
                     saving.set(false);
                 }
             }

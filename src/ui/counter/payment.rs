@@ -4,7 +4,7 @@
 //! then "Complete sale". The rules are `counterbook-shop`'s `settle`.
 
 use crate::i18n::{method_name, t, tr, Msg};
-use counterbook_shop::money::{format_decimal, parse_decimal};
+use counterbook_shop::money::parse_decimal;
 use counterbook_shop::payment::round_to_step;
 use counterbook_shop::{
     settle, BillError, BillTotals, PaymentError, PaymentMethod, Settlement, Tender,
@@ -30,7 +30,7 @@ pub(super) fn tenders(counter: &Counter) -> Result<Vec<Tender>, String> {
     let totals = counter
         .lines
         .with_untracked(|cart| cart.totals(counter.settings.with_untracked(|s| s.tax_mode)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.shown())?;
     tenders_of(
         &drafts,
         exponent,
@@ -48,8 +48,15 @@ fn tenders_of(
     rounding_step: i64,
 ) -> Result<Vec<Tender>, String> {
     let amount = |draft: &TenderDraft| -> Result<i64, String> {
-        parse_decimal(&draft.amount_text, exponent)
-            .map_err(|e| format!("{}: {e}", method_name(draft.method)))
+        parse_decimal(&draft.amount_text, exponent).map_err(|e| {
+            tr(
+                Msg::ProblemAbout,
+                &[
+                    ("subject", method_name(draft.method)),
+                    ("problem", &e.shown()),
+                ],
+            )
+        })
     };
     let mut tenders = Vec::new();
     let mut non_cash = 0;
@@ -122,45 +129,10 @@ pub(super) fn settlement_memo(
     })
 }
 
-/// A payment problem in the cashier's words, amounts in the shop's currency.
+/// A payment problem in the cashier's words, amounts in the shop's currency
+/// ([`crate::ui::problems::payment_problem`]).
 fn payment_problem(error: &PaymentError, counter: &Counter) -> String {
-    let currency = counter.currency();
-    let money = |minor: i64| format_price(minor, &currency);
-    match error {
-        PaymentError::CreditOverLimit {
-            balance_minor,
-            limit_minor,
-            available_minor,
-            ..
-        } => tr(
-            Msg::PaymentCreditOverLimit,
-            &[
-                ("limit", &money(*limit_minor)),
-                ("balance", &money(*balance_minor)),
-                ("available", &money(*available_minor)),
-            ],
-        ),
-        PaymentError::CashShort { short_minor, .. } => {
-            tr(Msg::PaymentCashShort, &[("amount", &money(*short_minor))])
-        }
-        PaymentError::Underpaid { remaining_minor } => tr(
-            Msg::PaymentUnderpaid,
-            &[("amount", &money(*remaining_minor))],
-        ),
-        PaymentError::CreditNeedsCustomer => t(Msg::PaymentCreditNeedsCustomer).into(),
-        PaymentError::NegativeAmount => t(Msg::ProblemPaymentNegative).into(),
-        PaymentError::NonCashAboveTotal {
-            non_cash_minor,
-            total_minor,
-        } => tr(
-            Msg::ProblemNonCashAboveTotal,
-            &[
-                ("non_cash", &money(*non_cash_minor)),
-                ("total", &money(*total_minor)),
-            ],
-        ),
-        PaymentError::TooLarge => t(Msg::ProblemPaymentTooLarge).into(),
-    }
+    crate::ui::problems::payment_problem(error, &counter.currency())
 }
 
 /// What a new card, UPI or credit part should take: the total less the other non-cash parts.
@@ -333,15 +305,19 @@ fn UpiCode(counter: Counter) -> impl IntoView {
             Ok(url) => match counterbook_shop::receipt::qr_svg(&url, 160) {
                 Ok(svg) => view! {
                     <div class="upi-qr" data-testid="upi-qr" data-upi-url=url.clone()
-                        role="img" aria-label=tr(Msg::PaymentUpiQrFor, &[("amount", &format_decimal(amount, exponent))])
+                        role="img" aria-label=tr(Msg::PaymentUpiQrFor, &[("amount", &format_price(amount, &counter.currency()))])
                         inner_html=svg></div>
                 }
                 .into_any(),
-                Err(problem) => view! { <p class="form-error">{problem.to_string()}</p> }.into_any(),
+                // The only way a QR code fails: its text is too long.
+                Err(_) => view! {
+                    <p class="form-error">{tr(Msg::PaymentNoUpiQr, &[("problem", t(Msg::ProblemQrTooLong))])}</p>
+                }
+                .into_any(),
             },
             Err(problem) => view! {
                 <p class="form-error" data-testid="upi-problem">
-                    {tr(Msg::PaymentNoUpiQr, &[("problem", &problem.to_string())])}
+                    {tr(Msg::PaymentNoUpiQr, &[("problem", &problem.shown())])}
                 </p>
             }
             .into_any(),

@@ -78,7 +78,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
                     forget_typed();
                     message.set(Some(t(Msg::SettingsSaved).into()));
                 }
-                Err(problem) => message.set(Some(problem)),
+                Err(problem) => message.set(Some(problem.shown())),
             }
         });
     };

@@ -20,6 +20,7 @@ use super::Counter;
 use crate::actions::sale::CompletedBill;
 use crate::devices::printer::{self, PrinterTransport};
 use crate::devices::receipt_canvas::{dots_across, draw_receipt, ReceiptRow};
+use crate::ui::problems::Shown;
 
 const PAPER_WIDTH_KEY: &str = "counterbook.paperWidthMm";
 const DRAWER_KICK_KEY: &str = "counterbook.kickDrawer";
@@ -126,6 +127,7 @@ fn receipt_for(completed: &CompletedBill) -> Receipt {
         completed.customer.as_ref(),
         &format_date_time(completed.bill.created_at_millis),
         catalogue(),
+        &crate::i18n::IntlNumbers,
     )
 }
 
@@ -247,7 +249,11 @@ async fn print_direct(
 ) -> Result<(), String> {
     let receipt = receipt_for(completed);
     let paper = paper_width_mm();
-    let (width, modules) = qr_modules(&completed.bill.id).map_err(|e| e.to_string())?;
+    // A QR code, canvas or raster that cannot be made is a fault of this code or this
+    // browser, named in English as it came.
+    let for_printer = |detail: String| tr(Msg::ProblemReceiptForPrinter, &[("detail", &detail)]);
+    let (width, modules) =
+        qr_modules(&completed.bill.id).map_err(|e| for_printer(e.to_string()))?;
     let qr_rows: Vec<Vec<bool>> = modules.chunks(width.max(1)).map(<[bool]>::to_vec).collect();
     let bitmap = draw_receipt(
         &canvas_rows(&receipt),
@@ -255,17 +261,17 @@ async fn print_direct(
         paper,
         right_to_left(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| for_printer(e.to_string()))?;
     let options = PrintOptions {
         paper_width_dots: dots_across(paper),
         kick_drawer: kick_drawer(),
         ..PrintOptions::default()
     };
-    let bytes = encode_receipt(&bitmap, &options).map_err(|e| e.to_string())?;
+    let bytes = encode_receipt(&bitmap, &options).map_err(|e| for_printer(e.to_string()))?;
     printer::print_bytes(transport, &bytes)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.shown())
 }
 
 #[component]
@@ -427,7 +433,7 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                 <crate::ui::bills::undo::BillUndo driver=counter.driver completed=completed.clone()
                     on_changed=move |after: CompletedBill| counter.receipt.set(Some(after))/>
                 <button type="button" class="secondary" data-testid="new-sale" aria-label=t(Msg::ReceiptNewSale) on:click=close>
-                    {t(Msg::ReceiptNewSale)} <kbd>"Esc"</kbd>
+                    {t(Msg::ReceiptNewSale)} <kbd>{t(Msg::KeyEscape)}</kbd>
                 </button>
                 {move || print_message.get().map(|m| view! { <p class="print-message" role="status" data-testid="print-message">{m}</p> })}
             </div>

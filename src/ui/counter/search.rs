@@ -8,6 +8,7 @@ use leptos::task::spawn_local;
 use web_sys::KeyboardEvent;
 
 use super::{Counter, Notice, SEARCH_LIMIT};
+use crate::ui::problems::Shown;
 
 thread_local! {
     /// The latest search asked for; answers to older ones are dropped.
@@ -37,7 +38,7 @@ pub(super) fn search(counter: Counter) {
                 counter.highlighted.set((!products.is_empty()).then_some(0));
                 counter.results.set(products);
             }
-            Err(error) => counter.notice.set(Some(Notice::Error(error.to_string()))),
+            Err(error) => counter.notice.set(Some(Notice::Error(error.shown()))),
         }
     });
 }
@@ -102,7 +103,7 @@ pub(super) fn SearchBox(counter: Counter, camera: bool) -> impl IntoView {
             };
             match crate::devices::camera::scan_with_camera(&element).await {
                 Ok(code) => counter.scanned(code),
-                Err(problem) => counter.notice.set(Some(Notice::Error(problem.to_string()))),
+                Err(problem) => counter.notice.set(Some(Notice::Error(problem.shown()))),
             }
             scanning.set(false);
         });

@@ -3,7 +3,9 @@
 //! on confirmation saves the good rows in units of up to 498 writes, with a progress bar.
 
 use crate::i18n::{count_text, t, tn, tr, Msg};
-use counterbook_shop::csv_import::{export_products_csv, import_products_csv, RowError};
+use counterbook_shop::csv_import::{
+    export_products_csv, import_products_csv, RowError, RowProblem,
+};
 use counterbook_shop::{GuardedAction, ShopSettings};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -81,7 +83,7 @@ async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, Strin
         .store()
         .taken_codes(&barcodes, &skus)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.shown())?;
     let mut errors = read.errors;
     let mut products = Vec::with_capacity(read.products.len());
     for row in read.products {
@@ -98,19 +100,19 @@ async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, Strin
             errors.push(RowError {
                 row: row.row,
                 column: Some("barcode"),
-                message: tr(
-                    Msg::CsvBarcodeUsed,
-                    &[("code", code.as_str()), ("owner", owner.as_str())],
-                ),
+                problem: RowProblem::BarcodeInCatalogue {
+                    barcode: code.clone(),
+                    owner: owner.clone(),
+                },
             });
         } else if let Some((sku, owner)) = sku_taken {
             errors.push(RowError {
                 row: row.row,
                 column: Some("sku"),
-                message: tr(
-                    Msg::CsvSkuUsed,
-                    &[("sku", sku.as_str()), ("owner", owner.as_str())],
-                ),
+                problem: RowProblem::SkuInCatalogue {
+                    sku: sku.clone(),
+                    owner: owner.clone(),
+                },
             });
         } else {
             products.push(product);
@@ -130,7 +132,7 @@ async fn export(driver: &SyncDriver) -> Result<String, String> {
             .store()
             .products_after(&query, after.as_ref(), EXPORT_PAGE)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.shown())?;
         let done = page.len() < EXPORT_PAGE as usize;
         products.extend(page);
         if done {
@@ -218,10 +220,9 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             .await
             {
                 Ok(imported) => ImportState::Done { imported },
-                Err(problem) => ImportState::Failed(tr(
-                    Msg::CsvImportStopped,
-                    &[("problem", &problem.to_string())],
-                )),
+                Err(problem) => {
+                    ImportState::Failed(tr(Msg::CsvImportStopped, &[("problem", &problem.shown())]))
+                }
             };
             state.set(next);
         });
@@ -263,9 +264,9 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
                 <section class="import-preview" data-testid="import-preview">
                     <h2>{t(Msg::CsvPreview)}</h2>
                     <p>
-                        <strong data-testid="import-ready-count">{ready}</strong>
+                        <strong data-testid="import-ready-count">{count_text(ready)}</strong>
                         " " {t(Msg::CsvReady)} " "
-                        <strong data-testid="import-error-count">{bad}</strong>
+                        <strong data-testid="import-error-count">{count_text(bad)}</strong>
                         " " {t(Msg::CsvRowsWithErrors)}
                     </p>
                     {(!sample.is_empty()).then(|| view! {
@@ -281,9 +282,11 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
                             <tbody>
                                 {errors.into_iter().take(ERRORS_SHOWN).map(|error| view! {
                                     <tr data-testid="import-error">
-                                        <td>{error.row}</td>
-                                        <td>{error.column.unwrap_or("")}</td>
-                                        <td>{error.message}</td>
+                                        <td>{count_text(error.row as usize)}</td>
+                                        // The column's name in the file's header row, as the
+                                        // file must write it (not translated).
+                                        <td><code>{error.column.unwrap_or("")}</code></td>
+                                        <td>{error.problem.shown()}</td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>

@@ -9,7 +9,6 @@
 use crate::i18n::{t, Msg};
 use std::collections::{BTreeMap, BTreeSet};
 
-use counterbook_shop::money::format_decimal;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -17,6 +16,7 @@ use crate::model::Product;
 use crate::money::format_price;
 use crate::storage::{ProductPosition, ProductQuery};
 use crate::sync::{ChangesSince, SyncDriver};
+use crate::ui::problems::Shown;
 
 /// Every row has this height, so a row's place is its position times this.
 pub const ROW_HEIGHT_PX: f64 = 64.0;
@@ -120,7 +120,7 @@ impl ListState {
                     });
                     state.revisions.set_value(revision);
                 }
-                Err(error) => driver.report_problem(&error.to_string()),
+                Err(error) => driver.report_problem(&error.shown()),
             }
         });
     }
@@ -147,7 +147,7 @@ impl ListState {
                     state.load_visible_pages();
                 }
                 Ok(_) => {}
-                Err(error) => driver.report_problem(&error.to_string()),
+                Err(error) => driver.report_problem(&error.shown()),
             }
         });
     }
@@ -162,7 +162,7 @@ impl ListState {
         spawn_local(async move {
             let products = match driver.store().products_by_ids(&ids).await {
                 Ok(products) => products,
-                Err(error) => return driver.report_problem(&error.to_string()),
+                Err(error) => return driver.report_problem(&error.shown()),
             };
             if state.generation.get_value() != generation {
                 return;
@@ -307,9 +307,20 @@ pub fn ProductList(
     }
 }
 
-/// A product's stock in its unit: whole pieces, or kilograms and litres with three decimals.
+/// A product's stock in its unit, in `Intl`'s digits: whole pieces (ungrouped, as counts
+/// are), or kilograms and litres with three decimals.
 pub fn format_stock(product: &Product) -> String {
-    format_decimal(product.stock_on_hand, product.unit.quantity_decimals())
+    use counterbook_shop::receipt::ReceiptNumbers;
+    if product.unit.is_loose() {
+        crate::i18n::IntlNumbers.decimal(product.stock_on_hand, 3, 3)
+    } else if product.stock_on_hand < 0 {
+        format!(
+            "-{}",
+            crate::i18n::count_text(product.stock_on_hand.unsigned_abs() as usize)
+        )
+    } else {
+        crate::i18n::count_text(product.stock_on_hand as usize)
+    }
 }
 
 /// One row: name, codes, category, stock and price, with edit and stock buttons.
