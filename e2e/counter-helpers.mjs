@@ -201,9 +201,13 @@ export async function waitForStoreCount(page, storeName, count, timeout = 60_000
 /** Waits until the page's main thread has had nothing to do for a moment (the sync's first
  * pull applied), so that key presses reach it as fast as they are sent. */
 export async function waitForIdlePage(page) {
+  // Each wait is capped at 2 s: with a button focused (the one just clicked to open a form),
+  // headless Chromium delivered no idle callback for 5 s on a page that ran 6 ms of tasks in
+  // 2 s (CDP Performance metrics), so a 10 s cap cost 30 s per photograph of such a form and
+  // ran the Arabic/Hindi file past node's 300 s limit; blurring the button let it fire at once.
   for (let i = 0; i < 3; i++) {
     await page.evaluate(
-      () => new Promise((resolve) => requestIdleCallback(() => resolve(), { timeout: 10_000 })),
+      () => new Promise((resolve) => requestIdleCallback(() => resolve(), { timeout: 2_000 })),
     );
   }
 }
