@@ -335,13 +335,31 @@ fn read_row(
 }
 
 /// Writes products in the import format: a byte-order mark (so spreadsheet programs read the
-/// file as UTF-8), the header row, one row per product, comma-separated.
+/// file as UTF-8), the header row, one row per product, comma-separated. The same text as
+/// [`export_products_csv_header`] followed by [`export_products_csv_rows`] of every product.
 pub fn export_products_csv(products: &[Product], settings: &ShopSettings) -> String {
+    let mut text = export_products_csv_header();
+    text.push_str(&export_products_csv_rows(products, settings));
+    text
+}
+
+/// The start of an export: the byte-order mark and the header row.
+pub fn export_products_csv_header() -> String {
     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    // Writing to a Vec cannot fail, and every record has the header's nine fields.
+    // Writing to a Vec cannot fail.
     let _ = writer.write_record(COLUMNS);
+    let bytes = writer.into_inner().unwrap_or_default();
+    format!("\u{FEFF}{}", String::from_utf8_lossy(&bytes))
+}
+
+/// Products as rows of an export, without the header: an export of a large catalogue is
+/// written a page of products at a time after [`export_products_csv_header`], so that it
+/// never holds every product at once.
+pub fn export_products_csv_rows(products: &[Product], settings: &ShopSettings) -> String {
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
     for product in products {
         let decimals = product.unit.quantity_decimals();
+        // Writing to a Vec cannot fail, and every record has the header's nine fields.
         let _ = writer.write_record([
             product.name.clone(),
             product.sku.clone().unwrap_or_default(),
@@ -358,7 +376,7 @@ pub fn export_products_csv(products: &[Product], settings: &ShopSettings) -> Str
         ]);
     }
     let bytes = writer.into_inner().unwrap_or_default();
-    format!("\u{FEFF}{}", String::from_utf8_lossy(&bytes))
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -537,6 +555,34 @@ mod tests {
         // A row with fewer cells than the header reads its missing cells as empty.
         let imported = import("name,price,sku\nTea,10\n").unwrap();
         assert_eq!(imported.products[0].product.sku, None);
+    }
+
+    // Guards the export written a page at a time (the app never holds the whole catalogue
+    // for it): the header, then the rows of each page, is exactly the whole file.
+    #[test]
+    fn an_export_written_a_page_at_a_time_is_the_whole_export() {
+        let csv = "name,sku,barcode,price,stock,tax_rate,unit,category,low_stock\n\
+                   Parle-G 250g,PG-250,8901063010017|8901063010024,25.00,48,18,piece,Biscuits,12\n\
+                   \"Basmati rice, \"\"extra long\"\"\",RICE-1,,120.50,12.25,5,kg,Grains,2.5\n\
+                   चाय पत्ती,,,80.00,0,12.5,g,,\n\
+                   Tea,,,10,1,0,piece,,\n";
+        let products: Vec<Product> = import(csv)
+            .unwrap()
+            .products
+            .into_iter()
+            .map(|p| p.product)
+            .collect();
+        let settings = ShopSettings::default();
+        let mut paged = export_products_csv_header();
+        for page in products.chunks(3) {
+            paged.push_str(&export_products_csv_rows(page, &settings));
+        }
+        assert_eq!(paged, export_products_csv(&products, &settings));
+        assert_eq!(
+            export_products_csv_header(),
+            "\u{FEFF}name,sku,barcode,price,stock,tax_rate,unit,category,low_stock\n"
+        );
+        assert_eq!(export_products_csv_rows(&[], &settings), "");
     }
 
     #[test]
