@@ -24,6 +24,9 @@
 // BENCH_COUNTER_SYNC_ONLY=1 measures the first sync alone. Beside its wall time goes the CPU
 // time it cost the browser's processes and the server (from /proc), which a loaded machine
 // stretches less.
+// Beside the scans' times goes the page's main-thread CPU time per scan (CDP Performance
+// metrics in thread time: all of it, script, style and layout), the app's own work, which the
+// machine's load stretches little.
 // BENCH_COUNTER_TRACE=1 records the measured scans as a Chromium trace
 // (e2e/artifacts/bench-counter-scans-<size>-<build>.json, for chrome://tracing or Perfetto;
 // each scan a `scan` user timing from its Enter to its paint) and prints, for the slowest
@@ -453,7 +456,24 @@ async function run(browser, size, app, build) {
       await scanProfiler.send("Profiler.setSamplingInterval", { interval: 100 });
       await scanProfiler.send("Profiler.start");
     }
+    // The page's main thread's CPU time over the measured scans (CDP Performance metrics,
+    // durations in thread time): the app's own work per scan, which a loaded machine's
+    // descheduling stretches far less than the wall time between an Enter and its frame.
+    const metricsSession = await context.newCDPSession(page);
+    await metricsSession.send("Performance.enable", { timeDomain: "threadTicks" });
+    const mainThread = async () =>
+      Object.fromEntries((await metricsSession.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+    const threadBefore = await mainThread();
     const scans = await page.evaluate(timeScans, scanCodes);
+    const threadAfter = await mainThread();
+    await metricsSession.detach();
+    const perScan = (...names) =>
+      +((names.reduce((sum, name) => sum + threadAfter[name] - threadBefore[name], 0) * 1000) / scanCodes.length).toFixed(2);
+    const scanMainThreadCpuMs = {
+      thread: perScan("ThreadTime"),
+      script: perScan("ScriptDuration"),
+      styleAndLayout: perScan("RecalcStyleDuration", "LayoutDuration"),
+    };
     let scanProfile;
     if (scanProfiler) {
       const { profile } = await scanProfiler.send("Profiler.stop");
@@ -480,6 +500,7 @@ async function run(browser, size, app, build) {
       firstSyncProfile,
       quietAfterSyncSeconds,
       scanShownMs: shown(scans),
+      scanMainThreadCpuMs,
       scanProfile,
       scanTrace,
       scanMs: paint(scans),
@@ -517,19 +538,19 @@ console.log(`\nmachine: ${machine}`);
 const pair = (s) => (s ? `${s.p50}/${s.p99}` : "-");
 const ratio = (a, b) => (a && b ? `${(a.p50 / b.p50).toFixed(2)}×/${(a.p99 / b.p99).toFixed(2)}×` : "-");
 console.log("All times p50/p99 in ms; shown = the DOM shows it, painted = the next animation frame after.");
-console.log("| build | products | first sync s | scan shown | scan painted | raw get | search shown | search painted | raw range | raw range painted | search painted ÷ raw painted | complete→receipt shown | complete→receipt painted | load average |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("| build | products | first sync s | scan shown | scan painted | scan main-thread CPU ms (script, style+layout) | raw get | search shown | search painted | raw range | raw range painted | search painted ÷ raw painted | complete→receipt shown | complete→receipt painted | load average |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results) {
   if (r.firstSyncSeconds === null) {
     console.log(`| ${r.build} | ${r.products} | not done: ${r.heldAtDeadline} products after ${r.deadlineSeconds} s |`);
     continue;
   }
   if (!r.scanMs) {
-    console.log(`| ${r.build} | ${r.products} | ${r.firstSyncSeconds} (CPU: browser ${r.firstSyncCpuSeconds.browser} s, server ${r.firstSyncCpuSeconds.server} s) | | | | | | | | | | | ${r.loadAverage.join(" ")} |`);
+    console.log(`| ${r.build} | ${r.products} | ${r.firstSyncSeconds} (CPU: browser ${r.firstSyncCpuSeconds.browser} s, server ${r.firstSyncCpuSeconds.server} s) | | | | | | | | | | | | ${r.loadAverage.join(" ")} |`);
     continue;
   }
   console.log(
-    `| ${r.build} | ${r.products} | ${r.firstSyncSeconds} | ${pair(r.scanShownMs)} | ${pair(r.scanMs)} | ${pair(r.rawBarcodeGetMs)} | ${pair(r.searchShownMs)} | ${pair(r.searchMs)} | ${pair(r.rawNameRangeMs)} | ${pair(r.rawNameRangePaintedMs)} | ${ratio(r.searchMs, r.rawNameRangePaintedMs)} | ${pair(r.completeToReceiptShownMs)} | ${pair(r.completeToReceiptMs)} | ${r.loadAverage.join(" ")} |`,
+    `| ${r.build} | ${r.products} | ${r.firstSyncSeconds} | ${pair(r.scanShownMs)} | ${pair(r.scanMs)} | ${r.scanMainThreadCpuMs ? `${r.scanMainThreadCpuMs.thread} (${r.scanMainThreadCpuMs.script}, ${r.scanMainThreadCpuMs.styleAndLayout})` : "-"} | ${pair(r.rawBarcodeGetMs)} | ${pair(r.searchShownMs)} | ${pair(r.searchMs)} | ${pair(r.rawNameRangeMs)} | ${pair(r.rawNameRangePaintedMs)} | ${ratio(r.searchMs, r.rawNameRangePaintedMs)} | ${pair(r.completeToReceiptShownMs)} | ${pair(r.completeToReceiptMs)} | ${r.loadAverage.join(" ")} |`,
   );
 }
 if (BASELINE) {
@@ -548,6 +569,9 @@ if (BASELINE) {
     "scan shown p99": (r) => r.scanShownMs?.p99,
     "scan painted p50": (r) => r.scanMs?.p50,
     "scan painted p99": (r) => r.scanMs?.p99,
+    "scan main-thread CPU ms": (r) => r.scanMainThreadCpuMs?.thread,
+    "scan script ms": (r) => r.scanMainThreadCpuMs?.script,
+    "scan style+layout ms": (r) => r.scanMainThreadCpuMs?.styleAndLayout,
     "search painted p99": (r) => r.searchMs?.p99,
     "complete→receipt painted p99": (r) => r.completeToReceiptMs?.p99,
   };

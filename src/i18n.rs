@@ -173,19 +173,24 @@ pub fn set_shop_locale(locale: Option<&str>) {
 /// "ar-DZ"); the language alone when the shop's region is not known; none (the browser's
 /// own) for English in a shop without a locale, as the app has always shown it.
 pub fn intl_locales() -> js_sys::Array {
-    let language = language();
-    let region = SHOP_REGION.with(|current| current.borrow().clone());
     let locales = js_sys::Array::new();
-    match (language, region) {
-        (language, Some(region)) => {
-            locales.push(&JsValue::from_str(&format!("{}-{region}", language.code())));
-        }
-        (Language::English, None) => {}
-        (language, None) => {
-            locales.push(&JsValue::from_str(language.code()));
-        }
+    if let Some(tag) = intl_locale_tag() {
+        locales.push(&JsValue::from_str(&tag));
     }
     locales
+}
+
+/// The one locale [`intl_locales`] gives, as a language tag ("hi-IN", "ar"), or `None` for
+/// the browser's own: read without building anything in JavaScript, so that a format made
+/// once can be found again by it on every amount shown.
+pub fn intl_locale_tag() -> Option<String> {
+    let language = language();
+    let region = SHOP_REGION.with(|current| current.borrow().clone());
+    match (language, region) {
+        (language, Some(region)) => Some(format!("{}-{region}", language.code())),
+        (Language::English, None) => None,
+        (language, None) => Some(language.code().to_owned()),
+    }
 }
 
 /// `number` as `Intl.NumberFormat` writes it in [`intl_locales`] ("1,234", "१,२३४" where the

@@ -59,35 +59,43 @@ pub fn parse_price(text: &str, minor_digits: u32) -> Result<i64, PriceError> {
 }
 
 thread_local! {
-    /// Each `Intl.NumberFormat` by its locales and currency (`None`: the browser refused the
-    /// code), made once:
-    /// constructing one costs about as much as rendering a cart line, and a scan's repaint
-    /// formats a dozen amounts (measured: most of a scan's time once its product is found).
+    /// Each currency's format by its locale and currency (`None`: the browser refused the
+    /// code), made once: constructing an `Intl.NumberFormat` costs about as much as rendering
+    /// a cart line, and a scan's repaint formats a few amounts. Beside it, its bound `format`
+    /// function and the currency's minor digits, so that formatting an amount is one call
+    /// into JavaScript (asking the format for them on each amount, with the locales built
+    /// again for the key, was a tenth of a scan's own work).
     static NUMBER_FORMATS: std::cell::RefCell<
-        std::collections::HashMap<String, Option<js_sys::Intl::NumberFormat>>,
+        std::collections::HashMap<String, Option<CurrencyFormat>>,
     > = Default::default();
+}
+
+/// A currency's `Intl.NumberFormat`, ready to use.
+#[derive(Clone)]
+struct CurrencyFormat {
+    /// The format's `format` (bound to it, as `Intl` gives it).
+    format: js_sys::Function,
+    /// Its `maximumFractionDigits`: the currency's minor digits.
+    minor_digits: Option<u32>,
 }
 
 /// The currency's format in the tablet's language now, made on first use (see
 /// [`NUMBER_FORMATS`]). The key is everything the format is made from, so a change of language
 /// or region gets its own.
-fn number_format(currency: &str) -> Option<js_sys::Intl::NumberFormat> {
+fn number_format(currency: &str) -> Option<CurrencyFormat> {
     // The tablet's language in the shop's region (`crate::i18n`); none: the browser's own.
-    let locales = crate::i18n::intl_locales();
-    let key = format!("{}|{currency}", String::from(locales.join(",")));
+    let tag = crate::i18n::intl_locale_tag();
+    let key = format!("{}|{currency}", tag.as_deref().unwrap_or(""));
     NUMBER_FORMATS.with(|formats| {
         formats
             .borrow_mut()
             .entry(key)
-            .or_insert_with(|| new_number_format(&locales, currency))
+            .or_insert_with(|| new_number_format(&crate::i18n::intl_locales(), currency))
             .clone()
     })
 }
 
-fn new_number_format(
-    locales: &js_sys::Array,
-    currency: &str,
-) -> Option<js_sys::Intl::NumberFormat> {
+fn new_number_format(locales: &js_sys::Array, currency: &str) -> Option<CurrencyFormat> {
     let options = js_sys::Object::new();
     js_sys::Reflect::set(&options, &"style".into(), &"currency".into()).ok()?;
     js_sys::Reflect::set(&options, &"currency".into(), &currency.into()).ok()?;
@@ -100,31 +108,39 @@ fn new_number_format(
     .ok()?
     .into();
     let arguments = js_sys::Array::of2(locales, &options);
-    js_sys::Reflect::construct(&constructor, &arguments)
-        .ok()
-        .map(Into::into)
+    let format: js_sys::Intl::NumberFormat = js_sys::Reflect::construct(&constructor, &arguments)
+        .ok()?
+        .into();
+    let minor_digits =
+        js_sys::Reflect::get(&format.resolved_options(), &"maximumFractionDigits".into())
+            .ok()
+            .and_then(|digits| digits.as_f64())
+            .map(|digits| digits as u32);
+    Some(CurrencyFormat {
+        format: format.format(),
+        minor_digits,
+    })
 }
 
 /// How many minor-unit digits a currency has (2 for INR, DZD and EGP; 3 for KWD; 0 for JPY),
 /// from the browser's `Intl`; 2 if the browser does not know the code.
 pub fn minor_digits(currency: &str) -> u32 {
     number_format(currency)
-        .and_then(|format| {
-            let options = format.resolved_options();
-            js_sys::Reflect::get(&options, &"maximumFractionDigits".into()).ok()
-        })
-        .and_then(|digits| digits.as_f64())
-        .map(|digits| digits as u32)
+        .and_then(|format| format.minor_digits)
         .unwrap_or(2)
 }
 
 /// "₹12.50" for 1250 paise, in the tablet's language and the shop's region (`Intl`).
 pub fn format_price(minor: i64, currency: &str) -> String {
-    let digits = minor_digits(currency);
+    let format = number_format(currency);
+    let digits = format
+        .as_ref()
+        .and_then(|format| format.minor_digits)
+        .unwrap_or(2);
     let major = minor as f64 / 10f64.powi(digits as i32);
-    match number_format(currency) {
+    match format {
         Some(format) => format
-            .format()
+            .format
             .call1(&JsValue::UNDEFINED, &JsValue::from_f64(major))
             .ok()
             .and_then(|text| text.as_string())

@@ -321,3 +321,215 @@ async fn the_bills_page_of_ten_thousand_bills_holds_only_the_rows_in_view() {
     container.remove();
     style.remove();
 }
+
+/// Types `code` as a keyboard-wedge scanner does, then its Enter: every key dispatched at once
+/// (their time stamps microseconds apart) on the focused element, as the scanner's keys reach
+/// the page.
+fn scan(code: &str) {
+    let make_key = js_sys::Function::new_with_args(
+        "key, code",
+        "return new KeyboardEvent('keydown', { key, code, bubbles: true, cancelable: true });",
+    );
+    let press = |key: &str, code: &str| {
+        let event: web_sys::Event = make_key
+            .call2(&wasm_bindgen::JsValue::NULL, &key.into(), &code.into())
+            .unwrap()
+            .unchecked_into();
+        let target: web_sys::EventTarget = document()
+            .active_element()
+            .map(Into::into)
+            .unwrap_or_else(|| document().body().unwrap().into());
+        target.dispatch_event(&event).unwrap();
+    };
+    for digit in code.chars() {
+        press(&digit.to_string(), &format!("Digit{digit}"));
+    }
+    press("Enter", "Enter");
+}
+
+/// The cart's rows, in order.
+fn cart_rows(root: &web_sys::Element) -> Vec<web_sys::Element> {
+    let mut rows = Vec::new();
+    let mut row = root
+        .query_selector(".cart-lines tbody")
+        .unwrap()
+        .and_then(|body| body.first_element_child());
+    while let Some(current) = row {
+        if current.get_attribute("data-testid").as_deref() == Some("cart-line") {
+            rows.push(current.clone());
+        }
+        row = current.next_element_sibling();
+    }
+    rows
+}
+
+fn quantities(root: &web_sys::Element) -> Vec<String> {
+    cart_rows(root)
+        .iter()
+        .map(|row| {
+            let input: HtmlInputElement =
+                find(row, "cart-line-quantity").unwrap().dyn_into().unwrap();
+            input.value()
+        })
+        .collect()
+}
+
+/// Counts the amounts `Intl` formats in `currency` from now on (in `window.__formatted`): every
+/// format of that currency made from now on counts each call of its `format`.
+fn count_amounts_formatted(currency: &str) -> js_sys::Function {
+    let count = js_sys::Function::new_with_args(
+        "currency",
+        "window.__formatted = 0;
+         const prototype = Intl.NumberFormat.prototype;
+         const real = Object.getOwnPropertyDescriptor(prototype, 'format');
+         Object.defineProperty(prototype, 'format', {
+           configurable: true,
+           get() {
+             const format = real.get.call(this);
+             if (this.resolvedOptions().currency !== currency) return format;
+             return (number) => { window.__formatted++; return format(number); };
+           },
+         });
+         return () => Object.defineProperty(prototype, 'format', real);",
+    );
+    count
+        .call1(&wasm_bindgen::JsValue::NULL, &currency.into())
+        .unwrap()
+        .unchecked_into()
+}
+
+fn amounts_formatted() -> u32 {
+    js_sys::Reflect::get(&web_sys::window().unwrap(), &"__formatted".into())
+        .unwrap()
+        .as_f64()
+        .unwrap() as u32
+}
+
+/// Regression guard (issue 9, a scan within one frame): a scan repaints only the line it
+/// touched and the totals. A repeat scan changes its line's quantity and amount in place and
+/// formats only the amounts that changed (every line's amount, the line's unit price, the
+/// discount and rounding lines were formatted again on every change of the cart: work that
+/// grew with the bill, in the frame of the scan), a new scan adds its row and leaves the
+/// others as they are, and the tax line of a rate already on the bill keeps its element.
+#[wasm_bindgen_test]
+async fn a_scan_repaints_only_the_line_it_touched_and_the_totals() {
+    let database_name = format!("ui-test-{}", counterbook::ids::new_id());
+    let store = counterbook::storage::Store::open(&database_name)
+        .await
+        .unwrap();
+    // Three products at 5% tax (EAN-13 codes, check digits right).
+    let products: Vec<_> = [
+        ("Chai 250g", 12_000, "8901063010017"),
+        ("Atta 5kg", 26_500, "8901725121327"),
+        ("Dal 1kg", 14_000, "8906010502010"),
+    ]
+    .into_iter()
+    .map(|(name, price, barcode)| {
+        let mut product =
+            counterbook_shop::Product::new(counterbook::ids::new_id(), name, price, "EGP");
+        product.barcodes = vec![barcode.to_owned()];
+        product.tax_rate_basis_points = 500;
+        product
+    })
+    .collect();
+    store.seed_products(&products).await.unwrap();
+    drop(store);
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/counter"))
+        .unwrap();
+    let container = document().create_element("div").unwrap();
+    document().body().unwrap().append_child(&container).unwrap();
+    // A currency no other test shows, so that its format is made (and counted) here.
+    let stop_counting = count_amounts_formatted("EGP");
+    let mut settings = Settings::defaults("http://127.0.0.1:9");
+    settings.database_name = database_name;
+    settings.currency = "EGP".into();
+    let html: HtmlElement = container.clone().dyn_into().unwrap();
+    leptos::mount::mount_to(
+        html,
+        move || view! { <Counterbook settings=settings.clone()/> },
+    )
+    .forget();
+    let root = container.clone();
+    wait_until("the counter is shown", || {
+        find(&root, "scan-field").is_some()
+    })
+    .await;
+    let field: HtmlElement = find(&root, "scan-field").unwrap().dyn_into().unwrap();
+    field.focus().unwrap();
+
+    scan("8901063010017");
+    wait_until("the first line is on the bill", || {
+        cart_rows(&root).len() == 1
+    })
+    .await;
+    scan("8901725121327");
+    wait_until("the second line is on the bill", || {
+        cart_rows(&root).len() == 2
+    })
+    .await;
+    let rows = cart_rows(&root);
+    let tax_line = find(&root, "tax-line").unwrap();
+    let tax_before = tax_line.text_content().unwrap_or_default();
+
+    // A repeat scan: the first line's quantity and amount change where they are.
+    let amount_before = text(&rows[0], "cart-line-amount");
+    let formatted_before = amounts_formatted();
+    scan("8901063010017");
+    wait_until("the repeat scan adds to the quantity", || {
+        quantities(&root) == ["2", "1"]
+    })
+    .await;
+    // Its amount, the subtotal, the tax line and the total.
+    assert_eq!(
+        amounts_formatted() - formatted_before,
+        4,
+        "amounts formatted for a repeat scan"
+    );
+    let after = cart_rows(&root);
+    assert!(
+        after[0].is_same_node(Some(&rows[0])),
+        "the scanned line's row was built again"
+    );
+    assert!(
+        after[1].is_same_node(Some(&rows[1])),
+        "another line's row was built again"
+    );
+    assert_ne!(text(&after[0], "cart-line-amount"), amount_before);
+    let tax_now = find(&root, "tax-line").unwrap();
+    assert!(
+        tax_now.is_same_node(Some(&tax_line)),
+        "the tax line was built again"
+    );
+    assert_ne!(tax_now.text_content().unwrap_or_default(), tax_before);
+
+    // A new product: its row is added, the others stay.
+    scan("8906010502010");
+    wait_until("the third line is on the bill", || {
+        cart_rows(&root).len() == 3
+    })
+    .await;
+    let after = cart_rows(&root);
+    assert!(after[0].is_same_node(Some(&rows[0])));
+    assert!(after[1].is_same_node(Some(&rows[1])));
+    assert_eq!(quantities(&root), ["2", "1", "1"]);
+    let tax_line = find(&root, "tax-line").unwrap();
+    assert!(
+        tax_line.is_same_node(Some(&tax_now)),
+        "the tax line was built again"
+    );
+    assert_eq!(
+        tax_line
+            .next_element_sibling()
+            .and_then(|after| after.next_element_sibling())
+            .and_then(|after| after.get_attribute("data-testid"))
+            .as_deref(),
+        Some("rounding"),
+        "one rate, one tax line"
+    );
+    stop_counting.call0(&wasm_bindgen::JsValue::NULL).unwrap();
+    container.remove();
+}

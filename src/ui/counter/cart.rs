@@ -10,7 +10,7 @@ use counterbook_shop::receipt::ReceiptNumbers;
 use counterbook_shop::{LineDiscount, QuantityUnit};
 use leptos::prelude::*;
 
-use super::{payment, Counter, Notice};
+use super::{Counter, Notice};
 use crate::money::format_price;
 
 /// `typed` without the name of `unit` at its end, if it ends with one: the unit's code
@@ -134,7 +134,7 @@ fn line_indexes(counter: Counter) -> Vec<usize> {
 
 #[component]
 pub(super) fn CartView(counter: Counter) -> impl IntoView {
-    let totals = payment::totals_memo(counter);
+    let totals = counter.totals;
     view! {
         <section class="cart" data-testid="cart" aria-label=t(Msg::CartLabel)>
             <Show when=move || counter.lines.with(|cart| !cart.is_empty())
@@ -155,28 +155,74 @@ pub(super) fn CartView(counter: Counter) -> impl IntoView {
     }
 }
 
+/// What a cart row shows that changes only when another line takes its place (a line before
+/// it removed): its product, name, unit and price. The row is built again only then; a scan,
+/// a quantity or a discount changes its own cells, never the other rows.
+#[derive(Clone, Debug, PartialEq)]
+struct LineIdentity {
+    product_id: String,
+    name: String,
+    unit: QuantityUnit,
+    unit_price_minor: i64,
+}
+
 #[component]
 fn CartLine(
     counter: Counter,
     index: usize,
     totals: Memo<Result<counterbook_shop::BillTotals, counterbook_shop::BillError>>,
 ) -> impl IntoView {
-    let line = Memo::new(move |_| {
+    let identity = Memo::new(move |_| {
+        counter.lines.with(|cart| {
+            cart.lines.get(index).map(|l| LineIdentity {
+                product_id: l.line.product_id.clone(),
+                name: l.line.name.clone(),
+                unit: l.line.unit,
+                unit_price_minor: l.line.unit_price_minor,
+            })
+        })
+    });
+    let quantity = Memo::new(move |_| {
+        counter.lines.with(|cart| {
+            cart.lines
+                .get(index)
+                .map(|l| (l.line.quantity, l.line.unit))
+        })
+    });
+    let discount = Memo::new(move |_| {
         counter
             .lines
-            .with(|cart| cart.lines.get(index).map(|l| l.line.clone()))
+            .with(|cart| cart.lines.get(index).map(|l| l.line.discount))
     });
-    let exponent = move || counter.settings.with(|s| s.minor_unit_exponent);
-    let currency = move || counter.settings.with(|s| s.currency.clone());
-    let amount = move || {
+    // The line's amount: formatted again only when it changes, not whenever the bill does.
+    let amount_minor = Memo::new(move |_| {
         totals.with(|totals| {
             totals
                 .as_ref()
                 .ok()
                 .and_then(|t| t.lines.get(index))
-                .map(|l| format_price(l.total_minor, &currency()))
-                .unwrap_or_default()
+                .map(|l| l.total_minor)
         })
+    });
+    let exponent = move || counter.settings.with(|s| s.minor_unit_exponent);
+    let currency = move || counter.settings.with(|s| s.currency.clone());
+    let amount = move || {
+        amount_minor
+            .get()
+            .map(|minor| format_price(minor, &currency()))
+            .unwrap_or_default()
+    };
+    let quantity_shown = move || {
+        quantity
+            .get()
+            .map(|(quantity, unit)| quantity_text(quantity, unit))
+            .unwrap_or_default()
+    };
+    let discount_shown = move || {
+        discount
+            .get()
+            .map(|discount| discount_text(discount, exponent()))
+            .unwrap_or_default()
     };
     let set_quantity = move |text: String| {
         let mut outcome = Ok(());
@@ -200,7 +246,7 @@ fn CartLine(
         }
     };
     move || {
-        line.get().map(|current| {
+        identity.get().map(|current| {
             let name = current.name.clone();
             let unit = current.unit;
             let unit_price = format_price(current.unit_price_minor, &currency());
@@ -222,7 +268,7 @@ fn CartLine(
                             data-testid="quantity-down" on:click=move |_| step_quantity(&counter, index, -1)>"−"</button>
                         <input type="text" inputmode="decimal" class="quantity" data-testid="cart-line-quantity"
                             aria-label=tr(Msg::CartQuantityOf, &[("name", &name)])
-                            prop:value=quantity_text(current.quantity, unit)
+                            prop:value=quantity_shown
                             on:change=move |ev| set_quantity(event_target_value(&ev))/>
                         <button type="button" class="step" aria-label=tr(Msg::CartOneMore, &[("name", &name)])
                             data-testid="quantity-up" on:click=move |_| step_quantity(&counter, index, 1)>"+"</button>
@@ -230,7 +276,7 @@ fn CartLine(
                     <td class="discount">
                         <input type="text" inputmode="decimal" data-testid="cart-line-discount"
                             aria-label=tr(Msg::CartDiscountOn, &[("name", &name)]) placeholder=t(Msg::CartDiscountPlaceholder)
-                            prop:value=discount_text(current.discount, exponent())
+                            prop:value=discount_shown
                             on:change=move |ev| set_discount(event_target_value(&ev))/>
                     </td>
                     <td class="amount" data-testid="cart-line-amount">{amount}</td>
@@ -250,36 +296,66 @@ fn CartLine(
 /// Subtotal, discounts, the tax per rate, rounding and the total: always in view.
 #[component]
 pub(super) fn Totals(counter: Counter) -> impl IntoView {
-    let totals = payment::totals_memo(counter);
-    let settlement = payment::settlement_memo(counter, totals);
+    let totals = counter.totals;
+    let settlement = counter.settlement;
     let currency = move || counter.settings.with(|s| s.currency.clone());
-    let money = move |minor: i64| format_price(minor, &currency());
+    // Each figure is formatted again only when it changes (a scan changes the subtotal and
+    // the total; the discount and rounding lines mostly stay as they are).
     let figure = move |pick: fn(&counterbook_shop::BillTotals) -> i64| {
-        move || totals.with(|t| t.as_ref().map(pick).unwrap_or(0))
+        let minor = Memo::new(move |_| totals.with(|t| t.as_ref().map(pick).unwrap_or(0)));
+        move || format_price(minor.get(), &currency())
     };
-    let rounding = move || settlement.with(|s| s.as_ref().map(|s| s.rounding_minor).unwrap_or(0));
-    let payable = move || {
-        settlement.with(|s| {
-            s.as_ref()
-                .map(|s| s.payable_minor)
-                .unwrap_or_else(|_| figure(|t| t.total_minor)())
+    let rounding =
+        Memo::new(move |_| settlement.with(|s| s.as_ref().map(|s| s.rounding_minor).unwrap_or(0)));
+    let payable = Memo::new(move |_| {
+        settlement.with(|s| match s {
+            Ok(s) => s.payable_minor,
+            Err(_) => totals.with(|t| t.as_ref().map(|t| t.total_minor).unwrap_or(0)),
         })
+    });
+    // The tax lines by rate: a row is made when its rate first appears, and only its amount
+    // changes after.
+    let tax_rates = Memo::new(move |_| {
+        totals.with(|t| {
+            t.as_ref()
+                .map(|t| {
+                    t.tax_summary
+                        .iter()
+                        .map(|row| row.tax_rate_basis_points)
+                        .collect()
+                })
+                .unwrap_or_else(|_| Vec::<u32>::new())
+        })
+    });
+    let tax_at = move |rate: u32| {
+        let minor = Memo::new(move |_| {
+            totals.with(|t| {
+                t.as_ref()
+                    .ok()
+                    .and_then(|t| {
+                        t.tax_summary
+                            .iter()
+                            .find(|row| row.tax_rate_basis_points == rate)
+                    })
+                    .map(|row| row.tax_minor)
+                    .unwrap_or(0)
+            })
+        });
+        move || format_price(minor.get(), &currency())
     };
     view! {
         <section class="totals" data-testid="totals" aria-label=t(Msg::CartTotals)>
             <dl>
-                <dt>{t(Msg::CartSubtotal)}</dt><dd data-testid="subtotal">{move || money(figure(|t| t.subtotal_minor)())}</dd>
-                <dt>{t(Msg::CartDiscount)}</dt><dd data-testid="discount-total">{move || money(-figure(|t| t.discount_minor)())}</dd>
-                {move || totals.with(|t| t.as_ref().map(|t| t.tax_summary.clone()).unwrap_or_default())
-                    .into_iter()
-                    .map(|row| view! {
-                        <dt>{tr(Msg::CartTaxAtRate, &[("rate", &crate::i18n::IntlNumbers.decimal(i64::from(row.tax_rate_basis_points), 2, 0))])}</dt>
-                        <dd data-testid="tax-line">{money(row.tax_minor)}</dd>
-                    })
-                    .collect_view()}
-                <dt>{t(Msg::CartRounding)}</dt><dd data-testid="rounding">{move || money(rounding())}</dd>
+                <dt>{t(Msg::CartSubtotal)}</dt><dd data-testid="subtotal">{figure(|t| t.subtotal_minor)}</dd>
+                <dt>{t(Msg::CartDiscount)}</dt><dd data-testid="discount-total">{figure(|t| -t.discount_minor)}</dd>
+                <For each=move || tax_rates.get() key=|rate| *rate
+                    children=move |rate| view! {
+                        <dt>{tr(Msg::CartTaxAtRate, &[("rate", &crate::i18n::IntlNumbers.decimal(i64::from(rate), 2, 0))])}</dt>
+                        <dd data-testid="tax-line">{tax_at(rate)}</dd>
+                    }/>
+                <dt>{t(Msg::CartRounding)}</dt><dd data-testid="rounding">{move || format_price(rounding.get(), &currency())}</dd>
                 <dt class="total" id="total-label">{t(Msg::CartTotal)}</dt>
-                <dd class="total" data-testid="total" aria-labelledby="total-label">{move || money(payable())}</dd>
+                <dd class="total" data-testid="total" aria-labelledby="total-label">{move || format_price(payable.get(), &currency())}</dd>
             </dl>
             {move || totals.with(|t| t.as_ref().err().map(|e| view! {
                 <p class="form-error" role="alert">{e.shown()}</p>

@@ -98,6 +98,9 @@ pub struct Counter {
     lookahead: StoredValue<lookahead::ScanLookahead<ScanLookup>, LocalStorage>,
     /// Scans whose lookups run (their lines are added in the order scanned).
     scans_in_flight: StoredValue<u32, LocalStorage>,
+    /// The cart's totals and how the tenders settle them, each made once for the page.
+    totals: Memo<Result<counterbook_shop::BillTotals, counterbook_shop::BillError>>,
+    settlement: Memo<Result<counterbook_shop::Settlement, payment::PaymentProblem>>,
 }
 
 impl Counter {
@@ -125,7 +128,7 @@ impl Counter {
         match added {
             Ok(index) => {
                 self.selected.set(Some(index));
-                self.notice.set(None);
+                self.clear_notice();
             }
             Err(problem) => self.notice.set(Some(Notice::Error(problem.shown()))),
         }
@@ -139,9 +142,16 @@ impl Counter {
         match added {
             Ok(index) => {
                 self.selected.set(Some(index));
-                self.notice.set(None);
+                self.clear_notice();
             }
             Err(problem) => self.notice.set(Some(Notice::Error(problem.shown()))),
+        }
+    }
+
+    /// Takes the notice away, if there is one (a scan with none shown repaints nothing there).
+    fn clear_notice(&self) {
+        if self.notice.with_untracked(Option::is_some) {
+            self.notice.set(None);
         }
     }
 
@@ -531,13 +541,18 @@ fn active_element_is_field() -> bool {
 pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     // The counter sells products: the listener keeps them current while it is open.
     driver.with_value(|d| d.show_collection(Some("products")));
+    let settings = RwSignal::new(ShopSettings::default());
+    let lines = RwSignal::new(Cart::default());
+    let customer = RwSignal::new(None);
+    let tenders = RwSignal::new(Vec::new());
+    let totals = payment::totals_memo(lines, settings);
     let counter = Counter {
         driver,
-        settings: RwSignal::new(ShopSettings::default()),
-        lines: RwSignal::new(Cart::default()),
+        settings,
+        lines,
         selected: RwSignal::new(None),
-        customer: RwSignal::new(None),
-        tenders: RwSignal::new(Vec::new()),
+        customer,
+        tenders,
         paying: RwSignal::new(false),
         receipt: RwSignal::new(None),
         notice: RwSignal::new(None),
@@ -554,6 +569,8 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
         received_input: NodeRef::new(),
         lookahead: StoredValue::new_local(lookahead::ScanLookahead::default()),
         scans_in_flight: StoredValue::new_local(0),
+        totals,
+        settlement: payment::settlement_memo(settings, tenders, customer, totals),
     };
     spawn_local(async move {
         counter.load_shop_settings().await;

@@ -4,10 +4,12 @@
 //! then "Complete sale". The rules are `counterbook-shop`'s `settle`.
 
 use crate::i18n::{method_name, t, tr, Msg};
+use counterbook_shop::cart::Cart;
 use counterbook_shop::money::parse_decimal;
 use counterbook_shop::payment::round_to_step;
 use counterbook_shop::{
-    settle, BillError, BillTotals, PaymentError, PaymentMethod, Settlement, Tender,
+    settle, BillError, BillTotals, Customer, PaymentError, PaymentMethod, Settlement, ShopSettings,
+    Tender,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -16,10 +18,16 @@ use super::{Counter, TenderDraft};
 use crate::money::format_price;
 use crate::ui::problems::Shown;
 
-pub(super) fn totals_memo(counter: Counter) -> Memo<Result<BillTotals, BillError>> {
+/// The cart's totals, made once for the page: the lines' amounts, the totals, the payment
+/// and the Complete button all read this one memo (each part making its own recomputed the
+/// whole bill two more times on every scan).
+pub(super) fn totals_memo(
+    lines: RwSignal<Cart>,
+    settings: RwSignal<ShopSettings>,
+) -> Memo<Result<BillTotals, BillError>> {
     Memo::new(move |_| {
-        let tax_mode = counter.settings.with(|s| s.tax_mode);
-        counter.lines.with(|cart| cart.totals(tax_mode))
+        let tax_mode = settings.with(|s| s.tax_mode);
+        lines.with(|cart| cart.totals(tax_mode))
     })
 }
 
@@ -106,33 +114,33 @@ impl From<String> for PaymentProblem {
     }
 }
 
+/// How the tenders settle the total, made once for the page (the totals and the payment
+/// panel read it).
 pub(super) fn settlement_memo(
-    counter: Counter,
+    settings: RwSignal<ShopSettings>,
+    tenders: RwSignal<Vec<TenderDraft>>,
+    customer: RwSignal<Option<Customer>>,
     totals: Memo<Result<BillTotals, BillError>>,
 ) -> Memo<Result<Settlement, PaymentProblem>> {
     Memo::new(move |_| {
         let totals = totals.get().map_err(|e| e.shown())?;
-        let (exponent, step) = counter
-            .settings
-            .with(|s| (s.minor_unit_exponent, s.cash_rounding_step_minor));
-        let tenders = counter
-            .tenders
-            .with(|drafts| tenders_of(drafts, exponent, totals.total_minor, step))?;
-        counter.customer.with(|customer| {
+        let (exponent, step) =
+            settings.with(|s| (s.minor_unit_exponent, s.cash_rounding_step_minor));
+        let tenders =
+            tenders.with(|drafts| tenders_of(drafts, exponent, totals.total_minor, step))?;
+        customer.with(|customer| {
             settle(totals.total_minor, &tenders, step, customer.as_ref()).map_err(|e| {
                 PaymentProblem {
                     over_credit_limit: matches!(e, PaymentError::CreditOverLimit { .. }),
-                    text: payment_problem(&e, &counter),
+                    // A payment problem in the cashier's words, amounts in the shop's currency.
+                    text: crate::ui::problems::payment_problem(
+                        &e,
+                        &settings.with_untracked(|s| s.currency.clone()),
+                    ),
                 }
             })
         })
     })
-}
-
-/// A payment problem in the cashier's words, amounts in the shop's currency
-/// ([`crate::ui::problems::payment_problem`]).
-fn payment_problem(error: &PaymentError, counter: &Counter) -> String {
-    crate::ui::problems::payment_problem(error, &counter.currency())
 }
 
 /// What a new card, UPI or credit part should take: the total less the other non-cash parts.
@@ -164,8 +172,7 @@ fn update_tender(counter: Counter, method: PaymentMethod, change: impl FnOnce(&m
 
 #[component]
 pub(super) fn PaymentPanel(counter: Counter) -> impl IntoView {
-    let totals = totals_memo(counter);
-    let settlement = settlement_memo(counter, totals);
+    let settlement = counter.settlement;
     let currency = move || counter.settings.with(|s| s.currency.clone());
     let money = move |minor: i64| format_price(minor, &currency());
     let method_button = move |method: PaymentMethod, testid: &'static str| {
