@@ -863,79 +863,50 @@ mod tests {
 
         for role in Role::ALL {
             let not_cashier = role != Role::Cashier;
-            check(role, "shops/s1/products/p", put(None, &priced), true);
-            check(
-                role,
-                "shops/s1/products/p",
-                put(Some(&priced), &renamed),
-                true,
-            );
-            check(
-                role,
-                "shops/s1/products/p",
-                put(Some(&priced), &same_price_as_double),
-                true,
-            );
-            check(
-                role,
-                "shops/s1/products/p",
-                put(Some(&priced), &repriced),
-                not_cashier,
-            );
-            check(
-                role,
-                "shops/s1/products/p",
-                put(Some(&priced), &deleted),
-                not_cashier,
-            );
-            check(
-                role,
-                "shops/s1/products/p",
-                put(None, &deleted),
-                not_cashier,
-            );
-            // Editing a document that was already soft-deleted is not deleting it.
-            check(
-                role,
-                "shops/s1/bills/b",
-                put(Some(&deleted), &deleted),
-                true,
-            );
-            check(
-                role,
-                "shops/s1/products/p",
-                WriteEffect::Delete,
-                not_cashier,
-            );
-            check(role, "shops/s1/bills/b", WriteEffect::Delete, not_cashier);
-            check(role, "shops/s1/products/p", WriteEffect::Verify, true);
-            // The price rule is about products only, not a bill line's price.
-            check(
-                role,
-                "shops/s1/bills/b",
-                put(Some(&priced), &repriced),
-                true,
-            );
-            check(
-                role,
-                "shops/s1/products/p/history/h",
-                put(Some(&priced), &repriced),
-                true,
-            );
             let owner = role == Role::Owner;
-            check(role, "shops/s1", put(Some(&priced), &renamed), owner);
-            check(role, "shops/s1/users/u2", put(None, &priced), owner);
-            check(role, "shops/s1/users/u2", WriteEffect::Delete, owner);
-            check(
-                role,
-                "shops/s1/users/u2/devices/d",
-                put(None, &priced),
-                owner,
-            );
-            check(role, "shops/s2/products/p", put(None, &priced), false);
-            check(role, "shops/s2/products/p", WriteEffect::Verify, false);
-            check(role, "shops/s2", put(None, &priced), false);
-            check(role, "products/p", put(None, &priced), false);
+            let cases = [
+                ("shops/s1/products/p", put(None, &priced), true),
+                ("shops/s1/products/p", put(Some(&priced), &renamed), true),
+                (
+                    "shops/s1/products/p",
+                    put(Some(&priced), &same_price_as_double),
+                    true,
+                ),
+                (
+                    "shops/s1/products/p",
+                    put(Some(&priced), &repriced),
+                    not_cashier,
+                ),
+                (
+                    "shops/s1/products/p",
+                    put(Some(&priced), &deleted),
+                    not_cashier,
+                ),
+                ("shops/s1/products/p", put(None, &deleted), not_cashier),
+                // Editing a document that was already soft-deleted is not deleting it.
+                ("shops/s1/bills/b", put(Some(&deleted), &deleted), true),
+                ("shops/s1/products/p", WriteEffect::Delete, not_cashier),
+                ("shops/s1/bills/b", WriteEffect::Delete, not_cashier),
+                ("shops/s1/products/p", WriteEffect::Verify, true),
+                // The price rule is about products only, not a bill line's price.
+                ("shops/s1/bills/b", put(Some(&priced), &repriced), true),
+                (
+                    "shops/s1/products/p/history/h",
+                    put(Some(&priced), &repriced),
+                    true,
+                ),
+                ("shops/s1", put(Some(&priced), &renamed), owner),
+                ("shops/s1/users/u2", put(None, &priced), owner),
+                ("shops/s1/users/u2", WriteEffect::Delete, owner),
+                ("shops/s1/users/u2/devices/d", put(None, &priced), owner),
+                ("shops/s2/products/p", put(None, &priced), false),
+                ("shops/s2/products/p", WriteEffect::Verify, false),
+                ("shops/s2", put(None, &priced), false),
+                ("products/p", put(None, &priced), false),
+            ];
+            for (path, effect, allowed) in cases {
+                check(role, path, effect, allowed);
+            }
         }
     }
 
@@ -1133,134 +1104,162 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reversals_keep_to_the_bill_as_the_server_has_it() {
-        let int = Value::Integer;
-        let text = |value: &str| Value::String(value.into());
-        let bill = |status: &str| {
-            fields(&[
-                ("status", text(status)),
-                (
-                    "lines",
-                    Value::Array(vec![Value::Map(fields(&[("quantity", int(2))]))]),
-                ),
-            ])
-        };
-        let count = |n: i64| fields(&[("count", int(n)), ("lastRefund", text("r2"))]);
-        let quantity = |n: i64| fields(&[("quantity", int(n))]);
+    fn bill_fields(status: &str) -> Fields {
+        fields(&[
+            ("status", Value::String(status.into())),
+            (
+                "lines",
+                Value::Array(vec![Value::Map(fields(&[("quantity", Value::Integer(2))]))]),
+            ),
+        ])
+    }
+
+    fn refund_count(count: i64) -> Fields {
+        fields(&[
+            ("count", Value::Integer(count)),
+            ("lastRefund", Value::String("r2".into())),
+        ])
+    }
+
+    fn line_tally(quantity: i64) -> Fields {
+        fields(&[("quantity", Value::Integer(quantity))])
+    }
+
+    const BILL: &str = "shops/s1/bills/b";
+    const ALL_TALLY: &str = "shops/s1/bills/b/refunded/all";
+    const LINE_TALLY: &str = "shops/s1/bills/b/refunded/0";
+    const REFUND: &str = "shops/s1/refunds/r2";
+
+    /// Bill `b` (2 pieces on line 0) with 1 refunded before; this commit refunds 1 more as
+    /// `r2`, moving the tallies to `count` 2 and `quantity` 2.
+    fn refunded_once() -> Commit {
         let refund = fields(&[
-            ("billId", text("b")),
+            ("billId", Value::String("b".into())),
             (
                 "lines",
                 Value::Array(vec![Value::Map(fields(&[
-                    ("line", int(0)),
-                    ("quantity", int(1)),
+                    ("line", Value::Integer(0)),
+                    ("quantity", Value::Integer(1)),
                 ]))]),
             ),
         ]);
-        // Bill `b` (2 pieces on line 0) with 1 refunded before; this commit refunds 1 more as
-        // `r2`, moving the tallies to `count` 2 and `quantity` 2.
-        let refunded_once = || Commit {
+        Commit {
             before: BTreeMap::from([
-                ("shops/s1/bills/b".into(), bill("final")),
-                ("shops/s1/bills/b/refunded/all".into(), count(1)),
-                ("shops/s1/bills/b/refunded/0".into(), quantity(1)),
+                (BILL.into(), bill_fields("final")),
+                (ALL_TALLY.into(), refund_count(1)),
+                (LINE_TALLY.into(), line_tally(1)),
             ]),
             after: BTreeMap::from([
-                ("shops/s1/bills/b".into(), bill("final")),
-                ("shops/s1/bills/b/refunded/all".into(), count(2)),
-                ("shops/s1/bills/b/refunded/0".into(), quantity(2)),
-                ("shops/s1/refunds/r2".into(), refund.clone()),
+                (BILL.into(), bill_fields("final")),
+                (ALL_TALLY.into(), refund_count(2)),
+                (LINE_TALLY.into(), line_tally(2)),
+                (REFUND.into(), refund),
             ]),
-        };
-        let judge = |commit: &Commit, path: &str| -> Result<(), Denial> {
-            check_outcome(
-                &principal("s1", Role::Manager),
-                &name(path),
-                commit.before.get(path),
-                commit.after.get(path),
-                commit,
-            )
-            .unwrap()
-        };
-        let rule = |outcome: Result<(), Denial>| match outcome {
+        }
+    }
+
+    /// The bill rule a manager's write of `path` in `commit` breaks, if any.
+    fn broken_bill_rule(commit: &Commit, path: &str) -> Option<BillRule> {
+        let outcome = check_outcome(
+            &principal("s1", Role::Manager),
+            &name(path),
+            commit.before.get(path),
+            commit.after.get(path),
+            commit,
+        )
+        .unwrap();
+        match outcome {
             Ok(()) => None,
             Err(Denial::BillRule { rule, .. }) => Some(rule),
             Err(other) => panic!("{other}"),
-        };
-        // The rest of the line: allowed, every document of it.
-        let commit = refunded_once();
-        for path in [
-            "shops/s1/refunds/r2",
-            "shops/s1/bills/b/refunded/all",
-            "shops/s1/bills/b/refunded/0",
-        ] {
-            assert_eq!(rule(judge(&commit, path)), None, "{path}");
         }
-        // Past what was sold.
-        let mut past = refunded_once();
-        past.after
-            .insert("shops/s1/bills/b/refunded/0".into(), quantity(3));
-        assert_eq!(
-            rule(judge(&past, "shops/s1/bills/b/refunded/0")),
-            Some(BillRule::MoreThanSold)
-        );
-        // The refund record without its line's tally moved.
-        let mut untallied = refunded_once();
-        untallied
-            .after
-            .insert("shops/s1/bills/b/refunded/0".into(), quantity(1));
-        assert_eq!(
-            rule(judge(&untallied, "shops/s1/refunds/r2")),
-            Some(BillRule::RefundOfNoBill)
-        );
-        // A line's tally moved without the count of refunds.
-        let mut uncounted = refunded_once();
-        uncounted
-            .after
-            .insert("shops/s1/bills/b/refunded/all".into(), count(1));
-        assert_eq!(
-            rule(judge(&uncounted, "shops/s1/bills/b/refunded/0")),
-            Some(BillRule::TallyWithoutRefund)
-        );
-        // Refunding a void bill, or writing it at all.
-        let mut of_void = refunded_once();
-        for documents in [&mut of_void.before, &mut of_void.after] {
-            documents.insert("shops/s1/bills/b".into(), bill("void"));
+    }
+
+    #[test]
+    fn reversals_keep_to_the_bill_as_the_server_has_it() {
+        type Change = fn(&mut Commit);
+        let cases: [(&str, Change, &str, Option<BillRule>); 10] = [
+            // The rest of the line: allowed, every document of it.
+            ("the rest of the line", |_| {}, REFUND, None),
+            ("the rest of the line", |_| {}, ALL_TALLY, None),
+            ("the rest of the line", |_| {}, LINE_TALLY, None),
+            (
+                "past what was sold",
+                |commit| {
+                    commit.after.insert(LINE_TALLY.into(), line_tally(3));
+                },
+                LINE_TALLY,
+                Some(BillRule::MoreThanSold),
+            ),
+            (
+                "the refund record without its line's tally moved",
+                |commit| {
+                    commit.after.insert(LINE_TALLY.into(), line_tally(1));
+                },
+                REFUND,
+                Some(BillRule::RefundOfNoBill),
+            ),
+            (
+                "a line's tally moved without the count of refunds",
+                |commit| {
+                    commit.after.insert(ALL_TALLY.into(), refund_count(1));
+                },
+                LINE_TALLY,
+                Some(BillRule::TallyWithoutRefund),
+            ),
+            (
+                "refunding a void bill",
+                |commit| {
+                    for documents in [&mut commit.before, &mut commit.after] {
+                        documents.insert(BILL.into(), bill_fields("void"));
+                    }
+                },
+                REFUND,
+                Some(BillRule::RefundOfNoBill),
+            ),
+            (
+                "writing a void bill at all",
+                |commit| {
+                    for documents in [&mut commit.before, &mut commit.after] {
+                        documents.insert(BILL.into(), bill_fields("void"));
+                    }
+                },
+                BILL,
+                Some(BillRule::BillIsVoid),
+            ),
+            (
+                "voiding a bill that has a refund",
+                |commit| commit.after = BTreeMap::from([(BILL.into(), bill_fields("void"))]),
+                BILL,
+                Some(BillRule::VoidAfterRefund),
+            ),
+            (
+                "deleting a tally",
+                |commit| {
+                    commit.after.remove(LINE_TALLY);
+                },
+                LINE_TALLY,
+                Some(BillRule::TallyDeleted),
+            ),
+        ];
+        for (what, change, path, broken) in cases {
+            let mut commit = refunded_once();
+            change(&mut commit);
+            assert_eq!(broken_bill_rule(&commit, path), broken, "{what}: {path}");
         }
-        assert_eq!(
-            rule(judge(&of_void, "shops/s1/refunds/r2")),
-            Some(BillRule::RefundOfNoBill)
-        );
-        assert_eq!(
-            rule(judge(&of_void, "shops/s1/bills/b")),
-            Some(BillRule::BillIsVoid)
-        );
-        // Voiding a bill that has a refund; voiding one that has none is fine.
+        // Voiding a bill that has no refund is fine.
         let mut voided = refunded_once();
-        voided.after = BTreeMap::from([("shops/s1/bills/b".into(), bill("void"))]);
-        assert_eq!(
-            rule(judge(&voided, "shops/s1/bills/b")),
-            Some(BillRule::VoidAfterRefund)
-        );
-        voided.before.retain(|path, _| path == "shops/s1/bills/b");
-        assert_eq!(rule(judge(&voided, "shops/s1/bills/b")), None);
-        // Tallies are never deleted, and are no cashier's.
-        let mut deleted = refunded_once();
-        deleted.after.remove("shops/s1/bills/b/refunded/0");
-        assert_eq!(
-            rule(judge(&deleted, "shops/s1/bills/b/refunded/0")),
-            Some(BillRule::TallyDeleted)
-        );
+        voided.before.retain(|path, _| path == BILL);
+        voided.after = BTreeMap::from([(BILL.into(), bill_fields("void"))]);
+        assert_eq!(broken_bill_rule(&voided, BILL), None);
+        // Tallies are no cashier's.
         let commit = refunded_once();
-        let cashier = principal("s1", Role::Cashier);
-        let path = "shops/s1/bills/b/refunded/0";
         assert!(matches!(
             check_outcome(
-                &cashier,
-                &name(path),
-                commit.before.get(path),
-                commit.after.get(path),
+                &principal("s1", Role::Cashier),
+                &name(LINE_TALLY),
+                commit.before.get(LINE_TALLY),
+                commit.after.get(LINE_TALLY),
                 &commit
             )
             .unwrap(),
