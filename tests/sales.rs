@@ -520,3 +520,128 @@ async fn a_refund_and_a_void_the_server_refused_are_undone_and_say_so() {
         "the sale and the seed wait; the void is gone"
     );
 }
+
+/// Regression guard (issue 10): a pulled bill whose number a bill on the tablet already holds
+/// (two devices that drew the same series, or a bill another client wrote) broke the bills'
+/// unique `number` index and aborted the whole page and its checkpoint, on every retry, so the
+/// bills' pull never got past it. The page is applied: the bill that holds a number here keeps
+/// it (stored, or the first of the page by id), the other is kept as its base copy only.
+#[wasm_bindgen_test]
+async fn a_pulled_bill_whose_number_is_taken_here_never_aborts_its_page() {
+    use counterbook_firestore_wire::{Document, Timestamp};
+    use counterbook_shop::BillNumber;
+    use counterbook_sync::{Checkpoint, PulledPage};
+
+    let (store, _) = fresh_store().await;
+    let soap = product("Soap", 35_00, 10);
+    let settings = ShopSettings::default();
+    let bill_numbered = |number: u64| {
+        let number = BillNumber {
+            series: "T9".into(),
+            number,
+        };
+        let lines = [BillLine::of_product(&soap, 1)];
+        complete_sale(
+            &context(),
+            &Sale {
+                number: &number,
+                lines: &lines,
+                tenders: &[Tender::Cash {
+                    received_minor: 35_00,
+                }],
+                customer: None,
+                products: &[],
+                settings: &settings,
+                day: "2026-12-01",
+            },
+            &mut new_id,
+        )
+        .unwrap()
+        .bill
+    };
+    let here = bill_numbered(1);
+    store.seed_bills(std::slice::from_ref(&here)).await.unwrap();
+    let same_number = bill_numbered(1);
+    let next = bill_numbered(2);
+    let (twin, other_twin) = {
+        let (a, b) = (bill_numbered(3), bill_numbered(3));
+        if a.id < b.id {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    };
+    let document = |bill: &counterbook_shop::Bill, millis: i64| Document {
+        name: format!(
+            "projects/p/databases/(default)/documents/{}",
+            bill.document_path("s1")
+        ),
+        fields: bill.to_fields(),
+        create_time: None,
+        update_time: Some(Timestamp::from_unix_millis(millis)),
+    };
+    let upserts = vec![
+        document(&same_number, 1_000),
+        document(&next, 1_001),
+        document(&other_twin, 1_002),
+        document(&twin, 1_003),
+    ];
+    let page = PulledPage {
+        collection: "bills".into(),
+        query_id: counterbook_sync::PullQueryId(1),
+        checkpoint: Checkpoint {
+            updated_at: Timestamp::from_unix_millis(1_003),
+            name: upserts[3].name.clone(),
+            settled_through: None,
+        },
+        upserts,
+        deletes: vec![],
+        conflicts: vec![],
+    };
+    store.apply_pulled_page(&page).await.unwrap();
+
+    assert_eq!(
+        store.checkpoint("bills").await.unwrap().map(|c| c.name),
+        Some(page.checkpoint.name.clone()),
+        "the page and its checkpoint are applied"
+    );
+    let holder = |number: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .bill_by_number(number)
+                .await
+                .unwrap()
+                .map(|bill| bill.id)
+        }
+    };
+    assert_eq!(
+        holder("T9-000001").await,
+        Some(here.id.clone()),
+        "kept here"
+    );
+    assert_eq!(holder("T9-000002").await, Some(next.id.clone()));
+    assert_eq!(
+        holder("T9-000003").await,
+        Some(twin.id.clone()),
+        "first by id"
+    );
+    for (left_out, path) in [
+        (&same_number, &page.upserts[0].name),
+        (&other_twin, &page.upserts[2].name),
+    ] {
+        assert_eq!(store.bill(&left_out.id).await.unwrap(), None);
+        let path = path.split("/documents/").nth(1).unwrap();
+        assert!(
+            store.base_copy(path).await.unwrap().is_some(),
+            "{path} kept as its base copy"
+        );
+    }
+    assert_eq!(store.count_bills().await.unwrap(), 3);
+    // A listen snapshot bringing it again changes nothing either.
+    store
+        .apply_listened_documents(&page.upserts[..1], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(holder("T9-000001").await, Some(here.id.clone()));
+}

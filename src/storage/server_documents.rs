@@ -168,7 +168,8 @@ impl Store {
         // customers to put; the shop profile to put.
         let mut product_writes: BTreeMap<String, Option<ProductWrite>> = BTreeMap::new();
         let mut customer_puts: BTreeMap<String, JsValue> = BTreeMap::new();
-        let mut bill_puts: BTreeMap<String, JsValue> = BTreeMap::new();
+        // Bills by id, with their numbers (see `bills_with_free_numbers`).
+        let mut bill_puts: BTreeMap<String, (String, JsValue)> = BTreeMap::new();
         let mut refund_puts: BTreeMap<String, JsValue> = BTreeMap::new();
         let mut profile_put: Option<JsValue> = None;
         for ((document, entry), stored_value) in incoming.into_iter().zip(stored_values) {
@@ -207,33 +208,26 @@ impl Store {
                 Some(KeptRecord::Product(id)) => id,
                 Some(KeptRecord::Customer(id)) => {
                     let shown = rebased(&newest, pending_writes);
-                    match counterbook_shop::Customer::from_document(&shown) {
-                        Ok(customer) => {
-                            customer_puts.insert(id.to_owned(), customer_value(&customer)?);
-                            changed.insert(CUSTOMERS, id);
-                        }
-                        Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                    if let Some(customer) =
+                        readable(counterbook_shop::Customer::from_document(&shown))
+                    {
+                        customer_puts.insert(id.to_owned(), customer_value(&customer)?);
+                        changed.insert(CUSTOMERS, id);
                     }
                     continue;
                 }
                 Some(KeptRecord::Bill(id)) => {
                     let shown = rebased(&newest, pending_writes);
-                    match counterbook_shop::Bill::from_document(&shown) {
-                        Ok(bill) => {
-                            bill_puts.insert(id.to_owned(), to_js(&bill)?);
-                            changed.insert(BILLS, id);
-                        }
-                        Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                    if let Some(bill) = readable(counterbook_shop::Bill::from_document(&shown)) {
+                        bill_puts.insert(id.to_owned(), (bill.number.clone(), to_js(&bill)?));
                     }
                     continue;
                 }
                 Some(KeptRecord::Refund(id)) => {
-                    match counterbook_shop::Refund::from_document(&newest) {
-                        Ok(refund) => {
-                            refund_puts.insert(id.to_owned(), to_js(&refund)?);
-                            changed.insert(REFUNDS, id);
-                        }
-                        Err(invalid) => web_sys::console::warn_1(&invalid.to_string().into()),
+                    if let Some(refund) = readable(counterbook_shop::Refund::from_document(&newest))
+                    {
+                        refund_puts.insert(id.to_owned(), to_js(&refund)?);
+                        changed.insert(REFUNDS, id);
                     }
                     continue;
                 }
@@ -284,6 +278,7 @@ impl Store {
         }
         let customers = store(CUSTOMERS)?;
         let bills = store(BILLS)?;
+        let bill_values = bills_with_free_numbers(&bills, bill_puts, &mut changed).await?;
         let refunds = store(REFUNDS)?;
         let meta = store(META)?;
         let inbox = store(CONFLICTS)?;
@@ -333,7 +328,7 @@ impl Store {
                 (&bases, keyed(base_values)),
                 (&products, keyed(product_values)),
                 (&customers, keyed(customer_puts.into_values().collect())),
-                (&bills, keyed(bill_puts.into_values().collect())),
+                (&bills, keyed(bill_values)),
                 (&refunds, keyed(refund_puts.into_values().collect())),
                 (&meta, profile_put),
                 (&inbox, keyed(conflict_values)),
@@ -493,6 +488,66 @@ pub fn rebased(server: &Document, pending: Option<&Vec<DocumentWrite>>) -> Docum
         }
     }
     document
+}
+
+/// The record `read` from a document, or `None` with a warning when this version cannot read
+/// it: the document is then kept only as a base copy rather than blocking every later change
+/// behind it.
+fn readable<T, E: std::fmt::Display>(read: std::result::Result<T, E>) -> Option<T> {
+    read.map_err(|invalid| web_sys::console::warn_1(&invalid.to_string().into()))
+        .ok()
+}
+
+/// The records of the bills in `puts` (by id, with their numbers) that can be put, in id
+/// order, each named in `changed`. The bills' `number` index is unique (a sale whose number is
+/// taken fails whole, see `storage::sales`), and one put that breaks it aborts the whole
+/// transaction: a pulled page and its checkpoint, on every retry, so that the collection's
+/// pull could never pass that page. Two bills of the shop share a number only when two devices
+/// drew the same series (one chance in 33 million for a pair, see `device_series`) or another
+/// client wrote one; the bill that holds the number here (stored, or earlier in the batch)
+/// keeps it, and the other is kept only as its base copy, with a warning. One index read per
+/// bill, sent at once.
+async fn bills_with_free_numbers(
+    bills: &rexie::Store,
+    puts: BTreeMap<String, (String, JsValue)>,
+    changed: &mut ChangedDocuments,
+) -> Result<Vec<JsValue>> {
+    if puts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let numbers = bills.index("number").map_err(StorageError::from_rexie)?;
+    let holders = try_join_all(puts.values().map(|(number, _)| {
+        let only = key_range(KeyRange::only(&JsValue::from_str(number)));
+        let numbers = &numbers;
+        async move {
+            numbers
+                .get_all_keys(Some(only?), Some(1))
+                .await
+                .map_err(StorageError::from_rexie)
+        }
+    }))
+    .await?;
+    let mut holder_of: HashMap<String, String> = HashMap::new();
+    for ((number, _), held_by) in puts.values().zip(&holders) {
+        if let Some(holder) = held_by.first().and_then(JsValue::as_string) {
+            holder_of.entry(number.clone()).or_insert(holder);
+        }
+    }
+    let mut values = Vec::with_capacity(puts.len());
+    for (id, (number, value)) in puts {
+        match holder_of.get(&number) {
+            Some(holder) if *holder != id => web_sys::console::warn_1(
+                &format!("bill {id} is kept only as its base copy: its number {number} is bill {holder}'s")
+                    .into(),
+            ),
+            _ => {
+                holder_of.insert(number, id.clone());
+                changed.insert(BILLS, &id);
+                values.push(value);
+            }
+        }
+    }
+    Ok(values)
 }
 
 /// A record the tablet keeps from what the server sends, by the document's path.

@@ -63,24 +63,9 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
             }
         });
     });
-    // The bill opened, read again when it or any refund changes here.
+    follow_opened_bill(driver, opened, move |shown| problem.set(Some(shown)));
+    // The bills found, read again when anything changes.
     driver.with_value(|d| d.changes()).watch(move |since| {
-        let Some(shown) =
-            opened.with_untracked(|opened| opened.as_ref().map(|c| c.bill.id.clone()))
-        else {
-            return;
-        };
-        let again = match &since {
-            ChangesSince::Nothing => false,
-            ChangesSince::Everything => true,
-            ChangesSince::Documents(changed) => {
-                changed.contains(counterbook_shop::records::BILLS_COLLECTION, &shown)
-                    || changed.touches(counterbook_shop::refunds::REFUNDS_COLLECTION)
-            }
-        };
-        if again {
-            open.run(shown);
-        }
         if !matches!(since, ChangesSince::Nothing) && !query.with_untracked(|q| q.trim().is_empty())
         {
             find();
@@ -119,6 +104,75 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
             })}
         </section>
     }
+}
+
+/// Keeps the bill opened in `opened` (the bills page's, the counter's receipt) as the store
+/// has it, for as long as the calling component lives: read again when it, or any refund,
+/// changes here (a refund from another tablet, a void or refund the server refused and this
+/// tablet undid), so that it says so and offers only what is still possible. What is read
+/// again replaces the bill, its payments, its refunds and why a void was refused; the customer
+/// and the shop profile shown stay (a receipt shows the customer's balance as the sale left
+/// it). Read again unchanged ([`same_bill_state`]: so also when the sale's own unit lands and
+/// its documents are read back), it stays as it is (a form being filled in included). `problem`
+/// gets what stopped a read, as shown.
+pub fn follow_opened_bill(
+    driver: StoredValue<SyncDriver, LocalStorage>,
+    opened: RwSignal<Option<CompletedBill>>,
+    problem: impl Fn(String) + Copy + 'static,
+) {
+    let opened_id =
+        move || opened.with_untracked(|opened| opened.as_ref().map(|c| c.bill.id.clone()));
+    driver.with_value(|d| d.changes()).watch(move |since| {
+        let Some(id) = opened_id() else {
+            return;
+        };
+        let again = match &since {
+            ChangesSince::Nothing => false,
+            ChangesSince::Everything => true,
+            ChangesSince::Documents(changed) => {
+                changed.contains(counterbook_shop::records::BILLS_COLLECTION, &id)
+                    || changed.touches(counterbook_shop::refunds::REFUNDS_COLLECTION)
+            }
+        };
+        if !again {
+            return;
+        }
+        spawn_local(async move {
+            let read = match open_bill(&driver.get_value(), &id).await {
+                Ok(Some(read)) => read,
+                Ok(None) => return,
+                Err(error) => return problem(error.shown()),
+            };
+            // Closed, or another bill opened, meanwhile: that one stands.
+            if opened_id().as_deref() != Some(id.as_str()) {
+                return;
+            }
+            let Some(shown) = opened.get_untracked() else {
+                return;
+            };
+            if !same_bill_state(&read, &shown) {
+                opened.set(Some(CompletedBill {
+                    customer: shown.customer,
+                    settings: shown.settings,
+                    ..read
+                }));
+            }
+        });
+    });
+}
+
+/// Whether two reads of a bill agree on the bill, its payments (in any order: the store reads
+/// them by id, a sale lists them as tendered), its refunds and why a void was refused.
+fn same_bill_state(read: &CompletedBill, shown: &CompletedBill) -> bool {
+    fn payments_by_id(completed: &CompletedBill) -> Vec<&counterbook_shop::PaymentRecord> {
+        let mut payments: Vec<_> = completed.payments.iter().collect();
+        payments.sort_by(|a, b| a.id.cmp(&b.id));
+        payments
+    }
+    read.bill == shown.bill
+        && read.refunds == shown.refunds
+        && read.refused_void == shown.refused_void
+        && payments_by_id(read) == payments_by_id(shown)
 }
 
 /// One bill opened from the list: its lines and totals, and "Void bill" and "Refund".

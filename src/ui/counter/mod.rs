@@ -576,6 +576,11 @@ pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVi
         counter.load_shop_settings().await;
         counter.refresh_parked().await;
     });
+    // The bill on the receipt, read again when it or a refund changes here (a void or refund
+    // the server refused and this tablet undid, a refund from another tablet).
+    crate::ui::bills::follow_opened_bill(driver, counter.receipt, move |problem| {
+        counter.receipt_problem.set(Some(problem))
+    });
     // The profile saved on another tablet arrives by pull or listen: the receipt follows it.
     driver.with_value(|d| d.changes()).watch(move |since| {
         let profile_changed = match since {
