@@ -21,6 +21,7 @@ import {
   waitForProductCount,
   waitForStoreCount,
 } from "./counter-helpers.mjs";
+import { rest, shopReads, signIn, signInOverRest, signInTwoPeople, waitForPending } from "./people-helpers.mjs";
 
 const PROJECT = "counterbook";
 const DATABASE = `projects/${PROJECT}/databases/(default)/documents`;
@@ -30,58 +31,6 @@ const MANAGER = { email: "manager@example.com", password: "manager-secret-1" };
 const SOAP = { id: "00000000-0000-7000-8000-000000000001", code: ean13("890100000001") };
 const TEA = { id: "00000000-0000-7000-8000-000000000002", code: ean13("890100000002") };
 const CUSTOMER_ID = "00000000-0000-7000-8000-0000000000c1";
-
-async function rest(server, method, path, { token, body } = {}) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      "Content-Type": "application/json",
-      ...(token ? { Authorization: `Bearer ${token}` } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function signInOverRest(server, { email, password }) {
-  const { status, body } = await rest(
-    server,
-    "POST",
-    "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=k",
-    { body: { email, password, returnSecureToken: true } },
-  );
-  assert.equal(status, 200, JSON.stringify(body));
-  return { idToken: body.idToken, userId: body.localId };
-}
-
-async function signIn(page, { email, password }) {
-  const form = page.getByTestId("sign-in-form");
-  await form.getByTestId("sign-in-email").fill(email);
-  await form.getByTestId("sign-in-password").fill(password);
-  await form.getByTestId("sign-in-submit").click();
-}
-
-async function choosePin(page, pin) {
-  await page.getByTestId("choose-pin").fill(pin);
-  await page.getByTestId("save-pin").click();
-  await page.getByTestId("choose-pin-form").waitFor({ state: "detached" });
-}
-
-async function waitForPersonAtCounter(page, email) {
-  await page.waitForFunction(
-    (email) => document.querySelector("[data-testid=person-at-counter]")?.textContent === email,
-    email,
-  );
-}
-
-async function waitForNothingPending(page) {
-  await page.waitForFunction(
-    () => document.querySelector("[data-testid=pending-count]")?.textContent === "0",
-    null,
-    { timeout: 30_000 },
-  );
-}
 
 /** The manager's PIN dialog: a wrong PIN first when asked, then the manager's. */
 async function approveAsManager(page, { wrongFirst = false } = {}) {
@@ -178,47 +127,23 @@ describe("a manager's approval at the counter", () => {
     await Promise.all([browser?.close(), server?.stop()]);
   });
 
-  async function getDocument(path) {
-    const { status, body } = await rest(server, "GET", `/v1/${DATABASE}/shops/${shop}/${path}`, {
-      token: ownerToken,
-    });
-    assert.equal(status, 200, `${path}: ${JSON.stringify(body)}`);
-    return body.fields;
-  }
-
-  async function query(collectionId) {
-    const { body } = await rest(server, "POST", `/v1/${DATABASE}/shops/${shop}:runQuery`, {
-      token: ownerToken,
-      body: { structuredQuery: { from: [{ collectionId }] } },
-    });
-    return body.map((item) => item.document?.fields).filter(Boolean);
-  }
-
-  const stockOf = async (product) => Number((await getDocument(`products/${product.id}`)).stock.integerValue);
-
   test("a cashier's void, refund, credit override and new product, each approved by a manager's PIN", async () => {
     const context = await browser.newContext({ viewport: { width: 800, height: 1280 } });
     try {
+      const { getDocument, query, stockOf } = shopReads(server, shop, ownerToken);
       // The manager signs in on the tablet once, then the cashier, who stays at the counter.
       const page = await context.newPage();
       await page.goto(`${server.url}/counter?lockMinutes=0`);
-      await signIn(page, MANAGER);
-      await choosePin(page, "3333");
-      await page.locator('nav.pages a[href="/people"]').click();
-      await page.getByTestId("add-tablet-person").click();
-      await signIn(page, CASHIER);
-      await choosePin(page, "2222");
-      await waitForPersonAtCounter(page, CASHIER.email);
-      await page.locator('nav.pages a[href="/counter"]').click();
+      await signInTwoPeople(page, [MANAGER, "3333"], [CASHIER, "2222"]);
       await page.getByLabel("Scan or search").waitFor();
       await waitForProductCount(page, 2);
       await waitForIdlePage(page);
-      const { userId: managerId } = await signInOverRest(server, MANAGER);
-      const { userId: cashierId, idToken: cashierToken } = await signInOverRest(server, CASHIER);
+      const { userId: managerId } = await signInOverRest(server.url, MANAGER);
+      const { userId: cashierId, idToken: cashierToken } = await signInOverRest(server.url, CASHIER);
 
       // A sale: 2 soaps and a tea.
       const voided = await sell(page, [SOAP.code, SOAP.code, TEA.code]);
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
       assert.equal(await stockOf(SOAP), 48);
       assert.equal(await stockOf(TEA), 19);
 
@@ -233,7 +158,7 @@ describe("a manager's approval at the counter", () => {
       await approveAsManager(page, { wrongFirst: true });
       await page.getByTestId("bill-void").waitFor();
       await screenshots(page, "bill-voided");
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
 
       // On the server: the bill void, the stock restored exactly, stock moves of the void,
       // the payment refunded, and the audit entry naming the cashier and the approver.
@@ -261,7 +186,7 @@ describe("a manager's approval at the counter", () => {
       await page.getByTestId("confirm-refund").click();
       await approveAsManager(page);
       await page.getByTestId("refunded-line").waitFor();
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
       const refunds = await query("refunds");
       assert.equal(refunds.length, 1);
       assert.equal(refunds[0].billId.stringValue, refunded);
@@ -304,7 +229,7 @@ describe("a manager's approval at the counter", () => {
       await page.getByRole("button", { name: "Manager approval", exact: true }).click();
       await approveAsManager(page);
       await page.getByRole("region", { name: "Receipt" }).waitFor({ timeout: 15_000 });
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
       assert.equal((await getDocument(`customers/${CUSTOMER_ID}`)).creditBalance.integerValue, "12000");
       const overridden = (await query("audit")).find(
         (a) => a.action.stringValue === "bill.finalize" && a.approvedBy,
@@ -323,7 +248,7 @@ describe("a manager's approval at the counter", () => {
       await page.getByTestId("save-new-product").click();
       await approveAsManager(page);
       await page.waitForFunction(() => document.querySelectorAll("[data-testid=cart-line]").length === 1);
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
       const created = (await query("audit")).find((a) => a.action.stringValue === "product.create");
       assert.equal(created.approvedBy.stringValue, managerId);
       await page.getByRole("button", { name: "Clear", exact: true }).click();
@@ -336,7 +261,7 @@ describe("a manager's approval at the counter", () => {
       await page.getByTestId("add-customer").click();
       await approveAsManager(page);
       await page.getByTestId("customer-chosen").waitFor();
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
       const limited = (await query("customers")).find((c) => c.name.stringValue === "Meena Devi");
       assert.equal(limited.creditLimit.integerValue, "50000");
       await page.getByTestId("remove-customer").click();
@@ -352,7 +277,7 @@ describe("a manager's approval at the counter", () => {
       await page.getByTestId("import-confirm").click();
       await approveAsManager(page);
       await page.getByTestId("import-done").waitFor();
-      await waitForNothingPending(page);
+      await waitForPending(page, 0);
       const imported = (await query("audit")).find((a) => a.action.stringValue === "product.import");
       assert.equal(imported.approvedBy.stringValue, managerId);
       await page.locator('nav.pages a[href="/counter"]').click();

@@ -2,8 +2,9 @@
 // tablet A shows on tablet B's bills page (bills are pulled); A refunds a line while B is
 // offline; B, not knowing, voids the bill; back online, the server refuses B's void inside its
 // commit (the bill has a refund), and B undoes its void, says why, shows A's refund and offers
-// only a refund of what is left. Then A, offline, refunds what B refunded meanwhile: the server
-// refuses it (more than was sold), and A marks its refund refused, giving nothing back. On the
+// only a refund of what is left. Then A, offline, refunds what B refunded meanwhile on the
+// receipt still open at its counter: the server refuses it (more than was sold), and A marks
+// its refund refused, giving nothing back, on that receipt and on its bills page. On the
 // server, stock and money come out exact throughout.
 
 import { after, before, describe, test } from "node:test";
@@ -11,7 +12,7 @@ import assert from "node:assert/strict";
 
 import { launchBrowser, startAccountsServer, temporaryDirectory } from "./harness.mjs";
 import { ean13, productFields, scanWithKeyboard, screenshots, waitForIdlePage, waitForProductCount } from "./counter-helpers.mjs";
-import { signIn } from "./people-helpers.mjs";
+import { rest, shopReads, signIn, waitForPending } from "./people-helpers.mjs";
 
 const PROJECT = "counterbook";
 const DATABASE = `projects/${PROJECT}/databases/(default)/documents`;
@@ -20,22 +21,6 @@ const MANAGER_A = { email: "manager.a@example.com", password: "manager-secret-1"
 const MANAGER_B = { email: "manager.b@example.com", password: "manager-secret-2" };
 const SOAP = { id: "00000000-0000-7000-8000-000000000001", code: ean13("890100000001") };
 const TEA = { id: "00000000-0000-7000-8000-000000000002", code: ean13("890100000002") };
-
-async function rest(server, method, path, { token, body } = {}) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function waitForNothingPending(page) {
-  await page.waitForFunction(() => document.querySelector("[data-testid=pending-count]")?.textContent === "0", null, {
-    timeout: 30_000,
-  });
-}
 
 /** A manager signed in on a new tablet, at the counter with both products synced. */
 async function tablet(browser, server, person) {
@@ -113,21 +98,8 @@ describe("bills and refunds across tablets", () => {
     await Promise.all([browser?.close(), server?.stop()]);
   });
 
-  async function getDocument(path) {
-    const { status, body } = await rest(server, "GET", `/v1/${DATABASE}/shops/${shop}/${path}`, { token: ownerToken });
-    assert.equal(status, 200, `${path}: ${JSON.stringify(body)}`);
-    return body.fields;
-  }
-  async function query(collectionId) {
-    const { body } = await rest(server, "POST", `/v1/${DATABASE}/shops/${shop}:runQuery`, {
-      token: ownerToken,
-      body: { structuredQuery: { from: [{ collectionId }] } },
-    });
-    return body.map((item) => item.document?.fields).filter(Boolean);
-  }
-  const stockOf = async (product) => Number((await getDocument(`products/${product.id}`)).stock.integerValue);
-
   test("a refund on one tablet refuses a void and a second refund of it on another, which say why", async () => {
+    const { getDocument, query, stockOf } = shopReads(server, shop, ownerToken);
     const a = await tablet(browser, server, MANAGER_A);
     const b = await tablet(browser, server, MANAGER_B);
     try {
@@ -138,7 +110,7 @@ describe("bills and refunds across tablets", () => {
       const receipt = a.page.getByRole("region", { name: "Receipt" });
       await receipt.waitFor({ timeout: 15_000 });
       const billId = await receipt.getAttribute("data-bill-id");
-      await waitForNothingPending(a.page);
+      await waitForPending(a.page, 0);
       const number = (await getDocument(`bills/${billId}`)).number.stringValue;
 
       // B's bills page shows A's bill, pulled from the server; then B goes offline.
@@ -149,7 +121,7 @@ describe("bills and refunds across tablets", () => {
       // A refunds the tea.
       await refund(a.page, ["0", "1"], "stale");
       await a.page.getByTestId("refunded-line").waitFor();
-      await waitForNothingPending(a.page);
+      await waitForPending(a.page, 0);
       assert.equal(await stockOf(TEA), 20, "the tea is back");
 
       // B, offline and not knowing, voids the bill: on the tablet it is void at once.
@@ -181,12 +153,17 @@ describe("bills and refunds across tablets", () => {
       await a.context.setOffline(true);
       await refund(b.page, ["2"], "damaged");
       await detail.getByTestId("refunded-line").nth(1).waitFor();
-      await waitForNothingPending(b.page);
+      await waitForPending(b.page, 0);
       assert.equal(await stockOf(SOAP), 50);
       await refund(a.page, ["2"], "damaged too");
       await a.page.getByTestId("refunded-line").nth(1).waitFor();
-      await a.page.getByRole("button", { name: "New sale", exact: true }).click();
+      // Back online, the server refuses it: the receipt still open on A's counter says so
+      // (read again as its refund changes), and so does the bill on A's bills page.
       await a.context.setOffline(false);
+      const refusedOnReceipt = a.page.getByTestId("counter-page").getByTestId("refund-refused");
+      await refusedOnReceipt.waitFor({ timeout: 30_000 });
+      assert.match(await refusedOnReceipt.textContent(), /Refund refused by the server, nothing given back: 2 × Lux Soap/);
+      await a.page.getByRole("button", { name: "New sale", exact: true }).click();
       await openBill(a.page, number);
       const refused = a.page.getByTestId("refund-refused");
       await refused.waitFor({ timeout: 30_000 });

@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -255,6 +256,27 @@ export async function launchBrowser({ trustSpki = [] } = {}) {
       "--disable-sync",
     ],
   });
+}
+
+/**
+ * A counterbook-server in dev mode (its data in a new folder named from `prefix`) and a browser
+ * for the tests of the `describe` this is called in: started before them (then `setUp(server)`,
+ * which seeds what they share) and stopped after. Returns `{ server, browser }`, filled in
+ * once started.
+ */
+export function serverAndBrowserForTests(prefix, setUp = async () => {}) {
+  const started = { server: undefined, browser: undefined };
+  before(async () => {
+    [started.server, started.browser] = await Promise.all([
+      startServer({ dataDir: temporaryDirectory(prefix) }),
+      launchBrowser(),
+    ]);
+    await setUp(started.server);
+  });
+  after(async () => {
+    await Promise.all([started.browser?.close(), started.server?.stop()]);
+  });
+  return started;
 }
 
 /** Runs `runQuery` for a collection under `parentPath` and returns the documents. */

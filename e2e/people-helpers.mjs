@@ -1,5 +1,7 @@
-// What a person does on the tablet's sign-in, PIN and lock screens, and at the counter, for the
-// tests of people on the tablet (signin.test.mjs, senders.test.mjs, firebase-auth.test.mjs).
+// What a person does on the tablet's sign-in, PIN and lock screens, and at the counter, and what
+// a test sets up and reads of a shop over REST, for the tests of people on the tablet
+// (signin.test.mjs, senders.test.mjs, firebase-auth.test.mjs, approvals.test.mjs,
+// bills-across-tablets.test.mjs).
 
 import { scanWithKeyboard } from "./counter-helpers.mjs";
 
@@ -155,4 +157,55 @@ export async function billsOnServer(server, owner, shop) {
       number: item.document.fields.number.stringValue,
       cashier: item.document.fields.cashier?.stringValue,
     }));
+}
+
+/** A request to counterbook-server as the bearer of `token` (or of none): its status and JSON reply. */
+export async function rest(server, method, path, { token, body } = {}) {
+  const response = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/**
+ * What a test reads of `shop` on counterbook-server with `token` (the owner's): a document's
+ * fields (`getDocument("bills/b1")`), the fields of a collection's documents (`query("refunds")`)
+ * and a product's stock (`stockOf({ id })`).
+ */
+export function shopReads(server, shop, token) {
+  const database = `projects/${PROJECT}/databases/(default)/documents`;
+  async function getDocument(path) {
+    const { status, body } = await rest(server, "GET", `/v1/${database}/shops/${shop}/${path}`, { token });
+    if (status !== 200) throw new Error(`${path}: ${status} ${JSON.stringify(body)}`);
+    return body.fields;
+  }
+  async function query(collectionId) {
+    const { body } = await rest(server, "POST", `/v1/${database}/shops/${shop}:runQuery`, {
+      token,
+      body: { structuredQuery: { from: [{ collectionId }] } },
+    });
+    return body.map((item) => item.document?.fields).filter(Boolean);
+  }
+  const stockOf = async (product) => Number((await getDocument(`products/${product.id}`)).stock.integerValue);
+  return { getDocument, query, stockOf };
+}
+
+/**
+ * Two people on the tablet, each signed in once with a PIN: `first`, then `second`, added on
+ * the people page ("Add a person to this tablet"), who stays at the counter; back on the
+ * counter page.
+ */
+export async function signInTwoPeople(page, [first, firstPin], [second, secondPin]) {
+  await signIn(page, first);
+  await choosePin(page, firstPin);
+  await waitForPersonAtCounter(page, first.email);
+  await page.locator('nav.pages a[href="/people"]').click();
+  await page.getByTestId("add-tablet-person").click();
+  await signIn(page, second);
+  await choosePin(page, secondPin);
+  await waitForPersonAtCounter(page, second.email);
+  await page.locator('nav.pages a[href="/counter"]').click();
 }

@@ -13,13 +13,11 @@ import { ean13, productFields, screenshots, waitForIdlePage, waitForProductCount
 import {
   asPerson,
   billsOnServer,
-  choosePin,
   sellOne,
   setUpShopOverRest,
-  signIn,
+  signInTwoPeople,
   switchTo,
   waitForPending,
-  waitForPersonAtCounter,
 } from "./people-helpers.mjs";
 
 const PROJECT = "counterbook";
@@ -93,15 +91,7 @@ describe("each unit goes with its own person's sign-in", () => {
       const page = await tablet.newPage();
       const billCommits = recordBillCommits(page);
       await page.goto(`${server.url}/counter?lockMinutes=0&shop=${SHOP}`);
-      await signIn(page, RAVI);
-      await choosePin(page, "2222");
-      await waitForPersonAtCounter(page, RAVI.email);
-      await page.locator('nav.pages a[href="/people"]').click();
-      await page.getByTestId("add-tablet-person").click();
-      await signIn(page, MEENA);
-      await choosePin(page, "3333");
-      await waitForPersonAtCounter(page, MEENA.email);
-      await page.locator('nav.pages a[href="/counter"]').click();
+      await signInTwoPeople(page, [RAVI, "2222"], [MEENA, "3333"]);
       await page.getByLabel("Scan or search").waitFor();
       await waitForProductCount(page, 1);
       await waitForIdlePage(page);

@@ -6,8 +6,8 @@
 // profile, on the real server).
 
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { appUrl, launchBrowser, listDocuments, openPage, startServer, temporaryDirectory } from "./harness.mjs";
+import { describe, test } from "node:test";
+import { appUrl, listDocuments, openPage, serverAndBrowserForTests } from "./harness.mjs";
 import { ean13, scanWithKeyboard, screenshots, seedProducts, seededId, waitForProductCount } from "./counter-helpers.mjs";
 
 const SHOP = "kirana-settings";
@@ -34,20 +34,12 @@ async function fill(page, testId, value) {
 }
 
 describe("shop settings", () => {
-  let server;
-  let browser;
-  before(async () => {
-    [server, browser] = await Promise.all([
-      startServer({ dataDir: temporaryDirectory("counterbook-settings-") }),
-      launchBrowser(),
-    ]);
-    await seedProducts(server.url, PROJECT, SHOP, CATALOGUE);
-  });
-  after(async () => {
-    await Promise.all([browser?.close(), server?.stop()]);
-  });
+  const started = serverAndBrowserForTests("counterbook-settings-", (server) =>
+    seedProducts(server.url, PROJECT, SHOP, CATALOGUE),
+  );
 
   test("tax rates, receipt header and barcode rules: bad input named, good input saved and used", async () => {
+    const { server, browser } = started;
     const context = await browser.newContext({ viewport: { width: 800, height: 1280 } });
     try {
       const page = await context.newPage();

@@ -6,7 +6,6 @@
 use rexie::{Direction, KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use super::changes::ChangedDocuments;
 use super::schema::BILLS;
 use super::{from_js, key_range, to_js, Result, StorageError, Store};
 use counterbook_shop::Bill;
@@ -70,23 +69,7 @@ impl Store {
     /// Puts bills straight into the store in one transaction, as a pull would (tests and
     /// benchmarks fill a tablet this way).
     pub async fn seed_bills(&self, bills: &[Bill]) -> Result<()> {
-        let transaction = self.transaction(&[BILLS], TransactionMode::ReadWrite)?;
-        let mut changed = ChangedDocuments::new();
-        let outcome = async {
-            let store = transaction.store(BILLS).map_err(StorageError::from_rexie)?;
-            let mut values = Vec::with_capacity(bills.len());
-            for bill in bills {
-                values.push((to_js(bill)?, None));
-                changed.insert(BILLS, &bill.id);
-            }
-            store
-                .put_all(values.into_iter())
-                .await
-                .map_err(StorageError::from_rexie)
-        }
-        .await;
-        Self::finish(transaction, outcome).await?;
-        self.changes.publish(&changed);
-        Ok(())
+        self.seed_records(BILLS, bills, |bill| &bill.id, to_js)
+            .await
     }
 }

@@ -214,6 +214,38 @@ impl Store {
         }
     }
 
+    /// Puts `records` straight into `store_name` in ONE transaction (each as `value_of` makes
+    /// it), with no outbox unit, and announces them changed: how tests and benchmarks fill a
+    /// tablet, as a pull would.
+    async fn seed_records<T>(
+        &self,
+        store_name: &'static str,
+        records: &[T],
+        id_of: impl Fn(&T) -> &str,
+        value_of: impl Fn(&T) -> Result<JsValue>,
+    ) -> Result<()> {
+        let transaction = self.transaction(&[store_name], TransactionMode::ReadWrite)?;
+        let mut changed = ChangedDocuments::new();
+        let outcome = async {
+            let store = transaction
+                .store(store_name)
+                .map_err(StorageError::from_rexie)?;
+            let mut values = Vec::with_capacity(records.len());
+            for record in records {
+                values.push((value_of(record)?, None));
+                changed.insert(store_name, id_of(record));
+            }
+            store
+                .put_all(values.into_iter())
+                .await
+                .map_err(StorageError::from_rexie)
+        }
+        .await;
+        Self::finish(transaction, outcome).await?;
+        self.changes.publish(&changed);
+        Ok(())
+    }
+
     /// This device's id, made and saved on first use.
     pub async fn device_id(&self) -> Result<String> {
         let key = JsValue::from_str("deviceId");

@@ -11,7 +11,6 @@
 use rexie::{KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use super::changes::ChangedDocuments;
 use super::schema::PRODUCTS;
 use super::{from_js, key_range, many_to_js, to_js, Result, StorageError, Store};
 use crate::model::{name_key, Product};
@@ -350,26 +349,8 @@ impl Store {
     /// Puts products straight into the store in ONE transaction, with no outbox unit: for
     /// seeding a catalogue in tests and benchmarks (a real import goes through units).
     pub async fn seed_products(&self, products: &[Product]) -> Result<()> {
-        let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadWrite)?;
-        let mut changed = ChangedDocuments::new();
-        let outcome = async {
-            let store = transaction
-                .store(PRODUCTS)
-                .map_err(StorageError::from_rexie)?;
-            let mut values = Vec::with_capacity(products.len());
-            for product in products {
-                values.push((product_to_js(product)?, None));
-                changed.insert(PRODUCTS, &product.id);
-            }
-            store
-                .put_all(values.into_iter())
-                .await
-                .map_err(StorageError::from_rexie)
-        }
-        .await;
-        Self::finish(transaction, outcome).await?;
-        self.changes.publish(&changed);
-        Ok(())
+        self.seed_records(PRODUCTS, products, |product| &product.id, product_to_js)
+            .await
     }
 }
 

@@ -339,19 +339,11 @@ pub(super) async fn undo_refused_reversal(
                 let Some(delta) = write.increments.get(STOCK_FIELD) else {
                     continue;
                 };
+                fn stock(product: &mut Product) -> &mut i64 {
+                    &mut product.stock_on_hand
+                }
                 let products = store(PRODUCTS)?;
-                if let Some(value) = present(
-                    products
-                        .get(JsValue::from_str(id))
-                        .await
-                        .map_err(rexie_error)?,
-                ) {
-                    let mut product: Product = from_js(value)?;
-                    product.stock_on_hand = product.stock_on_hand.saturating_sub(*delta);
-                    products
-                        .put(&super::products::product_to_js(&product)?, None)
-                        .await
-                        .map_err(rexie_error)?;
+                if take_back(&products, id, *delta, stock, super::products::product_to_js).await? {
                     changed.insert(PRODUCTS, id);
                 }
             }
@@ -359,20 +351,19 @@ pub(super) async fn undo_refused_reversal(
                 let Some(delta) = write.increments.get(CREDIT_BALANCE_FIELD) else {
                     continue;
                 };
+                fn balance(customer: &mut Customer) -> &mut i64 {
+                    &mut customer.credit_balance_minor
+                }
                 let customers = store(CUSTOMERS)?;
-                if let Some(value) = present(
-                    customers
-                        .get(JsValue::from_str(id))
-                        .await
-                        .map_err(rexie_error)?,
-                ) {
-                    let mut customer: Customer = from_js(value)?;
-                    customer.credit_balance_minor =
-                        customer.credit_balance_minor.saturating_sub(*delta);
-                    customers
-                        .put(&super::sales::customer_value(&customer)?, None)
-                        .await
-                        .map_err(rexie_error)?;
+                if take_back(
+                    &customers,
+                    id,
+                    *delta,
+                    balance,
+                    super::sales::customer_value,
+                )
+                .await?
+                {
                     changed.insert(CUSTOMERS, id);
                 }
             }
@@ -386,6 +377,33 @@ pub(super) async fn undo_refused_reversal(
         }
     }
     Ok(changed)
+}
+
+/// Takes `delta` back off the counter `counter` picks of the record `id` in `store`, if the
+/// tablet holds it, and puts the record again as `value_of` makes it. Whether it did.
+async fn take_back<T: serde::de::DeserializeOwned>(
+    store: &rexie::Store,
+    id: &str,
+    delta: i64,
+    counter: impl FnOnce(&mut T) -> &mut i64,
+    value_of: impl FnOnce(&T) -> Result<JsValue, StorageError>,
+) -> Result<bool, StorageError> {
+    let Some(value) = present(
+        store
+            .get(JsValue::from_str(id))
+            .await
+            .map_err(rexie_error)?,
+    ) else {
+        return Ok(false);
+    };
+    let mut record: T = from_js(value)?;
+    let count = counter(&mut record);
+    *count = count.saturating_sub(delta);
+    store
+        .put(&value_of(&record)?, None)
+        .await
+        .map_err(rexie_error)?;
+    Ok(true)
 }
 
 impl Store {

@@ -1,7 +1,8 @@
 //! The screens: one module per page (`counter`, `products`, `sync_page`, `people_page`,
 //! `settings_page`), the screens before the shop (`sign_in`: setting the shop up, signing in,
 //! PINs and the lock screen) and the components they share beside them (`header`,
-//! `sync_problems`, `conflict_inbox`, `status_panel`, and `draft`, a form field's value). [`pages`] maps paths to pages:
+//! `sync_problems`, `conflict_inbox`, `status_panel`, `virtual_list`, the rows in view of the
+//! products' and the bills' lists, and `draft`, a form field's value). [`pages`] maps paths to pages:
 //! `/counter` (also `/`, the start page), `/products`, `/sync`, `/people` and `/settings`. Components read through the store's queries and the driver's signals, and change
 //! things only through [`crate::actions`]; they never touch IndexedDB or the network.
 
@@ -19,6 +20,7 @@ pub mod sign_in;
 pub mod status_panel;
 pub mod sync_page;
 pub mod sync_problems;
+pub mod virtual_list;
 
 use crate::i18n::{t, tn, tr, Msg};
 use leptos::prelude::*;

@@ -8,8 +8,6 @@
 //! A change to bills (one voided here, one pulled from another tablet) reads the count and the
 //! pages in view again, keeping the rows shown until their page arrives.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use counterbook_shop::{Bill, BillStatus};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -17,80 +15,35 @@ use leptos::task::spawn_local;
 use crate::i18n::{t, tn, Msg};
 use crate::money::format_price;
 use crate::sync::{ChangesSince, SyncDriver};
+use crate::ui::virtual_list::VirtualList;
 
 /// Every row has this height, so a row's place is its position times this.
 pub const ROW_HEIGHT_PX: f64 = 52.0;
 /// Rows read at once.
 const PAGE_ROWS: u32 = 30;
-/// Rows kept in the DOM beyond each edge of the view.
-const OVERSCAN_ROWS: u32 = 4;
 /// The bills store, as the change feed names it.
 const BILLS: &str = "bills";
-
-/// The positions of a list of `total` rows in view when scrolled to `scroll_top` in a view
-/// `viewport_height` high, overscan included.
-fn positions_in_view(total: u32, scroll_top: f64, viewport_height: f64) -> std::ops::Range<u32> {
-    let first = (scroll_top / ROW_HEIGHT_PX).floor().max(0.0) as u32;
-    let shown = (viewport_height / ROW_HEIGHT_PX).ceil() as u32 + 1;
-    let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
-    let end = (first + shown + OVERSCAN_ROWS).min(total);
-    start..end
-}
 
 /// The list's state; cheap to copy.
 #[derive(Clone, Copy)]
 struct ListState {
     driver: StoredValue<SyncDriver, LocalStorage>,
-    total: RwSignal<u32>,
-    rows: RwSignal<BTreeMap<u32, Bill>>,
-    /// Pages asked for since the list was last (re)read.
-    requested: StoredValue<BTreeSet<u32>>,
-    /// Bumped when the list is read again; answers for an older generation are dropped.
-    generation: StoredValue<u64>,
-    scroll_top: RwSignal<f64>,
-    viewport_height: RwSignal<f64>,
+    list: VirtualList<Bill>,
 }
 
 impl ListState {
-    /// The positions in view, overscan included (tracked: a view or effect reading it runs
-    /// again when the list scrolls or its count changes).
-    fn visible(&self) -> std::ops::Range<u32> {
-        positions_in_view(
-            self.total.get(),
-            self.scroll_top.get(),
-            self.viewport_height.get(),
-        )
-    }
-
     fn load_visible_pages(&self) {
-        let range = positions_in_view(
-            self.total.get_untracked(),
-            self.scroll_top.get_untracked(),
-            self.viewport_height.get_untracked(),
-        );
-        if range.is_empty() {
-            return;
-        }
-        for page in range.start / PAGE_ROWS..=(range.end - 1) / PAGE_ROWS {
-            self.load_page(page);
+        for first in self.list.pages_to_read() {
+            self.load_page(first);
         }
     }
 
-    fn load_page(&self, page: u32) {
-        let mut fresh = false;
-        self.requested
-            .update_value(|requested| fresh = requested.insert(page));
-        if !fresh {
-            return;
-        }
-        let state = *self;
-        let generation = self.generation.get_value();
-        let first = page * PAGE_ROWS;
+    fn load_page(&self, first: u32) {
+        let list = self.list;
+        let generation = list.generation();
         let before = match first {
             0 => None,
-            _ => self
-                .rows
-                .with_untracked(|rows| rows.get(&(first - 1)).map(|bill| bill.id.clone())),
+            _ => list.row_at(first - 1, |bill| bill.id.clone()),
         };
         let driver = self.driver.get_value();
         spawn_local(async move {
@@ -100,15 +53,11 @@ impl ListState {
                 (_, Some(id)) => store.recent_bills(Some(id), PAGE_ROWS).await,
                 (_, None) => store.bills_at_offset(first, PAGE_ROWS).await,
             };
-            if state.generation.get_value() != generation {
+            if !list.is_current(generation) {
                 return;
             }
             match read {
-                Ok(bills) => state.rows.update(|rows| {
-                    for (offset, bill) in bills.into_iter().enumerate() {
-                        rows.insert(first + offset as u32, bill);
-                    }
-                }),
+                Ok(bills) => list.put_page(first, bills),
                 Err(error) => driver.report_problem(&error.to_string()),
             }
         });
@@ -117,18 +66,13 @@ impl ListState {
     /// Reads the list again: its count, then the pages in view, the rows shown staying until
     /// their page arrives.
     fn reread(&self) {
-        self.generation.update_value(|generation| *generation += 1);
-        self.requested.update_value(BTreeSet::clear);
         let state = *self;
-        let generation = self.generation.get_value();
+        let generation = self.list.start_reading_again();
         let driver = self.driver.get_value();
         spawn_local(async move {
             match driver.store().count_bills().await {
-                Ok(count) if state.generation.get_value() == generation => {
-                    state
-                        .rows
-                        .update(|rows| rows.retain(|position, _| *position < count));
-                    state.total.set(count);
+                Ok(count) if state.list.is_current(generation) => {
+                    state.list.set_count(count);
                     state.load_visible_pages();
                 }
                 Ok(_) => {}
@@ -144,20 +88,13 @@ pub fn BillList(
     driver: StoredValue<SyncDriver, LocalStorage>,
     #[prop(into)] on_open: Callback<String>,
 ) -> impl IntoView {
-    let state = ListState {
-        driver,
-        total: RwSignal::new(0),
-        rows: RwSignal::new(BTreeMap::new()),
-        requested: StoredValue::new(BTreeSet::new()),
-        generation: StoredValue::new(0),
-        scroll_top: RwSignal::new(0.0),
-        viewport_height: RwSignal::new(480.0),
-    };
+    let list = VirtualList::new(ROW_HEIGHT_PX, PAGE_ROWS, RwSignal::new(0), 480.0);
+    let state = ListState { driver, list };
     let scroller = NodeRef::<leptos::html::Div>::new();
     state.reread();
     // Scrolling: read the pages coming into view.
     Effect::new(move |_| {
-        let _ = state.visible();
+        let _ = list.visible();
         state.load_visible_pages();
     });
     driver
@@ -169,29 +106,9 @@ pub fn BillList(
             ChangesSince::Documents(changed) if changed.touches(BILLS) => state.reread(),
             ChangesSince::Documents(_) => {}
         });
-    let on_scroll = move |_| {
-        if let Some(element) = scroller.get_untracked() {
-            state.scroll_top.set(f64::from(element.scroll_top()));
-            state
-                .viewport_height
-                .set(f64::from(element.client_height()).max(ROW_HEIGHT_PX));
-        }
-    };
-    scroller.on_load(move |element| {
-        state
-            .viewport_height
-            .set(f64::from(element.client_height()).max(ROW_HEIGHT_PX));
-    });
-    let shown_rows = move || {
-        let range = state.visible();
-        state.rows.with(|rows| {
-            range
-                .map(|position| (position, rows.get(&position).cloned()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let on_scroll = list.follow_scroller(scroller);
     let currency = StoredValue::new(driver.with_value(|d| d.settings().currency.clone()));
-    let total = state.total;
+    let total = list.total;
     view! {
         <p class="help" data-testid="bill-count">{move || tn(Msg::BillsCount, total.get() as usize, &[])}</p>
         <Show when=move || total.get() == 0>
@@ -199,11 +116,11 @@ pub fn BillList(
         </Show>
         <div class="bill-scroller" node_ref=scroller on:scroll=on_scroll data-testid="bill-scroller">
             <ul class="bill-list bill-rows" data-testid="bill-list"
-                style:height=move || format!("{}px", f64::from(total.get()) * ROW_HEIGHT_PX)>
-                <For each=shown_rows
+                style:height=move || list.height()>
+                <For each=move || list.shown_rows()
                     key=|(position, bill)| (*position, bill.as_ref().map(|bill| (bill.id.clone(), bill.status.as_str())))
                     children=move |(position, bill)| {
-                        let top = format!("{}px", f64::from(position) * ROW_HEIGHT_PX);
+                        let top = list.top_of(position);
                         match bill {
                             Some(bill) => view! {
                                 <BillRow bill=bill top=Some(top) currency=currency.get_value() on_open=on_open/>

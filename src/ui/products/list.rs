@@ -7,7 +7,7 @@
 //! product enters or leaves the list, or moves in it) are the pages in view read again.
 
 use crate::i18n::{t, Msg};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -17,13 +17,12 @@ use crate::money::format_price;
 use crate::storage::{ProductPosition, ProductQuery};
 use crate::sync::{ChangesSince, SyncDriver};
 use crate::ui::problems::Shown;
+use crate::ui::virtual_list::VirtualList;
 
 /// Every row has this height, so a row's place is its position times this.
 pub const ROW_HEIGHT_PX: f64 = 64.0;
 /// Rows read at once.
 const PAGE_ROWS: u32 = 40;
-/// Rows kept in the DOM beyond each edge of the view.
-const OVERSCAN_ROWS: u32 = 4;
 /// The products collection, as the change feed names it.
 const PRODUCTS: &str = "products";
 
@@ -39,60 +38,41 @@ struct Row {
 struct ListState {
     driver: StoredValue<SyncDriver, LocalStorage>,
     query: Memo<ProductQuery>,
-    total: RwSignal<u32>,
-    rows: RwSignal<BTreeMap<u32, Row>>,
-    /// Pages asked for since the list was last (re)read.
-    requested: StoredValue<BTreeSet<u32>>,
-    /// Bumped when the list is read again; answers for an older generation are dropped.
-    generation: StoredValue<u64>,
+    list: VirtualList<Row>,
     revisions: StoredValue<u64>,
-    scroll_top: RwSignal<f64>,
-    viewport_height: RwSignal<f64>,
 }
 
 impl ListState {
-    fn next_revision(&self) -> u64 {
-        self.revisions.update_value(|revision| *revision += 1);
-        self.revisions.get_value()
-    }
-
-    /// The positions in view, overscan included.
-    fn visible(&self) -> std::ops::Range<u32> {
-        let total = self.total.get();
-        let first = (self.scroll_top.get() / ROW_HEIGHT_PX).floor().max(0.0) as u32;
-        let shown = (self.viewport_height.get() / ROW_HEIGHT_PX).ceil() as u32 + 1;
-        let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
-        let end = (first + shown + OVERSCAN_ROWS).min(total);
-        start..end
+    /// The rows of `products`, each with a new revision.
+    fn revised(&self, products: Vec<Product>) -> Vec<Row> {
+        let mut rows = Vec::with_capacity(products.len());
+        self.revisions.update_value(|revision| {
+            for product in products {
+                *revision += 1;
+                rows.push(Row {
+                    product,
+                    revision: *revision,
+                });
+            }
+        });
+        rows
     }
 
     fn load_visible_pages(&self) {
-        let range = self.visible();
-        if range.is_empty() {
-            return;
-        }
-        for page in range.start / PAGE_ROWS..=(range.end - 1) / PAGE_ROWS {
-            self.load_page(page);
+        for first in self.list.pages_to_read() {
+            self.load_page(first);
         }
     }
 
-    fn load_page(&self, page: u32) {
-        let mut fresh = false;
-        self.requested
-            .update_value(|requested| fresh = requested.insert(page));
-        if !fresh {
-            return;
-        }
+    fn load_page(&self, first: u32) {
         let state = *self;
-        let generation = self.generation.get_value();
+        let generation = self.list.generation();
         let query = self.query.get_untracked();
-        let first = page * PAGE_ROWS;
         let after = match first {
             0 => None,
-            _ => self.rows.with_untracked(|rows| {
-                rows.get(&(first - 1))
-                    .map(|row| ProductPosition::of(&row.product))
-            }),
+            _ => self
+                .list
+                .row_at(first - 1, |row| ProductPosition::of(&row.product)),
         };
         let driver = self.driver.get_value();
         spawn_local(async move {
@@ -106,20 +86,11 @@ impl ListState {
                 }
                 (_, None) => store.products_at_offset(&query, first, PAGE_ROWS).await,
             };
-            if state.generation.get_value() != generation {
+            if !state.list.is_current(generation) {
                 return;
             }
             match read {
-                Ok(products) => {
-                    let mut revision = state.next_revision();
-                    state.rows.update(|rows| {
-                        for (offset, product) in products.into_iter().enumerate() {
-                            revision += 1;
-                            rows.insert(first + offset as u32, Row { product, revision });
-                        }
-                    });
-                    state.revisions.set_value(revision);
-                }
+                Ok(products) => state.list.put_page(first, state.revised(products)),
                 Err(error) => driver.report_problem(&error.shown()),
             }
         });
@@ -128,22 +99,17 @@ impl ListState {
     /// Reads the list again: its count, then the pages in view. With `keep_rows` the rows
     /// shown stay until their page arrives (no flicker when a change shifts them).
     fn reread(&self, keep_rows: bool) {
-        self.generation.update_value(|generation| *generation += 1);
-        self.requested.update_value(BTreeSet::clear);
+        let generation = self.list.start_reading_again();
         if !keep_rows {
-            self.rows.set(BTreeMap::new());
+            self.list.rows.set(BTreeMap::new());
         }
         let state = *self;
-        let generation = self.generation.get_value();
         let query = self.query.get_untracked();
         let driver = self.driver.get_value();
         spawn_local(async move {
             match driver.store().count_products(&query).await {
-                Ok(count) if state.generation.get_value() == generation => {
-                    state
-                        .rows
-                        .update(|rows| rows.retain(|position, _| *position < count));
-                    state.total.set(count);
+                Ok(count) if state.list.is_current(generation) => {
+                    state.list.set_count(count);
                     state.load_visible_pages();
                 }
                 Ok(_) => {}
@@ -158,13 +124,13 @@ impl ListState {
         let state = *self;
         let query = self.query.get_untracked();
         let driver = self.driver.get_value();
-        let generation = self.generation.get_value();
+        let generation = self.list.generation();
         spawn_local(async move {
             let products = match driver.store().products_by_ids(&ids).await {
                 Ok(products) => products,
                 Err(error) => return driver.report_problem(&error.shown()),
             };
-            if state.generation.get_value() != generation {
+            if !state.list.is_current(generation) {
                 return;
             }
             let mut by_id = BTreeMap::new();
@@ -172,7 +138,7 @@ impl ListState {
             let mut shifts = false;
             let mut replaced = Vec::new();
             let mut shown = BTreeMap::new();
-            state.rows.with_untracked(|rows| {
+            state.list.rows.with_untracked(|rows| {
                 shown.extend(rows.iter().map(|(position, row)| {
                     (
                         row.product.id.clone(),
@@ -195,14 +161,13 @@ impl ListState {
                 }
             }
             if !replaced.is_empty() {
-                let mut revision = state.next_revision();
-                state.rows.update(|rows| {
-                    for (position, product) in replaced {
-                        revision += 1;
-                        rows.insert(position, Row { product, revision });
+                let (positions, products): (Vec<u32>, Vec<Product>) = replaced.into_iter().unzip();
+                let rows = state.revised(products);
+                state.list.rows.update(|shown| {
+                    for (position, row) in positions.into_iter().zip(rows) {
+                        shown.insert(position, row);
                     }
                 });
-                state.revisions.set_value(revision);
             }
             if shifts {
                 state.reread(true);
@@ -220,31 +185,24 @@ pub fn ProductList(
     on_edit: Callback<Product>,
     on_stock: Callback<Product>,
 ) -> impl IntoView {
+    let list = VirtualList::new(ROW_HEIGHT_PX, PAGE_ROWS, total, 640.0);
     let state = ListState {
         driver,
         query,
-        total,
-        rows: RwSignal::new(BTreeMap::new()),
-        requested: StoredValue::new(BTreeSet::new()),
-        generation: StoredValue::new(0),
+        list,
         revisions: StoredValue::new(0),
-        scroll_top: RwSignal::new(0.0),
-        viewport_height: RwSignal::new(640.0),
     };
     let scroller = NodeRef::<leptos::html::Div>::new();
 
     // A new query: a new list, from the top.
     Effect::new(move |_| {
         query.track();
-        if let Some(element) = scroller.get_untracked() {
-            element.set_scroll_top(0);
-        }
-        state.scroll_top.set(0.0);
+        list.scroll_to_top(scroller);
         state.reread(false);
     });
     // Scrolling: read the pages coming into view.
     Effect::new(move |_| {
-        let _ = state.visible();
+        let _ = list.visible();
         state.load_visible_pages();
     });
     driver
@@ -260,28 +218,7 @@ pub fn ProductList(
                 }
             }
         });
-
-    let on_scroll = move |_| {
-        if let Some(element) = scroller.get_untracked() {
-            state.scroll_top.set(f64::from(element.scroll_top()));
-            state
-                .viewport_height
-                .set(f64::from(element.client_height()).max(ROW_HEIGHT_PX));
-        }
-    };
-    scroller.on_load(move |element| {
-        state
-            .viewport_height
-            .set(f64::from(element.client_height()).max(ROW_HEIGHT_PX));
-    });
-    let shown_rows = move || {
-        let range = state.visible();
-        state.rows.with(|rows| {
-            range
-                .map(|position| (position, rows.get(&position).cloned()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let on_scroll = list.follow_scroller(scroller);
 
     view! {
         <div class="product-scroller" node_ref=scroller on:scroll=on_scroll>
@@ -289,11 +226,11 @@ pub fn ProductList(
                 <p class="empty">{t(Msg::ProductsNone)}</p>
             </Show>
             <ul data-testid="product-list" class="product-rows"
-                style:height=move || format!("{}px", f64::from(total.get()) * ROW_HEIGHT_PX)>
-                <For each=shown_rows
+                style:height=move || list.height()>
+                <For each=move || list.shown_rows()
                     key=|(position, row)| (*position, row.as_ref().map(|row| row.revision))
                     children=move |(position, row)| {
-                        let top = format!("{}px", f64::from(position) * ROW_HEIGHT_PX);
+                        let top = list.top_of(position);
                         match row {
                             Some(row) => view! {
                                 <ProductRow product=row.product top=top on_edit=on_edit on_stock=on_stock/>
