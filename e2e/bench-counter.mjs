@@ -30,7 +30,8 @@
 // BENCH_COUNTER_TRACE=1 records the measured scans as a Chromium trace
 // (e2e/artifacts/bench-counter-scans-<size>-<build>.json, for chrome://tracing or Perfetto;
 // each scan a `scan` user timing from its Enter to its paint) and prints, for the slowest
-// scans, what the page's main thread ran between the Enter and the frame.
+// scans, what the page's main thread ran between the Enter and the frame, and over all of
+// them its CPU time per scan by the kind of work.
 
 import { cpus, loadavg, totalmem } from "node:os";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -170,8 +171,46 @@ function slowScansInTrace(buffer, count) {
       begins.delete(key);
     }
   }
+  // The main thread's CPU time per scan over all the traced scans, by the kind of work (the
+  // trace's thread durations of the renderer's top-level work: the Enter's task, IndexedDB's
+  // replies, the frame's style, layout and paint...), to compare builds on what they do
+  // rather than on when a loaded machine lets them do it.
+  const first = Math.min(...scans.map((scan) => scan.start));
+  const last = Math.max(...scans.map((scan) => scan.end));
+  const cpuByKind = {};
+  for (const e of traceEvents) {
+    if (e.ph !== "X" || e.ts < first || e.ts > last || threadNames.get(`${e.pid}:${e.tid}`) !== "CrRendererMain") continue;
+    if (!["TimerFire", "Receive mojo reply", "EventDispatch", "FireAnimationFrame", "UpdateLayoutTree", "Layout", "PrePaint", "Paint", "Layerize", "MajorGC", "MinorGC"].includes(e.name)) continue;
+    cpuByKind[e.name] = (cpuByKind[e.name] ?? 0) + (e.tdur ?? e.dur) / 1000;
+  }
+  const perScan = Object.fromEntries(
+    Object.entries(cpuByKind)
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, ms]) => [kind, +(ms / scans.length).toFixed(3)]),
+  );
+  // Whether each scan's IndexedDB answer was there at its Enter (no IndexedDB reply between
+  // the Enter and the frame) or came after it, and the main thread's CPU time of the task that
+  // put the line on the bill: the Enter's (answer ready) or the reply's (answer late).
+  const mainTasks = traceEvents
+    .filter((e) => e.ph === "X" && threadNames.get(`${e.pid}:${e.tid}`) === "CrRendererMain")
+    .filter((e) => e.name === "TimerFire" || (e.name === "Receive mojo reply" && e.args?.chrome_mojo_event_info?.mojo_interface_tag === "blink.mojom.IDBDatabase"));
+  const ready = [];
+  const late = [];
+  for (const scan of scans) {
+    const reply = mainTasks.find((e) => e.name !== "TimerFire" && e.ts >= scan.start && e.ts < scan.end);
+    const enter = mainTasks.find((e) => e.name === "TimerFire" && e.ts <= scan.start && e.ts + e.dur >= scan.start);
+    if (reply) late.push(((reply.tdur ?? reply.dur) / 1000));
+    else if (enter) ready.push(((enter.tdur ?? enter.dur) / 1000));
+  }
+  const middle = (values) => (values.length ? +percentile(values, 50).toFixed(2) : null);
+  const lookahead = {
+    readyAtEnter: ready.length,
+    lateAfterEnter: late.length,
+    lineTaskCpuMsP50WhenReady: middle(ready),
+    lineTaskCpuMsP50WhenLate: middle(late),
+  };
   scans.sort((a, b) => b.ms - a.ms);
-  return scans.slice(0, count).map((scan) => {
+  const slowest = scans.slice(0, count).map((scan) => {
     const work = traceEvents
       .filter(
         (e) =>
@@ -188,6 +227,7 @@ function slowScansInTrace(buffer, count) {
       .map((e) => `${((e.ts - scan.start) / 1000).toFixed(1)}+${(e.dur / 1000).toFixed(1)} ${e.name}`);
     return { ms: +scan.ms.toFixed(1), work };
   });
+  return { mainThreadCpuMsPerScan: perScan, lookahead, slowest };
 }
 
 async function installProbes(page) {
