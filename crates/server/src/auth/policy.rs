@@ -1175,6 +1175,12 @@ mod tests {
         }
     }
 
+    fn bill_void_before_and_after(commit: &mut Commit) {
+        for documents in [&mut commit.before, &mut commit.after] {
+            documents.insert(BILL.into(), bill_fields("void"));
+        }
+    }
+
     #[test]
     fn reversals_keep_to_the_bill_as_the_server_has_it() {
         type Change = fn(&mut Commit);
@@ -1209,21 +1215,13 @@ mod tests {
             ),
             (
                 "refunding a void bill",
-                |commit| {
-                    for documents in [&mut commit.before, &mut commit.after] {
-                        documents.insert(BILL.into(), bill_fields("void"));
-                    }
-                },
+                bill_void_before_and_after,
                 REFUND,
                 Some(BillRule::RefundOfNoBill),
             ),
             (
                 "writing a void bill at all",
-                |commit| {
-                    for documents in [&mut commit.before, &mut commit.after] {
-                        documents.insert(BILL.into(), bill_fields("void"));
-                    }
-                },
+                bill_void_before_and_after,
                 BILL,
                 Some(BillRule::BillIsVoid),
             ),
