@@ -1,6 +1,7 @@
 // What the tests of the app in Arabic and Hindi share (languages.test.mjs,
-// languages-people.test.mjs): a photograph of a screen that fails when the screen shows
-// English, and waiting for the cart.
+// languages-people.test.mjs, languages-before-shop.test.mjs): a photograph of a screen that
+// fails when the screen shows English, a message's words in a language, and waiting for the
+// cart.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -10,6 +11,16 @@ import { waitForIdlePage } from "./counter-helpers.mjs";
 
 const catalogueOf = (language) => JSON.parse(readFileSync(join(ROOT, "locales", `${language}.json`), "utf8"));
 const ENGLISH = catalogueOf("en");
+const CATALOGUES = { ar: catalogueOf("ar"), hi: catalogueOf("hi") };
+
+/** The text of the message `key` in `language` ("ar", "hi"), its placeholders filled from
+ * `values` (the form `other` of a message with plural forms): what a screen must show. */
+export function words(language, key, values = {}) {
+  const message = CATALOGUES[language][key];
+  assert.ok(message !== undefined, `no message ${key} in ${language}`);
+  const text = typeof message === "string" ? message : message.other;
+  return text.replace(/\{([a-z_]+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
 const textsOf = (message) => (typeof message === "string" ? [message] : Object.values(message));
 
 /** What an untranslated screen would show: the English texts of `language`'s translated
@@ -33,10 +44,16 @@ const PHRASES = { ar: englishPhrases("ar"), hi: englishPhrases("hi") };
 const ENGLISH_WORDS = /\b(the|is|are|was|cannot|could|not|has|have|with|from|this|that|already|must|only|there)\b/i;
 
 /** Fails if the page, in Arabic or Hindi, shows English: an English catalogue text, or a
- * sentence with English words (built outside the catalogue). */
+ * sentence with English words (built outside the catalogue). What came from elsewhere and is
+ * shown as data, after a translated sentence (`[data-quoted]`: a server's reply, the browser's
+ * words), is left out; everything around it is checked. */
 export async function assertNoEnglish(page, name) {
   const language = name.slice(0, 2);
-  const shown = await page.evaluate(() => document.body.innerText);
+  const shown = await page.evaluate(() => {
+    let text = document.body.innerText;
+    for (const quoted of document.querySelectorAll("[data-quoted]")) text = text.replace(quoted.innerText, "");
+    return text;
+  });
   const left = PHRASES[language].filter((phrase) => shown.includes(phrase));
   assert.deepEqual(left, [], `${name}: English catalogue texts on the ${language} screen:\n${shown}`);
   const line = shown.split("\n").find((line) => ENGLISH_WORDS.test(line));

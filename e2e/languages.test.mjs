@@ -6,7 +6,7 @@
 // e2e/artifacts/lang-{ar,hi}-*.png to be looked at: the counter (cart, payment, receipt, the
 // refund form, a new customer, an unknown code's "Add product", parked bills), products (list,
 // edit, the stock form, a CSV import's preview with bad rows), bills (list, one bill), sync
-// (with a conflict: a product oversold), people, settings. The manager's approval and the
+// (with a conflict: a loose product oversold, its stock in kg), people, settings. The manager's approval and the
 // sign-in-again banner, which need accounts, are languages-people.test.mjs's.
 //
 // A screen that shows English in Arabic or Hindi fails the test (`photo`, language-helpers.mjs):
@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { appUrl, launchBrowser, openPage, startServer, temporaryDirectory } from "./harness.mjs";
 import { ean13, scanWithKeyboard, seedProducts, seededId, waitForProductCount } from "./counter-helpers.mjs";
-import { photo, waitForCartLines } from "./language-helpers.mjs";
+import { photo, waitForCartLines, words } from "./language-helpers.mjs";
 
 const SHOP = "kirana-lang";
 const PROJECT = "lang-project";
@@ -26,8 +26,9 @@ const CATALOGUE = [
   { id: seededId(1), name: "Parle-G 250g", price: 25_00, barcodes: [ean13("890106301001")], stock: 50, taxRateBp: 1800 },
   { id: seededId(2), name: "चाय पत्ती 250g", price: 120_00, barcodes: [ean13("890172520001")], stock: 40, taxRateBp: 500 },
   { id: seededId(3), name: "حليب 1L", price: 56_00, barcodes: [ean13("890126200002")], stock: 30 },
-  // Sold twice over by other tablets: the sync page's conflict inbox says so.
-  { id: seededId(4), name: "Amul 500g", price: 60_00, barcodes: [ean13("890126200003")], stock: -2 },
+  // Sold past its stock by other tablets: the sync page's conflict inbox says so, in its unit
+  // (1.5 kg oversold: the stock field keeps milli-units).
+  { id: seededId(4), name: "Amul Ghee", price: 600_00, barcodes: [ean13("890126200003")], unit: "kg", stock: -1500 },
 ];
 const code = (index) => CATALOGUE[index].barcodes[0];
 /** A code no product has: the counter offers "Add product". */
@@ -126,7 +127,7 @@ async function photographPages(page, language) {
   await page.getByTestId("bill-detail").waitFor({ state: "detached" });
   await openPage(page, "/sync");
   await page.getByTestId("status-panel").waitFor();
-  await page.getByTestId("conflict").waitFor();
+  await page.getByTestId("conflict").filter({ hasText: words(language, "unit.kg") }).waitFor();
   await photo(page, `${language}-sync`);
   await openPage(page, "/people");
   await photo(page, `${language}-people`);

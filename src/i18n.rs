@@ -318,6 +318,63 @@ pub fn unit_name(unit: counterbook_shop::QuantityUnit) -> &'static str {
     })
 }
 
+/// A quantity in its unit as screens show it, in `Intl`'s digits: pieces as a count ("3",
+/// "-2"), loose goods with their unit ("1.5 kg", "-0.25 l"). `quantity` is the integer a
+/// stock field keeps: pieces, or milli-units of a loose product.
+pub fn unit_quantity(quantity: i64, unit: counterbook_shop::QuantityUnit) -> String {
+    use counterbook_shop::receipt::ReceiptNumbers;
+    if unit.is_loose() {
+        format!(
+            "{} {}",
+            IntlNumbers.decimal(quantity, unit.quantity_decimals(), 0),
+            unit_name(unit)
+        )
+    } else if quantity < 0 {
+        format!("-{}", count_text(quantity.unsigned_abs() as usize))
+    } else {
+        count_text(quantity as usize)
+    }
+}
+
+/// A document field as screens name it ("price", "credit limit"), from its stored name
+/// (`price`, `creditLimit`); a field the app has no words for shows its stored name.
+pub fn field_name(field: &str) -> String {
+    field_message(field)
+        .map(|msg| t(msg).to_owned())
+        .unwrap_or_else(|| field.to_owned())
+}
+
+/// The catalogue's name of a product's, customer's or shop profile's field, by its stored name.
+pub fn field_message(field: &str) -> Option<Msg> {
+    Some(match field {
+        "name" => Msg::FieldName,
+        "price" => Msg::FieldPrice,
+        "currency" => Msg::FieldCurrency,
+        "sku" => Msg::FieldSku,
+        "barcodes" => Msg::FieldBarcodes,
+        "unit" => Msg::FieldUnit,
+        "category" => Msg::FieldCategory,
+        "taxRateBp" => Msg::FieldTaxRate,
+        "lowStockThreshold" => Msg::FieldLowStock,
+        "deleted" => Msg::FieldDeleted,
+        "phone" | "phoneDigits" => Msg::FieldPhone,
+        counterbook_shop::customer::CREDIT_LIMIT_FIELD => Msg::FieldCreditLimit,
+        "minorUnitExponent" => Msg::FieldCurrencyDecimals,
+        "taxMode" => Msg::FieldTaxMode,
+        "cashRoundingStep" => Msg::FieldCashRounding,
+        "upiId" => Msg::FieldUpiId,
+        "shopName" => Msg::FieldShopName,
+        "address" => Msg::FieldAddress,
+        "taxId" => Msg::FieldTaxId,
+        "receiptHeader" => Msg::FieldReceiptHeader,
+        "receiptFooter" => Msg::FieldReceiptFooter,
+        "taxRates" => Msg::FieldTaxRates,
+        "locale" => Msg::FieldLocale,
+        "barcodeNomenclature" => Msg::FieldBarcodeRules,
+        _ => return None,
+    })
+}
+
 /// For `www/boot.js` (its update, install and reload notices): the text of the message named
 /// `key` ("boot.update_available") in the tablet's language, in its plural form for `count`
 /// when given; nothing for a key English lacks, and boot.js keeps its own English text.
@@ -331,4 +388,41 @@ pub fn counterbook_text(key: &str, count: Option<u32>) -> Option<String> {
         Some(count) => tn(msg, count as usize, &[]),
         None => t(msg).to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn every_field_a_product_customer_or_shop_profile_stores_has_a_name_on_screen() {
+        let product = counterbook_shop::Product::new("p".into(), "Tea", 100, "INR");
+        let customer = counterbook_shop::Customer::new("c".into(), "Asha", Some("98765 43210"));
+        let fields = product
+            .to_fields()
+            .into_keys()
+            .chain(customer.to_fields().into_keys())
+            .chain(
+                counterbook_shop::ShopSettings::default()
+                    .to_fields()
+                    .into_keys(),
+            );
+        for field in fields {
+            assert!(
+                field_message(&field).is_some(),
+                "no words for the field {field}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn a_loose_quantity_shows_in_its_unit_and_pieces_as_a_count() {
+        use counterbook_shop::QuantityUnit;
+        assert_eq!(unit_quantity(-1_500, QuantityUnit::Kilogram), "-1.5 kg");
+        assert_eq!(unit_quantity(250, QuantityUnit::Litre), "0.25 l");
+        assert_eq!(unit_quantity(-2, QuantityUnit::Piece), "-2");
+        assert_eq!(field_name("price"), "price");
+        assert_eq!(field_name("creditLimit"), "credit limit");
+    }
 }

@@ -1,7 +1,7 @@
 //! The product as the app stores and shows it: `counterbook-shop`'s [`Product`] (its fields,
 //! document form and rules live there, tested natively), and the plain unit that adds one.
 
-use counterbook_sync::{DocumentWrite, Unit};
+use counterbook_sync::{DocumentWrite, Unit, UnitLabel};
 
 pub use counterbook_shop::product::{name_key, MAX_PRODUCT_NAME_CHARS};
 pub use counterbook_shop::Product;
@@ -15,7 +15,9 @@ pub fn add_product_unit(
 ) -> Unit {
     Unit {
         id: unit_id,
-        label: format!("Add product {}", product.name),
+        label: UnitLabel::AddProduct {
+            name: product.name.clone(),
+        },
         writes: vec![DocumentWrite {
             path: product.document_path(shop_id),
             fields: product.to_fields(),

@@ -8,8 +8,10 @@
 use counterbook::ids::new_id;
 use counterbook::storage::sales::{device_series, RecordSaleError};
 use counterbook::storage::Store;
+use counterbook_firestore_wire::Code;
 use counterbook_shop::actions::{complete_sale, ActionContext, Sale};
 use counterbook_shop::{BillLine, Customer, Product, Record, ShopSettings, Tender, UnitOfWork};
+use counterbook_sync::DeadLetterReason;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -458,7 +460,10 @@ async fn a_refund_and_a_void_the_server_refused_are_undone_and_say_so() {
     let dropped = store
         .set_dead_letter(
             &refund.unit.id,
-            Some("a refund gives back more than was sold"),
+            Some(&DeadLetterReason::Refused {
+                code: Code::PermissionDenied,
+                message: "a refund gives back more than was sold".into(),
+            }),
         )
         .await
         .unwrap();
@@ -500,7 +505,10 @@ async fn a_refund_and_a_void_the_server_refused_are_undone_and_say_so() {
     store
         .set_dead_letter(
             &void.unit.id,
-            Some("the bill has refunds: it is not voided"),
+            Some(&DeadLetterReason::Refused {
+                code: Code::PermissionDenied,
+                message: "the bill has refunds: it is not voided".into(),
+            }),
         )
         .await
         .unwrap();

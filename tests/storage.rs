@@ -7,12 +7,15 @@ use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
 use counterbook::storage::{StorageError, Store};
 use counterbook_firestore_wire::Document;
-use counterbook_firestore_wire::{Timestamp, Value};
+use counterbook_firestore_wire::{Code, Timestamp, Value};
 use counterbook_shop::{
     bill_totals, settle, AuditEntry, Bill, BillLine, BillStatus, Customer, LineDiscount,
     QuantityUnit, Record, StockMove, StockMoveKind, TaxMode, Tender,
 };
-use counterbook_sync::{Checkpoint, ConflictEntry, ConflictKind, DocumentWrite, PulledPage, Unit};
+use counterbook_sync::{
+    Checkpoint, ConflictEntry, ConflictKind, DeadLetterReason, DocumentWrite, PulledPage, Unit,
+    UnitLabel,
+};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -104,8 +107,12 @@ async fn outbox_units_move_between_pending_dead_and_done() {
             .await
             .unwrap();
     }
+    let refused = DeadLetterReason::Refused {
+        code: Code::InvalidArgument,
+        message: "bad price".into(),
+    };
     store
-        .set_dead_letter(&units[1].id, Some("InvalidArgument: bad price"))
+        .set_dead_letter(&units[1].id, Some(&refused))
         .await
         .unwrap();
     store.mark_unit_done(&units[0].id).await.unwrap();
@@ -116,10 +123,7 @@ async fn outbox_units_move_between_pending_dead_and_done() {
     };
     let outbox = store.outbox().await.unwrap();
     assert_eq!(outbox.pending, vec![units[2].clone()]);
-    assert_eq!(
-        outbox.dead_letters,
-        vec![(units[1].clone(), "InvalidArgument: bad price".to_string())]
-    );
+    assert_eq!(outbox.dead_letters, vec![(units[1].clone(), refused)]);
 
     store.set_dead_letter(&units[1].id, None).await.unwrap();
     assert_eq!(store.outbox().await.unwrap().pending.len(), 2);
@@ -321,6 +325,43 @@ async fn an_older_server_version_arriving_after_a_newer_one_changes_nothing() {
 /// Regression test for the compact base copies: a base copy stored by an earlier version, its
 /// fields as objects, must still be read (a pending edit merges against it).
 #[wasm_bindgen_test]
+async fn a_dead_letter_stored_before_labels_and_reasons_were_typed_reads_as_its_text() {
+    let name = format!("test-old-dead-letter-{}", new_id());
+    let record = js_sys::JSON::parse(
+        r#"{"id": "u1", "state": "dead", "reason": "the server refused it (permission denied): no",
+            "unit": {"id": "u1", "label": "Add product Old Tea", "writes": [], "createdAtMillis": 5}}"#,
+    )
+    .unwrap();
+    common::put_raw_record(
+        &name,
+        counterbook::storage::SCHEMA_VERSION,
+        "outbox",
+        &record,
+    )
+    .await;
+    let store = Store::open(&name).await.unwrap();
+    let outbox = store.outbox().await.unwrap();
+    let [(unit, reason)] = &outbox.dead_letters[..] else {
+        panic!("{outbox:?}");
+    };
+    assert_eq!(unit.label, UnitLabel::text("Add product Old Tea"));
+    assert_eq!(
+        *reason,
+        DeadLetterReason::Text {
+            text: "the server refused it (permission denied): no".into()
+        }
+    );
+    // Retried and refused again, it is kept typed.
+    let typed = DeadLetterReason::Refused {
+        code: Code::PermissionDenied,
+        message: "no".into(),
+    };
+    store.set_dead_letter("u1", None).await.unwrap();
+    store.set_dead_letter("u1", Some(&typed)).await.unwrap();
+    assert_eq!(store.outbox().await.unwrap().dead_letters[0].1, typed);
+}
+
+#[wasm_bindgen_test]
 async fn a_base_copy_stored_with_fields_as_objects_is_still_read() {
     let name = format!("test-old-base-{}", new_id());
     let record = js_sys::JSON::parse(
@@ -514,7 +555,7 @@ fn sale(
     owing.credit_balance_minor += bill.totals.total_minor;
     let unit = Unit {
         id: new_id(),
-        label: format!("Bill {number}"),
+        label: format!("Bill {number}").into(),
         writes: vec![],
         created_at_millis: 0,
         sender: None,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use counterbook_sync::{DocumentWrite, Unit};
+use counterbook_sync::{DeadLetterReason, DocumentWrite, Unit};
 use rexie::TransactionMode;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -25,7 +25,7 @@ pub(super) struct OutboxRecord {
     pub(super) unit: Unit,
     pub(super) state: OutboxRecordState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) reason: Option<String>,
+    pub(super) reason: Option<DeadLetterReason>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ pub(super) enum OutboxRecordState {
 pub struct OutboxContents {
     pub pending: Vec<Unit>,
     /// Units that stopped for good, with the reason, waiting for a person.
-    pub dead_letters: Vec<(Unit, String)>,
+    pub dead_letters: Vec<(Unit, DeadLetterReason)>,
 }
 
 impl Store {
@@ -59,9 +59,12 @@ impl Store {
             let record: OutboxRecord = from_js(value)?;
             match record.state {
                 OutboxRecordState::Pending => contents.pending.push(record.unit),
-                OutboxRecordState::Dead => contents
-                    .dead_letters
-                    .push((record.unit, record.reason.unwrap_or_default())),
+                OutboxRecordState::Dead => contents.dead_letters.push((
+                    record.unit,
+                    record.reason.unwrap_or_else(|| DeadLetterReason::Text {
+                        text: String::new(),
+                    }),
+                )),
             }
         }
         Ok(contents)
@@ -87,7 +90,11 @@ impl Store {
     /// happened, the bill says it was refused and why, and the units after it that touch the
     /// same documents (a refund of the same goods) are not held behind it. Returns whether the
     /// unit left the outbox so (the engine is then told to forget it).
-    pub async fn set_dead_letter(&self, unit_id: &str, reason: Option<&str>) -> Result<bool> {
+    pub async fn set_dead_letter(
+        &self,
+        unit_id: &str,
+        reason: Option<&DeadLetterReason>,
+    ) -> Result<bool> {
         let mut stores = vec![OUTBOX];
         // Only a void or refund has records to undo (and only then are their stores opened).
         let reverses = match reason {
@@ -119,8 +126,13 @@ impl Store {
                 Reversal::of_unit(&record.unit),
                 newly_dead && reverses,
             ) {
+                // The bill keeps the server's words (the bills page says it was refused).
+                let said = reason
+                    .server_message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| reason.to_string());
                 let changed =
-                    undo_refused_reversal(&transaction, &record.unit, &reversal, reason).await?;
+                    undo_refused_reversal(&transaction, &record.unit, &reversal, &said).await?;
                 store
                     .delete(JsValue::from_str(unit_id))
                     .await
@@ -131,7 +143,7 @@ impl Store {
                 Some(_) => OutboxRecordState::Dead,
                 None => OutboxRecordState::Pending,
             };
-            record.reason = reason.map(str::to_owned);
+            record.reason = reason.cloned();
             store
                 .put(&to_js(&record)?, None)
                 .await

@@ -21,10 +21,10 @@ use counterbook_shop::actions::{APPROVED_BY_FIELD, AUDIT_COLLECTION};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::sorted_map::SortedMap;
 use counterbook_sync::{
-    target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DocumentChange, DocumentWrite,
-    Event, FieldPath, ListenCommand, ListenConfig, ListenEvent, Listener, Operator, Outbox,
-    OutboxConfig, PullQueryId, PullReason, PushFailure, QueryBuilder, QueryError, TargetSlot, Unit,
-    UnitState, DEVICES_COLLECTION, UPDATED_AT,
+    target_key, BaseVersion, ChangeKind, Command, ConflictEntry, DeadLetterReason, DocumentChange,
+    DocumentWrite, Event, FieldPath, ListenCommand, ListenConfig, ListenEvent, Listener, Operator,
+    Outbox, OutboxConfig, PullQueryId, PullReason, PushFailure, QueryBuilder, QueryError,
+    SyncProblem, TargetSlot, Unit, UnitLabel, UnitState, DEVICES_COLLECTION, UPDATED_AT,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -116,8 +116,30 @@ struct BackgroundRun {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
     pub unit_id: String,
-    pub label: String,
-    pub reason: String,
+    pub label: UnitLabel,
+    pub reason: DeadLetterReason,
+}
+
+/// The last problem the status panel and the sync page show, typed: the screens word it in
+/// the tablet's language, the details in it (a server's reply, the browser's words) are data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LastProblem {
+    /// The sync engine's: a send or a pull failed.
+    Sync(SyncProblem),
+    /// The tablet's database failed (a screen's read, or the engine's own writes).
+    Storage(StorageError),
+    /// Real-time updates could not be set up: why, in the app's words for support.
+    Listen(String),
+}
+
+impl std::fmt::Display for LastProblem {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LastProblem::Sync(problem) => problem.fmt(out),
+            LastProblem::Storage(error) => error.fmt(out),
+            LastProblem::Listen(detail) => write!(out, "cannot listen: {detail}"),
+        }
+    }
 }
 
 /// Everything the header badge and the status panel show.
@@ -143,7 +165,7 @@ pub struct SyncStatus {
     /// sends them (`None`: units naming nobody): "Sign in again to send N sales" counts a
     /// person's own.
     pub pending_by_sender: SortedMap<Option<String>, usize>,
-    pub last_error: Option<String>,
+    pub last_error: Option<LastProblem>,
     /// When the last pull finished, Unix ms.
     pub last_pull_millis: Option<i64>,
     /// The listen stream delivers changes as they happen (open, every target consistent).
@@ -728,7 +750,8 @@ impl SyncDriver {
     async fn watch_screen(&self, collection: String) {
         let target = match self.screen_target(&collection).await {
             Ok(target) => target,
-            Err(error) => return self.report_problem(&error.to_string()),
+            Err(TargetError::Storage(error)) => return self.report_storage_error(error),
+            Err(error) => return self.report_problem(LastProblem::Listen(error.to_string())),
         };
         // The page may have changed meanwhile.
         if self.inner.screen_collection.borrow().as_deref() != Some(collection.as_str()) {
@@ -822,8 +845,9 @@ impl SyncDriver {
         let devices = match self.collection_target(DEVICES_COLLECTION) {
             Ok(devices) => devices,
             Err(error) => {
-                return self
-                    .report_problem(&format!("cannot listen to the shop's devices: {error}"))
+                return self.report_problem(LastProblem::Listen(format!(
+                    "cannot listen to the shop's devices: {error}"
+                )))
             }
         };
         let resume_token = match self.inner.store.resume_token(&target_key(&devices)).await {
@@ -1191,10 +1215,9 @@ impl SyncDriver {
         };
         let unit = Unit {
             id: crate::ids::new_id(),
-            label: format!(
-                "Use my {} again",
-                entry.field.as_deref().unwrap_or("change")
-            ),
+            label: UnitLabel::ReapplyChange {
+                field: entry.field.clone(),
+            },
             writes: vec![write],
             created_at_millis: now_millis(),
             sender: self
@@ -1613,20 +1636,21 @@ impl SyncDriver {
         prepared
     }
 
-    /// Shows a problem a screen met (a failed read) as the last problem.
-    pub fn report_problem(&self, message: &str) {
-        web_sys::console::error_1(&format!("counterbook: {message}").into());
-        self.inner
-            .status
-            .update(|s| s.last_error = Some(message.to_owned()));
+    /// Shows `problem` as the last problem (logged in English).
+    pub fn report_problem(&self, problem: LastProblem) {
+        web_sys::console::error_1(&format!("counterbook: {problem}").into());
+        self.inner.status.update(|s| s.last_error = Some(problem));
+    }
+
+    /// Shows a failed read or write of the tablet's database (a screen's, the engine's) as
+    /// the last problem.
+    pub fn report_storage_error(&self, error: StorageError) {
+        self.report_problem(LastProblem::Storage(error));
     }
 
     fn report_storage(&self, outcome: Result<(), StorageError>) {
         if let Err(error) = outcome {
-            web_sys::console::error_1(&format!("counterbook storage: {error}").into());
-            self.inner
-                .status
-                .update(|s| s.last_error = Some(error.to_string()));
+            self.report_storage_error(error);
         }
     }
 
@@ -1681,11 +1705,12 @@ impl SyncDriver {
 
     fn publish_status(&self) {
         let leader = self.is_leader();
-        let to_dead_letter = |(unit, reason): (&counterbook_sync::Unit, &str)| DeadLetter {
-            unit_id: unit.id.clone(),
-            label: unit.label.clone(),
-            reason: reason.to_owned(),
-        };
+        let to_dead_letter =
+            |(unit, reason): (&counterbook_sync::Unit, &DeadLetterReason)| DeadLetter {
+                unit_id: unit.id.clone(),
+                label: unit.label.clone(),
+                reason: reason.clone(),
+            };
         let status = if leader {
             let outbox = self.inner.outbox.borrow();
             let engine = outbox.status();
@@ -1704,7 +1729,7 @@ impl SyncDriver {
                     .collect(),
                 paused_for_sign_in: engine.paused_for_sign_in,
                 pending_by_sender: engine.pending_by_sender,
-                last_error: engine.last_error,
+                last_error: engine.last_error.map(LastProblem::Sync),
                 last_pull_millis: self.inner.last_pull_millis.get(),
                 realtime: self.listening_healthy(),
             }
@@ -1722,7 +1747,7 @@ impl SyncDriver {
                 dead_letters: stored
                     .dead_letters
                     .iter()
-                    .map(|(unit, reason)| to_dead_letter((unit, reason.as_str())))
+                    .map(|(unit, reason)| to_dead_letter((unit, reason)))
                     .collect(),
                 paused_for_sign_in: false,
                 pending_by_sender: stored.pending.iter().fold(

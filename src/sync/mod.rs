@@ -19,4 +19,4 @@ pub mod shop_people;
 pub mod tabs;
 
 pub use change_log::{ChangeLog, ChangesSince};
-pub use driver::{DeadLetter, StartError, SyncDriver, SyncStatus};
+pub use driver::{DeadLetter, LastProblem, StartError, SyncDriver, SyncStatus};

@@ -1,7 +1,8 @@
 //! The conflict inbox: changes that lost to another tablet's, and broken business rules, each
 //! with "Use mine" (re-apply) or "OK" (keep the server's result).
 
-use crate::i18n::{format_number, t, tr, Msg};
+use crate::i18n::{field_name, t, tr, unit_quantity, Msg};
+use counterbook_shop::QuantityUnit;
 use counterbook_sync::{ConflictEntry, ConflictKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -9,9 +10,10 @@ use leptos::task::spawn_local;
 use crate::sync::SyncDriver;
 
 /// What an entry says, by its kind, in the tablet's language (its `explanation` is the sync
-/// engine's English, for logs). A stock or balance is the server's integer: a count of
-/// pieces, or milli-units of loose goods; a balance in minor units of the shop's currency.
-fn explanation(entry: &ConflictEntry, currency: &str) -> String {
+/// engine's English, for logs). A stock is the server's integer in `unit`: a count of pieces,
+/// or milli-units of loose goods, shown "1.5 kg"; a balance in minor units of the shop's
+/// currency. A field is named as screens name it ("price"), not as it is stored.
+fn explanation(entry: &ConflictEntry, currency: &str, unit: QuantityUnit) -> String {
     let server_integer = entry
         .server_value
         .as_ref()
@@ -20,14 +22,17 @@ fn explanation(entry: &ConflictEntry, currency: &str) -> String {
     match entry.kind {
         ConflictKind::Field => tr(
             Msg::ConflictField,
-            &[("field", entry.field.as_deref().unwrap_or_default())],
+            &[(
+                "field",
+                &field_name(entry.field.as_deref().unwrap_or_default()),
+            )],
         ),
         ConflictKind::BillVoided => t(Msg::ConflictBillVoided).into(),
         ConflictKind::FinalBill => t(Msg::ConflictFinalBill).into(),
         ConflictKind::DocumentMissing => t(Msg::ConflictDocumentMissing).into(),
         ConflictKind::Oversold => tr(
             Msg::ConflictOversold,
-            &[("stock", &format_number(server_integer as f64))],
+            &[("stock", &unit_quantity(server_integer, unit))],
         ),
         ConflictKind::CreditLimit => tr(
             Msg::ConflictCreditLimit,
@@ -44,22 +49,27 @@ fn explanation(entry: &ConflictEntry, currency: &str) -> String {
 pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let conflicts = driver.with_value(|d| d.conflicts());
     let currency = StoredValue::new(driver.with_value(|d| d.settings().currency.clone()));
-    // Entries name documents by path; people know products by name (one get per entry).
+    // Entries name documents by path; people know products by name, and a product's stock is
+    // in its unit (one get per entry). `None` until a product's is read.
     let subject = move |path: &str| {
         let name = RwSignal::new(path.to_owned());
+        let unit = RwSignal::new(Some(QuantityUnit::Piece));
         if let Some(("products", id)) = path
             .rsplit_once('/')
             .and_then(|(parent, id)| Some((parent.rsplit('/').next()?, id)))
         {
+            unit.set(None);
             let id = id.to_owned();
             let driver = driver.get_value();
             spawn_local(async move {
-                if let Ok(Some(product)) = driver.store().product(&id).await {
-                    name.try_set(product.name);
+                let product = driver.store().product(&id).await.ok().flatten();
+                if let Some(product) = &product {
+                    name.try_set(product.name.clone());
                 }
+                unit.try_set(Some(product.map(|p| p.unit).unwrap_or_default()));
             });
         }
-        move || name.get()
+        (name, unit)
     };
     view! {
         <Show when=move || conflicts.with(|c| !c.is_empty())>
@@ -71,12 +81,14 @@ pub fn ConflictInbox(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Into
                             let id = entry.id.clone();
                             let reapply = entry.clone();
                             let can_reapply = entry.local_value.is_some();
+                            let (name, unit) = subject(&entry.path);
+                            let explained = entry.clone();
                             view! {
                                 <li data-testid="conflict" data-kind=format!("{:?}", entry.kind)>
                                     <span>
-                                        <strong>{subject(&entry.path)}</strong>
+                                        <strong>{move || name.get()}</strong>
                                         ": "
-                                        {currency.with_value(|currency| explanation(&entry, currency))}
+                                        {move || unit.get().map(|unit| currency.with_value(|currency| explanation(&explained, currency, unit)))}
                                     </span>
                                     {can_reapply.then(|| view! {
                                         <button type="button" data-testid="reapply-conflict"

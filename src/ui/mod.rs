@@ -35,6 +35,7 @@ use counter::CounterPage;
 use header::Header;
 use pages::{provide_navigation, Page};
 use people_page::PeoplePage;
+use problems::{ProblemText, Shown};
 use products::ProductsPage;
 use settings_page::SettingsPage;
 use sign_in::{ChoosePin, LockScreen, SetUpShop, SignInForm, SignInPurpose};
@@ -101,7 +102,7 @@ pub fn Counterbook(settings: Settings) -> impl IntoView {
                 }
                 Startup::Ready(driver)
             }
-            Err(error) => Startup::Failed(error.to_string()),
+            Err(crate::sync::StartError::Storage(error)) => Startup::Failed(error.shown()),
         };
         startup.set(next);
     });
@@ -110,7 +111,7 @@ pub fn Counterbook(settings: Settings) -> impl IntoView {
             Startup::Opening => view! { <p class="notice">{t(Msg::AppOpening)}</p> }.into_any(),
             Startup::Failed(message) => view! {
                 <p class="notice error" data-testid="startup-error">
-                    {t(Msg::AppCannotStart)} " " {message.clone()}
+                    {t(Msg::AppCannotStart)} " " <ProblemText text=message.clone()/>
                 </p>
             }
             .into_any(),

@@ -6,6 +6,7 @@
 //! offers to export those units to a file first. Every visible string is a message of the catalogue ([`crate::i18n`]).
 
 use crate::i18n::{t, tn, Msg};
+use crate::ui::problems::ProblemText;
 use crate::ui::problems::Shown;
 use counterbook_shop::Role;
 use leptos::prelude::*;
@@ -156,7 +157,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                 </div>
             </Show>
             <Show when=move || problem.get().is_some()>
-                <p class="form-error" role="alert">{move || problem.get()}</p>
+                <p class="form-error" role="alert">{move || problem.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
             <div class="clear-tablet">
                 <p class="help">{t(Msg::PeopleClearTabletHelp)}</p>
@@ -305,7 +306,7 @@ fn ShopPeople(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                 </form>
             </Show>
             <Show when=move || problem.get().is_some()>
-                <p class="form-error" role="alert" data-testid="shop-people-error">{move || problem.get()}</p>
+                <p class="form-error" role="alert" data-testid="shop-people-error">{move || problem.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
         </section>
     }

@@ -10,6 +10,57 @@ use crate::sync::identity::SignInError;
 use crate::sync::session::{SessionError, SetupError, SetupField};
 use counterbook_shop::receipt::ReceiptNumbers;
 
+/// What ends a problem's sentence when a detail from elsewhere follows it (see [`with_detail`]).
+const DETAIL_SEPARATOR: char = '\n';
+
+/// A problem's sentence (the catalogue's) with a detail from elsewhere (a server's reply, the
+/// browser's words) after it, never inside it: [`ProblemText`] shows the detail on a line of
+/// its own, marked as data.
+pub fn with_detail(sentence: &str, detail: &str) -> String {
+    let detail = detail.trim();
+    if detail.is_empty() {
+        sentence.to_owned()
+    } else {
+        format!("{sentence}{DETAIL_SEPARATOR}{detail}")
+    }
+}
+
+/// `msg` with `problem` (a [`Shown`] text, perhaps [`with_detail`]) as its `{problem}`: the
+/// problem's sentence goes inside, its detail stays after the whole sentence.
+pub fn nested(msg: Msg, problem: &str) -> String {
+    match problem.split_once(DETAIL_SEPARATOR) {
+        Some((sentence, detail)) => with_detail(&tr(msg, &[("problem", sentence)]), detail),
+        None => tr(msg, &[("problem", problem)]),
+    }
+}
+
+/// A problem as a screen shows it: the sentence in the tablet's language, then its detail (if
+/// [`with_detail`] gave it one) on its own line, as data: `data-quoted` (not the app's words,
+/// so never translated) and `dir="auto"` (an English detail stays left to right in Arabic).
+#[leptos::component]
+pub fn ProblemText(#[prop(into)] text: String) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    let (sentence, detail) = match text.split_once(DETAIL_SEPARATOR) {
+        Some((sentence, detail)) => (sentence.to_owned(), Some(detail.to_owned())),
+        None => (text, None),
+    };
+    view! {
+        {sentence}
+        {detail.map(|detail| view! { <Detail text=detail/> })}
+    }
+}
+
+/// A detail from elsewhere on its own line: "Details:" and the text as it came.
+#[leptos::component]
+pub fn Detail(#[prop(into)] text: String) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    view! {
+        <span class="problem-detail">{t(Msg::ProblemDetail)} " "
+            <bdi data-quoted="" dir="auto">{text}</bdi>
+        </span>
+    }
+}
+
 /// An error as a screen shows it, in the tablet's language.
 pub trait Shown {
     fn shown(&self) -> String;
@@ -22,10 +73,10 @@ impl Shown for SignInError {
             SignInError::Disabled => t(Msg::ProblemAccountDisabled).into(),
             SignInError::TooManyAttempts => t(Msg::ProblemTooManyAttempts).into(),
             SignInError::SessionEnded => t(Msg::ProblemSessionEnded).into(),
-            SignInError::Network(detail) => tr(Msg::ProblemNetwork, &[("detail", detail)]),
-            SignInError::Refused(detail) => tr(Msg::ProblemRefused, &[("detail", detail)]),
+            SignInError::Network(detail) => with_detail(t(Msg::ProblemNetwork), detail),
+            SignInError::Refused(detail) => with_detail(t(Msg::ProblemRefused), detail),
             SignInError::MalformedReply(detail) => {
-                tr(Msg::ProblemMalformedReply, &[("detail", detail)])
+                with_detail(t(Msg::ProblemMalformedReply), detail)
             }
         }
     }
@@ -45,9 +96,9 @@ impl Shown for SetupError {
                 limit,
                 detail,
             } => setup_field_problem(*field, *limit)
-                .unwrap_or_else(|| tr(Msg::ProblemRefused, &[("detail", detail)])),
+                .unwrap_or_else(|| with_detail(t(Msg::ProblemRefused), detail)),
             // A refusal the app has no words for: the server's own, said to be its.
-            SetupError::Invalid(detail) => tr(Msg::ProblemRefused, &[("detail", detail)]),
+            SetupError::Invalid(detail) => with_detail(t(Msg::ProblemRefused), detail),
         }
     }
 }
@@ -84,7 +135,7 @@ impl Shown for PinError {
     fn shown(&self) -> String {
         match self {
             PinError::NotFourToSixDigits => t(Msg::SigninPinRule).into(),
-            PinError::NoWebCrypto(detail) => tr(Msg::ProblemNoWebCrypto, &[("detail", detail)]),
+            PinError::NoWebCrypto(detail) => with_detail(t(Msg::ProblemNoWebCrypto), detail),
         }
     }
 }
@@ -92,12 +143,12 @@ impl Shown for PinError {
 impl Shown for StorageError {
     fn shown(&self) -> String {
         match self {
-            StorageError::Open(detail) => tr(Msg::ProblemStorageOpen, &[("detail", detail)]),
+            StorageError::Open(detail) => with_detail(t(Msg::ProblemStorageOpen), detail),
             StorageError::QuotaExceeded => t(Msg::ProblemStorageFull).into(),
             StorageError::Transaction(detail) => {
-                tr(Msg::ProblemStorageTransaction, &[("detail", detail)])
+                with_detail(t(Msg::ProblemStorageTransaction), detail)
             }
-            StorageError::Corrupt(detail) => tr(Msg::ProblemStorageCorrupt, &[("detail", detail)]),
+            StorageError::Corrupt(detail) => with_detail(t(Msg::ProblemStorageCorrupt), detail),
         }
     }
 }
@@ -181,12 +232,8 @@ impl Shown for crate::actions::products::ProductActionError {
     fn shown(&self) -> String {
         use crate::actions::products::ProductActionError;
         match self {
-            ProductActionError::Product(error) => {
-                tr(Msg::ProblemCheckProduct, &[("problem", &error.shown())])
-            }
-            ProductActionError::Stock(error) => {
-                tr(Msg::ProblemCheckStock, &[("problem", &error.shown())])
-            }
+            ProductActionError::Product(error) => nested(Msg::ProblemCheckProduct, &error.shown()),
+            ProductActionError::Stock(error) => nested(Msg::ProblemCheckStock, &error.shown()),
             ProductActionError::BarcodeTaken { barcode, owner } => tr(
                 Msg::ProblemBarcodeTaken,
                 &[("barcode", barcode), ("owner", owner)],
@@ -217,9 +264,7 @@ impl Shown for counterbook_shop::csv_import::RowProblem {
     fn shown(&self) -> String {
         use counterbook_shop::csv_import::RowProblem;
         match self {
-            RowProblem::Unreadable(detail) => {
-                tr(Msg::ProblemCsvRowUnreadable, &[("detail", detail)])
-            }
+            RowProblem::Unreadable(detail) => with_detail(t(Msg::ProblemCsvRowUnreadable), detail),
             RowProblem::Amount(error) => error.shown(),
             RowProblem::Unit(error) => error.shown(),
             RowProblem::Quantity(error) => error.shown(),
@@ -431,9 +476,7 @@ impl Shown for crate::actions::sale::ShopProfileError {
     fn shown(&self) -> String {
         use crate::actions::sale::ShopProfileError;
         match self {
-            ShopProfileError::Invalid(error) => {
-                tr(Msg::ProblemProfileNotSaved, &[("problem", &error.shown())])
-            }
+            ShopProfileError::Invalid(error) => nested(Msg::ProblemProfileNotSaved, &error.shown()),
             ShopProfileError::Storage(error) => error.shown(),
         }
     }
@@ -488,12 +531,8 @@ impl Shown for crate::actions::bills::BillActionError {
         use crate::actions::bills::BillActionError;
         match self {
             BillActionError::NeedsApproval(error) => error.shown(),
-            BillActionError::Void(error) => {
-                tr(Msg::ProblemVoidRefused, &[("problem", &error.shown())])
-            }
-            BillActionError::Refund(error) => {
-                tr(Msg::ProblemRefundRefused, &[("problem", &error.shown())])
-            }
+            BillActionError::Void(error) => nested(Msg::ProblemVoidRefused, &error.shown()),
+            BillActionError::Refund(error) => nested(Msg::ProblemRefundRefused, &error.shown()),
             BillActionError::UnknownBill => t(Msg::ProblemBillNotHere).into(),
             BillActionError::Storage(error) => error.shown(),
         }
@@ -507,7 +546,7 @@ impl Shown for crate::actions::sale::OpenBillError {
             OpenBillError::Storage(error) => error.shown(),
             OpenBillError::OfflineAndNotHere => t(Msg::ProblemBillOfflineNotHere).into(),
             // What the server said, in its words.
-            OpenBillError::Server(detail) => tr(Msg::ProblemBillServer, &[("detail", detail)]),
+            OpenBillError::Server(detail) => with_detail(t(Msg::ProblemBillServer), detail),
         }
     }
 }
@@ -517,7 +556,7 @@ impl Shown for crate::devices::camera::CameraError {
         use crate::devices::camera::CameraError;
         match self {
             CameraError::Unsupported => t(Msg::ProblemCameraUnsupported).into(),
-            CameraError::NoCamera(detail) => tr(Msg::ProblemCameraOpen, &[("detail", detail)]),
+            CameraError::NoCamera(detail) => with_detail(t(Msg::ProblemCameraOpen), detail),
             CameraError::NothingSeen => t(Msg::ProblemCameraNothingSeen).into(),
         }
     }
@@ -529,8 +568,8 @@ impl Shown for crate::devices::printer::PrinterError {
         match self {
             PrinterError::Unsupported => t(Msg::ProblemPrinterUnsupported).into(),
             PrinterError::NotChosen => t(Msg::ProblemPrinterNotChosen).into(),
-            PrinterError::Open(detail) => tr(Msg::ProblemPrinterOpen, &[("detail", detail)]),
-            PrinterError::Send(detail) => tr(Msg::ProblemPrinterSend, &[("detail", detail)]),
+            PrinterError::Open(detail) => with_detail(t(Msg::ProblemPrinterOpen), detail),
+            PrinterError::Send(detail) => with_detail(t(Msg::ProblemPrinterSend), detail),
         }
     }
 }
@@ -614,9 +653,7 @@ impl Shown for counterbook_shop::csv_import::CsvFileError {
             CsvFileError::DuplicateColumn(column) => {
                 tr(Msg::ProblemCsvDuplicateColumn, &[("column", column)])
             }
-            CsvFileError::Unreadable(detail) => {
-                tr(Msg::ProblemCsvUnreadable, &[("detail", detail)])
-            }
+            CsvFileError::Unreadable(detail) => with_detail(t(Msg::ProblemCsvUnreadable), detail),
         }
     }
 }

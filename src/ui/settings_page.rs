@@ -8,6 +8,7 @@
 
 use crate::i18n::{t, tr, Msg};
 use crate::ui::draft::Draft;
+use crate::ui::problems::ProblemText;
 use crate::ui::problems::Shown;
 use counterbook_i18n::Language;
 use counterbook_shop::money::{format_decimal_trimmed, parse_decimal};
@@ -37,7 +38,7 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
     // a read that answers late never overwrites what was typed meanwhile (see `ui::draft`).
     let loaded = RwSignal::new(ShopSettings::default());
     let text = |kept: fn(&ShopSettings) -> String| Draft::new(move || loaded.with(kept));
-    let name = text(|s| s.shop_name.clone());
+    let name = text(|s| s.shown_shop_name(crate::i18n::catalogue()).to_owned());
     let address = text(|s| s.address.clone().unwrap_or_default());
     let phone = text(|s| s.phone.clone().unwrap_or_default());
     let tax_id = text(|s| s.tax_id.clone().unwrap_or_default());
@@ -113,7 +114,10 @@ fn ShopSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
             }
         };
         let after = ShopSettings {
-            shop_name: name.shown_untracked().trim().to_owned(),
+            shop_name: ShopSettings::kept_shop_name(
+                &name.shown_untracked(),
+                crate::i18n::catalogue(),
+            ),
             address: optional(address.shown_untracked()),
             phone: optional(phone.shown_untracked()),
             tax_id: optional(tax_id.shown_untracked()),
@@ -348,7 +352,7 @@ fn DeviceSettingsForm(driver: StoredValue<SyncDriver, LocalStorage>) -> impl Int
                 </select>
             </label>
             <Show when=move || problem.get().is_some()>
-                <p class="form-error" role="alert">{move || problem.get()}</p>
+                <p class="form-error" role="alert">{move || problem.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
             <button type="submit" data-testid="save-device-settings">{t(Msg::SettingsSaveDevice)}</button>
         </form>

@@ -5,6 +5,7 @@
 //! Every visible string is a message of the catalogue ([`crate::i18n`]).
 
 use crate::i18n::{t, Msg};
+use crate::ui::problems::ProblemText;
 use crate::ui::problems::Shown;
 use counterbook_shop::ShopSettings;
 use leptos::prelude::*;
@@ -103,7 +104,7 @@ pub fn SetUpShop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
             {field(t(Msg::SigninPassword), password, "setup-password", "password")}
             {field(t(Msg::SigninSetupCode), setup_code, "setup-code", "text")}
             <Show when=move || error.get().is_some()>
-                <p class="form-error" role="alert" data-testid="setup-error">{move || error.get()}</p>
+                <p class="form-error" role="alert" data-testid="setup-error">{move || error.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
             <button type="submit" data-testid="setup-submit" prop:disabled=move || busy.get()>
                 {move || if busy.get() { t(Msg::SigninSettingUp) } else { t(Msg::SigninSetUpButton) }}
@@ -187,7 +188,7 @@ pub fn SignInForm(
                     on:input=move |ev| password.set(event_target_value(&ev))/>
             </label>
             <Show when=move || error.get().is_some()>
-                <p class="form-error" role="alert" data-testid="sign-in-error">{move || error.get()}</p>
+                <p class="form-error" role="alert" data-testid="sign-in-error">{move || error.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
             <div class="form-buttons">
                 <button type="submit" data-testid="sign-in-submit" prop:disabled=move || busy.get()>
@@ -242,7 +243,7 @@ pub fn ChoosePin(
                     on:input=move |ev| pin.set(event_target_value(&ev))/>
             </label>
             <Show when=move || error.get().is_some()>
-                <p class="form-error" role="alert">{move || error.get()}</p>
+                <p class="form-error" role="alert">{move || error.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
             <div class="form-buttons">
                 <button type="submit" data-testid="save-pin" prop:disabled=move || busy.get()>
@@ -355,7 +356,7 @@ fn PersonPinForm(
                     on:input=move |ev| pin.set(event_target_value(&ev))/>
             </label>
             <Show when=move || problem.get().is_some()>
-                <p class="form-error" role="alert" data-testid=ids.error>{move || problem.get()}</p>
+                <p class="form-error" role="alert" data-testid=ids.error>{move || problem.get().map(|text| view! { <ProblemText text/> })}</p>
             </Show>
             <div class="form-buttons">
                 <button type="submit" data-testid=ids.submit prop:disabled=move || busy.get()>

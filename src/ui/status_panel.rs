@@ -31,7 +31,10 @@ pub fn StatusPanel(
                 <dt>{t(Msg::StatusLastSent)}</dt><dd>{move || time(status.with(|s| s.last_push_millis))}</dd>
                 <dt>{t(Msg::StatusLastReceived)}</dt><dd>{move || time(status.with(|s| s.last_pull_millis))}</dd>
                 <dt>{t(Msg::StatusRealtime)}</dt><dd data-testid="status-realtime">{move || if status.with(|s| s.realtime) { t(Msg::StatusListening) } else { t(Msg::StatusPolling) }}</dd>
-                <dt>{t(Msg::StatusLastProblem)}</dt><dd>{move || status.with(|s| s.last_error.clone().unwrap_or_else(|| t(Msg::StatusNone).into()))}</dd>
+                <dt>{t(Msg::StatusLastProblem)}</dt><dd data-testid="status-last-problem">{move || status.with(|s| match &s.last_error {
+                    Some(problem) => crate::ui::sync_problems::last_problem_view(problem).into_any(),
+                    None => t(Msg::StatusNone).into_any(),
+                })}</dd>
             </dl>
         </details>
     }

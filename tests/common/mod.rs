@@ -5,11 +5,17 @@
 use counterbook::ids::new_id;
 use counterbook::model::{add_product_unit, Product};
 use counterbook::storage::{declare_schema, Store};
-use counterbook_sync::Unit;
+use counterbook_firestore_wire::Code;
+use counterbook_sync::{DeadLetterReason, Unit};
 use wasm_bindgen::JsValue;
 
 /// Why the server refused the dead letter [`old_database_with_units`] leaves.
-pub const REFUSED: &str = "the server refused it";
+pub fn refusal() -> DeadLetterReason {
+    DeadLetterReason::Refused {
+        code: Code::PermissionDenied,
+        message: "the server refused it".into(),
+    }
+}
 
 /// The database `name` at the older schema `version`, with `pending` added by a unit still
 /// pending and `refused` by a unit the server refused (a dead letter). Returns the store, still
@@ -25,7 +31,7 @@ pub async fn old_database_with_units(
     old.add_product(pending, &[], &first).await.unwrap();
     let second = add_product_unit(new_id(), refused, "s1", 0);
     old.add_product(refused, &[], &second).await.unwrap();
-    old.set_dead_letter(&second.id, Some(REFUSED))
+    old.set_dead_letter(&second.id, Some(&refusal()))
         .await
         .unwrap();
     (old, first, second)
@@ -52,5 +58,5 @@ pub async fn put_raw_record(name: &str, version: u32, store_name: &str, record: 
 pub async fn assert_units_kept(store: &Store, first: Unit, second: Unit) {
     let outbox = store.outbox().await.unwrap();
     assert_eq!(outbox.pending, vec![first]);
-    assert_eq!(outbox.dead_letters, vec![(second, REFUSED.to_string())]);
+    assert_eq!(outbox.dead_letters, vec![(second, refusal())]);
 }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use counterbook_firestore_wire::{map_by_insertion, Value};
-use counterbook_sync::{BaseVersion, DocumentWrite, Unit};
+use counterbook_sync::{BaseVersion, DocumentWrite, Unit, UnitLabel};
 
 use crate::bill::{bill_totals, BillError, BillLine};
 use crate::customer::{Customer, CustomerError, CREDIT_BALANCE_FIELD};
@@ -161,7 +161,7 @@ impl UnitOfWork {
 pub(crate) fn unit_of_work(
     context: &ActionContext<'_>,
     unit_id: String,
-    label: String,
+    label: UnitLabel,
     mut writes: Vec<DocumentWrite>,
     records: Vec<Record>,
     audit: AuditEntry,
@@ -405,7 +405,9 @@ fn complete_sale_within_limit_or_not(
     let work = unit_of_work(
         context,
         unit_id,
-        format!("Sale {}", bill.number),
+        UnitLabel::Sale {
+            bill: bill.number.clone(),
+        },
         writes,
         records,
         audit,
@@ -435,7 +437,9 @@ pub fn add_product(
     Ok(unit_of_work(
         context,
         unit_id,
-        format!("Add product {}", product.name),
+        UnitLabel::AddProduct {
+            name: product.name.clone(),
+        },
         writes,
         records,
         audit,
@@ -517,7 +521,9 @@ pub fn edit_product(
     Ok(Some(unit_of_work(
         context,
         unit_id,
-        format!("Edit product {}", edited.name),
+        UnitLabel::EditProduct {
+            name: edited.name.clone(),
+        },
         vec![DocumentWrite::patch(path, changed, base)],
         vec![Record::Product(edited)],
         audit,
@@ -589,14 +595,27 @@ pub fn move_stock(
             Value::Integer(moved.stock_on_hand),
         )])),
     );
-    let verb = match kind {
-        StockMoveKind::Receive => "Receive",
-        _ => "Adjust",
+    let (quantity_label, unit, name) = (
+        quantity,
+        product.unit.as_str().to_owned(),
+        product.name.clone(),
+    );
+    let label = match kind {
+        StockMoveKind::Receive => UnitLabel::ReceiveStock {
+            quantity: quantity_label,
+            unit,
+            name,
+        },
+        _ => UnitLabel::AdjustStock {
+            quantity: quantity_label,
+            unit,
+            name,
+        },
     };
     Ok(unit_of_work(
         context,
         unit_id,
-        format!("{verb} {quantity} × {}", product.name),
+        label,
         vec![
             increment(path, STOCK_FIELD, quantity),
             DocumentWrite::create(
@@ -670,12 +689,11 @@ pub fn import_products(
         units.push(unit_of_work(
             context,
             unit_id,
-            format!(
-                "Import products {}–{} of {}",
-                start + 1,
-                end,
-                products.len()
-            ),
+            UnitLabel::ImportProducts {
+                first: start + 1,
+                last: end,
+                total: products.len(),
+            },
             writes,
             records,
             audit,
@@ -712,7 +730,9 @@ pub fn create_customer(
     Ok(unit_of_work(
         context,
         unit_id,
-        format!("Add customer {}", customer.name),
+        UnitLabel::AddCustomer {
+            name: customer.name.clone(),
+        },
         vec![write],
         vec![Record::Customer(customer.clone())],
         audit,
@@ -757,7 +777,9 @@ pub fn edit_customer(
     Ok(Some(unit_of_work(
         context,
         unit_id,
-        format!("Edit customer {}", edited.name),
+        UnitLabel::EditCustomer {
+            name: edited.name.clone(),
+        },
         vec![DocumentWrite::patch(path, changed, base)],
         vec![Record::Customer(edited)],
         audit,
@@ -804,7 +826,7 @@ pub fn confirm_upi_payment(
     Ok(unit_of_work(
         context,
         unit_id,
-        "Confirm UPI payment".to_owned(),
+        UnitLabel::ConfirmUpiPayment,
         vec![DocumentWrite::patch(path, confirmed, None)],
         vec![Record::Payment(record)],
         audit,
@@ -833,7 +855,7 @@ pub fn save_settings(
     Ok(unit_of_work(
         context,
         unit_id,
-        "Save shop settings".to_owned(),
+        UnitLabel::SaveShopSettings,
         vec![DocumentWrite::patch(path, after.to_fields(), base)],
         Vec::new(),
         audit,
@@ -884,7 +906,12 @@ mod tests {
         let completed = complete_sale(&context(), &sale, &mut counter()).unwrap();
         let unit = &completed.work.unit;
         assert_eq!(unit.id, "id-1");
-        assert_eq!(unit.label, "Sale T2-000007");
+        assert_eq!(
+            unit.label,
+            UnitLabel::Sale {
+                bill: "T2-000007".into()
+            }
+        );
         assert_eq!(
             paths(unit),
             [
@@ -1171,6 +1198,35 @@ mod tests {
         };
         assert_eq!(stock_move.reason.as_deref(), Some("damaged"));
         assert_eq!(work.audit[0].action, "stock.adjust");
+        assert_eq!(
+            work.unit.label,
+            UnitLabel::AdjustStock {
+                quantity: -2,
+                unit: "piece".into(),
+                name: tea.name.clone()
+            }
+        );
+        // A loose product's label keeps the stock field's milli-units and names the unit, so
+        // the app shows "1.5 kg" in the tablet's language.
+        let mut rice = product("rice", 60_00, 0);
+        rice.unit = crate::QuantityUnit::Kilogram;
+        let received = move_stock(
+            &context(),
+            &rice,
+            StockMoveKind::Receive,
+            1_500,
+            None,
+            &mut counter(),
+        )
+        .unwrap();
+        assert_eq!(
+            received.unit.label,
+            UnitLabel::ReceiveStock {
+                quantity: 1_500,
+                unit: "kg".into(),
+                name: rice.name.clone()
+            }
+        );
         let check = |kind, quantity, reason: Option<&str>, expected| {
             assert_eq!(
                 move_stock(&context(), &tea, kind, quantity, reason, &mut counter()).unwrap_err(),
@@ -1218,7 +1274,18 @@ mod tests {
                 .count();
         }
         assert_eq!(imported, 10_000);
-        assert_eq!(units[0].unit.label, "Import products 1–331 of 10000");
+        assert_eq!(
+            units[0].unit.label,
+            UnitLabel::ImportProducts {
+                first: 1,
+                last: 331,
+                total: 10000
+            }
+        );
+        assert_eq!(
+            units[0].unit.label.to_string(),
+            "Import products 1–331 of 10000"
+        );
         assert!(import_products(&context(), &[], &mut counter()).is_empty());
     }
 

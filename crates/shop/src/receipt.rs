@@ -237,7 +237,7 @@ pub fn receipt_of(
     };
     let credit_customer = customer.filter(|_| settlement.credit_minor > 0);
     Receipt {
-        shop_name: settings.shop_name.clone(),
+        shop_name: settings.shown_shop_name(words).to_owned(),
         address: settings.address.clone(),
         phone: settings.phone.clone(),
         tax_id: settings.tax_id.clone(),
@@ -699,6 +699,23 @@ Thank you! Visit again.";
         for expected in ["فاتورة T2-000123", "المجموع INR", "نقدًا"] {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
+        // A shop not named yet is "My shop" in the receipt's language, a named one its name.
+        let unnamed = ShopSettings::default();
+        let in_arabic = receipt_of(&bill, &unnamed, None, "", &arabic, &PlainNumbers);
+        assert_eq!(in_arabic.shop_name, "متجري");
+        let in_english = receipt_of(
+            &bill,
+            &unnamed,
+            None,
+            "",
+            &Catalogue::english(),
+            &PlainNumbers,
+        );
+        assert_eq!(in_english.shop_name, "My shop");
+        assert_eq!(
+            receipt_of(&bill, &settings(), None, "", &arabic, &PlainNumbers).shop_name,
+            "Sharma General Store"
+        );
     }
 
     #[test]

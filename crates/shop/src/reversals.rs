@@ -23,7 +23,7 @@
 //! goes with a manager's approval ([`crate::actions::UnitOfWork::approved`]).
 
 use counterbook_firestore_wire::{map_by_insertion, Value};
-use counterbook_sync::{BaseVersion, DocumentWrite};
+use counterbook_sync::{BaseVersion, DocumentWrite, UnitLabel};
 
 use crate::actions::{
     audit_entry, increment, unit_of_work, ActionContext, NewId, Record, UnitOfWork,
@@ -310,7 +310,9 @@ pub fn void_bill(
     Ok(unit_of_work(
         context,
         unit_id,
-        format!("Void bill {}", bill.number),
+        UnitLabel::VoidBill {
+            bill: bill.number.clone(),
+        },
         parts.writes,
         parts.records,
         audit,
@@ -416,7 +418,9 @@ pub fn refund_bill(
     let work = unit_of_work(
         context,
         unit_id,
-        format!("Refund on bill {}", bill.number),
+        UnitLabel::RefundBill {
+            bill: bill.number.clone(),
+        },
         parts.writes,
         parts.records,
         audit,
@@ -493,7 +497,12 @@ mod tests {
         };
         let work = void_bill(&context(), &request, &mut ids("void")).unwrap();
         let unit = &work.unit;
-        assert_eq!(unit.label, "Void bill T2-000007");
+        assert_eq!(
+            unit.label,
+            UnitLabel::VoidBill {
+                bill: "T2-000007".into()
+            }
+        );
         assert_eq!(
             paths(unit),
             [

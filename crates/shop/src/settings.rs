@@ -68,6 +68,35 @@ pub struct ShopSettings {
     pub barcode_nomenclature: Nomenclature,
 }
 
+/// The name a shop has until one is set. Screens and receipts show the catalogue's words for
+/// it in the tablet's language ([`ShopSettings::shown_shop_name`]); it stays these words in
+/// the profile document and in a UPI link.
+pub const UNNAMED_SHOP: &str = "My shop";
+
+impl ShopSettings {
+    /// The shop's name as screens and receipts show it: its name, or until one is set the
+    /// catalogue's "My shop" in `words`' language.
+    pub fn shown_shop_name<'a>(&'a self, words: &'a counterbook_i18n::Catalogue) -> &'a str {
+        if self.shop_name == UNNAMED_SHOP {
+            words.text(counterbook_i18n::Msg::SettingsDefaultShopName)
+        } else {
+            &self.shop_name
+        }
+    }
+
+    /// The name to keep for what a form shows as the shop's name: the form shows
+    /// [`ShopSettings::shown_shop_name`], so its words for an unnamed shop, left as they were,
+    /// keep the shop unnamed (each tablet then shows its own language's words).
+    pub fn kept_shop_name(typed: &str, words: &counterbook_i18n::Catalogue) -> String {
+        let typed = typed.trim();
+        if typed == words.text(counterbook_i18n::Msg::SettingsDefaultShopName) {
+            UNNAMED_SHOP.to_owned()
+        } else {
+            typed.to_owned()
+        }
+    }
+}
+
 /// India's GST slabs: 0, 5, 12, 18 and 28%.
 fn default_tax_rates() -> Vec<u32> {
     vec![0, 500, 1200, 1800, 2800]
@@ -82,7 +111,7 @@ impl Default for ShopSettings {
             tax_mode: TaxMode::Inclusive,
             cash_rounding_step_minor: 100,
             upi_id: None,
-            shop_name: "My shop".into(),
+            shop_name: UNNAMED_SHOP.into(),
             address: None,
             phone: None,
             tax_id: None,
@@ -382,5 +411,29 @@ mod tests {
             |s| s.tax_rates_basis_points = vec![1800, 18_000],
             Err(SettingsError::BadTaxRate(18_000)),
         );
+    }
+
+    #[test]
+    fn an_unnamed_shop_shows_its_name_in_the_tablets_language_and_stays_unnamed() {
+        let (hindi, _) = counterbook_i18n::Catalogue::parse(
+            counterbook_i18n::Language::Hindi,
+            include_str!("../../../locales/hi.json"),
+        )
+        .unwrap();
+        let unnamed = ShopSettings::default();
+        assert_eq!(unnamed.shown_shop_name(&hindi), "मेरी दुकान");
+        assert_eq!(
+            ShopSettings::kept_shop_name(" मेरी दुकान ", &hindi),
+            UNNAMED_SHOP
+        );
+        assert_eq!(
+            ShopSettings::kept_shop_name(" Sharma Store ", &hindi),
+            "Sharma Store"
+        );
+        let named = ShopSettings {
+            shop_name: "Sharma Store".into(),
+            ..ShopSettings::default()
+        };
+        assert_eq!(named.shown_shop_name(&hindi), "Sharma Store");
     }
 }

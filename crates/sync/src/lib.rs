@@ -7,8 +7,9 @@
 //! tested natively and deterministically: unit tests per module, scenario tests in
 //! `tests/outbox.rs`, and [`sim`], a seeded simulation of tablets, server and a hostile network.
 //!
-//! Modules: [`outbox`] (the state machine, pipelining, error classes), [`unit`](mod@unit) (units, folding,
-//! the commit), [`conflict`] (three-way merge, bill rules, business rules), [`pull`]
+//! Modules: [`outbox`] (the state machine, pipelining, error classes, why a unit stopped),
+//! [`unit`](mod@unit) (units, folding, the commit), [`label`] (what a unit did, typed for the
+//! app to word), [`conflict`] (three-way merge, bill rules, business rules), [`pull`]
 //! (checkpointed pulls), [`backoff`] (full jitter), [`sim`] (the simulation), [`listen`] (the
 //! Listen state machine, [`listen::Listener`], a second engine beside the outbox for real-time
 //! targets), [`query_builder`] (the queries clients build, as the Firebase SDKs do),
@@ -17,6 +18,7 @@
 
 pub mod backoff;
 pub mod conflict;
+pub mod label;
 pub mod listen;
 pub mod outbox;
 pub mod pull;
@@ -30,13 +32,14 @@ pub use conflict::{
     check_unit_against_bases, merge_unit, merge_write, BusinessRules, ConflictEntry, ConflictKind,
     UnitMerge, WriteMerge,
 };
+pub use label::UnitLabel;
 pub use listen::{
     target_key, ChangeKind, DocumentChange, ListenCommand, ListenConfig, ListenEvent, ListenStatus,
     Listener, PullReason, TargetSlot, DEVICES_COLLECTION, DEVICE_CHANGED_FIELD,
 };
 pub use outbox::{
-    classify, Command, ErrorClass, Event, Outbox, OutboxConfig, OutboxStatus, PushFailure,
-    Recovery, Resume, UnitState, DEFAULT_PULL_OVERLAP_MILLIS,
+    classify, Command, DeadLetterReason, ErrorClass, Event, Outbox, OutboxConfig, OutboxStatus,
+    PushFailure, Recovery, Resume, SyncProblem, UnitState, DEFAULT_PULL_OVERLAP_MILLIS,
 };
 pub use pull::{
     checkpoint_after, first_pull_query, pull_query, server_version_is_older, Checkpoint,

@@ -34,6 +34,8 @@ use counterbook_firestore_wire::{
     Code, CommitRequest, CommitResponse, Document, StructuredQuery, Timestamp, Value,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::backoff::{Backoff, SplitMix64};
 use crate::conflict::{
     check_unit_against_bases, merge_unit, BusinessRules, ConflictEntry, UnitMerge,
@@ -206,6 +208,123 @@ fn describe_code(code: Code) -> &'static str {
     }
 }
 
+/// Why a unit stopped for good (a dead letter), typed for the app to word in the tablet's
+/// language. The server's words in it are data, shown as they came. The store keeps it beside
+/// the unit (in serde, an object tagged by `kind`: `{"kind": "refused", "code":
+/// "PERMISSION_DENIED", "message": "..."}`); a reason stored before reasons were typed is its
+/// English text, read back as [`DeadLetterReason::Text`]. Its `Display` is English, for logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", remote = "Self")]
+pub enum DeadLetterReason {
+    /// The server refused the unit for good (`PERMISSION_DENIED`, `INVALID_ARGUMENT`, ...).
+    Refused { code: Code, message: String },
+    /// The server failed `failures` times in a row; `checking`: while finding out whether an
+    /// earlier send was applied. `message`: the server's last words.
+    GaveUp {
+        failures: u32,
+        checking: bool,
+        message: String,
+    },
+    /// The server refused to say whether an earlier send was applied (reading its marker).
+    CannotCheck { code: Code, message: String },
+    /// A reason stored before reasons were typed: its English text.
+    Text { text: String },
+}
+
+impl DeadLetterReason {
+    /// What the server said, as it said it (`None` for a reason stored as text).
+    pub fn server_message(&self) -> Option<&str> {
+        match self {
+            DeadLetterReason::Refused { message, .. }
+            | DeadLetterReason::GaveUp { message, .. }
+            | DeadLetterReason::CannotCheck { message, .. } => Some(message),
+            DeadLetterReason::Text { .. } => None,
+        }
+    }
+}
+
+impl Serialize for DeadLetterReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeadLetterReason::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeadLetterReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Text(String),
+            #[serde(with = "DeadLetterReason")]
+            Typed(DeadLetterReason),
+        }
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Text(text) => DeadLetterReason::Text { text },
+            Stored::Typed(reason) => reason,
+        })
+    }
+}
+
+impl std::fmt::Display for DeadLetterReason {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeadLetterReason::Refused { code, message } => write!(
+                out,
+                "the server refused it ({}): {}",
+                describe_code(*code),
+                message.trim()
+            ),
+            DeadLetterReason::GaveUp {
+                failures,
+                checking,
+                message,
+            } => {
+                let what = if *checking {
+                    "checking whether it was applied "
+                } else {
+                    ""
+                };
+                write!(
+                    out,
+                    "gave up {what}after {failures} server errors; last: {message}"
+                )
+            }
+            DeadLetterReason::CannotCheck { message, .. } => {
+                write!(out, "cannot check whether it was applied: {message}")
+            }
+            DeadLetterReason::Text { text } => out.write_str(text),
+        }
+    }
+}
+
+/// The last thing that went wrong in the engine, for the status panel: typed, for the app to
+/// word (the failure's details are data). Its `Display` is English, for logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncProblem {
+    /// Sending a commit, or reading whether one was applied, failed.
+    Send(PushFailure),
+    /// Pulling a collection failed.
+    Pull(PushFailure),
+}
+
+impl SyncProblem {
+    /// The failure, whichever way it happened.
+    pub fn failure(&self) -> &PushFailure {
+        match self {
+            SyncProblem::Send(failure) | SyncProblem::Pull(failure) => failure,
+        }
+    }
+}
+
+impl std::fmt::Display for SyncProblem {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncProblem::Send(failure) => out.write_str(&failure.describe()),
+            SyncProblem::Pull(failure) => write!(out, "pull failed: {}", failure.describe()),
+        }
+    }
+}
+
 /// Where one unit is in its life. A synced unit is no longer in the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnitState {
@@ -218,7 +337,7 @@ pub enum UnitState {
     /// RETRY: backing off until `not_before` (Unix ms); then it does `then`.
     Retry { not_before: i64, then: Resume },
     /// DEAD_LETTER: stopped for good until a person retries or discards it.
-    DeadLetter { reason: String },
+    DeadLetter { reason: DeadLetterReason },
 }
 
 /// What a failed unit is finding out. `reading` is true while the read is on the wire.
@@ -248,7 +367,7 @@ pub enum Event {
     /// Units found in the store at start-up, in any order. Dead letters come with their reason.
     Loaded {
         pending: Vec<Unit>,
-        dead_letters: Vec<(Unit, String)>,
+        dead_letters: Vec<(Unit, DeadLetterReason)>,
     },
     /// A new unit was written to the store (together with its entities, in one transaction).
     LocalWrite(Unit),
@@ -347,7 +466,10 @@ pub enum Command {
     /// see the inbox); the store shows its documents as the server has them.
     Reject { unit_id: UnitId },
     /// Keep the unit in the store, flagged as a dead letter with this reason.
-    MarkDeadLetter { unit_id: UnitId, reason: String },
+    MarkDeadLetter {
+        unit_id: UnitId,
+        reason: DeadLetterReason,
+    },
     /// Undo `MarkDeadLetter` in the store: the unit is pending again.
     MarkPending { unit_id: UnitId },
     /// Delete the unit from the store at the user's request.
@@ -386,7 +508,7 @@ pub struct OutboxStatus {
     pub waiting_for_sign_in: SortedMap<Option<String>, usize>,
     /// Units not yet on the server (dead letters excluded), by sender.
     pub pending_by_sender: SortedMap<Option<String>, usize>,
-    pub last_error: Option<String>,
+    pub last_error: Option<SyncProblem>,
 }
 
 #[derive(Clone, Debug)]
@@ -425,7 +547,7 @@ pub struct Outbox {
     /// Senders whose token the backend refused (`UNAUTHENTICATED`) and who have not signed in
     /// again since: their units wait, everyone else's go on.
     waiting_for_sign_in: SortedSet<Option<String>>,
-    last_error: Option<String>,
+    last_error: Option<SyncProblem>,
     rng: SplitMix64,
 }
 
@@ -494,11 +616,11 @@ impl Outbox {
     }
 
     /// Dead letters with their reasons, oldest first.
-    pub fn dead_letters(&self) -> Vec<(&Unit, &str)> {
+    pub fn dead_letters(&self) -> Vec<(&Unit, &DeadLetterReason)> {
         self.entries
             .values()
             .filter_map(|entry| match &entry.state {
-                UnitState::DeadLetter { reason } => Some((&entry.unit, reason.as_str())),
+                UnitState::DeadLetter { reason } => Some((&entry.unit, reason)),
                 _ => None,
             })
             .collect()
@@ -631,7 +753,7 @@ impl Outbox {
                 failure,
             } => {
                 if self.pulls.on_failed(&collection, query_id) {
-                    self.last_error = Some(format!("pull failed: {}", failure.describe()));
+                    self.last_error = Some(SyncProblem::Pull(failure));
                 }
             }
             Event::Online(online) => self.online = online,
@@ -727,7 +849,12 @@ impl Outbox {
         }
     }
 
-    fn dead_letter(&mut self, unit_id: &str, reason: String, commands: &mut Vec<Command>) {
+    fn dead_letter(
+        &mut self,
+        unit_id: &str,
+        reason: DeadLetterReason,
+        commands: &mut Vec<Command>,
+    ) {
         self.set_state(
             unit_id,
             UnitState::DeadLetter {
@@ -784,14 +911,11 @@ impl Outbox {
     ) {
         let failures = self.count_server_failure(unit_id);
         if failures >= self.config.max_server_failures {
-            let what = match then {
-                Resume::Send => "",
-                Resume::CheckMarker { .. } | Resume::ReadDocuments => {
-                    "checking whether it was applied "
-                }
+            let reason = DeadLetterReason::GaveUp {
+                failures,
+                checking: !matches!(then, Resume::Send),
+                message: last_error.to_owned(),
             };
-            let reason =
-                format!("gave up {what}after {failures} server errors; last: {last_error}");
             self.dead_letter(unit_id, reason, commands);
         } else {
             self.back_off(now_millis, unit_id, retry_after_millis, then);
@@ -893,7 +1017,7 @@ impl Outbox {
         failure: PushFailure,
         commands: &mut Vec<Command>,
     ) {
-        self.last_error = Some(failure.describe());
+        self.last_error = Some(SyncProblem::Send(failure.clone()));
         let unit_ids: Vec<UnitId> = commit
             .unit_ids
             .into_iter()
@@ -960,11 +1084,10 @@ impl Outbox {
                     }
                 }
                 ErrorClass::Permanent => {
-                    let reason = format!(
-                        "the server refused it ({}): {}",
-                        describe_code(code),
-                        message.trim()
-                    );
+                    let reason = DeadLetterReason::Refused {
+                        code,
+                        message: message.trim().to_owned(),
+                    };
                     for unit_id in &unit_ids {
                         self.dead_letter(unit_id, reason.clone(), commands);
                     }
@@ -1065,7 +1188,7 @@ impl Outbox {
         failure: PushFailure,
         commands: &mut Vec<Command>,
     ) {
-        self.last_error = Some(failure.describe());
+        self.last_error = Some(SyncProblem::Send(failure.clone()));
         let waiting = match resume {
             Resume::CheckMarker { after_conflict } => Recovery::CheckMarker {
                 reading: false,
@@ -1091,7 +1214,10 @@ impl Outbox {
                     self.set_state(unit_id, UnitState::Failed(waiting));
                 }
                 ErrorClass::Permanent => {
-                    let reason = format!("cannot check whether it was applied: {message}");
+                    let reason = DeadLetterReason::CannotCheck {
+                        code: *code,
+                        message: message.clone(),
+                    };
                     self.dead_letter(unit_id, reason, commands);
                 }
                 ErrorClass::Transient | ErrorClass::PreconditionFailed => {
@@ -1367,5 +1493,83 @@ fn apply_fields(fields: &mut BTreeMap<String, Value>, write: &DocumentWrite) {
     }
     for path in write.increments.keys() {
         fields.remove(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_reason_is_kept_typed_and_read_back() {
+        let reasons = [
+            DeadLetterReason::Refused {
+                code: Code::PermissionDenied,
+                message: "a cashier may not change a price".into(),
+            },
+            DeadLetterReason::GaveUp {
+                failures: 8,
+                checking: true,
+                message: "disk on fire".into(),
+            },
+            DeadLetterReason::CannotCheck {
+                code: Code::InvalidArgument,
+                message: "bad path".into(),
+            },
+        ];
+        for reason in reasons {
+            let json = serde_json::to_value(&reason).unwrap();
+            assert!(json.get("kind").is_some(), "{json}");
+            assert_eq!(
+                serde_json::from_value::<DeadLetterReason>(json).unwrap(),
+                reason
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(DeadLetterReason::Refused {
+                code: Code::PermissionDenied,
+                message: "no".into()
+            })
+            .unwrap(),
+            serde_json::json!({"kind": "refused", "code": "PERMISSION_DENIED", "message": "no"})
+        );
+    }
+
+    #[test]
+    fn a_reason_stored_as_text_before_reasons_were_typed_reads_as_its_text() {
+        let stored = serde_json::json!("the server refused it (permission denied): no");
+        let reason: DeadLetterReason = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            reason,
+            DeadLetterReason::Text {
+                text: "the server refused it (permission denied): no".into()
+            }
+        );
+        assert_eq!(reason.server_message(), None);
+        let kept: Option<DeadLetterReason> =
+            serde_json::from_value(serde_json::json!(null)).unwrap();
+        assert_eq!(kept, None);
+    }
+
+    #[test]
+    fn a_reason_says_in_english_for_logs_what_it_said_before_it_was_typed() {
+        let refused = DeadLetterReason::Refused {
+            code: Code::PermissionDenied,
+            message: "no".into(),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "the server refused it (permission denied): no"
+        );
+        assert_eq!(refused.server_message(), Some("no"));
+        let gave_up = DeadLetterReason::GaveUp {
+            failures: 8,
+            checking: true,
+            message: "disk on fire".into(),
+        };
+        assert_eq!(
+            gave_up.to_string(),
+            "gave up checking whether it was applied after 8 server errors; last: disk on fire"
+        );
     }
 }

@@ -20,6 +20,7 @@ use counterbook_firestore_wire::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::label::UnitLabel;
 use crate::sorted_map::SortedSet;
 
 /// A unit id: a UUID v7 made on the device, so ids sort by creation time.
@@ -40,8 +41,9 @@ pub const LAST_OP: &str = "lastOp";
 #[serde(rename_all = "camelCase")]
 pub struct Unit {
     pub id: UnitId,
-    /// A short description for people: "Add product Chai 250g".
-    pub label: String,
+    /// What it did, for people (the app words it in the tablet's language).
+    #[serde(deserialize_with = "crate::label::label_or_text")]
+    pub label: UnitLabel,
     pub writes: Vec<DocumentWrite>,
     /// When the unit was made on the device, Unix milliseconds.
     pub created_at_millis: i64,

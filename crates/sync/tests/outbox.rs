@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use counterbook_firestore_wire::{Code, CommitRequest, Value, WriteOperation};
 use counterbook_sync::{
-    Command, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure, SplitMix64, Unit, UnitState,
+    Command, DeadLetterReason, DocumentWrite, Event, Outbox, OutboxConfig, PushFailure, SplitMix64,
+    Unit, UnitState,
 };
 
 const ROOT: &str = "projects/p/databases/(default)/documents/";
@@ -13,7 +14,7 @@ const ROOT: &str = "projects/p/databases/(default)/documents/";
 fn unit(n: u32) -> Unit {
     Unit {
         id: format!("0193a0b0-0000-7000-8000-{n:012}"),
-        label: format!("Add product {n}"),
+        label: format!("Add product {n}").into(),
         writes: vec![DocumentWrite::create(
             format!("shops/s1/products/p{n}"),
             BTreeMap::from([("name".to_string(), Value::String(format!("Item {n}")))]),
@@ -27,7 +28,7 @@ fn unit(n: u32) -> Unit {
 fn price_edit(n: u32, product: u32, price: i64) -> Unit {
     Unit {
         id: format!("0193a0b0-0000-7000-8000-{n:012}"),
-        label: format!("Price of {product}"),
+        label: format!("Price of {product}").into(),
         writes: vec![DocumentWrite::patch(
             format!("shops/s1/products/p{product}"),
             BTreeMap::from([("price".to_string(), Value::Integer(price))]),
@@ -356,7 +357,12 @@ fn unavailable_backs_off_honouring_retry_after() {
         sent_unit(&outbox.handle(*at, Event::Tick)).unwrap().0,
         unit(1).id
     );
-    assert!(outbox.status().last_error.unwrap().contains("overloaded"));
+    assert!(outbox
+        .status()
+        .last_error
+        .unwrap()
+        .to_string()
+        .contains("overloaded"));
 }
 
 #[test]
@@ -385,10 +391,15 @@ fn repeated_server_errors_end_in_a_dead_letter_and_the_queue_moves_on() {
         );
     }
     let reason = dead.expect("dead-lettered after the limit");
-    assert!(
-        reason.contains("8 server errors") && reason.contains("disk on fire"),
-        "{reason}"
+    assert_eq!(
+        reason,
+        DeadLetterReason::GaveUp {
+            failures: 8,
+            checking: false,
+            message: "disk on fire".into(),
+        }
     );
+    assert!(reason.to_string().contains("8 server errors"), "{reason}");
     assert_eq!(outbox.status().dead_letters, 1);
     // Independent units go on; a later change to the dead letter's document waits behind it.
     let commands = outbox.handle(now, Event::LocalWrite(unit(2)));
@@ -461,7 +472,10 @@ fn invalid_argument_dead_letters_at_once_and_can_be_retried_or_discarded() {
         commands,
         vec![Command::MarkDeadLetter {
             unit_id: unit(1).id,
-            reason: "the server refused it (invalid data): price must be an integer".into(),
+            reason: DeadLetterReason::Refused {
+                code: Code::InvalidArgument,
+                message: "price must be an integer".into(),
+            },
         }]
     );
     assert_eq!(outbox.dead_letters().len(), 1);

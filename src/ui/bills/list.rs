@@ -58,7 +58,7 @@ impl ListState {
             }
             match read {
                 Ok(bills) => list.put_page(first, bills),
-                Err(error) => driver.report_problem(&error.to_string()),
+                Err(error) => driver.report_storage_error(error),
             }
         });
     }
@@ -76,7 +76,7 @@ impl ListState {
                     state.load_visible_pages();
                 }
                 Ok(_) => {}
-                Err(error) => driver.report_problem(&error.to_string()),
+                Err(error) => driver.report_storage_error(error),
             }
         });
     }

@@ -9,6 +9,7 @@ pub mod list;
 pub mod undo;
 
 use crate::i18n::{t, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::Bill;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -84,7 +85,7 @@ pub fn BillsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView
                         find();
                     }/>
             </label>
-            {move || problem.get().map(|p| view! { <p class="form-error" role="alert">{p}</p> })}
+            {move || problem.get().map(|p| view! { <p class="form-error" role="alert"><ProblemText text=p/></p> })}
             <Show when=move || searching()
                 fallback=move || view! { <list::BillList driver=driver on_open=open/> }>
                 <Show when=move || found.with(Vec::is_empty)>

@@ -4,6 +4,7 @@
 //! without the approval nothing is written ([`crate::actions::bills`]).
 
 use crate::i18n::{count_text, t, tr, Msg};
+use crate::ui::problems::{Detail, ProblemText};
 use counterbook_shop::money::format_decimal_trimmed;
 use counterbook_shop::receipt::ReceiptNumbers;
 use counterbook_shop::refunds::refundable_quantities;
@@ -57,12 +58,14 @@ fn quantity_text(quantity: i64, unit: counterbook_shop::QuantityUnit) -> String 
     }
 }
 
-/// Why a void or refund was refused, as shown: the server's words, or the conflict's.
-fn refusal_text(reason: &str) -> String {
+/// Why a void or refund was refused, as shown: the conflict's words, or the server's after
+/// the sentence as data.
+fn refusal_view(reason: &str) -> AnyView {
     if reason == crate::storage::REFUSED_BY_CONFLICT {
-        format!(" ({})", t(Msg::UndoRefusedConflict))
+        view! { <span class="detail">{format!(" ({})", t(Msg::UndoRefusedConflict))}</span> }
+            .into_any()
     } else {
-        format!(" ({reason})")
+        view! { <Detail text=reason.to_owned()/> }.into_any()
     }
 }
 
@@ -232,7 +235,7 @@ pub fn BillUndo(
             })}
             {(refused_void.is_some() && !is_void).then(|| view! {
                 <p class="form-error" role="alert" data-testid="void-refused">{t(Msg::UndoVoidRefused)}
-                    <span class="detail">{refused_void.as_deref().map(refusal_text)}</span></p>
+                    {refused_void.as_deref().map(refusal_view)}</p>
             })}
             {(!refused_refunds.is_empty()).then(|| view! {
                 <ul class="refunded refused" data-testid="refused-refunds">
@@ -240,7 +243,7 @@ pub fn BillUndo(
                         <li class="form-error" data-testid="refund-refused">
                             {t(Msg::UndoRefundRefused)}
                             {lines.iter().map(|line| format!(" {} × {}", quantity_text(line.quantity, line.unit), line.name)).collect::<String>()}
-                            <span class="detail">{refusal_text(reason)}</span>
+                            {refusal_view(reason)}
                         </li>
                     }).collect_view()}
                 </ul>
@@ -321,7 +324,7 @@ pub fn BillUndo(
                             on:input=move |ev| reason.set(event_target_value(&ev))/>
                     </label>
                     <Show when=move || problem.get().is_some()>
-                        <p class="form-error" role="alert" data-testid="undo-error">{move || problem.get()}</p>
+                        <p class="form-error" role="alert" data-testid="undo-error">{move || problem.get().map(|text| view! { <ProblemText text/> })}</p>
                     </Show>
                     <div class="form-buttons">
                         <button type="submit" class="danger" prop:disabled=move || busy.get()

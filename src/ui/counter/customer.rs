@@ -3,6 +3,7 @@
 //! a cashier's asks for a manager's PIN).
 
 use crate::i18n::{t, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::money::parse_decimal;
 use counterbook_shop::{Customer, GuardedAction};
 use leptos::prelude::*;
@@ -158,7 +159,7 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
                             placeholder=t(Msg::CustomerNoLimit) prop:value=move || limit.get()
                             on:input=move |ev| limit.set(event_target_value(&ev))/></label>
                     <button type="button" data-testid="add-customer" on:click=create>{t(Msg::CustomerAdd)}</button>
-                    {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+                    {move || error.get().map(|e| view! { <p class="form-error" role="alert"><ProblemText text=e/></p> })}
                 </div>
             </Show>
             <Show when=move || awaiting_approval.with(Option::is_some)>

@@ -23,6 +23,7 @@ pub mod scanner;
 mod search;
 
 use crate::i18n::{t, tn, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::cart::Cart;
 use counterbook_shop::{
     Customer, GuardedAction, PaymentMethod, Product, ScannedCode, ShopSettings,
@@ -652,7 +653,7 @@ fn NoticeLine(counter: Counter) -> impl IntoView {
                     .into_any()
             }
             Notice::Error(text) => view! {
-                <p class="counter-notice error" role="alert" data-testid="counter-error">{text}</p>
+                <p class="counter-notice error" role="alert" data-testid="counter-error"><ProblemText text=text/></p>
             }
             .into_any(),
             Notice::UnknownCode(code) => {

@@ -5,6 +5,7 @@
 //! action: a cashier's asks for a manager's PIN on the spot, as on the products page.
 
 use crate::i18n::{t, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::{GuardedAction, QuantityUnit};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -142,7 +143,7 @@ pub(super) fn UnknownCode(counter: Counter, code: String) -> impl IntoView {
                         {t(Msg::NewProductAddAndSell)}
                     </button>
                     {move || error.get().map(|e| view! {
-                        <p class="form-error" role="alert" data-testid="new-product-error">{e}</p>
+                        <p class="form-error" role="alert" data-testid="new-product-error"><ProblemText text=e/></p>
                     })}
                 </form>
             </Show>

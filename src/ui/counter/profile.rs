@@ -24,7 +24,7 @@ type KeptIn = fn(&ShopSettings) -> Option<String>;
 /// The profile's text fields: label, test id, and where each is kept.
 const PROFILE_FIELDS: [(Msg, &str, KeptIn); 6] = [
     (Msg::SettingsShopName, "profile-name", |s| {
-        Some(s.shop_name.clone())
+        Some(s.shown_shop_name(crate::i18n::catalogue()).to_owned())
     }),
     (Msg::SettingsAddress, "profile-address", |s| {
         s.address.clone()
@@ -62,7 +62,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
         let value = |index: usize| fields[index].0.shown_untracked();
         let before = counter.settings.get_untracked();
         let after = ShopSettings {
-            shop_name: value(0).trim().to_owned(),
+            shop_name: ShopSettings::kept_shop_name(&value(0), crate::i18n::catalogue()),
             address: optional(value(1)),
             phone: optional(value(2)),
             tax_id: optional(value(3)),
@@ -93,7 +93,7 @@ pub(super) fn ShopProfile(counter: Counter) -> impl IntoView {
                 }
             }>
             <summary>{t(Msg::ProfileTitle)} " "
-                <span data-testid="profile-shop-name">{move || counter.settings.with(|s| s.shop_name.clone())}</span>
+                <span data-testid="profile-shop-name">{move || counter.settings.with(|s| s.shown_shop_name(crate::i18n::catalogue()).to_owned())}</span>
             </summary>
             <div class="profile-fields">
                 {fields.iter().map(|(draft, label, testid)| {

@@ -10,6 +10,7 @@
 //! has a phone.
 
 use crate::i18n::{catalogue, format_date_time, t, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::escpos::{encode_receipt, PrintOptions};
 use counterbook_shop::receipt::{qr_modules, qr_svg, receipt_of, whatsapp_url, Receipt};
 use leptos::prelude::*;
@@ -251,7 +252,9 @@ async fn print_direct(
     let paper = paper_width_mm();
     // A QR code, canvas or raster that cannot be made is a fault of this code or this
     // browser, named in English as it came.
-    let for_printer = |detail: String| tr(Msg::ProblemReceiptForPrinter, &[("detail", &detail)]);
+    let for_printer = |detail: String| {
+        crate::ui::problems::with_detail(t(Msg::ProblemReceiptForPrinter), &detail)
+    };
     let (width, modules) =
         qr_modules(&completed.bill.id).map_err(|e| for_printer(e.to_string()))?;
     let qr_rows: Vec<Vec<bool>> = modules.chunks(width.max(1)).map(<[bool]>::to_vec).collect();
@@ -393,7 +396,7 @@ fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
                             {t(Msg::PaymentConfirmUpi)} <kbd>"F8"</kbd>
                         </button>
                         {move || counter.receipt_problem.get().map(|problem| view! {
-                            <p class="form-error" role="alert">{problem}</p>
+                            <p class="form-error" role="alert"><ProblemText text=problem/></p>
                         })}
                     </div>
                 })}

@@ -3,6 +3,7 @@
 //! on confirmation saves the good rows in units of up to 498 writes, with a progress bar.
 
 use crate::i18n::{count_text, t, tn, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::csv_import::{
     export_products_csv_header, export_products_csv_rows, import_products_csv, RowError, RowProblem,
 };
@@ -68,7 +69,7 @@ async fn read_file(input: &web_sys::HtmlInputElement) -> Result<Option<Vec<u8>>,
 async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, String> {
     let settings = shop_settings(driver);
     let read = import_products_csv(bytes, &settings, &mut crate::ids::new_id)
-        .map_err(|e| tr(Msg::CsvCannotImport, &[("problem", &e.shown())]))?;
+        .map_err(|e| crate::ui::problems::nested(Msg::CsvCannotImport, &e.shown()))?;
     let barcodes: Vec<String> = read
         .products
         .iter()
@@ -235,9 +236,10 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
             .await
             {
                 Ok(imported) => ImportState::Done { imported },
-                Err(problem) => {
-                    ImportState::Failed(tr(Msg::CsvImportStopped, &[("problem", &problem.shown())]))
-                }
+                Err(problem) => ImportState::Failed(crate::ui::problems::nested(
+                    Msg::CsvImportStopped,
+                    &problem.shown(),
+                )),
             };
             state.set(next);
         });
@@ -336,7 +338,7 @@ pub fn CsvImportExport(driver: StoredValue<SyncDriver, LocalStorage>) -> impl In
         .into_any(),
         ImportState::Failed(problem) => view! {
             <p class="form-error" role="alert" data-testid="import-error-message">
-                {problem}
+                <ProblemText text=problem/>
                 <button type="button" class="secondary" on:click=move |_| state.set(ImportState::Idle)>{t(Msg::ConflictsOk)}</button>
             </p>
         }

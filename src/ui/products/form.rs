@@ -4,6 +4,7 @@
 //! (`Product::validate`) and the catalogue's (a barcode or SKU in use) are checked by the action.
 
 use crate::i18n::{t, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::money::{format_decimal, format_decimal_trimmed, parse_decimal};
 use counterbook_shop::QuantityUnit;
 use leptos::ev::SubmitEvent;
@@ -330,7 +331,7 @@ pub fn ProductForm(
             </div>
             <Show when=move || error.with(Option::is_some)>
                 <p class="form-error" role="alert" data-testid="form-error">
-                    {move || error.get().unwrap_or_default()}
+                    {move || error.get().map(|text| view! { <ProblemText text/> })}
                 </p>
             </Show>
             <Show when=move || awaiting_approval.with(Option::is_some)>

@@ -16,7 +16,6 @@ use crate::model::Product;
 use crate::money::format_price;
 use crate::storage::{ProductPosition, ProductQuery};
 use crate::sync::{ChangesSince, SyncDriver};
-use crate::ui::problems::Shown;
 use crate::ui::virtual_list::VirtualList;
 
 /// Every row has this height, so a row's place is its position times this.
@@ -91,7 +90,7 @@ impl ListState {
             }
             match read {
                 Ok(products) => state.list.put_page(first, state.revised(products)),
-                Err(error) => driver.report_problem(&error.shown()),
+                Err(error) => driver.report_storage_error(error),
             }
         });
     }
@@ -113,7 +112,7 @@ impl ListState {
                     state.load_visible_pages();
                 }
                 Ok(_) => {}
-                Err(error) => driver.report_problem(&error.shown()),
+                Err(error) => driver.report_storage_error(error),
             }
         });
     }
@@ -128,7 +127,7 @@ impl ListState {
         spawn_local(async move {
             let products = match driver.store().products_by_ids(&ids).await {
                 Ok(products) => products,
-                Err(error) => return driver.report_problem(&error.shown()),
+                Err(error) => return driver.report_storage_error(error),
             };
             if !state.list.is_current(generation) {
                 return;

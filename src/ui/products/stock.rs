@@ -2,6 +2,7 @@
 //! required (adjust) reason.
 
 use crate::i18n::{t, tr, Msg};
+use crate::ui::problems::ProblemText;
 use counterbook_shop::money::parse_decimal;
 use counterbook_shop::{GuardedAction, StockMoveKind};
 use leptos::ev::SubmitEvent;
@@ -127,7 +128,7 @@ pub fn StockForm(
                 </div>
                 <Show when=move || error.with(Option::is_some)>
                     <p class="form-error" role="alert" data-testid="stock-error">
-                        {move || error.get().unwrap_or_default()}
+                        {move || error.get().map(|text| view! { <ProblemText text/> })}
                     </p>
                 </Show>
                 <Show when=move || awaiting_approval.with(Option::is_some)>

@@ -9,7 +9,7 @@ use counterbook_firestore_wire::{Document, Value};
 
 use crate::backoff::SplitMix64;
 use crate::conflict::{ConflictEntry, STATUS, STATUS_FINAL, STATUS_VOID};
-use crate::outbox::{Command, Event, Outbox, OutboxConfig};
+use crate::outbox::{Command, DeadLetterReason, Event, Outbox, OutboxConfig};
 use crate::pull::{server_version_is_older, Checkpoint};
 use crate::unit::{BaseVersion, DocumentWrite, Unit, UnitId};
 
@@ -40,7 +40,7 @@ pub struct DeviceStore {
     pub base_copies: BTreeMap<String, Document>,
     pub checkpoints: BTreeMap<String, Checkpoint>,
     /// Units not yet synced, with their dead-letter reason if any.
-    pub outbox: BTreeMap<UnitId, (Unit, Option<String>)>,
+    pub outbox: BTreeMap<UnitId, (Unit, Option<DeadLetterReason>)>,
     pub inbox: BTreeMap<String, ConflictEntry>,
     pub rejected: BTreeSet<UnitId>,
     pub discarded: BTreeSet<UnitId>,
@@ -384,7 +384,7 @@ impl Device {
         };
         let unit = Unit {
             id: self.new_id(now),
-            label: ledger.label.clone(),
+            label: ledger.label.as_str().into(),
             writes,
             created_at_millis: now,
             sender: None,

@@ -323,7 +323,7 @@ impl Simulation {
                 .engine
                 .dead_letters()
                 .into_iter()
-                .map(|(unit, reason)| (unit.id.clone(), reason.to_owned()))
+                .map(|(unit, reason)| (unit.id.clone(), reason.to_string()))
                 .collect();
             for (unit_id, reason) in dead {
                 if !self.ledger.get(&unit_id).is_some_and(|entry| entry.poison) {

@@ -331,7 +331,7 @@ mod tests {
     fn unit(id: &str, writes: Vec<DocumentWrite>) -> Unit {
         Unit {
             id: id.into(),
-            label: String::new(),
+            label: "".into(),
             writes,
             created_at_millis: 0,
             sender: None,
