@@ -211,7 +211,7 @@ describe("languages before the shop", () => {
           await page.getByTestId("sign-in-again-message").textContent(),
           words(language, "app.sign_in_again_to_sync"),
         );
-        await photo(page, `${language}-sign-in-again`);
+        await photo(page, `${language}-sign-in-again-no-sales`);
       });
     } catch (error) {
       // Said before the contexts close: a close can hang if a page is navigating.

@@ -264,7 +264,10 @@ describe("people on the tablet", () => {
       ]);
       const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
       assert.equal(exported.length, 3, "the three sales waiting");
-      for (const unit of exported) assert.match(unit.label, /^Sale T/);
+      for (const unit of exported) {
+        assert.equal(unit.label.action, "sale", JSON.stringify(unit.label));
+        assert.match(unit.label.bill, /^T/);
+      }
       await screenshots(counter, "sign-out-with-pending");
       await counter.getByTestId("cancel-leaving").click();
       await counter.locator(`[data-testid=tablet-person][data-email="${CASHIER.email}"]`).waitFor();

@@ -323,16 +323,24 @@ pub fn unit_name(unit: counterbook_shop::QuantityUnit) -> &'static str {
 /// stock field keeps: pieces, or milli-units of a loose product.
 pub fn unit_quantity(quantity: i64, unit: counterbook_shop::QuantityUnit) -> String {
     use counterbook_shop::receipt::ReceiptNumbers;
-    if unit.is_loose() {
-        format!(
-            "{} {}",
-            IntlNumbers.decimal(quantity, unit.quantity_decimals(), 0),
-            unit_name(unit)
-        )
-    } else if quantity < 0 {
-        format!("-{}", count_text(quantity.unsigned_abs() as usize))
+    let digits = if unit.is_loose() {
+        let magnitude = i64::try_from(quantity.unsigned_abs()).unwrap_or(i64::MAX);
+        IntlNumbers.decimal(magnitude, unit.quantity_decimals(), 0)
     } else {
-        count_text(quantity as usize)
+        count_text(quantity.unsigned_abs() as usize)
+    };
+    // A minus sign keeps to the left of its digits in Arabic too: the sign and the digits are
+    // isolated left to right (in a right-to-left line "-1.5" showed as "1.5-"; `Intl`'s own
+    // negative in Arabic starts with a right-to-left mark, so the sign is ours).
+    let number = if quantity < 0 {
+        format!("\u{2066}-{digits}\u{2069}")
+    } else {
+        digits
+    };
+    if unit.is_loose() {
+        format!("{number} {}", unit_name(unit))
+    } else {
+        number
     }
 }
 
@@ -419,9 +427,13 @@ mod tests {
     #[wasm_bindgen_test]
     fn a_loose_quantity_shows_in_its_unit_and_pieces_as_a_count() {
         use counterbook_shop::QuantityUnit;
-        assert_eq!(unit_quantity(-1_500, QuantityUnit::Kilogram), "-1.5 kg");
+        assert_eq!(
+            unit_quantity(-1_500, QuantityUnit::Kilogram),
+            "\u{2066}-1.5\u{2069} kg"
+        );
         assert_eq!(unit_quantity(250, QuantityUnit::Litre), "0.25 l");
-        assert_eq!(unit_quantity(-2, QuantityUnit::Piece), "-2");
+        assert_eq!(unit_quantity(-2, QuantityUnit::Piece), "\u{2066}-2\u{2069}");
+        assert_eq!(unit_quantity(3, QuantityUnit::Piece), "3");
         assert_eq!(field_name("price"), "price");
         assert_eq!(field_name("creditLimit"), "credit limit");
     }
