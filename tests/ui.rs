@@ -533,3 +533,53 @@ async fn a_scan_repaints_only_the_line_it_touched_and_the_totals() {
     stop_counting.call0(&wasm_bindgen::JsValue::NULL).unwrap();
     container.remove();
 }
+
+/// Regression guard (seen walking through the bills page at 100,000 products): an opened bill's
+/// total is what was paid, after the cash rounding, as its row in the list and its receipt say;
+/// it showed the total before rounding (₹10.10 opened, ₹10.00 in the list and on the receipt).
+#[wasm_bindgen_test]
+async fn an_opened_bill_shows_the_total_paid_after_rounding() {
+    let database_name = format!("ui-test-{}", counterbook::ids::new_id());
+    let store = counterbook::storage::Store::open(&database_name)
+        .await
+        .unwrap();
+    let mut bill = seeded_bill(1);
+    bill.totals.total_minor = 1010;
+    bill.settlement.total_minor = 1010;
+    bill.settlement.rounding_minor = -10;
+    bill.settlement.payable_minor = 1000;
+    store.seed_bills(&[bill]).await.unwrap();
+    drop(store);
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/bills"))
+        .unwrap();
+    let container = document().create_element("div").unwrap();
+    document().body().unwrap().append_child(&container).unwrap();
+    let mut settings = Settings::defaults("http://127.0.0.1:9");
+    settings.database_name = database_name;
+    let html: HtmlElement = container.clone().dyn_into().unwrap();
+    leptos::mount::mount_to(
+        html,
+        move || view! { <Counterbook settings=settings.clone()/> },
+    )
+    .forget();
+    let root = container.clone();
+    wait_until("the bill is listed", || find(&root, "bill-row").is_some()).await;
+    let row_amount = find(&root, "bill-row")
+        .and_then(|row| row.query_selector(".amount").ok().flatten())
+        .and_then(|amount| amount.text_content())
+        .unwrap_or_default();
+    assert!(row_amount.contains("10.00"), "the row says {row_amount}");
+    click(&root, "bill-row");
+    wait_until("the bill is opened", || find(&root, "bill-total").is_some()).await;
+    let total = text(&root, "bill-total");
+    assert!(
+        total.contains(&row_amount),
+        "opened: {total}; listed: {row_amount}"
+    );
+    assert!(!total.contains("10.10"), "opened: {total}");
+    container.remove();
+}

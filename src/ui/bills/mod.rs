@@ -204,7 +204,9 @@ fn BillDetail(
                         }).collect_view()}
                     </tbody>
                 </table>
-                <p class="bill-total"><strong>{t(Msg::BillsTotal)} " " {money(bill.totals.total_minor)}</strong></p>
+                // What was paid: the total after the cash rounding, as the receipt's total and
+                // the list's row say.
+                <p class="bill-total" data-testid="bill-total"><strong>{t(Msg::BillsTotal)} " " {money(bill.settlement.payable_minor)}</strong></p>
             </section>
             <div class="receipt-actions">
                 <undo::BillUndo driver=driver completed=completed.clone() on_changed=on_changed/>
