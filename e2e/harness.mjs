@@ -137,9 +137,10 @@ export async function startServer({ dataDir, port = 0, tls = false, app = DIST, 
 /**
  * counterbook-server with accounts (project `counterbook`, ID tokens living
  * `tokenLifetimeSeconds` if given), serving the built app. A server holding no shop prints its
- * one-time setup code, returned as `setupCode`.
+ * one-time setup code, returned as `setupCode`; one started again on a shop already set up
+ * (`claimed`) prints none.
  */
-export async function startAccountsServer({ dataDir, tokenLifetimeSeconds, args = [] }) {
+export async function startAccountsServer({ dataDir, tokenLifetimeSeconds, args = [], claimed = false }) {
   const lifetime = tokenLifetimeSeconds
     ? ["--token-lifetime-seconds", String(tokenLifetimeSeconds)]
     : [];
@@ -158,7 +159,9 @@ export async function startAccountsServer({ dataDir, tokenLifetimeSeconds, args 
       ...lifetime,
       ...args,
     ],
-    /listening on (http:\/\/127\.0\.0\.1:(\d+))[\s\S]*setup code: ([A-Z0-9-]+)|setup code: ([A-Z0-9-]+)[\s\S]*listening on (http:\/\/127\.0\.0\.1:(\d+))/,
+    claimed
+      ? /listening on (http:\/\/127\.0\.0\.1:(\d+))/
+      : /listening on (http:\/\/127\.0\.0\.1:(\d+))[\s\S]*setup code: ([A-Z0-9-]+)|setup code: ([A-Z0-9-]+)[\s\S]*listening on (http:\/\/127\.0\.0\.1:(\d+))/,
     "counterbook-server with accounts",
     30_000,
   );
