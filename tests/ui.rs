@@ -583,3 +583,69 @@ async fn an_opened_bill_shows_the_total_paid_after_rounding() {
     assert!(!total.contains("10.10"), "opened: {total}");
     container.remove();
 }
+
+/// Regression guard (seen on every screen of a tablet signed in to a set-up shop): the top bar
+/// names the shop by its profile's name, pulled from the server, not by the shop's id
+/// ("shop-4zeleots" above a receipt headed "Kirana Hundred Thousand").
+#[wasm_bindgen_test]
+async fn the_top_bar_names_the_shop_by_its_profile() {
+    use counterbook_firestore_wire::{Document, Timestamp};
+    use counterbook_shop::ShopSettings;
+    use counterbook_sync::{Checkpoint, PulledPage};
+
+    let database_name = format!("ui-test-{}", counterbook::ids::new_id());
+    let store = counterbook::storage::Store::open(&database_name)
+        .await
+        .unwrap();
+    let profile = ShopSettings {
+        shop_name: "Sharma General Store".into(),
+        ..ShopSettings::default()
+    };
+    let name = format!(
+        "projects/p/databases/(default)/documents/{}",
+        ShopSettings::document_path("s1")
+    );
+    store
+        .apply_pulled_page(&PulledPage {
+            collection: "settings".into(),
+            query_id: counterbook_sync::PullQueryId(1),
+            checkpoint: Checkpoint {
+                updated_at: Timestamp::from_unix_millis(1_000),
+                name: name.clone(),
+                settled_through: None,
+            },
+            upserts: vec![Document {
+                name,
+                fields: profile.to_fields(),
+                create_time: None,
+                update_time: Some(Timestamp::from_unix_millis(1_000)),
+            }],
+            deletes: vec![],
+            conflicts: vec![],
+        })
+        .await
+        .unwrap();
+    drop(store);
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/products"))
+        .unwrap();
+    let container = document().create_element("div").unwrap();
+    document().body().unwrap().append_child(&container).unwrap();
+    let mut settings = Settings::defaults("http://127.0.0.1:9");
+    settings.database_name = database_name;
+    let html: HtmlElement = container.clone().dyn_into().unwrap();
+    leptos::mount::mount_to(
+        html,
+        move || view! { <Counterbook settings=settings.clone()/> },
+    )
+    .forget();
+    let root = container.clone();
+    wait_until("the top bar names the shop", || {
+        text(&root, "shop-name") == "Sharma General Store"
+    })
+    .await;
+    container.remove();
+}

@@ -527,7 +527,8 @@ impl Store {
         }
     }
 
-    /// Keeps the shop profile on this tablet, with the unit that pushes it, in one transaction.
+    /// Keeps the shop profile on this tablet, with the unit that pushes it, in one transaction,
+    /// then announces the profile changed.
     pub async fn save_shop_settings(
         &self,
         settings: &ShopSettings,
@@ -562,7 +563,15 @@ impl Store {
             Ok(())
         }
         .await;
-        Self::finish(transaction, outcome).await
+        Self::finish(transaction, outcome).await?;
+        // Screens showing the profile (the top bar's shop name) follow it at once, offline too.
+        let mut changed = super::changes::ChangedDocuments::new();
+        changed.insert(
+            counterbook_shop::settings::SETTINGS_COLLECTION,
+            counterbook_shop::settings::PROFILE_DOCUMENT_ID,
+        );
+        self.changes.publish(&changed);
+        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The top bar: the app's name, the shop, the pages, who is at the counter and the sync badge.
+//! The top bar: the app's name, the shop's name, the pages, who is at the counter and the sync badge.
 
 use crate::i18n::{count_text, t, Msg};
 use leptos::prelude::*;
@@ -9,7 +9,7 @@ use crate::ui::pages::{Page, PageLink};
 /// The bar at the top of every page, with links to the pages.
 #[component]
 pub fn Header(
-    shop_name: String,
+    shop_name: RwSignal<String>,
     status: RwSignal<SyncStatus>,
     driver: StoredValue<SyncDriver, LocalStorage>,
 ) -> impl IntoView {
@@ -30,7 +30,7 @@ pub fn Header(
     view! {
         <header class="topbar">
             <h1>{t(Msg::AppName)}</h1>
-            <span class="shop">{shop_name}</span>
+            <span class="shop" data-testid="shop-name">{move || shop_name.get()}</span>
             <nav class="pages" aria-label=t(Msg::HeaderPagesLabel)>
                 <PageLink page=Page::Counter>{t(Msg::HeaderCounter)}</PageLink>
                 <PageLink page=Page::Products>{t(Msg::HeaderProducts)}</PageLink>

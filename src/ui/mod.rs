@@ -203,7 +203,30 @@ fn watch_idle(driver: StoredValue<SyncDriver, LocalStorage>) {
 #[component]
 fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     let status = driver.with_value(|d| d.status());
-    let shop_name = driver.with_value(|d| d.settings().shop_id.clone());
+    // The shop's name from its profile (saved here or pulled from another tablet), followed as
+    // it changes; its id until the tablet has the profile.
+    let shop_name = RwSignal::new(driver.with_value(|d| d.settings().shop_id.clone()));
+    let read_shop_name = move || {
+        let driver = driver.get_value();
+        spawn_local(async move {
+            if let Ok(Some(profile)) = driver.store().shop_settings().await {
+                shop_name.try_set(profile.shop_name);
+            }
+        });
+    };
+    read_shop_name();
+    driver.with_value(|d| d.changes()).watch(move |since| {
+        let profile_changed = match since {
+            crate::sync::ChangesSince::Nothing => false,
+            crate::sync::ChangesSince::Documents(changed) => {
+                changed.touches(counterbook_shop::settings::SETTINGS_COLLECTION)
+            }
+            crate::sync::ChangesSince::Everything => true,
+        };
+        if profile_changed {
+            read_shop_name();
+        }
+    });
     let navigation = provide_navigation();
     // One banner for each person whose sign-in ended while units of theirs wait (or, when
     // nobody here can send at all, for the person at the counter, counting every unit).
