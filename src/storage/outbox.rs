@@ -208,7 +208,7 @@ impl Store {
             .is_some_and(|unit| Reversal::of_unit(&unit).is_some());
         if reverses {
             stores.extend(REVERSAL_UNDO_STORES);
-            stores.sort_unstable();
+            counterbook_firestore_wire::sort::sort_by(&mut stores, |a, b| a.cmp(b));
             stores.dedup();
         }
         let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;

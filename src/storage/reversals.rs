@@ -192,7 +192,9 @@ impl Store {
     pub async fn refunds_of_bill(&self, bill_id: &str) -> Result<Vec<Refund>, StorageError> {
         let range = key_range(KeyRange::only(&JsValue::from_str(bill_id)))?;
         let mut refunds: Vec<Refund> = self.index_lookup(REFUNDS, "billId", range).await?;
-        refunds.sort_by_key(|refund| refund.at_millis);
+        counterbook_firestore_wire::sort::sort_by(&mut refunds, |a, b| {
+            a.at_millis.cmp(&b.at_millis)
+        });
         Ok(refunds)
     }
 }

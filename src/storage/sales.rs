@@ -504,7 +504,9 @@ impl Store {
     /// The parked bills, oldest first.
     pub async fn parked_bills(&self) -> Result<Vec<ParkedBill>, StorageError> {
         let mut bills: Vec<ParkedBill> = self.all(PARKED_BILLS).await?;
-        bills.sort_by_key(|bill| bill.parked_at_millis);
+        counterbook_firestore_wire::sort::sort_by(&mut bills, |a, b| {
+            a.parked_at_millis.cmp(&b.parked_at_millis)
+        });
         Ok(bills)
     }
 

@@ -62,7 +62,7 @@ impl Store {
         if !work.audit.is_empty() {
             stores.push(AUDIT);
         }
-        stores.sort_unstable();
+        counterbook_firestore_wire::sort::sort_by(&mut stores, |a, b| a.cmp(b));
         stores.dedup();
         let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
         let outcome = async {

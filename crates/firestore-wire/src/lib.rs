@@ -11,6 +11,7 @@ pub mod listen;
 pub mod map;
 pub mod names;
 pub mod query;
+pub mod sort;
 pub mod status;
 pub mod timestamp;
 pub mod transaction;

@@ -101,7 +101,9 @@ impl AuditEntry {
         let fields_or_null = |fields: &Option<BTreeMap<String, Value>>| {
             fields.clone().map(Value::Map).unwrap_or(Value::Null)
         };
-        map_by_insertion([
+        // Built by insertion, not collected: a collected map sorts its pairs first, and that
+        // sort is compiled again for each pair type (`counterbook_firestore_wire::map`).
+        let mut fields = map_by_insertion([
             ("action".to_string(), Value::String(self.action.clone())),
             ("path".to_string(), Value::String(self.path.clone())),
             ("device".to_string(), Value::String(self.device_id.clone())),
@@ -116,9 +118,8 @@ impl AuditEntry {
             ("before".to_string(), fields_or_null(&self.before)),
             ("after".to_string(), fields_or_null(&self.after)),
             ("deleted".to_string(), Value::Boolean(false)),
-        ])
-        .into_iter()
-        .chain(
+        ]);
+        fields.extend(
             [
                 ("approvedBy", &self.approved_by),
                 ("requestedBy", &self.requested_by),
@@ -129,8 +130,8 @@ impl AuditEntry {
                     .clone()
                     .map(|value| (name.to_string(), Value::String(value)))
             }),
-        )
-        .collect()
+        );
+        fields
     }
 }
 

@@ -167,7 +167,7 @@ pub fn follow_opened_bill(
 fn same_bill_state(read: &CompletedBill, shown: &CompletedBill) -> bool {
     fn payments_by_id(completed: &CompletedBill) -> Vec<&counterbook_shop::PaymentRecord> {
         let mut payments: Vec<_> = completed.payments.iter().collect();
-        payments.sort_by(|a, b| a.id.cmp(&b.id));
+        counterbook_firestore_wire::sort::sort_by(&mut payments, |a, b| a.id.cmp(&b.id));
         payments
     }
     read.bill == shown.bill

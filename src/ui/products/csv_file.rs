@@ -119,7 +119,7 @@ async fn preview(driver: &SyncDriver, bytes: &[u8]) -> Result<ImportState, Strin
             products.push(product);
         }
     }
-    errors.sort_by_key(|error| error.row);
+    counterbook_firestore_wire::sort::sort_by(&mut errors, |a, b| a.row.cmp(&b.row));
     Ok(ImportState::Preview { products, errors })
 }
 
