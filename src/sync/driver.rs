@@ -261,7 +261,7 @@ struct Inner {
     /// Pulled pages prepared for the store as their replies came (while the page before was
     /// being stored), by the query they answered; taken when the engine has them stored.
     /// Each with its collection.
-    prepared_pages: RefCell<std::collections::BTreeMap<PullQueryId, (String, PreparedDocuments)>>,
+    prepared_pages: RefCell<SortedMap<PullQueryId, (String, PreparedDocuments)>>,
 }
 
 /// The most pages kept prepared at once: each pull has at most one being stored and one
@@ -552,7 +552,7 @@ impl SyncDriver {
                 wake_timer: Cell::new(None),
                 screen_waits_for_pull: Cell::new(false),
                 pulled_to_end: RefCell::new(std::collections::BTreeSet::new()),
-                prepared_pages: RefCell::new(std::collections::BTreeMap::new()),
+                prepared_pages: RefCell::new(SortedMap::new()),
             }),
         };
         // The channel's callback holds the driver weakly in spirit: both live as long as the page.

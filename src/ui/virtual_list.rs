@@ -9,9 +9,10 @@
 //! bills by their keys, each after the row before the page when that one is loaded (a cursor)
 //! or by offset for a jump.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
+use counterbook_sync::sorted_map::SortedSet;
 use leptos::prelude::*;
 
 /// Rows kept in the DOM beyond each edge of the view.
@@ -42,7 +43,7 @@ pub struct VirtualList<T: 'static> {
     /// The rows read, by position.
     pub rows: RwSignal<BTreeMap<u32, T>>,
     /// Pages asked for since the list was last (re)read.
-    requested: StoredValue<BTreeSet<u32>>,
+    requested: StoredValue<SortedSet<u32>>,
     /// Bumped when the list is read again; answers for an older generation are dropped.
     generation: StoredValue<u64>,
     scroll_top: RwSignal<f64>,
@@ -71,7 +72,7 @@ impl<T: Clone + Send + Sync + 'static> VirtualList<T> {
             page_rows,
             total,
             rows: RwSignal::new(BTreeMap::new()),
-            requested: StoredValue::new(BTreeSet::new()),
+            requested: StoredValue::new(SortedSet::new()),
             generation: StoredValue::new(0),
             scroll_top: RwSignal::new(0.0),
             viewport_height: RwSignal::new(viewport_height),
@@ -123,7 +124,7 @@ impl<T: Clone + Send + Sync + 'static> VirtualList<T> {
     /// is dropped. Returns the new reading's generation.
     pub fn start_reading_again(&self) -> u64 {
         self.generation.update_value(|generation| *generation += 1);
-        self.requested.update_value(BTreeSet::clear);
+        self.requested.update_value(SortedSet::clear);
         self.generation.get_value()
     }
 

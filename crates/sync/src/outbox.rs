@@ -541,7 +541,7 @@ pub struct Outbox {
     /// Keyed by unit id; UUID v7 ids sort by creation time, so iteration is send order.
     entries: BTreeMap<UnitId, Entry>,
     /// Keyed by the id of the first unit each carries.
-    commits: BTreeMap<UnitId, CommitInFlight>,
+    commits: SortedMap<UnitId, CommitInFlight>,
     pulls: Pulls,
     online: bool,
     /// Senders whose token the backend refused (`UNAUTHENTICATED`) and who have not signed in
@@ -558,7 +558,7 @@ impl Outbox {
         Outbox {
             config,
             entries: BTreeMap::new(),
-            commits: BTreeMap::new(),
+            commits: SortedMap::new(),
             pulls,
             online: true,
             waiting_for_sign_in: SortedSet::new(),

@@ -27,8 +27,6 @@
 //! ([`server_version_is_older`]). On Cloud Firestore and counterbook-server `updatedAt` is the
 //! commit time, so the window only costs those few re-reads.
 
-use std::collections::BTreeMap;
-
 use counterbook_firestore_wire::{
     CollectionSelector, Cursor, Direction, Document, DocumentName, FieldFilter, FieldOperator,
     FieldReference, Filter, Order, StructuredQuery, Timestamp, Value,
@@ -36,6 +34,7 @@ use counterbook_firestore_wire::{
 use serde::{Deserialize, Serialize};
 
 use crate::conflict::{BusinessRules, ConflictEntry};
+use crate::sorted_map::SortedMap;
 
 /// The server-set field every synced document carries.
 pub const UPDATED_AT: &str = "updatedAt";
@@ -283,7 +282,7 @@ pub enum PullStep {
 /// one for a query of a pull that has stopped since never enters another pull.
 #[derive(Clone, Debug, Default)]
 pub struct Pulls {
-    running: BTreeMap<String, CollectionPull>,
+    running: SortedMap<String, CollectionPull>,
     page_size: i32,
     /// The overlap window, in microseconds (see the module documentation).
     overlap_micros: i64,
@@ -297,7 +296,7 @@ impl Pulls {
     /// `updatedAt` at commit time).
     pub fn new(page_size: i32, overlap_millis: i64) -> Self {
         Pulls {
-            running: BTreeMap::new(),
+            running: SortedMap::new(),
             page_size: page_size.max(1),
             overlap_micros: overlap_millis.max(0).saturating_mul(1_000),
             last_query_id: 0,
@@ -549,6 +548,8 @@ impl Pulls {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use serde_json::json;
 

@@ -1,8 +1,9 @@
 //! [`SortedMap`] and [`SortedSet`]: small ordered maps and sets kept as one vector sorted by
 //! key, for the engines' bookkeeping (a listener's two target slots, the collections it pulled,
 //! the target ids it retired; the outbox's senders waiting for a sign-in and units by sender, a
-//! commit's update times by path, a unit's document paths) and the app's (pulls the listener
-//! asked for, token refreshes by person).
+//! commit's update times by path, a unit's document paths, the commits in flight, the pulls
+//! running) and the app's (pulls the listener asked for, token refreshes by person, the pages
+//! prepared ahead of a first sync's stores, the pages a virtual list asked for).
 //!
 //! Why not `BTreeMap`: the app is a wasm download with a size budget, and every `BTreeMap<K, V>`
 //! with a new `K` or `V` compiles its own copy of the B-tree's insert, remove and rebalancing
@@ -121,6 +122,20 @@ impl<K: Ord, V> SortedMap<K, V> {
 
     pub fn clear(&mut self) {
         self.entries.clear();
+    }
+
+    /// Removes and returns the entry of the lowest key, if any.
+    pub fn pop_first(&mut self) -> Option<(K, V)> {
+        if self.entries.is_empty() {
+            None
+        } else {
+            Some(self.entries.remove(0))
+        }
+    }
+
+    /// Keeps only the entries for which `keep` is true, in key order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.entries.retain_mut(|(key, value)| keep(key, value));
     }
 
     /// The entries in key order.
@@ -292,6 +307,34 @@ mod tests {
             *value = 0;
         }
         assert_eq!(map.values().sum::<u32>(), 0);
+    }
+
+    #[test]
+    fn pop_first_and_retain_answer_as_a_btree_map_does() {
+        let pairs = [(5_u8, 50_u32), (1, 10), (9, 90), (3, 30), (7, 70)];
+        let mut sorted = SortedMap::new();
+        let mut btree = BTreeMap::new();
+        for (key, value) in pairs {
+            sorted.insert(key, value);
+            btree.insert(key, value);
+        }
+        assert_eq!(sorted.pop_first(), btree.pop_first());
+        sorted.retain(|key, value| {
+            *value += 1;
+            *key != 7
+        });
+        btree.retain(|key, value| {
+            *value += 1;
+            *key != 7
+        });
+        assert_eq!(
+            sorted.iter().collect::<Vec<_>>(),
+            btree.iter().collect::<Vec<_>>()
+        );
+        while let Some(first) = btree.pop_first() {
+            assert_eq!(sorted.pop_first(), Some(first));
+        }
+        assert_eq!(sorted.pop_first(), None);
     }
 
     #[test]
