@@ -1003,3 +1003,256 @@ async fn a_version_5_database_drops_the_unused_product_indexes_keeping_every_rec
         ["barcode", "byName", "sku"]
     );
 }
+
+/// The base copies' records the database `name` holds in `bases`, by path (opened raw, at the
+/// version it has).
+async fn raw_base_paths(name: &str) -> Vec<String> {
+    let raw = rexie::Rexie::builder(name).build().await.unwrap();
+    let transaction = raw
+        .transaction(&["bases"], rexie::TransactionMode::ReadOnly)
+        .unwrap();
+    let keys = transaction
+        .store("bases")
+        .unwrap()
+        .get_all_keys(None, None)
+        .await
+        .unwrap();
+    transaction.done().await.unwrap();
+    raw.close();
+    keys.into_iter().filter_map(|key| key.as_string()).collect()
+}
+
+/// A base copy's record as schema 6 wrote it in `bases`: `document`'s fields as one JSON text.
+fn version_6_base_record(document: &Document) -> JsValue {
+    let base = counterbook::entities::BaseCopy::of_document(document).unwrap();
+    let record = serde_json::json!({
+        "path": base.path,
+        "fieldsJson": serde_json::to_string(&base.fields).unwrap(),
+        "updateTimeMicros": base.update_time_micros,
+    });
+    js_sys::JSON::parse(&record.to_string()).unwrap()
+}
+
+/// Regression guard for schema version 7, which moved a pulled product's base copy from its
+/// record in `bases` into the product's own record: a version 6 database with pulled products'
+/// base copies (one product edited here with its unit still pending, one as pulled, one the
+/// server deleted), a pending unit and a dead letter opens with every base copy read where
+/// merges, conflicts and rejections read it, every record and unit kept, and only the deleted
+/// product's base copy left in `bases`.
+#[wasm_bindgen_test]
+async fn a_version_6_database_moves_products_base_copies_into_their_records_keeping_every_unit() {
+    let name = format!("test-migration-v6-{}", new_id());
+    let mut tea = product("Assam  TEA 500g", 24_000);
+    tea.barcodes = vec!["8901063010017".into()];
+    let (old, first, second) =
+        common::old_database_with_units(&name, 6, &tea, &product("Sugar", 4_500)).await;
+    old.close();
+    // The server's versions: tea's before this tablet's pending edit, rice as shown, and soap,
+    // which the server deleted (the tablet no longer holds its record).
+    let tea_on_server = server_document(&tea, 1_000, &[("price", Value::Integer(20_000))]);
+    let rice = product("Rice 5kg", 50_000);
+    let rice_on_server = server_document(&rice, 2_000, &[]);
+    let soap = product("Soap", 3_000);
+    let soap_on_server = server_document(&soap, 3_000, &[("deleted", Value::Boolean(true))]);
+    for document in [&tea_on_server, &rice_on_server, &soap_on_server] {
+        common::put_raw_record(&name, 6, "bases", &version_6_base_record(document)).await;
+    }
+    let rice_record = js_sys::JSON::parse(&serde_json::to_string(&rice).unwrap()).unwrap();
+    common::put_raw_record(&name, 6, "products", &rice_record).await;
+
+    let store = Store::open(&name).await.unwrap();
+    assert_eq!(store.data_version().await.unwrap(), 5);
+    let first_id = first.id.clone();
+    common::assert_units_kept(&store, first, second).await;
+    for document in [&tea_on_server, &rice_on_server, &soap_on_server] {
+        let path = counterbook::entities::BaseCopy::of_document(document)
+            .unwrap()
+            .path;
+        let base = store.base_copy(&path).await.unwrap().unwrap();
+        assert_eq!(
+            base,
+            counterbook::entities::BaseCopy::of_document(document).unwrap()
+        );
+    }
+    assert_eq!(
+        raw_base_paths(&name).await,
+        vec![format!("shops/s1/products/{}", soap.id)],
+        "only the deleted product's base copy stays in bases"
+    );
+    // Tea still shows this tablet's pending edit, found by its barcode.
+    assert_eq!(
+        store.product_by_barcode("8901063010017").await.unwrap(),
+        Some(tea.clone())
+    );
+    assert_eq!(store.products().await.unwrap().len(), 3);
+    // A sale of tea keeps its base copy in its record.
+    let ravi = customer("Ravi", "+91 98765-43210");
+    store
+        .record_sale(
+            "T1",
+            std::slice::from_ref(&tea.id),
+            None,
+            |number, products, _| {
+                let (mut records, audit, unit) =
+                    sale(&ravi, &products[0], "2026-12-02", &number.to_string());
+                let mut sold = products[0].clone();
+                sold.stock_on_hand -= 2;
+                records.push(Record::Product(sold));
+                Ok::<_, String>(counterbook_shop::UnitOfWork {
+                    records,
+                    audit,
+                    unit,
+                })
+            },
+        )
+        .await
+        .unwrap();
+    let tea_path = format!("shops/s1/products/{}", tea.id);
+    let tea_base = counterbook::entities::BaseCopy::of_document(&tea_on_server).unwrap();
+    assert_eq!(store.base_copy(&tea_path).await.unwrap(), Some(tea_base));
+    assert_eq!(
+        store
+            .product(&tea.id)
+            .await
+            .unwrap()
+            .map(|p| p.stock_on_hand),
+        Some(tea.stock_on_hand - 2)
+    );
+    // Rejected, tea's edit gives way to the server's version, read from that base copy.
+    store.reject_unit(&first_id).await.unwrap();
+    assert_eq!(
+        store.product(&tea.id).await.unwrap().map(|p| p.price_minor),
+        Some(20_000)
+    );
+}
+
+/// Regression guard for the listener's second pass over an empty tablet's first sync (the
+/// whole catalogue written again just after it was pulled): a version stored as pulled is not
+/// written again, nor announced; a product shown otherwise (a unit pending, or one that was
+/// pending) is shown again from the server's version with what is pending laid over; a product
+/// the server deleted, or that left the listen target, keeps its base copy outside its record,
+/// so an older version arriving later does not replace it.
+#[wasm_bindgen_test]
+async fn a_version_stored_as_pulled_is_not_written_again_and_hidden_products_keep_base_copies() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let (store, _) = fresh_store().await;
+    let announced: Rc<RefCell<Vec<String>>> = Rc::default();
+    let sink = Rc::clone(&announced);
+    store.on_change(move |changed| {
+        sink.borrow_mut()
+            .extend(changed.ids("products").map(str::to_owned))
+    });
+    let take_announced = || std::mem::take(&mut *announced.borrow_mut());
+    let many: Vec<Product> = (0..3)
+        .map(|i| product(&format!("Poha {i}"), 4_000 + i))
+        .collect();
+    let pulled: Vec<Document> = many
+        .iter()
+        .map(|p| server_document(p, 1_000, &[]))
+        .collect();
+    store.apply_server_documents(&pulled).await.unwrap();
+    assert_eq!(take_announced().len(), 3);
+
+    store
+        .apply_listened_documents(&pulled, &[], &[])
+        .await
+        .unwrap();
+    assert!(take_announced().is_empty(), "nothing written again");
+
+    // An edit pending here: the same version is shown again with the edit laid over.
+    let mut edited = many[0].clone();
+    edited.price_minor = 1;
+    let edit = add_product_unit(new_id(), &edited, "s1", 0);
+    store.add_product(&edited, &[], &edit).await.unwrap();
+    take_announced();
+    store
+        .apply_listened_documents(&pulled, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(take_announced(), vec![many[0].id.clone()]);
+    assert_eq!(
+        store
+            .product(&many[0].id)
+            .await
+            .unwrap()
+            .map(|p| p.price_minor),
+        Some(1)
+    );
+    // Once it is no longer pending, the record shows the server's version again, once.
+    store.mark_unit_done(&edit.id).await.unwrap();
+    store
+        .apply_listened_documents(&pulled, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(take_announced(), vec![many[0].id.clone()]);
+    assert_eq!(
+        store
+            .product(&many[0].id)
+            .await
+            .unwrap()
+            .map(|p| p.price_minor),
+        Some(many[0].price_minor)
+    );
+    store
+        .apply_listened_documents(&pulled, &[], &[])
+        .await
+        .unwrap();
+    assert!(take_announced().is_empty());
+
+    // Deleted on the server, then an older version: the product stays hidden.
+    let deleted_path = format!("shops/s1/products/{}", many[1].id);
+    store
+        .apply_server_documents(&[server_document(
+            &many[1],
+            2_000,
+            &[("deleted", Value::Boolean(true))],
+        )])
+        .await
+        .unwrap();
+    store
+        .apply_server_documents(&[server_document(&many[1], 1_500, &[])])
+        .await
+        .unwrap();
+    assert_eq!(store.product(&many[1].id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .base_copy(&deleted_path)
+            .await
+            .unwrap()
+            .map(|base| base.update_time_micros),
+        Some(2_000)
+    );
+    // Out of the listen target, its base copy is kept: an older version arriving later shows
+    // the product as that copy has it.
+    let hidden_path = format!("shops/s1/products/{}", many[2].id);
+    store
+        .apply_listened_documents(&[], std::slice::from_ref(&hidden_path), &[])
+        .await
+        .unwrap();
+    assert_eq!(store.product(&many[2].id).await.unwrap(), None);
+    store
+        .apply_server_documents(&[server_document(
+            &many[2],
+            500,
+            &[("price", Value::Integer(1))],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .product(&many[2].id)
+            .await
+            .unwrap()
+            .map(|p| p.price_minor),
+        Some(many[2].price_minor)
+    );
+    assert_eq!(
+        store
+            .base_copy(&hidden_path)
+            .await
+            .unwrap()
+            .map(|base| base.update_time_micros),
+        Some(1_000)
+    );
+}

@@ -69,7 +69,7 @@ impl Store {
     /// Puts bills straight into the store in one transaction, as a pull would (tests and
     /// benchmarks fill a tablet this way).
     pub async fn seed_bills(&self, bills: &[Bill]) -> Result<()> {
-        self.seed_records(BILLS, bills, |bill| &bill.id, to_js)
+        self.seed_records(BILLS, bills, |bill| &bill.id, |bill, _| to_js(bill))
             .await
     }
 }

@@ -39,6 +39,9 @@ mod server_documents;
 mod units;
 mod upgrade;
 
+use std::collections::HashMap;
+
+use futures::future::{try_join, try_join_all};
 use rexie::{KeyRange, Rexie, TransactionMode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -118,6 +121,54 @@ fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T> {
 /// Key ranges fail only for values that are not valid keys, which our strings always are.
 fn key_range<E: std::fmt::Display>(range: std::result::Result<KeyRange, E>) -> Result<KeyRange> {
     range.map_err(|e| StorageError::Transaction(format!("invalid key range: {e}")))
+}
+
+/// The records `store` holds under these string keys, by key (a key it does not hold is left
+/// out). When the store holds few records between the lowest and the highest key (an empty
+/// tablet's first sync, a page of neighbouring documents), one range read answers them all: a
+/// count, then the range, two requests instead of one per key (none past the count when the
+/// range is empty). Otherwise one get per key, sent at once and awaited together (IndexedDB
+/// runs them in order).
+async fn stored_values(store: &rexie::Store, keys: &[&str]) -> Result<HashMap<String, JsValue>> {
+    let (Some(lowest), Some(highest)) = (keys.iter().min(), keys.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let range = || {
+        key_range(KeyRange::bound(
+            &JsValue::from_str(lowest),
+            &JsValue::from_str(highest),
+            Some(false),
+            Some(false),
+        ))
+    };
+    let held = store
+        .count(Some(range()?))
+        .await
+        .map_err(StorageError::from_rexie)?;
+    if held == 0 {
+        return Ok(HashMap::new());
+    }
+    if (held as usize) <= keys.len().saturating_mul(2) {
+        let (stored_keys, values) = try_join(
+            store.get_all_keys(Some(range()?), None),
+            store.get_all(Some(range()?), None),
+        )
+        .await
+        .map_err(StorageError::from_rexie)?;
+        return Ok(stored_keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((key.as_string()?, value)))
+            .collect());
+    }
+    let values = try_join_all(keys.iter().map(|key| store.get(JsValue::from_str(key))))
+        .await
+        .map_err(StorageError::from_rexie)?;
+    Ok(keys
+        .iter()
+        .zip(values)
+        .filter_map(|(key, value)| Some(((*key).to_owned(), value.filter(JsValue::is_object)?)))
+        .collect())
 }
 
 /// The open local database.
@@ -215,14 +266,14 @@ impl Store {
     }
 
     /// Puts `records` straight into `store_name` in ONE transaction (each as `value_of` makes
-    /// it), with no outbox unit, and announces them changed: how tests and benchmarks fill a
-    /// tablet, as a pull would.
+    /// it from the record and the stored one it replaces, if any), with no outbox unit, and
+    /// announces them changed: how tests and benchmarks fill a tablet, as a pull would.
     async fn seed_records<T>(
         &self,
         store_name: &'static str,
         records: &[T],
         id_of: impl Fn(&T) -> &str,
-        value_of: impl Fn(&T) -> Result<JsValue>,
+        value_of: impl Fn(&T, Option<&JsValue>) -> Result<JsValue>,
     ) -> Result<()> {
         let transaction = self.transaction(&[store_name], TransactionMode::ReadWrite)?;
         let mut changed = ChangedDocuments::new();
@@ -230,9 +281,11 @@ impl Store {
             let store = transaction
                 .store(store_name)
                 .map_err(StorageError::from_rexie)?;
+            let ids: Vec<&str> = records.iter().map(&id_of).collect();
+            let previous = stored_values(&store, &ids).await?;
             let mut values = Vec::with_capacity(records.len());
             for record in records {
-                values.push((value_of(record)?, None));
+                values.push((value_of(record, previous.get(id_of(record)))?, None));
                 changed.insert(store_name, id_of(record));
             }
             store

@@ -8,9 +8,9 @@ use rexie::TransactionMode;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use super::bases::base_copy_from_js;
+use super::bases::stored_base_copy;
 use super::changes::ChangedDocuments;
-use super::products::product_to_js;
+use super::products::product_record;
 use super::reversals::{undo_refused_reversal, Reversal, REVERSAL_UNDO_STORES};
 use super::schema::{BASES, OUTBOX, PRODUCTS};
 use super::server_documents::product_id_of_path;
@@ -236,7 +236,6 @@ impl Store {
                 .await?;
                 return outbox.delete(key).await.map_err(StorageError::from_rexie);
             }
-            let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
             let products = transaction
                 .store(PRODUCTS)
                 .map_err(StorageError::from_rexie)?;
@@ -244,20 +243,19 @@ impl Store {
                 let Some(product_id) = product_id_of_path(&write.path) else {
                     continue;
                 };
-                let base = bases
-                    .get(JsValue::from_str(&write.path))
-                    .await
-                    .map_err(StorageError::from_rexie)?
-                    .filter(|value| !value.is_undefined())
-                    .map(base_copy_from_js)
-                    .transpose()?;
+                let base = stored_base_copy(&transaction, &write.path).await?;
                 let restored =
                     base.and_then(|base| Product::from_document(&base.to_document()).ok());
                 changed.insert(PRODUCTS, product_id);
                 match restored {
                     Some(product) => {
+                        // The record it replaces holds the base copy, which it keeps.
+                        let previous = products
+                            .get(JsValue::from_str(product_id))
+                            .await
+                            .map_err(StorageError::from_rexie)?;
                         products
-                            .put(&product_to_js(&product)?, None)
+                            .put(&product_record(&product, previous.as_ref())?, None)
                             .await
                             .map_err(StorageError::from_rexie)?;
                     }

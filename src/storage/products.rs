@@ -3,22 +3,38 @@
 //! combinations) is a range of one compound index read a page at a time, by cursor after the
 //! last row read or by offset for a jump; counts come from the index.
 //!
-//! Every product record is written through [`product_to_js`], which adds the index-only field
+//! Every product record is written through [`product_to_js`] (or, pulled, through
+//! [`pulled_products_to_js`]), which adds the index-only field
 //! `lowStock` (`1` while the stock is at or below the threshold, absent otherwise), so that the
 //! low-stock indexes hold exactly the products low on stock (IndexedDB leaves a record out of
 //! an index whose key path does not resolve to a key).
+//!
+//! Since schema 7 a pulled product's record also holds its base copy (the server's version as
+//! last pulled, for three-way merges) in its `base` field, in the `bases` record form, instead
+//! of a record of its own in `bases`: a pulled product costs one put, not two. A record that
+//! shows exactly that version, with no pending unit laid over it, is marked `asPulled`, so the
+//! same version pulled again is not written again. Local writes put a product through
+//! [`product_record`], which keeps the base copy of the record it replaces. A product the
+//! server deleted (its record gone) keeps its base copy in `bases`.
 
 use rexie::{KeyRange, TransactionMode};
+use serde::Serialize;
 use wasm_bindgen::JsValue;
 
+use super::bases::BaseCopyRecordOut;
 use super::schema::PRODUCTS;
 use super::{from_js, key_range, many_to_js, to_js, Result, StorageError, Store};
+use crate::entities::BaseCopy;
 use crate::model::{name_key, Product};
 use counterbook_shop::{AuditEntry, Record};
 use counterbook_sync::Unit;
 
 /// The index-only field of products low on stock.
 const LOW_STOCK_FIELD: &str = "lowStock";
+/// The field of a product's record holding its base copy (schema 7).
+const BASE_FIELD: &str = "base";
+/// `true` on a product's record that shows its base copy exactly (no pending unit laid over).
+const AS_PULLED_FIELD: &str = "asPulled";
 /// Sorts after every character a name key holds (JavaScript compares UTF-16 code units).
 const AFTER_EVERY_NAME: &str = "\u{ffff}";
 
@@ -29,13 +45,76 @@ pub(super) fn product_to_js(product: &Product) -> Result<JsValue> {
     Ok(value)
 }
 
-/// Many products as their IndexedDB records (see [`many_to_js`]), in order.
-pub(super) fn products_to_js(products: &[&Product]) -> Result<Vec<JsValue>> {
-    let values = many_to_js(products)?;
-    for (product, value) in products.iter().zip(&values) {
-        mark_low_stock(product, value)?;
+/// A product as its IndexedDB record, keeping the base copy of `previous` (the record it
+/// replaces, if any): how every local write puts a product (a unit, a sale, a reversal taken
+/// back, a rejected unit), so that a pulled product's base copy stays with it. Such a record
+/// is not marked as pulled: it may show pending units.
+pub(super) fn product_record(product: &Product, previous: Option<&JsValue>) -> Result<JsValue> {
+    let value = product_to_js(product)?;
+    if let Some(base) = previous.and_then(embedded_base) {
+        js_sys::Reflect::set(&value, &JsValue::from_str(BASE_FIELD), &base)
+            .map_err(|_| StorageError::Transaction("cannot keep a product's base copy".into()))?;
     }
-    Ok(values)
+    Ok(value)
+}
+
+/// The base copy's record held in a product's record, if any.
+pub(super) fn embedded_base(record: &JsValue) -> Option<JsValue> {
+    js_sys::Reflect::get(record, &JsValue::from_str(BASE_FIELD))
+        .ok()
+        .filter(JsValue::is_object)
+}
+
+/// Gives the product record `record` the base copy's record `base`, as a local write would
+/// keep it (not marked as pulled): the upgrade to schema 7 moving base copies in.
+pub(super) fn embed_base(record: &JsValue, base: &JsValue) -> Result<()> {
+    js_sys::Reflect::set(record, &JsValue::from_str(BASE_FIELD), base)
+        .map(|_| ())
+        .map_err(|_| StorageError::Transaction("cannot move a base copy".into()))
+}
+
+/// Whether a product's record shows its base copy exactly, marked so when it was stored.
+pub(super) fn is_as_pulled(record: &JsValue) -> bool {
+    js_sys::Reflect::get(record, &JsValue::from_str(AS_PULLED_FIELD))
+        .ok()
+        .and_then(|value| value.as_bool())
+        .unwrap_or(false)
+}
+
+/// A pulled product's record: the product shown, its base copy, and whether it shows that
+/// copy exactly.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PulledProductRecord<'a> {
+    #[serde(flatten)]
+    product: &'a Product,
+    /// [`LOW_STOCK_FIELD`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    low_stock: Option<u8>,
+    /// [`BASE_FIELD`].
+    base: BaseCopyRecordOut<'a>,
+    /// [`AS_PULLED_FIELD`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    as_pulled: bool,
+}
+
+/// Pulled products' records, in order, made at once (see [`many_to_js`]): each product as
+/// shown, with its base copy and whether it shows that copy exactly.
+pub(super) fn pulled_products_to_js(
+    products: &[(&Product, &BaseCopy, bool)],
+) -> Result<Vec<JsValue>> {
+    let records = products
+        .iter()
+        .map(|(product, base, as_pulled)| {
+            Ok(PulledProductRecord {
+                product,
+                low_stock: product.is_low_on_stock().then_some(1),
+                base: BaseCopyRecordOut::of(base)?,
+                as_pulled: *as_pulled,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    many_to_js(&records)
 }
 
 fn mark_low_stock(product: &Product, value: &JsValue) -> Result<()> {
@@ -347,9 +426,10 @@ impl Store {
     }
 
     /// Puts products straight into the store in ONE transaction, with no outbox unit: for
-    /// seeding a catalogue in tests and benchmarks (a real import goes through units).
+    /// seeding a catalogue in tests and benchmarks (a real import goes through units). A
+    /// product already held keeps its base copy.
     pub async fn seed_products(&self, products: &[Product]) -> Result<()> {
-        self.seed_records(PRODUCTS, products, |product| &product.id, product_to_js)
+        self.seed_records(PRODUCTS, products, |product| &product.id, product_record)
             .await
     }
 }

@@ -21,6 +21,7 @@ use counterbook_shop::{Bill, BillStatus, Customer, Product, Record, Refund, Unit
 use counterbook_sync::Unit;
 use futures::future::{try_join3, try_join_all, LocalBoxFuture};
 use rexie::{KeyRange, TransactionMode};
+use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
 use super::changes::ChangedDocuments;
@@ -28,6 +29,7 @@ use super::outbox::{OutboxRecord, OutboxRecordState};
 use super::schema::{
     AUDIT, BASES, BILLS, CUSTOMERS, META, OUTBOX, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES,
 };
+use super::units::{record_key, record_value};
 use super::{from_js, key_range, to_js, StorageError, Store};
 
 /// Why a void or refund was not recorded. Nothing of it is kept in any case.
@@ -119,10 +121,16 @@ impl Store {
             )
             .await
             .map_err(rexie)?;
+            // The stored records stay at hand: the products put again keep their base copies.
+            let stored_products: HashMap<String, JsValue> = product_ids
+                .iter()
+                .zip(product_values)
+                .filter_map(|(id, value)| Some(((*id).to_owned(), present(value)?)))
+                .collect();
             let at_hand = BillAtHand {
-                products: product_values
-                    .into_iter()
-                    .filter_map(present)
+                products: product_ids
+                    .iter()
+                    .filter_map(|id| stored_products.get(*id).cloned())
                     .map(from_js::<Product>)
                     .collect::<Result<Vec<_>, _>>()?,
                 customer: present(customer_value).map(from_js).transpose()?,
@@ -136,7 +144,9 @@ impl Store {
             // (store, value, whether it must be new)
             let mut writes: Vec<(rexie::Store, JsValue, bool)> = Vec::new();
             for record in &work.records {
-                let (store_name, _, value) = super::units::shop_record(record)?;
+                let (store_name, id) = record_key(record);
+                let previous = stored_products.get(id).filter(|_| store_name == PRODUCTS);
+                let value = record_value(record, previous)?;
                 // The bill and the counters as this device now knows them are put; new records
                 // are added, so a clash fails the whole unit.
                 let new = !matches!(
@@ -174,7 +184,7 @@ impl Store {
                 Self::finish(transaction, Ok(())).await?;
                 let mut changed = super::ChangedDocuments::new();
                 for record in &work.records {
-                    let (store_name, id, _) = super::units::shop_record(record)?;
+                    let (store_name, id) = record_key(record);
                     changed.insert(store_name, id);
                 }
                 self.changes.publish(&changed);
@@ -345,7 +355,11 @@ pub(super) async fn undo_refused_reversal(
                     &mut product.stock_on_hand
                 }
                 let products = store(PRODUCTS)?;
-                if take_back(&products, id, *delta, stock, super::products::product_to_js).await? {
+                if take_back(&products, id, *delta, stock, |product, previous| {
+                    super::products::product_record(product, Some(previous))
+                })
+                .await?
+                {
                     changed.insert(PRODUCTS, id);
                 }
             }
@@ -357,13 +371,9 @@ pub(super) async fn undo_refused_reversal(
                     &mut customer.credit_balance_minor
                 }
                 let customers = store(CUSTOMERS)?;
-                if take_back(
-                    &customers,
-                    id,
-                    *delta,
-                    balance,
-                    super::sales::customer_value,
-                )
+                if take_back(&customers, id, *delta, balance, |customer, _| {
+                    super::sales::customer_value(customer)
+                })
                 .await?
                 {
                     changed.insert(CUSTOMERS, id);
@@ -382,13 +392,14 @@ pub(super) async fn undo_refused_reversal(
 }
 
 /// Takes `delta` back off the counter `counter` picks of the record `id` in `store`, if the
-/// tablet holds it, and puts the record again as `value_of` makes it. Whether it did.
+/// tablet holds it, and puts the record again as `value_of` makes it from the record and the
+/// stored one it replaces (a product keeps its base copy). Whether it did.
 async fn take_back<T: serde::de::DeserializeOwned>(
     store: &rexie::Store,
     id: &str,
     delta: i64,
     counter: impl FnOnce(&mut T) -> &mut i64,
-    value_of: impl FnOnce(&T) -> Result<JsValue, StorageError>,
+    value_of: impl FnOnce(&T, &JsValue) -> Result<JsValue, StorageError>,
 ) -> Result<bool, StorageError> {
     let Some(value) = present(
         store
@@ -398,11 +409,11 @@ async fn take_back<T: serde::de::DeserializeOwned>(
     ) else {
         return Ok(false);
     };
-    let mut record: T = from_js(value)?;
+    let mut record: T = from_js(value.clone())?;
     let count = counter(&mut record);
     *count = count.saturating_sub(delta);
     store
-        .put(&value_of(&record)?, None)
+        .put(&value_of(&record, &value)?, None)
         .await
         .map_err(rexie_error)?;
     Ok(true)

@@ -18,13 +18,15 @@ use counterbook_shop::{BillNumber, Customer, Product, Record, ShopSettings, Unit
 use futures::future::{try_join3, try_join_all, LocalBoxFuture};
 use rexie::{KeyRange, TransactionMode};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
 use super::outbox::{OutboxRecord, OutboxRecordState};
 use super::products::ProductQuery;
 use super::schema::{
-    AUDIT, BILLS, CUSTOMERS, META, OUTBOX, PARKED_BILLS, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES,
+    AUDIT, BILLS, CUSTOMERS, META, OUTBOX, PARKED_BILLS, PAYMENTS, PRODUCTS, STOCK_MOVES,
 };
+use super::units::{record_key, record_value};
 use super::{from_js, key_range, to_js, StorageError, Store};
 
 /// The `meta` key of the shop profile as last saved or pulled.
@@ -78,23 +80,6 @@ fn series_key(series: &str) -> JsValue {
 
 fn rexie<E>(error: rexie::Error) -> RecordSaleError<E> {
     RecordSaleError::Storage(StorageError::from_rexie(error))
-}
-
-fn record_store(record: &Record) -> &'static str {
-    match record {
-        Record::Product(_) => PRODUCTS,
-        Record::Customer(_) => CUSTOMERS,
-        Record::Bill(_) => BILLS,
-        Record::Payment(_) => PAYMENTS,
-        Record::StockMove(_) => STOCK_MOVES,
-        Record::Refund(_) => REFUNDS,
-    }
-}
-
-/// A record's IndexedDB form, as every unit writes it (a product sold down to its threshold is
-/// marked for the low-stock lists at once).
-fn record_value(record: &Record) -> Result<JsValue, StorageError> {
-    super::units::shop_record(record).map(|(_, _, value)| value)
 }
 
 /// A customer as stored: with the folded name the `nameKey` index reads, and the phone's
@@ -220,11 +205,17 @@ impl Store {
                 .next(),
             }
             .map_err(RecordSaleError::Series)?;
-            // A product deleted meanwhile is still sold; only its local count is gone.
-            let products = product_values
-                .into_iter()
-                .flatten()
-                .filter(|value| !value.is_undefined())
+            // A product deleted meanwhile is still sold; only its local count is gone. The
+            // stored records stay at hand: the products put again keep their base copies.
+            let stored_products: HashMap<&str, JsValue> = product_ids
+                .iter()
+                .map(String::as_str)
+                .zip(product_values)
+                .filter_map(|(id, value)| Some((id, value.filter(JsValue::is_object)?)))
+                .collect();
+            let products = product_ids
+                .iter()
+                .filter_map(|id| stored_products.get(id.as_str()).cloned())
                 .map(from_js::<Product>)
                 .collect::<Result<Vec<_>, _>>()?;
             let customer = match customer_value {
@@ -244,9 +235,11 @@ impl Store {
                 // Counters as this device now knows them are put; new records are added, so a
                 // clash (the bill number's unique index included) fails the whole sale.
                 let new = !matches!(record, Record::Product(_) | Record::Customer(_));
+                let (store_name, id) = record_key(record);
+                let previous = stored_products.get(id).filter(|_| store_name == PRODUCTS);
                 writes.push((
-                    store(record_store(record))?,
-                    record_value(record)?,
+                    store(store_name)?,
+                    record_value(record, previous)?,
                     None,
                     new,
                 ));
@@ -286,7 +279,7 @@ impl Store {
                 Self::finish(transaction, Ok(())).await?;
                 let mut changed = super::ChangedDocuments::new();
                 for record in &recorded.1.records {
-                    let (store_name, id, _) = super::units::shop_record(record)?;
+                    let (store_name, id) = record_key(record);
                     changed.insert(store_name, id);
                 }
                 self.changes.publish(&changed);

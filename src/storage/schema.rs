@@ -2,17 +2,20 @@
 //! version creates what is missing and keeps every record), and the data migrations that bring
 //! records written by an older version up to date.
 
-use rexie::{Index, ObjectStore, Rexie, TransactionMode};
+use rexie::{Index, KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use super::products::product_to_js;
-use super::{from_js, Result, StorageError, Store};
+use super::bases::{newer_base, stored_base};
+use super::products::{embed_base, embedded_base, product_record};
+use super::server_documents::product_id_of_path;
+use super::{from_js, key_range, Result, StorageError, Store};
 use crate::model::{name_key, Product};
 
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 /// The `dataVersion` the last data migration leaves (schema versions without a data
-/// migration, such as 5 and 6, leave it as it was).
-pub const DATA_VERSION: u32 = 4;
+/// migration, such as 5 and 6, leave it as it was; 7 moved the products' base copies, data
+/// version 5).
+pub const DATA_VERSION: u32 = 5;
 pub(super) const PRODUCTS: &str = "products";
 pub(super) const CUSTOMERS: &str = "customers";
 pub(super) const BILLS: &str = "bills";
@@ -62,13 +65,15 @@ fn keyed(name: &'static str, indexes: Vec<IndexSpec>) -> StoreSpec {
     }
 }
 
-/// The object stores and indexes of schema `version` (1 to 6), the one statement of the
+/// The object stores and indexes of schema `version` (1 to 7), the one statement of the
 /// schema. Version 3 added `parkedBills` and the customers' `nameKey` index; version 4 the
 /// products' compound list indexes, each ending with `[nameKey, id]` so that a list reads in
 /// name order and continues after its last row: `byName`, `lowStockByName`, `byCategory`,
 /// `lowStockByCategory` (the low-stock ones over the index-only `lowStock` field); version 5
 /// the `refunds` store; version 6 dropped the products' `name` and `nameKey` indexes
-/// ([`dropped_indexes`]).
+/// ([`dropped_indexes`]); version 7 changed no store or index: a product's base copy moved
+/// into the product's record (data version 5), which an older release opening the database
+/// would not find, so the version keeps it out.
 pub(super) fn stores_of(version: u32) -> Vec<StoreSpec> {
     let meta = StoreSpec {
         name: META,
@@ -204,7 +209,82 @@ const DATA_MIGRATIONS: &[DataMigration] = &[
         stores: &[PRODUCTS],
         what: "mark products low on stock for the low-stock indexes",
     },
+    DataMigration {
+        version: 5,
+        stores: &[BASES, PRODUCTS],
+        what: "move the products' base copies into their records",
+    },
 ];
+
+/// How many base copies the move into product records reads at a time.
+const BASES_MOVED_AT_ONCE: u32 = 1_000;
+
+/// Data version 5 (schema 7), inside the migration's transaction: every product's base copy in
+/// `bases` moves into the product's own record (marked not as pulled: the next pull of the
+/// same version writes it again once, then no more), and its `bases` record goes. A product
+/// the tablet no longer holds (the server deleted it) keeps its base copy in `bases`, as do
+/// all other documents. Read a thousand base copies at a time, so a large catalogue is never
+/// held in memory at once.
+async fn move_product_bases(transaction: &rexie::Transaction) -> Result<()> {
+    let bases = transaction.store(BASES).map_err(StorageError::from_rexie)?;
+    let products = transaction
+        .store(PRODUCTS)
+        .map_err(StorageError::from_rexie)?;
+    let mut after: Option<JsValue> = None;
+    loop {
+        let range = match &after {
+            Some(last) => Some(key_range(KeyRange::lower_bound(last, Some(true)))?),
+            None => None,
+        };
+        let (keys, values) = futures::future::try_join(
+            bases.get_all_keys(range.clone(), Some(BASES_MOVED_AT_ONCE)),
+            bases.get_all(range, Some(BASES_MOVED_AT_ONCE)),
+        )
+        .await
+        .map_err(StorageError::from_rexie)?;
+        let Some(last) = keys.last().cloned() else {
+            return Ok(());
+        };
+        after = Some(last);
+        let moving: Vec<(String, String, JsValue)> = keys
+            .iter()
+            .zip(values)
+            .filter_map(|(key, value)| {
+                let path = key.as_string()?;
+                let id = product_id_of_path(&path)?.to_owned();
+                Some((path, id, value))
+            })
+            .collect();
+        let records = futures::future::try_join_all(
+            moving
+                .iter()
+                .map(|(_, id, _)| products.get(JsValue::from_str(id))),
+        )
+        .await
+        .map_err(StorageError::from_rexie)?;
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for ((path, _, base), record) in moving.into_iter().zip(records) {
+            let Some(record) = record.filter(JsValue::is_object) else {
+                continue;
+            };
+            let moved = newer_base(stored_base(embedded_base(&record)), stored_base(Some(base)));
+            if let Some((base, _)) = moved {
+                embed_base(&record, &base)?;
+            }
+            puts.push((record, None));
+            deletes.push(bases.delete(JsValue::from_str(&path)));
+        }
+        if !puts.is_empty() {
+            futures::future::try_join(
+                products.put_all(puts.into_iter()),
+                futures::future::try_join_all(deletes),
+            )
+            .await
+            .map_err(StorageError::from_rexie)?;
+        }
+    }
+}
 
 impl Store {
     /// The data version recorded in `meta` (1 when none is: version 1 did not record it).
@@ -240,14 +320,15 @@ impl Store {
                             .await
                             .map_err(StorageError::from_rexie)?;
                         for value in values {
-                            let mut product: Product = from_js(value)?;
+                            let mut product: Product = from_js(value.clone())?;
                             product.name_key = name_key(&product.name);
                             products
-                                .put(&product_to_js(&product)?, None)
+                                .put(&product_record(&product, Some(&value))?, None)
                                 .await
                                 .map_err(StorageError::from_rexie)?;
                         }
                     }
+                    5 => move_product_bases(&transaction).await?,
                     3 => {
                         let customers = transaction
                             .store(CUSTOMERS)

@@ -24,13 +24,16 @@ use futures::future::{try_join, try_join_all};
 use rexie::{KeyRange, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use super::bases::{base_copies_to_js, base_copy_from_js};
+use super::bases::{
+    base_copies_to_js, base_copy_from_js, newer_base, stored_base, stored_base_copy,
+    stores_of_base_copy,
+};
 use super::changes::ChangedDocuments;
 use super::outbox::pending_writes_by_path;
-use super::products::products_to_js;
+use super::products::{embedded_base, is_as_pulled, pulled_products_to_js};
 use super::sales::{customer_value, SHOP_SETTINGS_KEY};
 use super::schema::{BASES, BILLS, CONFLICTS, CUSTOMERS, META, OUTBOX, PRODUCTS, REFUNDS};
-use super::{from_js, key_range, to_js, Result, StorageError, Store};
+use super::{from_js, key_range, stored_values, to_js, Result, StorageError, Store};
 use crate::entities::BaseCopy;
 use crate::model::Product;
 
@@ -50,7 +53,7 @@ impl Store {
         removed_paths: &[String],
         conflicts: &[ConflictEntry],
     ) -> Result<()> {
-        let prepared = PreparedDocuments::of(documents)?;
+        let prepared = PreparedDocuments::without_product_records(documents)?;
         let transaction = self.transaction(&SERVER_DOCUMENT_STORES, TransactionMode::ReadWrite)?;
         let outcome = Self::take_server_documents(
             &transaction,
@@ -126,10 +129,14 @@ impl Store {
     /// each product, customer and the shop profile shown as it will be once this device's
     /// pending units land (the server's version with them laid over it, see [`rebased`]); a
     /// product hidden when the server marks it `deleted` or it is in `hidden_paths`; and
-    /// `conflicts` added to the inbox. A document this version cannot read is kept only as a
-    /// base copy rather than blocking every later change behind it. `prepared` is `documents`
-    /// made ready ahead ([`PreparedDocuments`]); what it holds is used for every document that
-    /// no newer stored copy and no pending write changes. Returns the records it put or removed.
+    /// `conflicts` added to the inbox. A product shown keeps its base copy in its own record
+    /// (one put); a product hidden keeps it in `bases`; a product whose record already shows
+    /// this version or a newer one as pulled, with no pending write, is not written again (a
+    /// listen snapshot repeating what a pull stored). A document this version cannot read is
+    /// kept only as a base copy rather than blocking every later change behind it. `prepared`
+    /// is `documents` made ready ahead ([`PreparedDocuments`]); what it holds is used for every
+    /// document that no newer stored copy and no pending write changes. Returns the records it
+    /// put or removed.
     pub(super) async fn take_server_documents(
         transaction: &rexie::Transaction,
         documents: &[Document],
@@ -154,36 +161,70 @@ impl Store {
             .zip(entries)
             .filter_map(|(document, entry)| Some((document, entry?)))
             .collect();
+        let hidden_products: Vec<(&str, &str)> = hidden_paths
+            .iter()
+            .filter_map(|path| Some((path.as_str(), product_id_of_path(path)?)))
+            .collect();
         let paths: Vec<&str> = incoming
             .iter()
             .map(|(_, entry)| entry.base.path.as_str())
+            .chain(hidden_products.iter().map(|(path, _)| *path))
             .collect();
-        let stored_values = stored_base_values(&bases, &paths).await?;
-        // The newest copy of each path so far: the stored one, then this batch's in order (a
-        // batch may name a document twice).
+        let product_ids: Vec<&str> = paths
+            .iter()
+            .filter_map(|path| product_id_of_path(path))
+            .collect();
+        // What the store holds of them: base copies in `bases` by path (products the server
+        // deleted, and every other document), products' records (with their base copies) by id.
+        let (stored_bases, stored_products) = try_join(
+            stored_values(&bases, &paths),
+            stored_values(&products, &product_ids),
+        )
+        .await?;
+        // The newest copy of each path so far in this batch (a batch may name a document
+        // twice), once a document of it was taken.
         let mut newest_bases: HashMap<String, BaseCopy> = HashMap::new();
-        // The prepared base copies to put, in order.
+        // The prepared base copies to put in `bases` (documents other than products), in order.
         let mut base_puts: Vec<usize> = Vec::new();
-        // Each record's final state in this batch: products `Some` to put, `None` to delete;
-        // customers to put; the shop profile to put.
-        let mut product_writes: BTreeMap<String, Option<ProductWrite>> = BTreeMap::new();
+        // Each record's final state in this batch: products by id (with their paths); customers
+        // to put; the shop profile to put.
+        let mut product_writes: BTreeMap<String, (String, ProductWrite)> = BTreeMap::new();
         let mut customer_puts: BTreeMap<String, JsValue> = BTreeMap::new();
         // Bills by id, with their numbers (see `bills_with_free_numbers`).
         let mut bill_puts: BTreeMap<String, (String, JsValue)> = BTreeMap::new();
         let mut refund_puts: BTreeMap<String, JsValue> = BTreeMap::new();
         let mut profile_put: Option<JsValue> = None;
-        for ((document, entry), stored_value) in incoming.into_iter().zip(stored_values) {
+        for (document, entry) in incoming {
             let PreparedEntry {
                 base,
                 base_value,
-                product: prepared_product,
+                product_value,
             } = entry;
-            let stored: Option<BaseCopy> = match newest_bases.remove(&base.path) {
-                Some(newest) => Some(newest),
-                None => stored_value
-                    .filter(|value| !value.is_undefined())
-                    .map(base_copy_from_js)
-                    .transpose()?,
+            let earlier = newest_bases.remove(&base.path);
+            let pending_writes = pending.get(&base.path);
+            let stored_record =
+                product_id_of_path(&base.path).and_then(|id| stored_products.get(id));
+            let stored_in_record =
+                stored_record.and_then(|record| stored_base(embedded_base(record)));
+            let stored_in_bases = stored_base(stored_bases.get(&base.path).cloned());
+            // A product's record showing this version (or a newer one) exactly as pulled stays
+            // as it is: nothing to write, nothing changed.
+            let shown_as_pulled = earlier.is_none()
+                && pending_writes.is_none()
+                && stored_record.is_some_and(is_as_pulled)
+                && stored_in_record.as_ref().is_some_and(|(_, micros)| {
+                    *micros >= base.update_time_micros
+                        && stored_in_bases
+                            .as_ref()
+                            .is_none_or(|(_, in_bases)| in_bases <= micros)
+                });
+            if shown_as_pulled {
+                continue;
+            }
+            let stored = match earlier {
+                Some(earlier) => Some(StoredCopy::Read(earlier)),
+                None => newer_base(stored_in_record, stored_in_bases)
+                    .map(|(value, micros)| StoredCopy::Stored(value, micros)),
             };
             // Snapshots, pulled pages and re-reads arrive over different connections, so an
             // older version can come after a newer one: it changes nothing (the listener will
@@ -191,19 +232,21 @@ impl Store {
             let older = server_version_is_older(
                 stored
                     .as_ref()
-                    .map(|stored| Timestamp::from_unix_micros(stored.update_time_micros)),
+                    .map(|stored| Timestamp::from_unix_micros(stored.update_time_micros())),
                 Some(Timestamp::from_unix_micros(base.update_time_micros)),
             );
             let (newest, kept) = match stored {
-                Some(stored) if older => (Cow::Owned(stored.to_document()), stored),
+                Some(stored) if older => {
+                    let stored = stored.read()?;
+                    (Cow::Owned(stored.to_document()), stored)
+                }
                 _ => {
-                    base_puts.push(base_value);
+                    base_puts.extend(base_value);
                     (Cow::Borrowed(document), base)
                 }
             };
             let path = kept.path.clone();
             newest_bases.insert(path.clone(), kept);
-            let pending_writes = pending.get(&path);
             let id = match kept_record_of_path(&path) {
                 Some(KeptRecord::Product(id)) => id,
                 Some(KeptRecord::Customer(id)) => {
@@ -245,35 +288,83 @@ impl Store {
             };
             // The incoming document as the server has it: what was prepared stands.
             let as_prepared = matches!(newest, Cow::Borrowed(_)) && pending_writes.is_none();
-            let shown = match prepared_product {
-                Some(prepared) if as_prepared => prepared,
-                _ if Product::is_deleted(&newest) => PreparedProduct::Deleted,
-                _ => match Product::from_document(&rebased(&newest, pending_writes)) {
-                    Ok(product) => PreparedProduct::Computed(product),
-                    Err(invalid) => PreparedProduct::Invalid(invalid.to_string()),
+            let read_shown = || match pending_writes {
+                None => Product::from_document(&newest),
+                Some(_) => Product::from_document(&rebased(&newest, pending_writes)),
+            };
+            let write = match product_value {
+                Some(index) if as_prepared => ProductWrite::Prepared(index),
+                _ if Product::is_deleted(&newest) => ProductWrite::Removed,
+                _ => match read_shown() {
+                    Ok(product) => ProductWrite::Computed {
+                        product,
+                        as_pulled: pending_writes.is_none(),
+                    },
+                    Err(invalid) => {
+                        web_sys::console::warn_1(&invalid.to_string().into());
+                        ProductWrite::BaseOnly
+                    }
                 },
             };
-            match shown {
-                PreparedProduct::Deleted => {
-                    product_writes.insert(id.to_owned(), None);
+            if !matches!(write, ProductWrite::BaseOnly) {
+                changed.insert(PRODUCTS, id);
+            }
+            product_writes.insert(id.to_owned(), (path.clone(), write));
+        }
+        for (path, id) in &hidden_products {
+            product_writes.insert(
+                (*id).to_owned(),
+                ((*path).to_owned(), ProductWrite::Removed),
+            );
+            changed.insert(PRODUCTS, id);
+        }
+        // Where each product's base copy goes: into its record when it is shown (its record in
+        // `bases`, if it had one, goes), into `bases` when it is not.
+        let mut product_puts: Vec<JsValue> = Vec::new();
+        let mut computed: Vec<(&Product, &BaseCopy, bool)> = Vec::new();
+        let mut product_deletes: Vec<&str> = Vec::new();
+        let mut bases_kept: Vec<&BaseCopy> = Vec::new();
+        let mut bases_kept_as_stored: Vec<JsValue> = Vec::new();
+        let mut bases_deletes: Vec<&str> = Vec::new();
+        for (id, (path, write)) in &product_writes {
+            let newest = newest_bases.get(path);
+            match write {
+                ProductWrite::Prepared(index) => {
+                    product_puts.push(std::mem::take(&mut product_values[*index]));
                 }
-                PreparedProduct::Shown(value) => {
-                    product_writes.insert(id.to_owned(), Some(ProductWrite::Prepared(value)));
+                ProductWrite::Computed { product, as_pulled } => {
+                    let base = newest.ok_or_else(|| {
+                        StorageError::Transaction(format!("no base copy for {path}"))
+                    })?;
+                    computed.push((product, base, *as_pulled));
                 }
-                PreparedProduct::Computed(product) => {
-                    product_writes.insert(id.to_owned(), Some(ProductWrite::Computed(product)));
+                ProductWrite::Removed => {
+                    product_deletes.push(id);
+                    match newest {
+                        Some(base) => bases_kept.push(base),
+                        // Hidden without a version in this batch: the record's base copy goes
+                        // to `bases` unless the copy there is newer.
+                        None => {
+                            let in_record = stored_products
+                                .get(id.as_str())
+                                .and_then(|record| stored_base(embedded_base(record)));
+                            let in_bases = stored_base(stored_bases.get(path).cloned());
+                            if let Some((value, micros)) = in_record {
+                                if in_bases.is_none_or(|(_, in_bases)| in_bases < micros) {
+                                    bases_kept_as_stored.push(value);
+                                }
+                            }
+                        }
+                    }
+                    continue;
                 }
-                PreparedProduct::Invalid(reason) => {
-                    web_sys::console::warn_1(&reason.into());
+                ProductWrite::BaseOnly => {
+                    bases_kept.extend(newest);
                     continue;
                 }
             }
-            changed.insert(PRODUCTS, id);
-        }
-        for path in hidden_paths {
-            if let Some(id) = product_id_of_path(path) {
-                product_writes.insert(id.to_owned(), None);
-                changed.insert(PRODUCTS, id);
+            if stored_bases.contains_key(path) {
+                bases_deletes.push(path);
             }
         }
         let customers = store(CUSTOMERS)?;
@@ -283,29 +374,15 @@ impl Store {
         let meta = store(META)?;
         let inbox = store(CONFLICTS)?;
         let conflict_values = conflicts.iter().map(to_js).collect::<Result<Vec<_>>>()?;
-        let base_values: Vec<JsValue> = base_puts
+        let mut base_records: Vec<JsValue> = base_puts
             .into_iter()
             .map(|index| std::mem::take(&mut base_values[index]))
             .collect();
+        base_records.extend(base_copies_to_js(&bases_kept)?);
+        base_records.extend(bases_kept_as_stored);
         // Products the batch changed from how the server has them become JavaScript objects
         // all at once (see `many_to_js`), like the prepared ones.
-        let computed: Vec<&Product> = product_writes
-            .values()
-            .flatten()
-            .filter_map(|write| match write {
-                ProductWrite::Computed(product) => Some(product),
-                ProductWrite::Prepared(_) => None,
-            })
-            .collect();
-        let mut computed_values = products_to_js(&computed)?.into_iter();
-        let product_values: Vec<JsValue> = product_writes
-            .values()
-            .flatten()
-            .filter_map(|write| match write {
-                ProductWrite::Prepared(index) => Some(std::mem::take(&mut product_values[*index])),
-                ProductWrite::Computed(_) => computed_values.next(),
-            })
-            .collect();
+        product_puts.extend(pulled_products_to_js(&computed)?);
         let keyed = |values: Vec<JsValue>| -> Vec<(JsValue, Option<JsValue>)> {
             values.into_iter().map(|value| (value, None)).collect()
         };
@@ -317,16 +394,20 @@ impl Store {
         // IndexedDB runs a transaction's requests in order, and a failing one aborts the
         // transaction, which fails the requests after it (and `finish_with` reports the abort).
         // One future per request would cost two callbacks each, most of a page's time.
-        let product_deletes = try_join_all(
-            product_writes
+        let deletes = try_join_all(
+            product_deletes
                 .iter()
-                .filter(|(_, value)| value.is_none())
-                .map(|(id, _)| products.delete(JsValue::from_str(id))),
+                .map(|id| products.delete(JsValue::from_str(id)))
+                .chain(
+                    bases_deletes
+                        .iter()
+                        .map(|path| bases.delete(JsValue::from_str(path))),
+                ),
         );
         let all_puts = try_join_all(
             [
-                (&bases, keyed(base_values)),
-                (&products, keyed(product_values)),
+                (&bases, keyed(base_records)),
+                (&products, keyed(product_puts)),
                 (&customers, keyed(customer_puts.into_values().collect())),
                 (&bills, keyed(bill_values)),
                 (&refunds, keyed(refund_puts.into_values().collect())),
@@ -337,7 +418,7 @@ impl Store {
             .filter(|(_, puts)| !puts.is_empty())
             .map(|(target, puts)| target.put_all(puts.into_iter())),
         );
-        try_join(all_puts, product_deletes)
+        try_join(all_puts, deletes)
             .await
             .map_err(StorageError::from_rexie)?;
         Ok(changed)
@@ -448,16 +529,8 @@ impl Store {
 
     /// The base copy of a document, as last pulled.
     pub async fn base_copy(&self, path: &str) -> Result<Option<BaseCopy>> {
-        let transaction = self.transaction(&[BASES], TransactionMode::ReadOnly)?;
-        let store = transaction.store(BASES).map_err(StorageError::from_rexie)?;
-        match store
-            .get(JsValue::from_str(path))
-            .await
-            .map_err(StorageError::from_rexie)?
-        {
-            Some(value) if !value.is_undefined() => base_copy_from_js(value).map(Some),
-            _ => Ok(None),
-        }
+        let transaction = self.transaction(stores_of_base_copy(path), TransactionMode::ReadOnly)?;
+        stored_base_copy(&transaction, path).await
     }
 }
 
@@ -609,7 +682,8 @@ pub(super) fn product_id_of_path(path: &str) -> Option<&str> {
 
 /// Server documents made ready to store before any stored record is read (see
 /// [`PreparedDocuments::of`]): each document's base copy and, for a product, the product as the
-/// server has it, with their IndexedDB records made. The store uses them for every document
+/// server has it, with their IndexedDB records made (a product's record holding its base copy,
+/// any other document's base copy a record of `bases`). The store uses them for every document
 /// that no newer stored copy and no pending write changes, which on an empty tablet's first
 /// sync is every one; so a pulled page can be prepared while the page before it is being
 /// stored, and its own transaction only reads what it must and puts.
@@ -620,75 +694,121 @@ pub struct PreparedDocuments {
     entries: Vec<Option<PreparedEntry>>,
     /// The base copies' records, by [`PreparedEntry::base_value`].
     base_values: Vec<JsValue>,
-    /// The products' records, by [`PreparedProduct::Shown`].
+    /// The products' records, by [`PreparedEntry::product_value`].
     product_values: Vec<JsValue>,
 }
 
 struct PreparedEntry {
     base: BaseCopy,
-    /// Its record in [`PreparedDocuments::base_values`].
-    base_value: usize,
-    /// For a product's document: what the product is as the server has it.
-    product: Option<PreparedProduct>,
+    /// For a document other than a product: its base copy's record in
+    /// [`PreparedDocuments::base_values`].
+    base_value: Option<usize>,
+    /// For a product the server shows (not deleted, readable): its record, base copy included
+    /// and marked as pulled, in [`PreparedDocuments::product_values`].
+    product_value: Option<usize>,
 }
 
-/// A product as a document shows it.
-enum PreparedProduct {
-    /// Marked `deleted`: hidden.
-    Deleted,
-    /// Its record, in [`PreparedDocuments::product_values`].
-    Shown(usize),
-    /// Worked out in the transaction (a pending write or a newer stored copy changed it).
-    Computed(Product),
-    /// Not a product this version can read, and why.
-    Invalid(String),
+/// A stored base copy: read already (an earlier document of the batch), or its record.
+enum StoredCopy {
+    Read(BaseCopy),
+    Stored(JsValue, i64),
 }
 
-/// A product record to put.
+impl StoredCopy {
+    fn update_time_micros(&self) -> i64 {
+        match self {
+            StoredCopy::Read(copy) => copy.update_time_micros,
+            StoredCopy::Stored(_, micros) => *micros,
+        }
+    }
+
+    fn read(self) -> Result<BaseCopy> {
+        match self {
+            StoredCopy::Read(copy) => Ok(copy),
+            StoredCopy::Stored(value, _) => base_copy_from_js(value),
+        }
+    }
+}
+
+/// What becomes of a product's record in a batch.
 enum ProductWrite {
     /// The prepared record at this place of [`PreparedDocuments::product_values`].
     Prepared(usize),
-    Computed(Product),
+    /// Worked out in the transaction (a pending write or a newer stored copy changed it), put
+    /// with the newest base copy; `as_pulled` when no pending write is laid over it.
+    Computed { product: Product, as_pulled: bool },
+    /// Hidden (deleted on the server, or out of the listen target): the record goes, its
+    /// newest base copy is kept in `bases`.
+    Removed,
+    /// Not a product this version can read: the record stays as it is, the newest base copy
+    /// is kept in `bases`.
+    BaseOnly,
 }
 
 impl PreparedDocuments {
     /// Prepares `documents` (pure work: no store is read).
     pub fn of(documents: &[Document]) -> Result<PreparedDocuments> {
-        let mut bases: Vec<BaseCopy> = Vec::with_capacity(documents.len());
-        let mut products: Vec<Product> = Vec::new();
-        let mut entries = Vec::with_capacity(documents.len());
+        Self::prepare(documents, true)
+    }
+
+    /// Prepares `documents` but their products' records, which the store makes only for the
+    /// products it writes: for a listen snapshot, whose products are mostly on the tablet as
+    /// pulled already (the first snapshot after a first sync repeats the pull's last pages).
+    fn without_product_records(documents: &[Document]) -> Result<PreparedDocuments> {
+        Self::prepare(documents, false)
+    }
+
+    fn prepare(documents: &[Document], product_records: bool) -> Result<PreparedDocuments> {
+        let mut entries: Vec<Option<PreparedEntry>> = Vec::with_capacity(documents.len());
+        // The products shown, with the place of their entry.
+        let mut shown: Vec<(Product, usize)> = Vec::new();
+        let mut other_documents = 0;
         for document in documents {
             let Some(base) = BaseCopy::of_document(document) else {
                 entries.push(None);
                 continue;
             };
-            let product = product_id_of_path(&base.path).map(|_| {
-                if Product::is_deleted(document) {
-                    return PreparedProduct::Deleted;
-                }
+            let (base_value, product_value) = if product_id_of_path(&base.path).is_none() {
+                other_documents += 1;
+                (Some(other_documents - 1), None)
+            } else if !product_records || Product::is_deleted(document) {
+                (None, None)
+            } else {
                 match Product::from_document(document) {
                     Ok(product) => {
-                        products.push(product);
-                        PreparedProduct::Shown(products.len() - 1)
+                        shown.push((product, entries.len()));
+                        (None, Some(shown.len() - 1))
                     }
-                    Err(invalid) => PreparedProduct::Invalid(invalid.to_string()),
+                    // Read again in the transaction, which warns.
+                    Err(_) => (None, None),
                 }
-            });
-            bases.push(base.clone());
+            };
             entries.push(Some(PreparedEntry {
                 base,
-                base_value: bases.len() - 1,
-                product,
+                base_value,
+                product_value,
             }));
         }
+        let other_bases: Vec<&BaseCopy> = entries
+            .iter()
+            .flatten()
+            .filter(|entry| entry.base_value.is_some())
+            .map(|entry| &entry.base)
+            .collect();
+        let base_values = base_copies_to_js(&other_bases)?;
+        let records: Vec<(&Product, &BaseCopy, bool)> = shown
+            .iter()
+            .filter_map(|(product, at)| Some((product, &entries[*at].as_ref()?.base, true)))
+            .collect();
+        let product_values = pulled_products_to_js(&records)?;
         Ok(PreparedDocuments {
             names: documents
                 .iter()
                 .map(|document| document.name.clone())
                 .collect(),
             entries,
-            base_values: base_copies_to_js(&bases)?,
-            product_values: products_to_js(&products.iter().collect::<Vec<_>>())?,
+            base_values,
+            product_values,
         })
     }
 
@@ -706,50 +826,4 @@ impl PreparedDocuments {
             PreparedDocuments::of(documents)
         }
     }
-}
-
-/// The stored base copies of `paths` (`undefined` where none is), in order. When the store
-/// holds few records between the lowest and the highest path (an empty tablet's first sync, a
-/// page of neighbouring documents), one range read answers them all: a count, then the range,
-/// two requests instead of one per path. Otherwise one get per path, sent at once and awaited
-/// together (IndexedDB runs them in order).
-async fn stored_base_values(bases: &rexie::Store, paths: &[&str]) -> Result<Vec<Option<JsValue>>> {
-    let (Some(lowest), Some(highest)) = (paths.iter().min(), paths.iter().max()) else {
-        return Ok(Vec::new());
-    };
-    let range = || {
-        key_range(KeyRange::bound(
-            &JsValue::from_str(lowest),
-            &JsValue::from_str(highest),
-            Some(false),
-            Some(false),
-        ))
-    };
-    let held = bases
-        .count(Some(range()?))
-        .await
-        .map_err(StorageError::from_rexie)?;
-    if held == 0 {
-        return Ok(vec![None; paths.len()]);
-    }
-    if (held as usize) <= paths.len().saturating_mul(2) {
-        let (keys, values) = try_join(
-            bases.get_all_keys(Some(range()?), None),
-            bases.get_all(Some(range()?), None),
-        )
-        .await
-        .map_err(StorageError::from_rexie)?;
-        let by_path: HashMap<String, JsValue> = keys
-            .into_iter()
-            .zip(values)
-            .filter_map(|(key, value)| Some((key.as_string()?, value)))
-            .collect();
-        return Ok(paths
-            .iter()
-            .map(|path| by_path.get(*path).cloned())
-            .collect());
-    }
-    try_join_all(paths.iter().map(|path| bases.get(JsValue::from_str(path))))
-        .await
-        .map_err(StorageError::from_rexie)
 }

@@ -6,9 +6,9 @@ use wasm_bindgen::JsValue;
 
 use super::changes::ChangedDocuments;
 use super::outbox::{OutboxRecord, OutboxRecordState};
-use super::products::product_to_js;
+use super::products::product_record;
 use super::schema::{AUDIT, BILLS, CUSTOMERS, OUTBOX, PAYMENTS, PRODUCTS, REFUNDS, STOCK_MOVES};
-use super::{from_js, to_js, Result, StorageError, Store};
+use super::{from_js, stored_values, to_js, Result, StorageError, Store};
 use counterbook_shop::{AuditEntry, Record, UnitOfWork};
 use counterbook_sync::Unit;
 
@@ -30,22 +30,42 @@ async fn add_to_outbox(transaction: &rexie::Transaction, unit: &Unit) -> Result<
     Ok(())
 }
 
-/// A `counterbook-shop` record's store, id and IndexedDB form.
-pub(super) fn shop_record(record: &Record) -> Result<(&'static str, &str, JsValue)> {
-    Ok(match record {
-        Record::Product(product) => (PRODUCTS, &product.id, product_to_js(product)?),
+/// A `counterbook-shop` record's store and id.
+pub(super) fn record_key(record: &Record) -> (&'static str, &str) {
+    match record {
+        Record::Product(product) => (PRODUCTS, &product.id),
+        Record::Customer(customer) => (CUSTOMERS, &customer.id),
+        Record::Bill(bill) => (BILLS, &bill.id),
+        Record::Payment(payment) => (PAYMENTS, &payment.id),
+        Record::StockMove(stock_move) => (STOCK_MOVES, &stock_move.id),
+        Record::Refund(refund) => (REFUNDS, &refund.id),
+    }
+}
+
+/// A `counterbook-shop` record's IndexedDB form. A product keeps the base copy of `previous`,
+/// the stored record it replaces (see [`product_record`]); other records ignore it.
+pub(super) fn record_value(record: &Record, previous: Option<&JsValue>) -> Result<JsValue> {
+    match record {
+        Record::Product(product) => product_record(product, previous),
         // With the phone's digits and the folded name the counter's lookups read (a customer
         // created at the counter is found by name at once).
-        Record::Customer(customer) => (
-            CUSTOMERS,
-            &customer.id,
-            super::sales::customer_value(customer)?,
-        ),
-        Record::Bill(bill) => (BILLS, &bill.id, to_js(bill)?),
-        Record::Payment(payment) => (PAYMENTS, &payment.id, to_js(payment)?),
-        Record::StockMove(stock_move) => (STOCK_MOVES, &stock_move.id, to_js(stock_move)?),
-        Record::Refund(refund) => (REFUNDS, &refund.id, to_js(refund)?),
-    })
+        Record::Customer(customer) => super::sales::customer_value(customer),
+        Record::Bill(bill) => to_js(bill),
+        Record::Payment(payment) => to_js(payment),
+        Record::StockMove(stock_move) => to_js(stock_move),
+        Record::Refund(refund) => to_js(refund),
+    }
+}
+
+/// The ids of the products among `records`.
+pub(super) fn product_ids(records: &[Record]) -> Vec<&str> {
+    records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Product(product) => Some(product.id.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Store {
@@ -53,11 +73,8 @@ impl Store {
     /// import): its records, audit entries and outbox entry, all in ONE transaction, then
     /// announces the records it changed. If any part fails, nothing of it is kept.
     pub async fn commit_work(&self, work: &UnitOfWork) -> Result<()> {
-        let mut rows = Vec::with_capacity(work.records.len());
-        for record in &work.records {
-            rows.push(shop_record(record)?);
-        }
-        let mut stores: Vec<&str> = rows.iter().map(|(store, _, _)| *store).collect();
+        let rows: Vec<(&str, &str)> = work.records.iter().map(record_key).collect();
+        let mut stores: Vec<&str> = rows.iter().map(|(store, _)| *store).collect();
         stores.push(OUTBOX);
         if !work.audit.is_empty() {
             stores.push(AUDIT);
@@ -66,11 +83,22 @@ impl Store {
         stores.dedup();
         let transaction = self.transaction(&stores, TransactionMode::ReadWrite)?;
         let outcome = async {
-            for (store_name, _, value) in &rows {
+            // The products' stored records, whose base copies they keep.
+            let products = product_ids(&work.records);
+            let previous = if products.is_empty() {
+                Default::default()
+            } else {
+                let store = transaction
+                    .store(PRODUCTS)
+                    .map_err(StorageError::from_rexie)?;
+                stored_values(&store, &products).await?
+            };
+            for (record, (store_name, id)) in work.records.iter().zip(&rows) {
+                let previous = previous.get(*id).filter(|_| *store_name == PRODUCTS);
                 transaction
                     .store(store_name)
                     .map_err(StorageError::from_rexie)?
-                    .put(value, None)
+                    .put(&record_value(record, previous)?, None)
                     .await
                     .map_err(StorageError::from_rexie)?;
             }
@@ -89,7 +117,7 @@ impl Store {
         .await;
         Self::finish(transaction, outcome).await?;
         let mut changed = ChangedDocuments::new();
-        for (store_name, id, _) in &rows {
+        for (store_name, id) in &rows {
             changed.insert(store_name, id);
         }
         self.changes.publish(&changed);
