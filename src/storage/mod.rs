@@ -6,15 +6,18 @@
 //! the outbox ([`Store::commit_unit`]), so the UI never shows a state that is not durable and a
 //! crash can never leave an entity without its outbox entry or the reverse.
 //!
-//! Schema (version 6; `schema::stores_of` says what each version added):
+//! Schema (version 7; `schema::stores_of` says what each version added):
 //! - entity stores, key path `id`: `products` (indexes `sku`, `barcode` multi-entry over
 //!   `barcodes`, and the compound list indexes `byName`, `lowStockByName`, `byCategory`,
-//!   `lowStockByCategory`, see `products`), `customers` (`phone` over `phoneDigits`, `nameKey`),
+//!   `lowStockByCategory`, see `products`; a pulled product's record holds its base copy in
+//!   `base` and, while it shows exactly that version, `asPulled: true`), `customers` (`phone`
+//!   over `phoneDigits`, `nameKey`),
 //!   `bills` (`day`, unique `number`), `payments` (`billId`), `expenses` (`day`), `stockMoves`
 //!   (`productId`), `audit` (`atMillis`), `refunds` (`billId`), `parkedBills`;
 //! - sync stores: `outbox` (key path `id`; `{id, unit, state: "pending" | "dead", reason}`),
 //!   `conflicts` (the conflict inbox, key path `id`), `bases` (base copies for the three-way
-//!   merge, key path `path`);
+//!   merge, key path `path`, of every document but the products the tablet holds, whose base
+//!   copies are in their records since version 7);
 //! - `meta`: out-of-line string keys: `deviceId`, `checkpoint/{collection}`, `dataVersion`,
 //!   `resumeToken/{target key}` (where each listen target resumes from).
 //!
