@@ -21,9 +21,9 @@
 // (e2e/artifacts/bench-counter-first-sync-<size>-<build>.cpuprofile), and the measured scans
 // too (bench-counter-scans-<size>-<build>.cpuprofile), and prints where the main thread's time
 // went (idle, the app's wasm, IndexedDB calls, garbage collection).
-// BENCH_COUNTER_SYNC_ONLY=1 measures the first sync alone. Beside its wall time goes the CPU
-// time it cost the browser's processes and the server (from /proc), which a loaded machine
-// stretches less.
+// BENCH_COUNTER_SYNC_ONLY=1 measures the first sync alone, and how long the tablet took after
+// it to go quiet. Beside its wall time goes the CPU time it cost the browser's processes and
+// the server (from /proc), which a loaded machine stretches less.
 // Beside the scans' times goes the page's main-thread CPU time per scan (CDP Performance
 // metrics in thread time: all of it, script, style and layout), the app's own work, which the
 // machine's load stretches little.
@@ -451,10 +451,6 @@ async function run(browser, size, app, build) {
       await context.close();
       return { build, products: size, seedSeconds, firstSyncSeconds: null, heldAtDeadline: held, deadlineSeconds: syncSeconds };
     }
-    if (SYNC_ONLY) {
-      await context.close();
-      return { build, products: size, seedSeconds, firstSyncSeconds: +syncSeconds.toFixed(2), firstSyncCpuSeconds, firstSyncProfile };
-    }
     // Quiet: no write transaction open, and none finished in the last second.
     const quietStart = Date.now();
     const quiet = await page
@@ -466,6 +462,18 @@ async function run(browser, size, app, build) {
       .then(() => true, () => false);
     // `null`: still writing at the deadline; the lookups are then measured beside sync work.
     const quietAfterSyncSeconds = quiet ? (Date.now() - quietStart) / 1000 : null;
+    if (SYNC_ONLY) {
+      await context.close();
+      return {
+        build,
+        products: size,
+        seedSeconds,
+        firstSyncSeconds: +syncSeconds.toFixed(2),
+        firstSyncCpuSeconds,
+        firstSyncProfile,
+        quietAfterSyncSeconds,
+      };
+    }
     await page.getByTestId("scan-field").focus();
     await installProbes(page);
 
@@ -586,7 +594,7 @@ for (const r of results) {
     continue;
   }
   if (!r.scanMs) {
-    console.log(`| ${r.build} | ${r.products} | ${r.firstSyncSeconds} (CPU: browser ${r.firstSyncCpuSeconds.browser} s, server ${r.firstSyncCpuSeconds.server} s) | | | | | | | | | | | | ${r.loadAverage.join(" ")} |`);
+    console.log(`| ${r.build} | ${r.products} | ${r.firstSyncSeconds} (CPU: browser ${r.firstSyncCpuSeconds.browser} s, server ${r.firstSyncCpuSeconds.server} s; quiet ${r.quietAfterSyncSeconds} s after) | | | | | | | | | | | | ${r.loadAverage.join(" ")} |`);
     continue;
   }
   console.log(
@@ -605,6 +613,7 @@ if (BASELINE) {
     "first sync": (r) => r.firstSyncSeconds,
     "first sync browser CPU s": (r) => r.firstSyncCpuSeconds?.browser,
     "first sync server CPU s": (r) => r.firstSyncCpuSeconds?.server,
+    "quiet after first sync s": (r) => r.quietAfterSyncSeconds,
     "scan shown p50": (r) => r.scanShownMs?.p50,
     "scan shown p99": (r) => r.scanShownMs?.p99,
     "scan painted p50": (r) => r.scanMs?.p50,
