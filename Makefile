@@ -14,6 +14,9 @@ SHELL := /bin/bash
 
 WASM_BINDGEN_VERSION := 0.2.130
 TRUNK_VERSION := 0.21.14
+# apt waits up to ten minutes for another apt (a second make, the machine's own updates) to let
+# go of dpkg's lock instead of failing at once.
+APT_GET := apt-get -o DPkg::Lock::Timeout=600
 ADDR ?= 127.0.0.1:8080
 DATA ?= $(CURDIR)/data
 DEMO_DATA ?= $(CURDIR)/demo-data
@@ -143,13 +146,13 @@ trunk:
 chromium:
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
 		&& [ -e /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf ] \
-		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver fonts-lohit-deva; }
+		|| { $(APT_GET) update && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y chromium chromium-driver fonts-lohit-deva; }
 
 # Debian's zopfli makes the build's .gz copies (tools/finish-build.mjs): the same gzip format,
 # about 4.6% smaller than gzip -9 on the wasm.
 zopfli:
 	@command -v zopfli >/dev/null \
-		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y zopfli; }
+		|| { $(APT_GET) update && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y zopfli; }
 
 # wasm-opt 132 from npm (Debian's binaryen 108 silently produces a wasm that fails to load).
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
