@@ -10,7 +10,9 @@ use counterbook::storage::sales::{device_series, RecordSaleError};
 use counterbook::storage::Store;
 use counterbook_firestore_wire::Code;
 use counterbook_shop::actions::{complete_sale, ActionContext, Sale};
-use counterbook_shop::{BillLine, Customer, Product, Record, ShopSettings, Tender, UnitOfWork};
+use counterbook_shop::{
+    Bill, BillLine, BillNumber, Customer, Product, Record, ShopSettings, Tender, UnitOfWork,
+};
 use counterbook_sync::DeadLetterReason;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -83,6 +85,23 @@ async fn sell(
         )
         .await
         .map(|(number, work)| (number.to_string(), work))
+}
+
+/// A bill numbered `number` for one `product` paid with 35.00 in cash, made and not stored.
+fn cash_bill(number: &BillNumber, product: &Product) -> Bill {
+    let lines = [BillLine::of_product(product, 1)];
+    let sale = Sale {
+        number,
+        lines: &lines,
+        tenders: &[Tender::Cash {
+            received_minor: 35_00,
+        }],
+        customer: None,
+        products: &[],
+        settings: &ShopSettings::default(),
+        day: "2026-12-01",
+    };
+    complete_sale(&context(), &sale, &mut new_id).unwrap().bill
 }
 
 /// A product's stock on the tablet (test products have their id as SKU).
@@ -186,31 +205,15 @@ async fn a_refused_or_failing_sale_leaves_nothing() {
     let series = device_series(DEVICE);
     // A bill that already holds the number the next sale would take (as if restored from an
     // old backup): the bills' unique number index will refuse the sale's bill.
-    let first = counterbook_shop::BillNumber::first(&series).unwrap();
+    let first = BillNumber::first(&series).unwrap();
     let lines = [BillLine::of_product(&soap, 1)];
-    let settings = ShopSettings::default();
-    let squatter = complete_sale(
-        &context(),
-        &Sale {
-            number: &first,
-            lines: &lines,
-            tenders: &[Tender::Cash {
-                received_minor: 35_00,
-            }],
-            customer: None,
-            products: &[],
-            settings: &settings,
-            day: "2026-12-01",
-        },
-        &mut new_id,
-    )
-    .unwrap();
+    let squatter = cash_bill(&first, &soap);
     put(
         &store,
         vec![
             Record::Product(soap.clone()),
             Record::Customer(customer.clone()),
-            Record::Bill(squatter.bill),
+            Record::Bill(squatter),
         ],
     )
     .await;
@@ -537,35 +540,16 @@ async fn a_refund_and_a_void_the_server_refused_are_undone_and_say_so() {
 #[wasm_bindgen_test]
 async fn a_pulled_bill_whose_number_is_taken_here_never_aborts_its_page() {
     use counterbook_firestore_wire::{Document, Timestamp};
-    use counterbook_shop::BillNumber;
     use counterbook_sync::{Checkpoint, PulledPage};
 
     let (store, _) = fresh_store().await;
     let soap = product("Soap", 35_00, 10);
-    let settings = ShopSettings::default();
     let bill_numbered = |number: u64| {
         let number = BillNumber {
             series: "T9".into(),
             number,
         };
-        let lines = [BillLine::of_product(&soap, 1)];
-        complete_sale(
-            &context(),
-            &Sale {
-                number: &number,
-                lines: &lines,
-                tenders: &[Tender::Cash {
-                    received_minor: 35_00,
-                }],
-                customer: None,
-                products: &[],
-                settings: &settings,
-                day: "2026-12-01",
-            },
-            &mut new_id,
-        )
-        .unwrap()
-        .bill
+        cash_bill(&number, &soap)
     };
     let here = bill_numbered(1);
     store.seed_bills(std::slice::from_ref(&here)).await.unwrap();

@@ -73,6 +73,24 @@ async fn mount_offline_app() -> web_sys::Element {
 
 /// Mounts the app on the page at `path` like [`mount_offline_app`], once `shown` is shown.
 async fn mount_offline_app_at(path: &str, shown: &str) -> web_sys::Element {
+    let container = mount_app(
+        path,
+        offline_settings(&format!("ui-test-{}", counterbook::ids::new_id())),
+    );
+    let root = container.clone();
+    wait_until("the page is shown", || find(&root, shown).is_some()).await;
+    container
+}
+
+/// A tablet's settings with its database `database_name` and an unreachable server.
+fn offline_settings(database_name: &str) -> Settings {
+    let mut settings = Settings::defaults("http://127.0.0.1:9");
+    settings.database_name = database_name.to_owned();
+    settings
+}
+
+/// Mounts the app with `settings` on the page at `path`, in a container of its own (returned).
+fn mount_app(path: &str, settings: Settings) -> web_sys::Element {
     // The router reads the page's address when it mounts.
     web_sys::window()
         .unwrap()
@@ -82,16 +100,12 @@ async fn mount_offline_app_at(path: &str, shown: &str) -> web_sys::Element {
         .unwrap();
     let container = document().create_element("div").unwrap();
     document().body().unwrap().append_child(&container).unwrap();
-    let mut settings = Settings::defaults("http://127.0.0.1:9");
-    settings.database_name = format!("ui-test-{}", counterbook::ids::new_id());
     let html: HtmlElement = container.clone().dyn_into().unwrap();
-    let handle = leptos::mount::mount_to(
+    leptos::mount::mount_to(
         html,
         move || view! { <Counterbook settings=settings.clone()/> },
-    );
-    handle.forget();
-    let root = container.clone();
-    wait_until("the page is shown", || find(&root, shown).is_some()).await;
+    )
+    .forget();
     container
 }
 
@@ -270,26 +284,11 @@ async fn the_bills_page_of_ten_thousand_bills_holds_only_the_rows_in_view() {
     let bills: Vec<_> = (0..BILLS).map(seeded_bill).collect();
     store.seed_bills(&bills).await.unwrap();
     drop(store);
-    web_sys::window()
-        .unwrap()
-        .history()
-        .unwrap()
-        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/bills"))
-        .unwrap();
     // The scroller's height, as the app's style sheet (not loaded here) gives it.
     let style = document().create_element("style").unwrap();
     style.set_text_content(Some(".bill-scroller { height: 520px; overflow-y: auto; }"));
     document().body().unwrap().append_child(&style).unwrap();
-    let container = document().create_element("div").unwrap();
-    document().body().unwrap().append_child(&container).unwrap();
-    let mut settings = Settings::defaults("http://127.0.0.1:9");
-    settings.database_name = database_name;
-    let html: HtmlElement = container.clone().dyn_into().unwrap();
-    leptos::mount::mount_to(
-        html,
-        move || view! { <Counterbook settings=settings.clone()/> },
-    )
-    .forget();
+    let container = mount_app("/bills", offline_settings(&database_name));
     let root = container.clone();
     wait_until("the newest bills are shown", || {
         bill_numbers_shown(&root).first().map(String::as_str) == Some("T9-009999")
@@ -434,25 +433,11 @@ async fn a_scan_repaints_only_the_line_it_touched_and_the_totals() {
     .collect();
     store.seed_products(&products).await.unwrap();
     drop(store);
-    web_sys::window()
-        .unwrap()
-        .history()
-        .unwrap()
-        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/counter"))
-        .unwrap();
-    let container = document().create_element("div").unwrap();
-    document().body().unwrap().append_child(&container).unwrap();
     // A currency no other test shows, so that its format is made (and counted) here.
     let stop_counting = count_amounts_formatted("EGP");
-    let mut settings = Settings::defaults("http://127.0.0.1:9");
-    settings.database_name = database_name;
+    let mut settings = offline_settings(&database_name);
     settings.currency = "EGP".into();
-    let html: HtmlElement = container.clone().dyn_into().unwrap();
-    leptos::mount::mount_to(
-        html,
-        move || view! { <Counterbook settings=settings.clone()/> },
-    )
-    .forget();
+    let container = mount_app("/counter", settings);
     let root = container.clone();
     wait_until("the counter is shown", || {
         find(&root, "scan-field").is_some()
@@ -550,22 +535,7 @@ async fn an_opened_bill_shows_the_total_paid_after_rounding() {
     bill.settlement.payable_minor = 1000;
     store.seed_bills(&[bill]).await.unwrap();
     drop(store);
-    web_sys::window()
-        .unwrap()
-        .history()
-        .unwrap()
-        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/bills"))
-        .unwrap();
-    let container = document().create_element("div").unwrap();
-    document().body().unwrap().append_child(&container).unwrap();
-    let mut settings = Settings::defaults("http://127.0.0.1:9");
-    settings.database_name = database_name;
-    let html: HtmlElement = container.clone().dyn_into().unwrap();
-    leptos::mount::mount_to(
-        html,
-        move || view! { <Counterbook settings=settings.clone()/> },
-    )
-    .forget();
+    let container = mount_app("/bills", offline_settings(&database_name));
     let root = container.clone();
     wait_until("the bill is listed", || find(&root, "bill-row").is_some()).await;
     let row_amount = find(&root, "bill-row")
@@ -626,22 +596,7 @@ async fn the_top_bar_names_the_shop_by_its_profile() {
         .await
         .unwrap();
     drop(store);
-    web_sys::window()
-        .unwrap()
-        .history()
-        .unwrap()
-        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/products"))
-        .unwrap();
-    let container = document().create_element("div").unwrap();
-    document().body().unwrap().append_child(&container).unwrap();
-    let mut settings = Settings::defaults("http://127.0.0.1:9");
-    settings.database_name = database_name;
-    let html: HtmlElement = container.clone().dyn_into().unwrap();
-    leptos::mount::mount_to(
-        html,
-        move || view! { <Counterbook settings=settings.clone()/> },
-    )
-    .forget();
+    let container = mount_app("/products", offline_settings(&database_name));
     let root = container.clone();
     wait_until("the top bar names the shop", || {
         text(&root, "shop-name") == "Sharma General Store"

@@ -10,7 +10,7 @@ pub mod form;
 pub mod list;
 pub mod stock;
 
-use crate::i18n::{t, Msg};
+use crate::i18n::{count_text, t, Msg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -124,7 +124,7 @@ pub fn ProductsPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoV
                     </p>
                 }
             })}
-            <h2>{t(Msg::ProductsTitle)} " " <span class="count" data-testid="product-count">{move || total.get()}</span></h2>
+            <h2>{t(Msg::ProductsTitle)} " " <span class="count" data-testid="product-count">{move || count_text(total.get() as usize)}</span></h2>
             <ProductList driver=driver query=query total=total on_edit=on_edit on_stock=on_stock/>
         </section>
     }
