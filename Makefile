@@ -17,6 +17,9 @@ TRUNK_VERSION := 0.21.14
 # apt waits up to ten minutes for another apt (a second make, the machine's own updates) to let
 # go of dpkg's lock instead of failing at once.
 APT_GET := apt-get -o DPkg::Lock::Timeout=600
+# The wasm split of the release app (tools/split-wasm.mjs); its split points use the helpers
+# crate of the same project (wasm_split_helpers, through Leptos).
+WASM_SPLIT_VERSION := 0.2.4
 ADDR ?= 127.0.0.1:8080
 DATA ?= $(CURDIR)/data
 DEMO_DATA ?= $(CURDIR)/demo-data
@@ -32,7 +35,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT := 120
 
 .PHONY: run demo test build dist server lint test-native test-browser test-e2e \
-	tools wasm-target wasm-bindgen-cli trunk chromium zopfli bench-server bench-realtime soak-server \
+	tools wasm-target wasm-bindgen-cli wasm-split-cli trunk chromium zopfli bench-server bench-realtime soak-server \
 	bench-counter bench-cold-start walk-shop-day size audit
 
 run: build
@@ -47,7 +50,7 @@ test: lint test-native test-browser test-e2e
 
 build: dist server
 
-dist: wasm-target wasm-bindgen-cli trunk zopfli tools/node_modules/.installed
+dist: wasm-target wasm-bindgen-cli wasm-split-cli trunk zopfli tools/node_modules/.installed
 	trunk build --release
 
 server:
@@ -123,7 +126,7 @@ audit: build chromium e2e/node_modules/.installed tools/audit/node_modules/.inst
 
 # --- tools -------------------------------------------------------------------------------------
 
-tools: wasm-target wasm-bindgen-cli trunk chromium zopfli tools/node_modules/.installed e2e/node_modules/.installed \
+tools: wasm-target wasm-bindgen-cli wasm-split-cli trunk chromium zopfli tools/node_modules/.installed e2e/node_modules/.installed \
 	e2e/firebase-tools/node_modules/.installed
 
 wasm-target:
@@ -135,6 +138,11 @@ wasm-target:
 wasm-bindgen-cli:
 	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] \
 		|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+
+# The CLI has no --version: cargo's list of installed crates says which is there.
+wasm-split-cli:
+	@cargo install --list | grep -qx 'wasm_split_cli_support v$(WASM_SPLIT_VERSION):' \
+		|| cargo install wasm_split_cli_support --version $(WASM_SPLIT_VERSION) --features build-binary --locked --force
 
 # 0.21: 0.22 needs a newer rustc than this machine's.
 trunk:

@@ -28,6 +28,7 @@ import { spawnSync } from "node:child_process";
 import { join, relative, sep } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { transformSync } from "esbuild";
+import { splitWasm } from "./split-wasm.mjs";
 
 const staging = process.env.TRUNK_STAGING_DIR;
 if (!staging) {
@@ -35,11 +36,13 @@ if (!staging) {
   process.exit(2);
 }
 
+const minify = (source) => transformSync(source, { loader: "js", format: "esm", minify: true }).code;
+
 /** Minifies the JavaScript module at `path` in the staging directory (step 0). */
 function minifyScript(path) {
   const file = join(staging, path);
   const source = readFileSync(file, "utf8");
-  const minified = transformSync(source, { loader: "js", format: "esm", minify: true }).code;
+  const minified = minify(source);
   writeFileSync(file, minified);
   console.log(`minified ${path}: ${source.length} -> ${minified.length} bytes`);
 }
@@ -55,6 +58,30 @@ function bindingsPath() {
   }
   return path;
 }
+/**
+ * wasm-opt for the split build, which Trunk's pipeline no longer optimizes (index.html turns
+ * its wasm-opt off): the flags index.html gives in `data-counterbook-wasm-opt`, and wasm-opt
+ * 132 from tools/node_modules (the one Trunk uses).
+ */
+function wasmOptOfIndex() {
+  const source = readFileSync(process.env.TRUNK_HTML_FILE ?? "index.html", "utf8");
+  const flags = source.match(/data-counterbook-wasm-opt="([^"]*)"/)?.[1];
+  if (!flags) {
+    console.error('index.html names no wasm-opt flags for the split build (data-counterbook-wasm-opt="...")');
+    process.exit(1);
+  }
+  const program = join(process.env.TRUNK_SOURCE_DIR ?? ".", "tools", "node_modules", ".bin", "wasm-opt");
+  return { program, args: flags.trim().split(/\s+/) };
+}
+
+const split = splitWasm({
+  staging,
+  bindingsPath: bindingsPath(),
+  sourceDirectory: process.env.TRUNK_SOURCE_DIR ?? ".",
+  release: process.env.TRUNK_PROFILE === "release",
+  wasmOpt: wasmOptOfIndex,
+  minify,
+});
 minifyScript(bindingsPath());
 minifyScript("boot.js");
 

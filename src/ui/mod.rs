@@ -11,6 +11,7 @@ pub mod conflict_inbox;
 pub mod counter;
 pub mod draft;
 pub mod header;
+pub mod lazy;
 pub mod pages;
 pub mod people_page;
 pub mod problems;
@@ -30,16 +31,11 @@ use crate::people::Person;
 use crate::settings::Settings;
 use crate::sync::session::Access;
 use crate::sync::SyncDriver;
-use bills::BillsPage;
 use counter::CounterPage;
 use header::Header;
 use pages::{provide_navigation, Page};
-use people_page::PeoplePage;
 use problems::{ProblemText, Shown};
-use products::ProductsPage;
-use settings_page::SettingsPage;
-use sign_in::{ChoosePin, LockScreen, SetUpShop, SignInForm, SignInPurpose};
-use sync_page::SyncPage;
+use sign_in::{LockScreen, SignInPurpose};
 
 /// The banner's first line: how many of this person's sales wait for them to sign in again,
 /// or, when nothing waits (nobody here can sync at all), why to sign in anyway.
@@ -135,19 +131,19 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
     move || match access.get() {
         Access::Checking => view! { <p class="notice">{t(Msg::AppOpening)}</p> }.into_any(),
         Access::SetUpShop => view! {
-            <main class="before-shop"><SetUpShop driver=driver/></main>
+            <main class="before-shop">{lazy::set_up_shop(driver)}</main>
         }
         .into_any(),
         Access::SignIn => view! {
             <main class="before-shop">
-                <SignInForm driver=driver purpose=SignInPurpose::First on_done=|_| {}/>
+                {lazy::sign_in_form(driver, SignInPurpose::First, None, Callback::new(|_| {}))}
             </main>
         }
         .into_any(),
         Access::Open | Access::SignedIn => view! {
             <Show when=choosing_pin>
                 <div class="lock-screen">
-                    <ChoosePin driver=driver on_done=|_| {}/>
+                    {move || lazy::choose_pin(driver, Callback::new(|_| {}))}
                 </div>
             </Show>
             <Show when=move || locked.get() && !choosing_pin()>
@@ -271,18 +267,18 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                 <p data-testid="sign-in-again-who">
                     {tr(Msg::AppWhoseSignInEnded, &[("who", banner.0.display_name())])}
                 </p>
-                <SignInForm driver=driver purpose=SignInPurpose::Again
-                    email=banner.0.email.clone() on_done=|_| {}/>
+                {lazy::sign_in_form(driver, SignInPurpose::Again, Some(banner.0.email.clone()),
+                    Callback::new(|_| {}))}
             </section>
         </For>
         <main>
             {move || match navigation.page() {
                 Page::Counter => view! { <CounterPage driver=driver/> }.into_any(),
-                Page::Products => view! { <ProductsPage driver=driver/> }.into_any(),
-                Page::Bills => view! { <BillsPage driver=driver/> }.into_any(),
-                Page::Sync => view! { <SyncPage driver=driver/> }.into_any(),
-                Page::People => view! { <PeoplePage driver=driver/> }.into_any(),
-                Page::Settings => view! { <SettingsPage driver=driver/> }.into_any(),
+                Page::Products => lazy::products_page(driver).into_any(),
+                Page::Bills => lazy::bills_page(driver).into_any(),
+                Page::Sync => lazy::sync_page(driver).into_any(),
+                Page::People => lazy::people_page(driver).into_any(),
+                Page::Settings => lazy::settings_page(driver).into_any(),
                 Page::NotFound => view! {
                     <p class="notice" data-testid="not-found">{t(Msg::AppNoSuchPage)}</p>
                 }

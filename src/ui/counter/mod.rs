@@ -16,7 +16,7 @@ mod cart;
 mod customer;
 mod lookahead;
 mod new_product;
-mod payment;
+pub(crate) mod payment;
 mod profile;
 pub(crate) mod receipt;
 pub mod scanner;
@@ -542,6 +542,8 @@ fn active_element_is_field() -> bool {
 pub fn CounterPage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
     // The counter sells products: the listener keeps them current while it is open.
     driver.with_value(|d| d.show_collection(Some("products")));
+    // A sale ends on its receipt: its module (and the UPI code's) loads while the cashier scans.
+    crate::ui::lazy::preload_sale_parts();
     let settings = RwSignal::new(ShopSettings::default());
     let lines = RwSignal::new(Cart::default());
     let customer = RwSignal::new(None);

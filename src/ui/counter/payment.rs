@@ -270,14 +270,14 @@ fn TenderRow(counter: Counter, method: PaymentMethod) -> impl IntoView {
             {input}
             <button type="button" class="remove" aria-label=tr(Msg::PaymentRemoveMethod, &[("method", method_name(method))])
                 on:click=remove>"×"</button>
-            {(method == PaymentMethod::Upi).then(|| view! { <UpiCode counter=counter/> })}
+            {(method == PaymentMethod::Upi).then(|| crate::ui::lazy::upi_code(counter))}
         </li>
     }
 }
 
 /// The UPI payment QR code for the UPI part, drawn on the tablet, and its confirmation.
 #[component]
-fn UpiCode(counter: Counter) -> impl IntoView {
+pub(crate) fn UpiCode(counter: Counter) -> impl IntoView {
     let next_number = RwSignal::new(String::new());
     spawn_local(async move {
         let driver = counter.driver.get_value();

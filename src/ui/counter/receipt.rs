@@ -283,12 +283,12 @@ pub(super) fn ReceiptOverlay(counter: Counter) -> impl IntoView {
         counter
             .receipt
             .get()
-            .map(|completed| view! { <ReceiptView counter=counter completed=completed/> })
+            .map(|completed| crate::ui::lazy::receipt(counter, completed))
     }
 }
 
 #[component]
-fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
+pub(crate) fn ReceiptView(counter: Counter, completed: CompletedBill) -> impl IntoView {
     let receipt = receipt_for(&completed);
     let paper = RwSignal::new(paper_width_mm());
     Effect::new(move |_| set_print_page(paper.get()));
