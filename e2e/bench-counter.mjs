@@ -536,17 +536,18 @@ async function run(browser, size, app, build) {
       .then(() => true, () => false);
     // `null`: still writing at the deadline; the lookups are then measured beside sync work.
     const quietAfterSyncSeconds = quiet ? (Date.now() - quietStart) / 1000 : null;
+    const synced = {
+      build,
+      products: size,
+      seedSeconds,
+      firstSyncSeconds: +syncSeconds.toFixed(2),
+      firstSyncCpuSeconds,
+      firstSyncProfile,
+      quietAfterSyncSeconds,
+    };
     if (SYNC_ONLY) {
       await context.close();
-      return {
-        build,
-        products: size,
-        seedSeconds,
-        firstSyncSeconds: +syncSeconds.toFixed(2),
-        firstSyncCpuSeconds,
-        firstSyncProfile,
-        quietAfterSyncSeconds,
-      };
+      return synced;
     }
     await page.getByTestId("scan-field").focus();
     await installProbes(page);
@@ -618,13 +619,7 @@ async function run(browser, size, app, build) {
     // The share of scans whose line was drawn in the first frame after the Enter.
     const inFirstFrame = (timings) => +(timings.filter((t) => t.framesLate === 0).length / timings.length).toFixed(3);
     return {
-      build,
-      products: size,
-      seedSeconds,
-      firstSyncSeconds: +syncSeconds.toFixed(2),
-      firstSyncCpuSeconds,
-      firstSyncProfile,
-      quietAfterSyncSeconds,
+      ...synced,
       scanShownMs: shown(scans),
       scanMainThreadCpuMs,
       scanProfile,
