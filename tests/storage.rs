@@ -1126,6 +1126,19 @@ async fn a_version_6_database_moves_products_base_copies_into_their_records_keep
     );
 }
 
+/// The listener delivering `pulled` again, as its snapshot after a first sync does.
+async fn listen_again(store: &Store, pulled: &[Document]) {
+    store
+        .apply_listened_documents(pulled, &[], &[])
+        .await
+        .unwrap();
+}
+
+/// The price of the product `id` as the tablet shows it.
+async fn price_of(store: &Store, id: &str) -> Option<i64> {
+    store.product(id).await.unwrap().map(|p| p.price_minor)
+}
+
 /// Regression guard for the listener's second pass over an empty tablet's first sync (the
 /// whole catalogue written again just after it was pulled): a version stored as pulled is not
 /// written again, nor announced; a product shown otherwise (a unit pending, or one that was
@@ -1154,10 +1167,7 @@ async fn a_version_stored_as_pulled_is_not_written_again_and_hidden_products_kee
     store.apply_server_documents(&pulled).await.unwrap();
     assert_eq!(take_announced().len(), 3);
 
-    store
-        .apply_listened_documents(&pulled, &[], &[])
-        .await
-        .unwrap();
+    listen_again(&store, &pulled).await;
     assert!(take_announced().is_empty(), "nothing written again");
 
     // An edit pending here: the same version is shown again with the edit laid over.
@@ -1166,38 +1176,18 @@ async fn a_version_stored_as_pulled_is_not_written_again_and_hidden_products_kee
     let edit = add_product_unit(new_id(), &edited, "s1", 0);
     store.add_product(&edited, &[], &edit).await.unwrap();
     take_announced();
-    store
-        .apply_listened_documents(&pulled, &[], &[])
-        .await
-        .unwrap();
+    listen_again(&store, &pulled).await;
     assert_eq!(take_announced(), vec![many[0].id.clone()]);
-    assert_eq!(
-        store
-            .product(&many[0].id)
-            .await
-            .unwrap()
-            .map(|p| p.price_minor),
-        Some(1)
-    );
+    assert_eq!(price_of(&store, &many[0].id).await, Some(1));
     // Once it is no longer pending, the record shows the server's version again, once.
     store.mark_unit_done(&edit.id).await.unwrap();
-    store
-        .apply_listened_documents(&pulled, &[], &[])
-        .await
-        .unwrap();
+    listen_again(&store, &pulled).await;
     assert_eq!(take_announced(), vec![many[0].id.clone()]);
     assert_eq!(
-        store
-            .product(&many[0].id)
-            .await
-            .unwrap()
-            .map(|p| p.price_minor),
+        price_of(&store, &many[0].id).await,
         Some(many[0].price_minor)
     );
-    store
-        .apply_listened_documents(&pulled, &[], &[])
-        .await
-        .unwrap();
+    listen_again(&store, &pulled).await;
     assert!(take_announced().is_empty());
 
     // Deleted on the server, then an older version: the product stays hidden.
