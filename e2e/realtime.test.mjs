@@ -255,6 +255,9 @@ test("the listener comes back after the server restarts and delivers in real tim
     const seenByB = watchRequests(pageB);
     await Promise.all([pageA.goto(url), pageB.goto(url)]);
     await Promise.all([waitForRealtime(pageA), waitForRealtime(pageB)]);
+    // The products page (a split part, its module fetched from this server) is up on both
+    // before the server goes.
+    await Promise.all([pageA.getByTestId("product-name").waitFor(), pageB.getByTestId("product-name").waitFor()]);
 
     // The server goes away (its listen sessions with it) and comes back on the same address.
     await server.stop();

@@ -152,6 +152,10 @@ describe("the tablet keeps working when the network or the server goes away", ()
       const url = appUrl(server.url, { endpoint: server.url, project: "e2e-vanish", shop: "s1" });
       await page.goto(url);
       await waitForBadge(page, { connection: "Online", pending: 0 });
+      // The products page is a split part whose module the page fetches from this server: the
+      // server vanishes while the page is in use, not before its module came (the top bar's
+      // badge is the shell's and says "Online" sooner).
+      await page.getByTestId("product-name").waitFor();
 
       await server.stop();
       await addProduct(page, "Lux Soap", "35");
