@@ -52,8 +52,7 @@ pub(super) fn product_to_js(product: &Product) -> Result<JsValue> {
 pub(super) fn product_record(product: &Product, previous: Option<&JsValue>) -> Result<JsValue> {
     let value = product_to_js(product)?;
     if let Some(base) = previous.and_then(embedded_base) {
-        js_sys::Reflect::set(&value, &JsValue::from_str(BASE_FIELD), &base)
-            .map_err(|_| StorageError::Transaction("cannot keep a product's base copy".into()))?;
+        embed_base(&value, &base)?;
     }
     Ok(value)
 }
@@ -65,12 +64,12 @@ pub(super) fn embedded_base(record: &JsValue) -> Option<JsValue> {
         .filter(JsValue::is_object)
 }
 
-/// Gives the product record `record` the base copy's record `base`, as a local write would
-/// keep it (not marked as pulled): the upgrade to schema 7 moving base copies in.
+/// Gives the product record `record` the base copy's record `base`, not marked as pulled: how
+/// a local write keeps it ([`product_record`]) and the upgrade to schema 7 moves it in.
 pub(super) fn embed_base(record: &JsValue, base: &JsValue) -> Result<()> {
     js_sys::Reflect::set(record, &JsValue::from_str(BASE_FIELD), base)
         .map(|_| ())
-        .map_err(|_| StorageError::Transaction("cannot move a base copy".into()))
+        .map_err(|_| StorageError::Transaction("cannot keep a product's base copy".into()))
 }
 
 /// Whether a product's record shows its base copy exactly, marked so when it was stored.

@@ -181,6 +181,14 @@ impl Store {
             stored_values(&products, &product_ids),
         )
         .await?;
+        // The base copies the store holds of the document at `path`: in its product's record,
+        // and in `bases`.
+        let stored_copies = |path: &str| {
+            let in_record = product_id_of_path(path)
+                .and_then(|id| stored_products.get(id))
+                .and_then(|record| stored_base(embedded_base(record)));
+            (in_record, stored_base(stored_bases.get(path).cloned()))
+        };
         // The newest copy of each path so far in this batch (a batch may name a document
         // twice), once a document of it was taken.
         let mut newest_bases: HashMap<String, BaseCopy> = HashMap::new();
@@ -204,9 +212,7 @@ impl Store {
             let pending_writes = pending.get(&base.path);
             let stored_record =
                 product_id_of_path(&base.path).and_then(|id| stored_products.get(id));
-            let stored_in_record =
-                stored_record.and_then(|record| stored_base(embedded_base(record)));
-            let stored_in_bases = stored_base(stored_bases.get(&base.path).cloned());
+            let (stored_in_record, stored_in_bases) = stored_copies(&base.path);
             // A product's record showing this version (or a newer one) exactly as pulled stays
             // as it is: nothing to write, nothing changed.
             let shown_as_pulled = earlier.is_none()
@@ -345,10 +351,7 @@ impl Store {
                         // Hidden without a version in this batch: the record's base copy goes
                         // to `bases` unless the copy there is newer.
                         None => {
-                            let in_record = stored_products
-                                .get(id.as_str())
-                                .and_then(|record| stored_base(embedded_base(record)));
-                            let in_bases = stored_base(stored_bases.get(path).cloned());
+                            let (in_record, in_bases) = stored_copies(path);
                             if let Some((value, micros)) = in_record {
                                 if in_bases.is_none_or(|(_, in_bases)| in_bases < micros) {
                                     bases_kept_as_stored.push(value);

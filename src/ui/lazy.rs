@@ -3,9 +3,10 @@
 //! The app shell (what a tablet downloads and compiles before the counter starts, issue 11's
 //! 500 KB gzip budget) holds the counter and what every page shares. Each function here is a
 //! *split point*: in the release app (cargo feature `split`, turned on by `index.html`) it is
-//! Leptos's `#[lazy]`, so its code, and whatever only it reaches, moves into a wasm module of
-//! its own that is fetched and instantiated on its first call (`tools/finish-build.mjs` runs
-//! the wasm-split step and precaches every module in the service worker, so a tablet offline
+//! a `wasm_split_helpers::wasm_split` function (what Leptos's `#[lazy]` is made of, here with
+//! its `fallible` option, so a load that fails is an error to show, not a panic), so its code,
+//! and whatever only it reaches, moves into a wasm module of its own that is fetched and
+//! instantiated on its first call (`tools/finish-build.mjs` runs the wasm-split step and precaches every module in the service worker, so a tablet offline
 //! opens every part). A caller gets a view at once: the part itself as soon as its module is
 //! there (at once when it is loaded already), nothing while it loads, and a notice with
 //! "Reload" if the module cannot be had (offline on a tablet whose service worker never kept
