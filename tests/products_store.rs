@@ -103,16 +103,41 @@ async fn lookups_in_a_catalogue_of_100000_products_read_only_what_they_return() 
     );
 
     // Pages: a jump by offset, then the next page by cursor after its last row.
-    let page = store.products_at_offset(&all, 50_000, 3).await.unwrap();
+    let count = CATALOGUE as u32;
+    let page = store
+        .products_at_offset(&all, 50_000, 3, count)
+        .await
+        .unwrap();
     assert_eq!(names(&page), ["Item 050000", "Item 050001", "Item 050002"]);
+    // Jumps near the end skip from the end backwards, in the same order.
+    let near_end = store
+        .products_at_offset(&all, 99_990, 3, count)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&near_end),
+        ["Item 099990", "Item 099991", "Item 099992"]
+    );
+    let last = store
+        .products_at_offset(&all, 99_998, 3, count)
+        .await
+        .unwrap();
+    assert_eq!(names(&last), ["Item 099998", "Item 099999"]);
+    let past_the_end = store
+        .products_at_offset(&all, 100_000, 3, count)
+        .await
+        .unwrap();
+    assert!(past_the_end.is_empty());
     let next = store
         .products_after(&all, Some(&ProductPosition::of(&page[2])), 2)
         .await
         .unwrap();
     assert_eq!(names(&next), ["Item 050003", "Item 050004"]);
-    let low_page = store.products_at_offset(&low, 10, 2).await.unwrap();
+    let low_page = store.products_at_offset(&low, 10, 2, 1_000).await.unwrap();
     assert_eq!(names(&low_page), ["Item 001000", "Item 001100"]);
     assert!(low_page.iter().all(Product::is_low_on_stock));
+    let low_end = store.products_at_offset(&low, 998, 2, 1_000).await.unwrap();
+    assert_eq!(names(&low_end), ["Item 099800", "Item 099900"]);
 
     // By ids, and the categories.
     let wanted = vec![

@@ -317,6 +317,25 @@ async fn the_bills_page_of_ten_thousand_bills_holds_only_the_rows_in_view() {
     let shown = bill_numbers_shown(&root);
     assert!(shown.len() <= 40, "{} rows in the DOM", shown.len());
     assert!(!shown.contains(&"T9-009999".to_owned()));
+    // A jump to the end: the oldest bills, read forwards from the oldest.
+    scroller.set_scroll_top((BILLS as f64 * row_height) as i32);
+    scroller
+        .dispatch_event(&web_sys::Event::new("scroll").unwrap())
+        .unwrap();
+    // Every row in view read (none missing), ending at the oldest, newest first.
+    let oldest_in_view = |shown: &[String]| {
+        let oldest: Vec<String> = (0..shown.len() as u64)
+            .rev()
+            .map(|index| format!("T9-{index:06}"))
+            .collect();
+        !shown.is_empty() && shown == oldest.as_slice()
+    };
+    wait_until("the oldest bills are shown", || {
+        oldest_in_view(&bill_numbers_shown(&root))
+    })
+    .await;
+    let shown = bill_numbers_shown(&root);
+    assert!(shown.len() <= 40, "{} rows in the DOM", shown.len());
     container.remove();
     style.remove();
 }

@@ -35,10 +35,27 @@ impl Store {
         self.bills_backwards(range, limit, None).await
     }
 
-    /// Up to `limit` bills, newest first, from the `offset`-th newest on: a jump of the list
-    /// to where it was scrolled (the cursor skips `offset` keys without reading their bills).
-    pub async fn bills_at_offset(&self, offset: u32, limit: u32) -> Result<Vec<Bill>> {
-        self.bills_backwards(None, limit, Some(offset)).await
+    /// Up to `limit` bills, newest first, from the `offset`-th newest on, of the `count` bills
+    /// stored: a jump of the list to where it was scrolled. The cursor skips keys without
+    /// reading their bills, from whichever end is nearer (a jump to the oldest bills skips
+    /// forwards from the oldest), so a jump costs at most half the keys. Bills stored since
+    /// `count` was read shift the rows a jump finds, as they shift a jump from the newest; the
+    /// list counts again and reads again on every change.
+    pub async fn bills_at_offset(&self, offset: u32, limit: u32, count: u32) -> Result<Vec<Bill>> {
+        let end = offset.saturating_add(limit).min(count);
+        let older_than_the_page = count.saturating_sub(end);
+        if offset == 0 || offset >= count || offset <= older_than_the_page {
+            return self.bills_backwards(None, limit, Some(offset)).await;
+        }
+        let transaction = self.transaction(&[BILLS], TransactionMode::ReadOnly)?;
+        let store = transaction.store(BILLS).map_err(StorageError::from_rexie)?;
+        let skip = Some(older_than_the_page).filter(|skip| *skip > 0);
+        let mut rows = store
+            .scan(None, Some(end - offset), skip, Some(Direction::Next))
+            .await
+            .map_err(StorageError::from_rexie)?;
+        rows.reverse();
+        rows.into_iter().map(|(_, value)| from_js(value)).collect()
     }
 
     async fn bills_backwards(

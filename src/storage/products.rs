@@ -1,7 +1,7 @@
 //! Products: the indexed queries screens make, each costing what it returns. A barcode or SKU
 //! is one index get; a list (everything, a name prefix, a category, low stock, and their
 //! combinations) is a range of one compound index read a page at a time, by cursor after the
-//! last row read or by offset for a jump; counts come from the index.
+//! last row read or by offset for a jump (skipped from the nearer end); counts come from the index.
 //!
 //! Every product record is written through [`product_to_js`] (or, pulled, through
 //! [`pulled_products_to_js`]), which adds the index-only field
@@ -17,7 +17,7 @@
 //! [`product_record`], which keeps the base copy of the record it replaces. A product the
 //! server deleted (its record gone) keeps its base copy in `bases`.
 
-use rexie::{KeyRange, TransactionMode};
+use rexie::{Direction, KeyRange, TransactionMode};
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
@@ -284,17 +284,25 @@ impl Store {
         values.into_iter().map(from_js).collect()
     }
 
-    /// Up to `limit` products of `query` from row `offset` on: a jump (the cursor skips
-    /// `offset` index entries without reading their records).
+    /// Up to `limit` products of `query` from row `offset` on, of the `count` rows it lists: a
+    /// jump. The cursor skips index entries without reading their records, from whichever end
+    /// of the list is nearer (a jump to the last rows skips from the end backwards), so a jump
+    /// costs at most half the list's entries. Rows added or removed since `count` was read
+    /// shift the rows a jump finds, as they shift the rows of a jump from the front; the list
+    /// counts again and reads again on every change.
     pub async fn products_at_offset(
         &self,
         query: &ProductQuery,
         offset: u32,
         limit: u32,
+        count: u32,
     ) -> Result<Vec<Product>> {
         if offset == 0 {
             return self.products_after(query, None, limit).await;
         }
+        let end = offset.saturating_add(limit).min(count);
+        let after_the_page = count.saturating_sub(end);
+        let backwards = offset < count && after_the_page < offset;
         let transaction = self.transaction(&[PRODUCTS], TransactionMode::ReadOnly)?;
         let store = transaction
             .store(PRODUCTS)
@@ -302,10 +310,19 @@ impl Store {
         let index = store
             .index(query.index())
             .map_err(StorageError::from_rexie)?;
-        let rows = index
-            .scan(Some(query.range(None)?), Some(limit), Some(offset), None)
-            .await
-            .map_err(StorageError::from_rexie)?;
+        let range = Some(query.range(None)?);
+        let mut rows = if backwards {
+            let skip = Some(after_the_page).filter(|skip| *skip > 0);
+            index
+                .scan(range, Some(end - offset), skip, Some(Direction::Prev))
+                .await
+        } else {
+            index.scan(range, Some(limit), Some(offset), None).await
+        }
+        .map_err(StorageError::from_rexie)?;
+        if backwards {
+            rows.reverse();
+        }
         rows.into_iter().map(|(_, value)| from_js(value)).collect()
     }
 

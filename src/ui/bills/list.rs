@@ -45,13 +45,14 @@ impl ListState {
             0 => None,
             _ => list.row_at(first - 1, |bill| bill.id.clone()),
         };
+        let count = list.total.get_untracked();
         let driver = self.driver.get_value();
         spawn_local(async move {
             let store = driver.store();
             let read = match (first, &before) {
                 (0, _) => store.recent_bills(None, PAGE_ROWS).await,
                 (_, Some(id)) => store.recent_bills(Some(id), PAGE_ROWS).await,
-                (_, None) => store.bills_at_offset(first, PAGE_ROWS).await,
+                (_, None) => store.bills_at_offset(first, PAGE_ROWS, count).await,
             };
             if !list.is_current(generation) {
                 return;

@@ -73,6 +73,7 @@ impl ListState {
                 .list
                 .row_at(first - 1, |row| ProductPosition::of(&row.product)),
         };
+        let count = self.list.total.get_untracked();
         let driver = self.driver.get_value();
         spawn_local(async move {
             let store = driver.store();
@@ -83,7 +84,11 @@ impl ListState {
                         .products_after(&query, Some(position), PAGE_ROWS)
                         .await
                 }
-                (_, None) => store.products_at_offset(&query, first, PAGE_ROWS).await,
+                (_, None) => {
+                    store
+                        .products_at_offset(&query, first, PAGE_ROWS, count)
+                        .await
+                }
             };
             if !state.list.is_current(generation) {
                 return;
