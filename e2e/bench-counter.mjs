@@ -22,6 +22,8 @@
 // by side with this one: for each size, the two in turn (baseline first) BENCH_COUNTER_ROUNDS
 // times (2 unless told) on the same seeded server, then each figure's ratio, this build over
 // the baseline, from the medians of the rounds (the machine's load drifts between runs).
+// BENCH_COUNTER_BASELINE_SERVER=file runs the baseline's rounds on that counterbook-server
+// binary (main's, say) instead of this tree's, so that a server change shows in the ratios.
 // BENCH_COUNTER_PROFILE=1 records each first sync as a DevTools CPU profile
 // (e2e/artifacts/bench-counter-first-sync-<size>-<build>.cpuprofile), and the measured scans
 // too (bench-counter-scans-<size>-<build>.cpuprofile), and prints where the main thread's time
@@ -51,6 +53,7 @@ const SALES = 20;
 const FIRST_SYNC_DEADLINE_MS = Number(process.env.BENCH_COUNTER_SYNC_DEADLINE_S ?? 300) * 1000;
 const SHOP = "bench-shop";
 const BASELINE = process.env.BENCH_COUNTER_BASELINE ?? null;
+const BASELINE_SERVER = process.env.BENCH_COUNTER_BASELINE_SERVER ?? null;
 const ROUNDS = Number(process.env.BENCH_COUNTER_ROUNDS ?? (BASELINE ? 2 : 1));
 const PROFILE = process.env.BENCH_COUNTER_PROFILE === "1";
 const TRACE = process.env.BENCH_COUNTER_TRACE === "1";
@@ -452,13 +455,17 @@ async function installProbes(page) {
 }
 
 /** One tablet's run on `size` products with the app built in `app`, named `build`. */
-async function run(browser, size, app, build) {
+async function run(browser, size, app, build, serverBin) {
   // BENCH_COUNTER_DATA=dir keeps each size's seeded server in dir/<size> and reuses it on the
   // next run (seeding 100,000 products takes a minute); earlier runs' sales stay in it.
   const kept = process.env.BENCH_COUNTER_DATA ? join(process.env.BENCH_COUNTER_DATA, String(size)) : null;
   const reused = kept !== null && existsSync(join(kept, "seeded"));
   if (kept) mkdirSync(kept, { recursive: true });
-  const server = await startServer({ dataDir: kept ?? temporaryDirectory("counterbook-bench-counter-"), app });
+  const server = await startServer({
+    dataDir: kept ?? temporaryDirectory("counterbook-bench-counter-"),
+    app,
+    ...(serverBin ? { bin: serverBin } : {}),
+  });
   try {
     const project = `bench-counter-${size}`;
     const products = catalogue(size);
@@ -642,14 +649,14 @@ async function run(browser, size, app, build) {
   }
 }
 
-const builds = [...(BASELINE ? [["baseline", BASELINE]] : []), ["this build", DIST]];
+const builds = [...(BASELINE ? [["baseline", BASELINE, BASELINE_SERVER]] : []), ["this build", DIST, null]];
 const browser = await launchBrowser();
 const results = [];
 try {
   for (const size of SIZES) {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [build, app] of builds) {
-        const result = { ...(await run(browser, size, app, build)), round, loadAverage: loadavg().map((l) => +l.toFixed(1)) };
+      for (const [build, app, serverBin] of builds) {
+        const result = { ...(await run(browser, size, app, build, serverBin)), round, loadAverage: loadavg().map((l) => +l.toFixed(1)) };
         results.push(result);
         console.log(JSON.stringify(result));
       }

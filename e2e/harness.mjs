@@ -102,11 +102,11 @@ function stopGroup(child) {
  * over HTTPS with the certificate of the local CA it makes in `dataDir/tls` (plain HTTP on the
  * same port redirects); `spki` is then the base64 SHA-256 of the server key for
  * `launchBrowser({ trustSpki })`. `app` is the built app's directory (dist unless told).
- * `args` are passed on.
+ * `args` are passed on; `bin` is the server binary (this tree's release build unless told).
  */
-export async function startServer({ dataDir, port = 0, tls = false, app = DIST, args = [] }) {
+export async function startServer({ dataDir, port = 0, tls = false, app = DIST, args = [], bin = SERVER_BIN }) {
   const started = await startProcess(
-    SERVER_BIN,
+    bin,
     [
       "serve",
       "--addr",

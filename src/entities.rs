@@ -24,7 +24,9 @@ impl BaseCopy {
     /// The base copy of a document read from the server (it needs a name and an update time).
     pub fn of_document(document: &Document) -> Option<BaseCopy> {
         let name = DocumentName::parse(&document.name).ok()?;
-        let update_time = BaseVersion::of_document(document)?.update_time;
+        // Only the update time: the fields are copied once, below (a first sync copies 50,000
+        // documents' fields here).
+        let update_time = BaseVersion::update_time_of(document)?;
         Some(BaseCopy {
             path: name.relative_path(),
             fields: document.fields.clone(),

@@ -179,12 +179,16 @@ impl Remote {
                 .await
                 .map_err(|e| network("request failed", e))?
                 .unchecked_into();
-            let text_promise = response.text().map_err(|e| network("reading reply", e))?;
-            let text = JsFuture::from(text_promise)
+            // The body's bytes, copied once into wasm memory: `text()` would decode them into
+            // a JavaScript string that wasm-bindgen then encodes back to UTF-8 (a first sync's
+            // replies are 37 MB for 50,000 products).
+            let bytes_promise = response
+                .array_buffer()
+                .map_err(|e| network("reading reply", e))?;
+            let bytes = JsFuture::from(bytes_promise)
                 .await
-                .map_err(|e| network("reading reply", e))?
-                .as_string()
-                .unwrap_or_default();
+                .map_err(|e| network("reading reply", e))?;
+            let text = utf8_text(js_sys::Uint8Array::new(&bytes).to_vec());
             Ok::<_, PushFailure>((response, text))
         }
         .await;
@@ -225,6 +229,17 @@ fn server_failure(status: u16, text: &str, retry_after_millis: Option<u64>) -> P
                 retry_after_millis,
             }
         }
+    }
+}
+
+/// A reply's body as text, as `Response.text()` reads it: UTF-8 with a leading byte order
+/// mark dropped, a malformed sequence read as U+FFFD.
+fn utf8_text(bytes: Vec<u8>) -> String {
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
     }
 }
 
@@ -287,6 +302,29 @@ mod tests {
         assert_eq!(code, Code::Unavailable);
         assert!(message.contains("Bad Gateway"));
         assert_eq!(retry_after_millis, Some(5_000));
+    }
+
+    /// Guards reading replies as bytes: the text must be what `Response.text()` makes of the
+    /// same body (a byte order mark, characters beyond ASCII, malformed sequences).
+    #[wasm_bindgen_test]
+    async fn a_reply_read_as_bytes_is_the_text_the_browser_reads() {
+        let bodies: [&[u8]; 5] = [
+            b"[{\"done\":true}]",
+            "\u{feff}{\"name\":\"Chai \u{0939}\u{093f}\u{0902} \u{1f375}\"}".as_bytes(),
+            b"ok \xff\xfe half \xe0\xa4 end",
+            b"\xef\xbb\xbf\xef\xbb\xbftwo marks",
+            b"",
+        ];
+        for body in bodies {
+            let response = web_sys::Response::new_with_opt_u8_array(Some(&mut body.to_vec()))
+                .expect("a response");
+            let read = JsFuture::from(response.text().expect("text"))
+                .await
+                .expect("the body")
+                .as_string()
+                .expect("a string");
+            assert_eq!(utf8_text(body.to_vec()), read, "body {body:?}");
+        }
     }
 
     #[wasm_bindgen_test]

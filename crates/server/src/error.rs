@@ -63,6 +63,9 @@ pub enum ServerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A reply could not be written as JSON (a value serde cannot encode). 500.
+    #[error("internal error: the reply could not be encoded: {0}")]
+    EncodeReply(#[source] serde_json::Error),
     /// The blocking task that talks to SQLite panicked or was cancelled. 500.
     #[error("internal error: the storage task did not finish: {0}")]
     StorageTaskFailed(String),
@@ -115,9 +118,9 @@ impl ServerError {
             ServerError::Storage { busy: true, .. } | ServerError::Unavailable(_) => {
                 Code::Unavailable
             }
-            ServerError::Storage { busy: false, .. } | ServerError::StorageTaskFailed(_) => {
-                Code::Internal
-            }
+            ServerError::Storage { busy: false, .. }
+            | ServerError::StorageTaskFailed(_)
+            | ServerError::EncodeReply(_) => Code::Internal,
         }
     }
 

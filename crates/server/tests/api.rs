@@ -401,6 +401,50 @@ async fn the_pull_query_pages_through_documents_sharing_one_updated_at_exactly_o
     );
 }
 
+/// Guards `:runQuery` replies written straight to JSON text: a query that opens a transaction
+/// answers it first as an item of its own, then every document with its read time, the last
+/// item `done`, sent as `application/json`.
+#[tokio::test]
+async fn a_query_opening_a_transaction_names_it_first_then_its_documents() {
+    let server = TestServer::new();
+    server
+        .commit_ok(json!([
+            update(
+                "c/a",
+                json!({"rank": int(1), "label": {"stringValue": "é \" \\ \u{1f375}"}})
+            ),
+            update("c/b", json!({"rank": int(2)}))
+        ]))
+        .await;
+    let response = server
+        .post(
+            ":runQuery",
+            json!({"structuredQuery": {"from": [{"collectionId": "c"}]}, "newTransaction": {}}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(
+        response.headers["content-type"], "application/json",
+        "sent as Json would send it"
+    );
+    let items = response.body.as_array().expect("a JSON array");
+    assert_eq!(items.len(), 3, "{items:?}");
+    let leading = items[0].as_object().expect("an object");
+    assert_eq!(leading.len(), 1, "the transaction alone: {leading:?}");
+    assert!(leading["transaction"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    assert_eq!(names_of(&items[1..]), ["c/a", "c/b"]);
+    assert_eq!(
+        items[1]["document"]["fields"]["label"],
+        json!({"stringValue": "é \" \\ \u{1f375}"}),
+        "strings escaped and read back whole"
+    );
+    assert!(items[1..].iter().all(|item| item["readTime"].is_string()));
+    assert_eq!(items[2]["done"], json!(true));
+    assert!(items[1].get("done").is_none());
+}
+
 #[tokio::test]
 async fn results_are_ordered_by_the_field_then_by_name_in_the_last_direction() {
     let server = TestServer::new();

@@ -105,15 +105,20 @@ impl BaseVersion {
     /// The base a pulled or read document gives: its `updateTime` (or, from a backend that
     /// omits it, the server-set `updatedAt` field, which is the same commit time).
     pub fn of_document(document: &Document) -> Option<BaseVersion> {
-        let update_time = document.update_time.or_else(|| {
+        Some(BaseVersion {
+            update_time: BaseVersion::update_time_of(document)?,
+            fields: document.fields.clone(),
+        })
+    }
+
+    /// The version a document read from the server is at: its update time, else its
+    /// `updatedAt`; what [`BaseVersion::of_document`] keeps, without copying the fields.
+    pub fn update_time_of(document: &Document) -> Option<Timestamp> {
+        document.update_time.or_else(|| {
             document
                 .fields
                 .get(crate::pull::UPDATED_AT)
                 .and_then(Value::as_timestamp)
-        })?;
-        Some(BaseVersion {
-            update_time,
-            fields: document.fields.clone(),
         })
     }
 }
