@@ -22,6 +22,14 @@ import {
   waitForBadge,
   waitForProducts,
 } from "./harness.mjs";
+import {
+  countInStore,
+  ean13,
+  productFields,
+  scanWithKeyboard,
+  seededId,
+  waitForProductCount,
+} from "./counter-helpers.mjs";
 
 /** A plain-HTTP GET by hand; status and headers (redirects are not followed). */
 function plainGet(url) {
@@ -179,6 +187,80 @@ describe("a tablet opens the shop's server over HTTPS", () => {
       await page.unroute(/\/split_products_page-[0-9a-f]{16}\.wasm$/);
       await openPage(page, "/products");
       await page.getByTestId("product-list").waitFor({ state: "attached" });
+    } finally {
+      await tablet.close();
+    }
+  });
+
+  test("completing a sale whose module cannot be had saves nothing, and works once it loads", async () => {
+    // Completing a sale is a split module (src/ui/lazy.rs) loaded once the counter is up; no
+    // service worker here, and the network refuses that module.
+    const tablet = await browser.newContext({ serviceWorkers: "block" });
+    const saleModule = /\/split_complete_sale-[0-9a-f]{16}\.wasm$/;
+    try {
+      const code = ean13("890123400002");
+      const page = await tablet.newPage();
+      // Node does not trust the server's CA; the page does (the SPKI pin), so it talks to it.
+      const database = "projects/e2e-tls/databases/(default)";
+      const post = (path, body) =>
+        page.evaluate(
+          async ({ path, body }) => {
+            const response = await fetch(path, {
+              method: "POST",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify(body),
+            });
+            if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+            return response.json();
+          },
+          { path, body },
+        );
+      let refused = 0;
+      await page.route(saleModule, (route) => {
+        refused += 1;
+        return route.abort("internetdisconnected");
+      });
+      const url = appUrl(server.url, { endpoint: server.url, project: "e2e-tls", shop: "s3", path: "/counter" });
+      await page.goto(url);
+      await page.getByTestId("counter-page").waitFor();
+      // The product reaches the server after the tablet started; it comes to the tablet.
+      await post(`/v1/${database}/documents:commit`, {
+        writes: [
+          {
+            update: {
+              name: `${database}/documents/shops/s3/products/${seededId(1)}`,
+              fields: productFields({ name: "Tata Salt 1kg", price: 2800, barcodes: [code] }),
+            },
+            updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
+          },
+        ],
+      });
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      await waitForProductCount(page, 1);
+      await scanWithKeyboard(page, code);
+      await page.getByTestId("cart-line").waitFor();
+      await page.getByRole("button", { name: "Complete sale", exact: true }).click();
+      await page.getByTestId("counter-error").waitFor();
+      assert.match(await page.getByTestId("counter-error").textContent(), /could not be loaded/);
+      assert.ok(refused >= 1, "completing a sale asked for its module");
+      // Nothing was saved: the cart is still there, no bill, nothing pending.
+      assert.equal(await page.getByTestId("cart-line").count(), 1);
+      assert.equal(await countInStore(page, "bills"), 0);
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+
+      // The network gives the module: the same cart completes, and the sale reaches the server.
+      await page.unroute(saleModule);
+      await page.getByRole("button", { name: "Complete sale", exact: true }).click();
+      const receipt = page.getByRole("region", { name: "Receipt" });
+      await receipt.waitFor({ timeout: 15_000 });
+      assert.equal(await countInStore(page, "bills"), 1);
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      const bills = (
+        await post(`/v1/${database}/documents/shops/s3:runQuery`, {
+          structuredQuery: { from: [{ collectionId: "bills" }] },
+        })
+      ).filter((item) => item.document);
+      assert.equal(bills.length, 1);
     } finally {
       await tablet.close();
     }

@@ -75,6 +75,10 @@ pub enum CompleteSaleError {
     NoBill,
     #[error(transparent)]
     NeedsApproval(#[from] super::NeedsApproval),
+    /// The app's part that completes a sale could not be loaded (`crate::ui::lazy`); nothing
+    /// was tried.
+    #[error("The sale cannot be completed: its part of the app could not be loaded.")]
+    PartNotLoaded,
 }
 
 fn now_millis() -> i64 {

@@ -21,7 +21,11 @@
 
 use leptos::prelude::*;
 
-use crate::actions::sale::CompletedBill;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::actions::sale::{CompleteSaleError, CompletedBill, SaleDraft};
+use crate::actions::Approval;
 use crate::i18n::{t, Msg};
 use crate::sync::SyncDriver;
 use crate::ui::counter::Counter;
@@ -214,12 +218,46 @@ fn choose_pin_part(driver: Driver, on_done: Callback<()>) -> Part {
     Ok(view! { <crate::ui::sign_in::ChoosePin driver=driver on_done=on_done/> }.into_any())
 }
 
-/// Loads the modules of the receipt and the UPI code in the background (the counter calls it
-/// once it is up), so that a sale's receipt never waits for its module. Nothing without the
-/// `split` feature; a module that does not load now is tried again when it is needed.
+/// A sale completing: what [`complete_sale`]'s module gives.
+type SaleCompleting = Pin<Box<dyn Future<Output = Result<CompletedBill, CompleteSaleError>>>>;
+
+/// Completes a sale ([`crate::actions::sale::complete_sale`]: the bill, its stock, payments
+/// and unit of work in one transaction). The code is a part of its own, loaded with the
+/// receipt's once the counter is up (a counter starts, scans and rings up a bill without it);
+/// if it cannot be had, nothing is saved and the cart stays for another try.
+pub async fn complete_sale(
+    driver: SyncDriver,
+    draft: SaleDraft,
+    approval: Option<Approval>,
+) -> Result<CompletedBill, CompleteSaleError> {
+    let completing = complete_sale_part(driver, draft, approval);
+    #[cfg(feature = "split")]
+    let completing = completing.await;
+    completing
+        .map_err(|PartNotLoaded| CompleteSaleError::PartNotLoaded)?
+        .await
+}
+#[cfg_attr(
+    feature = "split",
+    wasm_split_helpers::wasm_split(complete_sale, fallible, preload(preload_complete_sale))
+)]
+fn complete_sale_part(
+    driver: SyncDriver,
+    draft: SaleDraft,
+    approval: Option<Approval>,
+) -> Result<SaleCompleting, PartNotLoaded> {
+    Ok(Box::pin(async move {
+        crate::actions::sale::complete_sale(&driver, &draft, approval.as_ref()).await
+    }))
+}
+
+/// Loads the modules of completing a sale, the receipt and the UPI code in the background
+/// (the counter calls it once it is up), so that a sale never waits for them. Nothing without
+/// the `split` feature; a module that does not load now is tried again when it is needed.
 pub fn preload_sale_parts() {
     #[cfg(feature = "split")]
     leptos::task::spawn_local(async {
+        let _ = preload_complete_sale().await;
         let _ = preload_receipt().await;
         let _ = preload_upi_code().await;
     });

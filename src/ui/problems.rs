@@ -373,6 +373,7 @@ pub fn complete_sale_problem(
         )),
         CompleteSaleError::NoBill => cannot(t(Msg::ProblemSaleNoBill)),
         CompleteSaleError::NeedsApproval(error) => error.shown(),
+        CompleteSaleError::PartNotLoaded => t(Msg::AppPartNotLoaded).into(),
     }
 }
 

@@ -322,7 +322,10 @@ mod tests {
             assert_eq!(read, discount);
         }
         let unknown = serde_json::from_value::<LineDiscount>(serde_json::json!({"kind": "half"}));
-        assert!(unknown.unwrap_err().to_string().contains("unknown discount kind `half`"));
+        assert!(unknown
+            .unwrap_err()
+            .to_string()
+            .contains("unknown discount kind `half`"));
         let missing = serde_json::from_value::<LineDiscount>(serde_json::json!({"kind": "amount"}));
         assert!(missing.unwrap_err().to_string().contains("has no `minor`"));
     }

@@ -358,7 +358,7 @@ impl Counter {
         this.busy.set(true);
         spawn_local(async move {
             let driver = this.driver.get_value();
-            match sale_action::complete_sale(&driver, &draft, approval.as_ref()).await {
+            match crate::ui::lazy::complete_sale(driver, draft, approval).await {
                 Ok(completed) => {
                     this.clear();
                     this.receipt.set(Some(completed));
