@@ -13,11 +13,14 @@
 //! it): the rest of the app goes on (a module that failed to load is tried again on the next
 //! call). Without the feature (tests, clippy, debug builds) each is a plain call.
 //!
-//! The parts: the products, bills, sync, people and settings pages; the receipt (printing,
-//! ESC/POS, its QR code, WhatsApp, void and refund); the UPI payment's QR code; and the forms
-//! before the shop opens (setting the shop up, signing in, choosing a PIN). [`preload_sale_parts`]
-//! loads the receipt's and the UPI code's modules once the counter is up, so the first sale's
-//! receipt does not wait for its module.
+//! The parts: the products, bills, sync, people and settings pages; completing a sale (the
+//! bill's one transaction: a counter starts, scans and rings up a bill without it); the receipt
+//! (printing, ESC/POS, its QR code, WhatsApp, void and refund); the UPI payment's QR code; and
+//! the forms before the shop opens (setting the shop up, signing in, also from the lock screen,
+//! choosing a PIN). An action's part (completing a sale) gives a boxed future, and a module
+//! that cannot be had is the action's own error (`PartNotLoaded`), shown where its other errors
+//! are, with nothing saved. [`preload_sale_parts`] loads the modules of completing a sale, the
+//! receipt and the UPI code once the counter is up, so the first sale does not wait for them.
 
 use leptos::prelude::*;
 
@@ -174,14 +177,18 @@ fn set_up_shop_part(driver: Driver) -> Part {
     Ok(view! { <crate::ui::sign_in::SetUpShop driver=driver/> }.into_any())
 }
 
-/// Email and password ([`crate::ui::sign_in::SignInForm`]).
+/// Email and password ([`crate::ui::sign_in::SignInForm`]), with "Cancel" when `on_cancel`
+/// is given.
 pub fn sign_in_form(
     driver: Driver,
     purpose: SignInPurpose,
     email: Option<String>,
     on_done: Callback<String>,
+    on_cancel: Option<Callback<()>>,
 ) -> impl IntoView {
-    when_loaded(sign_in_form_part(driver, purpose, email, on_done))
+    when_loaded(sign_in_form_part(
+        driver, purpose, email, on_done, on_cancel,
+    ))
 }
 #[cfg_attr(
     feature = "split",
@@ -192,18 +199,13 @@ fn sign_in_form_part(
     purpose: SignInPurpose,
     email: Option<String>,
     on_done: Callback<String>,
+    on_cancel: Option<Callback<()>>,
 ) -> Part {
-    Ok(match email {
-        Some(email) => view! {
-            <crate::ui::sign_in::SignInForm driver=driver purpose=purpose email=email
-                on_done=on_done/>
-        }
-        .into_any(),
-        None => view! {
-            <crate::ui::sign_in::SignInForm driver=driver purpose=purpose on_done=on_done/>
-        }
-        .into_any(),
-    })
+    Ok(view! {
+        <crate::ui::sign_in::SignInForm driver=driver purpose=purpose email=email
+            on_done=on_done on_cancel=on_cancel/>
+    }
+    .into_any())
 }
 
 /// Choosing the PIN of the person at the counter.

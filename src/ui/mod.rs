@@ -128,7 +128,8 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
     // now" once).
     let choosing_pin = move || driver.with_value(|d| d.sessions().asks_for_pin());
     watch_idle(driver);
-    move || match access.get() {
+    move || {
+        match access.get() {
         Access::Checking => view! { <p class="notice">{t(Msg::AppOpening)}</p> }.into_any(),
         Access::SetUpShop => view! {
             <main class="before-shop">{lazy::set_up_shop(driver)}</main>
@@ -136,7 +137,7 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
         .into_any(),
         Access::SignIn => view! {
             <main class="before-shop">
-                {lazy::sign_in_form(driver, SignInPurpose::First, None, Callback::new(|_| {}))}
+                {lazy::sign_in_form(driver, SignInPurpose::First, None, Callback::new(|_| {}), None)}
             </main>
         }
         .into_any(),
@@ -152,6 +153,7 @@ fn Gate(driver: SyncDriver) -> impl IntoView {
             <Shop driver=driver/>
         }
         .into_any(),
+    }
     }
 }
 
@@ -268,7 +270,7 @@ fn Shop(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoView {
                     {tr(Msg::AppWhoseSignInEnded, &[("who", banner.0.display_name())])}
                 </p>
                 {lazy::sign_in_form(driver, SignInPurpose::Again, Some(banner.0.email.clone()),
-                    Callback::new(|_| {}))}
+                    Callback::new(|_| {}), None)}
             </section>
         </For>
         <main>

@@ -129,7 +129,7 @@ pub fn PeoplePage(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
                 }>
                 <SignInForm driver=driver purpose=SignInPurpose::AnotherPerson
                     on_done=move |_| adding.set(false)
-                    on_cancel=move |_| adding.set(false)/>
+                    on_cancel=Some(Callback::new(move |_| adding.set(false)))/>
             </Show>
             <Show when=move || confirming.get().is_some()>
                 <div class="confirm" role="alertdialog" data-testid="confirm-leaving">

@@ -130,9 +130,9 @@ pub enum SignInPurpose {
 pub fn SignInForm(
     driver: StoredValue<SyncDriver, LocalStorage>,
     purpose: SignInPurpose,
-    #[prop(optional)] email: Option<String>,
+    #[prop(optional_no_strip)] email: Option<String>,
     #[prop(into)] on_done: Callback<String>,
-    #[prop(optional, into)] on_cancel: Option<Callback<()>>,
+    #[prop(optional_no_strip)] on_cancel: Option<Callback<()>>,
 ) -> impl IntoView {
     let email = RwSignal::new(email.unwrap_or_default());
     let password = RwSignal::new(String::new());
@@ -393,9 +393,9 @@ pub fn LockScreen(driver: StoredValue<SyncDriver, LocalStorage>) -> impl IntoVie
     view! {
         <div class="lock-screen locked" data-testid="lock-screen">
             <Show when=move || !adding.get() fallback=move || view! {
-                <SignInForm driver=driver purpose=SignInPurpose::AnotherPerson
-                    on_done=move |_| adding.set(false)
-                    on_cancel=move |_| adding.set(false)/>
+                {crate::ui::lazy::sign_in_form(driver, SignInPurpose::AnotherPerson, None,
+                    Callback::new(move |_| adding.set(false)),
+                    Some(Callback::new(move |_| adding.set(false))))}
             }>
                 <PersonPinForm people=people chosen=chosen title=t(Msg::SigninLockedTitle)
                     submit_label=t(Msg::SigninUnlock) secondary_label=t(Msg::SigninSignInSomeoneElse)
