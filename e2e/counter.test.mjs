@@ -572,6 +572,32 @@ describe("selling offline", () => {
       }
     });
 
+    test(`a customer added on one tablet joins the other's search as it is shown (${backend})`, async () => {
+      const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
+      const project = `e2e-counter-search-${Date.now()}`;
+      await seedProducts(endpoint, project, SHOP, CATALOGUE);
+      const url = counterUrl(server, endpoint, project);
+      const tablets = [await browser.newContext(), await browser.newContext()];
+      try {
+        const [first, second] = [await openCounter(tablets[0], url), await openCounter(tablets[1], url)];
+        // The second tablet's cashier searches before she is on any tablet: nothing yet.
+        await second.getByTestId("customer-search").fill("meena");
+        await waitForBadge(second, { connection: "Online", pending: 0 });
+        assert.equal(await second.getByTestId("customer-result").count(), 0);
+        await first.getByTestId("new-customer").click();
+        await first.getByTestId("customer-new-name").fill("Meena Iyer");
+        await first.getByTestId("customer-new-phone").fill("91234 56789");
+        await first.getByTestId("add-customer").click();
+        await first.getByTestId("customer-chosen").waitFor();
+        await waitForBadge(first, { connection: "Online", pending: 0 });
+        // She arrives on the second tablet by sync, and the search shown finds her.
+        await second.getByTestId("customer-result").filter({ hasText: "Meena Iyer" }).waitFor({ timeout: 30_000 });
+        assert.equal(await second.getByTestId("customer-search").inputValue(), "meena");
+      } finally {
+        await Promise.all(tablets.map((tablet) => tablet.close()));
+      }
+    });
+
     test(`two tablets sell offline, reload, and sync exactly (${backend})`, async () => {
       const endpoint = backend === "counterbook-server" ? server.url : emulator.url;
       const project = `e2e-counter-offline-${Date.now()}`;

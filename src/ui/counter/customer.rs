@@ -1,6 +1,7 @@
 //! The bill's customer: found by phone or name as you type (index lookups with a limit), or
 //! created on the spot with a name, a phone and an optional credit limit (a manager's to set:
-//! a cashier's asks for a manager's PIN).
+//! a cashier's asks for a manager's PIN). The results follow the store: customers arriving
+//! while a search is shown (from another tablet) join them.
 
 use crate::i18n::{t, tr, Msg};
 use crate::ui::problems::ProblemText;
@@ -13,6 +14,7 @@ use super::{Counter, Notice};
 use crate::actions::sale::CreateCustomerError;
 use crate::actions::Approval;
 use crate::money::format_price;
+use crate::sync::change_log::ChangesSince;
 use crate::ui::problems::Shown;
 use crate::ui::sign_in::ManagerApproval;
 
@@ -45,6 +47,24 @@ pub(super) fn CustomerPanel(counter: Counter) -> impl IntoView {
             }
         });
     };
+    // Customers that arrive while a search is shown (pulled or listened to from another
+    // tablet, or added here) join its results: the search runs again.
+    counter
+        .driver
+        .with_value(|d| d.changes())
+        .watch(move |since| {
+            let customers_changed = match since {
+                ChangesSince::Nothing => false,
+                ChangesSince::Documents(changed) => {
+                    changed.touches(counterbook_shop::customer::CUSTOMERS_COLLECTION)
+                }
+                ChangesSince::Everything => true,
+            };
+            let text = query.get_untracked();
+            if customers_changed && !text.trim().is_empty() {
+                look_up(text);
+            }
+        });
     let choose = move |customer: Customer| {
         counter.customer.set(Some(customer));
         query.set(String::new());
