@@ -242,6 +242,10 @@ pub enum OpenBillError {
     OfflineAndNotHere,
     #[error("The bill could not be read from the server: {0}")]
     Server(String),
+    /// The sync engine's module, which reads and stores the server's documents, could not be
+    /// loaded.
+    #[error("The sync engine could not be loaded to read the bill")]
+    EngineNotLoaded,
 }
 
 /// Opens a bill again (its receipt's QR code scanned, or picked on the bills page): the bill,
@@ -274,12 +278,21 @@ pub async fn open_bill(
                 Err(crate::sync::driver::FetchError::Server(problem)) => {
                     return Err(OpenBillError::Server(problem))
                 }
+                Err(crate::sync::driver::FetchError::EngineNotLoaded) => {
+                    return Err(OpenBillError::EngineNotLoaded)
+                }
             };
             let bill = Bill::from_document(&document)
                 .map_err(|invalid| OpenBillError::Server(invalid.reason))?;
-            store
-                .apply_server_documents(std::slice::from_ref(&document))
-                .await?;
+            driver
+                .apply_server_documents(vec![document])
+                .await
+                .map_err(|error| match error {
+                    crate::sync::ServerDocumentsError::Storage(error) => error.into(),
+                    crate::sync::ServerDocumentsError::EngineNotLoaded => {
+                        OpenBillError::EngineNotLoaded
+                    }
+                })?;
             bill
         }
     };

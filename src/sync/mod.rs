@@ -11,6 +11,7 @@
 pub mod background;
 pub mod change_log;
 pub mod driver;
+pub mod engine;
 pub mod identity;
 pub mod listen_channel;
 pub mod remote;
@@ -19,4 +20,6 @@ pub mod shop_people;
 pub mod tabs;
 
 pub use change_log::{ChangeLog, ChangesSince};
-pub use driver::{DeadLetter, LastProblem, StartError, SyncDriver, SyncStatus};
+pub use driver::{
+    DeadLetter, LastProblem, ServerDocumentsError, StartError, SyncDriver, SyncStatus,
+};
