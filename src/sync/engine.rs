@@ -365,7 +365,7 @@ impl Engine {
     ///
     /// `None` while the collection was never pulled: an empty tablet's first sync is the pull
     /// (pages committed one by one, resumable), and the target follows once it reaches the end
-    /// ([`SyncDriver::watch_screen_after_pull`]). A collection still without a checkpoint after
+    /// ([`Engine::watch_screen_after_pull`]). A collection still without a checkpoint after
     /// a pull to the end is empty on the server, so the whole collection is the target.
     async fn screen_target(&self, collection: &str) -> Result<Option<TargetKind>, TargetError> {
         let Some(checkpoint) = self.shell().store().checkpoint(collection).await? else {
@@ -395,7 +395,7 @@ impl Engine {
         )))
     }
 
-    /// Watches the screen's collection (see [`SyncDriver::screen_target`]), or waits for its
+    /// Watches the screen's collection (see [`Engine::screen_target`]), or waits for its
     /// first pull, which this starts.
     async fn watch_screen(&self, collection: String) {
         let target = match self.screen_target(&collection).await {
