@@ -38,7 +38,7 @@ use wasm_bindgen::JsCast;
 use crate::global_scope;
 use crate::model::Product;
 use crate::settings::Settings;
-use crate::storage::{OutboxContents, StorageError, Store};
+use crate::storage::{OutboxContents, OutboxSummary, StorageError, Store};
 use crate::sync::change_log::ChangeLog;
 use crate::sync::engine::{sync_engine, EngineNotLoaded, SyncMachinery};
 use crate::sync::session::Sessions;
@@ -202,6 +202,43 @@ pub enum StartError {
     Storage(#[from] StorageError),
 }
 
+/// The outbox as a follower shows it, read from the store.
+#[derive(Default)]
+struct StoredOutbox {
+    /// Whose sign-in sends each pending unit.
+    pending_senders: Vec<Option<String>>,
+    /// Listed once the engine, which decodes whole units, is loaded (until then none).
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl StoredOutbox {
+    fn of_summary(summary: OutboxSummary) -> StoredOutbox {
+        StoredOutbox {
+            pending_senders: summary.pending_senders,
+            dead_letters: Vec::new(),
+        }
+    }
+
+    fn of_contents(contents: OutboxContents) -> StoredOutbox {
+        StoredOutbox {
+            pending_senders: contents
+                .pending
+                .into_iter()
+                .map(|unit| unit.sender)
+                .collect(),
+            dead_letters: contents
+                .dead_letters
+                .into_iter()
+                .map(|(unit, reason)| DeadLetter {
+                    unit_id: unit.id,
+                    label: unit.label,
+                    reason,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Where the sync engine stands in this tab.
 enum EngineSlot {
     /// Not asked for yet (the driver is being assembled).
@@ -233,7 +270,7 @@ pub(super) struct Inner {
     stealing: Cell<bool>,
     channel: RefCell<Option<TabChannel>>,
     /// What a follower shows: the outbox as last read from the store.
-    stored_outbox: RefCell<OutboxContents>,
+    stored_outbox: RefCell<StoredOutbox>,
     status: RwSignal<SyncStatus>,
     /// What changed, for the screens to re-read (this tab's writes and the other tabs').
     changes: ChangeLog,
@@ -360,7 +397,8 @@ impl SyncDriver {
             for waiter in this.inner.engine_waiters.borrow_mut().drain(..) {
                 let _ = waiter.send(());
             }
-            this.publish_status();
+            // The dead letters a follower lists are decoded by the engine.
+            this.refresh_stored_outbox();
             if this.engine().is_some() && this.inner.leadership.borrow().is_some() {
                 this.begin_leading().await;
             }
@@ -520,7 +558,7 @@ impl SyncDriver {
         let store = Rc::new(Store::open(&settings.database_name).await?);
         let device_id = store.device_id().await?;
         let sessions = Sessions::load(Rc::clone(&store), settings.clone()).await?;
-        let stored_outbox = store.outbox().await?;
+        let stored_outbox = StoredOutbox::of_summary(store.outbox_summary().await?);
         let conflicts = store.conflicts().await?;
 
         let driver = SyncDriver {
@@ -666,16 +704,12 @@ impl SyncDriver {
         let Some(engine) = self.engine() else {
             return;
         };
-        let contents = match self.inner.store.outbox().await {
-            Ok(contents) => contents,
-            Err(error) => {
-                // Without its outbox this tab cannot push; let another tab lead.
-                self.report_storage(Err(error));
-                self.stop_leading();
-                return;
-            }
-        };
-        engine.begin_leading(contents);
+        if let Err(error) = engine.begin_leading().await {
+            // Without its outbox this tab cannot push; let another tab lead.
+            self.report_storage(Err(error));
+            self.stop_leading();
+            return;
+        }
         self.publish_status();
     }
 
@@ -745,8 +779,12 @@ impl SyncDriver {
     fn refresh_stored_outbox(&self) {
         let this = self.clone();
         spawn_local(async move {
-            match this.inner.store.outbox().await {
-                Ok(contents) => *this.inner.stored_outbox.borrow_mut() = contents,
+            let read = match this.engine() {
+                Some(engine) => engine.stored_outbox().await.map(StoredOutbox::of_contents),
+                None => (this.inner.store.outbox_summary().await).map(StoredOutbox::of_summary),
+            };
+            match read {
+                Ok(stored) => *this.inner.stored_outbox.borrow_mut() = stored,
                 Err(error) => this.report_storage(Err(error)),
             }
             this.publish_status();
@@ -986,12 +1024,6 @@ impl SyncDriver {
 
     pub(super) fn publish_status(&self) {
         let leader = self.is_leader();
-        let to_dead_letter =
-            |(unit, reason): (&counterbook_sync::Unit, &DeadLetterReason)| DeadLetter {
-                unit_id: unit.id.clone(),
-                label: unit.label.clone(),
-                reason: reason.clone(),
-            };
         let (starting, engine) = match &*self.inner.engine.borrow() {
             EngineSlot::Loaded(engine) => (false, Some(Rc::clone(engine))),
             EngineSlot::NotLoaded => (true, None),
@@ -1028,20 +1060,16 @@ impl SyncDriver {
                     leader,
                     starting,
                     server_reachable: true,
-                    pending: stored.pending.len(),
+                    pending: stored.pending_senders.len(),
                     in_flight: 0,
                     conflicts: self.inner.conflicts.with_untracked(Vec::len),
                     last_push_millis: None,
-                    dead_letters: stored
-                        .dead_letters
-                        .iter()
-                        .map(|(unit, reason)| to_dead_letter((unit, reason)))
-                        .collect(),
+                    dead_letters: stored.dead_letters.clone(),
                     paused_for_sign_in: false,
-                    pending_by_sender: stored.pending.iter().fold(
+                    pending_by_sender: stored.pending_senders.iter().fold(
                         SortedMap::new(),
-                        |mut counts, unit| {
-                            *counts.get_or_insert_with(unit.sender.clone(), usize::default) += 1;
+                        |mut counts, sender| {
+                            *counts.get_or_insert_with(sender.clone(), usize::default) += 1;
                             counts
                         },
                     ),

@@ -67,8 +67,11 @@ const MOST_PREPARED_PAGES: usize = 2 * KEPT_COLLECTIONS.len();
 /// machines stay empty and the calls that feed them do nothing.
 pub trait SyncMachinery {
     /// This tab leads now: a fresh engine loaded with the outbox as the store holds it, then
-    /// push, and in a page pull and listen.
-    fn begin_leading(&self, contents: OutboxContents);
+    /// push, and in a page pull and listen. Resolves once the outbox is loaded (`Err`: it
+    /// could not be read, and this tab cannot push).
+    fn begin_leading(&self) -> LocalBoxFuture<'static, Result<(), StorageError>>;
+    /// The outbox as the store holds it, decoded whole (what a follower lists).
+    fn stored_outbox(&self) -> LocalBoxFuture<'static, Result<OutboxContents, StorageError>>;
     /// This tab no longer leads: the machines are emptied, the stream and timers stop.
     fn stop_leading(&self);
     /// A unit just saved in the store, to be sent.
@@ -1162,8 +1165,18 @@ impl Engine {
 }
 
 impl SyncMachinery for Engine {
-    fn begin_leading(&self, contents: OutboxContents) {
-        self.begin(contents);
+    fn begin_leading(&self) -> LocalBoxFuture<'static, Result<(), StorageError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let contents = this.shell().store().outbox().await?;
+            this.begin(contents);
+            Ok(())
+        })
+    }
+
+    fn stored_outbox(&self) -> LocalBoxFuture<'static, Result<OutboxContents, StorageError>> {
+        let this = self.clone();
+        Box::pin(async move { this.shell().store().outbox().await })
     }
 
     fn stop_leading(&self) {
