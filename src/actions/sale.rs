@@ -13,6 +13,7 @@ use counterbook_shop::{
 
 use crate::storage::sales::{device_series, RecordSaleError};
 use crate::storage::StorageError;
+use crate::sync::driver::FetchError;
 use crate::sync::SyncDriver;
 
 /// A bill as the counter has it when the cashier completes it.
@@ -269,31 +270,14 @@ pub async fn open_bill(
                 driver.settings().shop_id,
                 counterbook_shop::records::BILLS_COLLECTION
             );
-            let document = match driver.fetch_document(&path).await {
-                Ok(Some(document)) => document,
+            match driver.read_server_bill(&path).await {
+                Ok(Some(bill)) => bill,
                 Ok(None) => return Ok(None),
-                Err(crate::sync::driver::FetchError::Offline) => {
-                    return Err(OpenBillError::OfflineAndNotHere)
-                }
-                Err(crate::sync::driver::FetchError::Server(problem)) => {
-                    return Err(OpenBillError::Server(problem))
-                }
-                Err(crate::sync::driver::FetchError::EngineNotLoaded) => {
-                    return Err(OpenBillError::EngineNotLoaded)
-                }
-            };
-            let bill = Bill::from_document(&document)
-                .map_err(|invalid| OpenBillError::Server(invalid.reason))?;
-            driver
-                .apply_server_documents(vec![document])
-                .await
-                .map_err(|error| match error {
-                    crate::sync::ServerDocumentsError::Storage(error) => error.into(),
-                    crate::sync::ServerDocumentsError::EngineNotLoaded => {
-                        OpenBillError::EngineNotLoaded
-                    }
-                })?;
-            bill
+                Err(FetchError::Offline) => return Err(OpenBillError::OfflineAndNotHere),
+                Err(FetchError::Server(problem)) => return Err(OpenBillError::Server(problem)),
+                Err(FetchError::EngineNotLoaded) => return Err(OpenBillError::EngineNotLoaded),
+                Err(FetchError::Storage(error)) => return Err(error.into()),
+            }
         }
     };
     let customer = match &bill.customer_id {

@@ -24,8 +24,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use counterbook_firestore_wire::Document;
-use counterbook_shop::{AuditEntry, Record, UnitOfWork};
+use counterbook_shop::{AuditEntry, Bill, Record, UnitOfWork};
 use counterbook_sync::sorted_map::SortedMap;
 use counterbook_sync::{
     BaseVersion, ConflictEntry, DeadLetterReason, DocumentWrite, SyncProblem, Unit, UnitLabel,
@@ -186,15 +185,6 @@ impl Default for SyncStatus {
     }
 }
 
-/// Why documents from the server could not be stored.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ServerDocumentsError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("the sync engine could not be loaded")]
-    EngineNotLoaded,
-}
-
 /// Why the app could not start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
@@ -322,6 +312,8 @@ pub enum FetchError {
     Server(String),
     #[error("the sync engine could not be loaded")]
     EngineNotLoaded,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 pub(super) fn browser_online() -> bool {
@@ -872,11 +864,12 @@ impl SyncDriver {
             .unwrap_or_default())
     }
 
-    /// Reads one document from the server now (`Ok(None)`: it has none), for a screen that
-    /// needs a document this tablet does not keep, such as another tablet's bill (through the
-    /// engine, loaded first if it is not). `FetchError::Offline` without asking when the
-    /// browser is offline.
-    pub async fn fetch_document(&self, path: &str) -> Result<Option<Document>, FetchError> {
+    /// Reads a bill this tablet does not keep (another tablet's, its receipt's QR code
+    /// scanned) from the server now, and stores it as the server has it, so that a void of it
+    /// starts from that version (`Ok(None)`: the server has none). Through the engine, loaded
+    /// first if it is not: reading and storing server documents is its code.
+    /// `FetchError::Offline` without asking when the browser is offline.
+    pub async fn read_server_bill(&self, path: &str) -> Result<Option<Bill>, FetchError> {
         if !browser_online() {
             return Err(FetchError::Offline);
         }
@@ -884,21 +877,7 @@ impl SyncDriver {
             .loaded_engine()
             .await
             .map_err(|EngineNotLoaded| FetchError::EngineNotLoaded)?;
-        engine.fetch_document(path.to_owned()).await
-    }
-
-    /// Stores documents read from the server (a bill opened from its receipt's QR code) as a
-    /// pull would: base copies, pending units laid over them (through the engine, which holds
-    /// the store's path for server documents).
-    pub async fn apply_server_documents(
-        &self,
-        documents: Vec<Document>,
-    ) -> Result<(), ServerDocumentsError> {
-        let engine = self
-            .loaded_engine()
-            .await
-            .map_err(|EngineNotLoaded| ServerDocumentsError::EngineNotLoaded)?;
-        Ok(engine.apply_server_documents(documents).await?)
+        engine.read_server_bill(path.to_owned()).await
     }
 
     /// The server's last known version of a document (the base of an edit), if pulled before.

@@ -22,6 +22,7 @@ use std::rc::{Rc, Weak};
 
 use counterbook_firestore_wire::{Code, Document, TargetKind, Timestamp, Value};
 use counterbook_shop::actions::{APPROVED_BY_FIELD, AUDIT_COLLECTION};
+use counterbook_shop::Bill;
 use counterbook_sync::sorted_map::SortedMap;
 use counterbook_sync::{
     target_key, ChangeKind, Command, ConflictEntry, DeadLetterReason, DocumentChange, Event,
@@ -97,17 +98,12 @@ pub trait SyncMachinery {
     fn follow_screen(&self, collection: Option<String>);
     /// What the engine holds, for the status the shell publishes.
     fn status(&self) -> EngineStatus;
-    /// Reads one document from the server now (`Ok(None)`: it has none).
-    fn fetch_document(
+    /// Reads the bill at `path` from the server now (`Ok(None)`: it has none) and stores it as
+    /// the server has it (its base copy moves on, pending units are laid over it).
+    fn read_server_bill(
         &self,
         path: String,
-    ) -> LocalBoxFuture<'static, Result<Option<Document>, FetchError>>;
-    /// Stores documents as the server has them (their base copies move on, pending units are
-    /// laid over them).
-    fn apply_server_documents(
-        &self,
-        documents: Vec<Document>,
-    ) -> LocalBoxFuture<'static, Result<(), StorageError>>;
+    ) -> LocalBoxFuture<'static, Result<Option<Bill>, FetchError>>;
 }
 
 /// The engine's side of the sync status.
@@ -1270,24 +1266,23 @@ impl SyncMachinery for Engine {
         }
     }
 
-    fn fetch_document(
+    fn read_server_bill(
         &self,
         path: String,
-    ) -> LocalBoxFuture<'static, Result<Option<Document>, FetchError>> {
-        let this = self.clone();
-        Box::pin(async move { Engine::fetch_document(&this, &path).await })
-    }
-
-    fn apply_server_documents(
-        &self,
-        documents: Vec<Document>,
-    ) -> LocalBoxFuture<'static, Result<(), StorageError>> {
+    ) -> LocalBoxFuture<'static, Result<Option<Bill>, FetchError>> {
         let this = self.clone();
         Box::pin(async move {
+            let Some(document) = this.fetch_document(&path).await? else {
+                return Ok(None);
+            };
+            let bill = Bill::from_document(&document)
+                .map_err(|invalid| FetchError::Server(invalid.reason))?;
             this.shell()
                 .store()
-                .apply_server_documents(&documents)
+                .apply_server_documents(std::slice::from_ref(&document))
                 .await
+                .map_err(FetchError::Storage)?;
+            Ok(Some(bill))
         })
     }
 }

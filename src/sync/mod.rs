@@ -20,6 +20,4 @@ pub mod shop_people;
 pub mod tabs;
 
 pub use change_log::{ChangeLog, ChangesSince};
-pub use driver::{
-    DeadLetter, LastProblem, ServerDocumentsError, StartError, SyncDriver, SyncStatus,
-};
+pub use driver::{DeadLetter, LastProblem, StartError, SyncDriver, SyncStatus};
