@@ -1003,11 +1003,8 @@ impl SyncDriver {
 
     pub(super) fn publish_status(&self) {
         let leader = self.is_leader();
-        let (starting, engine) = match &*self.inner.engine.borrow() {
-            EngineSlot::Loaded(engine) => (false, Some(Rc::clone(engine))),
-            EngineSlot::NotLoaded => (true, None),
-            EngineSlot::NotAsked | EngineSlot::Loading => (true, None),
-        };
+        let engine = self.engine();
+        let starting = engine.is_none();
         let engine_problem = matches!(*self.inner.engine.borrow(), EngineSlot::NotLoaded)
             .then_some(LastProblem::EngineNotLoaded);
         let mut status = match engine.filter(|_| leader) {
