@@ -266,6 +266,64 @@ describe("a tablet opens the shop's server over HTTPS", () => {
     }
   });
 
+  test("the sync engine's module cannot be had: sales wait in the outbox, and go once it loads", async () => {
+    // No service worker (its precache would answer), and the engine's module (src/sync/engine.rs)
+    // refused by the network: the app starts, and what is made waits in the outbox.
+    const tablet = await browser.newContext({ serviceWorkers: "block" });
+    try {
+      const page = await tablet.newPage();
+      const engineModule = /\/split_sync_engine-[0-9a-f]{16}\.wasm$/;
+      let refused = 0;
+      await page.route(engineModule, (route) => {
+        refused += 1;
+        return route.abort("internetdisconnected");
+      });
+      const project = "e2e-tls";
+      const shop = "s3";
+      await page.goto(appUrl(server.url, { endpoint: server.url, project, shop, path: "/products" }));
+      await page.getByTestId("product-list").waitFor({ state: "attached" });
+      await addProduct(page, "Parle-G 100g", "10");
+      await waitForProducts(page, ["Parle-G 100g"]);
+      await waitForBadge(page, { connection: "Starting sync", pending: 1 });
+      const badge = page.getByTestId("sync-badge");
+      assert.equal(await badge.getAttribute("data-leader"), "false");
+      assert.equal(await badge.getAttribute("data-state"), "starting");
+      await openPage(page, "/sync");
+      await page
+        .getByTestId("sync-error")
+        .filter({ hasText: "The sync engine could not be loaded on this tablet" })
+        .waitFor();
+      // Tried again on the three-second timer, still refused; nothing reached the server.
+      const triesBefore = refused;
+      await page.waitForTimeout(3_500);
+      assert.ok(triesBefore >= 1 && refused > triesBefore, `the module was asked for again (${triesBefore} then ${refused})`);
+      const productsOnServer = () =>
+        page.evaluate(async (url) => {
+          const response = await fetch(url, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ structuredQuery: { from: [{ collectionId: "products" }] } }),
+          });
+          const items = await response.json();
+          return items.filter((item) => item.document).map((item) => item.document.fields.name.stringValue);
+        }, `${server.url}/v1/projects/${project}/databases/(default)/documents/shops/${shop}:runQuery`);
+      assert.deepEqual(await productsOnServer(), []);
+      await openPage(page, "/counter");
+      await page.getByTestId("counter-page").waitFor();
+      assert.equal(await badge.getAttribute("data-leader"), "false");
+
+      // The network gives the module: the next try loads it, the tab leads and sends the unit.
+      await page.unroute(engineModule);
+      await waitForBadge(page, { connection: "Online", pending: 0 });
+      assert.equal(await badge.getAttribute("data-leader"), "true");
+      assert.deepEqual(await productsOnServer(), ["Parle-G 100g"]);
+      await openPage(page, "/sync");
+      await page.getByTestId("sync-all-clear").waitFor();
+    } finally {
+      await tablet.close();
+    }
+  });
+
   test("http:// on the same port redirects to https://", async () => {
     const plain = server.url.replace("https://", "http://");
     const answer = await plainGet(`${plain}/products?shop=s1`);

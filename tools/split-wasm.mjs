@@ -22,7 +22,10 @@
 //    immutable, and an old page can never be given a new build's module under its old name,
 //    nor the other way round. The bindings import the link module by that name, and the link
 //    module imports the bindings by Trunk's name, the very URL boot.js and sw.js import, so
-//    there is one instance of them (and of the wasm) per page or worker.
+//    there is one instance of them (and of the wasm) per page or worker. In a service worker
+//    the link module reads each split module from the precache first (`fetchSplitModule`): the
+//    Background Sync drain needs the sync engine's module there, and a worker's own `fetch`
+//    never goes through its cache.
 //
 // Nothing happens for a build without the `split` feature (its bindings import no
 // `__wasm_split_placeholder__`).
@@ -37,6 +40,26 @@ import { join } from "node:path";
 const PLACEHOLDER = "__wasm_split_placeholder__";
 /** The link module's name as wasm-split-cli writes it, and as the main wasm imports it. */
 const LINK_MODULE = "./__wasm_split.js";
+
+/**
+ * How a split module is fetched: in a page, as wasm-split-cli writes it (`fetch`, which the
+ * service worker answers from its precache offline); in the service worker (the Background
+ * Sync drain loads the sync engine's module there), from the precache first, since a worker's
+ * own `fetch` never reaches its cache, then from the network.
+ */
+const FETCH_SPLIT_MODULE = `
+const fetchSplitModule = (url) =>
+  typeof ServiceWorkerGlobalScope !== "undefined" && self instanceof ServiceWorkerGlobalScope
+    ? caches.match(url).then((cached) => cached ?? fetch(url))
+    : fetch(url);
+`;
+
+/** The link module's text with every split module fetched by `fetchSplitModule`. */
+function readModulesFromPrecacheInWorker(link) {
+  const fetches = /\bfetch\(new URL\(/g;
+  if (!fetches.test(link)) throw new Error("the link module fetches no split module");
+  return FETCH_SPLIT_MODULE + link.replace(fetches, "fetchSplitModule(new URL(");
+}
 
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
@@ -109,6 +132,7 @@ export function splitWasm({ staging, bindingsPath, sourceDirectory, release, was
       link = link.replaceAll(reference, JSON.stringify(`./${final}`));
       modules.push(final);
     }
+    link = readModulesFromPrecacheInWorker(link);
     link = minify(link);
     const linkName = `split-${sha256(link).slice(0, 16)}.js`;
     writeFileSync(join(staging, linkName), link);

@@ -13,6 +13,7 @@ use counterbook_shop::{
 
 use crate::storage::sales::{device_series, RecordSaleError};
 use crate::storage::StorageError;
+use crate::sync::driver::FetchError;
 use crate::sync::SyncDriver;
 
 /// A bill as the counter has it when the cashier completes it.
@@ -246,6 +247,10 @@ pub enum OpenBillError {
     OfflineAndNotHere,
     #[error("The bill could not be read from the server: {0}")]
     Server(String),
+    /// The sync engine's module, which reads and stores the server's documents, could not be
+    /// loaded.
+    #[error("The sync engine could not be loaded to read the bill")]
+    EngineNotLoaded,
 }
 
 /// Opens a bill again (its receipt's QR code scanned, or picked on the bills page): the bill,
@@ -269,22 +274,14 @@ pub async fn open_bill(
                 driver.settings().shop_id,
                 counterbook_shop::records::BILLS_COLLECTION
             );
-            let document = match driver.fetch_document(&path).await {
-                Ok(Some(document)) => document,
+            match driver.read_server_bill(&path).await {
+                Ok(Some(bill)) => bill,
                 Ok(None) => return Ok(None),
-                Err(crate::sync::driver::FetchError::Offline) => {
-                    return Err(OpenBillError::OfflineAndNotHere)
-                }
-                Err(crate::sync::driver::FetchError::Server(problem)) => {
-                    return Err(OpenBillError::Server(problem))
-                }
-            };
-            let bill = Bill::from_document(&document)
-                .map_err(|invalid| OpenBillError::Server(invalid.reason))?;
-            store
-                .apply_server_documents(std::slice::from_ref(&document))
-                .await?;
-            bill
+                Err(FetchError::Offline) => return Err(OpenBillError::OfflineAndNotHere),
+                Err(FetchError::Server(problem)) => return Err(OpenBillError::Server(problem)),
+                Err(FetchError::EngineNotLoaded) => return Err(OpenBillError::EngineNotLoaded),
+                Err(FetchError::Storage(error)) => return Err(error.into()),
+            }
         }
     };
     let customer = match &bill.customer_id {

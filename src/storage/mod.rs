@@ -51,7 +51,7 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 
 pub use changes::ChangedDocuments;
-pub use outbox::OutboxContents;
+pub use outbox::{OutboxContents, OutboxSummary};
 pub use products::{ProductPosition, ProductQuery, TakenCodes};
 pub use reversals::REFUSED_BY_CONFLICT;
 use schema::META;

@@ -43,7 +43,51 @@ pub struct OutboxContents {
     pub dead_letters: Vec<(Unit, DeadLetterReason)>,
 }
 
+/// What the app shell reads of the outbox before the sync engine is there: whose sign-in
+/// sends each pending unit, and how many dead letters wait. Decoding whole units (their labels,
+/// writes and reasons) is the engine's: the shell's wasm then carries none of that code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// The sender of each pending unit (`None`: a unit naming nobody), oldest first.
+    pub pending_senders: Vec<Option<String>>,
+    pub dead_letters: usize,
+}
+
+/// The fields of an outbox record that [`OutboxSummary`] reads (the others are skipped).
+#[derive(Deserialize)]
+struct OutboxRecordSummary {
+    unit: UnitSender,
+    state: OutboxRecordState,
+}
+
+#[derive(Deserialize)]
+struct UnitSender {
+    #[serde(default)]
+    sender: Option<String>,
+}
+
 impl Store {
+    /// Whose units wait in the outbox, and how many dead letters (see [`OutboxSummary`]).
+    pub async fn outbox_summary(&self) -> Result<OutboxSummary> {
+        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
+        let store = transaction
+            .store(OUTBOX)
+            .map_err(StorageError::from_rexie)?;
+        let values = store
+            .get_all(None, None)
+            .await
+            .map_err(StorageError::from_rexie)?;
+        let mut summary = OutboxSummary::default();
+        for value in values {
+            let record: OutboxRecordSummary = from_js(value)?;
+            match record.state {
+                OutboxRecordState::Pending => summary.pending_senders.push(record.unit.sender),
+                OutboxRecordState::Dead => summary.dead_letters += 1,
+            }
+        }
+        Ok(summary)
+    }
+
     /// The outbox: pending units and dead letters, oldest first.
     pub async fn outbox(&self) -> Result<OutboxContents> {
         let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;

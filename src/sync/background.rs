@@ -55,7 +55,7 @@ pub fn drain_outbox(database: String, leading: bool) -> js_sys::Promise {
 async fn drain(database: &str, leading: bool) -> Result<DrainOutcome, BackgroundSyncError> {
     let store = Store::open(database).await?;
     let settings = store.sync_settings().await?;
-    let pending = store.outbox().await?.pending.len();
+    let pending = store.outbox_summary().await?.pending_senders.len();
     store.close();
     let Some(settings) = settings.filter(|_| pending > 0) else {
         // Nothing waits (or the app never started here): nothing to do.

@@ -11,6 +11,7 @@
 pub mod background;
 pub mod change_log;
 pub mod driver;
+pub mod engine;
 pub mod identity;
 pub mod listen_channel;
 pub mod remote;

@@ -66,6 +66,8 @@ pub fn SyncBadge(status: RwSignal<SyncStatus>) -> impl IntoView {
         status.with(|s| {
             if !s.browser_online {
                 ("offline", t(Msg::BadgeOffline))
+            } else if s.starting {
+                ("starting", t(Msg::BadgeStarting))
             } else if s.paused_for_sign_in {
                 ("paused", t(Msg::BadgeSignInNeeded))
             } else if !s.server_reachable {

@@ -548,6 +548,7 @@ impl Shown for crate::actions::sale::OpenBillError {
             OpenBillError::OfflineAndNotHere => t(Msg::ProblemBillOfflineNotHere).into(),
             // What the server said, in its words.
             OpenBillError::Server(detail) => with_detail(t(Msg::ProblemBillServer), detail),
+            OpenBillError::EngineNotLoaded => t(Msg::AppPartNotLoaded).into(),
         }
     }
 }

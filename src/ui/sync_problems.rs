@@ -147,6 +147,7 @@ pub fn last_problem_view(problem: &LastProblem) -> impl IntoView {
         LastProblem::Listen(detail) => {
             crate::ui::problems::with_detail(t(Msg::SyncProblemListen), detail)
         }
+        LastProblem::EngineNotLoaded => t(Msg::SyncProblemEngineNotLoaded).into(),
     };
     view! { <ProblemText text/> }
 }
