@@ -220,7 +220,7 @@ describe("a tablet opens the shop's server over HTTPS", () => {
         refused += 1;
         return route.abort("internetdisconnected");
       });
-      const url = appUrl(server.url, { endpoint: server.url, project: "e2e-tls", shop: "s3", path: "/counter" });
+      const url = appUrl(server.url, { endpoint: server.url, project: "e2e-tls", shop: "s4", path: "/counter" });
       await page.goto(url);
       await page.getByTestId("counter-page").waitFor();
       // The product reaches the server after the tablet started; it comes to the tablet.
@@ -228,7 +228,7 @@ describe("a tablet opens the shop's server over HTTPS", () => {
         writes: [
           {
             update: {
-              name: `${database}/documents/shops/s3/products/${seededId(1)}`,
+              name: `${database}/documents/shops/s4/products/${seededId(1)}`,
               fields: productFields({ name: "Tata Salt 1kg", price: 2800, barcodes: [code] }),
             },
             updateTransforms: [{ fieldPath: "updatedAt", setToServerValue: "REQUEST_TIME" }],
@@ -256,7 +256,7 @@ describe("a tablet opens the shop's server over HTTPS", () => {
       assert.equal(await countInStore(page, "bills"), 1);
       await waitForBadge(page, { connection: "Online", pending: 0 });
       const bills = (
-        await post(`/v1/${database}/documents/shops/s3:runQuery`, {
+        await post(`/v1/${database}/documents/shops/s4:runQuery`, {
           structuredQuery: { from: [{ collectionId: "bills" }] },
         })
       ).filter((item) => item.document);
