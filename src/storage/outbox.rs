@@ -69,17 +69,8 @@ struct UnitSender {
 impl Store {
     /// Whose units wait in the outbox, and how many dead letters (see [`OutboxSummary`]).
     pub async fn outbox_summary(&self) -> Result<OutboxSummary> {
-        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
-        let store = transaction
-            .store(OUTBOX)
-            .map_err(StorageError::from_rexie)?;
-        let values = store
-            .get_all(None, None)
-            .await
-            .map_err(StorageError::from_rexie)?;
         let mut summary = OutboxSummary::default();
-        for value in values {
-            let record: OutboxRecordSummary = from_js(value)?;
+        for record in self.all::<OutboxRecordSummary>(OUTBOX).await? {
             match record.state {
                 OutboxRecordState::Pending => summary.pending_senders.push(record.unit.sender),
                 OutboxRecordState::Dead => summary.dead_letters += 1,
@@ -90,17 +81,8 @@ impl Store {
 
     /// The outbox: pending units and dead letters, oldest first.
     pub async fn outbox(&self) -> Result<OutboxContents> {
-        let transaction = self.transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
-        let store = transaction
-            .store(OUTBOX)
-            .map_err(StorageError::from_rexie)?;
-        let values = store
-            .get_all(None, None)
-            .await
-            .map_err(StorageError::from_rexie)?;
         let mut contents = OutboxContents::default();
-        for value in values {
-            let record: OutboxRecord = from_js(value)?;
+        for record in self.all::<OutboxRecord>(OUTBOX).await? {
             match record.state {
                 OutboxRecordState::Pending => contents.pending.push(record.unit),
                 OutboxRecordState::Dead => contents.dead_letters.push((

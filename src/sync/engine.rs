@@ -431,6 +431,11 @@ impl Engine {
         {
             self.report_storage(Err(error));
         }
+        self.watch_resuming(TargetSlot::Screen, target).await;
+    }
+
+    /// Watches `target` in `slot` from its saved resume token (none if it cannot be read).
+    async fn watch_resuming(&self, slot: TargetSlot, target: TargetKind) {
         let resume_token = match self
             .shell()
             .store()
@@ -444,7 +449,7 @@ impl Engine {
             }
         };
         self.listen(ListenEvent::Watch {
-            slot: TargetSlot::Screen,
+            slot,
             target,
             resume_token,
         });
@@ -505,23 +510,7 @@ impl Engine {
                 )))
             }
         };
-        let resume_token = match self
-            .shell()
-            .store()
-            .resume_token(&target_key(&devices))
-            .await
-        {
-            Ok(token) => token,
-            Err(error) => {
-                self.report_storage(Err(error));
-                None
-            }
-        };
-        self.listen(ListenEvent::Watch {
-            slot: TargetSlot::Devices,
-            target: devices,
-            resume_token,
-        });
+        self.watch_resuming(TargetSlot::Devices, devices).await;
         let screen = self.shell().inner.screen_collection.borrow().clone();
         if let Some(collection) = screen {
             self.watch_screen(collection).await;
