@@ -3,7 +3,8 @@
 //   - first sync into an empty tablet (page opened to every product in IndexedDB);
 //   - scan: the keydown of a scan's Enter to the cart line painted, p50/p99;
 //   - search: a keystroke in "Scan or search" to the results painted, p50/p99;
-//   - complete sale to the receipt painted;
+//   - complete sale to the receipt painted, back to back (beside the last sale's sync work) and on a
+//     quiet tablet;
 // and beside them, as the floor, the same lookups in raw IndexedDB JavaScript on the same
 // database (a barcode index get; a name-prefix range with the same limit), and the ratios.
 // "Painted" is the first animation frame after the DOM shows the change; "shown" is when the
@@ -26,7 +27,8 @@
 // binary (main's, say) instead of this tree's, so that a server change shows in the ratios.
 // BENCH_COUNTER_PROFILE=1 records each first sync as a DevTools CPU profile
 // (e2e/artifacts/bench-counter-first-sync-<size>-<build>.cpuprofile), and the measured scans
-// too (bench-counter-scans-<size>-<build>.cpuprofile), and prints where the main thread's time
+// too (bench-counter-scans-<size>-<build>.cpuprofile), and the sales on a quiet tablet
+// (bench-counter-quiet-sales-<size>-<build>.cpuprofile), and prints where the main thread's time
 // went (idle, the app's wasm, IndexedDB calls, garbage collection).
 // BENCH_COUNTER_SYNC_ONLY=1 measures the first sync alone, and how long the tablet took after
 // it to go quiet. Beside its wall time goes the CPU time it cost the browser's processes and
@@ -387,18 +389,31 @@ async function installProbes(page) {
       field.dispatchEvent(new Event("input", { bubbles: true }));
       return times;
     };
-    window.__benchSales = async (codes) => {
+    // Sales back to back (`quiet` false: the next one rung up as soon as the receipt of the
+    // last is closed, while the tablet still pushes it and stores the server's echo), or each
+    // on a quiet tablet (no IndexedDB write for 300 ms before its Complete sale). With each, the
+    // write transactions open when Complete sale was clicked: a sale's transaction waits for
+    // those that overlap its stores.
+    const quietFor = (ms) =>
+      new Promise((resolve) => {
+        const check = () =>
+          window.__writesOpen === 0 && performance.now() - window.__lastWriteAt > ms ? resolve() : setTimeout(check, 20);
+        check();
+      });
+    window.__benchSales = async (codes, quiet) => {
       const times = [];
       for (const code of codes) {
         const enter = typeCode(code);
         await pause(2);
         dispatch(enter);
         await until(() => document.querySelectorAll("[data-testid=cart-line]").length > 0);
+        if (quiet) await quietFor(300);
+        const writesOpen = window.__writesOpen;
         const start = performance.now();
         document.querySelector("[data-testid=complete-sale]").click();
         await until(() => document.querySelector("[data-testid=bill-number]"));
         const shown = performance.now() - start;
-        times.push({ shown, painted: (await painted()) - start });
+        times.push({ shown, painted: (await painted()) - start, writesOpen });
         document.querySelector("[data-testid=new-sale]").click();
         await until(() => !document.querySelector("[data-testid=receipt]"));
       }
@@ -613,7 +628,22 @@ async function run(browser, size, app, build, serverBin) {
     }
     const scanTrace = TRACE ? slowScansInTrace(await browser.stopTracing(), 5) : undefined;
     const searches = await page.evaluate((p) => window.__benchSearches(p), prefixes);
-    const sales = await page.evaluate((c) => window.__benchSales(c), scanCodes.slice(0, SALES));
+    const sales = await page.evaluate((c) => window.__benchSales(c, false), scanCodes.slice(0, SALES));
+    let salesProfiler = null;
+    if (PROFILE) {
+      salesProfiler = await context.newCDPSession(page);
+      await salesProfiler.send("Profiler.enable");
+      await salesProfiler.send("Profiler.setSamplingInterval", { interval: 100 });
+      await salesProfiler.send("Profiler.start");
+    }
+    const quietSales = await page.evaluate((c) => window.__benchSales(c, true), scanCodes.slice(SALES, 2 * SALES));
+    let quietSalesProfile;
+    if (salesProfiler) {
+      const { profile } = await salesProfiler.send("Profiler.stop");
+      writeFileSync(join(ARTIFACTS, `bench-counter-quiet-sales-${size}-${build.replace(/ /g, "-")}.cpuprofile`), JSON.stringify(profile));
+      quietSalesProfile = { msByKind: timeByKind(profile), heaviest: heaviestFunctions(profile, 15) };
+      await salesProfiler.detach();
+    }
     const raw = await page.evaluate(
       ([codes, prefixes]) => window.__rawLookups(codes, prefixes, 8),
       [scanCodes, prefixes],
@@ -643,6 +673,11 @@ async function run(browser, size, app, build, serverBin) {
       rawNameRangePaintedMs: summary(raw.rangesPainted),
       completeToReceiptShownMs: shown(sales),
       completeToReceiptMs: paint(sales),
+      // How many of the back-to-back sales found write transactions open at their click.
+      salesBehindWrites: sales.filter((t) => t.writesOpen > 0).length,
+      quietCompleteToReceiptShownMs: shown(quietSales),
+      quietCompleteToReceiptMs: paint(quietSales),
+      quietSalesProfile,
     };
   } finally {
     await server.stop();
@@ -696,6 +731,15 @@ for (const r of results.filter((r) => r.rawScanMs)) {
     `| ${r.build} | ${r.products} | ${pair(r.scanShownMs)} | ${pair(r.scanMs)} | ${percent(r.scanInFirstFrame)} | ${pair(r.rawScanShownMs)} | ${pair(r.rawScanMs)} | ${percent(r.rawScanInFirstFrame)} | ${ratio(r.scanMs, r.rawScanMs)} | ${r.loadAverage.join(" ")} |`,
   );
 }
+// Complete sale to the receipt, back to back (each sale rung up as soon as the last one's
+// receipt is closed, beside the sync work of the sale before) and each on a quiet tablet.
+console.log("\n| build | products | back to back shown | back to back painted | of which behind open writes | quiet shown | quiet painted | load average |");
+console.log("|---|---|---|---|---|---|---|---|");
+for (const r of results.filter((r) => r.completeToReceiptMs)) {
+  console.log(
+    `| ${r.build} | ${r.products} | ${pair(r.completeToReceiptShownMs)} | ${pair(r.completeToReceiptMs)} | ${r.salesBehindWrites} of ${SALES} | ${pair(r.quietCompleteToReceiptShownMs)} | ${pair(r.quietCompleteToReceiptMs)} | ${r.loadAverage.join(" ")} |`,
+  );
+}
 if (BASELINE) {
   // This build over the baseline, per size, from the medians of the rounds.
   const median = (values) => {
@@ -719,6 +763,7 @@ if (BASELINE) {
     "scan style+layout ms": (r) => r.scanMainThreadCpuMs?.styleAndLayout,
     "search painted p99": (r) => r.searchMs?.p99,
     "complete→receipt painted p99": (r) => r.completeToReceiptMs?.p99,
+    "quiet complete→receipt painted p99": (r) => r.quietCompleteToReceiptMs?.p99,
   };
   console.log("\nThis build ÷ baseline (medians of the rounds):");
   for (const size of SIZES) {
