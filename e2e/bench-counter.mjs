@@ -469,6 +469,15 @@ async function installProbes(page) {
   });
 }
 
+/** A DevTools CPU profiler recording `page`, sampling every `intervalMicros`. */
+async function startProfiler(context, page, intervalMicros) {
+  const session = await context.newCDPSession(page);
+  await session.send("Profiler.enable");
+  await session.send("Profiler.setSamplingInterval", { interval: intervalMicros });
+  await session.send("Profiler.start");
+  return session;
+}
+
 /** One tablet's run on `size` products with the app built in `app`, named `build`. */
 async function run(browser, size, app, build, serverBin) {
   // BENCH_COUNTER_DATA=dir keeps each size's seeded server in dir/<size> and reuses it on the
@@ -512,10 +521,7 @@ async function run(browser, size, app, build, serverBin) {
     });
     let profiler = null;
     if (PROFILE) {
-      profiler = await context.newCDPSession(page);
-      await profiler.send("Profiler.enable");
-      await profiler.send("Profiler.setSamplingInterval", { interval: 1000 });
-      await profiler.send("Profiler.start");
+      profiler = await startProfiler(context, page, 1000);
     }
     const cpuBefore = cpuSecondsOfChildren();
     const syncStart = Date.now();
@@ -596,10 +602,7 @@ async function run(browser, size, app, build, serverBin) {
     }
     let scanProfiler = null;
     if (PROFILE) {
-      scanProfiler = await context.newCDPSession(page);
-      await scanProfiler.send("Profiler.enable");
-      await scanProfiler.send("Profiler.setSamplingInterval", { interval: 100 });
-      await scanProfiler.send("Profiler.start");
+      scanProfiler = await startProfiler(context, page, 100);
     }
     // The page's main thread's CPU time over the measured scans (CDP Performance metrics,
     // durations in thread time): the app's own work per scan, which a loaded machine's
@@ -631,10 +634,7 @@ async function run(browser, size, app, build, serverBin) {
     const sales = await page.evaluate((c) => window.__benchSales(c, false), scanCodes.slice(0, SALES));
     let salesProfiler = null;
     if (PROFILE) {
-      salesProfiler = await context.newCDPSession(page);
-      await salesProfiler.send("Profiler.enable");
-      await salesProfiler.send("Profiler.setSamplingInterval", { interval: 100 });
-      await salesProfiler.send("Profiler.start");
+      salesProfiler = await startProfiler(context, page, 100);
     }
     const quietSales = await page.evaluate((c) => window.__benchSales(c, true), scanCodes.slice(SALES, 2 * SALES));
     let quietSalesProfile;
