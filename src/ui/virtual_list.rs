@@ -148,9 +148,23 @@ impl<T: Clone + Send + Sync + 'static> VirtualList<T> {
 
     /// Puts the rows of a page read from position `first` on.
     pub fn put_page(&self, first: u32, page: impl IntoIterator<Item = T>) {
+        self.put_page_keeping(first, page, |_, _| false);
+    }
+
+    /// Puts the rows of a page read from position `first` on, except where `keep(shown, read)`
+    /// says the row shown there is newer than the page's.
+    pub fn put_page_keeping(
+        &self,
+        first: u32,
+        page: impl IntoIterator<Item = T>,
+        keep: impl Fn(&T, &T) -> bool,
+    ) {
         self.rows.update(|rows| {
             for (offset, row) in page.into_iter().enumerate() {
-                rows.insert(first + offset as u32, row);
+                let position = first + offset as u32;
+                if !rows.get(&position).is_some_and(|shown| keep(shown, &row)) {
+                    rows.insert(position, row);
+                }
             }
         });
     }

@@ -7,7 +7,7 @@
 //! product enters or leaves the list, or moves in it) are the pages in view read again.
 
 use crate::i18n::{t, Msg};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -25,11 +25,12 @@ const PAGE_ROWS: u32 = 40;
 /// The products collection, as the change feed names it.
 const PRODUCTS: &str = "products";
 
-/// A loaded row: the product and a number that changes whenever the row is replaced.
+/// A loaded row: the product and the read that brought it. Reads are numbered as they start,
+/// so a later read saw at least as new a store; the number also tells the row's views apart.
 #[derive(Clone, Debug)]
 struct Row {
     product: Product,
-    revision: u64,
+    read: u64,
 }
 
 /// The list's state; cheap to copy.
@@ -38,23 +39,14 @@ struct ListState {
     driver: StoredValue<SyncDriver, LocalStorage>,
     query: Memo<ProductQuery>,
     list: VirtualList<Row>,
-    revisions: StoredValue<u64>,
+    reads: StoredValue<u64>,
 }
 
 impl ListState {
-    /// The rows of `products`, each with a new revision.
-    fn revised(&self, products: Vec<Product>) -> Vec<Row> {
-        let mut rows = Vec::with_capacity(products.len());
-        self.revisions.update_value(|revision| {
-            for product in products {
-                *revision += 1;
-                rows.push(Row {
-                    product,
-                    revision: *revision,
-                });
-            }
-        });
-        rows
+    /// The number of a read starting now.
+    fn next_read(&self) -> u64 {
+        self.reads.update_value(|reads| *reads += 1);
+        self.reads.get_value()
     }
 
     fn load_visible_pages(&self) {
@@ -66,6 +58,7 @@ impl ListState {
     fn load_page(&self, first: u32) {
         let state = *self;
         let generation = self.list.generation();
+        let read = self.next_read();
         let query = self.query.get_untracked();
         let after = match first {
             0 => None,
@@ -77,7 +70,7 @@ impl ListState {
         let driver = self.driver.get_value();
         spawn_local(async move {
             let store = driver.store();
-            let read = match (first, &after) {
+            let products = match (first, &after) {
                 (0, _) => store.products_after(&query, None, PAGE_ROWS).await,
                 (_, Some(position)) => {
                     store
@@ -93,8 +86,12 @@ impl ListState {
             if !state.list.is_current(generation) {
                 return;
             }
-            match read {
-                Ok(products) => state.list.put_page(first, state.revised(products)),
+            match products {
+                Ok(products) => state.list.put_page_keeping(
+                    first,
+                    products.into_iter().map(|product| Row { product, read }),
+                    |shown, page| shown.product.id == page.product.id && shown.read > page.read,
+                ),
                 Err(error) => driver.report_storage_error(error),
             }
         });
@@ -129,16 +126,12 @@ impl ListState {
         let query = self.query.get_untracked();
         let driver = self.driver.get_value();
         let generation = self.list.generation();
-        let mut shown = BTreeMap::new();
-        self.list.rows.with_untracked(|rows| {
-            shown.extend(rows.iter().map(|(position, row)| {
-                (
-                    row.product.id.clone(),
-                    (*position, row.product.name_key.clone()),
-                )
-            }))
-        });
-        let (ids, others_unread) = changed_ids_to_read(ids, |id| shown.contains_key(id));
+        let read = self.next_read();
+        let shown: BTreeSet<String> = self
+            .list
+            .rows
+            .with_untracked(|rows| rows.values().map(|row| row.product.id.clone()).collect());
+        let (ids, others_unread) = changed_ids_to_read(ids, |id| shown.contains(id));
         spawn_local(async move {
             let products = match driver.store().products_by_ids(&ids).await {
                 Ok(products) => products,
@@ -147,39 +140,65 @@ impl ListState {
             if !state.list.is_current(generation) {
                 return;
             }
-            let mut by_id = BTreeMap::new();
-            by_id.extend(products.iter().map(|p| (p.id.as_str(), p)));
-            // Changed products left unread may join the list: read the view again.
-            let mut shifts = others_unread;
-            let mut replaced = Vec::new();
-            for id in &ids {
-                match (shown.get(id), by_id.get(id.as_str())) {
-                    (Some((position, name_key)), Some(product))
-                        if query.matches(product) && product.name_key == *name_key =>
-                    {
-                        replaced.push((*position, (*product).clone()));
-                    }
-                    // Left the list, was deleted, or moved in it.
-                    (Some(_), _) => shifts = true,
-                    // Not shown: it shifts the rows if it joins the list or may have left it.
-                    (None, Some(product)) => shifts |= query.matches(product),
-                    (None, None) => shifts = true,
-                }
-            }
+            // The rows as they are now: pages may have arrived while the products were read.
+            let (replaced, shifts) = state.list.rows.with_untracked(|rows| {
+                repaint_in_place(rows, &ids, products, read, |p| query.matches(p))
+            });
             if !replaced.is_empty() {
-                let (positions, products): (Vec<u32>, Vec<Product>) = replaced.into_iter().unzip();
-                let rows = state.revised(products);
-                state.list.rows.update(|shown| {
-                    for (position, row) in positions.into_iter().zip(rows) {
-                        shown.insert(position, row);
-                    }
-                });
+                state.list.rows.update(|rows| rows.extend(replaced));
             }
-            if shifts {
+            if shifts || others_unread {
                 state.reread(true);
             }
         });
     }
+}
+
+/// What a change to `ids`, read back as `products` by read number `read`, does to the loaded
+/// `rows`: the rows it replaces in place (the same product at the same place in the list, at
+/// every position it holds now), and whether rows shift (a product entered or left the list,
+/// or moved in it), so the view is read again. A row brought by a later read is newer than
+/// what was read here and is left alone.
+fn repaint_in_place(
+    rows: &BTreeMap<u32, Row>,
+    ids: &[String],
+    products: Vec<Product>,
+    read: u64,
+    matches: impl Fn(&Product) -> bool,
+) -> (Vec<(u32, Row)>, bool) {
+    let mut by_id = BTreeMap::new();
+    by_id.extend(products.into_iter().map(|p| (p.id.clone(), p)));
+    let mut replaced = Vec::new();
+    let mut shifts = false;
+    let mut shown = BTreeSet::new();
+    for (position, row) in rows {
+        let id = &row.product.id;
+        if !ids.contains(id) {
+            continue;
+        }
+        shown.insert(id.as_str());
+        if row.read > read {
+            continue;
+        }
+        match by_id.get(id) {
+            Some(product) if matches(product) && product.name_key == row.product.name_key => {
+                replaced.push((
+                    *position,
+                    Row {
+                        product: product.clone(),
+                        read,
+                    },
+                ));
+            }
+            // Left the list, was deleted, or moved in it.
+            _ => shifts = true,
+        }
+    }
+    for id in ids.iter().filter(|id| !shown.contains(id.as_str())) {
+        // Not shown: it shifts the rows if it joins the list or may have left it.
+        shifts |= by_id.get(id).is_none_or(&matches);
+    }
+    (replaced, shifts)
 }
 
 /// Changed products not shown that are read to learn whether they join the list, at most: a
@@ -213,7 +232,7 @@ pub fn ProductList(
         driver,
         query,
         list,
-        revisions: StoredValue::new(0),
+        reads: StoredValue::new(0),
     };
     let scroller = NodeRef::<leptos::html::Div>::new();
 
@@ -251,7 +270,7 @@ pub fn ProductList(
             <ul data-testid="product-list" class="product-rows"
                 style:height=move || list.height()>
                 <For each=move || list.shown_rows()
-                    key=|(position, row)| (*position, row.as_ref().map(|row| row.revision))
+                    key=|(position, row)| (*position, row.as_ref().map(|row| row.read))
                     children=move |(position, row)| {
                         let top = list.top_of(position);
                         match row {
@@ -334,6 +353,105 @@ fn ProductRow(
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn rows(shown: &[(&str, &str, u64)]) -> BTreeMap<u32, Row> {
+        let mut rows = BTreeMap::new();
+        for (position, (id, name, read)) in shown.iter().enumerate() {
+            let product = Product::new(id.to_string(), name, 1_000, "INR");
+            rows.insert(
+                position as u32,
+                Row {
+                    product,
+                    read: *read,
+                },
+            );
+        }
+        rows
+    }
+
+    fn stocked(id: &str, name: &str, stock: i64) -> Product {
+        let mut product = Product::new(id.to_owned(), name, 1_000, "INR");
+        product.stock_on_hand = stock;
+        product
+    }
+
+    /// Regression guard (a convergence e2e run showed "Sugar 1kg" in two rows): a change read
+    /// while a product joining the list shifted the rows repainted the place it had held when
+    /// the change arrived, beside the new page's row for it. It now repaints where the product
+    /// is when its read lands, and never over a row a later read brought.
+    #[wasm_bindgen_test]
+    fn a_change_repaints_where_the_product_is_now_and_never_over_a_later_read() {
+        let ids = vec!["sugar".to_owned()];
+        // Read 2 (the change to Sugar) started before read 3 (the page with Atta) landed.
+        let page_landed = rows(&[
+            ("atta", "Atta 5kg", 3),
+            ("chai", "Chai 250g", 3),
+            ("sugar", "Sugar 1kg", 3),
+        ]);
+        let (replaced, shifts) = repaint_in_place(
+            &page_landed,
+            &ids,
+            vec![stocked("sugar", "Sugar 1kg", 9)],
+            2,
+            |_| true,
+        );
+        assert!(
+            replaced.is_empty(),
+            "the page read later is newer: {replaced:?}"
+        );
+        assert!(!shifts);
+        // Read 4 started after the page: it replaces Sugar where it is now, position 2.
+        let (replaced, shifts) = repaint_in_place(
+            &page_landed,
+            &ids,
+            vec![stocked("sugar", "Sugar 1kg", 9)],
+            4,
+            |_| true,
+        );
+        let places: Vec<_> = replaced
+            .iter()
+            .map(|(position, row)| (*position, row.product.stock_on_hand, row.read))
+            .collect();
+        assert_eq!(places, [(2, 9, 4)]);
+        assert!(!shifts);
+        // Renamed (it moves in the list), left the query, or gone: the view is read again.
+        let renamed = stocked("sugar", "Brown sugar 1kg", 9);
+        assert!(repaint_in_place(&page_landed, &ids, vec![renamed], 4, |_| true).1);
+        assert!(
+            repaint_in_place(
+                &page_landed,
+                &ids,
+                vec![stocked("sugar", "Sugar 1kg", 9)],
+                4,
+                |_| false
+            )
+            .1
+        );
+        assert!(repaint_in_place(&page_landed, &ids, Vec::new(), 4, |_| true).1);
+        // Not shown: it shifts the rows when it joins the list, or when it is gone.
+        let salt = vec!["salt".to_owned()];
+        assert!(
+            repaint_in_place(
+                &page_landed,
+                &salt,
+                vec![stocked("salt", "Salt 1kg", 1)],
+                4,
+                |_| true
+            )
+            .1
+        );
+        assert!(
+            !repaint_in_place(
+                &page_landed,
+                &salt,
+                vec![stocked("salt", "Salt 1kg", 1)],
+                4,
+                |_| false
+            )
+            .1
+        );
+        assert!(repaint_in_place(&page_landed, &salt, Vec::new(), 4, |_| true).1);
+    }
 
     /// Regression guard (an import of 9,580 products into 100,000 read each changed product
     /// back by id for the list, every unit of 498 twice over, to repaint the 15 rows in view):
